@@ -1,0 +1,41 @@
+/* Bounded readers and writers over byte buffers. Parsing code reads untrusted
+ * bytes only through these, so it has no raw pointer arithmetic: every read
+ * checks the remaining length first and fails with KL_EPROTO instead of
+ * reading past the end (in the manner of OpenSSH's sshbuf). */
+#ifndef KOLLEGA_BUF_H
+#define KOLLEGA_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kl_reader {
+    const uint8_t *p;
+    size_t len;
+    size_t off;
+} kl_reader_t;
+
+typedef struct kl_writer {
+    uint8_t *p;
+    size_t cap;
+    size_t off;
+} kl_writer_t;
+
+void kl_reader_init(kl_reader_t *rd, const uint8_t *p, size_t len);
+size_t kl_reader_left(const kl_reader_t *rd);
+int kl_reader_u8(kl_reader_t *rd, uint8_t *v);
+int kl_reader_u16(kl_reader_t *rd, uint16_t *v); /* big-endian */
+int kl_reader_u32(kl_reader_t *rd, uint32_t *v); /* big-endian */
+int kl_reader_u64(kl_reader_t *rd, uint64_t *v); /* big-endian */
+/* Copy exactly n bytes into out. */
+int kl_reader_bytes(kl_reader_t *rd, uint8_t *out, size_t n);
+/* Point *out at the next n bytes without copying. */
+int kl_reader_view(kl_reader_t *rd, const uint8_t **out, size_t n);
+
+void kl_writer_init(kl_writer_t *w, uint8_t *p, size_t cap);
+int kl_writer_u8(kl_writer_t *w, uint8_t v);
+int kl_writer_u16(kl_writer_t *w, uint16_t v);
+int kl_writer_u32(kl_writer_t *w, uint32_t v);
+int kl_writer_u64(kl_writer_t *w, uint64_t v);
+int kl_writer_bytes(kl_writer_t *w, const uint8_t *in, size_t n);
+
+#endif

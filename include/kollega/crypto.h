@@ -1,0 +1,78 @@
+/* The narrow face of libsodium for the relay and client, so only proto/
+ * crypto files include sodium.h. Sizes are fixed by the primitives:
+ * Ed25519 public 32 / secret 64 / signature 64, X25519 32, SHA-256 32. */
+#ifndef KOLLEGA_CRYPTO_H
+#define KOLLEGA_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KL_ED_PK 32
+#define KL_ED_SK 64
+#define KL_SIG 64
+#define KL_X_KEY 32
+#define KL_AEAD_KEY 32
+#define KL_AEAD_NONCE 24
+#define KL_AEAD_TAG 16
+/* Sealed-box overhead of crypto_box_seal (ephemeral key + MAC). */
+#define KL_SEAL_OVERHEAD 48
+
+/* Initialise libsodium once per process. 0 or KL_ECRYPTO. */
+int kl_crypto_init(void);
+
+void kl_random(void *buf, size_t len);
+uint32_t kl_random_u32(void);
+
+/* Wipe memory; constant-time compare (0 if equal). */
+void kl_memzero(void *p, size_t len);
+int kl_memcmp(const void *a, const void *b, size_t len);
+int kl_is_zero(const uint8_t *p, size_t len);
+
+/* Guarded allocation for long-lived secrets (sodium_malloc); kl_secure_free
+ * wipes and frees. kl_free_wipe wipes len bytes of a malloc'd buffer then frees. */
+void *kl_secure_alloc(size_t len);
+void kl_secure_free(void *p);
+void kl_free_wipe(void *p, size_t len);
+
+/* Ed25519 identity keys. */
+int kl_sign_keypair(uint8_t pk[KL_ED_PK], uint8_t sk[KL_ED_SK]);
+int kl_sign(const uint8_t sk[KL_ED_SK], const uint8_t *msg, size_t len, uint8_t sig[KL_SIG]);
+/* 0 if valid, KL_ECRYPTO otherwise. */
+int kl_sign_verify(const uint8_t pk[KL_ED_PK], const uint8_t *msg, size_t len, const uint8_t sig[KL_SIG]);
+/* Ed25519 -> X25519 conversions (KL_ECRYPTO for invalid points). */
+int kl_ed_pk_to_x(const uint8_t ed_pk[KL_ED_PK], uint8_t x_pk[KL_X_KEY]);
+int kl_ed_sk_to_x(const uint8_t ed_sk[KL_ED_SK], uint8_t x_sk[KL_X_KEY]);
+
+/* X25519. kl_dh fails (KL_ECRYPTO) on an all-zero result. */
+void kl_x_keypair(uint8_t pk[KL_X_KEY], uint8_t sk[KL_X_KEY]);
+int kl_x_public(const uint8_t sk[KL_X_KEY], uint8_t pk[KL_X_KEY]);
+int kl_dh(const uint8_t sk[KL_X_KEY], const uint8_t pk[KL_X_KEY], uint8_t out[KL_X_KEY]);
+
+/* XChaCha20-Poly1305-IETF. out holds len + KL_AEAD_TAG bytes (seal) or
+ * len - KL_AEAD_TAG (open). open returns KL_ECRYPTO on any tampering. */
+int kl_aead_seal(const uint8_t key[KL_AEAD_KEY], const uint8_t nonce[KL_AEAD_NONCE],
+                 const uint8_t *ad, size_t adlen, const uint8_t *pt, size_t len, uint8_t *out);
+int kl_aead_open(const uint8_t key[KL_AEAD_KEY], const uint8_t nonce[KL_AEAD_NONCE],
+                 const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len, uint8_t *out);
+
+/* SHA-256 / SHA-512 / BLAKE2b-256 digests. */
+void kl_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
+void kl_sha512(const uint8_t *in, size_t len, uint8_t out[64]);
+void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32]);
+
+/* Argon2id passphrase key (crypto_pwhash, interactive limits). salt is 16 B. */
+#define KL_PWHASH_SALT 16
+int kl_pwhash(uint8_t key[32], const char *pass, size_t passlen, const uint8_t salt[KL_PWHASH_SALT]);
+
+/* base64url without padding (sodium's URLSAFE_NO_PADDING).
+ * kl_b64_encode writes a NUL-terminated string; cap must be >= kl_b64_len(n).
+ * kl_b64_decode rejects anything but canonical unpadded base64url. */
+size_t kl_b64_len(size_t n);
+int kl_b64_encode(const uint8_t *in, size_t n, char *out, size_t cap);
+int kl_b64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
+
+/* Lower-case hex, NUL-terminated; cap >= 2n+1. */
+int kl_hex_encode(const uint8_t *in, size_t n, char *out, size_t cap);
+int kl_hex_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
+
+#endif

@@ -1,0 +1,43 @@
+/* L1-L3 glue shared by relay, client and tools: a Frame is protobuf-packed,
+ * encrypted as one Noise transport message and prefixed with its u16 length;
+ * and the byte strings that register/auth signatures cover. */
+#ifndef KOLLEGA_WIRE_H
+#define KOLLEGA_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kollega/noise.h"
+#include "relay.pb-c.h"
+
+typedef Kollega__Relay__V1__Frame kl_frame_t;
+
+/* Largest packed Frame (the Noise plaintext limit). */
+#define KL_WIRE_MAX_FRAME KL_NOISE_MAX_PT
+/* Bytes on the wire for a packed frame of n bytes: header + ciphertext. */
+#define KL_WIRE_SIZE(n) (2u + (n) + KL_NOISE_TAG)
+
+#define KL_AUTH_CONTEXT "kollega-auth-v1"
+#define KL_REGISTER_CONTEXT "kollega-register-v1"
+
+/* Pack f, encrypt it with t and write "u16 length || ciphertext" to out.
+ * KL_ETOOBIG if the packed frame exceeds KL_WIRE_MAX_FRAME or cap. */
+int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, size_t cap,
+                 size_t *outlen);
+/* Same into a malloc'd buffer (*out, *outlen); caller frees. */
+int kl_wire_seal_alloc(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t **out,
+                       size_t *outlen);
+/* Decrypt one Noise message (without its length prefix) and unpack it.
+ * KL_ECRYPTO if decryption fails, KL_EPROTO if the plaintext is not a
+ * Frame or carries no body. *out is freed with kl_wire_free. */
+int kl_wire_open(kl_noise_transport_t *t, const uint8_t *msg, size_t len, kl_frame_t **out);
+void kl_wire_free(kl_frame_t *f);
+
+/* Signed strings. out receives the message; cap must hold it.
+ *   auth:     "kollega-auth-v1" || hh(64)
+ *   register: "kollega-register-v1" || hh(64) || handle || invite_code */
+int kl_wire_auth_msg(const uint8_t hh[64], uint8_t *out, size_t cap, size_t *outlen);
+int kl_wire_register_msg(const uint8_t hh[64], const char *handle, const char *code,
+                         uint8_t *out, size_t cap, size_t *outlen);
+
+#endif
