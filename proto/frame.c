@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/frame.h"
 
@@ -27,11 +28,10 @@ int kl_framer_pending(const kl_framer_t *f)
 void kl_framer_free(kl_framer_t *f)
 {
     /* Frame bodies are Noise ciphertext, but wipe anyway: the same buffers
-     * are cheap to clear and this keeps the rule "no stale wire bytes". */
-    if (f->body) {
-        memset(f->body, 0, f->need);
-        free(f->body);
-    }
+     * are cheap to clear and this keeps the rule "no stale wire bytes".
+     * kl_free_wipe, not memset: a plain store right before free() is dead
+     * to the compiler and may be dropped. */
+    kl_free_wipe(f->body, f->need);
     f->body = NULL;
     f->hdr_have = 0;
     f->need = f->have = 0;
@@ -97,7 +97,7 @@ int kl_framer_feed(kl_framer_t *f, const uint8_t *data, size_t len, kl_frame_cb 
             f->body = NULL;
             f->need = f->have = 0;
             int r = cb(ud, b, n);
-            free(b);
+            kl_free_wipe(b, n);
             if (r) {
                 f->failed = 1;
                 return r;

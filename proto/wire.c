@@ -37,6 +37,23 @@ static void budget_free(void *data, void *p)
     free(p);
 }
 
+/* The body is set only if body_case names a field of the oneof and the
+ * sub-message behind it exists: protobuf-c silently packs a NULL message (or
+ * a case the schema does not know) as nothing, which would make a Frame
+ * without body that every peer rejects. */
+static int frame_has_body(const kl_frame_t *f)
+{
+    const ProtobufCFieldDescriptor *fd;
+
+    if (f->body_case == KOLLEGA__RELAY__V1__FRAME__BODY__NOT_SET)
+        return 0;
+    fd = protobuf_c_message_descriptor_get_field(&kollega__relay__v1__frame__descriptor,
+                                                 (unsigned)f->body_case);
+    if (fd == NULL || fd->type != PROTOBUF_C_TYPE_MESSAGE)
+        return 0;
+    return *(void *const *)((const char *)f + fd->offset) != NULL;
+}
+
 /* Pack f, then encrypt it in place right after the 2-byte header, so no
  * plaintext copy outlives the call. Returns 0, KL_EINVAL (NULL argument or a
  * frame without a body, which no peer accepts), KL_ETOOBIG (packed frame over
@@ -51,13 +68,15 @@ int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, siz
 
     if (t == NULL || f == NULL || out == NULL || outlen == NULL)
         return KL_EINVAL;
-    if (f->body_case == KOLLEGA__RELAY__V1__FRAME__BODY__NOT_SET)
+    if (!frame_has_body(f))
         return KL_EINVAL;
     n = kollega__relay__v1__frame__get_packed_size(f);
     if (n > KL_WIRE_MAX_FRAME || cap < KL_WIRE_SIZE(n))
         return KL_ETOOBIG;
-    if (kollega__relay__v1__frame__pack(f, out + 2) != n)
+    if (kollega__relay__v1__frame__pack(f, out + 2) != n) {
+        kl_memzero(out, KL_WIRE_SIZE(n));
         return KL_EINVAL;
+    }
     r = kl_noise_encrypt(t, out + 2, n, out + 2, cap - 2, &clen);
     if (r) {
         kl_memzero(out, KL_WIRE_SIZE(n));

@@ -587,6 +587,32 @@ static void test_write_small_buffer_keeps_state(void **state)
     kl_noise_hs_free(hr);
 }
 
+/* A low-order ephemeral (here all zeros) makes every DH with it zero. In NN
+ * the first message carries only e, so the responder reads it fine; its own
+ * "ee" must then fail with KL_ECRYPTO and kill the handshake rather than mix
+ * a predictable secret into the key and answer. */
+static void test_low_order_ephemeral_rejected(void **state)
+{
+    (void)state;
+    uint8_t out[BUF], pt[BUF];
+    size_t outlen = 0, ptlen;
+    kl_noise_hs_t *hi = NULL, *hr = NULL;
+    kl_noise_config_t ci = {KL_NOISE_NN, 1, 0, NULL, 0, NULL, NULL, NULL, NULL};
+    kl_noise_config_t cr = {KL_NOISE_NN, 0, 0, NULL, 0, NULL, NULL, NULL, NULL};
+    assert_int_equal(kl_noise_hs_new(&hi, &ci), 0);
+    assert_int_equal(kl_noise_hs_new(&hr, &cr), 0);
+    assert_int_equal(kl_noise_hs_write(hi, NULL, 0, out, sizeof out, &outlen), 0);
+    assert_int_equal(outlen, 32);
+    memset(out, 0, 32);
+    assert_int_equal(kl_noise_hs_read(hr, out, outlen, pt, sizeof pt, &ptlen), 0);
+    assert_int_equal(kl_noise_hs_write(hr, NULL, 0, out, sizeof out, &outlen), KL_ECRYPTO);
+    assert_true(kl_is_zero(out, sizeof out));
+    assert_int_equal(kl_noise_hs_write(hr, NULL, 0, out, sizeof out, &outlen), KL_ESTATE);
+    assert_false(kl_noise_hs_done(hr));
+    kl_noise_hs_free(hi);
+    kl_noise_hs_free(hr);
+}
+
 static void test_missing_keys_einval(void **state)
 {
     (void)state;
@@ -683,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_out_of_turn_is_estate),
         cmocka_unit_test(test_short_handshake_message_is_eproto),
         cmocka_unit_test(test_write_small_buffer_keeps_state),
+        cmocka_unit_test(test_low_order_ephemeral_rejected),
         cmocka_unit_test(test_missing_keys_einval),
         cmocka_unit_test(test_transport_lengths),
         cmocka_unit_test(test_nonce_exhaustion_refused),

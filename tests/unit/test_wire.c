@@ -189,7 +189,16 @@ static void test_frame_without_body_is_eproto(void **state)
     uint8_t out[64];
     size_t outlen;
     f.id = 3;
+    uint64_t n0 = pr->c.send.n;
     assert_int_equal(kl_wire_seal(&pr->c, &f, out, sizeof out, &outlen), KL_EINVAL);
+    /* A body case without its sub-message, or one the schema does not know,
+     * would pack as a bodiless Frame: refused as well, no nonce consumed. */
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PING;
+    f.ping = NULL;
+    assert_int_equal(kl_wire_seal(&pr->c, &f, out, sizeof out, &outlen), KL_EINVAL);
+    f.body_case = (Kollega__Relay__V1__Frame__BodyCase)999;
+    assert_int_equal(kl_wire_seal(&pr->c, &f, out, sizeof out, &outlen), KL_EINVAL);
+    assert_true(pr->c.send.n == n0);
 }
 
 static void test_tampered_is_ecrypto(void **state)
