@@ -1,0 +1,126 @@
+/* Frame handling, separate from sockets so it can be unit-tested and fuzzed
+ * in-process. Given a connection's session and one decoded Frame,
+ * kl_dispatch_frame produces an immediate reply, or a storage job whose
+ * completion (kl_dispatch_complete) produces the reply later, plus whether
+ * the connection must be closed after the reply is written.
+ *
+ * Rules (DESIGN.md "Relay protocol"):
+ *   - before authentication only ping, register, auth; anything else is
+ *     error{UNAUTHENTICATED} + close;
+ *   - a body the relay never receives (ok, error, pong, sent, deliver,
+ *     lookup_result, prekey_bundle, prekey_count) or request id 0 is
+ *     error{BAD_REQUEST} + close;
+ *   - register/auth on an authenticated session: error{BAD_REQUEST} + close;
+ *   - a failed auth, or a register whose signature does not verify:
+ *     error{UNAUTHENTICATED} + close; bad/used invite or taken handle:
+ *     error{INVITE_INVALID} / error{CONFLICT}, the session stays open but the
+ *     third failed register/auth attempt closes it;
+ *   - over the token-bucket rate: error{RATE_LIMITED}, the request is dropped;
+ *   - invalid arguments (lengths, addresses, sizes): an error reply, the
+ *     connection stays open;
+ *   - the database failing (commit error): error{UNAVAILABLE}, stays open. */
+#ifndef KOLLEGA_RELAY_DISPATCH_H
+#define KOLLEGA_RELAY_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs.h"
+#include "kollega/addr.h"
+#include "kollega/wire.h"
+#include "storage.h"
+
+/* Failed register/auth attempts after which a session is closed. */
+#define KL_DISPATCH_MAX_ATTEMPTS 3
+/* Fetch limits: 0 means the default, larger values are capped. */
+#define KL_FETCH_DEFAULT 100
+#define KL_FETCH_MAX 500
+/* One-time prekeys accepted in one upload. */
+#define KL_UPLOAD_MAX_OPKS 200
+/* Largest body a relay may be configured to accept: one entry must always
+ * fit in a deliver frame within KL_WIRE_MAX_FRAME. */
+#define KL_MAX_BODY_LIMIT 65000
+/* Byte budget of the entries in one deliver reply (see storage.h). */
+#define KL_DELIVER_BUDGET (KL_WIRE_MAX_FRAME - 64)
+
+typedef struct kl_dispatch_cfg {
+    const char *relay_name;
+    size_t max_body;          /* send.body limit, <= KL_MAX_BODY_LIMIT */
+    uint32_t ttl_default_s;   /* send.ttl_s 0 means this */
+    uint32_t ttl_max_s;       /* larger ttl_s are capped to this */
+    kl_storage_quota_t quota; /* per inbox */
+    uint32_t rate;            /* frames per second per connection */
+    uint32_t burst;           /* bucket size */
+} kl_dispatch_cfg_t;
+
+/* The protocol state of one connection. The server zeroes it, calls
+ * kl_session_init and copies the Noise handshake hash into hh. */
+typedef struct kl_session {
+    uint8_t hh[64];
+    int authed;
+    int auth_pending;       /* a register/auth job is in flight */
+    int failed_attempts;
+    uint64_t user_id;
+    uint64_t inbox;
+    char handle[KL_HANDLE_MAX + 1];
+    uint8_t identity_key[32];
+    uint64_t tokens_milli;  /* token bucket, in thousandths of a frame */
+    uint64_t refill_ms;     /* time of the last refill */
+} kl_session_t;
+
+/* A reply Frame with room for every sub-message it may point to, so that
+ * building one allocates nothing except the entry arrays of a deliver. */
+typedef struct kl_reply {
+    kl_frame_t frame;
+    union {
+        Kollega__Relay__V1__Ok ok;
+        Kollega__Relay__V1__Error error;
+        Kollega__Relay__V1__Pong pong;
+        Kollega__Relay__V1__LookupResult lookup_result;
+        Kollega__Relay__V1__Sent sent;
+        Kollega__Relay__V1__Deliver deliver;
+        Kollega__Relay__V1__PrekeyCount prekey_count;
+        Kollega__Relay__V1__PrekeyBundle prekey_bundle;
+    } body;
+    Kollega__Relay__V1__SignedPrekey spk;
+    Kollega__Relay__V1__OneTimePrekey opk;
+    Kollega__Relay__V1__Entry *entries;      /* malloc'd for deliver */
+    Kollega__Relay__V1__Entry **entry_ptrs;  /* malloc'd for deliver */
+    char msg[160];                           /* error text */
+} kl_reply_t;
+
+typedef struct kl_dispatch_out {
+    int has_reply;
+    kl_reply_t reply;       /* valid when has_reply; may point into the job */
+    kl_job_t *job;          /* a job to submit (kl_dispatch_frame) */
+    int close;              /* close the connection after writing the reply */
+    int has_push;           /* kl_dispatch_complete of a send: push to push_user */
+    uint64_t push_user;
+    kl_reply_t push;        /* deliver{entries: [the new entry]}, id 0 */
+    const char *event;      /* static text for the connection log, or NULL */
+} kl_dispatch_out_t;
+
+void kl_session_init(kl_session_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms);
+
+/* Handle one decoded frame from the peer at now_ms (wall clock, ms).
+ * Fills *out (zeroed first). On KL_ENOMEM nothing was done and the caller
+ * closes the connection. The frame may be freed as soon as this returns. */
+int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+                      uint64_t now_ms, kl_dispatch_out_t *out);
+
+/* Turn a finished job of this session into a reply (and for a send, a
+ * push). The reply and push may point into job: seal them before freeing
+ * the job. */
+void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_job_t *job,
+                          kl_dispatch_out_t *out);
+
+/* An error reply for request id (for the server's own refusals). */
+void kl_dispatch_error(kl_reply_t *r, uint32_t id, int code, const char *message);
+
+/* Release what a reply allocated (not the job). */
+void kl_dispatch_out_free(kl_dispatch_out_t *out);
+
+/* 1 if the body is one the relay accepts from clients at all. */
+int kl_dispatch_is_request(int body_case);
+
+#endif

@@ -1,0 +1,140 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+
+/* Jobs are allocated with their size recorded just before them so that
+ * kl_job_free can wipe the whole allocation, send body included. */
+typedef struct job_alloc {
+    size_t size;
+    kl_job_t job;
+} job_alloc_t;
+
+kl_job_t *kl_job_new(kl_job_kind_t kind, size_t extra_len, uint8_t **extra)
+{
+    if (extra_len > SIZE_MAX - sizeof(job_alloc_t))
+        return NULL;
+    size_t size = sizeof(job_alloc_t) + extra_len;
+    job_alloc_t *a = calloc(1, size);
+    if (a == NULL)
+        return NULL;
+    a->size = size;
+    a->job.kind = kind;
+    if (extra)
+        *extra = (uint8_t *)(a + 1);
+    return &a->job;
+}
+
+static job_alloc_t *alloc_of(kl_job_t *job)
+{
+    return (job_alloc_t *)((char *)job - offsetof(job_alloc_t, job));
+}
+
+static void drop_outputs(kl_job_t *job)
+{
+    switch (job->kind) {
+    case KL_JOB_FETCH:
+        kl_storage_entries_free(job->u.fetch.entries, job->u.fetch.n);
+        job->u.fetch.entries = NULL;
+        job->u.fetch.n = 0;
+        job->u.fetch.more = 0;
+        break;
+    case KL_JOB_PREKEY_FETCH:
+        memset(&job->u.pfetch.bundle, 0, sizeof job->u.pfetch.bundle);
+        break;
+    case KL_JOB_LOOKUP:
+        job->u.lookup.exists = 0;
+        break;
+    case KL_JOB_EXPIRE:
+        job->u.expire.deleted = 0;
+        job->u.expire.more = 0;
+        break;
+    default:
+        break;
+    }
+}
+
+void kl_job_fail(kl_job_t *job, int err)
+{
+    drop_outputs(job);
+    job->result = err;
+}
+
+void kl_job_run(kl_job_t *job, kl_storage_t *st)
+{
+    int r = KL_EINVAL;
+    switch (job->kind) {
+    case KL_JOB_REGISTER:
+        r = kl_storage_register(st, job->u.reg.handle, job->u.reg.identity_key, job->u.reg.code,
+                                job->now_ms, &job->u.reg.user);
+        break;
+    case KL_JOB_AUTH:
+        r = kl_storage_user_get(st, job->u.auth.handle, &job->u.auth.user);
+        break;
+    case KL_JOB_LOOKUP: {
+        kl_storage_user_t u;
+        r = kl_storage_user_get(st, job->u.lookup.handle, &u);
+        if (r == 0) {
+            job->u.lookup.exists = 1;
+            memcpy(job->u.lookup.identity_key, u.identity_key, 32);
+        } else if (r == KL_ENOTFOUND) {
+            r = 0; /* "does not exist" is an answer, not a failure */
+        }
+        break;
+    }
+    case KL_JOB_PREKEY_UPLOAD:
+        r = 0;
+        if (job->u.upload.has_spk)
+            r = kl_storage_prekey_set_signed(st, job->u.upload.user, job->u.upload.spk_id,
+                                             job->u.upload.spk, job->u.upload.spk_sig);
+        if (r == 0 && job->u.upload.n_opks > 0)
+            r = kl_storage_prekey_add_onetime(st, job->u.upload.user, job->u.upload.opks,
+                                              job->u.upload.n_opks);
+        break;
+    case KL_JOB_PREKEY_FETCH:
+        r = kl_storage_prekey_fetch(st, job->u.pfetch.handle, &job->u.pfetch.bundle);
+        break;
+    case KL_JOB_PREKEY_STATUS:
+        r = kl_storage_prekey_count(st, job->u.pstatus.user, &job->u.pstatus.count);
+        break;
+    case KL_JOB_SEND: {
+        kl_storage_user_t u;
+        r = kl_storage_user_get(st, job->u.send.handle, &u);
+        if (r == 0)
+            r = kl_storage_log_append(st, u.inbox, job->now_ms, job->u.send.expires_ms,
+                                      job->u.send.body, job->u.send.len, &job->u.send.quota,
+                                      &job->u.send.seq);
+        if (r == 0)
+            job->u.send.recipient = u.id;
+        break;
+    }
+    case KL_JOB_FETCH:
+        r = kl_storage_log_read(st, job->u.fetch.log, job->u.fetch.after, job->now_ms,
+                                job->u.fetch.limit, job->u.fetch.max_bytes, &job->u.fetch.entries,
+                                &job->u.fetch.n, &job->u.fetch.more);
+        break;
+    case KL_JOB_ACK:
+        r = kl_storage_log_ack(st, job->u.ack.log, job->u.ack.reader, job->u.ack.seq);
+        break;
+    case KL_JOB_EXPIRE:
+        r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,
+                              &job->u.expire.more);
+        break;
+    }
+    if (r != 0)
+        drop_outputs(job);
+    job->result = r;
+}
+
+void kl_job_free(kl_job_t *job)
+{
+    if (job == NULL)
+        return;
+    drop_outputs(job);
+    if (job->kind == KL_JOB_PREKEY_UPLOAD)
+        free(job->u.upload.opks);
+    job_alloc_t *a = alloc_of(job);
+    kl_free_wipe(a, a->size);
+}

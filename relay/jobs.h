@@ -1,0 +1,115 @@
+/* Storage jobs: one struct per request that needs the database. The loop
+ * (dispatch) fills the inputs, the storage thread runs kl_job_run inside a
+ * group-commit batch and fills the outputs, the loop turns the result into a
+ * reply (kl_dispatch_complete). A job never touches sockets or loop state,
+ * so it can be moved between threads freely. */
+#ifndef KOLLEGA_RELAY_JOBS_H
+#define KOLLEGA_RELAY_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kollega/addr.h"
+#include "kollega/x3dh.h"
+#include "storage.h"
+
+typedef enum kl_job_kind {
+    KL_JOB_REGISTER = 1,
+    KL_JOB_AUTH,
+    KL_JOB_LOOKUP,
+    KL_JOB_PREKEY_UPLOAD,
+    KL_JOB_PREKEY_FETCH,
+    KL_JOB_PREKEY_STATUS,
+    KL_JOB_SEND,
+    KL_JOB_FETCH,
+    KL_JOB_ACK,
+    KL_JOB_EXPIRE,
+} kl_job_kind_t;
+
+typedef struct kl_job {
+    struct kl_job *next;    /* queue link, owned by whoever holds the job */
+    kl_job_kind_t kind;
+    void *owner;            /* the server's connection, NULL for internal jobs */
+    uint32_t req_id;        /* request id to echo */
+    uint64_t now_ms;        /* wall-clock time the request arrived */
+    int result;             /* set by kl_job_run: 0 or a kl_err from storage.h */
+    union {
+        struct { /* in: handle, identity key, code. out: user */
+            char handle[KL_HANDLE_MAX + 1];
+            uint8_t identity_key[32];
+            char code[KL_CODE_MAX + 1];
+            kl_storage_user_t user;
+        } reg;
+        struct { /* in: handle, signature (checked on completion). out: user */
+            char handle[KL_HANDLE_MAX + 1];
+            uint8_t signature[64];
+            kl_storage_user_t user;
+        } auth;
+        struct { /* in: address (echoed), handle. out: exists, identity key */
+            char address[KL_ADDR_MAX + 1];
+            char handle[KL_HANDLE_MAX + 1];
+            int exists;
+            uint8_t identity_key[32];
+        } lookup;
+        struct { /* in only */
+            uint64_t user;
+            int has_spk;
+            uint32_t spk_id;
+            uint8_t spk[32];
+            uint8_t spk_sig[64];
+            kl_storage_opk_t *opks; /* malloc'd, freed with the job */
+            size_t n_opks;
+        } upload;
+        struct { /* in: address (echoed), handle. out: bundle */
+            char address[KL_ADDR_MAX + 1];
+            char handle[KL_HANDLE_MAX + 1];
+            kl_prekey_bundle_t bundle;
+        } pfetch;
+        struct { /* in: user. out: count */
+            uint64_t user;
+            uint32_t count;
+        } pstatus;
+        struct { /* in: recipient handle, body, expiry, quota. out: seq, recipient id */
+            char handle[KL_HANDLE_MAX + 1];
+            const uint8_t *body; /* points into the job's own allocation */
+            size_t len;
+            uint64_t expires_ms;
+            kl_storage_quota_t quota;
+            uint64_t seq;
+            uint64_t recipient;
+        } send;
+        struct { /* in: log, after, limit, byte budget. out: entries, more */
+            uint64_t log;
+            uint64_t after;
+            uint32_t limit;
+            size_t max_bytes;
+            kl_storage_entry_t *entries;
+            size_t n;
+            int more;
+        } fetch;
+        struct { /* in only */
+            uint64_t log;
+            uint64_t reader;
+            uint64_t seq;
+        } ack;
+        struct { /* in: max. out: deleted, more */
+            uint32_t max;
+            uint64_t deleted;
+            int more;
+        } expire;
+    } u;
+} kl_job_t;
+
+/* A zeroed job of kind with room for extra bytes after it (a send body);
+ * NULL on allocation failure. *extra (if not NULL) points at that room. */
+kl_job_t *kl_job_new(kl_job_kind_t kind, size_t extra_len, uint8_t **extra);
+/* Run the job against st and store the outcome in job->result (and the
+ * kind's outputs). Called on the storage thread, inside a batch. */
+void kl_job_run(kl_job_t *job, kl_storage_t *st);
+/* The batch this job ran in did not commit: drop the outputs and set
+ * result to err, so nothing uncommitted is ever reported. */
+void kl_job_fail(kl_job_t *job, int err);
+/* Wipe (the job may hold an invite code) and free; NULL is fine. */
+void kl_job_free(kl_job_t *job);
+
+#endif

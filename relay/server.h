@@ -1,0 +1,55 @@
+/* The relay's network loop: one libuv loop on one thread, a TCP listener,
+ * per-connection Noise NK transport, dispatch of frames, and the storage
+ * thread behind it (storeq). See conn.c for a connection's life.
+ *
+ * Use: kl_server_new, kl_server_bind (learn the real address), write what
+ * needs the address, kl_server_start (takes the storage, starts accepting),
+ * uv_run until it returns, kl_server_free. SIGINT/SIGTERM (or
+ * kl_server_shutdown) stop accepting, close every connection, drain and
+ * commit storage, and let uv_run return. */
+#ifndef KOLLEGA_RELAY_SERVER_H
+#define KOLLEGA_RELAY_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dispatch.h"
+#include "storage.h"
+
+typedef struct kl_server kl_server_t;
+
+typedef struct kl_server_cfg {
+    kl_dispatch_cfg_t dispatch;     /* relay name, body/TTL/quota/rate limits */
+    const uint8_t *static_sk;       /* relay X25519 private key (32), copied */
+    uint32_t max_connections;       /* over it: accept and close at once */
+    uint32_t handshake_timeout_s;   /* Noise handshake + register/auth */
+    uint32_t idle_timeout_s;        /* no frame received for this long: close */
+    size_t write_queue;             /* bytes queued per connection before backpressure */
+    uint32_t expire_interval_s;     /* TTL sweep period (60) */
+    int handle_signals;             /* 1: SIGINT/SIGTERM shut down (the CLI) */
+} kl_server_cfg_t;
+
+/* Defaults of the CLI (kl_server_cfg_defaults fills every field but the
+ * relay name and the key). */
+void kl_server_cfg_defaults(kl_server_cfg_t *cfg);
+
+int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg);
+/* Bind host:port (port 0: ephemeral). bound gets "HOST:PORT" with the real
+ * port ("[V6]:PORT" for IPv6). A libuv error (e.g. UV_EADDRINUSE) or
+ * KL_EINVAL for an unparsable host. */
+int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound, size_t cap);
+/* Hand st to the storage thread and start listening. On failure st is
+ * still the caller's. */
+int kl_server_start(kl_server_t *s, kl_storage_t *st);
+/* Begin the orderly shutdown (loop thread). */
+void kl_server_shutdown(kl_server_t *s);
+/* Same from any thread (tests). */
+void kl_server_shutdown_async(kl_server_t *s);
+/* Wall-clock time in ms since the Unix epoch (entry timestamps, expiry). */
+uint64_t kl_server_wall_ms(void);
+
+/* Free after uv_run has returned. */
+void kl_server_free(kl_server_t *s);
+
+#endif

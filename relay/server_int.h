@@ -1,0 +1,103 @@
+/* Internals shared by server.c (listener, lifecycle, push map, storage
+ * completions) and conn.c (one connection's I/O). Not for other modules. */
+#ifndef KOLLEGA_RELAY_SERVER_INT_H
+#define KOLLEGA_RELAY_SERVER_INT_H
+
+#include <uv.h>
+
+#include "dispatch.h"
+#include "kollega/frame.h"
+#include "kollega/noise.h"
+#include "server.h"
+#include "storeq.h"
+
+/* Jobs in flight per connection: at SOFT reading pauses, at HARD further
+ * requests get RATE_LIMITED. Together with the write-queue cap this bounds
+ * what one connection can make the relay hold. */
+#define KL_CONN_JOBS_SOFT 32
+#define KL_CONN_JOBS_HARD 256
+/* Frames held while a register/auth is being checked. */
+#define KL_CONN_BACKLOG 16
+/* Largest handshake message accepted (NK message 1 is 48 bytes). */
+#define KL_CONN_HS_MAX 128
+/* How long a connection being closed may take to flush its last reply. */
+#define KL_CONN_LINGER_MS 5000
+/* Shared read buffer: libuv reads are synchronous in the loop. */
+#define KL_READ_BUF 65536
+
+typedef struct kl_conn kl_conn_t;
+
+struct kl_server {
+    uv_loop_t *loop;
+    kl_server_cfg_t cfg;
+    char *relay_name;            /* owned copy behind cfg.dispatch.relay_name */
+    uint8_t *static_sk;          /* guarded memory */
+    uv_tcp_t listener;
+    int listener_open;
+    uv_timer_t expire_timer;
+    uv_signal_t sigint, sigterm;
+    uv_async_t wakeup;           /* kl_server_shutdown_async */
+    int handles_init;
+    kl_storeq_t *q;
+    int stopping;
+    uint64_t next_conn_id;
+    uint32_t n_conns;
+    kl_conn_t *conns;            /* every open connection */
+    kl_conn_t **map;             /* authenticated connections by user id */
+    size_t map_size;             /* power of two */
+    uint8_t rbuf[KL_READ_BUF];
+    int rbuf_busy;
+    int expire_running;
+};
+
+struct kl_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;            /* handshake deadline, then idle, then linger */
+    uv_shutdown_t sreq;          /* FIN after the last reply of a finishing connection */
+    int shutdown_sent;
+    kl_server_t *srv;
+    kl_conn_t *prev, *next;      /* srv->conns */
+    kl_conn_t *map_next;         /* srv->map bucket chain */
+    int in_map;
+    int linked;                  /* in srv->conns and counted */
+    uint64_t id;
+    char peer[64];
+    kl_framer_t framer;
+    kl_noise_hs_t *hs;           /* until the handshake is done */
+    kl_noise_transport_t tr;
+    int transport_ready;
+    kl_session_t sess;
+    uint64_t accepted_ms;        /* uv_now */
+    uint64_t last_rx_ms;         /* uv_now */
+    size_t wq_bytes;
+    int missed;                  /* a push was dropped for backpressure */
+    uint32_t jobs;               /* in flight in storage */
+    uint32_t fetches;            /* of which fetches (see process() in conn.c) */
+    int reading;
+    int finishing;               /* flushing a last reply, then close */
+    int closing;                 /* uv_close called */
+    int open_handles;
+    const char *close_reason;
+    kl_frame_t *backlog[KL_CONN_BACKLOG];
+    size_t n_backlog;
+};
+
+/* conn.c */
+void kl_conn_accept(kl_server_t *s);
+/* Close now (reason is a static string for the log). */
+void kl_conn_close(kl_conn_t *c, const char *reason);
+/* Send f; is_push: drop it and mark the connection "missed" instead of
+ * queueing when the write queue is over its cap. */
+void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push);
+/* A storage job of this connection finished. */
+void kl_conn_job_done(kl_conn_t *c, kl_job_t *job);
+
+/* server.c */
+void kl_server_map_add(kl_server_t *s, kl_conn_t *c);
+void kl_server_map_remove(kl_server_t *s, kl_conn_t *c);
+void kl_server_push(kl_server_t *s, uint64_t user, const kl_frame_t *f);
+void kl_server_submit(kl_server_t *s, kl_job_t *job);
+/* The connection is fully closed and no job refers to it. */
+void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c);
+
+#endif

@@ -1,0 +1,522 @@
+/* relay/storage.h on sqlite: one database file in WAL mode, one connection
+ * per kl_storage_t, every statement prepared once at open and reused. */
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "storage_sqlite.h"
+
+#define SCHEMA_VERSION 1
+
+/* Entry counts and byte totals per log are kept in logs by triggers, so a
+ * quota check is one row read instead of a scan, and no code path (append,
+ * ack, expire) can forget to update them. Entries keep a rowid because their
+ * bodies are large (up to 64 KiB): WITHOUT ROWID suits small rows only. */
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS meta("
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS logs("
+    "  id INTEGER PRIMARY KEY,"
+    "  last_seq INTEGER NOT NULL DEFAULT 0,"
+    "  n_entries INTEGER NOT NULL DEFAULT 0,"
+    "  n_bytes INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS users("
+    "  id INTEGER PRIMARY KEY,"
+    "  handle TEXT NOT NULL UNIQUE,"
+    "  identity_key BLOB NOT NULL CHECK(length(identity_key) = 32),"
+    "  inbox INTEGER NOT NULL REFERENCES logs(id),"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS entries("
+    "  id INTEGER PRIMARY KEY,"
+    "  log INTEGER NOT NULL REFERENCES logs(id),"
+    "  seq INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  UNIQUE(log, seq));"
+    "CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires_ms);"
+    "CREATE TABLE IF NOT EXISTS cursors("
+    "  log INTEGER NOT NULL REFERENCES logs(id),"
+    "  reader INTEGER NOT NULL,"
+    "  acked INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(log, reader)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS invites("
+    "  code_hash BLOB PRIMARY KEY CHECK(length(code_hash) = 32),"
+    "  uses_left INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS signed_prekeys("
+    "  user INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  id INTEGER NOT NULL,"
+    "  public_key BLOB NOT NULL CHECK(length(public_key) = 32),"
+    "  signature BLOB NOT NULL CHECK(length(signature) = 64));"
+    "CREATE TABLE IF NOT EXISTS onetime_prekeys("
+    "  rid INTEGER PRIMARY KEY,"
+    "  user INTEGER NOT NULL REFERENCES users(id),"
+    "  id INTEGER NOT NULL,"
+    "  public_key BLOB NOT NULL CHECK(length(public_key) = 32),"
+    "  UNIQUE(user, id));"
+    "CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN"
+    "  UPDATE logs SET n_entries = n_entries + 1, n_bytes = n_bytes + length(NEW.body)"
+    "  WHERE id = NEW.log; END;"
+    "CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN"
+    "  UPDATE logs SET n_entries = n_entries - 1, n_bytes = n_bytes - length(OLD.body)"
+    "  WHERE id = OLD.log; END;";
+
+
+static const char *SQL[S_COUNT] = {
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [S_USER_GET] = "SELECT id, inbox, identity_key FROM users WHERE handle = ?1",
+    [S_USER_COUNT] = "SELECT count(*) FROM users",
+    [S_USER_INSERT] = "INSERT INTO users(handle, identity_key, inbox, created_ms)"
+                      " VALUES(?1, ?2, ?3, ?4)",
+    [S_LOG_INSERT] = "INSERT INTO logs(last_seq) VALUES(0)",
+    [S_CURSOR_INSERT] = "INSERT INTO cursors(log, reader, acked) VALUES(?1, ?2, 0)",
+    [S_INVITE_INSERT] = "INSERT INTO invites(code_hash, uses_left, expires_ms, created_ms)"
+                        " VALUES(?1, ?2, ?3, ?4)",
+    [S_INVITE_VALID] = "SELECT 1 FROM invites WHERE code_hash = ?1 AND uses_left > 0"
+                       " AND expires_ms > ?2",
+    [S_INVITE_CONSUME] = "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = ?1"
+                         " AND uses_left > 0 AND expires_ms > ?2",
+    [S_SPK_SET] = "INSERT INTO signed_prekeys(user, id, public_key, signature)"
+                  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(user) DO UPDATE SET"
+                  " id = excluded.id, public_key = excluded.public_key,"
+                  " signature = excluded.signature",
+    [S_SPK_GET] = "SELECT id, public_key, signature FROM signed_prekeys WHERE user = ?1",
+    [S_OPK_ADD] = "INSERT OR REPLACE INTO onetime_prekeys(user, id, public_key)"
+                  " VALUES(?1, ?2, ?3)",
+    [S_OPK_COUNT] = "SELECT count(*) FROM onetime_prekeys WHERE user = ?1",
+    [S_OPK_FIRST] = "SELECT rid, id, public_key FROM onetime_prekeys WHERE user = ?1"
+                    " ORDER BY rid LIMIT 1",
+    [S_OPK_DELETE] = "DELETE FROM onetime_prekeys WHERE rid = ?1",
+    [S_LOG_GET] = "SELECT last_seq, n_entries, n_bytes FROM logs WHERE id = ?1",
+    [S_LOG_SET_SEQ] = "UPDATE logs SET last_seq = ?2 WHERE id = ?1",
+    [S_ENTRY_INSERT] = "INSERT INTO entries(log, seq, ts_ms, expires_ms, body)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_ENTRY_READ] = "SELECT seq, ts_ms, body FROM entries WHERE log = ?1 AND seq > ?2"
+                     " AND expires_ms > ?3 ORDER BY seq LIMIT ?4",
+    [S_CURSOR_ADVANCE] = "UPDATE cursors SET acked = max(acked, min(?3,"
+                         " (SELECT last_seq FROM logs WHERE id = ?1)))"
+                         " WHERE log = ?1 AND reader = ?2",
+    [S_ENTRY_DELETE_ACKED] = "DELETE FROM entries WHERE log = ?1 AND seq <="
+                             " (SELECT min(acked) FROM cursors WHERE log = ?1)",
+    [S_EXPIRE_ENTRIES] = "DELETE FROM entries WHERE id IN"
+                         " (SELECT id FROM entries WHERE expires_ms <= ?1 LIMIT ?2)",
+    [S_EXPIRE_MORE] = "SELECT 1 FROM entries WHERE expires_ms <= ?1 LIMIT 1",
+    [S_EXPIRE_INVITES] = "DELETE FROM invites WHERE uses_left <= 0 OR expires_ms <= ?1",
+    [S_STATS_ENTRIES] = "SELECT coalesce(sum(n_entries), 0), coalesce(sum(n_bytes), 0)"
+                        " FROM logs",
+    [S_STATS_INVITES] = "SELECT count(*) FROM invites WHERE uses_left > 0 AND expires_ms > ?1",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_JOB_SAVE] = "SAVEPOINT job",
+    [S_JOB_RELEASE] = "RELEASE job",
+    [S_JOB_UNDO] = "ROLLBACK TO job",
+    [S_OP_SAVE] = "SAVEPOINT op",
+    [S_OP_RELEASE] = "RELEASE op",
+    [S_OP_UNDO] = "ROLLBACK TO op",
+};
+
+
+/* sqlite integers are signed 64-bit; wire values above that are clamped,
+ * which for cursors and seqs means "everything". */
+sqlite3_int64 kl_sq_i64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+uint64_t kl_sq_u64(sqlite3_int64 v)
+{
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
+/* Map a sqlite result code to the storage error space. Constraint
+ * violations mean the caller broke an invariant the schema enforces. */
+int kl_sq_map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_NOMEM:
+        return KL_ENOMEM;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+        return KL_EINVAL;
+    default:
+        return KL_EIO;
+    }
+}
+
+/* Statements are reset right after use (and on every error path) so that
+ * none holds a read transaction open across calls: an open reader would
+ * stop WAL checkpoints and keep other processes' snapshots old. */
+sqlite3_stmt *kl_sq_stmt(kl_storage_t *st, int which)
+{
+    sqlite3_stmt *s = st->stmt[which];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+int kl_sq_done(sqlite3_stmt *s, int rc)
+{
+    sqlite3_reset(s);
+    return kl_sq_map_rc(rc);
+}
+
+/* Run a statement that returns no rows. */
+int kl_sq_exec_stmt(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE;
+    return kl_sq_done(s, rc);
+}
+
+int kl_sq_run(kl_storage_t *st, int which)
+{
+    return kl_sq_exec_stmt(kl_sq_stmt(st, which));
+}
+
+/* Every multi-statement operation runs inside its own savepoint, so it is
+ * atomic whether or not the caller has opened a batch. */
+int kl_sq_op_begin(kl_storage_t *st)
+{
+    return kl_sq_run(st, S_OP_SAVE);
+}
+
+int kl_sq_op_end(kl_storage_t *st, int r)
+{
+    if (r != 0)
+        kl_sq_run(st, S_OP_UNDO);
+    int r2 = kl_sq_run(st, S_OP_RELEASE);
+    return r != 0 ? r : r2;
+}
+
+static int migrate(kl_storage_t *st)
+{
+    int r = kl_sq_map_rc(sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+    if (r)
+        return r;
+    sqlite3_stmt *v = NULL;
+    int version = 0;
+    r = kl_sq_map_rc(sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &v, NULL));
+    if (r == 0 && sqlite3_step(v) == SQLITE_ROW)
+        version = sqlite3_column_int(v, 0);
+    sqlite3_finalize(v);
+    if (r == 0 && version > SCHEMA_VERSION)
+        r = KL_ESTATE; /* written by a newer relay: refuse rather than corrupt */
+    if (r == 0)
+        r = kl_sq_map_rc(sqlite3_exec(st->db, SCHEMA, NULL, NULL, NULL));
+    if (r == 0 && version < SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+        r = kl_sq_map_rc(sqlite3_exec(st->db, sql, NULL, NULL, NULL));
+    }
+    r = r ? r : kl_sq_map_rc(sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL));
+    if (r)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+int kl_storage_open(kl_storage_t **out, const char *path, int flags)
+{
+    int r = KL_ENOMEM;
+    *out = NULL;
+    kl_storage_t *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return KL_ENOMEM;
+    st->readonly = (flags & KL_STORAGE_READONLY) != 0;
+    int oflags = st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if ((flags & KL_STORAGE_CREATE) && !st->readonly)
+        oflags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        r = rc == SQLITE_CANTOPEN ? KL_ENOTFOUND : kl_sq_map_rc(rc);
+        goto out;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    /* Private whatever the caller's umask: sqlite gives the WAL and shm
+     * files the database file's mode. */
+    if (!st->readonly)
+        chmod(path, 0600);
+    /* Another process (the admin CLI, or serve) may hold the write lock for
+     * one group commit; wait for it rather than fail. */
+    sqlite3_busy_timeout(st->db, 5000);
+    if (!st->readonly) {
+        /* WAL lets `status` and `invite` run beside `serve`. secure_delete
+         * overwrites deleted entries and invites instead of leaving them
+         * in free pages of a seized disk. */
+        char pragmas[200];
+        snprintf(pragmas, sizeof pragmas,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+                 " PRAGMA secure_delete=ON;",
+                 (flags & KL_STORAGE_SYNC_NORMAL) ? "NORMAL" : "FULL");
+        r = kl_sq_map_rc(sqlite3_exec(st->db, pragmas, NULL, NULL, NULL));
+        if (r)
+            goto out;
+        r = migrate(st);
+        if (r)
+            goto out;
+    } else {
+        sqlite3_stmt *v = NULL;
+        r = kl_sq_map_rc(sqlite3_prepare_v2(st->db, "SELECT 1 FROM meta LIMIT 1", -1, &v, NULL));
+        sqlite3_finalize(v);
+        if (r) {
+            r = KL_ENOTFOUND; /* not a relay database (yet) */
+            goto out;
+        }
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        if (st->readonly && i != S_META_GET && i != S_USER_GET && i != S_USER_COUNT &&
+            i != S_STATS_ENTRIES && i != S_STATS_INVITES)
+            continue;
+        rc = sqlite3_prepare_v3(st->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            r = kl_sq_map_rc(rc);
+            goto out;
+        }
+    }
+    *out = st;
+    st = NULL;
+    r = 0;
+out:
+    kl_storage_close(st);
+    return r;
+}
+
+void kl_storage_close(kl_storage_t *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    if (st->db && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+int kl_storage_batch_begin(kl_storage_t *st)
+{
+    return kl_sq_run(st, S_BEGIN);
+}
+
+int kl_storage_batch_commit(kl_storage_t *st)
+{
+    int r = kl_sq_run(st, S_COMMIT);
+    /* A failed COMMIT may leave the transaction open (e.g. SQLITE_BUSY);
+     * end it so that nothing of the batch survives. */
+    if (r != 0) {
+        if (!sqlite3_get_autocommit(st->db))
+            kl_sq_run(st, S_ROLLBACK);
+        return KL_EIO;
+    }
+    return 0;
+}
+
+void kl_storage_batch_rollback(kl_storage_t *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        kl_sq_run(st, S_ROLLBACK);
+}
+
+int kl_storage_job_begin(kl_storage_t *st)
+{
+    return kl_sq_run(st, S_JOB_SAVE);
+}
+
+int kl_storage_job_end(kl_storage_t *st, int err)
+{
+    if (err != 0)
+        kl_sq_run(st, S_JOB_UNDO);
+    return kl_sq_run(st, S_JOB_RELEASE);
+}
+
+int kl_storage_meta_get(kl_storage_t *st, const char *key, char *out, size_t cap)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_META_GET);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    const unsigned char *v = sqlite3_column_text(s, 0);
+    size_t n = (size_t)sqlite3_column_bytes(s, 0);
+    int r = 0;
+    if (v == NULL)
+        r = KL_ENOMEM;
+    else if (n + 1 > cap)
+        r = KL_ETOOBIG;
+    else {
+        memcpy(out, v, n);
+        out[n] = '\0';
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+int kl_storage_meta_set(kl_storage_t *st, const char *key, const char *value)
+{
+    if (strlen(value) > KL_STORAGE_META_MAX)
+        return KL_ETOOBIG;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_META_SET);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+    return kl_sq_exec_stmt(s);
+}
+
+int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_USER_GET);
+    sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = KL_EIO;
+    if (sqlite3_column_bytes(s, 2) == 32) {
+        out->id = kl_sq_u64(sqlite3_column_int64(s, 0));
+        out->inbox = kl_sq_u64(sqlite3_column_int64(s, 1));
+        memcpy(out->identity_key, sqlite3_column_blob(s, 2), 32);
+        r = 0;
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+int kl_storage_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out)
+{
+    return kl_sq_user_get(st, handle, out);
+}
+
+int kl_sq_count_query(sqlite3_stmt *s, uint64_t *n)
+{
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW)
+        return kl_sq_done(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+    *n = kl_sq_u64(sqlite3_column_int64(s, 0));
+    sqlite3_reset(s);
+    return 0;
+}
+
+int kl_storage_user_count(kl_storage_t *st, uint64_t *n)
+{
+    return kl_sq_count_query(kl_sq_stmt(st, S_USER_COUNT), n);
+}
+
+static void code_hash(const char *code, uint8_t h[32])
+{
+    kl_sha256((const uint8_t *)code, strlen(code), h);
+}
+
+int kl_storage_invite_create(kl_storage_t *st, const char *code, uint32_t uses,
+                             uint64_t expires_ms, uint64_t now_ms)
+{
+    if (uses == 0 || code == NULL || code[0] == '\0')
+        return KL_EINVAL;
+    uint8_t h[32];
+    code_hash(code, h);
+    sqlite3_stmt *s = kl_sq_stmt(st, S_INVITE_INSERT);
+    sqlite3_bind_blob(s, 1, h, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, uses);
+    sqlite3_bind_int64(s, 3, kl_sq_i64(expires_ms));
+    sqlite3_bind_int64(s, 4, kl_sq_i64(now_ms));
+    int r = kl_sq_exec_stmt(s);
+    kl_memzero(h, sizeof h);
+    return r;
+}
+
+static int invite_check(kl_storage_t *st, int which, const uint8_t h[32], uint64_t now_ms)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, which);
+    sqlite3_bind_blob(s, 1, h, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, kl_sq_i64(now_ms));
+    int rc = sqlite3_step(s);
+    if (which == S_INVITE_VALID) {
+        int r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KL_EREFUSED : kl_sq_map_rc(rc);
+        sqlite3_reset(s);
+        return r;
+    }
+    int r = kl_sq_done(s, rc);
+    if (r == 0 && sqlite3_changes(st->db) != 1)
+        r = KL_EREFUSED;
+    return r;
+}
+
+int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t identity_key[32],
+                        const char *code, uint64_t now_ms, kl_storage_user_t *out)
+{
+    uint8_t h[32];
+    kl_storage_user_t u;
+    int r = kl_sq_op_begin(st);
+    if (r)
+        return r;
+    code_hash(code, h);
+    r = invite_check(st, S_INVITE_VALID, h, now_ms);
+    if (r)
+        goto out;
+    r = kl_sq_user_get(st, handle, &u);
+    if (r == 0) {
+        r = KL_EEXIST;
+        goto out;
+    }
+    if (r != KL_ENOTFOUND)
+        goto out;
+    r = kl_sq_run(st, S_LOG_INSERT);
+    if (r)
+        goto out;
+    u.inbox = (uint64_t)sqlite3_last_insert_rowid(st->db);
+    sqlite3_stmt *s = kl_sq_stmt(st, S_USER_INSERT);
+    sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, identity_key, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, kl_sq_i64(u.inbox));
+    sqlite3_bind_int64(s, 4, kl_sq_i64(now_ms));
+    r = kl_sq_exec_stmt(s);
+    if (r)
+        goto out;
+    u.id = (uint64_t)sqlite3_last_insert_rowid(st->db);
+    memcpy(u.identity_key, identity_key, 32);
+    s = kl_sq_stmt(st, S_CURSOR_INSERT);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(u.inbox));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(u.id));
+    r = kl_sq_exec_stmt(s);
+    if (r)
+        goto out;
+    r = invite_check(st, S_INVITE_CONSUME, h, now_ms);
+out:
+    kl_memzero(h, sizeof h);
+    r = kl_sq_op_end(st, r);
+    if (r == 0 && out)
+        *out = u;
+    return r;
+}
+
+int kl_storage_stats(kl_storage_t *st, uint64_t now_ms, kl_storage_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int r = kl_storage_user_count(st, &out->users);
+    if (r)
+        return r;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_STATS_ENTRIES);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW)
+        return kl_sq_done(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+    out->entries = kl_sq_u64(sqlite3_column_int64(s, 0));
+    out->bytes = kl_sq_u64(sqlite3_column_int64(s, 1));
+    sqlite3_reset(s);
+    s = kl_sq_stmt(st, S_STATS_INVITES);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(now_ms));
+    return kl_sq_count_query(s, &out->active_invites);
+}

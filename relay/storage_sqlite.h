@@ -1,0 +1,78 @@
+/* Internals of the sqlite storage backend, shared by storage_sqlite.c
+ * (schema, open, batches, meta, users, invites) and storage_sqlite_logs.c
+ * (logs and prekeys). Included only by relay/storage_sqlite*.c. */
+#ifndef KOLLEGA_RELAY_STORAGE_SQLITE_H
+#define KOLLEGA_RELAY_STORAGE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "storage.h"
+
+/* Prepared statements, one per query, prepared at open and reused. */
+enum {
+    S_META_GET,
+    S_META_SET,
+    S_USER_GET,
+    S_USER_COUNT,
+    S_USER_INSERT,
+    S_LOG_INSERT,
+    S_CURSOR_INSERT,
+    S_INVITE_INSERT,
+    S_INVITE_VALID,
+    S_INVITE_CONSUME,
+    S_SPK_SET,
+    S_SPK_GET,
+    S_OPK_ADD,
+    S_OPK_COUNT,
+    S_OPK_FIRST,
+    S_OPK_DELETE,
+    S_LOG_GET,
+    S_LOG_SET_SEQ,
+    S_ENTRY_INSERT,
+    S_ENTRY_READ,
+    S_CURSOR_ADVANCE,
+    S_ENTRY_DELETE_ACKED,
+    S_EXPIRE_ENTRIES,
+    S_EXPIRE_MORE,
+    S_EXPIRE_INVITES,
+    S_STATS_ENTRIES,
+    S_STATS_INVITES,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_JOB_SAVE,
+    S_JOB_RELEASE,
+    S_JOB_UNDO,
+    S_OP_SAVE,
+    S_OP_RELEASE,
+    S_OP_UNDO,
+    S_COUNT
+};
+
+struct kl_storage {
+    sqlite3 *db;
+    int readonly;
+    sqlite3_stmt *stmt[S_COUNT];
+};
+
+/* Clamp to sqlite's signed 64-bit integers / back. */
+sqlite3_int64 kl_sq_i64(uint64_t v);
+uint64_t kl_sq_u64(sqlite3_int64 v);
+/* sqlite result code -> kl_err (0 for OK/ROW/DONE). */
+int kl_sq_map_rc(int rc);
+/* The statement, reset and unbound, ready for binding. */
+sqlite3_stmt *kl_sq_stmt(kl_storage_t *st, int which);
+/* Reset s and map rc. */
+int kl_sq_done(sqlite3_stmt *s, int rc);
+/* Step a statement that returns no rows, then reset it. */
+int kl_sq_exec_stmt(sqlite3_stmt *s);
+int kl_sq_run(kl_storage_t *st, int which);
+/* A savepoint around one multi-statement operation; kl_sq_op_end(st, r) undoes
+ * it when r != 0 and returns r (or the release error). */
+int kl_sq_op_begin(kl_storage_t *st);
+int kl_sq_op_end(kl_storage_t *st, int r);
+int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
+/* Step a "SELECT count(*)"-like statement into *n. */
+int kl_sq_count_query(sqlite3_stmt *s, uint64_t *n);
+
+#endif

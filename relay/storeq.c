@@ -1,0 +1,242 @@
+#include <stdlib.h>
+
+#include "kollega/err.h"
+#include "log.h"
+#include "storeq.h"
+
+typedef struct job_list {
+    kl_job_t *head;
+    kl_job_t *tail;
+} job_list_t;
+
+struct kl_storeq {
+    uv_loop_t *loop;
+    kl_storage_t *st;
+    kl_storeq_done_cb cb;
+    void *ud;
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cond;
+    uv_async_t async;
+    job_list_t todo;   /* loop -> thread, under mu */
+    job_list_t done;   /* thread -> loop, under mu */
+    int stopping;      /* under mu */
+    int stopped;       /* loop thread only: no more submissions run */
+    size_t in_flight;  /* loop thread only */
+};
+
+static void list_push(job_list_t *l, kl_job_t *j)
+{
+    j->next = NULL;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+}
+
+static void list_append(job_list_t *l, job_list_t *m)
+{
+    if (m->head == NULL)
+        return;
+    if (l->tail)
+        l->tail->next = m->head;
+    else
+        l->head = m->head;
+    l->tail = m->tail;
+    m->head = m->tail = NULL;
+}
+
+/* Take at most KL_STOREQ_MAX_BATCH jobs off todo (under mu), so one
+ * transaction stays short even when the loop has queued a flood. */
+static job_list_t take_batch(kl_storeq_t *q)
+{
+    job_list_t b = {q->todo.head, NULL};
+    kl_job_t *j = q->todo.head;
+    size_t n = 0;
+    while (j && ++n < KL_STOREQ_MAX_BATCH)
+        j = j->next;
+    if (j == NULL || j->next == NULL) {
+        b.tail = q->todo.tail;
+        q->todo.head = q->todo.tail = NULL;
+    } else {
+        b.tail = j;
+        q->todo.head = j->next;
+        j->next = NULL;
+    }
+    return b;
+}
+
+/* The batch did not commit: every job is answered UNAVAILABLE and the
+ * operator hears about it (disk full, I/O error, database locked). */
+static void fail_all(job_list_t *b, int err)
+{
+    size_t n = 0;
+    for (kl_job_t *j = b->head; j; j = j->next, n++)
+        kl_job_fail(j, err);
+    kl_log(KL_LOG_ERROR, "storage: group commit of %zu jobs failed (%s): check disk space and "
+           "the database file", n, kl_strerror(err));
+}
+
+/* One group commit. A job whose savepoint cannot even be opened or closed
+ * means the transaction itself is broken: the whole batch is abandoned. */
+static void run_batch(kl_storeq_t *q, job_list_t *b)
+{
+    if (kl_storage_batch_begin(q->st) != 0) {
+        fail_all(b, KL_EIO);
+        return;
+    }
+    for (kl_job_t *j = b->head; j; j = j->next) {
+        if (kl_storage_job_begin(q->st) != 0) {
+            kl_storage_batch_rollback(q->st);
+            fail_all(b, KL_EIO);
+            return;
+        }
+        kl_job_run(j, q->st);
+        if (kl_storage_job_end(q->st, j->result) != 0) {
+            kl_storage_batch_rollback(q->st);
+            fail_all(b, KL_EIO);
+            return;
+        }
+    }
+    if (kl_storage_batch_commit(q->st) != 0)
+        fail_all(b, KL_EIO);
+}
+
+static void thread_main(void *arg)
+{
+    kl_storeq_t *q = arg;
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->todo.head == NULL && !q->stopping)
+            uv_cond_wait(&q->cond, &q->mu);
+        if (q->todo.head == NULL && q->stopping)
+            break;
+        job_list_t b = take_batch(q);
+        uv_mutex_unlock(&q->mu);
+        run_batch(q, &b);
+        uv_mutex_lock(&q->mu);
+        list_append(&q->done, &b);
+        uv_async_send(&q->async);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
+/* Hand finished jobs to the loop. Takes the whole done list at once so
+ * the lock is held for a pointer swap only. */
+static void deliver(kl_storeq_t *q)
+{
+    uv_mutex_lock(&q->mu);
+    job_list_t d = q->done;
+    q->done.head = q->done.tail = NULL;
+    uv_mutex_unlock(&q->mu);
+    kl_job_t *j = d.head;
+    while (j) {
+        kl_job_t *next = j->next;
+        j->next = NULL;
+        q->in_flight--;
+        q->cb(q->ud, j);
+        j = next;
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    deliver(a->data);
+}
+
+int kl_storeq_start(kl_storeq_t **out, uv_loop_t *loop, kl_storage_t *st, kl_storeq_done_cb cb,
+                    void *ud)
+{
+    *out = NULL;
+    kl_storeq_t *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return KL_ENOMEM;
+    q->loop = loop;
+    q->st = st;
+    q->cb = cb;
+    q->ud = ud;
+    int r = uv_mutex_init(&q->mu);
+    if (r)
+        goto fail_mu;
+    r = uv_cond_init(&q->cond);
+    if (r)
+        goto fail_cond;
+    /* The thread starts before the async handle exists; that is safe
+     * because it only signals the loop after finishing a job, and no job
+     * can be submitted before this function returns. */
+    r = uv_thread_create(&q->thread, thread_main, q);
+    if (r)
+        goto fail_thread;
+    r = uv_async_init(loop, &q->async, on_async);
+    if (r)
+        goto fail_async;
+    q->async.data = q;
+    *out = q;
+    return 0;
+fail_async:
+    uv_mutex_lock(&q->mu);
+    q->stopping = 1;
+    uv_cond_signal(&q->cond);
+    uv_mutex_unlock(&q->mu);
+    uv_thread_join(&q->thread);
+fail_thread:
+    uv_cond_destroy(&q->cond);
+fail_cond:
+    uv_mutex_destroy(&q->mu);
+fail_mu:
+    free(q);
+    return r;
+}
+
+void kl_storeq_submit(kl_storeq_t *q, kl_job_t *job)
+{
+    q->in_flight++;
+    if (q->stopped) {
+        /* The thread is gone: fail the job but still hand it back through
+         * the callback on a later loop turn, never re-entrantly. */
+        kl_job_fail(job, KL_EIO);
+        uv_mutex_lock(&q->mu);
+        list_push(&q->done, job);
+        uv_mutex_unlock(&q->mu);
+        return;
+    }
+    uv_mutex_lock(&q->mu);
+    list_push(&q->todo, job);
+    uv_cond_signal(&q->cond);
+    uv_mutex_unlock(&q->mu);
+}
+
+size_t kl_storeq_pending(const kl_storeq_t *q)
+{
+    return q->in_flight;
+}
+
+static void on_close(uv_handle_t *h)
+{
+    kl_storeq_t *q = h->data;
+    uv_cond_destroy(&q->cond);
+    uv_mutex_destroy(&q->mu);
+    free(q);
+}
+
+void kl_storeq_stop(kl_storeq_t *q)
+{
+    if (q == NULL || q->stopped)
+        return;
+    uv_mutex_lock(&q->mu);
+    q->stopping = 1;
+    uv_cond_signal(&q->cond);
+    uv_mutex_unlock(&q->mu);
+    /* The thread commits what is queued and exits; the loop waits here
+     * only at shutdown. */
+    uv_thread_join(&q->thread);
+    q->stopped = 1;
+    kl_storage_close(q->st);
+    q->st = NULL;
+    /* Callbacks may submit again (they see failures); loop until quiet. */
+    do {
+        deliver(q);
+    } while (q->done.head != NULL);
+    uv_close((uv_handle_t *)&q->async, on_close);
+}

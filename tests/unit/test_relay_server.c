@@ -1,0 +1,721 @@
+/* The relay end to end over loopback: the server loop runs in a thread on
+ * 127.0.0.1:0 with a temporary database; the tests are blocking clients
+ * speaking Noise NK + Frames through noise.h and wire.h. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cmocka.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/frame.h"
+#include "kollega/noise.h"
+#include "kollega/wire.h"
+#include "kollega/x3dh.h"
+#include "log.h"
+#include "server.h"
+#include "storage.h"
+
+#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
+#define INV_A "invite-code-for-alice-0123456789abcdefghijk"
+#define INV_B "invite-code-for-bob-0123456789abcdefghijklm"
+
+typedef struct relay {
+    char dir[64];
+    uv_loop_t loop;
+    kl_server_t *srv;
+    uv_thread_t thread;
+    uint16_t port;
+    uint8_t pk[32];
+} relay_t;
+
+typedef struct client {
+    int fd;
+    kl_noise_transport_t t;
+    uint8_t ik_pk[32], ik_sk[64];
+    uint32_t next_id;
+} client_t;
+
+static void loop_main(void *arg)
+{
+    relay_t *r = arg;
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+}
+
+/* Overrides for the next relay_start (0 = default). */
+static uint32_t opt_max_conns, opt_idle_s;
+static size_t opt_write_queue;
+
+static relay_t *relay_start(uint32_t handshake_timeout_s)
+{
+    relay_t *r = calloc(1, sizeof *r);
+    uint8_t sk[32];
+    char path[128], bound[80];
+    kl_storage_t *st = NULL;
+    assert_non_null(r);
+    assert_int_equal(kl_crypto_init(), 0);
+    kl_log_set_level(KL_LOG_WARN); /* keep the test output readable */
+    snprintf(r->dir, sizeof r->dir, "/tmp/kl-relay-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    snprintf(path, sizeof path, "%s/relay.db", r->dir);
+    assert_int_equal(kl_storage_open(&st, path, KL_STORAGE_CREATE), 0);
+    uint64_t now = kl_server_wall_ms();
+    assert_int_equal(kl_storage_invite_create(st, INV_A, 1, now + 600000, now), 0);
+    assert_int_equal(kl_storage_invite_create(st, INV_B, 1, now + 600000, now), 0);
+    kl_x_keypair(r->pk, sk);
+    kl_server_cfg_t cfg;
+    kl_server_cfg_defaults(&cfg);
+    cfg.dispatch.relay_name = "oslo.test";
+    cfg.dispatch.max_body = 1000;
+    cfg.static_sk = sk;
+    cfg.handshake_timeout_s = handshake_timeout_s;
+    if (opt_max_conns)
+        cfg.max_connections = opt_max_conns;
+    if (opt_idle_s)
+        cfg.idle_timeout_s = opt_idle_s;
+    if (opt_write_queue)
+        cfg.write_queue = opt_write_queue;
+    opt_max_conns = opt_idle_s = 0;
+    opt_write_queue = 0;
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    assert_int_equal(kl_server_new(&r->srv, &r->loop, &cfg), 0);
+    kl_memzero(sk, sizeof sk);
+    assert_int_equal(kl_server_bind(r->srv, "127.0.0.1", 0, bound, sizeof bound), 0);
+    const char *colon = strrchr(bound, ':');
+    assert_non_null(colon);
+    r->port = (uint16_t)atoi(colon + 1);
+    assert_true(r->port > 0);
+    assert_int_equal(kl_server_start(r->srv, st), 0);
+    assert_int_equal(uv_thread_create(&r->thread, loop_main, r), 0);
+    return r;
+}
+
+static void relay_stop(relay_t *r)
+{
+    kl_server_shutdown_async(r->srv);
+    uv_thread_join(&r->thread);
+    kl_server_free(r->srv);
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+    DIR *d = opendir(r->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char p[400];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", r->dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(r->dir);
+    free(r);
+}
+
+static int recv_all(int fd, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = recv(fd, p, n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* One L1 frame; its length, or -1 on close/timeout. */
+static long recv_l1(int fd, uint8_t *buf)
+{
+    uint8_t h[2];
+    if (recv_all(fd, h, 2))
+        return -1;
+    size_t n = ((size_t)h[0] << 8) | h[1];
+    if (recv_all(fd, buf, n))
+        return -1;
+    return (long)n;
+}
+
+static int raw_connect(relay_t *r)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(r->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void client_connect(relay_t *r, client_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = raw_connect(r);
+    kl_sign_keypair(c->ik_pk, c->ik_sk);
+    kl_noise_hs_t *hs = NULL;
+    kl_noise_config_t nc = {.pattern = KL_NOISE_NK, .initiator = 1, .rs = r->pk,
+                            .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+                            .prologue_len = strlen(KL_PROLOGUE_CLIENT)};
+    uint8_t msg[2 + 256], pl[16], buf[256];
+    size_t n, pn;
+    assert_int_equal(kl_noise_hs_new(&hs, &nc), 0);
+    assert_int_equal(kl_noise_hs_write(hs, NULL, 0, msg + 2, 256, &n), 0);
+    kl_frame_header(n, msg);
+    assert_int_equal(send_all(c->fd, msg, n + 2), 0);
+    long got = recv_l1(c->fd, buf);
+    assert_true(got > 0);
+    assert_int_equal(kl_noise_hs_read(hs, buf, (size_t)got, pl, sizeof pl, &pn), 0);
+    assert_int_equal(kl_noise_hs_split(hs, &c->t), 0);
+    kl_noise_hs_free(hs);
+    c->next_id = 1;
+}
+
+static void client_close(client_t *c)
+{
+    close(c->fd);
+    kl_noise_transport_wipe(&c->t);
+}
+
+static uint32_t send_frame(client_t *c, kl_frame_t *f)
+{
+    uint8_t out[KL_FRAME_MAX + 2];
+    size_t n;
+    f->id = c->next_id++;
+    assert_int_equal(kl_wire_seal(&c->t, f, out, sizeof out, &n), 0);
+    assert_int_equal(send_all(c->fd, out, n), 0);
+    return f->id;
+}
+
+/* Next frame from the relay, or NULL when the connection closed. */
+static kl_frame_t *recv_frame(client_t *c)
+{
+    static uint8_t buf[KL_FRAME_MAX];
+    long n = recv_l1(c->fd, buf);
+    if (n < 0)
+        return NULL;
+    kl_frame_t *f = NULL;
+    assert_int_equal(kl_wire_open(&c->t, buf, (size_t)n, &f), 0);
+    return f;
+}
+
+static kl_frame_t *request(client_t *c, kl_frame_t *f)
+{
+    uint32_t id = send_frame(c, f);
+    kl_frame_t *r = recv_frame(c);
+    assert_non_null(r);
+    assert_int_equal(r->id, id);
+    return r;
+}
+
+static void expect_ok(kl_frame_t *r)
+{
+    if (r->body_case == BODY(ERROR))
+        fail_msg("error %d: %s", r->error->code, r->error->message);
+    assert_int_equal(r->body_case, BODY(OK));
+    kl_wire_free(r);
+}
+
+static void expect_error(kl_frame_t *r, int code)
+{
+    assert_int_equal(r->body_case, BODY(ERROR));
+    assert_int_equal(r->error->code, code);
+    kl_wire_free(r);
+}
+
+static kl_frame_t *do_register(client_t *c, const char *handle, const char *code)
+{
+    uint8_t msg[256], sig[64];
+    size_t n;
+    assert_int_equal(kl_wire_register_msg(c->t.hh, handle, code, msg, sizeof msg, &n), 0);
+    kl_sign(c->ik_sk, msg, n, sig);
+    Kollega__Relay__V1__Register rg = KOLLEGA__RELAY__V1__REGISTER__INIT;
+    rg.handle = (char *)handle;
+    rg.invite_code = (char *)code;
+    rg.identity_key.data = c->ik_pk;
+    rg.identity_key.len = 32;
+    rg.signature.data = sig;
+    rg.signature.len = 64;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(REGISTER);
+    f.register_ = &rg;
+    return request(c, &f);
+}
+
+static kl_frame_t *do_send(client_t *c, const char *to, const uint8_t *body, size_t len)
+{
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = (char *)to;
+    sd.body.data = (uint8_t *)body;
+    sd.body.len = len;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(SEND);
+    f.send = &sd;
+    return request(c, &f);
+}
+
+static kl_frame_t *do_fetch(client_t *c, uint64_t after)
+{
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    fe.after = after;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(FETCH);
+    f.fetch = &fe;
+    return request(c, &f);
+}
+
+static void test_register_send_push_fetch_ack(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10);
+    client_t a, b;
+    client_connect(r, &a);
+    client_connect(r, &b);
+    expect_ok(do_register(&a, "alice", INV_A));
+    expect_ok(do_register(&b, "bob", INV_B));
+
+    kl_frame_t *rep = do_send(&a, "bob@oslo.test", (const uint8_t *)"sealed-1", 8);
+    assert_int_equal(rep->body_case, BODY(SENT));
+    assert_int_equal(rep->sent->seq, 1);
+    kl_wire_free(rep);
+    /* bob is online: a push, id 0, with the entry */
+    kl_frame_t *push = recv_frame(&b);
+    assert_non_null(push);
+    assert_int_equal(push->id, 0);
+    assert_int_equal(push->body_case, BODY(DELIVER));
+    assert_int_equal(push->deliver->n_entries, 1);
+    assert_int_equal(push->deliver->entries[0]->seq, 1);
+    assert_memory_equal(push->deliver->entries[0]->body.data, "sealed-1", 8);
+    kl_wire_free(push);
+    rep = do_send(&a, "bob@oslo.test", (const uint8_t *)"sealed-2", 8);
+    kl_wire_free(rep);
+    kl_wire_free(recv_frame(&b)); /* its push */
+
+    rep = do_fetch(&b, 0);
+    assert_int_equal(rep->body_case, BODY(DELIVER));
+    assert_int_equal(rep->deliver->n_entries, 2);
+    assert_int_equal(rep->deliver->entries[1]->seq, 2);
+    assert_false(rep->deliver->more);
+    kl_wire_free(rep);
+
+    Kollega__Relay__V1__Ack ack = KOLLEGA__RELAY__V1__ACK__INIT;
+    ack.seq = 2;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(ACK);
+    f.ack = &ack;
+    expect_ok(request(&b, &f));
+    rep = do_fetch(&b, 0);
+    assert_int_equal(rep->deliver->n_entries, 0);
+    kl_wire_free(rep);
+
+    expect_error(do_send(&a, "nobody@oslo.test", (const uint8_t *)"x", 1), CODE(NOT_FOUND));
+    uint8_t big[1001];
+    memset(big, 1, sizeof big);
+    expect_error(do_send(&a, "bob@oslo.test", big, sizeof big), CODE(TOO_LARGE));
+    client_close(&a);
+    client_close(&b);
+    relay_stop(r);
+}
+
+static void test_auth_lookup_and_prekeys(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10);
+    client_t a, a2;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+
+    /* prekeys: upload a signed prekey and two one-time prekeys */
+    uint8_t spk[32], spk_sk[32], sig[64], opk[32], opk_sk[32];
+    kl_x_keypair(spk, spk_sk);
+    kl_x_keypair(opk, opk_sk);
+    kl_x3dh_spk_sign(a.ik_sk, 1, spk, sig);
+    Kollega__Relay__V1__SignedPrekey sp = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
+    sp.id = 1;
+    sp.public_key.data = spk;
+    sp.public_key.len = 32;
+    sp.signature.data = sig;
+    sp.signature.len = 64;
+    Kollega__Relay__V1__OneTimePrekey o1 = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT, o2 = o1;
+    o1.id = 100;
+    o2.id = 101;
+    o1.public_key.data = o2.public_key.data = opk;
+    o1.public_key.len = o2.public_key.len = 32;
+    Kollega__Relay__V1__OneTimePrekey *os[] = {&o1, &o2};
+    Kollega__Relay__V1__PrekeyUpload pu = KOLLEGA__RELAY__V1__PREKEY_UPLOAD__INIT;
+    pu.signed_prekey = &sp;
+    pu.one_time_prekeys = os;
+    pu.n_one_time_prekeys = 2;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(PREKEY_UPLOAD);
+    f.prekey_upload = &pu;
+    expect_ok(request(&a, &f));
+
+    /* a second connection authenticates as alice */
+    client_connect(r, &a2);
+    memcpy(a2.ik_pk, a.ik_pk, 32);
+    memcpy(a2.ik_sk, a.ik_sk, 64);
+    uint8_t msg[128];
+    size_t n;
+    kl_wire_auth_msg(a2.t.hh, msg, sizeof msg, &n);
+    kl_sign(a2.ik_sk, msg, n, sig);
+    Kollega__Relay__V1__Auth au = KOLLEGA__RELAY__V1__AUTH__INIT;
+    au.address = "alice@oslo.test";
+    au.signature.data = sig;
+    au.signature.len = 64;
+    f.body_case = BODY(AUTH);
+    f.auth = &au;
+    expect_ok(request(&a2, &f));
+
+    Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
+    pf.address = "alice@oslo.test";
+    f.body_case = BODY(PREKEY_FETCH);
+    f.prekey_fetch = &pf;
+    for (int i = 0; i < 3; i++) {
+        kl_frame_t *rep = request(&a2, &f);
+        assert_int_equal(rep->body_case, BODY(PREKEY_BUNDLE));
+        assert_memory_equal(rep->prekey_bundle->identity_key.data, a.ik_pk, 32);
+        assert_int_equal(rep->prekey_bundle->signed_prekey->id, 1);
+        if (i < 2)
+            assert_int_equal(rep->prekey_bundle->one_time_prekey->id, 100 + (uint32_t)i);
+        else
+            assert_null(rep->prekey_bundle->one_time_prekey);
+        kl_wire_free(rep);
+    }
+    Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
+    lk.address = "alice@oslo.test";
+    f.body_case = BODY(LOOKUP);
+    f.lookup = &lk;
+    kl_frame_t *rep = request(&a2, &f);
+    assert_int_equal(rep->body_case, BODY(LOOKUP_RESULT));
+    assert_true(rep->lookup_result->exists);
+    assert_memory_equal(rep->lookup_result->identity_key.data, a.ik_pk, 32);
+    kl_wire_free(rep);
+
+    /* a replayed auth signature (another connection's hash) is refused */
+    client_t m;
+    client_connect(r, &m);
+    au.signature.data = sig; /* signed over a2's handshake hash */
+    f.body_case = BODY(AUTH);
+    f.auth = &au;
+    expect_error(request(&m, &f), CODE(UNAUTHENTICATED));
+    assert_null(recv_frame(&m)); /* and closed */
+    client_close(&m);
+    client_close(&a);
+    client_close(&a2);
+    relay_stop(r);
+}
+
+static void test_used_invite_keeps_connection(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10);
+    client_t a, b;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    client_connect(r, &b);
+    expect_error(do_register(&b, "bob", INV_A), CODE(INVITE_INVALID));
+    expect_error(do_register(&b, "alice", INV_B), CODE(CONFLICT));
+    expect_ok(do_register(&b, "bob", INV_B)); /* the conflict did not use INV_B */
+    client_close(&a);
+    client_close(&b);
+    relay_stop(r);
+}
+
+static void test_pipelined_requests_behind_register(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10);
+    client_t a;
+    client_connect(r, &a);
+    /* register, then a fetch and a ping without waiting: answered in order */
+    uint8_t msg[256], sig[64], out[3][KL_FRAME_MAX + 2];
+    size_t n, len[3];
+    kl_wire_register_msg(a.t.hh, "alice", INV_A, msg, sizeof msg, &n);
+    kl_sign(a.ik_sk, msg, n, sig);
+    Kollega__Relay__V1__Register rg = KOLLEGA__RELAY__V1__REGISTER__INIT;
+    rg.handle = "alice";
+    rg.invite_code = INV_A;
+    rg.identity_key.data = a.ik_pk;
+    rg.identity_key.len = 32;
+    rg.signature.data = sig;
+    rg.signature.len = 64;
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    Kollega__Relay__V1__Ping p = KOLLEGA__RELAY__V1__PING__INIT;
+    kl_frame_t f[3] = {KOLLEGA__RELAY__V1__FRAME__INIT, KOLLEGA__RELAY__V1__FRAME__INIT,
+                       KOLLEGA__RELAY__V1__FRAME__INIT};
+    f[0].body_case = BODY(REGISTER);
+    f[0].register_ = &rg;
+    f[1].body_case = BODY(FETCH);
+    f[1].fetch = &fe;
+    f[2].body_case = BODY(PING);
+    f[2].ping = &p;
+    uint8_t all[3 * (KL_FRAME_MAX + 2)];
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        f[i].id = (uint32_t)i + 1;
+        assert_int_equal(kl_wire_seal(&a.t, &f[i], out[i], sizeof out[i], &len[i]), 0);
+        memcpy(all + total, out[i], len[i]);
+        total += len[i];
+    }
+    assert_int_equal(send_all(a.fd, all, total), 0); /* one write: one read for the relay */
+    kl_frame_t *rep = recv_frame(&a);
+    assert_int_equal(rep->id, 1);
+    expect_ok(rep);
+    /* the fetch goes to storage, the ping is answered at once */
+    int seen_fetch = 0, seen_pong = 0;
+    for (int i = 0; i < 2; i++) {
+        rep = recv_frame(&a);
+        assert_non_null(rep);
+        if (rep->body_case == BODY(DELIVER))
+            seen_fetch = rep->id == 2;
+        if (rep->body_case == BODY(PONG))
+            seen_pong = rep->id == 3;
+        kl_wire_free(rep);
+    }
+    assert_true(seen_fetch && seen_pong);
+    client_close(&a);
+    relay_stop(r);
+}
+
+static void test_handshake_timeout_closes(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(1);
+    int fd = raw_connect(r);
+    uint8_t b;
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
+    assert_true(recv(fd, &b, 1, 0) <= 0); /* closed by the relay, not by our 5 s timeout */
+    gettimeofday(&t1, NULL);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    assert_true(ms >= 900 && ms < 4000);
+    close(fd);
+    /* connected but never authenticated: the same deadline */
+    client_t c;
+    client_connect(r, &c);
+    assert_null(recv_frame(&c));
+    client_close(&c);
+    relay_stop(r);
+}
+
+
+static void test_max_connections_refused(void **state)
+{
+    (void)state;
+    opt_max_conns = 2;
+    relay_t *r = relay_start(10);
+    client_t a, b;
+    client_connect(r, &a);
+    client_connect(r, &b);
+    int fd = raw_connect(r);
+    uint8_t x;
+    assert_true(recv(fd, &x, 1, 0) <= 0); /* accepted and closed at once */
+    close(fd);
+    client_close(&a);
+    /* once one leaves, a new connection is served again */
+    usleep(100000);
+    client_connect(r, &a);
+    Kollega__Relay__V1__Ping p = KOLLEGA__RELAY__V1__PING__INIT;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(PING);
+    f.ping = &p;
+    kl_frame_t *rep = request(&a, &f);
+    assert_int_equal(rep->body_case, BODY(PONG));
+    kl_wire_free(rep);
+    client_close(&a);
+    client_close(&b);
+    relay_stop(r);
+}
+
+static void test_idle_timeout_after_auth(void **state)
+{
+    (void)state;
+    opt_idle_s = 1;
+    relay_t *r = relay_start(10);
+    client_t a;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
+    assert_null(recv_frame(&a));
+    gettimeofday(&t1, NULL);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    assert_true(ms >= 800 && ms < 4000);
+    client_close(&a);
+    relay_stop(r);
+}
+
+/* With a tiny write queue, pushes that find the queue busy are dropped and
+ * replaced by one empty deliver{more} once it drains: every entry is
+ * either pushed or announced, and all of them can be fetched. */
+static void test_backpressure_missed_pushes_announced(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    opt_write_queue = 1;
+    relay_t *r = relay_start(10);
+    client_t a, b;
+    client_connect(r, &a);
+    client_connect(r, &b);
+    expect_ok(do_register(&a, "alice", INV_A));
+    expect_ok(do_register(&b, "bob", INV_B));
+    static uint8_t all[N * 128];
+    size_t total = 0;
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = "bob@oslo.test";
+    sd.body.data = (uint8_t *)"0123456789";
+    sd.body.len = 10;
+    for (int i = 0; i < N; i++) {
+        kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        f.body_case = BODY(SEND);
+        f.send = &sd;
+        f.id = (uint32_t)i + 1;
+        size_t n;
+        assert_int_equal(kl_wire_seal(&a.t, &f, all + total, sizeof all - total, &n), 0);
+        total += n;
+    }
+    assert_int_equal(send_all(a.fd, all, total), 0);
+    for (int i = 0; i < N; i++) {
+        kl_frame_t *rep = recv_frame(&a);
+        assert_non_null(rep);
+        assert_int_equal(rep->body_case, BODY(SENT));
+        kl_wire_free(rep);
+    }
+    int pushed = 0, announced = 0;
+    while (pushed + announced == 0 || (pushed < N && !announced)) {
+        kl_frame_t *p = recv_frame(&b);
+        assert_non_null(p);
+        assert_int_equal(p->id, 0);
+        assert_int_equal(p->body_case, BODY(DELIVER));
+        pushed += (int)p->deliver->n_entries;
+        if (p->deliver->n_entries == 0) {
+            assert_true(p->deliver->more);
+            announced = 1;
+        }
+        kl_wire_free(p);
+    }
+    print_message("pushed %d entries, more-announcement %s\n", pushed, announced ? "yes" : "no");
+    /* later pushes may still arrive before the fetch answer: skip them */
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(FETCH);
+    f.fetch = &fe;
+    uint32_t id = send_frame(&b, &f);
+    kl_frame_t *rep;
+    while ((rep = recv_frame(&b)) != NULL && rep->id == 0)
+        kl_wire_free(rep);
+    assert_non_null(rep);
+    assert_int_equal(rep->id, id);
+    assert_int_equal(rep->deliver->n_entries, N);
+    kl_wire_free(rep);
+    client_close(&a);
+    client_close(&b);
+    relay_stop(r);
+}
+
+/* Fetch replies are up to ~64 KiB while a fetch request is a few bytes: a
+ * client that pipelines fetches without reading must not make the relay
+ * queue far more than the write-queue cap. Every fetch in flight counts as
+ * a full reply; those over the cap are refused with RATE_LIMITED. */
+static void test_pipelined_fetches_bounded_by_write_queue(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    opt_write_queue = 65536;
+    relay_t *r = relay_start(10);
+    client_t a;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    static uint8_t all[N * 64];
+    size_t total = 0;
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    for (int i = 0; i < N; i++) {
+        kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        f.body_case = BODY(FETCH);
+        f.fetch = &fe;
+        f.id = (uint32_t)i + 100;
+        size_t n;
+        assert_int_equal(kl_wire_seal(&a.t, &f, all + total, sizeof all - total, &n), 0);
+        total += n;
+    }
+    assert_int_equal(send_all(a.fd, all, total), 0); /* one write: one read for the relay */
+    int delivered = 0, limited = 0;
+    for (int i = 0; i < N; i++) {
+        kl_frame_t *rep = recv_frame(&a);
+        assert_non_null(rep);
+        if (rep->body_case == BODY(DELIVER))
+            delivered++;
+        else if (rep->body_case == BODY(ERROR) &&
+                 rep->error->code == CODE(RATE_LIMITED))
+            limited++;
+        else
+            fail_msg("unexpected reply %d", rep->body_case);
+        kl_wire_free(rep);
+    }
+    assert_int_equal(delivered + limited, N);
+    assert_true(delivered >= 1);
+    assert_true(limited > 0);
+    client_close(&a);
+    relay_stop(r);
+}
+
+static void test_shutdown_with_open_connections(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10);
+    client_t a, b;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    client_connect(r, &b);
+    relay_stop(r); /* joins the loop thread: returns only when all is closed */
+    assert_null(recv_frame(&a));
+    client_close(&a);
+    client_close(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register_send_push_fetch_ack),
+        cmocka_unit_test(test_auth_lookup_and_prekeys),
+        cmocka_unit_test(test_used_invite_keeps_connection),
+        cmocka_unit_test(test_pipelined_requests_behind_register),
+        cmocka_unit_test(test_handshake_timeout_closes),
+        cmocka_unit_test(test_max_connections_refused),
+        cmocka_unit_test(test_idle_timeout_after_auth),
+        cmocka_unit_test(test_backpressure_missed_pushes_announced),
+        cmocka_unit_test(test_pipelined_fetches_bounded_by_write_queue),
+        cmocka_unit_test(test_shutdown_with_open_connections),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
