@@ -171,6 +171,13 @@ def main(tests):
         t0 = time.time()
         try:
             t(root, relays)
+            # A clean SIGTERM shutdown is part of every test: exit 0, and
+            # under ASan no leak or error report in the relay's log.
+            for r in relays:
+                if r.proc is not None:
+                    rc = r.stop()
+                    check(rc == 0, "relay %s exited %d on SIGTERM" % (r.name, rc))
+                check("Sanitizer" not in r.read_log(), "sanitizer report in relay %s log" % r.name)
             print("PASS %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
             shutil.rmtree(root, ignore_errors=True)
         except Exception as e:  # noqa: BLE001 - report every failure kind

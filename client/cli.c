@@ -1,0 +1,297 @@
+/* Shared plumbing of the kollega commands. See cli.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kollega/addr.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "util.h"
+
+void kl_cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("kollega: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int kl_cli_resolve_home(kl_cli_t *cli)
+{
+    const char *v;
+    int n = -1;
+    if (cli->home_opt && cli->home_opt[0])
+        n = snprintf(cli->home, sizeof cli->home, "%s", cli->home_opt);
+    else if ((v = getenv("KOLLEGA_HOME")) && v[0])
+        n = snprintf(cli->home, sizeof cli->home, "%s", v);
+    else if ((v = getenv("XDG_DATA_HOME")) && v[0])
+        n = snprintf(cli->home, sizeof cli->home, "%s/kollega", v);
+    else if ((v = getenv("HOME")) && v[0])
+        n = snprintf(cli->home, sizeof cli->home, "%s/.local/share/kollega", v);
+    if (n < 0) {
+        kl_cli_err("cannot tell where your Kollega data lives: give --home DIR or set "
+                   "KOLLEGA_HOME");
+        return KL_EXIT_USAGE;
+    }
+    /* An absolute path, so what we print (and a later `cd`) cannot mislead. */
+    if (cli->home[0] != '/') {
+        char cwd[KL_PATH_MAX], rel[KL_PATH_MAX];
+        memcpy(rel, cli->home, sizeof rel);
+        if (getcwd(cwd, sizeof cwd) == NULL) {
+            kl_cli_err("cannot determine the current directory; give --home as an absolute "
+                       "path");
+            return KL_EXIT_FAIL;
+        }
+        n = snprintf(cli->home, sizeof cli->home, "%s/%s", cwd, rel);
+    }
+    if ((size_t)n >= sizeof cli->home) {
+        kl_cli_err("the home directory path is too long");
+        return KL_EXIT_USAGE;
+    }
+    snprintf(cli->dbpath, sizeof cli->dbpath, "%s/%s", cli->home, KL_STORE_FILE);
+    return KL_EXIT_OK;
+}
+
+/* One line from the terminal without echo. */
+static int prompt_tty(const char *prompt, char *buf, size_t cap)
+{
+    struct termios old, quiet;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return KL_EINVAL;
+    int r = KL_EIO, restore = 0;
+    /* Echo off before the prompt appears, so nothing typed after it is
+     * shown or flushed away. */
+    if (tcgetattr(fd, &old) == 0) {
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        quiet.c_lflag |= ICANON;
+        if (tcsetattr(fd, TCSAFLUSH, &quiet) == 0)
+            restore = 1;
+    }
+    if (write(fd, prompt, strlen(prompt)) < 0)
+        goto out;
+    size_t n = 0;
+    for (;;) {
+        char ch;
+        ssize_t k = read(fd, &ch, 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0 || ch == '\n')
+            break;
+        if (n + 1 < cap)
+            buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    r = 0;
+out:
+    if (restore)
+        tcsetattr(fd, TCSADRAIN, &old);
+    ssize_t w = write(fd, "\n", 1);
+    (void)w;
+    close(fd);
+    return r;
+}
+
+int kl_cli_passphrase(char *buf, size_t cap, int confirm)
+{
+    const char *env = getenv("KOLLEGA_PASSPHRASE");
+    if (env) {
+        if (strlen(env) >= cap)
+            return KL_ETOOBIG;
+        memcpy(buf, env, strlen(env) + 1);
+        return 0;
+    }
+    /* Prompt only for an interactive user: a script with stdin redirected
+     * must get the error telling it about KOLLEGA_PASSPHRASE, not hang. */
+    if (!isatty(STDIN_FILENO))
+        return KL_EINVAL;
+    int r = prompt_tty("Passphrase for your Kollega store: ", buf, cap);
+    if (r || !confirm)
+        return r;
+    char *again = kl_secure_alloc(cap);
+    if (again == NULL)
+        return KL_ENOMEM;
+    r = prompt_tty("Repeat the passphrase: ", again, cap);
+    if (r == 0 && strcmp(buf, again) != 0)
+        r = KL_EPASS;
+    kl_secure_free(again);
+    return r;
+}
+
+static int pass_cb(void *ud, char *buf, size_t cap)
+{
+    (void)ud;
+    return kl_cli_passphrase(buf, cap, 0);
+}
+
+int kl_cli_open(kl_cli_t *cli)
+{
+    int r = kl_store_open(cli->dbpath, pass_cb, cli, &cli->st);
+    switch (r) {
+    case 0:
+        break;
+    case KL_ENOTFOUND:
+        kl_cli_err("there is no Kollega identity in %s yet; create one with `kollega init "
+                   "--invite TOKEN --name NAME` (or give --home DIR)", cli->home);
+        return KL_EXIT_FAIL;
+    case KL_EPASS:
+        kl_cli_err("wrong passphrase for the store in %s; nothing was changed, try again",
+                   cli->home);
+        return KL_EXIT_FAIL;
+    case KL_EINVAL:
+        kl_cli_err("the store in %s is protected by a passphrase and there is no terminal to "
+                   "ask for it: set KOLLEGA_PASSPHRASE", cli->home);
+        return KL_EXIT_FAIL;
+    case KL_EPROTO:
+        kl_cli_err("%s is not a Kollega store this version can read", cli->dbpath);
+        return KL_EXIT_FAIL;
+    default:
+        kl_cli_err("cannot open the store %s (%s)", cli->dbpath, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    r = kl_identity_load(cli->st, &cli->me, &cli->relay);
+    if (r) {
+        kl_cli_err("the store %s holds no usable identity (%s); an earlier init may have "
+                   "failed: move the file away and run `kollega init` again",
+                   cli->dbpath, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    return KL_EXIT_OK;
+}
+
+void kl_cli_close(kl_cli_t *cli)
+{
+    kl_identity_wipe(&cli->me);
+    kl_store_close(cli->st);
+    cli->st = NULL;
+}
+
+const char *kl_cli_error_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&kollega__relay__v1__error_code__descriptor, code);
+    return v ? v->name : "UNKNOWN";
+}
+
+int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what)
+{
+    if (r == -EINTR) {
+        kl_cli_err("interrupted while trying to %s", what);
+    } else if (r == KL_EREFUSED) {
+        const char *msg = kl_conn_relay_message(conn);
+        kl_cli_err("the relay refused to %s (%s%s%s)", what,
+                   kl_cli_error_name(kl_conn_relay_error(conn)), msg[0] ? ": " : "", msg);
+    } else if (conn) {
+        kl_cli_err("could not %s: %s; try again later", what, kl_conn_error(conn));
+    } else {
+        kl_cli_err("could not %s (%s)", what, kl_strerror(r));
+    }
+    return KL_EXIT_FAIL;
+}
+
+int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
+{
+    char err[512];
+    uint8_t msg[128], sig[KL_SIG];
+    size_t mlen = 0;
+    kl_frame_t *resp = NULL;
+    *conn = NULL;
+    int r = kl_conn_open(cli->relay.host, cli->relay.port, cli->relay.key, cli->stop, conn, err,
+                         sizeof err);
+    if (r) {
+        if (r == -EINTR)
+            kl_cli_err("interrupted while connecting to the relay");
+        else
+            kl_cli_err("%s", err);
+        return KL_EXIT_FAIL;
+    }
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
+    if ((r = kl_wire_auth_msg(kl_conn_handshake_hash(*conn), msg, sizeof msg, &mlen)) ||
+        (r = kl_sign(cli->me.sk, msg, mlen, sig)))
+        goto fail;
+    a.address = cli->me.address;
+    a.signature.data = sig;
+    a.signature.len = sizeof sig;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_AUTH;
+    f.auth = &a;
+    r = kl_conn_call(*conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    kl_wire_free(resp);
+    if (r == KL_EREFUSED && kl_conn_relay_error(*conn) ==
+                                KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED) {
+        kl_cli_err("the relay %s does not accept %s (UNAUTHENTICATED); was the relay reset, or "
+                   "is this the right --home?", cli->relay.name, cli->me.address);
+        goto out;
+    }
+    if (r == 0)
+        return KL_EXIT_OK;
+fail:
+    kl_cli_relay_fail(*conn, r, "log in to the relay");
+out:
+    kl_conn_close(*conn);
+    *conn = NULL;
+    return KL_EXIT_FAIL;
+}
+
+int kl_cli_user_address(const char *s, char *out, size_t cap)
+{
+    kl_addr_t a;
+    if (s[0] == '#') {
+        kl_cli_err("groups are not available yet; you can write to one person with `kollega "
+                   "send HANDLE@RELAY TEXT`");
+        return KL_EXIT_USAGE;
+    }
+    if (kl_addr_parse(s, &a) != 0 || a.is_group || kl_addr_format(&a, out, cap) != 0) {
+        kl_cli_err("'%s' is not a Kollega address; addresses look like kari@oslo.example.org",
+                   s);
+        return KL_EXIT_USAGE;
+    }
+    return KL_EXIT_OK;
+}
+
+void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
+{
+    const char *from = m->outgoing ? cli->me.address : m->peer;
+    const char *to = m->outgoing ? m->peer : cli->me.address;
+    if (cli->json) {
+        char hex[2 * KL_MSG_ID + 1];
+        kl_json_t j;
+        kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "id", hex);
+        kl_json_str(&j, "from", from);
+        kl_json_str(&j, "to", to);
+        kl_json_strn(&j, "text", m->text, m->text_len);
+        kl_json_uint(&j, "sent_at", m->sent_at);
+        kl_json_str(&j, "direction", m->outgoing ? "out" : "in");
+        kl_json_uint(&j, "seq", m->seq);
+        kl_json_uint(&j, "stored_at", m->stored_at);
+        kl_json_obj_end(&j);
+        const char *s = kl_json_cstr(&j);
+        if (s)
+            printf("%s\n", s);
+        kl_json_free(&j);
+    } else {
+        char when[32];
+        kl_format_time(m->sent_at, when, sizeof when);
+        if (m->outgoing)
+            printf("[%s] you -> %s: ", when, to);
+        else
+            printf("[%s] %s: ", when, from);
+        kl_print_safe(stdout, m->text, m->text_len, "    ");
+        putchar('\n');
+    }
+    fflush(stdout);
+}

@@ -1,0 +1,69 @@
+/* Shared plumbing of the kollega commands: the home directory, the
+ * passphrase, opening the store, connecting and authenticating to the
+ * relay, printing messages and errors. Commands return the process exit
+ * code: KL_EXIT_OK, KL_EXIT_FAIL (operational failure: relay unreachable or
+ * refusing, wrong passphrase, key changed) or KL_EXIT_USAGE. Every error is
+ * printed to stderr as "kollega: what happened; what to do next". */
+#ifndef KOLLEGA_CLIENT_CLI_H
+#define KOLLEGA_CLIENT_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+#include "net.h"
+#include "store.h"
+
+#define KL_EXIT_OK 0
+#define KL_EXIT_FAIL 1
+#define KL_EXIT_USAGE 2
+
+#define KL_PATH_MAX 4096
+
+typedef struct kl_cli {
+    const char *home_opt;            /* --home, or NULL */
+    int json;                        /* --json */
+    char home[KL_PATH_MAX];
+    char dbpath[KL_PATH_MAX + 32];
+    kl_store_t *st;
+    kl_identity_t me;
+    kl_relay_info_t relay;
+    volatile sig_atomic_t *stop;     /* set by SIGINT/SIGTERM in long commands */
+} kl_cli_t;
+
+/* Print "kollega: " + message + newline to stderr. */
+void kl_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Resolve the home directory (--home, $KOLLEGA_HOME, $XDG_DATA_HOME/kollega,
+ * ~/.local/share/kollega). Exit code. */
+int kl_cli_resolve_home(kl_cli_t *cli);
+/* Read the passphrase: $KOLLEGA_PASSPHRASE, else a no-echo prompt on the
+ * terminal (twice when confirm), else an error naming KOLLEGA_PASSPHRASE.
+ * Returns 0 or a kl_err (KL_EINVAL: no way to ask; KL_EPASS: mismatch). */
+int kl_cli_passphrase(char *buf, size_t cap, int confirm);
+/* Open the store (asking for the passphrase if it has one) and load the
+ * identity. Exit code; errors printed. */
+int kl_cli_open(kl_cli_t *cli);
+/* Connect to the relay and authenticate as our address. Exit code. */
+int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn);
+/* Print a failed relay interaction (kl_conn_call result r while doing
+ * `what`) with advice; returns KL_EXIT_FAIL. */
+int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what);
+/* Close store, wipe identity. */
+void kl_cli_close(kl_cli_t *cli);
+
+/* Name of a relay ErrorCode ("INVITE_INVALID"). */
+const char *kl_cli_error_name(int code);
+
+/* Validate a user address typed by the user: exit code, and *out gets the
+ * canonical form. Group addresses: "groups are not available yet" (2). */
+int kl_cli_user_address(const char *s, char *out, size_t cap);
+
+/* Print a stored message: a JSON line {"id","from","to","text","sent_at",
+ * "direction","seq","stored_at"} with --json, else
+ * "[YYYY-MM-DD HH:MM] from: text" (incoming) or
+ * "[YYYY-MM-DD HH:MM] you -> to: text" (outgoing). Flushes stdout. */
+void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m);
+
+#endif

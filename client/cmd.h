@@ -1,0 +1,20 @@
+/* The kollega commands. Each returns the process exit code (cli.h) and
+ * prints its own output (human, or JSON with cli->json) and errors. */
+#ifndef KOLLEGA_CLIENT_CMD_H
+#define KOLLEGA_CLIENT_CMD_H
+
+#include "cli.h"
+
+int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_passphrase);
+int kl_cmd_whoami(kl_cli_t *cli);
+int kl_cmd_contact_add(kl_cli_t *cli, const char *address);
+int kl_cmd_contact_list(kl_cli_t *cli);
+int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm);
+/* text "-" reads the message from stdin. */
+int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text);
+/* timeout_s < 0: none. */
+int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s);
+/* address and search may be NULL; limit > 0. */
+int kl_cmd_history(kl_cli_t *cli, const char *address, const char *search, long limit);
+
+#endif

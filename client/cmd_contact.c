@@ -1,0 +1,277 @@
+/* `kollega whoami` and `kollega contact add|list|verify`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "contacts.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "kollega/safety.h"
+#include "sync.h"
+#include "util.h"
+
+static void emit(kl_json_t *j)
+{
+    if (kl_json_cstr(j))
+        printf("%s\n", kl_json_cstr(j));
+    kl_json_free(j);
+    fflush(stdout);
+}
+
+int kl_cmd_whoami(kl_cli_t *cli)
+{
+    char key[64], rkey[64], where[KL_HOST_MAX + 16];
+    uint64_t held = 0, failed = 0, cursor = 0;
+    int rc = kl_cli_open(cli);
+    if (rc)
+        return rc;
+    kl_b64_encode(cli->me.pk, 32, key, sizeof key);
+    kl_b64_encode(cli->relay.key, 32, rkey, sizeof rkey);
+    snprintf(where, sizeof where, strchr(cli->relay.host, ':') ? "[%s]:%u" : "%s:%u",
+             cli->relay.host, cli->relay.port);
+    kl_store_held_count(cli->st, NULL, &held);
+    kl_store_failure_count(cli->st, &failed);
+    if (kl_store_get_u64(cli->st, "cursor", &cursor) != 0)
+        cursor = 0;
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "address", cli->me.address);
+        kl_json_str(&j, "identity_key", key);
+        kl_json_str(&j, "relay", cli->relay.name);
+        kl_json_str(&j, "relay_address", where);
+        kl_json_str(&j, "relay_key", rkey);
+        kl_json_str(&j, "home", cli->home);
+        kl_json_uint(&j, "inbox_cursor", cursor);
+        kl_json_uint(&j, "held_messages", held);
+        kl_json_uint(&j, "failed_messages", failed);
+        kl_json_obj_end(&j);
+        emit(&j);
+    } else {
+        printf("address:      %s\n", cli->me.address);
+        printf("identity key: %s\n", key);
+        printf("relay:        %s at %s\n", cli->relay.name, where);
+        printf("relay key:    %s\n", rkey);
+        printf("home:         %s\n", cli->home);
+        if (held)
+            printf("held:         %llu message(s) from changed keys; see `kollega contact "
+                   "list`\n", (unsigned long long)held);
+        if (failed)
+            printf("unreadable:   %llu message(s) could not be decrypted\n",
+                   (unsigned long long)failed);
+    }
+    return KL_EXIT_OK;
+}
+
+/* Why a contact lookup failed, in the user's terms. */
+static int contact_fail(kl_conn_t *conn, int r, const char *address)
+{
+    if (r == KL_ENOTFOUND) {
+        kl_cli_err("the relay knows no user %s; check the spelling", address);
+        return KL_EXIT_FAIL;
+    }
+    if (r == KL_EREFUSED &&
+        kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE) {
+        kl_cli_err("%s is on another relay, and reaching other relays is not available yet",
+                   address);
+        return KL_EXIT_FAIL;
+    }
+    if (r == KL_EKEYCHANGED) {
+        kl_cli_err("the identity key of %s changed; compare safety numbers with `kollega "
+                   "contact verify %s` and run it with --confirm if they match", address,
+                   address);
+        return KL_EXIT_FAIL;
+    }
+    return kl_cli_relay_fail(conn, r, "look up the contact");
+}
+
+static void contact_json(kl_json_t *j, const kl_contact_t *c)
+{
+    char key[64], pend[64];
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "address", c->address);
+    if (c->has_key) {
+        kl_b64_encode(c->key, 32, key, sizeof key);
+        kl_json_str(j, "identity_key", key);
+    } else {
+        kl_json_null(j, "identity_key");
+    }
+    kl_json_bool(j, "verified", c->verified && !c->key_changed);
+    kl_json_bool(j, "key_changed", c->key_changed);
+    if (c->has_pending) {
+        kl_b64_encode(c->pending, 32, pend, sizeof pend);
+        kl_json_str(j, "pending_identity_key", pend);
+    }
+    kl_json_uint(j, "added_at", c->added_at);
+}
+
+int kl_cmd_contact_add(kl_cli_t *cli, const char *address)
+{
+    char addr[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_contact_t c;
+    int added = 0;
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    if (rc || (rc = kl_cli_open(cli)))
+        return rc;
+    if (strcmp(addr, cli->me.address) == 0) {
+        kl_cli_err("%s is your own address", addr);
+        return KL_EXIT_USAGE;
+    }
+    if ((rc = kl_cli_connect(cli, &conn)))
+        return rc;
+    int r = kl_contacts_add(cli->st, conn, addr, &c, &added);
+    if (r) {
+        rc = contact_fail(conn, r, addr);
+        goto out;
+    }
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        contact_json(&j, &c);
+        kl_json_bool(&j, "added", added);
+        kl_json_obj_end(&j);
+        emit(&j);
+    } else if (added) {
+        printf("Added %s. Compare safety numbers with `kollega contact verify %s` when you "
+               "can.\n", addr, addr);
+    } else {
+        printf("%s is already a contact.\n", addr);
+    }
+out:
+    kl_conn_close(conn);
+    return rc;
+}
+
+static int list_one(void *ud, const kl_contact_t *c)
+{
+    const kl_cli_t *cli = ud;
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        contact_json(&j, c);
+        kl_json_obj_end(&j);
+        emit(&j);
+        return 0;
+    }
+    const char *state = c->key_changed ? "KEY CHANGED: verify before writing"
+                        : c->verified  ? "verified"
+                                       : "not verified";
+    printf("%-40s %s\n", c->address, state);
+    return 0;
+}
+
+int kl_cmd_contact_list(kl_cli_t *cli)
+{
+    int rc = kl_cli_open(cli);
+    if (rc)
+        return rc;
+    int r = kl_store_contact_list(cli->st, list_one, cli);
+    if (r) {
+        kl_cli_err("cannot read the contacts (%s)", kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    return KL_EXIT_OK;
+}
+
+static void print_verify(const kl_cli_t *cli, const kl_contact_t *c, const uint8_t key[32],
+                         const char *number, uint64_t held, size_t released, int confirmed)
+{
+    char b64[64];
+    kl_b64_encode(key, 32, b64, sizeof b64);
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "address", c->address);
+        kl_json_str(&j, "identity_key", b64);
+        kl_json_str(&j, "safety_number", number);
+        kl_json_bool(&j, "verified", c->verified && !c->key_changed);
+        kl_json_bool(&j, "key_changed", c->key_changed);
+        kl_json_uint(&j, "held_messages", held);
+        if (confirmed)
+            kl_json_uint(&j, "released_messages", released);
+        kl_json_obj_end(&j);
+        emit(&j);
+        return;
+    }
+    char disp[KL_SAFETY_DISPLAY];
+    kl_safety_display(number, disp);
+    if (c->key_changed)
+        printf("WARNING: the identity key of %s is not the one you pinned at first contact.\n"
+               "Sending is refused%s until you have compared the safety number below.\n\n",
+               c->address, held ? " and messages from the new key are held" : "");
+    printf("Safety number with %s:\n\n", c->address);
+    /* 12 groups of 5 digits, shown as three rows of four groups. */
+    for (int row = 0; row < 3; row++)
+        printf("    %.23s\n", disp + row * 24);
+    printf("\n");
+    if (confirmed) {
+        printf("%s is now verified.\n", c->address);
+        if (released)
+            printf("%zu held message(s) are now in your history: `kollega history %s`.\n",
+                   released, c->address);
+    } else if (c->verified && !c->key_changed) {
+        printf("You have verified this contact.\n");
+    } else {
+        printf("Compare this number with %s in person or on a phone call (not through Kollega).\n"
+               "If it is the same on both screens, run:\n\n"
+               "    kollega contact verify %s --confirm\n",
+               c->address, c->address);
+    }
+}
+
+int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm)
+{
+    char addr[KL_ADDR_MAX + 1], number[KL_SAFETY_DIGITS + 1];
+    kl_contact_t c;
+    kl_conn_t *conn = NULL;
+    uint64_t held = 0;
+    size_t released = 0;
+    int added = 0;
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    if (rc || (rc = kl_cli_open(cli)))
+        return rc;
+    if (strcmp(addr, cli->me.address) == 0) {
+        kl_cli_err("%s is your own address", addr);
+        return KL_EXIT_USAGE;
+    }
+    int r = kl_store_contact_get(cli->st, addr, &c);
+    if (r == KL_ENOTFOUND) {
+        /* Not a contact yet: add it the way `contact add` does. */
+        if ((rc = kl_cli_connect(cli, &conn)))
+            return rc;
+        r = kl_contacts_add(cli->st, conn, addr, &c, &added);
+        if (r)
+            rc = contact_fail(conn, r, addr);
+        kl_conn_close(conn);
+        if (r)
+            return rc;
+    } else if (r) {
+        kl_cli_err("cannot read the contact %s (%s)", addr, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    if (confirm) {
+        if ((r = kl_contacts_confirm(cli->st, addr, &c))) {
+            kl_cli_err("cannot confirm %s (%s)", addr, kl_strerror(r));
+            return KL_EXIT_FAIL;
+        }
+        kl_sync_t s;
+        memset(&s, 0, sizeof s);
+        s.st = cli->st;
+        s.me = &cli->me;
+        if ((r = kl_sync_release_held(&s, addr, &released)))
+            kl_cli_err("could not process the held messages from %s (%s)", addr,
+                       kl_strerror(r));
+    }
+    const uint8_t *key = (c.key_changed && c.has_pending) || !c.has_key ? c.pending : c.key;
+    if ((r = kl_safety_number(cli->me.pk, cli->me.address, key, addr, number))) {
+        kl_cli_err("cannot compute the safety number (%s)", kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    kl_store_held_count(cli->st, addr, &held);
+    print_verify(cli, &c, key, number, held, released, confirm);
+    return KL_EXIT_OK;
+}

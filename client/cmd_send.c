@@ -1,0 +1,288 @@
+/* `kollega send ADDRESS TEXT` (TEXT "-" reads stdin).
+ *
+ * Order of events, each step only after the previous one succeeded:
+ *   lookup (pin on first contact, refuse on a changed key)
+ *   prekey_fetch when there is no session yet
+ *   encrypt, COMMIT the advanced ratchet (a crash never reuses a key)
+ *   send -> sent{seq} (the relay has committed it durably)
+ *   store the message in our history; exit 0. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "contacts.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "session.h"
+#include "util.h"
+
+/* Read all of stdin, at most KL_TEXT_MAX + 2 bytes (room for a final
+ * newline that is dropped); *len > KL_TEXT_MAX means too long. */
+static int read_stdin(char **out, size_t *len)
+{
+    size_t cap = KL_TEXT_MAX + 3, n = 0;
+    char *buf = malloc(cap);
+    *out = NULL;
+    if (buf == NULL)
+        return KL_ENOMEM;
+    while (n < cap) {
+        size_t k = fread(buf + n, 1, cap - n, stdin);
+        if (k == 0)
+            break;
+        n += k;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return KL_EIO;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int fetch_bundle(kl_conn_t *conn, const char *addr, kl_prekey_bundle_t *b)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
+    kl_frame_t *resp = NULL;
+    memset(b, 0, sizeof *b);
+    pf.address = (char *)addr;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_FETCH;
+    f.prekey_fetch = &pf;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_BUNDLE, &resp);
+    if (r)
+        return r;
+    const Kollega__Relay__V1__PrekeyBundle *pb = resp->prekey_bundle;
+    const Kollega__Relay__V1__SignedPrekey *spk = pb ? pb->signed_prekey : NULL;
+    const Kollega__Relay__V1__OneTimePrekey *opk = pb ? pb->one_time_prekey : NULL;
+    r = KL_EPROTO;
+    if (pb == NULL || pb->address == NULL || strcmp(pb->address, addr) != 0 ||
+        pb->identity_key.len != 32)
+        goto out;
+    if (spk == NULL) {
+        r = KL_ENOTFOUND;
+        goto out;
+    }
+    if (spk->public_key.len != 32 || spk->signature.len != 64 ||
+        (opk && opk->public_key.len != 32))
+        goto out;
+    memcpy(b->identity_key, pb->identity_key.data, 32);
+    b->spk_id = spk->id;
+    memcpy(b->spk, spk->public_key.data, 32);
+    memcpy(b->spk_sig, spk->signature.data, 64);
+    if (opk) {
+        b->has_opk = 1;
+        b->opk_id = opk->id;
+        memcpy(b->opk, opk->public_key.data, 32);
+    }
+    r = 0;
+out:
+    kl_wire_free(resp);
+    return r;
+}
+
+static int send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+                     uint64_t *seq)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
+    kl_frame_t *resp = NULL;
+    s.to = (char *)to;
+    s.body.data = (uint8_t *)body;
+    s.body.len = len;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_SEND;
+    f.send = &s;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_SENT, &resp);
+    if (r == 0)
+        *seq = resp->sent ? resp->sent->seq : 0;
+    kl_wire_free(resp);
+    return r;
+}
+
+static int send_fail(kl_conn_t *conn, int r, const char *addr)
+{
+    int code = r == KL_EREFUSED ? kl_conn_relay_error(conn) : 0;
+    if (code == KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED)
+        kl_cli_err("the relay did not accept the message: the inbox of %s is full; try again "
+                   "after they have received their messages", addr);
+    else if (code == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)
+        kl_cli_err("the relay asks you to slow down (RATE_LIMITED); try again in a moment");
+    else
+        kl_cli_relay_fail(conn, r, "deliver the message");
+    return KL_EXIT_FAIL;
+}
+
+/* Check the text the user gave. Exit code. */
+static int check_text(const char *text, size_t len)
+{
+    if (len == 0) {
+        kl_cli_err("the message is empty; nothing was sent");
+        return KL_EXIT_USAGE;
+    }
+    if (len > KL_TEXT_MAX) {
+        kl_cli_err("the message is too long (%zu bytes; at most %u bytes fit in one message); "
+                   "split it up", len, KL_TEXT_MAX);
+        return KL_EXIT_USAGE;
+    }
+    if (!kl_utf8_valid(text, len)) {
+        kl_cli_err("the message is not UTF-8 text; nothing was sent");
+        return KL_EXIT_USAGE;
+    }
+    return KL_EXIT_OK;
+}
+
+static void print_sent(const kl_cli_t *cli, const kl_message_t *m)
+{
+    if (!cli->json) {
+        printf("Sent to %s.\n", m->peer);
+        return;
+    }
+    char hex[2 * KL_MSG_ID + 1];
+    kl_json_t j;
+    kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "id", hex);
+    kl_json_str(&j, "to", m->peer);
+    kl_json_uint(&j, "seq", m->seq);
+    kl_json_uint(&j, "sent_at", m->sent_at);
+    kl_json_obj_end(&j);
+    if (kl_json_cstr(&j))
+        printf("%s\n", kl_json_cstr(&j));
+    kl_json_free(&j);
+}
+
+int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
+{
+    char addr[KL_ADDR_MAX + 1];
+    char *input = NULL;
+    size_t len = 0, blen = 0;
+    uint8_t *body = NULL;
+    kl_conn_t *conn = NULL;
+    kl_contact_t c;
+    kl_prekey_bundle_t bundle;
+    kl_message_t m;
+    int rc = kl_cli_user_address(address, addr, sizeof addr), r, has = 0, added = 0;
+    if (rc)
+        return rc;
+    if (strcmp(text, "-") == 0) {
+        if ((r = read_stdin(&input, &len))) {
+            kl_cli_err("cannot read the message from stdin (%s)", kl_strerror(r));
+            return KL_EXIT_FAIL;
+        }
+        text = input;
+    } else {
+        len = strlen(text);
+    }
+    if ((rc = check_text(text, len)) || (rc = kl_cli_open(cli)))
+        goto out;
+    if (strcmp(addr, cli->me.address) == 0) {
+        kl_cli_err("you cannot send messages to yourself");
+        rc = KL_EXIT_USAGE;
+        goto out;
+    }
+    if ((rc = kl_cli_connect(cli, &conn)))
+        goto out;
+    rc = KL_EXIT_FAIL;
+    r = kl_contacts_check_send(cli->st, conn, addr, &c);
+    if (r == KL_EKEYCHANGED) {
+        kl_cli_err("the identity key of %s changed; nothing was sent. Compare safety numbers "
+                   "with `kollega contact verify %s` and run it with --confirm if they match",
+                   addr, addr);
+        goto out;
+    }
+    if (r == KL_ENOTFOUND) {
+        kl_cli_err("the relay knows no user %s; check the address", addr);
+        goto out;
+    }
+    if (r == KL_EREFUSED &&
+        kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE) {
+        kl_cli_err("%s is on another relay, and reaching other relays is not available yet",
+                   addr);
+        goto out;
+    }
+    if (r) {
+        kl_cli_relay_fail(conn, r, "look up the recipient");
+        goto out;
+    }
+
+    memset(&m, 0, sizeof m);
+    kl_random(m.id, KL_MSG_ID);
+    m.sent_at = kl_now_ms();
+    memcpy(m.peer, addr, sizeof m.peer);
+    m.outgoing = 1;
+    m.text = text;
+    m.text_len = len;
+    /* Two tries: a session may vanish between the check and the encryption
+     * (another kollega process confirmed a new key); then start afresh. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        const kl_prekey_bundle_t *use = NULL;
+        if ((r = kl_session_has(cli->st, addr, c.key, &has)))
+            break;
+        if (!has) {
+            r = fetch_bundle(conn, addr, &bundle);
+            if (r == KL_ENOTFOUND) {
+                kl_cli_err("%s has not published encryption keys yet; ask them to run "
+                           "`kollega receive` once, then send again", addr);
+                goto out;
+            }
+            if (r) {
+                kl_cli_relay_fail(conn, r, "fetch the recipient's prekeys");
+                goto out;
+            }
+            use = &bundle;
+        }
+        r = kl_session_encrypt(cli->st, &cli->me, addr, c.key, use, m.id, m.sent_at, text, len,
+                               &body, &blen);
+        if (r != KL_ENOTFOUND)
+            break;
+    }
+    if (r == KL_EKEYCHANGED) {
+        kl_cli_err("the relay offered keys of another identity for %s than the one you pinned; "
+                   "nothing was sent", addr);
+        goto out;
+    }
+    if (r == KL_ECRYPTO) {
+        kl_cli_err("the prekeys of %s are not signed by their identity key; nothing was sent",
+                   addr);
+        goto out;
+    }
+    if (r == KL_ETOOBIG) {
+        kl_cli_err("the message is too large once encrypted; shorten it");
+        rc = KL_EXIT_USAGE;
+        goto out;
+    }
+    if (r) {
+        kl_cli_err("cannot encrypt the message (%s)", kl_strerror(r));
+        goto out;
+    }
+    if ((r = send_body(conn, addr, body, blen, &m.seq))) {
+        send_fail(conn, r, addr);
+        goto out;
+    }
+    m.stored_at = kl_now_ms();
+    if ((r = kl_store_begin(cli->st)) == 0) {
+        r = kl_store_message_add(cli->st, &m, &added);
+        if (r == 0)
+            r = kl_store_commit(cli->st);
+        else
+            kl_store_rollback(cli->st);
+    }
+    if (r)
+        kl_cli_err("the message was sent, but could not be saved in your history (%s)",
+                   kl_strerror(r));
+    print_sent(cli, &m);
+    rc = KL_EXIT_OK;
+out:
+    kl_conn_close(conn);
+    free(body);
+    if (input)
+        kl_free_wipe(input, KL_TEXT_MAX + 3);
+    return rc;
+}

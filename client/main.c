@@ -1,0 +1,356 @@
+/* kollega: the command-line client. Parses the command line and hands over
+ * to the commands in client/cmd_*.c. Global options (--home DIR, --json,
+ * --help) are accepted before or after the command. Exit codes: 0 success,
+ * 1 operational failure, 2 usage error. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cmd.h"
+#include "kollega/crypto.h"
+
+#define MAX_POS 8
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static const char USAGE[] =
+    "Usage: kollega [--home DIR] [--json] COMMAND [ARGS]\n"
+    "\n"
+    "Private 1:1 messages between peer workers, end-to-end encrypted.\n"
+    "\n"
+    "Commands:\n"
+    "  init --invite TOKEN --name NAME [--no-passphrase]\n"
+    "                               create your identity and register at a relay\n"
+    "  whoami                       show your address, identity key and relay\n"
+    "  contact add ADDRESS          look up a colleague and pin their key\n"
+    "  contact list                 list your contacts\n"
+    "  contact verify ADDRESS [--confirm]\n"
+    "                               show the safety number; --confirm marks it checked\n"
+    "  send ADDRESS TEXT            send a message (TEXT - reads it from stdin)\n"
+    "  receive [--follow] [--timeout SECONDS]\n"
+    "                               fetch, decrypt and show new messages\n"
+    "  history [ADDRESS] [--search TEXT] [--limit N]\n"
+    "                               show stored messages\n"
+    "\n"
+    "Options:\n"
+    "  --home DIR   where your keys and messages live (default: $KOLLEGA_HOME, else\n"
+    "               $XDG_DATA_HOME/kollega, else ~/.local/share/kollega)\n"
+    "  --json       machine-readable output: one JSON object per line\n"
+    "  --help       help for kollega or for a command\n"
+    "\n"
+    "The passphrase of your store is read from KOLLEGA_PASSPHRASE, else asked on the\n"
+    "terminal. Exit status: 0 success, 1 failure (relay unreachable or refusing, wrong\n"
+    "passphrase, changed key), 2 usage error.\n";
+
+struct help {
+    const char *cmd;
+    const char *text;
+};
+
+static const struct help HELP[] = {
+    {"init",
+     "Usage: kollega init --invite TOKEN --name NAME [--no-passphrase]\n\n"
+     "Create your identity key, register NAME at the relay named in the invite\n"
+     "(your address becomes NAME@RELAY) and publish your prekeys.\n"
+     "NAME: 1-32 of a-z 0-9 . _ - (starting with a letter or digit).\n"
+     "The store is protected by a passphrase (KOLLEGA_PASSPHRASE, or asked twice on the\n"
+     "terminal) unless you give --no-passphrase.\n"
+     "--json prints {\"address\",\"identity_key\",\"relay\",\"relay_address\",\"home\",\n"
+     "\"passphrase\",\"prekeys_uploaded\"}.\n"},
+    {"whoami",
+     "Usage: kollega whoami\n\n"
+     "Show your address, identity key and relay.\n"
+     "--json prints {\"address\",\"identity_key\",\"relay\",\"relay_address\",\"relay_key\",\n"
+     "\"home\",\"inbox_cursor\",\"held_messages\",\"failed_messages\"}.\n"},
+    {"contact",
+     "Usage: kollega contact add ADDRESS\n"
+     "       kollega contact list\n"
+     "       kollega contact verify ADDRESS [--confirm]\n\n"
+     "add     looks ADDRESS up at the relay and pins its identity key (trust on first use).\n"
+     "list    shows your contacts; --json prints one object per line:\n"
+     "        {\"address\",\"identity_key\",\"verified\",\"key_changed\",[\"pending_identity_key\"],\n"
+     "        \"added_at\"}.\n"
+     "verify  shows the 60-digit safety number to compare in person or by phone;\n"
+     "        --confirm marks the contact verified and, if its key had changed, accepts\n"
+     "        the new key and releases the messages held from it. --json prints\n"
+     "        {\"address\",\"identity_key\",\"safety_number\",\"verified\",\"key_changed\",\n"
+     "        \"held_messages\",[\"released_messages\"]}.\n"},
+    {"send",
+     "Usage: kollega send ADDRESS TEXT\n\n"
+     "Encrypt TEXT for ADDRESS and hand it to the relay; exits 0 once the relay has\n"
+     "stored it. TEXT - reads the message from stdin (one final newline is dropped).\n"
+     "Refused (exit 1) if ADDRESS's identity key changed: verify it first.\n"
+     "--json prints {\"id\",\"to\",\"seq\",\"sent_at\"}.\n"},
+    {"receive",
+     "Usage: kollega receive [--follow] [--timeout SECONDS]\n\n"
+     "Fetch, decrypt, store and show new messages, then exit.\n"
+     "--timeout S  keep waiting for new messages until S seconds have passed, then exit 0.\n"
+     "--follow     keep waiting until interrupted (Ctrl-C); reconnects when needed.\n"
+     "--json prints one object per message and line: {\"id\",\"from\",\"to\",\"text\",\n"
+     "\"sent_at\",\"direction\",\"seq\",\"stored_at\"} (times in ms since the epoch).\n"},
+    {"history",
+     "Usage: kollega history [ADDRESS] [--search TEXT] [--limit N]\n\n"
+     "Show the N most recent stored messages (default 50), oldest first; only those\n"
+     "with ADDRESS, and only those containing TEXT (case-insensitive) if given.\n"
+     "--json prints one object per line like receive, with \"direction\" \"in\"/\"out\".\n"},
+    {"group", "Groups are not available yet.\n"},
+};
+
+typedef struct args {
+    const char *home;
+    int json, help, no_pass, confirm, follow;
+    const char *invite, *name, *timeout, *search, *limit;
+    int seen_invite, seen_name, seen_timeout, seen_search, seen_limit;
+    const char *pos[MAX_POS];
+    int npos;
+} args_t;
+
+static int usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("kollega: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "; see `kollega %s --help`\n", cmd);
+    else
+        fputs("; see `kollega --help`\n", stderr);
+    return KL_EXIT_USAGE;
+}
+
+/* One pass over argv: options anywhere, "--" ends options. */
+static int parse(int argc, char **argv, args_t *a)
+{
+    int dashdash = 0;
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (dashdash || s[0] != '-' || strcmp(s, "-") == 0 ||
+            (s[1] != '-' && strcmp(s, "-h") != 0)) {
+            if (a->npos == MAX_POS)
+                return usage_err(NULL, "too many arguments (%s)", s);
+            a->pos[a->npos++] = s;
+            continue;
+        }
+        if (strcmp(s, "--") == 0) {
+            dashdash = 1;
+            continue;
+        }
+        if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+            a->help = 1;
+            continue;
+        }
+        char name[32];
+        const char *eq = strchr(s, '=');
+        size_t n = eq ? (size_t)(eq - s) : strlen(s);
+        if (n >= sizeof name)
+            return usage_err(NULL, "unknown option %s", s);
+        memcpy(name, s, n);
+        name[n] = '\0';
+        struct {
+            const char *name;
+            const char **value;
+            int *flag;
+        } opts[] = {
+            {"--home", &a->home, NULL},       {"--invite", &a->invite, &a->seen_invite},
+            {"--name", &a->name, &a->seen_name}, {"--timeout", &a->timeout, &a->seen_timeout},
+            {"--search", &a->search, &a->seen_search}, {"--limit", &a->limit, &a->seen_limit},
+            {"--json", NULL, &a->json},       {"--no-passphrase", NULL, &a->no_pass},
+            {"--confirm", NULL, &a->confirm}, {"--follow", NULL, &a->follow},
+        };
+        size_t k;
+        for (k = 0; k < sizeof opts / sizeof opts[0]; k++)
+            if (strcmp(opts[k].name, name) == 0)
+                break;
+        if (k == sizeof opts / sizeof opts[0])
+            return usage_err(NULL, "unknown option %s", s);
+        if (opts[k].value == NULL) {
+            if (eq)
+                return usage_err(NULL, "option %s takes no value", name);
+            *opts[k].flag = 1;
+            continue;
+        }
+        if (eq) {
+            *opts[k].value = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return usage_err(NULL, "option %s needs a value", name);
+            *opts[k].value = argv[++i];
+        }
+        if (opts[k].flag)
+            *opts[k].flag = 1;
+    }
+    return 0;
+}
+
+static int print_help(const char *cmd)
+{
+    if (cmd)
+        for (size_t i = 0; i < sizeof HELP / sizeof HELP[0]; i++)
+            if (strcmp(HELP[i].cmd, cmd) == 0) {
+                fputs(HELP[i].text, stdout);
+                return KL_EXIT_OK;
+            }
+    fputs(USAGE, stdout);
+    return KL_EXIT_OK;
+}
+
+/* Options that belong to other commands are usage errors. */
+static int only(const args_t *a, const char *cmd, int init, int confirm, int receive,
+                int history)
+{
+    if (!init && (a->seen_invite || a->seen_name || a->no_pass))
+        return usage_err(cmd, "--invite, --name and --no-passphrase belong to `init`%s", "");
+    if (!confirm && a->confirm)
+        return usage_err(cmd, "--confirm belongs to `contact verify`%s", "");
+    if (!receive && (a->follow || a->seen_timeout))
+        return usage_err(cmd, "--follow and --timeout belong to `receive`%s", "");
+    if (!history && (a->seen_search || a->seen_limit))
+        return usage_err(cmd, "--search and --limit belong to `history`%s", "");
+    return 0;
+}
+
+static int parse_num(const char *cmd, const char *opt, const char *s, long lo, long hi, long *v)
+{
+    char *end = NULL;
+    long x = strtol(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || x < lo || x > hi) {
+        fputs("kollega: ", stderr);
+        fprintf(stderr, "%s needs a whole number from %ld to %ld, not '%s'; see `kollega %s "
+                        "--help`\n", opt, lo, hi, s, cmd);
+        return KL_EXIT_USAGE;
+    }
+    *v = x;
+    return 0;
+}
+
+static int run(kl_cli_t *cli, args_t *a)
+{
+    const char *cmd = a->pos[0];
+    int rc;
+    if (strcmp(cmd, "init") == 0) {
+        if ((rc = only(a, cmd, 1, 0, 0, 0)))
+            return rc;
+        if (a->npos != 1)
+            return usage_err(cmd, "init takes no arguments besides its options (got '%s')",
+                             a->pos[1]);
+        if (!a->invite || !a->name)
+            return usage_err(cmd, "init needs --invite TOKEN and --name NAME%s", "");
+        return kl_cmd_init(cli, a->invite, a->name, a->no_pass);
+    }
+    if (strcmp(cmd, "whoami") == 0) {
+        if ((rc = only(a, cmd, 0, 0, 0, 0)))
+            return rc;
+        if (a->npos != 1)
+            return usage_err(cmd, "whoami takes no arguments (got '%s')", a->pos[1]);
+        return kl_cmd_whoami(cli);
+    }
+    if (strcmp(cmd, "contact") == 0) {
+        const char *sub = a->npos > 1 ? a->pos[1] : "";
+        int verify = strcmp(sub, "verify") == 0;
+        if ((rc = only(a, cmd, 0, verify, 0, 0)))
+            return rc;
+        if (strcmp(sub, "list") == 0) {
+            if (a->npos != 2)
+                return usage_err(cmd, "contact list takes no arguments (got '%s')", a->pos[2]);
+            return kl_cmd_contact_list(cli);
+        }
+        if (strcmp(sub, "add") == 0 || verify) {
+            if (a->npos != 3)
+                return usage_err(cmd, "contact %s needs exactly one ADDRESS", sub);
+            return verify ? kl_cmd_contact_verify(cli, a->pos[2], a->confirm)
+                          : kl_cmd_contact_add(cli, a->pos[2]);
+        }
+        return usage_err(cmd, "contact needs add, list or verify (got '%s')", sub);
+    }
+    if (strcmp(cmd, "send") == 0) {
+        if ((rc = only(a, cmd, 0, 0, 0, 0)))
+            return rc;
+        if (a->npos > 1 && a->pos[1][0] == '#')
+            return usage_err(cmd, "groups are not available yet (%s)", a->pos[1]);
+        if (a->npos != 3)
+            return usage_err(cmd, "send needs ADDRESS and TEXT (quote a TEXT with spaces; "
+                                  "use - to read it from stdin)%s", "");
+        return kl_cmd_send(cli, a->pos[1], a->pos[2]);
+    }
+    if (strcmp(cmd, "receive") == 0) {
+        long timeout = -1;
+        if ((rc = only(a, cmd, 0, 0, 1, 0)))
+            return rc;
+        if (a->npos != 1)
+            return usage_err(cmd, "receive takes no arguments (got '%s')", a->pos[1]);
+        if (a->seen_timeout &&
+            (rc = parse_num(cmd, "--timeout", a->timeout, 0, 31L * 24 * 3600, &timeout)))
+            return rc;
+        if (a->follow || timeout >= 0) {
+            /* Ctrl-C ends waiting cleanly (exit 0) instead of killing us
+             * mid-transaction; no SA_RESTART so blocking waits wake up. */
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_signal;
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGINT, &sa, NULL);
+            sigaction(SIGTERM, &sa, NULL);
+            cli->stop = &g_stop;
+        }
+        return kl_cmd_receive(cli, a->follow, timeout);
+    }
+    if (strcmp(cmd, "history") == 0) {
+        long limit = 50;
+        if ((rc = only(a, cmd, 0, 0, 0, 1)))
+            return rc;
+        if (a->npos > 2)
+            return usage_err(cmd, "history takes at most one ADDRESS (got '%s')", a->pos[2]);
+        if (a->seen_limit && (rc = parse_num(cmd, "--limit", a->limit, 1, 1000000, &limit)))
+            return rc;
+        return kl_cmd_history(cli, a->npos > 1 ? a->pos[1] : NULL, a->search, limit);
+    }
+    if (strcmp(cmd, "group") == 0)
+        return usage_err(NULL, "groups are not available yet%s", "");
+    if (strcmp(cmd, "help") == 0)
+        return print_help(a->npos > 1 ? a->pos[1] : NULL);
+    return usage_err(NULL, "unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv)
+{
+    args_t a;
+    kl_cli_t cli;
+    int rc = parse(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (a.help)
+        return print_help(a.npos ? a.pos[0] : NULL);
+    if (a.npos == 0) {
+        fputs(USAGE, stderr);
+        return KL_EXIT_USAGE;
+    }
+    /* Everything we create (store, journal, temp files) is private. */
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    if (kl_crypto_init() != 0) {
+        fputs("kollega: cannot initialise the crypto library\n", stderr);
+        return KL_EXIT_FAIL;
+    }
+    memset(&cli, 0, sizeof cli);
+    cli.home_opt = a.home;
+    cli.json = a.json;
+    if (strcmp(a.pos[0], "help") != 0 && strcmp(a.pos[0], "group") != 0 &&
+        (rc = kl_cli_resolve_home(&cli)))
+        return rc;
+    rc = run(&cli, &a);
+    kl_cli_close(&cli);
+    return rc;
+}

@@ -1,0 +1,503 @@
+/* Blocking relay connection for the CLI. See net.h.
+ *
+ * The socket is non-blocking and every wait is a poll() with a deadline, so
+ * no relay (slow, silent or hostile) can hang the client: a connect, a
+ * handshake and each request have a time limit, and frames are capped at
+ * the protocol's 65535 bytes by the framer before anything is allocated. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/frame.h"
+#include "kollega/noise.h"
+#include "net.h"
+
+struct qitem {
+    kl_frame_t *f;
+    struct qitem *next;
+};
+
+struct kl_conn {
+    int fd;
+    char where[300];               /* "HOST:PORT" for messages */
+    kl_noise_hs_t *hs;             /* during the handshake */
+    kl_noise_transport_t t;
+    int have_transport;
+    kl_framer_t framer;
+    struct qitem *head, *tail;
+    size_t npush;
+    int missed;
+    uint32_t next_id;
+    volatile sig_atomic_t *stop;
+    int dead;
+    char err[512];
+    int relay_err;
+    char relay_msg[256];
+};
+
+static void set_err(kl_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(kl_conn_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int remaining(uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return -1;
+    uint64_t now = now_ms();
+    if (now >= deadline)
+        return 0;
+    uint64_t left = deadline - now;
+    return left > 600000 ? 600000 : (int)left;
+}
+
+static int stopped(const kl_conn_t *c)
+{
+    return c->stop != NULL && *c->stop;
+}
+
+/* Wait for events on the socket until the deadline. 0 when ready,
+ * KL_ETIMEDOUT, -EINTR when the stop flag is set, KL_EIO on poll errors. */
+static int wait_fd(kl_conn_t *c, short events, uint64_t deadline)
+{
+    for (;;) {
+        if (stopped(c))
+            return -EINTR;
+        int ms = remaining(deadline);
+        if (ms == 0)
+            return KL_ETIMEDOUT;
+        struct pollfd p = {.fd = c->fd, .events = events};
+        int n = poll(&p, 1, ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return KL_EIO;
+        }
+        if (n > 0)
+            return 0;
+    }
+}
+
+static void queue_push(kl_conn_t *c, kl_frame_t *f)
+{
+    if (f->id == 0) {
+        if (c->npush >= KL_CONN_MAX_QUEUED) {
+            kl_wire_free(f);
+            c->missed = 1;
+            return;
+        }
+        c->npush++;
+    }
+    struct qitem *q = malloc(sizeof *q);
+    if (q == NULL) {
+        if (f->id == 0) {
+            c->npush--;
+            c->missed = 1;
+        }
+        kl_wire_free(f);
+        return;
+    }
+    q->f = f;
+    q->next = NULL;
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
+    c->tail = q;
+}
+
+/* Remove and return the first queued frame with this id (NULL if none). */
+static kl_frame_t *queue_take(kl_conn_t *c, uint32_t id)
+{
+    struct qitem *prev = NULL;
+    for (struct qitem *q = c->head; q; prev = q, q = q->next) {
+        if (q->f->id != id)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            c->head = q->next;
+        if (c->tail == q)
+            c->tail = prev;
+        kl_frame_t *f = q->f;
+        free(q);
+        if (id == 0)
+            c->npush--;
+        return f;
+    }
+    return NULL;
+}
+
+/* One complete L1 frame: the handshake reply while handshaking, then
+ * transport messages, each decrypted at once so nonces stay in order. */
+static int on_frame(void *ud, const uint8_t *msg, size_t len)
+{
+    kl_conn_t *c = ud;
+    if (!c->have_transport) {
+        uint8_t payload[64];
+        size_t plen = 0;
+        int r = kl_noise_hs_read(c->hs, msg, len, payload, sizeof payload, &plen);
+        if (r == 0 && !kl_noise_hs_done(c->hs))
+            r = KL_EPROTO;
+        if (r == 0)
+            r = kl_noise_hs_split(c->hs, &c->t);
+        kl_noise_hs_free(c->hs);
+        c->hs = NULL;
+        if (r)
+            return r == KL_EPROTO ? KL_EPROTO : KL_ECRYPTO;
+        c->have_transport = 1;
+        return 0;
+    }
+    kl_frame_t *f = NULL;
+    int r = kl_wire_open(&c->t, msg, len, &f);
+    if (r)
+        return r;
+    queue_push(c, f);
+    return 0;
+}
+
+/* Read what is available (waiting until the deadline) and feed it. */
+static int read_some(kl_conn_t *c, uint64_t deadline)
+{
+    uint8_t buf[16384];
+    if (c->dead)
+        return KL_EIO;
+    int r = wait_fd(c, POLLIN, deadline);
+    if (r)
+        return r;
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        c->dead = 1;
+        set_err(c, "the relay %s closed the connection", c->where);
+        return KL_EIO;
+    }
+    if (n < 0)
+        return 0;
+    r = kl_framer_feed(&c->framer, buf, (size_t)n, on_frame, c);
+    kl_memzero(buf, sizeof buf);
+    if (r) {
+        c->dead = 1;
+        if (r == KL_ECRYPTO)
+            set_err(c, "the relay %s could not be authenticated or sent corrupted data", c->where);
+        else
+            set_err(c, "the relay %s broke the protocol (%s)", c->where, kl_strerror(r));
+        return r == KL_ECRYPTO ? KL_ECRYPTO : KL_EPROTO;
+    }
+    return 0;
+}
+
+static int write_all(kl_conn_t *c, const uint8_t *p, size_t len, uint64_t deadline)
+{
+    while (len > 0) {
+        if (c->dead)
+            return KL_EIO;
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                int r = wait_fd(c, POLLOUT, deadline);
+                if (r) {
+                    if (r == KL_ETIMEDOUT)
+                        set_err(c, "the relay %s stopped reading (timed out)", c->where);
+                    return r;
+                }
+                continue;
+            }
+            c->dead = 1;
+            set_err(c, "the connection to the relay %s failed (%s)", c->where, strerror(errno));
+            return KL_EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Non-blocking connect to each resolved address in turn. */
+static int tcp_connect(kl_conn_t *c, const char *host, uint16_t port, uint64_t deadline)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof portstr, "%u", port);
+    int g = getaddrinfo(host, portstr, &hints, &res);
+    if (g != 0) {
+        set_err(c, "cannot reach relay %s (cannot resolve host: %s); check the host name in "
+                   "your invite and your network", c->where, gai_strerror(g));
+        return KL_EIO;
+    }
+    int last = ECONNREFUSED, r = KL_EIO;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        c->fd = fd;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            r = 0;
+            break;
+        }
+        if (errno == EINPROGRESS) {
+            int w = wait_fd(c, POLLOUT, deadline);
+            if (w == 0) {
+                int soerr = 0;
+                socklen_t sl = sizeof soerr;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
+                    r = 0;
+                    break;
+                }
+                last = soerr ? soerr : errno;
+            } else if (w == KL_ETIMEDOUT) {
+                last = ETIMEDOUT;
+            } else {
+                close(fd);
+                c->fd = -1;
+                r = w;
+                break;
+            }
+        } else {
+            last = errno;
+        }
+        close(fd);
+        c->fd = -1;
+    }
+    freeaddrinfo(res);
+    if (r == 0) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return 0;
+    }
+    if (r == -EINTR)
+        return r;
+    set_err(c, "cannot reach relay %s (%s); is kollega-relay running there, and is the "
+               "address in your invite right?", c->where, strerror(last));
+    return last == ETIMEDOUT ? KL_ETIMEDOUT : KL_EIO;
+}
+
+int kl_conn_open(const char *host, uint16_t port, const uint8_t relay_key[32],
+                 volatile sig_atomic_t *stop, kl_conn_t **out, char *err, size_t errcap)
+{
+    int r = KL_ENOMEM;
+    uint8_t msg1[128];
+    uint8_t frame[2 + sizeof msg1];
+    size_t m1 = 0;
+    kl_conn_t *c = calloc(1, sizeof *c);
+
+    *out = NULL;
+    if (c == NULL)
+        goto out;
+    c->fd = -1;
+    c->stop = stop;
+    c->next_id = 1;
+    kl_framer_init(&c->framer, KL_FRAME_MAX);
+    snprintf(c->where, sizeof c->where, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+
+    uint64_t deadline = now_ms() + KL_CONN_CONNECT_MS;
+    if ((r = tcp_connect(c, host, port, deadline)))
+        goto out;
+
+    kl_noise_config_t cfg = {
+        .pattern = KL_NOISE_NK,
+        .initiator = 1,
+        .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+        .prologue_len = strlen(KL_PROLOGUE_CLIENT),
+        .rs = relay_key,
+    };
+    if ((r = kl_noise_hs_new(&c->hs, &cfg)) ||
+        (r = kl_noise_hs_write(c->hs, NULL, 0, msg1, sizeof msg1, &m1)) ||
+        (r = kl_frame_header(m1, frame))) {
+        set_err(c, "cannot start the encrypted connection (%s)", kl_strerror(r));
+        goto out;
+    }
+    memcpy(frame + 2, msg1, m1);
+    if ((r = write_all(c, frame, m1 + 2, deadline)))
+        goto out;
+    while (!c->have_transport) {
+        r = read_some(c, deadline);
+        if (r == KL_ETIMEDOUT)
+            set_err(c, "the relay %s did not answer the handshake in time", c->where);
+        if (r == KL_ECRYPTO || r == KL_EPROTO)
+            set_err(c, "the relay at %s could not prove it holds the key from your invite "
+                       "(handshake failed); the invite may be outdated, or someone is "
+                       "intercepting the connection", c->where);
+        if (r == KL_EPROTO)
+            r = KL_ECRYPTO;
+        if (r)
+            goto out;
+    }
+    *out = c;
+    c = NULL;
+    r = 0;
+out:
+    if (c) {
+        if (err && errcap)
+            snprintf(err, errcap, "%s", c->err[0] ? c->err : kl_strerror(r));
+        kl_conn_close(c);
+    }
+    return r;
+}
+
+void kl_conn_close(kl_conn_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    kl_noise_hs_free(c->hs);
+    kl_noise_transport_wipe(&c->t);
+    kl_framer_free(&c->framer);
+    while (c->head) {
+        struct qitem *q = c->head;
+        c->head = q->next;
+        kl_wire_free(q->f);
+        free(q);
+    }
+    free(c);
+}
+
+const uint8_t *kl_conn_handshake_hash(const kl_conn_t *c)
+{
+    return c->t.hh;
+}
+
+int kl_conn_send(kl_conn_t *c, kl_frame_t *f)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (c->dead)
+        return KL_EIO;
+    int r = kl_wire_seal_alloc(&c->t, f, &buf, &len);
+    if (r) {
+        set_err(c, "cannot encode a request (%s)", kl_strerror(r));
+        return r;
+    }
+    r = write_all(c, buf, len, now_ms() + KL_CONN_REQUEST_MS);
+    free(buf);
+    return r;
+}
+
+static void save_relay_error(kl_conn_t *c, const kl_frame_t *f)
+{
+    const Kollega__Relay__V1__Error *e = f->error;
+    c->relay_err = e ? (int)e->code : 0;
+    c->relay_msg[0] = '\0';
+    if (e == NULL || e->message == NULL)
+        return;
+    /* The relay's words end up on the user's terminal: printable ASCII only. */
+    size_t j = 0;
+    for (size_t i = 0; e->message[i] && j + 1 < sizeof c->relay_msg; i++) {
+        unsigned char ch = (unsigned char)e->message[i];
+        c->relay_msg[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    c->relay_msg[j] = '\0';
+}
+
+int kl_conn_call(kl_conn_t *c, kl_frame_t *req, int expect_case, kl_frame_t **resp)
+{
+    *resp = NULL;
+    if (c->next_id == 0)
+        c->next_id = 1;
+    req->id = c->next_id++;
+    int r = kl_conn_send(c, req);
+    if (r)
+        return r;
+    uint64_t deadline = now_ms() + KL_CONN_REQUEST_MS;
+    for (;;) {
+        kl_frame_t *f = queue_take(c, req->id);
+        if (f) {
+            if ((int)f->body_case == expect_case) {
+                *resp = f;
+                return 0;
+            }
+            if (f->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_ERROR) {
+                save_relay_error(c, f);
+                set_err(c, "the relay refused the request: %s", c->relay_msg[0] ? c->relay_msg
+                                                                                  : "no reason given");
+                kl_wire_free(f);
+                return KL_EREFUSED;
+            }
+            kl_wire_free(f);
+            set_err(c, "the relay %s sent an unexpected answer", c->where);
+            return KL_EPROTO;
+        }
+        /* Answers to requests we gave up on are of no use any more. */
+        for (struct qitem *q = c->head; q; q = q->next)
+            if (q->f->id != 0 && q->f->id != req->id) {
+                kl_frame_t *stale = queue_take(c, q->f->id);
+                kl_wire_free(stale);
+                break;
+            }
+        r = read_some(c, deadline);
+        if (r == KL_ETIMEDOUT)
+            set_err(c, "the relay %s did not answer in time", c->where);
+        if (r)
+            return r;
+    }
+}
+
+int kl_conn_wait_push(kl_conn_t *c, int timeout_ms, kl_frame_t **push)
+{
+    *push = NULL;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        kl_frame_t *f = queue_take(c, 0);
+        if (f) {
+            *push = f;
+            return 0;
+        }
+        int r = read_some(c, deadline);
+        if (r)
+            return r;
+    }
+}
+
+int kl_conn_take_missed(kl_conn_t *c)
+{
+    int m = c->missed;
+    c->missed = 0;
+    return m;
+}
+
+const char *kl_conn_error(const kl_conn_t *c)
+{
+    return c->err[0] ? c->err : "connection failed";
+}
+
+int kl_conn_relay_error(const kl_conn_t *c)
+{
+    return c->relay_err;
+}
+
+const char *kl_conn_relay_message(const kl_conn_t *c)
+{
+    return c->relay_msg;
+}

@@ -1,0 +1,52 @@
+/* The user's X3DH prekeys: generation (private keys sealed and committed to
+ * the store BEFORE their public halves are uploaded, so a crash can never
+ * leave the relay handing out a prekey we cannot use), upload, and
+ * upkeep during every receive: top up one-time prekeys below
+ * KL_OPK_LOW, rotate the signed prekey weekly, forget old ones. */
+#ifndef KOLLEGA_CLIENT_PREKEYS_H
+#define KOLLEGA_CLIENT_PREKEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+#include "kollega/x3dh.h"
+#include "net.h"
+#include "store.h"
+
+#define KL_OPK_LOW 20
+#define KL_OPK_BATCH 100
+#define KL_SPK_ROTATE_MS (7ull * 24 * 3600 * 1000)
+/* Keep a replaced signed prekey as long as messages to it may wait at the
+ * relay (its default entry TTL is 30 days), plus a margin. */
+#define KL_SPK_KEEP_MS (35ull * 24 * 3600 * 1000)
+
+typedef struct kl_prekey_batch {
+    uint32_t spk_id;
+    uint8_t spk_pub[32];
+    uint8_t spk_sig[64];
+    size_t n;                          /* one-time prekeys in this batch */
+    uint32_t ids[KL_OPK_BATCH];
+    uint8_t pubs[KL_OPK_BATCH][32];
+} kl_prekey_batch_t;
+
+/* In one committed transaction: make a new signed prekey if new_spk or
+ * none exists, and n_opk (<= KL_OPK_BATCH) one-time prekeys. b receives
+ * the current signed prekey (signed) and the new one-time public keys. */
+int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, int new_spk,
+                        kl_prekey_batch_t *b);
+/* Upload a batch (prekey_upload -> ok). Relay errors as kl_conn_call. */
+int kl_prekeys_upload(kl_conn_t *c, const kl_prekey_batch_t *b);
+/* Upkeep on an authenticated connection: prekey_status, then generate and
+ * upload when fewer than KL_OPK_LOW one-time prekeys are left or the
+ * signed prekey is older than KL_SPK_ROTATE_MS. *uploaded (may be NULL)
+ * gets the number of one-time prekeys uploaded. */
+int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
+                        size_t *uploaded);
+/* A bundle built from our own store, as a relay would serve it (tests and
+ * diagnostics): the current signed prekey and, if opk_id != 0, that
+ * one-time prekey. */
+int kl_prekeys_local_bundle(kl_store_t *st, const kl_identity_t *me, uint32_t opk_id,
+                            kl_prekey_bundle_t *b);
+
+#endif

@@ -1,0 +1,86 @@
+/* End-to-end sessions with contacts: X3DH + Double Ratchet, the e2e
+ * Content/Envelope/Sealed encodings and sealed sender.
+ *
+ * Sending: kl_session_encrypt advances the ratchet and COMMITS the new
+ * state before it returns the body to send, so a crash after it can never
+ * make a message key be used twice. Receiving is split in two so the
+ * caller can decide inside one transaction: kl_session_decrypt reads the
+ * store and computes the plaintext and the new session state without
+ * writing; kl_session_apply writes the state and deletes a consumed
+ * one-time prekey in the caller's transaction (with the message and the
+ * inbox cursor). No network here: the caller fetches prekey bundles. */
+#ifndef KOLLEGA_CLIENT_SESSION_H
+#define KOLLEGA_CLIENT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "e2e.pb-c.h"
+#include "identity.h"
+#include "kollega/x3dh.h"
+#include "store.h"
+
+/* The relay's body limit (60 KiB). */
+#define KL_BODY_MAX (60u * 1024u)
+
+/* What a person wrote (e2e Content). text is NUL-terminated UTF-8. */
+typedef struct kl_content {
+    uint8_t id[KL_MSG_ID];
+    uint64_t sent_at;
+    char *text;                  /* malloc'd */
+    size_t text_len;
+    char to[KL_ADDR_MAX + 1];
+} kl_content_t;
+
+/* 1 in *has if a session with peer exists whose peer identity key is
+ * peer_ik (a session with another key does not count). */
+int kl_session_has(kl_store_t *st, const char *peer, const uint8_t peer_ik[32], int *has);
+
+/* Encrypt one message to peer (pinned key peer_ik) and commit the advanced
+ * session (own transaction). Without a session for peer_ik, bundle must be
+ * given (its identity key must equal peer_ik, else KL_EKEYCHANGED) and a
+ * new session is started with X3DH; with neither, KL_ENOTFOUND. *body (for
+ * send.body, malloc'd) is the sealed-sender envelope; KL_ETOOBIG if it
+ * would exceed KL_BODY_MAX. */
+int kl_session_encrypt(kl_store_t *st, const kl_identity_t *me, const char *peer,
+                       const uint8_t peer_ik[32], const kl_prekey_bundle_t *bundle,
+                       const uint8_t id[KL_MSG_ID], uint64_t sent_at, const char *text,
+                       size_t text_len, uint8_t **body, size_t *body_len);
+
+/* A received body after opening the sealed-sender layer. */
+typedef struct kl_inbound {
+    char sender[KL_ADDR_MAX + 1];     /* validated user address */
+    uint8_t sender_ik[32];
+    Kollega__E2e__V1__Sealed *sealed; /* owns the envelope */
+} kl_inbound_t;
+
+/* Open body with our identity. KL_ECRYPTO (not for us / tampered),
+ * KL_EPROTO (malformed: bad address, key length, missing envelope). */
+int kl_session_open(const kl_identity_t *me, const uint8_t *body, size_t len, kl_inbound_t *in);
+void kl_inbound_free(kl_inbound_t *in);
+
+/* The result of a decryption, not yet written to the store. */
+typedef struct kl_decrypted {
+    kl_content_t content;
+    uint8_t *session;            /* new sealed-record plaintext for the peer */
+    size_t session_len;
+    int used_opk;                /* a one-time prekey to delete */
+    uint32_t opk_id;
+    int new_session;             /* 1 if X3DH started a new session */
+} kl_decrypted_t;
+
+/* Decrypt in->sealed->envelope with the session for in->sender, or (for a
+ * prekey envelope, also when the existing session cannot decrypt it) with
+ * a new responder session from our prekeys. Reads the store only.
+ * KL_ENOTFOUND (no session / unknown prekey id), KL_ECRYPTO, KL_EPROTO. */
+int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound_t *in,
+                       kl_decrypted_t *out);
+/* Write the new session state and delete a consumed one-time prekey. Call
+ * inside the caller's transaction. */
+int kl_session_apply(kl_store_t *st, const char *peer, const kl_decrypted_t *d);
+void kl_decrypted_free(kl_decrypted_t *d);
+
+/* Forget the session with peer (after a contact's key change). */
+int kl_session_drop(kl_store_t *st, const char *peer);
+
+#endif

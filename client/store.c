@@ -1,0 +1,515 @@
+/* The client's encrypted sqlite store: file creation, the wrapped store key,
+ * transactions, sealing, settings and named secrets. See store.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "store_int.h"
+
+#define FORMAT_VERSION 1
+#define KDF_ARGON "argon2id13-interactive"
+#define KDF_NONE "none"
+#define WRAPPED_LEN (KL_AEAD_NONCE + 32 + KL_AEAD_TAG)
+
+/* The schema. Sealed columns are called box (nonce || ciphertext). Message
+ * metadata needed for queries (peer, direction, times) is in the clear;
+ * the text is sealed with a label binding it to that metadata. */
+static const char SCHEMA[] =
+    "CREATE TABLE meta(k TEXT PRIMARY KEY, v BLOB NOT NULL);"
+    "CREATE TABLE config(k TEXT PRIMARY KEY, v NOT NULL);"
+    "CREATE TABLE secrets(name TEXT PRIMARY KEY, box BLOB NOT NULL);"
+    "CREATE TABLE prekeys(id INTEGER NOT NULL, kind INTEGER NOT NULL, pub BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL, box BLOB NOT NULL, PRIMARY KEY(kind, id));"
+    "CREATE TABLE sessions(peer TEXT PRIMARY KEY, updated_at INTEGER NOT NULL,"
+    " box BLOB NOT NULL);"
+    "CREATE TABLE contacts(address TEXT PRIMARY KEY, added_at INTEGER NOT NULL,"
+    " box BLOB NOT NULL);"
+    "CREATE TABLE messages(n INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
+    " outgoing INTEGER NOT NULL, msg_id BLOB NOT NULL, sent_at INTEGER NOT NULL,"
+    " stored_at INTEGER NOT NULL, seq INTEGER NOT NULL, box BLOB NOT NULL,"
+    " UNIQUE(peer, outgoing, msg_id));"
+    "CREATE INDEX messages_by_peer ON messages(peer, n);"
+    "CREATE TABLE held(seq INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
+    " sender_key BLOB NOT NULL, received_at INTEGER NOT NULL, box BLOB NOT NULL);"
+    "CREATE TABLE failures(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+    " reason TEXT NOT NULL);";
+
+int kl_store_label(char *out, size_t cap, const char *table, const char *row)
+{
+    int n = snprintf(out, cap, "kollega-store-v1|%s|%s", table, row);
+    if (n < 0 || (size_t)n >= cap)
+        return KL_ETOOBIG;
+    return 0;
+}
+
+int kl_store_prepare(kl_store_t *st, const char *sql, sqlite3_stmt **stmt)
+{
+    *stmt = NULL;
+    return sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) == SQLITE_OK ? 0 : KL_EIO;
+}
+
+int kl_store_exec_stmt(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    return (rc & 0xff) == SQLITE_CONSTRAINT ? KL_EEXIST : KL_EIO;
+}
+
+static int exec(kl_store_t *st, const char *sql)
+{
+    return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : KL_EIO;
+}
+
+int kl_store_seal(const kl_store_t *st, const char *label, const uint8_t *pt, size_t len,
+                  uint8_t **box, size_t *boxlen)
+{
+    *box = NULL;
+    *boxlen = 0;
+    if (len > SIZE_MAX - KL_AEAD_NONCE - KL_AEAD_TAG)
+        return KL_ETOOBIG;
+    size_t n = KL_AEAD_NONCE + len + KL_AEAD_TAG;
+    uint8_t *b = malloc(n);
+    if (b == NULL)
+        return KL_ENOMEM;
+    kl_random(b, KL_AEAD_NONCE);
+    int r = kl_aead_seal(st->key, b, (const uint8_t *)label, strlen(label), pt, len,
+                         b + KL_AEAD_NONCE);
+    if (r) {
+        free(b);
+        return r;
+    }
+    *box = b;
+    *boxlen = n;
+    return 0;
+}
+
+int kl_store_unseal(const kl_store_t *st, const char *label, const uint8_t *box, size_t boxlen,
+                    uint8_t **pt, size_t *len)
+{
+    *pt = NULL;
+    *len = 0;
+    if (boxlen < KL_AEAD_NONCE + KL_AEAD_TAG)
+        return KL_ECRYPTO;
+    size_t n = boxlen - KL_AEAD_NONCE - KL_AEAD_TAG;
+    uint8_t *p = malloc(n ? n : 1);
+    if (p == NULL)
+        return KL_ENOMEM;
+    int r = kl_aead_open(st->key, box, (const uint8_t *)label, strlen(label),
+                         box + KL_AEAD_NONCE, boxlen - KL_AEAD_NONCE, p);
+    if (r) {
+        kl_free_wipe(p, n ? n : 1);
+        return KL_ECRYPTO;
+    }
+    *pt = p;
+    *len = n;
+    return 0;
+}
+
+int kl_store_bind_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char *label,
+                         const uint8_t *pt, size_t len)
+{
+    uint8_t *box;
+    size_t boxlen;
+    int r = kl_store_seal(st, label, pt, len, &box, &boxlen);
+    if (r)
+        return r;
+    r = sqlite3_bind_blob(stmt, idx, box, (int)boxlen, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : KL_EIO;
+    free(box);
+    return r;
+}
+
+int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
+                           uint8_t **pt, size_t *len)
+{
+    const uint8_t *box = sqlite3_column_blob(stmt, col);
+    int n = sqlite3_column_bytes(stmt, col);
+    if (box == NULL || n <= 0)
+        return KL_ECRYPTO;
+    return kl_store_unseal(st, label, box, (size_t)n, pt, len);
+}
+
+/* The key that wraps the store key: Argon2id of the passphrase, or all
+ * zeros for a store created with --no-passphrase. */
+static int wrapping_key(const char *kdf, const char *pass, const uint8_t salt[KL_PWHASH_SALT],
+                        uint8_t key[32])
+{
+    if (strcmp(kdf, KDF_NONE) == 0) {
+        memset(key, 0, 32);
+        return 0;
+    }
+    if (strcmp(kdf, KDF_ARGON) != 0 || pass == NULL)
+        return KL_EPROTO;
+    return kl_pwhash(key, pass, strlen(pass), salt);
+}
+
+static int wrap_label(char *out, size_t cap, const char *kdf)
+{
+    char row[64];
+    snprintf(row, sizeof row, "store_key|%s", kdf);
+    return kl_store_label(out, cap, "meta", row);
+}
+
+static int meta_put(kl_store_t *st, const char *k, const void *v, size_t len)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT INTO meta(k, v) VALUES(?1, ?2)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, v, (int)len, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
+}
+
+/* Read meta value k into out (cap); KL_EPROTO if missing or too long. */
+static int meta_get(kl_store_t *st, const char *k, uint8_t *out, size_t cap, size_t *len)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT v FROM meta WHERE k = ?1", &s);
+    if (r)
+        return KL_EPROTO; /* no meta table: not a Kollega store */
+    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
+    r = KL_EPROTO;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(s, 0);
+        const void *v = sqlite3_column_blob(s, 0);
+        if (n >= 0 && (size_t)n <= cap && (n == 0 || v != NULL)) {
+            if (n)
+                memcpy(out, v, (size_t)n);
+            *len = (size_t)n;
+            r = 0;
+        }
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+/* Per-connection settings: wait for other kollega processes, full fsync on
+ * commit, and overwrite deleted content so consumed keys leave no trace. */
+static int configure(kl_store_t *st)
+{
+    sqlite3_busy_timeout(st->db, 10000);
+    return exec(st, "PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
+                    " PRAGMA foreign_keys=ON;");
+}
+
+static void remove_files(const char *path)
+{
+    char p[4096 + 8];
+    unlink(path);
+    const char *sfx[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        unlink(p);
+    }
+}
+
+int kl_store_create(const char *path, const char *pass, kl_store_t **out)
+{
+    int r = KL_EIO;
+    kl_store_t *st = NULL;
+    uint8_t wkey[32];
+    uint8_t salt[KL_PWHASH_SALT];
+    uint8_t wrapped[WRAPPED_LEN];
+    char label[128];
+    const char *kdf = pass ? KDF_ARGON : KDF_NONE;
+    int created = 0;
+
+    *out = NULL;
+    if (strlen(path) > 4096)
+        return KL_EINVAL;
+    /* Create the file ourselves so it is 0600 from its first byte. */
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? KL_EEXIST : KL_EIO;
+    close(fd);
+    created = 1;
+
+    st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        r = KL_ENOMEM;
+        goto out;
+    }
+    st->key = kl_secure_alloc(32);
+    if (st->key == NULL) {
+        r = KL_ENOMEM;
+        goto out;
+    }
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        goto out;
+    if ((r = exec(st, "PRAGMA journal_mode=WAL;")) || (r = configure(st)))
+        goto out;
+
+    kl_random(st->key, 32);
+    kl_random(salt, sizeof salt);
+    if ((r = wrapping_key(kdf, pass, salt, wkey)))
+        goto out;
+    if ((r = wrap_label(label, sizeof label, kdf)))
+        goto out;
+    kl_random(wrapped, KL_AEAD_NONCE);
+    if ((r = kl_aead_seal(wkey, wrapped, (const uint8_t *)label, strlen(label), st->key, 32,
+                          wrapped + KL_AEAD_NONCE)))
+        goto out;
+
+    uint8_t ver = FORMAT_VERSION;
+    if ((r = exec(st, "BEGIN IMMEDIATE;")))
+        goto out;
+    if ((r = exec(st, SCHEMA)) || (r = meta_put(st, "format", &ver, 1)) ||
+        (r = meta_put(st, "kdf", kdf, strlen(kdf))) ||
+        (r = meta_put(st, "salt", salt, sizeof salt)) ||
+        (r = meta_put(st, "store_key", wrapped, sizeof wrapped)) ||
+        (r = exec(st, "COMMIT;"))) {
+        exec(st, "ROLLBACK;");
+        goto out;
+    }
+    *out = st;
+    st = NULL;
+    r = 0;
+out:
+    kl_memzero(wkey, sizeof wkey);
+    if (st) {
+        kl_store_close(st);
+        if (created)
+            remove_files(path);
+    }
+    return r;
+}
+
+int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out)
+{
+    int r = KL_EPROTO;
+    kl_store_t *st = NULL;
+    char *pw = NULL;
+    uint8_t wkey[32];
+    uint8_t salt[KL_PWHASH_SALT];
+    uint8_t wrapped[WRAPPED_LEN];
+    uint8_t ver = 0;
+    char kdf[64];
+    char label[128];
+    size_t n;
+    struct stat sb;
+
+    *out = NULL;
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT ? KL_ENOTFOUND : KL_EIO;
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return KL_ENOMEM;
+    st->key = kl_secure_alloc(32);
+    if (st->key == NULL) {
+        r = KL_ENOMEM;
+        goto out;
+    }
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        r = KL_EIO;
+        goto out;
+    }
+    sqlite3_busy_timeout(st->db, 10000);
+
+    /* Only reads until the passphrase is proven right: a wrong one must
+     * leave the file exactly as it was. */
+    if ((r = meta_get(st, "format", &ver, 1, &n)) || n != 1 || ver != FORMAT_VERSION) {
+        r = KL_EPROTO;
+        goto out;
+    }
+    if ((r = meta_get(st, "kdf", (uint8_t *)kdf, sizeof kdf - 1, &n)))
+        goto out;
+    kdf[n] = '\0';
+    if ((r = meta_get(st, "salt", salt, sizeof salt, &n)) || n != sizeof salt ||
+        (r = meta_get(st, "store_key", wrapped, sizeof wrapped, &n)) || n != sizeof wrapped) {
+        r = KL_EPROTO;
+        goto out;
+    }
+    if (strcmp(kdf, KDF_ARGON) == 0) {
+        if (pass == NULL) {
+            r = KL_EPASS;
+            goto out;
+        }
+        pw = kl_secure_alloc(KL_STORE_PASS_MAX);
+        if (pw == NULL) {
+            r = KL_ENOMEM;
+            goto out;
+        }
+        pw[0] = '\0';
+        if ((r = pass(ud, pw, KL_STORE_PASS_MAX)))
+            goto out;
+        pw[KL_STORE_PASS_MAX - 1] = '\0';
+    } else if (strcmp(kdf, KDF_NONE) != 0) {
+        r = KL_EPROTO;
+        goto out;
+    }
+    if ((r = wrapping_key(kdf, pw, salt, wkey)) || (r = wrap_label(label, sizeof label, kdf)))
+        goto out;
+    if (kl_aead_open(wkey, wrapped, (const uint8_t *)label, strlen(label),
+                     wrapped + KL_AEAD_NONCE, sizeof wrapped - KL_AEAD_NONCE, st->key) != 0) {
+        r = KL_EPASS;
+        goto out;
+    }
+    if ((r = configure(st)))
+        goto out;
+    *out = st;
+    st = NULL;
+    r = 0;
+out:
+    kl_memzero(wkey, sizeof wkey);
+    if (pw)
+        kl_secure_free(pw);
+    kl_store_close(st);
+    return r;
+}
+
+void kl_store_close(kl_store_t *st)
+{
+    if (st == NULL)
+        return;
+    if (st->db) {
+        if (st->in_txn)
+            exec(st, "ROLLBACK;");
+        sqlite3_close_v2(st->db);
+    }
+    if (st->key)
+        kl_secure_free(st->key);
+    free(st);
+}
+
+int kl_store_begin(kl_store_t *st)
+{
+    if (st->in_txn)
+        return KL_ESTATE;
+    int r = exec(st, "BEGIN IMMEDIATE;");
+    if (r == 0)
+        st->in_txn = 1;
+    return r;
+}
+
+int kl_store_commit(kl_store_t *st)
+{
+    if (!st->in_txn)
+        return KL_ESTATE;
+    int r = exec(st, "COMMIT;");
+    if (r)
+        exec(st, "ROLLBACK;");
+    st->in_txn = 0;
+    return r;
+}
+
+void kl_store_rollback(kl_store_t *st)
+{
+    if (!st->in_txn)
+        return;
+    exec(st, "ROLLBACK;");
+    st->in_txn = 0;
+}
+
+int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(s, 0);
+        int n = sqlite3_column_bytes(s, 0);
+        if (v == NULL || n < 0)
+            r = KL_EIO;
+        else if ((size_t)n >= cap)
+            r = KL_ETOOBIG;
+        else {
+            memcpy(out, v, (size_t)n);
+            out[n] = '\0';
+            r = 0;
+        }
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_set_str(kl_store_t *st, const char *key, const char *v)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, v, -1, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_get_u64(kl_store_t *st, const char *key, uint64_t *v)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT v FROM config WHERE k = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        if (sqlite3_column_type(s, 0) == SQLITE_INTEGER) {
+            *v = (uint64_t)sqlite3_column_int64(s, 0);
+            r = 0;
+        } else {
+            r = KL_EPROTO;
+        }
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_set_u64(kl_store_t *st, const char *key, uint64_t v)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)v);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len)
+{
+    char label[160];
+    sqlite3_stmt *s;
+    int r = kl_store_label(label, sizeof label, "secrets", name);
+    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO secrets(name, box)"
+                                       " VALUES(?1, ?2)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if ((r = kl_store_bind_sealed(st, s, 2, label, v, len))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len)
+{
+    char label[160];
+    sqlite3_stmt *s;
+    uint8_t *pt = NULL;
+    size_t n = 0;
+    int r = kl_store_label(label, sizeof label, "secrets", name);
+    if (r || (r = kl_store_prepare(st, "SELECT box FROM secrets WHERE name = ?1", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        r = kl_store_column_unseal(st, s, 0, label, &pt, &n);
+        if (r == 0 && n != len)
+            r = KL_EPROTO;
+        if (r == 0)
+            memcpy(v, pt, len);
+        kl_free_wipe(pt, n);
+    }
+    sqlite3_finalize(s);
+    return r;
+}

@@ -1,0 +1,173 @@
+/* The client's local store: ONE sqlite file (HOME/kollega.db, mode 0600).
+ *
+ * A random 32-byte store key seals every secret (identity key, relay key,
+ * prekey private keys, ratchet states, contact pins) and every message body
+ * with XChaCha20-Poly1305. Each sealed value is one blob "nonce(24) ||
+ * ciphertext" and its associated data is a label naming the table and row
+ * ("kollega-store-v1|sessions|kari@oslo"), so a ciphertext cannot be moved
+ * to another row or table without failing to open. The store key itself is
+ * wrapped with Argon2id(passphrase, random 16-byte salt), or with an all-zero
+ * key when the user chose --no-passphrase at init.
+ *
+ * Every write happens inside a transaction; the caller brackets multi-row
+ * changes with kl_store_begin/kl_store_commit so a killed client never
+ * leaves half a state behind. Deleted rows are overwritten on disk
+ * (secure_delete), so consumed prekeys and old ratchet states are gone.
+ *
+ * Only client/store*.c include sqlite3.h; everything else goes through this
+ * header. */
+#ifndef KOLLEGA_CLIENT_STORE_H
+#define KOLLEGA_CLIENT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kollega/addr.h"
+
+#define KL_STORE_FILE "kollega.db"
+#define KL_STORE_PASS_MAX 1024
+#define KL_MSG_ID 16
+/* Longest message text a user may send (bytes of UTF-8): the sealed body
+ * must fit the relay's 60 KiB limit with headers, padding and addresses. */
+#define KL_TEXT_MAX (56u * 1024u)
+
+typedef struct kl_store kl_store_t;
+
+/* Asks the user for the passphrase of an existing store: writes a
+ * NUL-terminated passphrase into buf (cap bytes). Called only when the store
+ * has one. Returns 0 or a kl_err, which kl_store_open passes through. */
+typedef int (*kl_pass_fn)(void *ud, char *buf, size_t cap);
+
+/* Create a new store file at path (which must not exist; created 0600).
+ * pass NULL means --no-passphrase. KL_EEXIST if the file exists, KL_EIO on
+ * database errors. On failure no file is left behind. */
+int kl_store_create(const char *path, const char *pass, kl_store_t **out);
+/* Open an existing store. KL_ENOTFOUND if there is no file, KL_EPROTO if it
+ * is not a Kollega store, KL_EPASS for a wrong passphrase (nothing is
+ * written to the file before the passphrase is proven right). */
+int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out);
+/* Wipe the store key and close; NULL is fine. */
+void kl_store_close(kl_store_t *st);
+
+/* Transactions. begin takes the write lock at once (BEGIN IMMEDIATE) so
+ * that a read-modify-write of a ratchet state cannot interleave with
+ * another kollega process; it waits up to 10 s for the lock. */
+int kl_store_begin(kl_store_t *st);
+int kl_store_commit(kl_store_t *st);
+void kl_store_rollback(kl_store_t *st);
+
+/* Seal/open a value with the store key. label names the table and row.
+ * *box / *pt are malloc'd; free *pt with kl_free_wipe(*pt, *len).
+ * unseal: KL_ECRYPTO if the value was altered or belongs to another row. */
+int kl_store_seal(const kl_store_t *st, const char *label, const uint8_t *pt, size_t len,
+                  uint8_t **box, size_t *boxlen);
+int kl_store_unseal(const kl_store_t *st, const char *label, const uint8_t *box, size_t boxlen,
+                    uint8_t **pt, size_t *len);
+
+/* Plain settings (not secret): strings and integers by name.
+ * get: KL_ENOTFOUND if unset, KL_ETOOBIG if cap is too small. */
+int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap);
+int kl_store_set_str(kl_store_t *st, const char *key, const char *v);
+int kl_store_get_u64(kl_store_t *st, const char *key, uint64_t *v);
+int kl_store_set_u64(kl_store_t *st, const char *key, uint64_t v);
+
+/* Sealed named secrets of a fixed length. get: KL_ENOTFOUND, KL_ECRYPTO,
+ * KL_EPROTO if the stored length is not len. */
+int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len);
+int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len);
+
+/* ---- prekeys (store_keys.c) ---- */
+#define KL_PREKEY_SPK 0
+#define KL_PREKEY_OPK 1
+
+/* Store a prekey pair (private key sealed). KL_EEXIST for a used id. */
+int kl_store_prekey_put(kl_store_t *st, uint32_t id, int kind, const uint8_t pub[32],
+                        const uint8_t priv[32], uint64_t created_ms);
+/* KL_ENOTFOUND if there is no prekey of that kind and id. */
+int kl_store_prekey_get(kl_store_t *st, uint32_t id, int kind, uint8_t pub[32],
+                        uint8_t priv[32]);
+int kl_store_prekey_delete(kl_store_t *st, uint32_t id, int kind);
+/* The newest signed prekey (highest id). KL_ENOTFOUND if none. */
+int kl_store_prekey_current_spk(kl_store_t *st, uint32_t *id, uint8_t pub[32],
+                                uint64_t *created_ms);
+/* Delete every signed prekey that was replaced before before_ms, i.e. that
+ * is older than a newer signed prekey created before before_ms: messages
+ * sent to it can arrive until the relay's TTL after its replacement. */
+int kl_store_prekey_prune_spk(kl_store_t *st, uint64_t before_ms);
+int kl_store_prekey_count(kl_store_t *st, int kind, uint64_t *n);
+
+/* ---- sessions (store_keys.c): opaque sealed records per peer ---- */
+/* *rec malloc'd, free with kl_free_wipe. KL_ENOTFOUND if none. */
+int kl_store_session_get(kl_store_t *st, const char *peer, uint8_t **rec, size_t *len);
+int kl_store_session_put(kl_store_t *st, const char *peer, const uint8_t *rec, size_t len);
+int kl_store_session_delete(kl_store_t *st, const char *peer);
+
+/* ---- contacts (store_keys.c) ---- */
+typedef struct kl_contact {
+    char address[KL_ADDR_MAX + 1];
+    int has_key;                 /* a key is pinned */
+    uint8_t key[32];             /* pinned Ed25519 identity key */
+    int verified;                /* safety number confirmed by the user */
+    int key_changed;             /* a different key was seen: sending refused */
+    int has_pending;
+    uint8_t pending[32];         /* the different key, accepted by verify --confirm */
+    uint64_t added_at;           /* ms since the epoch */
+} kl_contact_t;
+
+/* KL_ENOTFOUND if unknown, KL_ECRYPTO if the row was tampered with. */
+int kl_store_contact_get(kl_store_t *st, const char *address, kl_contact_t *c);
+/* Insert or replace (sealed, so a pin cannot be swapped in the file). */
+int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c);
+/* Calls cb for every contact in address order; a non-zero return stops
+ * and is returned. */
+int kl_store_contact_list(kl_store_t *st, int (*cb)(void *ud, const kl_contact_t *c), void *ud);
+
+/* ---- messages, held entries, failures (store_msg.c) ---- */
+typedef struct kl_message {
+    uint8_t id[KL_MSG_ID];
+    char peer[KL_ADDR_MAX + 1];
+    int outgoing;
+    uint64_t sent_at;            /* ms, sender's clock */
+    uint64_t stored_at;          /* ms, our clock */
+    uint64_t seq;                /* relay seq (inbox seq for incoming, sent seq for outgoing) */
+    const char *text;            /* UTF-8, not NUL-terminated in general */
+    size_t text_len;
+} kl_message_t;
+
+/* Store a message. *added = 0 when a message with the same id from/to that
+ * peer in that direction exists (the duplicate is dropped, not an error). */
+int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added);
+/* Calls cb for stored messages, newest first, optionally only those with
+ * peer; m->text is valid only during the call. A message whose seal does
+ * not open is reported with KL_ECRYPTO. cb returns non-zero to stop. */
+int kl_store_message_each(kl_store_t *st, const char *peer,
+                          int (*cb)(void *ud, const kl_message_t *m), void *ud);
+
+/* A message held back because its sender's key differs from the pinned
+ * one: the raw relay body, sealed with the store key. */
+typedef struct kl_held {
+    uint64_t seq;
+    char sender[KL_ADDR_MAX + 1];
+    uint8_t sender_key[32];
+    uint64_t received_at;
+    const uint8_t *body;
+    size_t body_len;
+} kl_held_t;
+
+int kl_store_held_add(kl_store_t *st, const kl_held_t *h);
+/* Held entries of sender (all when NULL) with seq > after, in seq order.
+ * body is valid during cb; a non-zero return of cb stops and is returned. */
+int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
+                       int (*cb)(void *ud, const kl_held_t *h), void *ud);
+int kl_store_held_delete(kl_store_t *st, uint64_t seq);
+int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n);
+
+/* Record an inbox entry that could not be opened or decrypted. */
+int kl_store_failure_add(kl_store_t *st, uint64_t seq, uint64_t at_ms, const char *reason);
+int kl_store_failure_count(kl_store_t *st, uint64_t *n);
+
+/* ---- shared by store*.c only ---- */
+/* "kollega-store-v1|table|row" into out; KL_ETOOBIG if it does not fit. */
+int kl_store_label(char *out, size_t cap, const char *table, const char *row);
+
+#endif

@@ -1,0 +1,278 @@
+/* Key material in the client store: prekeys, ratchet sessions and contact
+ * pins. Every secret (and every pin, so nobody can swap a contact's key in
+ * the file without the store key) is sealed; see store.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "store_int.h"
+
+#define CONTACT_REC_VERSION 1
+#define CONTACT_REC_LEN (2 + 32 + 32)
+#define F_HAS_KEY 0x01
+#define F_VERIFIED 0x02
+#define F_KEY_CHANGED 0x04
+#define F_HAS_PENDING 0x08
+
+static int prekey_label(char *out, size_t cap, uint32_t id, int kind)
+{
+    char row[32];
+    snprintf(row, sizeof row, "%s|%u", kind == KL_PREKEY_SPK ? "spk" : "opk", id);
+    return kl_store_label(out, cap, "prekeys", row);
+}
+
+int kl_store_prekey_put(kl_store_t *st, uint32_t id, int kind, const uint8_t pub[32],
+                        const uint8_t priv[32], uint64_t created_ms)
+{
+    char label[96];
+    sqlite3_stmt *s;
+    int r = prekey_label(label, sizeof label, id, kind);
+    if (r || (r = kl_store_prepare(st, "INSERT INTO prekeys(id, kind, pub, created_at, box)"
+                                       " VALUES(?1, ?2, ?3, ?4, ?5)", &s)))
+        return r;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, kind);
+    sqlite3_bind_blob(s, 3, pub, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)created_ms);
+    if ((r = kl_store_bind_sealed(st, s, 5, label, priv, 32))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_prekey_get(kl_store_t *st, uint32_t id, int kind, uint8_t pub[32],
+                        uint8_t priv[32])
+{
+    char label[96];
+    sqlite3_stmt *s;
+    uint8_t *pt = NULL;
+    size_t n = 0;
+    int r = prekey_label(label, sizeof label, id, kind);
+    if (r || (r = kl_store_prepare(st, "SELECT pub, box FROM prekeys WHERE id = ?1 AND kind = ?2",
+                                   &s)))
+        return r;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, kind);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        r = kl_store_column_unseal(st, s, 1, label, &pt, &n);
+        if (r == 0 && (n != 32 || sqlite3_column_bytes(s, 0) != 32))
+            r = KL_EPROTO;
+        if (r == 0) {
+            memcpy(priv, pt, 32);
+            memcpy(pub, sqlite3_column_blob(s, 0), 32);
+            /* The public half is stored in the clear for uploads; make sure
+             * it still belongs to the sealed private key. */
+            uint8_t check[32];
+            if (kl_x_public(priv, check) != 0 || kl_memcmp(check, pub, 32) != 0) {
+                kl_memzero(priv, 32);
+                r = KL_ECRYPTO;
+            }
+        }
+        kl_free_wipe(pt, n);
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_prekey_delete(kl_store_t *st, uint32_t id, int kind)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM prekeys WHERE id = ?1 AND kind = ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, kind);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_prekey_current_spk(kl_store_t *st, uint32_t *id, uint8_t pub[32],
+                                uint64_t *created_ms)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT id, pub, created_at FROM prekeys WHERE kind = 0"
+                                 " ORDER BY id DESC LIMIT 1", &s);
+    if (r)
+        return r;
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(s, 1) != 32) {
+            r = KL_EPROTO;
+        } else {
+            *id = (uint32_t)sqlite3_column_int64(s, 0);
+            memcpy(pub, sqlite3_column_blob(s, 1), 32);
+            *created_ms = (uint64_t)sqlite3_column_int64(s, 2);
+            r = 0;
+        }
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_prekey_prune_spk(kl_store_t *st, uint64_t before_ms)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM prekeys WHERE kind = 0 AND id < (SELECT max(id)"
+                                 " FROM prekeys WHERE kind = 0 AND created_at < ?1)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)before_ms);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_prekey_count(kl_store_t *st, int kind, uint64_t *n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT count(*) FROM prekeys WHERE kind = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int(s, 1, kind);
+    r = KL_EIO;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(s, 0);
+        r = 0;
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_session_get(kl_store_t *st, const char *peer, uint8_t **rec, size_t *len)
+{
+    char label[KL_ADDR_MAX + 64];
+    sqlite3_stmt *s;
+    *rec = NULL;
+    *len = 0;
+    int r = kl_store_label(label, sizeof label, "sessions", peer);
+    if (r || (r = kl_store_prepare(st, "SELECT box FROM sessions WHERE peer = ?1", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        r = kl_store_column_unseal(st, s, 0, label, rec, len);
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_session_put(kl_store_t *st, const char *peer, const uint8_t *rec, size_t len)
+{
+    char label[KL_ADDR_MAX + 64];
+    sqlite3_stmt *s;
+    int r = kl_store_label(label, sizeof label, "sessions", peer);
+    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO sessions(peer, updated_at, box)"
+                                       " VALUES(?1, "
+                                       " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),"
+                                       " ?2)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    if ((r = kl_store_bind_sealed(st, s, 2, label, rec, len))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_session_delete(kl_store_t *st, const char *peer)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM sessions WHERE peer = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
+}
+
+static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
+{
+    char label[KL_ADDR_MAX + 64];
+    uint8_t *pt = NULL;
+    size_t n = 0;
+    const unsigned char *addr = sqlite3_column_text(s, 0);
+    int alen = sqlite3_column_bytes(s, 0);
+    memset(c, 0, sizeof *c);
+    if (addr == NULL || alen <= 0 || alen > KL_ADDR_MAX)
+        return KL_EPROTO;
+    memcpy(c->address, addr, (size_t)alen);
+    c->added_at = (uint64_t)sqlite3_column_int64(s, 1);
+    int r = kl_store_label(label, sizeof label, "contacts", c->address);
+    if (r || (r = kl_store_column_unseal(st, s, 2, label, &pt, &n)))
+        return r;
+    if (n != CONTACT_REC_LEN || pt[0] != CONTACT_REC_VERSION) {
+        kl_free_wipe(pt, n);
+        return KL_EPROTO;
+    }
+    uint8_t f = pt[1];
+    c->has_key = !!(f & F_HAS_KEY);
+    c->verified = !!(f & F_VERIFIED);
+    c->key_changed = !!(f & F_KEY_CHANGED);
+    c->has_pending = !!(f & F_HAS_PENDING);
+    memcpy(c->key, pt + 2, 32);
+    memcpy(c->pending, pt + 34, 32);
+    kl_free_wipe(pt, n);
+    return 0;
+}
+
+int kl_store_contact_get(kl_store_t *st, const char *address, kl_contact_t *c)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT address, added_at, box FROM contacts WHERE address = ?1",
+                             &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        r = contact_from_row(st, s, c);
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c)
+{
+    char label[KL_ADDR_MAX + 64];
+    uint8_t rec[CONTACT_REC_LEN];
+    sqlite3_stmt *s;
+    int r = kl_store_label(label, sizeof label, "contacts", c->address);
+    if (r)
+        return r;
+    memset(rec, 0, sizeof rec);
+    rec[0] = CONTACT_REC_VERSION;
+    rec[1] = (uint8_t)((c->has_key ? F_HAS_KEY : 0) | (c->verified ? F_VERIFIED : 0) |
+                       (c->key_changed ? F_KEY_CHANGED : 0) |
+                       (c->has_pending ? F_HAS_PENDING : 0));
+    if (c->has_key)
+        memcpy(rec + 2, c->key, 32);
+    if (c->has_pending)
+        memcpy(rec + 34, c->pending, 32);
+    if ((r = kl_store_prepare(st, "INSERT OR REPLACE INTO contacts(address, added_at, box)"
+                                  " VALUES(?1, ?2, ?3)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, c->address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)c->added_at);
+    if ((r = kl_store_bind_sealed(st, s, 3, label, rec, sizeof rec))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_contact_list(kl_store_t *st, int (*cb)(void *ud, const kl_contact_t *c), void *ud)
+{
+    sqlite3_stmt *s;
+    kl_contact_t c;
+    int r = kl_store_prepare(st, "SELECT address, added_at, box FROM contacts ORDER BY address",
+                             &s);
+    if (r)
+        return r;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if ((r = contact_from_row(st, s, &c)) || (r = cb(ud, &c)))
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}

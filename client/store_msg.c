@@ -1,0 +1,249 @@
+/* Messages, held inbox entries and decryption failures in the client store.
+ * Message texts are padded to 256-byte blocks before sealing so the file
+ * does not reveal their exact lengths. See store.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/sealed.h"
+#include "store_int.h"
+
+/* The label binds a message text to its row's metadata: moving a text to
+ * another conversation, direction or time makes it fail to open. */
+static int message_label(char *out, size_t cap, const uint8_t id[KL_MSG_ID], int outgoing,
+                         const char *peer, uint64_t sent_at, uint64_t seq)
+{
+    char hex[2 * KL_MSG_ID + 1];
+    char row[KL_ADDR_MAX + 128];
+    kl_hex_encode(id, KL_MSG_ID, hex, sizeof hex);
+    int n = snprintf(row, sizeof row, "%s|%s|%s|%llu|%llu", hex, outgoing ? "out" : "in", peer,
+                     (unsigned long long)sent_at, (unsigned long long)seq);
+    if (n < 0 || (size_t)n >= sizeof row)
+        return KL_ETOOBIG;
+    return kl_store_label(out, cap, "messages", row);
+}
+
+int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
+{
+    char label[KL_ADDR_MAX + 256];
+    sqlite3_stmt *s = NULL;
+    uint8_t *buf = NULL;
+    size_t cap = 0, plen = 0;
+    int r;
+
+    *added = 0;
+    if (m->text_len > KL_TEXT_MAX)
+        return KL_ETOOBIG;
+    if ((r = message_label(label, sizeof label, m->id, m->outgoing, m->peer, m->sent_at, m->seq)))
+        return r;
+    cap = m->text_len + KL_PAD_BLOCK;
+    buf = malloc(cap);
+    if (buf == NULL)
+        return KL_ENOMEM;
+    if (m->text_len)
+        memcpy(buf, m->text, m->text_len);
+    if ((r = kl_pad(buf, m->text_len, cap, &plen)))
+        goto out;
+    /* INSERT OR IGNORE makes a second copy of the same message a no-op:
+     * the relay delivers at least once, the user sees it exactly once. */
+    if ((r = kl_store_prepare(st, "INSERT OR IGNORE INTO messages(peer, outgoing, msg_id, sent_at,"
+                                  " stored_at, seq, box) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &s)))
+        goto out;
+    sqlite3_bind_text(s, 1, m->peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, m->outgoing ? 1 : 0);
+    sqlite3_bind_blob(s, 3, m->id, KL_MSG_ID, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)m->sent_at);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)m->stored_at);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)m->seq);
+    if ((r = kl_store_bind_sealed(st, s, 7, label, buf, plen)))
+        goto out;
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        r = KL_EIO;
+        goto out;
+    }
+    *added = sqlite3_changes(st->db) > 0;
+    r = 0;
+out:
+    sqlite3_finalize(s);
+    kl_free_wipe(buf, cap);
+    return r;
+}
+
+int kl_store_message_each(kl_store_t *st, const char *peer,
+                          int (*cb)(void *ud, const kl_message_t *m), void *ud)
+{
+    char label[KL_ADDR_MAX + 256];
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box"
+                                        " FROM messages WHERE peer = ?1 ORDER BY n DESC"
+                                      : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box"
+                                        " FROM messages ORDER BY n DESC", &s);
+    if (r)
+        return r;
+    if (peer)
+        sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        kl_message_t m;
+        uint8_t *pt = NULL;
+        size_t n = 0, tlen = 0;
+        memset(&m, 0, sizeof m);
+        const unsigned char *p = sqlite3_column_text(s, 0);
+        int plen = sqlite3_column_bytes(s, 0);
+        if (p == NULL || plen <= 0 || plen > KL_ADDR_MAX ||
+            sqlite3_column_bytes(s, 2) != KL_MSG_ID) {
+            r = KL_EPROTO;
+            break;
+        }
+        memcpy(m.peer, p, (size_t)plen);
+        m.outgoing = sqlite3_column_int(s, 1) != 0;
+        memcpy(m.id, sqlite3_column_blob(s, 2), KL_MSG_ID);
+        m.sent_at = (uint64_t)sqlite3_column_int64(s, 3);
+        m.stored_at = (uint64_t)sqlite3_column_int64(s, 4);
+        m.seq = (uint64_t)sqlite3_column_int64(s, 5);
+        if ((r = message_label(label, sizeof label, m.id, m.outgoing, m.peer, m.sent_at, m.seq)))
+            break;
+        r = kl_store_column_unseal(st, s, 6, label, &pt, &n);
+        if (r == 0 && kl_unpad(pt, n, &tlen) != 0)
+            r = KL_ECRYPTO;
+        if (r == 0) {
+            m.text = (const char *)pt;
+            m.text_len = tlen;
+            r = cb(ud, &m);
+        }
+        kl_free_wipe(pt, n);
+        if (r)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int held_label(char *out, size_t cap, uint64_t seq, const char *sender)
+{
+    char row[KL_ADDR_MAX + 32];
+    snprintf(row, sizeof row, "%llu|%s", (unsigned long long)seq, sender);
+    return kl_store_label(out, cap, "held", row);
+}
+
+int kl_store_held_add(kl_store_t *st, const kl_held_t *h)
+{
+    char label[KL_ADDR_MAX + 96];
+    sqlite3_stmt *s;
+    int r = held_label(label, sizeof label, h->seq, h->sender);
+    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO held(seq, sender, sender_key,"
+                                       " received_at, box) VALUES(?1, ?2, ?3, ?4, ?5)", &s)))
+        return r;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)h->seq);
+    sqlite3_bind_text(s, 2, h->sender, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, h->sender_key, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)h->received_at);
+    if ((r = kl_store_bind_sealed(st, s, 5, label, h->body, h->body_len))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
+                       int (*cb)(void *ud, const kl_held_t *h), void *ud)
+{
+    char label[KL_ADDR_MAX + 96];
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT seq, sender, sender_key, received_at, box FROM held"
+                                 " WHERE (?1 IS NULL OR sender = ?1) AND seq > ?2 ORDER BY seq",
+                             &s);
+    if (r)
+        return r;
+    if (sender)
+        sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 1);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        kl_held_t h;
+        uint8_t *pt = NULL;
+        size_t n = 0;
+        memset(&h, 0, sizeof h);
+        const unsigned char *p = sqlite3_column_text(s, 1);
+        int plen = sqlite3_column_bytes(s, 1);
+        if (p == NULL || plen <= 0 || plen > KL_ADDR_MAX || sqlite3_column_bytes(s, 2) != 32) {
+            r = KL_EPROTO;
+            break;
+        }
+        h.seq = (uint64_t)sqlite3_column_int64(s, 0);
+        memcpy(h.sender, p, (size_t)plen);
+        memcpy(h.sender_key, sqlite3_column_blob(s, 2), 32);
+        h.received_at = (uint64_t)sqlite3_column_int64(s, 3);
+        if ((r = held_label(label, sizeof label, h.seq, h.sender)) ||
+            (r = kl_store_column_unseal(st, s, 4, label, &pt, &n)))
+            break;
+        h.body = pt;
+        h.body_len = n;
+        r = cb(ud, &h);
+        kl_free_wipe(pt, n);
+        if (r)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_held_delete(kl_store_t *st, uint64_t seq)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM held WHERE seq = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+    return kl_store_exec_stmt(s);
+}
+
+static int count(kl_store_t *st, const char *sql, const char *arg, uint64_t *n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, sql, &s);
+    if (r)
+        return r;
+    if (arg)
+        sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+    r = KL_EIO;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(s, 0);
+        r = 0;
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n)
+{
+    return sender ? count(st, "SELECT count(*) FROM held WHERE sender = ?1", sender, n)
+                  : count(st, "SELECT count(*) FROM held", NULL, n);
+}
+
+int kl_store_failure_add(kl_store_t *st, uint64_t seq, uint64_t at_ms, const char *reason)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO failures(seq, at, reason)"
+                                 " VALUES(?1, ?2, ?3)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)at_ms);
+    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_failure_count(kl_store_t *st, uint64_t *n)
+{
+    return count(st, "SELECT count(*) FROM failures", NULL, n);
+}

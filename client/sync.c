@@ -1,0 +1,373 @@
+/* The receive engine. See sync.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "contacts.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "session.h"
+#include "sync.h"
+#include "util.h"
+
+/* Entries per fetch, and a bound on fetch rounds that return nothing new
+ * while claiming more (a confused relay must not keep us looping). */
+#define FETCH_LIMIT 100
+#define MAX_EMPTY_ROUNDS 3
+
+static void warn_held(const kl_sync_t *s, const char *sender)
+{
+    if (s->quiet)
+        return;
+    fprintf(stderr, "kollega: held a message from %s: its identity key is not the one you "
+                    "pinned. Compare safety numbers with `kollega contact verify %s` and "
+                    "confirm with --confirm if they match\n", sender, sender);
+}
+
+static int get_cursor(kl_store_t *st, uint64_t *cursor)
+{
+    *cursor = 0;
+    int r = kl_store_get_u64(st, "cursor", cursor);
+    return r == KL_ENOTFOUND ? 0 : r;
+}
+
+/* Record an entry we cannot read, and move past it. */
+static int record_failure(kl_sync_t *s, uint64_t seq, const char *reason)
+{
+    uint64_t cursor;
+    int r = kl_store_begin(s->st);
+    if (r)
+        return r;
+    if ((r = get_cursor(s->st, &cursor)))
+        goto fail;
+    if (seq > cursor) {
+        if ((r = kl_store_failure_add(s->st, seq, kl_now_ms(), reason)) ||
+            (r = kl_store_set_u64(s->st, "cursor", seq)))
+            goto fail;
+        s->failed++;
+        if (!s->quiet)
+            fprintf(stderr, "kollega: a message could not be decrypted (inbox entry %llu: %s)\n",
+                    (unsigned long long)seq, reason);
+    }
+    return kl_store_commit(s->st);
+fail:
+    kl_store_rollback(s->st);
+    return r;
+}
+
+static const char *reason_of(int r)
+{
+    switch (r) {
+    case KL_ENOTFOUND: return "no session or prekey for it";
+    case KL_ECRYPTO: return "authentication failed";
+    case KL_EPROTO: return "malformed";
+    case KL_ELIMIT: return "too far out of order";
+    default: return kl_strerror(r);
+    }
+}
+
+/* Hold an entry from a sender whose key is not the pinned one. */
+static int hold(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_t *body,
+                size_t len)
+{
+    uint64_t cursor;
+    kl_held_t h;
+    int r = kl_store_begin(s->st);
+    if (r)
+        return r;
+    if ((r = get_cursor(s->st, &cursor)))
+        goto fail;
+    if (seq > cursor) {
+        memset(&h, 0, sizeof h);
+        h.seq = seq;
+        memcpy(h.sender, in->sender, sizeof h.sender);
+        memcpy(h.sender_key, in->sender_ik, 32);
+        h.received_at = kl_now_ms();
+        h.body = body;
+        h.body_len = len;
+        if ((r = kl_store_held_add(s->st, &h)) || (r = kl_store_set_u64(s->st, "cursor", seq)))
+            goto fail;
+        s->held++;
+        warn_held(s, in->sender);
+    }
+    return kl_store_commit(s->st);
+fail:
+    kl_store_rollback(s->st);
+    return r;
+}
+
+/* Decrypt and store in one transaction: the message (deduplicated by id),
+ * the new ratchet state, the consumed one-time prekey and, when cursor_seq
+ * is non-zero, the new cursor; held_seq != 0 also deletes that held entry.
+ * *bad gets a decryption error (the caller records it) while the return
+ * value is reserved for store failures. */
+static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
+                           int advance_cursor, uint64_t held_seq, int *bad)
+{
+    kl_decrypted_t d;
+    kl_message_t m;
+    uint64_t cursor = 0;
+    int added = 0;
+    *bad = 0;
+    memset(&d, 0, sizeof d);
+    int r = kl_store_begin(s->st);
+    if (r)
+        return r;
+    if ((r = get_cursor(s->st, &cursor)))
+        goto fail;
+    /* Another kollega process may have processed it meanwhile. */
+    if (advance_cursor && seq <= cursor) {
+        kl_store_rollback(s->st);
+        return 0;
+    }
+    int dr = kl_session_decrypt(s->st, s->me, in, &d);
+    if (dr == 0 && strcmp(d.content.to, s->me->address) != 0)
+        dr = KL_EREPLAY; /* sealed for us, but written to someone else */
+    if (dr == KL_EIO || dr == KL_ENOMEM) {
+        /* Our own failure, not the message's: keep it for a retry. */
+        kl_store_rollback(s->st);
+        return dr;
+    }
+    if (dr) {
+        kl_store_rollback(s->st);
+        *bad = dr;
+        return 0;
+    }
+    memset(&m, 0, sizeof m);
+    memcpy(m.id, d.content.id, KL_MSG_ID);
+    memcpy(m.peer, in->sender, sizeof m.peer);
+    m.sent_at = d.content.sent_at;
+    m.stored_at = kl_now_ms();
+    m.seq = seq;
+    m.text = d.content.text;
+    m.text_len = d.content.text_len;
+    if ((r = kl_store_message_add(s->st, &m, &added)))
+        goto fail;
+    /* A duplicate (same id) changes nothing but the cursor: replaying an old
+     * prekey message must not replace a live session. */
+    if (added && (r = kl_session_apply(s->st, in->sender, &d)))
+        goto fail;
+    if (advance_cursor && (r = kl_store_set_u64(s->st, "cursor", seq)))
+        goto fail;
+    if (held_seq && (r = kl_store_held_delete(s->st, held_seq)))
+        goto fail;
+    if ((r = kl_store_commit(s->st)))
+        goto out;
+    if (added) {
+        s->stored++;
+        if (s->on_message)
+            s->on_message(s->ud, &m);
+    } else {
+        s->duplicates++;
+    }
+    goto out;
+fail:
+    kl_store_rollback(s->st);
+out:
+    kl_decrypted_free(&d);
+    return r;
+}
+
+int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
+{
+    kl_inbound_t in;
+    uint64_t cursor = 0;
+    int accept = 0, bad = 0;
+    (void)ts;
+    int r = get_cursor(s->st, &cursor);
+    if (r || seq <= cursor)
+        return r;
+    r = kl_session_open(s->me, body, len, &in);
+    if (r == KL_ENOMEM)
+        return r;
+    if (r)
+        return record_failure(s, seq, r == KL_ECRYPTO ? "not sealed to this identity"
+                                                      : "malformed envelope");
+    r = kl_contacts_check_sender(s->st, s->conn, in.sender, in.sender_ik, &accept);
+    if (r == KL_EAGAIN)
+        s->conn_error = 1;
+    if (r == 0 && !accept)
+        r = hold(s, seq, &in, body, len);
+    else if (r == 0) {
+        r = store_decrypted(s, &in, seq, 1, 0, &bad);
+        if (r == 0 && bad)
+            r = record_failure(s, seq, bad == KL_EREPLAY ? "addressed to someone else"
+                                                         : reason_of(bad));
+    }
+    kl_inbound_free(&in);
+    return r;
+}
+
+static int ack(kl_sync_t *s, uint64_t seq)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
+    kl_frame_t *resp = NULL;
+    a.seq = seq;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
+    f.ack = &a;
+    int r = kl_conn_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    kl_wire_free(resp);
+    return r;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const Kollega__Relay__V1__Entry *x = *(Kollega__Relay__V1__Entry *const *)a;
+    const Kollega__Relay__V1__Entry *y = *(Kollega__Relay__V1__Entry *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int kl_sync_fetch_all(kl_sync_t *s)
+{
+    int empty = 0;
+    s->conn_error = 0;
+    s->store_error = 0;
+    for (;;) {
+        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+        kl_frame_t *resp = NULL;
+        uint64_t cursor = 0, top = 0;
+        int r = get_cursor(s->st, &cursor);
+        if (r) {
+            s->store_error = r;
+            return r;
+        }
+        fe.after = cursor;
+        fe.limit = FETCH_LIMIT;
+        f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
+        f.fetch = &fe;
+        if ((r = kl_conn_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, &resp)))
+            return r;
+        Kollega__Relay__V1__Deliver *d = resp->deliver;
+        int more = d && d->more;
+        size_t n = d ? d->n_entries : 0;
+        /* Entries are processed in seq order whatever order they came in. */
+        if (n > 1)
+            qsort(d->entries, n, sizeof *d->entries, cmp_entry);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+            const Kollega__Relay__V1__Entry *e = d->entries[i];
+            if (e == NULL || e->seq == 0)
+                continue;
+            r = kl_sync_entry(s, e->seq, e->ts, e->body.data, e->body.len);
+            if (r && !s->conn_error)
+                s->store_error = r;
+            else if (r == 0 && e->seq > top)
+                top = e->seq;
+        }
+        kl_wire_free(resp);
+        /* Everything up to top is committed locally: the relay may drop it. */
+        if (top && (r == 0 || top > cursor)) {
+            int ar = ack(s, top);
+            if (r == 0)
+                r = ar;
+        }
+        if (r)
+            return r;
+        if (!more)
+            return 0;
+        if (top <= cursor && ++empty >= MAX_EMPTY_ROUNDS)
+            return 0;
+    }
+}
+
+/* Held messages are released in batches so memory stays bounded however
+ * many there are. */
+#define HELD_BATCH 32
+
+typedef struct held_list {
+    size_t n;
+    uint64_t seq[HELD_BATCH];
+    uint8_t key[HELD_BATCH][32];
+    uint8_t *body[HELD_BATCH];
+    size_t len[HELD_BATCH];
+} held_list_t;
+
+static int collect_held(void *ud, const kl_held_t *h)
+{
+    held_list_t *l = ud;
+    uint8_t *b = malloc(h->body_len ? h->body_len : 1);
+    if (b == NULL)
+        return KL_ENOMEM;
+    memcpy(b, h->body, h->body_len);
+    l->seq[l->n] = h->seq;
+    memcpy(l->key[l->n], h->sender_key, 32);
+    l->body[l->n] = b;
+    l->len[l->n] = h->body_len;
+    l->n++;
+    return l->n == HELD_BATCH ? 1 : 0;
+}
+
+static void held_list_clear(held_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        kl_free_wipe(l->body[i], l->len[i] ? l->len[i] : 1);
+    l->n = 0;
+}
+
+/* Decrypt and store one held message from sender (pinned key key). */
+static int release_one(kl_sync_t *s, const char *sender, const uint8_t key[32],
+                       const held_list_t *l, size_t i, size_t *released)
+{
+    kl_inbound_t in;
+    int bad = 0, r = 0;
+    if (kl_session_open(s->me, l->body[i], l->len[i], &in) != 0 ||
+        kl_memcmp(in.sender_ik, key, 32) != 0 || strcmp(in.sender, sender) != 0) {
+        kl_inbound_free(&in);
+        bad = KL_ECRYPTO;
+    } else {
+        size_t before = s->stored;
+        r = store_decrypted(s, &in, l->seq[i], 0, l->seq[i], &bad);
+        if (r == 0 && !bad && s->stored > before)
+            (*released)++;
+        kl_inbound_free(&in);
+    }
+    if (r || !bad)
+        return r;
+    /* It can never be read: count it and let it go. */
+    if ((r = kl_store_begin(s->st)))
+        return r;
+    r = kl_store_failure_add(s->st, l->seq[i], kl_now_ms(), reason_of(bad));
+    if (r == 0)
+        r = kl_store_held_delete(s->st, l->seq[i]);
+    if (r == 0)
+        r = kl_store_commit(s->st);
+    else
+        kl_store_rollback(s->st);
+    s->failed++;
+    if (!s->quiet)
+        fprintf(stderr, "kollega: a held message from %s could not be decrypted\n", sender);
+    return r;
+}
+
+int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released)
+{
+    held_list_t l;
+    kl_contact_t c;
+    uint64_t after = 0;
+    *released = 0;
+    l.n = 0;
+    int r = kl_store_contact_get(s->st, sender, &c);
+    if (r)
+        return r;
+    if (!c.has_key || c.key_changed)
+        return 0;
+    for (;;) {
+        r = kl_store_held_each(s->st, sender, after, collect_held, &l);
+        int full = r == 1;
+        if (r < 0)
+            break;
+        r = 0;
+        for (size_t i = 0; i < l.n && r == 0; i++) {
+            after = l.seq[i];
+            /* Only messages from the key now pinned; others stay held. */
+            if (kl_memcmp(l.key[i], c.key, 32) == 0)
+                r = release_one(s, sender, c.key, &l, i, released);
+        }
+        held_list_clear(&l);
+        if (r || !full)
+            break;
+    }
+    held_list_clear(&l);
+    return r;
+}

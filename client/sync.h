@@ -1,0 +1,43 @@
+/* The receive engine: fetch inbox entries after the local cursor, open,
+ * check the sender, decrypt, and store each one in ONE transaction with the
+ * updated ratchet state and the new cursor; ack only after that commit.
+ * An entry that cannot be opened or decrypted is recorded as a failure and
+ * still advances the cursor, so one bad entry never blocks the inbox. A
+ * message whose sender key differs from the pinned one is held (sealed in
+ * the store) until the user confirms the new key. */
+#ifndef KOLLEGA_CLIENT_SYNC_H
+#define KOLLEGA_CLIENT_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+#include "net.h"
+#include "store.h"
+
+typedef struct kl_sync {
+    kl_store_t *st;
+    const kl_identity_t *me;
+    kl_conn_t *conn;             /* NULL when offline (releasing held messages) */
+    /* Called for each message newly stored (not for duplicates). */
+    int (*on_message)(void *ud, const kl_message_t *m);
+    void *ud;
+    int quiet;                   /* no warnings on stderr */
+    size_t stored, duplicates, held, failed;
+    int store_error;             /* set when the local store (not the relay) failed */
+    int conn_error;              /* set when a lookup on the connection failed */
+} kl_sync_t;
+
+/* Process one inbox entry. Entries at or below the cursor are skipped
+ * (already processed). Returns 0 unless the store or the connection (for
+ * the sender lookup; conn_error set) failed: then the entry must not be
+ * acked. Undecryptable entries are counted, not errors. */
+int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len);
+/* fetch{after: cursor} until more is false, processing entries in seq
+ * order, acking each batch after its commits. */
+int kl_sync_fetch_all(kl_sync_t *s);
+/* After `contact verify X --confirm`: decrypt and store the messages held
+ * from sender whose key is now the pinned one; *released counts them. */
+int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released);
+
+#endif

@@ -1,0 +1,25 @@
+/* Small helpers of the client: wall-clock time, UTF-8 checks and printing
+ * untrusted text to a terminal without letting it drive the terminal. */
+#ifndef KOLLEGA_CLIENT_UTIL_H
+#define KOLLEGA_CLIENT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Milliseconds since the Unix epoch (wall clock). */
+uint64_t kl_now_ms(void);
+/* "2026-11-23 10:02" in local time; out >= 32 bytes. */
+void kl_format_time(uint64_t ms, char *out, size_t cap);
+
+/* 1 if s[0..len) is well-formed UTF-8 without NUL bytes. */
+int kl_utf8_valid(const char *s, size_t len);
+/* A malloc'd NUL-terminated copy of s[0..len) with every ill-formed
+ * sequence and NUL replaced by U+FFFD. KL_ENOMEM / KL_ETOOBIG. */
+int kl_utf8_sanitize(const char *s, size_t len, char **out, size_t *outlen);
+/* Write text for a human: control characters (including ESC, so no
+ * terminal escape sequences) are shown as U+FFFD, a newline is followed by
+ * indent so continuation lines stay visibly part of one message. */
+void kl_print_safe(FILE *f, const char *s, size_t len, const char *indent);
+
+#endif
