@@ -152,8 +152,10 @@ static int wrapping_key(const char *kdf, const char *pass, const uint8_t salt[KL
 
 static int wrap_label(char *out, size_t cap, const char *kdf)
 {
-    char row[64];
-    snprintf(row, sizeof row, "store_key|%s", kdf);
+    char row[128];
+    int n = snprintf(row, sizeof row, "store_key|%s", kdf);
+    if (n < 0 || (size_t)n >= sizeof row)
+        return KL_EPROTO;
     return kl_store_label(out, cap, "meta", row);
 }
 

@@ -272,8 +272,8 @@ static void default_name(char *out, size_t cap)
     h[sizeof h - 1] = '\0';
     for (char *p = h; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    if (kl_relayname_valid(h))
-        snprintf(out, cap, "%s", h);
+    if (kl_relayname_valid(h) && strlen(h) < cap)
+        memcpy(out, h, strlen(h) + 1);
 }
 
 static int data_dir(const opts_t *o, char *dir, size_t cap)
