@@ -1,0 +1,174 @@
+/* ERFA group governance: validation and construction of the hash-chained,
+ * signed operation log of proto/group.proto. One implementation, run by the
+ * relay (which refuses invalid operations) and by every client (which
+ * ignores any invalid operation a relay might deliver).
+ *
+ * Rules (the whole contract; tests check each):
+ *  - Every op: SignedOp decodes; Op.group equals the group's address;
+ *    index == next index; prev == SHA-256 of the previous SignedOp bytes
+ *    (empty at index 0); actor is 32 bytes; actor_address is a valid user
+ *    address; the signature verifies with actor over
+ *    "kollega-group-op-v1" || op; the body is set. Otherwise the op is
+ *    rejected and the state is unchanged.
+ *  - create: only at index 0 (and index 0 must be create). The actor becomes
+ *    the first member, a facilitator. Policy must be ALL, MAJORITY or
+ *    FACILITATORS.
+ *  - invite{candidate}: the actor is a member; the candidate is neither a
+ *    member nor already a candidate. The candidate is recorded with the
+ *    actor's approval.
+ *  - request: the actor is neither member nor candidate; it becomes a
+ *    candidate with no approvals.
+ *  - approve{candidate}: the actor is a member, the candidate exists, and
+ *    the actor has not approved it yet.
+ *  - After invite, request and approve: if the candidate's approvals by
+ *    CURRENT members satisfy the policy (ALL: every member approved;
+ *    MAJORITY: approvals * 2 > members; FACILITATORS: at least one
+ *    facilitator approved), the candidate becomes a member (role MEMBER) at
+ *    that op.
+ *  - remove{member}: the actor is a facilitator, the target a member other
+ *    than the actor (use leave), and not the last facilitator. Removing a
+ *    candidate (refusing a request) is allowed to any facilitator too.
+ *  - leave{successor}: the actor is a member. If it is the last facilitator
+ *    and other members remain, successor must name one of them, who becomes
+ *    facilitator. If the last member leaves, the group is closed (no
+ *    further op is valid).
+ *  - set_role{member, role}: the actor is a facilitator; the target is a
+ *    member; demoting the last facilitator is refused.
+ *  - set_policy, set_retention: the actor is a facilitator.
+ *  - Approvals given by a member who later leaves or is removed no longer
+ *    count. Candidate and member counts are bounded (KL_GROUP_MAX_*).
+ *  - remove and leave increment the group's epoch: every remaining member
+ *    must rotate its sender key before its next message. */
+#ifndef KOLLEGA_GROUP_H
+#define KOLLEGA_GROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KL_GROUP_MAX_MEMBERS 256
+#define KL_GROUP_MAX_CANDIDATES 64
+#define KL_GROUP_MAX_OP 2048          /* bytes of one SignedOp */
+#define KL_GROUP_OP_CONTEXT "kollega-group-op-v1"
+
+typedef enum kl_group_policy {
+    KL_POLICY_ALL = 1,
+    KL_POLICY_MAJORITY = 2,
+    KL_POLICY_FACILITATORS = 3,
+} kl_group_policy_t;
+
+typedef enum kl_group_role {
+    KL_ROLE_NONE = 0,
+    KL_ROLE_MEMBER = 1,
+    KL_ROLE_FACILITATOR = 2,
+} kl_group_role_t;
+
+typedef enum kl_group_opkind {
+    KL_GOP_CREATE = 10,
+    KL_GOP_INVITE = 11,
+    KL_GOP_REQUEST = 12,
+    KL_GOP_APPROVE = 13,
+    KL_GOP_REMOVE = 14,
+    KL_GOP_LEAVE = 15,
+    KL_GOP_SET_ROLE = 16,
+    KL_GOP_SET_POLICY = 17,
+    KL_GOP_SET_RETENTION = 18,
+} kl_group_opkind_t;
+
+/* Why an op was refused (for clear errors; kl_group_verr_str names them). */
+typedef enum kl_group_verr {
+    KL_GV_OK = 0,
+    KL_GV_MALFORMED,        /* does not decode, fields missing or of wrong size */
+    KL_GV_SIGNATURE,        /* signature does not verify */
+    KL_GV_WRONG_GROUP,      /* Op.group is another group */
+    KL_GV_CHAIN,            /* index or prev hash does not continue the log */
+    KL_GV_CLOSED,           /* the group has no members left */
+    KL_GV_NOT_MEMBER,       /* actor (or target) is not a member */
+    KL_GV_NOT_FACILITATOR,  /* actor lacks the facilitator role */
+    KL_GV_ALREADY_MEMBER,
+    KL_GV_ALREADY_CANDIDATE,
+    KL_GV_NOT_CANDIDATE,
+    KL_GV_ALREADY_APPROVED,
+    KL_GV_LAST_FACILITATOR, /* would leave the group without a facilitator */
+    KL_GV_SUCCESSOR,        /* successor missing or not a member */
+    KL_GV_LIMIT,            /* too many members or candidates */
+} kl_group_verr_t;
+
+const char *kl_group_verr_str(kl_group_verr_t why);
+
+typedef struct kl_group kl_group_t; /* opaque validated state */
+
+/* A parsed, verified op as applied (returned by kl_group_apply for callers
+ * that react to it: rotate sender keys, notify, show). */
+typedef struct kl_group_event {
+    kl_group_opkind_t kind;
+    uint64_t index;
+    uint8_t actor[32];
+    char actor_address[256];
+    uint8_t target[32];        /* candidate / member / successor, when the op has one */
+    char target_address[256];  /* for invite (candidate) and request (the actor) */
+    int admitted;              /* 1 if this op made a candidate a member */
+    uint8_t admitted_key[32];
+    int epoch_changed;         /* 1 after remove / leave */
+} kl_group_event_t;
+
+/* New empty state for the group at address ("#name@relay"). */
+int kl_group_new(kl_group_t **out, const char *address);
+void kl_group_free(kl_group_t *g);
+
+/* Validate the next SignedOp and apply it. 0 on success (ev, if not NULL,
+ * describes it); KL_EPROTO/KL_ECRYPTO/KL_ESTATE/KL_ELIMIT with *why set on
+ * refusal, and the state unchanged. */
+int kl_group_apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group_event_t *ev,
+                   kl_group_verr_t *why);
+
+/* Description of an op to build (fields used by kind). */
+typedef struct kl_group_opdesc {
+    kl_group_opkind_t kind;
+    kl_group_policy_t policy;       /* create, set_policy */
+    uint32_t days;                  /* create (retention), set_retention */
+    kl_group_role_t role;           /* set_role */
+    uint8_t target[32];             /* invite candidate, approve, remove, leave successor, set_role */
+    int has_target;                 /* leave: 0 = no successor */
+    char target_address[256];       /* invite: candidate's address */
+} kl_group_opdesc_t;
+
+/* Build and sign the next op for this state (index/prev/group filled in).
+ * *out is malloc'd (free with free()). Does NOT apply it: pass it to
+ * kl_group_apply (and to the relay). KL_EINVAL for an unusable desc. */
+int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uint8_t actor_pk[32],
+                      const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
+                      uint8_t **out, size_t *outlen);
+
+/* Queries. */
+const char *kl_group_address(const kl_group_t *g);
+uint64_t kl_group_next_index(const kl_group_t *g);
+void kl_group_head(const kl_group_t *g, uint8_t hash[32]); /* zeros before create */
+int kl_group_closed(const kl_group_t *g);
+kl_group_policy_t kl_group_policy(const kl_group_t *g);
+uint32_t kl_group_retention_days(const kl_group_t *g);
+uint64_t kl_group_epoch(const kl_group_t *g);
+kl_group_role_t kl_group_role_of(const kl_group_t *g, const uint8_t key[32]);
+
+typedef struct kl_group_member {
+    uint8_t key[32];
+    char address[256];
+    kl_group_role_t role;
+} kl_group_member_t;
+
+size_t kl_group_member_count(const kl_group_t *g);
+int kl_group_member_at(const kl_group_t *g, size_t i, kl_group_member_t *out);
+
+typedef struct kl_group_candidate {
+    uint8_t key[32];
+    char address[256];
+    size_t approvals;          /* by current members */
+    size_t missing;            /* approvals still needed under the policy (for FACILITATORS: 1 if none yet) */
+} kl_group_candidate_t;
+
+size_t kl_group_candidate_count(const kl_group_t *g);
+int kl_group_candidate_at(const kl_group_t *g, size_t i, kl_group_candidate_t *out);
+/* 1 if member `approver` has approved `candidate`. */
+int kl_group_has_approved(const kl_group_t *g, const uint8_t candidate[32],
+                          const uint8_t approver[32]);
+
+#endif

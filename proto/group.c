@@ -1,0 +1,808 @@
+/* ERFA group governance: the validator of the signed, hash-chained op log
+ * (proto/group.proto). include/kollega/group.h states every rule; this file
+ * implements them once for the relay and for every client.
+ *
+ * Decoding is strict. A SignedOp over KL_GROUP_MAX_OP bytes is refused
+ * before protobuf-c sees it, unpacking runs on a capped allocator, and both
+ * the SignedOp and the Op inside it must be the canonical (protobuf-c,
+ * deterministic) encoding of what they decode to: re-packing must give the
+ * exact input bytes back. The SignedOp wrapper is not signed, so without
+ * that check a relay could re-encode it (reorder fields, add unknown ones)
+ * and hand different clients different bytes, and so different chain
+ * hashes, for "the same" op; with it, the bytes of a valid op are unique
+ * and every client computes the same head. No message may carry unknown
+ * fields either, so no field the validator cannot see is ever signed into
+ * the log (protobuf-c would keep and re-pack them).
+ *
+ * Addresses are stored in the 256-byte fields of the public structs, so
+ * an address longer than 255 characters is refused (a valid user address
+ * can reach 286 characters).
+ *
+ * Two readings of group.h made here: removing a candidate (refusing a
+ * request) does not change the epoch, since no member goes; and naming a
+ * successor in leave promotes it, so only a facilitator may name one. Only
+ * invite, request and approve admit (group.h): a candidate whose policy
+ * becomes satisfied by a leave, a removal or a policy change waits, with
+ * missing == 0, for one more approval (if a member has not given one yet)
+ * or for a facilitator to remove it so it can ask again.
+ *
+ * Application is validate-then-mutate: check_rules() reads the state only,
+ * storage for a new member or candidate is reserved before anything
+ * changes, and commit() then cannot fail. A refused op therefore leaves the
+ * state exactly as it was.
+ *
+ * Approvals are a bitmap per candidate indexed by the approver's member
+ * slot (0..KL_GROUP_MAX_MEMBERS-1, unique among current members). When a
+ * member leaves or is removed its bit is cleared in every candidate, so
+ * only approvals by current members count, and a later member reusing the
+ * slot does not inherit them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.pb-c.h"
+#include "kollega/addr.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/group.h"
+
+#define ADDR_CAP 256 /* kl_group_member_t.address and friends */
+#define CTX_LEN (sizeof KL_GROUP_OP_CONTEXT - 1)
+/* protobuf-c allocates a struct per message and copies every string and
+ * bytes field; two nested unpacks of at most KL_GROUP_MAX_OP bytes stay far
+ * below this. */
+#define UNPACK_BUDGET (8u * KL_GROUP_MAX_OP)
+#define NO_SLOT (-1)
+
+_Static_assert(KL_GROUP_MAX_MEMBERS <= 256, "member slots are bits of a 32-byte bitmap");
+
+typedef struct member {
+    uint8_t key[32];
+    char address[ADDR_CAP];
+    kl_group_role_t role;
+    int slot;
+} member_t;
+
+typedef struct cand {
+    uint8_t key[32];
+    char address[ADDR_CAP];
+    uint8_t approved[KL_GROUP_MAX_MEMBERS / 8]; /* bit per member slot */
+} cand_t;
+
+struct kl_group {
+    char *address;
+    uint64_t next;
+    uint8_t head[32];
+    int closed;
+    kl_group_policy_t policy;
+    uint32_t retention;
+    uint64_t epoch;
+    member_t *m; /* in order of admission */
+    size_t nm, capm;
+    cand_t *c;   /* in order of arrival */
+    size_t nc, capc;
+};
+
+/* An op after decoding and field checks, free of protobuf-c structs. */
+typedef struct op {
+    kl_group_opkind_t kind;
+    uint64_t index;
+    uint8_t actor[32];
+    char actor_address[ADDR_CAP];
+    kl_group_policy_t policy;
+    uint32_t days;
+    kl_group_role_t role;
+    uint8_t target[32];
+    int has_target;
+    char target_address[ADDR_CAP];
+} op_t;
+
+/* What check_rules() decided, for commit(). */
+typedef struct plan {
+    size_t actor_m;  /* actor's member index (all but create/request) */
+    size_t target_m; /* target member index (remove, set_role, leave successor) */
+    size_t cand;     /* candidate index (approve, remove of a candidate) */
+    int target_is_cand;
+    int admit;       /* invite/request/approve: the candidate becomes a member */
+} plan_t;
+
+typedef struct budget {
+    size_t left;
+} budget_t;
+
+static void *budget_alloc(void *data, size_t size)
+{
+    budget_t *b = data;
+    if (size > b->left)
+        return NULL;
+    b->left -= size;
+    return malloc(size);
+}
+
+static void budget_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+static int err_of(kl_group_verr_t why)
+{
+    switch (why) {
+    case KL_GV_OK: return 0;
+    case KL_GV_MALFORMED:
+    case KL_GV_WRONG_GROUP:
+    case KL_GV_CHAIN: return KL_EPROTO;
+    case KL_GV_SIGNATURE: return KL_ECRYPTO;
+    case KL_GV_LIMIT: return KL_ELIMIT;
+    default: return KL_ESTATE;
+    }
+}
+
+/* A valid address of the wanted kind that fits the public structs. */
+static int addr_ok(const char *s, int group)
+{
+    kl_addr_t a;
+    if (s == NULL || strnlen(s, ADDR_CAP) >= ADDR_CAP)
+        return 0;
+    return kl_addr_parse(s, &a) == 0 && a.is_group == group;
+}
+
+static int policy_ok(int p)
+{
+    return p == KL_POLICY_ALL || p == KL_POLICY_MAJORITY || p == KL_POLICY_FACILITATORS;
+}
+
+static int role_ok(int r)
+{
+    return r == KL_ROLE_MEMBER || r == KL_ROLE_FACILITATOR;
+}
+
+/* Copy a 32-byte key field; 0 unless it has exactly 32 bytes. */
+static int key32(const ProtobufCBinaryData *b, uint8_t out[32])
+{
+    if (b->len != 32 || b->data == NULL)
+        return 0;
+    memcpy(out, b->data, 32);
+    return 1;
+}
+
+/* protobuf-c keeps fields it does not know and packs them again, so the
+ * canonical re-pack check alone would let them through. */
+static int known_only(const void *msg)
+{
+    return msg == NULL || ((const ProtobufCMessage *)msg)->n_unknown_fields == 0;
+}
+
+/* The body's fields into o. KL_GV_MALFORMED for a missing sub-message, a
+ * key that is not 32 bytes, an invalid address, policy or role. */
+static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
+{
+    /* Whichever member of the oneof is set, it is a message: check it. */
+    if (!known_only(p->create) ||
+        (p->body_case == KOLLEGA__GROUP__V1__OP__BODY_INVITE && p->invite != NULL &&
+         !known_only(p->invite->candidate)))
+        return KL_GV_MALFORMED;
+    switch (p->body_case) {
+    case KOLLEGA__GROUP__V1__OP__BODY_CREATE:
+        if (p->create == NULL || !policy_ok((int)p->create->policy))
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_CREATE;
+        o->policy = (kl_group_policy_t)p->create->policy;
+        o->days = p->create->retention_days;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_INVITE:
+        if (p->invite == NULL || p->invite->candidate == NULL ||
+            !key32(&p->invite->candidate->identity_key, o->target) ||
+            !addr_ok(p->invite->candidate->address, 0))
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_INVITE;
+        o->has_target = 1;
+        strcpy(o->target_address, p->invite->candidate->address); /* length checked */
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_REQUEST:
+        if (p->request == NULL)
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_REQUEST;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_APPROVE:
+        if (p->approve == NULL || !key32(&p->approve->candidate, o->target))
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_APPROVE;
+        o->has_target = 1;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_REMOVE:
+        if (p->remove == NULL || !key32(&p->remove->member, o->target))
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_REMOVE;
+        o->has_target = 1;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_LEAVE:
+        if (p->leave == NULL)
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_LEAVE;
+        if (p->leave->successor.len == 0)
+            return KL_GV_OK;
+        if (!key32(&p->leave->successor, o->target))
+            return KL_GV_MALFORMED;
+        o->has_target = 1;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_SET_ROLE:
+        if (p->set_role == NULL || !key32(&p->set_role->member, o->target) ||
+            !role_ok((int)p->set_role->role))
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_SET_ROLE;
+        o->has_target = 1;
+        o->role = (kl_group_role_t)p->set_role->role;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_SET_POLICY:
+        if (p->set_policy == NULL || !policy_ok((int)p->set_policy->policy))
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_SET_POLICY;
+        o->policy = (kl_group_policy_t)p->set_policy->policy;
+        return KL_GV_OK;
+    case KOLLEGA__GROUP__V1__OP__BODY_SET_RETENTION:
+        if (p->set_retention == NULL)
+            return KL_GV_MALFORMED;
+        o->kind = KL_GOP_SET_RETENTION;
+        o->days = p->set_retention->days;
+        return KL_GV_OK;
+    default:
+        return KL_GV_MALFORMED;
+    }
+}
+
+/* Decode and authenticate one SignedOp against the state: sizes, canonical
+ * encoding, fields, group, open group, index and prev, signature, in that
+ * order (the signature last among them because it is the costly check).
+ * Fills o; the rules are check_rules()'s. */
+static kl_group_verr_t decode_verify(const kl_group_t *g, const uint8_t *in, size_t len, op_t *o)
+{
+    budget_t budget = {UNPACK_BUDGET};
+    ProtobufCAllocator alloc = {budget_alloc, budget_free, &budget};
+    Kollega__Group__V1__SignedOp *so = NULL;
+    Kollega__Group__V1__Op *p = NULL;
+    uint8_t buf[CTX_LEN + KL_GROUP_MAX_OP];
+    kl_group_verr_t why = KL_GV_MALFORMED;
+
+    memset(o, 0, sizeof *o);
+    if (in == NULL || len == 0 || len > KL_GROUP_MAX_OP)
+        goto out;
+    so = kollega__group__v1__signed_op__unpack(&alloc, len, in);
+    if (so == NULL || !known_only(so) ||
+        kollega__group__v1__signed_op__get_packed_size(so) != len)
+        goto out;
+    if (kollega__group__v1__signed_op__pack(so, buf) != len || memcmp(buf, in, len) != 0)
+        goto out;
+    if (so->signature.len != KL_SIG || so->op.len == 0 || so->op.len > KL_GROUP_MAX_OP)
+        goto out;
+    p = kollega__group__v1__op__unpack(&alloc, so->op.len, so->op.data);
+    if (p == NULL || !known_only(p) || kollega__group__v1__op__get_packed_size(p) != so->op.len)
+        goto out;
+    if (kollega__group__v1__op__pack(p, buf) != so->op.len ||
+        memcmp(buf, so->op.data, so->op.len) != 0)
+        goto out;
+    if (!key32(&p->actor, o->actor) || !addr_ok(p->actor_address, 0))
+        goto out;
+    if (p->prev.len != 0 && p->prev.len != 32)
+        goto out;
+    strcpy(o->actor_address, p->actor_address); /* length checked */
+    o->index = p->index;
+    why = decode_body(p, o);
+    if (why != KL_GV_OK)
+        goto out;
+
+    why = KL_GV_WRONG_GROUP;
+    if (p->group == NULL || strcmp(p->group, g->address) != 0)
+        goto out;
+    why = KL_GV_CLOSED;
+    if (g->closed)
+        goto out;
+    /* The log starts with create and only there; every later op names the
+     * hash of the one before it. */
+    why = KL_GV_CHAIN;
+    if (p->index != g->next || (p->index == 0) != (o->kind == KL_GOP_CREATE))
+        goto out;
+    if (p->index == 0 ? p->prev.len != 0
+                      : p->prev.len != 32 || memcmp(p->prev.data, g->head, 32) != 0)
+        goto out;
+
+    why = KL_GV_SIGNATURE;
+    memcpy(buf, KL_GROUP_OP_CONTEXT, CTX_LEN);
+    memcpy(buf + CTX_LEN, so->op.data, so->op.len);
+    if (kl_sign_verify(o->actor, buf, CTX_LEN + so->op.len, so->signature.data) != 0)
+        goto out;
+    why = KL_GV_OK;
+out:
+    if (p != NULL)
+        kollega__group__v1__op__free_unpacked(p, &alloc);
+    if (so != NULL)
+        kollega__group__v1__signed_op__free_unpacked(so, &alloc);
+    return why;
+}
+
+static size_t find_member(const kl_group_t *g, const uint8_t key[32])
+{
+    for (size_t i = 0; i < g->nm; i++)
+        if (memcmp(g->m[i].key, key, 32) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static size_t find_cand(const kl_group_t *g, const uint8_t key[32])
+{
+    for (size_t i = 0; i < g->nc; i++)
+        if (memcmp(g->c[i].key, key, 32) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static int bit_get(const cand_t *c, int slot)
+{
+    return (c->approved[slot / 8] >> (slot % 8)) & 1;
+}
+
+static void bit_set(cand_t *c, int slot)
+{
+    c->approved[slot / 8] |= (uint8_t)(1u << (slot % 8));
+}
+
+static void bit_clear(cand_t *c, int slot)
+{
+    c->approved[slot / 8] &= (uint8_t)~(1u << (slot % 8));
+}
+
+static size_t facilitators(const kl_group_t *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->nm; i++)
+        n += g->m[i].role == KL_ROLE_FACILITATOR;
+    return n;
+}
+
+/* Approvals of candidate c by current members, counting member slot
+ * `extra` as approving too (NO_SLOT for none); *by_fac gets whether a
+ * facilitator is among them. Only current members' bits are ever set, but
+ * counting through the member list keeps that an invariant, not a trust. */
+static size_t approvals(const kl_group_t *g, const cand_t *c, int extra, int *by_fac)
+{
+    size_t n = 0;
+    *by_fac = 0;
+    for (size_t i = 0; i < g->nm; i++) {
+        if (g->m[i].slot == extra || bit_get(c, g->m[i].slot)) {
+            n++;
+            if (g->m[i].role == KL_ROLE_FACILITATOR)
+                *by_fac = 1;
+        }
+    }
+    return n;
+}
+
+/* Approvals still needed under the policy (0 = satisfied). */
+static size_t missing(const kl_group_t *g, const cand_t *c, int extra)
+{
+    int by_fac;
+    size_t n = approvals(g, c, extra, &by_fac);
+    switch (g->policy) {
+    case KL_POLICY_ALL: return g->nm > n ? g->nm - n : 0;
+    case KL_POLICY_MAJORITY: return g->nm / 2 + 1 > n ? g->nm / 2 + 1 - n : 0;
+    case KL_POLICY_FACILITATORS: return by_fac ? 0 : 1;
+    }
+    return 1;
+}
+
+/* Whether a new candidate with the actor's approval (invite) or none
+ * (request) would be admitted at once. */
+static int admits_new(const kl_group_t *g, int approver_slot)
+{
+    cand_t c;
+    memset(c.approved, 0, sizeof c.approved);
+    return missing(g, &c, approver_slot) == 0;
+}
+
+/* The rules of group.h for a decoded, authenticated op. Reads g only. */
+static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    if (o->kind == KL_GOP_CREATE)
+        return KL_GV_OK; /* index 0 on an empty state: checked by the chain */
+    pl->actor_m = find_member(g, o->actor);
+    if (o->kind == KL_GOP_REQUEST) {
+        if (pl->actor_m != SIZE_MAX)
+            return KL_GV_ALREADY_MEMBER;
+        if (find_cand(g, o->actor) != SIZE_MAX)
+            return KL_GV_ALREADY_CANDIDATE;
+        if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
+            return KL_GV_LIMIT;
+        pl->admit = admits_new(g, NO_SLOT);
+        return KL_GV_OK;
+    }
+    if (pl->actor_m == SIZE_MAX)
+        return KL_GV_NOT_MEMBER;
+    const member_t *actor = &g->m[pl->actor_m];
+    int fac = actor->role == KL_ROLE_FACILITATOR;
+
+    switch (o->kind) {
+    case KL_GOP_INVITE:
+        if (find_member(g, o->target) != SIZE_MAX)
+            return KL_GV_ALREADY_MEMBER;
+        if (find_cand(g, o->target) != SIZE_MAX)
+            return KL_GV_ALREADY_CANDIDATE;
+        if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
+            return KL_GV_LIMIT;
+        pl->admit = admits_new(g, actor->slot);
+        return KL_GV_OK;
+    case KL_GOP_APPROVE:
+        pl->cand = find_cand(g, o->target);
+        if (pl->cand == SIZE_MAX)
+            return KL_GV_NOT_CANDIDATE;
+        if (bit_get(&g->c[pl->cand], actor->slot))
+            return KL_GV_ALREADY_APPROVED;
+        pl->admit = missing(g, &g->c[pl->cand], actor->slot) == 0;
+        if (pl->admit && g->nm >= KL_GROUP_MAX_MEMBERS)
+            return KL_GV_LIMIT;
+        return KL_GV_OK;
+    case KL_GOP_REMOVE:
+        if (!fac)
+            return KL_GV_NOT_FACILITATOR;
+        pl->target_m = find_member(g, o->target);
+        if (pl->target_m == SIZE_MAX) {
+            pl->cand = find_cand(g, o->target);
+            if (pl->cand == SIZE_MAX)
+                return KL_GV_NOT_MEMBER;
+            pl->target_is_cand = 1;
+            return KL_GV_OK;
+        }
+        if (pl->target_m == pl->actor_m)
+            return KL_GV_MALFORMED; /* removing oneself is a leave */
+        /* The actor is another facilitator, so this cannot trigger; kept
+         * so the invariant does not rest on that argument alone. */
+        if (g->m[pl->target_m].role == KL_ROLE_FACILITATOR && facilitators(g) < 2)
+            return KL_GV_LAST_FACILITATOR;
+        return KL_GV_OK;
+    case KL_GOP_LEAVE:
+        pl->target_m = SIZE_MAX;
+        if (o->has_target) {
+            /* Naming a successor promotes it: only a facilitator may. */
+            if (!fac)
+                return KL_GV_NOT_FACILITATOR;
+            pl->target_m = find_member(g, o->target);
+            if (pl->target_m == SIZE_MAX || pl->target_m == pl->actor_m)
+                return KL_GV_SUCCESSOR;
+        } else if (fac && facilitators(g) == 1 && g->nm > 1) {
+            return KL_GV_SUCCESSOR;
+        }
+        return KL_GV_OK;
+    case KL_GOP_SET_ROLE:
+        if (!fac)
+            return KL_GV_NOT_FACILITATOR;
+        pl->target_m = find_member(g, o->target);
+        if (pl->target_m == SIZE_MAX)
+            return KL_GV_NOT_MEMBER;
+        if (o->role != KL_ROLE_FACILITATOR && g->m[pl->target_m].role == KL_ROLE_FACILITATOR &&
+            facilitators(g) < 2)
+            return KL_GV_LAST_FACILITATOR;
+        return KL_GV_OK;
+    case KL_GOP_SET_POLICY:
+    case KL_GOP_SET_RETENTION:
+        return fac ? KL_GV_OK : KL_GV_NOT_FACILITATOR;
+    default:
+        return KL_GV_MALFORMED;
+    }
+}
+
+/* Grow an array to hold `want` elements (doubling from 8, never beyond
+ * max). Changes only capacity, so it may run before a commit and fail. */
+static int reserve(void **arr, size_t *cap, size_t want, size_t size, size_t max)
+{
+    size_t ncap;
+    void *p;
+
+    if (want <= *cap)
+        return 0;
+    if (want > max)
+        return KL_ELIMIT;
+    ncap = *cap ? *cap : 8;
+    while (ncap < want)
+        ncap *= 2;
+    if (ncap > max)
+        ncap = max;
+    p = realloc(*arr, ncap * size);
+    if (p == NULL)
+        return KL_ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Lowest slot no current member holds (there is one: nm < max). */
+static int free_slot(const kl_group_t *g)
+{
+    uint8_t used[KL_GROUP_MAX_MEMBERS] = {0};
+    for (size_t i = 0; i < g->nm; i++)
+        used[g->m[i].slot] = 1;
+    for (int s = 0; s < KL_GROUP_MAX_MEMBERS; s++)
+        if (!used[s])
+            return s;
+    return NO_SLOT;
+}
+
+static void add_member(kl_group_t *g, const uint8_t key[32], const char *address,
+                       kl_group_role_t role)
+{
+    member_t *m = &g->m[g->nm];
+    memset(m, 0, sizeof *m);
+    memcpy(m->key, key, 32);
+    strcpy(m->address, address); /* both ADDR_CAP */
+    m->role = role;
+    m->slot = free_slot(g);
+    g->nm++;
+}
+
+static void drop_member(kl_group_t *g, size_t i)
+{
+    for (size_t k = 0; k < g->nc; k++)
+        bit_clear(&g->c[k], g->m[i].slot);
+    memmove(g->m + i, g->m + i + 1, (g->nm - i - 1) * sizeof *g->m);
+    g->nm--;
+}
+
+static void drop_cand(kl_group_t *g, size_t i)
+{
+    memmove(g->c + i, g->c + i + 1, (g->nc - i - 1) * sizeof *g->c);
+    g->nc--;
+}
+
+/* Apply a checked op. Capacity for a new member and candidate is reserved
+ * by the caller, so nothing here can fail. */
+static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_event_t *ev)
+{
+    size_t ci = SIZE_MAX;
+    int slot;
+
+    switch (o->kind) {
+    case KL_GOP_CREATE:
+        add_member(g, o->actor, o->actor_address, KL_ROLE_FACILITATOR);
+        g->policy = o->policy;
+        g->retention = o->days;
+        break;
+    case KL_GOP_INVITE:
+    case KL_GOP_REQUEST: {
+        cand_t *c = &g->c[g->nc];
+        memset(c, 0, sizeof *c);
+        if (o->kind == KL_GOP_INVITE) {
+            memcpy(c->key, o->target, 32);
+            strcpy(c->address, o->target_address);
+            bit_set(c, g->m[pl->actor_m].slot);
+        } else {
+            memcpy(c->key, o->actor, 32);
+            strcpy(c->address, o->actor_address);
+        }
+        ci = g->nc++;
+        break;
+    }
+    case KL_GOP_APPROVE:
+        ci = pl->cand;
+        bit_set(&g->c[ci], g->m[pl->actor_m].slot);
+        memcpy(ev->target_address, g->c[ci].address, ADDR_CAP);
+        break;
+    case KL_GOP_REMOVE:
+        if (pl->target_is_cand) {
+            memcpy(ev->target_address, g->c[pl->cand].address, ADDR_CAP);
+            drop_cand(g, pl->cand);
+            break;
+        }
+        memcpy(ev->target_address, g->m[pl->target_m].address, ADDR_CAP);
+        drop_member(g, pl->target_m);
+        g->epoch++;
+        ev->epoch_changed = 1;
+        break;
+    case KL_GOP_LEAVE:
+        if (pl->target_m != SIZE_MAX) {
+            g->m[pl->target_m].role = KL_ROLE_FACILITATOR;
+            memcpy(ev->target_address, g->m[pl->target_m].address, ADDR_CAP);
+        }
+        drop_member(g, pl->actor_m);
+        g->epoch++;
+        ev->epoch_changed = 1;
+        if (g->nm == 0) {
+            g->closed = 1;
+            g->nc = 0; /* nobody is left to admit them */
+        }
+        break;
+    case KL_GOP_SET_ROLE:
+        g->m[pl->target_m].role = o->role;
+        memcpy(ev->target_address, g->m[pl->target_m].address, ADDR_CAP);
+        break;
+    case KL_GOP_SET_POLICY:
+        g->policy = o->policy;
+        break;
+    case KL_GOP_SET_RETENTION:
+        g->retention = o->days;
+        break;
+    }
+    if (pl->admit && ci != SIZE_MAX) {
+        add_member(g, g->c[ci].key, g->c[ci].address, KL_ROLE_MEMBER);
+        slot = g->m[g->nm - 1].slot;
+        /* A fresh slot carries no approvals: they were cleared when its
+         * previous holder left. */
+        for (size_t k = 0; k < g->nc; k++)
+            bit_clear(&g->c[k], slot);
+        ev->admitted = 1;
+        memcpy(ev->admitted_key, g->c[ci].key, 32);
+        drop_cand(g, ci);
+    }
+}
+
+/* Validate the next SignedOp and apply it (contract in group.h). */
+int kl_group_apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group_event_t *ev,
+                   kl_group_verr_t *why)
+{
+    kl_group_event_t e;
+    kl_group_verr_t w = KL_GV_MALFORMED;
+    op_t o;
+    plan_t pl;
+    int r;
+
+    if (ev != NULL)
+        memset(ev, 0, sizeof *ev);
+    if (why != NULL)
+        *why = KL_GV_MALFORMED;
+    if (g == NULL)
+        return KL_EINVAL;
+    w = decode_verify(g, signed_op, len, &o);
+    if (w == KL_GV_OK)
+        w = check_rules(g, &o, &pl);
+    if (w != KL_GV_OK)
+        goto out;
+    /* Room for whatever this op adds, before anything changes. The rules
+     * have checked the bounds, so only an allocation can fail here; that is
+     * no verdict on the op (*why stays KL_GV_OK) and it may be retried. */
+    r = 0;
+    if (o.kind == KL_GOP_CREATE || pl.admit)
+        r = reserve((void **)&g->m, &g->capm, g->nm + 1, sizeof *g->m, KL_GROUP_MAX_MEMBERS);
+    if (r == 0 && (o.kind == KL_GOP_INVITE || o.kind == KL_GOP_REQUEST))
+        r = reserve((void **)&g->c, &g->capc, g->nc + 1, sizeof *g->c, KL_GROUP_MAX_CANDIDATES);
+    if (r != 0) {
+        if (why != NULL)
+            *why = KL_GV_OK;
+        return r;
+    }
+    memset(&e, 0, sizeof e);
+    e.kind = o.kind;
+    e.index = o.index;
+    memcpy(e.actor, o.actor, 32);
+    memcpy(e.actor_address, o.actor_address, ADDR_CAP);
+    if (o.has_target) {
+        memcpy(e.target, o.target, 32);
+        memcpy(e.target_address, o.target_address, ADDR_CAP);
+    } else if (o.kind == KL_GOP_REQUEST) {
+        memcpy(e.target, o.actor, 32);
+        memcpy(e.target_address, o.actor_address, ADDR_CAP);
+    }
+    commit(g, &o, &pl, &e);
+    kl_sha256(signed_op, len, g->head);
+    g->next++;
+    if (ev != NULL)
+        *ev = e;
+out:
+    if (why != NULL)
+        *why = w;
+    return err_of(w);
+}
+
+/* New empty state for the group at `address` (a group address "#name@relay"
+ * of at most 255 characters). KL_EINVAL, KL_ENOMEM. */
+int kl_group_new(kl_group_t **out, const char *address)
+{
+    kl_group_t *g;
+
+    if (out == NULL)
+        return KL_EINVAL;
+    *out = NULL;
+    if (!addr_ok(address, 1))
+        return KL_EINVAL;
+    g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return KL_ENOMEM;
+    g->address = strdup(address);
+    if (g->address == NULL) {
+        free(g);
+        return KL_ENOMEM;
+    }
+    *out = g;
+    return 0;
+}
+
+void kl_group_free(kl_group_t *g)
+{
+    if (g == NULL)
+        return;
+    free(g->address);
+    free(g->m);
+    free(g->c);
+    free(g);
+}
+
+const char *kl_group_address(const kl_group_t *g)
+{
+    return g->address;
+}
+
+uint64_t kl_group_next_index(const kl_group_t *g)
+{
+    return g->next;
+}
+
+void kl_group_head(const kl_group_t *g, uint8_t hash[32])
+{
+    memcpy(hash, g->head, 32);
+}
+
+int kl_group_closed(const kl_group_t *g)
+{
+    return g->closed;
+}
+
+/* 0 before create. */
+kl_group_policy_t kl_group_policy(const kl_group_t *g)
+{
+    return g->policy;
+}
+
+uint32_t kl_group_retention_days(const kl_group_t *g)
+{
+    return g->retention;
+}
+
+uint64_t kl_group_epoch(const kl_group_t *g)
+{
+    return g->epoch;
+}
+
+kl_group_role_t kl_group_role_of(const kl_group_t *g, const uint8_t key[32])
+{
+    size_t i = find_member(g, key);
+    return i == SIZE_MAX ? KL_ROLE_NONE : g->m[i].role;
+}
+
+size_t kl_group_member_count(const kl_group_t *g)
+{
+    return g->nm;
+}
+
+/* Members in order of admission. KL_ENOTFOUND past the end. */
+int kl_group_member_at(const kl_group_t *g, size_t i, kl_group_member_t *out)
+{
+    if (i >= g->nm || out == NULL)
+        return KL_ENOTFOUND;
+    memcpy(out->key, g->m[i].key, 32);
+    memcpy(out->address, g->m[i].address, ADDR_CAP);
+    out->role = g->m[i].role;
+    return 0;
+}
+
+size_t kl_group_candidate_count(const kl_group_t *g)
+{
+    return g->nc;
+}
+
+/* Candidates in order of arrival. KL_ENOTFOUND past the end. */
+int kl_group_candidate_at(const kl_group_t *g, size_t i, kl_group_candidate_t *out)
+{
+    int by_fac;
+    if (i >= g->nc || out == NULL)
+        return KL_ENOTFOUND;
+    memcpy(out->key, g->c[i].key, 32);
+    memcpy(out->address, g->c[i].address, ADDR_CAP);
+    out->approvals = approvals(g, &g->c[i], NO_SLOT, &by_fac);
+    out->missing = missing(g, &g->c[i], NO_SLOT);
+    return 0;
+}
+
+int kl_group_has_approved(const kl_group_t *g, const uint8_t candidate[32],
+                          const uint8_t approver[32])
+{
+    size_t c = find_cand(g, candidate), m = find_member(g, approver);
+    if (c == SIZE_MAX || m == SIZE_MAX)
+        return 0;
+    return bit_get(&g->c[c], g->m[m].slot);
+}
