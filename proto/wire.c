@@ -1,5 +1,6 @@
 /* L1-L3 glue: Frame <-> protobuf <-> Noise transport message <-> u16-length
  * framed bytes, plus the byte strings register/auth signatures cover. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +15,15 @@
  * therefore runs on a malloc-backed allocator that refuses to hand out more
  * than this many bytes in total for one frame: legitimate frames (large
  * bodies, dozens of prekeys or entries) need at most about 3 times their
- * size. Because the blocks come from malloc, the result is still freed with
- * the default allocator (kl_wire_free or ..._free_unpacked(f, NULL)). */
+ * size.
+ *
+ * A decoded frame can hold an invite code or a signature, so its blocks are
+ * wiped when it is freed: each carries its size in a small header, and
+ * kl_wire_free frees through the same allocator (never free a frame with
+ * ..._free_unpacked(f, NULL)). Headers count against the budget. */
 #define UNPACK_BUDGET (8u * KL_WIRE_MAX_FRAME)
+#define BLOCK_HDR _Alignof(max_align_t)
+_Static_assert(BLOCK_HDR >= sizeof(size_t), "block header holds the size");
 
 typedef struct budget {
     size_t left;
@@ -25,16 +32,25 @@ typedef struct budget {
 static void *budget_alloc(void *data, size_t size)
 {
     budget_t *b = data;
-    if (size > b->left)
+    if (size > b->left || b->left - size < BLOCK_HDR)
         return NULL;
-    b->left -= size;
-    return malloc(size);
+    b->left -= size + BLOCK_HDR;
+    uint8_t *p = malloc(BLOCK_HDR + size);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &size, sizeof size);
+    return p + BLOCK_HDR;
 }
 
-static void budget_free(void *data, void *p)
+static void wipe_free(void *data, void *p)
 {
     (void)data;
-    free(p);
+    if (p == NULL)
+        return;
+    uint8_t *base = (uint8_t *)p - BLOCK_HDR;
+    size_t size;
+    memcpy(&size, base, sizeof size);
+    kl_free_wipe(base, BLOCK_HDR + size);
 }
 
 /* The body is set only if body_case names a field of the oneof and the
@@ -117,9 +133,51 @@ int kl_wire_seal_alloc(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t **o
     return 0;
 }
 
+/* protobuf-c accepts field number 0, which protobuf forbids, when its tag
+ * is spelled with a redundant continuation byte (0x82 0x00), and keeps it as
+ * an unknown field; packed again, such a message is bytes no parser accepts.
+ * So a Frame with field 0 anywhere is not a Frame. Only the active member of
+ * a oneof is looked at (the others alias it). Frames nest three deep; the
+ * walk stops at FIELD_ZERO_DEPTH. */
+#define FIELD_ZERO_DEPTH 4
+
+static int has_field_zero(const ProtobufCMessage *m, int depth)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    if (depth == 0)
+        return 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + fd->quantifier_offset) != fd->id)
+            continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
+            ProtobufCMessage *const *arr =
+                *(ProtobufCMessage *const *const *)(const void *)(base + fd->offset);
+            for (size_t k = 0; k < n; k++)
+                if (arr[k] != NULL && has_field_zero(arr[k], depth - 1))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub =
+                *(const ProtobufCMessage *const *)(const void *)(base + fd->offset);
+            if (sub != NULL && has_field_zero(sub, depth - 1))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* Decrypt one transport message (no length prefix) and unpack its Frame.
- * Returns 0 with *out set, KL_EPROTO (shorter than a tag, not a Frame, or a
- * Frame without body), KL_ETOOBIG (over 65535 bytes), KL_ECRYPTO (failed
+ * Returns 0 with *out set, KL_EPROTO (shorter than a tag, not a Frame, a
+ * Frame with field number 0, or a Frame without body), KL_ETOOBIG (over 65535 bytes), KL_ECRYPTO (failed
  * authentication: the receive nonce does not advance) or KL_ENOMEM. The
  * plaintext buffer is wiped before it is freed. */
 int kl_wire_open(kl_noise_transport_t *t, const uint8_t *msg, size_t len, kl_frame_t **out)
@@ -128,7 +186,7 @@ int kl_wire_open(kl_noise_transport_t *t, const uint8_t *msg, size_t len, kl_fra
     size_t ptcap = 0, ptlen = 0;
     kl_frame_t *f = NULL;
     budget_t budget = {UNPACK_BUDGET};
-    ProtobufCAllocator alloc = {budget_alloc, budget_free, &budget};
+    ProtobufCAllocator alloc = {budget_alloc, wipe_free, &budget};
     int r = KL_EINVAL;
 
     if (out == NULL)
@@ -158,7 +216,8 @@ int kl_wire_open(kl_noise_transport_t *t, const uint8_t *msg, size_t len, kl_fra
     f = kollega__relay__v1__frame__unpack(&alloc, ptlen, pt);
     if (f == NULL)
         goto out;
-    if (f->body_case == KOLLEGA__RELAY__V1__FRAME__BODY__NOT_SET) {
+    if (f->body_case == KOLLEGA__RELAY__V1__FRAME__BODY__NOT_SET ||
+        has_field_zero(&f->base, FIELD_ZERO_DEPTH)) {
         kollega__relay__v1__frame__free_unpacked(f, &alloc);
         f = NULL;
         goto out;
@@ -172,8 +231,9 @@ out:
 
 void kl_wire_free(kl_frame_t *f)
 {
+    ProtobufCAllocator alloc = {budget_alloc, wipe_free, NULL};
     if (f != NULL)
-        kollega__relay__v1__frame__free_unpacked(f, NULL);
+        kollega__relay__v1__frame__free_unpacked(f, &alloc);
 }
 
 static int concat(uint8_t *out, size_t cap, size_t *outlen, const void *a, size_t alen,

@@ -35,6 +35,7 @@ typedef struct opts {
     const char *data, *name, *listen, *advertise, *expires, *sync, *log_level;
     int json, help;
     uint64_t uses;
+    uint64_t max_db_bytes;
     kl_server_cfg_t cfg;
 } opts_t;
 
@@ -80,6 +81,10 @@ static void usage(const char *cmd)
                "  --ttl-default S          entry lifetime when the sender gives none, and\n"
                "                           the maximum (2592000 = 30 days)\n"
                "  --sync full|normal       fsync every commit (full, default) or not\n"
+               "  --max-db-bytes N         cap the database file: when it is reached, sends\n"
+               "                           get UNAVAILABLE while fetches and acks go on\n"
+               "                           (default: no cap; set it below the disk's free\n"
+               "                           space so the relay, not the disk, runs out first)\n"
                "  --log-level L            debug, info (default), warn, error\n",
                KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
     else if (strcmp(cmd, "invite") == 0)
@@ -151,6 +156,7 @@ static const num_opt_t NUMS[] = {
     {"--quota-bytes", "serve", 1, 1ull << 40},
     {"--write-queue", "serve", 65536, 1u << 30},
     {"--ttl-default", "serve", 60, 10u * 365 * 86400},
+    {"--max-db-bytes", "serve", 1u << 20, 1ull << 50},
 };
 
 static int takes(const char *cmds, const char *cmd)
@@ -187,6 +193,8 @@ static void set_num(opts_t *o, const char *flag, uint64_t v)
         c->write_queue = (size_t)v;
     else if (strcmp(flag, "--ttl-default") == 0)
         c->dispatch.ttl_default_s = c->dispatch.ttl_max_s = (uint32_t)v;
+    else if (strcmp(flag, "--max-db-bytes") == 0)
+        o->max_db_bytes = v;
 }
 
 typedef struct str_opt {
@@ -626,6 +634,17 @@ static int cmd_serve(opts_t *o)
         fail_oper("the relay in %s is named %s, not %s: drop --name, or use another --data",
                   dir, name, o->name);
         goto out;
+    }
+    if (o->max_db_bytes) {
+        uint64_t cap = 0;
+        if (kl_storage_set_max_bytes(st, o->max_db_bytes, &cap) != 0) {
+            fail_oper("cannot apply --max-db-bytes to %s/relay.db", dir);
+            goto out;
+        }
+        if (cap > o->max_db_bytes)
+            kl_log(KL_LOG_WARN, "the database already holds %llu bytes, over --max-db-bytes: "
+                   "new messages are refused until acks and expiry free space",
+                   (unsigned long long)cap);
     }
     if (o->listen)
         snprintf(listen, sizeof listen, "%s", o->listen);

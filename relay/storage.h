@@ -86,6 +86,13 @@ int kl_storage_open(kl_storage_t **out, const char *path, int flags);
 /* Close; NULL is fine. Any open batch is rolled back. */
 void kl_storage_close(kl_storage_t *st);
 
+/* Cap the database at max_bytes (rounded down to whole pages) for the rest
+ * of this connection's life: a write that would grow it further fails with
+ * KL_EIO and changes nothing, while writes that free space (acks, expiry)
+ * and reuse of freed space go on. A database already larger keeps its size
+ * as the cap. *effective (may be NULL) gets the cap in force. */
+int kl_storage_set_max_bytes(kl_storage_t *st, uint64_t max_bytes, uint64_t *effective);
+
 /* Group commit. begin opens a write transaction; commit makes every job of
  * the batch durable at once (0) or fails (KL_EIO) with nothing applied;
  * rollback abandons the batch. */

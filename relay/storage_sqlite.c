@@ -310,6 +310,34 @@ void kl_storage_close(kl_storage_t *st)
     free(st);
 }
 
+/* PRAGMA max_page_count is per connection and answers with the cap it
+ * actually set (never below the current page count). */
+int kl_storage_set_max_bytes(kl_storage_t *st, uint64_t max_bytes, uint64_t *effective)
+{
+    sqlite3_stmt *s = NULL;
+    char sql[64];
+    uint64_t page = 0, pages = 0;
+    int r = kl_sq_map_rc(sqlite3_prepare_v2(st->db, "PRAGMA page_size", -1, &s, NULL));
+    if (r == 0)
+        r = kl_sq_count_query(s, &page);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (r == 0 && page == 0)
+        r = KL_EIO;
+    if (r)
+        return r;
+    uint64_t want = max_bytes / page;
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %llu",
+             (unsigned long long)(want > 0 ? want : 1));
+    r = kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL));
+    if (r == 0)
+        r = kl_sq_count_query(s, &pages);
+    sqlite3_finalize(s);
+    if (r == 0 && effective)
+        *effective = pages * page;
+    return r;
+}
+
 int kl_storage_batch_begin(kl_storage_t *st)
 {
     return kl_sq_run(st, S_BEGIN);

@@ -23,6 +23,8 @@ struct kl_storeq {
     int stopping;      /* under mu */
     int stopped;       /* loop thread only: no more submissions run */
     size_t in_flight;  /* loop thread only */
+    size_t failed_unlogged; /* storage thread only: see log_failures */
+    uint64_t logged_ns;     /* storage thread only */
 };
 
 static void list_push(job_list_t *l, kl_job_t *j)
@@ -67,40 +69,98 @@ static job_list_t take_batch(kl_storeq_t *q)
     return b;
 }
 
-/* The batch did not commit: every job is answered UNAVAILABLE and the
- * operator hears about it (disk full, I/O error, database locked). */
+/* The batch did not commit: every job fails, with no outputs. */
 static void fail_all(job_list_t *b, int err)
 {
-    size_t n = 0;
-    for (kl_job_t *j = b->head; j; j = j->next, n++)
+    for (kl_job_t *j = b->head; j; j = j->next)
         kl_job_fail(j, err);
-    kl_log(KL_LOG_ERROR, "storage: group commit of %zu jobs failed (%s): check disk space and "
-           "the database file", n, kl_strerror(err));
 }
 
-/* One group commit. A job whose savepoint cannot even be opened or closed
- * means the transaction itself is broken: the whole batch is abandoned. */
-static void run_batch(kl_storeq_t *q, job_list_t *b)
+/* Storage errors are logged from this thread at most once per interval,
+ * with the number of failed jobs since the last line: a full disk under
+ * load fails every batch, and the log must not become the next thing to
+ * fill it. */
+#define LOG_INTERVAL_NS (10ull * 1000 * 1000 * 1000)
+
+static void log_failures(kl_storeq_t *q, size_t failed, const char *what)
+{
+    uint64_t now = uv_hrtime();
+    q->failed_unlogged += failed;
+    if (q->failed_unlogged == 0 || (q->logged_ns != 0 && now - q->logged_ns < LOG_INTERVAL_NS))
+        return;
+    kl_log(KL_LOG_ERROR, "storage: %zu jobs failed since the last report: %s; clients get "
+           "UNAVAILABLE and retry", q->failed_unlogged, what);
+    q->failed_unlogged = 0;
+    q->logged_ns = now;
+}
+
+#define BATCH_OK 0
+#define BATCH_NOT_BEGUN 1   /* the transaction never started (lock held too long) */
+#define BATCH_LOST 2        /* it started but did not commit */
+
+/* One group commit over b. A job whose savepoint cannot even be opened or
+ * closed means the transaction itself is broken: the whole batch is
+ * abandoned. On failure every job of b has failed with KL_EIO. */
+static int commit_batch(kl_storeq_t *q, job_list_t *b)
 {
     if (kl_storage_batch_begin(q->st) != 0) {
         fail_all(b, KL_EIO);
-        return;
+        return BATCH_NOT_BEGUN;
     }
     for (kl_job_t *j = b->head; j; j = j->next) {
         if (kl_storage_job_begin(q->st) != 0) {
             kl_storage_batch_rollback(q->st);
             fail_all(b, KL_EIO);
-            return;
+            return BATCH_LOST;
         }
         kl_job_run(j, q->st);
         if (kl_storage_job_end(q->st, j->result) != 0) {
             kl_storage_batch_rollback(q->st);
             fail_all(b, KL_EIO);
-            return;
+            return BATCH_LOST;
         }
     }
-    if (kl_storage_batch_commit(q->st) != 0)
+    if (kl_storage_batch_commit(q->st) != 0) {
         fail_all(b, KL_EIO);
+        return BATCH_LOST;
+    }
+    return BATCH_OK;
+}
+
+/* Run a batch. When its commit fails (typically the disk is full: the
+ * write-ahead log cannot grow), one job that could not be stored must not
+ * take the others down with it: auth, fetch and lookup write nothing, and
+ * an ack may fit where a new message does not. So each job is run again in
+ * a transaction of its own, in the original order, and only those that
+ * fail alone fail. This costs one commit per job, and only after a failed
+ * commit. When the transaction could not even begin (another process held
+ * the lock past the busy timeout), retrying job by job would wait that
+ * long once per job, so the batch fails as a whole. */
+static void run_batch(kl_storeq_t *q, job_list_t *b)
+{
+    size_t failed = 0;
+    int r = commit_batch(q, b);
+    if (r == BATCH_LOST && b->head != b->tail) {
+        int alone = BATCH_OK;
+        for (kl_job_t *j = b->head; j; j = j->next) {
+            kl_job_t *next = j->next;
+            job_list_t one = {j, j};
+            j->next = NULL;
+            /* Once the lock cannot be had, the rest keep their KL_EIO. */
+            if (alone != BATCH_NOT_BEGUN)
+                alone = commit_batch(q, &one);
+            j->next = next;
+        }
+    }
+    /* KL_EIO: the job was not stored, whether its batch failed or one of
+     * its statements hit a cap (sqlite's max_page_count). */
+    for (kl_job_t *j = b->head; j; j = j->next)
+        failed += j->result == KL_EIO;
+    log_failures(q, failed,
+                 r == BATCH_NOT_BEGUN
+                     ? "another process held the database lock too long"
+                     : "the database or the disk is full (free space, or raise "
+                       "--max-db-bytes), or the disk is failing");
 }
 
 static void thread_main(void *arg)

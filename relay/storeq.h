@@ -5,8 +5,11 @@
  * KL_STOREQ_MAX_BATCH), runs them inside ONE transaction, each job in its own
  * savepoint so a failing job does not spoil the others, and commits once.
  * Only then are the jobs handed back (uv_async_send). If the commit fails,
- * every job of the batch comes back with result KL_EIO and no outputs: a
- * reply is never sent for something that is not durable. */
+ * each job is run again in a transaction of its own (so that reads and
+ * acks are not refused because a new message did not fit on a full disk);
+ * a job that fails alone too comes back with result KL_EIO and no outputs:
+ * a reply is never sent for something that is not durable. If the
+ * transaction cannot even begin, every job fails at once. */
 #ifndef KOLLEGA_RELAY_STOREQ_H
 #define KOLLEGA_RELAY_STOREQ_H
 

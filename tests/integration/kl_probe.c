@@ -1,30 +1,85 @@
 /* kl-probe: a raw protocol client for integration tests. It does what a
- * well-behaved client never does (garbage, undecodable frames, requests
- * before auth) and reports what the relay answered as one JSON line:
- *   {"mode":"...","error_code":N|null,"error":"...","closed":true|false}
- * usage: kl-probe HOST PORT RELAY_KEY_B64 MODE
- *   MODE: garbage | badframe | unauth | ping | truncated | badcipher */
+ * well-behaved client never does and reports what the relay answered, and
+ * it drives registered users fast enough for crash and abuse tests.
+ *
+ * usage: kl-probe HOST PORT RELAY_KEY_B64 MODE [ARGS...]
+ *
+ * One bad connection, reported as one JSON line
+ *   {"mode":"...","error_code":N|null,"error":"...","closed":true|false}:
+ *   garbage    random bytes instead of a handshake
+ *   truncated  a length prefix announcing more than ever arrives, then EOF
+ *   hsbig      a handshake frame longer than any handshake message
+ *   badframe   valid Noise, undecodable protobuf
+ *   badlen     valid Noise, protobuf whose field length points far past the end
+ *   badcipher  a transport message that fails authentication
+ *   bigcipher  a maximal (65535-byte) transport message of random bytes
+ *   empty      a zero-length frame after the handshake
+ *   partial    after the handshake, part of a 65535-byte frame, then EOF
+ *   unauth     a valid request in the wrong state (fetch before auth)
+ *   wrongbody  a frame the relay never receives (deliver)
+ *   zeroid     a request with id 0
+ *   ping       ping before auth (answered, not an error: "error":"pong")
+ * storm KIND N   N connections of one of the kinds above, one JSON line:
+ *   {"mode":"storm","kind":"...","n":N,"closed":C,"codes":{"CODE":COUNT},"failed":F}
+ *
+ * Registered users (kl_probe_user.c; KEYFILE holds the Ed25519 key pair):
+ *   register KEYFILE HANDLE INVITE_CODE
+ *   sendloop KEYFILE ADDRESS TO N [--window W] [--size B] [--start I] [--retry]
+ *            [--until-error]
+ *   recv     KEYFILE ADDRESS [--no-ack] [--hold] [--rounds R]
+ *   flood    KEYFILE ADDRESS
+ * Exit codes: 0 the mode ran (its JSON says what happened), 1 it could not
+ * run (no relay, handshake failed), 2 usage. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "kl_probe.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/frame.h"
-#include "kollega/noise.h"
-#include "kollega/wire.h"
 
 #define TIMEOUT_MS 5000
 
-static int fd = -1;
+static struct sockaddr_in g_addr;
+static uint8_t g_rs[32];
 
-static int send_all(const uint8_t *p, size_t n)
+void probe_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int probe_stdin_eof(void)
+{
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+        return 1;
+    char b[64];
+    return read(0, b, sizeof b) <= 0;
+}
+
+void probe_json_str(const char *s)
+{
+    putchar('"');
+    for (const char *p = s ? s : ""; *p; p++)
+        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            putchar(*p);
+    putchar('"');
+}
+
+int probe_send_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -39,51 +94,139 @@ static int send_all(const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Read exactly n bytes; 1 on orderly close/reset, -1 on timeout. */
-static int recv_all(uint8_t *p, size_t n)
+/* Read exactly n bytes: 0, 1 on orderly close/reset, -1 on timeout. */
+static int recv_all(int fd, uint8_t *p, size_t n, int timeout_ms)
 {
     while (n > 0) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = poll(&pfd, 1, TIMEOUT_MS);
+        int pr = poll(&pfd, 1, timeout_ms);
+        if (pr < 0 && errno == EINTR)
+            continue;
         if (pr == 0)
             return -1;
         ssize_t r = recv(fd, p, n, 0);
-        if (r == 0 || (r < 0 && errno == ECONNRESET))
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
             return 1;
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return 1;
-        }
         p += r;
         n -= (size_t)r;
     }
     return 0;
 }
 
-/* Read one L1 frame into buf; returns its length, -1 timeout, -2 closed. */
-static long recv_frame(uint8_t *buf)
+/* Read one L1 frame into buf (KL_FRAME_MAX bytes): its length, -1 timeout,
+ * -2 closed. */
+static long recv_frame(int fd, uint8_t *buf, int timeout_ms)
 {
     uint8_t hdr[2];
-    int r = recv_all(hdr, 2);
+    int r = recv_all(fd, hdr, 2, timeout_ms);
     if (r)
         return r < 0 ? -1 : -2;
     size_t n = ((size_t)hdr[0] << 8) | hdr[1];
-    r = recv_all(buf, n);
+    r = recv_all(fd, buf, n, timeout_ms);
     if (r)
         return r < 0 ? -1 : -2;
     return (long)n;
 }
 
-static int send_frame(const uint8_t *p, size_t n)
+static int send_frame(int fd, const uint8_t *p, size_t n)
 {
     uint8_t hdr[2];
-    kl_frame_header(n, hdr);
-    return send_all(hdr, 2) || send_all(p, n);
+    if (kl_frame_header(n, hdr) != 0)
+        return -1;
+    return probe_send_all(fd, hdr, 2) || probe_send_all(fd, p, n) ? -1 : 0;
+}
+
+int pconn_connect(pconn_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0)
+        return -1;
+    if (connect(c->fd, (struct sockaddr *)&g_addr, sizeof g_addr) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}
+
+void pconn_close(pconn_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    kl_noise_transport_wipe(&c->t);
+}
+
+static int handshake(pconn_t *c)
+{
+    kl_noise_hs_t *hs = NULL;
+    kl_noise_config_t cfg = {.pattern = KL_NOISE_NK, .initiator = 1, .rs = g_rs,
+                             .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+                             .prologue_len = strlen(KL_PROLOGUE_CLIENT)};
+    uint8_t msg[256], pl[64];
+    static uint8_t buf[KL_FRAME_MAX];
+    size_t n, pn;
+    int r = kl_noise_hs_new(&hs, &cfg);
+    if (r == 0)
+        r = kl_noise_hs_write(hs, NULL, 0, msg, sizeof msg, &n);
+    if (r == 0)
+        r = send_frame(c->fd, msg, n) ? KL_EIO : 0;
+    if (r == 0) {
+        long got = recv_frame(c->fd, buf, TIMEOUT_MS);
+        r = got < 0 ? KL_EIO : kl_noise_hs_read(hs, buf, (size_t)got, pl, sizeof pl, &pn);
+    }
+    if (r == 0)
+        r = kl_noise_hs_split(hs, &c->t);
+    kl_noise_hs_free(hs);
+    return r;
+}
+
+int pconn_open(pconn_t *c)
+{
+    if (pconn_connect(c) != 0)
+        return -1;
+    if (handshake(c) != 0) {
+        pconn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+uint32_t pconn_id(pconn_t *c)
+{
+    if (++c->next_id == 0)
+        c->next_id = 1;
+    return c->next_id;
+}
+
+int pconn_send(pconn_t *c, const kl_frame_t *f)
+{
+    static uint8_t out[KL_FRAME_MAX + 2];
+    size_t n = 0;
+    if (kl_wire_seal(&c->t, f, out, sizeof out, &n) != 0)
+        return -1;
+    return probe_send_all(c->fd, out, n);
+}
+
+int pconn_recv(pconn_t *c, int timeout_ms, kl_frame_t **out)
+{
+    static uint8_t buf[KL_FRAME_MAX];
+    *out = NULL;
+    long n = recv_frame(c->fd, buf, timeout_ms);
+    if (n == -1)
+        return PR_TIMEOUT;
+    if (n < 0)
+        return PR_CLOSED;
+    return kl_wire_open(&c->t, buf, (size_t)n, out) == 0 ? 0 : PR_BAD;
 }
 
 /* After a violation the relay must close: wait for EOF. */
-static int wait_closed(void)
+static int wait_closed(int fd)
 {
     uint8_t b[256];
     for (;;) {
@@ -96,176 +239,246 @@ static int wait_closed(void)
     }
 }
 
-static void report(const char *mode, int code, const char *msg, int closed)
+typedef struct result {
+    int code;      /* error code, or -1 */
+    int closed;
+    char msg[200];
+} result_t;
+
+static void set_result(result_t *res, int code, const char *msg, int closed)
 {
-    printf("{\"mode\":\"%s\",\"error_code\":", mode);
-    if (code >= 0)
-        printf("%d", code);
-    else
-        printf("null");
-    printf(",\"error\":\"");
-    for (const char *p = msg ? msg : ""; *p; p++)
-        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-            putchar(*p);
-    printf("\",\"closed\":%s}\n", closed ? "true" : "false");
+    res->code = code;
+    res->closed = closed;
+    snprintf(res->msg, sizeof res->msg, "%s", msg ? msg : "");
 }
 
-static int handshake(const uint8_t rs[32], kl_noise_transport_t *t)
+/* Read frames until an error frame or close. */
+static void expect_error_close(pconn_t *c, result_t *res)
 {
-    kl_noise_hs_t *hs = NULL;
-    kl_noise_config_t cfg = {.pattern = KL_NOISE_NK, .initiator = 1, .rs = rs,
-                             .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-                             .prologue_len = strlen(KL_PROLOGUE_CLIENT)};
-    uint8_t msg[256], pl[64];
-    size_t n, pn;
-    int r = kl_noise_hs_new(&hs, &cfg);
-    if (r == 0)
-        r = kl_noise_hs_write(hs, NULL, 0, msg, sizeof msg, &n);
-    if (r == 0)
-        r = send_frame(msg, n) ? KL_EIO : 0;
-    if (r == 0) {
-        uint8_t buf[KL_FRAME_MAX];
-        long got = recv_frame(buf);
-        r = got < 0 ? KL_EIO : kl_noise_hs_read(hs, buf, (size_t)got, pl, sizeof pl, &pn);
-    }
-    if (r == 0)
-        r = kl_noise_hs_split(hs, t);
-    kl_noise_hs_free(hs);
-    return r;
-}
-
-/* Read frames until an error frame or close; report. */
-static int expect_error_close(const char *mode, kl_noise_transport_t *t)
-{
-    static uint8_t buf[KL_FRAME_MAX];
     for (;;) {
-        long n = recv_frame(buf);
-        if (n == -2) {
-            report(mode, -1, "closed without error frame", 1);
-            return 0;
-        }
-        if (n < 0) {
-            report(mode, -1, "timeout", 0);
-            return 1;
-        }
         kl_frame_t *f = NULL;
-        if (kl_wire_open(t, buf, (size_t)n, &f) != 0) {
-            report(mode, -1, "undecryptable reply", 0);
-            return 1;
+        int r = pconn_recv(c, TIMEOUT_MS, &f);
+        if (r == PR_CLOSED) {
+            set_result(res, -1, "closed without error frame", 1);
+            return;
+        }
+        if (r == PR_TIMEOUT) {
+            set_result(res, -1, "timeout", 0);
+            return;
+        }
+        if (r == PR_BAD) {
+            set_result(res, -1, "undecryptable reply", 0);
+            return;
         }
         if (f->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_ERROR) {
-            int code = (int)f->error->code;
-            char msg[200];
-            snprintf(msg, sizeof msg, "%s", f->error->message ? f->error->message : "");
+            set_result(res, (int)f->error->code, f->error->message, 0);
             kl_wire_free(f);
-            report(mode, code, msg, wait_closed());
-            return 0;
+            res->closed = wait_closed(c->fd);
+            return;
         }
         kl_wire_free(f);
     }
 }
 
-int main(int argc, char **argv)
+/* Send a plaintext (not necessarily a Frame) as one transport message. */
+static int send_plain(pconn_t *c, const uint8_t *pt, size_t n)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: kl-probe HOST PORT RELAY_KEY_B64 MODE\n");
-        return 2;
-    }
-    if (kl_crypto_init())
-        return 1;
-    uint8_t rs[32];
-    size_t rsl = 0;
-    if (kl_b64_decode(argv[3], rs, sizeof rs, &rsl) || rsl != 32) {
-        fprintf(stderr, "kl-probe: bad relay key\n");
-        return 2;
-    }
-    const char *mode = argv[4];
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
-    if (inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1)
-        return 2;
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        fprintf(stderr, "kl-probe: connect: %s\n", strerror(errno));
-        return 1;
-    }
+    static uint8_t out[KL_FRAME_MAX];
+    size_t olen = 0;
+    if (kl_noise_encrypt(&c->t, pt, n, out, sizeof out, &olen) != 0)
+        return -1;
+    return send_frame(c->fd, out, olen);
+}
 
-    if (strcmp(mode, "garbage") == 0) {
-        /* Random bytes where a handshake should be: nothing can be said
-         * back on a channel that never formed, so the relay just closes. */
-        uint8_t junk[4096];
-        kl_random(junk, sizeof junk);
-        send_all(junk, sizeof junk);
-        report(mode, -1, "", wait_closed());
+static int is_kind(const char *k)
+{
+    static const char *KINDS[] = {"garbage", "truncated", "hsbig", "badframe", "badlen",
+                                  "badcipher", "bigcipher", "empty", "partial", "unauth", "wrongbody",
+                                  "zeroid", "ping"};
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(k, KINDS[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Run one bad connection of kind; 0 when it ran, -1 when it could not
+ * (connect or handshake failed). */
+static int abuse(const char *kind, result_t *res)
+{
+    static uint8_t junk[KL_FRAME_MAX];
+    pconn_t c;
+    set_result(res, -1, "", 0);
+    if (strcmp(kind, "garbage") == 0 || strcmp(kind, "truncated") == 0 ||
+        strcmp(kind, "hsbig") == 0) {
+        if (pconn_connect(&c) != 0)
+            return -1;
+        if (strcmp(kind, "garbage") == 0) {
+            /* Nothing can be said back on a channel that never formed, so
+             * the relay just closes. */
+            kl_random(junk, 4096);
+            probe_send_all(c.fd, junk, 4096);
+        } else if (strcmp(kind, "truncated") == 0) {
+            uint8_t hdr[2] = {0xff, 0xff};
+            probe_send_all(c.fd, hdr, 2);
+            probe_send_all(c.fd, (const uint8_t *)"abc", 3);
+            shutdown(c.fd, SHUT_WR);
+        } else {
+            uint8_t hdr[2] = {0x10, 0x00};
+            kl_random(junk, 64);
+            probe_send_all(c.fd, hdr, 2);
+            probe_send_all(c.fd, junk, 64);
+        }
+        res->closed = wait_closed(c.fd);
+        pconn_close(&c);
         return 0;
     }
-    if (strcmp(mode, "truncated") == 0) {
-        /* A length prefix announcing more than ever arrives, then EOF. */
+    if (pconn_open(&c) != 0) {
+        set_result(res, -1, "handshake failed", 0);
+        return -1;
+    }
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    if (strcmp(kind, "badframe") == 0) {
+        memset(junk, 0xff, 64);
+        send_plain(&c, junk, 64);
+    } else if (strcmp(kind, "badlen") == 0) {
+        /* Field 13 (send), length-delimited, claiming 2^31 bytes. */
+        const uint8_t pb[] = {0x08, 0x01, 0x6a, 0x80, 0x80, 0x80, 0x80, 0x08, 0x0a, 0x01};
+        send_plain(&c, pb, sizeof pb);
+    } else if (strcmp(kind, "badcipher") == 0) {
+        kl_random(junk, 64);
+        send_frame(c.fd, junk, 64);
+    } else if (strcmp(kind, "bigcipher") == 0) {
+        kl_random(junk, KL_FRAME_MAX);
+        send_frame(c.fd, junk, KL_FRAME_MAX);
+    } else if (strcmp(kind, "empty") == 0) {
+        uint8_t hdr[2] = {0, 0};
+        probe_send_all(c.fd, hdr, 2);
+    } else if (strcmp(kind, "partial") == 0) {
+        /* The relay buffers the partial frame until EOF; nothing to answer. */
         uint8_t hdr[2] = {0xff, 0xff};
-        send_all(hdr, 2);
-        send_all((const uint8_t *)"abc", 3);
-        shutdown(fd, SHUT_WR);
-        report(mode, -1, "", wait_closed());
+        kl_random(junk, 1000);
+        probe_send_all(c.fd, hdr, 2);
+        probe_send_all(c.fd, junk, 1000);
+        shutdown(c.fd, SHUT_WR);
+        res->closed = wait_closed(c.fd);
+        pconn_close(&c);
         return 0;
-    }
-
-    kl_noise_transport_t t;
-    if (handshake(rs, &t) != 0) {
-        report(mode, -1, "handshake failed", 0);
-        return 1;
-    }
-    uint8_t out[KL_FRAME_MAX + 2];
-    size_t n = 0;
-    int rc;
-    if (strcmp(mode, "badframe") == 0) {
-        /* Valid Noise, undecodable protobuf. */
-        uint8_t junk[64];
-        memset(junk, 0xff, sizeof junk);
-        kl_noise_encrypt(&t, junk, sizeof junk, out, sizeof out, &n);
-        send_frame(out, n);
-        rc = expect_error_close(mode, &t);
-    } else if (strcmp(mode, "badcipher") == 0) {
-        /* A transport message that fails authentication. */
-        uint8_t junk[64];
-        kl_random(junk, sizeof junk);
-        send_frame(junk, sizeof junk);
-        rc = expect_error_close(mode, &t);
-    } else if (strcmp(mode, "unauth") == 0) {
-        /* A valid request in the wrong state: fetch before auth. */
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    } else if (strcmp(kind, "unauth") == 0) {
         Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
         f.id = 7;
         f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
         f.fetch = &fe;
-        kl_wire_seal(&t, &f, out, sizeof out, &n);
-        send_all(out, n);
-        rc = expect_error_close(mode, &t);
-    } else if (strcmp(mode, "ping") == 0) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        pconn_send(&c, &f);
+    } else if (strcmp(kind, "wrongbody") == 0) {
+        Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
+        f.id = 9;
+        f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER;
+        f.deliver = &d;
+        pconn_send(&c, &f);
+    } else if (strcmp(kind, "zeroid") == 0 || strcmp(kind, "ping") == 0) {
         Kollega__Relay__V1__Ping p = KOLLEGA__RELAY__V1__PING__INIT;
-        static uint8_t buf[KL_FRAME_MAX];
-        f.id = 1;
+        f.id = strcmp(kind, "ping") == 0 ? 1 : 0;
         p.nonce = 42;
         f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PING;
         f.ping = &p;
-        kl_wire_seal(&t, &f, out, sizeof out, &n);
-        send_all(out, n);
-        long got = recv_frame(buf);
+        pconn_send(&c, &f);
+    }
+    if (strcmp(kind, "ping") == 0) {
         kl_frame_t *reply = NULL;
-        rc = 1;
-        if (got > 0 && kl_wire_open(&t, buf, (size_t)got, &reply) == 0 &&
-            reply->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_PONG && reply->id == 1 &&
-            reply->pong->nonce == 42) {
-            report(mode, -1, "pong", 0);
-            rc = 0;
-        } else {
-            report(mode, -1, "no pong", got == -2);
-        }
+        int r = pconn_recv(&c, TIMEOUT_MS, &reply);
+        if (r == 0 && reply->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_PONG &&
+            reply->id == 1 && reply->pong->nonce == 42)
+            set_result(res, -1, "pong", 0);
+        else
+            set_result(res, -1, "no pong", r == PR_CLOSED);
         kl_wire_free(reply);
     } else {
-        fprintf(stderr, "kl-probe: unknown mode %s\n", mode);
-        rc = 2;
+        expect_error_close(&c, res);
     }
-    kl_noise_transport_wipe(&t);
-    close(fd);
-    return rc;
+    pconn_close(&c);
+    return 0;
+}
+
+static int storm(const char *kind, long n)
+{
+    long closed = 0, failed = 0, codes[32] = {0}, nocode = 0;
+    for (long i = 0; i < n; i++) {
+        result_t res;
+        if (abuse(kind, &res) != 0) {
+            failed++;
+            continue;
+        }
+        closed += res.closed;
+        if (res.code >= 0 && res.code < 32)
+            codes[res.code]++;
+        else
+            nocode++;
+    }
+    printf("{\"mode\":\"storm\",\"kind\":\"%s\",\"n\":%ld,\"closed\":%ld,\"failed\":%ld,"
+           "\"no_error_frame\":%ld,\"codes\":{", kind, n, closed, failed, nocode);
+    int first = 1;
+    for (int k = 0; k < 32; k++) {
+        if (codes[k] == 0)
+            continue;
+        printf("%s\"%d\":%ld", first ? "" : ",", k, codes[k]);
+        first = 0;
+    }
+    printf("}}\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: kl-probe HOST PORT RELAY_KEY_B64 MODE [ARGS...]\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (kl_crypto_init())
+        return 1;
+    size_t rsl = 0;
+    if (kl_b64_decode(argv[3], g_rs, sizeof g_rs, &rsl) || rsl != 32) {
+        fprintf(stderr, "kl-probe: bad relay key\n");
+        return 2;
+    }
+    const char *mode = argv[4];
+    g_addr.sin_family = AF_INET;
+    g_addr.sin_port = htons((uint16_t)atoi(argv[2]));
+    if (inet_pton(AF_INET, argv[1], &g_addr.sin_addr) != 1)
+        return 2;
+    int rest = argc - 5;
+    char **rargv = argv + 5;
+    if (strcmp(mode, "storm") == 0) {
+        if (rest != 2 || !is_kind(rargv[0]) || atol(rargv[1]) <= 0) {
+            fprintf(stderr, "usage: kl-probe ... storm KIND N\n");
+            return 2;
+        }
+        return storm(rargv[0], atol(rargv[1]));
+    }
+    if (strcmp(mode, "register") == 0)
+        return probe_register(rest, rargv);
+    if (strcmp(mode, "sendloop") == 0)
+        return probe_sendloop(rest, rargv);
+    if (strcmp(mode, "recv") == 0)
+        return probe_recv(rest, rargv);
+    if (strcmp(mode, "flood") == 0)
+        return probe_flood(rest, rargv);
+    if (!is_kind(mode) || rest != 0) {
+        fprintf(stderr, "kl-probe: unknown mode %s\n", mode);
+        return 2;
+    }
+    result_t res;
+    int r = abuse(mode, &res);
+    printf("{\"mode\":\"%s\",\"error_code\":", mode);
+    if (res.code >= 0)
+        printf("%d", res.code);
+    else
+        printf("null");
+    printf(",\"error\":");
+    probe_json_str(res.msg);
+    printf(",\"closed\":%s}\n", res.closed ? "true" : "false");
+    if (r != 0)
+        return 1;
+    /* ping that got no pong is a failure of the relay, not of the probe. */
+    return strcmp(mode, "ping") == 0 && strcmp(res.msg, "pong") != 0 ? 1 : 0;
 }

@@ -1,0 +1,80 @@
+"""kollega-bench smoke test: each workload runs end to end against a relay it
+spawns itself, with tiny numbers, and reports complete JSON with no errors.
+This proves the tool works; the numbers themselves are never checked."""
+import json
+import os
+import subprocess
+
+from kl import BIN, check, main
+
+BENCH = os.path.join(BIN, "kollega-bench")
+COMMON = ["ack", "delivery"]
+
+
+def bench(*args, timeout=180):
+    r = subprocess.run([BENCH, "--spawn", "--json", "--quiet"] + list(args),
+                       capture_output=True, timeout=timeout)
+    out = r.stdout.decode().strip()
+    check(r.returncode == 0, "kollega-bench %s exited %d\nstdout: %s\nstderr: %s"
+          % (" ".join(args), r.returncode, out, r.stderr.decode()[-3000:]))
+    lines = out.splitlines()
+    check(len(lines) == 1, "--json prints exactly one line: %r" % out)
+    return json.loads(lines[0])
+
+
+def check_hist(res, key, samples):
+    for p in ("p50", "p90", "p99", "max"):
+        v = res.get("%s_%s_us" % (key, p))
+        check(isinstance(v, (int, float)) and v > 0, "%s_%s_us is a positive number: %r" % (key, p, res))
+    check(res["%s_p50_us" % key] <= res["%s_p99_us" % key] <= res["%s_max_us" % key],
+          "%s percentiles are ordered: %r" % (key, res))
+    check(res["%s_samples" % key] == samples, "%s has %d samples: %r" % (key, samples, res))
+
+
+def check_server(res):
+    check(isinstance(res.get("server_pid"), int) and res["server_pid"] > 0, "relay pid reported: %r" % res)
+    check(res.get("server_rss_kb", 0) > 0, "relay RSS read from /proc: %r" % res)
+
+
+def test_direct(root, relays):
+    res = bench("direct", "-P", "2", "-W", "4", "-N", "50")
+    check(res["tool"] == "kollega-bench" and res["workload"] == "direct", "workload named: %r" % res)
+    check(res["sync"] == "full", "spawned relay is durable (sync=full) by default: %r" % res)
+    check((res["pairs"], res["window"], res["body"], res["messages"]) == (2, 4, 256, 50),
+          "parameters echoed: %r" % res)
+    check(res["errors"] == 0 and res["error_kinds"] == {}, "no errors: %r" % res)
+    check(res["sent_ok"] == 50 and res["delivered"] == 50, "every message acknowledged and delivered: %r" % res)
+    check(res["throughput"] > 0 and res["elapsed_s"] > 0, "throughput measured: %r" % res)
+    for key in COMMON:
+        check_hist(res, key, 50)
+    check_server(res)
+
+
+def test_latency(root, relays):
+    res = bench("latency", "-P", "2", "-R", "100", "-T", "1")
+    check(res["errors"] == 0, "no errors: %r" % res)
+    check(res["rate"] == 100 and res["messages"] == 100, "offered rate and count echoed: %r" % res)
+    check(res["sent_ok"] == 100 and res["delivered"] == 100, "all delivered: %r" % res)
+    for key in COMMON:
+        check_hist(res, key, 100)
+
+
+def test_idle_and_connect(root, relays):
+    res = bench("idle", "-C", "20", "-T", "1")
+    check(res["errors"] == 0 and res["connects"] == 20, "20 idle connections held: %r" % res)
+    check(res.get("rss_per_conn_bytes", 0) > 0 or res.get("server_rss_base_kb", 0) > 0,
+          "idle reports relay memory: %r" % res)
+    check_server(res)
+    res = bench("connect", "-C", "4", "-N", "40")
+    check(res["errors"] == 0 and res["connects"] == 40, "40 connects: %r" % res)
+    check_hist(res, "connect", 40)
+
+
+def test_group_not_available(root, relays):
+    r = subprocess.run([BENCH, "--spawn", "group"], capture_output=True, timeout=60)
+    check(r.returncode == 2, "group exits 2 until groups exist: %d" % r.returncode)
+    check(b"group workload not available" in r.stderr, "and says so: %r" % r.stderr)
+
+
+if __name__ == "__main__":
+    main([test_direct, test_latency, test_idle_and_connect, test_group_not_available])
