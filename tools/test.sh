@@ -18,4 +18,7 @@ echo "== tests under ASan+UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j"$jobs")
+
+echo "== fuzzing (libFuzzer, ASan+UBSan): every target over its corpus + 60 s of new inputs"
+tools/fuzz.sh 60
 echo "== all tests passed"
