@@ -1,0 +1,75 @@
+/* kollega-bench internals shared by main.c and the workload files. */
+#ifndef KOLLEGA_BENCH_BENCH_H
+#define KOLLEGA_BENCH_BENCH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hist.h"
+#include "kconn.h"
+#include "report.h"
+
+/* Bytes at the start of every body: send time (ns, CLOCK_MONOTONIC), pair
+ * index, per-pair counter; the rest is random. */
+#define KB_BODY_HDR 20
+
+typedef struct kb_opts {
+    const char *workload;
+    int spawn, json, quiet, keep;
+    const char *relay, *key, *invite, *relay_bin, *sync, *relay_log_level;
+    pid_t relay_pid;
+    uint64_t pairs, window, body, messages, rate, conns;
+    double duration, hold, timeout;
+} kb_opts_t;
+
+/* A run's shared state: the net, the relay PID for /proc readings, and the
+ * users registered for it (handles "<prefix><i>"). */
+typedef struct kb_run {
+    kb_net_t net;
+    const kb_opts_t *o;
+    pid_t relay_pid;
+    kb_user_t *users;
+    size_t n_users;
+    kb_hist_t ack, delivery, connect; /* results point at these */
+    kb_result_t res;
+} kb_run_t;
+
+/* Open connections for users[i % n_users], i = 0.. total-1 (or until
+ * stop_after_s, if > 0), at most par at once. keep: conns has total
+ * entries that stay open once ready, and the caller must give them its
+ * own ops/ud (or KB_QUIET_OPS) before it runs the loop again; else each connection closes as soon as it is ready and its slot
+ * opens the next. lat (optional) gets connect->ready times. Returns the
+ * number of connections that became ready; failures are counted in
+ * run->res. label names the phase in progress lines. */
+uint64_t kb_open_phase(kb_run_t *run, uint64_t total, int do_register, size_t par,
+                       kb_conn_t *conns, double stop_after_s, kb_hist_t *lat,
+                       const char *label);
+
+/* Callbacks that do nothing, for connections being wound down. */
+extern const kb_conn_ops_t KB_QUIET_OPS;
+/* Close n connections (whatever their owner was) and drain the loop. */
+void kb_close_all(kb_run_t *run, kb_conn_t *conns, size_t n);
+
+/* Run the loop until every connection is closed (after kb_conn_close). */
+void kb_drain(kb_run_t *run);
+/* Run the loop for ms milliseconds (to let queued writes go out). */
+void kb_run_for(kb_run_t *run, uint64_t ms);
+
+/* Server readings at the start and end of a measured interval. */
+typedef struct kb_meter {
+    uint64_t t0_ns;
+    double relay_cpu0, self_cpu0;
+} kb_meter_t;
+void kb_meter_start(kb_run_t *run, kb_meter_t *m);
+/* Fill elapsed_s, CPU percentages and RSS of run->res. */
+void kb_meter_stop(kb_run_t *run, const kb_meter_t *m);
+
+int kb_run_direct(kb_run_t *run);
+int kb_run_latency(kb_run_t *run);
+int kb_run_idle(kb_run_t *run);
+int kb_run_connect(kb_run_t *run);
+
+/* A progress line on stderr (unless quiet). */
+void kb_progress(const kb_run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
