@@ -91,7 +91,10 @@ def test_kill9_while_sending(root, relays):
             sender.wait()
     check(rc == 0 and lines and lines[-1].get("done"), "sender finished: rc=%s %r" % (rc, lines[-3:]))
     check(kills == KILLS, "relay killed %d times" % kills)
-    check(lines[-1]["reconnects"] == KILLS,
+    # The test reads the sender's output behind the sender itself, so the
+    # last kill can land after the final sends were already acknowledged:
+    # then that kill interrupts nothing. Every earlier kill must have.
+    check(KILLS - 1 <= lines[-1]["reconnects"] <= KILLS,
           "every kill interrupted the sender (reconnects %r)" % lines[-1])
     check(sorted(acked) == list(range(N)), "every message was eventually acknowledged")
     entries, last = bob.receive()
