@@ -20,11 +20,12 @@
  *
  * Two readings of group.h made here: removing a candidate (refusing a
  * request) does not change the epoch, since no member goes; and naming a
- * successor in leave promotes it, so only a facilitator may name one. Only
- * invite, request and approve admit (group.h): a candidate whose policy
- * becomes satisfied by a leave, a removal or a policy change waits, with
- * missing == 0, for one more approval (if a member has not given one yet)
- * or for a facilitator to remove it so it can ask again.
+ * successor in leave promotes it, so only a facilitator may name one. A
+ * candidate becomes a member at the op where its policy is first
+ * satisfied, whatever that op is: an approval, but also a leave or removal
+ * (fewer members to consent), a promotion (FACILITATORS) or a policy
+ * change. Ops of the second kind may admit several candidates at once; they
+ * are admitted in order of arrival while the member bound allows.
  *
  * Application is validate-then-mutate: check_rules() reads the state only,
  * storage for a new member or candidate is reserved before anything
@@ -551,6 +552,45 @@ static void drop_cand(kl_group_t *g, size_t i)
     g->nc--;
 }
 
+static void admitted(kl_group_event_t *ev, const uint8_t key[32])
+{
+    if (ev->admitted == 0)
+        memcpy(ev->admitted_key, key, 32);
+    memcpy(ev->admitted_keys[ev->admitted], key, 32);
+    ev->admitted++;
+}
+
+/* Admit every candidate whose approvals by the current members now
+ * satisfy the policy (after an op that changed the members, their roles or
+ * the policy). All are judged against the members as they are after the op
+ * and before any of these admissions, so one newcomer does not stand in the
+ * way of another admitted by the same op; they join in order of arrival
+ * while the member bound allows. Capacity was reserved by the caller. */
+static void admit_satisfied(kl_group_t *g, kl_group_event_t *ev)
+{
+    uint8_t ok[KL_GROUP_MAX_CANDIDATES] = {0};
+    size_t k = 0, total = g->nc;
+
+    if (g->closed)
+        return;
+    for (size_t i = 0; i < total; i++)
+        ok[i] = missing(g, &g->c[i], NO_SLOT) == 0;
+    /* i walks the candidates as they were, k the same one in the shrinking
+     * array. */
+    for (size_t i = 0; i < total; i++) {
+        if (!ok[i] || g->nm >= KL_GROUP_MAX_MEMBERS) {
+            k++;
+            continue;
+        }
+        add_member(g, g->c[k].key, g->c[k].address, KL_ROLE_MEMBER);
+        int slot = g->m[g->nm - 1].slot;
+        for (size_t j = 0; j < g->nc; j++)
+            bit_clear(&g->c[j], slot);
+        admitted(ev, g->c[k].key);
+        drop_cand(g, k); /* the next candidate moves to index k */
+    }
+}
+
 /* Apply a checked op. Capacity for a new member and candidate is reserved
  * by the caller, so nothing here can fail. */
 static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_event_t *ev)
@@ -626,10 +666,12 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
          * previous holder left. */
         for (size_t k = 0; k < g->nc; k++)
             bit_clear(&g->c[k], slot);
-        ev->admitted = 1;
-        memcpy(ev->admitted_key, g->c[ci].key, 32);
+        admitted(ev, g->c[ci].key);
         drop_cand(g, ci);
     }
+    if (o->kind == KL_GOP_REMOVE || o->kind == KL_GOP_LEAVE || o->kind == KL_GOP_SET_ROLE ||
+        o->kind == KL_GOP_SET_POLICY)
+        admit_satisfied(g, ev);
 }
 
 /* Validate the next SignedOp and apply it (contract in group.h). */
@@ -657,8 +699,14 @@ int kl_group_apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group
      * have checked the bounds, so only an allocation can fail here; that is
      * no verdict on the op (*why stays KL_GV_OK) and it may be retried. */
     r = 0;
-    if (o.kind == KL_GOP_CREATE || pl.admit)
-        r = reserve((void **)&g->m, &g->capm, g->nm + 1, sizeof *g->m, KL_GROUP_MAX_MEMBERS);
+    size_t want_m = g->nm + (o.kind == KL_GOP_CREATE || pl.admit ? 1 : 0);
+    if (o.kind == KL_GOP_REMOVE || o.kind == KL_GOP_LEAVE || o.kind == KL_GOP_SET_ROLE ||
+        o.kind == KL_GOP_SET_POLICY)
+        want_m = g->nm + g->nc; /* every candidate might be admitted */
+    if (want_m > KL_GROUP_MAX_MEMBERS)
+        want_m = KL_GROUP_MAX_MEMBERS;
+    if (want_m > g->nm)
+        r = reserve((void **)&g->m, &g->capm, want_m, sizeof *g->m, KL_GROUP_MAX_MEMBERS);
     if (r == 0 && (o.kind == KL_GOP_INVITE || o.kind == KL_GOP_REQUEST))
         r = reserve((void **)&g->c, &g->capc, g->nc + 1, sizeof *g->c, KL_GROUP_MAX_CANDIDATES);
     if (r != 0) {

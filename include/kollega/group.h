@@ -20,11 +20,12 @@
  *    candidate with no approvals.
  *  - approve{candidate}: the actor is a member, the candidate exists, and
  *    the actor has not approved it yet.
- *  - After invite, request and approve: if the candidate's approvals by
- *    CURRENT members satisfy the policy (ALL: every member approved;
- *    MAJORITY: approvals * 2 > members; FACILITATORS: at least one
- *    facilitator approved), the candidate becomes a member (role MEMBER) at
- *    that op.
+ *  - A candidate becomes a member (role MEMBER) at the op where its
+ *    approvals by CURRENT members first satisfy the policy (ALL: every
+ *    member approved; MAJORITY: approvals * 2 > members; FACILITATORS: at
+ *    least one facilitator approved): an invite, request or approve for that
+ *    candidate, or a remove, leave, set_role or set_policy after which the
+ *    policy holds (these may admit several candidates, in arrival order).
  *  - remove{member}: the actor is a facilitator, the target a member other
  *    than the actor (use leave), and not the last facilitator. Removing a
  *    candidate (refusing a request) is allowed to any facilitator too.
@@ -106,8 +107,9 @@ typedef struct kl_group_event {
     char actor_address[256];
     uint8_t target[32];        /* candidate / member / successor, when the op has one */
     char target_address[256];  /* for invite (candidate) and request (the actor) */
-    int admitted;              /* 1 if this op made a candidate a member */
-    uint8_t admitted_key[32];
+    int admitted;              /* how many candidates this op made members (0 = none) */
+    uint8_t admitted_key[32];  /* the first of them */
+    uint8_t admitted_keys[KL_GROUP_MAX_CANDIDATES][32]; /* all of them, in order */
     int epoch_changed;         /* 1 after remove / leave */
 } kl_group_event_t;
 

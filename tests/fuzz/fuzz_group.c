@@ -144,6 +144,9 @@ static void check_invariants(const kl_group_t *g)
         case KL_POLICY_FACILITATORS: want = by_fac ? 0 : 1; break;
         }
         FUZZ_CHECK(c.missing == want);
+        /* A satisfied candidate is admitted at that op: one still waiting
+         * with nothing missing is only possible when the group is full. */
+        FUZZ_CHECK(c.missing > 0 || nm == KL_GROUP_MAX_MEMBERS);
     }
 }
 
@@ -181,10 +184,20 @@ static void apply_checked(kl_group_t *g, const fg_fx_t *fx, const uint8_t *op, s
     if (member_went)
         FUZZ_CHECK(kl_group_role_of(g, ev.kind == KL_GOP_LEAVE ? ev.actor : ev.target) ==
                    KL_ROLE_NONE);
-    if (ev.admitted) {
-        FUZZ_CHECK(ev.kind == KL_GOP_INVITE || ev.kind == KL_GOP_APPROVE ||
-                   ev.kind == KL_GOP_REQUEST);
-        FUZZ_CHECK(kl_group_role_of(g, ev.admitted_key) == KL_ROLE_MEMBER);
+    FUZZ_CHECK(ev.admitted >= 0 && ev.admitted <= KL_GROUP_MAX_CANDIDATES);
+    if (ev.kind == KL_GOP_INVITE || ev.kind == KL_GOP_APPROVE || ev.kind == KL_GOP_REQUEST)
+        FUZZ_CHECK(ev.admitted <= 1);
+    if (ev.kind == KL_GOP_CREATE || ev.kind == KL_GOP_SET_RETENTION)
+        FUZZ_CHECK(ev.admitted == 0);
+    if (ev.admitted)
+        FUZZ_CHECK(memcmp(ev.admitted_key, ev.admitted_keys[0], 32) == 0);
+    for (int k = 0; k < ev.admitted; k++) {
+        FUZZ_CHECK(kl_group_role_of(g, ev.admitted_keys[k]) == KL_ROLE_MEMBER);
+        for (size_t c = 0; c < kl_group_candidate_count(g); c++) {
+            kl_group_candidate_t cd;
+            FUZZ_CHECK(kl_group_candidate_at(g, c, &cd) == 0);
+            FUZZ_CHECK(memcmp(cd.key, ev.admitted_keys[k], 32) != 0);
+        }
     }
     if (ev.kind == KL_GOP_CREATE)
         FUZZ_CHECK(kl_group_role_of(g, ev.actor) == KL_ROLE_FACILITATOR);

@@ -361,6 +361,63 @@ static void test_approvals_of_departed_members(void **state)
     kl_group_free(g);
 }
 
+/* A candidate is admitted at the op where its policy is first satisfied,
+ * whatever that op is: a leave or removal (fewer members to consent), a
+ * promotion (FACILITATORS) or a policy change; several at once if so. */
+static void test_admitted_when_policy_becomes_satisfied(void **state)
+{
+    (void)state;
+    kl_group_t *g = group_of(3, KL_POLICY_ALL);
+    kl_group_event_t ev;
+
+    /* ALL, 3 members: U0 and U1 approve U5; U2 leaving admits U5. */
+    act(g, &U[5], d_kind(KL_GOP_REQUEST));
+    act(g, &U[0], d_on(KL_GOP_APPROVE, &U[5]));
+    act(g, &U[1], d_on(KL_GOP_APPROVE, &U[5]));
+    assert_int_equal(cand_of(g, U[5].pk).missing, 1);
+    ev = act(g, &U[2], d_kind(KL_GOP_LEAVE));
+    assert_int_equal(ev.admitted, 1);
+    assert_memory_equal(ev.admitted_key, U[5].pk, 32);
+    assert_memory_equal(ev.admitted_keys[0], U[5].pk, 32);
+    assert_int_equal(kl_group_role_of(g, U[5].pk), KL_ROLE_MEMBER);
+    assert_int_equal(kl_group_candidate_count(g), 0);
+
+    /* Removal: members U0 U1 U5; U6 and U7 approved by U0 and U1 (U7 also
+     * by U5, which does not matter); removing U5 admits both, in order. */
+    act(g, &U[6], d_kind(KL_GOP_REQUEST));
+    act(g, &U[7], d_kind(KL_GOP_REQUEST));
+    act(g, &U[0], d_on(KL_GOP_APPROVE, &U[6]));
+    act(g, &U[1], d_on(KL_GOP_APPROVE, &U[6]));
+    act(g, &U[0], d_on(KL_GOP_APPROVE, &U[7]));
+    act(g, &U[1], d_on(KL_GOP_APPROVE, &U[7]));
+    ev = act(g, &U[0], d_on(KL_GOP_REMOVE, &U[5]));
+    assert_true(ev.epoch_changed);
+    assert_int_equal(ev.admitted, 2);
+    assert_memory_equal(ev.admitted_keys[0], U[6].pk, 32);
+    assert_memory_equal(ev.admitted_keys[1], U[7].pk, 32);
+    assert_int_equal(kl_group_member_count(g), 4);
+
+    /* Policy change: under ALL one approval of 4 is not enough; MAJORITY
+     * still needs 3; FACILITATORS is met by U0's approval at once. */
+    act(g, &U[8], d_kind(KL_GOP_REQUEST));
+    act(g, &U[0], d_on(KL_GOP_APPROVE, &U[8]));
+    assert_int_equal(act(g, &U[0], d_policy(KL_POLICY_MAJORITY)).admitted, 0);
+    ev = act(g, &U[0], d_policy(KL_POLICY_FACILITATORS));
+    assert_int_equal(ev.admitted, 1);
+    assert_memory_equal(ev.admitted_key, U[8].pk, 32);
+
+    /* Promotion: under FACILITATORS a member's approval counts once the
+     * member becomes a facilitator. */
+    act(g, &U[9], d_kind(KL_GOP_REQUEST));
+    act(g, &U[6], d_on(KL_GOP_APPROVE, &U[9]));
+    assert_int_equal(cand_of(g, U[9].pk).missing, 1);
+    ev = act(g, &U[0], d_role(&U[6], KL_ROLE_FACILITATOR));
+    assert_int_equal(ev.admitted, 1);
+    assert_memory_equal(ev.admitted_key, U[9].pk, 32);
+    assert_int_equal(kl_group_role_of(g, U[9].pk), KL_ROLE_MEMBER);
+    kl_group_free(g);
+}
+
 static void test_roles_policy_retention(void **state)
 {
     (void)state;
@@ -488,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_last_facilitator),
         cmocka_unit_test(test_leave_of_last_member_closes),
         cmocka_unit_test(test_approvals_of_departed_members),
+        cmocka_unit_test(test_admitted_when_policy_becomes_satisfied),
         cmocka_unit_test(test_roles_policy_retention),
         cmocka_unit_test(test_listing_order),
         cmocka_unit_test(test_builder_refuses_unusable_descriptions),
