@@ -45,9 +45,9 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
+#include "pbcanon.h"
 
 #define ADDR_CAP 256 /* kl_group_member_t.address and friends */
-#define CTX_LEN (sizeof KL_GROUP_OP_CONTEXT - 1)
 /* protobuf-c allocates a struct per message and copies every string and
  * bytes field; two nested unpacks of at most KL_GROUP_MAX_OP bytes stay far
  * below this. */
@@ -106,25 +106,6 @@ typedef struct plan {
     int admit;       /* invite/request/approve: the candidate becomes a member */
 } plan_t;
 
-typedef struct budget {
-    size_t left;
-} budget_t;
-
-static void *budget_alloc(void *data, size_t size)
-{
-    budget_t *b = data;
-    if (size > b->left)
-        return NULL;
-    b->left -= size;
-    return malloc(size);
-}
-
-static void budget_free(void *data, void *p)
-{
-    (void)data;
-    free(p);
-}
-
 static int err_of(kl_group_verr_t why)
 {
     switch (why) {
@@ -157,30 +138,14 @@ static int role_ok(int r)
     return r == KL_ROLE_MEMBER || r == KL_ROLE_FACILITATOR;
 }
 
-/* Copy a 32-byte key field; 0 unless it has exactly 32 bytes. */
-static int key32(const ProtobufCBinaryData *b, uint8_t out[32])
-{
-    if (b->len != 32 || b->data == NULL)
-        return 0;
-    memcpy(out, b->data, 32);
-    return 1;
-}
-
-/* protobuf-c keeps fields it does not know and packs them again, so the
- * canonical re-pack check alone would let them through. */
-static int known_only(const void *msg)
-{
-    return msg == NULL || ((const ProtobufCMessage *)msg)->n_unknown_fields == 0;
-}
-
 /* The body's fields into o. KL_GV_MALFORMED for a missing sub-message, a
  * key that is not 32 bytes, an invalid address, policy or role. */
 static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
 {
     /* Whichever member of the oneof is set, it is a message: check it. */
-    if (!known_only(p->create) ||
+    if (!kl_pb_known_only(p->create) ||
         (p->body_case == KOLLEGA__GROUP__V1__OP__BODY_INVITE && p->invite != NULL &&
-         !known_only(p->invite->candidate)))
+         !kl_pb_known_only(p->invite->candidate)))
         return KL_GV_MALFORMED;
     switch (p->body_case) {
     case KOLLEGA__GROUP__V1__OP__BODY_CREATE:
@@ -192,7 +157,7 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
         return KL_GV_OK;
     case KOLLEGA__GROUP__V1__OP__BODY_INVITE:
         if (p->invite == NULL || p->invite->candidate == NULL ||
-            !key32(&p->invite->candidate->identity_key, o->target) ||
+            !kl_pb_key32(&p->invite->candidate->identity_key, o->target) ||
             !addr_ok(p->invite->candidate->address, 0))
             return KL_GV_MALFORMED;
         o->kind = KL_GOP_INVITE;
@@ -205,13 +170,13 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
         o->kind = KL_GOP_REQUEST;
         return KL_GV_OK;
     case KOLLEGA__GROUP__V1__OP__BODY_APPROVE:
-        if (p->approve == NULL || !key32(&p->approve->candidate, o->target))
+        if (p->approve == NULL || !kl_pb_key32(&p->approve->candidate, o->target))
             return KL_GV_MALFORMED;
         o->kind = KL_GOP_APPROVE;
         o->has_target = 1;
         return KL_GV_OK;
     case KOLLEGA__GROUP__V1__OP__BODY_REMOVE:
-        if (p->remove == NULL || !key32(&p->remove->member, o->target))
+        if (p->remove == NULL || !kl_pb_key32(&p->remove->member, o->target))
             return KL_GV_MALFORMED;
         o->kind = KL_GOP_REMOVE;
         o->has_target = 1;
@@ -222,12 +187,12 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
         o->kind = KL_GOP_LEAVE;
         if (p->leave->successor.len == 0)
             return KL_GV_OK;
-        if (!key32(&p->leave->successor, o->target))
+        if (!kl_pb_key32(&p->leave->successor, o->target))
             return KL_GV_MALFORMED;
         o->has_target = 1;
         return KL_GV_OK;
     case KOLLEGA__GROUP__V1__OP__BODY_SET_ROLE:
-        if (p->set_role == NULL || !key32(&p->set_role->member, o->target) ||
+        if (p->set_role == NULL || !kl_pb_key32(&p->set_role->member, o->target) ||
             !role_ok((int)p->set_role->role))
             return KL_GV_MALFORMED;
         o->kind = KL_GOP_SET_ROLE;
@@ -257,31 +222,23 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
  * Fills o; the rules are check_rules()'s. */
 static kl_group_verr_t decode_verify(const kl_group_t *g, const uint8_t *in, size_t len, op_t *o)
 {
-    budget_t budget = {UNPACK_BUDGET};
-    ProtobufCAllocator alloc = {budget_alloc, budget_free, &budget};
+    kl_pb_budget_t budget;
     Kollega__Group__V1__SignedOp *so = NULL;
     Kollega__Group__V1__Op *p = NULL;
-    uint8_t buf[CTX_LEN + KL_GROUP_MAX_OP];
     kl_group_verr_t why = KL_GV_MALFORMED;
 
     memset(o, 0, sizeof *o);
-    if (in == NULL || len == 0 || len > KL_GROUP_MAX_OP)
+    kl_pb_budget_init(&budget, UNPACK_BUDGET);
+    so = (Kollega__Group__V1__SignedOp *)kl_pb_unpack_canonical(
+        &kollega__group__v1__signed_op__descriptor, &budget, in, len, KL_GROUP_MAX_OP);
+    if (so == NULL || so->signature.len != KL_SIG)
         goto out;
-    so = kollega__group__v1__signed_op__unpack(&alloc, len, in);
-    if (so == NULL || !known_only(so) ||
-        kollega__group__v1__signed_op__get_packed_size(so) != len)
+    p = (Kollega__Group__V1__Op *)kl_pb_unpack_canonical(&kollega__group__v1__op__descriptor,
+                                                         &budget, so->op.data, so->op.len,
+                                                         KL_GROUP_MAX_OP);
+    if (p == NULL)
         goto out;
-    if (kollega__group__v1__signed_op__pack(so, buf) != len || memcmp(buf, in, len) != 0)
-        goto out;
-    if (so->signature.len != KL_SIG || so->op.len == 0 || so->op.len > KL_GROUP_MAX_OP)
-        goto out;
-    p = kollega__group__v1__op__unpack(&alloc, so->op.len, so->op.data);
-    if (p == NULL || !known_only(p) || kollega__group__v1__op__get_packed_size(p) != so->op.len)
-        goto out;
-    if (kollega__group__v1__op__pack(p, buf) != so->op.len ||
-        memcmp(buf, so->op.data, so->op.len) != 0)
-        goto out;
-    if (!key32(&p->actor, o->actor) || !addr_ok(p->actor_address, 0))
+    if (!kl_pb_key32(&p->actor, o->actor) || !addr_ok(p->actor_address, 0))
         goto out;
     if (p->prev.len != 0 && p->prev.len != 32)
         goto out;
@@ -307,16 +264,13 @@ static kl_group_verr_t decode_verify(const kl_group_t *g, const uint8_t *in, siz
         goto out;
 
     why = KL_GV_SIGNATURE;
-    memcpy(buf, KL_GROUP_OP_CONTEXT, CTX_LEN);
-    memcpy(buf + CTX_LEN, so->op.data, so->op.len);
-    if (kl_sign_verify(o->actor, buf, CTX_LEN + so->op.len, so->signature.data) != 0)
+    if (kl_pb_verify_ctx(o->actor, KL_GROUP_OP_CONTEXT, so->op.data, so->op.len, KL_GROUP_MAX_OP,
+                         &so->signature) != 0)
         goto out;
     why = KL_GV_OK;
 out:
-    if (p != NULL)
-        kollega__group__v1__op__free_unpacked(p, &alloc);
-    if (so != NULL)
-        kollega__group__v1__signed_op__free_unpacked(so, &alloc);
+    kl_pb_free((ProtobufCMessage *)p, &budget);
+    kl_pb_free((ProtobufCMessage *)so, &budget);
     return why;
 }
 

@@ -1,0 +1,120 @@
+/* Broadcast channels (DESIGN.md "Broadcast channels"): "!name@relay".
+ *
+ * A channel's publishers are set by a hash-chained log of signed ops
+ * (proto/channel.proto), validated by the relay and by every subscriber
+ * with this one implementation:
+ *  - Every op: SignedOp and Op decode canonically (pbcanon.h); Op.channel
+ *    is the channel's address; index == next index; prev == SHA-256 of the
+ *    previous SignedOp (empty at 0); actor is 32 bytes with a valid user
+ *    address; the signature by actor over "kollega-channel-op-v1" || op
+ *    verifies. Otherwise the op is refused and the state is unchanged.
+ *  - create: only at index 0 (and index 0 must be create); the actor
+ *    becomes the owner, and a publisher.
+ *  - add_publisher{key, address}: the actor is the owner; the key is not
+ *    a publisher yet; at most KL_CHANNEL_MAX_PUBLISHERS.
+ *  - remove_publisher{key}: the actor is the owner; the key is a
+ *    publisher other than the owner.
+ * A post (SignedPost) is valid when it decodes canonically, names this
+ * channel, carries a 16-byte id and a publisher who is a publisher in the
+ * CURRENT state with a matching address, and its signature by that
+ * publisher over "kollega-channel-post-v1" || post verifies. So once a
+ * publisher is removed, its later posts are refused everywhere; posts a
+ * subscriber accepted before stay in its history. */
+#ifndef KOLLEGA_CHANNEL_H
+#define KOLLEGA_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KL_CHANNEL_MAX_PUBLISHERS 64
+#define KL_CHANNEL_MAX_OP 2048        /* bytes of one SignedOp */
+#define KL_CHANNEL_MAX_POST 49152     /* bytes of one SignedPost (fits a relay body) */
+#define KL_CHANNEL_OP_CONTEXT "kollega-channel-op-v1"
+#define KL_CHANNEL_POST_CONTEXT "kollega-channel-post-v1"
+
+typedef enum kl_channel_opkind {
+    KL_COP_CREATE = 10,
+    KL_COP_ADD_PUBLISHER = 11,
+    KL_COP_REMOVE_PUBLISHER = 12,
+} kl_channel_opkind_t;
+
+typedef enum kl_channel_verr {
+    KL_CV_OK = 0,
+    KL_CV_MALFORMED,       /* does not decode, fields missing or of wrong size */
+    KL_CV_SIGNATURE,       /* signature does not verify */
+    KL_CV_WRONG_CHANNEL,   /* names another channel */
+    KL_CV_CHAIN,           /* index or prev does not continue the log */
+    KL_CV_NOT_OWNER,       /* only the owner changes publishers */
+    KL_CV_NOT_PUBLISHER,   /* target or post author is not a publisher */
+    KL_CV_ALREADY_PUBLISHER,
+    KL_CV_OWNER,           /* the owner cannot be removed */
+    KL_CV_LIMIT,           /* too many publishers */
+} kl_channel_verr_t;
+
+const char *kl_channel_verr_str(kl_channel_verr_t why);
+
+/* 1 if s is "!handle@relay" with a valid handle and relay name. */
+int kl_channel_addr_valid(const char *s);
+
+typedef struct kl_channel kl_channel_t; /* opaque validated state */
+
+typedef struct kl_channel_event {
+    kl_channel_opkind_t kind;
+    uint64_t index;
+    uint8_t actor[32];
+    uint8_t target[32];        /* add/remove publisher */
+    char target_address[256];  /* add publisher */
+} kl_channel_event_t;
+
+/* New empty state for the channel at address ("!name@relay", at most 255
+ * characters). KL_EINVAL, KL_ENOMEM. */
+int kl_channel_new(kl_channel_t **out, const char *address);
+void kl_channel_free(kl_channel_t *c);
+
+/* Validate the next SignedOp and apply it: 0 (ev, if not NULL, describes
+ * it), or KL_EPROTO / KL_ECRYPTO / KL_ESTATE / KL_ELIMIT with *why set and
+ * the state unchanged. */
+int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
+                     kl_channel_event_t *ev, kl_channel_verr_t *why);
+
+/* Build and sign the next op (index, prev and channel filled in); *out is
+ * malloc'd (free()). target/target_address are used by add (both) and
+ * remove (key only). Not applied: pass it to kl_channel_apply. */
+int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
+                        const uint8_t actor_pk[32], const char *actor_address, uint64_t ts,
+                        kl_channel_opkind_t kind, const uint8_t target[32],
+                        const char *target_address, uint8_t **out, size_t *outlen);
+
+const char *kl_channel_address(const kl_channel_t *c);
+uint64_t kl_channel_next_index(const kl_channel_t *c);
+void kl_channel_head(const kl_channel_t *c, uint8_t hash[32]); /* zeros before create */
+/* The owner's key (0), or KL_ENOTFOUND before create. */
+int kl_channel_owner(const kl_channel_t *c, uint8_t key[32]);
+int kl_channel_is_publisher(const kl_channel_t *c, const uint8_t key[32]);
+size_t kl_channel_publisher_count(const kl_channel_t *c);
+/* i-th publisher in order of addition (the owner first). */
+int kl_channel_publisher_at(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256]);
+
+/* A verified post. text is malloc'd and NUL-terminated (it may not contain
+ * NUL bytes); release with kl_channel_post_clear. */
+typedef struct kl_channel_post {
+    uint8_t publisher[32];
+    char publisher_address[256];
+    uint8_t id[16];
+    uint64_t ts;
+    char *text;
+    size_t text_len;
+} kl_channel_post_t;
+
+/* Sign a post by a current publisher (KL_ESTATE if pk is not one;
+ * KL_ETOOBIG when it would exceed KL_CHANNEL_MAX_POST). *out malloc'd. */
+int kl_channel_post_build(const kl_channel_t *c, const uint8_t sk[64], const uint8_t pk[32],
+                          const char *address, const uint8_t id[16], uint64_t ts,
+                          const char *text, uint8_t **out, size_t *outlen);
+/* Verify a SignedPost against the current state (rules above): 0 and *out
+ * filled, or KL_EPROTO / KL_ECRYPTO / KL_ESTATE with *why set. */
+int kl_channel_post_open(const kl_channel_t *c, const uint8_t *in, size_t len,
+                         kl_channel_post_t *out, kl_channel_verr_t *why);
+void kl_channel_post_clear(kl_channel_post_t *p);
+
+#endif

@@ -1,0 +1,486 @@
+/* Broadcast channels: the publisher log and post signatures (contract in
+ * include/kollega/channel.h). Decoding is strict and canonical
+ * (pbcanon.h), for the reason group.c gives: every relay and subscriber
+ * must see the same bytes, so the same chain head, for the same op. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.pb-c.h"
+#include "kollega/addr.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/channel.h"
+#include "pbcanon.h"
+
+#define ADDR_CAP 256
+#define UNPACK_BUDGET(max) (8u * (max))
+
+typedef struct publisher {
+    uint8_t key[32];
+    char address[ADDR_CAP];
+} publisher_t;
+
+struct kl_channel {
+    char address[ADDR_CAP];
+    uint64_t next;
+    uint8_t head[32];
+    publisher_t pub[KL_CHANNEL_MAX_PUBLISHERS]; /* pub[0] is the owner */
+    size_t npub;
+};
+
+/* A decoded op, free of protobuf-c structs. */
+typedef struct cop {
+    kl_channel_opkind_t kind;
+    uint8_t actor[32];
+    char actor_address[ADDR_CAP];
+    uint8_t target[32];
+    char target_address[ADDR_CAP];
+} cop_t;
+
+const char *kl_channel_verr_str(kl_channel_verr_t why)
+{
+    switch (why) {
+    case KL_CV_OK: return "valid";
+    case KL_CV_MALFORMED: return "malformed channel record";
+    case KL_CV_SIGNATURE: return "signature does not verify";
+    case KL_CV_WRONG_CHANNEL: return "record belongs to another channel";
+    case KL_CV_CHAIN: return "does not continue the channel's log";
+    case KL_CV_NOT_OWNER: return "only the channel's owner changes its publishers";
+    case KL_CV_NOT_PUBLISHER: return "not a publisher of this channel";
+    case KL_CV_ALREADY_PUBLISHER: return "already a publisher";
+    case KL_CV_OWNER: return "the owner cannot be removed";
+    case KL_CV_LIMIT: return "too many publishers";
+    }
+    return "unknown reason";
+}
+
+static int err_of(kl_channel_verr_t why)
+{
+    switch (why) {
+    case KL_CV_OK: return 0;
+    case KL_CV_MALFORMED:
+    case KL_CV_WRONG_CHANNEL:
+    case KL_CV_CHAIN: return KL_EPROTO;
+    case KL_CV_SIGNATURE: return KL_ECRYPTO;
+    case KL_CV_LIMIT: return KL_ELIMIT;
+    default: return KL_ESTATE;
+    }
+}
+
+/* A user address that fits ADDR_CAP. */
+static int user_addr_ok(const char *s)
+{
+    kl_addr_t a;
+    return s != NULL && strnlen(s, ADDR_CAP) < ADDR_CAP && kl_addr_parse(s, &a) == 0 &&
+           !a.is_group;
+}
+
+int kl_channel_addr_valid(const char *s)
+{
+    return s != NULL && s[0] == '!' && strnlen(s, ADDR_CAP) < ADDR_CAP && user_addr_ok(s + 1);
+}
+
+static size_t find_pub(const kl_channel_t *c, const uint8_t key[32])
+{
+    for (size_t i = 0; i < c->npub; i++)
+        if (memcmp(c->pub[i].key, key, 32) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static kl_channel_verr_t decode_body(const Kollega__Channel__V1__Op *p, cop_t *o)
+{
+    switch (p->body_case) {
+    case KOLLEGA__CHANNEL__V1__OP__BODY_CREATE:
+        if (p->create == NULL || !kl_pb_known_only(p->create))
+            return KL_CV_MALFORMED;
+        o->kind = KL_COP_CREATE;
+        return KL_CV_OK;
+    case KOLLEGA__CHANNEL__V1__OP__BODY_ADD_PUBLISHER:
+        if (p->add_publisher == NULL || !kl_pb_known_only(p->add_publisher) ||
+            !kl_pb_key32(&p->add_publisher->key, o->target) ||
+            !user_addr_ok(p->add_publisher->address))
+            return KL_CV_MALFORMED;
+        o->kind = KL_COP_ADD_PUBLISHER;
+        strcpy(o->target_address, p->add_publisher->address); /* length checked */
+        return KL_CV_OK;
+    case KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_PUBLISHER:
+        if (p->remove_publisher == NULL || !kl_pb_known_only(p->remove_publisher) ||
+            !kl_pb_key32(&p->remove_publisher->key, o->target))
+            return KL_CV_MALFORMED;
+        o->kind = KL_COP_REMOVE_PUBLISHER;
+        return KL_CV_OK;
+    default:
+        return KL_CV_MALFORMED;
+    }
+}
+
+/* Decode and authenticate one SignedOp against the state (sizes,
+ * canonical encoding, fields, channel, chain, signature last). */
+static kl_channel_verr_t decode_verify(const kl_channel_t *c, const uint8_t *in, size_t len,
+                                       cop_t *o)
+{
+    kl_pb_budget_t b;
+    Kollega__Channel__V1__SignedOp *so = NULL;
+    Kollega__Channel__V1__Op *p = NULL;
+    kl_channel_verr_t why = KL_CV_MALFORMED;
+
+    memset(o, 0, sizeof *o);
+    kl_pb_budget_init(&b, UNPACK_BUDGET(KL_CHANNEL_MAX_OP));
+    so = (Kollega__Channel__V1__SignedOp *)kl_pb_unpack_canonical(
+        &kollega__channel__v1__signed_op__descriptor, &b, in, len, KL_CHANNEL_MAX_OP);
+    if (so == NULL || so->signature.len != KL_SIG)
+        goto out;
+    p = (Kollega__Channel__V1__Op *)kl_pb_unpack_canonical(
+        &kollega__channel__v1__op__descriptor, &b, so->op.data, so->op.len, KL_CHANNEL_MAX_OP);
+    if (p == NULL || !kl_pb_key32(&p->actor, o->actor) || !user_addr_ok(p->actor_address) ||
+        (p->prev.len != 0 && p->prev.len != 32))
+        goto out;
+    strcpy(o->actor_address, p->actor_address); /* length checked */
+    why = decode_body(p, o);
+    if (why != KL_CV_OK)
+        goto out;
+    why = KL_CV_WRONG_CHANNEL;
+    if (p->channel == NULL || strcmp(p->channel, c->address) != 0)
+        goto out;
+    why = KL_CV_CHAIN;
+    if (p->index != c->next || (p->index == 0) != (o->kind == KL_COP_CREATE))
+        goto out;
+    if (p->index == 0 ? p->prev.len != 0
+                      : p->prev.len != 32 || memcmp(p->prev.data, c->head, 32) != 0)
+        goto out;
+    why = KL_CV_SIGNATURE;
+    if (kl_pb_verify_ctx(o->actor, KL_CHANNEL_OP_CONTEXT, so->op.data, so->op.len,
+                         KL_CHANNEL_MAX_OP, &so->signature) != 0)
+        goto out;
+    why = KL_CV_OK;
+out:
+    kl_pb_free((ProtobufCMessage *)p, &b);
+    kl_pb_free((ProtobufCMessage *)so, &b);
+    return why;
+}
+
+static kl_channel_verr_t check_rules(const kl_channel_t *c, const cop_t *o)
+{
+    if (o->kind == KL_COP_CREATE)
+        return KL_CV_OK; /* index 0 only: checked by the chain */
+    if (memcmp(o->actor, c->pub[0].key, 32) != 0)
+        return KL_CV_NOT_OWNER;
+    size_t i = find_pub(c, o->target);
+    if (o->kind == KL_COP_ADD_PUBLISHER) {
+        if (i != SIZE_MAX)
+            return KL_CV_ALREADY_PUBLISHER;
+        return c->npub < KL_CHANNEL_MAX_PUBLISHERS ? KL_CV_OK : KL_CV_LIMIT;
+    }
+    if (i == SIZE_MAX)
+        return KL_CV_NOT_PUBLISHER;
+    return i == 0 ? KL_CV_OWNER : KL_CV_OK;
+}
+
+int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
+                     kl_channel_event_t *ev, kl_channel_verr_t *why)
+{
+    cop_t o;
+    kl_channel_verr_t w;
+
+    if (ev != NULL)
+        memset(ev, 0, sizeof *ev);
+    if (why != NULL)
+        *why = KL_CV_MALFORMED;
+    if (c == NULL)
+        return KL_EINVAL;
+    w = decode_verify(c, signed_op, len, &o);
+    if (w == KL_CV_OK)
+        w = check_rules(c, &o);
+    if (why != NULL)
+        *why = w;
+    if (w != KL_CV_OK)
+        return err_of(w);
+
+    size_t i;
+    switch (o.kind) {
+    case KL_COP_CREATE:
+        memcpy(c->pub[0].key, o.actor, 32);
+        strcpy(c->pub[0].address, o.actor_address);
+        c->npub = 1;
+        break;
+    case KL_COP_ADD_PUBLISHER:
+        memcpy(c->pub[c->npub].key, o.target, 32);
+        strcpy(c->pub[c->npub].address, o.target_address);
+        c->npub++;
+        break;
+    case KL_COP_REMOVE_PUBLISHER:
+        i = find_pub(c, o.target);
+        memmove(c->pub + i, c->pub + i + 1, (c->npub - i - 1) * sizeof *c->pub);
+        c->npub--;
+        break;
+    }
+    kl_sha256(signed_op, len, c->head);
+    if (ev != NULL) {
+        ev->kind = o.kind;
+        ev->index = c->next;
+        memcpy(ev->actor, o.actor, 32);
+        memcpy(ev->target, o.target, 32);
+        memcpy(ev->target_address, o.target_address, ADDR_CAP);
+    }
+    c->next++;
+    return 0;
+}
+
+/* Pack op_or_post (a message) and wrap it with the signature by sk over
+ * ctx || packed into a SignedOp / SignedPost (same layout: bytes 1, bytes
+ * 2), malloc'd into *out. */
+static int sign_wrap(const ProtobufCMessage *inner, const char *ctx, size_t max,
+                     const uint8_t sk[64], uint8_t **out, size_t *outlen)
+{
+    uint8_t sig[KL_SIG];
+    size_t n = protobuf_c_message_get_packed_size(inner);
+    int r = KL_ETOOBIG;
+    uint8_t *packed = NULL;
+
+    *out = NULL;
+    if (n > max)
+        return KL_ETOOBIG;
+    packed = malloc(n ? n : 1);
+    if (packed == NULL)
+        return KL_ENOMEM;
+    protobuf_c_message_pack(inner, packed);
+    r = kl_pb_sign_ctx(sk, ctx, packed, n, max, sig);
+    if (r != 0)
+        goto out;
+    Kollega__Channel__V1__SignedOp so = KOLLEGA__CHANNEL__V1__SIGNED_OP__INIT;
+    so.op.data = packed;
+    so.op.len = n;
+    so.signature.data = sig;
+    so.signature.len = sizeof sig;
+    size_t total = kollega__channel__v1__signed_op__get_packed_size(&so);
+    r = KL_ETOOBIG;
+    if (total > max)
+        goto out;
+    r = KL_ENOMEM;
+    *out = malloc(total);
+    if (*out == NULL)
+        goto out;
+    kollega__channel__v1__signed_op__pack(&so, *out);
+    *outlen = total;
+    r = 0;
+out:
+    free(packed);
+    return r;
+}
+
+int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
+                        const uint8_t actor_pk[32], const char *actor_address, uint64_t ts,
+                        kl_channel_opkind_t kind, const uint8_t target[32],
+                        const char *target_address, uint8_t **out, size_t *outlen)
+{
+    Kollega__Channel__V1__Op op = KOLLEGA__CHANNEL__V1__OP__INIT;
+    Kollega__Channel__V1__Create create = KOLLEGA__CHANNEL__V1__CREATE__INIT;
+    Kollega__Channel__V1__AddPublisher add = KOLLEGA__CHANNEL__V1__ADD_PUBLISHER__INIT;
+    Kollega__Channel__V1__RemovePublisher rm = KOLLEGA__CHANNEL__V1__REMOVE_PUBLISHER__INIT;
+    uint8_t tkey[32], pk[32], prev[32];
+
+    if (c == NULL || actor_sk == NULL || actor_pk == NULL || !user_addr_ok(actor_address) ||
+        out == NULL || outlen == NULL)
+        return KL_EINVAL;
+    memcpy(pk, actor_pk, 32);
+    memcpy(prev, c->head, 32);
+    op.channel = (char *)c->address;
+    op.index = c->next;
+    if (c->next > 0) {
+        op.prev.data = prev;
+        op.prev.len = 32;
+    }
+    op.actor.data = pk;
+    op.actor.len = 32;
+    op.actor_address = (char *)actor_address;
+    op.ts = ts;
+    switch (kind) {
+    case KL_COP_CREATE:
+        op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_CREATE;
+        op.create = &create;
+        break;
+    case KL_COP_ADD_PUBLISHER:
+        if (target == NULL || !user_addr_ok(target_address))
+            return KL_EINVAL;
+        memcpy(tkey, target, 32);
+        add.key.data = tkey;
+        add.key.len = 32;
+        add.address = (char *)target_address;
+        op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_ADD_PUBLISHER;
+        op.add_publisher = &add;
+        break;
+    case KL_COP_REMOVE_PUBLISHER:
+        if (target == NULL)
+            return KL_EINVAL;
+        memcpy(tkey, target, 32);
+        rm.key.data = tkey;
+        rm.key.len = 32;
+        op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_PUBLISHER;
+        op.remove_publisher = &rm;
+        break;
+    default:
+        return KL_EINVAL;
+    }
+    return sign_wrap(&op.base, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP, actor_sk, out, outlen);
+}
+
+int kl_channel_post_build(const kl_channel_t *c, const uint8_t sk[64], const uint8_t pk[32],
+                          const char *address, const uint8_t id[16], uint64_t ts,
+                          const char *text, uint8_t **out, size_t *outlen)
+{
+    Kollega__Channel__V1__Post post = KOLLEGA__CHANNEL__V1__POST__INIT;
+    uint8_t key[32], pid[16];
+
+    if (c == NULL || sk == NULL || pk == NULL || id == NULL || text == NULL || out == NULL ||
+        outlen == NULL || !user_addr_ok(address))
+        return KL_EINVAL;
+    size_t i = find_pub(c, pk);
+    if (i == SIZE_MAX || strcmp(c->pub[i].address, address) != 0)
+        return KL_ESTATE;
+    memcpy(key, pk, 32);
+    memcpy(pid, id, 16);
+    post.channel = (char *)c->address;
+    post.publisher.data = key;
+    post.publisher.len = 32;
+    post.publisher_address = (char *)address;
+    post.id.data = pid;
+    post.id.len = 16;
+    post.ts = ts;
+    post.text = (char *)text;
+    return sign_wrap(&post.base, KL_CHANNEL_POST_CONTEXT, KL_CHANNEL_MAX_POST, sk, out, outlen);
+}
+
+int kl_channel_post_open(const kl_channel_t *c, const uint8_t *in, size_t len,
+                         kl_channel_post_t *out, kl_channel_verr_t *why)
+{
+    kl_pb_budget_t b;
+    Kollega__Channel__V1__SignedPost *sp = NULL;
+    Kollega__Channel__V1__Post *p = NULL;
+    kl_channel_verr_t w = KL_CV_MALFORMED;
+    size_t i;
+
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (c == NULL || out == NULL) {
+        if (why != NULL)
+            *why = w;
+        return KL_EINVAL;
+    }
+    kl_pb_budget_init(&b, UNPACK_BUDGET(KL_CHANNEL_MAX_POST));
+    sp = (Kollega__Channel__V1__SignedPost *)kl_pb_unpack_canonical(
+        &kollega__channel__v1__signed_post__descriptor, &b, in, len, KL_CHANNEL_MAX_POST);
+    if (sp == NULL || sp->signature.len != KL_SIG)
+        goto out;
+    p = (Kollega__Channel__V1__Post *)kl_pb_unpack_canonical(
+        &kollega__channel__v1__post__descriptor, &b, sp->post.data, sp->post.len,
+        KL_CHANNEL_MAX_POST);
+    if (p == NULL || !kl_pb_key32(&p->publisher, out->publisher) || p->id.len != 16 ||
+        !user_addr_ok(p->publisher_address) || p->text == NULL)
+        goto out;
+    w = KL_CV_WRONG_CHANNEL;
+    if (p->channel == NULL || strcmp(p->channel, c->address) != 0)
+        goto out;
+    w = KL_CV_NOT_PUBLISHER;
+    i = find_pub(c, out->publisher);
+    if (i == SIZE_MAX || strcmp(c->pub[i].address, p->publisher_address) != 0)
+        goto out;
+    w = KL_CV_SIGNATURE;
+    if (kl_pb_verify_ctx(out->publisher, KL_CHANNEL_POST_CONTEXT, sp->post.data, sp->post.len,
+                         KL_CHANNEL_MAX_POST, &sp->signature) != 0)
+        goto out;
+    w = KL_CV_MALFORMED;
+    out->text_len = strlen(p->text);
+    out->text = malloc(out->text_len + 1);
+    if (out->text == NULL) {
+        kl_pb_free((ProtobufCMessage *)p, &b);
+        kl_pb_free((ProtobufCMessage *)sp, &b);
+        memset(out, 0, sizeof *out);
+        if (why != NULL)
+            *why = KL_CV_OK; /* no verdict on the post: may be retried */
+        return KL_ENOMEM;
+    }
+    memcpy(out->text, p->text, out->text_len + 1);
+    strcpy(out->publisher_address, p->publisher_address); /* length checked */
+    memcpy(out->id, p->id.data, 16);
+    out->ts = p->ts;
+    w = KL_CV_OK;
+out:
+    kl_pb_free((ProtobufCMessage *)p, &b);
+    kl_pb_free((ProtobufCMessage *)sp, &b);
+    if (w != KL_CV_OK)
+        memset(out, 0, sizeof *out);
+    if (why != NULL)
+        *why = w;
+    return err_of(w);
+}
+
+void kl_channel_post_clear(kl_channel_post_t *p)
+{
+    if (p == NULL)
+        return;
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+int kl_channel_new(kl_channel_t **out, const char *address)
+{
+    if (out == NULL)
+        return KL_EINVAL;
+    *out = NULL;
+    if (!kl_channel_addr_valid(address))
+        return KL_EINVAL;
+    kl_channel_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return KL_ENOMEM;
+    strcpy(c->address, address); /* length checked */
+    *out = c;
+    return 0;
+}
+
+void kl_channel_free(kl_channel_t *c)
+{
+    free(c);
+}
+
+const char *kl_channel_address(const kl_channel_t *c)
+{
+    return c->address;
+}
+
+uint64_t kl_channel_next_index(const kl_channel_t *c)
+{
+    return c->next;
+}
+
+void kl_channel_head(const kl_channel_t *c, uint8_t hash[32])
+{
+    memcpy(hash, c->head, 32);
+}
+
+int kl_channel_owner(const kl_channel_t *c, uint8_t key[32])
+{
+    if (c->npub == 0)
+        return KL_ENOTFOUND;
+    memcpy(key, c->pub[0].key, 32);
+    return 0;
+}
+
+int kl_channel_is_publisher(const kl_channel_t *c, const uint8_t key[32])
+{
+    return find_pub(c, key) != SIZE_MAX;
+}
+
+size_t kl_channel_publisher_count(const kl_channel_t *c)
+{
+    return c->npub;
+}
+
+int kl_channel_publisher_at(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256])
+{
+    if (i >= c->npub)
+        return KL_ENOTFOUND;
+    memcpy(key, c->pub[i].key, 32);
+    memcpy(address, c->pub[i].address, ADDR_CAP);
+    return 0;
+}

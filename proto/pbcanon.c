@@ -1,0 +1,117 @@
+/* Strict protobuf decoding for signed records (contract in pbcanon.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "pbcanon.h"
+
+static void *budget_alloc(void *data, size_t size)
+{
+    kl_pb_budget_t *b = data;
+    if (size > b->left)
+        return NULL;
+    b->left -= size;
+    return malloc(size);
+}
+
+static void budget_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+void kl_pb_budget_init(kl_pb_budget_t *b, size_t bytes)
+{
+    b->left = bytes;
+    b->alloc.alloc = budget_alloc;
+    b->alloc.free = budget_free;
+    b->alloc.allocator_data = b;
+}
+
+int kl_pb_known_only(const void *msg)
+{
+    return msg == NULL || ((const ProtobufCMessage *)msg)->n_unknown_fields == 0;
+}
+
+ProtobufCMessage *kl_pb_unpack_canonical(const ProtobufCMessageDescriptor *d, kl_pb_budget_t *b,
+                                         const uint8_t *in, size_t len, size_t max)
+{
+    ProtobufCMessage *m;
+    uint8_t *again;
+
+    if (in == NULL || len == 0 || len > max)
+        return NULL;
+    m = protobuf_c_message_unpack(d, &b->alloc, len, in);
+    if (m == NULL)
+        return NULL;
+    if (!kl_pb_known_only(m) || protobuf_c_message_get_packed_size(m) != len)
+        goto bad;
+    again = malloc(len);
+    if (again == NULL)
+        goto bad;
+    int same = protobuf_c_message_pack(m, again) == len && memcmp(again, in, len) == 0;
+    free(again);
+    if (same)
+        return m;
+bad:
+    protobuf_c_message_free_unpacked(m, &b->alloc);
+    return NULL;
+}
+
+void kl_pb_free(ProtobufCMessage *m, kl_pb_budget_t *b)
+{
+    if (m != NULL)
+        protobuf_c_message_free_unpacked(m, &b->alloc);
+}
+
+int kl_pb_key32(const ProtobufCBinaryData *f, uint8_t out[32])
+{
+    if (f->len != 32 || f->data == NULL)
+        return 0;
+    memcpy(out, f->data, 32);
+    return 1;
+}
+
+/* ctx || msg in one heap buffer (records are at most a few KiB). */
+static uint8_t *with_ctx(const char *ctx, const uint8_t *msg, size_t len, size_t max_msg,
+                         size_t *total)
+{
+    size_t cl = strlen(ctx);
+    if (len > max_msg)
+        return NULL;
+    uint8_t *buf = malloc(cl + len + 1);
+    if (buf == NULL)
+        return NULL;
+    memcpy(buf, ctx, cl);
+    if (len > 0)
+        memcpy(buf + cl, msg, len);
+    *total = cl + len;
+    return buf;
+}
+
+int kl_pb_verify_ctx(const uint8_t pk[32], const char *ctx, const uint8_t *msg, size_t len,
+                     size_t max_msg, const ProtobufCBinaryData *sig)
+{
+    size_t total;
+    if (sig->len != KL_SIG || sig->data == NULL)
+        return KL_ECRYPTO;
+    uint8_t *buf = with_ctx(ctx, msg, len, max_msg, &total);
+    if (buf == NULL)
+        return len > max_msg ? KL_ETOOBIG : KL_ENOMEM;
+    int r = kl_sign_verify(pk, buf, total, sig->data) == 0 ? 0 : KL_ECRYPTO;
+    free(buf);
+    return r;
+}
+
+int kl_pb_sign_ctx(const uint8_t sk[64], const char *ctx, const uint8_t *msg, size_t len,
+                   size_t max_msg, uint8_t sig[64])
+{
+    size_t total;
+    uint8_t *buf = with_ctx(ctx, msg, len, max_msg, &total);
+    if (buf == NULL)
+        return len > max_msg ? KL_ETOOBIG : KL_ENOMEM;
+    int r = kl_sign(sk, buf, total, sig);
+    free(buf);
+    return r;
+}

@@ -1,0 +1,50 @@
+/* Strict protobuf decoding for signed records (group and channel logs,
+ * channel posts). Internal to libkollega.
+ *
+ * A signed record's bytes must be unique: if a relay could re-encode a
+ * record (reorder fields, add unknown ones, use a non-minimal varint), it
+ * could hand different clients different bytes, and so different chain
+ * hashes, for "the same" record. kl_pb_unpack_canonical therefore accepts
+ * only input that is exactly protobuf-c's own encoding of what it decodes
+ * to, with no unknown fields anywhere protobuf-c would keep them, and
+ * decodes on a capped allocator so that hostile input cannot make it
+ * allocate more than a fixed budget. */
+#ifndef KOLLEGA_PBCANON_H
+#define KOLLEGA_PBCANON_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocation budget shared by the unpacks of one record. */
+typedef struct kl_pb_budget {
+    size_t left;
+    ProtobufCAllocator alloc;
+} kl_pb_budget_t;
+
+void kl_pb_budget_init(kl_pb_budget_t *b, size_t bytes);
+
+/* Unpack in (1..max bytes) as message type d on b's allocator. NULL unless
+ * the input decodes, has no unknown fields at the top level, and re-packs
+ * to exactly the same bytes. Free with kl_pb_free. Sub-messages must be
+ * checked by the caller with kl_pb_known_only. */
+ProtobufCMessage *kl_pb_unpack_canonical(const ProtobufCMessageDescriptor *d, kl_pb_budget_t *b,
+                                         const uint8_t *in, size_t len, size_t max);
+void kl_pb_free(ProtobufCMessage *m, kl_pb_budget_t *b);
+
+/* 1 if msg is NULL or carries no unknown fields. */
+int kl_pb_known_only(const void *msg);
+
+/* Copy a bytes field that must hold exactly 32 bytes; 0 otherwise. */
+int kl_pb_key32(const ProtobufCBinaryData *f, uint8_t out[32]);
+
+/* Ed25519 verify of sig (must be 64 bytes) by pk over ctx || msg, with
+ * msg at most max_msg bytes. 0 if valid. */
+int kl_pb_verify_ctx(const uint8_t pk[32], const char *ctx, const uint8_t *msg, size_t len,
+                     size_t max_msg, const ProtobufCBinaryData *sig);
+
+/* Sign ctx || msg (at most max_msg bytes) with sk into sig[64]. */
+int kl_pb_sign_ctx(const uint8_t sk[64], const char *ctx, const uint8_t *msg, size_t len,
+                   size_t max_msg, uint8_t sig[64]);
+
+#endif
