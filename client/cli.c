@@ -248,8 +248,8 @@ int kl_cli_user_address(const char *s, char *out, size_t cap)
 {
     kl_addr_t a;
     if (s[0] == '#') {
-        kl_cli_err("groups are not available yet; you can write to one person with `kollega "
-                   "send HANDLE@RELAY TEXT`");
+        kl_cli_err("'%s' is a group; a person's address is needed here (like "
+                   "kari@oslo.example.org)", s);
         return KL_EXIT_USAGE;
     }
     if (kl_addr_parse(s, &a) != 0 || a.is_group || kl_addr_format(&a, out, cap) != 0) {
@@ -262,8 +262,9 @@ int kl_cli_user_address(const char *s, char *out, size_t cap)
 
 void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
 {
-    const char *from = m->outgoing ? cli->me.address : m->peer;
-    const char *to = m->outgoing ? m->peer : cli->me.address;
+    int group = m->peer[0] == '#';
+    const char *from = m->outgoing ? cli->me.address : group ? m->sender : m->peer;
+    const char *to = m->outgoing || group ? m->peer : cli->me.address;
     if (cli->json) {
         char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
@@ -278,6 +279,8 @@ void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
         kl_json_str(&j, "direction", m->outgoing ? "out" : "in");
         kl_json_uint(&j, "seq", m->seq);
         kl_json_uint(&j, "stored_at", m->stored_at);
+        if (group)
+            kl_json_str(&j, "group", m->peer);
         kl_json_obj_end(&j);
         const char *s = kl_json_cstr(&j);
         if (s)
@@ -286,7 +289,9 @@ void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
     } else {
         char when[32];
         kl_format_time(m->sent_at, when, sizeof when);
-        if (m->outgoing)
+        if (group)
+            printf("[%s] [%s] %s: ", when, m->peer, m->outgoing ? "you" : from);
+        else if (m->outgoing)
             printf("[%s] you -> %s: ", when, to);
         else
             printf("[%s] %s: ", when, from);

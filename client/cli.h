@@ -57,13 +57,15 @@ void kl_cli_close(kl_cli_t *cli);
 const char *kl_cli_error_name(int code);
 
 /* Validate a user address typed by the user: exit code, and *out gets the
- * canonical form. Group addresses: "groups are not available yet" (2). */
+ * canonical form. A group address is a usage error (2). */
 int kl_cli_user_address(const char *s, char *out, size_t cap);
 
 /* Print a stored message: a JSON line {"id","from","to","text","sent_at",
- * "direction","seq","stored_at"} with --json, else
- * "[YYYY-MM-DD HH:MM] from: text" (incoming) or
- * "[YYYY-MM-DD HH:MM] you -> to: text" (outgoing). Flushes stdout. */
+ * "direction","seq","stored_at"} (plus "group" = to for group messages)
+ * with --json, else "[YYYY-MM-DD HH:MM] from: text" (incoming),
+ * "[YYYY-MM-DD HH:MM] you -> to: text" (outgoing) or
+ * "[YYYY-MM-DD HH:MM] [#group@relay] from: text" (group; from "you" for our
+ * own). Flushes stdout. */
 void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m);
 
 #endif

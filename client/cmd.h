@@ -17,4 +17,19 @@ int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s);
 /* address and search may be NULL; limit > 0. */
 int kl_cmd_history(kl_cli_t *cli, const char *address, const char *search, long limit);
 
+/* Groups (cmd_group.c). name is "#name" or "#name@relay". */
+/* "all"/"majority"/"facilitators" -> KL_POLICY_*; KL_EINVAL otherwise. */
+int kl_cmd_group_policy(const char *s, int *policy);
+int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retention_days);
+int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address);
+int kl_cmd_group_request(kl_cli_t *cli, const char *name);
+int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address);
+int kl_cmd_group_members(kl_cli_t *cli, const char *name);
+int kl_cmd_group_remove(kl_cli_t *cli, const char *name, const char *address);
+/* successor may be NULL. */
+int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor);
+int kl_cmd_group_role(kl_cli_t *cli, const char *name, const char *address, const char *role);
+/* text already checked (non-empty UTF-8, at most KL_TEXT_MAX). */
+int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t len);
+
 #endif

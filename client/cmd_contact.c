@@ -72,12 +72,6 @@ static int contact_fail(kl_conn_t *conn, int r, const char *address)
         kl_cli_err("the relay knows no user %s; check the spelling", address);
         return KL_EXIT_FAIL;
     }
-    if (r == KL_EREFUSED &&
-        kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE) {
-        kl_cli_err("%s is on another relay, and reaching other relays is not available yet",
-                   address);
-        return KL_EXIT_FAIL;
-    }
     if (r == KL_EKEYCHANGED) {
         kl_cli_err("the identity key of %s changed; compare safety numbers with `kollega "
                    "contact verify %s` and run it with --confirm if they match", address,

@@ -1,7 +1,8 @@
 /* `kollega receive [--follow] [--timeout SECONDS]`.
  *
  * Connect, authenticate, top up prekeys, fetch everything after the local
- * cursor (sync.c stores and acks each entry), print each new message.
+ * cursor (sync.c stores and acks each entry), then the groups (group_msg.c:
+ * ops, invitations, keys, each group's log), print each new message.
  * Without --follow or --timeout it then exits. --timeout S keeps listening
  * for pushes until S seconds after the start and exits 0. --follow keeps
  * listening until SIGINT/SIGTERM, pings the relay every minute so the
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "group.h"
 #include "kollega/err.h"
 #include "prekeys.h"
 #include "sync.h"
@@ -58,6 +60,28 @@ static int ping(kl_conn_t *conn)
     return r;
 }
 
+/* A push that means "there is something to fetch": inbox or group
+ * entries (deliver), or a new group op (group_log). */
+static int is_news(const kl_frame_t *push)
+{
+    return push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER ||
+           push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG;
+}
+
+/* The inbox first (it carries the group keys), then every group. A store
+ * failure in the group part is reported like one in the inbox part. */
+static int fetch_everything(kl_sync_t *s, kl_cli_t *cli, kl_conn_t *conn)
+{
+    int r = kl_sync_fetch_all(s);
+    if (r)
+        return r;
+    r = kl_grp_receive_all(cli, conn, s);
+    if (r && r != KL_EREFUSED && r != KL_EIO && r != KL_ETIMEDOUT && r != -EINTR &&
+        r != KL_EPROTO)
+        s->store_error = r;
+    return r;
+}
+
 /* Listen for pushes until the deadline (UINT64_MAX: forever). Returns 0 at
  * the deadline or on a stop signal, else the error; *fatal is set when it
  * was the local store that failed (reconnecting would not help). */
@@ -88,17 +112,17 @@ static int listen(kl_cli_t *cli, kl_sync_t *s, kl_conn_t *conn, uint64_t deadlin
         /* Any deliver push (new entries, or "more": you missed some) is a
          * reason to fetch after our cursor: fetching is the one path that
          * processes entries strictly in order. */
-        int refetch = push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER;
+        int refetch = is_news(push);
         kl_wire_free(push);
         /* One fetch answers every push already queued. */
         while (kl_conn_wait_push(conn, 0, &push) == 0) {
-            refetch |= push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER;
+            refetch |= is_news(push);
             kl_wire_free(push);
         }
         if (kl_conn_take_missed(conn))
             refetch = 1;
         if (refetch) {
-            if ((r = kl_sync_fetch_all(s))) {
+            if ((r = fetch_everything(s, cli, conn))) {
                 *fatal = s->store_error != 0;
                 return r;
             }
@@ -148,7 +172,7 @@ int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s)
                                        "conversations with you until this works)");
         int fatal = 0;
         if (r == 0 || r == KL_EREFUSED) {
-            r = kl_sync_fetch_all(&s);
+            r = fetch_everything(&s, cli, conn);
             fatal = s.store_error != 0;
         }
         if (r == 0 && waiting)

@@ -1,4 +1,5 @@
-/* `kollega send ADDRESS TEXT` (TEXT "-" reads stdin).
+/* `kollega send ADDRESS TEXT` (TEXT "-" reads stdin). `send #GROUP TEXT`
+ * reads and checks TEXT the same way, then goes to cmd_group.c.
  *
  * Order of events, each step only after the previous one succeeded:
  *   lookup (pin on first contact, refuse on a changed key)
@@ -15,6 +16,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "outbound.h"
 #include "session.h"
 #include "util.h"
 
@@ -44,65 +46,6 @@ static int read_stdin(char **out, size_t *len)
     *out = buf;
     *len = n;
     return 0;
-}
-
-static int fetch_bundle(kl_conn_t *conn, const char *addr, kl_prekey_bundle_t *b)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
-    kl_frame_t *resp = NULL;
-    memset(b, 0, sizeof *b);
-    pf.address = (char *)addr;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_FETCH;
-    f.prekey_fetch = &pf;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_BUNDLE, &resp);
-    if (r)
-        return r;
-    const Kollega__Relay__V1__PrekeyBundle *pb = resp->prekey_bundle;
-    const Kollega__Relay__V1__SignedPrekey *spk = pb ? pb->signed_prekey : NULL;
-    const Kollega__Relay__V1__OneTimePrekey *opk = pb ? pb->one_time_prekey : NULL;
-    r = KL_EPROTO;
-    if (pb == NULL || pb->address == NULL || strcmp(pb->address, addr) != 0 ||
-        pb->identity_key.len != 32)
-        goto out;
-    if (spk == NULL) {
-        r = KL_ENOTFOUND;
-        goto out;
-    }
-    if (spk->public_key.len != 32 || spk->signature.len != 64 ||
-        (opk && opk->public_key.len != 32))
-        goto out;
-    memcpy(b->identity_key, pb->identity_key.data, 32);
-    b->spk_id = spk->id;
-    memcpy(b->spk, spk->public_key.data, 32);
-    memcpy(b->spk_sig, spk->signature.data, 64);
-    if (opk) {
-        b->has_opk = 1;
-        b->opk_id = opk->id;
-        memcpy(b->opk, opk->public_key.data, 32);
-    }
-    r = 0;
-out:
-    kl_wire_free(resp);
-    return r;
-}
-
-static int send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
-                     uint64_t *seq)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
-    kl_frame_t *resp = NULL;
-    s.to = (char *)to;
-    s.body.data = (uint8_t *)body;
-    s.body.len = len;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_SEND;
-    f.send = &s;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_SENT, &resp);
-    if (r == 0)
-        *seq = resp->sent ? resp->sent->seq : 0;
-    kl_wire_free(resp);
-    return r;
 }
 
 static int send_fail(kl_conn_t *conn, int r, const char *addr)
@@ -168,7 +111,8 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     kl_contact_t c;
     kl_prekey_bundle_t bundle;
     kl_message_t m;
-    int rc = kl_cli_user_address(address, addr, sizeof addr), r, has = 0, added = 0;
+    int group = address[0] == '#';
+    int rc = group ? 0 : kl_cli_user_address(address, addr, sizeof addr), r, has = 0, added = 0;
     if (rc)
         return rc;
     if (strcmp(text, "-") == 0) {
@@ -180,7 +124,13 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     } else {
         len = strlen(text);
     }
-    if ((rc = check_text(text, len)) || (rc = kl_cli_open(cli)))
+    if ((rc = check_text(text, len)))
+        goto out;
+    if (group) {
+        rc = kl_cmd_group_send(cli, address, text, len);
+        goto out;
+    }
+    if ((rc = kl_cli_open(cli)))
         goto out;
     if (strcmp(addr, cli->me.address) == 0) {
         kl_cli_err("you cannot send messages to yourself");
@@ -201,12 +151,13 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         kl_cli_err("the relay knows no user %s; check the address", addr);
         goto out;
     }
+    /* The recipient's relay cannot be asked right now (federation link
+     * down): a contact already pinned is sent to with the pinned key, and
+     * our relay queues the message until the link is back. */
     if (r == KL_EREFUSED &&
-        kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE) {
-        kl_cli_err("%s is on another relay, and reaching other relays is not available yet",
-                   addr);
-        goto out;
-    }
+        kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE &&
+        kl_store_contact_get(cli->st, addr, &c) == 0 && c.has_key && !c.key_changed)
+        r = 0;
     if (r) {
         kl_cli_relay_fail(conn, r, "look up the recipient");
         goto out;
@@ -226,7 +177,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         if ((r = kl_session_has(cli->st, addr, c.key, &has)))
             break;
         if (!has) {
-            r = fetch_bundle(conn, addr, &bundle);
+            r = kl_out_fetch_bundle(conn, addr, &bundle);
             if (r == KL_ENOTFOUND) {
                 kl_cli_err("%s has not published encryption keys yet; ask them to run "
                            "`kollega receive` once, then send again", addr);
@@ -262,7 +213,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         kl_cli_err("cannot encrypt the message (%s)", kl_strerror(r));
         goto out;
     }
-    if ((r = send_body(conn, addr, body, blen, &m.seq))) {
+    if ((r = kl_out_send_body(conn, addr, body, blen, &m.seq))) {
         send_fail(conn, r, addr);
         goto out;
     }

@@ -1,12 +1,14 @@
-/* `kollega history [ADDRESS] [--search TEXT] [--limit N]`: the most recent
- * N stored messages (optionally with one peer, optionally containing TEXT,
- * ASCII case-insensitively), printed oldest first. Bodies are decrypted in
- * memory only. */
+/* `kollega history [ADDRESS|#GROUP] [--search TEXT] [--limit N]`: the most
+ * recent N stored messages (optionally with one peer or in one group,
+ * optionally containing TEXT, ASCII case-insensitively), printed oldest
+ * first, after deleting group messages older than their group's retention.
+ * Bodies are decrypted in memory only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 
@@ -57,10 +59,20 @@ int kl_cmd_history(kl_cli_t *cli, const char *address, const char *search, long 
     char addr[KL_ADDR_MAX + 1];
     hist_t h;
     int rc;
-    if (address && (rc = kl_cli_user_address(address, addr, sizeof addr)))
+    int group = address && address[0] == '#';
+    if (address && !group && (rc = kl_cli_user_address(address, addr, sizeof addr)))
         return rc;
     if ((rc = kl_cli_open(cli)))
         return rc;
+    if (group && kl_grp_address(cli, address, addr, sizeof addr) != 0) {
+        kl_cli_err("'%s' is not a group address; groups look like #erfa or #erfa@%s", address,
+                   cli->relay.name);
+        return KL_EXIT_USAGE;
+    }
+    /* Expired group messages go before anything is shown. */
+    int pr = kl_grp_retention_all(cli);
+    if (pr)
+        kl_cli_err("cannot delete expired group messages (%s)", kl_strerror(pr));
     memset(&h, 0, sizeof h);
     h.search = search;
     h.search_len = search ? strlen(search) : 0;

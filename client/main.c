@@ -25,7 +25,7 @@ static void on_signal(int sig)
 static const char USAGE[] =
     "Usage: kollega [--home DIR] [--json] COMMAND [ARGS]\n"
     "\n"
-    "Private 1:1 messages between peer workers, end-to-end encrypted.\n"
+    "Private 1:1 and group messages between peer workers, end-to-end encrypted.\n"
     "\n"
     "Commands:\n"
     "  init --invite TOKEN --name NAME [--no-passphrase]\n"
@@ -38,8 +38,12 @@ static const char USAGE[] =
     "  send ADDRESS TEXT            send a message (TEXT - reads it from stdin)\n"
     "  receive [--follow] [--timeout SECONDS]\n"
     "                               fetch, decrypt and show new messages\n"
-    "  history [ADDRESS] [--search TEXT] [--limit N]\n"
+    "  history [ADDRESS|#GROUP] [--search TEXT] [--limit N]\n"
     "                               show stored messages\n"
+    "  send #GROUP TEXT             write to a group you are a member of\n"
+    "  group create|invite|request|approve|members|remove|leave|role ...\n"
+    "                               closed groups whose members decide who joins;\n"
+    "                               see `kollega group --help`\n"
     "\n"
     "Options:\n"
     "  --home DIR   where your keys and messages live (default: $KOLLEGA_HOME, else\n"
@@ -85,31 +89,65 @@ static const struct help HELP[] = {
      "        {\"address\",\"identity_key\",\"safety_number\",\"verified\",\"key_changed\",\n"
      "        \"held_messages\",[\"released_messages\"]}.\n"},
     {"send",
-     "Usage: kollega send ADDRESS TEXT\n\n"
+     "Usage: kollega send ADDRESS|#GROUP TEXT\n\n"
      "Encrypt TEXT for ADDRESS and hand it to the relay; exits 0 once the relay has\n"
      "stored it. TEXT - reads the message from stdin (one final newline is dropped).\n"
      "Refused (exit 1) if ADDRESS's identity key changed: verify it first.\n"
-     "--json prints {\"id\",\"to\",\"seq\",\"sent_at\"}.\n"},
+     "#GROUP (#NAME or #NAME@RELAY) writes to a group you are a member of.\n"
+     "--json prints {\"id\",\"to\",\"seq\",\"sent_at\"} (and \"group\" for a group).\n"},
     {"receive",
      "Usage: kollega receive [--follow] [--timeout SECONDS]\n\n"
      "Fetch, decrypt, store and show new messages, then exit.\n"
      "--timeout S  keep waiting for new messages until S seconds have passed, then exit 0.\n"
      "--follow     keep waiting until interrupted (Ctrl-C); reconnects when needed.\n"
      "--json prints one object per message and line: {\"id\",\"from\",\"to\",\"text\",\n"
-     "\"sent_at\",\"direction\",\"seq\",\"stored_at\"} (times in ms since the epoch).\n"},
+     "\"sent_at\",\"direction\",\"seq\",\"stored_at\"} (times in ms since the epoch), plus\n"
+     "\"group\" for group messages; group notices are {\"event\",\"group\",\"message\"} and\n"
+     "warnings {\"warning\",\"group\",\"message\"}.\n"},
     {"history",
-     "Usage: kollega history [ADDRESS] [--search TEXT] [--limit N]\n\n"
+     "Usage: kollega history [ADDRESS|#GROUP] [--search TEXT] [--limit N]\n\n"
      "Show the N most recent stored messages (default 50), oldest first; only those\n"
-     "with ADDRESS, and only those containing TEXT (case-insensitive) if given.\n"
+     "with ADDRESS (or in #GROUP), and only those containing TEXT (case-insensitive).\n"
+     "Group messages older than the group's retention are deleted first.\n"
      "--json prints one object per line like receive, with \"direction\" \"in\"/\"out\".\n"},
-    {"group", "Groups are not available yet.\n"},
+    {"group",
+     "Usage: kollega group create #NAME [--policy all|majority|facilitators] [--retention DAYS]\n"
+     "       kollega group invite #NAME ADDRESS\n"
+     "       kollega group request #NAME@RELAY\n"
+     "       kollega group approve #NAME ADDRESS\n"
+     "       kollega group members #NAME\n"
+     "       kollega group remove #NAME ADDRESS\n"
+     "       kollega group leave #NAME [--successor ADDRESS]\n"
+     "       kollega group role #NAME ADDRESS facilitator|member\n\n"
+     "A group is #NAME@RELAY; #NAME alone means a group on your own relay. Its members and\n"
+     "rules are a signed log that every member's kollega checks; an operation the relay\n"
+     "cannot prove is ignored with a warning.\n"
+     "create   makes you its first member and facilitator. --policy says who admits a\n"
+     "         candidate: all members (default), a majority, or any facilitator.\n"
+     "         --retention DAYS: messages expire after DAYS days (default: kept until read).\n"
+     "invite   proposes ADDRESS (your approval counts); approve adds your consent to a\n"
+     "         candidate. Both say whether the candidate is now a member, or how many\n"
+     "         approvals are still missing.\n"
+     "request  asks to join a group; the members then approve you.\n"
+     "members  lists members with their roles, and candidates with their approvals.\n"
+     "remove   (facilitators) removes a member or refuses a candidate; every member's\n"
+     "         group key is renewed, so the removed member reads nothing sent afterwards.\n"
+     "leave    the last facilitator must name a --successor.\n"
+     "role     (facilitators) makes a member a facilitator or back.\n"
+     "Write with `kollega send #NAME TEXT`; `kollega receive` shows group messages as\n"
+     "\"[#NAME@RELAY] from: text\" and invitations; `kollega history #NAME` shows them again.\n"
+     "--json prints one object per command (group, action, candidate, admitted, approvals,\n"
+     "missing, ...); `members --json` prints {group, policy, retention_days, epoch,\n"
+     "members: [{address, identity_key, role}], candidates: [{address, identity_key,\n"
+     "approvals, missing, approved_by}]}.\n"},
 };
 
 typedef struct args {
     const char *home;
     int json, help, no_pass, confirm, follow;
-    const char *invite, *name, *timeout, *search, *limit;
-    int seen_invite, seen_name, seen_timeout, seen_search, seen_limit;
+    const char *invite, *name, *timeout, *search, *limit, *policy, *retention, *successor;
+    int seen_invite, seen_name, seen_timeout, seen_search, seen_limit, seen_policy,
+        seen_retention, seen_successor;
     const char *pos[MAX_POS];
     int npos;
 } args_t;
@@ -167,6 +205,9 @@ static int parse(int argc, char **argv, args_t *a)
             {"--home", &a->home, NULL},       {"--invite", &a->invite, &a->seen_invite},
             {"--name", &a->name, &a->seen_name}, {"--timeout", &a->timeout, &a->seen_timeout},
             {"--search", &a->search, &a->seen_search}, {"--limit", &a->limit, &a->seen_limit},
+            {"--policy", &a->policy, &a->seen_policy},
+            {"--retention", &a->retention, &a->seen_retention},
+            {"--successor", &a->successor, &a->seen_successor},
             {"--json", NULL, &a->json},       {"--no-passphrase", NULL, &a->no_pass},
             {"--confirm", NULL, &a->confirm}, {"--follow", NULL, &a->follow},
         };
@@ -219,6 +260,9 @@ static int only(const args_t *a, const char *cmd, int init, int confirm, int rec
         return usage_err(cmd, "--follow and --timeout belong to `receive`%s", "");
     if (!history && (a->seen_search || a->seen_limit))
         return usage_err(cmd, "--search and --limit belong to `history`%s", "");
+    if (strcmp(cmd, "group") != 0 &&
+        (a->seen_policy || a->seen_retention || a->seen_successor))
+        return usage_err(cmd, "--policy, --retention and --successor belong to `group`%s", "");
     return 0;
 }
 
@@ -234,6 +278,64 @@ static int parse_num(const char *cmd, const char *opt, const char *s, long lo, l
     }
     *v = x;
     return 0;
+}
+
+/* `group SUB #NAME ...`: argument counts and the options of each. */
+static int run_group(kl_cli_t *cli, args_t *a)
+{
+    static const struct {
+        const char *sub;
+        int npos;                /* including "group" and SUB */
+        const char *args;
+    } subs[] = {
+        {"create", 3, "#NAME"},           {"invite", 4, "#NAME ADDRESS"},
+        {"request", 3, "#NAME@RELAY"},    {"approve", 4, "#NAME ADDRESS"},
+        {"members", 3, "#NAME"},          {"remove", 4, "#NAME ADDRESS"},
+        {"leave", 3, "#NAME"},            {"role", 5, "#NAME ADDRESS facilitator|member"},
+    };
+    const char *sub = a->npos > 1 ? a->pos[1] : "";
+    size_t k;
+    for (k = 0; k < sizeof subs / sizeof subs[0]; k++)
+        if (strcmp(subs[k].sub, sub) == 0)
+            break;
+    if (k == sizeof subs / sizeof subs[0])
+        return usage_err("group", "group needs create, invite, request, approve, members, remove, "
+                                  "leave or role (got '%s')", sub);
+    if (a->npos != subs[k].npos)
+        return usage_err("group", "group %s needs %s", sub, subs[k].args);
+    if (a->pos[2][0] != '#')
+        return usage_err("group", "group %s needs a group address like #erfa (got '%s')", sub,
+                         a->pos[2]);
+    int create = strcmp(sub, "create") == 0, leave = strcmp(sub, "leave") == 0;
+    if (!create && (a->seen_policy || a->seen_retention))
+        return usage_err("group", "--policy and --retention belong to `group create`%s", "");
+    if (!leave && a->seen_successor)
+        return usage_err("group", "--successor belongs to `group leave`%s", "");
+    if (create) {
+        int policy = 1; /* KL_POLICY_ALL */
+        long days = 0;
+        int rc;
+        if (a->seen_policy && kl_cmd_group_policy(a->policy, &policy) != 0)
+            return usage_err("group", "--policy must be all, majority or facilitators (got "
+                                      "'%s')", a->policy);
+        if (a->seen_retention &&
+            (rc = parse_num("group", "--retention", a->retention, 1, 3650, &days)))
+            return rc;
+        return kl_cmd_group_create(cli, a->pos[2], policy, days);
+    }
+    if (strcmp(sub, "invite") == 0)
+        return kl_cmd_group_invite(cli, a->pos[2], a->pos[3]);
+    if (strcmp(sub, "request") == 0)
+        return kl_cmd_group_request(cli, a->pos[2]);
+    if (strcmp(sub, "approve") == 0)
+        return kl_cmd_group_approve(cli, a->pos[2], a->pos[3]);
+    if (strcmp(sub, "members") == 0)
+        return kl_cmd_group_members(cli, a->pos[2]);
+    if (strcmp(sub, "remove") == 0)
+        return kl_cmd_group_remove(cli, a->pos[2], a->pos[3]);
+    if (leave)
+        return kl_cmd_group_leave(cli, a->pos[2], a->seen_successor ? a->successor : NULL);
+    return kl_cmd_group_role(cli, a->pos[2], a->pos[3], a->pos[4]);
 }
 
 static int run(kl_cli_t *cli, args_t *a)
@@ -278,8 +380,6 @@ static int run(kl_cli_t *cli, args_t *a)
     if (strcmp(cmd, "send") == 0) {
         if ((rc = only(a, cmd, 0, 0, 0, 0)))
             return rc;
-        if (a->npos > 1 && a->pos[1][0] == '#')
-            return usage_err(cmd, "groups are not available yet (%s)", a->pos[1]);
         if (a->npos != 3)
             return usage_err(cmd, "send needs ADDRESS and TEXT (quote a TEXT with spaces; "
                                   "use - to read it from stdin)%s", "");
@@ -317,8 +417,11 @@ static int run(kl_cli_t *cli, args_t *a)
             return rc;
         return kl_cmd_history(cli, a->npos > 1 ? a->pos[1] : NULL, a->search, limit);
     }
-    if (strcmp(cmd, "group") == 0)
-        return usage_err(NULL, "groups are not available yet%s", "");
+    if (strcmp(cmd, "group") == 0) {
+        if ((rc = only(a, cmd, 0, 0, 0, 0)))
+            return rc;
+        return run_group(cli, a);
+    }
     if (strcmp(cmd, "help") == 0)
         return print_help(a->npos > 1 ? a->pos[1] : NULL);
     return usage_err(NULL, "unknown command '%s'", cmd);
@@ -347,8 +450,7 @@ int main(int argc, char **argv)
     memset(&cli, 0, sizeof cli);
     cli.home_opt = a.home;
     cli.json = a.json;
-    if (strcmp(a.pos[0], "help") != 0 && strcmp(a.pos[0], "group") != 0 &&
-        (rc = kl_cli_resolve_home(&cli)))
+    if (strcmp(a.pos[0], "help") != 0 && (rc = kl_cli_resolve_home(&cli)))
         return rc;
     rc = run(&cli, &a);
     kl_cli_close(&cli);

@@ -188,29 +188,37 @@ int kl_session_drop(kl_store_t *st, const char *peer)
     return kl_store_session_delete(st, peer);
 }
 
-/* Pack and pad a Content. *out is malloc'd (free with kl_free_wipe). */
-static int content_pack(const uint8_t id[KL_MSG_ID], uint64_t sent_at, const char *text,
-                        size_t text_len, const char *to, uint8_t **out, size_t *cap,
-                        size_t *outlen)
+int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *outlen)
 {
-    Kollega__E2e__V1__Content c = KOLLEGA__E2E__V1__CONTENT__INIT;
-    char *t = malloc(text_len + 1);
+    Kollega__E2e__V1__Content m = KOLLEGA__E2E__V1__CONTENT__INIT;
+    Kollega__E2e__V1__SenderKeyDistribution skd = KOLLEGA__E2E__V1__SENDER_KEY_DISTRIBUTION__INIT;
     *out = NULL;
+    if (c->text_len > KL_TEXT_MAX)
+        return KL_ETOOBIG;
+    char *t = malloc(c->text_len + 1);
     if (t == NULL)
         return KL_ENOMEM;
-    memcpy(t, text, text_len);
-    t[text_len] = '\0';
-    c.id.data = (uint8_t *)id;
-    c.id.len = KL_MSG_ID;
-    c.sent_at = sent_at;
-    c.text = t;
-    c.to = (char *)to;
-    size_t n = kollega__e2e__v1__content__get_packed_size(&c);
+    if (c->text_len)
+        memcpy(t, c->text, c->text_len);
+    t[c->text_len] = '\0';
+    m.id.data = (uint8_t *)c->id;
+    m.id.len = KL_MSG_ID;
+    m.sent_at = c->sent_at;
+    m.text = t;
+    m.to = (char *)c->to;
+    if (c->has_dist) {
+        skd.group = (char *)c->dist_group;
+        skd.epoch = c->dist_epoch;
+        skd.dist.data = (uint8_t *)c->dist;
+        skd.dist.len = KL_SENDERKEY_DIST;
+        m.sender_key = &skd;
+    }
+    size_t n = kollega__e2e__v1__content__get_packed_size(&m);
     size_t total = n + KL_PAD_BLOCK;
     uint8_t *buf = malloc(total);
     int r = KL_ENOMEM;
     if (buf) {
-        kollega__e2e__v1__content__pack(&c, buf);
+        kollega__e2e__v1__content__pack(&m, buf);
         r = kl_pad(buf, n, total, outlen);
         if (r)
             kl_free_wipe(buf, total);
@@ -219,13 +227,21 @@ static int content_pack(const uint8_t id[KL_MSG_ID], uint64_t sent_at, const cha
             *cap = total;
         }
     }
-    kl_free_wipe(t, text_len + 1);
+    kl_free_wipe(t, c->text_len + 1);
     return r;
 }
 
-static int content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
+void kl_content_free(kl_content_t *c)
+{
+    if (c->text)
+        kl_free_wipe(c->text, c->text_len + 1);
+    kl_memzero(c, sizeof *c);
+}
+
+int kl_content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
 {
     size_t ulen = 0;
+    kl_addr_t ga;
     memset(c, 0, sizeof *c);
     if (kl_unpad(pt, len, &ulen) != 0)
         return KL_EPROTO;
@@ -237,6 +253,17 @@ static int content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
     size_t tolen = m->to ? strlen(m->to) : 0;
     if (m->id.len != KL_MSG_ID || tolen == 0 || tolen > KL_ADDR_MAX || tlen > KL_TEXT_MAX)
         goto out;
+    if (m->sender_key) {
+        const Kollega__E2e__V1__SenderKeyDistribution *d = m->sender_key;
+        size_t glen = d->group ? strlen(d->group) : 0;
+        if (glen == 0 || glen > KL_ADDR_MAX || kl_addr_parse(d->group, &ga) != 0 ||
+            !ga.is_group || d->dist.len != KL_SENDERKEY_DIST)
+            goto out;
+        c->has_dist = 1;
+        memcpy(c->dist_group, d->group, glen);
+        c->dist_epoch = d->epoch;
+        memcpy(c->dist, d->dist.data, KL_SENDERKEY_DIST);
+    }
     memcpy(c->id, m->id.data, KL_MSG_ID);
     memcpy(c->to, m->to, tolen);
     c->sent_at = m->sent_at;
@@ -246,7 +273,11 @@ static int content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
 out:
     if (m->text)
         kl_memzero(m->text, tlen);
+    if (m->sender_key && m->sender_key->dist.data)
+        kl_memzero(m->sender_key->dist.data, m->sender_key->dist.len);
     kollega__e2e__v1__content__free_unpacked(m, NULL);
+    if (r)
+        kl_memzero(c, sizeof *c);
     return r;
 }
 
@@ -293,6 +324,22 @@ int kl_session_encrypt(kl_store_t *st, const kl_identity_t *me, const char *peer
                        const uint8_t id[KL_MSG_ID], uint64_t sent_at, const char *text,
                        size_t text_len, uint8_t **body, size_t *body_len)
 {
+    kl_content_t c;
+    memset(&c, 0, sizeof c);
+    if (strlen(peer) > KL_ADDR_MAX)
+        return KL_EINVAL;
+    memcpy(c.id, id, KL_MSG_ID);
+    c.sent_at = sent_at;
+    c.text = (char *)text;
+    c.text_len = text_len;
+    memcpy(c.to, peer, strlen(peer) + 1);
+    return kl_session_encrypt_content(st, me, peer, peer_ik, bundle, &c, body, body_len);
+}
+
+int kl_session_encrypt_content(kl_store_t *st, const kl_identity_t *me, const char *peer,
+                               const uint8_t peer_ik[32], const kl_prekey_bundle_t *bundle,
+                               const kl_content_t *c, uint8_t **body, size_t *body_len)
+{
     sess_t s;
     uint8_t sk[32], ad[KL_X3DH_AD];
     uint8_t *pt = NULL, *rmsg = NULL, *rec = NULL;
@@ -302,7 +349,7 @@ int kl_session_encrypt(kl_store_t *st, const kl_identity_t *me, const char *peer
     *body = NULL;
     *body_len = 0;
     memset(&s, 0, sizeof s);
-    if (text_len > KL_TEXT_MAX)
+    if (c->text_len > KL_TEXT_MAX)
         return KL_ETOOBIG;
     if ((r = kl_store_begin(st)))
         return r;
@@ -325,7 +372,7 @@ int kl_session_encrypt(kl_store_t *st, const kl_identity_t *me, const char *peer
     } else if (r) {
         goto out;
     }
-    if ((r = content_pack(id, sent_at, text, text_len, peer, &pt, &ptcap, &ptlen)))
+    if ((r = kl_content_pack(c, &pt, &ptcap, &ptlen)))
         goto out;
     rcap = ptlen + KL_RATCHET_OVERHEAD;
     if ((rmsg = malloc(rcap)) == NULL) {
@@ -505,7 +552,7 @@ int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound
     }
     if (r)
         goto out;
-    if ((r = content_unpack(pt, ptlen, &out->content)) ||
+    if ((r = kl_content_unpack(pt, ptlen, &out->content)) ||
         (r = sess_encode(&s, &out->session, &out->session_len)))
         goto out;
 out:
@@ -527,8 +574,7 @@ int kl_session_apply(kl_store_t *st, const char *peer, const kl_decrypted_t *d)
 
 void kl_decrypted_free(kl_decrypted_t *d)
 {
-    if (d->content.text)
-        kl_free_wipe(d->content.text, d->content.text_len + 1);
+    kl_content_free(&d->content);
     kl_free_wipe(d->session, d->session_len);
     memset(d, 0, sizeof *d);
 }

@@ -17,20 +17,37 @@
 
 #include "e2e.pb-c.h"
 #include "identity.h"
+#include "kollega/senderkey.h"
 #include "kollega/x3dh.h"
 #include "store.h"
 
 /* The relay's body limit (60 KiB). */
 #define KL_BODY_MAX (60u * 1024u)
 
-/* What a person wrote (e2e Content). text is NUL-terminated UTF-8. */
+/* What a person wrote (e2e Content). text is NUL-terminated UTF-8. A
+ * Content with has_dist carries a group sender key (client/group.c) and no
+ * text for the user. */
 typedef struct kl_content {
     uint8_t id[KL_MSG_ID];
     uint64_t sent_at;
-    char *text;                  /* malloc'd */
+    char *text;                  /* malloc'd (unpack); borrowed when packing */
     size_t text_len;
     char to[KL_ADDR_MAX + 1];
+    int has_dist;
+    char dist_group[KL_ADDR_MAX + 1];
+    uint64_t dist_epoch;
+    uint8_t dist[KL_SENDERKEY_DIST];
 } kl_content_t;
+
+/* Pack c and pad it to 256-byte blocks: *out malloc'd with *cap bytes
+ * (free with kl_free_wipe(*out, *cap)), *outlen used. KL_ETOOBIG for a
+ * text over KL_TEXT_MAX. */
+int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *outlen);
+/* Unpad and decode; c->text is malloc'd, sanitised UTF-8 (kl_content_free).
+ * KL_EPROTO for anything malformed (bad id, empty or long to, a sender key
+ * record of the wrong size or for a non-group address). */
+int kl_content_unpack(const uint8_t *pt, size_t len, kl_content_t *c);
+void kl_content_free(kl_content_t *c);
 
 /* 1 in *has if a session with peer exists whose peer identity key is
  * peer_ik (a session with another key does not count). */
@@ -46,6 +63,11 @@ int kl_session_encrypt(kl_store_t *st, const kl_identity_t *me, const char *peer
                        const uint8_t peer_ik[32], const kl_prekey_bundle_t *bundle,
                        const uint8_t id[KL_MSG_ID], uint64_t sent_at, const char *text,
                        size_t text_len, uint8_t **body, size_t *body_len);
+
+/* The same for any Content (a sender-key distribution, say). */
+int kl_session_encrypt_content(kl_store_t *st, const kl_identity_t *me, const char *peer,
+                               const uint8_t peer_ik[32], const kl_prekey_bundle_t *bundle,
+                               const kl_content_t *c, uint8_t **body, size_t *body_len);
 
 /* A received body after opening the sealed-sender layer. */
 typedef struct kl_inbound {

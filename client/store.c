@@ -33,7 +33,7 @@ static const char SCHEMA[] =
     "CREATE TABLE messages(n INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
     " outgoing INTEGER NOT NULL, msg_id BLOB NOT NULL, sent_at INTEGER NOT NULL,"
     " stored_at INTEGER NOT NULL, seq INTEGER NOT NULL, box BLOB NOT NULL,"
-    " UNIQUE(peer, outgoing, msg_id));"
+    " sender TEXT, UNIQUE(peer, outgoing, msg_id));"
     "CREATE INDEX messages_by_peer ON messages(peer, n);"
     "CREATE TABLE held(seq INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
     " sender_key BLOB NOT NULL, received_at INTEGER NOT NULL, box BLOB NOT NULL);"
@@ -271,6 +271,8 @@ int kl_store_create(const char *path, const char *pass, kl_store_t **out)
         exec(st, "ROLLBACK;");
         goto out;
     }
+    if ((r = kl_store_group_schema(st)))
+        goto out;
     *out = st;
     st = NULL;
     r = 0;
@@ -354,7 +356,7 @@ int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out)
         r = KL_EPASS;
         goto out;
     }
-    if ((r = configure(st)))
+    if ((r = configure(st)) || (r = kl_store_group_schema(st)))
         goto out;
     *out = st;
     st = NULL;

@@ -125,7 +125,8 @@ int kl_store_contact_list(kl_store_t *st, int (*cb)(void *ud, const kl_contact_t
 /* ---- messages, held entries, failures (store_msg.c) ---- */
 typedef struct kl_message {
     uint8_t id[KL_MSG_ID];
-    char peer[KL_ADDR_MAX + 1];
+    char peer[KL_ADDR_MAX + 1];  /* the contact, or the group address */
+    char sender[KL_ADDR_MAX + 1]; /* group messages: who wrote it; "" for 1:1 */
     int outgoing;
     uint64_t sent_at;            /* ms, sender's clock */
     uint64_t stored_at;          /* ms, our clock */
@@ -166,8 +167,13 @@ int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n);
 int kl_store_failure_add(kl_store_t *st, uint64_t seq, uint64_t at_ms, const char *reason);
 int kl_store_failure_count(kl_store_t *st, uint64_t *n);
 
+/* ---- groups (store_group.c; declared in store_group.h) ---- */
+
 /* ---- shared by store*.c only ---- */
 /* "kollega-store-v1|table|row" into out; KL_ETOOBIG if it does not fit. */
 int kl_store_label(char *out, size_t cap, const char *table, const char *row);
+/* Create the group tables (and the messages.sender column) in a store made
+ * before groups existed; a no-op on a current store. */
+int kl_store_group_schema(kl_store_t *st);
 
 #endif

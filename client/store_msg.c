@@ -13,13 +13,15 @@
 /* The label binds a message text to its row's metadata: moving a text to
  * another conversation, direction or time makes it fail to open. */
 static int message_label(char *out, size_t cap, const uint8_t id[KL_MSG_ID], int outgoing,
-                         const char *peer, uint64_t sent_at, uint64_t seq)
+                         const char *peer, uint64_t sent_at, uint64_t seq, const char *sender)
 {
     char hex[2 * KL_MSG_ID + 1];
-    char row[KL_ADDR_MAX + 128];
+    char row[2 * KL_ADDR_MAX + 128];
     kl_hex_encode(id, KL_MSG_ID, hex, sizeof hex);
-    int n = snprintf(row, sizeof row, "%s|%s|%s|%llu|%llu", hex, outgoing ? "out" : "in", peer,
-                     (unsigned long long)sent_at, (unsigned long long)seq);
+    /* Group messages also bind their author (1:1 labels stay as they were). */
+    int n = snprintf(row, sizeof row, "%s|%s|%s|%llu|%llu%s%s", hex, outgoing ? "out" : "in", peer,
+                     (unsigned long long)sent_at, (unsigned long long)seq, sender[0] ? "|" : "",
+                     sender);
     if (n < 0 || (size_t)n >= sizeof row)
         return KL_ETOOBIG;
     return kl_store_label(out, cap, "messages", row);
@@ -27,7 +29,7 @@ static int message_label(char *out, size_t cap, const uint8_t id[KL_MSG_ID], int
 
 int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
 {
-    char label[KL_ADDR_MAX + 256];
+    char label[2 * KL_ADDR_MAX + 256];
     sqlite3_stmt *s = NULL;
     uint8_t *buf = NULL;
     size_t cap = 0, plen = 0;
@@ -36,7 +38,8 @@ int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
     *added = 0;
     if (m->text_len > KL_TEXT_MAX)
         return KL_ETOOBIG;
-    if ((r = message_label(label, sizeof label, m->id, m->outgoing, m->peer, m->sent_at, m->seq)))
+    if ((r = message_label(label, sizeof label, m->id, m->outgoing, m->peer, m->sent_at, m->seq,
+                           m->sender)))
         return r;
     cap = m->text_len + KL_PAD_BLOCK;
     buf = malloc(cap);
@@ -49,7 +52,8 @@ int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
     /* INSERT OR IGNORE makes a second copy of the same message a no-op:
      * the relay delivers at least once, the user sees it exactly once. */
     if ((r = kl_store_prepare(st, "INSERT OR IGNORE INTO messages(peer, outgoing, msg_id, sent_at,"
-                                  " stored_at, seq, box) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &s)))
+                                  " stored_at, seq, box, sender)"
+                                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s)))
         goto out;
     sqlite3_bind_text(s, 1, m->peer, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, m->outgoing ? 1 : 0);
@@ -57,6 +61,10 @@ int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
     sqlite3_bind_int64(s, 4, (sqlite3_int64)m->sent_at);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)m->stored_at);
     sqlite3_bind_int64(s, 6, (sqlite3_int64)m->seq);
+    if (m->sender[0])
+        sqlite3_bind_text(s, 8, m->sender, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 8);
     if ((r = kl_store_bind_sealed(st, s, 7, label, buf, plen)))
         goto out;
     int rc = sqlite3_step(s);
@@ -75,12 +83,12 @@ out:
 int kl_store_message_each(kl_store_t *st, const char *peer,
                           int (*cb)(void *ud, const kl_message_t *m), void *ud)
 {
-    char label[KL_ADDR_MAX + 256];
+    char label[2 * KL_ADDR_MAX + 256];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box"
-                                        " FROM messages WHERE peer = ?1 ORDER BY n DESC"
-                                      : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box"
-                                        " FROM messages ORDER BY n DESC", &s);
+    int r = kl_store_prepare(st, peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+                                        " sender FROM messages WHERE peer = ?1 ORDER BY n DESC"
+                                      : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+                                        " sender FROM messages ORDER BY n DESC", &s);
     if (r)
         return r;
     if (peer)
@@ -104,7 +112,17 @@ int kl_store_message_each(kl_store_t *st, const char *peer,
         m.sent_at = (uint64_t)sqlite3_column_int64(s, 3);
         m.stored_at = (uint64_t)sqlite3_column_int64(s, 4);
         m.seq = (uint64_t)sqlite3_column_int64(s, 5);
-        if ((r = message_label(label, sizeof label, m.id, m.outgoing, m.peer, m.sent_at, m.seq)))
+        const unsigned char *snd = sqlite3_column_text(s, 7);
+        int slen = sqlite3_column_bytes(s, 7);
+        if (snd && slen > 0) {
+            if (slen > KL_ADDR_MAX) {
+                r = KL_EPROTO;
+                break;
+            }
+            memcpy(m.sender, snd, (size_t)slen);
+        }
+        if ((r = message_label(label, sizeof label, m.id, m.outgoing, m.peer, m.sent_at, m.seq,
+                               m.sender)))
             break;
         r = kl_store_column_unseal(st, s, 6, label, &pt, &n);
         if (r == 0 && kl_unpad(pt, n, &tlen) != 0)

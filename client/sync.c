@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "contacts.h"
+#include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "session.h"
@@ -132,6 +133,21 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
         kl_store_rollback(s->st);
         *bad = dr;
         return 0;
+    }
+    if (d.content.has_dist) {
+        /* A group sender key: stored per (group, sender key, key_id) and
+         * used only while the sender is a member in our validated copy of
+         * the group's log (group_msg.c checks at decryption), since its
+         * admission may reach us after its key. */
+        if ((r = kl_grp_store_dist(s->st, d.content.dist_group, in->sender_ik,
+                                   d.content.dist_epoch, d.content.dist, sizeof d.content.dist)) ||
+            (r = kl_session_apply(s->st, in->sender, &d)) ||
+            (advance_cursor && (r = kl_store_set_u64(s->st, "cursor", seq))) ||
+            (held_seq && (r = kl_store_held_delete(s->st, held_seq))))
+            goto fail;
+        if ((r = kl_store_commit(s->st)) == 0)
+            s->keys++;
+        goto out;
     }
     memset(&m, 0, sizeof m);
     memcpy(m.id, d.content.id, KL_MSG_ID);

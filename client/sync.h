@@ -24,6 +24,7 @@ typedef struct kl_sync {
     void *ud;
     int quiet;                   /* no warnings on stderr */
     size_t stored, duplicates, held, failed;
+    size_t keys;                 /* group sender keys received */
     int store_error;             /* set when the local store (not the relay) failed */
     int conn_error;              /* set when a lookup on the connection failed */
 } kl_sync_t;

@@ -30,24 +30,96 @@
 /* on_frame's "stop feeding": the connection is finishing or closed. */
 #define STOP 1
 
-typedef struct write_req {
+/* Write coalescing. Every frame a connection gets during one loop turn
+ * (replies, pushes, the handshake answer) is sealed straight into one
+ * growing buffer, c->out, and the connection joins the server's flush
+ * list; kl_conn_flush_all hands each buffer to the kernel with a single
+ * uv_write. Under load a storage batch completes dozens of jobs of one
+ * connection at once, so this turns dozens of write(2) calls, each
+ * pushing one small TCP segment through the stack, into one. Frames are
+ * sealed in the order they are sent (the Noise nonce order) and buffers
+ * are written in flush order, so the byte stream is unchanged. The buffer
+ * counts in wq_bytes from the moment a frame is sealed, so the
+ * write-queue cap means exactly what it did with one write per frame. An
+ * idle connection holds no buffer. */
+typedef struct kl_outbuf {
     uv_write_t req;
     kl_conn_t *c;
-    uint8_t *buf;
-    size_t len;
-} write_req_t;
+    size_t len, cap;
+    uint8_t data[];
+} kl_outbuf_t;
+
+/* First allocation of an output buffer: a few replies or pushes fit. */
+#define OUT_MIN 2048
+/* Largest output buffer (one loop turn's frames for one connection). */
+#define OUT_MAX (UINT32_MAX / 4)
 
 static void update_reading(kl_conn_t *c);
 static void on_timer(uv_timer_t *t);
 
+static void flush_unlink(kl_conn_t *c)
+{
+    kl_server_t *s = c->srv;
+    if (c->fl_prev)
+        c->fl_prev->fl_next = c->fl_next;
+    else if (s->flush_head == c)
+        s->flush_head = c->fl_next;
+    if (c->fl_next)
+        c->fl_next->fl_prev = c->fl_prev;
+    c->fl_prev = c->fl_next = NULL;
+}
+
+/* Room for n more bytes at the end of c->out (allocated and put on the
+ * flush list on first use, doubled as needed); NULL when out of memory or
+ * absurdly large. The caller adds what it wrote to out->len. */
+static uint8_t *out_reserve(kl_conn_t *c, size_t n)
+{
+    kl_outbuf_t *o = c->out;
+    size_t used = o ? o->len : 0;
+    if (used > OUT_MAX || n > OUT_MAX - used)
+        return NULL; /* uv_buf_t lengths are unsigned; cap doubling stays in range */
+    if (o == NULL || used + n > o->cap) {
+        size_t cap = o ? o->cap : OUT_MIN;
+        while (cap < used + n)
+            cap *= 2;
+        kl_outbuf_t *no = realloc(o, sizeof *no + cap);
+        if (no == NULL)
+            return NULL;
+        if (o == NULL) {
+            kl_server_t *s = c->srv;
+            no->c = c;
+            no->len = 0;
+            c->fl_prev = NULL;
+            c->fl_next = s->flush_head;
+            if (s->flush_head)
+                s->flush_head->fl_prev = c;
+            s->flush_head = c;
+        }
+        no->cap = cap;
+        c->out = no;
+    }
+    return c->out->data + c->out->len;
+}
+
+/* Forget frames sealed and not yet written (the connection is closing). */
+static void out_drop(kl_conn_t *c)
+{
+    if (c->out == NULL)
+        return;
+    flush_unlink(c);
+    c->wq_bytes -= c->out->len;
+    free(c->out);
+    c->out = NULL;
+}
+
 static void maybe_free(kl_conn_t *c)
 {
-    if (!c->closing || c->open_handles > 0 || c->jobs > 0)
+    if (!c->closing || c->open_handles > 0 || c->jobs > 0 || c->hs_work != NULL)
         return;
     for (size_t i = 0; i < c->n_backlog; i++)
         kl_wire_free(c->backlog[i]);
     kl_framer_free(&c->framer);
-    kl_noise_hs_free(c->hs);
+    kl_conn_missed_free(c);
     kl_noise_transport_wipe(&c->tr);
     kl_server_conn_freed(c->srv, c);
     kl_free_wipe(c, sizeof *c);
@@ -66,6 +138,7 @@ void kl_conn_close(kl_conn_t *c, const char *reason)
         return;
     c->closing = 1;
     c->close_reason = reason;
+    out_drop(c);
     if (c->sess.authed)
         kl_log_conn(KL_LOG_INFO, c->id, c->peer, "closed (%s) user=%s", reason, c->sess.handle);
     else
@@ -110,12 +183,11 @@ static void finish(kl_conn_t *c, const char *reason)
 
 static void on_write(uv_write_t *req, int status)
 {
-    write_req_t *w = (write_req_t *)req;
-    kl_conn_t *c = w->c;
+    kl_outbuf_t *o = (kl_outbuf_t *)req;
+    kl_conn_t *c = o->c;
     size_t cap = c->srv->cfg.write_queue;
-    c->wq_bytes -= w->len;
-    free(w->buf);
-    free(w);
+    c->wq_bytes -= o->len;
+    free(o);
     if (c->closing)
         return;
     if (status < 0) {
@@ -138,29 +210,40 @@ static void on_write(uv_write_t *req, int status)
         f.deliver = &d;
         kl_conn_send(c, &f, 0);
     }
+    if (c->missed_groups && c->wq_bytes <= cap / 2)
+        kl_conn_announce_groups(c);
     update_reading(c);
 }
 
-/* Queue len bytes of buf (malloc'd; ownership passes here). */
-static void queue_write(kl_conn_t *c, uint8_t *buf, size_t len)
+/* Hand c's sealed frames to libuv in one write. */
+static void flush(kl_conn_t *c)
 {
-    write_req_t *w = malloc(sizeof *w);
-    if (w == NULL) {
-        free(buf);
-        kl_conn_close(c, "out of memory");
+    kl_outbuf_t *o = c->out;
+    flush_unlink(c);
+    c->out = NULL;
+    if (o->len == 0) {
+        free(o);
         return;
     }
-    w->c = c;
-    w->buf = buf;
-    w->len = len;
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
+    int r = uv_write(&o->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (r != 0) {
-        free(buf);
-        free(w);
+        c->wq_bytes -= o->len;
+        free(o);
         kl_conn_close(c, "write failed");
-        return;
     }
+}
+
+void kl_conn_flush_all(kl_server_t *s)
+{
+    while (s->flush_head)
+        flush(s->flush_head);
+}
+
+/* len bytes were written at the end of c->out: account for them. */
+static void out_commit(kl_conn_t *c, size_t len)
+{
+    c->out->len += len;
     c->wq_bytes += len;
     update_reading(c);
 }
@@ -173,15 +256,26 @@ void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push)
         c->missed = 1;
         return;
     }
-    uint8_t *buf = NULL;
+    size_t n = kollega__relay__v1__frame__get_packed_size(f);
+    if (n > KL_WIRE_MAX_FRAME) {
+        kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s",
+                    kl_strerror(KL_ETOOBIG));
+        kl_conn_close(c, "internal error");
+        return;
+    }
+    uint8_t *p = out_reserve(c, KL_WIRE_SIZE(n));
+    if (p == NULL) {
+        kl_conn_close(c, "out of memory");
+        return;
+    }
     size_t len = 0;
-    int r = kl_wire_seal_alloc(&c->tr, f, &buf, &len);
+    int r = kl_wire_seal(&c->tr, f, p, KL_WIRE_SIZE(n), &len);
     if (r != 0) {
         kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s", kl_strerror(r));
         kl_conn_close(c, "internal error");
         return;
     }
-    queue_write(c, buf, len);
+    out_commit(c, len);
 }
 
 /* An error reply, then the end of the session. */
@@ -209,7 +303,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 /* Reading pauses while the write queue is over its cap, while too many
- * jobs are in flight, and while a register/auth is being checked (frames
+ * jobs are in flight, while the handshake is on the thread pool, and
+ * while a register/auth is being checked (frames
  * already received then wait in the backlog, so a client may pipeline
  * requests behind its auth). It resumes below half the cap. A finishing
  * connection reads to discard until EOF. */
@@ -220,8 +315,9 @@ static void update_reading(kl_conn_t *c)
     if (c->closing)
         return;
     size_t cap = c->srv->cfg.write_queue;
-    int pause = c->wq_bytes > cap || c->jobs >= KL_CONN_JOBS_SOFT || c->sess.auth_pending;
-    int resume = c->wq_bytes <= cap / 2 && c->jobs < KL_CONN_JOBS_SOFT && !c->sess.auth_pending;
+    int busy = c->jobs >= KL_CONN_JOBS_SOFT || c->sess.auth_pending || c->hs_work != NULL;
+    int pause = c->wq_bytes > cap || busy;
+    int resume = c->wq_bytes <= cap / 2 && !busy;
     if (c->finishing) {
         pause = 0;
         resume = 1;
@@ -256,7 +352,7 @@ static int process(kl_conn_t *c, kl_frame_t *f)
      * without reading could make the relay queue KL_CONN_JOBS_HARD full
      * replies, many times the cap. */
     int too_many = out.job && c->jobs >= KL_CONN_JOBS_HARD;
-    if (out.job && out.job->kind == KL_JOB_FETCH && c->fetches > 0 &&
+    if (out.job && KL_JOB_IS_FETCH(out.job->kind) && c->fetches > 0 &&
         c->wq_bytes + (size_t)(c->fetches + 1) * KL_DELIVER_BUDGET > s->cfg.write_queue)
         too_many = 1;
     if (too_many) {
@@ -273,7 +369,7 @@ static int process(kl_conn_t *c, kl_frame_t *f)
     if (out.job) {
         out.job->owner = c;
         c->jobs++;
-        if (out.job->kind == KL_JOB_FETCH)
+        if (KL_JOB_IS_FETCH(out.job->kind))
             c->fetches++;
         kl_server_submit(s, out.job);
     }
@@ -302,43 +398,120 @@ static void drain_backlog(kl_conn_t *c)
     }
 }
 
-/* NK, responder: read the client's "e, es", answer "e, ee", split. Both
- * payloads must be empty (DESIGN "Layers"). */
-static int handshake(kl_conn_t *c, const uint8_t *msg, size_t len)
+/* The Noise handshake runs on libuv's thread pool: its three X25519
+ * operations (and the guarded allocation of the handshake state) are most
+ * of what a connect costs the relay, and on the loop thread they used one
+ * core only. The work holds copies of everything it needs, so the loop
+ * never shares state with it; reading pauses until it is back (an NK
+ * client has nothing to send before the answer anyway), and the
+ * connection is not freed while it is out (maybe_free). */
+typedef struct hs_work {
+    uv_work_t req;
+    kl_conn_t *c;
+    const uint8_t *static_sk;   /* the server's guarded copy, read only */
+    uint8_t msg[KL_CONN_HS_MAX];
+    size_t len;
+    uint8_t reply[2 + KL_CONN_HS_MAX];
+    size_t rlen;
+    kl_noise_transport_t tr;
+    int r;
+} hs_work_t;
+
+/* NK, responder (worker thread): read the client's "e, es", answer
+ * "e, ee", split. Both payloads must be empty (DESIGN "Layers"). */
+static void hs_run(uv_work_t *req)
 {
+    hs_work_t *w = req->data;
     uint8_t payload[KL_CONN_HS_MAX];
     size_t plen = 0, olen = 0;
-    uint8_t *out = malloc(2 + KL_CONN_HS_MAX);
-    if (out == NULL) {
-        kl_conn_close(c, "out of memory");
-        return STOP;
-    }
-    int r = kl_noise_hs_read(c->hs, msg, len, payload, sizeof payload, &plen);
+    kl_noise_hs_t *hs = NULL;
+    kl_noise_config_t nc = {.pattern = KL_NOISE_NK,
+                            .initiator = 0,
+                            .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+                            .prologue_len = strlen(KL_PROLOGUE_CLIENT),
+                            .s = w->static_sk};
+    int r = kl_noise_hs_new(&hs, &nc);
+    if (r == 0)
+        r = kl_noise_hs_read(hs, w->msg, w->len, payload, sizeof payload, &plen);
     if (r == 0 && plen != 0)
         r = KL_EPROTO;
     if (r == 0)
-        r = kl_noise_hs_write(c->hs, NULL, 0, out + 2, KL_CONN_HS_MAX, &olen);
-    if (r == 0 && !kl_noise_hs_done(c->hs))
+        r = kl_noise_hs_write(hs, NULL, 0, w->reply + 2, KL_CONN_HS_MAX, &olen);
+    if (r == 0 && !kl_noise_hs_done(hs))
         r = KL_ESTATE;
     if (r == 0)
-        r = kl_frame_header(olen, out);
+        r = kl_frame_header(olen, w->reply);
     if (r == 0)
-        r = kl_noise_hs_split(c->hs, &c->tr);
+        r = kl_noise_hs_split(hs, &w->tr);
     kl_memzero(payload, sizeof payload);
-    kl_noise_hs_free(c->hs);
-    c->hs = NULL;
-    if (r != 0) {
-        free(out);
+    kl_noise_hs_free(hs);
+    w->rlen = 2 + olen;
+    w->r = r;
+}
+
+static void hs_done(uv_work_t *req, int status)
+{
+    hs_work_t *w = req->data;
+    kl_conn_t *c = w->c;
+    int r = status != 0 ? KL_ESTATE : w->r;
+    c->hs_work = NULL;
+    if (c->closing || c->finishing) {
+        kl_free_wipe(w, sizeof *w);
+        maybe_free(c);
+        return;
+    }
+    uint8_t *out = r == 0 ? out_reserve(c, w->rlen) : NULL;
+    if (r != 0 || out == NULL) {
+        kl_free_wipe(w, sizeof *w);
+        if (r == 0) {
+            kl_conn_close(c, "out of memory");
+            return;
+        }
         kl_log_conn(KL_LOG_INFO, c->id, c->peer, "handshake failed: %s", kl_strerror(r));
         kl_conn_close(c, "handshake failed");
-        return STOP;
+        return;
     }
+    memcpy(out, w->reply, w->rlen);
+    c->tr = w->tr;
     memcpy(c->sess.hh, c->tr.hh, sizeof c->sess.hh);
     c->transport_ready = 1;
     c->framer.max_len = KL_FRAME_MAX;
+    size_t rlen = w->rlen;
+    kl_free_wipe(w, sizeof *w);
     kl_log_conn(KL_LOG_INFO, c->id, c->peer, "handshake done");
-    queue_write(c, out, 2 + olen);
-    return c->closing ? STOP : 0;
+    out_commit(c, rlen); /* resumes reading */
+}
+
+/* The client's first message: hand it to the thread pool. */
+static int handshake(kl_conn_t *c, const uint8_t *msg, size_t len)
+{
+    if (c->hs_work != NULL) {
+        /* More input before the answer: not an NK client. */
+        kl_conn_close(c, "data before the handshake completed");
+        return STOP;
+    }
+    if (len > KL_CONN_HS_MAX) {
+        kl_conn_close(c, "handshake failed"); /* the framer's cap: cannot happen */
+        return STOP;
+    }
+    hs_work_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        kl_conn_close(c, "out of memory");
+        return STOP;
+    }
+    w->req.data = w;
+    w->c = c;
+    w->static_sk = c->srv->static_sk;
+    memcpy(w->msg, msg, len);
+    w->len = len;
+    if (uv_queue_work(c->srv->loop, &w->req, hs_run, hs_done) != 0) {
+        kl_free_wipe(w, sizeof *w);
+        kl_conn_close(c, "handshake failed");
+        return STOP;
+    }
+    c->hs_work = w;
+    update_reading(c);
+    return 0;
 }
 
 static int on_frame(void *ud, const uint8_t *msg, size_t len)
@@ -346,7 +519,7 @@ static int on_frame(void *ud, const uint8_t *msg, size_t len)
     kl_conn_t *c = ud;
     if (c->closing || c->finishing)
         return STOP;
-    if (c->hs)
+    if (!c->transport_ready)
         return handshake(c, msg, len);
     kl_frame_t *f = NULL;
     int r = kl_wire_open(&c->tr, msg, len, &f);
@@ -430,7 +603,7 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
     kl_dispatch_out_t out;
     int was_authed = c->sess.authed;
     c->jobs--;
-    if (job->kind == KL_JOB_FETCH)
+    if (KL_JOB_IS_FETCH(job->kind))
         c->fetches--;
     kl_dispatch_complete(&s->cfg.dispatch, &c->sess, job, &out);
     if (!c->closing && !c->finishing) {
@@ -446,7 +619,10 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
         }
     }
     /* A committed send pushes to its recipient even if the sender is gone. */
-    if (out.has_push)
+    if (out.has_push && out.push_users)
+        kl_server_push_list(s, out.push_users, out.n_push_users, &out.push.frame, c,
+                            out.push_group);
+    else if (out.has_push)
         kl_server_push(s, out.push_user, &out.push.frame);
     int close = out.close;
     kl_dispatch_out_free(&out);
@@ -538,15 +714,6 @@ void kl_conn_accept(kl_server_t *s)
     snprintf(c->peer, sizeof c->peer, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
     kl_log_conn(KL_LOG_INFO, c->id, c->peer, "accepted");
     uv_tcp_nodelay(tcp, 1);
-    kl_noise_config_t nc = {.pattern = KL_NOISE_NK,
-                            .initiator = 0,
-                            .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-                            .prologue_len = strlen(KL_PROLOGUE_CLIENT),
-                            .s = s->static_sk};
-    if (kl_noise_hs_new(&c->hs, &nc) != 0) {
-        kl_conn_close(c, "out of memory");
-        return;
-    }
     uv_timer_start(&c->timer, on_timer, (uint64_t)s->cfg.handshake_timeout_s * 1000, 0);
     update_reading(c);
 }

@@ -10,7 +10,6 @@
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
-static const char FEDERATION_MSG[] = "federation is not available on this relay yet";
 
 int kl_dispatch_is_request(int body_case)
 {
@@ -25,6 +24,9 @@ int kl_dispatch_is_request(int body_case)
     case BODY(SEND):
     case BODY(FETCH):
     case BODY(ACK):
+    case BODY(GROUP_OP):
+    case BODY(GROUP_FETCH):
+    case BODY(GROUP_LIST):
         return 1;
     default:
         return 0;
@@ -84,6 +86,17 @@ static void fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *mess
     out->close = out->close || close;
 }
 
+void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
+                      int close)
+{
+    fail(out, id, code, message, close);
+}
+
+void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id)
+{
+    reply_init(r, id);
+}
+
 static void reply_ok(kl_dispatch_out_t *out, uint32_t id)
 {
     out->has_reply = 1;
@@ -104,7 +117,8 @@ static void attempt_failed(kl_session_t *s, kl_dispatch_out_t *out)
 }
 
 /* Parse an address that must name a user of this relay. Returns 0 with
- * a->handle set, or fills an error reply and returns -1. */
+ * a->handle set, 1 for a user of another relay (fed_dispatch.c handles
+ * it), or fills an error reply and returns -1. */
 static int local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr_t *a,
                       kl_dispatch_out_t *out, uint32_t id)
 {
@@ -112,8 +126,10 @@ static int local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr
         fail(out, id, CODE(BAD_REQUEST), "malformed address: expected handle@relay", 0);
         return -1;
     }
+    if (strcmp(a->relay, cfg->relay_name) != 0 && !a->is_group)
+        return 1;
     if (strcmp(a->relay, cfg->relay_name) != 0) {
-        fail(out, id, CODE(UNAVAILABLE), FEDERATION_MSG, 0);
+        fail(out, id, CODE(UNAVAILABLE), "groups of other relays are not available yet", 0);
         return -1;
     }
     if (a->is_group) {
@@ -211,8 +227,9 @@ static int on_auth(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
 static int on_lookup(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     kl_addr_t a;
-    if (local_user(cfg, f->lookup->address, &a, out, f->id) != 0)
-        return 0;
+    int where = local_user(cfg, f->lookup->address, &a, out, f->id);
+    if (where != 0)
+        return where > 0 ? kl_fed_dispatch(cfg, f, &a, 0, out) : 0;
     kl_job_t *job = kl_job_new(KL_JOB_LOOKUP, 0, NULL);
     if (job == NULL)
         return KL_ENOMEM;
@@ -281,8 +298,9 @@ static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f,
                            kl_dispatch_out_t *out)
 {
     kl_addr_t a;
-    if (local_user(cfg, f->prekey_fetch->address, &a, out, f->id) != 0)
-        return 0;
+    int where = local_user(cfg, f->prekey_fetch->address, &a, out, f->id);
+    if (where != 0)
+        return where > 0 ? kl_fed_dispatch(cfg, f, &a, 0, out) : 0;
     kl_job_t *job = kl_job_new(KL_JOB_PREKEY_FETCH, 0, NULL);
     if (job == NULL)
         return KL_ENOMEM;
@@ -293,8 +311,8 @@ static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f,
     return 0;
 }
 
-static int on_send(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, uint64_t now_ms,
-                   kl_dispatch_out_t *out)
+static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+                   uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
     kl_addr_t a;
@@ -309,8 +327,11 @@ static int on_send(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, uint64_t n
         fail(out, f->id, CODE(TOO_LARGE), m, 0);
         return 0;
     }
-    if (local_user(cfg, sd->to, &a, out, f->id) != 0)
-        return 0;
+    if (sd->to[0] == '#')
+        return kl_dispatch_group_request(cfg, s, f, now_ms, out);
+    int where = local_user(cfg, sd->to, &a, out, f->id);
+    if (where != 0)
+        return where > 0 ? kl_fed_dispatch(cfg, f, &a, now_ms, out) : 0;
     uint32_t ttl = sd->ttl_s == 0 ? cfg->ttl_default_s : sd->ttl_s;
     if (ttl > cfg->ttl_max_s)
         ttl = cfg->ttl_max_s;
@@ -374,13 +395,19 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     case BODY(PREKEY_FETCH):
         return on_prekey_fetch(cfg, f, out);
     case BODY(SEND):
-        return on_send(cfg, f, now_ms, out);
+        return on_send(cfg, s, f, now_ms, out);
     case BODY(PREKEY_STATUS):
         job = kl_job_new(KL_JOB_PREKEY_STATUS, 0, NULL);
         if (job)
             job->u.pstatus.user = s->user_id;
         break;
+    case BODY(GROUP_OP):
+    case BODY(GROUP_FETCH):
+    case BODY(GROUP_LIST):
+        return kl_dispatch_group_request(cfg, s, f, now_ms, out);
     case BODY(FETCH): {
+        if (f->fetch->group[0] != '\0')
+            return kl_dispatch_group_request(cfg, s, f, now_ms, out);
         uint32_t limit = f->fetch->limit;
         limit = limit == 0 ? KL_FETCH_DEFAULT : limit > KL_FETCH_MAX ? KL_FETCH_MAX : limit;
         job = kl_job_new(KL_JOB_FETCH, 0, NULL);
@@ -393,6 +420,8 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
         break;
     }
     case BODY(ACK):
+        if (f->ack->group[0] != '\0')
+            return kl_dispatch_group_request(cfg, s, f, now_ms, out);
         job = kl_job_new(KL_JOB_ACK, 0, NULL);
         if (job) {
             job->u.ack.log = s->inbox;
@@ -435,6 +464,11 @@ static void storage_failed(kl_dispatch_out_t *out, uint32_t id, int err)
         fail(out, id, CODE(UNAVAILABLE), "the relay's storage is unavailable: retry later", 0);
     else
         fail(out, id, CODE(INTERNAL), "internal relay error", 0);
+}
+
+void kl_dispatch_storage_failed(kl_dispatch_out_t *out, uint32_t id, int err)
+{
+    storage_failed(out, id, err);
 }
 
 static void become_user(kl_session_t *s, const char *handle, const kl_storage_user_t *u)
@@ -580,12 +614,24 @@ static int build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e
     return 0;
 }
 
+int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e,
+                              size_t n, int more)
+{
+    return build_deliver(r, id, e, n, more);
+}
+
 static void reply_free(kl_reply_t *r)
 {
     free(r->entries);
     free(r->entry_ptrs);
+    free(r->ops);
+    free(r->infos);
+    free(r->info_ptrs);
     r->entries = NULL;
     r->entry_ptrs = NULL;
+    r->ops = NULL;
+    r->infos = NULL;
+    r->info_ptrs = NULL;
 }
 
 static void complete_send(const kl_job_t *job, kl_dispatch_out_t *out)
@@ -628,6 +674,10 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
 {
     (void)cfg;
     memset(out, 0, sizeof *out);
+    if (KL_JOB_IS_GROUP(job->kind)) {
+        kl_dispatch_group_complete(cfg, s, job, out);
+        return;
+    }
     switch (job->kind) {
     case KL_JOB_REGISTER:
         complete_register(s, job, out);
@@ -640,6 +690,9 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         return;
     case KL_JOB_SEND:
         complete_send(job, out);
+        return;
+    case KL_JOB_FED:
+        kl_fed_dispatch_complete(job, out);
         return;
     default:
         break;
@@ -688,6 +741,9 @@ void kl_dispatch_out_free(kl_dispatch_out_t *out)
 {
     reply_free(&out->reply);
     reply_free(&out->push);
+    free(out->push_users);
+    out->push_users = NULL;
+    out->n_push_users = 0;
     out->has_reply = 0;
     out->has_push = 0;
 }

@@ -51,6 +51,7 @@ typedef struct kl_dispatch_cfg {
     kl_storage_quota_t quota; /* per inbox */
     uint32_t rate;            /* frames per second per connection */
     uint32_t burst;           /* bucket size */
+    const struct kl_fed *fed; /* federation peers (fed.h), NULL: none */
 } kl_dispatch_cfg_t;
 
 /* The protocol state of one connection. The server zeroes it, calls
@@ -81,12 +82,18 @@ typedef struct kl_reply {
         Kollega__Relay__V1__Deliver deliver;
         Kollega__Relay__V1__PrekeyCount prekey_count;
         Kollega__Relay__V1__PrekeyBundle prekey_bundle;
+        Kollega__Relay__V1__GroupOpAccepted group_op_accepted;
+        Kollega__Relay__V1__GroupLog group_log;
+        Kollega__Relay__V1__GroupListResult group_list_result;
     } body;
     Kollega__Relay__V1__SignedPrekey spk;
     Kollega__Relay__V1__OneTimePrekey opk;
     Kollega__Relay__V1__Entry *entries;      /* malloc'd for deliver */
     Kollega__Relay__V1__Entry **entry_ptrs;  /* malloc'd for deliver */
     char msg[160];                           /* error text */
+    ProtobufCBinaryData *ops;                /* malloc'd for group_log */
+    Kollega__Relay__V1__GroupInfo *infos;    /* malloc'd for group_list_result */
+    Kollega__Relay__V1__GroupInfo **info_ptrs;
 } kl_reply_t;
 
 typedef struct kl_dispatch_out {
@@ -97,6 +104,13 @@ typedef struct kl_dispatch_out {
     int has_push;           /* kl_dispatch_complete of a send: push to push_user */
     uint64_t push_user;
     kl_reply_t push;        /* deliver{entries: [the new entry]}, id 0 */
+    /* Group pushes (a group message or an applied op): push to every live
+     * connection of these users except the requesting one. push_users is
+     * malloc'd (freed by kl_dispatch_out_free); push_group names the group
+     * (points into the job) for the backpressure announcement. */
+    uint64_t *push_users;
+    size_t n_push_users;
+    const char *push_group;
     const char *event;      /* static text for the connection log, or NULL */
 } kl_dispatch_out_t;
 
@@ -120,7 +134,28 @@ void kl_dispatch_error(kl_reply_t *r, uint32_t id, int code, const char *message
 /* Release what a reply allocated (not the job). */
 void kl_dispatch_out_free(kl_dispatch_out_t *out);
 
+/* ERFA groups (dispatch_group.c), called by kl_dispatch_frame and
+ * kl_dispatch_complete. Each returns 0 or KL_ENOMEM as they do. */
+int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                              const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
+void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                                const kl_job_t *job, kl_dispatch_out_t *out);
+/* Shared with dispatch_group.c. */
+void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
+                      int close);
+void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id);
+void kl_dispatch_storage_failed(kl_dispatch_out_t *out, uint32_t id, int err);
+int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e,
+                              size_t n, int more);
+
 /* 1 if the body is one the relay accepts from clients at all. */
 int kl_dispatch_is_request(int body_case);
+
+/* fed_dispatch.c: a lookup, prekey_fetch or send for address a of another
+ * relay (a job for the peer, or UNAVAILABLE "no federation peer for R"),
+ * and the reply to such a job. */
+int kl_fed_dispatch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
+                    uint64_t now_ms, kl_dispatch_out_t *out);
+void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out);
 
 #endif

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fed.h"
 #include "jobs.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
@@ -50,6 +51,17 @@ static void drop_outputs(kl_job_t *job)
     case KL_JOB_EXPIRE:
         job->u.expire.deleted = 0;
         job->u.expire.more = 0;
+        break;
+    case KL_JOB_GROUP_OP:
+    case KL_JOB_GROUP_FETCH:
+    case KL_JOB_GROUP_LIST:
+    case KL_JOB_GROUP_SEND:
+    case KL_JOB_GROUP_READ:
+    case KL_JOB_GROUP_ACK:
+        kl_job_drop_group(job);
+        break;
+    case KL_JOB_FED:
+        kl_fed_job_drop(job);
         break;
     default:
         break;
@@ -122,6 +134,17 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,
                               &job->u.expire.more);
         break;
+    case KL_JOB_GROUP_OP:
+    case KL_JOB_GROUP_FETCH:
+    case KL_JOB_GROUP_LIST:
+    case KL_JOB_GROUP_SEND:
+    case KL_JOB_GROUP_READ:
+    case KL_JOB_GROUP_ACK:
+        r = kl_job_run_group(job, st);
+        break;
+    case KL_JOB_FED:
+        r = kl_fed_job_run(job, st);
+        break;
     }
     if (r != 0)
         drop_outputs(job);
@@ -135,6 +158,8 @@ void kl_job_free(kl_job_t *job)
     drop_outputs(job);
     if (job->kind == KL_JOB_PREKEY_UPLOAD)
         free(job->u.upload.opks);
+    if (job->kind == KL_JOB_FED)
+        kl_fed_job_free_part(job);
     job_alloc_t *a = alloc_of(job);
     kl_free_wipe(a, a->size);
 }

@@ -11,6 +11,7 @@
 
 #include "kollega/addr.h"
 #include "kollega/x3dh.h"
+#include "fed_job.h"
 #include "storage.h"
 
 typedef enum kl_job_kind {
@@ -24,7 +25,23 @@ typedef enum kl_job_kind {
     KL_JOB_FETCH,
     KL_JOB_ACK,
     KL_JOB_EXPIRE,
+    /* Federation (fed_jobs.c): u.fed->op says what. */
+    KL_JOB_FED = 64,
+    /* ERFA groups (jobs_group.c) */
+    KL_JOB_GROUP_OP,     /* group_op: validate against the stored log, store */
+    KL_JOB_GROUP_FETCH,  /* group_fetch: ops from an index */
+    KL_JOB_GROUP_LIST,   /* group_list */
+    KL_JOB_GROUP_SEND,   /* send to "#name@relay" */
+    KL_JOB_GROUP_READ,   /* fetch with group: entries of the group's log */
+    KL_JOB_GROUP_ACK,    /* ack with group */
 } kl_job_kind_t;
+
+/* 1 for the kinds whose reply may be a full frame (~64 KiB): inbox and
+ * group fetches, which the connection counts against its write queue. */
+#define KL_JOB_IS_FETCH(k) \
+    ((k) == KL_JOB_FETCH || (k) == KL_JOB_GROUP_READ || (k) == KL_JOB_GROUP_FETCH)
+/* 1 for the KL_JOB_GROUP_* kinds. */
+#define KL_JOB_IS_GROUP(k) ((k) >= KL_JOB_GROUP_OP && (k) <= KL_JOB_GROUP_ACK)
 
 typedef struct kl_job {
     struct kl_job *next;    /* queue link, owned by whoever holds the job */
@@ -97,6 +114,34 @@ typedef struct kl_job {
             uint64_t deleted;
             int more;
         } expire;
+        struct { /* every group job: see jobs_group.c for which fields each uses */
+            /* in */
+            char address[KL_ADDR_MAX + 1]; /* the group */
+            uint64_t user;                 /* the caller */
+            const char *relay_name;        /* this relay (outlives the job) */
+            const uint8_t *data;           /* op or message body, in the job's allocation */
+            size_t len;
+            uint64_t from;                 /* fetch: from_index; read: after; ack: seq */
+            uint32_t limit;
+            size_t max_bytes;
+            uint32_t ttl_s;                /* send: asked ttl (0 = the group's) */
+            uint32_t ttl_default_s, ttl_max_s;
+            kl_storage_quota_t quota;
+            /* out */
+            int verr;                      /* op: kl_group_verr_t of a refusal */
+            int admitted;                  /* op: candidates this op admitted */
+            int state;                     /* the caller's KL_GSTATE_* */
+            kl_storage_group_t group;      /* the row after the job */
+            uint64_t seq;                  /* send: the entry's seq */
+            kl_storage_entry_t *entries;   /* fetch: ops (seq = index); read: entries */
+            size_t n;
+            int more;
+            kl_storage_ginfo_t *infos;     /* list */
+            size_t n_infos;
+            uint64_t *push;                /* op, send: users to push to */
+            size_t n_push;
+        } group;
+        struct kl_fed_job *fed; /* KL_JOB_FED: fed_job.h, freed with the job */
     } u;
 } kl_job_t;
 
@@ -109,6 +154,9 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st);
 /* The batch this job ran in did not commit: drop the outputs and set
  * result to err, so nothing uncommitted is ever reported. */
 void kl_job_fail(kl_job_t *job, int err);
+/* The group kinds (jobs_group.c): run, and drop their outputs. */
+int kl_job_run_group(kl_job_t *job, kl_storage_t *st);
+void kl_job_drop_group(kl_job_t *job);
 /* Wipe (the job may hold an invite code) and free; NULL is fine. */
 void kl_job_free(kl_job_t *job);
 

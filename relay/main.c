@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "admin.h"
+#include "fed_cli.h"
 #include "keyfile.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
@@ -33,6 +34,7 @@
 typedef struct opts {
     const char *cmd;
     const char *data, *name, *listen, *advertise, *expires, *sync, *log_level;
+    const char *fed_listen;
     int json, help;
     uint64_t uses;
     uint64_t max_db_bytes;
@@ -46,6 +48,7 @@ static const char *USAGE_MAIN =
     "  serve   run the relay (initialises the data directory if empty)\n"
     "  invite  print one invite token for a new user\n"
     "  status  show the relay's name, key, address and counts\n"
+    "  peer    add, list or remove federation peers (other relays)\n"
     "run kollega-relay COMMAND --help for the options of a command\n";
 
 static const char *USAGE_COMMON =
@@ -85,7 +88,10 @@ static void usage(const char *cmd)
                "                           get UNAVAILABLE while fetches and acks go on\n"
                "                           (default: no cap; set it below the disk's free\n"
                "                           space so the relay, not the disk, runs out first)\n"
-               "  --log-level L            debug, info (default), warn, error\n",
+               "  --log-level L            debug, info (default), warn, error\n"
+               "  --federation-listen H:P  accept peer relays' links here (remembered;\n"
+               "                           default: none, only outgoing links)\n"
+               "  --federation-retry-max S cap of the peer redial backoff (30)\n",
                KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
     else if (strcmp(cmd, "invite") == 0)
         printf("usage: kollega-relay invite --data DIR [--uses N] [--expires DURATION]\n"
@@ -157,6 +163,7 @@ static const num_opt_t NUMS[] = {
     {"--write-queue", "serve", 65536, 1u << 30},
     {"--ttl-default", "serve", 60, 10u * 365 * 86400},
     {"--max-db-bytes", "serve", 1u << 20, 1ull << 50},
+    {"--federation-retry-max", "serve", 1, 3600},
 };
 
 static int takes(const char *cmds, const char *cmd)
@@ -195,6 +202,8 @@ static void set_num(opts_t *o, const char *flag, uint64_t v)
         c->dispatch.ttl_default_s = c->dispatch.ttl_max_s = (uint32_t)v;
     else if (strcmp(flag, "--max-db-bytes") == 0)
         o->max_db_bytes = v;
+    else if (strcmp(flag, "--federation-retry-max") == 0)
+        c->fed_retry_max_s = (uint32_t)v;
 }
 
 typedef struct str_opt {
@@ -211,6 +220,7 @@ static const str_opt_t STRS[] = {
     {"--expires", "invite", offsetof(opts_t, expires)},
     {"--sync", "serve", offsetof(opts_t, sync)},
     {"--log-level", "serve", offsetof(opts_t, log_level)},
+    {"--federation-listen", "serve", offsetof(opts_t, fed_listen)},
 };
 
 /* Options come after the command, as "--flag VALUE" or "--flag=VALUE". */
@@ -464,9 +474,10 @@ static int cmd_status(const opts_t *o)
     kl_storage_meta_get(st, "advertise", adv, sizeof adv);
     if (r == 0)
         r = kl_storage_stats(st, kl_server_wall_ms(), &s);
-    kl_storage_close(st);
-    if (r)
+    if (r) {
+        kl_storage_close(st);
         return fail_oper("cannot read relay status in %s: %s", dir, kl_strerror(r));
+    }
     if (o->json) {
         kl_json_t j;
         kl_json_init(&j);
@@ -481,6 +492,7 @@ static int cmd_status(const opts_t *o)
         kl_json_uint(&j, "entry_bytes", s.bytes);
         kl_json_uint(&j, "active_invites", s.active_invites);
         kl_json_str(&j, "data", dir);
+        kl_fed_cli_status(st, &j);
         kl_json_obj_end(&j);
         printf("%s\n", kl_json_cstr(&j) ? kl_json_cstr(&j) : "{}");
         kl_json_free(&j);
@@ -494,7 +506,9 @@ static int cmd_status(const opts_t *o)
                "active invites  %llu\ndata            %s\n",
                (unsigned long long)s.users, (unsigned long long)s.entries,
                (unsigned long long)s.bytes, (unsigned long long)s.active_invites, dir);
+        kl_fed_cli_status(st, NULL);
     }
+    kl_storage_close(st);
     return 0;
 }
 
@@ -658,6 +672,18 @@ static int cmd_serve(opts_t *o)
     o->cfg.dispatch.relay_name = name;
     o->cfg.static_sk = sk;
     o->cfg.handle_signals = 1;
+    /* Federation port: given (and remembered), or the remembered one. */
+    static char fedl[KL_STORAGE_META_MAX + 1];
+    if (o->fed_listen && (check_listen(o, o->fed_listen, "--federation-listen") != 0 ||
+                          kl_storage_meta_set(st, "federation_listen", o->fed_listen) != 0)) {
+        fail_oper("cannot use --federation-listen %s", o->fed_listen);
+        goto out;
+    }
+    if (o->fed_listen)
+        snprintf(fedl, sizeof fedl, "%s", o->fed_listen);
+    else if (kl_storage_meta_get(st, "federation_listen", fedl, sizeof fedl) != 0)
+        fedl[0] = '\0';
+    o->cfg.fed_listen = fedl[0] ? fedl : NULL;
     raise_fd_limit(o->cfg.max_connections);
     uv_loop_init(&loop);
     r = kl_server_new(&srv, &loop, &o->cfg);
@@ -686,6 +712,8 @@ static int cmd_serve(opts_t *o)
         goto out_loop;
     }
     st = NULL; /* the storage thread owns it now */
+    if (kl_server_fed_address(srv)[0])
+        kl_log(KL_LOG_INFO, "federation links accepted on %s", kl_server_fed_address(srv));
     kl_log(KL_LOG_INFO, "relay %s listening on %s (max %u connections, body <= %zu bytes)", name,
            bound, o->cfg.max_connections, o->cfg.dispatch.max_body);
     print_serve(o, bound, name, key, token, expires);
@@ -716,6 +744,8 @@ int main(int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : 0;
     }
     o.cmd = argv[1];
+    if (strcmp(o.cmd, "peer") == 0)
+        return kl_fed_cli_main(argc, argv);
     if (strcmp(o.cmd, "init") && strcmp(o.cmd, "serve") && strcmp(o.cmd, "invite") &&
         strcmp(o.cmd, "status"))
         return fail_usage(NULL, "unknown command '%s' (init, serve, invite, status)", o.cmd);

@@ -2,6 +2,7 @@
  * the map of authenticated connections by user for pushes, the storage
  * thread's completions, the TTL sweep, and the orderly shutdown. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,11 @@ static size_t bucket(const kl_server_t *s, uint64_t user)
 {
     /* Fibonacci hashing: user ids are sequential, spread them. */
     return (size_t)((user * 0x9E3779B97F4A7C15ull) >> 32) & (s->map_size - 1);
+}
+
+size_t kl_server_bucket(const kl_server_t *s, uint64_t user)
+{
+    return bucket(s, user);
 }
 
 void kl_server_map_add(kl_server_t *s, kl_conn_t *c)
@@ -88,6 +94,10 @@ void kl_server_submit(kl_server_t *s, kl_job_t *job)
         kl_log(KL_LOG_ERROR, "storage job submitted after shutdown (dropped)");
         return;
     }
+    if (s->fed && kl_fed_is_proxy(job)) { /* a proxied op goes to the peer, not storage */
+        kl_fed_submit(s->fed, job);
+        return;
+    }
     kl_storeq_submit(s->q, job);
 }
 
@@ -120,6 +130,8 @@ static void submit_expire(kl_server_t *s)
 static void on_job_done(void *ud, kl_job_t *job)
 {
     kl_server_t *s = ud;
+    if (job->kind == KL_JOB_FED && s->fed && kl_fed_job_done(s->fed, job))
+        return; /* federation's own job (server_fed.c) */
     if (job->owner) {
         kl_conn_job_done(job->owner, job);
         return;
@@ -164,6 +176,21 @@ static void on_wakeup(uv_async_t *a)
     kl_server_shutdown(a->data);
 }
 
+/* Write coalescing (conn.c): frames sealed in any callback of a loop turn
+ * go out once per phase boundary. The check handle runs right after the
+ * poll phase (reads, storage completions); the prepare handle right before
+ * the next poll, for frames sealed by timers or deferred write callbacks,
+ * so nothing waits in a buffer while the loop sleeps. */
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    kl_conn_flush_all(h->data);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    kl_conn_flush_all(h->data);
+}
+
 int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg)
 {
     *out = NULL;
@@ -199,6 +226,11 @@ int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg
     uv_signal_init(loop, &s->sigint);
     uv_signal_init(loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;
+    uv_prepare_init(loop, &s->flush_prepare);
+    uv_check_init(loop, &s->flush_check);
+    s->flush_prepare.data = s->flush_check.data = s;
+    uv_prepare_start(&s->flush_prepare, on_flush_prepare);
+    uv_check_start(&s->flush_check, on_flush_check);
     s->handles_init = 1;
     if (cfg->handle_signals) {
         uv_signal_start(&s->sigint, on_signal, SIGINT);
@@ -240,6 +272,23 @@ static int resolve(kl_server_t *s, const char *host, uint16_t port, struct socka
     return r;
 }
 
+/* The listen backlog: the system's cap (net.core.somaxconn), so that a
+ * reconnect storm after a restart waits in the kernel instead of being
+ * dropped and retried after SYN timeouts (1, 3, 7 s). A backlog above the
+ * cap is silently truncated by the kernel; 4096 when it cannot be read. */
+static int listen_backlog(void)
+{
+    int n = 4096;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (f) {
+        int v = 0;
+        if (fscanf(f, "%d", &v) == 1 && v > 0)
+            n = v;
+        fclose(f);
+    }
+    return n < 65535 ? n : 65535;
+}
+
 int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound, size_t cap)
 {
     struct sockaddr_storage ss;
@@ -256,7 +305,7 @@ int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound,
      * learns it before printing anything. Connections wait in the kernel
      * until the loop runs. */
     if (r == 0)
-        r = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+        r = uv_listen((uv_stream_t *)&s->listener, listen_backlog(), on_connection);
     if (r)
         return r;
     int len = sizeof ss;
@@ -278,9 +327,14 @@ int kl_server_start(kl_server_t *s, kl_storage_t *st)
 {
     if (!s->listener_open || s->q)
         return KL_ESTATE;
-    int r = kl_storeq_start(&s->q, s->loop, st, on_job_done, s);
+    int r = kl_server_fed_new(s, st); /* reads the peers before st moves to storage */
     if (r)
         return r;
+    r = kl_storeq_start(&s->q, s->loop, st, on_job_done, s);
+    if (r)
+        return r;
+    if (s->fed)
+        kl_fed_start(s->fed);
     uint64_t every = (uint64_t)s->cfg.expire_interval_s * 1000;
     uv_timer_start(&s->expire_timer, on_expire_timer, every < 1000 ? every : 1000, every);
     return 0;
@@ -307,12 +361,15 @@ void kl_server_shutdown(kl_server_t *s)
         uv_close((uv_handle_t *)&s->wakeup, on_closed_nothing);
         uv_close((uv_handle_t *)&s->sigint, on_closed_nothing);
         uv_close((uv_handle_t *)&s->sigterm, on_closed_nothing);
+        uv_close((uv_handle_t *)&s->flush_prepare, on_closed_nothing);
+        uv_close((uv_handle_t *)&s->flush_check, on_closed_nothing);
     }
     for (kl_conn_t *c = s->conns; c; c = c->next)
         kl_conn_close(c, "relay shutting down");
     /* Every connection is closing, so completions are dropped (a committed
      * send's push included: there is nobody left to push to). */
     if (s->q) {
+        kl_fed_stop(s->fed);
         kl_storeq_stop(s->q);
         s->q = NULL;
     }
@@ -329,7 +386,9 @@ void kl_server_free(kl_server_t *s)
         return;
     if (!s->stopping)
         kl_server_shutdown(s);
+    kl_fed_stop(s->fed); /* when the storage thread never started */
     uv_run(s->loop, UV_RUN_DEFAULT); /* run the close callbacks */
+    kl_fed_free(s->fed);
     free(s->map);
     free(s->relay_name);
     kl_secure_free(s->static_sk);

@@ -28,6 +28,8 @@ typedef struct kl_server_cfg {
     size_t write_queue;             /* bytes queued per connection before backpressure */
     uint32_t expire_interval_s;     /* TTL sweep period (60) */
     int handle_signals;             /* 1: SIGINT/SIGTERM shut down (the CLI) */
+    const char *fed_listen;         /* federation port HOST:PORT, NULL: no inbound links */
+    uint32_t fed_retry_max_s;       /* peer redial backoff cap (KL_FED_RETRY_MAX_S) */
 } kl_server_cfg_t;
 
 /* Defaults of the CLI (kl_server_cfg_defaults fills every field but the
@@ -42,6 +44,8 @@ int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound,
 /* Hand st to the storage thread and start listening. On failure st is
  * still the caller's. */
 int kl_server_start(kl_server_t *s, kl_storage_t *st);
+/* The federation address bound by kl_server_start ("" when none). */
+const char *kl_server_fed_address(const kl_server_t *s);
 /* Begin the orderly shutdown (loop thread). */
 void kl_server_shutdown(kl_server_t *s);
 /* Same from any thread (tests). */

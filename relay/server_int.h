@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "dispatch.h"
+#include "fed.h"
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 #include "server.h"
@@ -26,6 +27,9 @@
 #define KL_READ_BUF 65536
 
 typedef struct kl_conn kl_conn_t;
+typedef struct kl_missed kl_missed_t; /* push_group.c */
+/* Groups whose pushes one connection may miss and have announced later. */
+#define KL_CONN_MISSED_MAX 64
 
 struct kl_server {
     uv_loop_t *loop;
@@ -48,6 +52,15 @@ struct kl_server {
     uint8_t rbuf[KL_READ_BUF];
     int rbuf_busy;
     int expire_running;
+    kl_fed_t *fed;               /* federation (server_fed.c), NULL without peers/port */
+    char fed_bound[300];         /* federation listen address actually bound */
+    /* Write coalescing (conn.c): connections with frames sealed this loop
+     * turn and not yet handed to uv_write. flush_prepare (before the loop
+     * polls) and flush_check (right after) write each one's frames with a
+     * single uv_write. */
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    kl_conn_t *flush_head;
 };
 
 struct kl_conn {
@@ -63,14 +76,17 @@ struct kl_conn {
     uint64_t id;
     char peer[64];
     kl_framer_t framer;
-    kl_noise_hs_t *hs;           /* until the handshake is done */
+    void *hs_work;               /* the handshake, while on the thread pool (conn.c) */
     kl_noise_transport_t tr;
     int transport_ready;
     kl_session_t sess;
     uint64_t accepted_ms;        /* uv_now */
     uint64_t last_rx_ms;         /* uv_now */
-    size_t wq_bytes;
+    size_t wq_bytes;             /* sealed and not yet written, out included */
+    struct kl_outbuf *out;       /* frames sealed this loop turn (conn.c) */
+    kl_conn_t *fl_prev, *fl_next; /* srv->flush_head list while out != NULL */
     int missed;                  /* a push was dropped for backpressure */
+    kl_missed_t *missed_groups;  /* groups whose pushes were dropped (push_group.c) */
     uint32_t jobs;               /* in flight in storage */
     uint32_t fetches;            /* of which fetches (see process() in conn.c) */
     int reading;
@@ -91,13 +107,30 @@ void kl_conn_close(kl_conn_t *c, const char *reason);
 void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push);
 /* A storage job of this connection finished. */
 void kl_conn_job_done(kl_conn_t *c, kl_job_t *job);
+/* Write out every connection's frames sealed since the last call: one
+ * uv_write per connection. Called once per loop phase (server.c). */
+void kl_conn_flush_all(kl_server_t *s);
 
 /* server.c */
 void kl_server_map_add(kl_server_t *s, kl_conn_t *c);
 void kl_server_map_remove(kl_server_t *s, kl_conn_t *c);
 void kl_server_push(kl_server_t *s, uint64_t user, const kl_frame_t *f);
+size_t kl_server_bucket(const kl_server_t *s, uint64_t user);
+
+/* push_group.c: f to every live connection of users[0..n) but except,
+ * with the group backpressure rule; the announcements of missed groups
+ * (on_write, once the queue drained); freeing the list (maybe_free). */
+void kl_server_push_list(kl_server_t *s, const uint64_t *users, size_t n, const kl_frame_t *f,
+                         const kl_conn_t *except, const char *group);
+void kl_conn_push_group(kl_conn_t *c, const kl_frame_t *f, const char *group);
+void kl_conn_announce_groups(kl_conn_t *c);
+void kl_conn_missed_free(kl_conn_t *c);
 void kl_server_submit(kl_server_t *s, kl_job_t *job);
 /* The connection is fully closed and no job refers to it. */
 void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c);
+
+/* server_fed.c: create s->fed from the peers in st and cfg.fed_listen
+ * (nothing when there are neither). */
+int kl_server_fed_new(kl_server_t *s, kl_storage_t *st);
 
 #endif

@@ -44,6 +44,8 @@ typedef struct kl_storage kl_storage_t;
 #define KL_STORAGE_READONLY 0x2 /* never write (status) */
 #define KL_STORAGE_SYNC_NORMAL 0x4 /* durable at checkpoints, not at every commit */
 
+/* Longest group address ("#" + handle + "@" + relay name). */
+#define KL_STORAGE_GROUP_ADDR_MAX 287
 /* At most this many one-time prekeys are stored per user. */
 #define KL_STORAGE_MAX_OPKS 200
 /* Longest meta value. */
@@ -104,6 +106,28 @@ void kl_storage_batch_rollback(kl_storage_t *st);
 int kl_storage_job_begin(kl_storage_t *st);
 int kl_storage_job_end(kl_storage_t *st, int err);
 
+/* Checkpoints off the commit path. By default the committing connection
+ * copies the write-ahead log back into the database (and fsyncs it) once
+ * the log holds KL_STORAGE_WAL_SOFT pages, stalling that commit. A second
+ * connection (kl_storage_checkpointer_open) can do it on another thread
+ * instead: the writer then checkpoints itself only past
+ * KL_STORAGE_WAL_HARD pages, when that other thread is not keeping up
+ * (and, as the others have copied most pages already, briefly). */
+#define KL_STORAGE_WAL_SOFT 1000
+#define KL_STORAGE_WAL_HARD 8000
+/* Pages in the write-ahead log after st's last commit. */
+int kl_storage_wal_frames(const kl_storage_t *st);
+/* Open a connection to st's database that only checkpoints. Close it
+ * (kl_storage_close) before st. 0, KL_EIO or KL_ENOMEM. */
+int kl_storage_checkpointer_open(kl_storage_t *st, kl_storage_t **out);
+/* From how many pages in the log st's own commits checkpoint
+ * (KL_STORAGE_WAL_SOFT when opened; KL_STORAGE_WAL_HARD once a
+ * checkpointer runs). */
+void kl_storage_wal_ckpt_at(kl_storage_t *st, int pages);
+/* Checkpoint what can be copied without waiting for any lock (PASSIVE);
+ * 0, or KL_EIO when the copy failed (e.g. the disk is full). */
+int kl_storage_checkpoint(kl_storage_t *cp);
+
 /* Meta key/value strings (relay name, listen address, public key).
  * get: KL_ENOTFOUND if unset, KL_ETOOBIG if cap cannot hold it. */
 int kl_storage_meta_get(kl_storage_t *st, const char *key, char *out, size_t cap);
@@ -163,5 +187,154 @@ int kl_storage_expire(kl_storage_t *st, uint64_t now_ms, uint32_t max, uint64_t 
                       int *more);
 
 int kl_storage_stats(kl_storage_t *st, uint64_t now_ms, kl_storage_stats_t *out);
+
+/* ---- ERFA groups (relay/storage_sqlite_groups.c) ----------------------
+ * A group is a row (address "#name@relay", its message log, retention,
+ * next op index, head hash), its ops (index, SignedOp bytes, validated by
+ * the caller with libkollega before they get here) and a membership table
+ * derived from the ops, rewritten in the same transaction as each op. A
+ * group message is ONE entry of the group's log; every current member that
+ * is a user of this relay has a cursor on it, created at the log's last seq
+ * when it becomes a member (older entries are not its to read) and deleted
+ * when it stops being one. Entries go when every current member has acked
+ * them (kl_storage_log_ack) or when they expire. */
+
+/* Membership states. FORMER: named in the log once (left, removed,
+ * refused candidate) and nothing now. */
+#define KL_GSTATE_NONE 0
+#define KL_GSTATE_MEMBER 1
+#define KL_GSTATE_CANDIDATE 2
+#define KL_GSTATE_FORMER 3
+
+/* Largest number of groups one group_list answers with. */
+#define KL_STORAGE_MAX_GROUPS_LISTED 256
+
+typedef struct kl_storage_group {
+    uint64_t id;
+    uint64_t log;            /* the group's message log */
+    uint32_t retention_days; /* 0 = the relay's default TTL */
+    uint64_t next_index;     /* index the next op must have */
+    uint8_t head[32];        /* SHA-256 of the last op */
+    uint64_t last_seq;       /* last seq of the message log */
+} kl_storage_group_t;
+
+/* One identity named by the group's log, as the current state sees it. */
+typedef struct kl_storage_gmember {
+    uint8_t identity_key[32];
+    uint64_t user;           /* id of the user of this relay with this key, 0 if none */
+    int state;               /* KL_GSTATE_MEMBER or KL_GSTATE_CANDIDATE */
+    int role;                /* kl_group_role_t of a member, 0 for candidates */
+} kl_storage_gmember_t;
+
+/* A caller's place in a group (by user id). */
+typedef struct kl_storage_gstatus {
+    int state;               /* KL_GSTATE_*; NONE if never named */
+    uint64_t join_seq;       /* log seq at admission: entries <= it are not readable */
+} kl_storage_gstatus_t;
+
+typedef struct kl_storage_ginfo {
+    char address[KL_STORAGE_GROUP_ADDR_MAX + 1];
+    uint64_t next_index;
+    int member;              /* 0: candidate */
+    uint64_t last_seq;
+} kl_storage_ginfo_t;
+
+/* KL_ENOTFOUND if no group has this address. */
+int kl_storage_group_get(kl_storage_t *st, const char *address, kl_storage_group_t *out);
+/* Store op (already validated) as op `index` of the group at address, set
+ * the head, retention and next index, and replace the membership with
+ * members[0..n) (members and candidates after the op; anyone named before
+ * and absent now becomes FORMER), creating and deleting cursors as
+ * described above. index 0 creates the group and its log (KL_EEXIST if the
+ * address exists); any other index needs the group (KL_ENOTFOUND) at
+ * exactly that next index (KL_ESTATE otherwise). *out gets the new row. */
+int kl_storage_group_append_op(kl_storage_t *st, const char *address, uint64_t index,
+                               const uint8_t *op, size_t len, const uint8_t head[32],
+                               uint32_t retention_days, const kl_storage_gmember_t *members,
+                               size_t n, kl_storage_group_t *out);
+/* Ops with index >= from, as entries (seq = index, ts 0), at most limit,
+ * stopping before max_bytes as kl_storage_log_read does. */
+int kl_storage_group_ops(kl_storage_t *st, uint64_t group, uint64_t from, uint32_t limit,
+                         size_t max_bytes, kl_storage_entry_t **out, size_t *n, int *more);
+/* kl_storage_group_get and kl_storage_group_status in one step (the
+ * per-message path of send, fetch and ack). */
+int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user,
+                            kl_storage_group_t *out, kl_storage_gstatus_t *status);
+/* The user's state in the group (NONE when never named). */
+int kl_storage_group_status(kl_storage_t *st, uint64_t group, uint64_t user,
+                            kl_storage_gstatus_t *out);
+/* Users of this relay that are members (and with candidates 1, also
+ * candidates) of the group: *users malloc'd (NULL when *n is 0), free(). */
+int kl_storage_group_users(kl_storage_t *st, uint64_t group, int candidates, uint64_t **users,
+                           size_t *n);
+/* The groups in which user is a member or candidate, at most
+ * KL_STORAGE_MAX_GROUPS_LISTED: *out malloc'd (NULL when *n is 0), free(). */
+int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **out, size_t *n);
+
+/* ---- Broadcast channels (relay/storage_sqlite_channels.c) -------------
+ * A channel is a row (address "!name@relay", its post log, next op index,
+ * head hash), its publisher ops (SignedOp bytes, validated by the caller
+ * with libkollega before they get here) and its subscriptions. A post is
+ * ONE entry of the channel's log whatever the number of subscribers; each
+ * subscriber (a user of this relay) has a cursor on that log, and an entry
+ * goes when every subscriber has acked it (kl_storage_log_ack) or when it
+ * expires. A channel without subscribers keeps its posts until expiry. */
+
+/* Ops one channel may have: each post is checked against the replayed
+ * log, so its length is bounded. */
+#define KL_STORAGE_CHANNEL_MAX_OPS 256
+/* Largest number of subscriptions one channel_list answers with. */
+#define KL_STORAGE_MAX_CHANNELS_LISTED 256
+
+typedef struct kl_storage_channel {
+    uint64_t id;
+    uint64_t log;            /* the post log */
+    uint64_t next_index;     /* index the next op must have */
+    uint8_t head[32];        /* SHA-256 of the last op */
+    uint64_t last_seq;       /* last seq of the post log */
+} kl_storage_channel_t;
+
+typedef struct kl_storage_cinfo {
+    char address[KL_STORAGE_GROUP_ADDR_MAX + 1];
+    uint64_t next_index;
+    uint64_t last_seq;
+    uint64_t cursor;         /* the subscriber's acked seq */
+} kl_storage_cinfo_t;
+
+/* KL_ENOTFOUND if no channel has this address. */
+int kl_storage_channel_get(kl_storage_t *st, const char *address, kl_storage_channel_t *out);
+/* The channel and, in one step, whether user subscribes (*cursor = its
+ * acked seq then, else 0). */
+int kl_storage_channel_caller(kl_storage_t *st, const char *address, uint64_t user,
+                              kl_storage_channel_t *out, int *subscribed, uint64_t *cursor);
+/* Store op (already validated) as op `index` and set the head. index 0
+ * creates the channel and its log (KL_EEXIST if the address exists); any
+ * other index needs the channel (KL_ENOTFOUND) at exactly that next index
+ * (KL_ESTATE otherwise); KL_ELIMIT past KL_STORAGE_CHANNEL_MAX_OPS. *out
+ * (may be NULL) gets the new row. */
+int kl_storage_channel_append_op(kl_storage_t *st, const char *address, uint64_t index,
+                                 const uint8_t *op, size_t len, const uint8_t head[32],
+                                 kl_storage_channel_t *out);
+/* Ops with index >= from, as entries (seq = index, ts 0), at most limit,
+ * stopping before max_bytes as kl_storage_log_read does. */
+int kl_storage_channel_ops(kl_storage_t *st, uint64_t chan, uint64_t from, uint32_t limit,
+                           size_t max_bytes, kl_storage_entry_t **out, size_t *n, int *more);
+/* Subscribe user to c: its cursor starts at c's last seq, or with backlog
+ * > 0 just below the backlog latest entries not expired at now_ms. An
+ * existing subscription is left as it is. *cursor (may be NULL) gets the
+ * subscription's cursor. */
+int kl_storage_channel_subscribe(kl_storage_t *st, const kl_storage_channel_t *c, uint64_t user,
+                                 uint32_t backlog, uint64_t now_ms, uint64_t *cursor);
+/* Drop the subscription and its cursor (and the entries only it held
+ * back). KL_ENOTFOUND if user does not subscribe. */
+int kl_storage_channel_unsubscribe(kl_storage_t *st, const kl_storage_channel_t *c,
+                                   uint64_t user);
+/* The subscribers of channel id chan: *users malloc'd (NULL when *n is 0),
+ * free(). */
+int kl_storage_channel_subscribers(kl_storage_t *st, uint64_t chan, uint64_t **users, size_t *n);
+/* The channels user subscribes to, by address, at most
+ * KL_STORAGE_MAX_CHANNELS_LISTED: *out malloc'd (NULL when *n is 0), free(). */
+int kl_storage_channel_list(kl_storage_t *st, uint64_t user, kl_storage_cinfo_t **out,
+                            size_t *n);
 
 #endif

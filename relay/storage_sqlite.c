@@ -11,7 +11,7 @@
 #include "kollega/err.h"
 #include "storage_sqlite.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Entry counts and byte totals per log are kept in logs by triggers, so a
  * quota check is one row read instead of a scan, and no code path (append,
@@ -61,6 +61,47 @@ static const char *SCHEMA =
     "  id INTEGER NOT NULL,"
     "  public_key BLOB NOT NULL CHECK(length(public_key) = 32),"
     "  UNIQUE(user, id));"
+    /* ERFA groups: the row, its ops, and the membership derived from them
+     * (state 1 member, 2 candidate, 3 former; user 0 = not a user here). */
+    "CREATE TABLE IF NOT EXISTS groups("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL UNIQUE,"
+    "  log INTEGER NOT NULL REFERENCES logs(id),"
+    "  retention_days INTEGER NOT NULL DEFAULT 0,"
+    "  next_index INTEGER NOT NULL DEFAULT 0,"
+    "  head BLOB NOT NULL CHECK(length(head) = 32));"
+    "CREATE TABLE IF NOT EXISTS group_ops("
+    "  grp INTEGER NOT NULL REFERENCES groups(id),"
+    "  idx INTEGER NOT NULL,"
+    "  op BLOB NOT NULL,"
+    "  PRIMARY KEY(grp, idx));"
+    "CREATE TABLE IF NOT EXISTS group_members("
+    "  grp INTEGER NOT NULL REFERENCES groups(id),"
+    "  identity_key BLOB NOT NULL CHECK(length(identity_key) = 32),"
+    "  user INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL,"
+    "  role INTEGER NOT NULL DEFAULT 0,"
+    "  join_seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(grp, identity_key)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS group_members_user ON group_members(user, grp);"
+    /* Broadcast channels (storage_sqlite_channels.c): the row, its
+     * publisher ops, and subscriptions (each with a cursor on the log). */
+    "CREATE TABLE IF NOT EXISTS channels("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL UNIQUE,"
+    "  log INTEGER NOT NULL REFERENCES logs(id),"
+    "  next_index INTEGER NOT NULL DEFAULT 0,"
+    "  head BLOB NOT NULL CHECK(length(head) = 32));"
+    "CREATE TABLE IF NOT EXISTS channel_ops("
+    "  chan INTEGER NOT NULL REFERENCES channels(id),"
+    "  idx INTEGER NOT NULL,"
+    "  op BLOB NOT NULL,"
+    "  PRIMARY KEY(chan, idx));"
+    "CREATE TABLE IF NOT EXISTS channel_subs("
+    "  user INTEGER NOT NULL REFERENCES users(id),"
+    "  chan INTEGER NOT NULL REFERENCES channels(id),"
+    "  PRIMARY KEY(user, chan)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS channel_subs_chan ON channel_subs(chan, user);"
     "CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN"
     "  UPDATE logs SET n_entries = n_entries + 1, n_bytes = n_bytes + length(NEW.body)"
     "  WHERE id = NEW.log; END;"
@@ -123,6 +164,36 @@ static const char *SQL[S_COUNT] = {
     [S_OP_SAVE] = "SAVEPOINT op",
     [S_OP_RELEASE] = "RELEASE op",
     [S_OP_UNDO] = "ROLLBACK TO op",
+    [S_GROUP_GET] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq"
+                    " FROM groups g JOIN logs l ON l.id = g.log WHERE g.address = ?1",
+    [S_GROUP_CALLER] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq,"
+                       " coalesce(m.state, 0), coalesce(m.join_seq, 0)"
+                       " FROM groups g JOIN logs l ON l.id = g.log LEFT JOIN group_members m"
+                       " ON m.grp = g.id AND m.user = ?2 WHERE g.address = ?1 LIMIT 1",
+    [S_GROUP_INSERT] = "INSERT INTO groups(address, log, retention_days, next_index, head)"
+                       " VALUES(?1, ?2, 0, 0, zeroblob(32))",
+    [S_GROUP_UPDATE] = "UPDATE groups SET retention_days = ?2, next_index = ?3, head = ?4"
+                       " WHERE id = ?1",
+    [S_GOP_INSERT] = "INSERT INTO group_ops(grp, idx, op) VALUES(?1, ?2, ?3)",
+    [S_GOP_READ] = "SELECT idx, op FROM group_ops WHERE grp = ?1 AND idx >= ?2"
+                   " ORDER BY idx LIMIT ?3",
+    [S_GMEM_CURRENT] = "SELECT identity_key, user, state, join_seq FROM group_members"
+                       " WHERE grp = ?1 AND state IN (1, 2)",
+    [S_GMEM_UPSERT] = "INSERT INTO group_members(grp, identity_key, user, state, role, join_seq)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(grp, identity_key) DO UPDATE"
+                      " SET user = excluded.user, state = excluded.state,"
+                      " role = excluded.role, join_seq = excluded.join_seq",
+    [S_GMEM_SET_STATE] = "UPDATE group_members SET state = ?3, role = 0"
+                         " WHERE grp = ?1 AND identity_key = ?2",
+    [S_GMEM_STATUS] = "SELECT state, join_seq FROM group_members WHERE user = ?2 AND grp = ?1"
+                      " ORDER BY state LIMIT 1",
+    [S_GMEM_USERS] = "SELECT user FROM group_members WHERE grp = ?1 AND user != 0"
+                     " AND (state = 1 OR (?2 AND state = 2))",
+    [S_GROUP_LIST] = "SELECT g.address, g.next_index, m.state, l.last_seq FROM group_members m"
+                     " JOIN groups g ON g.id = m.grp JOIN logs l ON l.id = g.log"
+                     " WHERE m.user = ?1 AND m.state IN (1, 2) ORDER BY g.address LIMIT ?2",
+    [S_CURSOR_SET] = "INSERT OR REPLACE INTO cursors(log, reader, acked) VALUES(?1, ?2, ?3)",
+    [S_CURSOR_DELETE] = "DELETE FROM cursors WHERE log = ?1 AND reader = ?2",
 };
 
 
@@ -231,6 +302,56 @@ static int migrate(kl_storage_t *st)
     return r;
 }
 
+/* sqlite's wal hook (in place of its automatic checkpoint, which is this
+ * hook with a fixed threshold): count the log's pages, checkpoint past
+ * wal_ckpt_at. A checkpoint that cannot get its lock (another connection
+ * is checkpointing) is skipped and tried after the next commit. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    kl_storage_t *st = ud;
+    st->wal_frames = frames;
+    if (frames >= st->wal_ckpt_at)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+int kl_storage_wal_frames(const kl_storage_t *st)
+{
+    return st->wal_frames;
+}
+
+int kl_storage_checkpointer_open(kl_storage_t *st, kl_storage_t **out)
+{
+    *out = NULL;
+    const char *path = sqlite3_db_filename(st->db, "main");
+    if (st->readonly || path == NULL || path[0] == '\0')
+        return KL_EIO;
+    kl_storage_t *cp = calloc(1, sizeof *cp);
+    if (cp == NULL)
+        return KL_ENOMEM;
+    int rc = sqlite3_open_v2(path, &cp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(cp->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        kl_storage_close(cp);
+        return KL_EIO;
+    }
+    cp->wal_ckpt_at = INT_MAX; /* it never commits anyway */
+    *out = cp;
+    return 0;
+}
+
+void kl_storage_wal_ckpt_at(kl_storage_t *st, int pages)
+{
+    st->wal_ckpt_at = pages > 0 ? pages : 1;
+}
+
+int kl_storage_checkpoint(kl_storage_t *cp)
+{
+    int rc = sqlite3_wal_checkpoint_v2(cp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : KL_EIO;
+}
+
 int kl_storage_open(kl_storage_t **out, const char *path, int flags)
 {
     int r = KL_ENOMEM;
@@ -255,19 +376,31 @@ int kl_storage_open(kl_storage_t **out, const char *path, int flags)
     /* Another process (the admin CLI, or serve) may hold the write lock for
      * one group commit; wait for it rather than fail. */
     sqlite3_busy_timeout(st->db, 5000);
+    st->wal_ckpt_at = KL_STORAGE_WAL_SOFT;
+    if (!st->readonly)
+        sqlite3_wal_hook(st->db, on_wal_commit, st);
     if (!st->readonly) {
         /* WAL lets `status` and `invite` run beside `serve`. secure_delete
          * overwrites deleted entries and invites instead of leaving them
-         * in free pages of a seized disk. */
+         * in free pages of a seized disk. temp_store=MEMORY keeps the
+         * sub-journal of each job's savepoint (the original of every page
+         * the job changes, so that ROLLBACK TO can restore it) in memory:
+         * by default it spills to a temporary file past 64 KiB, and from
+         * then on every page a job touched cost a 4 KiB write(2), several
+         * times the write-ahead log's own writes. The sub-journal is
+         * truncated when a job's savepoint is released, so it holds one
+         * job's pages at most; it plays no part in durability. */
         char pragmas[200];
         snprintf(pragmas, sizeof pragmas,
                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
-                 " PRAGMA secure_delete=ON;",
+                 " PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;",
                  (flags & KL_STORAGE_SYNC_NORMAL) ? "NORMAL" : "FULL");
         r = kl_sq_map_rc(sqlite3_exec(st->db, pragmas, NULL, NULL, NULL));
         if (r)
             goto out;
         r = migrate(st);
+        if (r == 0)
+            r = kl_sq_fed_migrate(st); /* storage_sqlite_fed.c */
         if (r)
             goto out;
     } else {

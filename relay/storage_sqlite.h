@@ -46,6 +46,21 @@ enum {
     S_OP_SAVE,
     S_OP_RELEASE,
     S_OP_UNDO,
+    /* groups (storage_sqlite_groups.c) */
+    S_GROUP_GET,
+    S_GROUP_CALLER,
+    S_GROUP_INSERT,
+    S_GROUP_UPDATE,
+    S_GOP_INSERT,
+    S_GOP_READ,
+    S_GMEM_CURRENT,
+    S_GMEM_UPSERT,
+    S_GMEM_SET_STATE,
+    S_GMEM_STATUS,
+    S_GMEM_USERS,
+    S_GROUP_LIST,
+    S_CURSOR_SET,
+    S_CURSOR_DELETE,
     S_COUNT
 };
 
@@ -53,6 +68,8 @@ struct kl_storage {
     sqlite3 *db;
     int readonly;
     sqlite3_stmt *stmt[S_COUNT];
+    int wal_frames;    /* in the write-ahead log after the last commit */
+    int wal_ckpt_at;   /* the committing connection checkpoints from here */
 };
 
 /* Clamp to sqlite's signed 64-bit integers / back. */
@@ -74,5 +91,7 @@ int kl_sq_op_end(kl_storage_t *st, int r);
 int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
 /* Step a "SELECT count(*)"-like statement into *n. */
 int kl_sq_count_query(sqlite3_stmt *s, uint64_t *n);
+/* Create the federation tables if missing (storage_sqlite_fed.c). */
+int kl_sq_fed_migrate(kl_storage_t *st);
 
 #endif

@@ -25,6 +25,11 @@ struct kl_storeq {
     size_t in_flight;  /* loop thread only */
     size_t failed_unlogged; /* storage thread only: see log_failures */
     uint64_t logged_ns;     /* storage thread only */
+    /* The checkpointer (see checkpointer_main); cp is NULL without one. */
+    kl_storage_t *cp;
+    uv_thread_t cp_thread;
+    uv_cond_t cp_cond;
+    int cp_want;            /* under mu */
 };
 
 static void list_push(job_list_t *l, kl_job_t *j)
@@ -178,8 +183,65 @@ static void thread_main(void *arg)
         uv_mutex_lock(&q->mu);
         list_append(&q->done, &b);
         uv_async_send(&q->async);
+        if (q->cp && kl_storage_wal_frames(q->st) >= KL_STORAGE_WAL_SOFT && !q->cp_want) {
+            q->cp_want = 1;
+            uv_cond_signal(&q->cp_cond);
+        }
     }
     uv_mutex_unlock(&q->mu);
+}
+
+/* Checkpoints on a thread and connection of their own, so that copying the
+ * write-ahead log back into the database and fsyncing it never delays a
+ * commit (storage.h, KL_STORAGE_WAL_SOFT): the storage thread asks after a
+ * commit that left the log long, this thread copies what it can (PASSIVE:
+ * it takes no lock a commit needs). A failed checkpoint (full disk) is
+ * harmless: the log keeps everything and the next request tries again. */
+static void checkpointer_main(void *arg)
+{
+    kl_storeq_t *q = arg;
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->cp_want && !q->stopping)
+            uv_cond_wait(&q->cp_cond, &q->mu);
+        if (q->stopping)
+            break;
+        q->cp_want = 0;
+        uv_mutex_unlock(&q->mu);
+        kl_storage_checkpoint(q->cp);
+        uv_mutex_lock(&q->mu);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
+/* Start the checkpointer; without it (no second connection, no thread)
+ * the storage connection checkpoints by itself as before. */
+static void checkpointer_start(kl_storeq_t *q)
+{
+    kl_storage_t *cp = NULL;
+    if (uv_cond_init(&q->cp_cond) != 0)
+        return;
+    if (kl_storage_checkpointer_open(q->st, &cp) == 0) {
+        q->cp = cp;
+        if (uv_thread_create(&q->cp_thread, checkpointer_main, q) == 0) {
+            kl_storage_wal_ckpt_at(q->st, KL_STORAGE_WAL_HARD);
+            return;
+        }
+        q->cp = NULL;
+        kl_storage_close(cp);
+    }
+    kl_log(KL_LOG_INFO, "storage: no background checkpointer; commits checkpoint themselves");
+    uv_cond_destroy(&q->cp_cond);
+}
+
+static void checkpointer_stop(kl_storeq_t *q)
+{
+    if (q->cp == NULL)
+        return;
+    uv_thread_join(&q->cp_thread);
+    kl_storage_close(q->cp);
+    q->cp = NULL;
+    uv_cond_destroy(&q->cp_cond);
 }
 
 /* Hand finished jobs to the loop. Takes the whole done list at once so
@@ -222,6 +284,7 @@ int kl_storeq_start(kl_storeq_t **out, uv_loop_t *loop, kl_storage_t *st, kl_sto
     r = uv_cond_init(&q->cond);
     if (r)
         goto fail_cond;
+    checkpointer_start(q);
     /* The thread starts before the async handle exists; that is safe
      * because it only signals the loop after finishing a job, and no job
      * can be submitted before this function returns. */
@@ -241,6 +304,14 @@ fail_async:
     uv_mutex_unlock(&q->mu);
     uv_thread_join(&q->thread);
 fail_thread:
+    if (q->cp) {
+        uv_mutex_lock(&q->mu);
+        q->stopping = 1;
+        uv_cond_signal(&q->cp_cond);
+        uv_mutex_unlock(&q->mu);
+        kl_storage_wal_ckpt_at(q->st, KL_STORAGE_WAL_SOFT); /* the caller keeps st */
+        checkpointer_stop(q);
+    }
     uv_cond_destroy(&q->cond);
 fail_cond:
     uv_mutex_destroy(&q->mu);
@@ -287,10 +358,14 @@ void kl_storeq_stop(kl_storeq_t *q)
     uv_mutex_lock(&q->mu);
     q->stopping = 1;
     uv_cond_signal(&q->cond);
+    if (q->cp)
+        uv_cond_signal(&q->cp_cond);
     uv_mutex_unlock(&q->mu);
     /* The thread commits what is queued and exits; the loop waits here
-     * only at shutdown. */
+     * only at shutdown. The storage connection closes last, so its close
+     * checkpoints the whole log and removes it. */
     uv_thread_join(&q->thread);
+    checkpointer_stop(q);
     q->stopped = 1;
     kl_storage_close(q->st);
     q->st = NULL;

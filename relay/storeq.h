@@ -9,7 +9,11 @@
  * acks are not refused because a new message did not fit on a full disk);
  * a job that fails alone too comes back with result KL_EIO and no outputs:
  * a reply is never sent for something that is not durable. If the
- * transaction cannot even begin, every job fails at once. */
+ * transaction cannot even begin, every job fails at once.
+ *
+ * A second thread with its own connection runs the write-ahead log's
+ * checkpoints (storage.h, KL_STORAGE_WAL_SOFT), so they do not delay
+ * commits. */
 #ifndef KOLLEGA_RELAY_STOREQ_H
 #define KOLLEGA_RELAY_STOREQ_H
 

@@ -68,7 +68,16 @@ static int run_job(fuzz_relay_t *R, kl_session_t *s, kl_job_t *job, kl_noise_tra
     FUZZ_CHECK(out.reply.frame.id == job->req_id);
     send_reply(t, &out.reply);
     if (out.has_push) {
-        FUZZ_CHECK(job->kind == KL_JOB_SEND && out.push.frame.id == 0);
+        FUZZ_CHECK(job->kind == KL_JOB_SEND || job->kind == KL_JOB_GROUP_SEND ||
+                   job->kind == KL_JOB_GROUP_OP);
+        FUZZ_CHECK(out.push.frame.id == 0);
+        /* a group push goes to a list that always holds the caller */
+        if (job->kind != KL_JOB_SEND) {
+            int self = 0;
+            for (size_t i = 0; i < out.n_push_users; i++)
+                self |= out.push_users[i] == s->user_id;
+            FUZZ_CHECK(self && out.push_group != NULL);
+        }
         send_reply(t, &out.push);
     }
     /* A storage failure is never the client's fault. */

@@ -74,11 +74,26 @@ def test_idle_and_connect(root, relays):
     check_hist(res, "connect", 40)
 
 
-def test_group_not_available(root, relays):
-    r = subprocess.run([BENCH, "--spawn", "group"], capture_output=True, timeout=60)
-    check(r.returncode == 2, "group exits 2 until groups exist: %d" % r.returncode)
-    check(b"group workload not available" in r.stderr, "and says so: %r" % r.stderr)
+def test_group(root, relays):
+    # 2 groups of 4, 2 senders each: every message reaches the 3 other
+    # members (the relay does not push it back to the sending connection).
+    res = bench("group", "-P", "2", "-G", "4", "-S", "2", "-W", "4", "-N", "40")
+    check(res["workload"] == "group", "workload named: %r" % res)
+    check((res["pairs"], res["group_size"], res["senders"], res["window"], res["messages"])
+          == (2, 4, 2, 4, 40), "parameters echoed: %r" % res)
+    check(res["errors"] == 0 and res["error_kinds"] == {}, "no errors: %r" % res)
+    check(res["sent_ok"] == 40 and res["delivered"] == 120,
+          "every message acknowledged once and delivered to G-1 members: %r" % res)
+    check(res["duplicates"] == 0, "no duplicate deliveries: %r" % res)
+    check(res["deliveries_per_s"] > 0 and res["throughput"] > 0, "rates measured: %r" % res)
+    check_hist(res, "ack", 40)
+    check_hist(res, "delivery", 120)
+    check_server(res)
+    r = subprocess.run([BENCH, "--spawn", "group", "-G", "3", "-S", "4"], capture_output=True,
+                       timeout=60)
+    check(r.returncode == 2 and b"senders" in r.stderr, "more senders than members is a usage error: %r"
+          % r.stderr)
 
 
 if __name__ == "__main__":
-    main([test_direct, test_latency, test_idle_and_connect, test_group_not_available])
+    main([test_direct, test_latency, test_idle_and_connect, test_group])

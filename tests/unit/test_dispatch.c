@@ -351,7 +351,7 @@ static void test_send_limits(void **state)
     run_send(f, "bob@stockholm.test", 10, 0);
     expect_error(f, CODE(UNAVAILABLE), 0);
     assert_string_equal(f->out.reply.body.error.message,
-                        "federation is not available on this relay yet");
+                        "no federation peer for stockholm.test");
     run_send(f, "bob", 10, 0);
     expect_error(f, CODE(BAD_REQUEST), 0);
     run_send(f, "bob@oslo.test", 100, 0);

@@ -12,12 +12,14 @@
 
 #include <cmocka.h>
 
+#include "group.h"
 #include "identity.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "prekeys.h"
 #include "session.h"
 #include "store.h"
+#include "store_group.h"
 #include "wipe.h"
 
 static void test_detector_fires_on_plain_free(void **state)
@@ -115,6 +117,99 @@ static void test_client_session_path(void **state)
     assert_int_equal(wipe_scenario_end("client session"), 0);
 }
 
+static int keep_text(void *ud, const kl_message_t *m)
+{
+    char *out = ud;
+    snprintf(out, 128, "%.*s", (int)m->text_len, m->text);
+    return 0;
+}
+
+/* Groups: a sender key made, sealed in the store, distributed (as sync.c
+ * stores it), a group message sealed with it and read by the other
+ * member. The chain key and the text must not outlive their use. */
+static void test_client_group_path(void **state)
+{
+    (void)state;
+    const char *grp = "#erfa@oslo.test";
+    const char *text = "Hemmelig gruppetekst: bare for ERFA-gruppa";
+    party_t kari, lena;
+    kl_cli_t ck, cl;
+    kl_grp_t xk, xl;
+    kl_group_t *g = NULL;
+    kl_senderkey_t *k = NULL;
+    kl_sync_t s;
+    kl_message_t m;
+    uint8_t dist[KL_SENDERKEY_DIST], *ops[2], *body = NULL;
+    size_t opl[2], blen = 0;
+    char got[128] = "";
+    wipe_scenario_begin();
+    wipe_secret_add("group text", text, strlen(text));
+    party_new(&kari, "kari@oslo.test", NULL);
+    party_new(&lena, "lena@oslo.test", NULL);
+    memset(&ck, 0, sizeof ck);
+    memset(&cl, 0, sizeof cl);
+    ck.st = kari.st;
+    ck.me = kari.me;
+    cl.st = lena.st;
+    cl.me = lena.me;
+    snprintf(ck.relay.name, sizeof ck.relay.name, "oslo.test");
+    snprintf(cl.relay.name, sizeof cl.relay.name, "oslo.test");
+    /* kari creates the group and admits lena (policy facilitators). */
+    kl_group_opdesc_t d;
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_CREATE;
+    d.policy = KL_POLICY_FACILITATORS;
+    assert_int_equal(kl_group_new(&g, grp), 0);
+    assert_int_equal(kl_group_op_build(g, kari.me.sk, kari.me.pk, kari.me.address, 1, &d, &ops[0],
+                                       &opl[0]),
+                     0);
+    assert_int_equal(kl_group_apply(g, ops[0], opl[0], NULL, NULL), 0);
+    d.kind = KL_GOP_INVITE;
+    memcpy(d.target, lena.me.pk, 32);
+    snprintf(d.target_address, sizeof d.target_address, "lena@oslo.test");
+    assert_int_equal(kl_group_op_build(g, kari.me.sk, kari.me.pk, kari.me.address, 1, &d, &ops[1],
+                                       &opl[1]),
+                     0);
+    for (int i = 0; i < 2; i++) {
+        party_t *p = i ? &lena : &kari;
+        assert_int_equal(kl_store_begin(p->st), 0);
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(kl_store_group_op_put(p->st, grp, (uint64_t)j, ops[j], opl[j]), 0);
+        assert_int_equal(kl_store_commit(p->st), 0);
+    }
+    assert_int_equal(kl_grp_load(&ck, grp, &xk), 0);
+    assert_int_equal(kl_grp_load(&cl, grp, &xl), 0);
+    assert_int_equal(kl_grp_own_key(&ck, &xk, 1, &k), 0);
+    assert_int_equal(kl_senderkey_export(k, dist), 0);
+    wipe_secret_add("sender chain key", dist + 8, 32);
+    assert_int_equal(kl_store_begin(lena.st), 0);
+    assert_int_equal(kl_grp_store_dist(lena.st, grp, kari.me.pk, 0, dist, sizeof dist), 0);
+    assert_int_equal(kl_store_commit(lena.st), 0);
+    assert_int_equal(kl_grp_seal(&ck, &xk, k, text, strlen(text), &m, &body, &blen), 0);
+    memset(&s, 0, sizeof s);
+    s.on_message = keep_text;
+    s.ud = got;
+    kl_grp_rx_t rx;
+    memset(&rx, 0, sizeof rx);
+    rx.cli = &cl;
+    rx.s = &s;
+    rx.x = &xl;
+    assert_int_equal(kl_grp_entry(&rx, 1, 1, body, blen), 0);
+    assert_string_equal(got, text);
+    kl_memzero(got, sizeof got);
+    kl_memzero(dist, sizeof dist);
+    kl_senderkey_free(k);
+    kl_grp_free(&xk);
+    kl_grp_free(&xl);
+    kl_group_free(g);
+    free(ops[0]);
+    free(ops[1]);
+    free(body);
+    party_free(&kari);
+    party_free(&lena);
+    assert_int_equal(wipe_scenario_end("client group"), 0);
+}
+
 int main(void)
 {
     if (kl_crypto_init() != 0)
@@ -122,6 +217,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detector_fires_on_plain_free),
         cmocka_unit_test(test_client_session_path),
+        cmocka_unit_test(test_client_group_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

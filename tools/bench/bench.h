@@ -19,6 +19,7 @@ typedef struct kb_opts {
     const char *relay, *key, *invite, *relay_bin, *sync, *relay_log_level;
     pid_t relay_pid;
     uint64_t pairs, window, body, messages, rate, conns;
+    uint64_t group_size, senders;   /* group: members per group, senders per group */
     double duration, hold, timeout;
 } kb_opts_t;
 
@@ -68,6 +69,7 @@ int kb_run_direct(kb_run_t *run);
 int kb_run_latency(kb_run_t *run);
 int kb_run_idle(kb_run_t *run);
 int kb_run_connect(kb_run_t *run);
+int kb_run_group(kb_run_t *run);
 
 /* A progress line on stderr (unless quiet). */
 void kb_progress(const kb_run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

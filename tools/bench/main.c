@@ -26,7 +26,7 @@ static void usage(FILE *out)
         "  latency   open loop at R msg/s for T seconds over P pairs\n"
         "  idle      C authenticated idle connections held T seconds: relay RSS each\n"
         "  connect   connects per second (TCP + Noise_NK + auth), C at a time, T seconds\n"
-        "  group     groups of size G with fan-out (not available yet)\n"
+        "  group     P groups of G members, S of them sending with window W, N messages\n"
         "relay:\n"
         "  --spawn               start a relay on a free port in a temporary directory\n"
         "  --sync full|normal    (spawn) relay commit mode (default full)\n"
@@ -39,10 +39,12 @@ static void usage(FILE *out)
         "  --key KEY             override the invite's relay key\n"
         "  --relay-pid PID       read that relay's RSS and CPU time from /proc\n"
         "workload:\n"
-        "  -P, --pairs N         pairs (100)\n"
-        "  -W, --window N        direct: outstanding sends per sender (16)\n"
+        "  -P, --pairs N         pairs (100); group: groups (20)\n"
+        "  -G, --group-size N    group: members per group (10)\n"
+        "  -S, --senders N       group: members of each group that send (2)\n"
+        "  -W, --window N        direct, group: outstanding sends per sender (16)\n"
         "  -B, --body N          body bytes, at least 20 (256)\n"
-        "  -N, --messages N      direct: messages in all (200000); latency: overrides R*T;\n"
+        "  -N, --messages N      direct, group: messages in all (200000); latency: R*T;\n"
         "                        connect: connects in all instead of T seconds\n"
         "  -R, --rate N          latency: offered msg/s (10000)\n"
         "  -T, --duration S      latency, connect: seconds (10); idle: hold time (10)\n"
@@ -105,6 +107,8 @@ static const numflag_t NUMS[] = {
     {"-N", "--messages", 1, 1000000000, offsetof(kb_opts_t, messages)},
     {"-R", "--rate", 1, 10000000, offsetof(kb_opts_t, rate)},
     {"-C", "--conns", 1, 1000000, offsetof(kb_opts_t, conns)},
+    {"-G", "--group-size", 2, 256, offsetof(kb_opts_t, group_size)},
+    {"-S", "--senders", 1, 256, offsetof(kb_opts_t, senders)},
 };
 
 static int parse(int argc, char **argv, kb_opts_t *o, int *help)
@@ -229,6 +233,8 @@ static uint64_t users_needed(const kb_opts_t *o)
 {
     if (strcmp(o->workload, "direct") == 0 || strcmp(o->workload, "latency") == 0)
         return 2 * o->pairs;
+    if (strcmp(o->workload, "group") == 0)
+        return o->pairs * o->group_size;
     return o->conns;
 }
 
@@ -241,6 +247,8 @@ static int run_workload(kb_run_t *run)
         return kb_run_latency(run);
     if (strcmp(w, "idle") == 0)
         return kb_run_idle(run);
+    if (strcmp(w, "group") == 0)
+        return kb_run_group(run);
     return kb_run_connect(run);
 }
 
@@ -252,7 +260,14 @@ static void fill_params(kb_result_t *r, const kb_opts_t *o)
         r->pairs = o->pairs;
         r->body = o->body;
     }
-    if (strcmp(w, "direct") == 0) {
+    if (strcmp(w, "group") == 0) {
+        r->pairs = o->pairs;
+        r->body = o->body;
+        r->window = o->window;
+        r->messages = o->messages;
+        r->group_size = o->group_size;
+        r->senders = o->senders;
+    } else if (strcmp(w, "direct") == 0) {
         r->window = o->window;
         r->messages = o->messages;
     } else if (strcmp(w, "latency") == 0) {
@@ -283,15 +298,21 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (strcmp(o.workload, "group") == 0) {
-        fprintf(stderr, "group workload not available: groups are not implemented yet\n");
-        return EXIT_USAGE;
-    }
     int idle = strcmp(o.workload, "idle") == 0;
-    if (!idle && strcmp(o.workload, "connect") && strcmp(o.workload, "direct") &&
+    int group = strcmp(o.workload, "group") == 0;
+    if (!idle && !group && strcmp(o.workload, "connect") && strcmp(o.workload, "direct") &&
         strcmp(o.workload, "latency"))
         return bad("unknown workload '%s' (direct, latency, idle, connect, group)", o.workload);
-    o.pairs = o.pairs ? o.pairs : 100;
+    o.pairs = o.pairs ? o.pairs : group ? 20 : 100;
+    o.group_size = o.group_size ? o.group_size : 10;
+    o.senders = o.senders ? o.senders : 2;
+    if (group && o.senders > o.group_size)
+        return bad("group: -S %llu senders in groups of -G %llu", (unsigned long long)o.senders,
+                   (unsigned long long)o.group_size);
+    if (group && o.messages == 0)
+        o.messages = 200000;
+    if (group && o.messages < o.pairs * o.senders)
+        return bad("%s: need at least one message per sender", "group");
     o.window = o.window ? o.window : 16;
     o.body = o.body ? o.body : 256;
     o.rate = o.rate ? o.rate : 10000;

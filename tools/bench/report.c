@@ -114,7 +114,7 @@ void kb_report_human(FILE *out, const kb_result_t *r)
 {
     fprintf(out, "%s %s:", r->tool, r->workload);
     if (r->pairs)
-        fprintf(out, " %llu pairs,", (unsigned long long)r->pairs);
+        fprintf(out, " %llu %s,", (unsigned long long)r->pairs, r->group_size ? "groups" : "pairs");
     if (r->window)
         fprintf(out, " window %llu,", (unsigned long long)r->window);
     if (r->body)
@@ -124,6 +124,9 @@ void kb_report_human(FILE *out, const kb_result_t *r)
     if (r->messages)
         fprintf(out, " %llu %s,", (unsigned long long)r->messages,
                 strcmp(r->workload, "connect") == 0 ? "connects" : "messages");
+    if (r->group_size)
+        fprintf(out, " groups of %llu, %llu senders each,", (unsigned long long)r->group_size,
+                (unsigned long long)r->senders);
     if (r->conns)
         fprintf(out, " %llu connections%s,", (unsigned long long)r->conns,
                 strcmp(r->workload, "connect") == 0 ? " at a time" : "");
@@ -140,6 +143,9 @@ void kb_report_human(FILE *out, const kb_result_t *r)
         fprintf(out, "  %-16s %.0f msg/s (%llu acknowledged, %llu delivered in %.2f s)\n",
                 "throughput", r->throughput, (unsigned long long)r->sent_ok,
                 (unsigned long long)r->delivered, r->elapsed_s);
+        if (r->group_size)
+            fprintf(out, "  %-16s %.0f deliveries/s (each message to %llu members)\n",
+                    "fan-out", r->deliveries_per_s, (unsigned long long)r->group_size - 1);
     }
     human_hist(out, "send -> sent", r->ack);
     human_hist(out, "send -> deliver", r->delivery);
@@ -191,6 +197,10 @@ void kb_report_json(FILE *out, const kb_result_t *r)
             (unsigned long long)r->sent_ok, (unsigned long long)r->delivered,
             (unsigned long long)r->duplicates, (unsigned long long)r->connects, r->elapsed_s,
             r->throughput);
+    if (r->group_size)
+        fprintf(out, ",\"group_size\":%llu,\"senders\":%llu,\"deliveries_per_s\":%.1f",
+                (unsigned long long)r->group_size, (unsigned long long)r->senders,
+                r->deliveries_per_s);
     json_hist(out, "ack", r->ack);
     json_hist(out, "delivery", r->delivery);
     json_hist(out, "connect", r->connect);

@@ -33,6 +33,8 @@ typedef struct kb_result {
     uint64_t connects;       /* connect workload: completed connects */
     double elapsed_s;
     double throughput;       /* msg/s, or connects/s */
+    uint64_t group_size, senders; /* group workload */
+    double deliveries_per_s; /* group workload: delivered / elapsed */
     const kb_hist_t *ack;    /* send -> sent, or NULL */
     const kb_hist_t *delivery;
     const kb_hist_t *connect;

@@ -1,0 +1,706 @@
+/* `kollega group ...` and `kollega send #GROUP TEXT`.
+ *
+ * Every command opens the store, connects, brings the local copy of the
+ * group's log up to date (validating every op), then acts on that state.
+ * Refusals are explained from the validated state before anything is sent
+ * (not a member, approval already given, only facilitators, ...), and
+ * after invite/approve the user learns whether the candidate is now a
+ * member or how many approvals are still missing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "contacts.h"
+#include "group.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "store_group.h"
+#include "util.h"
+
+static const char *policy_name(kl_group_policy_t p)
+{
+    switch (p) {
+    case KL_POLICY_ALL: return "all";
+    case KL_POLICY_MAJORITY: return "majority";
+    case KL_POLICY_FACILITATORS: return "facilitators";
+    }
+    return "unknown";
+}
+
+static const char *role_name(kl_group_role_t r)
+{
+    return r == KL_ROLE_FACILITATOR ? "facilitator" : r == KL_ROLE_MEMBER ? "member" : "none";
+}
+
+int kl_cmd_group_policy(const char *s, int *policy)
+{
+    if (strcmp(s, "all") == 0)
+        *policy = KL_POLICY_ALL;
+    else if (strcmp(s, "majority") == 0)
+        *policy = KL_POLICY_MAJORITY;
+    else if (strcmp(s, "facilitators") == 0)
+        *policy = KL_POLICY_FACILITATORS;
+    else
+        return KL_EINVAL;
+    return 0;
+}
+
+/* Open, resolve the group address, connect and sync the group's ops.
+ * need_log: the group must exist for us (we can read its log). */
+static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_conn_t **conn, kl_grp_t *x,
+                   int need_log)
+{
+    int rc = kl_cli_open(cli);
+    *conn = NULL;
+    memset(x, 0, sizeof *x);
+    if (rc)
+        return rc;
+    if (kl_grp_address(cli, name, grp, KL_ADDR_MAX + 1) != 0) {
+        kl_cli_err("'%s' is not a group address; groups look like #erfa or #erfa@%s", name,
+                   cli->relay.name);
+        return KL_EXIT_USAGE;
+    }
+    if ((rc = kl_cli_connect(cli, conn)))
+        return rc;
+    int r = kl_grp_load(cli, grp, x);
+    if (r) {
+        kl_cli_err("cannot read %s from your store (%s)", grp, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    r = kl_grp_sync_ops(cli, *conn, x);
+    if (r == KL_EREFUSED && kl_conn_relay_error(*conn) ==
+                                KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND) {
+        if (!need_log)
+            return KL_EXIT_OK;
+        kl_cli_err("the relay knows no group %s; check the name, or create it with `kollega "
+                   "group create %s`", grp, grp);
+        return KL_EXIT_FAIL;
+    }
+    if (r) {
+        kl_cli_relay_fail(*conn, r, "read the group's log");
+        return KL_EXIT_FAIL;
+    }
+    if (need_log && kl_group_next_index(x->g) == 0) {
+        if (x->invalid)
+            kl_cli_err("%s cannot be used: its log from the relay is invalid", grp);
+        else
+            kl_cli_err("you are not a member of %s; ask to join with `kollega group request "
+                       "%s`", grp, grp);
+        return KL_EXIT_FAIL;
+    }
+    return KL_EXIT_OK;
+}
+
+static void finish(kl_conn_t *conn, kl_grp_t *x)
+{
+    kl_grp_free(x);
+    kl_conn_close(conn);
+}
+
+static int find_member(const kl_grp_t *x, const char *addr, kl_group_member_t *m)
+{
+    for (size_t i = 0; i < kl_group_member_count(x->g); i++)
+        if (kl_group_member_at(x->g, i, m) == 0 && strcmp(m->address, addr) == 0)
+            return 0;
+    return KL_ENOTFOUND;
+}
+
+static int find_candidate(const kl_grp_t *x, const char *addr, const uint8_t *key,
+                          kl_group_candidate_t *c)
+{
+    for (size_t i = 0; i < kl_group_candidate_count(x->g); i++)
+        if (kl_group_candidate_at(x->g, i, c) == 0 &&
+            ((addr && strcmp(c->address, addr) == 0) ||
+             (key && kl_memcmp(c->key, key, 32) == 0)))
+            return 0;
+    return KL_ENOTFOUND;
+}
+
+/* "2 more approvals needed (policy all: 3 of 5 members approved)" */
+static void missing_text(const kl_grp_t *x, const kl_group_candidate_t *c, char *out, size_t cap)
+{
+    kl_group_policy_t p = kl_group_policy(x->g);
+    size_t members = kl_group_member_count(x->g);
+    if (p == KL_POLICY_FACILITATORS)
+        snprintf(out, cap, "a facilitator's approval is needed (policy facilitators)");
+    else
+        snprintf(out, cap, "%zu more approval%s needed (policy %s: %zu of %zu members approved%s)",
+                 c->missing, c->missing == 1 ? "" : "s", policy_name(p), c->approvals, members,
+                 p == KL_POLICY_MAJORITY ? ", more than half needed" : "");
+}
+
+/* Explain a local refusal. */
+static int refused(const kl_grp_t *x, kl_group_verr_t why, const char *target)
+{
+    kl_group_member_t m;
+    char facs[512] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < kl_group_member_count(x->g); i++)
+        if (kl_group_member_at(x->g, i, &m) == 0 && m.role == KL_ROLE_FACILITATOR && off < 400) {
+            int n = snprintf(facs + off, sizeof facs - off, "%s%s", off ? ", " : "", m.address);
+            off += n > 0 ? (size_t)n : 0;
+        }
+    switch (why) {
+    case KL_GV_NOT_MEMBER:
+        kl_cli_err("you are not a member of %s%s%s", x->address, target ? " (or " : "",
+                   target ? "the person you named is not)" : "");
+        break;
+    case KL_GV_NOT_FACILITATOR:
+        kl_cli_err("only a facilitator of %s can do this; ask %s", x->address, facs);
+        break;
+    case KL_GV_ALREADY_MEMBER:
+        kl_cli_err("%s is already a member of %s", target ? target : "you", x->address);
+        break;
+    case KL_GV_ALREADY_CANDIDATE:
+        kl_cli_err("%s has already been invited to or asked to join %s; members approve with "
+                   "`kollega group approve %s ADDRESS`", target ? target : "you", x->address,
+                   x->address);
+        break;
+    case KL_GV_NOT_CANDIDATE:
+        kl_cli_err("%s has not been invited to or asked to join %s; see `kollega group members "
+                   "%s`", target ? target : "that person", x->address, x->address);
+        break;
+    case KL_GV_LAST_FACILITATOR:
+        kl_cli_err("%s would leave %s without a facilitator; name another facilitator first "
+                   "(`kollega group role %s ADDRESS facilitator`)%s",
+                   target ? target : "this", x->address, x->address,
+                   target ? "" : " or leave with --successor ADDRESS");
+        break;
+    case KL_GV_SUCCESSOR:
+        kl_cli_err("you are the last facilitator of %s: leave with --successor ADDRESS naming "
+                   "a current member", x->address);
+        break;
+    case KL_GV_CLOSED:
+        kl_cli_err("%s is closed: it has no members left", x->address);
+        break;
+    case KL_GV_LIMIT:
+        kl_cli_err("%s has reached its limit of members or candidates", x->address);
+        break;
+    default:
+        kl_cli_err("%s refuses this (%s)", x->address, kl_group_verr_str(why));
+        break;
+    }
+    return KL_EXIT_FAIL;
+}
+
+static int submit_fail(kl_conn_t *conn, const kl_grp_t *x, int r)
+{
+    if (r == KL_ECRYPTO)
+        kl_cli_err("%s cannot be changed: the relay's copy of its log is invalid", x->address);
+    else
+        kl_cli_relay_fail(conn, r, "record the group change");
+    return KL_EXIT_FAIL;
+}
+
+/* Submit d; print refusals. Exit code. */
+static int submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
+                  const char *target, kl_group_event_t *ev)
+{
+    kl_group_verr_t why = KL_GV_OK;
+    int r = kl_grp_submit(cli, conn, x, d, ev, &why);
+    if (r == KL_ESTATE)
+        return refused(x, why, target);
+    if (r)
+        return submit_fail(conn, x, r);
+    return KL_EXIT_OK;
+}
+
+static void json_print(kl_json_t *j)
+{
+    kl_json_obj_end(j);
+    if (kl_json_cstr(j))
+        printf("%s\n", kl_json_cstr(j));
+    kl_json_free(j);
+}
+
+int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retention)
+{
+    char grp[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_event_t ev;
+    kl_group_opdesc_t d;
+    int rc = prepare(cli, name, grp, &conn, &x, 0);
+    if (rc)
+        goto out;
+    if (kl_group_next_index(x.g) > 0 || x.relay_next > 0) {
+        kl_cli_err("the group %s exists already; choose another name", grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_CREATE;
+    d.policy = (kl_group_policy_t)policy;
+    d.days = (uint32_t)retention;
+    kl_group_verr_t why = KL_GV_OK;
+    int r = kl_grp_submit(cli, conn, &x, &d, &ev, &why);
+    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT) {
+        kl_cli_err("the group %s exists already; choose another name", grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r == KL_ESTATE) {
+        rc = refused(&x, why, NULL);
+        goto out;
+    }
+    if (r) {
+        rc = submit_fail(conn, &x, r);
+        goto out;
+    }
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "group", grp);
+        kl_json_str(&j, "policy", policy_name(d.policy));
+        kl_json_uint(&j, "retention_days", d.days);
+        kl_json_str(&j, "role", "facilitator");
+        json_print(&j);
+    } else {
+        printf("Created %s (admission policy %s; ", grp, policy_name(d.policy));
+        if (d.days)
+            printf("messages expire after %u day%s). ", d.days, d.days == 1 ? "" : "s");
+        else
+            printf("messages are kept until read). ");
+        printf("You are its facilitator; invite members with `kollega group invite %s "
+               "ADDRESS`.\n", grp);
+    }
+    rc = KL_EXIT_OK;
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+/* Output after invite/approve/request: admitted, or what is missing. */
+static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char *verb,
+                             const char *who, const uint8_t key[32], const kl_group_event_t *ev)
+{
+    kl_group_candidate_t c;
+    char miss[256] = "";
+    int admitted = ev->admitted && kl_memcmp(ev->admitted_key, key, 32) == 0;
+    int still = !admitted && find_candidate(x, NULL, key, &c) == 0;
+    if (still)
+        missing_text(x, &c, miss, sizeof miss);
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "group", x->address);
+        kl_json_str(&j, "action", verb);
+        kl_json_str(&j, "candidate", who);
+        kl_json_bool(&j, "admitted", admitted);
+        if (still) {
+            kl_json_uint(&j, "approvals", c.approvals);
+            kl_json_uint(&j, "missing", c.missing);
+            kl_json_uint(&j, "members", kl_group_member_count(x->g));
+            kl_json_str(&j, "policy", policy_name(kl_group_policy(x->g)));
+        }
+        json_print(&j);
+        return;
+    }
+    if (admitted)
+        printf("%s is now a member of %s (admitted).\n", who, x->address);
+    else if (still)
+        printf("%s %s for %s: %s.\n", verb, who, x->address, miss);
+    else
+        printf("%s %s for %s.\n", verb, who, x->address);
+}
+
+int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
+{
+    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_contact_t c;
+    kl_group_event_t ev;
+    kl_group_opdesc_t d;
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    if (rc)
+        return rc;
+    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
+        goto out;
+    int r = kl_contacts_check_send(cli->st, conn, addr, &c);
+    if (r == KL_ENOTFOUND) {
+        kl_cli_err("the relay knows no user %s; check the address", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r == KL_EKEYCHANGED) {
+        kl_cli_err("the identity key of %s changed; compare safety numbers with `kollega "
+                   "contact verify %s` before inviting them", addr, addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r) {
+        rc = kl_cli_relay_fail(conn, r, "look up the person to invite");
+        goto out;
+    }
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_INVITE;
+    memcpy(d.target, c.key, 32);
+    if (strlen(addr) >= sizeof d.target_address) {
+        kl_cli_err("the address %s is too long for a group log", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    memcpy(d.target_address, addr, strlen(addr) + 1);
+    if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
+        goto out;
+    candidate_result(cli, &x, "invited", addr, c.key, &ev);
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+int kl_cmd_group_request(kl_cli_t *cli, const char *name)
+{
+    char grp[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_event_t ev;
+    int rc = prepare(cli, name, grp, &conn, &x, 0);
+    if (rc)
+        goto out;
+    int r = kl_grp_request(cli, conn, &x, &ev);
+    if (r == KL_EEXIST) {
+        kl_cli_err("you are already %s of %s", kl_group_role_of(x.g, cli->me.pk) ? "a member"
+                                                                                  : "a candidate",
+                   grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r == KL_ENOTFOUND || (r == KL_EREFUSED && kl_conn_relay_error(conn) ==
+                                                      KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND)) {
+        kl_cli_err("the relay knows no group %s; check the name", grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r == KL_ESTATE) {
+        rc = refused(&x, KL_GV_CLOSED, NULL);
+        goto out;
+    }
+    if (r) {
+        rc = submit_fail(conn, &x, r);
+        goto out;
+    }
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "group", grp);
+        kl_json_str(&j, "action", "requested");
+        kl_json_str(&j, "policy", policy_name(kl_group_policy(x.g)));
+        json_print(&j);
+    } else {
+        printf("Asked to join %s; you become a member once the members agree (policy %s).\n",
+               grp, policy_name(kl_group_policy(x.g)));
+    }
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
+{
+    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1], miss[256];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_candidate_t c;
+    kl_group_event_t ev;
+    kl_group_opdesc_t d;
+    kl_group_member_t m;
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    if (rc)
+        return rc;
+    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
+        goto out;
+    if (find_candidate(&x, addr, NULL, &c) != 0) {
+        if (find_member(&x, addr, &m) == 0)
+            kl_cli_err("%s is already a member of %s", addr, grp);
+        else
+            kl_cli_err("%s has not been invited to or asked to join %s; see `kollega group "
+                       "members %s`", addr, grp, grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (kl_group_role_of(x.g, cli->me.pk) != KL_ROLE_NONE &&
+        kl_group_has_approved(x.g, c.key, cli->me.pk)) {
+        missing_text(&x, &c, miss, sizeof miss);
+        kl_cli_err("you have already approved %s for %s (approval already given); %s", addr, grp,
+                   miss);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_APPROVE;
+    memcpy(d.target, c.key, 32);
+    if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
+        goto out;
+    candidate_result(cli, &x, "approved", addr, c.key, &ev);
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+/* remove and role: the target must be a member. */
+static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_group_opkind_t kind,
+                     kl_group_role_t role)
+{
+    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_event_t ev;
+    kl_group_opdesc_t d;
+    kl_group_member_t m;
+    kl_group_candidate_t c;
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    if (rc)
+        return rc;
+    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
+        goto out;
+    memset(&d, 0, sizeof d);
+    d.kind = kind;
+    d.role = role;
+    if (find_member(&x, addr, &m) == 0) {
+        memcpy(d.target, m.key, 32);
+    } else if (kind == KL_GOP_REMOVE && find_candidate(&x, addr, NULL, &c) == 0) {
+        memcpy(d.target, c.key, 32); /* refusing a candidate */
+    } else {
+        kl_cli_err("%s is not a member of %s; see `kollega group members %s`", addr, grp, grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (kind == KL_GOP_REMOVE && strcmp(addr, cli->me.address) == 0) {
+        kl_cli_err("to leave %s yourself use `kollega group leave %s`", grp, grp);
+        rc = KL_EXIT_USAGE;
+        goto out;
+    }
+    if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
+        goto out;
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "group", grp);
+        kl_json_str(&j, "action", kind == KL_GOP_REMOVE ? "removed" : "role");
+        kl_json_str(&j, "member", addr);
+        if (kind == KL_GOP_SET_ROLE)
+            kl_json_str(&j, "role", role_name(role));
+        json_print(&j);
+    } else if (kind == KL_GOP_REMOVE) {
+        printf("Removed %s from %s. Everyone's group keys are renewed before the next message, "
+               "so %s cannot read anything sent from now on.\n", addr, grp, addr);
+    } else {
+        printf("%s is now a %s of %s.\n", addr, role_name(role), grp);
+    }
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+int kl_cmd_group_remove(kl_cli_t *cli, const char *name, const char *address)
+{
+    return member_op(cli, name, address, KL_GOP_REMOVE, KL_ROLE_NONE);
+}
+
+int kl_cmd_group_role(kl_cli_t *cli, const char *name, const char *address, const char *role)
+{
+    kl_group_role_t r;
+    if (strcmp(role, "facilitator") == 0)
+        r = KL_ROLE_FACILITATOR;
+    else if (strcmp(role, "member") == 0)
+        r = KL_ROLE_MEMBER;
+    else {
+        kl_cli_err("the role must be facilitator or member, not '%s'; see `kollega group "
+                   "--help`", role);
+        return KL_EXIT_USAGE;
+    }
+    return member_op(cli, name, address, KL_GOP_SET_ROLE, r);
+}
+
+int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
+{
+    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_event_t ev;
+    kl_group_opdesc_t d;
+    kl_group_member_t m;
+    int rc;
+    if (successor && (rc = kl_cli_user_address(successor, addr, sizeof addr)))
+        return rc;
+    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
+        goto out;
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_LEAVE;
+    if (successor) {
+        if (find_member(&x, addr, &m) != 0) {
+            kl_cli_err("--successor %s is not a member of %s", addr, grp);
+            rc = KL_EXIT_FAIL;
+            goto out;
+        }
+        memcpy(d.target, m.key, 32);
+        d.has_target = 1;
+    }
+    if ((rc = submit(cli, conn, &x, &d, NULL, &ev)))
+        goto out;
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "group", grp);
+        kl_json_str(&j, "action", "left");
+        if (successor)
+            kl_json_str(&j, "successor", addr);
+        json_print(&j);
+    } else {
+        printf("You left %s.\n", grp);
+    }
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+static void print_members_json(const kl_grp_t *x)
+{
+    kl_json_t j;
+    kl_group_member_t m;
+    kl_group_candidate_t c;
+    char key[64];
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "group", x->address);
+    kl_json_str(&j, "policy", policy_name(kl_group_policy(x->g)));
+    kl_json_uint(&j, "retention_days", kl_group_retention_days(x->g));
+    kl_json_uint(&j, "epoch", kl_group_epoch(x->g));
+    kl_json_bool(&j, "log_valid", !x->invalid);
+    kl_json_arr_begin(&j, "members");
+    for (size_t i = 0; i < kl_group_member_count(x->g); i++) {
+        if (kl_group_member_at(x->g, i, &m))
+            continue;
+        kl_b64_encode(m.key, 32, key, sizeof key);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "address", m.address);
+        kl_json_str(&j, "identity_key", key);
+        kl_json_str(&j, "role", role_name(m.role));
+        kl_json_obj_end(&j);
+    }
+    kl_json_arr_end(&j);
+    kl_json_arr_begin(&j, "candidates");
+    for (size_t i = 0; i < kl_group_candidate_count(x->g); i++) {
+        if (kl_group_candidate_at(x->g, i, &c))
+            continue;
+        kl_b64_encode(c.key, 32, key, sizeof key);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "address", c.address);
+        kl_json_str(&j, "identity_key", key);
+        kl_json_uint(&j, "approvals", c.approvals);
+        kl_json_uint(&j, "missing", c.missing);
+        kl_json_arr_begin(&j, "approved_by");
+        for (size_t k = 0; k < kl_group_member_count(x->g); k++)
+            if (kl_group_member_at(x->g, k, &m) == 0 && kl_group_has_approved(x->g, c.key, m.key))
+                kl_json_str(&j, NULL, m.address);
+        kl_json_arr_end(&j);
+        kl_json_obj_end(&j);
+    }
+    kl_json_arr_end(&j);
+    json_print(&j);
+}
+
+int kl_cmd_group_members(kl_cli_t *cli, const char *name)
+{
+    char grp[KL_ADDR_MAX + 1], miss[256];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_member_t m;
+    kl_group_candidate_t c;
+    int rc = prepare(cli, name, grp, &conn, &x, 1);
+    if (rc)
+        goto out;
+    if (cli->json) {
+        print_members_json(&x);
+        goto out;
+    }
+    uint32_t days = kl_group_retention_days(x.g);
+    printf("%s: admission policy %s; ", grp, policy_name(kl_group_policy(x.g)));
+    if (days)
+        printf("messages expire after %u day%s\n", days, days == 1 ? "" : "s");
+    else
+        printf("messages kept until read\n");
+    printf("Members (%zu):\n", kl_group_member_count(x.g));
+    for (size_t i = 0; i < kl_group_member_count(x.g); i++)
+        if (kl_group_member_at(x.g, i, &m) == 0)
+            printf("  %s  %s%s\n", m.address, role_name(m.role),
+                   kl_memcmp(m.key, cli->me.pk, 32) == 0 ? " (you)" : "");
+    size_t nc = kl_group_candidate_count(x.g);
+    if (nc)
+        printf("Candidates (%zu):\n", nc);
+    for (size_t i = 0; i < nc; i++) {
+        if (kl_group_candidate_at(x.g, i, &c))
+            continue;
+        missing_text(&x, &c, miss, sizeof miss);
+        printf("  %s  %s; approved by:", c.address, miss);
+        int any = 0;
+        for (size_t k = 0; k < kl_group_member_count(x.g); k++)
+            if (kl_group_member_at(x.g, k, &m) == 0 && kl_group_has_approved(x.g, c.key, m.key)) {
+                printf("%s %s", any ? "," : "", m.address);
+                any = 1;
+            }
+        printf("%s\n", any ? "" : " nobody yet");
+    }
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t len)
+{
+    char grp[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_message_t m;
+    int rc = prepare(cli, name, grp, &conn, &x, 1);
+    if (rc)
+        goto out;
+    int r = kl_grp_send(cli, conn, &x, text, len, &m);
+    if (r == KL_ESTATE) {
+        kl_cli_err("you are not a member of %s; nothing was sent", grp);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r == KL_ETOOBIG) {
+        kl_cli_err("the message is too large once encrypted; shorten it");
+        rc = KL_EXIT_USAGE;
+        goto out;
+    }
+    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN) {
+        kl_cli_err("the relay refused the message: it does not count you as a member of %s (%s)",
+                   grp, kl_conn_relay_message(conn));
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r) {
+        rc = kl_cli_relay_fail(conn, r, "deliver the group message");
+        goto out;
+    }
+    if (cli->json) {
+        char hex[2 * KL_MSG_ID + 1];
+        kl_json_t j;
+        kl_hex_encode(m.id, KL_MSG_ID, hex, sizeof hex);
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "id", hex);
+        kl_json_str(&j, "to", grp);
+        kl_json_str(&j, "group", grp);
+        kl_json_uint(&j, "seq", m.seq);
+        kl_json_uint(&j, "sent_at", m.sent_at);
+        json_print(&j);
+    } else {
+        printf("Sent to %s.\n", grp);
+    }
+out:
+    finish(conn, &x);
+    return rc;
+}

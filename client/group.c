@@ -1,0 +1,416 @@
+/* Group governance in the client: the validated local copy of each group's
+ * operation log, fetching and submitting ops. See group.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.h"
+#include "group.pb-c.h"
+#include "kollega/addr.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "store_group.h"
+#include "util.h"
+
+/* GroupFetch rounds per sync: a frame holds dozens of ops, groups have at
+ * most a few hundred members, so this is far above any honest log. */
+#define MAX_FETCH_ROUNDS 256
+
+void kl_grp_warn(const kl_cli_t *cli, const char *grp, const char *kind, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!cli->json) {
+        fflush(stdout);
+        fprintf(stderr, "kollega: %s: %s\n", grp, msg);
+        return;
+    }
+    kl_json_t j;
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "warning", kind);
+    kl_json_str(&j, "group", grp);
+    kl_json_str(&j, "message", msg);
+    kl_json_obj_end(&j);
+    if (kl_json_cstr(&j))
+        printf("%s\n", kl_json_cstr(&j));
+    fflush(stdout);
+    kl_json_free(&j);
+}
+
+void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, const char *by,
+                   const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!cli->json) {
+        printf("%s\n", msg);
+        fflush(stdout);
+        return;
+    }
+    kl_json_t j;
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "event", event);
+    kl_json_str(&j, "group", grp);
+    if (by)
+        kl_json_str(&j, "by", by);
+    kl_json_str(&j, "message", msg);
+    kl_json_obj_end(&j);
+    if (kl_json_cstr(&j))
+        printf("%s\n", kl_json_cstr(&j));
+    fflush(stdout);
+    kl_json_free(&j);
+}
+
+int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
+{
+    char full[KL_ADDR_MAX + 2];
+    kl_addr_t a;
+    if (in[0] != '#')
+        return KL_EINVAL;
+    if (strchr(in, '@') == NULL) {
+        int n = snprintf(full, sizeof full, "%s@%s", in, cli->relay.name);
+        if (n < 0 || (size_t)n >= sizeof full)
+            return KL_EINVAL;
+    } else if (strlen(in) >= sizeof full) {
+        return KL_EINVAL;
+    } else {
+        memcpy(full, in, strlen(in) + 1);
+    }
+    if (kl_addr_parse(full, &a) != 0 || !a.is_group || kl_addr_format(&a, out, cap) != 0 ||
+        strcmp(out, full) != 0)
+        return KL_EINVAL;
+    return 0;
+}
+
+/* What an applied op means for us. */
+static void react(const kl_cli_t *cli, kl_grp_t *x, const kl_group_event_t *ev)
+{
+    const uint8_t *me = cli->me.pk;
+    if (ev->kind == KL_GOP_INVITE && kl_memcmp(ev->target, me, 32) == 0)
+        snprintf(x->invited_by, sizeof x->invited_by, "%s", ev->actor_address);
+    if (ev->admitted && kl_memcmp(ev->admitted_key, me, 32) == 0) {
+        x->admitted = 1;
+        x->removed = 0;
+    }
+    if (ev->kind == KL_GOP_REMOVE && kl_memcmp(ev->target, me, 32) == 0) {
+        x->removed = 1;
+        snprintf(x->removed_by, sizeof x->removed_by, "%s", ev->actor_address);
+    }
+}
+
+static int replay_cb(void *ud, uint64_t idx, const uint8_t *op, size_t len)
+{
+    void **p = ud;
+    kl_cli_t *cli = p[0];
+    kl_grp_t *x = p[1];
+    kl_group_event_t ev;
+    kl_group_verr_t why = KL_GV_OK;
+    if (idx != kl_group_next_index(x->g) ||
+        kl_group_apply(x->g, op, len, &ev, &why) != 0) {
+        /* Ops are stored only after validation: this is a damaged store. */
+        kl_grp_warn(cli, x->address, "invalid_stored_op",
+                    "the stored group operation %llu does not validate (%s); ignoring it "
+                    "and everything after it", (unsigned long long)idx, kl_group_verr_str(why));
+        x->invalid = 1;
+        return 1;
+    }
+    react(cli, x, &ev);
+    return 0;
+}
+
+int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->address, sizeof x->address, "%s", address);
+    int r = kl_group_new(&x->g, address);
+    if (r)
+        return r;
+    void *p[2] = {cli, x};
+    r = kl_store_group_op_each(cli->st, address, replay_cb, p);
+    if (r == 1)
+        r = 0;
+    if (r)
+        kl_grp_free(x);
+    return r;
+}
+
+void kl_grp_free(kl_grp_t *x)
+{
+    kl_group_free(x->g);
+    x->g = NULL;
+}
+
+static int call_group_fetch(kl_conn_t *conn, const char *grp, uint64_t from, kl_frame_t **resp)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__GroupFetch gf = KOLLEGA__RELAY__V1__GROUP_FETCH__INIT;
+    gf.group = (char *)grp;
+    gf.from_index = from;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_FETCH;
+    f.group_fetch = &gf;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG, resp);
+    if (r == 0 && ((*resp)->group_log == NULL || (*resp)->group_log->group == NULL ||
+                   strcmp((*resp)->group_log->group, grp) != 0)) {
+        kl_wire_free(*resp);
+        *resp = NULL;
+        r = KL_EPROTO;
+    }
+    return r;
+}
+
+/* Apply and store a batch of ops in one transaction; stops at the first
+ * op that fails (warning, x->invalid). *applied counts the good ones. */
+static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__GroupLog *gl,
+                       size_t *applied)
+{
+    kl_store_group_t row;
+    *applied = 0;
+    int r = kl_store_begin(cli->st);
+    if (r)
+        return r;
+    /* The row exists for every group we know, so receive visits it. */
+    if ((r = kl_store_group_get(cli->st, x->address, &row)) == KL_ENOTFOUND) {
+        memset(&row, 0, sizeof row);
+        snprintf(row.address, sizeof row.address, "%s", x->address);
+        r = kl_store_group_put(cli->st, &row);
+    }
+    for (size_t i = 0; r == 0 && i < gl->n_ops; i++) {
+        kl_group_event_t ev;
+        kl_group_verr_t why = KL_GV_OK;
+        uint64_t idx = kl_group_next_index(x->g);
+        const ProtobufCBinaryData *op = &gl->ops[i];
+        if (op->len == 0 || op->len > KL_GROUP_MAX_OP ||
+            kl_group_apply(x->g, op->data, op->len, &ev, &why) != 0) {
+            if (why == KL_GV_OK)
+                why = KL_GV_MALFORMED;
+            kl_grp_warn(cli, x->address, "invalid_group_op",
+                        "the relay delivered an invalid group operation at index %llu (%s); "
+                        "ignoring it", (unsigned long long)idx, kl_group_verr_str(why));
+            x->invalid = 1;
+            break;
+        }
+        if ((r = kl_store_group_op_put(cli->st, x->address, idx, op->data, op->len)))
+            break;
+        react(cli, x, &ev);
+        (*applied)++;
+    }
+    if (r) {
+        kl_store_rollback(cli->st);
+        return r;
+    }
+    return kl_store_commit(cli->st);
+}
+
+int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
+{
+    for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
+        kl_frame_t *resp = NULL;
+        uint64_t from = kl_group_next_index(x->g);
+        size_t applied = 0;
+        int r = call_group_fetch(conn, x->address, from, &resp);
+        if (r)
+            return r;
+        const Kollega__Relay__V1__GroupLog *gl = resp->group_log;
+        x->relay_next = gl->next_index;
+        memset(x->relay_head, 0, 32);
+        if (gl->head.len == 32)
+            memcpy(x->relay_head, gl->head.data, 32);
+        int more = gl->more && gl->n_ops > 0;
+        if (gl->n_ops > 0 && gl->from_index != from) {
+            kl_wire_free(resp);
+            return KL_EPROTO;
+        }
+        r = gl->n_ops ? apply_batch(cli, x, gl, &applied) : 0;
+        kl_wire_free(resp);
+        if (r)
+            return r;
+        if (!more)
+            return 0;
+    }
+    return 0;
+}
+
+static int call_group_op(kl_conn_t *conn, const uint8_t *op, size_t len, int *admitted)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
+    kl_frame_t *resp = NULL;
+    go.signed_op.data = (uint8_t *)op;
+    go.signed_op.len = len;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP;
+    f.group_op = &go;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP_ACCEPTED, &resp);
+    if (r == 0)
+        *admitted = resp->group_op_accepted && resp->group_op_accepted->admitted;
+    kl_wire_free(resp);
+    return r;
+}
+
+static int reload(kl_cli_t *cli, kl_grp_t *x)
+{
+    char addr[KL_ADDR_MAX + 1];
+    memcpy(addr, x->address, sizeof addr);
+    kl_grp_free(x);
+    return kl_grp_load(cli, addr, x);
+}
+
+static int store_op(kl_cli_t *cli, const char *grp, uint64_t idx, const uint8_t *op, size_t len)
+{
+    kl_store_group_t row;
+    int r = kl_store_begin(cli->st);
+    if (r)
+        return r;
+    if ((r = kl_store_group_get(cli->st, grp, &row)) == KL_ENOTFOUND) {
+        memset(&row, 0, sizeof row);
+        snprintf(row.address, sizeof row.address, "%s", grp);
+        r = kl_store_group_put(cli->st, &row);
+    }
+    if (r == 0)
+        r = kl_store_group_op_put(cli->st, grp, idx, op, len);
+    if (r) {
+        kl_store_rollback(cli->st);
+        return r;
+    }
+    return kl_store_commit(cli->st);
+}
+
+int kl_grp_submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
+                  kl_group_event_t *ev, kl_group_verr_t *why)
+{
+    int r = 0;
+    *why = KL_GV_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint8_t *op = NULL;
+        size_t len = 0;
+        int admitted = 0;
+        uint64_t idx = kl_group_next_index(x->g);
+        if ((r = kl_group_op_build(x->g, cli->me.sk, cli->me.pk, cli->me.address, kl_now_ms(), d,
+                                   &op, &len)))
+            return r;
+        /* Our own rules check first: the user gets the reason, and the
+         * relay never sees an op we would ignore ourselves. */
+        if (kl_group_apply(x->g, op, len, ev, why) != 0) {
+            free(op);
+            return KL_ESTATE;
+        }
+        r = call_group_op(conn, op, len, &admitted);
+        if (r == 0) {
+            r = store_op(cli, x->address, idx, op, len);
+            free(op);
+            if (r == 0)
+                react(cli, x, ev);
+            return r;
+        }
+        free(op);
+        /* x->g holds the op the relay refused: start again from the store. */
+        int lr = reload(cli, x);
+        if (lr)
+            return lr;
+        if (r != KL_EREFUSED ||
+            kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+            return r;
+        /* Someone else's op came first: catch up and try once more. */
+        if ((r = kl_grp_sync_ops(cli, conn, x)))
+            return r;
+        if (x->invalid)
+            return KL_ECRYPTO;
+    }
+    return r;
+}
+
+/* A request op for a group whose log we may not read: index and prev come
+ * from the relay's GroupLog (next_index, head); the relay validates it
+ * against the whole log, and we validate the log once we are named in it. */
+static int build_request(const kl_cli_t *cli, const kl_grp_t *x, uint8_t **out, size_t *outlen)
+{
+    Kollega__Group__V1__Op op = KOLLEGA__GROUP__V1__OP__INIT;
+    Kollega__Group__V1__Request req = KOLLEGA__GROUP__V1__REQUEST__INIT;
+    Kollega__Group__V1__SignedOp so = KOLLEGA__GROUP__V1__SIGNED_OP__INIT;
+    const size_t ctx = sizeof KL_GROUP_OP_CONTEXT - 1;
+    uint8_t msg[sizeof KL_GROUP_OP_CONTEXT + KL_GROUP_MAX_OP];
+    uint8_t sig[KL_SIG];
+    uint8_t head[32];
+    *out = NULL;
+    memcpy(head, x->relay_head, 32);
+    op.group = (char *)x->address;
+    op.index = x->relay_next;
+    op.prev.data = head;
+    op.prev.len = 32;
+    op.actor.data = (uint8_t *)cli->me.pk;
+    op.actor.len = 32;
+    op.actor_address = (char *)cli->me.address;
+    op.ts = kl_now_ms();
+    op.body_case = KOLLEGA__GROUP__V1__OP__BODY_REQUEST;
+    op.request = &req;
+    size_t n = kollega__group__v1__op__get_packed_size(&op);
+    if (n > KL_GROUP_MAX_OP)
+        return KL_ETOOBIG;
+    memcpy(msg, KL_GROUP_OP_CONTEXT, ctx);
+    kollega__group__v1__op__pack(&op, msg + ctx);
+    if (kl_sign(cli->me.sk, msg, ctx + n, sig) != 0)
+        return KL_ECRYPTO;
+    so.op.data = msg + ctx;
+    so.op.len = n;
+    so.signature.data = sig;
+    so.signature.len = sizeof sig;
+    size_t sn = kollega__group__v1__signed_op__get_packed_size(&so);
+    uint8_t *b = malloc(sn);
+    if (b == NULL)
+        return KL_ENOMEM;
+    kollega__group__v1__signed_op__pack(&so, b);
+    *out = b;
+    *outlen = sn;
+    return 0;
+}
+
+int kl_grp_request(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, kl_group_event_t *ev)
+{
+    kl_group_verr_t why = KL_GV_OK;
+    int r = kl_grp_sync_ops(cli, conn, x);
+    if (r)
+        return r;
+    memset(ev, 0, sizeof *ev);
+    if (kl_group_next_index(x->g) > 0) {
+        /* We can read the log (we were named in it): build and check
+         * against the full state. */
+        kl_group_opdesc_t d;
+        memset(&d, 0, sizeof d);
+        d.kind = KL_GOP_REQUEST;
+        r = kl_grp_submit(cli, conn, x, &d, ev, &why);
+        if (r == KL_ESTATE)
+            return why == KL_GV_ALREADY_MEMBER || why == KL_GV_ALREADY_CANDIDATE ? KL_EEXIST
+                                                                                  : KL_ESTATE;
+        return r;
+    }
+    if (x->relay_next == 0)
+        return KL_ENOTFOUND;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint8_t *op = NULL;
+        size_t len = 0;
+        int admitted = 0;
+        if ((r = build_request(cli, x, &op, &len)))
+            return r;
+        r = call_group_op(conn, op, len, &admitted);
+        free(op);
+        if (r != KL_EREFUSED ||
+            kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+            break;
+        if ((r = kl_grp_sync_ops(cli, conn, x)))
+            return r;
+    }
+    if (r)
+        return r;
+    ev->kind = KL_GOP_REQUEST;
+    /* Now we are named in the log: fetch and validate all of it. */
+    return kl_grp_sync_ops(cli, conn, x);
+}

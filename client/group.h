@@ -1,0 +1,125 @@
+/* ERFA groups in the client (DESIGN.md "Groups", "Group governance").
+ *
+ * Governance (group.c): the client keeps every op of each group it belongs
+ * to or is a candidate of, and validates the whole chain with
+ * kl_group_apply from index 0. Only ops that validate are stored; an op
+ * that does not is ignored together with everything after it, and the user
+ * is told. Group commands build ops against the validated local state,
+ * check them locally (so refusals are explained before the relay is
+ * asked), submit them with group_op and, on CONFLICT, fetch the new ops,
+ * re-validate and retry once.
+ *
+ * Messages (group_msg.c): each member has, per group, its own sender key
+ * (kl_senderkey), made lazily and remade whenever the group epoch differs
+ * from the epoch it was made for (after a remove or leave). It is sent to
+ * every other current member over the 1:1 sessions (e2e Content.sender_key)
+ * once per member and key. A group message body is exactly the
+ * kl_senderkey_encrypt output with AD = group address || sender identity
+ * key over a padded Content{id, sent_at, text, to = group}; the relay never
+ * learns who wrote it. The receiver tries the received keys with the
+ * message's key_id whose owner is a current member in its validated state;
+ * an entry no key opens yet is kept (sealed) and retried when new keys
+ * arrive. */
+#ifndef KOLLEGA_CLIENT_GROUP_H
+#define KOLLEGA_CLIENT_GROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "kollega/group.h"
+#include "kollega/senderkey.h"
+#include "sync.h"
+
+typedef struct kl_grp {
+    char address[KL_ADDR_MAX + 1];
+    kl_group_t *g;                         /* validated state */
+    int invalid;                           /* the relay delivered an op that failed */
+    char invited_by[KL_ADDR_MAX + 1];      /* who invited us, if anyone */
+    int admitted;                          /* an op admitted us (not the creator) */
+    int removed;                           /* we were removed */
+    char removed_by[KL_ADDR_MAX + 1];
+    uint64_t relay_next;                   /* from the last GroupLog */
+    uint8_t relay_head[32];
+} kl_grp_t;
+
+/* "#name" -> "#name@<own relay>", "#name@relay" checked. KL_EINVAL. */
+int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap);
+
+/* The validated state from the store (ops replayed from index 0). */
+int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x);
+void kl_grp_free(kl_grp_t *x);
+
+/* group_fetch the ops after the local state, validate, store the valid
+ * prefix, warn about the first invalid op. KL_EREFUSED with the relay's
+ * code for refusals (NOT_FOUND: no such group). */
+int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x);
+
+/* Build op d against x's state, validate it locally (*why on refusal:
+ * KL_ESTATE returned, nothing sent), submit it, store it; on CONFLICT sync
+ * and retry once. ev describes the applied op. Relay refusals: KL_EREFUSED. */
+int kl_grp_submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
+                  kl_group_event_t *ev, kl_group_verr_t *why);
+
+/* `group request`: ask to join a group we are not named in. */
+int kl_grp_request(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, kl_group_event_t *ev);
+
+/* Warn about something in a group: stderr, or with --json a JSON object
+ * {"warning", "group", "message"} on stdout. */
+void kl_grp_warn(const kl_cli_t *cli, const char *grp, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A notice for the user ("you were invited ..."): stdout, or a JSON
+ * object {"event", "group", "message", [by]} with --json. */
+void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, const char *by,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- group_msg.c ---- */
+
+/* Send text to the group: rotate our sender key if the epoch changed,
+ * distribute it to members that lack it, encrypt, commit the advanced key,
+ * send, store in history (*m, text borrowed). KL_ESTATE: not a member. */
+int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
+                kl_message_t *m);
+/* Give our current sender key to every current member that lacks it (only
+ * while it is valid for the current epoch). */
+int kl_grp_distribute(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x);
+
+/* Our sender key for the group's current epoch (*k, kl_senderkey_free):
+ * with create, made and committed when there is none or the epoch moved
+ * on since it was made; without, KL_ENOTFOUND then. */
+int kl_grp_own_key(kl_cli_t *cli, const kl_grp_t *x, int create, kl_senderkey_t **k);
+/* Encrypt text with k as a group message (*body malloc'd, for send.body)
+ * and commit k's advanced chain; *m describes the outgoing message (id,
+ * sent_at, peer, sender; text borrowed). No network. */
+int kl_grp_seal(kl_cli_t *cli, const kl_grp_t *x, kl_senderkey_t *k, const char *text,
+                size_t len, kl_message_t *m, uint8_t **body, size_t *blen);
+
+/* Receiving one group's entries. */
+typedef struct kl_grp_rx {
+    kl_cli_t *cli;
+    kl_sync_t *s;                /* on_message, stored count */
+    kl_grp_t *x;
+    size_t stored, pending_new, failed;
+} kl_grp_rx_t;
+/* Process one entry of x's log (skipped at or below the group cursor):
+ * decrypt with a key of a current member and store the message, or keep
+ * it as pending (no key yet), or count a failure; the group cursor moves
+ * in the same transaction. Errors only for store failures. */
+int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len);
+/* Retry pending entries; *left = how many stay pending. */
+int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left);
+
+/* Store a received distribution record (called by sync.c inside its
+ * transaction): owner's key for grp. */
+int kl_grp_store_dist(kl_store_t *st, const char *grp, const uint8_t owner[32], uint64_t epoch,
+                      const uint8_t *dist, size_t len);
+
+/* The group part of `receive`: group_list, then per group ops, notices,
+ * key distribution, the message log after our cursor, pending entries,
+ * retention. New messages go to s->on_message. */
+int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s);
+
+/* Delete messages older than each group's retention from local history. */
+int kl_grp_retention_all(kl_cli_t *cli);
+
+#endif

@@ -1,0 +1,425 @@
+/* ERFA groups in the client store. See store_group.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/group.h"
+#include "store_group.h"
+#include "store_int.h"
+
+/* Sender-key records are small (kl_senderkey_serialize: a chain, a signing
+ * key and at most KL_SENDERKEY_MAX_SKIP skipped keys); a bigger blob is
+ * corruption. */
+#define SK_MAX (256u * 1024u)
+
+static const char GROUP_SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, cursor INTEGER NOT NULL,"
+    " notified INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS group_ops(grp TEXT NOT NULL, idx INTEGER NOT NULL,"
+    " box BLOB NOT NULL, PRIMARY KEY(grp, idx));"
+    "CREATE TABLE IF NOT EXISTS sender_keys(grp TEXT NOT NULL, owner BLOB NOT NULL,"
+    " key_id INTEGER NOT NULL, epoch INTEGER NOT NULL, own INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, box BLOB NOT NULL, PRIMARY KEY(grp, owner, key_id));"
+    "CREATE TABLE IF NOT EXISTS sk_sent(grp TEXT NOT NULL, key_id INTEGER NOT NULL,"
+    " member BLOB NOT NULL, PRIMARY KEY(grp, key_id, member));"
+    "CREATE TABLE IF NOT EXISTS group_pending(grp TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, box BLOB NOT NULL, PRIMARY KEY(grp, seq));";
+
+int kl_store_group_schema(kl_store_t *st)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_exec(st->db, GROUP_SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+        return KL_EIO;
+    /* Stores made before groups have no sender column. */
+    if (sqlite3_prepare_v2(st->db, "SELECT sender FROM messages LIMIT 0", -1, &s, NULL) ==
+        SQLITE_OK) {
+        sqlite3_finalize(s);
+        return 0;
+    }
+    sqlite3_finalize(s);
+    return sqlite3_exec(st->db, "ALTER TABLE messages ADD COLUMN sender TEXT", NULL, NULL,
+                        NULL) == SQLITE_OK ? 0 : KL_EIO;
+}
+
+/* "table|grp|n": binds a sealed value to its group and row. */
+static int row_label(char *out, size_t cap, const char *table, const char *grp,
+                     unsigned long long n_)
+{
+    char row[KL_ADDR_MAX + 128];
+    int n = snprintf(row, sizeof row, "%s|%llu", grp, n_);
+    if (n < 0 || (size_t)n >= sizeof row)
+        return KL_ETOOBIG;
+    return kl_store_label(out, cap, table, row);
+}
+
+static int text_col(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    const unsigned char *p = sqlite3_column_text(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    if (p == NULL || n <= 0 || (size_t)n >= cap)
+        return KL_EPROTO;
+    memcpy(out, p, (size_t)n);
+    out[n] = '\0';
+    return 0;
+}
+
+int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT grp, cursor, notified FROM groups WHERE grp = ?1", &s);
+    if (r)
+        return r;
+    memset(g, 0, sizeof *g);
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW && (r = text_col(s, 0, g->address, sizeof g->address)) == 0) {
+        g->cursor = (uint64_t)sqlite3_column_int64(s, 1);
+        g->notified = (uint32_t)sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO groups(grp, cursor, notified)"
+                                 " VALUES(?1, ?2, ?3)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, g->address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)g->cursor);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)g->notified);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT grp, cursor, notified FROM groups ORDER BY grp", &s);
+    if (r)
+        return r;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        kl_store_group_t g;
+        memset(&g, 0, sizeof g);
+        if ((r = text_col(s, 0, g.address, sizeof g.address)))
+            break;
+        g.cursor = (uint64_t)sqlite3_column_int64(s, 1);
+        g.notified = (uint32_t)sqlite3_column_int64(s, 2);
+        if ((r = cb(ud, &g)))
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
+                          size_t len)
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    if (len == 0 || len > KL_GROUP_MAX_OP)
+        return KL_ETOOBIG;
+    int r = row_label(label, sizeof label, "group_ops", grp, (unsigned long long)idx);
+    if (r || (r = kl_store_prepare(st, "INSERT INTO group_ops(grp, idx, box) VALUES(?1, ?2, ?3)",
+                                   &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
+    if ((r = kl_store_bind_sealed(st, s, 3, label, op, len))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_group_op_each(kl_store_t *st, const char *grp,
+                           int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
+                           void *ud)
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT idx, box FROM group_ops WHERE grp = ?1 ORDER BY idx", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
+        uint8_t *pt = NULL;
+        size_t n = 0;
+        if ((r = row_label(label, sizeof label, "group_ops", grp, (unsigned long long)idx)) ||
+            (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
+            break;
+        r = cb(ud, idx, pt, n);
+        kl_free_wipe(pt, n);
+        if (r)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int sk_label(char *out, size_t cap, const char *grp, const uint8_t owner[32],
+                    uint32_t key_id)
+{
+    char hex[65];
+    char g2[KL_ADDR_MAX + 80];
+    kl_hex_encode(owner, 32, hex, sizeof hex);
+    int n = snprintf(g2, sizeof g2, "%s|%s", grp, hex);
+    if (n < 0 || (size_t)n >= sizeof g2)
+        return KL_ETOOBIG;
+    return row_label(out, cap, "sender_keys", g2, key_id);
+}
+
+int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[32],
+                           uint32_t key_id, uint64_t epoch, int own, int replace,
+                           const uint8_t *ser, size_t len)
+{
+    char label[KL_ADDR_MAX + 300];
+    sqlite3_stmt *s;
+    if (len == 0 || len > SK_MAX)
+        return KL_ETOOBIG;
+    int r = sk_label(label, sizeof label, grp, owner, key_id);
+    /* n orders own keys by creation (the newest is the one to use). */
+    if (r || (r = kl_store_prepare(st, replace
+                                           ? "INSERT OR REPLACE INTO sender_keys(grp, owner, key_id,"
+                                             " epoch, own, n, box) VALUES(?1, ?2, ?3, ?4, ?5,"
+                                             " coalesce((SELECT n FROM sender_keys WHERE grp = ?1"
+                                             " AND owner = ?2 AND key_id = ?3),"
+                                             " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys)),"
+                                             " ?6)"
+                                           : "INSERT OR IGNORE INTO sender_keys(grp, owner, key_id,"
+                                             " epoch, own, n, box) VALUES(?1, ?2, ?3, ?4, ?5,"
+                                             " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys),"
+                                             " ?6)",
+                                   &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, owner, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, key_id);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)epoch);
+    sqlite3_bind_int(s, 5, own ? 1 : 0);
+    if ((r = kl_store_bind_sealed(st, s, 6, label, ser, len))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32],
+                           uint32_t *key_id, uint64_t *epoch, uint8_t **ser, size_t *len)
+{
+    char label[KL_ADDR_MAX + 300];
+    sqlite3_stmt *s;
+    *ser = NULL;
+    *len = 0;
+    int r = kl_store_prepare(st, "SELECT key_id, epoch, box FROM sender_keys WHERE grp = ?1"
+                                 " AND owner = ?2 AND own = 1 ORDER BY n DESC LIMIT 1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, me, 32, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *key_id = (uint32_t)sqlite3_column_int64(s, 0);
+        *epoch = (uint64_t)sqlite3_column_int64(s, 1);
+        if ((r = sk_label(label, sizeof label, grp, me, *key_id)) == 0)
+            r = kl_store_column_unseal(st, s, 2, label, ser, len);
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[32],
+                              uint32_t key_id, int *own)
+{
+    sqlite3_stmt *s;
+    *own = 0;
+    int r = kl_store_prepare(st, "SELECT 1 FROM sender_keys WHERE grp = ?1 AND owner = ?2"
+                                 " AND key_id = ?3 AND own = 1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, me, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, key_id);
+    int rc = sqlite3_step(s);
+    *own = rc == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+}
+
+int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
+                            int (*cb)(void *ud, const uint8_t owner[32], const uint8_t *ser,
+                                      size_t len),
+                            void *ud)
+{
+    char label[KL_ADDR_MAX + 300];
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT owner, box FROM sender_keys WHERE grp = ?1"
+                                 " AND key_id = ?2 AND own = 0 ORDER BY n", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, key_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint8_t owner[32], *pt = NULL;
+        size_t n = 0;
+        if (sqlite3_column_bytes(s, 0) != 32) {
+            r = KL_EPROTO;
+            break;
+        }
+        memcpy(owner, sqlite3_column_blob(s, 0), 32);
+        if ((r = sk_label(label, sizeof label, grp, owner, key_id)) ||
+            (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
+            break;
+        r = cb(ud, owner, pt, n);
+        kl_free_wipe(pt, n);
+        if (r)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
+                         const uint8_t member[32], int *has)
+{
+    sqlite3_stmt *s;
+    *has = 0;
+    int r = kl_store_prepare(st, "SELECT 1 FROM sk_sent WHERE grp = ?1 AND key_id = ?2"
+                                 " AND member = ?3", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, key_id);
+    sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *has = rc == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+}
+
+int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
+                         const uint8_t member[32])
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR IGNORE INTO sk_sent(grp, key_id, member)"
+                                 " VALUES(?1, ?2, ?3)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, key_id);
+    sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_t ts,
+                          const uint8_t *body, size_t len)
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    int r = row_label(label, sizeof label, "group_pending", grp, (unsigned long long)seq);
+    if (r || (r = kl_store_prepare(st, "INSERT OR IGNORE INTO group_pending(grp, seq, ts, box)"
+                                       " VALUES(?1, ?2, ?3, ?4)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)ts);
+    if ((r = kl_store_bind_sealed(st, s, 4, label, body, len))) {
+        sqlite3_finalize(s);
+        return r;
+    }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
+                           int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
+                                     size_t len),
+                           void *ud)
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
+                                 " ORDER BY seq LIMIT ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
+        uint64_t ts = (uint64_t)sqlite3_column_int64(s, 1);
+        uint8_t *pt = NULL;
+        size_t n = 0;
+        if ((r = row_label(label, sizeof label, "group_pending", grp, (unsigned long long)seq)) ||
+            (r = kl_store_column_unseal(st, s, 2, label, &pt, &n)))
+            break;
+        r = cb(ud, seq, ts, pt, n);
+        kl_free_wipe(pt, n);
+        if (r)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_gpending_delete(kl_store_t *st, const char *grp, uint64_t seq)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND seq = ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_gpending_count(kl_store_t *st, const char *grp, uint64_t *n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "SELECT count(*) FROM group_pending WHERE grp = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    r = KL_EIO;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(s, 0);
+        r = 0;
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, uint64_t *n)
+{
+    sqlite3_stmt *s;
+    *n = 0;
+    int r = kl_store_prepare(st, "DELETE FROM messages WHERE peer = ?1 AND stored_at < ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return KL_EIO;
+    *n = (uint64_t)sqlite3_changes(st->db);
+    if ((r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND ts < ?2", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
+    return kl_store_exec_stmt(s);
+}

@@ -1,0 +1,81 @@
+/* ERFA groups in the client store (client/store_group.c): the validated
+ * part of each group's operation log, per-group state (message cursor,
+ * notices shown), sender keys (own and received, sealed), which member got
+ * which of our sender keys, and group log entries that no key decrypts yet
+ * (the raw body, sealed). Group messages themselves live in the messages
+ * table with peer = the group address and sender = their author.
+ * Every secret and every body is sealed with a label naming its table and
+ * row, like the rest of the store (store.h). */
+#ifndef KOLLEGA_CLIENT_STORE_GROUP_H
+#define KOLLEGA_CLIENT_STORE_GROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Notices shown once per group (kl_store_group_t.notified bits). */
+#define KL_GNOTE_INVITED 0x01
+#define KL_GNOTE_ADMITTED 0x02
+#define KL_GNOTE_LEFT 0x04
+
+typedef struct kl_store_group {
+    char address[KL_ADDR_MAX + 1];
+    uint64_t cursor;          /* highest group-log seq processed */
+    uint32_t notified;        /* KL_GNOTE_* */
+} kl_store_group_t;
+
+/* Group row: get (KL_ENOTFOUND if none), put (insert or replace). */
+int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g);
+int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g);
+/* Every group row, in address order; a non-zero cb return stops and is returned. */
+int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud);
+
+/* Op idx of grp (sealed). KL_EEXIST if that index is stored already. */
+int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
+                          size_t len);
+/* Ops of grp in index order; op is valid during cb. */
+int kl_store_group_op_each(kl_store_t *st, const char *grp,
+                           int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
+                           void *ud);
+
+/* A serialized sender key (kl_senderkey_serialize) of owner in grp.
+ * own = 1 for our own sending chain. put replaces an existing row only when
+ * replace is set (received keys are kept as first seen). */
+int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[32],
+                           uint32_t key_id, uint64_t epoch, int own, int replace,
+                           const uint8_t *ser, size_t len);
+/* Our newest own sender key of grp: *ser malloc'd (kl_free_wipe). KL_ENOTFOUND. */
+int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32],
+                           uint32_t *key_id, uint64_t *epoch, uint8_t **ser, size_t *len);
+/* 1 in *own if key_id is one of our own keys of grp. */
+int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[32],
+                              uint32_t key_id, int *own);
+/* Received (not own) keys of grp with key_id; ser valid during cb. */
+int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
+                            int (*cb)(void *ud, const uint8_t owner[32], const uint8_t *ser,
+                                      size_t len),
+                            void *ud);
+
+/* Distribution bookkeeping: member got our key key_id of grp. */
+int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
+                         const uint8_t member[32], int *has);
+int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
+                         const uint8_t member[32]);
+
+/* Group log entries kept until a sender key for them arrives. */
+int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_t ts,
+                          const uint8_t *body, size_t len);
+/* Pending entries of grp in seq order, at most limit; body valid during cb. */
+int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
+                           int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
+                                     size_t len),
+                           void *ud);
+int kl_store_gpending_delete(kl_store_t *st, const char *grp, uint64_t seq);
+int kl_store_gpending_count(kl_store_t *st, const char *grp, uint64_t *n);
+
+/* Retention: delete grp's messages stored before before_ms and pending
+ * entries the relay received before it; *n counts deleted messages. */
+int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, uint64_t *n);
+
+#endif

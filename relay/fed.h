@@ -1,0 +1,82 @@
+/* Relay federation (DESIGN.md "Federation"; wire format in
+ * proto/federation.proto). One kl_fed_t per running relay, on the loop
+ * thread: the configured peers, one outgoing Noise_KK link per peer
+ * (redialled with capped, jittered exponential backoff), the inbound links
+ * peers open to us on the federation port, each peer's outbox pump, and
+ * proxied lookups / prekey fetches of local clients.
+ *
+ * The server owns it: kl_fed_new at start (peers read from storage), jobs
+ * of kind KL_JOB_FED pass through kl_fed_submit / kl_fed_job_done, and
+ * kl_fed_stop at shutdown (before the storage thread drains). Peers are
+ * read once at start: `kollega-relay peer add` takes effect at the next
+ * start of serve. */
+#ifndef KOLLEGA_RELAY_FED_H
+#define KOLLEGA_RELAY_FED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs.h"
+#include "kollega/wire.h"
+#include "storage_fed.h"
+
+struct uv_loop_s;
+typedef struct kl_fed kl_fed_t;
+
+/* Forwards in flight per link (the receiver refuses more). */
+#define KL_FED_WINDOW KL_FED_BATCH
+/* Reconnect backoff: first delay and the default cap. */
+#define KL_FED_RETRY_MIN_MS 250
+#define KL_FED_RETRY_MAX_S 30
+/* How long a proxied lookup / prekey fetch waits for the peer. */
+#define KL_FED_PROXY_TIMEOUT_S 5
+
+typedef struct kl_fed_cfg {
+    struct uv_loop_s *loop;
+    const char *relay_name;        /* outlives the module */
+    const uint8_t *static_sk;      /* relay X25519 private key, outlives the module */
+    const char *listen;            /* HOST:PORT for inbound links, NULL: none */
+    uint32_t retry_max_ms;         /* reconnect backoff cap */
+    uint32_t proxy_timeout_ms;
+    uint32_t ttl_max_s;            /* forwarded entries expire no later than this */
+    kl_storage_quota_t inbox_quota;
+    /* Server glue (loop thread). */
+    void (*submit)(void *ud, kl_job_t *job);                     /* to storage */
+    void (*client_done)(void *ud, kl_job_t *job);                /* a proxied op finished */
+    void (*push)(void *ud, uint64_t user, const kl_frame_t *f);  /* deliver to a local user */
+    void *ud;
+} kl_fed_cfg_t;
+
+/* Create the module for n peers (copied) and bind the federation listener
+ * when cfg->listen is set (bound gets HOST:PORT, "" otherwise). Dialling
+ * starts with kl_fed_start. 0, KL_ENOMEM, KL_EINVAL (listen address) or a
+ * libuv error (port taken). */
+int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t *peers,
+               size_t n, char *bound, size_t cap);
+/* Start dialling every peer. */
+void kl_fed_start(kl_fed_t *f);
+/* The configured peer named relay, or NULL (f may be NULL). */
+const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay);
+/* 1 if a KL_JOB_FED job goes to kl_fed_submit rather than storage. */
+int kl_fed_is_proxy(const kl_job_t *job);
+/* Take a proxied op of a client: it comes back through cfg->client_done
+ * with the peer's answer or an error (never re-entrantly). */
+void kl_fed_submit(kl_fed_t *f, kl_job_t *job);
+/* A KL_JOB_FED job came back from storage. Returns 1 if the module took it,
+ * 0 if it belongs to a client connection (the server hands it on). */
+int kl_fed_job_done(kl_fed_t *f, kl_job_t *job);
+/* Shutdown: record "stopped" for every peer, fail waiting proxied ops,
+ * close every handle. Storage completions may still arrive afterwards. */
+void kl_fed_stop(kl_fed_t *f);
+/* Free after the loop has closed the handles; NULL is fine. */
+void kl_fed_free(kl_fed_t *f);
+
+/* fed_jobs.c: a KL_JOB_FED job with its u.fed part (zeroed, op set) and
+ * extra bytes of room (*extra), or NULL. */
+kl_job_t *kl_fed_job_new(kl_fed_op_t op, size_t extra_len, uint8_t **extra);
+/* jobs.c hooks: run on the storage thread, drop outputs, free u.fed. */
+int kl_fed_job_run(kl_job_t *job, kl_storage_t *st);
+void kl_fed_job_drop(kl_job_t *job);
+void kl_fed_job_free_part(kl_job_t *job);
+
+#endif

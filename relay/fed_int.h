@@ -1,0 +1,118 @@
+/* Internals shared by fed.c (peers, outbox pump, proxied ops, inbound
+ * requests) and fed_link.c (one link's socket, Noise KK handshake and
+ * framing). Not for other modules. */
+#ifndef KOLLEGA_RELAY_FED_INT_H
+#define KOLLEGA_RELAY_FED_INT_H
+
+#include <uv.h>
+
+#include "fed.h"
+#include "federation.pb-c.h"
+#include "kollega/frame.h"
+#include "kollega/noise.h"
+
+typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
+
+/* Largest handshake message (KK messages are 48 bytes). */
+#define FED_HS_MAX 128
+/* Deadline for TCP connect + handshake. */
+#define FED_HS_TIMEOUT_MS 10000
+/* Bytes queued on a link before the pump waits. */
+#define FED_WQ_CAP (4u << 20)
+/* Unidentified inbound connections at once (each costs up to 2 DH per
+ * configured peer to identify). */
+#define FED_MAX_PENDING_IN 16
+/* Inbound frames per second per link: burst is twice the rate. */
+#define FED_RATE_DEFAULT 2000
+
+typedef struct fed_peer fed_peer_t;
+typedef struct fed_link fed_link_t;
+
+struct fed_link {
+    uv_tcp_t tcp;
+    uv_timer_t timer;            /* connect + handshake deadline */
+    uv_connect_t creq;
+    kl_fed_t *fed;
+    fed_peer_t *peer;            /* NULL until an inbound handshake names it */
+    fed_link_t *next;            /* fed->links */
+    int outgoing;
+    int open_handles;
+    int closing;
+    int ready;                   /* handshake done */
+    uint32_t jobs;               /* storage jobs owned by this link */
+    char where[64];              /* peer address for the log */
+    kl_framer_t framer;
+    kl_noise_hs_t *hs;
+    kl_noise_transport_t tr;
+    size_t wq_bytes;
+    /* inbound side */
+    uint64_t tokens_milli, refill_ms;
+    int blocked;                 /* answered RETRY: refuse until a restart forward */
+    kl_job_t *filling;           /* forwards waiting for the next deliver job */
+    int delivering;              /* a deliver job is in flight */
+};
+
+typedef struct fed_wait {
+    kl_job_t *head, *tail;
+} fed_wait_t;
+
+struct fed_peer {
+    kl_storage_peer_t cfg;
+    kl_fed_t *fed;
+    fed_link_t *out;             /* outgoing link (connecting or up) */
+    fed_link_t *in;              /* newest identified inbound link */
+    uv_timer_t timer;            /* redial, and resume after RETRY */
+    uv_getaddrinfo_t gai;
+    int resolving;
+    uint32_t backoff_ms;
+    uint32_t retry_ms;           /* resume-after-RETRY backoff */
+    const char *state;           /* last recorded: "connecting", "up", "down" */
+    /* outbox pump (outgoing link) */
+    uint64_t sent_upto;          /* highest seq sent on this link */
+    uint32_t in_flight;          /* forwards without an answer */
+    int reading;                 /* an OUT_READ job is in flight */
+    int kicked;                  /* new entries committed while reading */
+    int paused;                  /* waiting out a RETRY */
+    int restart_next;            /* the next forward carries restart */
+    uint32_t min_answer_id;      /* answers to older frame ids are stale */
+    int acking;                  /* an OUT_ACK job is in flight */
+    uint64_t ack_want, ack_done;
+    uint32_t next_id;
+    fed_wait_t waiting;          /* proxied ops (sent or not) */
+};
+
+struct kl_fed {
+    kl_fed_cfg_t cfg;
+    uv_tcp_t listener;
+    int listening;
+    uv_timer_t sweep;            /* proxied-op deadlines */
+    int started;                 /* kl_fed_start ran: storage jobs may be submitted */
+    int stopping;
+    fed_peer_t *peers;
+    size_t n_peers;
+    fed_link_t *links;
+    uint32_t pending_in;
+};
+
+/* fed_link.c */
+void kl_fedlink_dial(fed_peer_t *p);
+void kl_fedlink_accept(kl_fed_t *f);
+void kl_fedlink_close(fed_link_t *l, const char *why);
+/* Seal and queue one frame; closes the link on failure. */
+void kl_fedlink_send(fed_link_t *l, const kl_fedframe_t *fr);
+/* The link has no job left and is closed: free it if its handles are. */
+void kl_fedlink_maybe_free(fed_link_t *l);
+
+/* fed.c, called by fed_link.c */
+void kl_fed_link_up(fed_link_t *l);
+void kl_fed_link_down(fed_link_t *l);
+/* Dialling p failed before a link existed: try again after the backoff. */
+void kl_fed_redial_later(fed_peer_t *p);
+void kl_fed_on_frame(fed_link_t *l, kl_fedframe_t *fr);
+/* fed_in.c: a frame on an inbound link; a storage job of an inbound link
+ * finished (the job is freed there). */
+void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr);
+void kl_fedin_job_done(fed_link_t *l, kl_job_t *job);
+fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_noise_hs_t **hs);
+
+#endif

@@ -1,0 +1,92 @@
+/* The federation part of a storage job (kl_job_t kind KL_JOB_FED; u.fed
+ * points at one of these, allocated apart so that other jobs stay small
+ * and freed with the job): which operation, its inputs and its outputs. Some
+ * operations never reach the storage thread: the proxied lookup and prekey
+ * fetch of a client go to the federation module (fed.c), which completes
+ * them when the peer answers or the wait times out. */
+#ifndef KOLLEGA_RELAY_FED_JOB_H
+#define KOLLEGA_RELAY_FED_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kollega/addr.h"
+#include "kollega/x3dh.h"
+#include "storage.h"
+
+/* Forwards handled by one deliver job (and so in flight on one link). */
+#define KL_FED_BATCH 64
+
+typedef enum kl_fed_op {
+    /* From a client connection (owner = the connection). */
+    KL_FED_OP_SEND = 1,    /* append to the peer's outbox (storage) */
+    KL_FED_OP_LOOKUP,      /* proxied lookup (network, fed.c) */
+    KL_FED_OP_PREKEY,      /* proxied prekey fetch (network, fed.c) */
+    /* Internal to the federation module (owner = a link or NULL). */
+    KL_FED_OP_OUT_READ,    /* read a peer's outbox after a seq */
+    KL_FED_OP_OUT_ACK,     /* advance a peer's outbox cursor (deletes entries) */
+    KL_FED_OP_IN_DELIVER,  /* store forwards from a peer (dedupe + inbox) */
+    KL_FED_OP_IN_LOOKUP,   /* answer a peer's lookup */
+    KL_FED_OP_IN_PREKEY,   /* answer a peer's prekey fetch */
+    KL_FED_OP_STATE,       /* record a link state for `status` */
+} kl_fed_op_t;
+
+/* Outcome of one forward (the ForwardResult statuses). */
+enum { KL_FED_STORED = 1, KL_FED_DUPLICATE, KL_FED_REJECTED, KL_FED_RETRY };
+
+typedef struct kl_fed_fwd {
+    uint64_t seq;                   /* origin seq */
+    char handle[KL_HANDLE_MAX + 1]; /* recipient on this relay */
+    uint8_t *body;                  /* malloc'd copy, freed with the job */
+    size_t len;
+    uint32_t frame_id;              /* id of the forward frame (echoed) */
+    int restart;                    /* the forward's restart flag */
+    uint64_t expires_ms;
+    int status;                     /* out: KL_FED_* */
+    uint64_t recipient;             /* out (STORED): user id, for the push */
+    uint64_t inbox_seq;             /* out (STORED) */
+} kl_fed_fwd_t;
+
+typedef struct kl_fed_job {
+    kl_fed_op_t op;
+    uint64_t peer;                     /* peer id (storage row) */
+    uint64_t outbox;                   /* the peer's outbox log */
+    char address[KL_ADDR_MAX + 1];     /* remote address (client ops, echoed) */
+    char handle[KL_HANDLE_MAX + 1];    /* local handle (IN_LOOKUP / IN_PREKEY) */
+    uint32_t link_req;                 /* request id on the link to answer */
+    /* SEND: the packed Forward, in the job's own allocation. out: seq */
+    const uint8_t *data;
+    size_t len;
+    uint64_t expires_ms;
+    kl_storage_quota_t quota;
+    uint64_t seq;
+    /* OUT_READ in: after, limit. out: entries (packed Forwards), more.
+     * OUT_ACK in: seq. */
+    uint64_t after;
+    uint32_t limit;
+    kl_storage_entry_t *entries;
+    size_t n;
+    int more;
+    /* IN_DELIVER: origin relay (in address), epoch and forwards. A
+     * forward whose status is set before the job runs (REJECTED:
+     * malformed; RETRY: over the link's rate or the link is blocked) is
+     * not stored but keeps its place in the order. */
+    uint64_t epoch;
+    kl_fed_fwd_t fwd[KL_FED_BATCH];
+    size_t n_fwd;
+    kl_storage_quota_t inbox_quota;
+    uint64_t ttl_max_ms;
+    /* LOOKUP / IN_LOOKUP out. PREKEY / IN_PREKEY out: bundle. */
+    int exists;
+    uint8_t identity_key[32];
+    kl_prekey_bundle_t bundle;
+    /* Proxied ops: the peer's refusal (relay ErrorCode, 0 = none). */
+    int err_code;
+    char err_msg[160];
+    /* STATE in */
+    char state[16];
+    uint64_t deadline_ms;              /* proxied ops: uv_now deadline */
+    struct kl_job *wait_next;          /* fed.c's list of waiting proxied ops */
+} kl_fed_job_t;
+
+#endif

@@ -1,0 +1,148 @@
+/* The storage side of federation jobs (run on the storage thread inside a
+ * group commit, like every other job; see fed_job.h for the operations). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fed.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "storage_fed.h"
+
+kl_job_t *kl_fed_job_new(kl_fed_op_t op, size_t extra_len, uint8_t **extra)
+{
+    kl_job_t *job = kl_job_new(KL_JOB_FED, extra_len, extra);
+    if (job == NULL)
+        return NULL;
+    job->u.fed = calloc(1, sizeof *job->u.fed);
+    if (job->u.fed == NULL) {
+        kl_job_free(job); /* u.fed NULL: nothing of it to free */
+        return NULL;
+    }
+    job->u.fed->op = op;
+    return job;
+}
+
+/* Store a batch of forwards from origin relay fj->address, in order,
+ * against the origin's watermark (see proto/federation.proto). Returns a
+ * storage error only for a failure that must undo the whole job. */
+static int in_deliver(kl_fed_job_t *fj, uint64_t now_ms, kl_storage_t *st)
+{
+    uint64_t epoch = 0, wm = 0;
+    int r = kl_storage_fed_in_get(st, fj->address, &epoch, &wm);
+    if (r)
+        return r;
+    if (epoch != fj->epoch)
+        wm = 0; /* a new outbox at the origin: its seqs start afresh */
+    int blocked = 0;
+    for (size_t i = 0; i < fj->n_fwd; i++) {
+        kl_fed_fwd_t *w = &fj->fwd[i];
+        if (blocked || w->status == KL_FED_RETRY) {
+            w->status = KL_FED_RETRY;
+            blocked = 1;
+            continue;
+        }
+        if (w->status == KL_FED_REJECTED) {
+            if (w->seq > wm)
+                wm = w->seq;
+            continue;
+        }
+        if (w->seq <= wm) {
+            w->status = KL_FED_DUPLICATE;
+            continue;
+        }
+        kl_storage_user_t u;
+        r = kl_storage_user_get(st, w->handle, &u);
+        if (r == KL_ENOTFOUND) {
+            w->status = KL_FED_REJECTED;
+            wm = w->seq;
+            continue;
+        }
+        if (r)
+            return r;
+        uint64_t cap = now_ms + fj->ttl_max_ms;
+        uint64_t exp = w->expires_ms == 0 || w->expires_ms > cap ? cap : w->expires_ms;
+        r = kl_storage_log_append(st, u.inbox, now_ms, exp, w->body, w->len, &fj->inbox_quota,
+                                  &w->inbox_seq);
+        if (r == KL_ELIMIT) {
+            w->status = KL_FED_RETRY;
+            blocked = 1;
+            continue;
+        }
+        if (r)
+            return r;
+        w->status = KL_FED_STORED;
+        w->recipient = u.id;
+        wm = w->seq;
+    }
+    return kl_storage_fed_in_set(st, fj->address, fj->epoch, wm);
+}
+
+int kl_fed_job_run(kl_job_t *job, kl_storage_t *st)
+{
+    kl_fed_job_t *fj = job->u.fed;
+    kl_storage_user_t u;
+    int r = KL_EINVAL;
+    switch (fj->op) {
+    case KL_FED_OP_SEND:
+        r = kl_storage_log_append(st, fj->outbox, job->now_ms, fj->expires_ms, fj->data, fj->len,
+                                  &fj->quota, &fj->seq);
+        break;
+    case KL_FED_OP_OUT_READ:
+        r = kl_storage_log_read(st, fj->outbox, fj->after, job->now_ms, fj->limit,
+                                KL_WIRE_MAX_FRAME, &fj->entries, &fj->n, &fj->more);
+        break;
+    case KL_FED_OP_OUT_ACK:
+        r = kl_storage_log_ack(st, fj->outbox, 0, fj->seq);
+        break;
+    case KL_FED_OP_IN_DELIVER:
+        r = in_deliver(fj, job->now_ms, st);
+        break;
+    case KL_FED_OP_IN_LOOKUP:
+        r = kl_storage_user_get(st, fj->handle, &u);
+        if (r == 0) {
+            fj->exists = 1;
+            memcpy(fj->identity_key, u.identity_key, 32);
+        } else if (r == KL_ENOTFOUND) {
+            r = 0;
+        }
+        break;
+    case KL_FED_OP_IN_PREKEY:
+        r = kl_storage_prekey_fetch(st, fj->handle, &fj->bundle);
+        break;
+    case KL_FED_OP_STATE:
+        r = kl_storage_fed_set_state(st, fj->peer, fj->state, job->now_ms);
+        break;
+    case KL_FED_OP_LOOKUP:
+    case KL_FED_OP_PREKEY:
+        break; /* network ops never reach storage */
+    }
+    return r;
+}
+
+void kl_fed_job_drop(kl_job_t *job)
+{
+    kl_fed_job_t *fj = job->u.fed;
+    if (fj == NULL)
+        return;
+    kl_storage_entries_free(fj->entries, fj->n);
+    fj->entries = NULL;
+    fj->n = 0;
+    fj->more = 0;
+    fj->exists = 0;
+    memset(&fj->bundle, 0, sizeof fj->bundle);
+    if (fj->op == KL_FED_OP_IN_DELIVER)
+        for (size_t i = 0; i < fj->n_fwd; i++)
+            if (fj->fwd[i].status != KL_FED_REJECTED)
+                fj->fwd[i].status = KL_FED_RETRY;
+}
+
+void kl_fed_job_free_part(kl_job_t *job)
+{
+    kl_fed_job_t *fj = job->u.fed;
+    if (fj == NULL)
+        return;
+    for (size_t i = 0; i < fj->n_fwd; i++)
+        kl_free_wipe(fj->fwd[i].body, fj->fwd[i].len);
+    kl_free_wipe(fj, sizeof *fj);
+    job->u.fed = NULL;
+}

@@ -1,0 +1,329 @@
+/* The storage-thread half of ERFA groups: each KL_JOB_GROUP_* job runs
+ * here inside the storage batch (see jobs.h), so validating an op against
+ * the stored log, storing it and rewriting the membership is one atomic
+ * step, and a send checks membership in the same transaction that appends.
+ *
+ * Results (job->result), turned into replies by dispatch_group.c:
+ *   KL_ENOTFOUND  no such group (for an op: any index but 0)
+ *   KL_EEXIST     create of an existing group
+ *   KL_ESTATE     the op's index/prev does not continue the stored log
+ *   KL_EREFUSED   the rules refuse the op (u.group.verr says why), or the
+ *                 caller is not a member (send, read, ack)
+ *   KL_EPROTO     the op is malformed or its signature does not verify
+ *   KL_ELIMIT     the group's message log is over its quota
+ *   KL_EIO etc.   storage failures (also a stored log that no longer
+ *                 validates: the relay refuses to build on it) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "kollega/addr.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/group.h"
+
+/* Ops read per step while replaying a log. */
+#define REPLAY_CHUNK 256
+/* Ops per group_log reply. */
+#define FETCH_OPS_MAX 500
+
+void kl_job_drop_group(kl_job_t *job)
+{
+    kl_storage_entries_free(job->u.group.entries, job->u.group.n);
+    job->u.group.entries = NULL;
+    job->u.group.n = 0;
+    job->u.group.more = 0;
+    free(job->u.group.infos);
+    job->u.group.infos = NULL;
+    job->u.group.n_infos = 0;
+    free(job->u.group.push);
+    job->u.group.push = NULL;
+    job->u.group.n_push = 0;
+}
+
+/* Rebuild the validated state of a stored group from its ops. Every
+ * stored op was validated when it arrived, so one that fails now means the
+ * database was edited: KL_EIO, and nothing is built on it. */
+static int replay(kl_storage_t *st, const char *address, const kl_storage_group_t *g,
+                  kl_group_t **out)
+{
+    kl_group_t *grp = NULL;
+    int r = kl_group_new(&grp, address);
+    uint64_t from = 0;
+    while (r == 0 && from < g->next_index) {
+        kl_storage_entry_t *e = NULL;
+        size_t n = 0;
+        int more = 0;
+        r = kl_storage_group_ops(st, g->id, from, REPLAY_CHUNK, SIZE_MAX, &e, &n, &more);
+        if (r == 0 && n == 0)
+            r = KL_EIO;
+        for (size_t i = 0; i < n && r == 0; i++) {
+            kl_group_verr_t why = KL_GV_OK;
+            if (e[i].seq != from + i ||
+                kl_group_apply(grp, e[i].body, e[i].len, NULL, &why) != 0)
+                r = KL_EIO;
+        }
+        from += n;
+        kl_storage_entries_free(e, n);
+    }
+    if (r == 0 && kl_group_next_index(grp) != g->next_index)
+        r = KL_EIO;
+    if (r) {
+        kl_group_free(grp);
+        return r;
+    }
+    *out = grp;
+    return 0;
+}
+
+/* The user of this relay behind address, when its key is key; else 0. */
+static int local_user_id(kl_storage_t *st, const char *relay, const char *address,
+                         const uint8_t key[32], uint64_t *id)
+{
+    kl_addr_t a;
+    kl_storage_user_t u;
+    *id = 0;
+    if (strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, &a) != 0 || a.is_group ||
+        strcmp(a.relay, relay) != 0)
+        return 0;
+    int r = kl_storage_user_get(st, a.handle, &u);
+    if (r == KL_ENOTFOUND)
+        return 0;
+    if (r == 0 && kl_memcmp(u.identity_key, key, 32) == 0)
+        *id = u.id;
+    return r;
+}
+
+/* Membership after the op, as storage wants it. */
+static int members_of(kl_storage_t *st, const char *relay, const kl_group_t *grp,
+                      kl_storage_gmember_t **out, size_t *n)
+{
+    size_t nm = kl_group_member_count(grp), nc = kl_group_candidate_count(grp);
+    kl_storage_gmember_t *m = calloc(nm + nc + 1, sizeof *m);
+    int r = m ? 0 : KL_ENOMEM;
+    for (size_t i = 0; i < nm && r == 0; i++) {
+        kl_group_member_t gm;
+        r = kl_group_member_at(grp, i, &gm);
+        if (r == 0) {
+            memcpy(m[i].identity_key, gm.key, 32);
+            m[i].state = KL_GSTATE_MEMBER;
+            m[i].role = (int)gm.role;
+            r = local_user_id(st, relay, gm.address, gm.key, &m[i].user);
+        }
+    }
+    for (size_t i = 0; i < nc && r == 0; i++) {
+        kl_group_candidate_t gc;
+        r = kl_group_candidate_at(grp, i, &gc);
+        if (r == 0) {
+            memcpy(m[nm + i].identity_key, gc.key, 32);
+            m[nm + i].state = KL_GSTATE_CANDIDATE;
+            r = local_user_id(st, relay, gc.address, gc.key, &m[nm + i].user);
+        }
+    }
+    if (r) {
+        free(m);
+        return r;
+    }
+    *out = m;
+    *n = nm + nc;
+    return 0;
+}
+
+/* a[0..*na) gets the users of b[0..nb) it does not hold yet (a has room). */
+static void merge_users(uint64_t *a, size_t *na, const uint64_t *b, size_t nb)
+{
+    for (size_t i = 0; i < nb; i++) {
+        size_t j = 0;
+        while (j < *na && a[j] != b[i])
+            j++;
+        if (j == *na)
+            a[(*na)++] = b[i];
+    }
+}
+
+/* A kl_group_apply refusal as a job result. */
+static int refusal(kl_group_verr_t why)
+{
+    switch (why) {
+    case KL_GV_MALFORMED:
+    case KL_GV_SIGNATURE:
+    case KL_GV_WRONG_GROUP:
+        return KL_EPROTO;
+    case KL_GV_CHAIN:
+        return KL_ESTATE;
+    default:
+        return KL_EREFUSED;
+    }
+}
+
+static int run_op(kl_job_t *job, kl_storage_t *st)
+{
+    kl_storage_group_t *g = &job->u.group.group;
+    uint64_t index = job->u.group.from; /* the op's index, decoded by dispatch */
+    kl_group_t *grp = NULL;
+    kl_storage_gmember_t *m = NULL;
+    uint64_t *before = NULL, *after = NULL;
+    size_t n = 0, nb = 0, na = 0;
+    kl_group_event_t ev;
+    kl_group_verr_t why = KL_GV_OK;
+    uint8_t head[32];
+    int exists = 1;
+
+    /* The cheap refusals first: no replay for an op that cannot continue
+     * the log (the client fetches and retries). */
+    int r = kl_storage_group_get(st, job->u.group.address, g);
+    if (r == KL_ENOTFOUND) {
+        exists = 0;
+        memset(g, 0, sizeof *g);
+        r = index != 0 ? KL_ENOTFOUND : kl_group_new(&grp, job->u.group.address);
+    } else if (r == 0) {
+        r = index == 0 ? KL_EEXIST : index != g->next_index ? KL_ESTATE
+                                                             : replay(st, job->u.group.address,
+                                                                      g, &grp);
+    }
+    if (r)
+        goto out;
+    r = kl_group_apply(grp, job->u.group.data, job->u.group.len, &ev, &why);
+    if (r != 0) {
+        job->u.group.verr = (int)why;
+        r = refusal(why);
+        goto out;
+    }
+    if (exists)
+        r = kl_storage_group_users(st, g->id, 1, &before, &nb);
+    if (r == 0)
+        r = members_of(st, job->u.group.relay_name, grp, &m, &n);
+    kl_group_head(grp, head);
+    if (r == 0)
+        r = kl_storage_group_append_op(st, job->u.group.address, ev.index, job->u.group.data,
+                                       job->u.group.len, head, kl_group_retention_days(grp), m,
+                                       n, g);
+    if (r == 0)
+        r = kl_storage_group_users(st, g->id, 1, &after, &na);
+    /* Push to everyone concerned before or after: a removed member or a
+     * refused candidate learns of it too. */
+    if (r == 0 && nb > 0) {
+        uint64_t *all = realloc(after, (na + nb) * sizeof *all);
+        if (all == NULL) {
+            r = KL_ENOMEM;
+        } else {
+            after = all;
+            merge_users(after, &na, before, nb);
+        }
+    }
+    if (r == 0) {
+        job->u.group.admitted = ev.admitted;
+        job->u.group.push = after;
+        job->u.group.n_push = na;
+        after = NULL;
+    }
+out:
+    free(before);
+    free(after);
+    free(m);
+    kl_group_free(grp);
+    return r;
+}
+
+/* The group and the caller's place in it. */
+static int caller(kl_job_t *job, kl_storage_t *st, kl_storage_gstatus_t *gs)
+{
+    int r = kl_storage_group_caller(st, job->u.group.address, job->u.group.user,
+                                    &job->u.group.group, gs);
+    if (r == 0)
+        job->u.group.state = gs->state;
+    return r;
+}
+
+static int run_fetch(kl_job_t *job, kl_storage_t *st)
+{
+    kl_storage_gstatus_t gs;
+    int r = caller(job, st, &gs);
+    if (r || gs.state == KL_GSTATE_NONE)
+        return r; /* a stranger learns next_index and head only */
+    return kl_storage_group_ops(st, job->u.group.group.id, job->u.group.from, FETCH_OPS_MAX,
+                                job->u.group.max_bytes, &job->u.group.entries, &job->u.group.n,
+                                &job->u.group.more);
+}
+
+/* An entry's expiry: the group's retention (0 = the relay's default TTL),
+ * shortened by the sender's ttl_s when that is smaller, never beyond the
+ * relay's TTL maximum. */
+static uint64_t group_expiry(const kl_job_t *job)
+{
+    uint64_t ttl = job->u.group.group.retention_days
+                       ? (uint64_t)job->u.group.group.retention_days * 86400
+                       : job->u.group.ttl_default_s;
+    if (job->u.group.ttl_s != 0 && job->u.group.ttl_s < ttl)
+        ttl = job->u.group.ttl_s;
+    if (ttl > job->u.group.ttl_max_s)
+        ttl = job->u.group.ttl_max_s;
+    return job->now_ms + ttl * 1000;
+}
+
+static int run_send(kl_job_t *job, kl_storage_t *st)
+{
+    kl_storage_gstatus_t gs;
+    int r = caller(job, st, &gs);
+    if (r)
+        return r;
+    if (gs.state != KL_GSTATE_MEMBER)
+        return KL_EREFUSED;
+    r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
+                              job->u.group.data, job->u.group.len, &job->u.group.quota,
+                              &job->u.group.seq);
+    if (r == 0)
+        job->u.group.group.last_seq = job->u.group.seq;
+    if (r == 0)
+        r = kl_storage_group_users(st, job->u.group.group.id, 0, &job->u.group.push,
+                                   &job->u.group.n_push);
+    return r;
+}
+
+static int run_read(kl_job_t *job, kl_storage_t *st)
+{
+    kl_storage_gstatus_t gs;
+    int r = caller(job, st, &gs);
+    if (r)
+        return r;
+    if (gs.state != KL_GSTATE_MEMBER)
+        return KL_EREFUSED;
+    /* Entries from before the caller's admission are not its to read. */
+    uint64_t after = job->u.group.from > gs.join_seq ? job->u.group.from : gs.join_seq;
+    return kl_storage_log_read(st, job->u.group.group.log, after, job->now_ms,
+                               job->u.group.limit, job->u.group.max_bytes, &job->u.group.entries,
+                               &job->u.group.n, &job->u.group.more);
+}
+
+static int run_ack(kl_job_t *job, kl_storage_t *st)
+{
+    kl_storage_gstatus_t gs;
+    int r = caller(job, st, &gs);
+    if (r)
+        return r;
+    if (gs.state != KL_GSTATE_MEMBER)
+        return KL_EREFUSED;
+    r = kl_storage_log_ack(st, job->u.group.group.log, job->u.group.user, job->u.group.from);
+    return r == KL_ENOTFOUND ? KL_EREFUSED : r;
+}
+
+int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
+{
+    switch (job->kind) {
+    case KL_JOB_GROUP_OP:
+        return run_op(job, st);
+    case KL_JOB_GROUP_FETCH:
+        return run_fetch(job, st);
+    case KL_JOB_GROUP_LIST:
+        return kl_storage_group_list(st, job->u.group.user, &job->u.group.infos,
+                                     &job->u.group.n_infos);
+    case KL_JOB_GROUP_SEND:
+        return run_send(job, st);
+    case KL_JOB_GROUP_READ:
+        return run_read(job, st);
+    case KL_JOB_GROUP_ACK:
+        return run_ack(job, st);
+    default:
+        return KL_EINVAL;
+    }
+}

@@ -1,0 +1,388 @@
+/* relay/storage.h on sqlite: ERFA groups (the group row, its ops, the
+ * membership derived from them, and the members' cursors on the group's
+ * message log). The ops arrive validated: this file only stores them and
+ * keeps the membership and cursors in step, in the op's own transaction. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kollega/err.h"
+#include "storage_sqlite.h"
+
+/* Members plus candidates a group can have at once (kl_group's bounds). */
+#define CURRENT_MAX (256 + 64)
+
+/* The group columns 0-5 of the current row (id, log, retention, next
+ * index, head, last seq). */
+static int fill_group(sqlite3_stmt *s, kl_storage_group_t *out)
+{
+    if (sqlite3_column_bytes(s, 4) != 32)
+        return KL_EIO;
+    out->id = kl_sq_u64(sqlite3_column_int64(s, 0));
+    out->log = kl_sq_u64(sqlite3_column_int64(s, 1));
+    sqlite3_int64 days = sqlite3_column_int64(s, 2);
+    out->retention_days = days < 0 ? 0 : days > UINT32_MAX ? UINT32_MAX : (uint32_t)days;
+    out->next_index = kl_sq_u64(sqlite3_column_int64(s, 3));
+    memcpy(out->head, sqlite3_column_blob(s, 4), 32);
+    out->last_seq = kl_sq_u64(sqlite3_column_int64(s, 5));
+    return 0;
+}
+
+int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user,
+                            kl_storage_group_t *out, kl_storage_gstatus_t *status)
+{
+    memset(status, 0, sizeof *status);
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_CALLER);
+    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, user == 0 ? -1 : kl_sq_i64(user));
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = fill_group(s, out);
+    status->state = sqlite3_column_int(s, 6);
+    status->join_seq = kl_sq_u64(sqlite3_column_int64(s, 7));
+    sqlite3_reset(s);
+    return r;
+}
+
+int kl_storage_group_get(kl_storage_t *st, const char *address, kl_storage_group_t *out)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_GET);
+    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = fill_group(s, out);
+    sqlite3_reset(s);
+    return r;
+}
+
+typedef struct current {
+    uint8_t key[32];
+    uint64_t user;
+    int state;
+    uint64_t join_seq;
+    int seen;            /* still named after the op */
+} current_t;
+
+/* The members and candidates before the op. */
+static int load_current(kl_storage_t *st, uint64_t grp, current_t *cur, size_t *n)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_CURRENT);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(grp));
+    *n = 0;
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW)
+            return kl_sq_done(s, rc);
+        if (*n == CURRENT_MAX || sqlite3_column_bytes(s, 0) != 32) {
+            sqlite3_reset(s);
+            return KL_EIO; /* more than kl_group allows: the table was edited */
+        }
+        current_t *c = &cur[(*n)++];
+        memcpy(c->key, sqlite3_column_blob(s, 0), 32);
+        c->user = kl_sq_u64(sqlite3_column_int64(s, 1));
+        c->state = sqlite3_column_int(s, 2);
+        c->join_seq = kl_sq_u64(sqlite3_column_int64(s, 3));
+        c->seen = 0;
+    }
+    sqlite3_reset(s);
+    return 0;
+}
+
+static int cursor_set(kl_storage_t *st, uint64_t log, uint64_t user, uint64_t acked)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_SET);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(user));
+    sqlite3_bind_int64(s, 3, kl_sq_i64(acked));
+    return kl_sq_exec_stmt(s);
+}
+
+static int cursor_delete(kl_storage_t *st, uint64_t log, uint64_t user)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_DELETE);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(user));
+    return kl_sq_exec_stmt(s);
+}
+
+/* Rewrite the membership to members[0..n) and move cursors with it: a
+ * local member keeps its cursor (and its join seq) while it stays a member
+ * under the same user id, gets a new one at the log's last seq when it
+ * becomes one, and loses it when it stops being one. */
+static int sync_members(kl_storage_t *st, const kl_storage_group_t *g,
+                        const kl_storage_gmember_t *m, size_t n)
+{
+    current_t *cur = calloc(CURRENT_MAX, sizeof *cur);
+    size_t nc = 0;
+    if (cur == NULL)
+        return KL_ENOMEM;
+    int r = load_current(st, g->id, cur, &nc);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        current_t *old = NULL;
+        for (size_t j = 0; j < nc; j++) {
+            if (memcmp(cur[j].key, m[i].identity_key, 32) == 0) {
+                old = &cur[j];
+                old->seen = 1;
+                break;
+            }
+        }
+        int had = old && old->state == KL_GSTATE_MEMBER && old->user != 0;
+        int needs = m[i].state == KL_GSTATE_MEMBER && m[i].user != 0;
+        int keep = had && needs && old->user == m[i].user;
+        uint64_t join = keep ? old->join_seq : g->last_seq;
+        if (had && !keep)
+            r = cursor_delete(st, g->log, old->user);
+        if (r == 0 && needs && !keep)
+            r = cursor_set(st, g->log, m[i].user, g->last_seq);
+        if (r)
+            break;
+        sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_UPSERT);
+        sqlite3_bind_int64(s, 1, kl_sq_i64(g->id));
+        sqlite3_bind_blob(s, 2, m[i].identity_key, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, kl_sq_i64(m[i].user));
+        sqlite3_bind_int(s, 4, m[i].state);
+        sqlite3_bind_int(s, 5, m[i].state == KL_GSTATE_MEMBER ? m[i].role : 0);
+        sqlite3_bind_int64(s, 6, kl_sq_i64(join));
+        r = kl_sq_exec_stmt(s);
+    }
+    for (size_t j = 0; j < nc && r == 0; j++) {
+        if (cur[j].seen)
+            continue;
+        if (cur[j].state == KL_GSTATE_MEMBER && cur[j].user != 0)
+            r = cursor_delete(st, g->log, cur[j].user);
+        if (r)
+            break;
+        sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_SET_STATE);
+        sqlite3_bind_int64(s, 1, kl_sq_i64(g->id));
+        sqlite3_bind_blob(s, 2, cur[j].key, 32, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, KL_GSTATE_FORMER);
+        r = kl_sq_exec_stmt(s);
+    }
+    /* A member that left may have been the last one holding entries back. */
+    if (r == 0) {
+        sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_DELETE_ACKED);
+        sqlite3_bind_int64(s, 1, kl_sq_i64(g->log));
+        r = kl_sq_exec_stmt(s);
+    }
+    free(cur);
+    return r;
+}
+
+int kl_storage_group_append_op(kl_storage_t *st, const char *address, uint64_t index,
+                               const uint8_t *op, size_t len, const uint8_t head[32],
+                               uint32_t retention_days, const kl_storage_gmember_t *members,
+                               size_t n, kl_storage_group_t *out)
+{
+    kl_storage_group_t g;
+    if (address == NULL || op == NULL || len == 0 || len > INT_MAX || n > CURRENT_MAX ||
+        index >= (uint64_t)INT64_MAX)
+        return KL_EINVAL;
+    int r = kl_sq_op_begin(st);
+    if (r)
+        return r;
+    r = kl_storage_group_get(st, address, &g);
+    if (index == 0) {
+        if (r == 0)
+            r = KL_EEXIST;
+        else if (r == KL_ENOTFOUND)
+            r = kl_sq_run(st, S_LOG_INSERT);
+        if (r)
+            goto out;
+        uint64_t log = (uint64_t)sqlite3_last_insert_rowid(st->db);
+        sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_INSERT);
+        sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, kl_sq_i64(log));
+        r = kl_sq_exec_stmt(s);
+        if (r == 0)
+            r = kl_storage_group_get(st, address, &g);
+    } else if (r == 0 && g.next_index != index) {
+        r = KL_ESTATE;
+    }
+    if (r)
+        goto out;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GOP_INSERT);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(g.id));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(index));
+    sqlite3_bind_blob(s, 3, op, (int)len, SQLITE_STATIC);
+    r = kl_sq_exec_stmt(s);
+    if (r)
+        goto out;
+    g.next_index = index + 1;
+    g.retention_days = retention_days;
+    memcpy(g.head, head, 32);
+    s = kl_sq_stmt(st, S_GROUP_UPDATE);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(g.id));
+    sqlite3_bind_int64(s, 2, retention_days);
+    sqlite3_bind_int64(s, 3, kl_sq_i64(g.next_index));
+    sqlite3_bind_blob(s, 4, head, 32, SQLITE_STATIC);
+    r = kl_sq_exec_stmt(s);
+    if (r == 0)
+        r = sync_members(st, &g, members, n);
+out:
+    r = kl_sq_op_end(st, r);
+    if (r == 0 && out)
+        *out = g;
+    return r;
+}
+
+int kl_storage_group_ops(kl_storage_t *st, uint64_t group, uint64_t from, uint32_t limit,
+                         size_t max_bytes, kl_storage_entry_t **out, size_t *n, int *more)
+{
+    int r = 0;
+    *out = NULL;
+    *n = 0;
+    *more = 0;
+    if (limit == 0)
+        return KL_EINVAL;
+    kl_storage_entry_t *e = calloc(limit, sizeof *e);
+    if (e == NULL)
+        return KL_ENOMEM;
+    size_t count = 0, bytes = 0;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GOP_READ);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(group));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(from));
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)limit + 1);
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            r = kl_sq_map_rc(rc);
+            break;
+        }
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        if (count == limit || (count > 0 && bytes + len + KL_STORAGE_ENTRY_OVERHEAD > max_bytes)) {
+            *more = 1;
+            break;
+        }
+        const void *b = sqlite3_column_blob(s, 1);
+        e[count].body = malloc(len ? len : 1);
+        if (e[count].body == NULL || (len > 0 && b == NULL)) {
+            r = KL_ENOMEM;
+            free(e[count].body);
+            e[count].body = NULL;
+            break;
+        }
+        memcpy(e[count].body, b, len);
+        e[count].len = len;
+        e[count].seq = kl_sq_u64(sqlite3_column_int64(s, 0));
+        bytes += len + KL_STORAGE_ENTRY_OVERHEAD;
+        count++;
+    }
+    sqlite3_reset(s);
+    if (r || count == 0) {
+        kl_storage_entries_free(e, count);
+        if (r)
+            *more = 0;
+        return r;
+    }
+    *out = e;
+    *n = count;
+    return 0;
+}
+
+int kl_storage_group_status(kl_storage_t *st, uint64_t group, uint64_t user,
+                            kl_storage_gstatus_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (user == 0)
+        return 0;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_STATUS);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(group));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(user));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->state = sqlite3_column_int(s, 0);
+        out->join_seq = kl_sq_u64(sqlite3_column_int64(s, 1));
+        rc = SQLITE_DONE;
+    }
+    return kl_sq_done(s, rc);
+}
+
+int kl_storage_group_users(kl_storage_t *st, uint64_t group, int candidates, uint64_t **users,
+                           size_t *n)
+{
+    *users = NULL;
+    *n = 0;
+    uint64_t *u = malloc(CURRENT_MAX * sizeof *u);
+    if (u == NULL)
+        return KL_ENOMEM;
+    size_t count = 0;
+    int r = 0;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_USERS);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(group));
+    sqlite3_bind_int(s, 2, candidates ? 1 : 0);
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW || count == CURRENT_MAX) {
+            r = rc == SQLITE_ROW ? KL_EIO : kl_sq_map_rc(rc);
+            break;
+        }
+        u[count++] = kl_sq_u64(sqlite3_column_int64(s, 0));
+    }
+    sqlite3_reset(s);
+    if (r || count == 0) {
+        free(u);
+        return r;
+    }
+    *users = u;
+    *n = count;
+    return 0;
+}
+
+int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    kl_storage_ginfo_t *g = NULL;
+    size_t count = 0, cap = 0;
+    int r = 0;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_LIST);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(user));
+    sqlite3_bind_int(s, 2, KL_STORAGE_MAX_GROUPS_LISTED);
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            r = kl_sq_map_rc(rc);
+            break;
+        }
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            kl_storage_ginfo_t *ng = realloc(g, ncap * sizeof *ng);
+            if (ng == NULL) {
+                r = KL_ENOMEM;
+                break;
+            }
+            g = ng;
+            cap = ncap;
+        }
+        const unsigned char *a = sqlite3_column_text(s, 0);
+        size_t alen = (size_t)sqlite3_column_bytes(s, 0);
+        if (a == NULL || alen > KL_STORAGE_GROUP_ADDR_MAX) {
+            r = KL_EIO;
+            break;
+        }
+        memcpy(g[count].address, a, alen);
+        g[count].address[alen] = '\0';
+        g[count].next_index = kl_sq_u64(sqlite3_column_int64(s, 1));
+        g[count].member = sqlite3_column_int(s, 2) == KL_GSTATE_MEMBER;
+        g[count].last_seq = kl_sq_u64(sqlite3_column_int64(s, 3));
+        count++;
+    }
+    sqlite3_reset(s);
+    if (r || count == 0) {
+        free(g);
+        return r;
+    }
+    *out = g;
+    *n = count;
+    return 0;
+}
