@@ -61,6 +61,7 @@ typedef struct member {
     char address[ADDR_CAP];
     kl_group_role_t role;
     int slot;
+    uint8_t votes[KL_GROUP_MAX_MEMBERS / 8]; /* removal votes against it, bit per member slot */
 } member_t;
 
 typedef struct cand {
@@ -104,6 +105,8 @@ typedef struct plan {
     size_t cand;     /* candidate index (approve, remove of a candidate) */
     int target_is_cand;
     int admit;       /* invite/request/approve: the candidate becomes a member */
+    int vote;        /* remove by a non-facilitator (MAJORITY): a removal vote */
+    int vote_removes; /* ... that removes the target */
 } plan_t;
 
 static int err_of(kl_group_verr_t why)
@@ -290,19 +293,19 @@ static size_t find_cand(const kl_group_t *g, const uint8_t key[32])
     return SIZE_MAX;
 }
 
-static int bit_get(const cand_t *c, int slot)
+static int bit_get(const uint8_t *bits, int slot)
 {
-    return (c->approved[slot / 8] >> (slot % 8)) & 1;
+    return (bits[slot / 8] >> (slot % 8)) & 1;
 }
 
-static void bit_set(cand_t *c, int slot)
+static void bit_set(uint8_t *bits, int slot)
 {
-    c->approved[slot / 8] |= (uint8_t)(1u << (slot % 8));
+    bits[slot / 8] |= (uint8_t)(1u << (slot % 8));
 }
 
-static void bit_clear(cand_t *c, int slot)
+static void bit_clear(uint8_t *bits, int slot)
 {
-    c->approved[slot / 8] &= (uint8_t)~(1u << (slot % 8));
+    bits[slot / 8] &= (uint8_t)~(1u << (slot % 8));
 }
 
 static size_t facilitators(const kl_group_t *g)
@@ -310,6 +313,20 @@ static size_t facilitators(const kl_group_t *g)
     size_t n = 0;
     for (size_t i = 0; i < g->nm; i++)
         n += g->m[i].role == KL_ROLE_FACILITATOR;
+    return n;
+}
+
+/* Removal votes against member t by current members other than t, and
+ * how many more are needed (votes * 2 > members - 1), counting slot
+ * `extra` as voting too (NO_SLOT for none). */
+static size_t votes_against(const kl_group_t *g, size_t t, int extra, size_t *missing)
+{
+    size_t n = 0, others = g->nm - 1, need = others / 2 + 1;
+    for (size_t i = 0; i < g->nm; i++)
+        if (i != t && (g->m[i].slot == extra || bit_get(g->m[t].votes, g->m[i].slot)))
+            n++;
+    if (missing != NULL)
+        *missing = need > n ? need - n : 0;
     return n;
 }
 
@@ -322,7 +339,7 @@ static size_t approvals(const kl_group_t *g, const cand_t *c, int extra, int *by
     size_t n = 0;
     *by_fac = 0;
     for (size_t i = 0; i < g->nm; i++) {
-        if (g->m[i].slot == extra || bit_get(c, g->m[i].slot)) {
+        if (g->m[i].slot == extra || bit_get(c->approved, g->m[i].slot)) {
             n++;
             if (g->m[i].role == KL_ROLE_FACILITATOR)
                 *by_fac = 1;
@@ -351,6 +368,29 @@ static int admits_new(const kl_group_t *g, int approver_slot)
     cand_t c;
     memset(c.approved, 0, sizeof c.approved);
     return missing(g, &c, approver_slot) == 0;
+}
+
+/* remove{member} by a member who is not a facilitator: a removal vote,
+ * allowed under MAJORITY only (group.h). */
+static kl_group_verr_t check_vote(const kl_group_t *g, const op_t *o, plan_t *pl)
+{
+    size_t missing;
+    if (g->policy != KL_POLICY_MAJORITY)
+        return KL_GV_NOT_FACILITATOR;
+    pl->target_m = find_member(g, o->target);
+    if (pl->target_m == SIZE_MAX)
+        return find_cand(g, o->target) != SIZE_MAX ? KL_GV_NOT_FACILITATOR : KL_GV_NOT_MEMBER;
+    if (pl->target_m == pl->actor_m)
+        return KL_GV_MALFORMED; /* removing oneself is a leave */
+    const member_t *t = &g->m[pl->target_m];
+    if (bit_get(t->votes, g->m[pl->actor_m].slot))
+        return KL_GV_ALREADY_APPROVED;
+    if (t->role == KL_ROLE_FACILITATOR && facilitators(g) < 2)
+        return KL_GV_LAST_FACILITATOR;
+    pl->vote = 1;
+    votes_against(g, pl->target_m, g->m[pl->actor_m].slot, &missing);
+    pl->vote_removes = missing == 0;
+    return KL_GV_OK;
 }
 
 /* The rules of group.h for a decoded, authenticated op. Reads g only. */
@@ -389,7 +429,7 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
         pl->cand = find_cand(g, o->target);
         if (pl->cand == SIZE_MAX)
             return KL_GV_NOT_CANDIDATE;
-        if (bit_get(&g->c[pl->cand], actor->slot))
+        if (bit_get(g->c[pl->cand].approved, actor->slot))
             return KL_GV_ALREADY_APPROVED;
         pl->admit = missing(g, &g->c[pl->cand], actor->slot) == 0;
         if (pl->admit && g->nm >= KL_GROUP_MAX_MEMBERS)
@@ -397,7 +437,7 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
         return KL_GV_OK;
     case KL_GOP_REMOVE:
         if (!fac)
-            return KL_GV_NOT_FACILITATOR;
+            return check_vote(g, o, pl);
         pl->target_m = find_member(g, o->target);
         if (pl->target_m == SIZE_MAX) {
             pl->cand = find_cand(g, o->target);
@@ -495,7 +535,9 @@ static void add_member(kl_group_t *g, const uint8_t key[32], const char *address
 static void drop_member(kl_group_t *g, size_t i)
 {
     for (size_t k = 0; k < g->nc; k++)
-        bit_clear(&g->c[k], g->m[i].slot);
+        bit_clear(g->c[k].approved, g->m[i].slot);
+    for (size_t k = 0; k < g->nm; k++)
+        bit_clear(g->m[k].votes, g->m[i].slot);
     memmove(g->m + i, g->m + i + 1, (g->nm - i - 1) * sizeof *g->m);
     g->nm--;
 }
@@ -539,7 +581,7 @@ static void admit_satisfied(kl_group_t *g, kl_group_event_t *ev)
         add_member(g, g->c[k].key, g->c[k].address, KL_ROLE_MEMBER);
         int slot = g->m[g->nm - 1].slot;
         for (size_t j = 0; j < g->nc; j++)
-            bit_clear(&g->c[j], slot);
+            bit_clear(g->c[j].approved, slot);
         admitted(ev, g->c[k].key);
         drop_cand(g, k); /* the next candidate moves to index k */
     }
@@ -565,7 +607,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
         if (o->kind == KL_GOP_INVITE) {
             memcpy(c->key, o->target, 32);
             strcpy(c->address, o->target_address);
-            bit_set(c, g->m[pl->actor_m].slot);
+            bit_set(c->approved, g->m[pl->actor_m].slot);
         } else {
             memcpy(c->key, o->actor, 32);
             strcpy(c->address, o->actor_address);
@@ -575,7 +617,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
     }
     case KL_GOP_APPROVE:
         ci = pl->cand;
-        bit_set(&g->c[ci], g->m[pl->actor_m].slot);
+        bit_set(g->c[ci].approved, g->m[pl->actor_m].slot);
         memcpy(ev->target_address, g->c[ci].address, ADDR_CAP);
         break;
     case KL_GOP_REMOVE:
@@ -585,6 +627,10 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
             break;
         }
         memcpy(ev->target_address, g->m[pl->target_m].address, ADDR_CAP);
+        if (pl->vote && !pl->vote_removes) {
+            bit_set(g->m[pl->target_m].votes, g->m[pl->actor_m].slot);
+            break;
+        }
         drop_member(g, pl->target_m);
         g->epoch++;
         ev->epoch_changed = 1;
@@ -619,7 +665,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
         /* A fresh slot carries no approvals: they were cleared when its
          * previous holder left. */
         for (size_t k = 0; k < g->nc; k++)
-            bit_clear(&g->c[k], slot);
+            bit_clear(g->c[k].approved, slot);
         admitted(ev, g->c[ci].key);
         drop_cand(g, ci);
     }
@@ -800,11 +846,22 @@ int kl_group_candidate_at(const kl_group_t *g, size_t i, kl_group_candidate_t *o
     return 0;
 }
 
+size_t kl_group_removal_votes(const kl_group_t *g, const uint8_t target[32], size_t *missing)
+{
+    size_t t = find_member(g, target);
+    if (t == SIZE_MAX) {
+        if (missing != NULL)
+            *missing = 0;
+        return 0;
+    }
+    return votes_against(g, t, NO_SLOT, missing);
+}
+
 int kl_group_has_approved(const kl_group_t *g, const uint8_t candidate[32],
                           const uint8_t approver[32])
 {
     size_t c = find_cand(g, candidate), m = find_member(g, approver);
     if (c == SIZE_MAX || m == SIZE_MAX)
         return 0;
-    return bit_get(&g->c[c], g->m[m].slot);
+    return bit_get(g->c[c].approved, g->m[m].slot);
 }

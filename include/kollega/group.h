@@ -29,6 +29,13 @@
  *  - remove{member}: the actor is a facilitator, the target a member other
  *    than the actor (use leave), and not the last facilitator. Removing a
  *    candidate (refusing a request) is allowed to any facilitator too.
+ *    Under policy MAJORITY a member who is not a facilitator may also
+ *    remove a member: its remove is a vote (once per target, else
+ *    ALREADY_APPROVED; never against the last facilitator), and the target
+ *    is removed at the vote that makes the votes of current members other
+ *    than the target more than half of them (votes * 2 > members - 1).
+ *    Votes of members who leave stop counting; a vote that does not yet
+ *    remove changes nothing else (no epoch change).
  *  - leave{successor}: the actor is a member. If it is the last facilitator
  *    and other members remain, successor must name one of them, who becomes
  *    facilitator. If the last member leaves, the group is closed (no
@@ -169,6 +176,11 @@ typedef struct kl_group_candidate {
 
 size_t kl_group_candidate_count(const kl_group_t *g);
 int kl_group_candidate_at(const kl_group_t *g, size_t i, kl_group_candidate_t *out);
+/* Removal votes (policy MAJORITY) by current members against member
+ * `target`; *missing (may be NULL) gets how many more are needed. 0 for a
+ * key that is not a member. */
+size_t kl_group_removal_votes(const kl_group_t *g, const uint8_t target[32], size_t *missing);
+
 /* 1 if member `approver` has approved `candidate`. */
 int kl_group_has_approved(const kl_group_t *g, const uint8_t candidate[32],
                           const uint8_t approver[32]);

@@ -177,8 +177,11 @@ static void apply_checked(kl_group_t *g, const fg_fx_t *fx, const uint8_t *op, s
     FUZZ_CHECK(kl_group_epoch(g) == epoch + (ev.epoch_changed ? 1 : 0));
     /* The epoch moves exactly when a member goes. */
     int member_went = ev.kind == KL_GOP_LEAVE;
+    /* A remove takes a member out, or (MAJORITY, by a non-facilitator) is
+     * a vote that may leave it in. */
     for (int u = 0; u < FG_NUSERS && ev.kind == KL_GOP_REMOVE; u++)
-        if (memcmp(fx->u[u].pk, ev.target, 32) == 0 && role_before[u] != KL_ROLE_NONE)
+        if (memcmp(fx->u[u].pk, ev.target, 32) == 0 && role_before[u] != KL_ROLE_NONE &&
+            kl_group_role_of(g, ev.target) == KL_ROLE_NONE)
             member_went = 1;
     FUZZ_CHECK(ev.epoch_changed == member_went);
     if (member_went)

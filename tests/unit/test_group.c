@@ -418,6 +418,56 @@ static void test_admitted_when_policy_becomes_satisfied(void **state)
     kl_group_free(g);
 }
 
+/* MAJORITY: a member's remove is a vote; the target goes at the vote that
+ * makes votes * 2 > members - 1; votes count once, never against the last
+ * facilitator, and stop counting when the voter leaves. Under other
+ * policies only facilitators remove. */
+static void test_removal_by_majority_vote(void **state)
+{
+    (void)state;
+    kl_group_t *g = group_of(6, KL_POLICY_MAJORITY); /* U0 facilitator, U1..U5 */
+    kl_group_event_t ev;
+    size_t missing;
+
+    /* 5 others than U5: 3 votes needed. */
+    ev = act(g, &U[1], d_on(KL_GOP_REMOVE, &U[5]));
+    assert_false(ev.epoch_changed);
+    assert_int_equal(kl_group_role_of(g, U[5].pk), KL_ROLE_MEMBER);
+    assert_int_equal(kl_group_removal_votes(g, U[5].pk, &missing), 1);
+    assert_int_equal(missing, 2);
+    act_refused(g, &U[1], d_on(KL_GOP_REMOVE, &U[5]), KL_GV_ALREADY_APPROVED);
+    act_refused(g, &U[1], d_on(KL_GOP_REMOVE, &U[0]), KL_GV_LAST_FACILITATOR);
+    act_refused(g, &U[1], d_on(KL_GOP_REMOVE, &U[1]), KL_GV_MALFORMED);
+    act(g, &U[2], d_on(KL_GOP_REMOVE, &U[5]));
+    /* U2 leaves: its vote stops counting (1 of 4 others, 2 more). */
+    act(g, &U[2], d_kind(KL_GOP_LEAVE));
+    assert_int_equal(kl_group_removal_votes(g, U[5].pk, &missing), 1);
+    assert_int_equal(missing, 2);
+    act(g, &U[3], d_on(KL_GOP_REMOVE, &U[5]));
+    uint64_t epoch = kl_group_epoch(g);
+    ev = act(g, &U[4], d_on(KL_GOP_REMOVE, &U[5]));
+    assert_true(ev.epoch_changed);
+    assert_int_equal(kl_group_epoch(g), epoch + 1);
+    assert_int_equal(kl_group_role_of(g, U[5].pk), KL_ROLE_NONE);
+    assert_int_equal(kl_group_removal_votes(g, U[5].pk, &missing), 0);
+
+    /* A member reusing the removed one's slot carries no votes. */
+    act(g, &U[0], d_on(KL_GOP_INVITE, &U[7]));
+    act(g, &U[1], d_on(KL_GOP_APPROVE, &U[7]));
+    act(g, &U[3], d_on(KL_GOP_APPROVE, &U[7]));
+    assert_int_equal(kl_group_role_of(g, U[7].pk), KL_ROLE_MEMBER);
+    assert_int_equal(kl_group_removal_votes(g, U[7].pk, NULL), 0);
+    assert_int_equal(kl_group_removal_votes(g, U[1].pk, NULL), 0);
+
+    /* Refusing a request stays with facilitators; under ALL a member
+     * cannot vote. */
+    act(g, &U[8], d_kind(KL_GOP_REQUEST));
+    act_refused(g, &U[1], d_on(KL_GOP_REMOVE, &U[8]), KL_GV_NOT_FACILITATOR);
+    act(g, &U[0], d_policy(KL_POLICY_ALL));
+    act_refused(g, &U[1], d_on(KL_GOP_REMOVE, &U[3]), KL_GV_NOT_FACILITATOR);
+    kl_group_free(g);
+}
+
 static void test_roles_policy_retention(void **state)
 {
     (void)state;
@@ -546,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_leave_of_last_member_closes),
         cmocka_unit_test(test_approvals_of_departed_members),
         cmocka_unit_test(test_admitted_when_policy_becomes_satisfied),
+        cmocka_unit_test(test_removal_by_majority_vote),
         cmocka_unit_test(test_roles_policy_retention),
         cmocka_unit_test(test_listing_order),
         cmocka_unit_test(test_builder_refuses_unusable_descriptions),
