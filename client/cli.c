@@ -8,6 +8,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "channels.h"
 #include "cli.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
@@ -262,6 +263,10 @@ int kl_cli_user_address(const char *s, char *out, size_t cap)
 
 void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
 {
+    if (m->peer[0] == '!') { /* a broadcast channel post (channels.c) */
+        kl_chan_print_post(cli, m);
+        return;
+    }
     int group = m->peer[0] == '#';
     const char *from = m->outgoing ? cli->me.address : group ? m->sender : m->peer;
     const char *to = m->outgoing || group ? m->peer : cli->me.address;

@@ -29,6 +29,9 @@ int kl_cmd_group_remove(kl_cli_t *cli, const char *name, const char *address);
 /* successor may be NULL. */
 int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor);
 int kl_cmd_group_role(kl_cli_t *cli, const char *name, const char *address, const char *role);
+/* set_policy (policy: kl_group_policy_t) and set_retention (days, 0 = until read). */
+int kl_cmd_group_set_policy(kl_cli_t *cli, const char *name, int policy);
+int kl_cmd_group_set_retention(kl_cli_t *cli, const char *name, long days);
 /* text already checked (non-empty UTF-8, at most KL_TEXT_MAX). */
 int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t len);
 

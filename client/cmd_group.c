@@ -194,7 +194,8 @@ static int submit_fail(kl_conn_t *conn, const kl_grp_t *x, int r)
     return KL_EXIT_FAIL;
 }
 
-/* Submit d; print refusals. Exit code. */
+/* Submit d; print refusals. Exit code. Members the op admitted get our
+ * group key right away (best effort: else on the next send or receive). */
 static int submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
                   const char *target, kl_group_event_t *ev)
 {
@@ -204,7 +205,30 @@ static int submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_op
         return refused(x, why, target);
     if (r)
         return submit_fail(conn, x, r);
+    if (ev->admitted && (r = kl_grp_distribute(cli, conn, x)))
+        kl_grp_warn(cli, x->address, "key_not_sent",
+                    "could not give your group key to the new member%s yet (%s); it is retried "
+                    "on the next send or receive", ev->admitted == 1 ? "" : "s", kl_strerror(r));
     return KL_EXIT_OK;
+}
+
+/* 1 if the op admitted key (one op may admit several). */
+static int admitted_by(const kl_group_event_t *ev, const uint8_t key[32])
+{
+    for (int i = 0; i < ev->admitted && i < KL_GROUP_MAX_CANDIDATES; i++)
+        if (kl_memcmp(ev->admitted_keys[i], key, 32) == 0)
+            return 1;
+    return 0;
+}
+
+/* "messages expire after 14 days" / "... kept until read ..." */
+static void retention_text(uint32_t days, char *out, size_t cap)
+{
+    if (days)
+        snprintf(out, cap, "messages expire after %u day%s", days, days == 1 ? "" : "s");
+    else
+        snprintf(out, cap, "messages are kept until read, at most the relay's TTL (default 30 "
+                           "days)");
 }
 
 static void json_print(kl_json_t *j)
@@ -259,11 +283,9 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
         kl_json_str(&j, "role", "facilitator");
         json_print(&j);
     } else {
-        printf("Created %s (admission policy %s; ", grp, policy_name(d.policy));
-        if (d.days)
-            printf("messages expire after %u day%s). ", d.days, d.days == 1 ? "" : "s");
-        else
-            printf("messages are kept until read). ");
+        char ret[128];
+        retention_text(d.days, ret, sizeof ret);
+        printf("Created %s (admission policy %s; %s). ", grp, policy_name(d.policy), ret);
         printf("You are its facilitator; invite members with `kollega group invite %s "
                "ADDRESS`.\n", grp);
     }
@@ -279,7 +301,7 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
 {
     kl_group_candidate_t c;
     char miss[256] = "";
-    int admitted = ev->admitted && kl_memcmp(ev->admitted_key, key, 32) == 0;
+    int admitted = admitted_by(ev, key);
     int still = !admitted && find_candidate(x, NULL, key, &c) == 0;
     if (still)
         missing_text(x, &c, miss, sizeof miss);
@@ -479,19 +501,33 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
     }
     if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
         goto out;
+    /* Under policy majority a member's remove is a vote: the target stays
+     * until enough current members voted. */
+    size_t missing = 0, votes = 0;
+    int vote = kind == KL_GOP_REMOVE && kl_group_role_of(x.g, d.target) != KL_ROLE_NONE;
+    if (vote)
+        votes = kl_group_removal_votes(x.g, d.target, &missing);
     if (cli->json) {
         kl_json_t j;
         kl_json_init(&j);
         kl_json_obj_begin(&j, NULL);
         kl_json_str(&j, "group", grp);
-        kl_json_str(&j, "action", kind == KL_GOP_REMOVE ? "removed" : "role");
+        kl_json_str(&j, "action", vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
         kl_json_str(&j, "member", addr);
         if (kind == KL_GOP_SET_ROLE)
             kl_json_str(&j, "role", role_name(role));
+        if (vote) {
+            kl_json_uint(&j, "votes", votes);
+            kl_json_uint(&j, "missing", missing);
+        }
+        kl_json_bool(&j, "removed", kind == KL_GOP_REMOVE && !vote);
         json_print(&j);
+    } else if (vote) {
+        printf("vote recorded: %zu more vote%s needed to remove %s from %s (%zu so far).\n",
+               missing, missing == 1 ? "" : "s", addr, grp, votes);
     } else if (kind == KL_GOP_REMOVE) {
-        printf("Removed %s from %s. Everyone's group keys are renewed before the next message, "
-               "so %s cannot read anything sent from now on.\n", addr, grp, addr);
+        printf("%s was removed from %s. Everyone's group keys are renewed before the next "
+               "message, so %s cannot read anything sent from now on.\n", addr, grp, addr);
     } else {
         printf("%s is now a %s of %s.\n", addr, role_name(role), grp);
     }
@@ -546,6 +582,10 @@ int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
     }
     if ((rc = submit(cli, conn, &x, &d, NULL, &ev)))
         goto out;
+    int fr = kl_grp_forget(cli, grp);
+    if (fr)
+        kl_cli_err("you left %s, but its keys could not be deleted from your store (%s)", grp,
+                   kl_strerror(fr));
     if (cli->json) {
         kl_json_t j;
         kl_json_init(&j);
@@ -585,6 +625,11 @@ static void print_members_json(const kl_grp_t *x)
         kl_json_str(&j, "address", m.address);
         kl_json_str(&j, "identity_key", key);
         kl_json_str(&j, "role", role_name(m.role));
+        size_t missing = 0, votes = kl_group_removal_votes(x->g, m.key, &missing);
+        if (votes) {
+            kl_json_uint(&j, "removal_votes", votes);
+            kl_json_uint(&j, "removal_missing", missing);
+        }
         kl_json_obj_end(&j);
     }
     kl_json_arr_end(&j);
@@ -623,17 +668,21 @@ int kl_cmd_group_members(kl_cli_t *cli, const char *name)
         print_members_json(&x);
         goto out;
     }
-    uint32_t days = kl_group_retention_days(x.g);
-    printf("%s: admission policy %s; ", grp, policy_name(kl_group_policy(x.g)));
-    if (days)
-        printf("messages expire after %u day%s\n", days, days == 1 ? "" : "s");
-    else
-        printf("messages kept until read\n");
+    char ret[128];
+    retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
+    printf("%s: admission policy %s; %s\n", grp, policy_name(kl_group_policy(x.g)), ret);
     printf("Members (%zu):\n", kl_group_member_count(x.g));
-    for (size_t i = 0; i < kl_group_member_count(x.g); i++)
-        if (kl_group_member_at(x.g, i, &m) == 0)
-            printf("  %s  %s%s\n", m.address, role_name(m.role),
-                   kl_memcmp(m.key, cli->me.pk, 32) == 0 ? " (you)" : "");
+    for (size_t i = 0; i < kl_group_member_count(x.g); i++) {
+        if (kl_group_member_at(x.g, i, &m) != 0)
+            continue;
+        size_t missing = 0, votes = kl_group_removal_votes(x.g, m.key, &missing);
+        printf("  %s  %s%s", m.address, role_name(m.role),
+               kl_memcmp(m.key, cli->me.pk, 32) == 0 ? " (you)" : "");
+        if (votes)
+            printf("  (%zu vote%s to remove; %zu more needed)", votes, votes == 1 ? "" : "s",
+                   missing);
+        printf("\n");
+    }
     size_t nc = kl_group_candidate_count(x.g);
     if (nc)
         printf("Candidates (%zu):\n", nc);
@@ -664,7 +713,18 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
     int rc = prepare(cli, name, grp, &conn, &x, 1);
     if (rc)
         goto out;
-    int r = kl_grp_send(cli, conn, &x, text, len, &m);
+    int r = kl_grp_blocked(&x) ? KL_ECRYPTO : kl_grp_send(cli, conn, &x, text, len, &m);
+    if (r == KL_ECRYPTO) {
+        if (x.invalid)
+            kl_cli_err("nothing was sent: the relay delivered an invalid operation of %s, so "
+                       "who is a member cannot be trusted (see the warning above)", grp);
+        else
+            kl_cli_err("nothing was sent: the relay is showing members different histories of "
+                       "%s (fork at index %llu); your message might reach people who are not "
+                       "current members", grp, (unsigned long long)(x.fork_index - 1));
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
     if (r == KL_ESTATE) {
         kl_cli_err("you are not a member of %s; nothing was sent", grp);
         rc = KL_EXIT_FAIL;
@@ -703,4 +763,62 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
 out:
     finish(conn, &x);
     return rc;
+}
+
+/* set_policy / set_retention (facilitators). */
+static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *d)
+{
+    char grp[KL_ADDR_MAX + 1], ret[128];
+    kl_conn_t *conn = NULL;
+    kl_grp_t x;
+    kl_group_event_t ev;
+    kl_group_member_t m;
+    int rc = prepare(cli, name, grp, &conn, &x, 1);
+    if (rc || (rc = submit(cli, conn, &x, d, NULL, &ev)))
+        goto out;
+    retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "group", grp);
+        kl_json_str(&j, "action", d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
+        kl_json_str(&j, "policy", policy_name(kl_group_policy(x.g)));
+        kl_json_uint(&j, "retention_days", kl_group_retention_days(x.g));
+        kl_json_arr_begin(&j, "admitted");
+        for (size_t i = 0; i < kl_group_member_count(x.g); i++)
+            if (kl_group_member_at(x.g, i, &m) == 0 && admitted_by(&ev, m.key))
+                kl_json_str(&j, NULL, m.address);
+        kl_json_arr_end(&j);
+        json_print(&j);
+        goto out;
+    }
+    if (d->kind == KL_GOP_SET_POLICY)
+        printf("%s: admission policy is now %s.\n", grp, policy_name(kl_group_policy(x.g)));
+    else
+        printf("%s: %s.\n", grp, ret);
+    for (size_t i = 0; i < kl_group_member_count(x.g); i++)
+        if (kl_group_member_at(x.g, i, &m) == 0 && admitted_by(&ev, m.key))
+            printf("%s is now a member of %s (admitted).\n", m.address, grp);
+out:
+    finish(conn, &x);
+    return rc;
+}
+
+int kl_cmd_group_set_policy(kl_cli_t *cli, const char *name, int policy)
+{
+    kl_group_opdesc_t d;
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_SET_POLICY;
+    d.policy = (kl_group_policy_t)policy;
+    return setting_op(cli, name, &d);
+}
+
+int kl_cmd_group_set_retention(kl_cli_t *cli, const char *name, long days)
+{
+    kl_group_opdesc_t d;
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_SET_RETENTION;
+    d.days = (uint32_t)days;
+    return setting_op(cli, name, &d);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "channels.h"
 #include "cmd.h"
 #include "group.h"
 #include "kollega/err.h"
@@ -65,17 +66,23 @@ static int ping(kl_conn_t *conn)
 static int is_news(const kl_frame_t *push)
 {
     return push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER ||
-           push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG;
+           push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG ||
+           push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_CHANNEL_LOG;
 }
 
 /* The inbox first (it carries the group keys), then every group. A store
  * failure in the group part is reported like one in the inbox part. */
 static int fetch_everything(kl_sync_t *s, kl_cli_t *cli, kl_conn_t *conn)
 {
-    int r = kl_sync_fetch_all(s);
+    /* Group keys in the inbox are kept only for groups we know. */
+    int r = kl_grp_know_listed(cli, conn);
+    if (r == 0)
+        r = kl_sync_fetch_all(s);
     if (r)
         return r;
     r = kl_grp_receive_all(cli, conn, s);
+    if (r == 0)
+        r = kl_chan_receive_all(cli, conn, s); /* channels.c */
     if (r && r != KL_EREFUSED && r != KL_EIO && r != KL_ETIMEDOUT && r != -EINTR &&
         r != KL_EPROTO)
         s->store_error = r;

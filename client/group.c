@@ -92,20 +92,63 @@ int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
     return 0;
 }
 
+/* Heads kept per op: far above any log a relay accepts (it caps ops per
+ * group); beyond it the fork check has no head to compare (not an error). */
+#define MAX_HEADS 65536u
+
+int kl_grp_head_at(const kl_grp_t *x, uint64_t index, uint8_t out[32])
+{
+    if (index == 0 || index > x->nheads)
+        return KL_ENOTFOUND;
+    memcpy(out, x->heads[index - 1], 32);
+    return 0;
+}
+
+int kl_grp_blocked(const kl_grp_t *x)
+{
+    return x->invalid || x->fork_index != 0;
+}
+
+/* Remember the head after the op just applied (heads[i] after op i). */
+static void note_head(kl_grp_t *x)
+{
+    uint64_t n = kl_group_next_index(x->g);
+    if (n == 0 || n - 1 != x->nheads)
+        return; /* an earlier head is missing: stop recording */
+    if (x->nheads == x->heads_cap) {
+        size_t cap = x->heads_cap ? x->heads_cap * 2 : 64;
+        if (cap > MAX_HEADS)
+            return;
+        void *p = realloc(x->heads, cap * 32);
+        if (p == NULL)
+            return;
+        x->heads = p;
+        x->heads_cap = cap;
+    }
+    kl_group_head(x->g, x->heads[x->nheads++]);
+}
+
 /* What an applied op means for us. */
 static void react(const kl_cli_t *cli, kl_grp_t *x, const kl_group_event_t *ev)
 {
     const uint8_t *me = cli->me.pk;
+    note_head(x);
     if (ev->kind == KL_GOP_INVITE && kl_memcmp(ev->target, me, 32) == 0)
         snprintf(x->invited_by, sizeof x->invited_by, "%s", ev->actor_address);
-    if (ev->admitted && kl_memcmp(ev->admitted_key, me, 32) == 0) {
-        x->admitted = 1;
-        x->removed = 0;
-    }
-    if (ev->kind == KL_GOP_REMOVE && kl_memcmp(ev->target, me, 32) == 0) {
+    /* One op may admit several candidates: we may be any of them. */
+    for (int i = 0; i < ev->admitted && i < KL_GROUP_MAX_CANDIDATES; i++)
+        if (kl_memcmp(ev->admitted_keys[i], me, 32) == 0) {
+            x->admitted = 1;
+            x->removed = 0;
+            x->left = 0;
+        }
+    if (ev->kind == KL_GOP_REMOVE && kl_memcmp(ev->target, me, 32) == 0 &&
+        kl_group_role_of(x->g, me) == KL_ROLE_NONE) {
         x->removed = 1;
         snprintf(x->removed_by, sizeof x->removed_by, "%s", ev->actor_address);
     }
+    if (ev->kind == KL_GOP_LEAVE && kl_memcmp(ev->actor, me, 32) == 0)
+        x->left = 1;
 }
 
 static int replay_cb(void *ud, uint64_t idx, const uint8_t *op, size_t len)
@@ -136,7 +179,14 @@ int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x)
     if (r)
         return r;
     void *p[2] = {cli, x};
-    r = kl_store_group_op_each(cli->st, address, replay_cb, p);
+    kl_store_group_t row;
+    r = kl_store_group_get(cli->st, address, &row);
+    if (r == 0)
+        x->fork_index = row.fork_index;
+    else if (r == KL_ENOTFOUND)
+        r = 0;
+    if (r == 0)
+        r = kl_store_group_op_each(cli->st, address, replay_cb, p);
     if (r == 1)
         r = 0;
     if (r)
@@ -148,6 +198,9 @@ void kl_grp_free(kl_grp_t *x)
 {
     kl_group_free(x->g);
     x->g = NULL;
+    free(x->heads);
+    x->heads = NULL;
+    x->nheads = x->heads_cap = 0;
 }
 
 static int call_group_fetch(kl_conn_t *conn, const char *grp, uint64_t from, kl_frame_t **resp)

@@ -19,7 +19,19 @@
  * learns who wrote it. The receiver tries the received keys with the
  * message's key_id whose owner is a current member in its validated state;
  * an entry no key opens yet is kept (sealed) and retried when new keys
- * arrive. */
+ * arrive.
+ *
+ * Fork check: every group message carries the author's view of the log
+ * (Content.group_index = its next_index, group_head = its head), and the
+ * relay gets the same index in Send.group_index (it refuses the message with
+ * CONFLICT if a remove or leave came later: the author catches up, rotates
+ * and retries once). A receiver that decrypts a message from beyond its
+ * own log first fetches the ops; if its head at that index then differs
+ * from group_head (or the relay still withholds the ops), the relay shows
+ * members different histories: a loud warning, and no keys are given in
+ * that group (nor is anything sent) until a later message of that author
+ * matches our log again. Sending and key distribution are also refused
+ * while our copy of the log is invalid. */
 #ifndef KOLLEGA_CLIENT_GROUP_H
 #define KOLLEGA_CLIENT_GROUP_H
 
@@ -39,9 +51,21 @@ typedef struct kl_grp {
     int admitted;                          /* an op admitted us (not the creator) */
     int removed;                           /* we were removed */
     char removed_by[KL_ADDR_MAX + 1];
+    int left;                              /* we left */
     uint64_t relay_next;                   /* from the last GroupLog */
     uint8_t relay_head[32];
+    uint8_t (*heads)[32];                  /* heads[i]: the log head after op i */
+    size_t nheads, heads_cap;
+    uint64_t fork_index;                   /* from the store row: 0, or where a fork was seen */
 } kl_grp_t;
+
+/* The log head a member saw when its next_index was `index` (the head after
+ * op index - 1) in our validated log: 0, or KL_ENOTFOUND when our log is
+ * shorter (or index is 0). */
+int kl_grp_head_at(const kl_grp_t *x, uint64_t index, uint8_t out[32]);
+/* 1 when the group must not be written to or given keys: our copy of the
+ * log is invalid (the relay delivered a bad op) or a fork was seen. */
+int kl_grp_blocked(const kl_grp_t *x);
 
 /* "#name" -> "#name@<own relay>", "#name@relay" checked. KL_EINVAL. */
 int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap);
@@ -99,7 +123,9 @@ typedef struct kl_grp_rx {
     kl_cli_t *cli;
     kl_sync_t *s;                /* on_message, stored count */
     kl_grp_t *x;
+    kl_conn_t *conn;             /* to fetch ops a message refers to; NULL offline */
     size_t stored, pending_new, failed;
+    uint64_t dropped;            /* pending entries dropped over KL_GPENDING_MAX */
 } kl_grp_rx_t;
 /* Process one entry of x's log (skipped at or below the group cursor):
  * decrypt with a key of a current member and store the message, or keep
@@ -110,7 +136,8 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
 int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left);
 
 /* Store a received distribution record (called by sync.c inside its
- * transaction): owner's key for grp. */
+ * transaction): owner's key for grp. A key for a group we have no row for
+ * (never listed for us, never fetched) is ignored (0, nothing stored). */
 int kl_grp_store_dist(kl_store_t *st, const char *grp, const uint8_t owner[32], uint64_t epoch,
                       const uint8_t *dist, size_t len);
 
@@ -118,6 +145,15 @@ int kl_grp_store_dist(kl_store_t *st, const char *grp, const uint8_t owner[32], 
  * key distribution, the message log after our cursor, pending entries,
  * retention. New messages go to s->on_message. */
 int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s);
+
+/* Before the inbox is read: a group row for every group the relay lists
+ * for us (member or candidate), so the sender keys the inbox carries for
+ * them are accepted (kl_grp_store_dist). */
+int kl_grp_know_listed(kl_cli_t *cli, kl_conn_t *conn);
+
+/* We left or were removed: drop grp's sender keys, distribution records
+ * and pending entries (kl_store_group_forget) in one transaction. */
+int kl_grp_forget(kl_cli_t *cli, const char *grp);
 
 /* Delete messages older than each group's retention from local history. */
 int kl_grp_retention_all(kl_cli_t *cli);

@@ -1,5 +1,6 @@
 /* Group messages in the client: sender keys, their distribution over the
- * 1:1 sessions, sending, and the group half of `receive`. See group.h. */
+ * 1:1 sessions, sending, and decrypting one group log entry (with the fork
+ * check). The rest of `receive` for groups is in group_recv.c. See group.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,7 @@
 #include "store_group.h"
 #include "util.h"
 
-#define FETCH_LIMIT 100
 #define PENDING_BATCH 32
-#define MAX_FETCH_ROUNDS 1000
-#define DAY_MS (24ull * 3600ull * 1000ull)
-/* Groups one receive visits beyond those the relay lists. */
-#define MAX_KNOWN 256
 
 /* AD of a group message: the group address || the author's identity key. */
 static size_t make_ad(const char *grp, const uint8_t owner[32], uint8_t *ad, size_t cap)
@@ -192,7 +188,8 @@ static int distribute(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const k
 int kl_grp_distribute(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
 {
     kl_senderkey_t *k = NULL;
-    if (!is_member(x, cli->me.pk))
+    /* No keys while the relay may be showing members another history. */
+    if (!is_member(x, cli->me.pk) || kl_grp_blocked(x))
         return 0;
     int r = kl_grp_own_key(cli, x, 0, &k);
     if (r == KL_ENOTFOUND)
@@ -221,6 +218,9 @@ int kl_grp_seal(kl_cli_t *cli, const kl_grp_t *x, kl_senderkey_t *k, const char 
     ct.text = (char *)text;
     ct.text_len = len;
     snprintf(ct.to, sizeof ct.to, "%s", x->address);
+    /* Our view of the log: receivers compare it with theirs (fork check). */
+    ct.group_index = kl_group_next_index(x->g);
+    kl_group_head(x->g, ct.group_head);
     snprintf(m->peer, sizeof m->peer, "%s", x->address);
     snprintf(m->sender, sizeof m->sender, "%s", cli->me.address);
     m->outgoing = 1;
@@ -260,20 +260,45 @@ out:
     return r;
 }
 
-int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
-                kl_message_t *m)
+/* One try: key for the current epoch, distribution, seal, send. */
+static int send_once(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
+                     kl_message_t *m)
 {
     kl_senderkey_t *k = NULL;
     uint8_t *body = NULL;
     size_t blen = 0;
-    int added = 0;
+    int r = kl_grp_own_key(cli, x, 1, &k);
+    if (r == 0 && (r = distribute(cli, conn, x, k)) == 0 &&
+        (r = kl_grp_seal(cli, x, k, text, len, m, &body, &blen)) == 0)
+        r = kl_out_send_group_body(conn, x->address, body, blen, kl_group_next_index(x->g),
+                                   &m->seq);
+    kl_senderkey_free(k);
+    free(body);
+    return r;
+}
+
+int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
+                kl_message_t *m)
+{
+    int added = 0, r = 0;
     if (!is_member(x, cli->me.pk))
         return KL_ESTATE;
-    int r = kl_grp_own_key(cli, x, 1, &k);
-    if (r || (r = distribute(cli, conn, x, k)) ||
-        (r = kl_grp_seal(cli, x, k, text, len, m, &body, &blen)) ||
-        (r = kl_out_send_body(conn, x->address, body, blen, &m->seq)))
-        goto out;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (kl_grp_blocked(x))
+            return KL_ECRYPTO;
+        r = send_once(cli, conn, x, text, len, m);
+        if (r != KL_EREFUSED || attempt ||
+            kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT)
+            break;
+        /* A remove or leave we had not seen: catch up (the epoch moves on,
+         * so the next try makes and distributes a new key) and retry. */
+        if ((r = kl_grp_sync_ops(cli, conn, x)))
+            return r;
+        if (!is_member(x, cli->me.pk))
+            return KL_ESTATE;
+    }
+    if (r)
+        return r;
     m->stored_at = kl_now_ms();
     if ((r = kl_store_begin(cli->st)) == 0) {
         r = kl_store_message_add(cli->st, m, &added);
@@ -286,9 +311,6 @@ int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, s
                    kl_strerror(r));
         r = 0;
     }
-out:
-    kl_senderkey_free(k);
-    free(body);
     return r;
 }
 
@@ -296,9 +318,15 @@ int kl_grp_store_dist(kl_store_t *st, const char *grp, const uint8_t owner[32], 
                       const uint8_t *dist, size_t len)
 {
     kl_senderkey_t *k = NULL;
+    kl_store_group_t row;
     uint8_t *ser = NULL;
     size_t slen = 0;
-    int r = kl_senderkey_import(&k, dist, len);
+    /* Only for groups we know (a row exists once we saw the group listed
+     * or its log): nobody can fill our store with keys for made-up groups. */
+    int r = kl_store_group_get(st, grp, &row);
+    if (r)
+        return r == KL_ENOTFOUND ? 0 : r;
+    r = kl_senderkey_import(&k, dist, len);
     if (r)
         return r;
     if ((r = kl_senderkey_serialize(k, &ser, &slen)) == 0)
@@ -396,24 +424,26 @@ static int row_get(kl_store_t *st, const char *grp, kl_store_group_t *row)
     return r;
 }
 
-/* Store a decrypted entry: message, advanced key, optionally the new
- * cursor or the deletion of its pending row. */
-static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, kl_store_group_t *row,
-                       int from_pending)
+/* Store a decrypted entry: message (*m, text borrowed from a), advanced
+ * key, optionally the new cursor (row) or the deletion of its pending row.
+ * Inside the caller's transaction; *added = the message is new (shown by
+ * the caller only after its commit, so it appears exactly once). */
+static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts,
+                       kl_store_group_t *row, int from_pending, kl_message_t *m, int *added)
 {
-    kl_message_t m;
-    int added = 0;
-    memset(&m, 0, sizeof m);
-    memcpy(m.id, a->content.id, KL_MSG_ID);
-    snprintf(m.peer, sizeof m.peer, "%s", c->x->address);
-    if (member_address(c->x, a->owner, m.sender, sizeof m.sender) != 0)
+    *added = 0;
+    memset(m, 0, sizeof *m);
+    memcpy(m->id, a->content.id, KL_MSG_ID);
+    snprintf(m->peer, sizeof m->peer, "%s", c->x->address);
+    if (member_address(c->x, a->owner, m->sender, sizeof m->sender) != 0)
         return KL_ESTATE;
-    m.sent_at = a->content.sent_at;
-    m.stored_at = kl_now_ms();
-    m.seq = seq;
-    m.text = a->content.text;
-    m.text_len = a->content.text_len;
-    int r = kl_store_message_add(c->cli->st, &m, &added);
+    m->sent_at = a->content.sent_at;
+    m->stored_at = kl_now_ms();
+    m->relay_ts = ts;
+    m->seq = seq;
+    m->text = a->content.text;
+    m->text_len = a->content.text_len;
+    int r = kl_store_message_add(c->cli->st, m, added);
     if (r == 0)
         r = kl_store_senderkey_put(c->cli->st, c->x->address, a->owner, a->key_id, 0, 0, 1, a->ser,
                                    a->ser_len);
@@ -421,30 +451,109 @@ static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, kl_store_grou
         r = kl_store_gpending_delete(c->cli->st, c->x->address, seq);
     if (r == 0 && row)
         r = kl_store_group_put(c->cli->st, row);
-    if (r == 0 && added) {
-        c->stored++;
-        c->s->stored++;
-    }
-    if (r == 0 && added && c->s->on_message)
-        c->s->on_message(c->s->ud, &m);
     return r;
+}
+
+/* After the commit: count and show. */
+static void shown(kl_grp_rx_t *c, const kl_message_t *m, int added)
+{
+    if (!added)
+        return;
+    c->stored++;
+    c->s->stored++;
+    if (c->s->on_message)
+        c->s->on_message(c->s->ud, m);
+}
+
+/* The fork check for a decrypted message (group.h). May fetch ops (then x
+ * and the store move on). Updates row's fork fields; *warn_at gets the
+ * fork index to warn about (0 = none), *resolved 1 when a recorded fork is
+ * now resolved. */
+static int check_fork(kl_grp_rx_t *c, const attempt_t *a, kl_store_group_t *row,
+                      uint64_t *warn_at, int *resolved)
+{
+    uint64_t gi = a->content.group_index;
+    uint8_t head[32];
+    *warn_at = 0;
+    *resolved = 0;
+    if (gi == 0)
+        return 0; /* an older client: nothing to compare */
+    if (gi > kl_group_next_index(c->x->g)) {
+        if (c->conn == NULL)
+            return 0; /* offline: checked when the ops are here */
+        int r = kl_grp_sync_ops(c->cli, c->conn, c->x);
+        if (r && r != KL_EREFUSED)
+            return r;
+        if ((r = row_get(c->cli->st, c->x->address, row)))
+            return r;
+    }
+    uint64_t next = kl_group_next_index(c->x->g);
+    uint64_t fork = 0;
+    if (gi > next)
+        fork = next + 1;            /* the relay withholds ops the author saw */
+    else if (kl_grp_head_at(c->x, gi, head) == 0 &&
+             kl_memcmp(head, a->content.group_head, 32) != 0)
+        fork = gi;                  /* differs at op gi - 1 or before */
+    if (fork) {
+        if (row->fork_index == 0 || fork < row->fork_index) {
+            row->fork_index = fork;
+            memcpy(row->fork_author, a->owner, 32);
+        }
+        *warn_at = fork;
+        return 0;
+    }
+    /* The author of the fork now shows our history up to at least the
+     * fork point (the hash chain covers every op before it). */
+    if (row->fork_index && gi >= row->fork_index && gi <= next &&
+        kl_memcmp(row->fork_author, a->owner, 32) == 0) {
+        row->fork_index = 0;
+        memset(row->fork_author, 0, 32);
+        *resolved = 1;
+    }
+    return 0;
+}
+
+static void warn_fork(kl_grp_rx_t *c, uint64_t at, const char *author)
+{
+    kl_grp_warn(c->cli, c->x->address, "fork",
+                "the relay is showing members different histories of this group (fork at "
+                "index %llu); messages from %s cannot be trusted to reach only current "
+                "members. Your group key is not given to anyone in this group until this is "
+                "resolved", (unsigned long long)(at - 1), author);
+}
+
+/* After a decrypted message's commit: fork warnings, then show it. */
+static void committed(kl_grp_rx_t *c, const kl_store_group_t *row, const kl_message_t *m,
+                      int added, uint64_t warn_at, int resolved)
+{
+    c->x->fork_index = row->fork_index;
+    if (warn_at)
+        warn_fork(c, warn_at, m->sender);
+    if (resolved)
+        kl_grp_notice(c->cli, c->x->address, "fork_resolved", m->sender,
+                      "%s: %s now shows the same history of the group as you do; keys are "
+                      "given again.", c->x->address, m->sender);
+    shown(c, m, added);
 }
 
 int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
     kl_store_group_t row;
+    kl_message_t m;
     attempt_t a;
-    int own = 0;
+    int own = 0, added = 0, resolved = 0;
+    uint64_t warn_at = 0, dropped = 0;
     uint32_t key_id = 0;
+    memset(&m, 0, sizeof m);
     int r = row_get(c->cli->st, c->x->address, &row);
     if (r || seq <= row.cursor)
         return r;
-    row.cursor = seq;
     if (kl_senderkey_msg_key_id(body, len, &key_id) == 0 &&
         (r = kl_store_senderkey_is_own(c->cli->st, c->x->address, c->cli->me.pk, key_id, &own)))
         return r;
     if (own) {
         /* Our own message, already in history. */
+        row.cursor = seq;
         if ((r = kl_store_begin(c->cli->st)))
             return r;
         r = kl_store_group_put(c->cli->st, &row);
@@ -452,25 +561,37 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
     }
     if ((r = decrypt_entry(c, body, len, &a)))
         return r;
+    if (a.found && (r = check_fork(c, &a, &row, &warn_at, &resolved))) {
+        attempt_free(&a);
+        return r;
+    }
+    row.cursor = seq;
     if ((r = kl_store_begin(c->cli->st))) {
         attempt_free(&a);
         return r;
     }
     if (a.found) {
-        r = store_found(c, &a, seq, &row, 0);
+        r = store_found(c, &a, seq, ts, &row, 0, &m, &added);
     } else if (!a.matched) {
         /* The author's key has not reached us yet: keep the entry. */
-        r = kl_store_gpending_add(c->cli->st, c->x->address, seq, ts, body, len);
+        r = kl_store_gpending_add(c->cli->st, c->x->address, seq, ts, body, len, &dropped);
         r = r ? r : kl_store_group_put(c->cli->st, &row);
-        if (r == 0)
+        if (r == 0) {
             c->pending_new++;
+            c->dropped += dropped;
+        }
     } else {
         r = kl_store_failure_add(c->cli->st, seq, kl_now_ms(), "group message did not decrypt");
         r = r ? r : kl_store_group_put(c->cli->st, &row);
         if (r == 0)
             c->failed++;
     }
+    if (r == 0 && (r = kl_store_commit(c->cli->st)) == 0 && a.found)
+        committed(c, &row, &m, added, warn_at, resolved);
     attempt_free(&a);
+    if (r)
+        kl_store_rollback(c->cli->st);
+    return r;
 done:
     if (r) {
         kl_store_rollback(c->cli->st);
@@ -479,79 +600,10 @@ done:
     return kl_store_commit(c->cli->st);
 }
 
-static int call_fetch(kl_conn_t *conn, const char *grp, uint64_t after, kl_frame_t **resp)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-    fe.after = after;
-    fe.limit = FETCH_LIMIT;
-    fe.group = (char *)grp;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
-    f.fetch = &fe;
-    return kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, resp);
-}
-
-static int call_ack(kl_conn_t *conn, const char *grp, uint64_t seq)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
-    kl_frame_t *resp = NULL;
-    a.seq = seq;
-    a.group = (char *)grp;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
-    f.ack = &a;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    return r;
-}
-
-static int cmp_entry(const void *p, const void *q)
-{
-    const Kollega__Relay__V1__Entry *x = *(Kollega__Relay__V1__Entry *const *)p;
-    const Kollega__Relay__V1__Entry *y = *(Kollega__Relay__V1__Entry *const *)q;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Fetch the group's log after our cursor; each entry is stored (message,
- * pending or failure) before the batch is acked. */
-static int fetch_log(kl_grp_rx_t *c, kl_conn_t *conn)
-{
-    for (int round = 0; round < MAX_FETCH_ROUNDS; round++) {
-        kl_store_group_t row;
-        kl_frame_t *resp = NULL;
-        uint64_t top = 0;
-        int r = row_get(c->cli->st, c->x->address, &row);
-        if (r || (r = call_fetch(conn, c->x->address, row.cursor, &resp)))
-            return r;
-        Kollega__Relay__V1__Deliver *d = resp->deliver;
-        size_t n = d ? d->n_entries : 0;
-        int more = d && d->more && n > 0;
-        if (d && d->group && strcmp(d->group, c->x->address) != 0)
-            n = 0, more = 0;
-        if (n > 1)
-            qsort(d->entries, n, sizeof *d->entries, cmp_entry);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-            const Kollega__Relay__V1__Entry *e = d->entries[i];
-            if (e == NULL || e->seq == 0)
-                continue;
-            r = kl_grp_entry(c, e->seq, e->ts, e->body.data, e->body.len);
-            if (r == 0 && e->seq > top)
-                top = e->seq;
-        }
-        kl_wire_free(resp);
-        if (top) {
-            int ar = call_ack(conn, c->x->address, top);
-            r = r ? r : ar;
-        }
-        if (r || !more || top <= row.cursor)
-            return r;
-    }
-    return 0;
-}
-
 typedef struct pend_list {
     size_t n;
     uint64_t seq[PENDING_BATCH];
+    uint64_t ts[PENDING_BATCH];
     uint8_t *body[PENDING_BATCH];
     size_t len[PENDING_BATCH];
 } pend_list_t;
@@ -559,7 +611,6 @@ typedef struct pend_list {
 static int collect_pending(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
     pend_list_t *l = ud;
-    (void)ts;
     if (l->n == PENDING_BATCH || len == 0)
         return 0;
     uint8_t *b = malloc(len);
@@ -567,6 +618,7 @@ static int collect_pending(void *ud, uint64_t seq, uint64_t ts, const uint8_t *b
         return KL_ENOMEM;
     memcpy(b, body, len);
     l->seq[l->n] = seq;
+    l->ts[l->n] = ts;
     l->body[l->n] = b;
     l->len[l->n] = len;
     l->n++;
@@ -584,13 +636,22 @@ int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
     int r = kl_store_gpending_each(c->cli->st, c->x->address, PENDING_BATCH, collect_pending, &l);
     for (size_t i = 0; r == 0 && i < l.n; i++) {
         attempt_t a;
+        kl_message_t m;
+        kl_store_group_t row;
+        int added = 0, resolved = 0;
+        uint64_t warn_at = 0;
         if ((r = decrypt_entry(c, l.body[i], l.len[i], &a)))
             break;
-        if (a.found && (r = kl_store_begin(c->cli->st)) == 0) {
-            r = store_found(c, &a, l.seq[i], NULL, 1);
+        /* The same fork check as for a message decrypted at once. */
+        if (a.found && (r = row_get(c->cli->st, c->x->address, &row)) == 0 &&
+            (r = check_fork(c, &a, &row, &warn_at, &resolved)) == 0 &&
+            (r = kl_store_begin(c->cli->st)) == 0) {
+            r = store_found(c, &a, l.seq[i], l.ts[i], &row, 1, &m, &added);
             r = r ? r : kl_store_commit(c->cli->st);
             if (r)
                 kl_store_rollback(c->cli->st);
+            else
+                committed(c, &row, &m, added, warn_at, resolved);
         }
         attempt_free(&a);
     }
@@ -598,180 +659,5 @@ int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
         kl_free_wipe(l.body[i], l.len[i]);
     if (r == 0 && (r = kl_store_gpending_count(c->cli->st, c->x->address, &n)) == 0)
         *left = (size_t)n;
-    return r;
-}
-
-static int purge(kl_cli_t *cli, const kl_grp_t *x)
-{
-    uint32_t days = kl_group_retention_days(x->g);
-    uint64_t now = kl_now_ms(), n = 0;
-    if (days == 0 || now < days * DAY_MS)
-        return 0;
-    int r = kl_store_begin(cli->st);
-    if (r)
-        return r;
-    r = kl_store_group_purge(cli->st, x->address, now - days * DAY_MS, &n);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
-    return r;
-}
-
-static int retention_cb(void *ud, const kl_store_group_t *g)
-{
-    kl_cli_t *cli = ud;
-    kl_grp_t x;
-    int r = kl_grp_load(cli, g->address, &x);
-    if (r)
-        return r;
-    r = purge(cli, &x);
-    kl_grp_free(&x);
-    return r;
-}
-
-int kl_grp_retention_all(kl_cli_t *cli)
-{
-    return kl_store_group_each(cli->st, retention_cb, cli);
-}
-
-/* Notices shown once: invited, admitted, removed. */
-static int notices(kl_cli_t *cli, kl_grp_t *x)
-{
-    kl_store_group_t row;
-    int r = kl_store_group_get(cli->st, x->address, &row);
-    if (r)
-        return r == KL_ENOTFOUND ? 0 : r;
-    uint32_t before = row.notified;
-    int member = is_member(x, cli->me.pk);
-    int candidate = 0;
-    kl_group_candidate_t cd;
-    for (size_t i = 0; i < kl_group_candidate_count(x->g); i++)
-        if (kl_group_candidate_at(x->g, i, &cd) == 0 && kl_memcmp(cd.key, cli->me.pk, 32) == 0)
-            candidate = 1;
-    if (candidate && x->invited_by[0] && !(row.notified & KL_GNOTE_INVITED)) {
-        kl_grp_notice(cli, x->address, "invited", x->invited_by,
-                      "You were invited to %s by %s. It becomes yours once the members agree; "
-                      "see `kollega group members %s`.", x->address, x->invited_by, x->address);
-        row.notified |= KL_GNOTE_INVITED;
-    }
-    if (member && x->admitted && !(row.notified & KL_GNOTE_ADMITTED)) {
-        kl_grp_notice(cli, x->address, "admitted", NULL,
-                      "You are now a member of %s; write with `kollega send %s TEXT`.",
-                      x->address, x->address);
-        row.notified |= KL_GNOTE_ADMITTED;
-    }
-    if (!member && x->removed && !(row.notified & KL_GNOTE_LEFT)) {
-        kl_grp_notice(cli, x->address, "removed", x->removed_by,
-                      "You were removed from %s by %s.", x->address, x->removed_by);
-        row.notified |= KL_GNOTE_LEFT;
-    }
-    if (row.notified == before)
-        return 0;
-    if ((r = kl_store_begin(cli->st)))
-        return r;
-    r = kl_store_group_put(cli->st, &row);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
-    return r;
-}
-
-/* One group: ops, notices, keys, log, pending, retention. listed_member:
- * the relay lists us as a member (so it lets us fetch the log). */
-static int receive_group(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const char *grp,
-                         int listed_member)
-{
-    kl_grp_t x;
-    kl_grp_rx_t c;
-    size_t left = 0;
-    int r = kl_grp_load(cli, grp, &x);
-    if (r)
-        return r;
-    r = kl_grp_sync_ops(cli, conn, &x);
-    if (r == KL_EREFUSED) {
-        /* Not (or no longer) allowed to read this group's log. */
-        r = 0;
-    } else if (r == 0) {
-        r = notices(cli, &x);
-        if (r == 0 && listed_member)
-            r = kl_grp_distribute(cli, conn, &x);
-        memset(&c, 0, sizeof c);
-        c.cli = cli;
-        c.s = s;
-        c.x = &x;
-        if (r == 0 && listed_member) {
-            r = fetch_log(&c, conn);
-            /* Removed between group_list and the fetch: nothing to read. */
-            if (r == KL_EREFUSED)
-                r = 0;
-        }
-        if (r == 0)
-            r = kl_grp_retry_pending(&c, &left);
-        if (r == 0 && (c.pending_new || (left && !is_member(&x, cli->me.pk))))
-            kl_grp_warn(cli, grp, "undecryptable",
-                        "%zu message%s cannot be decrypted (no sender key from %s author%s); "
-                        "kept and retried when keys arrive", left, left == 1 ? "" : "s",
-                        left == 1 ? "its" : "their", left == 1 ? "" : "s");
-        if (r == 0 && c.failed)
-            kl_grp_warn(cli, grp, "undecryptable", "%zu message%s could not be decrypted",
-                        c.failed, c.failed == 1 ? "" : "s");
-    }
-    if (r == 0)
-        r = purge(cli, &x);
-    kl_grp_free(&x);
-    return r;
-}
-
-typedef struct known {
-    size_t n;
-    char (*addr)[KL_ADDR_MAX + 1];
-} known_t;
-
-static int collect_known(void *ud, const kl_store_group_t *g)
-{
-    known_t *k = ud;
-    if (k->n >= MAX_KNOWN)
-        return 0;
-    memcpy(k->addr[k->n++], g->address, KL_ADDR_MAX + 1);
-    return 0;
-}
-
-int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
-    kl_frame_t *resp = NULL;
-    known_t k;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
-    f.group_list = &gl;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
-    if (r)
-        return r;
-    memset(&k, 0, sizeof k);
-    k.addr = calloc(MAX_KNOWN, sizeof *k.addr);
-    if (k.addr == NULL) {
-        kl_wire_free(resp);
-        return KL_ENOMEM;
-    }
-    /* Groups we know but the relay no longer lists (we left or were
-     * removed) are visited too, so their last ops and notices arrive. */
-    r = kl_store_group_each(cli->st, collect_known, &k);
-    const Kollega__Relay__V1__GroupListResult *res = resp->group_list_result;
-    size_t n = res ? res->n_groups : 0;
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        const Kollega__Relay__V1__GroupInfo *gi = res->groups[i];
-        char addr[KL_ADDR_MAX + 1];
-        if (gi == NULL || gi->group == NULL || kl_grp_address(cli, gi->group, addr, sizeof addr))
-            continue;
-        r = receive_group(cli, conn, s, addr, gi->member);
-        for (size_t j = 0; j < k.n; j++)
-            if (strcmp(k.addr[j], addr) == 0)
-                k.addr[j][0] = '\0';
-    }
-    for (size_t j = 0; r == 0 && j < k.n; j++)
-        if (k.addr[j][0])
-            r = receive_group(cli, conn, s, k.addr[j], 0);
-    free(k.addr);
-    kl_wire_free(resp);
     return r;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "cmd.h"
 #include "group.h"
 #include "kollega/crypto.h"
@@ -60,13 +61,19 @@ int kl_cmd_history(kl_cli_t *cli, const char *address, const char *search, long 
     hist_t h;
     int rc;
     int group = address && address[0] == '#';
-    if (address && !group && (rc = kl_cli_user_address(address, addr, sizeof addr)))
+    int channel = address && address[0] == '!';
+    if (address && !group && !channel && (rc = kl_cli_user_address(address, addr, sizeof addr)))
         return rc;
     if ((rc = kl_cli_open(cli)))
         return rc;
     if (group && kl_grp_address(cli, address, addr, sizeof addr) != 0) {
         kl_cli_err("'%s' is not a group address; groups look like #erfa or #erfa@%s", address,
                    cli->relay.name);
+        return KL_EXIT_USAGE;
+    }
+    if (channel && kl_chan_address(cli, address, addr, sizeof addr) != 0) {
+        kl_cli_err("'%s' is not a channel address; channels look like !news or !news@%s",
+                   address, cli->relay.name);
         return KL_EXIT_USAGE;
     }
     /* Expired group messages go before anything is shown. */

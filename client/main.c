@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "channels.h"
 #include "cmd.h"
 #include "kollega/crypto.h"
 
@@ -41,6 +42,9 @@ static const char USAGE[] =
     "  history [ADDRESS|#GROUP] [--search TEXT] [--limit N]\n"
     "                               show stored messages\n"
     "  send #GROUP TEXT             write to a group you are a member of\n"
+    "  channel create|publisher|post|subscribe|unsubscribe|list ...\n"
+    "                               signed broadcast channels (!NAME@RELAY);\n"
+    "                               see `kollega channel --help`\n"
     "  group create|invite|request|approve|members|remove|leave|role ...\n"
     "                               closed groups whose members decide who joins;\n"
     "                               see `kollega group --help`\n"
@@ -110,6 +114,7 @@ static const struct help HELP[] = {
      "with ADDRESS (or in #GROUP), and only those containing TEXT (case-insensitive).\n"
      "Group messages older than the group's retention are deleted first.\n"
      "--json prints one object per line like receive, with \"direction\" \"in\"/\"out\".\n"},
+    {"channel", KL_CHANNEL_HELP},
     {"group",
      "Usage: kollega group create #NAME [--policy all|majority|facilitators] [--retention DAYS]\n"
      "       kollega group invite #NAME ADDRESS\n"
@@ -118,13 +123,16 @@ static const struct help HELP[] = {
      "       kollega group members #NAME\n"
      "       kollega group remove #NAME ADDRESS\n"
      "       kollega group leave #NAME [--successor ADDRESS]\n"
-     "       kollega group role #NAME ADDRESS facilitator|member\n\n"
+     "       kollega group role #NAME ADDRESS facilitator|member\n"
+     "       kollega group policy #NAME all|majority|facilitators\n"
+     "       kollega group retention #NAME DAYS\n\n"
      "A group is #NAME@RELAY; #NAME alone means a group on your own relay. Its members and\n"
      "rules are a signed log that every member's kollega checks; an operation the relay\n"
      "cannot prove is ignored with a warning.\n"
      "create   makes you its first member and facilitator. --policy says who admits a\n"
      "         candidate: all members (default), a majority, or any facilitator.\n"
-     "         --retention DAYS: messages expire after DAYS days (default: kept until read).\n"
+     "         --retention DAYS: messages expire after DAYS days (default: kept until read,\n"
+     "         at most the relay's TTL, 30 days unless its operator changed it).\n"
      "invite   proposes ADDRESS (your approval counts); approve adds your consent to a\n"
      "         candidate. Both say whether the candidate is now a member, or how many\n"
      "         approvals are still missing.\n"
@@ -132,20 +140,26 @@ static const struct help HELP[] = {
      "members  lists members with their roles, and candidates with their approvals.\n"
      "remove   (facilitators) removes a member or refuses a candidate; every member's\n"
      "         group key is renewed, so the removed member reads nothing sent afterwards.\n"
+     "         Under policy majority any member may vote to remove a member: it prints\n"
+     "         \"vote recorded: N more votes needed\" until more than half of the other\n"
+     "         members voted; `members` shows the pending votes.\n"
      "leave    the last facilitator must name a --successor.\n"
      "role     (facilitators) makes a member a facilitator or back.\n"
+     "policy   (facilitators) changes the admission policy (may admit waiting candidates).\n"
+     "retention (facilitators) DAYS until messages expire; 0 = kept until read.\n"
      "Write with `kollega send #NAME TEXT`; `kollega receive` shows group messages as\n"
      "\"[#NAME@RELAY] from: text\" and invitations; `kollega history #NAME` shows them again.\n"
      "--json prints one object per command (group, action, candidate, admitted, approvals,\n"
      "missing, ...); `members --json` prints {group, policy, retention_days, epoch,\n"
-     "members: [{address, identity_key, role}], candidates: [{address, identity_key,\n"
-     "approvals, missing, approved_by}]}.\n"},
+     "members: [{address, identity_key, role, [removal_votes, removal_missing]}],\n"
+     "candidates: [{address, identity_key, approvals, missing, approved_by}]}.\n"},
 };
 
 typedef struct args {
     const char *home;
     int json, help, no_pass, confirm, follow;
     const char *invite, *name, *timeout, *search, *limit, *policy, *retention, *successor;
+    const char *backlog;
     int seen_invite, seen_name, seen_timeout, seen_search, seen_limit, seen_policy,
         seen_retention, seen_successor;
     const char *pos[MAX_POS];
@@ -208,6 +222,7 @@ static int parse(int argc, char **argv, args_t *a)
             {"--policy", &a->policy, &a->seen_policy},
             {"--retention", &a->retention, &a->seen_retention},
             {"--successor", &a->successor, &a->seen_successor},
+            {"--backlog", &a->backlog, NULL},
             {"--json", NULL, &a->json},       {"--no-passphrase", NULL, &a->no_pass},
             {"--confirm", NULL, &a->confirm}, {"--follow", NULL, &a->follow},
         };
@@ -292,6 +307,7 @@ static int run_group(kl_cli_t *cli, args_t *a)
         {"request", 3, "#NAME@RELAY"},    {"approve", 4, "#NAME ADDRESS"},
         {"members", 3, "#NAME"},          {"remove", 4, "#NAME ADDRESS"},
         {"leave", 3, "#NAME"},            {"role", 5, "#NAME ADDRESS facilitator|member"},
+        {"policy", 4, "#NAME all|majority|facilitators"}, {"retention", 4, "#NAME DAYS"},
     };
     const char *sub = a->npos > 1 ? a->pos[1] : "";
     size_t k;
@@ -300,7 +316,7 @@ static int run_group(kl_cli_t *cli, args_t *a)
             break;
     if (k == sizeof subs / sizeof subs[0])
         return usage_err("group", "group needs create, invite, request, approve, members, remove, "
-                                  "leave or role (got '%s')", sub);
+                                  "leave, role, policy or retention (got '%s')", sub);
     if (a->npos != subs[k].npos)
         return usage_err("group", "group %s needs %s", sub, subs[k].args);
     if (a->pos[2][0] != '#')
@@ -335,6 +351,18 @@ static int run_group(kl_cli_t *cli, args_t *a)
         return kl_cmd_group_remove(cli, a->pos[2], a->pos[3]);
     if (leave)
         return kl_cmd_group_leave(cli, a->pos[2], a->seen_successor ? a->successor : NULL);
+    if (strcmp(sub, "policy") == 0) {
+        int policy = 0;
+        if (kl_cmd_group_policy(a->pos[3], &policy) != 0)
+            return usage_err("group", "the policy must be all, majority or facilitators (got "
+                                      "'%s')", a->pos[3]);
+        return kl_cmd_group_set_policy(cli, a->pos[2], policy);
+    }
+    if (strcmp(sub, "retention") == 0) {
+        long days = 0;
+        int rc = parse_num("group", "DAYS", a->pos[3], 0, 3650, &days);
+        return rc ? rc : kl_cmd_group_set_retention(cli, a->pos[2], days);
+    }
     return kl_cmd_group_role(cli, a->pos[2], a->pos[3], a->pos[4]);
 }
 
@@ -342,6 +370,8 @@ static int run(kl_cli_t *cli, args_t *a)
 {
     const char *cmd = a->pos[0];
     int rc;
+    if (a->backlog && strcmp(cmd, "channel") != 0)
+        return usage_err(cmd, "--backlog belongs to `channel subscribe`%s", "");
     if (strcmp(cmd, "init") == 0) {
         if ((rc = only(a, cmd, 1, 0, 0, 0)))
             return rc;
@@ -421,6 +451,11 @@ static int run(kl_cli_t *cli, args_t *a)
         if ((rc = only(a, cmd, 0, 0, 0, 0)))
             return rc;
         return run_group(cli, a);
+    }
+    if (strcmp(cmd, "channel") == 0) {
+        if ((rc = only(a, cmd, 0, 0, 0, 0)))
+            return rc;
+        return kl_cmd_channel(cli, a->npos, a->pos, a->backlog);
     }
     if (strcmp(cmd, "help") == 0)
         return print_help(a->npos > 1 ? a->pos[1] : NULL);

@@ -49,9 +49,16 @@ out:
 int kl_out_send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
                      uint64_t *seq)
 {
+    return kl_out_send_group_body(conn, to, body, len, 0, seq);
+}
+
+int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+                           uint64_t group_index, uint64_t *seq)
+{
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
     kl_frame_t *resp = NULL;
+    s.group_index = group_index;
     s.to = (char *)to;
     s.body.data = (uint8_t *)body;
     s.body.len = len;

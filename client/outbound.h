@@ -20,6 +20,10 @@ int kl_out_fetch_bundle(kl_conn_t *conn, const char *addr, kl_prekey_bundle_t *b
 /* send{to, body} -> *seq once the relay has committed it. */
 int kl_out_send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
                      uint64_t *seq);
+/* The same for a group message, with Send.group_index = the sender's
+ * next_index (relay.proto: CONFLICT when a remove or leave came later). */
+int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+                           uint64_t group_index, uint64_t *seq);
 /* Encrypt c for peer (identity key peer_ik, which the caller has checked)
  * over the 1:1 session, starting one with a fetched bundle when needed,
  * and send it. KL_ENOTFOUND: peer has no prekeys; KL_EKEYCHANGED: the

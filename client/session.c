@@ -213,6 +213,11 @@ int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *o
         skd.dist.len = KL_SENDERKEY_DIST;
         m.sender_key = &skd;
     }
+    if (c->group_index) {
+        m.group_index = c->group_index;
+        m.group_head.data = (uint8_t *)c->group_head;
+        m.group_head.len = 32;
+    }
     size_t n = kollega__e2e__v1__content__get_packed_size(&m);
     size_t total = n + KL_PAD_BLOCK;
     uint8_t *buf = malloc(total);
@@ -263,6 +268,12 @@ int kl_content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
         memcpy(c->dist_group, d->group, glen);
         c->dist_epoch = d->epoch;
         memcpy(c->dist, d->dist.data, KL_SENDERKEY_DIST);
+    }
+    if (m->group_index && m->group_head.len != 32)
+        goto out;
+    if (m->group_index) {
+        c->group_index = m->group_index;
+        memcpy(c->group_head, m->group_head.data, 32);
     }
     memcpy(c->id, m->id.data, KL_MSG_ID);
     memcpy(c->to, m->to, tolen);

@@ -131,12 +131,14 @@ typedef struct kl_message {
     uint64_t sent_at;            /* ms, sender's clock */
     uint64_t stored_at;          /* ms, our clock */
     uint64_t seq;                /* relay seq (inbox seq for incoming, sent seq for outgoing) */
+    uint64_t relay_ts;           /* ms, the relay's entry ts (group retention); 0 = stored_at */
     const char *text;            /* UTF-8, not NUL-terminated in general */
     size_t text_len;
 } kl_message_t;
 
 /* Store a message. *added = 0 when a message with the same id from/to that
- * peer in that direction exists (the duplicate is dropped, not an error). */
+ * peer in that direction (and, in a group, by the same sender) exists (the
+ * duplicate is dropped, not an error). */
 int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added);
 /* Calls cb for stored messages, newest first, optionally only those with
  * peer; m->text is valid only during the call. A message whose seal does

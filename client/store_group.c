@@ -16,7 +16,7 @@
 
 static const char GROUP_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, cursor INTEGER NOT NULL,"
-    " notified INTEGER NOT NULL);"
+    " notified INTEGER NOT NULL, fork_index INTEGER NOT NULL DEFAULT 0, fork_author BLOB);"
     "CREATE TABLE IF NOT EXISTS group_ops(grp TEXT NOT NULL, idx INTEGER NOT NULL,"
     " box BLOB NOT NULL, PRIMARY KEY(grp, idx));"
     "CREATE TABLE IF NOT EXISTS sender_keys(grp TEXT NOT NULL, owner BLOB NOT NULL,"
@@ -27,20 +27,66 @@ static const char GROUP_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS group_pending(grp TEXT NOT NULL, seq INTEGER NOT NULL,"
     " ts INTEGER NOT NULL, box BLOB NOT NULL, PRIMARY KEY(grp, seq));";
 
+/* The messages table as groups need it: duplicates are found by (peer,
+ * outgoing, sender, msg_id), so one member cannot suppress another's
+ * message by reusing its id, and relay_ts (the relay's entry time) decides
+ * group retention. Older stores are rebuilt into it once. */
+static const char MESSAGES_V2[] =
+    "CREATE TABLE messages_v2(n INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
+    " outgoing INTEGER NOT NULL, msg_id BLOB NOT NULL, sent_at INTEGER NOT NULL,"
+    " stored_at INTEGER NOT NULL, seq INTEGER NOT NULL, box BLOB NOT NULL,"
+    " sender TEXT NOT NULL DEFAULT '', relay_ts INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(peer, outgoing, sender, msg_id));"
+    "INSERT INTO messages_v2(n, peer, outgoing, msg_id, sent_at, stored_at, seq, box, sender,"
+    " relay_ts) SELECT n, peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+    " coalesce(sender, ''), stored_at FROM messages;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_v2 RENAME TO messages;"
+    "CREATE INDEX messages_by_peer ON messages(peer, n);";
+
+static int has_column(kl_store_t *st, const char *table, const char *col)
+{
+    char sql[128];
+    sqlite3_stmt *s = NULL;
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", col, table);
+    int ok = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK;
+    sqlite3_finalize(s);
+    return ok;
+}
+
+static int exec_sql(kl_store_t *st, const char *sql)
+{
+    return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : KL_EIO;
+}
+
+static int migrate(kl_store_t *st)
+{
+    int r = 0;
+    /* Stores made before groups have no sender column. */
+    if (!has_column(st, "messages", "sender"))
+        r = exec_sql(st, "ALTER TABLE messages ADD COLUMN sender TEXT");
+    if (r == 0 && !has_column(st, "groups", "fork_index"))
+        r = exec_sql(st, "ALTER TABLE groups ADD COLUMN fork_index INTEGER NOT NULL DEFAULT 0;"
+                         "ALTER TABLE groups ADD COLUMN fork_author BLOB;");
+    if (r == 0 && !has_column(st, "messages", "relay_ts"))
+        r = exec_sql(st, MESSAGES_V2);
+    return r;
+}
+
 int kl_store_group_schema(kl_store_t *st)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_exec(st->db, GROUP_SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+    if (exec_sql(st, GROUP_SCHEMA) != 0)
         return KL_EIO;
-    /* Stores made before groups have no sender column. */
-    if (sqlite3_prepare_v2(st->db, "SELECT sender FROM messages LIMIT 0", -1, &s, NULL) ==
-        SQLITE_OK) {
-        sqlite3_finalize(s);
+    if (has_column(st, "messages", "relay_ts") && has_column(st, "groups", "fork_index"))
         return 0;
-    }
-    sqlite3_finalize(s);
-    return sqlite3_exec(st->db, "ALTER TABLE messages ADD COLUMN sender TEXT", NULL, NULL,
-                        NULL) == SQLITE_OK ? 0 : KL_EIO;
+    /* Checked again under the write lock: another process may have migrated. */
+    if (exec_sql(st, "BEGIN IMMEDIATE;") != 0)
+        return KL_EIO;
+    int r = migrate(st);
+    if (r == 0 && exec_sql(st, "COMMIT;") == 0)
+        return 0;
+    exec_sql(st, "ROLLBACK;");
+    return KL_EIO;
 }
 
 /* "table|grp|n": binds a sealed value to its group and row. */
@@ -65,19 +111,27 @@ static int text_col(sqlite3_stmt *s, int col, char *out, size_t cap)
     return 0;
 }
 
+static void row_fields(sqlite3_stmt *s, kl_store_group_t *g)
+{
+    g->cursor = (uint64_t)sqlite3_column_int64(s, 1);
+    g->notified = (uint32_t)sqlite3_column_int64(s, 2);
+    g->fork_index = (uint64_t)sqlite3_column_int64(s, 3);
+    if (g->fork_index && sqlite3_column_bytes(s, 4) == 32)
+        memcpy(g->fork_author, sqlite3_column_blob(s, 4), 32);
+}
+
 int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT grp, cursor, notified FROM groups WHERE grp = ?1", &s);
+    int r = kl_store_prepare(st, "SELECT grp, cursor, notified, fork_index, fork_author"
+                                 " FROM groups WHERE grp = ?1", &s);
     if (r)
         return r;
     memset(g, 0, sizeof *g);
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW && (r = text_col(s, 0, g->address, sizeof g->address)) == 0) {
-        g->cursor = (uint64_t)sqlite3_column_int64(s, 1);
-        g->notified = (uint32_t)sqlite3_column_int64(s, 2);
-    }
+    if (sqlite3_step(s) == SQLITE_ROW && (r = text_col(s, 0, g->address, sizeof g->address)) == 0)
+        row_fields(s, g);
     sqlite3_finalize(s);
     return r;
 }
@@ -85,20 +139,26 @@ int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
 int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO groups(grp, cursor, notified)"
-                                 " VALUES(?1, ?2, ?3)", &s);
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO groups(grp, cursor, notified,"
+                                 " fork_index, fork_author) VALUES(?1, ?2, ?3, ?4, ?5)", &s);
     if (r)
         return r;
     sqlite3_bind_text(s, 1, g->address, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)g->cursor);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)g->notified);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)g->fork_index);
+    if (g->fork_index)
+        sqlite3_bind_blob(s, 5, g->fork_author, 32, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 5);
     return kl_store_exec_stmt(s);
 }
 
 int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT grp, cursor, notified FROM groups ORDER BY grp", &s);
+    int r = kl_store_prepare(st, "SELECT grp, cursor, notified, fork_index, fork_author"
+                                 " FROM groups ORDER BY grp", &s);
     if (r)
         return r;
     int rc;
@@ -107,8 +167,7 @@ int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group
         memset(&g, 0, sizeof g);
         if ((r = text_col(s, 0, g.address, sizeof g.address)))
             break;
-        g.cursor = (uint64_t)sqlite3_column_int64(s, 1);
-        g.notified = (uint32_t)sqlite3_column_int64(s, 2);
+        row_fields(s, &g);
         if ((r = cb(ud, &g)))
             break;
     }
@@ -211,6 +270,18 @@ int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[
         sqlite3_finalize(s);
         return r;
     }
+    if ((r = kl_store_exec_stmt(s)))
+        return r;
+    /* Bounded: only the newest KL_SK_KEEP keys of each (group, owner). */
+    if ((r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2"
+                                  " AND own = ?3 AND n NOT IN (SELECT n FROM sender_keys"
+                                  " WHERE grp = ?1 AND owner = ?2 AND own = ?3"
+                                  " ORDER BY n DESC LIMIT ?4)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, owner, 32, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, own ? 1 : 0);
+    sqlite3_bind_int(s, 4, KL_SK_KEEP);
     return kl_store_exec_stmt(s);
 }
 
@@ -325,7 +396,7 @@ int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
 }
 
 int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_t ts,
-                          const uint8_t *body, size_t len)
+                          const uint8_t *body, size_t len, uint64_t *dropped)
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
@@ -336,11 +407,26 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)ts);
+    *dropped = 0;
     if ((r = kl_store_bind_sealed(st, s, 4, label, body, len))) {
         sqlite3_finalize(s);
         return r;
     }
-    return kl_store_exec_stmt(s);
+    if ((r = kl_store_exec_stmt(s)))
+        return r;
+    /* Bounded: beyond KL_GPENDING_MAX the oldest entries go. */
+    if ((r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND seq NOT IN"
+                                  " (SELECT seq FROM group_pending WHERE grp = ?1"
+                                  " ORDER BY seq DESC LIMIT ?2)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, KL_GPENDING_MAX);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return KL_EIO;
+    *dropped = (uint64_t)sqlite3_changes(st->db);
+    return 0;
 }
 
 int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
@@ -407,7 +493,7 @@ int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, ui
 {
     sqlite3_stmt *s;
     *n = 0;
-    int r = kl_store_prepare(st, "DELETE FROM messages WHERE peer = ?1 AND stored_at < ?2", &s);
+    int r = kl_store_prepare(st, "DELETE FROM messages WHERE peer = ?1 AND relay_ts < ?2", &s);
     if (r)
         return r;
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
@@ -422,4 +508,23 @@ int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, ui
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
     return kl_store_exec_stmt(s);
+}
+
+int kl_store_group_forget(kl_store_t *st, const char *grp)
+{
+    static const char *const sql[] = {
+        "DELETE FROM sender_keys WHERE grp = ?1",
+        "DELETE FROM sk_sent WHERE grp = ?1",
+        "DELETE FROM group_pending WHERE grp = ?1",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *s;
+        int r = kl_store_prepare(st, sql[i], &s);
+        if (r)
+            return r;
+        sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+        if ((r = kl_store_exec_stmt(s)))
+            return r;
+    }
+    return 0;
 }

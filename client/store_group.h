@@ -23,7 +23,17 @@ typedef struct kl_store_group {
     char address[KL_ADDR_MAX + 1];
     uint64_t cursor;          /* highest group-log seq processed */
     uint32_t notified;        /* KL_GNOTE_* */
+    /* Set when a member's message showed another history of the log than
+     * ours (group.h, fork check): the first log index where they differ
+     * (0 = no fork) and that message's author. */
+    uint64_t fork_index;
+    uint8_t fork_author[32];
 } kl_store_group_t;
+
+/* Bounds of the client store per group: pending (undecryptable) entries,
+ * and sender keys kept per (group, owner), the newest ones. */
+#define KL_GPENDING_MAX 1000
+#define KL_SK_KEEP 8
 
 /* Group row: get (KL_ENOTFOUND if none), put (insert or replace). */
 int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g);
@@ -41,7 +51,8 @@ int kl_store_group_op_each(kl_store_t *st, const char *grp,
 
 /* A serialized sender key (kl_senderkey_serialize) of owner in grp.
  * own = 1 for our own sending chain. put replaces an existing row only when
- * replace is set (received keys are kept as first seen). */
+ * replace is set (received keys are kept as first seen). Older keys of the
+ * same (grp, owner, own) beyond the newest KL_SK_KEEP are deleted. */
 int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[32],
                            uint32_t key_id, uint64_t epoch, int own, int replace,
                            const uint8_t *ser, size_t len);
@@ -63,9 +74,10 @@ int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
 int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
                          const uint8_t member[32]);
 
-/* Group log entries kept until a sender key for them arrives. */
+/* Group log entries kept until a sender key for them arrives. Beyond
+ * KL_GPENDING_MAX per group the oldest are deleted; *dropped counts them. */
 int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_t ts,
-                          const uint8_t *body, size_t len);
+                          const uint8_t *body, size_t len, uint64_t *dropped);
 /* Pending entries of grp in seq order, at most limit; body valid during cb. */
 int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
                            int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
@@ -74,8 +86,13 @@ int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
 int kl_store_gpending_delete(kl_store_t *st, const char *grp, uint64_t seq);
 int kl_store_gpending_count(kl_store_t *st, const char *grp, uint64_t *n);
 
-/* Retention: delete grp's messages stored before before_ms and pending
- * entries the relay received before it; *n counts deleted messages. */
+/* Retention: delete grp's messages and pending entries the relay received
+ * (relay_ts / ts) before before_ms; *n counts deleted messages. */
 int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, uint64_t *n);
+
+/* After we left or were removed: delete grp's sender keys (own and
+ * received), the record of who got ours, and its pending entries. The ops,
+ * the group row and the history stay. */
+int kl_store_group_forget(kl_store_t *st, const char *grp);
 
 #endif

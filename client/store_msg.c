@@ -52,8 +52,8 @@ int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
     /* INSERT OR IGNORE makes a second copy of the same message a no-op:
      * the relay delivers at least once, the user sees it exactly once. */
     if ((r = kl_store_prepare(st, "INSERT OR IGNORE INTO messages(peer, outgoing, msg_id, sent_at,"
-                                  " stored_at, seq, box, sender)"
-                                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s)))
+                                  " stored_at, seq, box, sender, relay_ts)"
+                                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s)))
         goto out;
     sqlite3_bind_text(s, 1, m->peer, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, m->outgoing ? 1 : 0);
@@ -61,10 +61,10 @@ int kl_store_message_add(kl_store_t *st, const kl_message_t *m, int *added)
     sqlite3_bind_int64(s, 4, (sqlite3_int64)m->sent_at);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)m->stored_at);
     sqlite3_bind_int64(s, 6, (sqlite3_int64)m->seq);
-    if (m->sender[0])
-        sqlite3_bind_text(s, 8, m->sender, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 8);
+    /* "" for 1:1: the UNIQUE(peer, outgoing, sender, msg_id) key (store_group.c)
+     * must treat every 1:1 row alike, and NULLs would all differ. */
+    sqlite3_bind_text(s, 8, m->sender, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, (sqlite3_int64)(m->relay_ts ? m->relay_ts : m->stored_at));
     if ((r = kl_store_bind_sealed(st, s, 7, label, buf, plen)))
         goto out;
     int rc = sqlite3_step(s);

@@ -79,14 +79,25 @@ static int frame_has_body(const kl_frame_t *f)
 int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, size_t cap,
                  size_t *outlen)
 {
-    size_t n, clen = 0;
+    if (f == NULL)
+        return KL_EINVAL;
+    return kl_wire_seal_sized(t, f, kollega__relay__v1__frame__get_packed_size(f), out, cap,
+                              outlen);
+}
+
+/* kl_wire_seal without computing the packed size again: protobuf-c walks
+ * the whole message for it, and the relay already did so to reserve room
+ * in its write buffer. */
+int kl_wire_seal_sized(kl_noise_transport_t *t, const kl_frame_t *f, size_t n, uint8_t *out,
+                       size_t cap, size_t *outlen)
+{
+    size_t clen = 0;
     int r;
 
     if (t == NULL || f == NULL || out == NULL || outlen == NULL)
         return KL_EINVAL;
     if (!frame_has_body(f))
         return KL_EINVAL;
-    n = kollega__relay__v1__frame__get_packed_size(f);
     if (n > KL_WIRE_MAX_FRAME || cap < KL_WIRE_SIZE(n))
         return KL_ETOOBIG;
     if (kollega__relay__v1__frame__pack(f, out + 2) != n) {
@@ -98,6 +109,46 @@ int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, siz
         kl_memzero(out, KL_WIRE_SIZE(n));
         return r;
     }
+    r = kl_frame_header(clen, out);
+    if (r)
+        return r;
+    *outlen = 2 + clen;
+    return 0;
+}
+
+int kl_wire_pack_alloc(const kl_frame_t *f, uint8_t **out, size_t *outlen)
+{
+    if (f == NULL || out == NULL || outlen == NULL)
+        return KL_EINVAL;
+    *out = NULL;
+    if (!frame_has_body(f))
+        return KL_EINVAL;
+    size_t n = kollega__relay__v1__frame__get_packed_size(f);
+    if (n > KL_WIRE_MAX_FRAME)
+        return KL_ETOOBIG;
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL)
+        return KL_ENOMEM;
+    if (kollega__relay__v1__frame__pack(f, buf) != n) {
+        kl_free_wipe(buf, n);
+        return KL_EINVAL;
+    }
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+int kl_wire_seal_packed(kl_noise_transport_t *t, const uint8_t *pt, size_t n, uint8_t *out,
+                        size_t cap, size_t *outlen)
+{
+    size_t clen = 0;
+    if (t == NULL || pt == NULL || out == NULL || outlen == NULL)
+        return KL_EINVAL;
+    if (n > KL_WIRE_MAX_FRAME || cap < KL_WIRE_SIZE(n))
+        return KL_ETOOBIG;
+    int r = kl_noise_encrypt(t, pt, n, out + 2, cap - 2, &clen);
+    if (r)
+        return r;
     r = kl_frame_header(clen, out);
     if (r)
         return r;

@@ -248,7 +248,10 @@ static void out_commit(kl_conn_t *c, size_t len)
     update_reading(c);
 }
 
-void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push)
+/* Seal a frame into c's write buffer: f, or (f NULL) the n bytes of an
+ * already packed frame pt (kl_conn_send_packed). */
+static void send_sealed(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, size_t n,
+                        int is_push)
 {
     if (c->closing || c->finishing || !c->transport_ready)
         return;
@@ -256,7 +259,8 @@ void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push)
         c->missed = 1;
         return;
     }
-    size_t n = kollega__relay__v1__frame__get_packed_size(f);
+    if (f != NULL)
+        n = kollega__relay__v1__frame__get_packed_size(f);
     if (n > KL_WIRE_MAX_FRAME) {
         kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s",
                     kl_strerror(KL_ETOOBIG));
@@ -269,13 +273,24 @@ void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push)
         return;
     }
     size_t len = 0;
-    int r = kl_wire_seal(&c->tr, f, p, KL_WIRE_SIZE(n), &len);
+    int r = f != NULL ? kl_wire_seal_sized(&c->tr, f, n, p, KL_WIRE_SIZE(n), &len)
+                      : kl_wire_seal_packed(&c->tr, pt, n, p, KL_WIRE_SIZE(n), &len);
     if (r != 0) {
         kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s", kl_strerror(r));
         kl_conn_close(c, "internal error");
         return;
     }
     out_commit(c, len);
+}
+
+void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push)
+{
+    send_sealed(c, f, NULL, 0, is_push);
+}
+
+void kl_conn_send_packed(kl_conn_t *c, const uint8_t *pt, size_t n, int is_push)
+{
+    send_sealed(c, NULL, pt, n, is_push);
 }
 
 /* An error reply, then the end of the session. */
@@ -597,10 +612,60 @@ static void on_timer(uv_timer_t *t)
     uv_timer_start(&c->timer, on_timer, idle - quiet, 0);
 }
 
+/* The Ed25519 verification of an auth, like the handshake, runs on the
+ * thread pool (kl_dispatch_auth_verify touches the job only); the job then
+ * comes back through kl_conn_job_done. The job still counts in c->jobs
+ * meanwhile, so the connection is not freed under it. */
+typedef struct auth_work {
+    uv_work_t req;
+    kl_conn_t *c;
+    kl_job_t *job;
+    uint8_t hh[64];
+} auth_work_t;
+
+static void auth_run(uv_work_t *req)
+{
+    auth_work_t *w = req->data;
+    kl_dispatch_auth_verify(w->hh, w->job);
+}
+
+static void auth_done(uv_work_t *req, int status)
+{
+    auth_work_t *w = req->data;
+    kl_conn_t *c = w->c;
+    kl_job_t *job = w->job;
+    if (status != 0 || job->u.auth.verified == 0)
+        job->u.auth.verified = -1; /* cancelled: never counts as verified */
+    kl_free_wipe(w, sizeof *w);
+    kl_conn_job_done(c, job);
+}
+
+/* 1 if the job went to the thread pool, 0 to finish it here. */
+static int auth_offload(kl_conn_t *c, kl_job_t *job)
+{
+    if (job->kind != KL_JOB_AUTH || job->result != 0 || job->u.auth.verified != 0 ||
+        c->closing || c->finishing)
+        return 0;
+    auth_work_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return 0;
+    w->req.data = w;
+    w->c = c;
+    w->job = job;
+    memcpy(w->hh, c->sess.hh, sizeof w->hh);
+    if (uv_queue_work(c->srv->loop, &w->req, auth_run, auth_done) != 0) {
+        kl_free_wipe(w, sizeof *w);
+        return 0;
+    }
+    return 1;
+}
+
 void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
 {
     kl_server_t *s = c->srv;
     kl_dispatch_out_t out;
+    if (auth_offload(c, job))
+        return;
     int was_authed = c->sess.authed;
     c->jobs--;
     if (KL_JOB_IS_FETCH(job->kind))
@@ -622,6 +687,9 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
     if (out.has_push && out.push_users)
         kl_server_push_list(s, out.push_users, out.n_push_users, &out.push.frame, c,
                             out.push_group);
+    if (out.has_push && out.n_notify) /* group members on other relays (fed_group.c) */
+        kl_fed_group_notify(s->fed, out.push_group, out.notify, out.n_notify,
+                            out.push.frame.body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG);
     else if (out.has_push)
         kl_server_push(s, out.push_user, &out.push.frame);
     int close = out.close;

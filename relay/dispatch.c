@@ -27,6 +27,11 @@ int kl_dispatch_is_request(int body_case)
     case BODY(GROUP_OP):
     case BODY(GROUP_FETCH):
     case BODY(GROUP_LIST):
+    case BODY(CHANNEL_OP):
+    case BODY(CHANNEL_FETCH):
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
+    case BODY(CHANNEL_LIST):
         return 1;
     default:
         return 0;
@@ -327,6 +332,8 @@ static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
         fail(out, f->id, CODE(TOO_LARGE), m, 0);
         return 0;
     }
+    if (sd->to[0] == '!')
+        return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
     if (sd->to[0] == '#')
         return kl_dispatch_group_request(cfg, s, f, now_ms, out);
     int where = local_user(cfg, sd->to, &a, out, f->id);
@@ -405,7 +412,15 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     case BODY(GROUP_FETCH):
     case BODY(GROUP_LIST):
         return kl_dispatch_group_request(cfg, s, f, now_ms, out);
+    case BODY(CHANNEL_OP):
+    case BODY(CHANNEL_FETCH):
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
+    case BODY(CHANNEL_LIST):
+        return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
     case BODY(FETCH): {
+        if (f->fetch->group[0] == '\0' && f->fetch->channel[0] != '\0')
+            return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
         if (f->fetch->group[0] != '\0')
             return kl_dispatch_group_request(cfg, s, f, now_ms, out);
         uint32_t limit = f->fetch->limit;
@@ -420,6 +435,8 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
         break;
     }
     case BODY(ACK):
+        if (f->ack->group[0] == '\0' && f->ack->channel[0] != '\0')
+            return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
         if (f->ack->group[0] != '\0')
             return kl_dispatch_group_request(cfg, s, f, now_ms, out);
         job = kl_job_new(KL_JOB_ACK, 0, NULL);
@@ -504,18 +521,30 @@ static void complete_register(kl_session_t *s, const kl_job_t *job, kl_dispatch_
     }
 }
 
-static void complete_auth(kl_session_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
+static int auth_sig_ok(const uint8_t hh[64], const kl_job_t *job)
 {
     uint8_t msg[128];
     size_t mlen = 0;
+    return kl_wire_auth_msg(hh, msg, sizeof msg, &mlen) == 0 &&
+           kl_sign_verify(job->u.auth.user.identity_key, msg, mlen, job->u.auth.signature) == 0;
+}
+
+void kl_dispatch_auth_verify(const uint8_t hh[64], kl_job_t *job)
+{
+    if (job->kind == KL_JOB_AUTH && job->result == 0)
+        job->u.auth.verified = auth_sig_ok(hh, job) ? 1 : -1;
+}
+
+static void complete_auth(kl_session_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
+{
     s->auth_pending = 0;
     if (job->result != 0 && job->result != KL_ENOTFOUND) {
         storage_failed(out, job->req_id, job->result);
         return;
     }
-    if (job->result == KL_ENOTFOUND ||
-        kl_wire_auth_msg(s->hh, msg, sizeof msg, &mlen) != 0 ||
-        kl_sign_verify(job->u.auth.user.identity_key, msg, mlen, job->u.auth.signature) != 0) {
+    int ok = job->result == 0 &&
+             (job->u.auth.verified != 0 ? job->u.auth.verified > 0 : auth_sig_ok(s->hh, job));
+    if (!ok) {
         fail(out, job->req_id, CODE(UNAUTHENTICATED), "authentication failed", 1);
         out->event = "authentication failed";
         return;
@@ -627,11 +656,15 @@ static void reply_free(kl_reply_t *r)
     free(r->ops);
     free(r->infos);
     free(r->info_ptrs);
+    free(r->cinfos);
+    free(r->cinfo_ptrs);
     r->entries = NULL;
     r->entry_ptrs = NULL;
     r->ops = NULL;
     r->infos = NULL;
     r->info_ptrs = NULL;
+    r->cinfos = NULL;
+    r->cinfo_ptrs = NULL;
 }
 
 static void complete_send(const kl_job_t *job, kl_dispatch_out_t *out)
@@ -674,6 +707,10 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
 {
     (void)cfg;
     memset(out, 0, sizeof *out);
+    if (KL_JOB_IS_CHAN(job->kind)) {
+        kl_dispatch_channel_complete(cfg, s, job, out);
+        return;
+    }
     if (KL_JOB_IS_GROUP(job->kind)) {
         kl_dispatch_group_complete(cfg, s, job, out);
         return;

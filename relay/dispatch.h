@@ -52,7 +52,10 @@ typedef struct kl_dispatch_cfg {
     uint32_t rate;            /* frames per second per connection */
     uint32_t burst;           /* bucket size */
     const struct kl_fed *fed; /* federation peers (fed.h), NULL: none */
+    uint32_t group_max_ops;   /* ops one group's log may hold (0: KL_GROUP_MAX_OPS_DEFAULT) */
+    uint32_t groups_per_user; /* groups one identity may create (0: KL_GROUPS_PER_USER_DEFAULT) */
 } kl_dispatch_cfg_t;
+
 
 /* The protocol state of one connection. The server zeroes it, calls
  * kl_session_init and copies the Noise handshake hash into hh. */
@@ -85,6 +88,9 @@ typedef struct kl_reply {
         Kollega__Relay__V1__GroupOpAccepted group_op_accepted;
         Kollega__Relay__V1__GroupLog group_log;
         Kollega__Relay__V1__GroupListResult group_list_result;
+        Kollega__Relay__V1__ChannelOpAccepted channel_op_accepted;
+        Kollega__Relay__V1__ChannelLog channel_log;
+        Kollega__Relay__V1__ChannelListResult channel_list_result;
     } body;
     Kollega__Relay__V1__SignedPrekey spk;
     Kollega__Relay__V1__OneTimePrekey opk;
@@ -94,6 +100,8 @@ typedef struct kl_reply {
     ProtobufCBinaryData *ops;                /* malloc'd for group_log */
     Kollega__Relay__V1__GroupInfo *infos;    /* malloc'd for group_list_result */
     Kollega__Relay__V1__GroupInfo **info_ptrs;
+    Kollega__Relay__V1__ChannelInfo *cinfos;  /* malloc'd for channel_list_result */
+    Kollega__Relay__V1__ChannelInfo **cinfo_ptrs;
 } kl_reply_t;
 
 typedef struct kl_dispatch_out {
@@ -111,6 +119,10 @@ typedef struct kl_dispatch_out {
     uint64_t *push_users;
     size_t n_push_users;
     const char *push_group;
+    /* Users of federation peers among the pushed (NUL-separated addresses,
+     * point into the job): the server sends each peer one GroupNotify. */
+    const char *notify;
+    size_t n_notify;
     const char *event;      /* static text for the connection log, or NULL */
 } kl_dispatch_out_t;
 
@@ -128,6 +140,14 @@ int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fr
 void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_job_t *job,
                           kl_dispatch_out_t *out);
 
+/* Check a finished auth job's signature against the user it found and
+ * hh, the session's handshake hash, and record the outcome in
+ * job->u.auth.verified, so kl_dispatch_complete does not verify again.
+ * Touches nothing but the job: the server runs it on its thread pool,
+ * since an Ed25519 verification is a large part of what a connect costs
+ * the loop. Without it, kl_dispatch_complete verifies itself. */
+void kl_dispatch_auth_verify(const uint8_t hh[64], kl_job_t *job);
+
 /* An error reply for request id (for the server's own refusals). */
 void kl_dispatch_error(kl_reply_t *r, uint32_t id, int code, const char *message);
 
@@ -140,7 +160,22 @@ int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
                               const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
 void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
                                 const kl_job_t *job, kl_dispatch_out_t *out);
-/* Shared with dispatch_group.c. */
+/* A group request of a federation peer's user (address user, identity key
+ * key, as that relay vouches), under the rules of a local user: fills *out
+ * (zeroed first) with an error reply or a job, as kl_dispatch_frame. */
+int kl_dispatch_group_remote(const kl_dispatch_cfg_t *cfg, const char *user,
+                             const uint8_t key[32], const kl_frame_t *f, kl_dispatch_out_t *out);
+/* The reply to a KL_FED_OP_GROUP or KL_FED_OP_GROUP_LIST job. */
+void kl_dispatch_group_fed_complete(const kl_job_t *job, kl_dispatch_out_t *out);
+/* 1 if a group relay may answer a proxied request (Frame body case
+ * request_body) with body case answer_body. */
+int kl_dispatch_group_answer_ok(int request_body, int answer_body);
+/* Broadcast channels (dispatch_channel.c), likewise. */
+int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                                const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
+void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                                  const kl_job_t *job, kl_dispatch_out_t *out);
+/* Shared with dispatch_group.c and dispatch_channel.c. */
 void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
                       int close);
 void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id);

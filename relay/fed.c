@@ -82,9 +82,15 @@ static void wait_remove(fed_wait_t *w, kl_job_t *job)
     }
 }
 
+static void list_next(kl_fed_t *f, kl_job_t *job);
+
 static void proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why)
 {
     wait_remove(&p->waiting, job);
+    if (job->u.fed->op == KL_FED_OP_GROUP_LIST) {
+        list_next(f, job); /* group_list leaves out a peer it cannot ask */
+        return;
+    }
     job->u.fed->err_code = CODE(UNAVAILABLE);
     snprintf(job->u.fed->err_msg, sizeof job->u.fed->err_msg, "relay %.60s %.50s: retry later",
              p->cfg.name, why);
@@ -106,6 +112,10 @@ static void proxy_send(fed_peer_t *p, kl_job_t *job)
     kl_fed_job_t *fj = job->u.fed;
     fj->link_req = next_id(p);
     fr.id = fj->link_req;
+    if (fj->op == KL_FED_OP_GROUP || fj->op == KL_FED_OP_GROUP_LIST) {
+        kl_fedgroup_send(p, job, fr.id);
+        return;
+    }
     if (fj->op == KL_FED_OP_LOOKUP) {
         lk.address = fj->address;
         fr.body_case = FBODY(LOOKUP);
@@ -121,11 +131,56 @@ static void proxy_send(fed_peer_t *p, kl_job_t *job)
 int kl_fed_is_proxy(const kl_job_t *job)
 {
     return job->kind == KL_JOB_FED &&
-           (job->u.fed->op == KL_FED_OP_LOOKUP || job->u.fed->op == KL_FED_OP_PREKEY);
+           (job->u.fed->op == KL_FED_OP_LOOKUP || job->u.fed->op == KL_FED_OP_PREKEY ||
+            job->u.fed->op == KL_FED_OP_GROUP ||
+            (job->u.fed->op == KL_FED_OP_GROUP_LIST && !job->u.fed->listed));
+}
+
+size_t kl_fed_peer_count(const kl_fed_t *f)
+{
+    return f ? f->n_peers : 0;
+}
+
+static void wait_add(fed_peer_t *p, kl_job_t *job)
+{
+    job->u.fed->wait_next = NULL;
+    if (p->waiting.tail)
+        p->waiting.tail->u.fed->wait_next = job;
+    else
+        p->waiting.head = job;
+    p->waiting.tail = job;
+}
+
+/* group_list: ask the next peer whose link is up; after the last, list
+ * the local groups (storage) and hand the job back to the client. */
+static void list_next(kl_fed_t *f, kl_job_t *job)
+{
+    kl_fed_job_t *fj = job->u.fed;
+    fj->link_req = 0;
+    while (!f->stopping && fj->list_at < f->n_peers) {
+        fed_peer_t *p = &f->peers[fj->list_at++];
+        if (p->out == NULL || !p->out->ready || p->out->closing)
+            continue;
+        fj->deadline_ms = uv_now(f->cfg.loop) + f->cfg.proxy_timeout_ms;
+        wait_add(p, job);
+        proxy_send(p, job);
+        return;
+    }
+    fj->listed = 1;
+    if (f->stopping) {
+        job->result = KL_EIO;
+        f->cfg.client_done(f->cfg.ud, job);
+        return;
+    }
+    submit(f, job);
 }
 
 void kl_fed_submit(kl_fed_t *f, kl_job_t *job)
 {
+    if (job->u.fed->op == KL_FED_OP_GROUP_LIST) {
+        list_next(f, job);
+        return;
+    }
     fed_peer_t *p = peer_by_id(f, job->u.fed->peer);
     kl_fed_job_t *fj = job->u.fed;
     /* Unknown peer cannot happen (dispatch checked); the sweep answers it
@@ -193,14 +248,27 @@ static int copy_bundle(kl_prekey_bundle_t *b, const Kollega__Relay__V1__PrekeyBu
 }
 
 /* An answer to a proxied op on our outgoing link. */
-static void proxy_answer(fed_peer_t *p, const kl_fedframe_t *fr)
+static void proxy_answer(fed_peer_t *p, kl_fedframe_t *fr)
 {
     kl_job_t *job = proxy_find(p, fr->id);
     if (job == NULL)
         return; /* timed out already */
     kl_fed_job_t *fj = job->u.fed;
     int bad = 0;
-    if (fr->body_case == FBODY(ERROR)) {
+    if (fj->op == KL_FED_OP_GROUP || fj->op == KL_FED_OP_GROUP_LIST) {
+        if (fr->body_case == FBODY(ERROR) && fj->op == KL_FED_OP_GROUP) {
+            fj->err_code = fr->error->code ? (int)fr->error->code : CODE(UNAVAILABLE);
+            snprintf(fj->err_msg, sizeof fj->err_msg, "%.60s: %.60s", p->cfg.name,
+                     fr->error->message ? fr->error->message : "refused");
+        } else if (fr->body_case != FBODY(GROUP_REPLY) || kl_fedgroup_answer(p, job, fr) != 0) {
+            bad = fj->op == KL_FED_OP_GROUP;
+        }
+        wait_remove(&p->waiting, job);
+        if (fj->op == KL_FED_OP_GROUP_LIST) {
+            list_next(p->fed, job);
+            return;
+        }
+    } else if (fr->body_case == FBODY(ERROR)) {
         fj->err_code = fr->error->code ? (int)fr->error->code : CODE(UNAVAILABLE);
         snprintf(fj->err_msg, sizeof fj->err_msg, "%.60s: %.60s", p->cfg.name,
                  fr->error->message ? fr->error->message : "refused");
@@ -480,6 +548,7 @@ void kl_fed_on_frame(fed_link_t *l, kl_fedframe_t *fr)
     case FBODY(LOOKUP_RESULT):
     case FBODY(PREKEY_BUNDLE):
     case FBODY(ERROR):
+    case FBODY(GROUP_REPLY):
         proxy_answer(p, fr);
         break;
     case FBODY(PONG):
@@ -506,6 +575,8 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
         return 0;
     case KL_FED_OP_LOOKUP:
     case KL_FED_OP_PREKEY:
+    case KL_FED_OP_GROUP:
+    case KL_FED_OP_GROUP_LIST:
         return 0;
     case KL_FED_OP_OUT_READ:
         p = job->owner;
@@ -524,6 +595,8 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
     case KL_FED_OP_IN_DELIVER:
     case KL_FED_OP_IN_LOOKUP:
     case KL_FED_OP_IN_PREKEY:
+    case KL_FED_OP_IN_GROUP:
+    case KL_FED_OP_IN_NOTIFY:
         kl_fedin_job_done(job->owner, job);
         return 1; /* freed there */
     case KL_FED_OP_STATE:

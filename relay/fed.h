@@ -3,7 +3,8 @@
  * thread: the configured peers, one outgoing Noise_KK link per peer
  * (redialled with capped, jittered exponential backoff), the inbound links
  * peers open to us on the federation port, each peer's outbox pump, and
- * proxied lookups / prekey fetches of local clients.
+ * proxied lookups / prekey fetches / group requests of local clients
+ * (groups: fed_group.c).
  *
  * The server owns it: kl_fed_new at start (peers read from storage), jobs
  * of kind KL_JOB_FED pass through kl_fed_submit / kl_fed_job_done, and
@@ -44,6 +45,13 @@ typedef struct kl_fed_cfg {
     void (*submit)(void *ud, kl_job_t *job);                     /* to storage */
     void (*client_done)(void *ud, kl_job_t *job);                /* a proxied op finished */
     void (*push)(void *ud, uint64_t user, const kl_frame_t *f);  /* deliver to a local user */
+    /* A group frame to every live connection of users (group backpressure
+     * rules, push_group.c). */
+    void (*push_list)(void *ud, const uint64_t *users, size_t n, const kl_frame_t *f,
+                      const char *group);
+    /* The rules peers' group requests are dispatched under (outlives the
+     * module; NULL: group requests of peers are refused). */
+    const struct kl_dispatch_cfg *dispatch;
     void *ud;
 } kl_fed_cfg_t;
 
@@ -57,6 +65,12 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
 void kl_fed_start(kl_fed_t *f);
 /* The configured peer named relay, or NULL (f may be NULL). */
 const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay);
+/* Number of configured peers (f may be NULL). */
+size_t kl_fed_peer_count(const kl_fed_t *f);
+/* fed_group.c: tell each peer with users among addrs (n NUL-separated
+ * addresses) that group has a new message (ops 0) or op (ops 1): ONE
+ * GroupNotify per peer, on its link if up (best effort). f may be NULL. */
+void kl_fed_group_notify(kl_fed_t *f, const char *group, const char *addrs, size_t n, int ops);
 /* 1 if a KL_JOB_FED job goes to kl_fed_submit rather than storage. */
 int kl_fed_is_proxy(const kl_job_t *job);
 /* Take a proxied op of a client: it comes back through cfg->client_done

@@ -62,6 +62,10 @@ void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out)
 {
     const kl_fed_job_t *fj = job->u.fed;
     kl_reply_t *r = &out->reply;
+    if (fj->op == KL_FED_OP_GROUP || fj->op == KL_FED_OP_GROUP_LIST) {
+        kl_dispatch_group_fed_complete(job, out);
+        return;
+    }
     out->has_reply = 1;
     if (fj->op == KL_FED_OP_SEND) {
         if (job->result == KL_ELIMIT) {

@@ -68,6 +68,16 @@ static void submit_job(fed_link_t *l, kl_job_t *job)
     l->fed->cfg.submit(l->fed->cfg.ud, job);
 }
 
+void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg)
+{
+    send_error(l, id, code, msg);
+}
+
+void kl_fedin_submit(fed_link_t *l, kl_job_t *job)
+{
+    submit_job(l, job);
+}
+
 static void submit_deliver(fed_link_t *l)
 {
     if (l->delivering || l->filling == NULL || l->closing)
@@ -177,6 +187,19 @@ void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr)
         break;
     case FBODY(PREKEY_FETCH):
         on_request(l, fr, KL_FED_OP_IN_PREKEY, fr->prekey_fetch->address);
+        break;
+    case FBODY(GROUP_PROXY):
+        if (fr->id == 0) {
+            kl_fedlink_close(l, "request without an id");
+        } else if (!rate_take(l)) {
+            send_error(l, fr->id, CODE(RATE_LIMITED), "rate limit exceeded on this link");
+        } else {
+            kl_fedgroup_in_proxy(l, fr);
+        }
+        break;
+    case FBODY(GROUP_NOTIFY):
+        if (rate_take(l)) /* no answer; a notice over the rate is dropped (best effort) */
+            kl_fedgroup_in_notify(l, fr);
         break;
     case FBODY(PING): {
         kl_fedframe_t out = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
@@ -295,7 +318,9 @@ static void request_done(fed_link_t *l, kl_job_t *job)
 void kl_fedin_job_done(fed_link_t *l, kl_job_t *job)
 {
     l->jobs--;
-    if (job->u.fed->op == KL_FED_OP_IN_DELIVER) {
+    if (job->u.fed->op == KL_FED_OP_IN_GROUP || job->u.fed->op == KL_FED_OP_IN_NOTIFY) {
+        kl_fedgroup_in_done(l, job);
+    } else if (job->u.fed->op == KL_FED_OP_IN_DELIVER) {
         /* Committed entries are pushed even if the link is gone. */
         if (l->closing || l->fed->stopping) {
             l->delivering = 0;

@@ -113,6 +113,22 @@ void kl_fed_on_frame(fed_link_t *l, kl_fedframe_t *fr);
  * finished (the job is freed there). */
 void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr);
 void kl_fedin_job_done(fed_link_t *l, kl_job_t *job);
+/* fed_in.c: an error answer on an inbound link; a storage job owned by it. */
+void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg);
+void kl_fedin_submit(fed_link_t *l, kl_job_t *job);
 fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_noise_hs_t **hs);
+
+/* fed_group.c (groups with members on several relays). Send a GROUP or
+ * GROUP_LIST job's request as a GroupProxy with frame id. */
+void kl_fedgroup_send(fed_peer_t *p, kl_job_t *job, uint32_t id);
+/* Take the answer fr (a group_reply) to a GROUP / GROUP_LIST job: 0, or
+ * -1 if it is malformed or does not fit the request (fr may be robbed of
+ * its body). */
+int kl_fedgroup_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
+/* On an inbound link: a GroupProxy / GroupNotify of the peer, and the
+ * completion of the storage job it became (freed there). */
+void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr);
+void kl_fedgroup_in_notify(fed_link_t *l, const kl_fedframe_t *fr);
+void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job);
 
 #endif

@@ -29,6 +29,11 @@ typedef enum kl_fed_op {
     KL_FED_OP_IN_LOOKUP,   /* answer a peer's lookup */
     KL_FED_OP_IN_PREKEY,   /* answer a peer's prekey fetch */
     KL_FED_OP_STATE,       /* record a link state for `status` */
+    /* Groups with members on several relays (fed_group.c). */
+    KL_FED_OP_GROUP,       /* client: a group request proxied to the group's relay */
+    KL_FED_OP_GROUP_LIST,  /* client: group_list asked of each peer, then local (storage) */
+    KL_FED_OP_IN_GROUP,    /* a peer's proxied group request (storage: the inner job) */
+    KL_FED_OP_IN_NOTIFY,   /* a peer's GroupNotify: handles -> user ids (storage) */
 } kl_fed_op_t;
 
 /* Outcome of one forward (the ForwardResult statuses). */
@@ -85,6 +90,28 @@ typedef struct kl_fed_job {
     char err_msg[160];
     /* STATE in */
     char state[16];
+    /* GROUP / GROUP_LIST / IN_GROUP: the requesting user's address and its
+     * identity key (in identity_key). GROUP: the packed request Frame in
+     * data/len, the group in address; out: the home relay's answer. */
+    char user[KL_ADDR_MAX + 1];
+    int req_body;                      /* GROUP: the request's Frame body case */
+    struct ProtobufCMessage *reply;    /* a relay Frame (unpacked), freed with the job */
+    /* GROUP_LIST: peers asked so far (index into the peer table), then
+     * listed = 1 and the job runs the local list on storage; infos are the
+     * groups found (remote ones first), malloc'd. user_id: the local user. */
+    size_t list_at;
+    int listed;
+    uint64_t user_id;
+    kl_storage_ginfo_t *infos;
+    size_t n_infos;
+    /* IN_GROUP: the group job run on behalf of the peer's user. */
+    struct kl_job *inner;
+    /* IN_NOTIFY in: the group (address), ops flag, NUL-separated handles
+     * (malloc'd) of n_names users; out: their ids (0: no such user). */
+    int ops;
+    char *names;
+    size_t n_names;
+    uint64_t *ids;
     uint64_t deadline_ms;              /* proxied ops: uv_now deadline */
     struct kl_job *wait_next;          /* fed.c's list of waiting proxied ops */
 } kl_fed_job_t;

@@ -77,6 +77,46 @@ static int in_deliver(kl_fed_job_t *fj, uint64_t now_ms, kl_storage_t *st)
     return kl_storage_fed_in_set(st, fj->address, fj->epoch, wm);
 }
 
+/* The local groups of the user after the remote ones (GROUP_LIST). */
+static int list_local(kl_fed_job_t *fj, kl_storage_t *st)
+{
+    kl_storage_ginfo_t *g = NULL;
+    size_t n = 0;
+    int r = kl_storage_group_list(st, fj->user_id, &g, &n);
+    if (r || n == 0)
+        return r;
+    if (fj->n_infos + n > KL_STORAGE_MAX_GROUPS_LISTED)
+        n = KL_STORAGE_MAX_GROUPS_LISTED - fj->n_infos;
+    kl_storage_ginfo_t *all = realloc(fj->infos, (fj->n_infos + n + 1) * sizeof *all);
+    if (all == NULL) {
+        free(g);
+        return KL_ENOMEM;
+    }
+    memcpy(all + fj->n_infos, g, n * sizeof *g);
+    fj->infos = all;
+    fj->n_infos += n;
+    free(g);
+    return 0;
+}
+
+/* The users behind a peer's notice (IN_NOTIFY). */
+static int notify_ids(kl_fed_job_t *fj, kl_storage_t *st)
+{
+    kl_storage_user_t u;
+    const char *h = fj->names;
+    fj->ids = calloc(fj->n_names + 1, sizeof *fj->ids);
+    if (fj->ids == NULL)
+        return KL_ENOMEM;
+    for (size_t i = 0; i < fj->n_names; i++, h += strlen(h) + 1) {
+        int r = kl_storage_user_get(st, h, &u);
+        if (r == 0)
+            fj->ids[i] = u.id;
+        else if (r != KL_ENOTFOUND)
+            return r;
+    }
+    return 0;
+}
+
 int kl_fed_job_run(kl_job_t *job, kl_storage_t *st)
 {
     kl_fed_job_t *fj = job->u.fed;
@@ -112,8 +152,20 @@ int kl_fed_job_run(kl_job_t *job, kl_storage_t *st)
     case KL_FED_OP_STATE:
         r = kl_storage_fed_set_state(st, fj->peer, fj->state, job->now_ms);
         break;
+    case KL_FED_OP_GROUP_LIST:
+        r = list_local(fj, st);
+        break;
+    case KL_FED_OP_IN_GROUP:
+        fj->inner->now_ms = job->now_ms;
+        r = kl_job_run_group(fj->inner, st);
+        fj->inner->result = r;
+        break;
+    case KL_FED_OP_IN_NOTIFY:
+        r = notify_ids(fj, st);
+        break;
     case KL_FED_OP_LOOKUP:
     case KL_FED_OP_PREKEY:
+    case KL_FED_OP_GROUP:
         break; /* network ops never reach storage */
     }
     return r;
@@ -130,6 +182,14 @@ void kl_fed_job_drop(kl_job_t *job)
     fj->more = 0;
     fj->exists = 0;
     memset(&fj->bundle, 0, sizeof fj->bundle);
+    if (fj->inner) {
+        /* Nothing uncommitted is reported: not the inner job's outputs. */
+        kl_job_drop_group(fj->inner);
+        if (fj->inner->result == 0)
+            fj->inner->result = KL_EIO;
+    }
+    free(fj->ids);
+    fj->ids = NULL;
     if (fj->op == KL_FED_OP_IN_DELIVER)
         for (size_t i = 0; i < fj->n_fwd; i++)
             if (fj->fwd[i].status != KL_FED_REJECTED)
@@ -143,6 +203,12 @@ void kl_fed_job_free_part(kl_job_t *job)
         return;
     for (size_t i = 0; i < fj->n_fwd; i++)
         kl_free_wipe(fj->fwd[i].body, fj->fwd[i].len);
+    if (fj->reply)
+        protobuf_c_message_free_unpacked(fj->reply, NULL);
+    free(fj->infos);
+    kl_job_free(fj->inner);
+    free(fj->names);
+    free(fj->ids);
     kl_free_wipe(fj, sizeof *fj);
     job->u.fed = NULL;
 }

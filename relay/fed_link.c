@@ -52,8 +52,9 @@ void kl_fedlink_close(fed_link_t *l, const char *why)
     if (l->closing)
         return;
     l->closing = 1;
-    kl_log(KL_LOG_INFO, "federation: %s link %s %s closed (%s)", l->outgoing ? "outgoing" : "inbound",
-           l->peer ? "to" : "from", l->peer ? l->peer->cfg.name : l->where, why);
+    kl_log(KL_LOG_INFO, "federation: %s link %s %s closed (%s)",
+           l->outgoing ? "outgoing" : "inbound", l->outgoing ? "to" : "from",
+           l->peer ? l->peer->cfg.name : l->where, why);
     if (!l->outgoing && l->peer == NULL && l->fed->pending_in > 0)
         l->fed->pending_in--;
     kl_fed_link_down(l);

@@ -63,6 +63,16 @@ static void drop_outputs(kl_job_t *job)
     case KL_JOB_FED:
         kl_fed_job_drop(job);
         break;
+    case KL_JOB_CHAN_OP:
+    case KL_JOB_CHAN_FETCH:
+    case KL_JOB_CHAN_SUB:
+    case KL_JOB_CHAN_UNSUB:
+    case KL_JOB_CHAN_LIST:
+    case KL_JOB_CHAN_POST:
+    case KL_JOB_CHAN_READ:
+    case KL_JOB_CHAN_ACK:
+        kl_job_drop_channel(job);
+        break;
     default:
         break;
     }
@@ -72,6 +82,20 @@ void kl_job_fail(kl_job_t *job, int err)
 {
     drop_outputs(job);
     job->result = err;
+}
+
+int kl_job_needs_savepoint(const kl_job_t *job)
+{
+    switch (job->kind) {
+    case KL_JOB_SEND:    /* kl_storage_user_route, then one kl_storage_log_append */
+    case KL_JOB_AUTH:    /* reads only */
+    case KL_JOB_LOOKUP:
+    case KL_JOB_FETCH:
+    case KL_JOB_PREKEY_STATUS:
+        return 0;
+    default:
+        return 1;
+    }
 }
 
 void kl_job_run(kl_job_t *job, kl_storage_t *st)
@@ -112,14 +136,14 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         r = kl_storage_prekey_count(st, job->u.pstatus.user, &job->u.pstatus.count);
         break;
     case KL_JOB_SEND: {
-        kl_storage_user_t u;
-        r = kl_storage_user_get(st, job->u.send.handle, &u);
+        uint64_t id = 0, inbox = 0;
+        r = kl_storage_user_route(st, job->u.send.handle, &id, &inbox);
         if (r == 0)
-            r = kl_storage_log_append(st, u.inbox, job->now_ms, job->u.send.expires_ms,
+            r = kl_storage_log_append(st, inbox, job->now_ms, job->u.send.expires_ms,
                                       job->u.send.body, job->u.send.len, &job->u.send.quota,
                                       &job->u.send.seq);
         if (r == 0)
-            job->u.send.recipient = u.id;
+            job->u.send.recipient = id;
         break;
     }
     case KL_JOB_FETCH:
@@ -144,6 +168,16 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_FED:
         r = kl_fed_job_run(job, st);
+        break;
+    case KL_JOB_CHAN_OP:
+    case KL_JOB_CHAN_FETCH:
+    case KL_JOB_CHAN_SUB:
+    case KL_JOB_CHAN_UNSUB:
+    case KL_JOB_CHAN_LIST:
+    case KL_JOB_CHAN_POST:
+    case KL_JOB_CHAN_READ:
+    case KL_JOB_CHAN_ACK:
+        r = kl_job_run_channel(job, st);
         break;
     }
     if (r != 0)

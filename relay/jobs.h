@@ -11,6 +11,7 @@
 
 #include "kollega/addr.h"
 #include "kollega/x3dh.h"
+#include "chan_job.h"
 #include "fed_job.h"
 #include "storage.h"
 
@@ -34,14 +35,31 @@ typedef enum kl_job_kind {
     KL_JOB_GROUP_SEND,   /* send to "#name@relay" */
     KL_JOB_GROUP_READ,   /* fetch with group: entries of the group's log */
     KL_JOB_GROUP_ACK,    /* ack with group */
+    /* Broadcast channels (jobs_channel.c) */
+    KL_JOB_CHAN_OP = 96, /* channel_op: validate against the stored log, store */
+    KL_JOB_CHAN_FETCH,   /* channel_fetch: ops from an index */
+    KL_JOB_CHAN_SUB,     /* subscribe */
+    KL_JOB_CHAN_UNSUB,   /* unsubscribe */
+    KL_JOB_CHAN_LIST,    /* channel_list */
+    KL_JOB_CHAN_POST,    /* send to "!name@relay": verify the post, store it once */
+    KL_JOB_CHAN_READ,    /* fetch with channel */
+    KL_JOB_CHAN_ACK,     /* ack with channel */
 } kl_job_kind_t;
+
+/* ERFA group bounds (jobs_group.c): past them a group op is refused with
+ * KL_ELIMIT (QUOTA_EXCEEDED). kl_dispatch_cfg_t may set others. */
+#define KL_GROUP_MAX_OPS_DEFAULT 4096
+#define KL_GROUPS_PER_USER_DEFAULT 64
 
 /* 1 for the kinds whose reply may be a full frame (~64 KiB): inbox and
  * group fetches, which the connection counts against its write queue. */
 #define KL_JOB_IS_FETCH(k) \
-    ((k) == KL_JOB_FETCH || (k) == KL_JOB_GROUP_READ || (k) == KL_JOB_GROUP_FETCH)
+    ((k) == KL_JOB_FETCH || (k) == KL_JOB_GROUP_READ || (k) == KL_JOB_GROUP_FETCH || \
+     (k) == KL_JOB_CHAN_READ || (k) == KL_JOB_CHAN_FETCH)
 /* 1 for the KL_JOB_GROUP_* kinds. */
 #define KL_JOB_IS_GROUP(k) ((k) >= KL_JOB_GROUP_OP && (k) <= KL_JOB_GROUP_ACK)
+/* 1 for the KL_JOB_CHAN_* kinds. */
+#define KL_JOB_IS_CHAN(k) ((k) >= KL_JOB_CHAN_OP && (k) <= KL_JOB_CHAN_ACK)
 
 typedef struct kl_job {
     struct kl_job *next;    /* queue link, owned by whoever holds the job */
@@ -61,6 +79,9 @@ typedef struct kl_job {
             char handle[KL_HANDLE_MAX + 1];
             uint8_t signature[64];
             kl_storage_user_t user;
+            int verified; /* 0: not checked yet; 1 / -1: the signature was checked
+                           * off the loop (kl_dispatch_auth_verify) and did / did not
+                           * verify */
         } auth;
         struct { /* in: address (echoed), handle. out: exists, identity key */
             char address[KL_ADDR_MAX + 1];
@@ -119,6 +140,9 @@ typedef struct kl_job {
             char address[KL_ADDR_MAX + 1]; /* the group */
             uint64_t user;                 /* the caller */
             const char *relay_name;        /* this relay (outlives the job) */
+            const char *remote;            /* caller on another relay (its address), or NULL:
+                                            * user is resolved from it and remote_key */
+            const uint8_t *remote_key;
             const uint8_t *data;           /* op or message body, in the job's allocation */
             size_t len;
             uint64_t from;                 /* fetch: from_index; read: after; ack: seq */
@@ -127,6 +151,9 @@ typedef struct kl_job {
             uint32_t ttl_s;                /* send: asked ttl (0 = the group's) */
             uint32_t ttl_default_s, ttl_max_s;
             kl_storage_quota_t quota;
+            uint64_t group_index;          /* send: the sender's next_index (relay.proto) */
+            uint32_t max_ops;              /* op: ops the group's log may hold */
+            uint32_t max_created;          /* op (create): groups one identity may create */
             /* out */
             int verr;                      /* op: kl_group_verr_t of a refusal */
             int admitted;                  /* op: candidates this op admitted */
@@ -140,14 +167,23 @@ typedef struct kl_job {
             size_t n_infos;
             uint64_t *push;                /* op, send: users to push to */
             size_t n_push;
+            char *notify;                  /* op, send: addresses of remote users among
+                                            * push, NUL-separated (storage_gfed.h) */
+            size_t notify_len, n_notify;
         } group;
         struct kl_fed_job *fed; /* KL_JOB_FED: fed_job.h, freed with the job */
+        kl_chan_job_t chan;     /* KL_JOB_CHAN_*: chan_job.h */
     } u;
 } kl_job_t;
 
 /* A zeroed job of kind with room for extra bytes after it (a send body);
  * NULL on allocation failure. *extra (if not NULL) points at that room. */
 kl_job_t *kl_job_new(kl_job_kind_t kind, size_t extra_len, uint8_t **extra);
+/* 0 when the job needs no savepoint of its own in a batch: it writes at
+ * most one statement (atomic by itself), so when it fails nothing of it is
+ * left to undo. A 1:1 send is such a job: a cached (or read) route and one
+ * insert. 1 for every other kind. */
+int kl_job_needs_savepoint(const kl_job_t *job);
 /* Run the job against st and store the outcome in job->result (and the
  * kind's outputs). Called on the storage thread, inside a batch. */
 void kl_job_run(kl_job_t *job, kl_storage_t *st);
@@ -157,6 +193,9 @@ void kl_job_fail(kl_job_t *job, int err);
 /* The group kinds (jobs_group.c): run, and drop their outputs. */
 int kl_job_run_group(kl_job_t *job, kl_storage_t *st);
 void kl_job_drop_group(kl_job_t *job);
+/* The channel kinds (jobs_channel.c): run, and drop their outputs. */
+int kl_job_run_channel(kl_job_t *job, kl_storage_t *st);
+void kl_job_drop_channel(kl_job_t *job);
 /* Wipe (the job may hold an invite code) and free; NULL is fine. */
 void kl_job_free(kl_job_t *job);
 

@@ -10,7 +10,12 @@
  *   KL_EREFUSED   the rules refuse the op (u.group.verr says why), or the
  *                 caller is not a member (send, read, ack)
  *   KL_EPROTO     the op is malformed or its signature does not verify
- *   KL_ELIMIT     the group's message log is over its quota
+ *   KL_ELIMIT     the group's message log is over its quota; for an op: the
+ *                 group's op log is full (u.group.max_ops), or, for a
+ *                 create, its actor created u.group.max_created groups
+ *   KL_ESTATE     (send) a member left or was removed at or after the
+ *                 sender's group_index: it must rekey first
+ *   KL_EPROTO     (send) group_index is beyond the log's next index
  *   KL_EIO etc.   storage failures (also a stored log that no longer
  *                 validates: the relay refuses to build on it) */
 #include <stdlib.h>
@@ -21,6 +26,8 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
+#include "group_cache.h"
+#include "storage_gfed.h"
 
 /* Ops read per step while replaying a log. */
 #define REPLAY_CHUNK 256
@@ -39,6 +46,10 @@ void kl_job_drop_group(kl_job_t *job)
     free(job->u.group.push);
     job->u.group.push = NULL;
     job->u.group.n_push = 0;
+    free(job->u.group.notify);
+    job->u.group.notify = NULL;
+    job->u.group.notify_len = 0;
+    job->u.group.n_notify = 0;
 }
 
 /* Rebuild the validated state of a stored group from its ops. Every
@@ -76,16 +87,37 @@ static int replay(kl_storage_t *st, const char *address, const kl_storage_group_
     return 0;
 }
 
-/* The user of this relay behind address, when its key is key; else 0. */
+/* The validated state of stored group g: the cached one (group_cache.h),
+ * else a replay of the log, then cached. *cached tells whether the cache
+ * owns it (else the caller frees it). */
+static int state_of(kl_storage_t *st, const char *address, const kl_storage_group_t *g,
+                    kl_group_t **out, int *cached)
+{
+    *out = kl_gcache_find(st, g);
+    *cached = *out != NULL;
+    if (*cached)
+        return 0;
+    int r = replay(st, address, g, out);
+    if (r == 0) {
+        *out = kl_gcache_keep(st, g->id, *out);
+        *cached = 1;
+        r = *out ? 0 : KL_ENOMEM;
+    }
+    return r;
+}
+
+/* The user of this relay behind address, when its key is key; else 0. An
+ * address on another relay gets its shadow user (created, storage_gfed.h). */
 static int local_user_id(kl_storage_t *st, const char *relay, const char *address,
                          const uint8_t key[32], uint64_t *id)
 {
     kl_addr_t a;
     kl_storage_user_t u;
     *id = 0;
-    if (strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, &a) != 0 || a.is_group ||
-        strcmp(a.relay, relay) != 0)
+    if (strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, &a) != 0 || a.is_group)
         return 0;
+    if (strcmp(a.relay, relay) != 0)
+        return kl_storage_shadow_user(st, address, key, 1, id);
     int r = kl_storage_user_get(st, a.handle, &u);
     if (r == KL_ENOTFOUND)
         return 0;
@@ -167,10 +199,12 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
     kl_group_event_t ev;
     kl_group_verr_t why = KL_GV_OK;
     uint8_t head[32];
-    int exists = 1;
+    int exists = 1, cached = 0;
+    uint64_t max_ops = job->u.group.max_ops ? job->u.group.max_ops : KL_GROUP_MAX_OPS_DEFAULT;
 
-    /* The cheap refusals first: no replay for an op that cannot continue
-     * the log (the client fetches and retries). */
+    /* The cheap refusals first: no state is loaded for an op that cannot
+     * continue the log (the client fetches and retries) or that the log
+     * has no room for. The op's signature was checked by dispatch. */
     int r = kl_storage_group_get(st, job->u.group.address, g);
     if (r == KL_ENOTFOUND) {
         exists = 0;
@@ -178,8 +212,8 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
         r = index != 0 ? KL_ENOTFOUND : kl_group_new(&grp, job->u.group.address);
     } else if (r == 0) {
         r = index == 0 ? KL_EEXIST : index != g->next_index ? KL_ESTATE
-                                                             : replay(st, job->u.group.address,
-                                                                      g, &grp);
+                                   : index >= max_ops       ? KL_ELIMIT
+                                   : state_of(st, job->u.group.address, g, &grp, &cached);
     }
     if (r)
         goto out;
@@ -188,6 +222,15 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
         job->u.group.verr = (int)why;
         r = refusal(why);
         goto out;
+    }
+    if (!exists) {
+        uint64_t made = 0;
+        r = kl_storage_groups_created(st, ev.actor, &made);
+        if (r == 0 && made >= (job->u.group.max_created ? job->u.group.max_created
+                                                  : KL_GROUPS_PER_USER_DEFAULT))
+            r = KL_ELIMIT;
+        if (r)
+            goto out;
     }
     if (exists)
         r = kl_storage_group_users(st, g->id, 1, &before, &nb);
@@ -198,6 +241,14 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
         r = kl_storage_group_append_op(st, job->u.group.address, ev.index, job->u.group.data,
                                        job->u.group.len, head, kl_group_retention_days(grp), m,
                                        n, g);
+    if (r == 0)
+        r = kl_storage_group_note_op(st, g->id, ev.index, exists ? NULL : ev.actor,
+                                     ev.epoch_changed);
+    if (r == 0 && ev.epoch_changed)
+        g->rekey_next = ev.index + 1;
+    /* A shorter retention applies to the messages already stored too. */
+    if (r == 0 && ev.kind == KL_GOP_SET_RETENTION)
+        r = kl_storage_group_retain(st, g->log, kl_group_retention_days(grp));
     if (r == 0)
         r = kl_storage_group_users(st, g->id, 1, &after, &na);
     /* Push to everyone concerned before or after: a removed member or a
@@ -221,7 +272,8 @@ out:
     free(before);
     free(after);
     free(m);
-    kl_group_free(grp);
+    if (!cached)
+        kl_group_free(grp);
     return r;
 }
 
@@ -241,9 +293,24 @@ static int run_fetch(kl_job_t *job, kl_storage_t *st)
     int r = caller(job, st, &gs);
     if (r || gs.state == KL_GSTATE_NONE)
         return r; /* a stranger learns next_index and head only */
-    return kl_storage_group_ops(st, job->u.group.group.id, job->u.group.from, FETCH_OPS_MAX,
-                                job->u.group.max_bytes, &job->u.group.entries, &job->u.group.n,
-                                &job->u.group.more);
+    /* A former member (left, removed, refused candidate) reads the log up
+     * to and including the op that ended its part in it, nothing later.
+     * Members and candidates read it all: a candidate needs it to know
+     * its approvals and to validate the state it joins. */
+    uint32_t limit = FETCH_OPS_MAX;
+    if (gs.state == KL_GSTATE_FORMER) {
+        if (job->u.group.from > gs.exit_index)
+            return 0;
+        if (gs.exit_index - job->u.group.from < limit)
+            limit = (uint32_t)(gs.exit_index - job->u.group.from + 1);
+    }
+    r = kl_storage_group_ops(st, job->u.group.group.id, job->u.group.from, limit,
+                             job->u.group.max_bytes, &job->u.group.entries, &job->u.group.n,
+                             &job->u.group.more);
+    if (r == 0 && gs.state == KL_GSTATE_FORMER && job->u.group.n > 0 &&
+        job->u.group.entries[job->u.group.n - 1].seq >= gs.exit_index)
+        job->u.group.more = 0;
+    return r;
 }
 
 /* An entry's expiry: the group's retention (0 = the relay's default TTL),
@@ -269,6 +336,13 @@ static int run_send(kl_job_t *job, kl_storage_t *st)
         return r;
     if (gs.state != KL_GSTATE_MEMBER)
         return KL_EREFUSED;
+    /* The sender encrypted under its view of the log (relay.proto
+     * Send.group_index): a view that misses a leave or removal means a
+     * sender key the departed member may still hold. */
+    if (job->u.group.group_index > job->u.group.group.next_index)
+        return KL_EPROTO;
+    if (job->u.group.group.rekey_next > job->u.group.group_index)
+        return KL_ESTATE;
     r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
                               job->u.group.data, job->u.group.len, &job->u.group.quota,
                               &job->u.group.seq);
@@ -307,18 +381,40 @@ static int run_ack(kl_job_t *job, kl_storage_t *st)
     return r == KL_ENOTFOUND ? KL_EREFUSED : r;
 }
 
+/* The remote users among the push list, for the federation notices. */
+static int notify_of(kl_job_t *job, kl_storage_t *st)
+{
+    return kl_storage_shadow_addresses(st, job->u.group.push, job->u.group.n_push,
+                                       &job->u.group.notify, &job->u.group.notify_len,
+                                       &job->u.group.n_notify);
+}
+
 int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
 {
+    if (job->u.group.remote) {
+        /* A proxied caller: its shadow user, if the group's log ever named
+         * this address with this key; otherwise a stranger (user 0), who
+         * is refused everything but a group op and a head-only fetch. */
+        int r = kl_storage_shadow_user(st, job->u.group.remote, job->u.group.remote_key, 0,
+                                       &job->u.group.user);
+        if (r)
+            return r;
+        if (job->u.group.user == 0 && job->kind == KL_JOB_GROUP_LIST)
+            return 0;
+    }
+    int r = 0;
     switch (job->kind) {
     case KL_JOB_GROUP_OP:
-        return run_op(job, st);
+        r = run_op(job, st);
+        return r ? r : notify_of(job, st);
     case KL_JOB_GROUP_FETCH:
         return run_fetch(job, st);
     case KL_JOB_GROUP_LIST:
         return kl_storage_group_list(st, job->u.group.user, &job->u.group.infos,
                                      &job->u.group.n_infos);
     case KL_JOB_GROUP_SEND:
-        return run_send(job, st);
+        r = run_send(job, st);
+        return r ? r : notify_of(job, st);
     case KL_JOB_GROUP_READ:
         return run_read(job, st);
     case KL_JOB_GROUP_ACK:

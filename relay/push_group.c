@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kollega/crypto.h"
 #include "server_int.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
@@ -40,15 +41,26 @@ static void remember(kl_conn_t *c, const char *group, int ops)
     c->missed_groups = m;
 }
 
-void kl_conn_push_group(kl_conn_t *c, const kl_frame_t *f, const char *group)
+/* f to c, or when pt is not NULL, f packed (pt[0..n)). */
+static void push_one(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, size_t n,
+                     const char *group)
 {
     if (c->closing || c->finishing || !c->transport_ready)
         return;
     if (c->wq_bytes > c->srv->cfg.write_queue) {
-        remember(c, group, f->body_case == BODY(GROUP_LOG));
+        remember(c, group,
+                 f->body_case == BODY(GROUP_LOG) || f->body_case == BODY(CHANNEL_LOG));
         return;
     }
-    kl_conn_send(c, f, 1);
+    if (pt != NULL)
+        kl_conn_send_packed(c, pt, n, 1);
+    else
+        kl_conn_send(c, f, 1);
+}
+
+void kl_conn_push_group(kl_conn_t *c, const kl_frame_t *f, const char *group)
+{
+    push_one(c, f, NULL, 0, group);
 }
 
 void kl_conn_announce_groups(kl_conn_t *c)
@@ -60,7 +72,19 @@ void kl_conn_announce_groups(kl_conn_t *c)
         kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
         Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
         Kollega__Relay__V1__GroupLog gl = KOLLEGA__RELAY__V1__GROUP_LOG__INIT;
-        if (m->ops) {
+        Kollega__Relay__V1__ChannelLog cl = KOLLEGA__RELAY__V1__CHANNEL_LOG__INIT;
+        /* Channels ("!name@relay", dispatch_channel.c) share this list. */
+        if (m->group[0] == '!' && m->ops) {
+            cl.channel = m->group;
+            cl.more = 1;
+            f.body_case = BODY(CHANNEL_LOG);
+            f.channel_log = &cl;
+        } else if (m->group[0] == '!') {
+            d.channel = m->group;
+            d.more = 1;
+            f.body_case = BODY(DELIVER);
+            f.deliver = &d;
+        } else if (m->ops) {
             gl.group = m->group;
             gl.more = 1;
             f.body_case = BODY(GROUP_LOG);
@@ -88,16 +112,25 @@ void kl_conn_missed_free(kl_conn_t *c)
     }
 }
 
+/* The frame is packed once, at the first live connection, and only
+ * sealed for each (if that allocation fails, each packs its own). */
 void kl_server_push_list(kl_server_t *s, const uint64_t *users, size_t n, const kl_frame_t *f,
                          const kl_conn_t *except, const char *group)
 {
+    uint8_t *pt = NULL;
+    size_t len = 0;
+    int packed = 0;
     for (size_t i = 0; i < n; i++) {
         kl_conn_t *c = s->map[kl_server_bucket(s, users[i])];
         while (c) {
             kl_conn_t *next = c->map_next; /* c may close (and leave the map) */
-            if (c->sess.user_id == users[i] && c != except)
-                kl_conn_push_group(c, f, group);
+            if (c->sess.user_id == users[i] && c != except) {
+                if (!packed)
+                    packed = kl_wire_pack_alloc(f, &pt, &len) == 0 ? 1 : -1;
+                push_one(c, f, pt, len, group);
+            }
             c = next;
         }
     }
+    kl_free_wipe(pt, len);
 }

@@ -22,6 +22,12 @@ static void fed_push(void *ud, uint64_t user, const kl_frame_t *f)
     kl_server_push(ud, user, f);
 }
 
+static void fed_push_list(void *ud, const uint64_t *users, size_t n, const kl_frame_t *f,
+                          const char *group)
+{
+    kl_server_push_list(ud, users, n, f, NULL, group);
+}
+
 const char *kl_server_fed_address(const kl_server_t *s)
 {
     return s->fed_bound;
@@ -51,6 +57,8 @@ int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
         .submit = fed_submit,
         .client_done = fed_client_done,
         .push = fed_push,
+        .push_list = fed_push_list,
+        .dispatch = &s->cfg.dispatch,
         .ud = s,
     };
     r = kl_fed_new(&s->fed, &fc, peers, n, s->fed_bound, sizeof s->fed_bound);

@@ -105,6 +105,9 @@ void kl_conn_close(kl_conn_t *c, const char *reason);
 /* Send f; is_push: drop it and mark the connection "missed" instead of
  * queueing when the write queue is over its cap. */
 void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push);
+/* The same for a frame already packed (kl_wire_pack_alloc): pt[0..n) is
+ * only sealed, so one frame to many connections is packed once. */
+void kl_conn_send_packed(kl_conn_t *c, const uint8_t *pt, size_t n, int is_push);
 /* A storage job of this connection finished. */
 void kl_conn_job_done(kl_conn_t *c, kl_job_t *job);
 /* Write out every connection's frames sealed since the last call: one

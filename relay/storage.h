@@ -142,6 +142,10 @@ int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t iden
                         const char *code, uint64_t now_ms, kl_storage_user_t *out);
 /* KL_ENOTFOUND if no such handle. */
 int kl_storage_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
+/* Only the user's id and inbox (what a send needs), from a cache kept on
+ * st where possible (storage_sqlite_users.c). KL_ENOTFOUND if no such
+ * handle. */
+int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, uint64_t *inbox);
 int kl_storage_user_count(kl_storage_t *st, uint64_t *n);
 
 /* Invites. Only SHA-256(code) is stored. uses >= 1. */
@@ -162,7 +166,12 @@ int kl_storage_prekey_fetch(kl_storage_t *st, const char *handle, kl_prekey_bund
 int kl_storage_prekey_count(kl_storage_t *st, uint64_t user, uint32_t *n);
 
 /* Logs. append stores body as entry last_seq + 1 of log and returns its
- * seq; KL_ELIMIT if the log would exceed q (entries or bytes). */
+ * seq; KL_ELIMIT if the log would exceed q (entries or bytes), KL_ENOTFOUND
+ * if there is no such log. It is a single statement, so a failed append
+ * has written nothing. Inside a job (kl_storage_job_begin) ack uses the
+ * job's savepoint instead of one of its own: KL_ENOTFOUND comes before it
+ * writes anything, but after any other failure the job must fail
+ * (kl_storage_job_end with the error) to undo a partial write. */
 int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint64_t expires_ms,
                           const uint8_t *body, size_t len, const kl_storage_quota_t *q,
                           uint64_t *seq);
@@ -216,6 +225,8 @@ typedef struct kl_storage_group {
     uint64_t next_index;     /* index the next op must have */
     uint8_t head[32];        /* SHA-256 of the last op */
     uint64_t last_seq;       /* last seq of the message log */
+    uint64_t rekey_next;     /* 1 + index of the last op at which a member left or was
+                              * removed (the epoch changed); 0 = none */
 } kl_storage_group_t;
 
 /* One identity named by the group's log, as the current state sees it. */
@@ -230,6 +241,7 @@ typedef struct kl_storage_gmember {
 typedef struct kl_storage_gstatus {
     int state;               /* KL_GSTATE_*; NONE if never named */
     uint64_t join_seq;       /* log seq at admission: entries <= it are not readable */
+    uint64_t exit_index;     /* FORMER: index of the op at which it stopped being named */
 } kl_storage_gstatus_t;
 
 typedef struct kl_storage_ginfo {
@@ -270,6 +282,23 @@ int kl_storage_group_users(kl_storage_t *st, uint64_t group, int candidates, uin
 /* The groups in which user is a member or candidate, at most
  * KL_STORAGE_MAX_GROUPS_LISTED: *out malloc'd (NULL when *n is 0), free(). */
 int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **out, size_t *n);
+/* Facts of op `index` of group (just appended by kl_storage_group_append_op,
+ * in the same job): creator, the actor of op 0 (NULL for other ops), whom
+ * kl_storage_groups_created counts; epoch_changed, that a member left or was
+ * removed at it (sets rekey_next to index + 1). */
+int kl_storage_group_note_op(kl_storage_t *st, uint64_t group, uint64_t index,
+                             const uint8_t *creator, int epoch_changed);
+/* How many groups of this relay were created (op 0) by identity key. */
+int kl_storage_groups_created(kl_storage_t *st, const uint8_t key[32], uint64_t *n);
+/* A group's retention applied to what its log holds: every entry's expiry
+ * becomes min(expiry, ts + days); days 0 changes nothing. */
+int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days);
+
+/* One pointer the storage thread's code may hang on its connection (the
+ * group state cache of jobs_group.c), freed with free_fn by
+ * kl_storage_close. Setting it again frees the previous one. */
+void kl_storage_set_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
+void *kl_storage_aux(const kl_storage_t *st);
 
 /* ---- Broadcast channels (relay/storage_sqlite_channels.c) -------------
  * A channel is a row (address "!name@relay", its post log, next op index,

@@ -11,7 +11,7 @@
 #include "kollega/err.h"
 #include "storage_sqlite.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* Entry counts and byte totals per log are kept in logs by triggers, so a
  * quota check is one row read instead of a scan, and no code path (append,
@@ -102,9 +102,12 @@ static const char *SCHEMA =
     "  chan INTEGER NOT NULL REFERENCES channels(id),"
     "  PRIMARY KEY(user, chan)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS channel_subs_chan ON channel_subs(chan, user);"
+    /* The insert trigger also advances last_seq (version 3), so storing a
+     * message is one statement (S_ENTRY_APPEND), not a read, an update
+     * and an insert. */
     "CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN"
-    "  UPDATE logs SET n_entries = n_entries + 1, n_bytes = n_bytes + length(NEW.body)"
-    "  WHERE id = NEW.log; END;"
+    "  UPDATE logs SET last_seq = max(last_seq, NEW.seq), n_entries = n_entries + 1,"
+    "  n_bytes = n_bytes + length(NEW.body) WHERE id = NEW.log; END;"
     "CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN"
     "  UPDATE logs SET n_entries = n_entries - 1, n_bytes = n_bytes - length(OLD.body)"
     "  WHERE id = OLD.log; END;";
@@ -115,7 +118,8 @@ static const char *SQL[S_COUNT] = {
     [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [S_USER_GET] = "SELECT id, inbox, identity_key FROM users WHERE handle = ?1",
-    [S_USER_COUNT] = "SELECT count(*) FROM users",
+    /* Shadow users of remote group members (storage_gfed.h) are not users. */
+    [S_USER_COUNT] = "SELECT count(*) FROM users WHERE instr(handle, '@') = 0",
     [S_USER_INSERT] = "INSERT INTO users(handle, identity_key, inbox, created_ms)"
                       " VALUES(?1, ?2, ?3, ?4)",
     [S_LOG_INSERT] = "INSERT INTO logs(last_seq) VALUES(0)",
@@ -138,7 +142,6 @@ static const char *SQL[S_COUNT] = {
                     " ORDER BY rid LIMIT 1",
     [S_OPK_DELETE] = "DELETE FROM onetime_prekeys WHERE rid = ?1",
     [S_LOG_GET] = "SELECT last_seq, n_entries, n_bytes FROM logs WHERE id = ?1",
-    [S_LOG_SET_SEQ] = "UPDATE logs SET last_seq = ?2 WHERE id = ?1",
     [S_ENTRY_INSERT] = "INSERT INTO entries(log, seq, ts_ms, expires_ms, body)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_ENTRY_READ] = "SELECT seq, ts_ms, body FROM entries WHERE log = ?1 AND seq > ?2"
@@ -164,11 +167,12 @@ static const char *SQL[S_COUNT] = {
     [S_OP_SAVE] = "SAVEPOINT op",
     [S_OP_RELEASE] = "RELEASE op",
     [S_OP_UNDO] = "ROLLBACK TO op",
-    [S_GROUP_GET] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq"
-                    " FROM groups g JOIN logs l ON l.id = g.log WHERE g.address = ?1",
+    [S_GROUP_GET] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq,"
+                    " g.rekey_next FROM groups g JOIN logs l ON l.id = g.log"
+                    " WHERE g.address = ?1",
     [S_GROUP_CALLER] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq,"
-                       " coalesce(m.state, 0), coalesce(m.join_seq, 0)"
-                       " FROM groups g JOIN logs l ON l.id = g.log LEFT JOIN group_members m"
+                       " coalesce(m.state, 0), coalesce(m.join_seq, 0), g.rekey_next,"
+                       " coalesce(m.exit_index, 0) FROM groups g JOIN logs l ON l.id = g.log LEFT JOIN group_members m"
                        " ON m.grp = g.id AND m.user = ?2 WHERE g.address = ?1 LIMIT 1",
     [S_GROUP_INSERT] = "INSERT INTO groups(address, log, retention_days, next_index, head)"
                        " VALUES(?1, ?2, 0, 0, zeroblob(32))",
@@ -183,7 +187,7 @@ static const char *SQL[S_COUNT] = {
                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(grp, identity_key) DO UPDATE"
                       " SET user = excluded.user, state = excluded.state,"
                       " role = excluded.role, join_seq = excluded.join_seq",
-    [S_GMEM_SET_STATE] = "UPDATE group_members SET state = ?3, role = 0"
+    [S_GMEM_SET_STATE] = "UPDATE group_members SET state = ?3, role = 0, exit_index = ?4"
                          " WHERE grp = ?1 AND identity_key = ?2",
     [S_GMEM_STATUS] = "SELECT state, join_seq FROM group_members WHERE user = ?2 AND grp = ?1"
                       " ORDER BY state LIMIT 1",
@@ -194,6 +198,19 @@ static const char *SQL[S_COUNT] = {
                      " WHERE m.user = ?1 AND m.state IN (1, 2) ORDER BY g.address LIMIT ?2",
     [S_CURSOR_SET] = "INSERT OR REPLACE INTO cursors(log, reader, acked) VALUES(?1, ?2, ?3)",
     [S_CURSOR_DELETE] = "DELETE FROM cursors WHERE log = ?1 AND reader = ?2",
+    [S_GROUP_NOTE] = "UPDATE groups SET creator = coalesce(?3, creator),"
+                     " rekey_next = CASE WHEN ?4 THEN ?2 + 1 ELSE rekey_next END WHERE id = ?1",
+    [S_GROUPS_CREATED] = "SELECT count(*) FROM groups WHERE creator = ?1",
+    [S_GROUP_RETAIN] = "UPDATE entries SET expires_ms = ts_ms + ?2"
+                       " WHERE log = ?1 AND expires_ms > ts_ms + ?2",
+    /* Seq, quota check and insert in one statement; no row comes back when
+     * the log is missing or over its quota (kl_storage_log_append tells
+     * which). The trigger entries_ins advances last_seq and the totals. */
+    [S_ENTRY_APPEND] = "INSERT INTO entries(log, seq, ts_ms, expires_ms, body)"
+                       " SELECT id, last_seq + 1, ?2, ?3, ?4 FROM logs WHERE id = ?1"
+                       " AND n_entries < ?5 AND n_bytes + ?6 <= ?7 RETURNING seq",
+    [S_USER_ROUTE] = "SELECT id, inbox FROM users WHERE handle = ?1",
+    [S_USER_MAX] = "SELECT coalesce(max(id), 0) FROM users",
 };
 
 
@@ -289,6 +306,10 @@ static int migrate(kl_storage_t *st)
     sqlite3_finalize(v);
     if (r == 0 && version > SCHEMA_VERSION)
         r = KL_ESTATE; /* written by a newer relay: refuse rather than corrupt */
+    /* Version 3 changed the body of the trigger entries_ins. */
+    if (r == 0 && version < 3)
+        r = kl_sq_map_rc(
+            sqlite3_exec(st->db, "DROP TRIGGER IF EXISTS entries_ins", NULL, NULL, NULL));
     if (r == 0)
         r = kl_sq_map_rc(sqlite3_exec(st->db, SCHEMA, NULL, NULL, NULL));
     if (r == 0 && version < SCHEMA_VERSION) {
@@ -356,6 +377,16 @@ int kl_storage_open(kl_storage_t **out, const char *path, int flags)
 {
     int r = KL_ENOMEM;
     *out = NULL;
+    /* sqlite counts every allocation under a global mutex unless told not
+     * to; nothing here reads those counts, and on the storage thread the
+     * lock and unlock were a tenth of the time. Only possible before
+     * sqlite initialises (the first open of the process): later calls
+     * fail harmlessly with SQLITE_MISUSE. */
+    static int configured;
+    if (!configured) {
+        configured = 1;
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
     kl_storage_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         return KL_ENOMEM;
@@ -401,6 +432,8 @@ int kl_storage_open(kl_storage_t **out, const char *path, int flags)
         r = migrate(st);
         if (r == 0)
             r = kl_sq_fed_migrate(st); /* storage_sqlite_fed.c */
+        if (r == 0)
+            r = kl_sq_groups_migrate(st); /* storage_sqlite_groups.c */
         if (r)
             goto out;
     } else {
@@ -435,6 +468,9 @@ void kl_storage_close(kl_storage_t *st)
 {
     if (st == NULL)
         return;
+    if (st->aux_free)
+        st->aux_free(st->aux);
+    kl_sq_ucache_free(st);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db && !sqlite3_get_autocommit(st->db))
@@ -473,7 +509,12 @@ int kl_storage_set_max_bytes(kl_storage_t *st, uint64_t max_bytes, uint64_t *eff
 
 int kl_storage_batch_begin(kl_storage_t *st)
 {
-    return kl_sq_run(st, S_BEGIN);
+    int r = kl_sq_run(st, S_BEGIN);
+    if (r == 0 && kl_sq_users_mark(st) != 0) {
+        kl_sq_run(st, S_ROLLBACK);
+        r = KL_EIO;
+    }
+    return r;
 }
 
 int kl_storage_batch_commit(kl_storage_t *st)
@@ -497,11 +538,14 @@ void kl_storage_batch_rollback(kl_storage_t *st)
 
 int kl_storage_job_begin(kl_storage_t *st)
 {
-    return kl_sq_run(st, S_JOB_SAVE);
+    int r = kl_sq_run(st, S_JOB_SAVE);
+    st->in_job = r == 0;
+    return r;
 }
 
 int kl_storage_job_end(kl_storage_t *st, int err)
 {
+    st->in_job = 0;
     if (err != 0)
         kl_sq_run(st, S_JOB_UNDO);
     return kl_sq_run(st, S_JOB_RELEASE);

@@ -27,7 +27,6 @@ enum {
     S_OPK_FIRST,
     S_OPK_DELETE,
     S_LOG_GET,
-    S_LOG_SET_SEQ,
     S_ENTRY_INSERT,
     S_ENTRY_READ,
     S_CURSOR_ADVANCE,
@@ -61,6 +60,13 @@ enum {
     S_GROUP_LIST,
     S_CURSOR_SET,
     S_CURSOR_DELETE,
+    S_GROUP_NOTE,
+    S_GROUPS_CREATED,
+    S_GROUP_RETAIN,
+    /* the hot path of a send (storage_sqlite_logs.c, storage_sqlite_users.c) */
+    S_ENTRY_APPEND,
+    S_USER_ROUTE,
+    S_USER_MAX,
     S_COUNT
 };
 
@@ -68,8 +74,13 @@ struct kl_storage {
     sqlite3 *db;
     int readonly;
     sqlite3_stmt *stmt[S_COUNT];
+    int in_job;        /* between kl_storage_job_begin and _end */
     int wal_frames;    /* in the write-ahead log after the last commit */
     int wal_ckpt_at;   /* the committing connection checkpoints from here */
+    void *aux;         /* kl_storage_set_aux */
+    void (*aux_free)(void *);
+    struct kl_sq_ucache *ucache; /* handle -> (id, inbox), storage_sqlite_users.c */
+    uint64_t users_max;          /* every user id <= this one is committed */
 };
 
 /* Clamp to sqlite's signed 64-bit integers / back. */
@@ -89,9 +100,16 @@ int kl_sq_run(kl_storage_t *st, int which);
 int kl_sq_op_begin(kl_storage_t *st);
 int kl_sq_op_end(kl_storage_t *st, int r);
 int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
+/* The route cache (storage_sqlite_users.c): note at the start of a write
+ * transaction which user ids are committed (users_max), and free it. */
+int kl_sq_users_mark(kl_storage_t *st);
+void kl_sq_ucache_free(kl_storage_t *st);
 /* Step a "SELECT count(*)"-like statement into *n. */
 int kl_sq_count_query(sqlite3_stmt *s, uint64_t *n);
 /* Create the federation tables if missing (storage_sqlite_fed.c). */
 int kl_sq_fed_migrate(kl_storage_t *st);
+/* Add the group columns of later versions if missing
+ * (storage_sqlite_groups.c). */
+int kl_sq_groups_migrate(kl_storage_t *st);
 
 #endif

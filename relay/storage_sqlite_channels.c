@@ -42,8 +42,10 @@ static int fill_channel(sqlite3_stmt *s, kl_storage_channel_t *out)
     return 0;
 }
 
-int kl_storage_channel_caller(kl_storage_t *st, const char *address, uint64_t user,
-                              kl_storage_channel_t *out, int *subscribed, uint64_t *cursor)
+/* The channel named by address (or, when address is NULL, with id) and
+ * user's subscription to it. */
+static int caller(kl_storage_t *st, const char *address, uint64_t id, uint64_t user,
+                  kl_storage_channel_t *out, int *subscribed, uint64_t *cursor)
 {
     sqlite3_stmt *s;
     *subscribed = 0;
@@ -51,14 +53,16 @@ int kl_storage_channel_caller(kl_storage_t *st, const char *address, uint64_t us
     memset(out, 0, sizeof *out);
     int r = prep(st,
                  "SELECT " CHANNEL_COLS ", k.acked FROM channels c JOIN logs l ON l.id = c.log"
-                 " LEFT JOIN cursors k ON k.log = c.log AND k.reader = ?2"
-                 " AND EXISTS(SELECT 1 FROM channel_subs s WHERE s.user = ?2 AND s.chan = c.id)"
-                 " WHERE c.address = ?1",
+                 " LEFT JOIN channel_subs s ON s.chan = c.id AND s.user = ?3"
+                 " LEFT JOIN cursors k ON k.log = c.log AND k.reader = s.user"
+                 " WHERE (?1 IS NULL AND c.id = ?2) OR c.address = ?1",
                  &s);
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, user == 0 ? -1 : kl_sq_i64(user));
+    if (address)
+        sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, kl_sq_i64(id));
+    sqlite3_bind_int64(s, 3, user == 0 ? -1 : kl_sq_i64(user));
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         r = fill_channel(s, out);
@@ -71,6 +75,14 @@ int kl_storage_channel_caller(kl_storage_t *st, const char *address, uint64_t us
     }
     sqlite3_finalize(s);
     return r;
+}
+
+int kl_storage_channel_caller(kl_storage_t *st, const char *address, uint64_t user,
+                              kl_storage_channel_t *out, int *subscribed, uint64_t *cursor)
+{
+    if (address == NULL)
+        return KL_EINVAL;
+    return caller(st, address, 0, user, out, subscribed, cursor);
 }
 
 int kl_storage_channel_get(kl_storage_t *st, const char *address, kl_storage_channel_t *out)
@@ -234,7 +246,7 @@ static int backlog_cursor(kl_storage_t *st, const kl_storage_channel_t *c, uint3
 int kl_storage_channel_subscribe(kl_storage_t *st, const kl_storage_channel_t *c, uint64_t user,
                                  uint32_t backlog, uint64_t now_ms, uint64_t *cursor)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     kl_storage_channel_t cur;
     int sub = 0;
     uint64_t at = 0;
@@ -244,23 +256,7 @@ int kl_storage_channel_subscribe(kl_storage_t *st, const kl_storage_channel_t *c
     if (r)
         return r;
     /* Re-read the row inside the savepoint: last_seq may have moved. */
-    r = prep(st, "SELECT address FROM channels WHERE id = ?1", &s);
-    if (r)
-        goto out;
-    sqlite3_bind_int64(s, 1, kl_sq_i64(c->id));
-    int rc = sqlite3_step(s);
-    char address[KL_STORAGE_GROUP_ADDR_MAX + 1];
-    const unsigned char *a = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
-    size_t alen = a ? (size_t)sqlite3_column_bytes(s, 0) : 0;
-    if (a && alen <= KL_STORAGE_GROUP_ADDR_MAX) {
-        memcpy(address, a, alen);
-        address[alen] = '\0';
-    } else {
-        r = rc == SQLITE_DONE ? KL_ENOTFOUND : rc == SQLITE_ROW ? KL_EIO : kl_sq_map_rc(rc);
-    }
-    sqlite3_finalize(s);
-    if (r == 0)
-        r = kl_storage_channel_caller(st, address, user, &cur, &sub, &at);
+    r = caller(st, NULL, c->id, user, &cur, &sub, &at);
     if (r || sub)
         goto out; /* already subscribed: keep its cursor */
     r = backlog_cursor(st, &cur, backlog, now_ms, &at);

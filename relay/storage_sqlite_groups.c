@@ -13,8 +13,8 @@
 #define CURRENT_MAX (256 + 64)
 
 /* The group columns 0-5 of the current row (id, log, retention, next
- * index, head, last seq). */
-static int fill_group(sqlite3_stmt *s, kl_storage_group_t *out)
+ * index, head, last seq), and rekey_next from column rk. */
+static int fill_group(sqlite3_stmt *s, int rk, kl_storage_group_t *out)
 {
     if (sqlite3_column_bytes(s, 4) != 32)
         return KL_EIO;
@@ -25,6 +25,7 @@ static int fill_group(sqlite3_stmt *s, kl_storage_group_t *out)
     out->next_index = kl_sq_u64(sqlite3_column_int64(s, 3));
     memcpy(out->head, sqlite3_column_blob(s, 4), 32);
     out->last_seq = kl_sq_u64(sqlite3_column_int64(s, 5));
+    out->rekey_next = kl_sq_u64(sqlite3_column_int64(s, rk));
     return 0;
 }
 
@@ -38,9 +39,10 @@ int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
-    int r = fill_group(s, out);
+    int r = fill_group(s, 8, out);
     status->state = sqlite3_column_int(s, 6);
     status->join_seq = kl_sq_u64(sqlite3_column_int64(s, 7));
+    status->exit_index = kl_sq_u64(sqlite3_column_int64(s, 9));
     sqlite3_reset(s);
     return r;
 }
@@ -52,7 +54,7 @@ int kl_storage_group_get(kl_storage_t *st, const char *address, kl_storage_group
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
-    int r = fill_group(s, out);
+    int r = fill_group(s, 6, out);
     sqlite3_reset(s);
     return r;
 }
@@ -112,7 +114,9 @@ static int cursor_delete(kl_storage_t *st, uint64_t log, uint64_t user)
 /* Rewrite the membership to members[0..n) and move cursors with it: a
  * local member keeps its cursor (and its join seq) while it stays a member
  * under the same user id, gets a new one at the log's last seq when it
- * becomes one, and loses it when it stops being one. */
+ * becomes one, and loses it when it stops being one. Whoever stops being
+ * named becomes FORMER with the op's index (g->next_index - 1) as its exit
+ * index: group_fetch serves a former member the ops up to that one. */
 static int sync_members(kl_storage_t *st, const kl_storage_group_t *g,
                         const kl_storage_gmember_t *m, size_t n)
 {
@@ -160,6 +164,7 @@ static int sync_members(kl_storage_t *st, const kl_storage_group_t *g,
         sqlite3_bind_int64(s, 1, kl_sq_i64(g->id));
         sqlite3_bind_blob(s, 2, cur[j].key, 32, SQLITE_STATIC);
         sqlite3_bind_int(s, 3, KL_GSTATE_FORMER);
+        sqlite3_bind_int64(s, 4, kl_sq_i64(g->next_index - 1));
         r = kl_sq_exec_stmt(s);
     }
     /* A member that left may have been the last one holding entries back. */
@@ -385,4 +390,89 @@ int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **
     *out = g;
     *n = count;
     return 0;
+}
+
+int kl_storage_group_note_op(kl_storage_t *st, uint64_t group, uint64_t index,
+                             const uint8_t *creator, int epoch_changed)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_NOTE);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(group));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(index));
+    if (creator)
+        sqlite3_bind_blob(s, 3, creator, 32, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 3);
+    sqlite3_bind_int(s, 4, epoch_changed ? 1 : 0);
+    return kl_sq_exec_stmt(s);
+}
+
+int kl_storage_groups_created(kl_storage_t *st, const uint8_t key[32], uint64_t *n)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUPS_CREATED);
+    sqlite3_bind_blob(s, 1, key, 32, SQLITE_STATIC);
+    return kl_sq_count_query(s, n);
+}
+
+int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days)
+{
+    if (days == 0)
+        return 0;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_RETAIN);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)days * 86400000);
+    return kl_sq_exec_stmt(s);
+}
+
+void kl_storage_set_aux(kl_storage_t *st, void *p, void (*free_fn)(void *))
+{
+    if (st->aux_free && st->aux != p)
+        st->aux_free(st->aux);
+    st->aux = p;
+    st->aux_free = free_fn;
+}
+
+void *kl_storage_aux(const kl_storage_t *st)
+{
+    return st->aux;
+}
+
+/* Columns added after the group tables first shipped: ALTER TABLE for a
+ * database that lacks them (a fresh one gets them here too, right after
+ * SCHEMA created the tables). Check and change run in one write
+ * transaction, so two processes opening the file at once cannot both add
+ * a column. Rows from before get the defaults: no creator (not counted by
+ * kl_storage_groups_created), no epoch change known, exit index 0. */
+static const char *const ADDED[][3] = {
+    {"groups", "creator", "ALTER TABLE groups ADD COLUMN creator BLOB"},
+    {"groups", "rekey_next",
+     "ALTER TABLE groups ADD COLUMN rekey_next INTEGER NOT NULL DEFAULT 0"},
+    {"group_members", "exit_index",
+     "ALTER TABLE group_members ADD COLUMN exit_index INTEGER NOT NULL DEFAULT 0"},
+};
+
+int kl_sq_groups_migrate(kl_storage_t *st)
+{
+    int r = kl_sq_map_rc(sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+    for (size_t i = 0; r == 0 && i < sizeof ADDED / sizeof ADDED[0]; i++) {
+        sqlite3_stmt *s = NULL;
+        uint64_t has = 0;
+        r = kl_sq_map_rc(sqlite3_prepare_v2(
+            st->db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", -1, &s, NULL));
+        if (r == 0) {
+            sqlite3_bind_text(s, 1, ADDED[i][0], -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, ADDED[i][1], -1, SQLITE_STATIC);
+            r = kl_sq_count_query(s, &has);
+        }
+        sqlite3_finalize(s);
+        if (r == 0 && has == 0)
+            r = kl_sq_map_rc(sqlite3_exec(st->db, ADDED[i][2], NULL, NULL, NULL));
+    }
+    if (r == 0)
+        r = kl_sq_map_rc(sqlite3_exec(
+            st->db, "CREATE INDEX IF NOT EXISTS groups_creator ON groups(creator)", NULL, NULL,
+            NULL));
+    if (r == 0)
+        return kl_sq_map_rc(sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL));
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
 }

@@ -108,48 +108,63 @@ out:
     return r;
 }
 
+/* The operation's own savepoint, unless a job's savepoint already covers
+ * it (storage.h, "Logs"): two statements and a savepoint's bookkeeping
+ * less for each message stored or acknowledged. */
+static int hot_op_begin(kl_storage_t *st)
+{
+    return st->in_job ? 0 : kl_sq_op_begin(st);
+}
+
+static int hot_op_end(kl_storage_t *st, int r)
+{
+    return st->in_job ? r : kl_sq_op_end(st, r);
+}
+
 int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint64_t expires_ms,
                           const uint8_t *body, size_t len, const kl_storage_quota_t *q,
                           uint64_t *seq)
 {
     if (len == 0 || len > INT_MAX)
         return KL_EINVAL;
-    int r = kl_sq_op_begin(st);
-    if (r)
-        return r;
-    sqlite3_stmt *s = kl_sq_stmt(st, S_LOG_GET);
+    /* One statement: it is atomic on its own, so it needs no savepoint,
+     * inside a job or not. */
+    sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_APPEND);
     sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(now_ms));
+    sqlite3_bind_int64(s, 3, kl_sq_i64(expires_ms));
+    sqlite3_bind_blob(s, 4, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, q ? kl_sq_i64(q->max_entries) : INT64_MAX);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)len);
+    sqlite3_bind_int64(s, 7, q ? kl_sq_i64(q->max_bytes) : INT64_MAX);
     int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        r = rc == SQLITE_DONE ? KL_ENOTFOUND : kl_sq_map_rc(rc);
+    if (rc == SQLITE_ROW) {
+        /* Step to the end rather than reset: outside a transaction the
+         * statement commits there, and only sqlite3_step reports a failed
+         * commit (and runs the write-ahead log's hook). */
+        uint64_t v = kl_sq_u64(sqlite3_column_int64(s, 0));
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            return kl_sq_done(s, rc == SQLITE_ROW ? SQLITE_CORRUPT : rc);
         sqlite3_reset(s);
-        goto out;
+        *seq = v;
+        return 0;
     }
-    uint64_t last = kl_sq_u64(sqlite3_column_int64(s, 0));
-    uint64_t n_entries = kl_sq_u64(sqlite3_column_int64(s, 1));
-    uint64_t n_bytes = kl_sq_u64(sqlite3_column_int64(s, 2));
+    if (rc != SQLITE_DONE)
+        return kl_sq_done(s, rc);
     sqlite3_reset(s);
-    if (q && (n_entries + 1 > q->max_entries || n_bytes + len > q->max_bytes)) {
-        r = KL_ELIMIT;
-        goto out;
+    /* Nothing stored: no such log, or it is full. */
+    s = kl_sq_stmt(st, S_LOG_GET);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(s);
+        return KL_ENOTFOUND;
     }
-    s = kl_sq_stmt(st, S_LOG_SET_SEQ);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(last + 1));
-    r = kl_sq_exec_stmt(s);
-    if (r)
-        goto out;
-    s = kl_sq_stmt(st, S_ENTRY_INSERT);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(last + 1));
-    sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
-    sqlite3_bind_int64(s, 4, kl_sq_i64(expires_ms));
-    sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
-    r = kl_sq_exec_stmt(s);
-    if (r == 0)
-        *seq = last + 1;
-out:
-    return kl_sq_op_end(st, r);
+    if (rc != SQLITE_ROW)
+        return kl_sq_done(s, rc);
+    sqlite3_reset(s);
+    return KL_ELIMIT;
 }
 
 void kl_storage_entries_free(kl_storage_entry_t *e, size_t n)
@@ -223,7 +238,7 @@ int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t
 
 int kl_storage_log_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t seq)
 {
-    int r = kl_sq_op_begin(st);
+    int r = hot_op_begin(st);
     if (r)
         return r;
     sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_ADVANCE);
@@ -238,7 +253,7 @@ int kl_storage_log_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t
         sqlite3_bind_int64(s, 1, kl_sq_i64(log));
         r = kl_sq_exec_stmt(s);
     }
-    return kl_sq_op_end(st, r);
+    return hot_op_end(st, r);
 }
 
 int kl_storage_expire(kl_storage_t *st, uint64_t now_ms, uint32_t max, uint64_t *deleted,

@@ -113,13 +113,16 @@ static int commit_batch(kl_storeq_t *q, job_list_t *b)
         return BATCH_NOT_BEGUN;
     }
     for (kl_job_t *j = b->head; j; j = j->next) {
-        if (kl_storage_job_begin(q->st) != 0) {
+        /* A savepoint costs two statements; most 1:1 messages need none
+         * (kl_job_needs_savepoint). */
+        int sp = kl_job_needs_savepoint(j);
+        if (sp && kl_storage_job_begin(q->st) != 0) {
             kl_storage_batch_rollback(q->st);
             fail_all(b, KL_EIO);
             return BATCH_LOST;
         }
         kl_job_run(j, q->st);
-        if (kl_storage_job_end(q->st, j->result) != 0) {
+        if (sp && kl_storage_job_end(q->st, j->result) != 0) {
             kl_storage_batch_rollback(q->st);
             fail_all(b, KL_EIO);
             return BATCH_LOST;

@@ -130,6 +130,25 @@ void kl_group_free(kl_group_t *g);
 int kl_group_apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group_event_t *ev,
                    kl_group_verr_t *why);
 
+/* What a SignedOp says of itself, checked without any group state:
+ * kl_group_op_peek decodes it as kl_group_apply does (canonical encoding,
+ * body set, 32-byte actor, group and actor_address under 256 bytes) and
+ * verifies its signature with the actor key it names. A relay calls it
+ * before loading the group's log, so an op with a bogus signature costs
+ * one verification and nothing more. The caller still compares actor with
+ * the identity it expects. 0 with *out filled; KL_EPROTO (malformed),
+ * KL_ETOOBIG (over KL_GROUP_MAX_OP), KL_ECRYPTO (signature), KL_EINVAL
+ * (NULL argument); *out is zeroed on error. */
+typedef struct kl_group_peek {
+    uint64_t index;
+    kl_group_opkind_t kind;
+    uint8_t actor[32];
+    char actor_address[256];
+    char group[256];
+} kl_group_peek_t;
+
+int kl_group_op_peek(const uint8_t *signed_op, size_t len, kl_group_peek_t *out);
+
 /* Description of an op to build (fields used by kind). */
 typedef struct kl_group_opdesc {
     kl_group_opkind_t kind;

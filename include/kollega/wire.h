@@ -24,6 +24,18 @@ typedef Kollega__Relay__V1__Frame kl_frame_t;
  * KL_ETOOBIG if the packed frame exceeds KL_WIRE_MAX_FRAME or cap. */
 int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, size_t cap,
                  size_t *outlen);
+/* kl_wire_seal when the caller already has n, the packed size of f
+ * (kollega__relay__v1__frame__get_packed_size). */
+int kl_wire_seal_sized(kl_noise_transport_t *t, const kl_frame_t *f, size_t n, uint8_t *out,
+                       size_t cap, size_t *outlen);
+/* One frame to many sessions: pack f once (kl_wire_pack_alloc: *out is
+ * malloc'd, *outlen bytes; free it with kl_free_wipe(*out, *outlen); only
+ * frames with a body, KL_ETOOBIG over KL_WIRE_MAX_FRAME), then seal those
+ * bytes for each session (kl_wire_seal_packed, same output and errors as
+ * kl_wire_seal; cap must hold KL_WIRE_SIZE(n)). */
+int kl_wire_pack_alloc(const kl_frame_t *f, uint8_t **out, size_t *outlen);
+int kl_wire_seal_packed(kl_noise_transport_t *t, const uint8_t *pt, size_t n, uint8_t *out,
+                        size_t cap, size_t *outlen);
 /* Same into a malloc'd buffer (*out, *outlen); caller frees. */
 int kl_wire_seal_alloc(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t **out,
                        size_t *outlen);

@@ -178,6 +178,8 @@ static int send_to(int u, const char *to, const char *text)
     sd.to = (char *)to;
     sd.body.data = (uint8_t *)text;
     sd.body.len = strlen(text);
+    /* The sender's view of the log: every test member follows the mirror. */
+    sd.group_index = F->mirror ? kl_group_next_index(F->mirror) : 1;
     fr.body_case = BODY(SEND);
     fr.send = &sd;
     return req(u, &fr);

@@ -689,6 +689,64 @@ static void test_pipelined_fetches_bounded_by_write_queue(void **state)
     relay_stop(r);
 }
 
+/* Write coalescing: every frame a connection gets in one loop turn goes
+ * out in one write. A client pipelining sends to itself gets, for each, a
+ * `sent` reply and a pushed `deliver`, sealed into the same buffers: every
+ * frame must still decrypt (the Noise nonces are in order), the replies
+ * must come in request order and the pushes in seq order, none missing. */
+static void test_coalesced_frames_arrive_in_order(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    relay_t *r = relay_start(10);
+    client_t a;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    static uint8_t all[N * 128];
+    size_t total = 0;
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    uint8_t body[8];
+    sd.to = "alice@oslo.test";
+    sd.body.data = body;
+    sd.body.len = sizeof body;
+    for (int i = 0; i < N; i++) {
+        kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        f.body_case = BODY(SEND);
+        f.send = &sd;
+        f.id = (uint32_t)i + 10;
+        memset(body, 'a' + i % 26, sizeof body);
+        size_t n;
+        assert_int_equal(kl_wire_seal(&a.t, &f, all + total, sizeof all - total, &n), 0);
+        total += n;
+    }
+    assert_int_equal(send_all(a.fd, all, total), 0);
+    uint32_t next_id = 10;
+    uint64_t next_seq = 1;
+    while (next_id < 10 + N || next_seq <= N) {
+        kl_frame_t *f = recv_frame(&a); /* asserts that it decrypts */
+        assert_non_null(f);
+        if (f->body_case == BODY(SENT)) {
+            assert_int_equal(f->id, next_id);
+            next_id++;
+        } else {
+            assert_int_equal(f->body_case, BODY(DELIVER));
+            assert_int_equal(f->id, 0);
+            for (size_t k = 0; k < f->deliver->n_entries; k++) {
+                Kollega__Relay__V1__Entry *e = f->deliver->entries[k];
+                assert_int_equal(e->seq, next_seq);
+                assert_int_equal(e->body.len, sizeof body);
+                assert_int_equal(e->body.data[0], 'a' + (int)((next_seq - 1) % 26));
+                next_seq++;
+            }
+        }
+        kl_wire_free(f);
+    }
+    assert_int_equal(next_id, 10 + N);
+    assert_int_equal(next_seq, N + 1);
+    client_close(&a);
+    relay_stop(r);
+}
+
 static void test_shutdown_with_open_connections(void **state)
 {
     (void)state;
@@ -715,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout_after_auth),
         cmocka_unit_test(test_backpressure_missed_pushes_announced),
         cmocka_unit_test(test_pipelined_fetches_bounded_by_write_queue),
+        cmocka_unit_test(test_coalesced_frames_arrive_in_order),
         cmocka_unit_test(test_shutdown_with_open_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -260,10 +260,13 @@ static kl_frame_t *do_register(client_t *c, const char *handle, const char *code
     return request(c, &f);
 }
 
-static kl_frame_t *do_send(client_t *c, const char *to, const uint8_t *body, size_t len)
+/* A group message under the sender's view g of the log. */
+static kl_frame_t *do_send(client_t *c, const char *to, const kl_group_t *g,
+                           const uint8_t *body, size_t len)
 {
     Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
     sd.to = (char *)to;
+    sd.group_index = kl_group_next_index(g);
     sd.body.data = (uint8_t *)body;
     sd.body.len = len;
     kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -389,7 +392,7 @@ static void test_group_pushes(void **state)
     kl_wire_free(expect_push(&a2, BODY(GROUP_LOG)));
 
     /* a message: to every member's connections but the sending one. */
-    kl_frame_t *rep = do_send(&a1, GA, (const uint8_t *)"group hello", 11);
+    kl_frame_t *rep = do_send(&a1, GA, g, (const uint8_t *)"group hello", 11);
     assert_int_equal(rep->body_case, BODY(SENT));
     assert_int_equal(rep->sent->seq, 1);
     kl_wire_free(rep);
@@ -405,7 +408,7 @@ static void test_group_pushes(void **state)
     expect_nothing_pushed(&a1);
     expect_nothing_pushed(&c);
     /* carol may not post. */
-    rep = do_send(&c, GA, (const uint8_t *)"x", 1);
+    rep = do_send(&c, GA, g, (const uint8_t *)"x", 1);
     assert_int_equal(rep->body_case, BODY(ERROR));
     assert_int_equal(rep->error->code, CODE(FORBIDDEN));
     kl_wire_free(rep);
@@ -448,6 +451,7 @@ static void test_group_missed_pushes_announced(void **state)
     sd.to = GA;
     sd.body.data = (uint8_t *)"0123456789";
     sd.body.len = 10;
+    sd.group_index = kl_group_next_index(g);
     for (int i = 0; i < N; i++) {
         kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
         f.body_case = BODY(SEND);

@@ -437,6 +437,54 @@ static void test_no_invite_code_in_file(void **state)
     assert_true(seen_handle); /* the scan does see what is stored in clear */
 }
 
+/* Checkpoints: by default a commit that leaves the write-ahead log at
+ * KL_STORAGE_WAL_SOFT pages checkpoints it, so the log restarts and stays
+ * short. With a checkpointer connection the writer leaves that to it (up
+ * to KL_STORAGE_WAL_HARD): the log grows past SOFT until the checkpointer
+ * has copied it, then restarts at the next commit. */
+static void test_wal_checkpoints(void **state)
+{
+    fixture_t *f = *state;
+    kl_storage_user_t u;
+    add_user(f->st, "bob", CODE_A, &u);
+    uint8_t big[3000];
+    memset(big, 7, sizeof big);
+    uint64_t seq;
+    int max = 0, restarted = 0, prev = 0;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(kl_storage_log_append(f->st, u.inbox, NOW, NOW + 1000, big, sizeof big,
+                                               &BIG, &seq),
+                         0);
+        int n = kl_storage_wal_frames(f->st);
+        max = n > max ? n : max;
+        restarted |= n < prev;
+        prev = n;
+    }
+    assert_true(restarted);
+    assert_true(max < KL_STORAGE_WAL_SOFT + 50);
+
+    kl_storage_t *cp = NULL;
+    assert_int_equal(kl_storage_checkpointer_open(f->st, &cp), 0);
+    kl_storage_wal_ckpt_at(f->st, KL_STORAGE_WAL_HARD);
+    int n = 0, rounds = 0;
+    while (n < KL_STORAGE_WAL_SOFT + 200) {
+        assert_true(++rounds < 5000);
+        assert_int_equal(kl_storage_log_append(f->st, u.inbox, NOW, NOW + 1000, big, sizeof big,
+                                               &BIG, &seq),
+                         0);
+        int m = kl_storage_wal_frames(f->st);
+        if (rounds > 1)
+            assert_true(m > n); /* the writer no longer checkpoints at SOFT */
+        n = m;
+    }
+    assert_int_equal(kl_storage_checkpoint(cp), 0);
+    assert_int_equal(kl_storage_log_append(f->st, u.inbox, NOW, NOW + 1000, big, sizeof big,
+                                           &BIG, &seq),
+                     0);
+    assert_true(kl_storage_wal_frames(f->st) < 50); /* copied, so the log restarted */
+    kl_storage_close(cp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +503,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_job_rollback_and_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_and_open_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_invite_code_in_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,6 +176,7 @@ static int send_one(member_t *p)
     memcpy(p->body + 16, &counter, 4);
     Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
     sd.to = g->address;
+    sd.group_index = kl_group_next_index(g->state); /* the view every member sends under */
     sd.body.data = p->body;
     sd.body.len = g->m->run->o->body;
     kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;

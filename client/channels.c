@@ -1,0 +1,471 @@
+/* Broadcast channels in the client: the validated local copy of each
+ * channel's publisher log, submitting ops, and receiving posts. See
+ * channels.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channels.h"
+#include "kollega/addr.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "util.h"
+
+#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
+
+/* ChannelFetch rounds per sync: a frame holds dozens of ops and the relay
+ * keeps at most a few hundred per channel. */
+#define MAX_FETCH_ROUNDS 64
+/* Post fetch rounds per channel and receive (each up to the relay's fetch
+ * limit); what is left is fetched next time. */
+#define MAX_POST_ROUNDS 1000
+/* Channels visited per receive. */
+#define MAX_CHANNELS 512
+
+void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "kollega: %s\n", msg);
+    if (!cli->json)
+        return;
+    kl_json_t j;
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "warning", kind);
+    kl_json_str(&j, "channel", chan);
+    kl_json_str(&j, "message", msg);
+    kl_json_obj_end(&j);
+    if (kl_json_cstr(&j))
+        printf("%s\n", kl_json_cstr(&j));
+    fflush(stdout);
+    kl_json_free(&j);
+}
+
+int kl_chan_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
+{
+    char full[KL_ADDR_MAX + 2];
+    kl_addr_t a;
+    if (in[0] != '!')
+        return KL_EINVAL;
+    if (strchr(in, '@') == NULL) {
+        int n = snprintf(full, sizeof full, "%s@%s", in, cli->relay.name);
+        if (n < 0 || (size_t)n >= sizeof full)
+            return KL_EINVAL;
+    } else if (strlen(in) >= sizeof full) {
+        return KL_EINVAL;
+    } else {
+        memcpy(full, in, strlen(in) + 1);
+    }
+    if (!kl_channel_addr_valid(full) || kl_addr_parse(full + 1, &a) != 0 || a.is_group)
+        return KL_EINVAL;
+    int n = snprintf(out, cap, "!%s@%s", a.handle, a.relay);
+    if (n < 0 || (size_t)n >= cap || strcmp(out, full) != 0)
+        return KL_EINVAL;
+    return 0;
+}
+
+static int replay_cb(void *ud, uint64_t idx, const uint8_t *op, size_t len)
+{
+    void **p = ud;
+    const kl_cli_t *cli = p[0];
+    kl_chan_t *x = p[1];
+    kl_channel_verr_t why = KL_CV_OK;
+    if (idx != kl_channel_next_index(x->c) || kl_channel_apply(x->c, op, len, NULL, &why) != 0) {
+        /* Ops are stored only after validation: this is a damaged store. */
+        kl_chan_warn(cli, x->address, "invalid_stored_op",
+                     "the stored operation %llu of %s does not validate (%s); ignoring it and "
+                     "everything after it", (unsigned long long)idx, x->address,
+                     kl_channel_verr_str(why));
+        x->invalid = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int kl_chan_load(kl_cli_t *cli, const char *address, kl_chan_t *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->address, sizeof x->address, "%s", address);
+    int r = kl_store_channel_schema(cli->st);
+    if (r == 0)
+        r = kl_channel_new(&x->c, address);
+    if (r)
+        return r;
+    r = kl_store_channel_get(cli->st, address, &x->row);
+    if (r == KL_ENOTFOUND) {
+        memset(&x->row, 0, sizeof x->row);
+        snprintf(x->row.address, sizeof x->row.address, "%s", address);
+        r = 0;
+    } else if (r == 0) {
+        x->has_row = 1;
+    }
+    void *p[2] = {cli, x};
+    if (r == 0)
+        r = kl_store_channel_op_each(cli->st, address, replay_cb, p);
+    if (r == 1)
+        r = 0;
+    if (r) {
+        kl_chan_free(x);
+        return r;
+    }
+    return 0;
+}
+
+void kl_chan_free(kl_chan_t *x)
+{
+    kl_channel_free(x->c);
+    x->c = NULL;
+}
+
+int kl_chan_save_row(kl_cli_t *cli, kl_chan_t *x)
+{
+    int r = kl_store_channel_put(cli->st, &x->row);
+    if (r == 0)
+        x->has_row = 1;
+    return r;
+}
+
+/* Validate and store the ops of one ChannelLog (a transaction). *applied
+ * counts the stored ones; an invalid op stops everything after it. */
+static int take_ops(kl_cli_t *cli, kl_chan_t *x, const Kollega__Relay__V1__ChannelLog *cl,
+                    size_t *applied)
+{
+    *applied = 0;
+    if (cl->from_index > kl_channel_next_index(x->c))
+        return KL_EPROTO; /* we asked from our next index */
+    size_t skip = (size_t)(kl_channel_next_index(x->c) - cl->from_index);
+    int r = kl_store_begin(cli->st);
+    for (size_t i = skip; r == 0 && i < cl->n_ops && !x->invalid; i++) {
+        uint64_t idx = kl_channel_next_index(x->c);
+        kl_channel_verr_t why = KL_CV_OK;
+        if (kl_channel_apply(x->c, cl->ops[i].data, cl->ops[i].len, NULL, &why) != 0) {
+            kl_chan_warn(cli, x->address, "invalid_op",
+                         "the relay delivered an invalid operation %llu for %s (%s); ignoring "
+                         "it and everything after it", (unsigned long long)idx, x->address,
+                         kl_channel_verr_str(why));
+            x->invalid = 1;
+            break;
+        }
+        r = kl_store_channel_op_put(cli->st, x->address, idx, cl->ops[i].data, cl->ops[i].len);
+        if (r == 0)
+            (*applied)++;
+    }
+    if (r == 0)
+        r = kl_store_commit(cli->st);
+    else
+        kl_store_rollback(cli->st);
+    return r;
+}
+
+int kl_chan_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x)
+{
+    for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
+        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
+        kl_frame_t *resp = NULL;
+        size_t applied = 0;
+        cf.channel = x->address;
+        cf.from_index = kl_channel_next_index(x->c);
+        f.body_case = BODY(CHANNEL_FETCH);
+        f.channel_fetch = &cf;
+        int r = kl_conn_call(conn, &f, BODY(CHANNEL_LOG), &resp);
+        if (r)
+            return r;
+        const Kollega__Relay__V1__ChannelLog *cl = resp->channel_log;
+        r = cl ? take_ops(cli, x, cl, &applied) : KL_EPROTO;
+        int more = cl && cl->more && applied > 0;
+        kl_wire_free(resp);
+        if (r || !more)
+            return r;
+    }
+    return 0;
+}
+
+static int submit_once(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
+                       const uint8_t target[32], const char *target_address,
+                       kl_channel_verr_t *why)
+{
+    uint8_t *b = NULL;
+    size_t len = 0;
+    kl_frame_t *resp = NULL;
+    int r = kl_channel_op_build(x->c, cli->me.sk, cli->me.pk, cli->me.address, kl_now_ms(), kind,
+                                target, target_address, &b, &len);
+    if (r)
+        return r;
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
+    co.signed_op.data = b;
+    co.signed_op.len = len;
+    f.body_case = BODY(CHANNEL_OP);
+    f.channel_op = &co;
+    r = kl_conn_call(conn, &f, BODY(CHANNEL_OP_ACCEPTED), &resp);
+    kl_wire_free(resp);
+    if (r == 0) {
+        /* Accepted by the relay; it must validate here too. */
+        uint64_t idx = kl_channel_next_index(x->c);
+        if (kl_channel_apply(x->c, b, len, NULL, why) != 0) {
+            x->invalid = 1;
+            r = KL_EPROTO;
+        }
+        if (r == 0 && (r = kl_store_begin(cli->st)) == 0) {
+            r = kl_store_channel_op_put(cli->st, x->address, idx, b, len);
+            if (r == 0)
+                r = kl_chan_save_row(cli, x);
+            if (r == 0)
+                r = kl_store_commit(cli->st);
+            else
+                kl_store_rollback(cli->st);
+        }
+    }
+    free(b);
+    return r;
+}
+
+int kl_chan_submit(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
+                   const uint8_t target[32], const char *target_address,
+                   kl_channel_verr_t *why)
+{
+    *why = KL_CV_OK;
+    int r = submit_once(cli, conn, x, kind, target, target_address, why);
+    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(CONFLICT) && kind != KL_COP_CREATE) {
+        r = kl_chan_sync_ops(cli, conn, x);
+        if (r == 0)
+            r = submit_once(cli, conn, x, kind, target, target_address, why);
+    }
+    return r;
+}
+
+/* ---- receiving posts ---------------------------------------------------- */
+
+typedef struct accepted {
+    kl_message_t m;
+    kl_channel_post_t p;
+} accepted_t;
+
+/* Verify and store the entries of one Deliver (one transaction; the
+ * cursor moves to its last entry, rejected posts included), then ack. */
+static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x,
+                      const Kollega__Relay__V1__Deliver *d)
+{
+    accepted_t *acc = calloc(d->n_entries ? d->n_entries : 1, sizeof *acc);
+    size_t na = 0;
+    if (acc == NULL)
+        return KL_ENOMEM;
+    uint64_t start = x->row.cursor;
+    int r = kl_store_begin(cli->st);
+    for (size_t i = 0; r == 0 && i < d->n_entries; i++) {
+        const Kollega__Relay__V1__Entry *e = d->entries[i];
+        if (e == NULL || e->seq <= x->row.cursor)
+            continue;
+        kl_channel_verr_t why = KL_CV_OK;
+        accepted_t *a = &acc[na];
+        memset(a, 0, sizeof *a);
+        x->row.cursor = e->seq;
+        if (x->invalid || kl_channel_post_open(x->c, e->body.data, e->body.len, &a->p, &why)) {
+            kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s",
+                         x->address, x->invalid ? "its publisher log is invalid"
+                                                : kl_channel_verr_str(why));
+            continue;
+        }
+        kl_message_t *m = &a->m;
+        memcpy(m->id, a->p.id, KL_MSG_ID);
+        snprintf(m->peer, sizeof m->peer, "%s", x->address);
+        snprintf(m->sender, sizeof m->sender, "%s", a->p.publisher_address);
+        m->sent_at = a->p.ts;
+        m->stored_at = kl_now_ms();
+        m->seq = e->seq;
+        m->text = a->p.text;
+        m->text_len = a->p.text_len;
+        int added = 0;
+        r = kl_store_message_add(cli->st, m, &added);
+        if (r == 0 && added)
+            na++;
+        else
+            kl_channel_post_clear(&a->p);
+    }
+    if (r == 0)
+        r = kl_chan_save_row(cli, x);
+    if (r == 0)
+        r = kl_store_commit(cli->st);
+    else
+        kl_store_rollback(cli->st);
+    if (r) {
+        x->row.cursor = start;
+        s->store_error = r;
+    }
+    for (size_t i = 0; i < na; i++) {
+        if (r == 0) {
+            s->stored++;
+            if (s->on_message)
+                s->on_message(s->ud, &acc[i].m);
+        }
+        kl_channel_post_clear(&acc[i].p);
+    }
+    free(acc);
+    if (r || x->row.cursor == start)
+        return r;
+    /* Ack only after our commit. */
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Ack ak = KOLLEGA__RELAY__V1__ACK__INIT;
+    kl_frame_t *resp = NULL;
+    ak.channel = x->address;
+    ak.seq = x->row.cursor;
+    f.body_case = BODY(ACK);
+    f.ack = &ak;
+    r = kl_conn_call(conn, &f, BODY(OK), &resp);
+    kl_wire_free(resp);
+    return r;
+}
+
+/* Ops, then posts after our cursor, of one channel we subscribe to. */
+static int receive_channel(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const char *address,
+                           uint64_t relay_cursor)
+{
+    kl_chan_t x;
+    int r = kl_chan_load(cli, address, &x);
+    if (r) {
+        s->store_error = r;
+        return r;
+    }
+    if (!x.has_row || !x.row.subscribed) {
+        /* Subscribed at the relay (another device, or an interrupted
+         * subscribe): start where the relay's cursor is. */
+        x.row.subscribed = 1;
+        if (!x.has_row || x.row.cursor < relay_cursor)
+            x.row.cursor = relay_cursor;
+        if ((r = kl_chan_save_row(cli, &x))) {
+            s->store_error = r;
+            goto out;
+        }
+    }
+    r = kl_chan_sync_ops(cli, conn, &x);
+    for (int round = 0; r == 0 && round < MAX_POST_ROUNDS; round++) {
+        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+        kl_frame_t *resp = NULL;
+        fe.channel = x.address;
+        fe.after = x.row.cursor;
+        f.body_case = BODY(FETCH);
+        f.fetch = &fe;
+        r = kl_conn_call(conn, &f, BODY(DELIVER), &resp);
+        if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(FORBIDDEN)) {
+            x.row.subscribed = 0; /* the relay no longer has us as a subscriber */
+            r = kl_chan_save_row(cli, &x);
+            break;
+        }
+        if (r)
+            break;
+        const Kollega__Relay__V1__Deliver *d = resp->deliver;
+        uint64_t before = x.row.cursor;
+        r = d ? take_posts(cli, conn, s, &x, d) : KL_EPROTO;
+        int more = d && d->more && x.row.cursor > before;
+        kl_wire_free(resp);
+        if (!more)
+            break;
+    }
+out:
+    kl_chan_free(&x);
+    return r;
+}
+
+typedef struct known {
+    char (*addr)[KL_ADDR_MAX + 1];
+    size_t n;
+} known_t;
+
+static int collect_subscribed(void *ud, const kl_store_channel_t *c)
+{
+    known_t *k = ud;
+    if (c->subscribed && k->n < MAX_CHANNELS)
+        snprintf(k->addr[k->n++], KL_ADDR_MAX + 1, "%s", c->address);
+    return 0;
+}
+
+int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
+    kl_frame_t *resp = NULL;
+    known_t k;
+    int r = kl_store_channel_schema(cli->st);
+    if (r) {
+        s->store_error = r;
+        return r;
+    }
+    f.body_case = BODY(CHANNEL_LIST);
+    f.channel_list = &cl;
+    r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
+    if (r)
+        return r;
+    memset(&k, 0, sizeof k);
+    k.addr = calloc(MAX_CHANNELS, sizeof *k.addr);
+    if (k.addr == NULL) {
+        kl_wire_free(resp);
+        return KL_ENOMEM;
+    }
+    r = kl_store_channel_each(cli->st, collect_subscribed, &k);
+    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
+    size_t n = res ? res->n_channels : 0;
+    for (size_t i = 0; r == 0 && i < n && i < MAX_CHANNELS; i++) {
+        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
+        char addr[KL_ADDR_MAX + 1];
+        if (ci == NULL || ci->channel == NULL ||
+            kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0)
+            continue;
+        r = receive_channel(cli, conn, s, addr, ci->cursor);
+        for (size_t j = 0; j < k.n; j++)
+            if (strcmp(k.addr[j], addr) == 0)
+                k.addr[j][0] = '\0';
+    }
+    /* Subscribed here but not at the relay (unsubscribed elsewhere). */
+    for (size_t j = 0; r == 0 && j < k.n; j++) {
+        kl_store_channel_t c;
+        if (k.addr[j][0] == '\0' || kl_store_channel_get(cli->st, k.addr[j], &c) != 0)
+            continue;
+        c.subscribed = 0;
+        r = kl_store_channel_put(cli->st, &c);
+        if (r)
+            s->store_error = r;
+    }
+    free(k.addr);
+    kl_wire_free(resp);
+    return r;
+}
+
+void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m)
+{
+    if (cli->json) {
+        char hex[2 * KL_MSG_ID + 1];
+        kl_json_t j;
+        kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "id", hex);
+        kl_json_str(&j, "channel", m->peer);
+        kl_json_str(&j, "from", m->sender);
+        kl_json_strn(&j, "text", m->text, m->text_len);
+        kl_json_uint(&j, "sent_at", m->sent_at);
+        kl_json_bool(&j, "verified", 1);
+        kl_json_uint(&j, "seq", m->seq);
+        kl_json_uint(&j, "stored_at", m->stored_at);
+        kl_json_obj_end(&j);
+        if (kl_json_cstr(&j))
+            printf("%s\n", kl_json_cstr(&j));
+        kl_json_free(&j);
+    } else {
+        char when[32];
+        kl_format_time(m->sent_at, when, sizeof when);
+        printf("[%s] [%s] %s: ", when, m->peer, m->sender);
+        kl_print_safe(stdout, m->text, m->text_len, "    ");
+        putchar('\n');
+    }
+    fflush(stdout);
+}

@@ -1,0 +1,99 @@
+/* Broadcast channels in the client (DESIGN.md "Broadcast channels";
+ * include/kollega/channel.h for the rules).
+ *
+ * The client keeps, for every channel it owns, subscribes to or has
+ * posted to, the channel's publisher log: every op, validated from index 0
+ * with kl_channel_apply. Only ops that validate are stored; an op that does
+ * not is ignored together with everything after it, with a warning, so a
+ * relay can neither add a publisher nor remove one. Every post is checked
+ * with kl_channel_post_open against that validated state: a forged post, or
+ * one by a publisher that has been removed, is rejected with a warning
+ * ("rejected a post on !x@y: <reason>") and neither stored nor shown.
+ * Accepted posts are stored in the local history like messages (sealed,
+ * peer = the channel, sender = the publisher's address, id = the post id,
+ * so a post delivered twice is stored once), the channel cursor moves in
+ * the same transaction, and the relay is acked only after that commit. */
+#ifndef KOLLEGA_CLIENT_CHANNELS_H
+#define KOLLEGA_CLIENT_CHANNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "kollega/channel.h"
+#include "store.h"
+#include "sync.h"
+
+/* ---- the store (store_channel.c) ---- */
+typedef struct kl_store_channel {
+    char address[KL_ADDR_MAX + 1];
+    uint64_t cursor;          /* highest post seq processed */
+    int subscribed;           /* we subscribe (as far as we know) */
+    int owned;                /* we created it */
+} kl_store_channel_t;
+
+/* Create the channel tables if missing. */
+int kl_store_channel_schema(kl_store_t *st);
+/* KL_ENOTFOUND if there is no row. */
+int kl_store_channel_get(kl_store_t *st, const char *chan, kl_store_channel_t *c);
+int kl_store_channel_put(kl_store_t *st, const kl_store_channel_t *c);
+/* Every row in address order; a non-zero cb return stops and is returned. */
+int kl_store_channel_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_channel_t *c),
+                          void *ud);
+/* Op idx of chan (sealed). KL_EEXIST if stored already. */
+int kl_store_channel_op_put(kl_store_t *st, const char *chan, uint64_t idx, const uint8_t *op,
+                            size_t len);
+/* Ops of chan in index order; op is valid during cb. */
+int kl_store_channel_op_each(kl_store_t *st, const char *chan,
+                             int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
+                             void *ud);
+
+/* ---- the logic (channels.c) ---- */
+typedef struct kl_chan {
+    char address[KL_ADDR_MAX + 1];
+    kl_channel_t *c;          /* validated state */
+    kl_store_channel_t row;   /* the store row (zeroed, address set, if none yet) */
+    int has_row;
+    int invalid;              /* an op failed validation (warned) */
+} kl_chan_t;
+
+/* "!name" -> "!name@<own relay>"; "!name@relay" checked. KL_EINVAL. */
+int kl_chan_address(const kl_cli_t *cli, const char *in, char *out, size_t cap);
+/* The validated state from the store (creating the tables if needed). */
+int kl_chan_load(kl_cli_t *cli, const char *address, kl_chan_t *x);
+void kl_chan_free(kl_chan_t *x);
+/* channel_fetch the ops after the local state, validate, store the valid
+ * prefix (its own transaction), warn about the first invalid op. Relay
+ * refusals: KL_EREFUSED (NOT_FOUND: no such channel). */
+int kl_chan_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x);
+/* Build the op (kind, target) as us, submit it, and once accepted apply
+ * and store it; on CONFLICT sync and retry once. KL_ESTATE with *why when
+ * the rules refuse it locally (nothing is sent). */
+int kl_chan_submit(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
+                   const uint8_t target[32], const char *target_address,
+                   kl_channel_verr_t *why);
+/* Write x's row (inside or outside a transaction). */
+int kl_chan_save_row(kl_cli_t *cli, kl_chan_t *x);
+
+/* The channel part of `receive`: for every channel we subscribe to (the
+ * relay's channel_list and our own rows), sync ops, then fetch posts after
+ * our cursor, verify, store, ack. New posts go to s->on_message. */
+int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s);
+
+/* Print a stored channel post (m->peer starts with '!'): with --json
+ * {"id","channel","from","text","sent_at","verified":true,"seq",
+ * "stored_at"}, else "[YYYY-MM-DD HH:MM] [!x@y] publisher: text". */
+void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m);
+/* A warning about channel chan: "kollega: <message>" on stderr, and with
+ * --json also {"warning": kind, "channel", "message"} on stdout. */
+void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- the command (cmd_channel.c) ---- */
+/* `kollega channel ...`: pos[0] is "channel", npos counts pos; backlog is
+ * the --backlog value or NULL. Exit code. */
+int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog);
+/* The text of `kollega channel --help`. */
+extern const char KL_CHANNEL_HELP[];
+
+#endif

@@ -1,0 +1,687 @@
+/* `kollega channel create|publisher add|publisher remove|post|subscribe|
+ * unsubscribe|list ...` (channels.h has the model).
+ *
+ * Every command that acts on one channel opens the store, connects, brings
+ * the local copy of the channel's publisher log up to date (validating
+ * every op) and checks the rules against it before anything is sent: only
+ * the owner changes publishers, only a current publisher posts. A
+ * publisher's key is looked up through the relay and pinned like a contact
+ * (a changed key is refused until verified). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channels.h"
+#include "cmd.h"
+#include "contacts.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/json.h"
+#include "util.h"
+
+#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
+
+const char KL_CHANNEL_HELP[] =
+    "Usage: kollega channel create !NAME\n"
+    "       kollega channel publisher add !NAME ADDRESS\n"
+    "       kollega channel publisher remove !NAME ADDRESS\n"
+    "       kollega channel post !NAME TEXT\n"
+    "       kollega channel subscribe !NAME@RELAY [--backlog N]\n"
+    "       kollega channel unsubscribe !NAME@RELAY\n"
+    "       kollega channel list\n\n"
+    "A broadcast channel !NAME@RELAY carries public announcements: posts are signed by a\n"
+    "publisher (not secret) and stored once at the relay for all subscribers. !NAME alone\n"
+    "means a channel on your own relay. Who may publish is a signed log kept by the\n"
+    "channel's owner that every subscriber's kollega checks; a post that does not verify\n"
+    "against it is rejected with a warning and never shown.\n"
+    "create       makes you the channel's owner and first publisher.\n"
+    "publisher add / remove   (owner only) lets ADDRESS post, or stops it; ADDRESS's key\n"
+    "             is looked up at the relay and pinned like a contact.\n"
+    "post         publishes TEXT (- reads it from stdin); you must be a publisher.\n"
+    "subscribe    follows a channel from now on; --backlog N also fetches up to N of the\n"
+    "             latest posts the relay still holds.\n"
+    "unsubscribe  stops following it.\n"
+    "list         shows your subscriptions and the channels you own, with publishers.\n"
+    "`kollega receive` shows posts as \"[!NAME@RELAY] publisher: text\"; `kollega history\n"
+    "!NAME@RELAY` shows them again.\n"
+    "--json prints one object per command ({channel, action, ...}); `list --json` one\n"
+    "object per channel: {channel, subscribed, owned, owner, last_seq, cursor,\n"
+    "publishers: [{address, identity_key}]}; received posts are {id, channel, from, text,\n"
+    "sent_at, verified, seq, stored_at}.\n";
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("kollega: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("; see `kollega channel --help`\n", stderr);
+    return KL_EXIT_USAGE;
+}
+
+/* The syntax of a channel argument, before the store is open. */
+static int chan_syntax(const char *s)
+{
+    char full[KL_ADDR_MAX + 2];
+    if (s[0] != '!')
+        return usage("expected a channel like !news or !news@relay (got '%s')", s);
+    int n = snprintf(full, sizeof full, "%s%s", s, strchr(s, '@') ? "" : "@relay.example");
+    if (n < 0 || (size_t)n >= sizeof full || !kl_channel_addr_valid(full))
+        return usage("'%s' is not a channel address: !NAME or !NAME@RELAY, NAME of a-z 0-9 . _ -",
+                     s);
+    return 0;
+}
+
+/* Open the store and resolve the channel address. Exit code. */
+static int open_chan(kl_cli_t *cli, const char *name, char *addr)
+{
+    int rc = kl_cli_open(cli);
+    if (rc)
+        return rc;
+    if (kl_chan_address(cli, name, addr, KL_ADDR_MAX + 1) != 0)
+        return usage("'%s' is not a channel address", name);
+    return 0;
+}
+
+static void json_line(kl_json_t *j)
+{
+    kl_json_obj_end(j);
+    if (kl_json_cstr(j))
+        printf("%s\n", kl_json_cstr(j));
+    fflush(stdout);
+    kl_json_free(j);
+}
+
+/* A refusal of the relay for an action on chan. Exit code. */
+static int chan_fail(kl_conn_t *conn, int r, const char *chan, const char *what)
+{
+    char w[KL_ADDR_MAX + 64];
+    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(NOT_FOUND) &&
+        strstr(kl_conn_relay_message(conn), "no such channel")) {
+        kl_cli_err("there is no channel %s at its relay; check the name, or create it with "
+                   "`kollega channel create`", chan);
+        return KL_EXIT_FAIL;
+    }
+    snprintf(w, sizeof w, "%s %s", what, chan);
+    return kl_cli_relay_fail(conn, r, w);
+}
+
+/* Connect and load + sync chan. need: the channel must exist. Exit code. */
+static int prepare(kl_cli_t *cli, const char *addr, kl_conn_t **conn, kl_chan_t *x, int need)
+{
+    int rc = kl_cli_connect(cli, conn);
+    if (rc)
+        return rc;
+    int r = kl_chan_load(cli, addr, x);
+    if (r) {
+        kl_cli_err("cannot read %s from your store (%s)", addr, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    r = kl_chan_sync_ops(cli, *conn, x);
+    if (r == KL_EREFUSED && !need && kl_conn_relay_error(*conn) == CODE(NOT_FOUND))
+        return 0;
+    if (r)
+        return chan_fail(*conn, r, addr, "read the publishers of");
+    if (x->invalid) {
+        kl_cli_err("the publisher log of %s is invalid (see above); refusing to act on it", addr);
+        return KL_EXIT_FAIL;
+    }
+    return 0;
+}
+
+static int cmd_create(kl_cli_t *cli, const char *name)
+{
+    char addr[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_chan_t x;
+    kl_channel_verr_t why;
+    memset(&x, 0, sizeof x);
+    int rc = open_chan(cli, name, addr);
+    if (rc == 0)
+        rc = prepare(cli, addr, &conn, &x, 0);
+    if (rc)
+        goto out;
+    if (kl_channel_next_index(x.c) > 0) {
+        kl_cli_err("%s already exists", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    int r = kl_chan_submit(cli, conn, &x, KL_COP_CREATE, NULL, NULL, &why);
+    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(CONFLICT)) {
+        kl_cli_err("%s already exists", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r) {
+        rc = r == KL_EREFUSED ? chan_fail(conn, r, addr, "create")
+                              : (kl_cli_err("cannot create %s (%s)", addr, kl_strerror(r)),
+                                 KL_EXIT_FAIL);
+        goto out;
+    }
+    x.row.owned = 1;
+    if ((r = kl_chan_save_row(cli, &x))) {
+        kl_cli_err("created %s but cannot record it in your store (%s)", addr, kl_strerror(r));
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "channel", addr);
+        kl_json_str(&j, "action", "create");
+        kl_json_str(&j, "owner", cli->me.address);
+        json_line(&j);
+    } else {
+        printf("Created %s; you are its owner and first publisher.\n", addr);
+    }
+out:
+    kl_chan_free(&x);
+    kl_conn_close(conn);
+    return rc;
+}
+
+/* The publisher of x with address, or -1. */
+static int find_publisher(const kl_chan_t *x, const char *address, uint8_t key[32])
+{
+    size_t n = kl_channel_publisher_count(x->c);
+    for (size_t i = 0; i < n; i++) {
+        char a[256];
+        if (kl_channel_publisher_at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static int cmd_publisher(kl_cli_t *cli, const char *sub, const char *name, const char *who)
+{
+    char addr[KL_ADDR_MAX + 1], target[KL_ADDR_MAX + 1];
+    uint8_t owner[32], key[32];
+    kl_conn_t *conn = NULL;
+    kl_chan_t x;
+    kl_channel_verr_t why;
+    int add = strcmp(sub, "add") == 0;
+    memset(&x, 0, sizeof x);
+    int rc = kl_cli_user_address(who, target, sizeof target), r;
+    if (rc == 0)
+        rc = open_chan(cli, name, addr);
+    if (rc == 0)
+        rc = prepare(cli, addr, &conn, &x, 1);
+    if (rc)
+        goto out;
+    if (kl_channel_owner(x.c, owner) != 0 || kl_memcmp(owner, cli->me.pk, 32) != 0) {
+        kl_cli_err("only the owner of %s can change its publishers", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    int at = find_publisher(&x, target, key);
+    if (add) {
+        kl_contact_t c;
+        int added = 0;
+        if (at >= 0) {
+            kl_cli_err("%s already publishes on %s", target, addr);
+            rc = KL_EXIT_FAIL;
+            goto out;
+        }
+        r = kl_contacts_add(cli->st, conn, target, &c, &added);
+        if (r == KL_ENOTFOUND) {
+            kl_cli_err("the relay knows no user %s; check the address", target);
+            rc = KL_EXIT_FAIL;
+            goto out;
+        }
+        if (r == KL_EKEYCHANGED) {
+            kl_cli_err("the identity key of %s has changed; compare safety numbers with "
+                       "`kollega contact verify %s` first", target, target);
+            rc = KL_EXIT_FAIL;
+            goto out;
+        }
+        if (r) {
+            rc = kl_cli_relay_fail(conn, r, "look up the publisher's key");
+            goto out;
+        }
+        memcpy(key, c.key, 32);
+    } else if (at < 0) {
+        kl_cli_err("%s is not a publisher of %s", target, addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    } else if (at == 0 || kl_memcmp(key, owner, 32) == 0) {
+        kl_cli_err("the owner of %s cannot be removed", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    r = kl_chan_submit(cli, conn, &x, add ? KL_COP_ADD_PUBLISHER : KL_COP_REMOVE_PUBLISHER, key,
+                       add ? target : NULL, &why);
+    if (r) {
+        rc = r == KL_EREFUSED ? chan_fail(conn, r, addr, "change the publishers of")
+                              : (kl_cli_err("cannot change the publishers of %s (%s)", addr,
+                                            why ? kl_channel_verr_str(why) : kl_strerror(r)),
+                                 KL_EXIT_FAIL);
+        goto out;
+    }
+    if (cli->json) {
+        char k[64];
+        kl_json_t j;
+        kl_b64_encode(key, 32, k, sizeof k);
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "channel", addr);
+        kl_json_str(&j, "action", add ? "publisher_add" : "publisher_remove");
+        kl_json_str(&j, "publisher", target);
+        kl_json_str(&j, "identity_key", k);
+        kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
+        json_line(&j);
+    } else {
+        printf("%s %s %s.\n", target, add ? "can now post on" : "can no longer post on", addr);
+    }
+out:
+    kl_chan_free(&x);
+    kl_conn_close(conn);
+    return rc;
+}
+
+/* Read all of stdin, at most KL_TEXT_MAX + 2 bytes; one final newline is
+ * dropped; *len > KL_TEXT_MAX means too long. */
+static int read_stdin(char **out, size_t *len)
+{
+    size_t cap = KL_TEXT_MAX + 3, n = 0;
+    char *buf = malloc(cap);
+    *out = NULL;
+    if (buf == NULL)
+        return KL_ENOMEM;
+    while (n < cap) {
+        size_t k = fread(buf + n, 1, cap - n, stdin);
+        if (k == 0)
+            break;
+        n += k;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return KL_EIO;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
+{
+    char addr[KL_ADDR_MAX + 1];
+    char *input = NULL;
+    uint8_t *body = NULL;
+    size_t len = 0, blen = 0;
+    kl_conn_t *conn = NULL;
+    kl_frame_t *resp = NULL;
+    kl_chan_t x;
+    kl_message_t m;
+    memset(&x, 0, sizeof x);
+    memset(&m, 0, sizeof m);
+    int rc = 0, r;
+    if (strcmp(text, "-") == 0) {
+        if ((r = read_stdin(&input, &len))) {
+            kl_cli_err("cannot read the post from stdin (%s)", kl_strerror(r));
+            return KL_EXIT_FAIL;
+        }
+        text = input;
+    } else {
+        len = strlen(text);
+    }
+    if (len == 0 || len > KL_TEXT_MAX || !kl_utf8_valid(text, len) || memchr(text, 0, len)) {
+        kl_cli_err(len == 0 ? "the post is empty; nothing was sent"
+                   : len > KL_TEXT_MAX ? "the post is too long; split it up"
+                                       : "the post is not UTF-8 text; nothing was sent");
+        rc = KL_EXIT_USAGE;
+        goto out;
+    }
+    if ((rc = open_chan(cli, name, addr)) || (rc = prepare(cli, addr, &conn, &x, 1)))
+        goto out;
+    if (!kl_channel_is_publisher(x.c, cli->me.pk)) {
+        kl_cli_err("you are not a publisher of %s; its owner can add you with `kollega channel "
+                   "publisher add`", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    kl_random(m.id, KL_MSG_ID);
+    m.sent_at = kl_now_ms();
+    r = kl_channel_post_build(x.c, cli->me.sk, cli->me.pk, cli->me.address, m.id, m.sent_at,
+                              text, &body, &blen);
+    if (r) {
+        if (r == KL_ETOOBIG)
+            kl_cli_err("the post is too long for a channel (at most about 48 KiB); split it up");
+        else
+            kl_cli_err("cannot sign the post (%s)", kl_strerror(r));
+        rc = r == KL_ETOOBIG ? KL_EXIT_USAGE : KL_EXIT_FAIL;
+        goto out;
+    }
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = addr;
+    sd.body.data = body;
+    sd.body.len = blen;
+    f.body_case = BODY(SEND);
+    f.send = &sd;
+    if ((r = kl_conn_call(conn, &f, BODY(SENT), &resp))) {
+        rc = chan_fail(conn, r, addr, "publish on");
+        goto out;
+    }
+    m.seq = resp->sent ? resp->sent->seq : 0;
+    /* Our own post goes into our history as posts of others do (same id,
+     * so receiving it as a subscriber later adds nothing). */
+    snprintf(m.peer, sizeof m.peer, "%s", addr);
+    snprintf(m.sender, sizeof m.sender, "%s", cli->me.address);
+    m.stored_at = kl_now_ms();
+    m.text = text;
+    m.text_len = len;
+    int added = 0;
+    if ((r = kl_chan_save_row(cli, &x)) || (r = kl_store_message_add(cli->st, &m, &added)))
+        kl_cli_err("published, but cannot keep the post in your history (%s)", kl_strerror(r));
+    if (cli->json) {
+        char hex[2 * KL_MSG_ID + 1];
+        kl_json_t j;
+        kl_hex_encode(m.id, KL_MSG_ID, hex, sizeof hex);
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "id", hex);
+        kl_json_str(&j, "channel", addr);
+        kl_json_uint(&j, "seq", m.seq);
+        kl_json_uint(&j, "sent_at", m.sent_at);
+        json_line(&j);
+    } else {
+        printf("Posted on %s.\n", addr);
+    }
+out:
+    kl_wire_free(resp);
+    free(body);
+    free(input);
+    kl_chan_free(&x);
+    kl_conn_close(conn);
+    return rc;
+}
+
+/* Our cursor on addr according to channel_list (0 if not listed). */
+static int relay_cursor(kl_conn_t *conn, const char *addr, uint64_t *cursor, int *listed)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
+    kl_frame_t *resp = NULL;
+    *cursor = 0;
+    *listed = 0;
+    f.body_case = BODY(CHANNEL_LIST);
+    f.channel_list = &cl;
+    int r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
+    if (r)
+        return r;
+    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
+    for (size_t i = 0; res && i < res->n_channels; i++)
+        if (res->channels[i] && strcmp(res->channels[i]->channel, addr) == 0) {
+            *cursor = res->channels[i]->cursor;
+            *listed = 1;
+        }
+    kl_wire_free(resp);
+    return 0;
+}
+
+static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
+{
+    char addr[KL_ADDR_MAX + 1];
+    kl_conn_t *conn = NULL;
+    kl_frame_t *resp = NULL;
+    kl_chan_t x;
+    memset(&x, 0, sizeof x);
+    int rc = open_chan(cli, name, addr), r, listed = 0;
+    uint64_t cursor = 0;
+    if (rc == 0)
+        rc = prepare(cli, addr, &conn, &x, 1);
+    if (rc)
+        goto out;
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Subscribe sb = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
+    Kollega__Relay__V1__Unsubscribe ub = KOLLEGA__RELAY__V1__UNSUBSCRIBE__INIT;
+    if (on) {
+        sb.channel = addr;
+        sb.backlog = (uint32_t)backlog;
+        f.body_case = BODY(SUBSCRIBE);
+        f.subscribe = &sb;
+    } else {
+        ub.channel = addr;
+        f.body_case = BODY(UNSUBSCRIBE);
+        f.unsubscribe = &ub;
+    }
+    r = kl_conn_call(conn, &f, BODY(OK), &resp);
+    if (r == KL_EREFUSED && !on && kl_conn_relay_error(conn) == CODE(NOT_FOUND)) {
+        kl_cli_err("you do not subscribe to %s", addr);
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (r == 0 && on)
+        r = relay_cursor(conn, addr, &cursor, &listed);
+    if (r) {
+        rc = chan_fail(conn, r, addr, on ? "subscribe to" : "unsubscribe from");
+        goto out;
+    }
+    x.row.subscribed = on;
+    if (on && listed)
+        x.row.cursor = cursor;
+    if ((r = kl_chan_save_row(cli, &x))) {
+        kl_cli_err("cannot record the subscription in your store (%s)", kl_strerror(r));
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "channel", addr);
+        kl_json_str(&j, "action", on ? "subscribe" : "unsubscribe");
+        if (on) {
+            kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
+            kl_json_uint(&j, "cursor", cursor);
+        }
+        json_line(&j);
+    } else if (on) {
+        printf("Subscribed to %s (%zu publisher%s); `kollega receive` shows its posts.\n", addr,
+               kl_channel_publisher_count(x.c), kl_channel_publisher_count(x.c) == 1 ? "" : "s");
+    } else {
+        printf("Unsubscribed from %s.\n", addr);
+    }
+out:
+    kl_wire_free(resp);
+    kl_chan_free(&x);
+    kl_conn_close(conn);
+    return rc;
+}
+
+/* ---- list ---------------------------------------------------------------- */
+
+/* Channels one list shows (the relay lists at most 256 subscriptions). */
+#define LIST_MAX 512
+
+typedef struct item {
+    char address[KL_ADDR_MAX + 1];
+    int subscribed, owned;
+    uint64_t last_seq, cursor;
+} item_t;
+
+typedef struct items {
+    item_t *v;
+    size_t n, cap;
+} items_t;
+
+static item_t *item_get(items_t *it, const char *address)
+{
+    for (size_t i = 0; i < it->n; i++)
+        if (strcmp(it->v[i].address, address) == 0)
+            return &it->v[i];
+    if (it->n == it->cap)
+        return NULL;
+    item_t *x = &it->v[it->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->address, sizeof x->address, "%s", address);
+    return x;
+}
+
+static int collect_owned(void *ud, const kl_store_channel_t *c)
+{
+    if (c->owned) {
+        item_t *x = item_get(ud, c->address);
+        if (x)
+            x->owned = 1;
+    }
+    return 0;
+}
+
+static void print_item(kl_cli_t *cli, kl_conn_t *conn, const item_t *it)
+{
+    kl_chan_t x;
+    uint8_t owner[32];
+    memset(&x, 0, sizeof x);
+    int ok = kl_chan_load(cli, it->address, &x) == 0;
+    if (ok && kl_chan_sync_ops(cli, conn, &x) != 0)
+        kl_cli_err("cannot read the publishers of %s: %s", it->address, kl_conn_error(conn));
+    size_t np = ok ? kl_channel_publisher_count(x.c) : 0;
+    int has_owner = ok && kl_channel_owner(x.c, owner) == 0;
+    kl_json_t j;
+    if (cli->json) {
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "channel", it->address);
+        kl_json_bool(&j, "subscribed", it->subscribed);
+        kl_json_bool(&j, "owned", it->owned);
+        kl_json_uint(&j, "last_seq", it->last_seq);
+        kl_json_uint(&j, "cursor", it->cursor);
+        kl_json_bool(&j, "valid", ok && !x.invalid);
+        kl_json_arr_begin(&j, "publishers");
+    } else {
+        printf("%s%s%s\n", it->address, it->owned ? "  (owner: you)" : "",
+               it->subscribed ? "  subscribed" : "");
+    }
+    for (size_t i = 0; i < np; i++) {
+        uint8_t key[32];
+        char a[256], k[64];
+        if (kl_channel_publisher_at(x.c, i, key, a) != 0)
+            continue;
+        int is_owner = has_owner && kl_memcmp(key, owner, 32) == 0;
+        if (cli->json) {
+            kl_b64_encode(key, 32, k, sizeof k);
+            kl_json_obj_begin(&j, NULL);
+            kl_json_str(&j, "address", a);
+            kl_json_str(&j, "identity_key", k);
+            kl_json_bool(&j, "owner", is_owner);
+            kl_json_obj_end(&j);
+        } else {
+            printf("    publisher %s%s\n", a, is_owner ? " (owner)" : "");
+        }
+    }
+    if (cli->json) {
+        kl_json_arr_end(&j);
+        json_line(&j);
+    }
+    if (ok)
+        kl_chan_free(&x);
+}
+
+static int cmd_list(kl_cli_t *cli)
+{
+    kl_conn_t *conn = NULL;
+    kl_frame_t *resp = NULL;
+    items_t it = {NULL, 0, LIST_MAX};
+    int rc = kl_cli_open(cli), r;
+    if (rc)
+        return rc;
+    if ((rc = kl_cli_connect(cli, &conn)))
+        return rc;
+    it.v = calloc(it.cap, sizeof *it.v);
+    if (it.v == NULL || (r = kl_store_channel_schema(cli->st)) != 0) {
+        kl_cli_err("out of memory or cannot read your store");
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
+    f.body_case = BODY(CHANNEL_LIST);
+    f.channel_list = &cl;
+    if ((r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp))) {
+        rc = kl_cli_relay_fail(conn, r, "list your subscriptions");
+        goto out;
+    }
+    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
+    for (size_t i = 0; res && i < res->n_channels; i++) {
+        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
+        char addr[KL_ADDR_MAX + 1];
+        item_t *x;
+        if (ci == NULL || kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0 ||
+            (x = item_get(&it, addr)) == NULL)
+            continue;
+        x->subscribed = 1;
+        x->last_seq = ci->last_seq;
+        x->cursor = ci->cursor;
+    }
+    if ((r = kl_store_channel_each(cli->st, collect_owned, &it))) {
+        kl_cli_err("cannot read your channels from the store (%s)", kl_strerror(r));
+        rc = KL_EXIT_FAIL;
+        goto out;
+    }
+    for (size_t i = 0; i < it.n; i++)
+        print_item(cli, conn, &it.v[i]);
+    if (it.n == 0 && !cli->json)
+        printf("No channels: subscribe with `kollega channel subscribe !NAME@RELAY`.\n");
+out:
+    kl_wire_free(resp);
+    free(it.v);
+    kl_conn_close(conn);
+    return rc;
+}
+
+int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog)
+{
+    const char *sub = npos > 1 ? pos[1] : "";
+    long n = 0;
+    int rc;
+    if (backlog && strcmp(sub, "subscribe") != 0)
+        return usage("--backlog belongs to `channel subscribe`");
+    if (strcmp(sub, "list") == 0) {
+        if (npos != 2)
+            return usage("channel list takes no arguments (got '%s')", pos[2]);
+        return cmd_list(cli);
+    }
+    if (strcmp(sub, "publisher") == 0) {
+        const char *op = npos > 2 ? pos[2] : "";
+        if (strcmp(op, "add") != 0 && strcmp(op, "remove") != 0)
+            return usage("channel publisher needs add or remove (got '%s')", op);
+        if (npos != 5)
+            return usage("channel publisher %s needs !NAME and ADDRESS", op);
+        if ((rc = chan_syntax(pos[3])))
+            return rc;
+        return cmd_publisher(cli, op, pos[3], pos[4]);
+    }
+    int create = strcmp(sub, "create") == 0, post = strcmp(sub, "post") == 0;
+    int subscribe = strcmp(sub, "subscribe") == 0, unsub = strcmp(sub, "unsubscribe") == 0;
+    if (!create && !post && !subscribe && !unsub)
+        return usage("channel needs create, publisher, post, subscribe, unsubscribe or list "
+                     "(got '%s')", sub);
+    if (npos != (post ? 4 : 3))
+        return usage(post ? "channel %s needs !NAME and TEXT (use - to read TEXT from stdin)"
+                          : "channel %s needs exactly one !NAME", sub);
+    if ((rc = chan_syntax(pos[2])))
+        return rc;
+    if (backlog) {
+        char *end = NULL;
+        n = strtol(backlog, &end, 10);
+        if (backlog[0] == '\0' || *end != '\0' || n < 0 || n > 10000)
+            return usage("--backlog needs a whole number from 0 to 10000, not '%s'", backlog);
+    }
+    if (create)
+        return cmd_create(cli, pos[2]);
+    if (post)
+        return cmd_post(cli, pos[2], pos[3]);
+    return cmd_subscribe(cli, pos[2], subscribe, n);
+}

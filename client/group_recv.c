@@ -1,0 +1,330 @@
+/* The group half of `receive`: group_list, then per group its ops,
+ * notices, key distribution, its message log after our cursor (each entry
+ * through kl_grp_entry in group_msg.c), pending entries, retention; and
+ * forgetting a group's keys after we left. See group.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "store_group.h"
+#include "util.h"
+
+#define FETCH_LIMIT 100
+#define MAX_FETCH_ROUNDS 1000
+#define DAY_MS (24ull * 3600ull * 1000ull)
+/* Groups one receive visits beyond those the relay lists. */
+#define MAX_KNOWN 256
+
+static int call_fetch(kl_conn_t *conn, const char *grp, uint64_t after, kl_frame_t **resp)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    fe.after = after;
+    fe.limit = FETCH_LIMIT;
+    fe.group = (char *)grp;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
+    f.fetch = &fe;
+    return kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, resp);
+}
+
+static int call_ack(kl_conn_t *conn, const char *grp, uint64_t seq)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
+    kl_frame_t *resp = NULL;
+    a.seq = seq;
+    a.group = (char *)grp;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
+    f.ack = &a;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    kl_wire_free(resp);
+    return r;
+}
+
+static int cmp_entry(const void *p, const void *q)
+{
+    const Kollega__Relay__V1__Entry *x = *(Kollega__Relay__V1__Entry *const *)p;
+    const Kollega__Relay__V1__Entry *y = *(Kollega__Relay__V1__Entry *const *)q;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Fetch the group's log after our cursor; each entry is stored (message,
+ * pending or failure) before the batch is acked. */
+static int fetch_log(kl_grp_rx_t *c, kl_conn_t *conn)
+{
+    for (int round = 0; round < MAX_FETCH_ROUNDS; round++) {
+        kl_store_group_t row;
+        kl_frame_t *resp = NULL;
+        uint64_t top = 0;
+        int r = kl_store_group_get(c->cli->st, c->x->address, &row);
+        if (r == KL_ENOTFOUND) {
+            memset(&row, 0, sizeof row); /* cursor 0: from the start */
+            r = 0;
+        }
+        if (r || (r = call_fetch(conn, c->x->address, row.cursor, &resp)))
+            return r;
+        Kollega__Relay__V1__Deliver *d = resp->deliver;
+        size_t n = d ? d->n_entries : 0;
+        int more = d && d->more && n > 0;
+        if (d && d->group && strcmp(d->group, c->x->address) != 0)
+            n = 0, more = 0;
+        if (n > 1)
+            qsort(d->entries, n, sizeof *d->entries, cmp_entry);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+            const Kollega__Relay__V1__Entry *e = d->entries[i];
+            if (e == NULL || e->seq == 0)
+                continue;
+            r = kl_grp_entry(c, e->seq, e->ts, e->body.data, e->body.len);
+            if (r == 0 && e->seq > top)
+                top = e->seq;
+        }
+        kl_wire_free(resp);
+        if (top) {
+            int ar = call_ack(conn, c->x->address, top);
+            r = r ? r : ar;
+        }
+        if (r || !more || top <= row.cursor)
+            return r;
+    }
+    return 0;
+}
+
+static int purge(kl_cli_t *cli, const kl_grp_t *x)
+{
+    uint32_t days = kl_group_retention_days(x->g);
+    uint64_t now = kl_now_ms(), n = 0;
+    if (days == 0 || now < days * DAY_MS)
+        return 0;
+    int r = kl_store_begin(cli->st);
+    if (r)
+        return r;
+    r = kl_store_group_purge(cli->st, x->address, now - days * DAY_MS, &n);
+    r = r ? r : kl_store_commit(cli->st);
+    if (r)
+        kl_store_rollback(cli->st);
+    return r;
+}
+
+static int retention_cb(void *ud, const kl_store_group_t *g)
+{
+    kl_cli_t *cli = ud;
+    kl_grp_t x;
+    int r = kl_grp_load(cli, g->address, &x);
+    if (r)
+        return r;
+    r = purge(cli, &x);
+    kl_grp_free(&x);
+    return r;
+}
+
+int kl_grp_retention_all(kl_cli_t *cli)
+{
+    return kl_store_group_each(cli->st, retention_cb, cli);
+}
+
+/* Notices shown once: invited, admitted, removed. */
+static int notices(kl_cli_t *cli, kl_grp_t *x)
+{
+    kl_store_group_t row;
+    int r = kl_store_group_get(cli->st, x->address, &row);
+    if (r)
+        return r == KL_ENOTFOUND ? 0 : r;
+    uint32_t before = row.notified;
+    int member = kl_group_role_of(x->g, cli->me.pk) != KL_ROLE_NONE;
+    int candidate = 0;
+    kl_group_candidate_t cd;
+    for (size_t i = 0; i < kl_group_candidate_count(x->g); i++)
+        if (kl_group_candidate_at(x->g, i, &cd) == 0 && kl_memcmp(cd.key, cli->me.pk, 32) == 0)
+            candidate = 1;
+    if (candidate && x->invited_by[0] && !(row.notified & KL_GNOTE_INVITED)) {
+        kl_grp_notice(cli, x->address, "invited", x->invited_by,
+                      "You were invited to %s by %s. It becomes yours once the members agree; "
+                      "see `kollega group members %s`.", x->address, x->invited_by, x->address);
+        row.notified |= KL_GNOTE_INVITED;
+    }
+    if (member && x->admitted && !(row.notified & KL_GNOTE_ADMITTED)) {
+        kl_grp_notice(cli, x->address, "admitted", NULL,
+                      "You are now a member of %s; write with `kollega send %s TEXT`.",
+                      x->address, x->address);
+        row.notified |= KL_GNOTE_ADMITTED;
+    }
+    if (!member && x->removed && !(row.notified & KL_GNOTE_LEFT)) {
+        kl_grp_notice(cli, x->address, "removed", x->removed_by,
+                      "You were removed from %s by %s.", x->address, x->removed_by);
+        row.notified |= KL_GNOTE_LEFT;
+    }
+    if (row.notified == before)
+        return 0;
+    if ((r = kl_store_begin(cli->st)))
+        return r;
+    r = kl_store_group_put(cli->st, &row);
+    r = r ? r : kl_store_commit(cli->st);
+    if (r)
+        kl_store_rollback(cli->st);
+    return r;
+}
+
+/* One group: ops, notices, keys, log, pending, retention. listed_member:
+ * the relay lists us as a member (so it lets us fetch the log). */
+static int receive_group(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const char *grp,
+                         int listed_member)
+{
+    kl_grp_t x;
+    kl_grp_rx_t c;
+    size_t left = 0;
+    int r = kl_grp_load(cli, grp, &x);
+    if (r)
+        return r;
+    r = kl_grp_sync_ops(cli, conn, &x);
+    if (r == KL_EREFUSED) {
+        /* Not (or no longer) allowed to read this group's log. */
+        r = 0;
+    } else if (r == 0) {
+        r = notices(cli, &x);
+        if (r == 0 && listed_member)
+            r = kl_grp_distribute(cli, conn, &x);
+        memset(&c, 0, sizeof c);
+        c.cli = cli;
+        c.s = s;
+        c.x = &x;
+        c.conn = conn;
+        if (r == 0 && listed_member) {
+            r = fetch_log(&c, conn);
+            /* Removed between group_list and the fetch: nothing to read. */
+            if (r == KL_EREFUSED)
+                r = 0;
+        }
+        if (r == 0)
+            r = kl_grp_retry_pending(&c, &left);
+        int gone = kl_group_role_of(x.g, cli->me.pk) == KL_ROLE_NONE;
+        if (r == 0 && (c.pending_new || (left && gone)))
+            kl_grp_warn(cli, grp, "undecryptable",
+                        "%zu message%s cannot be decrypted (no sender key from %s author%s); "
+                        "kept and retried when keys arrive", left, left == 1 ? "" : "s",
+                        left == 1 ? "its" : "their", left == 1 ? "" : "s");
+        if (r == 0 && c.failed)
+            kl_grp_warn(cli, grp, "undecryptable", "%zu message%s could not be decrypted",
+                        c.failed, c.failed == 1 ? "" : "s");
+        if (r == 0 && c.dropped)
+            kl_grp_warn(cli, grp, "pending_dropped",
+                        "%llu undecryptable message%s dropped: at most %d are kept per group",
+                        (unsigned long long)c.dropped, c.dropped == 1 ? " was" : "s were",
+                        KL_GPENDING_MAX);
+        if (r == 0 && x.invalid == 0 && x.fork_index)
+            kl_grp_warn(cli, grp, "fork",
+                        "the relay is showing members different histories of this group (fork "
+                        "at index %llu); your group key is not given to anyone in this group "
+                        "until this is resolved", (unsigned long long)(x.fork_index - 1));
+        /* Gone from the group: its keys and pending entries are of no use. */
+        if (r == 0 && gone && (x.removed || x.left))
+            r = kl_grp_forget(cli, grp);
+    }
+    if (r == 0)
+        r = purge(cli, &x);
+    kl_grp_free(&x);
+    return r;
+}
+
+int kl_grp_forget(kl_cli_t *cli, const char *grp)
+{
+    int r = kl_store_begin(cli->st);
+    if (r)
+        return r;
+    r = kl_store_group_forget(cli->st, grp);
+    r = r ? r : kl_store_commit(cli->st);
+    if (r)
+        kl_store_rollback(cli->st);
+    return r;
+}
+
+int kl_grp_know_listed(kl_cli_t *cli, kl_conn_t *conn)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
+    kl_frame_t *resp = NULL;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
+    f.group_list = &gl;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
+    if (r)
+        return r;
+    const Kollega__Relay__V1__GroupListResult *res = resp->group_list_result;
+    size_t n = res ? res->n_groups : 0;
+    if (n > MAX_KNOWN)
+        n = MAX_KNOWN;
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        const Kollega__Relay__V1__GroupInfo *gi = res->groups[i];
+        kl_store_group_t row;
+        char addr[KL_ADDR_MAX + 1];
+        if (gi == NULL || gi->group == NULL || kl_grp_address(cli, gi->group, addr, sizeof addr))
+            continue;
+        if ((r = kl_store_group_get(cli->st, addr, &row)) != KL_ENOTFOUND)
+            continue;
+        memset(&row, 0, sizeof row);
+        snprintf(row.address, sizeof row.address, "%s", addr);
+        if ((r = kl_store_begin(cli->st)) == 0) {
+            r = kl_store_group_put(cli->st, &row);
+            r = r ? r : kl_store_commit(cli->st);
+            if (r)
+                kl_store_rollback(cli->st);
+        }
+    }
+    kl_wire_free(resp);
+    return r;
+}
+
+typedef struct known {
+    size_t n;
+    char (*addr)[KL_ADDR_MAX + 1];
+} known_t;
+
+static int collect_known(void *ud, const kl_store_group_t *g)
+{
+    known_t *k = ud;
+    if (k->n >= MAX_KNOWN)
+        return 0;
+    memcpy(k->addr[k->n++], g->address, KL_ADDR_MAX + 1);
+    return 0;
+}
+
+int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
+    kl_frame_t *resp = NULL;
+    known_t k;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
+    f.group_list = &gl;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
+    if (r)
+        return r;
+    memset(&k, 0, sizeof k);
+    k.addr = calloc(MAX_KNOWN, sizeof *k.addr);
+    if (k.addr == NULL) {
+        kl_wire_free(resp);
+        return KL_ENOMEM;
+    }
+    /* Groups we know but the relay no longer lists (we left or were
+     * removed) are visited too, so their last ops and notices arrive. */
+    r = kl_store_group_each(cli->st, collect_known, &k);
+    const Kollega__Relay__V1__GroupListResult *res = resp->group_list_result;
+    size_t n = res ? res->n_groups : 0;
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        const Kollega__Relay__V1__GroupInfo *gi = res->groups[i];
+        char addr[KL_ADDR_MAX + 1];
+        if (gi == NULL || gi->group == NULL || kl_grp_address(cli, gi->group, addr, sizeof addr))
+            continue;
+        r = receive_group(cli, conn, s, addr, gi->member);
+        for (size_t j = 0; j < k.n; j++)
+            if (strcmp(k.addr[j], addr) == 0)
+                k.addr[j][0] = '\0';
+    }
+    for (size_t j = 0; r == 0 && j < k.n; j++)
+        if (k.addr[j][0])
+            r = receive_group(cli, conn, s, k.addr[j], 0);
+    free(k.addr);
+    kl_wire_free(resp);
+    return r;
+}

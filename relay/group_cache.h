@@ -1,0 +1,35 @@
+/* The validated state of recently used groups, kept on the storage thread
+ * so that applying an op costs one kl_group_apply, not a replay of the
+ * group's whole log (signature check and decode of every op).
+ *
+ * The cache hangs on the storage connection (kl_storage_set_aux), so it
+ * lives exactly as long as the thread's kl_storage_t and is touched by
+ * that thread alone. Entries are keyed by group row id and valid only
+ * while the state's next index and head hash are those of the stored row:
+ * the head is the SHA-256 of the last op, which names the hash of the one
+ * before it, so equal heads mean equal logs. A job that applies an op to
+ * a cached state and then fails (refused by storage, batch rolled back)
+ * leaves a state whose head the row does not have; the next lookup misses
+ * and the caller replays. At most KL_GCACHE_MAX groups, least recently
+ * used first out. */
+#ifndef KOLLEGA_RELAY_GROUP_CACHE_H
+#define KOLLEGA_RELAY_GROUP_CACHE_H
+
+#include <stdint.h>
+
+#include "kollega/group.h"
+#include "storage.h"
+
+#define KL_GCACHE_MAX 64
+
+/* The cached state of row g, or NULL (a miss). The state stays the cache's:
+ * the caller may apply ops to it, and must not free it or keep it past the
+ * job. */
+kl_group_t *kl_gcache_find(kl_storage_t *st, const kl_storage_group_t *g);
+/* Hand grp, the state of row id, to the cache (it frees grp when it cannot
+ * keep it). Returns grp, or NULL if it was freed. */
+kl_group_t *kl_gcache_keep(kl_storage_t *st, uint64_t id, kl_group_t *grp);
+/* Lookups that hit and that missed on st since it was opened. */
+void kl_gcache_stats(kl_storage_t *st, uint64_t *hits, uint64_t *misses);
+
+#endif

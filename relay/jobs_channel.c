@@ -1,0 +1,210 @@
+/* The storage-thread half of broadcast channels: each KL_JOB_CHAN_* job
+ * runs here inside the storage batch (see jobs.h), so validating an op or
+ * a post against the stored publisher log and storing it is one atomic
+ * step.
+ *
+ * Results (job->result), turned into replies by dispatch_channel.c:
+ *   KL_ENOTFOUND  no such channel (for an op: any index but 0)
+ *   KL_EEXIST     create of an existing channel
+ *   KL_ESTATE     the op's index/prev does not continue the stored log
+ *   KL_EREFUSED   the rules refuse the op or the post (u.chan.verr says
+ *                 why), or the caller does not subscribe (read, ack,
+ *                 unsubscribe)
+ *   KL_EPROTO     the op or post is malformed or its signature does not
+ *                 verify (u.chan.verr)
+ *   KL_ELIMIT     the channel's post log is over its quota, or the
+ *                 channel has KL_STORAGE_CHANNEL_MAX_OPS ops
+ *   KL_EIO etc.   storage failures (also a stored log that no longer
+ *                 validates: the relay refuses to build on it) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "kollega/channel.h"
+#include "kollega/err.h"
+
+/* Ops per channel_log reply. */
+#define FETCH_OPS_MAX 500
+
+void kl_job_drop_channel(kl_job_t *job)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    kl_storage_entries_free(j->entries, j->n);
+    j->entries = NULL;
+    j->n = 0;
+    j->more = 0;
+    free(j->infos);
+    j->infos = NULL;
+    j->n_infos = 0;
+    free(j->push);
+    j->push = NULL;
+    j->n_push = 0;
+}
+
+/* Rebuild the validated state of a stored channel from its ops. Every
+ * stored op was validated when it arrived, so one that fails now means the
+ * database was edited: KL_EIO, and nothing is built on it. */
+static int replay(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
+                  kl_channel_t **out)
+{
+    kl_channel_t *ch = NULL;
+    int r = kl_channel_new(&ch, address);
+    if (r == 0 && c->next_index > KL_STORAGE_CHANNEL_MAX_OPS)
+        r = KL_EIO;
+    kl_storage_entry_t *e = NULL;
+    size_t n = 0;
+    int more = 0;
+    if (r == 0 && c->next_index > 0)
+        r = kl_storage_channel_ops(st, c->id, 0, KL_STORAGE_CHANNEL_MAX_OPS, SIZE_MAX, &e, &n,
+                                   &more);
+    if (r == 0 && (n != c->next_index || more))
+        r = KL_EIO;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        kl_channel_verr_t why = KL_CV_OK;
+        if (e[i].seq != i || kl_channel_apply(ch, e[i].body, e[i].len, NULL, &why) != 0)
+            r = KL_EIO;
+    }
+    kl_storage_entries_free(e, n);
+    if (r) {
+        kl_channel_free(ch);
+        return r;
+    }
+    *out = ch;
+    return 0;
+}
+
+/* A kl_channel_apply / kl_channel_post_open refusal as a job result. */
+static int refusal(kl_channel_verr_t why)
+{
+    switch (why) {
+    case KL_CV_MALFORMED:
+    case KL_CV_SIGNATURE:
+    case KL_CV_WRONG_CHANNEL:
+        return KL_EPROTO;
+    case KL_CV_CHAIN:
+        return KL_ESTATE;
+    default:
+        return KL_EREFUSED;
+    }
+}
+
+static int run_op(kl_job_t *job, kl_storage_t *st)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    kl_channel_t *ch = NULL;
+    kl_channel_event_t ev;
+    kl_channel_verr_t why = KL_CV_OK;
+    uint8_t head[32];
+    /* The cheap refusals first: no replay for an op that cannot continue
+     * the log (the client fetches and retries). */
+    int r = kl_storage_channel_get(st, j->address, &j->chan);
+    if (r == KL_ENOTFOUND) {
+        memset(&j->chan, 0, sizeof j->chan);
+        r = j->from != 0 ? KL_ENOTFOUND : kl_channel_new(&ch, j->address);
+    } else if (r == 0) {
+        r = j->from == 0                   ? KL_EEXIST
+            : j->from != j->chan.next_index ? KL_ESTATE
+            : j->from >= KL_STORAGE_CHANNEL_MAX_OPS ? KL_ELIMIT
+                                                     : replay(st, j->address, &j->chan, &ch);
+    }
+    if (r)
+        goto out;
+    r = kl_channel_apply(ch, j->data, j->len, &ev, &why);
+    if (r != 0) {
+        j->verr = (int)why;
+        r = refusal(why);
+        goto out;
+    }
+    kl_channel_head(ch, head);
+    r = kl_storage_channel_append_op(st, j->address, ev.index, j->data, j->len, head, &j->chan);
+    if (r == 0)
+        r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
+out:
+    kl_channel_free(ch);
+    return r;
+}
+
+static int caller(kl_job_t *job, kl_storage_t *st)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    return kl_storage_channel_caller(st, j->address, j->user, &j->chan, &j->subscribed,
+                                     &j->cursor);
+}
+
+static int run_post(kl_job_t *job, kl_storage_t *st)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    kl_channel_t *ch = NULL;
+    kl_channel_post_t post;
+    kl_channel_verr_t why = KL_CV_OK;
+    memset(&post, 0, sizeof post);
+    int r = caller(job, st);
+    if (r == 0)
+        r = replay(st, j->address, &j->chan, &ch);
+    if (r)
+        goto out;
+    /* Against the CURRENT state: a removed publisher's post is refused. */
+    if (kl_channel_post_open(ch, j->data, j->len, &post, &why) != 0) {
+        j->verr = (int)why;
+        r = refusal(why);
+        goto out;
+    }
+    r = kl_storage_log_append(st, j->chan.log, job->now_ms, j->expires_ms, j->data, j->len,
+                              &j->quota, &j->seq);
+    if (r == 0) {
+        j->chan.last_seq = j->seq;
+        r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
+    }
+out:
+    kl_channel_post_clear(&post);
+    kl_channel_free(ch);
+    return r;
+}
+
+int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    int r;
+    switch (job->kind) {
+    case KL_JOB_CHAN_OP:
+        return run_op(job, st);
+    case KL_JOB_CHAN_FETCH:
+        r = kl_storage_channel_get(st, j->address, &j->chan);
+        if (r == 0 && j->from < j->chan.next_index)
+            r = kl_storage_channel_ops(st, j->chan.id, j->from, FETCH_OPS_MAX, j->max_bytes,
+                                       &j->entries, &j->n, &j->more);
+        return r;
+    case KL_JOB_CHAN_SUB:
+        r = kl_storage_channel_get(st, j->address, &j->chan);
+        if (r == 0)
+            r = kl_storage_channel_subscribe(st, &j->chan, j->user, j->backlog, job->now_ms,
+                                             &j->cursor);
+        return r;
+    case KL_JOB_CHAN_UNSUB:
+        r = kl_storage_channel_get(st, j->address, &j->chan);
+        if (r == 0)
+            r = kl_storage_channel_unsubscribe(st, &j->chan, j->user);
+        return r == KL_ENOTFOUND && j->chan.id != 0 ? KL_EREFUSED : r;
+    case KL_JOB_CHAN_LIST:
+        return kl_storage_channel_list(st, j->user, &j->infos, &j->n_infos);
+    case KL_JOB_CHAN_POST:
+        return run_post(job, st);
+    case KL_JOB_CHAN_READ:
+        r = caller(job, st);
+        if (r == 0 && !j->subscribed)
+            r = KL_EREFUSED;
+        if (r == 0)
+            r = kl_storage_log_read(st, j->chan.log, j->from, job->now_ms, j->limit,
+                                    j->max_bytes, &j->entries, &j->n, &j->more);
+        return r;
+    case KL_JOB_CHAN_ACK:
+        r = caller(job, st);
+        if (r == 0 && !j->subscribed)
+            r = KL_EREFUSED;
+        if (r == 0)
+            r = kl_storage_log_ack(st, j->chan.log, j->user, j->from);
+        return r == KL_ENOTFOUND && j->chan.id != 0 ? KL_EREFUSED : r;
+    default:
+        return KL_EINVAL;
+    }
+}

@@ -1,0 +1,544 @@
+/* Broadcast channels in the relay, in-process: frames go through
+ * kl_dispatch_frame, the jobs run against the real sqlite storage (as the
+ * storage thread runs them: job_begin, kl_job_run, job_end inside a batch)
+ * and kl_dispatch_complete turns them into replies and push lists. Users
+ * u0..u7 are registered on relay oslo.test; u0 owns !news@oslo.test. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dispatch.h"
+#include "kollega/channel.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "storage.h"
+
+#define NOW 1700000000000ull
+#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
+#define CODE_INV "inviteinviteinviteinvite"
+#define CH "!news@oslo.test"
+#define NU 8
+
+typedef struct user {
+    uint8_t pk[32];
+    uint8_t sk[64];
+    char addr[64];
+} user_t;
+
+typedef struct fx {
+    char dir[64];
+    char path[128];
+    kl_storage_t *st;
+    kl_dispatch_cfg_t cfg;
+    user_t u[NU];
+    kl_session_t s[NU];
+    kl_dispatch_out_t out;
+    uint32_t next_id;
+    kl_channel_t *mirror;    /* the channel as its owner sees it */
+    kl_job_t *job;           /* the last job: replies point into it */
+} fx_t;
+
+static fx_t *F;
+
+static int setup(void **state)
+{
+    if (kl_crypto_init() != 0)
+        return -1;
+    fx_t *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/kl-dchan-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
+    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0)
+        return -1;
+    f->cfg.relay_name = "oslo.test";
+    f->cfg.max_body = 60000;
+    f->cfg.ttl_default_s = 3600;
+    f->cfg.ttl_max_s = 30 * 86400;
+    f->cfg.quota.max_entries = 100;
+    f->cfg.quota.max_bytes = 1000000;
+    f->cfg.rate = 1000;
+    f->cfg.burst = 1000;
+    if (kl_storage_invite_create(f->st, CODE_INV, 100, NOW + 1000000, NOW) != 0)
+        return -1;
+    for (int i = 0; i < NU; i++) {
+        char h[16];
+        kl_storage_user_t su;
+        snprintf(h, sizeof h, "u%d", i);
+        if (kl_sign_keypair(f->u[i].pk, f->u[i].sk) != 0)
+            return -1;
+        snprintf(f->u[i].addr, sizeof f->u[i].addr, "%s@oslo.test", h);
+        if (kl_storage_register(f->st, h, f->u[i].pk, CODE_INV, NOW, &su) != 0)
+            return -1;
+        kl_session_init(&f->s[i], &f->cfg, NOW);
+        f->s[i].authed = 1;
+        f->s[i].user_id = su.id;
+        f->s[i].inbox = su.inbox;
+        memcpy(f->s[i].identity_key, f->u[i].pk, 32);
+        snprintf(f->s[i].handle, sizeof f->s[i].handle, "%s", h);
+    }
+    if (kl_channel_new(&f->mirror, CH) != 0)
+        return -1;
+    f->next_id = 1;
+    F = f;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    kl_dispatch_out_free(&f->out);
+    kl_job_free(f->job);
+    kl_storage_close(f->st);
+    kl_channel_free(f->mirror);
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char p[400];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Dispatch fr from user u; run its job (committed) and complete it.
+ * Returns the reply's body case. */
+static int req(int u, kl_frame_t *fr)
+{
+    fx_t *f = F;
+    kl_dispatch_out_free(&f->out);
+    kl_job_free(f->job);
+    f->job = NULL;
+    fr->id = f->next_id++;
+    assert_int_equal(kl_dispatch_frame(&f->cfg, &f->s[u], fr, NOW, &f->out), 0);
+    kl_job_t *job = f->out.job;
+    if (job == NULL) {
+        assert_true(f->out.has_reply);
+        return f->out.reply.frame.body_case;
+    }
+    f->out.job = NULL;
+    assert_int_equal(kl_storage_batch_begin(f->st), 0);
+    assert_int_equal(kl_storage_job_begin(f->st), 0);
+    kl_job_run(job, f->st);
+    assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
+    assert_int_equal(kl_storage_batch_commit(f->st), 0);
+    kl_dispatch_out_free(&f->out);
+    kl_dispatch_complete(&f->cfg, &f->s[u], job, &f->out);
+    f->job = job;
+    assert_true(f->out.has_reply);
+    assert_int_equal(f->out.reply.frame.id, fr->id);
+    return f->out.reply.frame.body_case;
+}
+
+static void expect_error(int code, const char *contains)
+{
+    assert_int_equal(F->out.reply.frame.body_case, BODY(ERROR));
+    if (F->out.reply.body.error.code != (Kollega__Relay__V1__ErrorCode)code)
+        fail_msg("error %d (%s), expected %d", F->out.reply.body.error.code,
+                 F->out.reply.body.error.message, code);
+    if (contains && strstr(F->out.reply.body.error.message, contains) == NULL)
+        fail_msg("message \"%s\" lacks \"%s\"", F->out.reply.body.error.message, contains);
+    assert_false(F->out.has_push);
+}
+
+/* Build op kind by user a against the mirror, submit it; on acceptance
+ * apply it to the mirror. Returns the reply body case. */
+static int op(int a, kl_channel_opkind_t kind, int target)
+{
+    uint8_t *b = NULL;
+    size_t len = 0;
+    const user_t *t = target >= 0 ? &F->u[target] : NULL;
+    assert_int_equal(kl_channel_op_build(F->mirror, F->u[a].sk, F->u[a].pk, F->u[a].addr, NOW,
+                                         kind, t ? t->pk : NULL, t ? t->addr : NULL, &b, &len),
+                     0);
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
+    co.signed_op.data = b;
+    co.signed_op.len = len;
+    fr.body_case = BODY(CHANNEL_OP);
+    fr.channel_op = &co;
+    int bc = req(a, &fr);
+    if (bc == BODY(CHANNEL_OP_ACCEPTED)) {
+        kl_channel_verr_t why;
+        assert_int_equal(kl_channel_apply(F->mirror, b, len, NULL, &why), 0);
+    }
+    free(b);
+    return bc;
+}
+
+static int sub(int u, const char *ch, uint32_t backlog)
+{
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Subscribe s = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
+    s.channel = (char *)ch;
+    s.backlog = backlog;
+    fr.body_case = BODY(SUBSCRIBE);
+    fr.subscribe = &s;
+    return req(u, &fr);
+}
+
+static int unsub(int u)
+{
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Unsubscribe s = KOLLEGA__RELAY__V1__UNSUBSCRIBE__INIT;
+    s.channel = CH;
+    fr.body_case = BODY(UNSUBSCRIBE);
+    fr.unsubscribe = &s;
+    return req(u, &fr);
+}
+
+static int send_body(int u, const char *to, const uint8_t *b, size_t len)
+{
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = (char *)to;
+    sd.body.data = (uint8_t *)b;
+    sd.body.len = len;
+    fr.body_case = BODY(SEND);
+    fr.send = &sd;
+    return req(u, &fr);
+}
+
+/* A post by publisher p signed against state c (the mirror unless given);
+ * *out malloc'd. */
+static void build_post(const kl_channel_t *c, int p, const char *text, uint8_t **out,
+                       size_t *len)
+{
+    uint8_t id[16];
+    kl_random(id, sizeof id);
+    assert_int_equal(kl_channel_post_build(c ? c : F->mirror, F->u[p].sk, F->u[p].pk,
+                                           F->u[p].addr, id, NOW, text, out, len),
+                     0);
+}
+
+static int post(int sender, int p, const char *text)
+{
+    uint8_t *b = NULL;
+    size_t len = 0;
+    build_post(NULL, p, text, &b, &len);
+    int bc = send_body(sender, CH, b, len);
+    free(b);
+    return bc;
+}
+
+static int fetch(int u, uint64_t after)
+{
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    fe.channel = CH;
+    fe.after = after;
+    fr.body_case = BODY(FETCH);
+    fr.fetch = &fe;
+    return req(u, &fr);
+}
+
+static int ack(int u, uint64_t seq)
+{
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
+    a.channel = CH;
+    a.seq = seq;
+    fr.body_case = BODY(ACK);
+    fr.ack = &a;
+    return req(u, &fr);
+}
+
+static uint64_t stored_entries(void)
+{
+    kl_storage_stats_t s;
+    assert_int_equal(kl_storage_stats(F->st, NOW, &s), 0);
+    return s.entries;
+}
+
+/* u0 creates the channel and adds u1 as a publisher. */
+static void make_channel(void)
+{
+    assert_int_equal(op(0, KL_COP_CREATE, -1), BODY(CHANNEL_OP_ACCEPTED));
+    assert_string_equal(F->out.reply.body.channel_op_accepted.channel, CH);
+    assert_int_equal(F->out.reply.body.channel_op_accepted.index, 0);
+    assert_int_equal(op(0, KL_COP_ADD_PUBLISHER, 1), BODY(CHANNEL_OP_ACCEPTED));
+    assert_int_equal(F->out.reply.body.channel_op_accepted.index, 1);
+}
+
+static int has_user(int u)
+{
+    for (size_t i = 0; i < F->out.n_push_users; i++)
+        if (F->out.push_users[i] == F->s[u].user_id)
+            return 1;
+    return 0;
+}
+
+static void test_post_stored_once(void **state)
+{
+    (void)state;
+    make_channel();
+    for (int u = 2; u <= 6; u++)
+        assert_int_equal(sub(u, CH, 0), BODY(OK));
+    uint64_t before = stored_entries();
+    assert_int_equal(post(1, 1, "training on friday"), BODY(SENT));
+    assert_int_equal(F->out.reply.body.sent.seq, 1);
+    assert_int_equal(stored_entries(), before + 1); /* one entry, five readers */
+    assert_true(F->out.has_push);
+    assert_int_equal(F->out.n_push_users, 5);
+    for (int u = 2; u <= 6; u++)
+        assert_true(has_user(u));
+    assert_int_equal(F->out.push.frame.body_case, BODY(DELIVER));
+    assert_string_equal(F->out.push.body.deliver.channel, CH);
+    assert_int_equal(F->out.push.body.deliver.n_entries, 1);
+    assert_string_equal(F->out.push_group, CH);
+    /* Every subscriber reads the same entry, and the post verifies. */
+    for (int u = 2; u <= 6; u++) {
+        assert_int_equal(fetch(u, 0), BODY(DELIVER));
+        assert_string_equal(F->out.reply.body.deliver.channel, CH);
+        assert_int_equal(F->out.reply.body.deliver.n_entries, 1);
+        const Kollega__Relay__V1__Entry *e = F->out.reply.body.deliver.entries[0];
+        kl_channel_post_t p;
+        kl_channel_verr_t why;
+        assert_int_equal(kl_channel_post_open(F->mirror, e->body.data, e->body.len, &p, &why), 0);
+        assert_memory_equal(p.publisher, F->u[1].pk, 32);
+        assert_string_equal(p.text, "training on friday");
+        kl_channel_post_clear(&p);
+    }
+    /* The owner posts too; the list of channels shows the subscription. */
+    assert_int_equal(post(0, 0, "from the owner"), BODY(SENT));
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
+    fr.body_case = BODY(CHANNEL_LIST);
+    fr.channel_list = &cl;
+    assert_int_equal(req(3, &fr), BODY(CHANNEL_LIST_RESULT));
+    assert_int_equal(F->out.reply.body.channel_list_result.n_channels, 1);
+    const Kollega__Relay__V1__ChannelInfo *ci = F->out.reply.body.channel_list_result.channels[0];
+    assert_string_equal(ci->channel, CH);
+    assert_int_equal(ci->last_seq, 2);
+    assert_int_equal(ci->next_index, 2);
+    assert_int_equal(ci->cursor, 0);
+    assert_int_equal(req(7, &fr), BODY(CHANNEL_LIST_RESULT));
+    assert_int_equal(F->out.reply.body.channel_list_result.n_channels, 0);
+}
+
+static void test_non_publisher_refused(void **state)
+{
+    (void)state;
+    make_channel();
+    assert_int_equal(sub(2, CH, 0), BODY(OK));
+    uint64_t before = stored_entries();
+    /* u5 signs a post as itself: a valid signature, not a publisher. Built
+     * against a look-alike state where u5 is the owner. */
+    kl_channel_t *fake = NULL;
+    uint8_t *b = NULL, *p = NULL;
+    size_t len = 0, plen = 0;
+    kl_channel_verr_t why;
+    assert_int_equal(kl_channel_new(&fake, CH), 0);
+    assert_int_equal(kl_channel_op_build(fake, F->u[5].sk, F->u[5].pk, F->u[5].addr, NOW,
+                                         KL_COP_CREATE, NULL, NULL, &b, &len),
+                     0);
+    assert_int_equal(kl_channel_apply(fake, b, len, NULL, &why), 0);
+    build_post(fake, 5, "fake news", &p, &plen);
+    assert_int_equal(send_body(5, CH, p, plen), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not a publisher of " CH);
+    /* The same post sent by another user: refused before any storage. */
+    assert_int_equal(send_body(2, CH, p, plen), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not a publisher of " CH);
+    /* A non-owner cannot change the publishers. */
+    assert_int_equal(op(1, KL_COP_ADD_PUBLISHER, 5), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), NULL);
+    assert_int_equal(stored_entries(), before);
+    free(b);
+    free(p);
+    kl_channel_free(fake);
+}
+
+static void test_forged_post_refused(void **state)
+{
+    (void)state;
+    make_channel();
+    assert_int_equal(sub(2, CH, 0), BODY(OK));
+    uint64_t before = stored_entries();
+    uint8_t *b = NULL;
+    size_t len = 0;
+    build_post(NULL, 1, "genuine text", &b, &len);
+    b[len - 1] ^= 0x01; /* the signature is the last field */
+    assert_int_equal(send_body(1, CH, b, len), BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "invalid channel post");
+    /* A post naming another channel. */
+    free(b);
+    build_post(NULL, 1, "elsewhere", &b, &len);
+    assert_int_equal(send_body(1, "!other@oslo.test", b, len), BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), NULL);
+    assert_int_equal(stored_entries(), before);
+    free(b);
+}
+
+static void test_cursor_per_subscriber_and_deletion(void **state)
+{
+    (void)state;
+    make_channel();
+    for (int u = 2; u <= 4; u++)
+        assert_int_equal(sub(u, CH, 0), BODY(OK));
+    uint64_t base = stored_entries();
+    assert_int_equal(post(1, 1, "one"), BODY(SENT));
+    assert_int_equal(post(1, 1, "two"), BODY(SENT));
+    assert_int_equal(stored_entries(), base + 2);
+    assert_int_equal(ack(2, 2), BODY(OK));
+    assert_int_equal(ack(3, 1), BODY(OK));
+    /* u4 has acked nothing: both stay; u3 still reads "two" after its cursor. */
+    assert_int_equal(stored_entries(), base + 2);
+    assert_int_equal(fetch(3, 1), BODY(DELIVER));
+    assert_int_equal(F->out.reply.body.deliver.n_entries, 1);
+    assert_int_equal(F->out.reply.body.deliver.entries[0]->seq, 2);
+    assert_int_equal(fetch(2, 2), BODY(DELIVER));
+    assert_int_equal(F->out.reply.body.deliver.n_entries, 0);
+    assert_int_equal(ack(4, 1), BODY(OK));
+    assert_int_equal(stored_entries(), base + 1); /* everyone acked 1 */
+    assert_int_equal(ack(3, 2), BODY(OK));
+    assert_int_equal(ack(4, 2), BODY(OK));
+    assert_int_equal(stored_entries(), base);
+    /* Not a subscriber: no fetch, no ack. */
+    assert_int_equal(fetch(6, 0), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not subscribed");
+    assert_int_equal(ack(6, 2), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not subscribed");
+}
+
+static void test_unsubscribe(void **state)
+{
+    (void)state;
+    make_channel();
+    assert_int_equal(sub(2, CH, 0), BODY(OK));
+    assert_int_equal(sub(3, CH, 0), BODY(OK));
+    uint64_t base = stored_entries();
+    assert_int_equal(post(1, 1, "one"), BODY(SENT));
+    assert_int_equal(ack(2, 1), BODY(OK));
+    assert_int_equal(stored_entries(), base + 1); /* u3 holds it back */
+    assert_int_equal(unsub(3), BODY(OK));
+    assert_int_equal(stored_entries(), base);     /* ... no longer */
+    assert_int_equal(unsub(3), BODY(ERROR));
+    expect_error(CODE(NOT_FOUND), "do not subscribe");
+    assert_int_equal(fetch(3, 0), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), NULL);
+    assert_int_equal(post(1, 1, "two"), BODY(SENT));
+    assert_int_equal(F->out.n_push_users, 1);
+    assert_true(has_user(2));
+    /* Subscribing again starts at the last seq; with a backlog earlier. */
+    assert_int_equal(sub(3, CH, 0), BODY(OK));
+    assert_int_equal(fetch(3, 0), BODY(DELIVER));
+    assert_int_equal(F->out.reply.body.deliver.n_entries, 1); /* "two" is retained */
+    assert_int_equal(unsub(3), BODY(OK));
+    assert_int_equal(sub(5, CH, 0), BODY(OK));
+    kl_storage_channel_t c;
+    int subd = 0;
+    uint64_t cur = 99;
+    assert_int_equal(kl_storage_channel_caller(F->st, CH, F->s[5].user_id, &c, &subd, &cur), 0);
+    assert_true(subd);
+    assert_int_equal(cur, 2);
+    assert_int_equal(sub(6, CH, 1), BODY(OK)); /* the latest post: "two" */
+    assert_int_equal(kl_storage_channel_caller(F->st, CH, F->s[6].user_id, &c, &subd, &cur), 0);
+    assert_true(subd);
+    assert_int_equal(cur, 1);
+    assert_int_equal(sub(7, CH, 5), BODY(OK)); /* "one" is gone: all that is retained */
+    assert_int_equal(kl_storage_channel_caller(F->st, CH, F->s[7].user_id, &c, &subd, &cur), 0);
+    assert_int_equal(cur, 0);
+    assert_int_equal(sub(7, CH, 0), BODY(OK)); /* again: the cursor stays */
+    assert_int_equal(kl_storage_channel_caller(F->st, CH, F->s[7].user_id, &c, &subd, &cur), 0);
+    assert_int_equal(cur, 0);
+}
+
+static void test_publisher_removed_and_errors(void **state)
+{
+    (void)state;
+    make_channel();
+    assert_int_equal(sub(2, CH, 0), BODY(OK));
+    assert_int_equal(op(0, KL_COP_REMOVE_PUBLISHER, 1), BODY(CHANNEL_OP_ACCEPTED));
+    /* The op is pushed to subscribers as channel_log. */
+    assert_true(F->out.has_push);
+    assert_true(has_user(2));
+    assert_int_equal(F->out.push.frame.body_case, BODY(CHANNEL_LOG));
+    assert_int_equal(F->out.push.body.channel_log.from_index, 2);
+    assert_int_equal(F->out.push.body.channel_log.next_index, 3);
+    /* u1's post, signed while it was a publisher, is refused now. */
+    kl_channel_t *old = NULL;
+    uint8_t *b = NULL, *p = NULL;
+    size_t len = 0, plen = 0;
+    kl_channel_verr_t why;
+    assert_int_equal(kl_channel_new(&old, CH), 0);
+    assert_int_equal(kl_channel_op_build(old, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
+                                         KL_COP_CREATE, NULL, NULL, &b, &len), 0);
+    assert_int_equal(kl_channel_apply(old, b, len, NULL, &why), 0);
+    free(b);
+    assert_int_equal(kl_channel_op_build(old, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
+                                         KL_COP_ADD_PUBLISHER, F->u[1].pk, F->u[1].addr, &b,
+                                         &len), 0);
+    assert_int_equal(kl_channel_apply(old, b, len, NULL, &why), 0);
+    build_post(old, 1, "still here?", &p, &plen);
+    assert_int_equal(send_body(1, CH, p, plen), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not a publisher of " CH);
+    free(b);
+    free(p);
+    kl_channel_free(old);
+    /* The log is public: a stranger fetches all three ops. */
+    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
+    cf.channel = CH;
+    fr.body_case = BODY(CHANNEL_FETCH);
+    fr.channel_fetch = &cf;
+    assert_int_equal(req(7, &fr), BODY(CHANNEL_LOG));
+    assert_int_equal(F->out.reply.body.channel_log.n_ops, 3);
+    assert_int_equal(F->out.reply.body.channel_log.next_index, 3);
+    assert_int_equal(F->out.reply.body.channel_log.head.len, 32);
+    /* Errors: creating again, a stale index, unknown and remote channels. */
+    uint8_t *c0 = NULL;
+    size_t c0len = 0;
+    kl_channel_t *fresh = NULL;
+    assert_int_equal(kl_channel_new(&fresh, CH), 0);
+    assert_int_equal(kl_channel_op_build(fresh, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
+                                         KL_COP_CREATE, NULL, NULL, &c0, &c0len), 0);
+    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
+    co.signed_op.data = c0;
+    co.signed_op.len = c0len;
+    kl_frame_t fo = KOLLEGA__RELAY__V1__FRAME__INIT;
+    fo.body_case = BODY(CHANNEL_OP);
+    fo.channel_op = &co;
+    assert_int_equal(req(0, &fo), BODY(ERROR));
+    expect_error(CODE(CONFLICT), "already exists");
+    assert_int_equal(req(1, &fo), BODY(ERROR)); /* someone else's op */
+    expect_error(CODE(FORBIDDEN), "connected user");
+    free(c0);
+    kl_channel_free(fresh);
+    assert_int_equal(sub(2, "!nothing@oslo.test", 0), BODY(ERROR));
+    expect_error(CODE(NOT_FOUND), "no such channel");
+    assert_int_equal(sub(2, "!news@stockholm.test", 0), BODY(ERROR));
+    expect_error(CODE(UNAVAILABLE), "federation");
+    assert_int_equal(sub(2, "news@oslo.test", 0), BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "!name@relay");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_post_stored_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_publisher_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_post_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_per_subscriber_and_deletion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publisher_removed_and_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
