@@ -7,8 +7,11 @@
  *   - Every channel request names "!name@relay"; malformed: BAD_REQUEST.
  *     A channel of another relay: UNAVAILABLE ("federation ..."): this
  *     relay neither stores nor forwards other relays' channels.
- *   - channel_op: the op's actor must be the connected user's identity key
- *     and its actor_address the connected user's address (else FORBIDDEN).
+ *   - channel_op: decoded and its signature verified here, before any job
+ *     (kl_channel_op_peek; BAD_REQUEST "invalid channel op: signature does
+ *     not verify" or "signed_op is not a channel op"). The op's actor must
+ *     be the connected user's identity key and its actor_address the
+ *     connected user's address (else FORBIDDEN).
  *     Then NOT_FOUND (no such channel, any index but 0), CONFLICT (create
  *     of an existing channel, or index/prev not continuing the log: fetch
  *     and retry), FORBIDDEN (the rules refuse it: kl_channel_verr_str's
@@ -89,51 +92,47 @@ static kl_job_t *chan_job(kl_job_kind_t kind, const kl_session_t *s, const char 
     return job;
 }
 
-/* Decode a SignedOp far enough to route it and check who signed it; the
- * signature and the rules are checked against the stored log by the job. */
+/* Decode a SignedOp, check its signature and who signed it, then route
+ * it. The signature is checked here, statelessly (kl_channel_op_peek),
+ * so an op with a bogus signature never reaches the storage thread (where
+ * checking it would mean loading the channel's state); the chain and the
+ * rules are checked against that state by the job. */
 static int on_op(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
                  kl_dispatch_out_t *out)
 {
     const ProtobufCBinaryData *b = &f->channel_op->signed_op;
-    Kollega__Channel__V1__SignedOp *so = NULL;
-    Kollega__Channel__V1__Op *op = NULL;
+    kl_channel_peek_t pk;
     char self[KL_ADDR_MAX + 1];
-    int r = 0;
     if (b->len == 0 || b->len > KL_CHANNEL_MAX_OP) {
         kl_dispatch_fail(out, f->id, b->len ? CODE(TOO_LARGE) : CODE(BAD_REQUEST),
                          b->len ? "channel op over 2048 bytes" : "channel_op needs a signed_op",
                          0);
         return 0;
     }
-    so = kollega__channel__v1__signed_op__unpack(NULL, b->len, b->data);
-    if (so)
-        op = kollega__channel__v1__op__unpack(NULL, so->op.len, so->op.data);
-    if (op == NULL || op->body_case == KOLLEGA__CHANNEL__V1__OP__BODY__NOT_SET) {
-        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "signed_op is not a channel op", 0);
-        goto out;
+    int r = kl_channel_op_peek(b->data, b->len, &pk);
+    if (r != 0) {
+        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST),
+                         r == KL_ECRYPTO ? "invalid channel op: signature does not verify"
+                                         : "signed_op is not a channel op",
+                         0);
+        return 0;
     }
-    if (chan_addr(cfg, op->channel, out, f->id) != 0)
-        goto out;
+    if (chan_addr(cfg, pk.channel, out, f->id) != 0)
+        return 0;
     snprintf(self, sizeof self, "%s@%s", s->handle, cfg->relay_name);
-    if (op->actor.len != 32 || memcmp(op->actor.data, s->identity_key, 32) != 0 ||
-        strcmp(op->actor_address, self) != 0) {
+    if (memcmp(pk.actor, s->identity_key, 32) != 0 || strcmp(pk.actor_address, self) != 0) {
         kl_dispatch_fail(out, f->id, CODE(FORBIDDEN),
                          "a channel op must be made by the connected user (actor and "
                          "actor_address)",
                          0);
-        goto out;
+        return 0;
     }
-    kl_job_t *job = chan_job(KL_JOB_CHAN_OP, s, op->channel, b->data, b->len);
-    if (job == NULL) {
-        r = KL_ENOMEM;
-        goto out;
-    }
-    job->u.chan.from = op->index;
+    kl_job_t *job = chan_job(KL_JOB_CHAN_OP, s, pk.channel, b->data, b->len);
+    if (job == NULL)
+        return KL_ENOMEM;
+    job->u.chan.from = pk.index;
     out->job = job;
-out:
-    kollega__channel__v1__op__free_unpacked(op, NULL);
-    kollega__channel__v1__signed_op__free_unpacked(so, NULL);
-    return r;
+    return 0;
 }
 
 /* A post (send to a channel): decoded here to refuse the obvious early;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chan_cache.h"
 #include "jobs.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
@@ -73,6 +74,24 @@ static int replay(kl_storage_t *st, const char *address, const kl_storage_channe
     return 0;
 }
 
+/* The validated state of stored channel c: the cached one (chan_cache.h),
+ * or a replay of its log, which is then cached. The state is the cache's
+ * (the caller must not free it); *out is NULL only on error. */
+static int state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
+                 kl_channel_t **out)
+{
+    *out = kl_ccache_find(st, c);
+    if (*out != NULL)
+        return 0;
+    int r = replay(st, address, c, out);
+    if (r == 0) {
+        *out = kl_ccache_keep(st, c->id, *out);
+        if (*out == NULL)
+            r = KL_ENOMEM;
+    }
+    return r;
+}
+
 /* A kl_channel_apply / kl_channel_post_open refusal as a job result. */
 static int refusal(kl_channel_verr_t why)
 {
@@ -91,7 +110,7 @@ static int refusal(kl_channel_verr_t why)
 static int run_op(kl_job_t *job, kl_storage_t *st)
 {
     kl_chan_job_t *j = &job->u.chan;
-    kl_channel_t *ch = NULL;
+    kl_channel_t *ch = NULL, *fresh = NULL; /* fresh: a new channel's state, ours */
     kl_channel_event_t ev;
     kl_channel_verr_t why = KL_CV_OK;
     uint8_t head[32];
@@ -100,12 +119,13 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
     int r = kl_storage_channel_get(st, j->address, &j->chan);
     if (r == KL_ENOTFOUND) {
         memset(&j->chan, 0, sizeof j->chan);
-        r = j->from != 0 ? KL_ENOTFOUND : kl_channel_new(&ch, j->address);
+        r = j->from != 0 ? KL_ENOTFOUND : kl_channel_new(&fresh, j->address);
+        ch = fresh;
     } else if (r == 0) {
         r = j->from == 0                   ? KL_EEXIST
             : j->from != j->chan.next_index ? KL_ESTATE
             : j->from >= KL_STORAGE_CHANNEL_MAX_OPS ? KL_ELIMIT
-                                                     : replay(st, j->address, &j->chan, &ch);
+                                                     : state(st, j->address, &j->chan, &ch);
     }
     if (r)
         goto out;
@@ -117,10 +137,14 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
     }
     kl_channel_head(ch, head);
     r = kl_storage_channel_append_op(st, j->address, ev.index, j->data, j->len, head, &j->chan);
+    if (r == 0 && fresh != NULL) {
+        kl_ccache_keep(st, j->chan.id, fresh); /* the cache's now (or freed) */
+        fresh = NULL;
+    }
     if (r == 0)
         r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
 out:
-    kl_channel_free(ch);
+    kl_channel_free(fresh);
     return r;
 }
 
@@ -140,7 +164,7 @@ static int run_post(kl_job_t *job, kl_storage_t *st)
     memset(&post, 0, sizeof post);
     int r = caller(job, st);
     if (r == 0)
-        r = replay(st, j->address, &j->chan, &ch);
+        r = state(st, j->address, &j->chan, &ch);
     if (r)
         goto out;
     /* Against the CURRENT state: a removed publisher's post is refused. */
@@ -157,7 +181,6 @@ static int run_post(kl_job_t *job, kl_storage_t *st)
     }
 out:
     kl_channel_post_clear(&post);
-    kl_channel_free(ch);
     return r;
 }
 

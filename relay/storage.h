@@ -105,6 +105,10 @@ void kl_storage_batch_rollback(kl_storage_t *st);
  * with err != 0 undoes them and leaves the batch usable. */
 int kl_storage_job_begin(kl_storage_t *st);
 int kl_storage_job_end(kl_storage_t *st, int err);
+/* 1 while the batch's transaction is still open: after some failures (an
+ * I/O error, out of memory) sqlite rolls the whole transaction back by
+ * itself, and a job run without its own savepoint must notice. */
+int kl_storage_batch_open(const kl_storage_t *st);
 
 /* Checkpoints off the commit path. By default the committing connection
  * copies the write-ahead log back into the database (and fsyncs it) once
@@ -167,8 +171,8 @@ int kl_storage_prekey_count(kl_storage_t *st, uint64_t user, uint32_t *n);
 
 /* Logs. append stores body as entry last_seq + 1 of log and returns its
  * seq; KL_ELIMIT if the log would exceed q (entries or bytes), KL_ENOTFOUND
- * if there is no such log. It is a single statement, so a failed append
- * has written nothing. Inside a job (kl_storage_job_begin) ack uses the
+ * if there is no such log. Its only write is one statement, so a failed
+ * append has written nothing. Inside a job (kl_storage_job_begin) ack uses the
  * job's savepoint instead of one of its own: KL_ENOTFOUND comes before it
  * writes anything, but after any other failure the job must fail
  * (kl_storage_job_end with the error) to undo a partial write. */
@@ -299,6 +303,9 @@ int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days);
  * kl_storage_close. Setting it again frees the previous one. */
 void kl_storage_set_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
 void *kl_storage_aux(const kl_storage_t *st);
+/* The same for the channel state cache of jobs_channel.c (chan_cache.h). */
+void kl_storage_set_chan_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
+void *kl_storage_chan_aux(const kl_storage_t *st);
 
 /* ---- Broadcast channels (relay/storage_sqlite_channels.c) -------------
  * A channel is a row (address "!name@relay", its post log, next op index,

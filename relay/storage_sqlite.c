@@ -103,8 +103,7 @@ static const char *SCHEMA =
     "  PRIMARY KEY(user, chan)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS channel_subs_chan ON channel_subs(chan, user);"
     /* The insert trigger also advances last_seq (version 3), so storing a
-     * message is one statement (S_ENTRY_APPEND), not a read, an update
-     * and an insert. */
+     * message is a read and an insert, without an update of its own. */
     "CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN"
     "  UPDATE logs SET last_seq = max(last_seq, NEW.seq), n_entries = n_entries + 1,"
     "  n_bytes = n_bytes + length(NEW.body) WHERE id = NEW.log; END;"
@@ -203,12 +202,6 @@ static const char *SQL[S_COUNT] = {
     [S_GROUPS_CREATED] = "SELECT count(*) FROM groups WHERE creator = ?1",
     [S_GROUP_RETAIN] = "UPDATE entries SET expires_ms = ts_ms + ?2"
                        " WHERE log = ?1 AND expires_ms > ts_ms + ?2",
-    /* Seq, quota check and insert in one statement; no row comes back when
-     * the log is missing or over its quota (kl_storage_log_append tells
-     * which). The trigger entries_ins advances last_seq and the totals. */
-    [S_ENTRY_APPEND] = "INSERT INTO entries(log, seq, ts_ms, expires_ms, body)"
-                       " SELECT id, last_seq + 1, ?2, ?3, ?4 FROM logs WHERE id = ?1"
-                       " AND n_entries < ?5 AND n_bytes + ?6 <= ?7 RETURNING seq",
     [S_USER_ROUTE] = "SELECT id, inbox FROM users WHERE handle = ?1",
     [S_USER_MAX] = "SELECT coalesce(max(id), 0) FROM users",
 };
@@ -470,6 +463,8 @@ void kl_storage_close(kl_storage_t *st)
         return;
     if (st->aux_free)
         st->aux_free(st->aux);
+    if (st->chan_aux_free)
+        st->chan_aux_free(st->chan_aux);
     kl_sq_ucache_free(st);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
@@ -534,6 +529,11 @@ void kl_storage_batch_rollback(kl_storage_t *st)
 {
     if (!sqlite3_get_autocommit(st->db))
         kl_sq_run(st, S_ROLLBACK);
+}
+
+int kl_storage_batch_open(const kl_storage_t *st)
+{
+    return !sqlite3_get_autocommit(st->db);
 }
 
 int kl_storage_job_begin(kl_storage_t *st)

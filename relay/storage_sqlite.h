@@ -64,7 +64,6 @@ enum {
     S_GROUPS_CREATED,
     S_GROUP_RETAIN,
     /* the hot path of a send (storage_sqlite_logs.c, storage_sqlite_users.c) */
-    S_ENTRY_APPEND,
     S_USER_ROUTE,
     S_USER_MAX,
     S_COUNT
@@ -79,6 +78,8 @@ struct kl_storage {
     int wal_ckpt_at;   /* the committing connection checkpoints from here */
     void *aux;         /* kl_storage_set_aux */
     void (*aux_free)(void *);
+    void *chan_aux;    /* kl_storage_set_chan_aux */
+    void (*chan_aux_free)(void *);
     struct kl_sq_ucache *ucache; /* handle -> (id, inbox), storage_sqlite_users.c */
     uint64_t users_max;          /* every user id <= this one is committed */
 };

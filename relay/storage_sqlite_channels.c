@@ -412,3 +412,16 @@ int kl_storage_channel_list(kl_storage_t *st, uint64_t user, kl_storage_cinfo_t 
     *n = count;
     return 0;
 }
+
+void kl_storage_set_chan_aux(kl_storage_t *st, void *p, void (*free_fn)(void *))
+{
+    if (st->chan_aux_free && st->chan_aux != p)
+        st->chan_aux_free(st->chan_aux);
+    st->chan_aux = p;
+    st->chan_aux_free = free_fn;
+}
+
+void *kl_storage_chan_aux(const kl_storage_t *st)
+{
+    return st->chan_aux;
+}

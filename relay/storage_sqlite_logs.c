@@ -127,44 +127,33 @@ int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint6
 {
     if (len == 0 || len > INT_MAX)
         return KL_EINVAL;
-    /* One statement: it is atomic on its own, so it needs no savepoint,
-     * inside a job or not. */
-    sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_APPEND);
+    /* A read and one insert; the insert trigger (entries_ins) advances
+     * last_seq and the totals, so the only write is one statement, atomic
+     * on its own, and needs no savepoint inside a job or not. (One
+     * INSERT ... SELECT ... RETURNING would do it all, but sqlite
+     * materialises both the SELECT and the RETURNING rows in temporary
+     * b-trees for that, which costs more than the read.) */
+    sqlite3_stmt *s = kl_sq_stmt(st, S_LOG_GET);
     sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(now_ms));
-    sqlite3_bind_int64(s, 3, kl_sq_i64(expires_ms));
-    sqlite3_bind_blob(s, 4, body, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, q ? kl_sq_i64(q->max_entries) : INT64_MAX);
-    sqlite3_bind_int64(s, 6, (sqlite3_int64)len);
-    sqlite3_bind_int64(s, 7, q ? kl_sq_i64(q->max_bytes) : INT64_MAX);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        /* Step to the end rather than reset: outside a transaction the
-         * statement commits there, and only sqlite3_step reports a failed
-         * commit (and runs the write-ahead log's hook). */
-        uint64_t v = kl_sq_u64(sqlite3_column_int64(s, 0));
-        rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE)
-            return kl_sq_done(s, rc == SQLITE_ROW ? SQLITE_CORRUPT : rc);
-        sqlite3_reset(s);
-        *seq = v;
-        return 0;
-    }
-    if (rc != SQLITE_DONE)
-        return kl_sq_done(s, rc);
-    sqlite3_reset(s);
-    /* Nothing stored: no such log, or it is full. */
-    s = kl_sq_stmt(st, S_LOG_GET);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(s);
-        return KL_ENOTFOUND;
-    }
     if (rc != SQLITE_ROW)
-        return kl_sq_done(s, rc);
+        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    uint64_t last = kl_sq_u64(sqlite3_column_int64(s, 0));
+    uint64_t n_entries = kl_sq_u64(sqlite3_column_int64(s, 1));
+    uint64_t n_bytes = kl_sq_u64(sqlite3_column_int64(s, 2));
     sqlite3_reset(s);
-    return KL_ELIMIT;
+    if (q && (n_entries + 1 > q->max_entries || n_bytes + len > q->max_bytes))
+        return KL_ELIMIT;
+    s = kl_sq_stmt(st, S_ENTRY_INSERT);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(last + 1));
+    sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
+    sqlite3_bind_int64(s, 4, kl_sq_i64(expires_ms));
+    sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
+    int r = kl_sq_exec_stmt(s);
+    if (r == 0)
+        *seq = last + 1;
+    return r;
 }
 
 void kl_storage_entries_free(kl_storage_entry_t *e, size_t n)

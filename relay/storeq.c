@@ -122,6 +122,10 @@ static int commit_batch(kl_storeq_t *q, job_list_t *b)
             return BATCH_LOST;
         }
         kl_job_run(j, q->st);
+        if (!sp && j->result != 0 && !kl_storage_batch_open(q->st)) {
+            fail_all(b, KL_EIO); /* sqlite ended the transaction: nothing of it stays */
+            return BATCH_LOST;
+        }
         if (sp && kl_storage_job_end(q->st, j->result) != 0) {
             kl_storage_batch_rollback(q->st);
             fail_all(b, KL_EIO);

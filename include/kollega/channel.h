@@ -77,6 +77,25 @@ void kl_channel_free(kl_channel_t *c);
 int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
                      kl_channel_event_t *ev, kl_channel_verr_t *why);
 
+/* What a SignedOp says of itself, checked without any channel state:
+ * kl_channel_op_peek decodes it as kl_channel_apply does (canonical
+ * encoding, body set, 32-byte actor, channel and actor_address under 256
+ * bytes) and verifies its signature with the actor key it names. A relay
+ * calls it before loading the channel's log, so an op with a bogus
+ * signature costs one verification and nothing more. The caller still
+ * compares actor with the identity it expects. 0 with *out filled;
+ * KL_EPROTO (malformed), KL_ETOOBIG (over KL_CHANNEL_MAX_OP), KL_ECRYPTO
+ * (signature), KL_EINVAL (NULL argument); *out is zeroed on error. */
+typedef struct kl_channel_peek {
+    uint64_t index;
+    kl_channel_opkind_t kind;
+    uint8_t actor[32];
+    char actor_address[256];
+    char channel[256];
+} kl_channel_peek_t;
+
+int kl_channel_op_peek(const uint8_t *signed_op, size_t len, kl_channel_peek_t *out);
+
 /* Build and sign the next op (index, prev and channel filled in); *out is
  * malloc'd (free()). target/target_address are used by add (both) and
  * remove (key only). Not applied: pass it to kl_channel_apply. */

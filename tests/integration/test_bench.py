@@ -95,5 +95,46 @@ def test_group(root, relays):
           % r.stderr)
 
 
+def test_broadcast(root, relays):
+    # One publisher, S subscribers: every post reaches every subscriber, and
+    # the relay stores each post once whatever S is (read from its status).
+    per_post = []
+    for subs in (2, 8):
+        res = bench("broadcast", "-S", str(subs), "-W", "4", "-N", "20")
+        check(res["workload"] == "broadcast", "workload named: %r" % res)
+        check((res["subscribers"], res["window"], res["messages"]) == (subs, 4, 20),
+              "parameters echoed: %r" % res)
+        check(res["errors"] == 0 and res["error_kinds"] == {}, "no errors: %r" % res)
+        check(res["sent_ok"] == 20 and res["delivered"] == 20 * subs,
+              "every post acknowledged once and delivered to every subscriber: %r" % res)
+        check(res["duplicates"] == 0, "no duplicate deliveries: %r" % res)
+        check(res["deliveries_per_s"] > 0, "delivery rate measured: %r" % res)
+        check(res.get("entries_per_post") == 1.0, "one stored entry per post: %r" % res)
+        check(res.get("bytes_per_post", 0) > 0, "bytes per post read: %r" % res)
+        check_hist(res, "ack", 20)
+        check_hist(res, "delivery", 20 * subs)
+        check_server(res)
+        per_post.append(res["bytes_per_post"])
+    check(per_post[0] == per_post[1], "storage per post does not grow with S: %r" % per_post)
+
+
+def test_direct_cross_relay(root, relays):
+    # Two federated relays: senders on one, recipients on the other, so every
+    # message goes through the first relay's outbox and the federation link.
+    res = bench("--cross-relay", "direct", "-P", "2", "-W", "4", "-N", "40")
+    check(res.get("cross_relay") is True, "cross-relay mode reported: %r" % res)
+    check(res["errors"] == 0 and res["error_kinds"] == {}, "no errors: %r" % res)
+    check(res["sent_ok"] == 40 and res["delivered"] == 40 and res["duplicates"] == 0,
+          "every message acknowledged and delivered once across relays: %r" % res)
+    for key in COMMON:
+        check_hist(res, key, 40)
+    check_server(res)
+    r = subprocess.run([BENCH, "--spawn", "--cross-relay", "group"], capture_output=True,
+                       timeout=60)
+    check(r.returncode == 2 and b"--cross-relay" in r.stderr,
+          "--cross-relay with another workload is a usage error: %r" % r.stderr)
+
+
 if __name__ == "__main__":
-    main([test_direct, test_latency, test_idle_and_connect, test_group])
+    main([test_direct, test_latency, test_idle_and_connect, test_group, test_broadcast,
+          test_direct_cross_relay])

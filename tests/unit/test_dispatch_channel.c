@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "chan_cache.h"
 #include "dispatch.h"
 #include "kollega/channel.h"
 #include "kollega/crypto.h"
@@ -530,6 +531,57 @@ static void test_publisher_removed_and_errors(void **state)
     expect_error(CODE(BAD_REQUEST), "!name@relay");
 }
 
+/* DoS hardening: an op with a bad signature is refused before any job
+ * (so the storage thread never loads the channel for it), and posts and
+ * ops are checked against the cached state, not a replay per request. */
+static void test_op_checked_statelessly_and_state_cached(void **state)
+{
+    (void)state;
+    make_channel();
+    uint8_t *b = NULL;
+    size_t len = 0;
+    assert_int_equal(kl_channel_op_build(F->mirror, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
+                                         KL_COP_ADD_PUBLISHER, F->u[2].pk, F->u[2].addr, &b,
+                                         &len), 0);
+    b[len - 1] ^= 0x01; /* the signature is the last field */
+    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
+    co.signed_op.data = b;
+    co.signed_op.len = len;
+    kl_frame_t fo = KOLLEGA__RELAY__V1__FRAME__INIT;
+    fo.body_case = BODY(CHANNEL_OP);
+    fo.channel_op = &co;
+    fo.id = F->next_id++;
+    kl_dispatch_out_free(&F->out);
+    assert_int_equal(kl_dispatch_frame(&F->cfg, &F->s[0], &fo, NOW, &F->out), 0);
+    assert_null(F->out.job); /* no storage work at all */
+    expect_error(CODE(BAD_REQUEST), "signature does not verify");
+    /* Garbage is refused the same way. */
+    co.signed_op.len = 5;
+    kl_dispatch_out_free(&F->out);
+    assert_int_equal(kl_dispatch_frame(&F->cfg, &F->s[0], &fo, NOW, &F->out), 0);
+    assert_null(F->out.job);
+    expect_error(CODE(BAD_REQUEST), "not a channel op");
+    free(b);
+    /* Ten posts and an op: at most one replay (the cache was filled by the
+     * ops of make_channel), the rest hit the cached state. */
+    uint64_t h0 = 0, m0 = 0, h1 = 0, m1 = 0;
+    kl_ccache_stats(F->st, &h0, &m0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(post(1, 1, "cached"), BODY(SENT));
+    assert_int_equal(op(0, KL_COP_ADD_PUBLISHER, 2), BODY(CHANNEL_OP_ACCEPTED));
+    assert_int_equal(post(2, 2, "by the new publisher"), BODY(SENT));
+    uint8_t *late = NULL;
+    size_t late_len = 0;
+    build_post(NULL, 2, "removed", &late, &late_len); /* signed while still a publisher */
+    assert_int_equal(op(0, KL_COP_REMOVE_PUBLISHER, 2), BODY(CHANNEL_OP_ACCEPTED));
+    assert_int_equal(send_body(2, CH, late, late_len), BODY(ERROR)); /* the cache follows */
+    free(late);
+    expect_error(CODE(FORBIDDEN), "not a publisher of " CH);
+    kl_ccache_stats(F->st, &h1, &m1);
+    assert_true(m1 - m0 <= 1);
+    assert_true(h1 - h0 >= 13);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +591,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cursor_per_subscriber_and_deletion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publisher_removed_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_checked_statelessly_and_state_cached, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,24 +16,44 @@
 typedef struct kb_opts {
     const char *workload;
     int spawn, json, quiet, keep;
+    int cross;                      /* --cross-relay: direct over two federated relays */
     const char *relay, *key, *invite, *relay_bin, *sync, *relay_log_level;
     pid_t relay_pid;
     uint64_t pairs, window, body, messages, rate, conns;
     uint64_t group_size, senders;   /* group: members per group, senders per group */
+    uint64_t subscribers;           /* broadcast: subscribers of the channel */
     double duration, hold, timeout;
 } kb_opts_t;
 
 /* A run's shared state: the net, the relay PID for /proc readings, and the
  * users registered for it (handles "<prefix><i>"). */
+struct kb_relay;
+
 typedef struct kb_run {
     kb_net_t net;
     const kb_opts_t *o;
     pid_t relay_pid;
+    struct kb_relay *relay;         /* the spawned relay, or NULL */
+    /* --cross-relay: users from net2_from on connect to net2 (the second
+     * relay); 0: every user connects to net. */
+    kb_net_t net2;
+    size_t net2_from;
     kb_user_t *users;
     size_t n_users;
     kb_hist_t ack, delivery, connect; /* results point at these */
     kb_result_t res;
 } kb_run_t;
+
+/* The net of user i, and the relay name of its address. */
+static inline kb_net_t *kb_user_net(kb_run_t *run, size_t i)
+{
+    return run->net2_from && i >= run->net2_from ? &run->net2 : &run->net;
+}
+/* Connections open on the run's nets. */
+static inline uint64_t kb_open_conns(const kb_run_t *run)
+{
+    return run->net.open_conns + (run->net2_from ? run->net2.open_conns : 0);
+}
 
 /* Open connections for users[i % n_users], i = 0.. total-1 (or until
  * stop_after_s, if > 0), at most par at once. keep: conns has total
@@ -70,6 +90,7 @@ int kb_run_latency(kb_run_t *run);
 int kb_run_idle(kb_run_t *run);
 int kb_run_connect(kb_run_t *run);
 int kb_run_group(kb_run_t *run);
+int kb_run_broadcast(kb_run_t *run);
 
 /* A progress line on stderr (unless quiet). */
 void kb_progress(const kb_run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

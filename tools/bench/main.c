@@ -27,8 +27,12 @@ static void usage(FILE *out)
         "  idle      C authenticated idle connections held T seconds: relay RSS each\n"
         "  connect   connects per second (TCP + Noise_NK + auth), C at a time, T seconds\n"
         "  group     P groups of G members, S of them sending with window W, N messages\n"
+        "  broadcast one channel, S subscribers, one publisher with window W, N posts;\n"
+        "            with --spawn also the relay's storage per post\n"
         "relay:\n"
         "  --spawn               start a relay on a free port in a temporary directory\n"
+        "  --cross-relay         (spawn, direct) start two federated relays: senders on\n"
+        "                        one, recipients on the other (RSS/CPU: the senders')\n"
         "  --sync full|normal    (spawn) relay commit mode (default full)\n"
         "  --relay-bin PATH      (spawn) default: kollega-relay next to kollega-bench\n"
         "  --relay-log-level L   (spawn) relay --log-level (default info)\n"
@@ -41,10 +45,12 @@ static void usage(FILE *out)
         "workload:\n"
         "  -P, --pairs N         pairs (100); group: groups (20)\n"
         "  -G, --group-size N    group: members per group (10)\n"
-        "  -S, --senders N       group: members of each group that send (2)\n"
+        "  -S, --senders N       group: members of each group that send (2);\n"
+        "                        broadcast: subscribers (100)\n"
         "  -W, --window N        direct, group: outstanding sends per sender (16)\n"
         "  -B, --body N          body bytes, at least 20 (256)\n"
-        "  -N, --messages N      direct, group: messages in all (200000); latency: R*T;\n"
+        "  -N, --messages N      direct, group: messages in all (200000); broadcast: posts\n"
+        "                        (1000); latency: R*T;\n"
         "                        connect: connects in all instead of T seconds\n"
         "  -R, --rate N          latency: offered msg/s (10000)\n"
         "  -T, --duration S      latency, connect: seconds (10); idle: hold time (10)\n"
@@ -108,7 +114,7 @@ static const numflag_t NUMS[] = {
     {"-R", "--rate", 1, 10000000, offsetof(kb_opts_t, rate)},
     {"-C", "--conns", 1, 1000000, offsetof(kb_opts_t, conns)},
     {"-G", "--group-size", 2, 256, offsetof(kb_opts_t, group_size)},
-    {"-S", "--senders", 1, 256, offsetof(kb_opts_t, senders)},
+    {"-S", "--senders", 1, 1000000, offsetof(kb_opts_t, senders)},
 };
 
 static int parse(int argc, char **argv, kb_opts_t *o, int *help)
@@ -144,6 +150,8 @@ static int parse(int argc, char **argv, kb_opts_t *o, int *help)
             o->json = 1;
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--cross-relay") == 0) {
+            o->cross = 1;
         } else if (strcmp(a, "--keep") == 0) {
             o->keep = 1;
         } else if (strcmp(a, "-T") == 0 || strcmp(a, "--duration") == 0 ||
@@ -235,6 +243,8 @@ static uint64_t users_needed(const kb_opts_t *o)
         return 2 * o->pairs;
     if (strcmp(o->workload, "group") == 0)
         return o->pairs * o->group_size;
+    if (strcmp(o->workload, "broadcast") == 0)
+        return o->subscribers + 1;
     return o->conns;
 }
 
@@ -249,6 +259,8 @@ static int run_workload(kb_run_t *run)
         return kb_run_idle(run);
     if (strcmp(w, "group") == 0)
         return kb_run_group(run);
+    if (strcmp(w, "broadcast") == 0)
+        return kb_run_broadcast(run);
     return kb_run_connect(run);
 }
 
@@ -256,6 +268,7 @@ static void fill_params(kb_result_t *r, const kb_opts_t *o)
 {
     const char *w = o->workload;
     r->sync = o->spawn ? o->sync : NULL;
+    r->cross_relay = o->cross;
     if (strcmp(w, "direct") == 0 || strcmp(w, "latency") == 0) {
         r->pairs = o->pairs;
         r->body = o->body;
@@ -267,6 +280,11 @@ static void fill_params(kb_result_t *r, const kb_opts_t *o)
         r->messages = o->messages;
         r->group_size = o->group_size;
         r->senders = o->senders;
+    } else if (strcmp(w, "broadcast") == 0) {
+        r->body = o->body;
+        r->window = o->window;
+        r->messages = o->messages;
+        r->subscribers = o->subscribers;
     } else if (strcmp(w, "direct") == 0) {
         r->window = o->window;
         r->messages = o->messages;
@@ -300,12 +318,21 @@ int main(int argc, char **argv)
     }
     int idle = strcmp(o.workload, "idle") == 0;
     int group = strcmp(o.workload, "group") == 0;
-    if (!idle && !group && strcmp(o.workload, "connect") && strcmp(o.workload, "direct") &&
-        strcmp(o.workload, "latency"))
-        return bad("unknown workload '%s' (direct, latency, idle, connect, group)", o.workload);
+    int broadcast = strcmp(o.workload, "broadcast") == 0;
+    if (!idle && !group && !broadcast && strcmp(o.workload, "connect") &&
+        strcmp(o.workload, "direct") && strcmp(o.workload, "latency"))
+        return bad("unknown workload '%s' (direct, latency, idle, connect, group, broadcast)",
+                   o.workload);
+    if (broadcast) {
+        o.subscribers = o.senders ? o.senders : 100;
+        o.senders = 0;
+        o.messages = o.messages ? o.messages : 1000;
+    }
     o.pairs = o.pairs ? o.pairs : group ? 20 : 100;
     o.group_size = o.group_size ? o.group_size : 10;
-    o.senders = o.senders ? o.senders : 2;
+    o.senders = o.senders ? o.senders : broadcast ? 0 : 2;
+    if (group && o.senders > 256)
+        return bad("group: -S is at most 256");
     if (group && o.senders > o.group_size)
         return bad("group: -S %llu senders in groups of -G %llu", (unsigned long long)o.senders,
                    (unsigned long long)o.group_size);
@@ -326,6 +353,8 @@ int main(int argc, char **argv)
         o.messages = 200000;
     if (strcmp(o.workload, "direct") == 0 && o.messages < o.pairs)
         return bad("%s: need at least one message per pair", "direct");
+    if (o.cross && (!o.spawn || strcmp(o.workload, "direct") != 0))
+        return bad("--cross-relay goes with --spawn and the direct workload");
 
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
@@ -335,11 +364,13 @@ int main(int argc, char **argv)
     }
     static kb_run_t run; /* histograms and read buffer, off the stack */
     uv_loop_t loop;
-    kb_relay_t relay;
-    kl_invite_t inv;
+    kb_relay_t relay, relay2;
+    kl_invite_t inv, inv2;
     int rc = EXIT_FAIL, spawned = 0;
     memset(&relay, 0, sizeof relay);
+    memset(&relay2, 0, sizeof relay2);
     memset(&inv, 0, sizeof inv);
+    memset(&inv2, 0, sizeof inv2);
     run.o = &o;
     kb_result_init(&run.res, "kollega-bench", o.workload);
     kb_hist_init(&run.ack);
@@ -353,12 +384,26 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     if (o.spawn) {
         kb_spawn_cfg_t sc = {o.relay_bin, o.sync, o.relay_log_level,
-                             (uint64_t)(o.duration + o.timeout + 300)};
+                             (uint64_t)(o.duration + o.timeout + 300), NULL, 0};
         size_t n = 0;
-        if (kb_relay_spawn(&relay, &sc) != 0)
+        if (o.cross ? kb_relay_pair_spawn(&relay, &relay2, &sc) != 0
+                    : kb_relay_spawn(&relay, &sc) != 0)
             goto out;
-        spawned = 1;
+        spawned = 1 + o.cross;
+        if (o.cross) {
+            snprintf(inv2.relay, sizeof inv2.relay, "%s", relay2.name);
+            snprintf(inv2.host, sizeof inv2.host, "%s", relay2.host);
+            inv2.port = relay2.port;
+            if (kl_b64_decode(relay2.key, inv2.key, sizeof inv2.key, &n) != 0 || n != 32 ||
+                kb_relay_invite(&relay2, run.n_users, inv2.code, sizeof inv2.code) != 0) {
+                fprintf(stderr, "kollega-bench: cannot set up the second relay\n");
+                goto out;
+            }
+            kb_progress(&run, "second relay pid %ld on %s:%u (data in %s): recipients there",
+                        (long)relay2.pid, inv2.host, (unsigned)inv2.port, relay2.dir);
+        }
         run.relay_pid = relay.pid;
+        run.relay = &relay;
         snprintf(inv.relay, sizeof inv.relay, "%s", relay.name);
         snprintf(inv.host, sizeof inv.host, "%s", relay.host);
         inv.port = relay.port;
@@ -384,6 +429,16 @@ int main(int argc, char **argv)
     memcpy(run.net.relay_key, inv.key, 32);
     snprintf(run.net.relay_name, sizeof run.net.relay_name, "%s", inv.relay);
     snprintf(run.net.code, sizeof run.net.code, "%s", inv.code);
+    if (o.cross) {
+        if (kb_net_init(&run.net2, &loop, inv2.host, inv2.port) != 0) {
+            fprintf(stderr, "kollega-bench: cannot resolve %s\n", inv2.host);
+            goto out_net;
+        }
+        memcpy(run.net2.relay_key, inv2.key, 32);
+        snprintf(run.net2.relay_name, sizeof run.net2.relay_name, "%s", inv2.relay);
+        snprintf(run.net2.code, sizeof run.net2.code, "%s", inv2.code);
+        run.net2_from = (size_t)o.pairs; /* the recipients */
+    }
     run.users = calloc(run.n_users, sizeof *run.users);
     char prefix[8];
     make_prefix(prefix);
@@ -403,16 +458,22 @@ int main(int argc, char **argv)
     }
 out_net:
     kb_net_close(&run.net);
+    if (run.net2_from)
+        kb_net_close(&run.net2);
     uv_run(&loop, UV_RUN_DEFAULT);
 out:
     if (spawned && kb_relay_stop(&relay, o.keep) != 0)
         rc = EXIT_FAIL;
+    if (spawned > 1 && kb_relay_stop(&relay2, o.keep) != 0)
+        rc = EXIT_FAIL;
     kl_memzero(&inv, sizeof inv);
+    kl_memzero(&inv2, sizeof inv2);
     if (run.users) {
         kl_memzero(run.users, run.n_users * sizeof *run.users);
         free(run.users);
     }
     kl_memzero(run.net.code, sizeof run.net.code);
+    kl_memzero(run.net2.code, sizeof run.net2.code);
     uv_loop_close(&loop);
     return rc;
 }

@@ -322,7 +322,7 @@ static int pairs_make(msgrun_t *m, uint64_t total, uint32_t slots)
         p->rcv = &m->conns[m->n_pairs + i];
         p->target = total / m->n_pairs + (i < total % m->n_pairs ? 1 : 0);
         snprintf(p->to, sizeof p->to, "%s@%s", m->run->users[m->n_pairs + i].handle,
-                 m->run->net.relay_name);
+                 kb_user_net(m->run, m->n_pairs + i)->relay_name);
         p->body = malloc(o->body);
         p->slot_t = calloc(slots, sizeof *p->slot_t);
         p->slot_id = calloc(slots, sizeof *p->slot_id);

@@ -43,7 +43,8 @@ static void start_one(opener_t *op, kb_conn_t *c)
 {
     uint64_t i = op->next++;
     const kb_user_t *u = &op->run->users[i % op->run->n_users];
-    if (kb_conn_open(c, &op->run->net, u, op->do_register, &OPENER_OPS, op) != 0) {
+    if (kb_conn_open(c, kb_user_net(op->run, i % op->run->n_users), u, op->do_register,
+                     &OPENER_OPS, op) != 0) {
         kb_result_error(&op->run->res, KB_ERR_CONNECT);
         op->failed++;
     }
@@ -55,7 +56,7 @@ static void check_done(opener_t *op)
         return;
     uint64_t settled = op->ready + op->failed;
     int finished = op->keep ? settled == op->next && !may_start(op)
-                            : op->run->net.open_conns == 0 && !may_start(op);
+                            : kb_open_conns(op->run) == 0 && !may_start(op);
     if (finished) {
         op->done = 1;
         uv_stop(op->run->net.loop);
@@ -230,7 +231,7 @@ void kb_close_all(kb_run_t *run, kb_conn_t *conns, size_t n)
 static void on_drain_tick(uv_timer_t *t)
 {
     kb_run_t *run = t->data;
-    if (run->net.open_conns == 0)
+    if (kb_open_conns(run) == 0)
         uv_stop(run->net.loop);
 }
 

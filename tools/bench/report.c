@@ -127,9 +127,13 @@ void kb_report_human(FILE *out, const kb_result_t *r)
     if (r->group_size)
         fprintf(out, " groups of %llu, %llu senders each,", (unsigned long long)r->group_size,
                 (unsigned long long)r->senders);
+    if (r->subscribers)
+        fprintf(out, " %llu subscribers,", (unsigned long long)r->subscribers);
     if (r->conns)
         fprintf(out, " %llu connections%s,", (unsigned long long)r->conns,
                 strcmp(r->workload, "connect") == 0 ? " at a time" : "");
+    if (r->cross_relay)
+        fputs(" across two federated relays,", out);
     if (r->sync)
         fprintf(out, " sync=%s", r->sync);
     fputc('\n', out);
@@ -146,6 +150,12 @@ void kb_report_human(FILE *out, const kb_result_t *r)
         if (r->group_size)
             fprintf(out, "  %-16s %.0f deliveries/s (each message to %llu members)\n",
                     "fan-out", r->deliveries_per_s, (unsigned long long)r->group_size - 1);
+        if (r->subscribers)
+            fprintf(out, "  %-16s %.0f deliveries/s (each post to %llu subscribers)\n",
+                    "fan-out", r->deliveries_per_s, (unsigned long long)r->subscribers);
+        if (r->storage_read)
+            fprintf(out, "  %-16s %.2f entries and %.0f bytes stored per post\n", "storage",
+                    r->entries_per_post, r->bytes_per_post);
     }
     human_hist(out, "send -> sent", r->ack);
     human_hist(out, "send -> deliver", r->delivery);
@@ -201,6 +211,14 @@ void kb_report_json(FILE *out, const kb_result_t *r)
         fprintf(out, ",\"group_size\":%llu,\"senders\":%llu,\"deliveries_per_s\":%.1f",
                 (unsigned long long)r->group_size, (unsigned long long)r->senders,
                 r->deliveries_per_s);
+    if (r->cross_relay)
+        fputs(",\"cross_relay\":true", out);
+    if (r->subscribers)
+        fprintf(out, ",\"subscribers\":%llu,\"deliveries_per_s\":%.1f",
+                (unsigned long long)r->subscribers, r->deliveries_per_s);
+    if (r->storage_read)
+        fprintf(out, ",\"entries_per_post\":%.3f,\"bytes_per_post\":%.1f", r->entries_per_post,
+                r->bytes_per_post);
     json_hist(out, "ack", r->ack);
     json_hist(out, "delivery", r->delivery);
     json_hist(out, "connect", r->connect);

@@ -34,7 +34,11 @@ typedef struct kb_result {
     double elapsed_s;
     double throughput;       /* msg/s, or connects/s */
     uint64_t group_size, senders; /* group workload */
-    double deliveries_per_s; /* group workload: delivered / elapsed */
+    double deliveries_per_s; /* group, broadcast: delivered / elapsed */
+    uint64_t subscribers;    /* broadcast workload */
+    int cross_relay;         /* direct over two federated relays */
+    int storage_read;        /* broadcast: the relay's storage was read */
+    double entries_per_post, bytes_per_post; /* broadcast: stored per post */
     const kb_hist_t *ack;    /* send -> sent, or NULL */
     const kb_hist_t *delivery;
     const kb_hist_t *connect;

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,9 +110,11 @@ static void log_tail(const kb_relay_t *r)
     fprintf(stderr, "kollega-bench: --- end of the relay's log (%s) ---\n%s", path, buf);
 }
 
+static int launch(kb_relay_t *r, const kb_spawn_cfg_t *cfg);
+
 int kb_relay_spawn(kb_relay_t *r, const kb_spawn_cfg_t *cfg)
 {
-    char dir[PATH_MAX], log_path[300], line[1024], idle[24], listen[80];
+    char dir[PATH_MAX];
     memset(r, 0, sizeof *r);
     r->out_fd = -1;
     if (cfg->bin) {
@@ -135,6 +139,14 @@ int kb_relay_spawn(kb_relay_t *r, const kb_spawn_cfg_t *cfg)
         r->dir[0] = '\0';
         return KL_EIO;
     }
+    return launch(r, cfg);
+}
+
+/* `serve` of r->dir/data (created on first start), reading the address
+ * line it prints. */
+static int launch(kb_relay_t *r, const kb_spawn_cfg_t *cfg)
+{
+    char log_path[300], line[1024], idle[24], listen[80];
     snprintf(log_path, sizeof log_path, "%s/relay.log", r->dir);
     snprintf(idle, sizeof idle, "%llu", (unsigned long long)cfg->idle_timeout_s);
     snprintf(listen, sizeof listen, "127.0.0.1:0");
@@ -143,10 +155,15 @@ int kb_relay_spawn(kb_relay_t *r, const kb_spawn_cfg_t *cfg)
     /* A benchmark must lift the per-connection rate limit (it sends far
      * more than a person), the connection cap and the inbox quota (acks
      * trail the sends by a few ms); durability (--sync) stays as asked. */
-    char *argv[] = {r->bin, "serve", "--data", data, "--name", "bench.local", "--listen", listen,
+    char fed[40];
+    snprintf(fed, sizeof fed, "127.0.0.1:%u", (unsigned)cfg->fed_port);
+    char *argv[] = {r->bin, "serve", "--data", data, "--name",
+                    (char *)(cfg->name ? cfg->name : "bench.local"), "--listen", listen,
                     "--rate", "1000000", "--burst", "1000000", "--max-connections", "1000000",
                     "--quota-entries", "1000000", "--idle-timeout", idle,
-                    "--sync", (char *)cfg->sync, "--log-level", (char *)cfg->log_level, NULL};
+                    "--sync", (char *)cfg->sync, "--log-level", (char *)cfg->log_level,
+                    cfg->fed_port ? "--federation-listen" : NULL, fed,
+                    "--federation-retry-max", "1", NULL};
     r->pid = start(argv, log_path, &r->out_fd);
     if (r->pid < 0) {
         fprintf(stderr, "kollega-bench: fork: %s\n", strerror(errno));
@@ -189,6 +206,41 @@ int kb_relay_invite(kb_relay_t *r, uint64_t uses, char *code, size_t cap)
         rc = KL_EIO;
     }
     memset(line, 0, sizeof line);
+    return rc;
+}
+
+/* The unsigned number after "\"key\":" in a JSON line, or -1. */
+static int json_u64(const char *line, const char *key, uint64_t *out)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (p == NULL)
+        return -1;
+    p += strlen(pat);
+    if (*p < '0' || *p > '9')
+        return -1;
+    *out = strtoull(p, NULL, 10);
+    return 0;
+}
+
+int kb_relay_stored(kb_relay_t *r, uint64_t *entries, uint64_t *bytes)
+{
+    char data[300], line[4096], log_path[300];
+    snprintf(data, sizeof data, "%s/data", r->dir);
+    snprintf(log_path, sizeof log_path, "%s/relay.log", r->dir);
+    char *argv[] = {r->bin, "status", "--json", "--data", data, NULL};
+    int fd = -1, status = 0, rc = KL_EIO;
+    pid_t pid = start(argv, log_path, &fd);
+    if (pid < 0)
+        return KL_EIO;
+    if (read_line(fd, line, sizeof line, START_TIMEOUT_MS) == 0 &&
+        json_u64(line, "entries", entries) == 0 && json_u64(line, "entry_bytes", bytes) == 0)
+        rc = 0;
+    close(fd);
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = KL_EIO;
     return rc;
 }
 
@@ -242,5 +294,145 @@ int kb_relay_stop(kb_relay_t *r, int keep)
     else if (r->dir[0])
         fprintf(stderr, "kollega-bench: kept %s\n", r->dir);
     r->dir[0] = '\0';
+    return rc;
+}
+
+/* Run argv to completion; its first stdout line into line (may be NULL).
+ * 0 if it exited 0. */
+static int run_cmd(kb_relay_t *r, char *const argv[], char *line, size_t cap)
+{
+    char log_path[300];
+    int fd = -1, status = 0, rc = 0;
+    snprintf(log_path, sizeof log_path, "%s/relay.log", r->dir);
+    pid_t pid = start(argv, log_path, &fd);
+    if (pid < 0)
+        return KL_EIO;
+    if (line && read_line(fd, line, cap, START_TIMEOUT_MS) != 0)
+        rc = KL_EIO;
+    close(fd);
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = KL_EIO;
+    return rc;
+}
+
+/* A loopback port nobody listens on right now (the relay binds it soon
+ * after: a race with other programs that a benchmark can live with). */
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    uint16_t port = 0;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0)
+        return 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(s, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(s);
+    return port;
+}
+
+/* `status --json` of r's data directory: 1 if its link to peer is up. */
+static int link_up(kb_relay_t *r, const char *peer)
+{
+    char data[300], line[4096], want[400];
+    snprintf(data, sizeof data, "%s/data", r->dir);
+    char *argv[] = {r->bin, "status", "--json", "--data", data, NULL};
+    if (run_cmd(r, argv, line, sizeof line) != 0)
+        return 0;
+    snprintf(want, sizeof want, "\"name\":\"%s\"", peer);
+    const char *p = strstr(line, want);
+    const char *end = p ? strchr(p, '}') : NULL;
+    const char *up = p ? strstr(p, "\"link\":\"up\"") : NULL;
+    return up != NULL && end != NULL && up < end;
+}
+
+/* bin and a fresh temporary directory for r, then `init` of its data. */
+static int prepare(kb_relay_t *r, const kb_spawn_cfg_t *cfg, const char *name, char *key,
+                   size_t keycap)
+{
+    char dir[PATH_MAX], data[300], line[4096];
+    memset(r, 0, sizeof *r);
+    r->out_fd = -1;
+    if (cfg->bin)
+        snprintf(r->bin, sizeof r->bin, "%s", cfg->bin);
+    else if (self_dir(dir, sizeof dir) != 0 ||
+             (size_t)snprintf(r->bin, sizeof r->bin, "%s/kollega-relay", dir) >= sizeof r->bin)
+        return KL_EIO;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(r->dir, sizeof r->dir, "%s/kollega-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (access(r->bin, X_OK) != 0 || mkdtemp(r->dir) == NULL) {
+        r->dir[0] = '\0';
+        return KL_EIO;
+    }
+    snprintf(data, sizeof data, "%s/data", r->dir);
+    char *init[] = {r->bin, "init", "--data", data, "--name", (char *)name, "--listen",
+                    "127.0.0.1:0", NULL};
+    char *status[] = {r->bin, "status", "--json", "--data", data, NULL};
+    if (run_cmd(r, init, NULL, 0) != 0 || run_cmd(r, status, line, sizeof line) != 0)
+        return KL_EIO;
+    const char *k = strstr(line, "\"public_key\":\"");
+    if (k == NULL)
+        return KL_EIO;
+    k += strlen("\"public_key\":\"");
+    size_t n = strcspn(k, "\"");
+    if (n == 0 || n >= keycap)
+        return KL_EIO;
+    memcpy(key, k, n);
+    key[n] = '\0';
+    return 0;
+}
+
+static int peer_add(kb_relay_t *r, const char *name, uint16_t port, const char *key)
+{
+    char data[300], addr[40];
+    snprintf(data, sizeof data, "%s/data", r->dir);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
+    char *argv[] = {r->bin, "peer", "add", "--data", data, (char *)name, addr, (char *)key,
+                    "--rate", "1000000", "--outbox-entries", "10000000", NULL};
+    return run_cmd(r, argv, NULL, 0);
+}
+
+int kb_relay_pair_spawn(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg)
+{
+    static const char *const NAMES[2] = {"bench-a.local", "bench-b.local"};
+    kb_relay_t *r[2] = {a, b};
+    char key[2][64];
+    uint16_t port[2] = {free_port(), free_port()};
+    int rc = port[0] && port[1] && port[0] != port[1] ? 0 : KL_EIO;
+    memset(a, 0, sizeof *a);
+    memset(b, 0, sizeof *b);
+    a->out_fd = b->out_fd = -1;
+    for (int i = 0; i < 2 && rc == 0; i++)
+        rc = prepare(r[i], cfg, NAMES[i], key[i], sizeof key[i]);
+    for (int i = 0; i < 2 && rc == 0; i++)
+        rc = peer_add(r[i], NAMES[1 - i], port[1 - i], key[1 - i]);
+    if (rc != 0)
+        fprintf(stderr, "kollega-bench: cannot set up two federated relays\n");
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        kb_spawn_cfg_t c = *cfg;
+        c.name = NAMES[i];
+        c.fed_port = port[i];
+        rc = launch(r[i], &c);
+    }
+    /* Sends before the links are up would only wait in the outbox: start
+     * measuring once both are. */
+    for (int t = 0; rc == 0 && t < 300 && !(link_up(a, NAMES[1]) && link_up(b, NAMES[0])); t++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (t == 299)
+            rc = KL_EIO;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kollega-bench: the two federated relays did not come up\n");
+        if (a->dir[0])
+            kb_relay_stop(a, 0);
+        if (b->dir[0])
+            kb_relay_stop(b, 0);
+    }
     return rc;
 }

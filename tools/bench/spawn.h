@@ -25,13 +25,23 @@ typedef struct kb_spawn_cfg {
     const char *sync;             /* "full" or "normal" */
     const char *log_level;
     uint64_t idle_timeout_s;
+    const char *name;             /* relay name, NULL: bench.local */
+    uint16_t fed_port;            /* federation listen port on 127.0.0.1, 0: none */
 } kb_spawn_cfg_t;
 
 /* Start the relay; fills pid, dir, host, port, name, key. 0 or a kl_err
  * (with a message on stderr). */
 int kb_relay_spawn(kb_relay_t *r, const kb_spawn_cfg_t *cfg);
+/* Two relays "bench-a.local" and "bench-b.local", each the other's
+ * federation peer (no rate limit on the link), started and waited for
+ * until both links are up. On failure both are stopped. 0 or a kl_err. */
+int kb_relay_pair_spawn(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg);
 /* An invite admitting uses registrations; the code goes to code (cap). */
 int kb_relay_invite(kb_relay_t *r, uint64_t uses, char *code, size_t cap);
+/* The relay's stored entries and their bytes, read with `kollega-relay
+ * status --json` while it serves (a read-only look at its database). 0 or
+ * KL_EIO. */
+int kb_relay_stored(kb_relay_t *r, uint64_t *entries, uint64_t *bytes);
 /* SIGTERM, wait (then SIGKILL after 30 s), print the log's tail if the
  * relay did not exit 0, remove the directory unless keep. Returns the
  * relay's exit status (0 clean), or -1 if it had to be killed. */
