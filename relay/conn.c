@@ -687,11 +687,11 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
     if (out.has_push && out.push_users)
         kl_server_push_list(s, out.push_users, out.n_push_users, &out.push.frame, c,
                             out.push_group);
+    else if (out.has_push)
+        kl_server_push(s, out.push_user, &out.push.frame);
     if (out.has_push && out.n_notify) /* group members on other relays (fed_group.c) */
         kl_fed_group_notify(s->fed, out.push_group, out.notify, out.n_notify,
                             out.push.frame.body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG);
-    else if (out.has_push)
-        kl_server_push(s, out.push_user, &out.push.frame);
     int close = out.close;
     kl_dispatch_out_free(&out);
     kl_job_free(job);

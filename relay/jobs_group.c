@@ -53,7 +53,9 @@ void kl_job_drop_group(kl_job_t *job)
 }
 
 /* Rebuild the validated state of a stored group from its ops. Every
- * stored op was validated when it arrived, so one that fails now means the
+ * stored op was validated in full (signature included) when it arrived, so
+ * the replay skips the signature checks, which are nearly all of its cost
+ * (kl_group_apply_stored); an op that fails the remaining checks means the
  * database was edited: KL_EIO, and nothing is built on it. */
 static int replay(kl_storage_t *st, const char *address, const kl_storage_group_t *g,
                   kl_group_t **out)
@@ -71,7 +73,7 @@ static int replay(kl_storage_t *st, const char *address, const kl_storage_group_
         for (size_t i = 0; i < n && r == 0; i++) {
             kl_group_verr_t why = KL_GV_OK;
             if (e[i].seq != from + i ||
-                kl_group_apply(grp, e[i].body, e[i].len, NULL, &why) != 0)
+                kl_group_apply_stored(grp, e[i].body, e[i].len, NULL, &why) != 0)
                 r = KL_EIO;
         }
         from += n;
@@ -328,6 +330,14 @@ static uint64_t group_expiry(const kl_job_t *job)
     return job->now_ms + ttl * 1000;
 }
 
+/* The remote users among the push list, for the federation notices. */
+static int notify_of(kl_job_t *job, kl_storage_t *st)
+{
+    return kl_storage_shadow_addresses(st, job->u.group.push, job->u.group.n_push,
+                                       &job->u.group.notify, &job->u.group.notify_len,
+                                       &job->u.group.n_notify);
+}
+
 static int run_send(kl_job_t *job, kl_storage_t *st)
 {
     kl_storage_gstatus_t gs;
@@ -346,11 +356,24 @@ static int run_send(kl_job_t *job, kl_storage_t *st)
     r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
                               job->u.group.data, job->u.group.len, &job->u.group.quota,
                               &job->u.group.seq);
+    if (r)
+        return r;
+    job->u.group.group.last_seq = job->u.group.seq;
+    /* The pushes: the current members, from the cache while no op (and no
+     * rollback) changed them, else from storage, then cached. */
+    r = kl_gcache_members_get(st, &job->u.group.group, &job->u.group.push, &job->u.group.n_push,
+                              &job->u.group.notify, &job->u.group.notify_len,
+                              &job->u.group.n_notify);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    r = kl_storage_group_users(st, job->u.group.group.id, 0, &job->u.group.push,
+                               &job->u.group.n_push);
     if (r == 0)
-        job->u.group.group.last_seq = job->u.group.seq;
+        r = notify_of(job, st);
     if (r == 0)
-        r = kl_storage_group_users(st, job->u.group.group.id, 0, &job->u.group.push,
-                                   &job->u.group.n_push);
+        kl_gcache_members_put(st, &job->u.group.group, job->u.group.push, job->u.group.n_push,
+                              job->u.group.notify, job->u.group.notify_len,
+                              job->u.group.n_notify);
     return r;
 }
 
@@ -381,14 +404,6 @@ static int run_ack(kl_job_t *job, kl_storage_t *st)
     return r == KL_ENOTFOUND ? KL_EREFUSED : r;
 }
 
-/* The remote users among the push list, for the federation notices. */
-static int notify_of(kl_job_t *job, kl_storage_t *st)
-{
-    return kl_storage_shadow_addresses(st, job->u.group.push, job->u.group.n_push,
-                                       &job->u.group.notify, &job->u.group.notify_len,
-                                       &job->u.group.n_notify);
-}
-
 int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
 {
     if (job->u.group.remote) {
@@ -413,8 +428,7 @@ int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
         return kl_storage_group_list(st, job->u.group.user, &job->u.group.infos,
                                      &job->u.group.n_infos);
     case KL_JOB_GROUP_SEND:
-        r = run_send(job, st);
-        return r ? r : notify_of(job, st);
+        return run_send(job, st);
     case KL_JOB_GROUP_READ:
         return run_read(job, st);
     case KL_JOB_GROUP_ACK:

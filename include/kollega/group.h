@@ -149,6 +149,13 @@ typedef struct kl_group_peek {
 
 int kl_group_op_peek(const uint8_t *signed_op, size_t len, kl_group_peek_t *out);
 
+/* kl_group_apply without the signature verification, and only that: for
+ * replaying ops the caller itself validated in full with kl_group_apply
+ * before storing them (the relay rebuilding a group from its own
+ * database). Never use it for ops received from anyone else. */
+int kl_group_apply_stored(kl_group_t *g, const uint8_t *signed_op, size_t len,
+                          kl_group_event_t *ev, kl_group_verr_t *why);
+
 /* Description of an op to build (fields used by kind). */
 typedef struct kl_group_opdesc {
     kl_group_opkind_t kind;

@@ -162,8 +162,19 @@ static void apply_checked(kl_group_t *g, const fg_fx_t *fx, const uint8_t *op, s
     for (int u = 0; u < FG_NUSERS; u++)
         role_before[u] = kl_group_role_of(g, fx->u[u].pk);
     digest(g, fx, before);
+    /* The relay's stateless pre-check: whatever it refuses, apply refuses
+     * too, and what apply accepts it describes the same way. */
+    kl_group_peek_t pk;
+    int pr = kl_group_op_peek(op, len, &pk);
     int r = kl_group_apply(g, op, len, &ev, &why);
     digest(g, fx, after);
+    if (pr != 0)
+        FUZZ_CHECK(r != 0);
+    if (r == 0)
+        FUZZ_CHECK(pr == 0 && pk.index == ev.index && pk.kind == ev.kind &&
+                   memcmp(pk.actor, ev.actor, 32) == 0 &&
+                   strcmp(pk.actor_address, ev.actor_address) == 0 &&
+                   strcmp(pk.group, kl_group_address(g)) == 0);
     if (r != 0) {
         FUZZ_CHECK(why != KL_GV_OK && r == code_of(why));
         FUZZ_CHECK(memcmp(before, after, 32) == 0);

@@ -468,6 +468,32 @@ static void test_removal_by_majority_vote(void **state)
     kl_group_free(g);
 }
 
+/* kl_group_apply_stored skips the signature check and nothing else: a
+ * replay of validated ops is cheap, and every other rule still holds. */
+static void test_apply_stored_skips_only_the_signature(void **state)
+{
+    (void)state;
+    kl_group_t *g = group_of(2, KL_POLICY_ALL), *h = group_of(2, KL_POLICY_ALL);
+    kl_group_verr_t why;
+
+    /* An op by the facilitator U0 whose signature is broken. */
+    opbuf_t o = build(g, &U[0], d_policy(KL_POLICY_MAJORITY));
+    o.p[o.len - 1] ^= 0x01; /* last byte: inside the signature */
+    apply_refused(g, &o, KL_GV_SIGNATURE);
+    assert_int_equal(kl_group_apply_stored(h, o.p, o.len, NULL, &why), 0);
+    assert_int_equal(kl_group_policy(h), KL_POLICY_MAJORITY);
+    /* The chain, the group and the rules are still checked. */
+    assert_int_equal(kl_group_apply_stored(h, o.p, o.len, NULL, &why), KL_EPROTO);
+    assert_int_equal(why, KL_GV_CHAIN);
+    free(o.p);
+    o = build(h, &U[1], d_policy(KL_POLICY_ALL));
+    assert_int_equal(kl_group_apply_stored(h, o.p, o.len, NULL, &why), KL_ESTATE);
+    assert_int_equal(why, KL_GV_NOT_FACILITATOR);
+    free(o.p);
+    kl_group_free(g);
+    kl_group_free(h);
+}
+
 static void test_roles_policy_retention(void **state)
 {
     (void)state;
@@ -597,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_approvals_of_departed_members),
         cmocka_unit_test(test_admitted_when_policy_becomes_satisfied),
         cmocka_unit_test(test_removal_by_majority_vote),
+        cmocka_unit_test(test_apply_stored_skips_only_the_signature),
         cmocka_unit_test(test_roles_policy_retention),
         cmocka_unit_test(test_listing_order),
         cmocka_unit_test(test_builder_refuses_unusable_descriptions),
