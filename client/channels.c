@@ -11,6 +11,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "signedlog.h"
 #include "util.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
@@ -42,28 +43,15 @@ void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const
     kl_json_str(&j, "warning", kind);
     kl_json_str(&j, "channel", chan);
     kl_json_str(&j, "message", msg);
-    kl_json_obj_end(&j);
-    if (kl_json_cstr(&j))
-        printf("%s\n", kl_json_cstr(&j));
-    fflush(stdout);
-    kl_json_free(&j);
+    kl_slog_json_line(&j);
 }
 
 int kl_chan_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
 {
     char full[KL_ADDR_MAX + 2];
     kl_addr_t a;
-    if (in[0] != '!')
+    if (kl_slog_complete(cli, in, '!', full, sizeof full) != 0)
         return KL_EINVAL;
-    if (strchr(in, '@') == NULL) {
-        int n = snprintf(full, sizeof full, "%s@%s", in, cli->relay.name);
-        if (n < 0 || (size_t)n >= sizeof full)
-            return KL_EINVAL;
-    } else if (strlen(in) >= sizeof full) {
-        return KL_EINVAL;
-    } else {
-        memcpy(full, in, strlen(in) + 1);
-    }
     if (!kl_channel_addr_valid(full) || kl_addr_parse(full + 1, &a) != 0 || a.is_group)
         return KL_EINVAL;
     int n = snprintf(out, cap, "!%s@%s", a.handle, a.relay);

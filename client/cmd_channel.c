@@ -18,6 +18,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "signedlog.h"
 #include "util.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
@@ -86,15 +87,6 @@ static int open_chan(kl_cli_t *cli, const char *name, char *addr)
     if (kl_chan_address(cli, name, addr, KL_ADDR_MAX + 1) != 0)
         return usage("'%s' is not a channel address", name);
     return 0;
-}
-
-static void json_line(kl_json_t *j)
-{
-    kl_json_obj_end(j);
-    if (kl_json_cstr(j))
-        printf("%s\n", kl_json_cstr(j));
-    fflush(stdout);
-    kl_json_free(j);
 }
 
 /* A refusal of the relay for an action on chan. Exit code. */
@@ -176,7 +168,7 @@ static int cmd_create(kl_cli_t *cli, const char *name)
         kl_json_str(&j, "channel", addr);
         kl_json_str(&j, "action", "create");
         kl_json_str(&j, "owner", cli->me.address);
-        json_line(&j);
+        kl_slog_json_line(&j);
     } else {
         printf("Created %s; you are its owner and first publisher.\n", addr);
     }
@@ -274,7 +266,7 @@ static int cmd_publisher(kl_cli_t *cli, const char *sub, const char *name, const
         kl_json_str(&j, "publisher", target);
         kl_json_str(&j, "identity_key", k);
         kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
-        json_line(&j);
+        kl_slog_json_line(&j);
     } else {
         printf("%s %s %s.\n", target, add ? "can now post on" : "can no longer post on", addr);
     }
@@ -394,7 +386,7 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
         kl_json_str(&j, "channel", addr);
         kl_json_uint(&j, "seq", m.seq);
         kl_json_uint(&j, "sent_at", m.sent_at);
-        json_line(&j);
+        kl_slog_json_line(&j);
     } else {
         printf("Posted on %s.\n", addr);
     }
@@ -486,7 +478,7 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
             kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
             kl_json_uint(&j, "cursor", cursor);
         }
-        json_line(&j);
+        kl_slog_json_line(&j);
     } else if (on) {
         printf("Subscribed to %s (%zu publisher%s); `kollega receive` shows its posts.\n", addr,
                kl_channel_publisher_count(x.c), kl_channel_publisher_count(x.c) == 1 ? "" : "s");
@@ -583,7 +575,7 @@ static void print_item(kl_cli_t *cli, kl_conn_t *conn, const item_t *it)
     }
     if (cli->json) {
         kl_json_arr_end(&j);
-        json_line(&j);
+        kl_slog_json_line(&j);
     }
     if (ok)
         kl_chan_free(&x);

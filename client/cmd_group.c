@@ -16,8 +16,12 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
+
+/* Say why on stderr, then KL_EXIT_FAIL: `rc = cli_fail(...); goto out;`. */
+#define cli_fail(...) (kl_cli_err(__VA_ARGS__), KL_EXIT_FAIL)
 
 static const char *policy_name(kl_group_policy_t p)
 {
@@ -91,6 +95,19 @@ static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_conn_t **conn,
         return KL_EXIT_FAIL;
     }
     return KL_EXIT_OK;
+}
+
+/* prepare (need_log) for a command that names a person: address, completed
+ * to a user address, goes into addr (KL_ADDR_MAX + 1 bytes). */
+static int prepare_for(kl_cli_t *cli, const char *name, const char *address, char *grp,
+                       char *addr, kl_conn_t **conn, kl_grp_t *x)
+{
+    int rc = kl_cli_user_address(address, addr, KL_ADDR_MAX + 1);
+    if (rc == 0)
+        return prepare(cli, name, grp, conn, x, 1);
+    *conn = NULL;
+    memset(x, 0, sizeof *x);
+    return rc;
 }
 
 static void finish(kl_conn_t *conn, kl_grp_t *x)
@@ -185,13 +202,19 @@ static int refused(const kl_grp_t *x, kl_group_verr_t why, const char *target)
     return KL_EXIT_FAIL;
 }
 
-static int submit_fail(kl_conn_t *conn, const kl_grp_t *x, int r)
+/* The exit code for the result r of submitting an op to x: a local
+ * refusal (KL_ESTATE) explained from why and target, another failure from
+ * the relay's answer; KL_EXIT_OK for r == 0. */
+static int submit_result(kl_conn_t *conn, const kl_grp_t *x, int r, kl_group_verr_t why,
+                         const char *target)
 {
+    if (r == KL_ESTATE)
+        return refused(x, why, target);
     if (r == KL_ECRYPTO)
         kl_cli_err("%s cannot be changed: the relay's copy of its log is invalid", x->address);
-    else
+    else if (r)
         kl_cli_relay_fail(conn, r, "record the group change");
-    return KL_EXIT_FAIL;
+    return r ? KL_EXIT_FAIL : KL_EXIT_OK;
 }
 
 /* Submit d; print refusals. Exit code. Members the op admitted get our
@@ -201,10 +224,8 @@ static int submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_op
 {
     kl_group_verr_t why = KL_GV_OK;
     int r = kl_grp_submit(cli, conn, x, d, ev, &why);
-    if (r == KL_ESTATE)
-        return refused(x, why, target);
     if (r)
-        return submit_fail(conn, x, r);
+        return submit_result(conn, x, r, why, target);
     if (ev->admitted && (r = kl_grp_distribute(cli, conn, x)))
         kl_grp_warn(cli, x->address, "key_not_sent",
                     "could not give your group key to the new member%s yet (%s); it is retried "
@@ -231,12 +252,15 @@ static void retention_text(uint32_t days, char *out, size_t cap)
                            "days)");
 }
 
-static void json_print(kl_json_t *j)
+/* Start the JSON result {"group": grp[, "action": action]};
+ * kl_slog_json_line ends, prints and frees it. */
+static void json_begin(kl_json_t *j, const char *grp, const char *action)
 {
-    kl_json_obj_end(j);
-    if (kl_json_cstr(j))
-        printf("%s\n", kl_json_cstr(j));
-    kl_json_free(j);
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "group", grp);
+    if (action)
+        kl_json_str(j, "action", action);
 }
 
 int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retention)
@@ -250,8 +274,7 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
     if (rc)
         goto out;
     if (kl_group_next_index(x.g) > 0 || x.relay_next > 0) {
-        kl_cli_err("the group %s exists already; choose another name", grp);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the group %s exists already; choose another name", grp);
         goto out;
     }
     memset(&d, 0, sizeof d);
@@ -261,27 +284,18 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
     kl_group_verr_t why = KL_GV_OK;
     int r = kl_grp_submit(cli, conn, &x, &d, &ev, &why);
     if (r == KL_EREFUSED && kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT) {
-        kl_cli_err("the group %s exists already; choose another name", grp);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the group %s exists already; choose another name", grp);
         goto out;
     }
-    if (r == KL_ESTATE) {
-        rc = refused(&x, why, NULL);
+    if ((rc = submit_result(conn, &x, r, why, NULL)))
         goto out;
-    }
-    if (r) {
-        rc = submit_fail(conn, &x, r);
-        goto out;
-    }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "group", grp);
+        json_begin(&j, grp, NULL);
         kl_json_str(&j, "policy", policy_name(d.policy));
         kl_json_uint(&j, "retention_days", d.days);
         kl_json_str(&j, "role", "facilitator");
-        json_print(&j);
+        kl_slog_json_line(&j);
     } else {
         char ret[128];
         retention_text(d.days, ret, sizeof ret);
@@ -307,10 +321,7 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
         missing_text(x, &c, miss, sizeof miss);
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "group", x->address);
-        kl_json_str(&j, "action", verb);
+        json_begin(&j, x->address, verb);
         kl_json_str(&j, "candidate", who);
         kl_json_bool(&j, "admitted", admitted);
         if (still) {
@@ -319,7 +330,7 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
             kl_json_uint(&j, "members", kl_group_member_count(x->g));
             kl_json_str(&j, "policy", policy_name(kl_group_policy(x->g)));
         }
-        json_print(&j);
+        kl_slog_json_line(&j);
         return;
     }
     if (admitted)
@@ -338,21 +349,17 @@ int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
     kl_contact_t c;
     kl_group_event_t ev;
     kl_group_opdesc_t d;
-    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    int rc = prepare_for(cli, name, address, grp, addr, &conn, &x);
     if (rc)
-        return rc;
-    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
         goto out;
     int r = kl_contacts_check_send(cli->st, conn, addr, &c);
     if (r == KL_ENOTFOUND) {
-        kl_cli_err("the relay knows no user %s; check the address", addr);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the relay knows no user %s; check the address", addr);
         goto out;
     }
     if (r == KL_EKEYCHANGED) {
-        kl_cli_err("the identity key of %s changed; compare safety numbers with `kollega "
-                   "contact verify %s` before inviting them", addr, addr);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the identity key of %s changed; compare safety numbers with `kollega "
+                      "contact verify %s` before inviting them", addr, addr);
         goto out;
     }
     if (r) {
@@ -363,8 +370,7 @@ int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
     d.kind = KL_GOP_INVITE;
     memcpy(d.target, c.key, 32);
     if (strlen(addr) >= sizeof d.target_address) {
-        kl_cli_err("the address %s is too long for a group log", addr);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the address %s is too long for a group log", addr);
         goto out;
     }
     memcpy(d.target_address, addr, strlen(addr) + 1);
@@ -387,34 +393,22 @@ int kl_cmd_group_request(kl_cli_t *cli, const char *name)
         goto out;
     int r = kl_grp_request(cli, conn, &x, &ev);
     if (r == KL_EEXIST) {
-        kl_cli_err("you are already %s of %s", kl_group_role_of(x.g, cli->me.pk) ? "a member"
-                                                                                  : "a candidate",
-                   grp);
-        rc = KL_EXIT_FAIL;
+        int member = kl_group_role_of(x.g, cli->me.pk) != KL_ROLE_NONE;
+        rc = cli_fail("you are already %s of %s", member ? "a member" : "a candidate", grp);
         goto out;
     }
     if (r == KL_ENOTFOUND || (r == KL_EREFUSED && kl_conn_relay_error(conn) ==
                                                       KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND)) {
-        kl_cli_err("the relay knows no group %s; check the name", grp);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the relay knows no group %s; check the name", grp);
         goto out;
     }
-    if (r == KL_ESTATE) {
-        rc = refused(&x, KL_GV_CLOSED, NULL);
+    if ((rc = submit_result(conn, &x, r, KL_GV_CLOSED, NULL)))
         goto out;
-    }
-    if (r) {
-        rc = submit_fail(conn, &x, r);
-        goto out;
-    }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "group", grp);
-        kl_json_str(&j, "action", "requested");
+        json_begin(&j, grp, "requested");
         kl_json_str(&j, "policy", policy_name(kl_group_policy(x.g)));
-        json_print(&j);
+        kl_slog_json_line(&j);
     } else {
         printf("Asked to join %s; you become a member once the members agree (policy %s).\n",
                grp, policy_name(kl_group_policy(x.g)));
@@ -433,26 +427,22 @@ int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
     kl_group_event_t ev;
     kl_group_opdesc_t d;
     kl_group_member_t m;
-    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    int rc = prepare_for(cli, name, address, grp, addr, &conn, &x);
     if (rc)
-        return rc;
-    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
         goto out;
     if (find_candidate(&x, addr, NULL, &c) != 0) {
         if (find_member(&x, addr, &m) == 0)
-            kl_cli_err("%s is already a member of %s", addr, grp);
+            rc = cli_fail("%s is already a member of %s", addr, grp);
         else
-            kl_cli_err("%s has not been invited to or asked to join %s; see `kollega group "
-                       "members %s`", addr, grp, grp);
-        rc = KL_EXIT_FAIL;
+            rc = cli_fail("%s has not been invited to or asked to join %s; see `kollega group "
+                          "members %s`", addr, grp, grp);
         goto out;
     }
     if (kl_group_role_of(x.g, cli->me.pk) != KL_ROLE_NONE &&
         kl_group_has_approved(x.g, c.key, cli->me.pk)) {
         missing_text(&x, &c, miss, sizeof miss);
-        kl_cli_err("you have already approved %s for %s (approval already given); %s", addr, grp,
-                   miss);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("you have already approved %s for %s (approval already given); %s", addr, grp,
+                      miss);
         goto out;
     }
     memset(&d, 0, sizeof d);
@@ -477,10 +467,8 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
     kl_group_opdesc_t d;
     kl_group_member_t m;
     kl_group_candidate_t c;
-    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    int rc = prepare_for(cli, name, address, grp, addr, &conn, &x);
     if (rc)
-        return rc;
-    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
         goto out;
     memset(&d, 0, sizeof d);
     d.kind = kind;
@@ -490,8 +478,7 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
     } else if (kind == KL_GOP_REMOVE && find_candidate(&x, addr, NULL, &c) == 0) {
         memcpy(d.target, c.key, 32); /* refusing a candidate */
     } else {
-        kl_cli_err("%s is not a member of %s; see `kollega group members %s`", addr, grp, grp);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("%s is not a member of %s; see `kollega group members %s`", addr, grp, grp);
         goto out;
     }
     if (kind == KL_GOP_REMOVE && strcmp(addr, cli->me.address) == 0) {
@@ -509,10 +496,7 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
         votes = kl_group_removal_votes(x.g, d.target, &missing);
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "group", grp);
-        kl_json_str(&j, "action", vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
+        json_begin(&j, grp, vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
         kl_json_str(&j, "member", addr);
         if (kind == KL_GOP_SET_ROLE)
             kl_json_str(&j, "role", role_name(role));
@@ -521,7 +505,7 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
             kl_json_uint(&j, "missing", missing);
         }
         kl_json_bool(&j, "removed", kind == KL_GOP_REMOVE && !vote);
-        json_print(&j);
+        kl_slog_json_line(&j);
     } else if (vote) {
         printf("vote recorded: %zu more vote%s needed to remove %s from %s (%zu so far).\n",
                missing, missing == 1 ? "" : "s", addr, grp, votes);
@@ -573,8 +557,7 @@ int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
     d.kind = KL_GOP_LEAVE;
     if (successor) {
         if (find_member(&x, addr, &m) != 0) {
-            kl_cli_err("--successor %s is not a member of %s", addr, grp);
-            rc = KL_EXIT_FAIL;
+            rc = cli_fail("--successor %s is not a member of %s", addr, grp);
             goto out;
         }
         memcpy(d.target, m.key, 32);
@@ -588,13 +571,10 @@ int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
                    kl_strerror(fr));
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "group", grp);
-        kl_json_str(&j, "action", "left");
+        json_begin(&j, grp, "left");
         if (successor)
             kl_json_str(&j, "successor", addr);
-        json_print(&j);
+        kl_slog_json_line(&j);
     } else {
         printf("You left %s.\n", grp);
     }
@@ -609,9 +589,7 @@ static void print_members_json(const kl_grp_t *x)
     kl_group_member_t m;
     kl_group_candidate_t c;
     char key[64];
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "group", x->address);
+    json_begin(&j, x->address, NULL);
     kl_json_str(&j, "policy", policy_name(kl_group_policy(x->g)));
     kl_json_uint(&j, "retention_days", kl_group_retention_days(x->g));
     kl_json_uint(&j, "epoch", kl_group_epoch(x->g));
@@ -651,7 +629,7 @@ static void print_members_json(const kl_grp_t *x)
         kl_json_obj_end(&j);
     }
     kl_json_arr_end(&j);
-    json_print(&j);
+    kl_slog_json_line(&j);
 }
 
 int kl_cmd_group_members(kl_cli_t *cli, const char *name)
@@ -716,18 +694,16 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
     int r = kl_grp_blocked(&x) ? KL_ECRYPTO : kl_grp_send(cli, conn, &x, text, len, &m);
     if (r == KL_ECRYPTO) {
         if (x.invalid)
-            kl_cli_err("nothing was sent: the relay delivered an invalid operation of %s, so "
-                       "who is a member cannot be trusted (see the warning above)", grp);
+            rc = cli_fail("nothing was sent: the relay delivered an invalid operation of %s, so "
+                          "who is a member cannot be trusted (see the warning above)", grp);
         else
-            kl_cli_err("nothing was sent: the relay is showing members different histories of "
-                       "%s (fork at index %llu); your message might reach people who are not "
-                       "current members", grp, (unsigned long long)(x.fork_index - 1));
-        rc = KL_EXIT_FAIL;
+            rc = cli_fail("nothing was sent: the relay is showing members different histories of "
+                          "%s (fork at index %llu); your message might reach people who are not "
+                          "current members", grp, (unsigned long long)(x.fork_index - 1));
         goto out;
     }
     if (r == KL_ESTATE) {
-        kl_cli_err("you are not a member of %s; nothing was sent", grp);
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("you are not a member of %s; nothing was sent", grp);
         goto out;
     }
     if (r == KL_ETOOBIG) {
@@ -736,9 +712,8 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
         goto out;
     }
     if (r == KL_EREFUSED && kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN) {
-        kl_cli_err("the relay refused the message: it does not count you as a member of %s (%s)",
-                   grp, kl_conn_relay_message(conn));
-        rc = KL_EXIT_FAIL;
+        rc = cli_fail("the relay refused the message: it does not count you as a member of "
+                      "%s (%s)", grp, kl_conn_relay_message(conn));
         goto out;
     }
     if (r) {
@@ -756,7 +731,7 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
         kl_json_str(&j, "group", grp);
         kl_json_uint(&j, "seq", m.seq);
         kl_json_uint(&j, "sent_at", m.sent_at);
-        json_print(&j);
+        kl_slog_json_line(&j);
     } else {
         printf("Sent to %s.\n", grp);
     }
@@ -779,10 +754,7 @@ static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *
     retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "group", grp);
-        kl_json_str(&j, "action", d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
+        json_begin(&j, grp, d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
         kl_json_str(&j, "policy", policy_name(kl_group_policy(x.g)));
         kl_json_uint(&j, "retention_days", kl_group_retention_days(x.g));
         kl_json_arr_begin(&j, "admitted");
@@ -790,7 +762,7 @@ static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *
             if (kl_group_member_at(x.g, i, &m) == 0 && admitted_by(&ev, m.key))
                 kl_json_str(&j, NULL, m.address);
         kl_json_arr_end(&j);
-        json_print(&j);
+        kl_slog_json_line(&j);
         goto out;
     }
     if (d->kind == KL_GOP_SET_POLICY)

@@ -11,6 +11,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
 
@@ -36,11 +37,7 @@ void kl_grp_warn(const kl_cli_t *cli, const char *grp, const char *kind, const c
     kl_json_str(&j, "warning", kind);
     kl_json_str(&j, "group", grp);
     kl_json_str(&j, "message", msg);
-    kl_json_obj_end(&j);
-    if (kl_json_cstr(&j))
-        printf("%s\n", kl_json_cstr(&j));
-    fflush(stdout);
-    kl_json_free(&j);
+    kl_slog_json_line(&j);
 }
 
 void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, const char *by,
@@ -64,28 +61,15 @@ void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, cons
     if (by)
         kl_json_str(&j, "by", by);
     kl_json_str(&j, "message", msg);
-    kl_json_obj_end(&j);
-    if (kl_json_cstr(&j))
-        printf("%s\n", kl_json_cstr(&j));
-    fflush(stdout);
-    kl_json_free(&j);
+    kl_slog_json_line(&j);
 }
 
 int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
 {
     char full[KL_ADDR_MAX + 2];
     kl_addr_t a;
-    if (in[0] != '#')
+    if (kl_slog_complete(cli, in, '#', full, sizeof full) != 0)
         return KL_EINVAL;
-    if (strchr(in, '@') == NULL) {
-        int n = snprintf(full, sizeof full, "%s@%s", in, cli->relay.name);
-        if (n < 0 || (size_t)n >= sizeof full)
-            return KL_EINVAL;
-    } else if (strlen(in) >= sizeof full) {
-        return KL_EINVAL;
-    } else {
-        memcpy(full, in, strlen(in) + 1);
-    }
     if (kl_addr_parse(full, &a) != 0 || !a.is_group || kl_addr_format(&a, out, cap) != 0 ||
         strcmp(out, full) != 0)
         return KL_EINVAL;

@@ -136,6 +136,97 @@ int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const ch
     return kl_store_unseal(st, label, box, (size_t)n, pt, len);
 }
 
+int kl_store_column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    const unsigned char *p = sqlite3_column_text(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    if (p == NULL || n <= 0 || (size_t)n >= cap)
+        return KL_EPROTO;
+    memcpy(out, p, (size_t)n);
+    out[n] = '\0';
+    return 0;
+}
+
+int kl_store_exec_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char *label,
+                         const uint8_t *pt, size_t len)
+{
+    int r = kl_store_bind_sealed(st, stmt, idx, label, pt, len);
+    if (r) {
+        sqlite3_finalize(stmt);
+        return r;
+    }
+    return kl_store_exec_stmt(stmt);
+}
+
+int kl_store_exec_changes(kl_store_t *st, sqlite3_stmt *stmt, uint64_t *changes)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return KL_EIO;
+    *changes = (uint64_t)sqlite3_changes(st->db);
+    return 0;
+}
+
+int kl_store_step_exists(sqlite3_stmt *stmt, int *found)
+{
+    int rc = sqlite3_step(stmt);
+    *found = rc == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+}
+
+int kl_store_row_label(char *out, size_t cap, const char *table, const char *key,
+                       uint64_t idx)
+{
+    char row[KL_ADDR_MAX + 128];
+    int n = snprintf(row, sizeof row, "%s|%llu", key, (unsigned long long)idx);
+    if (n < 0 || (size_t)n >= sizeof row)
+        return KL_ETOOBIG;
+    return kl_store_label(out, cap, table, row);
+}
+
+int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const char *key,
+                     uint64_t idx, const uint8_t *op, size_t len)
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    int r = kl_store_row_label(label, sizeof label, table, key, idx);
+    if (r || (r = kl_store_prepare(st, sql, &s)))
+        return r;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
+    return kl_store_exec_sealed(st, s, 3, label, op, len);
+}
+
+int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
+                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, sql, &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
+        uint8_t *pt = NULL;
+        size_t n = 0;
+        if ((r = kl_store_row_label(label, sizeof label, table, key, idx)) ||
+            (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
+            break;
+        r = cb(ud, idx, pt, n);
+        kl_free_wipe(pt, n);
+        if (r)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = KL_EIO;
+    sqlite3_finalize(s);
+    return r;
+}
+
 /* The key that wraps the store key: Argon2id of the passphrase, or all
  * zeros for a store created with --no-passphrase. */
 static int wrapping_key(const char *kdf, const char *pass, const uint8_t salt[KL_PWHASH_SALT],
@@ -488,11 +579,7 @@ int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size
                                        " VALUES(?1, ?2)", &s)))
         return r;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    if ((r = kl_store_bind_sealed(st, s, 2, label, v, len))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_sealed(st, s, 2, label, v, len);
 }
 
 int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len)

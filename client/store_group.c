@@ -89,28 +89,6 @@ int kl_store_group_schema(kl_store_t *st)
     return KL_EIO;
 }
 
-/* "table|grp|n": binds a sealed value to its group and row. */
-static int row_label(char *out, size_t cap, const char *table, const char *grp,
-                     unsigned long long n_)
-{
-    char row[KL_ADDR_MAX + 128];
-    int n = snprintf(row, sizeof row, "%s|%llu", grp, n_);
-    if (n < 0 || (size_t)n >= sizeof row)
-        return KL_ETOOBIG;
-    return kl_store_label(out, cap, table, row);
-}
-
-static int text_col(sqlite3_stmt *s, int col, char *out, size_t cap)
-{
-    const unsigned char *p = sqlite3_column_text(s, col);
-    int n = sqlite3_column_bytes(s, col);
-    if (p == NULL || n <= 0 || (size_t)n >= cap)
-        return KL_EPROTO;
-    memcpy(out, p, (size_t)n);
-    out[n] = '\0';
-    return 0;
-}
-
 static void row_fields(sqlite3_stmt *s, kl_store_group_t *g)
 {
     g->cursor = (uint64_t)sqlite3_column_int64(s, 1);
@@ -130,7 +108,8 @@ int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
     memset(g, 0, sizeof *g);
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW && (r = text_col(s, 0, g->address, sizeof g->address)) == 0)
+    if (sqlite3_step(s) == SQLITE_ROW &&
+        (r = kl_store_column_text(s, 0, g->address, sizeof g->address)) == 0)
         row_fields(s, g);
     sqlite3_finalize(s);
     return r;
@@ -165,7 +144,7 @@ int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_group_t g;
         memset(&g, 0, sizeof g);
-        if ((r = text_col(s, 0, g.address, sizeof g.address)))
+        if ((r = kl_store_column_text(s, 0, g.address, sizeof g.address)))
             break;
         row_fields(s, &g);
         if ((r = cb(ud, &g)))
@@ -180,50 +159,18 @@ int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group
 int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
                           size_t len)
 {
-    char label[KL_ADDR_MAX + 200];
-    sqlite3_stmt *s;
     if (len == 0 || len > KL_GROUP_MAX_OP)
         return KL_ETOOBIG;
-    int r = row_label(label, sizeof label, "group_ops", grp, (unsigned long long)idx);
-    if (r || (r = kl_store_prepare(st, "INSERT INTO group_ops(grp, idx, box) VALUES(?1, ?2, ?3)",
-                                   &s)))
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
-    if ((r = kl_store_bind_sealed(st, s, 3, label, op, len))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    return kl_store_exec_stmt(s);
+    return kl_store_log_put(st, "INSERT INTO group_ops(grp, idx, box) VALUES(?1, ?2, ?3)",
+                            "group_ops", grp, idx, op, len);
 }
 
 int kl_store_group_op_each(kl_store_t *st, const char *grp,
                            int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
                            void *ud)
 {
-    char label[KL_ADDR_MAX + 200];
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT idx, box FROM group_ops WHERE grp = ?1 ORDER BY idx", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
-        uint8_t *pt = NULL;
-        size_t n = 0;
-        if ((r = row_label(label, sizeof label, "group_ops", grp, (unsigned long long)idx)) ||
-            (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
-            break;
-        r = cb(ud, idx, pt, n);
-        kl_free_wipe(pt, n);
-        if (r)
-            break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_log_each(st, "SELECT idx, box FROM group_ops WHERE grp = ?1 ORDER BY idx",
+                             "group_ops", grp, cb, ud);
 }
 
 static int sk_label(char *out, size_t cap, const char *grp, const uint8_t owner[32],
@@ -235,7 +182,7 @@ static int sk_label(char *out, size_t cap, const char *grp, const uint8_t owner[
     int n = snprintf(g2, sizeof g2, "%s|%s", grp, hex);
     if (n < 0 || (size_t)n >= sizeof g2)
         return KL_ETOOBIG;
-    return row_label(out, cap, "sender_keys", g2, key_id);
+    return kl_store_row_label(out, cap, "sender_keys", g2, key_id);
 }
 
 int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[32],
@@ -266,11 +213,7 @@ int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[
     sqlite3_bind_int64(s, 3, key_id);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)epoch);
     sqlite3_bind_int(s, 5, own ? 1 : 0);
-    if ((r = kl_store_bind_sealed(st, s, 6, label, ser, len))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    if ((r = kl_store_exec_stmt(s)))
+    if ((r = kl_store_exec_sealed(st, s, 6, label, ser, len)))
         return r;
     /* Bounded: only the newest KL_SK_KEEP keys of each (group, owner). */
     if ((r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2"
@@ -321,10 +264,7 @@ int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 2, me, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, key_id);
-    int rc = sqlite3_step(s);
-    *own = rc == SQLITE_ROW;
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+    return kl_store_step_exists(s, own);
 }
 
 int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
@@ -375,10 +315,7 @@ int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, key_id);
     sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    *has = rc == SQLITE_ROW;
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+    return kl_store_step_exists(s, has);
 }
 
 int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
@@ -400,7 +337,7 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int r = row_label(label, sizeof label, "group_pending", grp, (unsigned long long)seq);
+    int r = kl_store_row_label(label, sizeof label, "group_pending", grp, seq);
     if (r || (r = kl_store_prepare(st, "INSERT OR IGNORE INTO group_pending(grp, seq, ts, box)"
                                        " VALUES(?1, ?2, ?3, ?4)", &s)))
         return r;
@@ -408,11 +345,7 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
     sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)ts);
     *dropped = 0;
-    if ((r = kl_store_bind_sealed(st, s, 4, label, body, len))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    if ((r = kl_store_exec_stmt(s)))
+    if ((r = kl_store_exec_sealed(st, s, 4, label, body, len)))
         return r;
     /* Bounded: beyond KL_GPENDING_MAX the oldest entries go. */
     if ((r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND seq NOT IN"
@@ -421,12 +354,7 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
         return r;
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, KL_GPENDING_MAX);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return KL_EIO;
-    *dropped = (uint64_t)sqlite3_changes(st->db);
-    return 0;
+    return kl_store_exec_changes(st, s, dropped);
 }
 
 int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
@@ -448,7 +376,7 @@ int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
         uint64_t ts = (uint64_t)sqlite3_column_int64(s, 1);
         uint8_t *pt = NULL;
         size_t n = 0;
-        if ((r = row_label(label, sizeof label, "group_pending", grp, (unsigned long long)seq)) ||
+        if ((r = kl_store_row_label(label, sizeof label, "group_pending", grp, seq)) ||
             (r = kl_store_column_unseal(st, s, 2, label, &pt, &n)))
             break;
         r = cb(ud, seq, ts, pt, n);
@@ -498,11 +426,8 @@ int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, ui
         return r;
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return KL_EIO;
-    *n = (uint64_t)sqlite3_changes(st->db);
+    if ((r = kl_store_exec_changes(st, s, n)))
+        return r;
     if ((r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND ts < ?2", &s)))
         return r;
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);

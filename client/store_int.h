@@ -24,4 +24,31 @@ int kl_store_bind_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char
 int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
                            uint8_t **pt, size_t *len);
 
+/* Copy the non-empty text in column col of the current row into out[cap]
+ * with its NUL; KL_EPROTO if it is missing, empty or does not fit. */
+int kl_store_column_text(sqlite3_stmt *s, int col, char *out, size_t cap);
+/* kl_store_bind_sealed, then kl_store_exec_stmt; finalizes stmt on every
+ * path. */
+int kl_store_exec_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char *label,
+                         const uint8_t *pt, size_t len);
+/* Step a statement that returns no rows and finalize it; *changes is the
+ * number of rows it changed (set only on success). KL_EIO on failure. */
+int kl_store_exec_changes(kl_store_t *st, sqlite3_stmt *stmt, uint64_t *changes);
+/* Step a query once and finalize it; *found = 1 if it returned a row.
+ * 0, or KL_EIO on failure. */
+int kl_store_step_exists(sqlite3_stmt *stmt, int *found);
+/* The label "table|key|idx" that binds a sealed value to its row;
+ * KL_ETOOBIG if it does not fit out[cap]. */
+int kl_store_row_label(char *out, size_t cap, const char *table, const char *key,
+                       uint64_t idx);
+/* An op log: rows (key, idx, box) of table, each box sealed under the label
+ * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
+ * ?3 box) for op[0..len) (the caller checks len); kl_store_log_each runs
+ * sql (parameter ?1 key; columns idx, box) and calls cb with each opened
+ * op, stopping at cb's first non-zero result, which it returns. */
+int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const char *key,
+                     uint64_t idx, const uint8_t *op, size_t len);
+int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
+                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud);
+
 #endif

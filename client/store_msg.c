@@ -161,11 +161,7 @@ int kl_store_held_add(kl_store_t *st, const kl_held_t *h)
     sqlite3_bind_text(s, 2, h->sender, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 3, h->sender_key, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)h->received_at);
-    if ((r = kl_store_bind_sealed(st, s, 5, label, h->body, h->body_len))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_sealed(st, s, 5, label, h->body, h->body_len);
 }
 
 int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,

@@ -303,6 +303,9 @@ int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days);
  * kl_storage_close. Setting it again frees the previous one. */
 void kl_storage_set_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
 void *kl_storage_aux(const kl_storage_t *st);
+/* How many times st rolled back a batch, a job or an operation: state
+ * cached from inside a transaction is valid only while this is unchanged. */
+uint64_t kl_storage_undo_gen(const kl_storage_t *st);
 /* The same for the channel state cache of jobs_channel.c (chan_cache.h). */
 void kl_storage_set_chan_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
 void *kl_storage_chan_aux(const kl_storage_t *st);

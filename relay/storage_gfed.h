@@ -22,7 +22,8 @@
 int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t key[32],
                            int create, uint64_t *id);
 /* The addresses of the shadow users among users[0..n): *out is malloc'd,
- * NUL-separated (*count of them, *len bytes in all; NULL when none). */
+ * NUL-separated (*count of them, *len bytes in all; NULL when none).
+ * KL_EINVAL for n over 1024. One prepared statement, no per-call prepare. */
 int kl_storage_shadow_addresses(kl_storage_t *st, const uint64_t *users, size_t n, char **out,
                                 size_t *len, size_t *count);
 

@@ -204,6 +204,7 @@ static const char *SQL[S_COUNT] = {
                        " WHERE log = ?1 AND expires_ms > ts_ms + ?2",
     [S_USER_ROUTE] = "SELECT id, inbox FROM users WHERE handle = ?1",
     [S_USER_MAX] = "SELECT coalesce(max(id), 0) FROM users",
+    [S_SHADOW_HANDLE] = "SELECT handle FROM users WHERE id = ?1 AND instr(handle, '@') > 0",
 };
 
 
@@ -268,6 +269,8 @@ int kl_sq_exec_stmt(sqlite3_stmt *s)
 
 int kl_sq_run(kl_storage_t *st, int which)
 {
+    if (which == S_ROLLBACK || which == S_JOB_UNDO || which == S_OP_UNDO)
+        st->undo_gen++;
     return kl_sq_exec_stmt(kl_sq_stmt(st, which));
 }
 

@@ -66,6 +66,8 @@ enum {
     /* the hot path of a send (storage_sqlite_logs.c, storage_sqlite_users.c) */
     S_USER_ROUTE,
     S_USER_MAX,
+    /* the remote addresses of a group send's push list (storage_sqlite_gfed.c) */
+    S_SHADOW_HANDLE,
     S_COUNT
 };
 
@@ -82,6 +84,7 @@ struct kl_storage {
     void (*chan_aux_free)(void *);
     struct kl_sq_ucache *ucache; /* handle -> (id, inbox), storage_sqlite_users.c */
     uint64_t users_max;          /* every user id <= this one is committed */
+    uint64_t undo_gen;           /* rollbacks so far (kl_storage_undo_gen) */
 };
 
 /* Clamp to sqlite's signed 64-bit integers / back. */

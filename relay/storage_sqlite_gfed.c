@@ -8,6 +8,10 @@
 #include "storage_gfed.h"
 #include "storage_sqlite.h"
 
+/* Users one kl_storage_shadow_addresses call looks up: a push list is at
+ * most the members and candidates before and after an op (2 x 320). */
+#define SHADOW_LOOKUP_MAX 1024
+
 static int prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
 {
     return kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, s, NULL));
@@ -77,10 +81,10 @@ int kl_storage_shadow_addresses(kl_storage_t *st, const uint64_t *users, size_t 
     *count = 0;
     if (n == 0)
         return 0;
-    sqlite3_stmt *s = NULL;
-    int r = prep(st, "SELECT handle FROM users WHERE id = ?1 AND instr(handle, '@') > 0", &s);
-    if (r)
-        return r;
+    if (n > SHADOW_LOOKUP_MAX)
+        return KL_EINVAL;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_SHADOW_HANDLE);
+    int r = 0;
     char *buf = malloc(n * (KL_ADDR_MAX + 1));
     size_t used = 0, c = 0;
     if (buf == NULL)
@@ -104,7 +108,7 @@ int kl_storage_shadow_addresses(kl_storage_t *st, const uint64_t *users, size_t 
         used += hl + 1;
         c++;
     }
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     if (r || c == 0) {
         free(buf);
         return r;

@@ -436,6 +436,11 @@ void *kl_storage_aux(const kl_storage_t *st)
     return st->aux;
 }
 
+uint64_t kl_storage_undo_gen(const kl_storage_t *st)
+{
+    return st->undo_gen;
+}
+
 /* Columns added after the group tables first shipped: ALTER TABLE for a
  * database that lacks them (a fresh one gets them here too, right after
  * SCHEMA created the tables). Check and change run in one write

@@ -1,275 +1,19 @@
 /* The relay end to end over loopback: the server loop runs in a thread on
  * 127.0.0.1:0 with a temporary database; the tests are blocking clients
- * speaking Noise NK + Frames through noise.h and wire.h. */
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
+ * speaking Noise NK + Frames through noise.h and wire.h (the fixture is
+ * relay_server_fixture.h). */
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
-#include <uv.h>
 
-#include <cmocka.h>
-
-#include "kollega/crypto.h"
-#include "kollega/err.h"
-#include "kollega/frame.h"
-#include "kollega/noise.h"
-#include "kollega/wire.h"
 #include "kollega/x3dh.h"
-#include "log.h"
-#include "server.h"
-#include "storage.h"
+#include "relay_server_fixture.h"
 
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 #define INV_A "invite-code-for-alice-0123456789abcdefghijk"
 #define INV_B "invite-code-for-bob-0123456789abcdefghijklm"
 
-typedef struct relay {
-    char dir[64];
-    uv_loop_t loop;
-    kl_server_t *srv;
-    uv_thread_t thread;
-    uint16_t port;
-    uint8_t pk[32];
-} relay_t;
-
-typedef struct client {
-    int fd;
-    kl_noise_transport_t t;
-    uint8_t ik_pk[32], ik_sk[64];
-    uint32_t next_id;
-} client_t;
-
-static void loop_main(void *arg)
-{
-    relay_t *r = arg;
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-}
-
-/* Overrides for the next relay_start (0 = default). */
-static uint32_t opt_max_conns, opt_idle_s;
-static size_t opt_write_queue;
-
-static relay_t *relay_start(uint32_t handshake_timeout_s)
-{
-    relay_t *r = calloc(1, sizeof *r);
-    uint8_t sk[32];
-    char path[128], bound[80];
-    kl_storage_t *st = NULL;
-    assert_non_null(r);
-    assert_int_equal(kl_crypto_init(), 0);
-    kl_log_set_level(KL_LOG_WARN); /* keep the test output readable */
-    snprintf(r->dir, sizeof r->dir, "/tmp/kl-relay-XXXXXX");
-    assert_non_null(mkdtemp(r->dir));
-    snprintf(path, sizeof path, "%s/relay.db", r->dir);
-    assert_int_equal(kl_storage_open(&st, path, KL_STORAGE_CREATE), 0);
-    uint64_t now = kl_server_wall_ms();
-    assert_int_equal(kl_storage_invite_create(st, INV_A, 1, now + 600000, now), 0);
-    assert_int_equal(kl_storage_invite_create(st, INV_B, 1, now + 600000, now), 0);
-    kl_x_keypair(r->pk, sk);
-    kl_server_cfg_t cfg;
-    kl_server_cfg_defaults(&cfg);
-    cfg.dispatch.relay_name = "oslo.test";
-    cfg.dispatch.max_body = 1000;
-    cfg.static_sk = sk;
-    cfg.handshake_timeout_s = handshake_timeout_s;
-    if (opt_max_conns)
-        cfg.max_connections = opt_max_conns;
-    if (opt_idle_s)
-        cfg.idle_timeout_s = opt_idle_s;
-    if (opt_write_queue)
-        cfg.write_queue = opt_write_queue;
-    opt_max_conns = opt_idle_s = 0;
-    opt_write_queue = 0;
-    assert_int_equal(uv_loop_init(&r->loop), 0);
-    assert_int_equal(kl_server_new(&r->srv, &r->loop, &cfg), 0);
-    kl_memzero(sk, sizeof sk);
-    assert_int_equal(kl_server_bind(r->srv, "127.0.0.1", 0, bound, sizeof bound), 0);
-    const char *colon = strrchr(bound, ':');
-    assert_non_null(colon);
-    r->port = (uint16_t)atoi(colon + 1);
-    assert_true(r->port > 0);
-    assert_int_equal(kl_server_start(r->srv, st), 0);
-    assert_int_equal(uv_thread_create(&r->thread, loop_main, r), 0);
-    return r;
-}
-
-static void relay_stop(relay_t *r)
-{
-    kl_server_shutdown_async(r->srv);
-    uv_thread_join(&r->thread);
-    kl_server_free(r->srv);
-    assert_int_equal(uv_loop_close(&r->loop), 0);
-    DIR *d = opendir(r->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", r->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(r->dir);
-    free(r);
-}
-
-static int recv_all(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = recv(fd, p, n, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* One L1 frame; its length, or -1 on close/timeout. */
-static long recv_l1(int fd, uint8_t *buf)
-{
-    uint8_t h[2];
-    if (recv_all(fd, h, 2))
-        return -1;
-    size_t n = ((size_t)h[0] << 8) | h[1];
-    if (recv_all(fd, buf, n))
-        return -1;
-    return (long)n;
-}
-
-static int raw_connect(relay_t *r)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(r->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-static void client_connect(relay_t *r, client_t *c)
-{
-    memset(c, 0, sizeof *c);
-    c->fd = raw_connect(r);
-    kl_sign_keypair(c->ik_pk, c->ik_sk);
-    kl_noise_hs_t *hs = NULL;
-    kl_noise_config_t nc = {.pattern = KL_NOISE_NK, .initiator = 1, .rs = r->pk,
-                            .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-                            .prologue_len = strlen(KL_PROLOGUE_CLIENT)};
-    uint8_t msg[2 + 256], pl[16], buf[256];
-    size_t n, pn;
-    assert_int_equal(kl_noise_hs_new(&hs, &nc), 0);
-    assert_int_equal(kl_noise_hs_write(hs, NULL, 0, msg + 2, 256, &n), 0);
-    kl_frame_header(n, msg);
-    assert_int_equal(send_all(c->fd, msg, n + 2), 0);
-    long got = recv_l1(c->fd, buf);
-    assert_true(got > 0);
-    assert_int_equal(kl_noise_hs_read(hs, buf, (size_t)got, pl, sizeof pl, &pn), 0);
-    assert_int_equal(kl_noise_hs_split(hs, &c->t), 0);
-    kl_noise_hs_free(hs);
-    c->next_id = 1;
-}
-
-static void client_close(client_t *c)
-{
-    close(c->fd);
-    kl_noise_transport_wipe(&c->t);
-}
-
-static uint32_t send_frame(client_t *c, kl_frame_t *f)
-{
-    uint8_t out[KL_FRAME_MAX + 2];
-    size_t n;
-    f->id = c->next_id++;
-    assert_int_equal(kl_wire_seal(&c->t, f, out, sizeof out, &n), 0);
-    assert_int_equal(send_all(c->fd, out, n), 0);
-    return f->id;
-}
-
-/* Next frame from the relay, or NULL when the connection closed. */
-static kl_frame_t *recv_frame(client_t *c)
-{
-    static uint8_t buf[KL_FRAME_MAX];
-    long n = recv_l1(c->fd, buf);
-    if (n < 0)
-        return NULL;
-    kl_frame_t *f = NULL;
-    assert_int_equal(kl_wire_open(&c->t, buf, (size_t)n, &f), 0);
-    return f;
-}
-
-static kl_frame_t *request(client_t *c, kl_frame_t *f)
-{
-    uint32_t id = send_frame(c, f);
-    kl_frame_t *r = recv_frame(c);
-    assert_non_null(r);
-    assert_int_equal(r->id, id);
-    return r;
-}
-
-static void expect_ok(kl_frame_t *r)
-{
-    if (r->body_case == BODY(ERROR))
-        fail_msg("error %d: %s", r->error->code, r->error->message);
-    assert_int_equal(r->body_case, BODY(OK));
-    kl_wire_free(r);
-}
-
-static void expect_error(kl_frame_t *r, int code)
-{
-    assert_int_equal(r->body_case, BODY(ERROR));
-    assert_int_equal(r->error->code, code);
-    kl_wire_free(r);
-}
-
-static kl_frame_t *do_register(client_t *c, const char *handle, const char *code)
-{
-    uint8_t msg[256], sig[64];
-    size_t n;
-    assert_int_equal(kl_wire_register_msg(c->t.hh, handle, code, msg, sizeof msg, &n), 0);
-    kl_sign(c->ik_sk, msg, n, sig);
-    Kollega__Relay__V1__Register rg = KOLLEGA__RELAY__V1__REGISTER__INIT;
-    rg.handle = (char *)handle;
-    rg.invite_code = (char *)code;
-    rg.identity_key.data = c->ik_pk;
-    rg.identity_key.len = 32;
-    rg.signature.data = sig;
-    rg.signature.len = 64;
-    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    f.body_case = BODY(REGISTER);
-    f.register_ = &rg;
-    return request(c, &f);
-}
+/* The invite codes of alice and bob, one registration each. */
+static const char *const INVITES[] = {INV_A, INV_B, NULL};
 
 static kl_frame_t *do_send(client_t *c, const char *to, const uint8_t *body, size_t len)
 {
@@ -296,7 +40,7 @@ static kl_frame_t *do_fetch(client_t *c, uint64_t after)
 static void test_register_send_push_fetch_ack(void **state)
 {
     (void)state;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a, b;
     client_connect(r, &a);
     client_connect(r, &b);
@@ -349,7 +93,7 @@ static void test_register_send_push_fetch_ack(void **state)
 static void test_auth_lookup_and_prekeys(void **state)
 {
     (void)state;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a, a2;
     client_connect(r, &a);
     expect_ok(do_register(&a, "alice", INV_A));
@@ -438,7 +182,7 @@ static void test_auth_lookup_and_prekeys(void **state)
 static void test_used_invite_keeps_connection(void **state)
 {
     (void)state;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a, b;
     client_connect(r, &a);
     expect_ok(do_register(&a, "alice", INV_A));
@@ -454,7 +198,7 @@ static void test_used_invite_keeps_connection(void **state)
 static void test_pipelined_requests_behind_register(void **state)
 {
     (void)state;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a;
     client_connect(r, &a);
     /* register, then a fetch and a ping without waiting: answered in order */
@@ -510,7 +254,7 @@ static void test_pipelined_requests_behind_register(void **state)
 static void test_handshake_timeout_closes(void **state)
 {
     (void)state;
-    relay_t *r = relay_start(1);
+    relay_t *r = relay_start(1, INVITES, 1);
     int fd = raw_connect(r);
     uint8_t b;
     struct timeval t0, t1;
@@ -533,7 +277,7 @@ static void test_max_connections_refused(void **state)
 {
     (void)state;
     opt_max_conns = 2;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a, b;
     client_connect(r, &a);
     client_connect(r, &b);
@@ -561,7 +305,7 @@ static void test_idle_timeout_after_auth(void **state)
 {
     (void)state;
     opt_idle_s = 1;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a;
     client_connect(r, &a);
     expect_ok(do_register(&a, "alice", INV_A));
@@ -583,7 +327,7 @@ static void test_backpressure_missed_pushes_announced(void **state)
     (void)state;
     enum { N = 20 };
     opt_write_queue = 1;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a, b;
     client_connect(r, &a);
     client_connect(r, &b);
@@ -605,37 +349,13 @@ static void test_backpressure_missed_pushes_announced(void **state)
         total += n;
     }
     assert_int_equal(send_all(a.fd, all, total), 0);
-    for (int i = 0; i < N; i++) {
-        kl_frame_t *rep = recv_frame(&a);
-        assert_non_null(rep);
-        assert_int_equal(rep->body_case, BODY(SENT));
-        kl_wire_free(rep);
-    }
-    int pushed = 0, announced = 0;
-    while (pushed + announced == 0 || (pushed < N && !announced)) {
-        kl_frame_t *p = recv_frame(&b);
-        assert_non_null(p);
-        assert_int_equal(p->id, 0);
-        assert_int_equal(p->body_case, BODY(DELIVER));
-        pushed += (int)p->deliver->n_entries;
-        if (p->deliver->n_entries == 0) {
-            assert_true(p->deliver->more);
-            announced = 1;
-        }
-        kl_wire_free(p);
-    }
+    expect_replies(&a, N, BODY(SENT));
+    int announced;
+    int pushed = read_pushes(&b, N, NULL, &announced);
     print_message("pushed %d entries, more-announcement %s\n", pushed, announced ? "yes" : "no");
     /* later pushes may still arrive before the fetch answer: skip them */
     Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    f.body_case = BODY(FETCH);
-    f.fetch = &fe;
-    uint32_t id = send_frame(&b, &f);
-    kl_frame_t *rep;
-    while ((rep = recv_frame(&b)) != NULL && rep->id == 0)
-        kl_wire_free(rep);
-    assert_non_null(rep);
-    assert_int_equal(rep->id, id);
+    kl_frame_t *rep = fetch_past_pushes(&b, &fe);
     assert_int_equal(rep->deliver->n_entries, N);
     kl_wire_free(rep);
     client_close(&a);
@@ -652,7 +372,7 @@ static void test_pipelined_fetches_bounded_by_write_queue(void **state)
     (void)state;
     enum { N = 40 };
     opt_write_queue = 65536;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a;
     client_connect(r, &a);
     expect_ok(do_register(&a, "alice", INV_A));
@@ -698,7 +418,7 @@ static void test_coalesced_frames_arrive_in_order(void **state)
 {
     (void)state;
     enum { N = 200 };
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a;
     client_connect(r, &a);
     expect_ok(do_register(&a, "alice", INV_A));
@@ -750,7 +470,7 @@ static void test_coalesced_frames_arrive_in_order(void **state)
 static void test_shutdown_with_open_connections(void **state)
 {
     (void)state;
-    relay_t *r = relay_start(10);
+    relay_t *r = relay_start(10, INVITES, 1);
     client_t a, b;
     client_connect(r, &a);
     expect_ok(do_register(&a, "alice", INV_A));
