@@ -131,17 +131,14 @@ static int local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr
         fail(out, id, CODE(BAD_REQUEST), "malformed address: expected handle@relay", 0);
         return -1;
     }
-    if (strcmp(a->relay, cfg->relay_name) != 0 && !a->is_group)
-        return 1;
-    if (strcmp(a->relay, cfg->relay_name) != 0) {
-        fail(out, id, CODE(UNAVAILABLE), "groups of other relays are not available yet", 0);
-        return -1;
-    }
+    /* Group messages are routed before this (send); a lookup or prekey
+     * fetch names a person, never a group. */
     if (a->is_group) {
-        fail(out, id, CODE(UNAVAILABLE), "groups are not available on this relay yet", 0);
+        fail(out, id, CODE(BAD_REQUEST),
+             "a group address has no identity key or prekeys: name a user (handle@relay)", 0);
         return -1;
     }
-    return 0;
+    return strcmp(a->relay, cfg->relay_name) != 0 ? 1 : 0;
 }
 
 static int code_valid(const char *code)

@@ -529,6 +529,14 @@ static void test_prekey_fetch_and_lookup(void **state)
     fr = frame(61, BODY(LOOKUP), &lk);
     run(f, &fr);
     expect_error(f, CODE(UNAVAILABLE), 0);
+    /* A group has no identity key or prekeys, on this relay or another. */
+    lk.address = "#erfa@oslo.test";
+    run(f, &fr);
+    expect_error(f, CODE(BAD_REQUEST), 0);
+    pf.address = "#erfa@stockholm.test";
+    kl_frame_t pfr = frame(62, BODY(PREKEY_FETCH), &pf);
+    run(f, &pfr);
+    expect_error(f, CODE(BAD_REQUEST), 0);
     lk.address = "kari@oslo.test";
     run(f, &fr);
     job = f->out.job;
