@@ -146,8 +146,13 @@ kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t l
     if (why != KL_GV_OK)
         goto out;
 
+    if (p->group == NULL || strnlen(p->group, ADDR_CAP) >= ADDR_CAP)
+        goto out;
+    strcpy(o->group, p->group); /* length checked */
+    if (g == NULL)
+        goto signature;
     why = KL_GV_WRONG_GROUP;
-    if (p->group == NULL || strcmp(p->group, g->group) != 0)
+    if (strcmp(p->group, g->group) != 0)
         goto out;
     why = KL_GV_CLOSED;
     if (g->closed)
@@ -161,6 +166,7 @@ kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t l
                       : p->prev.len != 32 || memcmp(p->prev.data, g->head, 32) != 0)
         goto out;
 
+signature:
     why = KL_GV_SIGNATURE;
     if (check_sig && kl_pb_verify_ctx(o->actor, KL_GROUP_OP_CONTEXT, so->op.data, so->op.len,
                                       KL_GROUP_MAX_OP, &so->signature) != 0)

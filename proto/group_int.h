@@ -22,6 +22,7 @@ typedef struct op {
     uint8_t target[32];
     int has_target;
     char target_address[ADDR_CAP];
+    char group[ADDR_CAP];          /* Op.group as sent */
 } op_t;
 
 /* What of the group's state decoding needs: its address, whether it is
@@ -39,7 +40,9 @@ int kl_gop_addr_ok(const char *s, int group);
 
 /* Decode and authenticate one SignedOp against the state: sizes, canonical
  * encoding, fields, group, open group, index and prev, and (check_sig) the
- * signature, in that order. Fills o; the rules are group.c's. */
+ * signature, in that order. Fills o; the rules are group.c's. With g NULL
+ * the checks that need a state (group, open, chain) are skipped: what
+ * kl_group_op_peek tells before any state is loaded. */
 kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t len, op_t *o,
                               int check_sig);
 

@@ -5,66 +5,31 @@
  * (from a cache, or by replaying the stored log). Checking the signature
  * first, here, without any state, means a stranger who sends ops with
  * bogus signatures costs one Ed25519 verification on the network thread
- * and nothing on the storage thread. The decoding is the validator's: the
- * same canonical unpack on the same capped allocator, so an op that passes
- * here fails kl_group_apply only for reasons of state (chain, rules). */
+ * and nothing on the storage thread. The decoding is the validator's own
+ * (kl_gop_decode without a state), so an op that passes here fails
+ * kl_group_apply only for reasons of state (chain, rules). */
 #include <string.h>
 
-#include "group.pb-c.h"
-#include "kollega/crypto.h"
+#include "group_int.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
-#include "pbcanon.h"
-
-/* As proto/group.c: two nested unpacks of at most KL_GROUP_MAX_OP bytes. */
-#define PEEK_BUDGET (8u * KL_GROUP_MAX_OP)
-
-/* s into out[cap] if it fits with its NUL; 0 otherwise. */
-static int copy_str(char *out, size_t cap, const char *s)
-{
-    size_t n = s ? strnlen(s, cap) : cap;
-    if (n >= cap)
-        return 0;
-    memcpy(out, s, n + 1);
-    return 1;
-}
 
 int kl_group_op_peek(const uint8_t *signed_op, size_t len, kl_group_peek_t *out)
 {
-    kl_pb_budget_t budget;
-    Kollega__Group__V1__SignedOp *so = NULL;
-    Kollega__Group__V1__Op *p = NULL;
-    int r = KL_EPROTO;
+    op_t o;
 
     if (out == NULL || signed_op == NULL)
         return KL_EINVAL;
     memset(out, 0, sizeof *out);
     if (len == 0 || len > KL_GROUP_MAX_OP)
         return len ? KL_ETOOBIG : KL_EPROTO;
-    kl_pb_budget_init(&budget, PEEK_BUDGET);
-    so = (Kollega__Group__V1__SignedOp *)kl_pb_unpack_canonical(
-        &kollega__group__v1__signed_op__descriptor, &budget, signed_op, len, KL_GROUP_MAX_OP);
-    if (so == NULL || so->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Group__V1__Op *)kl_pb_unpack_canonical(&kollega__group__v1__op__descriptor,
-                                                         &budget, so->op.data, so->op.len,
-                                                         KL_GROUP_MAX_OP);
-    if (p == NULL || p->body_case == KOLLEGA__GROUP__V1__OP__BODY__NOT_SET ||
-        !kl_pb_key32(&p->actor, out->actor) ||
-        !copy_str(out->group, sizeof out->group, p->group) ||
-        !copy_str(out->actor_address, sizeof out->actor_address, p->actor_address))
-        goto out;
-    out->index = p->index;
-    out->kind = (kl_group_opkind_t)p->body_case;
-    r = KL_ECRYPTO;
-    if (kl_pb_verify_ctx(out->actor, KL_GROUP_OP_CONTEXT, so->op.data, so->op.len,
-                         KL_GROUP_MAX_OP, &so->signature) != 0)
-        goto out;
-    r = 0;
-out:
-    kl_pb_free((ProtobufCMessage *)p, &budget);
-    kl_pb_free((ProtobufCMessage *)so, &budget);
-    if (r)
-        memset(out, 0, sizeof *out);
-    return r;
+    kl_group_verr_t why = kl_gop_decode(NULL, signed_op, len, &o, 1);
+    if (why != KL_GV_OK)
+        return why == KL_GV_SIGNATURE ? KL_ECRYPTO : KL_EPROTO;
+    out->index = o.index;
+    out->kind = o.kind;
+    memcpy(out->actor, o.actor, 32);
+    memcpy(out->actor_address, o.actor_address, sizeof out->actor_address);
+    memcpy(out->group, o.group, sizeof out->group);
+    return 0;
 }

@@ -131,9 +131,9 @@ int kl_group_apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group
                    kl_group_verr_t *why);
 
 /* What a SignedOp says of itself, checked without any group state:
- * kl_group_op_peek decodes it as kl_group_apply does (canonical encoding,
- * body set, 32-byte actor, group and actor_address under 256 bytes) and
- * verifies its signature with the actor key it names. A relay calls it
+ * kl_group_op_peek decodes it with kl_group_apply's own decoder (canonical
+ * encoding, every field checked, group and actor_address under 256 bytes)
+ * and verifies its signature with the actor key it names. A relay calls it
  * before loading the group's log, so an op with a bogus signature costs
  * one verification and nothing more. The caller still compares actor with
  * the identity it expects. 0 with *out filled; KL_EPROTO (malformed),
