@@ -13,7 +13,11 @@
 typedef struct kl_chan_job {
     /* in */
     char address[KL_ADDR_MAX + 1]; /* the channel "!name@relay" */
-    uint64_t user;                 /* the caller */
+    uint64_t user;                 /* the caller (0: remote, resolved by the job) */
+    /* A federation peer's caller (dispatch_channel.c): "handle@peer" or
+     * "@peer" (the peer relay itself), with its key; "" for a local one. */
+    char remote[KL_ADDR_MAX + 1];
+    uint8_t remote_key[32];
     const uint8_t *data;           /* op or post, in the job's own allocation */
     size_t len;
     uint64_t from;                 /* op: its index; fetch: from_index; read: after; ack: seq */
@@ -35,6 +39,8 @@ typedef struct kl_chan_job {
     size_t n_infos;
     uint64_t *push;                /* op, post: subscribers to push to */
     size_t n_push;
+    char *relays;                  /* op, post: peers mirroring it (NUL-separated) */
+    size_t relays_len, n_relays;
 } kl_chan_job_t;
 
 #endif

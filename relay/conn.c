@@ -689,7 +689,9 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
                             out.push_group);
     else if (out.has_push)
         kl_server_push(s, out.push_user, &out.push.frame);
-    if (out.has_push && out.n_notify) /* group members on other relays (fed_group.c) */
+    if (out.has_push && out.n_notify && out.notify_channel) /* mirrors (fed_channel.c) */
+        kl_fed_channel_notify(s->fed, out.push_group, out.notify, out.n_notify);
+    else if (out.has_push && out.n_notify) /* group members on other relays (fed_group.c) */
         kl_fed_group_notify(s->fed, out.push_group, out.notify, out.n_notify,
                             out.push.frame.body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG);
     int close = out.close;

@@ -123,6 +123,9 @@ typedef struct kl_dispatch_out {
      * point into the job): the server sends each peer one GroupNotify. */
     const char *notify;
     size_t n_notify;
+    /* Channels: notify names peer relays (each gets one ChannelNotify for
+     * push_group). */
+    int notify_channel;
     const char *event;      /* static text for the connection log, or NULL */
 } kl_dispatch_out_t;
 
@@ -170,11 +173,26 @@ void kl_dispatch_group_fed_complete(const kl_job_t *job, kl_dispatch_out_t *out)
 /* 1 if a group relay may answer a proxied request (Frame body case
  * request_body) with body case answer_body. */
 int kl_dispatch_group_answer_ok(int request_body, int answer_body);
+/* A request f of user (address, identity key) about target (a group or
+ * channel of federation peer id peer) as a KL_FED_OP_GROUP job for that
+ * relay: out->job, or TOO_LARGE in out; 0 or KL_ENOMEM. */
+int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer,
+                          const char *target, const kl_frame_t *f, kl_dispatch_out_t *out);
 /* Broadcast channels (dispatch_channel.c), likewise. */
 int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
                                 const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
 void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
                                   const kl_job_t *job, kl_dispatch_out_t *out);
+/* A channel request of a federation peer (proto/federation.proto
+ * "ChannelNotify"): user is "handle@peer" for one of its users, or "@peer"
+ * for the peer relay itself (key: its static key), as that relay vouches.
+ * Fills *out (zeroed first) with an error reply or a job. */
+int kl_dispatch_channel_remote(const kl_dispatch_cfg_t *cfg, const char *user,
+                               const uint8_t key[32], const kl_frame_t *f, uint64_t now_ms,
+                               kl_dispatch_out_t *out);
+/* 1 if f is a channel request (channel body, or send/fetch/ack naming a
+ * channel). */
+int kl_dispatch_is_channel(const kl_frame_t *f);
 /* Shared with dispatch_group.c and dispatch_channel.c. */
 void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
                       int close);

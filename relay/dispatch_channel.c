@@ -45,6 +45,7 @@
 
 #include "channel.pb-c.h"
 #include "dispatch.h"
+#include "fed.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
 
@@ -54,28 +55,43 @@
 /* Largest backlog a subscribe may ask for. */
 #define BACKLOG_MAX 10000
 
-/* Check a channel address of this relay. 0, or an error reply and -1. */
-static int chan_addr(const kl_dispatch_cfg_t *cfg, const char *address, kl_dispatch_out_t *out,
-                     uint32_t id)
+/* Who asks: a session of this relay, or (remote set) a federation peer's
+ * user "handle@peer" or the peer relay itself "@peer". */
+typedef struct ccaller {
+    uint64_t user;           /* 0 for a remote caller (the job resolves it) */
+    const char *address;
+    const uint8_t *key;      /* identity key (the peer's static key for "@peer") */
+    int remote;
+} ccaller_t;
+
+/* Check a channel address. 0 for a channel of this relay; 1 for a channel
+ * of a federation peer asked by a local caller (*peer set); else an error
+ * reply and -1. */
+static int chan_addr(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const char *address,
+                     kl_dispatch_out_t *out, uint32_t id, const kl_storage_peer_t **peer)
 {
     kl_addr_t a;
+    char m[KL_ADDR_MAX + 64];
     if (strlen(address) > KL_ADDR_MAX || !kl_channel_addr_valid(address) ||
         kl_addr_parse(address + 1, &a) != 0) {
         kl_dispatch_fail(out, id, CODE(BAD_REQUEST),
                          "malformed channel address: expected !name@relay", 0);
         return -1;
     }
-    if (strcmp(a.relay, cfg->relay_name) != 0) {
-        kl_dispatch_fail(out, id, CODE(UNAVAILABLE),
-                         "federation of channels is not available: the channel is on another "
-                         "relay",
-                         0);
-        return -1;
-    }
-    return 0;
+    if (strcmp(a.relay, cfg->relay_name) == 0)
+        return 0;
+    *peer = c->remote ? NULL : kl_fed_peer(cfg->fed, a.relay);
+    if (*peer)
+        return 1;
+    snprintf(m, sizeof m, c->remote ? "%s is not a channel of this relay"
+                                    : "no federation peer for %s: this relay cannot reach "
+                                      "channels there",
+             c->remote ? address : a.relay);
+    kl_dispatch_fail(out, id, c->remote ? CODE(BAD_REQUEST) : CODE(UNAVAILABLE), m, 0);
+    return -1;
 }
 
-static kl_job_t *chan_job(kl_job_kind_t kind, const kl_session_t *s, const char *address,
+static kl_job_t *chan_job(kl_job_kind_t kind, const ccaller_t *c, const char *address,
                           const uint8_t *data, size_t len)
 {
     uint8_t *extra = NULL;
@@ -83,7 +99,11 @@ static kl_job_t *chan_job(kl_job_kind_t kind, const kl_session_t *s, const char 
     if (job == NULL)
         return NULL;
     snprintf(job->u.chan.address, sizeof job->u.chan.address, "%s", address);
-    job->u.chan.user = s->user_id;
+    job->u.chan.user = c->user;
+    if (c->remote) {
+        snprintf(job->u.chan.remote, sizeof job->u.chan.remote, "%s", c->address);
+        memcpy(job->u.chan.remote_key, c->key, 32);
+    }
     if (len > 0) {
         memcpy(extra, data, len);
         job->u.chan.data = extra;
@@ -97,12 +117,12 @@ static kl_job_t *chan_job(kl_job_kind_t kind, const kl_session_t *s, const char 
  * so an op with a bogus signature never reaches the storage thread (where
  * checking it would mean loading the channel's state); the chain and the
  * rules are checked against that state by the job. */
-static int on_op(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+static int on_op(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_frame_t *f,
                  kl_dispatch_out_t *out)
 {
     const ProtobufCBinaryData *b = &f->channel_op->signed_op;
+    const kl_storage_peer_t *peer = NULL;
     kl_channel_peek_t pk;
-    char self[KL_ADDR_MAX + 1];
     if (b->len == 0 || b->len > KL_CHANNEL_MAX_OP) {
         kl_dispatch_fail(out, f->id, b->len ? CODE(TOO_LARGE) : CODE(BAD_REQUEST),
                          b->len ? "channel op over 2048 bytes" : "channel_op needs a signed_op",
@@ -117,17 +137,19 @@ static int on_op(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t
                          0);
         return 0;
     }
-    if (chan_addr(cfg, pk.channel, out, f->id) != 0)
+    int where = chan_addr(cfg, c, pk.channel, out, f->id, &peer);
+    if (where < 0)
         return 0;
-    snprintf(self, sizeof self, "%s@%s", s->handle, cfg->relay_name);
-    if (memcmp(pk.actor, s->identity_key, 32) != 0 || strcmp(pk.actor_address, self) != 0) {
+    if (memcmp(pk.actor, c->key, 32) != 0 || strcmp(pk.actor_address, c->address) != 0) {
         kl_dispatch_fail(out, f->id, CODE(FORBIDDEN),
                          "a channel op must be made by the connected user (actor and "
                          "actor_address)",
                          0);
         return 0;
     }
-    kl_job_t *job = chan_job(KL_JOB_CHAN_OP, s, pk.channel, b->data, b->len);
+    if (where > 0)
+        return kl_dispatch_proxy_job(c->address, c->key, peer->id, pk.channel, f, out);
+    kl_job_t *job = chan_job(KL_JOB_CHAN_OP, c, pk.channel, b->data, b->len);
     if (job == NULL)
         return KL_ENOMEM;
     job->u.chan.from = pk.index;
@@ -137,15 +159,17 @@ static int on_op(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t
 
 /* A post (send to a channel): decoded here to refuse the obvious early;
  * the signature and the publisher are checked against the stored log. */
-static int on_post(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+static int on_post(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_frame_t *f,
                    uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
     Kollega__Channel__V1__SignedPost *sp = NULL;
     Kollega__Channel__V1__Post *p = NULL;
-    char self[KL_ADDR_MAX + 1], m[200];
+    const kl_storage_peer_t *peer = NULL;
+    char m[200];
     int r = 0;
-    if (chan_addr(cfg, sd->to, out, f->id) != 0)
+    int where = chan_addr(cfg, c, sd->to, out, f->id, &peer);
+    if (where < 0)
         return 0;
     if (sd->body.len > KL_CHANNEL_MAX_POST) {
         kl_dispatch_fail(out, f->id, CODE(TOO_LARGE), "a channel post is at most 49152 bytes",
@@ -161,15 +185,18 @@ static int on_post(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
                          0);
         goto out;
     }
-    snprintf(self, sizeof self, "%s@%s", s->handle, cfg->relay_name);
-    if (p->publisher.len != 32 || memcmp(p->publisher.data, s->identity_key, 32) != 0 ||
-        strcmp(p->publisher_address, self) != 0) {
+    if (p->publisher.len != 32 || memcmp(p->publisher.data, c->key, 32) != 0 ||
+        strcmp(p->publisher_address, c->address) != 0) {
         snprintf(m, sizeof m, "not a publisher of %.96s: a post must be signed by the connected "
                  "user", sd->to);
         kl_dispatch_fail(out, f->id, CODE(FORBIDDEN), m, 0);
         goto out;
     }
-    kl_job_t *job = chan_job(KL_JOB_CHAN_POST, s, sd->to, sd->body.data, sd->body.len);
+    if (where > 0) {
+        r = kl_dispatch_proxy_job(c->address, c->key, peer->id, sd->to, f, out);
+        goto out;
+    }
+    kl_job_t *job = chan_job(KL_JOB_CHAN_POST, c, sd->to, sd->body.data, sd->body.len);
     if (job == NULL) {
         r = KL_ENOMEM;
         goto out;
@@ -187,51 +214,94 @@ out:
     return r;
 }
 
-int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
-                                const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
+/* subscribe to a peer's channel: the relay subscribes itself there, then
+ * mirrors it here (KL_FED_OP_CHAN_SUB, fed_channel.c). */
+static int mirror_sub(const ccaller_t *c, const kl_storage_peer_t *peer, const kl_frame_t *f,
+                      kl_dispatch_out_t *out)
 {
-    const char *address = NULL;
-    kl_job_t *job = NULL;
+    kl_job_t *job = kl_fed_job_new(KL_FED_OP_CHAN_SUB, 0, NULL);
+    if (job == NULL)
+        return KL_ENOMEM;
+    kl_fed_job_t *fj = job->u.fed;
+    fj->peer = peer->id;
+    snprintf(fj->address, sizeof fj->address, "%s", f->subscribe->channel);
+    fj->user_id = c->user;
+    fj->limit = f->subscribe->backlog > BACKLOG_MAX ? BACKLOG_MAX : f->subscribe->backlog;
+    out->job = job;
+    return 0;
+}
+
+/* The channel a request other than channel_op/send/channel_list names. */
+static const char *request_channel(const kl_frame_t *f)
+{
     switch (f->body_case) {
-    case BODY(CHANNEL_OP):
-        return on_op(cfg, s, f, out);
-    case BODY(SEND): /* body size already checked by on_send */
-        return on_post(cfg, s, f, now_ms, out);
-    case BODY(CHANNEL_LIST):
-        job = chan_job(KL_JOB_CHAN_LIST, s, "", NULL, 0);
-        break;
     case BODY(CHANNEL_FETCH):
-        address = f->channel_fetch->channel;
-        if (chan_addr(cfg, address, out, f->id) != 0)
-            return 0;
-        job = chan_job(KL_JOB_CHAN_FETCH, s, address, NULL, 0);
+        return f->channel_fetch->channel;
+    case BODY(SUBSCRIBE):
+        return f->subscribe->channel;
+    case BODY(UNSUBSCRIBE):
+        return f->unsubscribe->channel;
+    case BODY(FETCH):
+        return f->fetch->channel;
+    case BODY(ACK):
+        return f->ack->channel;
+    default:
+        return NULL;
+    }
+}
+
+static int channel_request(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_frame_t *f,
+                           uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    const kl_storage_peer_t *peer = NULL;
+    kl_job_t *job = NULL;
+    if (f->body_case == BODY(CHANNEL_OP))
+        return on_op(cfg, c, f, out);
+    if (f->body_case == BODY(SEND)) /* body size already checked by on_send */
+        return on_post(cfg, c, f, now_ms, out);
+    if (f->body_case == BODY(CHANNEL_LIST)) {
+        job = chan_job(KL_JOB_CHAN_LIST, c, "", NULL, 0);
+        if (job == NULL)
+            return KL_ENOMEM;
+        out->job = job;
+        return 0;
+    }
+    const char *address = request_channel(f);
+    if (address == NULL) {
+        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "unsupported request", 1);
+        return 0;
+    }
+    int where = chan_addr(cfg, c, address, out, f->id, &peer);
+    if (where < 0)
+        return 0;
+    /* A peer's channel: its publisher log is asked of its relay; a
+     * subscription makes a mirror here; reads, acks and unsubscribe are
+     * answered from the mirror. */
+    if (where > 0 && f->body_case == BODY(CHANNEL_FETCH))
+        return kl_dispatch_proxy_job(c->address, c->key, peer->id, address, f, out);
+    if (where > 0 && f->body_case == BODY(SUBSCRIBE))
+        return mirror_sub(c, peer, f, out);
+    switch (f->body_case) {
+    case BODY(CHANNEL_FETCH):
+        job = chan_job(KL_JOB_CHAN_FETCH, c, address, NULL, 0);
         if (job) {
             job->u.chan.from = f->channel_fetch->from_index;
             job->u.chan.max_bytes = KL_DELIVER_BUDGET;
         }
         break;
     case BODY(SUBSCRIBE):
-        address = f->subscribe->channel;
-        if (chan_addr(cfg, address, out, f->id) != 0)
-            return 0;
-        job = chan_job(KL_JOB_CHAN_SUB, s, address, NULL, 0);
+        job = chan_job(KL_JOB_CHAN_SUB, c, address, NULL, 0);
         if (job)
             job->u.chan.backlog =
                 f->subscribe->backlog > BACKLOG_MAX ? BACKLOG_MAX : f->subscribe->backlog;
         break;
     case BODY(UNSUBSCRIBE):
-        address = f->unsubscribe->channel;
-        if (chan_addr(cfg, address, out, f->id) != 0)
-            return 0;
-        job = chan_job(KL_JOB_CHAN_UNSUB, s, address, NULL, 0);
+        job = chan_job(KL_JOB_CHAN_UNSUB, c, address, NULL, 0);
         break;
     case BODY(FETCH): {
-        address = f->fetch->channel;
-        if (chan_addr(cfg, address, out, f->id) != 0)
-            return 0;
         uint32_t limit = f->fetch->limit;
         limit = limit == 0 ? KL_FETCH_DEFAULT : limit > KL_FETCH_MAX ? KL_FETCH_MAX : limit;
-        job = chan_job(KL_JOB_CHAN_READ, s, address, NULL, 0);
+        job = chan_job(KL_JOB_CHAN_READ, c, address, NULL, 0);
         if (job) {
             job->u.chan.from = f->fetch->after;
             job->u.chan.limit = limit;
@@ -240,10 +310,7 @@ int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
         break;
     }
     case BODY(ACK):
-        address = f->ack->channel;
-        if (chan_addr(cfg, address, out, f->id) != 0)
-            return 0;
-        job = chan_job(KL_JOB_CHAN_ACK, s, address, NULL, 0);
+        job = chan_job(KL_JOB_CHAN_ACK, c, address, NULL, 0);
         if (job)
             job->u.chan.from = f->ack->seq;
         break;
@@ -255,6 +322,79 @@ int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
         return KL_ENOMEM;
     out->job = job;
     return 0;
+}
+
+int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                                const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    char self[KL_ADDR_MAX + 1];
+    snprintf(self, sizeof self, "%s@%s", s->handle, cfg->relay_name);
+    ccaller_t c = {s->user_id, self, s->identity_key, 0};
+    return channel_request(cfg, &c, f, now_ms, out);
+}
+
+int kl_dispatch_is_channel(const kl_frame_t *f)
+{
+    switch (f->body_case) {
+    case BODY(CHANNEL_OP):
+    case BODY(CHANNEL_FETCH):
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
+    case BODY(CHANNEL_LIST):
+        return 1;
+    case BODY(SEND):
+        return f->send->to[0] == '!';
+    case BODY(FETCH):
+        return f->fetch->group[0] == '\0' && f->fetch->channel[0] != '\0';
+    case BODY(ACK):
+        return f->ack->group[0] == '\0' && f->ack->channel[0] != '\0';
+    default:
+        return 0;
+    }
+}
+
+int kl_dispatch_channel_remote(const kl_dispatch_cfg_t *cfg, const char *user,
+                               const uint8_t key[32], const kl_frame_t *f, uint64_t now_ms,
+                               kl_dispatch_out_t *out)
+{
+    memset(out, 0, sizeof *out);
+    ccaller_t c = {0, user, key, 1};
+    int relay = user[0] == '@';
+    int ok;
+    switch (f->body_case) {
+    case BODY(CHANNEL_FETCH):
+        ok = 1;
+        break;
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
+    case BODY(FETCH):
+    case BODY(ACK):
+        ok = relay; /* a peer's users subscribe through their relay's mirror */
+        break;
+    case BODY(CHANNEL_OP):
+        ok = !relay;
+        break;
+    case BODY(SEND):
+        ok = !relay && f->send->body.len > 0 && f->send->body.len <= cfg->max_body;
+        break;
+    default:
+        ok = 0;
+        break;
+    }
+    if (!ok || !kl_dispatch_is_channel(f)) {
+        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST),
+                         relay ? "not a request a relay makes for its mirror"
+                               : "not a channel request of a peer's user (subscriptions go "
+                                 "through the user's relay)",
+                         0);
+        return 0;
+    }
+    int r = channel_request(cfg, &c, f, now_ms, out);
+    if (r) {
+        kl_dispatch_out_free(out);
+        memset(out, 0, sizeof *out);
+    }
+    return r;
 }
 
 /* ---- completion --------------------------------------------------------- */
@@ -383,6 +523,10 @@ static void take_push(const kl_job_t *job, kl_dispatch_out_t *out, int built)
 {
     if (!built || job->u.chan.n_push == 0)
         return;
+    /* Peers mirroring the channel (fed_channel.c): one ChannelNotify each. */
+    out->notify = job->u.chan.relays;
+    out->n_notify = job->u.chan.n_relays;
+    out->notify_channel = 1;
     uint64_t *u = malloc(job->u.chan.n_push * sizeof *u);
     if (u == NULL)
         return;

@@ -95,16 +95,16 @@ static int group_addr(const kl_dispatch_cfg_t *cfg, const caller_t *c, const cha
     return -1;
 }
 
-/* The request, for the group's relay (a KL_FED_OP_GROUP job). */
-static int proxy_job(const caller_t *c, const kl_storage_peer_t *p, const char *group,
-                     const kl_frame_t *f, kl_dispatch_out_t *out)
+int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer,
+                          const char *target, const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     size_t n = kollega__relay__v1__frame__get_packed_size(f);
     uint8_t *data = NULL;
     /* It travels inside a GroupProxy (user address, key) in a FedFrame. */
     if (n + KL_ADDR_MAX + 128 > KL_WIRE_MAX_FRAME) {
         kl_dispatch_fail(out, f->id, CODE(TOO_LARGE),
-                         "too large for a group on another relay: make it smaller", 0);
+                         "too large for a group or channel on another relay: make it smaller",
+                         0);
         return 0;
     }
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_GROUP, n, &data);
@@ -114,13 +114,19 @@ static int proxy_job(const caller_t *c, const kl_storage_peer_t *p, const char *
     kl_fed_job_t *fj = job->u.fed;
     fj->data = data;
     fj->len = n;
-    fj->peer = p->id;
-    snprintf(fj->address, sizeof fj->address, "%s", group);
-    snprintf(fj->user, sizeof fj->user, "%s", c->address);
-    memcpy(fj->identity_key, c->key, 32);
+    fj->peer = peer;
+    snprintf(fj->address, sizeof fj->address, "%s", target);
+    snprintf(fj->user, sizeof fj->user, "%s", user);
+    memcpy(fj->identity_key, key, 32);
     fj->req_body = f->body_case;
     out->job = job;
     return 0;
+}
+
+static int proxy_job(const caller_t *c, const kl_storage_peer_t *p, const char *group,
+                     const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    return kl_dispatch_proxy_job(c->address, c->key, p->id, group, f, out);
 }
 
 static kl_job_t *group_job(kl_job_kind_t kind, const caller_t *c, const char *address,
@@ -561,7 +567,8 @@ void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
     }
 }
 
-/* Answers the group's relay may give to a proxied request of this kind. */
+/* Answers the group's (or channel's) relay may give to a proxied request
+ * of this kind. */
 static int answer_fits(int req, int ans)
 {
     if (ans == BODY(ERROR))
@@ -576,7 +583,13 @@ static int answer_fits(int req, int ans)
     case BODY(FETCH):
         return ans == BODY(DELIVER);
     case BODY(ACK):
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
         return ans == BODY(OK);
+    case BODY(CHANNEL_OP):
+        return ans == BODY(CHANNEL_OP_ACCEPTED);
+    case BODY(CHANNEL_FETCH):
+        return ans == BODY(CHANNEL_LOG);
     default:
         return 0;
     }

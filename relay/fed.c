@@ -42,6 +42,11 @@ static void submit(kl_fed_t *f, kl_job_t *job)
     f->cfg.submit(f->cfg.ud, job);
 }
 
+void kl_fed_store(kl_fed_t *f, kl_job_t *job)
+{
+    submit(f, job);
+}
+
 static fed_peer_t *peer_by_id(kl_fed_t *f, uint64_t id)
 {
     for (size_t i = 0; i < f->n_peers; i++)
@@ -91,6 +96,10 @@ static void proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *wh
         list_next(f, job); /* group_list leaves out a peer it cannot ask */
         return;
     }
+    if (job->u.fed->op == KL_FED_OP_MIRROR) {
+        kl_fedchan_answer(p, job, NULL);
+        return;
+    }
     job->u.fed->err_code = CODE(UNAVAILABLE);
     snprintf(job->u.fed->err_msg, sizeof job->u.fed->err_msg, "relay %.60s %.50s: retry later",
              p->cfg.name, why);
@@ -116,6 +125,10 @@ static void proxy_send(fed_peer_t *p, kl_job_t *job)
         kl_fedgroup_send(p, job, fr.id);
         return;
     }
+    if (fj->op == KL_FED_OP_MIRROR || fj->op == KL_FED_OP_CHAN_SUB) {
+        kl_fedchan_send(p, job, fr.id);
+        return;
+    }
     if (fj->op == KL_FED_OP_LOOKUP) {
         lk.address = fj->address;
         fr.body_case = FBODY(LOOKUP);
@@ -133,7 +146,8 @@ int kl_fed_is_proxy(const kl_job_t *job)
     return job->kind == KL_JOB_FED &&
            (job->u.fed->op == KL_FED_OP_LOOKUP || job->u.fed->op == KL_FED_OP_PREKEY ||
             job->u.fed->op == KL_FED_OP_GROUP ||
-            (job->u.fed->op == KL_FED_OP_GROUP_LIST && !job->u.fed->listed));
+            ((job->u.fed->op == KL_FED_OP_GROUP_LIST || job->u.fed->op == KL_FED_OP_CHAN_SUB) &&
+             !job->u.fed->listed));
 }
 
 size_t kl_fed_peer_count(const kl_fed_t *f)
@@ -206,6 +220,7 @@ static void on_sweep(uv_timer_t *t)
 {
     kl_fed_t *f = t->data;
     uint64_t now = uv_now(f->cfg.loop);
+    kl_fedchan_sweep(f, now);
     for (size_t i = 0; i < f->n_peers; i++) {
         fed_peer_t *p = &f->peers[i];
         kl_job_t *j = p->waiting.head;
@@ -255,6 +270,11 @@ static void proxy_answer(fed_peer_t *p, kl_fedframe_t *fr)
         return; /* timed out already */
     kl_fed_job_t *fj = job->u.fed;
     int bad = 0;
+    if (fj->op == KL_FED_OP_MIRROR || fj->op == KL_FED_OP_CHAN_SUB) {
+        wait_remove(&p->waiting, job);
+        kl_fedchan_answer(p, job, fr);
+        return;
+    }
     if (fj->op == KL_FED_OP_GROUP || fj->op == KL_FED_OP_GROUP_LIST) {
         if (fr->body_case == FBODY(ERROR) && fj->op == KL_FED_OP_GROUP) {
             fj->err_code = fr->error->code ? (int)fr->error->code : CODE(UNAVAILABLE);
@@ -353,6 +373,7 @@ void kl_fed_link_up(fed_link_t *l)
     }
     kl_log(KL_LOG_INFO, "federation: link to %s (%s) up", p->cfg.name, p->cfg.addr);
     record_state(p, "up");
+    kl_fedchan_link_up(p);
     p->backoff_ms = KL_FED_RETRY_MIN_MS;
     p->retry_ms = RESUME_MIN_MS;
     p->sent_upto = p->ack_want;
@@ -578,6 +599,13 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
     case KL_FED_OP_GROUP:
     case KL_FED_OP_GROUP_LIST:
         return 0;
+    case KL_FED_OP_CHAN_SUB:
+        kl_fedchan_sub_stored(f, job);
+        return 0;
+    case KL_FED_OP_MIRROR:
+    case KL_FED_OP_MIRROR_LIST:
+        kl_fedchan_stored(f, job);
+        return 1; /* the module's own: freed or reused there */
     case KL_FED_OP_OUT_READ:
         p = job->owner;
         if (!f->stopping)
@@ -740,6 +768,7 @@ void kl_fed_free(kl_fed_t *f)
         l->closing = 1;
         kl_fedlink_maybe_free(l);
     }
+    kl_fedchan_free(f);
     free(f->peers);
     free(f);
 }

@@ -71,6 +71,10 @@ size_t kl_fed_peer_count(const kl_fed_t *f);
  * addresses) that group has a new message (ops 0) or op (ops 1): ONE
  * GroupNotify per peer, on its link if up (best effort). f may be NULL. */
 void kl_fed_group_notify(kl_fed_t *f, const char *group, const char *addrs, size_t n, int ops);
+/* fed_channel.c: send each peer named in relays (n NUL-separated relay
+ * names) ONE ChannelNotify for channel (a post or op was committed), on
+ * its link if up (best effort: the peer also syncs at every link-up). */
+void kl_fed_channel_notify(kl_fed_t *f, const char *channel, const char *relays, size_t n);
 /* 1 if a KL_JOB_FED job goes to kl_fed_submit rather than storage. */
 int kl_fed_is_proxy(const kl_job_t *job);
 /* Take a proxied op of a client: it comes back through cfg->client_done

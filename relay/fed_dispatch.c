@@ -90,6 +90,19 @@ void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out)
         kl_dispatch_error(r, job->req_id, fj->err_code, fj->err_msg);
         return;
     }
+    if (fj->op == KL_FED_OP_CHAN_SUB) { /* subscribed at home, then mirrored here */
+        if (job->result != 0) {
+            out->has_reply = 0;
+            kl_dispatch_storage_failed(out, job->req_id, job->result);
+            return;
+        }
+        kl_dispatch_error(r, job->req_id, 0, "");
+        Kollega__Relay__V1__Ok ok = KOLLEGA__RELAY__V1__OK__INIT;
+        r->body.ok = ok;
+        r->frame.body_case = BODY(OK);
+        r->frame.ok = &r->body.ok;
+        return;
+    }
     kl_dispatch_error(r, job->req_id, 0, "");
     if (fj->op == KL_FED_OP_LOOKUP) {
         Kollega__Relay__V1__LookupResult lr = KOLLEGA__RELAY__V1__LOOKUP_RESULT__INIT;

@@ -154,12 +154,17 @@ void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr)
         kl_fedin_send_error(l, fr->id, CODE(UNAVAILABLE), "groups are not served to peers here");
         return;
     }
-    if (gp->request == NULL || gp->identity_key.len != 32 || strlen(gp->user) > KL_ADDR_MAX ||
-        kl_addr_parse(gp->user, &a) != 0 || a.is_group) {
+    /* The peer relay itself ("", broadcast channel mirrors: fed_channel.c)
+     * is the shadow user "@<peer>" with the peer's static key. */
+    int self = gp->user[0] == '\0';
+    int chan = gp->request != NULL && (self || kl_dispatch_is_channel(gp->request));
+    if (gp->request == NULL ||
+        (!self && (gp->identity_key.len != 32 || strlen(gp->user) > KL_ADDR_MAX ||
+                   kl_addr_parse(gp->user, &a) != 0 || a.is_group))) {
         kl_fedin_send_error(l, fr->id, CODE(BAD_REQUEST), "malformed group_proxy");
         return;
     }
-    if (strcmp(a.relay, l->peer->cfg.name) != 0) {
+    if (!self && strcmp(a.relay, l->peer->cfg.name) != 0) {
         kl_fedin_send_error(l, fr->id, CODE(FORBIDDEN), "a relay speaks only for its own users");
         return;
     }
@@ -169,11 +174,22 @@ void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr)
         return;
     }
     kl_fed_job_t *fj = job->u.fed;
-    snprintf(fj->user, sizeof fj->user, "%s", gp->user);
-    memcpy(fj->identity_key, gp->identity_key.data, 32);
+    if (self) {
+        snprintf(fj->user, sizeof fj->user, "@%s", l->peer->cfg.name);
+        memcpy(fj->identity_key, l->peer->cfg.key, 32);
+    } else {
+        snprintf(fj->user, sizeof fj->user, "%s", gp->user);
+        memcpy(fj->identity_key, gp->identity_key.data, 32);
+    }
     fj->link_req = fr->id;
     kl_dispatch_out_t out;
-    int r = kl_dispatch_group_remote(cfg, fj->user, fj->identity_key, gp->request, &out);
+    uv_timeval64_t tv;
+    uint64_t now = uv_gettimeofday(&tv) == 0
+                       ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
+                       : 0;
+    int r = chan ? kl_dispatch_channel_remote(cfg, fj->user, fj->identity_key, gp->request, now,
+                                              &out)
+                 : kl_dispatch_group_remote(cfg, fj->user, fj->identity_key, gp->request, &out);
     if (r != 0 || out.job == NULL) {
         if (r == 0 && out.has_reply)
             send_reply(l, fr->id, &out.reply.frame);
@@ -186,6 +202,8 @@ void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr)
     /* Answers travel inside a FedFrame: leave room for the wrapping. */
     if (out.job->kind == KL_JOB_GROUP_FETCH || out.job->kind == KL_JOB_GROUP_READ)
         out.job->u.group.max_bytes = KL_DELIVER_BUDGET - WRAP_ROOM;
+    if (out.job->kind == KL_JOB_CHAN_FETCH || out.job->kind == KL_JOB_CHAN_READ)
+        out.job->u.chan.max_bytes = KL_DELIVER_BUDGET - WRAP_ROOM;
     out.job->req_id = fr->id;
     fj->inner = out.job;
     kl_dispatch_out_free(&out);
@@ -268,7 +286,10 @@ void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job)
     kl_job_t *inner = fj->inner;
     kl_dispatch_out_t out;
     memset(&out, 0, sizeof out);
-    kl_dispatch_group_complete(f->cfg.dispatch, NULL, inner, &out);
+    if (KL_JOB_IS_CHAN(inner->kind))
+        kl_dispatch_channel_complete(f->cfg.dispatch, NULL, inner, &out);
+    else
+        kl_dispatch_group_complete(f->cfg.dispatch, NULL, inner, &out);
     if (!l->closing && out.has_reply)
         send_reply(l, fj->link_req, &out.reply.frame);
     /* A committed message or op reaches the other members even if the
@@ -276,7 +297,9 @@ void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job)
     if (!f->stopping && out.has_push && out.push_users && f->cfg.push_list)
         f->cfg.push_list(f->cfg.ud, out.push_users, out.n_push_users, &out.push.frame,
                          out.push_group);
-    if (!f->stopping && out.has_push && out.n_notify)
+    if (!f->stopping && out.has_push && out.n_notify && out.notify_channel)
+        kl_fed_channel_notify(f, out.push_group, out.notify, out.n_notify);
+    else if (!f->stopping && out.has_push && out.n_notify)
         kl_fed_group_notify(f, out.push_group, out.notify, out.n_notify,
                             out.push.frame.body_case == RBODY(GROUP_LOG));
     kl_dispatch_out_free(&out);

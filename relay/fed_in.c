@@ -201,6 +201,11 @@ void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr)
         if (rate_take(l)) /* no answer; a notice over the rate is dropped (best effort) */
             kl_fedgroup_in_notify(l, fr);
         break;
+    case FBODY(CHANNEL_NOTIFY):
+        /* Not rate limited: dropping it would delay posts until the next
+         * link-up; a sync round per channel runs at most once at a time. */
+        kl_fedchan_in_notify(l, fr);
+        break;
     case FBODY(PING): {
         kl_fedframe_t out = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
         Kollega__Relay__V1__Pong pong = KOLLEGA__RELAY__V1__PONG__INIT;

@@ -92,6 +92,8 @@ struct kl_fed {
     size_t n_peers;
     fed_link_t *links;
     uint32_t pending_in;
+    struct fed_mirror *mirrors;  /* channel mirrors being synced (fed_channel.c) */
+    size_t n_mirrors;
 };
 
 /* fed_link.c */
@@ -130,5 +132,27 @@ int kl_fedgroup_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
 void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr);
 void kl_fedgroup_in_notify(fed_link_t *l, const kl_fedframe_t *fr);
 void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job);
+
+/* fed.c: a job of the module to storage (kl_fed_job_done gets it back). */
+void kl_fed_store(kl_fed_t *f, kl_job_t *job);
+
+/* fed_channel.c (broadcast channels across relays, mirror model). Send a
+ * MIRROR step's or a CHAN_SUB's request as a GroupProxy of the relay
+ * itself with frame id; take its answer (fr NULL: failed or timed out; the
+ * job is off the wait list). */
+void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id);
+void kl_fedchan_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
+/* A CHAN_SUB back from storage (then to the client); a MIRROR or
+ * MIRROR_LIST back from storage (the module's own). */
+void kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job);
+void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job);
+/* Our link to p is up: sync every mirror of p's channels. */
+void kl_fedchan_link_up(fed_peer_t *p);
+/* Retry mirrors whose sync failed (the sweep timer). */
+void kl_fedchan_sweep(kl_fed_t *f, uint64_t now);
+/* Inbound: a peer's ChannelNotify (its channel requests are GroupProxy
+ * frames: kl_fedgroup_in_proxy). */
+void kl_fedchan_in_notify(fed_link_t *l, const kl_fedframe_t *fr);
+void kl_fedchan_free(kl_fed_t *f);
 
 #endif

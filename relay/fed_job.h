@@ -34,7 +34,22 @@ typedef enum kl_fed_op {
     KL_FED_OP_GROUP_LIST,  /* client: group_list asked of each peer, then local (storage) */
     KL_FED_OP_IN_GROUP,    /* a peer's proxied group request (storage: the inner job) */
     KL_FED_OP_IN_NOTIFY,   /* a peer's GroupNotify: handles -> user ids (storage) */
+    /* Broadcast channels across relays (fed_channel.c). */
+    KL_FED_OP_CHAN_SUB,    /* client: subscribe at the home relay, then mirror here (storage) */
+    KL_FED_OP_MIRROR,      /* one mirror's sync round, step by step (network and storage) */
+    KL_FED_OP_MIRROR_LIST, /* the mirrors of a peer's channels (storage) */
 } kl_fed_op_t;
+
+/* The steps of a MIRROR job's sync round (fed_channel.c). */
+enum {
+    KL_MIRROR_READ = 1, /* storage: the mirror row */
+    KL_MIRROR_UNSUB,    /* home: unsubscribe (no local subscriber left) */
+    KL_MIRROR_DEACT,    /* storage: mark the mirror inactive */
+    KL_MIRROR_POSTS,    /* home: fetch posts after the watermark */
+    KL_MIRROR_OPS,      /* home: channel_fetch from the mirror's next index */
+    KL_MIRROR_STORE,    /* storage: validate and store (jobs_cmirror.c) */
+    KL_MIRROR_ACK,      /* home: ack the watermark */
+};
 
 /* Outcome of one forward (the ForwardResult statuses). */
 enum { KL_FED_STORED = 1, KL_FED_DUPLICATE, KL_FED_REJECTED, KL_FED_RETRY };
@@ -112,8 +127,25 @@ typedef struct kl_fed_job {
     char *names;
     size_t n_names;
     uint64_t *ids;
+    /* CHAN_SUB: address (channel), user_id, limit (backlog); listed = 1
+     * once the home relay said Ok. MIRROR: address, step, the home
+     * relay's answers (reply: the posts' deliver, reply2: the ops'
+     * channel_log), the mirror row (mirror), the taken posts' watermark
+     * (seq), refused posts (n_fwd) and the first reason (err_msg), local
+     * subscribers to push to (ids, n_names). MIRROR_LIST: names, n_names. */
+    int step;
+    struct ProtobufCMessage *reply2;
+    uint64_t m_home_seq, m_next_index, m_subs, m_acked;
+    int m_active, m_exists, m_more, m_full;
     uint64_t deadline_ms;              /* proxied ops: uv_now deadline */
     struct kl_job *wait_next;          /* fed.c's list of waiting proxied ops */
 } kl_fed_job_t;
+
+/* jobs_cmirror.c (storage thread): a CHAN_SUB's local half, a MIRROR's
+ * READ, DEACTIVATE and STORE steps. 0 or a storage error. */
+int kl_job_mirror_sub(kl_storage_t *st, kl_fed_job_t *fj, uint64_t now_ms);
+int kl_job_mirror_read(kl_storage_t *st, kl_fed_job_t *fj);
+int kl_job_mirror_deactivate(kl_storage_t *st, kl_fed_job_t *fj);
+int kl_job_mirror_store(kl_storage_t *st, kl_fed_job_t *fj, uint64_t now_ms);
 
 #endif

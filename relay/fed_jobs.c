@@ -6,6 +6,7 @@
 #include "fed.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "storage_cmirror.h"
 #include "storage_fed.h"
 
 kl_job_t *kl_fed_job_new(kl_fed_op_t op, size_t extra_len, uint8_t **extra)
@@ -157,9 +158,24 @@ int kl_fed_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_FED_OP_IN_GROUP:
         fj->inner->now_ms = job->now_ms;
-        r = kl_job_run_group(fj->inner, st);
+        r = KL_JOB_IS_CHAN(fj->inner->kind) ? kl_job_run_channel(fj->inner, st)
+                                            : kl_job_run_group(fj->inner, st);
         fj->inner->result = r;
         break;
+    case KL_FED_OP_CHAN_SUB:
+        r = kl_job_mirror_sub(st, fj, job->now_ms);
+        break;
+    case KL_FED_OP_MIRROR:
+        r = fj->step == KL_MIRROR_READ    ? kl_job_mirror_read(st, fj)
+            : fj->step == KL_MIRROR_DEACT ? kl_job_mirror_deactivate(st, fj)
+            : fj->step == KL_MIRROR_STORE ? kl_job_mirror_store(st, fj, job->now_ms)
+                                          : KL_EINVAL;
+        break;
+    case KL_FED_OP_MIRROR_LIST: {
+        size_t len = 0;
+        r = kl_storage_cmirror_list(st, fj->address, &fj->names, &len, &fj->n_names);
+        break;
+    }
     case KL_FED_OP_IN_NOTIFY:
         r = notify_ids(fj, st);
         break;
@@ -184,7 +200,10 @@ void kl_fed_job_drop(kl_job_t *job)
     memset(&fj->bundle, 0, sizeof fj->bundle);
     if (fj->inner) {
         /* Nothing uncommitted is reported: not the inner job's outputs. */
-        kl_job_drop_group(fj->inner);
+        if (KL_JOB_IS_CHAN(fj->inner->kind))
+            kl_job_drop_channel(fj->inner);
+        else
+            kl_job_drop_group(fj->inner);
         if (fj->inner->result == 0)
             fj->inner->result = KL_EIO;
     }
@@ -205,6 +224,8 @@ void kl_fed_job_free_part(kl_job_t *job)
         kl_free_wipe(fj->fwd[i].body, fj->fwd[i].len);
     if (fj->reply)
         protobuf_c_message_free_unpacked(fj->reply, NULL);
+    if (fj->reply2)
+        protobuf_c_message_free_unpacked(fj->reply2, NULL);
     free(fj->infos);
     kl_job_free(fj->inner);
     free(fj->names);

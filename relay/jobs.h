@@ -196,6 +196,11 @@ void kl_job_drop_group(kl_job_t *job);
 /* The channel kinds (jobs_channel.c): run, and drop their outputs. */
 int kl_job_run_channel(kl_job_t *job, kl_storage_t *st);
 void kl_job_drop_channel(kl_job_t *job);
+/* The validated state of stored channel c (the cache's, or a replay of its
+ * ops then cached; the caller must not free it). *out NULL only on error. */
+struct kl_channel;
+int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
+                         struct kl_channel **out);
 /* Wipe (the job may hold an invite code) and free; NULL is fine. */
 void kl_job_free(kl_job_t *job);
 

@@ -21,6 +21,8 @@
 
 #include "chan_cache.h"
 #include "jobs.h"
+#include "storage_cmirror.h"
+#include "storage_gfed.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
 
@@ -40,6 +42,31 @@ void kl_job_drop_channel(kl_job_t *job)
     free(j->push);
     j->push = NULL;
     j->n_push = 0;
+    free(j->relays);
+    j->relays = NULL;
+    j->relays_len = j->n_relays = 0;
+}
+
+/* Subscribers to push an op or post to, and the peers that mirror it. */
+static int audience(kl_storage_t *st, kl_chan_job_t *j)
+{
+    int r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
+    if (r == 0 && j->n_push > 0)
+        r = kl_storage_channel_relays(st, j->chan.id, &j->relays, &j->relays_len,
+                                      &j->n_relays);
+    return r;
+}
+
+/* A federation peer's caller as a user id (storage_gfed.h shadow users):
+ * created for a subscribe, else 0 when it has none (it then subscribes to
+ * nothing and owns nothing). */
+static int resolve(kl_job_t *job, kl_storage_t *st)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    if (j->remote[0] == '\0')
+        return 0;
+    return kl_storage_shadow_user(st, j->remote, j->remote_key, job->kind == KL_JOB_CHAN_SUB,
+                                  &j->user);
 }
 
 /* Rebuild the validated state of a stored channel from its ops. Every
@@ -77,8 +104,8 @@ static int replay(kl_storage_t *st, const char *address, const kl_storage_channe
 /* The validated state of stored channel c: the cached one (chan_cache.h),
  * or a replay of its log, which is then cached. The state is the cache's
  * (the caller must not free it); *out is NULL only on error. */
-static int state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
-                 kl_channel_t **out)
+int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
+                         kl_channel_t **out)
 {
     *out = kl_ccache_find(st, c);
     if (*out != NULL)
@@ -122,10 +149,14 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
         r = j->from != 0 ? KL_ENOTFOUND : kl_channel_new(&fresh, j->address);
         ch = fresh;
     } else if (r == 0) {
-        r = j->from == 0                   ? KL_EEXIST
-            : j->from != j->chan.next_index ? KL_ESTATE
-            : j->from >= KL_STORAGE_CHANNEL_MAX_OPS ? KL_ELIMIT
-                                                     : state(st, j->address, &j->chan, &ch);
+        if (j->from == 0)
+            r = KL_EEXIST;
+        else if (j->from != j->chan.next_index)
+            r = KL_ESTATE;
+        else if (j->from >= KL_STORAGE_CHANNEL_MAX_OPS)
+            r = KL_ELIMIT;
+        else
+            r = kl_job_channel_state(st, j->address, &j->chan, &ch);
     }
     if (r)
         goto out;
@@ -142,7 +173,7 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
         fresh = NULL;
     }
     if (r == 0)
-        r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
+        r = audience(st, j);
 out:
     kl_channel_free(fresh);
     return r;
@@ -164,7 +195,7 @@ static int run_post(kl_job_t *job, kl_storage_t *st)
     memset(&post, 0, sizeof post);
     int r = caller(job, st);
     if (r == 0)
-        r = state(st, j->address, &j->chan, &ch);
+        r = kl_job_channel_state(st, j->address, &j->chan, &ch);
     if (r)
         goto out;
     /* Against the CURRENT state: a removed publisher's post is refused. */
@@ -177,7 +208,7 @@ static int run_post(kl_job_t *job, kl_storage_t *st)
                               &j->quota, &j->seq);
     if (r == 0) {
         j->chan.last_seq = j->seq;
-        r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
+        r = audience(st, j);
     }
 out:
     kl_channel_post_clear(&post);
@@ -187,7 +218,9 @@ out:
 int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
 {
     kl_chan_job_t *j = &job->u.chan;
-    int r;
+    int r = resolve(job, st);
+    if (r)
+        return r;
     switch (job->kind) {
     case KL_JOB_CHAN_OP:
         return run_op(job, st);
@@ -216,6 +249,9 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
         r = caller(job, st);
         if (r == 0 && !j->subscribed)
             r = KL_EREFUSED;
+        /* A mirroring peer never gets again what it has acked. */
+        if (r == 0 && j->remote[0] == '@' && j->from < j->cursor)
+            j->from = j->cursor;
         if (r == 0)
             r = kl_storage_log_read(st, j->chan.log, j->from, job->now_ms, j->limit,
                                     j->max_bytes, &j->entries, &j->n, &j->more);

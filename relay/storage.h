@@ -347,7 +347,8 @@ int kl_storage_channel_get(kl_storage_t *st, const char *address, kl_storage_cha
 int kl_storage_channel_caller(kl_storage_t *st, const char *address, uint64_t user,
                               kl_storage_channel_t *out, int *subscribed, uint64_t *cursor);
 /* Store op (already validated) as op `index` and set the head. index 0
- * creates the channel and its log (KL_EEXIST if the address exists); any
+ * creates the channel and its log (KL_EEXIST if the address exists, unless
+ * it is a mirror's placeholder without ops, which it fills); any
  * other index needs the channel (KL_ENOTFOUND) at exactly that next index
  * (KL_ESTATE otherwise); KL_ELIMIT past KL_STORAGE_CHANNEL_MAX_OPS. *out
  * (may be NULL) gets the new row. */

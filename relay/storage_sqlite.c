@@ -102,6 +102,11 @@ static const char *SCHEMA =
     "  chan INTEGER NOT NULL REFERENCES channels(id),"
     "  PRIMARY KEY(user, chan)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS channel_subs_chan ON channel_subs(chan, user);"
+    /* Mirrors of other relays' channels (storage_cmirror.h). */
+    "CREATE TABLE IF NOT EXISTS channel_mirrors("
+    "  chan INTEGER PRIMARY KEY REFERENCES channels(id),"
+    "  home_seq INTEGER NOT NULL DEFAULT 0,"
+    "  active INTEGER NOT NULL DEFAULT 1);"
     /* The insert trigger also advances last_seq (version 3), so storing a
      * message is a read and an insert, without an update of its own. */
     "CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN"

@@ -107,7 +107,9 @@ int kl_storage_channel_append_op(kl_storage_t *st, const char *address, uint64_t
     if (r)
         return r;
     r = kl_storage_channel_get(st, address, &c);
-    if (index == 0) {
+    if (index == 0 && r == 0 && c.next_index == 0) {
+        /* A mirror's placeholder (storage_cmirror.h): its first op. */
+    } else if (index == 0) {
         if (r == 0)
             r = KL_EEXIST;
         else if (r == KL_ENOTFOUND)

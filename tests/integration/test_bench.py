@@ -135,6 +135,38 @@ def test_direct_cross_relay(root, relays):
           "--cross-relay with another workload is a usage error: %r" % r.stderr)
 
 
+def test_broadcast_cross_relay(root, relays):
+    # The channel, its publisher and the first half of the subscribers on
+    # one relay, the other half on a federated second relay that mirrors the
+    # channel: every post reaches every subscriber once, and each relay
+    # stores each post once whatever the number of its subscribers.
+    per_post = []
+    for subs in (2, 6):
+        res = bench("--cross-relay", "broadcast", "-S", str(subs), "-W", "4", "-N", "20")
+        check(res.get("cross_relay") is True and res["subscribers"] == subs,
+              "cross-relay broadcast reported: %r" % res)
+        check(res["errors"] == 0 and res["error_kinds"] == {}, "no errors: %r" % res)
+        check(res["sent_ok"] == 20 and res["delivered"] == 20 * subs and res["duplicates"] == 0,
+              "every post delivered once to every subscriber on both relays: %r" % res)
+        storage = res.get("storage", [])
+        check(len(storage) == 2 and storage[0]["relay"] != storage[1]["relay"],
+              "storage read on both relays: %r" % res)
+        for s in storage:
+            check(s["entries_after"] - s["entries_before"] == 20 and s["entries_per_post"] == 1.0,
+                  "one stored entry per post on %s: %r" % (s["relay"], res))
+            check(s["bytes_per_post"] > 0, "bytes per post read on %s: %r" % (s["relay"], res))
+        check(res["entries_per_post"] == storage[0]["entries_per_post"],
+              "the top-level figure is the home relay's: %r" % res)
+        check_hist(res, "delivery", 20 * subs)
+        per_post.append([s["bytes_per_post"] for s in storage])
+    check(per_post[0] == per_post[1], "storage per post on each relay does not grow with S: %r"
+          % per_post)
+    r = subprocess.run([BENCH, "--spawn", "--cross-relay", "broadcast", "-S", "1"],
+                       capture_output=True, timeout=60)
+    check(r.returncode == 2 and b"-S 2" in r.stderr,
+          "cross-relay broadcast with one subscriber is a usage error: %r" % r.stderr)
+
+
 if __name__ == "__main__":
     main([test_direct, test_latency, test_idle_and_connect, test_group, test_broadcast,
-          test_direct_cross_relay])
+          test_direct_cross_relay, test_broadcast_cross_relay])

@@ -16,7 +16,7 @@
 typedef struct kb_opts {
     const char *workload;
     int spawn, json, quiet, keep;
-    int cross;                      /* --cross-relay: direct over two federated relays */
+    int cross;                      /* --cross-relay: direct, broadcast over two relays */
     const char *relay, *key, *invite, *relay_bin, *sync, *relay_log_level;
     pid_t relay_pid;
     uint64_t pairs, window, body, messages, rate, conns;
@@ -34,6 +34,7 @@ typedef struct kb_run {
     const kb_opts_t *o;
     pid_t relay_pid;
     struct kb_relay *relay;         /* the spawned relay, or NULL */
+    struct kb_relay *relay2;        /* --cross-relay: the second one, or NULL */
     /* --cross-relay: users from net2_from on connect to net2 (the second
      * relay); 0: every user connects to net. */
     kb_net_t net2;

@@ -17,6 +17,17 @@
  * and bytes from `kollega-relay status --json` before and after; per post
  * this must not grow with S). Then every subscriber acks and the run ends.
  *
+ * --cross-relay: two federated relays; the channel lives on the first (its
+ * home), with the publisher and the first half of the subscribers. The
+ * other half are users of the second relay and subscribe to the same
+ * "!...c@<first>" there: that relay subscribes itself once at the home,
+ * stores each post once in its mirror of the channel and announces it to
+ * them with deliver{channel, more} (no entries), so they fetch after their
+ * contiguous seq. Their seqs are the mirror log's own, not the home's: a
+ * remote subscriber is done when it has counted every acknowledged post.
+ * Storage is read on both relays: the target is one entry per post on
+ * each, whatever S is.
+ *
  * Post text: "kbt:" | send time (16 hex digits, ns) | counter (8 hex) |
  * padding to the body size. */
 #include <stdio.h>
@@ -43,6 +54,8 @@ typedef struct sub {
     uint64_t contig, delivered;
     uint8_t *ring;           /* bit s % RING: seq s seen, for s in (contig, contig + RING) */
     int fetching, dead;
+    int again;               /* more was announced while a fetch was out */
+    int remote;              /* a user of the second relay (mirror seqs) */
 } sub_t;
 
 struct brun {
@@ -290,10 +303,15 @@ static void on_deliver(sub_t *p, const kl_frame_t *f)
         p->delivered++;
         m->delivered++;
     }
+    /* An announcement that arrives while a fetch is out may be of posts
+     * stored after that fetch was read: fetch again once it is answered. */
     if (f->id != 0)
         p->fetching = 0;
-    if (d->more && !p->fetching)
-        send_fetch(p);
+    if (d->more || (f->id != 0 && p->again)) {
+        p->again = p->fetching;
+        if (!p->fetching)
+            send_fetch(p);
+    }
     check_done(m);
 }
 
@@ -401,9 +419,11 @@ static void check_done(brun_t *m)
         return;
     if (!m->pub_dead && m->ok + m->err < m->target)
         return;
-    for (size_t i = 0; i < m->S; i++)
-        if (!m->subs[i].dead && m->subs[i].contig < m->max_seq)
+    for (size_t i = 0; i < m->S; i++) {
+        const sub_t *p = &m->subs[i];
+        if (!p->dead && (p->remote ? p->delivered < m->ok : p->contig < m->max_seq))
             return;
+    }
     m->done = 1;
     uv_stop(m->run->net.loop);
 }
@@ -467,6 +487,7 @@ static int brun_make(brun_t *m, const char *prefix)
         p->c = &m->conns[i + 1];
         p->c->ops = &SUB_OPS;
         p->c->ud = p;
+        p->remote = m->run->net2_from && i + 1 >= m->run->net2_from;
         p->ring = calloc(RING / 8, 1);
         if (p->ring == NULL)
             return KL_ENOMEM;
@@ -488,12 +509,40 @@ static void tally(brun_t *m)
     r->delivery = &m->run->delivery;
 }
 
-/* Stored entries and bytes of a spawned relay; 0 on success. */
-static int stored(kb_run_t *run, uint64_t *entries, uint64_t *bytes)
+/* Storage of the spawned relays (the channel's home first) into
+ * run->res.storage, before (after = 0) or after the measured phase; the
+ * number of relays read, 0 if any reading failed. */
+static int read_storage(kb_run_t *run, int after)
 {
-    if (run->relay == NULL)
-        return -1;
-    return kb_relay_stored(run->relay, entries, bytes);
+    struct kb_relay *relays[2] = {run->relay, run->relay2};
+    int n = 0;
+    for (int i = 0; i < 2 && relays[i]; i++, n++) {
+        kb_storage_t *s = &run->res.storage[i];
+        uint64_t *e = after ? &s->entries1 : &s->entries0;
+        uint64_t *b = after ? &s->bytes1 : &s->bytes0;
+        s->relay = relays[i]->name;
+        if (kb_relay_stored(relays[i], e, b) != 0)
+            return 0;
+    }
+    return n;
+}
+
+/* Storage per post of each relay from the two readings; 0 if a reading
+ * went backwards (nothing is reported then). */
+static int storage_per_post(kb_result_t *r, int n, uint64_t posts)
+{
+    for (int i = 0; i < n; i++) {
+        kb_storage_t *s = &r->storage[i];
+        if (s->entries1 < s->entries0 || s->bytes1 < s->bytes0)
+            return 0;
+        s->entries_per_post = (double)(s->entries1 - s->entries0) / (double)posts;
+        s->bytes_per_post = (double)(s->bytes1 - s->bytes0) / (double)posts;
+    }
+    r->n_storage = n;
+    r->storage_read = 1;
+    r->entries_per_post = r->storage[0].entries_per_post;
+    r->bytes_per_post = r->storage[0].bytes_per_post;
+    return n;
 }
 
 int kb_run_broadcast(kb_run_t *run)
@@ -549,9 +598,12 @@ int kb_run_broadcast(kb_run_t *run)
         rc = KL_EREFUSED;
         goto out;
     }
-    kb_progress(run, "%s with %zu subscribers set up", m->address, m->S);
-    uint64_t e0 = 0, b0 = 0, e1 = 0, b1 = 0;
-    int have_storage = stored(run, &e0, &b0) == 0;
+    if (run->net2_from)
+        kb_progress(run, "%s with %zu subscribers set up (%zu of them on %s)", m->address, m->S,
+                    m->S + 1 - run->net2_from, run->net2.relay_name);
+    else
+        kb_progress(run, "%s with %zu subscribers set up", m->address, m->S);
+    int n_storage = read_storage(run, 0);
 
     kb_meter_t meter;
     kb_meter_start(run, &meter);
@@ -570,11 +622,9 @@ int kb_run_broadcast(kb_run_t *run)
     for (size_t i = 0; i < 2; i++)
         uv_timer_stop(timers[i]);
     /* Every post is still held (nobody acked): what does one cost? */
-    if (have_storage && m->ok > 0 && stored(run, &e1, &b1) == 0 && e1 >= e0 && b1 >= b0) {
-        run->res.storage_read = 1;
-        run->res.entries_per_post = (double)(e1 - e0) / (double)m->ok;
-        run->res.bytes_per_post = (double)(b1 - b0) / (double)m->ok;
-    }
+    if (n_storage > 0 && m->ok > 0 && read_storage(run, 1) == n_storage &&
+        storage_per_post(&run->res, n_storage, m->ok) == 0)
+        kb_progress(run, "a relay's storage shrank during the run: not reported");
     for (size_t i = 0; i < m->S; i++)
         if (!m->subs[i].dead && m->subs[i].contig > 0)
             send_ack(&m->subs[i]);

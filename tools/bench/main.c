@@ -31,8 +31,11 @@ static void usage(FILE *out)
         "            with --spawn also the relay's storage per post\n"
         "relay:\n"
         "  --spawn               start a relay on a free port in a temporary directory\n"
-        "  --cross-relay         (spawn, direct) start two federated relays: senders on\n"
-        "                        one, recipients on the other (RSS/CPU: the senders')\n"
+        "  --cross-relay         (spawn, direct, broadcast) start two federated relays:\n"
+        "                        direct: senders on one, recipients on the other;\n"
+        "                        broadcast: the channel, its publisher and the first\n"
+        "                        half of the subscribers on one, the other half on the\n"
+        "                        other; storage per post of each (RSS/CPU: the first)\n"
         "  --sync full|normal    (spawn) relay commit mode (default full)\n"
         "  --relay-bin PATH      (spawn) default: kollega-relay next to kollega-bench\n"
         "  --relay-log-level L   (spawn) relay --log-level (default info)\n"
@@ -353,8 +356,10 @@ int main(int argc, char **argv)
         o.messages = 200000;
     if (strcmp(o.workload, "direct") == 0 && o.messages < o.pairs)
         return bad("%s: need at least one message per pair", "direct");
-    if (o.cross && (!o.spawn || strcmp(o.workload, "direct") != 0))
-        return bad("--cross-relay goes with --spawn and the direct workload");
+    if (o.cross && (!o.spawn || (strcmp(o.workload, "direct") != 0 && !broadcast)))
+        return bad("--cross-relay goes with --spawn and the direct or broadcast workload");
+    if (o.cross && broadcast && o.subscribers < 2)
+        return bad("broadcast --cross-relay needs -S 2 or more (half on each relay)");
 
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
@@ -399,8 +404,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "kollega-bench: cannot set up the second relay\n");
                 goto out;
             }
-            kb_progress(&run, "second relay pid %ld on %s:%u (data in %s): recipients there",
-                        (long)relay2.pid, inv2.host, (unsigned)inv2.port, relay2.dir);
+            kb_progress(&run, "second relay pid %ld on %s:%u (data in %s)", (long)relay2.pid,
+                        inv2.host, (unsigned)inv2.port, relay2.dir);
+            run.relay2 = &relay2;
         }
         run.relay_pid = relay.pid;
         run.relay = &relay;
@@ -437,7 +443,10 @@ int main(int argc, char **argv)
         memcpy(run.net2.relay_key, inv2.key, 32);
         snprintf(run.net2.relay_name, sizeof run.net2.relay_name, "%s", inv2.relay);
         snprintf(run.net2.code, sizeof run.net2.code, "%s", inv2.code);
-        run.net2_from = (size_t)o.pairs; /* the recipients */
+        /* direct: the recipients; broadcast: the second half of the
+         * subscribers (users 1..S, user 0 publishes). */
+        run.net2_from = broadcast ? (size_t)(1 + o.subscribers - o.subscribers / 2)
+                                  : (size_t)o.pairs;
     }
     run.users = calloc(run.n_users, sizeof *run.users);
     char prefix[8];

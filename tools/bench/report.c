@@ -153,9 +153,17 @@ void kb_report_human(FILE *out, const kb_result_t *r)
         if (r->subscribers)
             fprintf(out, "  %-16s %.0f deliveries/s (each post to %llu subscribers)\n",
                     "fan-out", r->deliveries_per_s, (unsigned long long)r->subscribers);
-        if (r->storage_read)
+        if (r->storage_read && r->n_storage < 2)
             fprintf(out, "  %-16s %.2f entries and %.0f bytes stored per post\n", "storage",
                     r->entries_per_post, r->bytes_per_post);
+        for (int i = 0; r->n_storage > 1 && i < r->n_storage; i++) {
+            const kb_storage_t *s = &r->storage[i];
+            fprintf(out, "  %-16s %s: %.2f entries and %.0f bytes per post (entries %llu -> "
+                         "%llu, bytes %llu -> %llu)\n", i ? "" : "storage", s->relay,
+                    s->entries_per_post, s->bytes_per_post, (unsigned long long)s->entries0,
+                    (unsigned long long)s->entries1, (unsigned long long)s->bytes0,
+                    (unsigned long long)s->bytes1);
+        }
     }
     human_hist(out, "send -> sent", r->ack);
     human_hist(out, "send -> deliver", r->delivery);
@@ -219,6 +227,16 @@ void kb_report_json(FILE *out, const kb_result_t *r)
     if (r->storage_read)
         fprintf(out, ",\"entries_per_post\":%.3f,\"bytes_per_post\":%.1f", r->entries_per_post,
                 r->bytes_per_post);
+    for (int i = 0; i < r->n_storage; i++) {
+        const kb_storage_t *s = &r->storage[i];
+        fprintf(out, "%s{\"relay\":\"%s\",\"entries_before\":%llu,\"entries_after\":%llu,"
+                     "\"bytes_before\":%llu,\"bytes_after\":%llu,\"entries_per_post\":%.3f,"
+                     "\"bytes_per_post\":%.1f}%s",
+                i ? "," : ",\"storage\":[", s->relay, (unsigned long long)s->entries0,
+                (unsigned long long)s->entries1, (unsigned long long)s->bytes0,
+                (unsigned long long)s->bytes1, s->entries_per_post, s->bytes_per_post,
+                i + 1 == r->n_storage ? "]" : "");
+    }
     json_hist(out, "ack", r->ack);
     json_hist(out, "delivery", r->delivery);
     json_hist(out, "connect", r->connect);

@@ -21,6 +21,13 @@ enum kb_err_kind {
     KB_ERR_KINDS
 };
 
+/* One relay's storage around a broadcast run's measured phase. */
+typedef struct kb_storage {
+    const char *relay;       /* its name */
+    uint64_t entries0, entries1, bytes0, bytes1; /* before, after */
+    double entries_per_post, bytes_per_post;
+} kb_storage_t;
+
 typedef struct kb_result {
     const char *tool;        /* "kollega-bench" or "mqtt-bench" */
     const char *workload;
@@ -39,6 +46,8 @@ typedef struct kb_result {
     int cross_relay;         /* direct over two federated relays */
     int storage_read;        /* broadcast: the relay's storage was read */
     double entries_per_post, bytes_per_post; /* broadcast: stored per post */
+    kb_storage_t storage[2]; /* broadcast: each relay read (the channel's home first) */
+    int n_storage;
     const kb_hist_t *ack;    /* send -> sent, or NULL */
     const kb_hist_t *delivery;
     const kb_hist_t *connect;
