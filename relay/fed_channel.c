@@ -284,9 +284,9 @@ void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
     Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
     Kollega__Relay__V1__Ack ack = KOLLEGA__RELAY__V1__ACK__INIT;
     req.id = 1;
-    if (fj->op == KL_FED_OP_CHAN_SUB) {
+    if (fj->op == KL_FED_OP_CHAN_SUB || fj->step == KL_MIRROR_RESUB) {
         sub.channel = fj->address;
-        sub.backlog = fj->limit;
+        sub.backlog = fj->op == KL_FED_OP_CHAN_SUB ? fj->limit : 0;
         req.body_case = RBODY(SUBSCRIBE);
         req.subscribe = &sub;
     } else if (fj->step == KL_MIRROR_UNSUB) {
@@ -381,6 +381,18 @@ void kl_fedchan_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
                : fj->step == KL_MIRROR_OPS ? RBODY(CHANNEL_LOG)
                                            : RBODY(OK);
     kl_frame_t *a = take_answer(fr, want, &code, &msg);
+    if (a == NULL && fj->step == KL_MIRROR_POSTS && code == CODE(FORBIDDEN) && !fj->m_resub++) {
+        /* The home relay lost our subscription (its operator, a restore):
+         * subscribe again, then read on from the watermark. */
+        ask(f, job, KL_MIRROR_RESUB);
+        return;
+    }
+    if (a == NULL && code == CODE(NOT_FOUND) && fj->step != KL_MIRROR_UNSUB) {
+        kl_log(KL_LOG_WARN, "federation: %s no longer exists at %s: not syncing it", fj->address,
+               p->cfg.name);
+        finish(f, job, 0);
+        return;
+    }
     if (a == NULL && !(fj->step == KL_MIRROR_UNSUB && code == CODE(NOT_FOUND))) {
         kl_log(KL_LOG_WARN, "federation: syncing %s with %s: %s (retrying)", fj->address,
                p->cfg.name, msg);
@@ -411,6 +423,10 @@ void kl_fedchan_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
             kollega__relay__v1__frame__free_unpacked(a, NULL);
         fj->step = KL_MIRROR_DEACT;
         kl_fed_store(f, job);
+        return;
+    case KL_MIRROR_RESUB:
+        kollega__relay__v1__frame__free_unpacked(a, NULL);
+        ask(f, job, KL_MIRROR_POSTS);
         return;
     default: /* ACK */
         kollega__relay__v1__frame__free_unpacked(a, NULL);

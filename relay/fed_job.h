@@ -49,6 +49,7 @@ enum {
     KL_MIRROR_OPS,      /* home: channel_fetch from the mirror's next index */
     KL_MIRROR_STORE,    /* storage: validate and store (jobs_cmirror.c) */
     KL_MIRROR_ACK,      /* home: ack the watermark */
+    KL_MIRROR_RESUB,    /* home: subscribe again (it no longer had us) */
 };
 
 /* Outcome of one forward (the ForwardResult statuses). */
@@ -136,7 +137,7 @@ typedef struct kl_fed_job {
     int step;
     struct ProtobufCMessage *reply2;
     uint64_t m_home_seq, m_next_index, m_subs, m_acked;
-    int m_active, m_exists, m_more, m_full;
+    int m_active, m_exists, m_more, m_full, m_resub;
     uint64_t deadline_ms;              /* proxied ops: uv_now deadline */
     struct kl_job *wait_next;          /* fed.c's list of waiting proxied ops */
 } kl_fed_job_t;

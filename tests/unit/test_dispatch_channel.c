@@ -582,6 +582,160 @@ static void test_op_checked_statelessly_and_state_cached(void **state)
     assert_true(h1 - h0 >= 13);
 }
 
+/* A request of a federation peer (kl_dispatch_channel_remote) as `who`
+ * with key: its job run and completed like req(). */
+static int remote_req(const char *who, const uint8_t key[32], kl_frame_t *fr)
+{
+    fx_t *f = F;
+    kl_dispatch_out_free(&f->out);
+    kl_job_free(f->job);
+    f->job = NULL;
+    fr->id = f->next_id++;
+    assert_int_equal(kl_dispatch_channel_remote(&f->cfg, who, key, fr, NOW, &f->out), 0);
+    kl_job_t *job = f->out.job;
+    if (job == NULL) {
+        assert_true(f->out.has_reply);
+        return f->out.reply.frame.body_case;
+    }
+    f->out.job = NULL;
+    assert_int_equal(kl_storage_batch_begin(f->st), 0);
+    assert_int_equal(kl_storage_job_begin(f->st), 0);
+    kl_job_run(job, f->st);
+    assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
+    assert_int_equal(kl_storage_batch_commit(f->st), 0);
+    kl_dispatch_out_free(&f->out);
+    kl_dispatch_complete(&f->cfg, NULL, job, &f->out);
+    f->job = job;
+    assert_true(f->out.has_reply);
+    return f->out.reply.frame.body_case;
+}
+
+static kl_frame_t *channel_frame(kl_frame_t *fr, int body, void *msg)
+{
+    kl_frame_t init = KOLLEGA__RELAY__V1__FRAME__INIT;
+    *fr = init;
+    fr->body_case = body;
+    switch (body) {
+    case BODY(SUBSCRIBE):
+        fr->subscribe = msg;
+        break;
+    case BODY(FETCH):
+        fr->fetch = msg;
+        break;
+    case BODY(ACK):
+        fr->ack = msg;
+        break;
+    case BODY(SEND):
+        fr->send = msg;
+        break;
+    default:
+        fr->channel_fetch = msg;
+        break;
+    }
+    return fr;
+}
+
+/* A peer relay ("@stockholm.test") mirroring the channel: it subscribes
+ * as ONE subscriber, is named in every post's notify list, reads and acks
+ * like a subscriber but never again below its cursor, and may not post. */
+static void test_peer_relay_mirrors(void **state)
+{
+    (void)state;
+    uint8_t key[32];
+    kl_frame_t fr;
+    kl_random(key, 32);
+    make_channel();
+    Kollega__Relay__V1__Subscribe sb = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
+    sb.channel = CH;
+    assert_int_equal(remote_req("@stockholm.test", key, channel_frame(&fr, BODY(SUBSCRIBE), &sb)),
+                     BODY(OK));
+    assert_int_equal(sub(2, CH, 0), BODY(OK));
+    assert_int_equal(post(1, 1, "to both relays"), BODY(SENT));
+    uint64_t seq = F->out.reply.body.sent.seq;
+    assert_true(F->out.has_push);
+    assert_true(F->out.notify_channel);
+    assert_int_equal(F->out.n_notify, 1);
+    assert_string_equal(F->out.notify, "stockholm.test");
+    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
+    fe.channel = CH;
+    assert_int_equal(remote_req("@stockholm.test", key, channel_frame(&fr, BODY(FETCH), &fe)),
+                     BODY(DELIVER));
+    assert_int_equal(F->out.reply.body.deliver.n_entries, 1);
+    assert_int_equal(F->out.reply.body.deliver.entries[0]->seq, seq);
+    Kollega__Relay__V1__Ack ak = KOLLEGA__RELAY__V1__ACK__INIT;
+    ak.channel = CH;
+    ak.seq = seq;
+    assert_int_equal(remote_req("@stockholm.test", key, channel_frame(&fr, BODY(ACK), &ak)),
+                     BODY(OK));
+    /* u2 has not acked: the entry stays, but the relay never reads it again. */
+    assert_int_equal(remote_req("@stockholm.test", key, channel_frame(&fr, BODY(FETCH), &fe)),
+                     BODY(DELIVER));
+    assert_int_equal(F->out.reply.body.deliver.n_entries, 0);
+    assert_int_equal(fetch(2, 0), BODY(DELIVER));
+    assert_int_equal(F->out.reply.body.deliver.n_entries, 1);
+    /* A relay only mirrors: it may not post. */
+    uint8_t *b = NULL;
+    size_t len = 0;
+    build_post(NULL, 1, "as a relay", &b, &len);
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = CH;
+    sd.body.data = b;
+    sd.body.len = len;
+    assert_int_equal(remote_req("@stockholm.test", key, channel_frame(&fr, BODY(SEND), &sd)),
+                     BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "not a request a relay makes");
+    free(b);
+}
+
+/* A peer's user: reads the publisher log and posts when a publisher (its
+ * relay vouching for its address and key), but subscribes only through its
+ * own relay's mirror; a channel of another relay is refused. */
+static void test_peer_user_rules(void **state)
+{
+    (void)state;
+    kl_frame_t fr;
+    user_t kari;
+    assert_int_equal(kl_sign_keypair(kari.pk, kari.sk), 0);
+    snprintf(kari.addr, sizeof kari.addr, "kari@stockholm.test");
+    make_channel();
+    Kollega__Relay__V1__Subscribe sb = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
+    sb.channel = CH;
+    assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(SUBSCRIBE), &sb)),
+                     BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "through the user's relay");
+    Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
+    cf.channel = CH;
+    assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(CHANNEL_LOG));
+    assert_int_equal(F->out.reply.body.channel_log.n_ops, 2);
+    F->u[7] = kari; /* op() and build_post name and sign as u[7] */
+    uint8_t *b = NULL;
+    size_t len = 0;
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = CH;
+    assert_int_equal(op(0, KL_COP_ADD_PUBLISHER, 7), BODY(CHANNEL_OP_ACCEPTED));
+    build_post(NULL, 7, "from stockholm", &b, &len);
+    sd.body.data = b;
+    sd.body.len = len;
+    assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(SEND), &sd)),
+                     BODY(SENT));
+    /* The same post claimed by another user of that relay. */
+    assert_int_equal(remote_req("ola@stockholm.test", kari.pk,
+                                channel_frame(&fr, BODY(SEND), &sd)),
+                     BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not a publisher of " CH);
+    free(b);
+    cf.channel = "!news@riga.test";
+    assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "not a channel of this relay");
+    /* A local user asking for a channel of a relay that is not a peer. */
+    Kollega__Relay__V1__Subscribe s2 = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
+    s2.channel = "!news@riga.test";
+    assert_int_equal(req(2, channel_frame(&fr, BODY(SUBSCRIBE), &s2)), BODY(ERROR));
+    expect_error(CODE(UNAVAILABLE), "no federation peer for riga.test");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +747,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publisher_removed_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_checked_statelessly_and_state_cached, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_peer_relay_mirrors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_user_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
