@@ -246,6 +246,20 @@ int kl_sq_map_rc(int rc)
     }
 }
 
+int kl_sq_prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
+{
+    *s = NULL;
+    return kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, s, NULL));
+}
+
+int kl_sq_exec_fin(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    int r = kl_sq_map_rc(rc == SQLITE_ROW ? SQLITE_DONE : rc);
+    sqlite3_finalize(s);
+    return r;
+}
+
 /* Statements are reset right after use (and on every error path) so that
  * none holds a read transaction open across calls: an open reader would
  * stop WAL checkpoints and keep other processes' snapshots old. */

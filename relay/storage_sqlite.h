@@ -92,6 +92,10 @@ sqlite3_int64 kl_sq_i64(uint64_t v);
 uint64_t kl_sq_u64(sqlite3_int64 v);
 /* sqlite result code -> kl_err (0 for OK/ROW/DONE). */
 int kl_sq_map_rc(int rc);
+/* Prepare sql on st's connection (*s NULL on error): 0 or a storage error. */
+int kl_sq_prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s);
+/* Step a statement without rows (a row counts as done), finalize it. */
+int kl_sq_exec_fin(sqlite3_stmt *s);
 /* The statement, reset and unbound, ready for binding. */
 sqlite3_stmt *kl_sq_stmt(kl_storage_t *st, int which);
 /* Reset s and map rc. */

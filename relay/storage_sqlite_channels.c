@@ -14,20 +14,7 @@
 
 #define CHANNEL_COLS "c.id, c.log, c.next_index, c.head, l.last_seq"
 
-static int prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
-{
-    *s = NULL;
-    return kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, s, NULL));
-}
 
-/* Step a statement without rows, finalize it. */
-static int exec_fin(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    int r = kl_sq_map_rc(rc == SQLITE_ROW ? SQLITE_DONE : rc);
-    sqlite3_finalize(s);
-    return r;
-}
 
 /* Columns 0-4 of the current row (CHANNEL_COLS). */
 static int fill_channel(sqlite3_stmt *s, kl_storage_channel_t *out)
@@ -51,7 +38,7 @@ static int caller(kl_storage_t *st, const char *address, uint64_t id, uint64_t u
     *subscribed = 0;
     *cursor = 0;
     memset(out, 0, sizeof *out);
-    int r = prep(st,
+    int r = kl_sq_prep(st,
                  "SELECT " CHANNEL_COLS ", k.acked FROM channels c JOIN logs l ON l.id = c.log"
                  " LEFT JOIN channel_subs s ON s.chan = c.id AND s.user = ?3"
                  " LEFT JOIN cursors k ON k.log = c.log AND k.reader = s.user"
@@ -117,13 +104,13 @@ int kl_storage_channel_append_op(kl_storage_t *st, const char *address, uint64_t
         if (r)
             goto out;
         uint64_t log = (uint64_t)sqlite3_last_insert_rowid(st->db);
-        r = prep(st, "INSERT INTO channels(address, log, next_index, head)"
+        r = kl_sq_prep(st, "INSERT INTO channels(address, log, next_index, head)"
                      " VALUES(?1, ?2, 0, zeroblob(32))", &s);
         if (r)
             goto out;
         sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, kl_sq_i64(log));
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
         if (r == 0)
             r = kl_storage_channel_get(st, address, &c);
     } else if (r == 0 && c.next_index != index) {
@@ -131,24 +118,24 @@ int kl_storage_channel_append_op(kl_storage_t *st, const char *address, uint64_t
     }
     if (r)
         goto out;
-    r = prep(st, "INSERT INTO channel_ops(chan, idx, op) VALUES(?1, ?2, ?3)", &s);
+    r = kl_sq_prep(st, "INSERT INTO channel_ops(chan, idx, op) VALUES(?1, ?2, ?3)", &s);
     if (r)
         goto out;
     sqlite3_bind_int64(s, 1, kl_sq_i64(c.id));
     sqlite3_bind_int64(s, 2, kl_sq_i64(index));
     sqlite3_bind_blob(s, 3, op, (int)len, SQLITE_STATIC);
-    r = exec_fin(s);
+    r = kl_sq_exec_fin(s);
     if (r)
         goto out;
     c.next_index = index + 1;
     memcpy(c.head, head, 32);
-    r = prep(st, "UPDATE channels SET next_index = ?2, head = ?3 WHERE id = ?1", &s);
+    r = kl_sq_prep(st, "UPDATE channels SET next_index = ?2, head = ?3 WHERE id = ?1", &s);
     if (r)
         goto out;
     sqlite3_bind_int64(s, 1, kl_sq_i64(c.id));
     sqlite3_bind_int64(s, 2, kl_sq_i64(c.next_index));
     sqlite3_bind_blob(s, 3, head, 32, SQLITE_STATIC);
-    r = exec_fin(s);
+    r = kl_sq_exec_fin(s);
 out:
     r = kl_sq_op_end(st, r);
     if (r == 0 && out)
@@ -168,7 +155,7 @@ int kl_storage_channel_ops(kl_storage_t *st, uint64_t chan, uint64_t from, uint3
     kl_storage_entry_t *e = calloc(limit, sizeof *e);
     if (e == NULL)
         return KL_ENOMEM;
-    int r = prep(st, "SELECT idx, op FROM channel_ops WHERE chan = ?1 AND idx >= ?2"
+    int r = kl_sq_prep(st, "SELECT idx, op FROM channel_ops WHERE chan = ?1 AND idx >= ?2"
                      " ORDER BY idx LIMIT ?3", &s);
     if (r) {
         free(e);
@@ -225,7 +212,7 @@ static int backlog_cursor(kl_storage_t *st, const kl_storage_channel_t *c, uint3
     *cursor = c->last_seq;
     if (backlog == 0)
         return 0;
-    int r = prep(st, "SELECT seq FROM entries WHERE log = ?1 AND expires_ms > ?2"
+    int r = kl_sq_prep(st, "SELECT seq FROM entries WHERE log = ?1 AND expires_ms > ?2"
                      " ORDER BY seq DESC LIMIT 1 OFFSET ?3", &s);
     if (r)
         return r;
@@ -270,11 +257,11 @@ int kl_storage_channel_subscribe(kl_storage_t *st, const kl_storage_channel_t *c
         r = kl_sq_exec_stmt(s);
     }
     if (r == 0)
-        r = prep(st, "INSERT INTO channel_subs(user, chan) VALUES(?1, ?2)", &s);
+        r = kl_sq_prep(st, "INSERT INTO channel_subs(user, chan) VALUES(?1, ?2)", &s);
     if (r == 0) {
         sqlite3_bind_int64(s, 1, kl_sq_i64(user));
         sqlite3_bind_int64(s, 2, kl_sq_i64(cur.id));
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
     }
 out:
     r = kl_sq_op_end(st, r);
@@ -290,11 +277,11 @@ int kl_storage_channel_unsubscribe(kl_storage_t *st, const kl_storage_channel_t 
     int r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = prep(st, "DELETE FROM channel_subs WHERE user = ?1 AND chan = ?2", &s);
+    r = kl_sq_prep(st, "DELETE FROM channel_subs WHERE user = ?1 AND chan = ?2", &s);
     if (r == 0) {
         sqlite3_bind_int64(s, 1, kl_sq_i64(user));
         sqlite3_bind_int64(s, 2, kl_sq_i64(c->id));
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
     }
     if (r == 0 && sqlite3_changes(st->db) != 1)
         r = KL_ENOTFOUND;
@@ -320,7 +307,7 @@ int kl_storage_channel_subscribers(kl_storage_t *st, uint64_t chan, uint64_t **u
     *n = 0;
     uint64_t *u = NULL;
     size_t count = 0, cap = 0;
-    int r = prep(st, "SELECT user FROM channel_subs WHERE chan = ?1", &s);
+    int r = kl_sq_prep(st, "SELECT user FROM channel_subs WHERE chan = ?1", &s);
     if (r)
         return r;
     sqlite3_bind_int64(s, 1, kl_sq_i64(chan));
@@ -363,7 +350,7 @@ int kl_storage_channel_list(kl_storage_t *st, uint64_t user, kl_storage_cinfo_t 
     *n = 0;
     kl_storage_cinfo_t *c = NULL;
     size_t count = 0, cap = 0;
-    int r = prep(st,
+    int r = kl_sq_prep(st,
                  "SELECT c.address, c.next_index, l.last_seq, coalesce(k.acked, 0)"
                  " FROM channel_subs s JOIN channels c ON c.id = s.chan"
                  " JOIN logs l ON l.id = c.log"

@@ -11,19 +11,7 @@
 /* Most names one list returns. */
 #define LIST_MAX 4096
 
-static int prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
-{
-    *s = NULL;
-    return kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, s, NULL));
-}
 
-static int exec_fin(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    int r = kl_sq_map_rc(rc == SQLITE_ROW ? SQLITE_DONE : rc);
-    sqlite3_finalize(s);
-    return r;
-}
 
 int kl_storage_cmirror_get(kl_storage_t *st, const char *address, kl_storage_cmirror_t *out)
 {
@@ -32,7 +20,7 @@ int kl_storage_cmirror_get(kl_storage_t *st, const char *address, kl_storage_cmi
     int r = kl_storage_channel_get(st, address, &out->chan);
     if (r)
         return r;
-    r = prep(st,
+    r = kl_sq_prep(st,
              "SELECT m.home_seq, m.active,"
              " (SELECT count(*) FROM channel_subs s WHERE s.chan = m.chan)"
              " FROM channel_mirrors m WHERE m.chan = ?1",
@@ -55,14 +43,14 @@ int kl_storage_cmirror_get(kl_storage_t *st, const char *address, kl_storage_cmi
 int kl_storage_cmirror_set(kl_storage_t *st, uint64_t chan, uint64_t home_seq, int active)
 {
     sqlite3_stmt *s;
-    int r = prep(st, "UPDATE channel_mirrors SET home_seq = ?2, active = ?3 WHERE chan = ?1",
+    int r = kl_sq_prep(st, "UPDATE channel_mirrors SET home_seq = ?2, active = ?3 WHERE chan = ?1",
                  &s);
     if (r)
         return r;
     sqlite3_bind_int64(s, 1, kl_sq_i64(chan));
     sqlite3_bind_int64(s, 2, kl_sq_i64(home_seq));
     sqlite3_bind_int(s, 3, active ? 1 : 0);
-    return exec_fin(s);
+    return kl_sq_exec_fin(s);
 }
 
 int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_channel_t *out)
@@ -84,19 +72,19 @@ int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_
         r = kl_sq_run(st, S_LOG_INSERT);
     uint64_t log = (uint64_t)sqlite3_last_insert_rowid(st->db);
     if (r == 0)
-        r = prep(st, "INSERT INTO channels(address, log, next_index, head)"
+        r = kl_sq_prep(st, "INSERT INTO channels(address, log, next_index, head)"
                      " VALUES(?1, ?2, 0, zeroblob(32))", &s);
     if (r == 0) {
         sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, kl_sq_i64(log));
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
     }
     uint64_t chan = (uint64_t)sqlite3_last_insert_rowid(st->db);
     if (r == 0)
-        r = prep(st, "INSERT INTO channel_mirrors(chan, home_seq, active) VALUES(?1, 0, 1)", &s);
+        r = kl_sq_prep(st, "INSERT INTO channel_mirrors(chan, home_seq, active) VALUES(?1, 0, 1)", &s);
     if (r == 0) {
         sqlite3_bind_int64(s, 1, kl_sq_i64(chan));
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
     }
     if (r == 0)
         r = kl_storage_channel_get(st, address, out);
@@ -155,7 +143,7 @@ int kl_storage_cmirror_list(kl_storage_t *st, const char *relay, char **out, siz
                             size_t *count)
 {
     sqlite3_stmt *s;
-    int r = prep(st,
+    int r = kl_sq_prep(st,
                  "SELECT c.address FROM channel_mirrors m JOIN channels c ON c.id = m.chan"
                  " WHERE m.active AND c.address LIKE '%@' || ?1",
                  &s);
@@ -194,7 +182,7 @@ int kl_storage_channel_relays(kl_storage_t *st, uint64_t chan, char **out, size_
     sqlite3_stmt *s;
     /* Shadow users of peer relays are the only handles starting with '@'
      * ('@' < handle < 'A'): a range scan of the handle index. */
-    int r = prep(st,
+    int r = kl_sq_prep(st,
                  "SELECT u.handle FROM users u JOIN channel_subs s ON s.user = u.id AND"
                  " s.chan = ?1 WHERE u.handle >= '@' AND u.handle < 'A'",
                  &s);

@@ -34,19 +34,7 @@ int kl_sq_fed_migrate(kl_storage_t *st)
     return kl_sq_map_rc(sqlite3_exec(st->db, FED_SCHEMA, NULL, NULL, NULL));
 }
 
-static int prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
-{
-    return kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, s, NULL));
-}
 
-/* Step a statement without rows, finalize it. */
-static int exec_fin(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    int r = kl_sq_map_rc(rc == SQLITE_ROW ? SQLITE_DONE : rc);
-    sqlite3_finalize(s);
-    return r;
-}
 
 int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
 {
@@ -55,14 +43,14 @@ int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
     int r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = prep(st, "SELECT count(*) FROM fed_peers", &s);
+    r = kl_sq_prep(st, "SELECT count(*) FROM fed_peers", &s);
     if (r == 0)
         r = kl_sq_count_query(s, &n);
     sqlite3_finalize(s);
     if (r == 0 && n >= KL_FED_MAX_PEERS)
         r = KL_ELIMIT;
     if (r == 0) {
-        r = prep(st, "SELECT 1 FROM fed_peers WHERE name = ?1", &s);
+        r = kl_sq_prep(st, "SELECT 1 FROM fed_peers WHERE name = ?1", &s);
         if (r == 0) {
             sqlite3_bind_text(s, 1, p->name, -1, SQLITE_STATIC);
             int rc = sqlite3_step(s);
@@ -84,7 +72,7 @@ int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
     kl_random(&p->epoch, sizeof p->epoch);
     p->epoch &= INT64_MAX;
     p->epoch |= 1; /* never 0, which means "none" */
-    r = prep(st, "INSERT INTO fed_peers(name, addr, key, outbox, epoch, max_entries, max_bytes,"
+    r = kl_sq_prep(st, "INSERT INTO fed_peers(name, addr, key, outbox, epoch, max_entries, max_bytes,"
                  " rate) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s);
     if (r)
         goto out;
@@ -96,7 +84,7 @@ int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
     sqlite3_bind_int64(s, 6, kl_sq_i64(p->quota.max_entries));
     sqlite3_bind_int64(s, 7, kl_sq_i64(p->quota.max_bytes));
     sqlite3_bind_int64(s, 8, p->rate);
-    r = exec_fin(s);
+    r = kl_sq_exec_fin(s);
     if (r == 0)
         p->id = (uint64_t)sqlite3_last_insert_rowid(st->db);
 out:
@@ -110,7 +98,7 @@ int kl_storage_fed_peer_remove(kl_storage_t *st, const char *name)
     int r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = prep(st, "SELECT outbox FROM fed_peers WHERE name = ?1", &s);
+    r = kl_sq_prep(st, "SELECT outbox FROM fed_peers WHERE name = ?1", &s);
     if (r == 0) {
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
         int rc = sqlite3_step(s);
@@ -126,10 +114,10 @@ int kl_storage_fed_peer_remove(kl_storage_t *st, const char *name)
         "DELETE FROM logs WHERE id = ?1",
     };
     for (size_t i = 0; r == 0 && i < sizeof DEL / sizeof DEL[0]; i++) {
-        r = prep(st, DEL[i], &s);
+        r = kl_sq_prep(st, DEL[i], &s);
         if (r == 0) {
             sqlite3_bind_int64(s, 1, kl_sq_i64(outbox));
-            r = exec_fin(s);
+            r = kl_sq_exec_fin(s);
         }
     }
     return kl_sq_op_end(st, r);
@@ -200,7 +188,7 @@ int kl_storage_fed_set_state(kl_storage_t *st, uint64_t peer, const char *state,
                              uint64_t now_ms)
 {
     sqlite3_stmt *s = NULL;
-    int r = prep(st, "UPDATE fed_peers SET state = ?2, state_ms = ?3 WHERE id = ?1", &s);
+    int r = kl_sq_prep(st, "UPDATE fed_peers SET state = ?2, state_ms = ?3 WHERE id = ?1", &s);
     if (r) {
         sqlite3_finalize(s);
         return r;
@@ -208,14 +196,14 @@ int kl_storage_fed_set_state(kl_storage_t *st, uint64_t peer, const char *state,
     sqlite3_bind_int64(s, 1, kl_sq_i64(peer));
     sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
-    return exec_fin(s);
+    return kl_sq_exec_fin(s);
 }
 
 int kl_storage_fed_in_get(kl_storage_t *st, const char *name, uint64_t *epoch, uint64_t *seq)
 {
     sqlite3_stmt *s = NULL;
     *epoch = *seq = 0;
-    int r = prep(st, "SELECT epoch, seq FROM fed_inbound WHERE name = ?1", &s);
+    int r = kl_sq_prep(st, "SELECT epoch, seq FROM fed_inbound WHERE name = ?1", &s);
     if (r) {
         sqlite3_finalize(s);
         return r;
@@ -234,7 +222,7 @@ int kl_storage_fed_in_get(kl_storage_t *st, const char *name, uint64_t *epoch, u
 int kl_storage_fed_in_set(kl_storage_t *st, const char *name, uint64_t epoch, uint64_t seq)
 {
     sqlite3_stmt *s = NULL;
-    int r = prep(st, "INSERT INTO fed_inbound(name, epoch, seq) VALUES(?1, ?2, ?3)"
+    int r = kl_sq_prep(st, "INSERT INTO fed_inbound(name, epoch, seq) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(name) DO UPDATE SET epoch = excluded.epoch,"
                      " seq = excluded.seq", &s);
     if (r) {
@@ -244,5 +232,5 @@ int kl_storage_fed_in_set(kl_storage_t *st, const char *name, uint64_t epoch, ui
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, kl_sq_i64(epoch));
     sqlite3_bind_int64(s, 3, kl_sq_i64(seq));
-    return exec_fin(s);
+    return kl_sq_exec_fin(s);
 }

@@ -12,17 +12,7 @@
  * most the members and candidates before and after an op (2 x 320). */
 #define SHADOW_LOOKUP_MAX 1024
 
-static int prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
-{
-    return kl_sq_map_rc(sqlite3_prepare_v2(st->db, sql, -1, s, NULL));
-}
 
-static int exec_fin(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : kl_sq_map_rc(rc);
-}
 
 int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t key[32],
                            int create, uint64_t *id)
@@ -40,12 +30,12 @@ int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t 
     if ((r != 0 && r != KL_ENOTFOUND) || !create)
         return r == KL_ENOTFOUND ? 0 : r;
     if (r == 0) {
-        r = prep(st, "UPDATE users SET identity_key = ?2 WHERE id = ?1", &s);
+        r = kl_sq_prep(st, "UPDATE users SET identity_key = ?2 WHERE id = ?1", &s);
         if (r)
             return r;
         sqlite3_bind_int64(s, 1, kl_sq_i64(u.id));
         sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
         if (r == 0)
             *id = u.id;
         return r;
@@ -53,12 +43,12 @@ int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t 
     r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = prep(st, "INSERT INTO logs(last_seq) VALUES(0)", &s);
+    r = kl_sq_prep(st, "INSERT INTO logs(last_seq) VALUES(0)", &s);
     if (r == 0)
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
     uint64_t inbox = (uint64_t)sqlite3_last_insert_rowid(st->db);
     if (r == 0)
-        r = prep(st,
+        r = kl_sq_prep(st,
                  "INSERT INTO users(handle, identity_key, inbox, created_ms)"
                  " VALUES(?1, ?2, ?3, 0)",
                  &s);
@@ -66,7 +56,7 @@ int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t 
         sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
         sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, kl_sq_i64(inbox));
-        r = exec_fin(s);
+        r = kl_sq_exec_fin(s);
     }
     if (r == 0)
         *id = (uint64_t)sqlite3_last_insert_rowid(st->db);

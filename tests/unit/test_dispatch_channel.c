@@ -120,16 +120,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Dispatch fr from user u; run its job (committed) and complete it.
- * Returns the reply's body case. */
-static int req(int u, kl_frame_t *fr)
+/* Run the job dispatch left in F->out (committed, as the storage thread
+ * does) and complete it for session s (NULL: a peer's request). Returns
+ * the reply's body case. */
+static int run_out(kl_session_t *s, uint32_t id)
 {
     fx_t *f = F;
-    kl_dispatch_out_free(&f->out);
-    kl_job_free(f->job);
-    f->job = NULL;
-    fr->id = f->next_id++;
-    assert_int_equal(kl_dispatch_frame(&f->cfg, &f->s[u], fr, NOW, &f->out), 0);
     kl_job_t *job = f->out.job;
     if (job == NULL) {
         assert_true(f->out.has_reply);
@@ -142,11 +138,28 @@ static int req(int u, kl_frame_t *fr)
     assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
     assert_int_equal(kl_storage_batch_commit(f->st), 0);
     kl_dispatch_out_free(&f->out);
-    kl_dispatch_complete(&f->cfg, &f->s[u], job, &f->out);
+    kl_dispatch_complete(&f->cfg, s, job, &f->out);
     f->job = job;
     assert_true(f->out.has_reply);
-    assert_int_equal(f->out.reply.frame.id, fr->id);
+    assert_int_equal(f->out.reply.frame.id, id);
     return f->out.reply.frame.body_case;
+}
+
+static void reset_out(void)
+{
+    kl_dispatch_out_free(&F->out);
+    kl_job_free(F->job);
+    F->job = NULL;
+}
+
+/* Dispatch fr from user u; run its job (committed) and complete it.
+ * Returns the reply's body case. */
+static int req(int u, kl_frame_t *fr)
+{
+    reset_out();
+    fr->id = F->next_id++;
+    assert_int_equal(kl_dispatch_frame(&F->cfg, &F->s[u], fr, NOW, &F->out), 0);
+    return run_out(&F->s[u], fr->id);
 }
 
 static void expect_error(int code, const char *contains)
@@ -586,28 +599,12 @@ static void test_op_checked_statelessly_and_state_cached(void **state)
  * with key: its job run and completed like req(). */
 static int remote_req(const char *who, const uint8_t key[32], kl_frame_t *fr)
 {
-    fx_t *f = F;
-    kl_dispatch_out_free(&f->out);
-    kl_job_free(f->job);
-    f->job = NULL;
-    fr->id = f->next_id++;
-    assert_int_equal(kl_dispatch_channel_remote(&f->cfg, who, key, fr, NOW, &f->out), 0);
-    kl_job_t *job = f->out.job;
-    if (job == NULL) {
-        assert_true(f->out.has_reply);
-        return f->out.reply.frame.body_case;
-    }
-    f->out.job = NULL;
-    assert_int_equal(kl_storage_batch_begin(f->st), 0);
-    assert_int_equal(kl_storage_job_begin(f->st), 0);
-    kl_job_run(job, f->st);
-    assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
-    assert_int_equal(kl_storage_batch_commit(f->st), 0);
-    kl_dispatch_out_free(&f->out);
-    kl_dispatch_complete(&f->cfg, NULL, job, &f->out);
-    f->job = job;
-    assert_true(f->out.has_reply);
-    return f->out.reply.frame.body_case;
+    reset_out();
+    fr->id = F->next_id++;
+    assert_int_equal(kl_dispatch_channel_remote(&F->cfg, who, key, fr, NOW, &F->out), 0);
+    if (F->out.job)
+        F->out.job->req_id = fr->id; /* as fed_group.c does */
+    return run_out(NULL, fr->id);
 }
 
 static kl_frame_t *channel_frame(kl_frame_t *fr, int body, void *msg)
