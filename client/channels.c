@@ -184,8 +184,11 @@ static int submit_once(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_
     uint8_t *b = NULL;
     size_t len = 0;
     kl_frame_t *resp = NULL;
-    int r = kl_channel_op_build(x->c, cli->me.sk, cli->me.pk, cli->me.address, kl_now_ms(), kind,
-                                target, target_address, &b, &len);
+    int r = kind == KL_COP_CREATE
+                ? kl_channel_op_build_create(x->c, cli->me.sk, cli->me.pk, cli->me.address,
+                                             kl_now_ms(), x->members_only_create, &b, &len)
+                : kl_channel_op_build(x->c, cli->me.sk, cli->me.pk, cli->me.address,
+                                      kl_now_ms(), kind, target, target_address, &b, &len);
     if (r)
         return r;
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -238,6 +241,54 @@ typedef struct accepted {
     kl_channel_post_t p;
 } accepted_t;
 
+/* What became of one post of a members-only channel. */
+enum { POST_OK, POST_REJECTED, POST_WAITING };
+
+/* Decrypt an opened post of a members-only channel with its epoch's key
+ * from the owner: POST_OK (p->text is the text), POST_WAITING (the key has
+ * not arrived) or POST_REJECTED (warned); *err gets store failures. */
+static int unseal_post(kl_cli_t *cli, const kl_chan_t *x, kl_channel_post_t *p, int *err)
+{
+    uint8_t key[KL_CHANNEL_KEY];
+    *err = 0;
+    int r = kl_chan_key_get(cli, x, p->epoch, key);
+    if (r == KL_ENOTFOUND)
+        return POST_WAITING;
+    if (r == 0)
+        r = kl_channel_post_unseal(x->address, p, key);
+    kl_memzero(key, sizeof key);
+    if (r == 0 && !kl_utf8_valid(p->text, p->text_len))
+        r = KL_EPROTO;
+    if (r == 0)
+        return POST_OK;
+    if (r == KL_EIO || r == KL_ENOMEM) {
+        *err = r;
+        return POST_REJECTED;
+    }
+    kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s", x->address,
+                 r == KL_ESTATE ? "you are not a member of this members-only channel"
+                 : r == KL_ECRYPTO ? "it does not decrypt with the owner's key for its epoch"
+                                   : "its text is not UTF-8");
+    return POST_REJECTED;
+}
+
+/* Keep a post whose key has not arrived (sealed in the store), warned. */
+static int keep_waiting(kl_cli_t *cli, const kl_chan_t *x, uint64_t seq, const uint8_t *body,
+                        size_t len, uint64_t epoch)
+{
+    int r = kl_store_channel_pending_put(cli->st, x->address, seq, body, len);
+    if (r == KL_ELIMIT) {
+        kl_chan_warn(cli, x->address, "rejected_post",
+                     "dropped a post on %s: too many posts wait for the owner's key", x->address);
+        return 0;
+    }
+    if (r == 0)
+        kl_chan_warn(cli, x->address, "waiting_for_key",
+                     "a post on %s waits for the owner's key (epoch %llu); it is shown once the "
+                     "key arrives", x->address, (unsigned long long)epoch);
+    return r;
+}
+
 /* Verify and store the entries of one Deliver (one transaction; the
  * cursor moves to its last entry, rejected posts included), then ack. */
 static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x,
@@ -262,6 +313,16 @@ static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x
                          x->address, x->invalid ? "its publisher log is invalid"
                                                 : kl_channel_verr_str(why));
             continue;
+        }
+        if (kl_channel_members_only(x->c)) {
+            int err = 0, v = unseal_post(cli, x, &a->p, &err);
+            if (v == POST_WAITING)
+                err = keep_waiting(cli, x, e->seq, e->body.data, e->body.len, a->p.epoch);
+            if (v != POST_OK || err) {
+                kl_channel_post_clear(&a->p);
+                r = err;
+                continue;
+            }
         }
         kl_message_t *m = &a->m;
         memcpy(m->id, a->p.id, KL_MSG_ID);
@@ -313,6 +374,95 @@ static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x
     return r;
 }
 
+/* Posts waiting for their key: retried at each receive, at most this many
+ * at a time. */
+#define PENDING_BATCH 64
+
+typedef struct pend {
+    uint64_t seq[PENDING_BATCH];
+    uint8_t *body[PENDING_BATCH];
+    size_t len[PENDING_BATCH], n;
+} pend_t;
+
+static int collect_pending(void *ud, uint64_t seq, const uint8_t *post, size_t len)
+{
+    pend_t *p = ud;
+    if (p->n == PENDING_BATCH)
+        return 1;
+    p->body[p->n] = malloc(len);
+    if (p->body[p->n] == NULL)
+        return KL_ENOMEM;
+    memcpy(p->body[p->n], post, len);
+    p->len[p->n] = len;
+    p->seq[p->n++] = seq;
+    return 0;
+}
+
+/* One waiting post: shown (stored) once its key is here, dropped if it
+ * no longer verifies against the log, else kept. One transaction. */
+static int retry_one(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x, uint64_t seq,
+                     const uint8_t *body, size_t len)
+{
+    kl_channel_post_t p;
+    kl_channel_verr_t why = KL_CV_OK;
+    kl_message_t m;
+    int added = 0, err = 0, v = POST_REJECTED;
+    int r = kl_channel_post_open(x->c, body, len, &p, &why);
+    if (r == KL_ENOMEM)
+        return r;
+    if (r == 0)
+        v = unseal_post(cli, x, &p, &err);
+    else
+        kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s", x->address,
+                     kl_channel_verr_str(why));
+    if (err || v == POST_WAITING) {
+        kl_channel_post_clear(&p);
+        return err;
+    }
+    memset(&m, 0, sizeof m);
+    if ((r = kl_store_begin(cli->st))) {
+        kl_channel_post_clear(&p);
+        return r;
+    }
+    r = kl_store_channel_pending_delete(cli->st, x->address, seq);
+    if (r == 0 && v == POST_OK) {
+        memcpy(m.id, p.id, KL_MSG_ID);
+        snprintf(m.peer, sizeof m.peer, "%s", x->address);
+        snprintf(m.sender, sizeof m.sender, "%s", p.publisher_address);
+        m.sent_at = p.ts;
+        m.stored_at = kl_now_ms();
+        m.seq = seq;
+        m.text = p.text;
+        m.text_len = p.text_len;
+        r = kl_store_message_add(cli->st, &m, &added);
+    }
+    r = r ? r : kl_store_commit(cli->st);
+    if (r)
+        kl_store_rollback(cli->st);
+    if (r == 0 && added) {
+        s->stored++;
+        if (s->on_message)
+            s->on_message(s->ud, &m);
+    }
+    kl_channel_post_clear(&p);
+    return r;
+}
+
+static int retry_pending(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x)
+{
+    pend_t p;
+    memset(&p, 0, sizeof p);
+    int r = kl_store_channel_pending_each(cli->st, x->address, collect_pending, &p);
+    if (r == 1)
+        r = 0;
+    for (size_t i = 0; i < p.n; i++) {
+        if (r == 0)
+            r = retry_one(cli, s, x, p.seq[i], p.body[i], p.len[i]);
+        free(p.body[i]);
+    }
+    return r;
+}
+
 /* Ops, then posts after our cursor, of one channel we subscribe to. */
 static int receive_channel(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const char *address,
                            uint64_t relay_cursor)
@@ -335,6 +485,15 @@ static int receive_channel(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const c
         }
     }
     r = kl_chan_sync_ops(cli, conn, &x);
+    if (r == 0 && !x.invalid && kl_channel_members_only(x.c)) {
+        size_t missing = 0;
+        uint8_t owner[32];
+        /* The owner hands out keys that could not be sent before. */
+        if (kl_channel_owner(x.c, owner) == 0 && kl_memcmp(owner, cli->me.pk, 32) == 0)
+            r = kl_chan_distribute(cli, conn, &x, &missing);
+        if (r == 0 && (r = retry_pending(cli, s, &x)) != 0)
+            s->store_error = r;
+    }
     for (int round = 0; r == 0 && round < MAX_POST_ROUNDS; round++) {
         Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
         Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
@@ -367,6 +526,8 @@ out:
 typedef struct known {
     char (*addr)[KL_ADDR_MAX + 1];
     size_t n;
+    char (*owned)[KL_ADDR_MAX + 1];
+    size_t n_owned;
 } known_t;
 
 static int collect_subscribed(void *ud, const kl_store_channel_t *c)
@@ -374,7 +535,25 @@ static int collect_subscribed(void *ud, const kl_store_channel_t *c)
     known_t *k = ud;
     if (c->subscribed && k->n < MAX_CHANNELS)
         snprintf(k->addr[k->n++], KL_ADDR_MAX + 1, "%s", c->address);
+    if (c->owned && k->n_owned < MAX_CHANNELS)
+        snprintf(k->owned[k->n_owned++], KL_ADDR_MAX + 1, "%s", c->address);
     return 0;
+}
+
+/* An owned members-only channel: hand out the keys not delivered yet. */
+static int distribute_owned(kl_cli_t *cli, kl_conn_t *conn, const char *address)
+{
+    kl_chan_t x;
+    size_t missing = 0;
+    int r = kl_chan_load(cli, address, &x);
+    if (r)
+        return r;
+    if (kl_channel_members_only(x.c)) /* known from our own create: no round trip else */
+        r = kl_chan_sync_ops(cli, conn, &x);
+    if (r == 0 && !x.invalid && kl_channel_members_only(x.c))
+        r = kl_chan_distribute(cli, conn, &x, &missing);
+    kl_chan_free(&x);
+    return r;
 }
 
 int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
@@ -395,7 +574,10 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
         return r;
     memset(&k, 0, sizeof k);
     k.addr = calloc(MAX_CHANNELS, sizeof *k.addr);
-    if (k.addr == NULL) {
+    k.owned = calloc(MAX_CHANNELS, sizeof *k.owned);
+    if (k.addr == NULL || k.owned == NULL) {
+        free(k.addr);
+        free(k.owned);
         kl_wire_free(resp);
         return KL_ENOMEM;
     }
@@ -412,7 +594,14 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
         for (size_t j = 0; j < k.n; j++)
             if (strcmp(k.addr[j], addr) == 0)
                 k.addr[j][0] = '\0';
+        for (size_t j = 0; j < k.n_owned; j++)
+            if (strcmp(k.owned[j], addr) == 0)
+                k.owned[j][0] = '\0'; /* done by receive_channel */
     }
+    /* Owned channels we do not subscribe to: keys still to hand out. */
+    for (size_t j = 0; r == 0 && j < k.n_owned; j++)
+        if (k.owned[j][0] != '\0')
+            r = distribute_owned(cli, conn, k.owned[j]);
     /* Subscribed here but not at the relay (unsubscribed elsewhere). */
     for (size_t j = 0; r == 0 && j < k.n; j++) {
         kl_store_channel_t c;
@@ -424,6 +613,7 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
             s->store_error = r;
     }
     free(k.addr);
+    free(k.owned);
     kl_wire_free(resp);
     return r;
 }

@@ -48,6 +48,30 @@ int kl_store_channel_op_each(kl_store_t *st, const char *chan,
                              int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
                              void *ud);
 
+/* Members-only channels: channel keys by (channel, epoch, sender identity
+ * key), sealed like every secret of the store; at most
+ * KL_STORE_CHANNEL_KEYS rows per channel (KL_ELIMIT beyond), an existing
+ * row is kept. KL_ENOTFOUND when there is none. */
+#define KL_STORE_CHANNEL_KEYS 1024
+int kl_store_channel_key_put(kl_store_t *st, const char *chan, uint64_t epoch,
+                             const uint8_t sender[32], const uint8_t key[KL_CHANNEL_KEY]);
+int kl_store_channel_key_get(kl_store_t *st, const char *chan, uint64_t epoch,
+                             const uint8_t sender[32], uint8_t key[KL_CHANNEL_KEY]);
+/* The owner's record of whom it gave the key of epoch: mark it (mark = 1)
+ * or ask (*sent). */
+int kl_store_channel_key_sent(kl_store_t *st, const char *chan, uint64_t epoch,
+                              const uint8_t member[32], int mark, int *sent);
+/* Posts (SignedPost bytes, sealed) waiting for their epoch's key, by
+ * relay seq; at most KL_STORE_CHANNEL_PENDING per channel (KL_ELIMIT). */
+#define KL_STORE_CHANNEL_PENDING 1000
+int kl_store_channel_pending_put(kl_store_t *st, const char *chan, uint64_t seq,
+                                 const uint8_t *post, size_t len);
+int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
+                                  int (*cb)(void *ud, uint64_t seq, const uint8_t *post,
+                                            size_t len),
+                                  void *ud);
+int kl_store_channel_pending_delete(kl_store_t *st, const char *chan, uint64_t seq);
+
 /* ---- the logic (channels.c) ---- */
 typedef struct kl_chan {
     char address[KL_ADDR_MAX + 1];
@@ -55,6 +79,7 @@ typedef struct kl_chan {
     kl_store_channel_t row;   /* the store row (zeroed, address set, if none yet) */
     int has_row;
     int invalid;              /* an op failed validation (warned) */
+    int members_only_create;  /* kl_chan_submit of create: make it members-only */
 } kl_chan_t;
 
 /* "!name" -> "!name@<own relay>"; "!name@relay" checked. KL_EINVAL. */
@@ -75,6 +100,26 @@ int kl_chan_submit(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opki
 /* Write x's row (inside or outside a transaction). */
 int kl_chan_save_row(kl_cli_t *cli, kl_chan_t *x);
 
+/* ---- members-only channels (channel_keys.c) ---- */
+/* Keep a channel key received over a 1:1 session from sender (inside the
+ * caller's transaction). Store errors only: a key that cannot be kept
+ * (over the bound) is dropped. */
+int kl_chan_store_key(kl_store_t *st, const char *chan, const uint8_t sender[32], uint64_t epoch,
+                      const uint8_t key[KL_CHANNEL_KEY]);
+/* The key of epoch for reading or posting: only one sent by the owner of
+ * the validated log, and only while we are a member (KL_ESTATE otherwise,
+ * or for a public channel); KL_ENOTFOUND when it has not arrived. */
+int kl_chan_key_get(kl_cli_t *cli, const kl_chan_t *x, uint64_t epoch,
+                    uint8_t key[KL_CHANNEL_KEY]);
+/* Owner only (KL_ESTATE otherwise): the key of the current epoch, made
+ * (random) and stored when missing. Wipe it after use. */
+int kl_chan_own_key(kl_cli_t *cli, const kl_chan_t *x, uint8_t key[KL_CHANNEL_KEY]);
+/* Owner only: give the current epoch's key to every member who does not
+ * have it yet (publishers and added members; ourselves excepted); who
+ * could not be reached is warned about and counted in *missing. Store and
+ * connection errors only. */
+int kl_chan_distribute(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, size_t *missing);
+
 /* The channel part of `receive`: for every channel we subscribe to (the
  * relay's channel_list and our own rows), sync ops, then fetch posts after
  * our cursor, verify, store, ack. New posts go to s->on_message. */
@@ -91,8 +136,12 @@ void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const
 
 /* ---- the command (cmd_channel.c) ---- */
 /* `kollega channel ...`: pos[0] is "channel", npos counts pos; backlog is
- * the --backlog value or NULL. Exit code. */
-int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog);
+ * the --backlog value or NULL; members_only is --members-only (create
+ * only). Exit code. */
+int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog,
+                   int members_only);
+/* `kollega channel list` (cmd_channel_list.c). Exit code. */
+int kl_chan_cmd_list(kl_cli_t *cli);
 /* The text of `kollega channel --help`. */
 extern const char KL_CHANNEL_HELP[];
 

@@ -25,21 +25,32 @@
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
 const char KL_CHANNEL_HELP[] =
-    "Usage: kollega channel create !NAME\n"
+    "Usage: kollega channel create !NAME [--members-only]\n"
     "       kollega channel publisher add !NAME ADDRESS\n"
     "       kollega channel publisher remove !NAME ADDRESS\n"
+    "       kollega channel member add !NAME ADDRESS\n"
+    "       kollega channel member remove !NAME ADDRESS\n"
     "       kollega channel post !NAME TEXT\n"
     "       kollega channel subscribe !NAME@RELAY [--backlog N]\n"
     "       kollega channel unsubscribe !NAME@RELAY\n"
     "       kollega channel list\n\n"
-    "A broadcast channel !NAME@RELAY carries public announcements: posts are signed by a\n"
-    "publisher (not secret) and stored once at the relay for all subscribers. !NAME alone\n"
-    "means a channel on your own relay. Who may publish is a signed log kept by the\n"
-    "channel's owner that every subscriber's kollega checks; a post that does not verify\n"
-    "against it is rejected with a warning and never shown.\n"
+    "A broadcast channel !NAME@RELAY carries announcements: posts are signed by a\n"
+    "publisher and stored once at the relay for all subscribers. !NAME alone means a\n"
+    "channel on your own relay. Who may publish is a signed log kept by the channel's\n"
+    "owner that every subscriber's kollega checks; a post that does not verify against it\n"
+    "is rejected with a warning and never shown.\n"
+    "A public channel's posts are signed, not secret. A members-only channel\n"
+    "(--members-only) is readable by its members only: the owner, the publishers and\n"
+    "the members the owner adds. Posts are encrypted with a channel key that the owner's\n"
+    "kollega sends each member end-to-end; the relay stores ciphertext and lets only\n"
+    "members subscribe. Removing a member or a publisher starts a new key that the\n"
+    "removed one never gets (it keeps what it already read). A post whose key has not\n"
+    "arrived yet is kept, with a warning, and shown by the `receive` that brings the key.\n"
     "create       makes you the channel's owner and first publisher.\n"
     "publisher add / remove   (owner only) lets ADDRESS post, or stops it; ADDRESS's key\n"
     "             is looked up at the relay and pinned like a contact.\n"
+    "member add / remove      (owner only, members-only channels) lets ADDRESS read the\n"
+    "             channel, or stops it.\n"
     "post         publishes TEXT (- reads it from stdin); you must be a publisher.\n"
     "subscribe    follows a channel from now on; --backlog N also fetches up to N of the\n"
     "             latest posts the relay still holds.\n"
@@ -49,8 +60,9 @@ const char KL_CHANNEL_HELP[] =
     "!NAME@RELAY` shows them again.\n"
     "--json prints one object per command ({channel, action, ...}); `list --json` one\n"
     "object per channel: {channel, subscribed, owned, owner, last_seq, cursor,\n"
-    "publishers: [{address, identity_key}]}; received posts are {id, channel, from, text,\n"
-    "sent_at, verified, seq, stored_at}.\n";
+    "members_only, epoch, publishers: [{address, identity_key}], members: [{address,\n"
+    "identity_key}]}; received posts are {id, channel, from, text, sent_at, verified,\n"
+    "seq, stored_at}.\n";
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -126,7 +138,7 @@ static int prepare(kl_cli_t *cli, const char *addr, kl_conn_t **conn, kl_chan_t 
     return 0;
 }
 
-static int cmd_create(kl_cli_t *cli, const char *name)
+static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
 {
     char addr[KL_ADDR_MAX + 1];
     kl_conn_t *conn = NULL;
@@ -143,6 +155,7 @@ static int cmd_create(kl_cli_t *cli, const char *name)
         rc = KL_EXIT_FAIL;
         goto out;
     }
+    x.members_only_create = members_only;
     int r = kl_chan_submit(cli, conn, &x, KL_COP_CREATE, NULL, NULL, &why);
     if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(CONFLICT)) {
         kl_cli_err("%s already exists", addr);
@@ -156,7 +169,12 @@ static int cmd_create(kl_cli_t *cli, const char *name)
         goto out;
     }
     x.row.owned = 1;
-    if ((r = kl_chan_save_row(cli, &x))) {
+    if (members_only) { /* the key of epoch 1, kept for the members to come */
+        uint8_t key[KL_CHANNEL_KEY];
+        r = kl_chan_own_key(cli, &x, key);
+        kl_memzero(key, sizeof key);
+    }
+    if (r || (r = kl_chan_save_row(cli, &x))) {
         kl_cli_err("created %s but cannot record it in your store (%s)", addr, kl_strerror(r));
         rc = KL_EXIT_FAIL;
         goto out;
@@ -168,9 +186,12 @@ static int cmd_create(kl_cli_t *cli, const char *name)
         kl_json_str(&j, "channel", addr);
         kl_json_str(&j, "action", "create");
         kl_json_str(&j, "owner", cli->me.address);
+        kl_json_bool(&j, "members_only", members_only);
         kl_slog_json_line(&j);
     } else {
-        printf("Created %s; you are its owner and first publisher.\n", addr);
+        printf("Created %s%s; you are its owner and first publisher.%s\n", addr,
+               members_only ? " (members only)" : "",
+               members_only ? " Add readers with `kollega channel member add`." : "");
     }
 out:
     kl_chan_free(&x);
@@ -190,69 +211,114 @@ static int find_publisher(const kl_chan_t *x, const char *address, uint8_t key[3
     return -1;
 }
 
-static int cmd_publisher(kl_cli_t *cli, const char *sub, const char *name, const char *who)
+/* An added member of x with address, or -1. */
+static int find_added(const kl_chan_t *x, const char *address, uint8_t key[32])
+{
+    size_t n = kl_channel_added_count(x->c);
+    for (size_t i = 0; i < n; i++) {
+        char a[256];
+        if (kl_channel_added_at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The key of a new publisher or member: looked up at the relay and pinned
+ * like a contact. Exit code. */
+static int lookup_key(kl_cli_t *cli, kl_conn_t *conn, const char *target, uint8_t key[32])
+{
+    kl_contact_t c;
+    int added = 0;
+    int r = kl_contacts_add(cli->st, conn, target, &c, &added);
+    if (r == KL_ENOTFOUND) {
+        kl_cli_err("the relay knows no user %s; check the address", target);
+        return KL_EXIT_FAIL;
+    }
+    if (r == KL_EKEYCHANGED) {
+        kl_cli_err("the identity key of %s has changed; compare safety numbers with "
+                   "`kollega contact verify %s` first", target, target);
+        return KL_EXIT_FAIL;
+    }
+    if (r)
+        return kl_cli_relay_fail(conn, r, "look up the key");
+    memcpy(key, c.key, 32);
+    return 0;
+}
+
+/* Local checks of `channel publisher|member add|remove`: the target's key
+ * (looked up for an add) or an error. Exit code. */
+static int roster_check(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, int member, int add,
+                        const char *addr, const char *target, uint8_t key[32])
+{
+    uint8_t owner[32];
+    if (kl_channel_owner(x->c, owner) != 0 || kl_memcmp(owner, cli->me.pk, 32) != 0) {
+        kl_cli_err("only the owner of %s can change its %s", addr,
+                   member ? "members" : "publishers");
+        return KL_EXIT_FAIL;
+    }
+    if (member && !kl_channel_members_only(x->c)) {
+        kl_cli_err("%s is a public channel: anyone may subscribe, it has no members to manage",
+                   addr);
+        return KL_EXIT_FAIL;
+    }
+    int at = member ? find_added(x, target, key) : find_publisher(x, target, key);
+    if (add) {
+        if (at >= 0 || (member && find_publisher(x, target, key) >= 0)) {
+            kl_cli_err(member ? "%s is already a member of %s" : "%s already publishes on %s",
+                       target, addr);
+            return KL_EXIT_FAIL;
+        }
+        return lookup_key(cli, conn, target, key);
+    }
+    if (at < 0) {
+        kl_cli_err(member ? "%s is not an added member of %s" : "%s is not a publisher of %s",
+                   target, addr);
+        return KL_EXIT_FAIL;
+    }
+    if (kl_memcmp(key, owner, 32) == 0) {
+        kl_cli_err("the owner of %s cannot be removed", addr);
+        return KL_EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* `channel publisher|member add|remove !x ADDRESS`; in a members-only
+ * channel the owner then hands out the channel key (a new one after a
+ * removal) to every member who lacks it. */
+static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *name,
+                      const char *who)
 {
     char addr[KL_ADDR_MAX + 1], target[KL_ADDR_MAX + 1];
-    uint8_t owner[32], key[32];
+    uint8_t key[32];
     kl_conn_t *conn = NULL;
     kl_chan_t x;
     kl_channel_verr_t why;
+    size_t missing = 0;
     int add = strcmp(sub, "add") == 0;
+    kl_channel_opkind_t kind = member ? (add ? KL_COP_ADD_MEMBER : KL_COP_REMOVE_MEMBER)
+                                      : (add ? KL_COP_ADD_PUBLISHER : KL_COP_REMOVE_PUBLISHER);
     memset(&x, 0, sizeof x);
     int rc = kl_cli_user_address(who, target, sizeof target), r;
     if (rc == 0)
         rc = open_chan(cli, name, addr);
     if (rc == 0)
         rc = prepare(cli, addr, &conn, &x, 1);
+    if (rc == 0)
+        rc = roster_check(cli, conn, &x, member, add, addr, target, key);
     if (rc)
         goto out;
-    if (kl_channel_owner(x.c, owner) != 0 || kl_memcmp(owner, cli->me.pk, 32) != 0) {
-        kl_cli_err("only the owner of %s can change its publishers", addr);
-        rc = KL_EXIT_FAIL;
-        goto out;
-    }
-    int at = find_publisher(&x, target, key);
-    if (add) {
-        kl_contact_t c;
-        int added = 0;
-        if (at >= 0) {
-            kl_cli_err("%s already publishes on %s", target, addr);
-            rc = KL_EXIT_FAIL;
-            goto out;
-        }
-        r = kl_contacts_add(cli->st, conn, target, &c, &added);
-        if (r == KL_ENOTFOUND) {
-            kl_cli_err("the relay knows no user %s; check the address", target);
-            rc = KL_EXIT_FAIL;
-            goto out;
-        }
-        if (r == KL_EKEYCHANGED) {
-            kl_cli_err("the identity key of %s has changed; compare safety numbers with "
-                       "`kollega contact verify %s` first", target, target);
-            rc = KL_EXIT_FAIL;
-            goto out;
-        }
-        if (r) {
-            rc = kl_cli_relay_fail(conn, r, "look up the publisher's key");
-            goto out;
-        }
-        memcpy(key, c.key, 32);
-    } else if (at < 0) {
-        kl_cli_err("%s is not a publisher of %s", target, addr);
-        rc = KL_EXIT_FAIL;
-        goto out;
-    } else if (at == 0 || kl_memcmp(key, owner, 32) == 0) {
-        kl_cli_err("the owner of %s cannot be removed", addr);
-        rc = KL_EXIT_FAIL;
-        goto out;
-    }
-    r = kl_chan_submit(cli, conn, &x, add ? KL_COP_ADD_PUBLISHER : KL_COP_REMOVE_PUBLISHER, key,
-                       add ? target : NULL, &why);
+    r = kl_chan_submit(cli, conn, &x, kind, key, add ? target : NULL, &why);
     if (r) {
-        rc = r == KL_EREFUSED ? chan_fail(conn, r, addr, "change the publishers of")
-                              : (kl_cli_err("cannot change the publishers of %s (%s)", addr,
+        rc = r == KL_EREFUSED ? chan_fail(conn, r, addr,
+                                          member ? "change the members of"
+                                                 : "change the publishers of")
+                              : (kl_cli_err("cannot change %s (%s)", addr,
                                             why ? kl_channel_verr_str(why) : kl_strerror(r)),
                                  KL_EXIT_FAIL);
+        goto out;
+    }
+    if (kl_channel_members_only(x.c) && (r = kl_chan_distribute(cli, conn, &x, &missing))) {
+        rc = kl_cli_relay_fail(conn, r, "send the channel key");
         goto out;
     }
     if (cli->json) {
@@ -262,14 +328,25 @@ static int cmd_publisher(kl_cli_t *cli, const char *sub, const char *name, const
         kl_json_init(&j);
         kl_json_obj_begin(&j, NULL);
         kl_json_str(&j, "channel", addr);
-        kl_json_str(&j, "action", add ? "publisher_add" : "publisher_remove");
-        kl_json_str(&j, "publisher", target);
+        kl_json_str(&j, "action", member ? (add ? "member_add" : "member_remove")
+                                         : (add ? "publisher_add" : "publisher_remove"));
+        kl_json_str(&j, member ? "member" : "publisher", target);
         kl_json_str(&j, "identity_key", k);
         kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
+        if (kl_channel_members_only(x.c)) {
+            kl_json_uint(&j, "members", kl_channel_added_count(x.c));
+            kl_json_uint(&j, "epoch", kl_channel_epoch(x.c));
+            kl_json_uint(&j, "key_missing", missing);
+        }
         kl_slog_json_line(&j);
+    } else if (member) {
+        printf("%s %s %s.\n", target, add ? "can now read" : "can no longer read", addr);
     } else {
         printf("%s %s %s.\n", target, add ? "can now post on" : "can no longer post on", addr);
     }
+    if (!cli->json && kl_channel_members_only(x.c) && !add)
+        printf("A new channel key (epoch %llu) went to the remaining members.\n",
+               (unsigned long long)kl_channel_epoch(x.c));
 out:
     kl_chan_free(&x);
     kl_conn_close(conn);
@@ -302,6 +379,41 @@ static int read_stdin(char **out, size_t *len)
     buf[n] = '\0';
     *out = buf;
     *len = n;
+    return 0;
+}
+
+/* Build the post of a members-only channel, sealed under the current
+ * epoch's key (the owner first hands out keys not yet delivered). Exit
+ * code. */
+static int sealed_post(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, const kl_message_t *m,
+                       const char *text, uint8_t **body, size_t *blen)
+{
+    uint8_t key[KL_CHANNEL_KEY], owner[32];
+    size_t missing = 0;
+    uint64_t epoch = kl_channel_epoch(x->c);
+    int owned = kl_channel_owner(x->c, owner) == 0 && kl_memcmp(owner, cli->me.pk, 32) == 0;
+    int r = owned ? kl_chan_distribute(cli, conn, x, &missing) : 0;
+    if (r)
+        return kl_cli_relay_fail(conn, r, "send the channel key");
+    r = owned ? kl_chan_own_key(cli, x, key) : kl_chan_key_get(cli, x, epoch, key);
+    if (r == KL_ENOTFOUND) {
+        kl_cli_err("you do not have the key of %s for its current epoch (%llu) yet; the owner's "
+                   "kollega sends it: run `kollega receive` and try again", x->address,
+                   (unsigned long long)epoch);
+        return KL_EXIT_FAIL;
+    }
+    if (r == 0)
+        r = kl_channel_post_build_sealed(x->c, cli->me.sk, cli->me.pk, cli->me.address, m->id,
+                                         m->sent_at, key, epoch, text, body, blen);
+    kl_memzero(key, sizeof key);
+    if (r == KL_ETOOBIG) {
+        kl_cli_err("the post is too long for a channel (at most about 48 KiB); split it up");
+        return KL_EXIT_USAGE;
+    }
+    if (r) {
+        kl_cli_err("cannot encrypt and sign the post (%s)", kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
     return 0;
 }
 
@@ -344,8 +456,14 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     }
     kl_random(m.id, KL_MSG_ID);
     m.sent_at = kl_now_ms();
-    r = kl_channel_post_build(x.c, cli->me.sk, cli->me.pk, cli->me.address, m.id, m.sent_at,
-                              text, &body, &blen);
+    if (kl_channel_members_only(x.c)) {
+        if ((rc = sealed_post(cli, conn, &x, &m, text, &body, &blen)))
+            goto out;
+        r = 0;
+    } else {
+        r = kl_channel_post_build(x.c, cli->me.sk, cli->me.pk, cli->me.address, m.id, m.sent_at,
+                                  text, &body, &blen);
+    }
     if (r) {
         if (r == KL_ETOOBIG)
             kl_cli_err("the post is too long for a channel (at most about 48 KiB); split it up");
@@ -492,174 +610,36 @@ out:
     return rc;
 }
 
-/* ---- list ---------------------------------------------------------------- */
-
-/* Channels one list shows (the relay lists at most 256 subscriptions). */
-#define LIST_MAX 512
-
-typedef struct item {
-    char address[KL_ADDR_MAX + 1];
-    int subscribed, owned;
-    uint64_t last_seq, cursor;
-} item_t;
-
-typedef struct items {
-    item_t *v;
-    size_t n, cap;
-} items_t;
-
-static item_t *item_get(items_t *it, const char *address)
-{
-    for (size_t i = 0; i < it->n; i++)
-        if (strcmp(it->v[i].address, address) == 0)
-            return &it->v[i];
-    if (it->n == it->cap)
-        return NULL;
-    item_t *x = &it->v[it->n++];
-    memset(x, 0, sizeof *x);
-    snprintf(x->address, sizeof x->address, "%s", address);
-    return x;
-}
-
-static int collect_owned(void *ud, const kl_store_channel_t *c)
-{
-    if (c->owned) {
-        item_t *x = item_get(ud, c->address);
-        if (x)
-            x->owned = 1;
-    }
-    return 0;
-}
-
-static void print_item(kl_cli_t *cli, kl_conn_t *conn, const item_t *it)
-{
-    kl_chan_t x;
-    uint8_t owner[32];
-    memset(&x, 0, sizeof x);
-    int ok = kl_chan_load(cli, it->address, &x) == 0;
-    if (ok && kl_chan_sync_ops(cli, conn, &x) != 0)
-        kl_cli_err("cannot read the publishers of %s: %s", it->address, kl_conn_error(conn));
-    size_t np = ok ? kl_channel_publisher_count(x.c) : 0;
-    int has_owner = ok && kl_channel_owner(x.c, owner) == 0;
-    kl_json_t j;
-    if (cli->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", it->address);
-        kl_json_bool(&j, "subscribed", it->subscribed);
-        kl_json_bool(&j, "owned", it->owned);
-        kl_json_uint(&j, "last_seq", it->last_seq);
-        kl_json_uint(&j, "cursor", it->cursor);
-        kl_json_bool(&j, "valid", ok && !x.invalid);
-        kl_json_arr_begin(&j, "publishers");
-    } else {
-        printf("%s%s%s\n", it->address, it->owned ? "  (owner: you)" : "",
-               it->subscribed ? "  subscribed" : "");
-    }
-    for (size_t i = 0; i < np; i++) {
-        uint8_t key[32];
-        char a[256], k[64];
-        if (kl_channel_publisher_at(x.c, i, key, a) != 0)
-            continue;
-        int is_owner = has_owner && kl_memcmp(key, owner, 32) == 0;
-        if (cli->json) {
-            kl_b64_encode(key, 32, k, sizeof k);
-            kl_json_obj_begin(&j, NULL);
-            kl_json_str(&j, "address", a);
-            kl_json_str(&j, "identity_key", k);
-            kl_json_bool(&j, "owner", is_owner);
-            kl_json_obj_end(&j);
-        } else {
-            printf("    publisher %s%s\n", a, is_owner ? " (owner)" : "");
-        }
-    }
-    if (cli->json) {
-        kl_json_arr_end(&j);
-        kl_slog_json_line(&j);
-    }
-    if (ok)
-        kl_chan_free(&x);
-}
-
-static int cmd_list(kl_cli_t *cli)
-{
-    kl_conn_t *conn = NULL;
-    kl_frame_t *resp = NULL;
-    items_t it = {NULL, 0, LIST_MAX};
-    int rc = kl_cli_open(cli), r;
-    if (rc)
-        return rc;
-    if ((rc = kl_cli_connect(cli, &conn)))
-        return rc;
-    it.v = calloc(it.cap, sizeof *it.v);
-    if (it.v == NULL || (r = kl_store_channel_schema(cli->st)) != 0) {
-        kl_cli_err("out of memory or cannot read your store");
-        rc = KL_EXIT_FAIL;
-        goto out;
-    }
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    if ((r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp))) {
-        rc = kl_cli_relay_fail(conn, r, "list your subscriptions");
-        goto out;
-    }
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    for (size_t i = 0; res && i < res->n_channels; i++) {
-        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
-        char addr[KL_ADDR_MAX + 1];
-        item_t *x;
-        if (ci == NULL || kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0 ||
-            (x = item_get(&it, addr)) == NULL)
-            continue;
-        x->subscribed = 1;
-        x->last_seq = ci->last_seq;
-        x->cursor = ci->cursor;
-    }
-    if ((r = kl_store_channel_each(cli->st, collect_owned, &it))) {
-        kl_cli_err("cannot read your channels from the store (%s)", kl_strerror(r));
-        rc = KL_EXIT_FAIL;
-        goto out;
-    }
-    for (size_t i = 0; i < it.n; i++)
-        print_item(cli, conn, &it.v[i]);
-    if (it.n == 0 && !cli->json)
-        printf("No channels: subscribe with `kollega channel subscribe !NAME@RELAY`.\n");
-out:
-    kl_wire_free(resp);
-    free(it.v);
-    kl_conn_close(conn);
-    return rc;
-}
-
-int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog)
+int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog,
+                   int members_only)
 {
     const char *sub = npos > 1 ? pos[1] : "";
     long n = 0;
     int rc;
     if (backlog && strcmp(sub, "subscribe") != 0)
         return usage("--backlog belongs to `channel subscribe`");
+    if (members_only && strcmp(sub, "create") != 0)
+        return usage("--members-only belongs to `channel create`");
     if (strcmp(sub, "list") == 0) {
         if (npos != 2)
             return usage("channel list takes no arguments (got '%s')", pos[2]);
-        return cmd_list(cli);
+        return kl_chan_cmd_list(cli);
     }
-    if (strcmp(sub, "publisher") == 0) {
+    if (strcmp(sub, "publisher") == 0 || strcmp(sub, "member") == 0) {
         const char *op = npos > 2 ? pos[2] : "";
         if (strcmp(op, "add") != 0 && strcmp(op, "remove") != 0)
-            return usage("channel publisher needs add or remove (got '%s')", op);
+            return usage("channel %s needs add or remove (got '%s')", sub, op);
         if (npos != 5)
-            return usage("channel publisher %s needs !NAME and ADDRESS", op);
+            return usage("channel %s %s needs !NAME and ADDRESS", sub, op);
         if ((rc = chan_syntax(pos[3])))
             return rc;
-        return cmd_publisher(cli, op, pos[3], pos[4]);
+        return cmd_roster(cli, strcmp(sub, "member") == 0, op, pos[3], pos[4]);
     }
     int create = strcmp(sub, "create") == 0, post = strcmp(sub, "post") == 0;
     int subscribe = strcmp(sub, "subscribe") == 0, unsub = strcmp(sub, "unsubscribe") == 0;
     if (!create && !post && !subscribe && !unsub)
-        return usage("channel needs create, publisher, post, subscribe, unsubscribe or list "
-                     "(got '%s')", sub);
+        return usage("channel needs create, publisher, member, post, subscribe, unsubscribe "
+                     "or list (got '%s')", sub);
     if (npos != (post ? 4 : 3))
         return usage(post ? "channel %s needs !NAME and TEXT (use - to read TEXT from stdin)"
                           : "channel %s needs exactly one !NAME", sub);
@@ -672,7 +652,7 @@ int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *
             return usage("--backlog needs a whole number from 0 to 10000, not '%s'", backlog);
     }
     if (create)
-        return cmd_create(cli, pos[2]);
+        return cmd_create(cli, pos[2], members_only);
     if (post)
         return cmd_post(cli, pos[2], pos[3]);
     return cmd_subscribe(cli, pos[2], subscribe, n);

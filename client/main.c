@@ -42,8 +42,9 @@ static const char USAGE[] =
     "  history [ADDRESS|#GROUP] [--search TEXT] [--limit N]\n"
     "                               show stored messages\n"
     "  send #GROUP TEXT             write to a group you are a member of\n"
-    "  channel create|publisher|post|subscribe|unsubscribe|list ...\n"
-    "                               signed broadcast channels (!NAME@RELAY);\n"
+    "  channel create|publisher|member|post|subscribe|unsubscribe|list ...\n"
+    "                               signed broadcast channels (!NAME@RELAY), public\n"
+    "                               or members-only;\n"
     "                               see `kollega channel --help`\n"
     "  group create|invite|request|approve|members|remove|leave|role ...\n"
     "                               closed groups whose members decide who joins;\n"
@@ -157,7 +158,7 @@ static const struct help HELP[] = {
 
 typedef struct args {
     const char *home;
-    int json, help, no_pass, confirm, follow;
+    int json, help, no_pass, confirm, follow, members_only;
     const char *invite, *name, *timeout, *search, *limit, *policy, *retention, *successor;
     const char *backlog;
     int seen_invite, seen_name, seen_timeout, seen_search, seen_limit, seen_policy,
@@ -225,6 +226,7 @@ static int parse(int argc, char **argv, args_t *a)
             {"--backlog", &a->backlog, NULL},
             {"--json", NULL, &a->json},       {"--no-passphrase", NULL, &a->no_pass},
             {"--confirm", NULL, &a->confirm}, {"--follow", NULL, &a->follow},
+            {"--members-only", NULL, &a->members_only},
         };
         size_t k;
         for (k = 0; k < sizeof opts / sizeof opts[0]; k++)
@@ -372,6 +374,8 @@ static int run(kl_cli_t *cli, args_t *a)
     int rc;
     if (a->backlog && strcmp(cmd, "channel") != 0)
         return usage_err(cmd, "--backlog belongs to `channel subscribe`%s", "");
+    if (a->members_only && strcmp(cmd, "channel") != 0)
+        return usage_err(cmd, "--members-only belongs to `channel create`%s", "");
     if (strcmp(cmd, "init") == 0) {
         if ((rc = only(a, cmd, 1, 0, 0, 0)))
             return rc;
@@ -455,7 +459,7 @@ static int run(kl_cli_t *cli, args_t *a)
     if (strcmp(cmd, "channel") == 0) {
         if ((rc = only(a, cmd, 0, 0, 0, 0)))
             return rc;
-        return kl_cmd_channel(cli, a->npos, a->pos, a->backlog);
+        return kl_cmd_channel(cli, a->npos, a->pos, a->backlog, a->members_only);
     }
     if (strcmp(cmd, "help") == 0)
         return print_help(a->npos > 1 ? a->pos[1] : NULL);

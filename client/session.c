@@ -19,6 +19,7 @@
 
 #include "kollega/addr.h"
 #include "kollega/buf.h"
+#include "kollega/channel.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/ratchet.h"
@@ -192,6 +193,7 @@ int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *o
 {
     Kollega__E2e__V1__Content m = KOLLEGA__E2E__V1__CONTENT__INIT;
     Kollega__E2e__V1__SenderKeyDistribution skd = KOLLEGA__E2E__V1__SENDER_KEY_DISTRIBUTION__INIT;
+    Kollega__E2e__V1__ChannelKey ck = KOLLEGA__E2E__V1__CHANNEL_KEY__INIT;
     *out = NULL;
     if (c->text_len > KL_TEXT_MAX)
         return KL_ETOOBIG;
@@ -212,6 +214,13 @@ int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *o
         skd.dist.data = (uint8_t *)c->dist;
         skd.dist.len = KL_SENDERKEY_DIST;
         m.sender_key = &skd;
+    }
+    if (c->has_ckey) {
+        ck.channel = (char *)c->ckey_channel;
+        ck.epoch = c->ckey_epoch;
+        ck.key.data = (uint8_t *)c->ckey;
+        ck.key.len = 32;
+        m.channel_key = &ck;
     }
     if (c->group_index) {
         m.group_index = c->group_index;
@@ -269,6 +278,17 @@ int kl_content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
         c->dist_epoch = d->epoch;
         memcpy(c->dist, d->dist.data, KL_SENDERKEY_DIST);
     }
+    if (m->channel_key) {
+        const Kollega__E2e__V1__ChannelKey *k = m->channel_key;
+        size_t clen = k->channel ? strlen(k->channel) : 0;
+        if (clen == 0 || clen > KL_ADDR_MAX || !kl_channel_addr_valid(k->channel) ||
+            k->epoch == 0 || k->key.len != 32)
+            goto out;
+        c->has_ckey = 1;
+        memcpy(c->ckey_channel, k->channel, clen);
+        c->ckey_epoch = k->epoch;
+        memcpy(c->ckey, k->key.data, 32);
+    }
     if (m->group_index && m->group_head.len != 32)
         goto out;
     if (m->group_index) {
@@ -286,6 +306,8 @@ out:
         kl_memzero(m->text, tlen);
     if (m->sender_key && m->sender_key->dist.data)
         kl_memzero(m->sender_key->dist.data, m->sender_key->dist.len);
+    if (m->channel_key && m->channel_key->key.data)
+        kl_memzero(m->channel_key->key.data, m->channel_key->key.len);
     kollega__e2e__v1__content__free_unpacked(m, NULL);
     if (r)
         kl_memzero(c, sizeof *c);

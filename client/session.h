@@ -39,6 +39,10 @@ typedef struct kl_content {
     uint8_t dist[KL_SENDERKEY_DIST];
     uint64_t group_index;        /* group message: the author's next_index (0 = none) */
     uint8_t group_head[32];      /* and its head then (with group_index) */
+    int has_ckey;                /* a members-only channel's key (client/channel_keys.c) */
+    char ckey_channel[KL_ADDR_MAX + 1];
+    uint64_t ckey_epoch;
+    uint8_t ckey[32];
 } kl_content_t;
 
 /* Pack c and pad it to 256-byte blocks: *out malloc'd with *cap bytes

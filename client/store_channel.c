@@ -19,6 +19,12 @@ static const char CHANNEL_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS channels(chan TEXT PRIMARY KEY, cursor INTEGER NOT NULL,"
     " subscribed INTEGER NOT NULL, owned INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS channel_ops(chan TEXT NOT NULL, idx INTEGER NOT NULL,"
+    " box BLOB NOT NULL, PRIMARY KEY(chan, idx));"
+    "CREATE TABLE IF NOT EXISTS channel_keys(chan TEXT NOT NULL, epoch INTEGER NOT NULL,"
+    " sender BLOB NOT NULL, box BLOB NOT NULL, PRIMARY KEY(chan, epoch, sender));"
+    "CREATE TABLE IF NOT EXISTS channel_key_sent(chan TEXT NOT NULL, epoch INTEGER NOT NULL,"
+    " member BLOB NOT NULL, PRIMARY KEY(chan, epoch, member));"
+    "CREATE TABLE IF NOT EXISTS channel_pending(chan TEXT NOT NULL, idx INTEGER NOT NULL,"
     " box BLOB NOT NULL, PRIMARY KEY(chan, idx));";
 
 int kl_store_channel_schema(kl_store_t *st)
@@ -99,4 +105,138 @@ int kl_store_channel_op_each(kl_store_t *st, const char *chan,
 {
     return kl_store_log_each(st, "SELECT idx, box FROM channel_ops WHERE chan = ?1 ORDER BY idx",
                              "channel_ops", chan, cb, ud);
+}
+
+/* ---- members-only channels: keys, who has them, posts waiting ---------- */
+
+/* "channel_keys|<chan>|<sender hex>|<epoch>": a box opens only in its row. */
+static int key_label(char *out, size_t cap, const char *chan, const uint8_t sender[32],
+                     uint64_t epoch)
+{
+    char hex[65], k[KL_ADDR_MAX + 80];
+    kl_hex_encode(sender, 32, hex, sizeof hex);
+    int n = snprintf(k, sizeof k, "%s|%s", chan, hex);
+    if (n < 0 || (size_t)n >= sizeof k)
+        return KL_ETOOBIG;
+    return kl_store_row_label(out, cap, "channel_keys", k, epoch);
+}
+
+int kl_store_channel_key_put(kl_store_t *st, const char *chan, uint64_t epoch,
+                             const uint8_t sender[32], const uint8_t key[KL_CHANNEL_KEY])
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    int found = 0;
+    int r = key_label(label, sizeof label, chan, sender, epoch);
+    /* Bounded: whoever sends keys, at most KL_STORE_CHANNEL_KEYS rows per channel. */
+    if (r == 0)
+        r = kl_store_prepare(st, "SELECT 1 FROM channel_keys WHERE chan = ?1 LIMIT 1 OFFSET ?2",
+                             &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, KL_STORE_CHANNEL_KEYS - 1);
+    if ((r = kl_store_step_exists(s, &found)))
+        return r;
+    if (found)
+        return KL_ELIMIT;
+    if ((r = kl_store_prepare(st, "INSERT OR IGNORE INTO channel_keys(chan, epoch, sender, box)"
+                                  " VALUES(?1, ?2, ?3, ?4)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
+    sqlite3_bind_blob(s, 3, sender, 32, SQLITE_STATIC);
+    return kl_store_exec_sealed(st, s, 4, label, key, KL_CHANNEL_KEY);
+}
+
+int kl_store_channel_key_get(kl_store_t *st, const char *chan, uint64_t epoch,
+                             const uint8_t sender[32], uint8_t key[KL_CHANNEL_KEY])
+{
+    char label[KL_ADDR_MAX + 200];
+    sqlite3_stmt *s;
+    uint8_t *pt = NULL;
+    size_t len = 0;
+    int r = key_label(label, sizeof label, chan, sender, epoch);
+    if (r == 0)
+        r = kl_store_prepare(st, "SELECT box FROM channel_keys WHERE chan = ?1 AND epoch = ?2"
+                                 " AND sender = ?3", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
+    sqlite3_bind_blob(s, 3, sender, 32, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r = kl_store_column_unseal(st, s, 0, label, &pt, &len);
+        if (r == 0 && len != KL_CHANNEL_KEY)
+            r = KL_EPROTO;
+        if (r == 0)
+            memcpy(key, pt, KL_CHANNEL_KEY);
+        if (pt)
+            kl_free_wipe(pt, len);
+    } else {
+        r = rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_channel_key_sent(kl_store_t *st, const char *chan, uint64_t epoch,
+                              const uint8_t member[32], int mark, int *sent)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, mark ? "INSERT OR IGNORE INTO channel_key_sent(chan, epoch,"
+                                        " member) VALUES(?1, ?2, ?3)"
+                                      : "SELECT 1 FROM channel_key_sent WHERE chan = ?1 AND"
+                                        " epoch = ?2 AND member = ?3", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
+    sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
+    if (mark)
+        return kl_store_exec_stmt(s);
+    return kl_store_step_exists(s, sent);
+}
+
+int kl_store_channel_pending_put(kl_store_t *st, const char *chan, uint64_t seq,
+                                 const uint8_t *post, size_t len)
+{
+    sqlite3_stmt *s;
+    int found = 0;
+    if (len == 0 || len > KL_CHANNEL_MAX_POST)
+        return KL_EINVAL;
+    int r = kl_store_prepare(st, "SELECT 1 FROM channel_pending WHERE chan = ?1 LIMIT 1"
+                                 " OFFSET ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, KL_STORE_CHANNEL_PENDING - 1);
+    if ((r = kl_store_step_exists(s, &found)))
+        return r;
+    if (found)
+        return KL_ELIMIT;
+    r = kl_store_log_put(st, "INSERT OR IGNORE INTO channel_pending(chan, idx, box)"
+                             " VALUES(?1, ?2, ?3)", "channel_pending", chan, seq, post, len);
+    return r;
+}
+
+int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
+                                  int (*cb)(void *ud, uint64_t seq, const uint8_t *post,
+                                            size_t len),
+                                  void *ud)
+{
+    return kl_store_log_each(st, "SELECT idx, box FROM channel_pending WHERE chan = ?1"
+                                 " ORDER BY idx", "channel_pending", chan, cb, ud);
+}
+
+int kl_store_channel_pending_delete(kl_store_t *st, const char *chan, uint64_t seq)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM channel_pending WHERE chan = ?1 AND idx = ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    return kl_store_exec_stmt(s);
 }

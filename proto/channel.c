@@ -10,23 +10,13 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/channel.h"
+#include "channel_int.h"
 #include "pbcanon.h"
 
-#define ADDR_CAP 256
-#define UNPACK_BUDGET(max) (8u * (max))
+#define ADDR_CAP KL_CH_ADDR_CAP
+#define UNPACK_BUDGET(max) KL_CH_UNPACK_BUDGET(max)
 
-typedef struct publisher {
-    uint8_t key[32];
-    char address[ADDR_CAP];
-} publisher_t;
-
-struct kl_channel {
-    char address[ADDR_CAP];
-    uint64_t next;
-    uint8_t head[32];
-    publisher_t pub[KL_CHANNEL_MAX_PUBLISHERS]; /* pub[0] is the owner */
-    size_t npub;
-};
+typedef kl_ch_entry_t publisher_t;
 
 /* A decoded op, free of protobuf-c structs. */
 typedef struct cop {
@@ -35,6 +25,7 @@ typedef struct cop {
     char actor_address[ADDR_CAP];
     uint8_t target[32];
     char target_address[ADDR_CAP];
+    int members_only;
 } cop_t;
 
 const char *kl_channel_verr_str(kl_channel_verr_t why)
@@ -49,12 +40,16 @@ const char *kl_channel_verr_str(kl_channel_verr_t why)
     case KL_CV_NOT_PUBLISHER: return "not a publisher of this channel";
     case KL_CV_ALREADY_PUBLISHER: return "already a publisher";
     case KL_CV_OWNER: return "the owner cannot be removed";
-    case KL_CV_LIMIT: return "too many publishers";
+    case KL_CV_LIMIT: return "too many publishers or members";
+    case KL_CV_PUBLIC: return "not allowed in a public channel (members-only channels only)";
+    case KL_CV_NOT_MEMBER: return "not an added member of this channel";
+    case KL_CV_ALREADY_MEMBER: return "already a member";
+    case KL_CV_EPOCH: return "the post's key epoch is not one of this channel's";
     }
     return "unknown reason";
 }
 
-static int err_of(kl_channel_verr_t why)
+int kl_ch_err_of(kl_channel_verr_t why)
 {
     switch (why) {
     case KL_CV_OK: return 0;
@@ -67,8 +62,7 @@ static int err_of(kl_channel_verr_t why)
     }
 }
 
-/* A user address that fits ADDR_CAP. */
-static int user_addr_ok(const char *s)
+int kl_ch_user_addr_ok(const char *s)
 {
     kl_addr_t a;
     return s != NULL && strnlen(s, ADDR_CAP) < ADDR_CAP && kl_addr_parse(s, &a) == 0 &&
@@ -77,15 +71,35 @@ static int user_addr_ok(const char *s)
 
 int kl_channel_addr_valid(const char *s)
 {
-    return s != NULL && s[0] == '!' && strnlen(s, ADDR_CAP) < ADDR_CAP && user_addr_ok(s + 1);
+    return s != NULL && s[0] == '!' && strnlen(s, ADDR_CAP) < ADDR_CAP && kl_ch_user_addr_ok(s + 1);
 }
 
-static size_t find_pub(const kl_channel_t *c, const uint8_t key[32])
+size_t kl_ch_find_pub(const kl_channel_t *c, const uint8_t key[32])
 {
     for (size_t i = 0; i < c->npub; i++)
         if (memcmp(c->pub[i].key, key, 32) == 0)
             return i;
     return SIZE_MAX;
+}
+
+size_t kl_ch_find_mem(const kl_channel_t *c, const uint8_t key[32])
+{
+    for (size_t i = 0; i < c->nmem; i++)
+        if (memcmp(c->mem[i].key, key, 32) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The key and address of an add_publisher / add_member body. */
+static kl_channel_verr_t decode_add(const ProtobufCMessage *m, const ProtobufCBinaryData *key,
+                                    const char *address, cop_t *o, kl_channel_opkind_t kind)
+{
+    if (m == NULL || !kl_pb_known_only(m) || !kl_pb_key32(key, o->target) ||
+        !kl_ch_user_addr_ok(address))
+        return KL_CV_MALFORMED;
+    o->kind = kind;
+    strcpy(o->target_address, address); /* length checked */
+    return KL_CV_OK;
 }
 
 static kl_channel_verr_t decode_body(const Kollega__Channel__V1__Op *p, cop_t *o)
@@ -95,14 +109,23 @@ static kl_channel_verr_t decode_body(const Kollega__Channel__V1__Op *p, cop_t *o
         if (p->create == NULL || !kl_pb_known_only(p->create))
             return KL_CV_MALFORMED;
         o->kind = KL_COP_CREATE;
+        o->members_only = p->create->members_only != 0;
         return KL_CV_OK;
     case KOLLEGA__CHANNEL__V1__OP__BODY_ADD_PUBLISHER:
-        if (p->add_publisher == NULL || !kl_pb_known_only(p->add_publisher) ||
-            !kl_pb_key32(&p->add_publisher->key, o->target) ||
-            !user_addr_ok(p->add_publisher->address))
+        if (p->add_publisher == NULL)
             return KL_CV_MALFORMED;
-        o->kind = KL_COP_ADD_PUBLISHER;
-        strcpy(o->target_address, p->add_publisher->address); /* length checked */
+        return decode_add(&p->add_publisher->base, &p->add_publisher->key,
+                          p->add_publisher->address, o, KL_COP_ADD_PUBLISHER);
+    case KOLLEGA__CHANNEL__V1__OP__BODY_ADD_MEMBER:
+        if (p->add_member == NULL)
+            return KL_CV_MALFORMED;
+        return decode_add(&p->add_member->base, &p->add_member->key, p->add_member->address, o,
+                          KL_COP_ADD_MEMBER);
+    case KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_MEMBER:
+        if (p->remove_member == NULL || !kl_pb_known_only(p->remove_member) ||
+            !kl_pb_key32(&p->remove_member->key, o->target))
+            return KL_CV_MALFORMED;
+        o->kind = KL_COP_REMOVE_MEMBER;
         return KL_CV_OK;
     case KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_PUBLISHER:
         if (p->remove_publisher == NULL || !kl_pb_known_only(p->remove_publisher) ||
@@ -133,7 +156,7 @@ static kl_channel_verr_t decode_verify(const kl_channel_t *c, const uint8_t *in,
         goto out;
     p = (Kollega__Channel__V1__Op *)kl_pb_unpack_canonical(
         &kollega__channel__v1__op__descriptor, &b, so->op.data, so->op.len, KL_CHANNEL_MAX_OP);
-    if (p == NULL || !kl_pb_key32(&p->actor, o->actor) || !user_addr_ok(p->actor_address) ||
+    if (p == NULL || !kl_pb_key32(&p->actor, o->actor) || !kl_ch_user_addr_ok(p->actor_address) ||
         (p->prev.len != 0 && p->prev.len != 32))
         goto out;
     strcpy(o->actor_address, p->actor_address); /* length checked */
@@ -166,7 +189,17 @@ static kl_channel_verr_t check_rules(const kl_channel_t *c, const cop_t *o)
         return KL_CV_OK; /* index 0 only: checked by the chain */
     if (memcmp(o->actor, c->pub[0].key, 32) != 0)
         return KL_CV_NOT_OWNER;
-    size_t i = find_pub(c, o->target);
+    if (o->kind == KL_COP_ADD_MEMBER || o->kind == KL_COP_REMOVE_MEMBER) {
+        if (!c->members_only)
+            return KL_CV_PUBLIC;
+        size_t m = kl_ch_find_mem(c, o->target);
+        if (o->kind == KL_COP_REMOVE_MEMBER)
+            return m == SIZE_MAX ? KL_CV_NOT_MEMBER : KL_CV_OK;
+        if (m != SIZE_MAX || kl_ch_find_pub(c, o->target) != SIZE_MAX)
+            return KL_CV_ALREADY_MEMBER;
+        return c->nmem < KL_CHANNEL_MAX_MEMBERS ? KL_CV_OK : KL_CV_LIMIT;
+    }
+    size_t i = kl_ch_find_pub(c, o->target);
     if (o->kind == KL_COP_ADD_PUBLISHER) {
         if (i != SIZE_MAX)
             return KL_CV_ALREADY_PUBLISHER;
@@ -195,7 +228,20 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
     if (why != NULL)
         *why = w;
     if (w != KL_CV_OK)
-        return err_of(w);
+        return kl_ch_err_of(w);
+    if (o.kind == KL_COP_ADD_MEMBER && c->nmem == c->capmem) {
+        size_t cap = c->capmem ? 2 * c->capmem : 16;
+        if (cap > KL_CHANNEL_MAX_MEMBERS)
+            cap = KL_CHANNEL_MAX_MEMBERS;
+        kl_ch_entry_t *m = realloc(c->mem, cap * sizeof *m);
+        if (m == NULL) {
+            if (why != NULL)
+                *why = KL_CV_OK; /* no verdict on the op: may be retried */
+            return KL_ENOMEM;
+        }
+        c->mem = m;
+        c->capmem = cap;
+    }
 
     size_t i;
     switch (o.kind) {
@@ -203,6 +249,20 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
         memcpy(c->pub[0].key, o.actor, 32);
         strcpy(c->pub[0].address, o.actor_address);
         c->npub = 1;
+        c->members_only = o.members_only;
+        c->epoch = 1;
+        break;
+    case KL_COP_ADD_MEMBER:
+        memcpy(c->mem[c->nmem].key, o.target, 32);
+        strcpy(c->mem[c->nmem].address, o.target_address);
+        c->nmem++;
+        break;
+    case KL_COP_REMOVE_MEMBER:
+        i = kl_ch_find_mem(c, o.target);
+        strcpy(o.target_address, c->mem[i].address);
+        memmove(c->mem + i, c->mem + i + 1, (c->nmem - i - 1) * sizeof *c->mem);
+        c->nmem--;
+        c->epoch++;
         break;
     case KL_COP_ADD_PUBLISHER:
         memcpy(c->pub[c->npub].key, o.target, 32);
@@ -210,9 +270,11 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
         c->npub++;
         break;
     case KL_COP_REMOVE_PUBLISHER:
-        i = find_pub(c, o.target);
+        i = kl_ch_find_pub(c, o.target);
+        strcpy(o.target_address, c->pub[i].address);
         memmove(c->pub + i, c->pub + i + 1, (c->npub - i - 1) * sizeof *c->pub);
         c->npub--;
+        c->epoch++;
         break;
     }
     kl_sha256(signed_op, len, c->head);
@@ -222,6 +284,8 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
         memcpy(ev->actor, o.actor, 32);
         memcpy(ev->target, o.target, 32);
         memcpy(ev->target_address, o.target_address, ADDR_CAP);
+        ev->members_only = c->members_only;
+        ev->epoch = c->epoch;
     }
     c->next++;
     return 0;
@@ -230,9 +294,10 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
 /* Pack op_or_post (a message) and wrap it with the signature by sk over
  * ctx || packed into a SignedOp / SignedPost (same layout: bytes 1, bytes
  * 2), malloc'd into *out. */
-static int sign_wrap(const ProtobufCMessage *inner, const char *ctx, size_t max,
-                     const uint8_t sk[64], uint8_t **out, size_t *outlen)
+int kl_ch_sign_wrap(const void *inner_msg, const char *ctx, size_t max, const uint8_t sk[64],
+                    uint8_t **out, size_t *outlen)
 {
+    const ProtobufCMessage *inner = inner_msg;
     uint8_t sig[KL_SIG];
     size_t n = protobuf_c_message_get_packed_size(inner);
     int r = KL_ETOOBIG;
@@ -269,18 +334,20 @@ out:
     return r;
 }
 
-int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
-                        const uint8_t actor_pk[32], const char *actor_address, uint64_t ts,
-                        kl_channel_opkind_t kind, const uint8_t target[32],
-                        const char *target_address, uint8_t **out, size_t *outlen)
+static int op_build(const kl_channel_t *c, const uint8_t actor_sk[64], const uint8_t actor_pk[32],
+                    const char *actor_address, uint64_t ts, kl_channel_opkind_t kind,
+                    int members_only, const uint8_t target[32], const char *target_address,
+                    uint8_t **out, size_t *outlen)
 {
+    Kollega__Channel__V1__AddMember addm = KOLLEGA__CHANNEL__V1__ADD_MEMBER__INIT;
+    Kollega__Channel__V1__RemoveMember rmm = KOLLEGA__CHANNEL__V1__REMOVE_MEMBER__INIT;
     Kollega__Channel__V1__Op op = KOLLEGA__CHANNEL__V1__OP__INIT;
     Kollega__Channel__V1__Create create = KOLLEGA__CHANNEL__V1__CREATE__INIT;
     Kollega__Channel__V1__AddPublisher add = KOLLEGA__CHANNEL__V1__ADD_PUBLISHER__INIT;
     Kollega__Channel__V1__RemovePublisher rm = KOLLEGA__CHANNEL__V1__REMOVE_PUBLISHER__INIT;
     uint8_t tkey[32], pk[32], prev[32];
 
-    if (c == NULL || actor_sk == NULL || actor_pk == NULL || !user_addr_ok(actor_address) ||
+    if (c == NULL || actor_sk == NULL || actor_pk == NULL || !kl_ch_user_addr_ok(actor_address) ||
         out == NULL || outlen == NULL)
         return KL_EINVAL;
     memcpy(pk, actor_pk, 32);
@@ -297,11 +364,31 @@ int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
     op.ts = ts;
     switch (kind) {
     case KL_COP_CREATE:
+        create.members_only = members_only != 0;
         op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_CREATE;
         op.create = &create;
         break;
+    case KL_COP_ADD_MEMBER:
+        if (target == NULL || !kl_ch_user_addr_ok(target_address))
+            return KL_EINVAL;
+        memcpy(tkey, target, 32);
+        addm.key.data = tkey;
+        addm.key.len = 32;
+        addm.address = (char *)target_address;
+        op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_ADD_MEMBER;
+        op.add_member = &addm;
+        break;
+    case KL_COP_REMOVE_MEMBER:
+        if (target == NULL)
+            return KL_EINVAL;
+        memcpy(tkey, target, 32);
+        rmm.key.data = tkey;
+        rmm.key.len = 32;
+        op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_MEMBER;
+        op.remove_member = &rmm;
+        break;
     case KL_COP_ADD_PUBLISHER:
-        if (target == NULL || !user_addr_ok(target_address))
+        if (target == NULL || !kl_ch_user_addr_ok(target_address))
             return KL_EINVAL;
         memcpy(tkey, target, 32);
         add.key.data = tkey;
@@ -322,105 +409,25 @@ int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
     default:
         return KL_EINVAL;
     }
-    return sign_wrap(&op.base, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP, actor_sk, out, outlen);
+    return kl_ch_sign_wrap(&op.base, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP, actor_sk, out,
+                           outlen);
 }
 
-int kl_channel_post_build(const kl_channel_t *c, const uint8_t sk[64], const uint8_t pk[32],
-                          const char *address, const uint8_t id[16], uint64_t ts,
-                          const char *text, uint8_t **out, size_t *outlen)
+int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
+                        const uint8_t actor_pk[32], const char *actor_address, uint64_t ts,
+                        kl_channel_opkind_t kind, const uint8_t target[32],
+                        const char *target_address, uint8_t **out, size_t *outlen)
 {
-    Kollega__Channel__V1__Post post = KOLLEGA__CHANNEL__V1__POST__INIT;
-    uint8_t key[32], pid[16];
-
-    if (c == NULL || sk == NULL || pk == NULL || id == NULL || text == NULL || out == NULL ||
-        outlen == NULL || !user_addr_ok(address))
-        return KL_EINVAL;
-    size_t i = find_pub(c, pk);
-    if (i == SIZE_MAX || strcmp(c->pub[i].address, address) != 0)
-        return KL_ESTATE;
-    memcpy(key, pk, 32);
-    memcpy(pid, id, 16);
-    post.channel = (char *)c->address;
-    post.publisher.data = key;
-    post.publisher.len = 32;
-    post.publisher_address = (char *)address;
-    post.id.data = pid;
-    post.id.len = 16;
-    post.ts = ts;
-    post.text = (char *)text;
-    return sign_wrap(&post.base, KL_CHANNEL_POST_CONTEXT, KL_CHANNEL_MAX_POST, sk, out, outlen);
+    return op_build(c, actor_sk, actor_pk, actor_address, ts, kind, 0, target, target_address,
+                    out, outlen);
 }
 
-int kl_channel_post_open(const kl_channel_t *c, const uint8_t *in, size_t len,
-                         kl_channel_post_t *out, kl_channel_verr_t *why)
+int kl_channel_op_build_create(const kl_channel_t *c, const uint8_t actor_sk[64],
+                               const uint8_t actor_pk[32], const char *actor_address,
+                               uint64_t ts, int members_only, uint8_t **out, size_t *outlen)
 {
-    kl_pb_budget_t b;
-    Kollega__Channel__V1__SignedPost *sp = NULL;
-    Kollega__Channel__V1__Post *p = NULL;
-    kl_channel_verr_t w = KL_CV_MALFORMED;
-    size_t i;
-
-    if (out != NULL)
-        memset(out, 0, sizeof *out);
-    if (c == NULL || out == NULL) {
-        if (why != NULL)
-            *why = w;
-        return KL_EINVAL;
-    }
-    kl_pb_budget_init(&b, UNPACK_BUDGET(KL_CHANNEL_MAX_POST));
-    sp = (Kollega__Channel__V1__SignedPost *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__signed_post__descriptor, &b, in, len, KL_CHANNEL_MAX_POST);
-    if (sp == NULL || sp->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Channel__V1__Post *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__post__descriptor, &b, sp->post.data, sp->post.len,
-        KL_CHANNEL_MAX_POST);
-    if (p == NULL || !kl_pb_key32(&p->publisher, out->publisher) || p->id.len != 16 ||
-        !user_addr_ok(p->publisher_address) || p->text == NULL)
-        goto out;
-    w = KL_CV_WRONG_CHANNEL;
-    if (p->channel == NULL || strcmp(p->channel, c->address) != 0)
-        goto out;
-    w = KL_CV_NOT_PUBLISHER;
-    i = find_pub(c, out->publisher);
-    if (i == SIZE_MAX || strcmp(c->pub[i].address, p->publisher_address) != 0)
-        goto out;
-    w = KL_CV_SIGNATURE;
-    if (kl_pb_verify_ctx(out->publisher, KL_CHANNEL_POST_CONTEXT, sp->post.data, sp->post.len,
-                         KL_CHANNEL_MAX_POST, &sp->signature) != 0)
-        goto out;
-    w = KL_CV_MALFORMED;
-    out->text_len = strlen(p->text);
-    out->text = malloc(out->text_len + 1);
-    if (out->text == NULL) {
-        kl_pb_free((ProtobufCMessage *)p, &b);
-        kl_pb_free((ProtobufCMessage *)sp, &b);
-        memset(out, 0, sizeof *out);
-        if (why != NULL)
-            *why = KL_CV_OK; /* no verdict on the post: may be retried */
-        return KL_ENOMEM;
-    }
-    memcpy(out->text, p->text, out->text_len + 1);
-    strcpy(out->publisher_address, p->publisher_address); /* length checked */
-    memcpy(out->id, p->id.data, 16);
-    out->ts = p->ts;
-    w = KL_CV_OK;
-out:
-    kl_pb_free((ProtobufCMessage *)p, &b);
-    kl_pb_free((ProtobufCMessage *)sp, &b);
-    if (w != KL_CV_OK)
-        memset(out, 0, sizeof *out);
-    if (why != NULL)
-        *why = w;
-    return err_of(w);
-}
-
-void kl_channel_post_clear(kl_channel_post_t *p)
-{
-    if (p == NULL)
-        return;
-    free(p->text);
-    memset(p, 0, sizeof *p);
+    return op_build(c, actor_sk, actor_pk, actor_address, ts, KL_COP_CREATE, members_only, NULL,
+                    NULL, out, outlen);
 }
 
 int kl_channel_new(kl_channel_t **out, const char *address)
@@ -440,6 +447,9 @@ int kl_channel_new(kl_channel_t **out, const char *address)
 
 void kl_channel_free(kl_channel_t *c)
 {
+    if (c == NULL)
+        return;
+    free(c->mem);
     free(c);
 }
 
@@ -468,7 +478,7 @@ int kl_channel_owner(const kl_channel_t *c, uint8_t key[32])
 
 int kl_channel_is_publisher(const kl_channel_t *c, const uint8_t key[32])
 {
-    return find_pub(c, key) != SIZE_MAX;
+    return kl_ch_find_pub(c, key) != SIZE_MAX;
 }
 
 size_t kl_channel_publisher_count(const kl_channel_t *c)
@@ -482,5 +492,34 @@ int kl_channel_publisher_at(const kl_channel_t *c, size_t i, uint8_t key[32], ch
         return KL_ENOTFOUND;
     memcpy(key, c->pub[i].key, 32);
     memcpy(address, c->pub[i].address, ADDR_CAP);
+    return 0;
+}
+
+int kl_channel_members_only(const kl_channel_t *c)
+{
+    return c->members_only;
+}
+
+int kl_channel_is_member(const kl_channel_t *c, const uint8_t key[32])
+{
+    return kl_ch_find_pub(c, key) != SIZE_MAX || kl_ch_find_mem(c, key) != SIZE_MAX;
+}
+
+uint64_t kl_channel_epoch(const kl_channel_t *c)
+{
+    return c->epoch;
+}
+
+size_t kl_channel_added_count(const kl_channel_t *c)
+{
+    return c->nmem;
+}
+
+int kl_channel_added_at(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256])
+{
+    if (i >= c->nmem)
+        return KL_ENOTFOUND;
+    memcpy(key, c->mem[i].key, 32);
+    memcpy(address, c->mem[i].address, ADDR_CAP);
     return 0;
 }

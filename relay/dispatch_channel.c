@@ -5,8 +5,23 @@
  *
  * Semantics (what a client can rely on):
  *   - Every channel request names "!name@relay"; malformed: BAD_REQUEST.
- *     A channel of another relay: UNAVAILABLE ("federation ..."): this
- *     relay neither stores nor forwards other relays' channels.
+ *     A channel of a relay that is not a federation peer: UNAVAILABLE
+ *     ("no federation peer for R"). A channel of a peer (mirror model,
+ *     proto/federation.proto "ChannelNotify"): channel_op, channel_fetch
+ *     and posts are proxied to its home relay as the user
+ *     (KL_FED_OP_GROUP jobs; the home relay's answer, or UNAVAILABLE when
+ *     it cannot be asked); subscribe subscribes THIS relay there and then
+ *     the user to the local mirror (KL_FED_OP_CHAN_SUB, fed_channel.c);
+ *     fetch, ack, unsubscribe and channel_list are answered from the
+ *     mirror (its own seqs).
+ *   - For a peer (kl_dispatch_channel_remote, on the home relay): its
+ *     user may channel_fetch, channel_op and post under the rules below
+ *     (address and key as the peer vouches; BAD_REQUEST for anything
+ *     else: users subscribe through their relay's mirror); the peer
+ *     itself ("@peer") may subscribe, unsubscribe, channel_fetch, fetch
+ *     and ack, as one subscriber whose fetch never returns entries at or
+ *     below its cursor. Posts and ops name every mirroring peer in
+ *     out->notify (one ChannelNotify each).
  *   - channel_op: decoded and its signature verified here, before any job
  *     (kl_channel_op_peek; BAD_REQUEST "invalid channel op: signature does
  *     not verify" or "signed_op is not a channel op"). The op's actor must
@@ -100,10 +115,10 @@ static kl_job_t *chan_job(kl_job_kind_t kind, const ccaller_t *c, const char *ad
         return NULL;
     snprintf(job->u.chan.address, sizeof job->u.chan.address, "%s", address);
     job->u.chan.user = c->user;
-    if (c->remote) {
+    if (c->remote)
         snprintf(job->u.chan.remote, sizeof job->u.chan.remote, "%s", c->address);
-        memcpy(job->u.chan.remote_key, c->key, 32);
-    }
+    /* Every caller's key: members-only channels check it (jobs_channel.c). */
+    memcpy(job->u.chan.remote_key, c->key, 32);
     if (len > 0) {
         memcpy(extra, data, len);
         job->u.chan.data = extra;
@@ -226,6 +241,7 @@ static int mirror_sub(const ccaller_t *c, const kl_storage_peer_t *peer, const k
     fj->peer = peer->id;
     snprintf(fj->address, sizeof fj->address, "%s", f->subscribe->channel);
     fj->user_id = c->user;
+    memcpy(fj->identity_key, c->key, 32); /* the mirror checks membership */
     fj->limit = f->subscribe->backlog > BACKLOG_MAX ? BACKLOG_MAX : f->subscribe->backlog;
     out->job = job;
     return 0;
@@ -433,6 +449,8 @@ static void chan_failed(const kl_job_t *job, kl_dispatch_out_t *out)
         } else if (job->kind == KL_JOB_CHAN_UNSUB) {
             code = CODE(NOT_FOUND);
             snprintf(m, sizeof m, "you do not subscribe to %.96s", c);
+        } else if (job->u.chan.verr == KL_CV_NOT_MEMBER) {
+            snprintf(m, sizeof m, "members only: ask the owner of %.96s to add you", c);
         } else {
             snprintf(m, sizeof m, "not subscribed to %.96s: subscribe first", c);
         }

@@ -201,6 +201,12 @@ void kl_job_drop_channel(kl_job_t *job);
 struct kl_channel;
 int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
                          struct kl_channel **out);
+/* After an op that removed key (address as the state had it) from the
+ * members of members-only channel c: drop the subscription and cursor of
+ * the local user with that handle and key, if any (a member of another
+ * relay is dropped by that relay's mirror). Storage errors only. */
+int kl_job_channel_drop_member(kl_storage_t *st, const kl_storage_channel_t *c,
+                               const uint8_t key[32], const char *address);
 /* Wipe (the job may hold an invite code) and free; NULL is fine. */
 void kl_job_free(kl_job_t *job);
 

@@ -119,6 +119,41 @@ int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage
     return r;
 }
 
+int kl_job_channel_drop_member(kl_storage_t *st, const kl_storage_channel_t *c,
+                               const uint8_t key[32], const char *address)
+{
+    kl_addr_t a;
+    kl_storage_user_t u;
+    if (kl_addr_parse(address, &a) != 0 || a.is_group)
+        return 0;
+    int r = kl_storage_user_get(st, a.handle, &u);
+    if (r == KL_ENOTFOUND || (r == 0 && memcmp(u.identity_key, key, 32) != 0))
+        return 0;
+    if (r == 0)
+        r = kl_storage_channel_unsubscribe(st, c, u.id);
+    return r == KL_ENOTFOUND ? 0 : r;
+}
+
+/* Members-only channels (channel.h): only a member subscribes or reads,
+ * checked against the validated state by the caller's identity key
+ * (remote_key, filled for every caller). A peer relay ("@peer") mirrors
+ * the channel for its own members and reads ciphertext only: allowed.
+ * KL_EREFUSED with verr KL_CV_NOT_MEMBER. */
+static int member_only_check(kl_storage_t *st, kl_chan_job_t *j)
+{
+    kl_channel_t *ch = NULL;
+    if (j->remote[0] == '@' || j->chan.next_index == 0)
+        return 0;
+    int r = kl_job_channel_state(st, j->address, &j->chan, &ch);
+    if (r)
+        return r;
+    if (kl_channel_members_only(ch) && !kl_channel_is_member(ch, j->remote_key)) {
+        j->verr = (int)KL_CV_NOT_MEMBER;
+        return KL_EREFUSED;
+    }
+    return 0;
+}
+
 /* A kl_channel_apply / kl_channel_post_open refusal as a job result. */
 static int refusal(kl_channel_verr_t why)
 {
@@ -168,6 +203,11 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
     }
     kl_channel_head(ch, head);
     r = kl_storage_channel_append_op(st, j->address, ev.index, j->data, j->len, head, &j->chan);
+    /* A removed member loses its subscription in the same step. */
+    if (r == 0 && ev.members_only &&
+        (ev.kind == KL_COP_REMOVE_MEMBER || ev.kind == KL_COP_REMOVE_PUBLISHER) &&
+        !kl_channel_is_member(ch, ev.target))
+        r = kl_job_channel_drop_member(st, &j->chan, ev.target, ev.target_address);
     if (r == 0 && fresh != NULL) {
         kl_ccache_keep(st, j->chan.id, fresh); /* the cache's now (or freed) */
         fresh = NULL;
@@ -226,12 +266,16 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
         return run_op(job, st);
     case KL_JOB_CHAN_FETCH:
         r = kl_storage_channel_get(st, j->address, &j->chan);
+        if (r == 0) /* a members-only channel's log (who is in it) is for members */
+            r = member_only_check(st, j);
         if (r == 0 && j->from < j->chan.next_index)
             r = kl_storage_channel_ops(st, j->chan.id, j->from, FETCH_OPS_MAX, j->max_bytes,
                                        &j->entries, &j->n, &j->more);
         return r;
     case KL_JOB_CHAN_SUB:
         r = kl_storage_channel_get(st, j->address, &j->chan);
+        if (r == 0)
+            r = member_only_check(st, j);
         if (r == 0)
             r = kl_storage_channel_subscribe(st, &j->chan, j->user, j->backlog, job->now_ms,
                                              &j->cursor);
@@ -249,6 +293,8 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
         r = caller(job, st);
         if (r == 0 && !j->subscribed)
             r = KL_EREFUSED;
+        if (r == 0)
+            r = member_only_check(st, j);
         /* A mirroring peer never gets again what it has acked. */
         if (r == 0 && j->remote[0] == '@' && j->from < j->cursor)
             j->from = j->cursor;

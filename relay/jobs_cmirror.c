@@ -25,7 +25,20 @@ int kl_job_mirror_sub(kl_storage_t *st, kl_fed_job_t *fj, uint64_t now_ms)
 {
     kl_storage_channel_t c;
     uint64_t cursor = 0;
+    kl_channel_t *ch = NULL;
     int r = kl_storage_cmirror_ensure(st, fj->address, &c);
+    /* A members-only channel: only members subscribe, checked against the
+     * mirrored log once it has ops (before that, the first sync brings the
+     * log and reads check it: jobs_channel.c). */
+    if (r == 0 && c.next_index > 0)
+        r = kl_job_channel_state(st, fj->address, &c, &ch);
+    if (r == 0 && ch != NULL && kl_channel_members_only(ch) &&
+        !kl_channel_is_member(ch, fj->identity_key)) {
+        fj->err_code = KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN;
+        snprintf(fj->err_msg, sizeof fj->err_msg, "members only: ask the owner of %.96s to add you",
+                 fj->address);
+        return 0;
+    }
     if (r == 0)
         r = kl_storage_channel_subscribe(st, &c, fj->user_id, fj->limit, now_ms, &cursor);
     return r;
@@ -90,6 +103,11 @@ static int store_ops(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c
         kl_channel_head(ch, head);
         r = kl_storage_channel_append_op(st, fj->address, ev.index, cl->ops[i].data,
                                          cl->ops[i].len, head, c);
+        /* A removed member of this relay loses its mirror subscription. */
+        if (r == 0 && ev.members_only &&
+            (ev.kind == KL_COP_REMOVE_MEMBER || ev.kind == KL_COP_REMOVE_PUBLISHER) &&
+            !kl_channel_is_member(ch, ev.target))
+            r = kl_job_channel_drop_member(st, c, ev.target, ev.target_address);
         if (r == 0 && fresh)
             kl_ccache_keep(st, c->id, fresh); /* the cache's now (or freed) */
         else

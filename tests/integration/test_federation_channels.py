@@ -60,6 +60,13 @@ def receive_posts(client, n, limit=30):
     return got
 
 
+def receive_texts(client):
+    """One `receive`: its exit code, the texts of the posts, and stderr."""
+    rc, out, err = client.run("receive")
+    got = posts([json.loads(l) for l in out.splitlines() if l.strip()]) if rc == 0 else []
+    return rc, [p["text"] for p in got], err
+
+
 def refusals(relay):
     return [l for l in relay.read_log().splitlines() if "refused a post" in l and CH in l]
 
@@ -153,20 +160,17 @@ def test_forged_post_refused_by_mirror(root, relays):
     wait_for("the genuine post in stockholm's mirror", lambda: entries(sto) >= 1)
     check(entries(sto) == 1, "stockholm stores only the genuine post: %r" % entries(sto))
     for s in subs["stockholm"]:
-        rc, out, err = s.run("receive")
+        rc, got, err = receive_texts(s)
         check(rc == 0, "receive succeeds: %r" % err)
-        got = [p["text"] for p in posts([json.loads(l)
-                                         for l in out.splitlines() if l.strip()])]
         check(got == ["genuine"], "%s sees only the genuine post: %r" % (s.name, got))
         check("rejected a post" not in err, "%s never saw the forged post: %r" % (s.name, err))
         rc, out, _ = s.run("history", CH, json_out=False)
         check("FORGED" not in out and "genuine" in out, "history has no forged post: %r" % out)
-    check(last_seq(sto) - seq0 == 1, "one post stored at stockholm: %d -> %d" % (seq0, last_seq(sto)))
+    check(last_seq(sto) - seq0 == 1,
+          "one post stored at stockholm: %d -> %d" % (seq0, last_seq(sto)))
     # oslo's own subscriber gets both from its relay; its client rejects one.
     o = subs["oslo"][0]
-    rc, out, err = o.run("receive")
-    got = [p["text"] for p in posts([json.loads(l)
-                                     for l in out.splitlines() if l.strip()])]
+    rc, got, err = receive_texts(o)
     check(rc == 0 and got == ["genuine"], "oslo's subscriber keeps the genuine post: %r" % got)
     check("rejected a post on %s" % CH in err and "not a publisher" in err,
           "oslo's subscriber is warned: %r" % err)
