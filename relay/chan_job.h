@@ -15,7 +15,8 @@ typedef struct kl_chan_job {
     char address[KL_ADDR_MAX + 1]; /* the channel "!name@relay" */
     uint64_t user;                 /* the caller (0: remote, resolved by the job) */
     /* A federation peer's caller (dispatch_channel.c): "handle@peer" or
-     * "@peer" (the peer relay itself), with its key; "" for a local one. */
+     * "@peer" (the peer relay itself); "" for a local one. remote_key is
+     * the caller's identity key in both cases (members-only checks). */
     char remote[KL_ADDR_MAX + 1];
     uint8_t remote_key[32];
     const uint8_t *data;           /* op or post, in the job's own allocation */

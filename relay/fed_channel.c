@@ -284,7 +284,7 @@ void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
     Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
     Kollega__Relay__V1__Ack ack = KOLLEGA__RELAY__V1__ACK__INIT;
     req.id = 1;
-    if (fj->op == KL_FED_OP_CHAN_SUB || fj->step == KL_MIRROR_RESUB) {
+    if ((fj->op == KL_FED_OP_CHAN_SUB && fj->step == 0) || fj->step == KL_MIRROR_RESUB) {
         sub.channel = fj->address;
         sub.backlog = fj->op == KL_FED_OP_CHAN_SUB ? fj->limit : 0;
         req.body_case = RBODY(SUBSCRIBE);
@@ -346,14 +346,25 @@ static kl_frame_t *take_answer(kl_fedframe_t *fr, int want, int *code, const cha
     return a;
 }
 
+/* A client's subscribe: Ok from the home relay, then its publisher log
+ * (so that the mirror checks a members-only channel's membership before
+ * the first subscription), then the mirror here (storage). */
 static void sub_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
 {
     kl_fed_job_t *fj = job->u.fed;
     int code;
     const char *msg;
-    kl_frame_t *a = take_answer(fr, RBODY(OK), &code, &msg);
-    if (a) {
+    int first = fj->step == 0;
+    kl_frame_t *a = take_answer(fr, first ? RBODY(OK) : RBODY(CHANNEL_LOG), &code, &msg);
+    if (a && first) {
         kollega__relay__v1__frame__free_unpacked(a, NULL);
+        fj->step = KL_MIRROR_OPS;
+        fj->m_next_index = 0;
+        kl_fed_submit(p->fed, job);
+        return;
+    }
+    if (a) {
+        fj->reply2 = (ProtobufCMessage *)a;
         fj->listed = 1; /* subscribed at home: now the mirror here */
         kl_fed_store(p->fed, job);
         return;

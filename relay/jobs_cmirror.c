@@ -21,15 +21,19 @@
 #include "relay.pb-c.h"
 #include "storage_cmirror.h"
 
+static int store_ops(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c);
+
 int kl_job_mirror_sub(kl_storage_t *st, kl_fed_job_t *fj, uint64_t now_ms)
 {
     kl_storage_channel_t c;
     uint64_t cursor = 0;
     kl_channel_t *ch = NULL;
     int r = kl_storage_cmirror_ensure(st, fj->address, &c);
-    /* A members-only channel: only members subscribe, checked against the
-     * mirrored log once it has ops (before that, the first sync brings the
-     * log and reads check it: jobs_channel.c). */
+    /* The home relay's log, fetched right after it said Ok, validated and
+     * stored first: a members-only channel's membership is checked against
+     * it (reads are checked again later: jobs_channel.c). */
+    if (r == 0)
+        r = store_ops(st, fj, &c);
     if (r == 0 && c.next_index > 0)
         r = kl_job_channel_state(st, fj->address, &c, &ch);
     if (r == 0 && ch != NULL && kl_channel_members_only(ch) &&

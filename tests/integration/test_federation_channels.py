@@ -5,7 +5,8 @@ publisher and is stored once per relay (oslo's channel log, one mirror log
 on each other relay), never once per subscriber; a post signed by a
 non-publisher slipped into oslo's database is refused by stockholm's relay
 and rejected by oslo's subscriber's client; a peer killed with -9 catches up
-exactly once, in order; and when a relay's last subscriber leaves, the home
+exactly once, in order, and re-offered posts (lost acks) are dropped by the
+mirror's watermark; and when a relay's last subscriber leaves, the home
 relay drops that relay's subscription."""
 import json
 import sqlite3
@@ -45,6 +46,13 @@ def relay_subs(home, peer):
     """oslo's subscription rows of CH held by the shadow user of relay peer."""
     return db_one(home, "SELECT count(*) FROM channel_subs s JOIN users u ON u.id = s.user"
                   " JOIN channels c ON c.id = s.chan WHERE c.address = ? AND u.handle = ?",
+                  CH, "@" + peer.name)
+
+
+def relay_cursor(home, peer):
+    """oslo's cursor (the acked seq) of relay peer's shadow user on CH's log."""
+    return db_one(home, "SELECT k.acked FROM cursors k JOIN users u ON u.id = k.reader"
+                  " JOIN channels c ON c.log = k.log WHERE c.address = ? AND u.handle = ?",
                   CH, "@" + peer.name)
 
 
@@ -206,6 +214,41 @@ def test_killed_peer_catches_up_once(root, relays):
     wait_for("oslo's entries deleted once stockholm acked", lambda: entries(oslo) == 0)
 
 
+def test_lost_ack_deduped_by_watermark(root, relays):
+    """stockholm stored three posts and acked, but oslo lost the acks (as
+    after a crash between stockholm's commit and oslo's): oslo offers the
+    three again at the next link-up, and stockholm's watermark drops them."""
+    rs, owner, kari, subs = setup(root, relays, NAMES[:2], {"oslo": 1, "stockholm": 2})
+    oslo, sto = rs["oslo"], rs["stockholm"]
+    seq0 = last_seq(sto)
+    texts = ["en", "to", "tre"]
+    for t in texts:
+        owner.ok("channel", "post", "!news", t)
+    home_seq = last_seq(oslo)
+    wait_for("stockholm storing and acking", lambda: relay_cursor(oslo, sto) == home_seq)
+    check(entries(sto) == 3 and entries(oslo) == 3, "stored once on each relay; oslo's own "
+          "subscriber has not read yet: %r %r" % (entries(sto), entries(oslo)))
+    check(oslo.stop() == 0, "oslo exits 0 on SIGTERM")
+    db = sqlite3.connect(oslo.db_path(), timeout=30)
+    db.execute("UPDATE cursors SET acked = 0 WHERE reader = (SELECT id FROM users WHERE"
+               " handle = ?)", ("@" + sto.name,))
+    db.commit()
+    db.close()
+    check(relay_cursor(oslo, sto) == 0, "the acks are lost")
+    oslo.start()
+    wait_link(oslo, sto)
+    wait_link(sto, oslo)
+    owner.ok("channel", "post", "!news", "fire")  # pulled after any re-pull of the three
+    for s in subs["stockholm"]:
+        got = [p["text"] for p in receive_posts(s, 4)]
+        check(got == texts + ["fire"], "%s gets each post once, in order: %r" % (s.name, got))
+        check(posts(s.receive(0)) == [], "%s: nothing twice" % s.name)
+    check(last_seq(sto) - seq0 == 4, "four posts stored at stockholm, not seven: %d -> %d"
+          % (seq0, last_seq(sto)))
+    rc, got, err = receive_texts(subs["oslo"][0])
+    check(rc == 0 and got == texts + ["fire"], "oslo's subscriber: %r %r" % (got, err))
+
+
 def test_last_unsubscribe_drops_relay(root, relays):
     rs, owner, kari, subs = setup(root, relays, NAMES, {"stockholm": 2, "riga": 1})
     oslo, sto, riga = rs["oslo"], rs["stockholm"], rs["riga"]
@@ -232,4 +275,5 @@ def test_last_unsubscribe_drops_relay(root, relays):
 
 if __name__ == "__main__":
     main([test_three_relays_once_each, test_forged_post_refused_by_mirror,
-          test_killed_peer_catches_up_once, test_last_unsubscribe_drops_relay])
+          test_killed_peer_catches_up_once, test_lost_ack_deduped_by_watermark,
+          test_last_unsubscribe_drops_relay])
