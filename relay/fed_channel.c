@@ -36,6 +36,9 @@
 /* Mirrors being synced at once (each a few hundred bytes). */
 #define MIRRORS_MAX 4096
 #define MIRROR_RETRY_MS 5000
+/* A re-subscribe after the home relay lost us reads back this far (the
+ * watermark drops what we have already). */
+#define RESUB_BACKLOG 10000
 
 typedef struct fed_mirror {
     fed_peer_t *p;
@@ -111,8 +114,10 @@ static void kick(kl_fed_t *f, fed_peer_t *p, const char *address)
     fed_mirror_t *m = find(f, p, address);
     if (m == NULL) {
         if (f->n_mirrors >= MIRRORS_MAX) {
-            kl_log(KL_LOG_WARN, "federation: %zu channel mirrors syncing at once; %s waits for "
-                   "the next link-up", f->n_mirrors, address);
+            if (!f->mirrors_warned++)
+                kl_log(KL_LOG_WARN, "federation: %zu channel mirrors syncing at once; more "
+                       "wait for a later notice or link-up", f->n_mirrors);
+            p->mirror_resync = 1;
             return;
         }
         fed_mirror_t *nm = realloc(f->mirrors, (f->n_mirrors + 1) * sizeof *nm);
@@ -170,14 +175,16 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
     }
     switch (fj->step) {
     case KL_MIRROR_READ:
-        if (!fj->m_exists || !fj->m_active)
+        /* No mirror (a subscribe that failed after the home relay said
+         * Ok), or one without subscribers: unsubscribe there. */
+        if (fj->m_exists && !fj->m_active)
             finish(f, job, 0);
         else
-            ask(f, job, fj->m_subs == 0 ? KL_MIRROR_UNSUB : KL_MIRROR_POSTS);
+            ask(f, job, !fj->m_exists || fj->m_subs == 0 ? KL_MIRROR_UNSUB : KL_MIRROR_POSTS);
         return;
     case KL_MIRROR_DEACT:
-        kl_log(KL_LOG_INFO, "federation: no subscriber of %s left here: unsubscribed at its "
-               "relay", fj->address);
+        kl_log(KL_LOG_INFO, "federation: no subscriber of %s here: unsubscribed at %s",
+               fj->address, peer_of(f, fj->peer) ? peer_of(f, fj->peer)->cfg.name : "its relay");
         finish(f, job, 0);
         return;
     case KL_MIRROR_STORE:
@@ -186,10 +193,10 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
         finish(f, job, 1);
         return;
     }
-    if (fj->n_fwd > 0 || fj->err_msg[0])
+    if (fj->m_refused > 0 || fj->err_msg[0])
         kl_log(KL_LOG_WARN, "channel %s from relay %s: %s (%zu post(s) refused this round)",
                fj->address, peer_of(f, fj->peer) ? peer_of(f, fj->peer)->cfg.name : "?",
-               fj->err_msg, fj->n_fwd);
+               fj->err_msg, fj->m_refused);
     if (fj->n_names > 0 && f->cfg.push_list) {
         kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
         Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
@@ -227,7 +234,9 @@ void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job)
 void kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job)
 {
     fed_peer_t *p = peer_of(f, job->u.fed->peer);
-    if (job->result == 0 && p && !f->stopping)
+    /* Subscribed: sync. Refused or failed here after the home relay said
+     * Ok: the round finds no local subscriber and unsubscribes there. */
+    if (p && !f->stopping)
         kick(f, p, job->u.fed->address);
 }
 
@@ -251,6 +260,23 @@ void kl_fedchan_sweep(kl_fed_t *f, uint64_t now)
         if (!m->busy && m->retry_at && m->retry_at <= now)
             start(f, m);
     }
+    /* Notices dropped (over the link's rate, or too many mirrors at
+     * once): sync every mirror of that peer, at most every retry period. */
+    for (size_t i = 0; i < f->n_peers; i++) {
+        fed_peer_t *p = &f->peers[i];
+        if (p->mirror_resync && now >= p->mirror_resync_at && p->out && p->out->ready) {
+            p->mirror_resync = 0;
+            p->mirror_resync_at = now + MIRROR_RETRY_MS;
+            kl_fedchan_link_up(p);
+        }
+    }
+    if (f->n_mirrors < MIRRORS_MAX / 2)
+        f->mirrors_warned = 0;
+}
+
+void kl_fedchan_resync_later(fed_peer_t *p)
+{
+    p->mirror_resync = 1;
 }
 
 void kl_fedchan_in_notify(fed_link_t *l, const kl_fedframe_t *fr)
@@ -286,7 +312,7 @@ void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
     req.id = 1;
     if ((fj->op == KL_FED_OP_CHAN_SUB && fj->step == 0) || fj->step == KL_MIRROR_RESUB) {
         sub.channel = fj->address;
-        sub.backlog = fj->op == KL_FED_OP_CHAN_SUB ? fj->limit : 0;
+        sub.backlog = fj->op == KL_FED_OP_CHAN_SUB ? fj->limit : RESUB_BACKLOG;
         req.body_case = RBODY(SUBSCRIBE);
         req.subscribe = &sub;
     } else if (fj->step == KL_MIRROR_UNSUB) {
@@ -371,6 +397,8 @@ static void sub_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
     }
     fj->err_code = code;
     snprintf(fj->err_msg, sizeof fj->err_msg, "%.60s: %.90s", p->cfg.name, msg);
+    if (!first) /* subscribed there, but no mirror here: a round undoes it */
+        kick(p->fed, p, fj->address);
     p->fed->cfg.client_done(p->fed->cfg.ud, job);
 }
 
@@ -439,15 +467,18 @@ void kl_fedchan_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
         kollega__relay__v1__frame__free_unpacked(a, NULL);
         ask(f, job, KL_MIRROR_POSTS);
         return;
-    default: /* ACK */
+    default: { /* ACK */
         kollega__relay__v1__frame__free_unpacked(a, NULL);
-        if (fj->m_more || fj->m_full) {
-            /* The home relay holds more: another round at once. */
-            fed_mirror_t *m = find(f, p, fj->address);
-            if (m && !fj->m_full)
-                m->again = 1;
-        }
-        finish(f, job, 0);
+        /* The home relay holds more: another round at once while rounds
+         * make progress; a round that moved nothing (a log we refuse, a
+         * full mirror log, a home relay that says "more" and sends none)
+         * is retried after MIRROR_RETRY_MS. */
+        fed_mirror_t *m = find(f, p, fj->address);
+        int later = fj->m_stalled || fj->m_full || (fj->m_more && !fj->m_progress);
+        if (m && fj->m_more && !later)
+            m->again = 1;
+        finish(f, job, later);
         return;
+    }
     }
 }

@@ -202,9 +202,12 @@ void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr)
             kl_fedgroup_in_notify(l, fr);
         break;
     case FBODY(CHANNEL_NOTIFY):
-        /* Not rate limited: dropping it would delay posts until the next
-         * link-up; a sync round per channel runs at most once at a time. */
-        kl_fedchan_in_notify(l, fr);
+        /* No answer. Over the rate it is not lost: every mirror of the
+         * peer is synced at the next sweep instead. */
+        if (rate_take(l))
+            kl_fedchan_in_notify(l, fr);
+        else
+            kl_fedchan_resync_later(l->peer);
         break;
     case FBODY(PING): {
         kl_fedframe_t out = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;

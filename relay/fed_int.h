@@ -79,6 +79,8 @@ struct fed_peer {
     uint64_t ack_want, ack_done;
     uint32_t next_id;
     fed_wait_t waiting;          /* proxied ops (sent or not) */
+    int mirror_resync;           /* channel notices were dropped: sync all (fed_channel.c) */
+    uint64_t mirror_resync_at;
 };
 
 struct kl_fed {
@@ -94,6 +96,7 @@ struct kl_fed {
     uint32_t pending_in;
     struct fed_mirror *mirrors;  /* channel mirrors being synced (fed_channel.c) */
     size_t n_mirrors;
+    int mirrors_warned;
 };
 
 /* fed_link.c */
@@ -148,6 +151,8 @@ void kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job);
 void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job);
 /* Our link to p is up: sync every mirror of p's channels. */
 void kl_fedchan_link_up(fed_peer_t *p);
+/* A notice of p was dropped: sync all its mirrors at the next sweep. */
+void kl_fedchan_resync_later(fed_peer_t *p);
 /* Retry mirrors whose sync failed (the sweep timer). */
 void kl_fedchan_sweep(kl_fed_t *f, uint64_t now);
 /* Inbound: a peer's ChannelNotify (its channel requests are GroupProxy

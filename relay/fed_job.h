@@ -131,13 +131,17 @@ typedef struct kl_fed_job {
     /* CHAN_SUB: address (channel), user_id, limit (backlog); listed = 1
      * once the home relay said Ok. MIRROR: address, step, the home
      * relay's answers (reply: the posts' deliver, reply2: the ops'
-     * channel_log), the mirror row (mirror), the taken posts' watermark
-     * (seq), refused posts (n_fwd) and the first reason (err_msg), local
+     * channel_log), the mirror row (m_*), refused posts (m_refused) and
+     * the first reason (err_msg), local
      * subscribers to push to (ids, n_names). MIRROR_LIST: names, n_names. */
     int step;
     struct ProtobufCMessage *reply2;
     uint64_t m_home_seq, m_next_index, m_subs, m_acked;
     int m_active, m_exists, m_more, m_full, m_resub;
+    int m_partial;                     /* STORE: the mirror's log is behind the home's */
+    int m_stalled;                     /* STORE: the home relay served an op we refuse */
+    int m_progress;                    /* STORE: the watermark or the log moved */
+    size_t m_refused;                  /* STORE: posts refused this round */
     uint64_t deadline_ms;              /* proxied ops: uv_now deadline */
     struct kl_job *wait_next;          /* fed.c's list of waiting proxied ops */
 } kl_fed_job_t;

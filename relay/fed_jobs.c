@@ -220,7 +220,7 @@ void kl_fed_job_free_part(kl_job_t *job)
     kl_fed_job_t *fj = job->u.fed;
     if (fj == NULL)
         return;
-    for (size_t i = 0; i < fj->n_fwd; i++)
+    for (size_t i = 0; fj->op == KL_FED_OP_IN_DELIVER && i < fj->n_fwd && i < KL_FED_BATCH; i++)
         kl_free_wipe(fj->fwd[i].body, fj->fwd[i].len);
     if (fj->reply)
         protobuf_c_message_free_unpacked(fj->reply, NULL);

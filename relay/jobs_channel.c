@@ -24,6 +24,7 @@
 #include "storage_cmirror.h"
 #include "storage_gfed.h"
 #include "kollega/channel.h"
+#include "kollega/crypto.h"
 #include "kollega/err.h"
 
 /* Ops per channel_log reply. */
@@ -134,20 +135,56 @@ int kl_job_channel_drop_member(kl_storage_t *st, const kl_storage_channel_t *c,
     return r == KL_ENOTFOUND ? 0 : r;
 }
 
-/* Members-only channels (channel.h): only a member subscribes or reads,
- * checked against the validated state by the caller's identity key
- * (remote_key, filled for every caller). A peer relay ("@peer") mirrors
- * the channel for its own members and reads ciphertext only: allowed.
- * KL_EREFUSED with verr KL_CV_NOT_MEMBER. */
+/* 1 if the member list of ch (publishers, then added members) has an
+ * entry that match() accepts. */
+static int any_member(const kl_channel_t *ch, int (*match)(const uint8_t *, const char *,
+                                                          const kl_chan_job_t *),
+                      const kl_chan_job_t *j)
+{
+    uint8_t key[32];
+    char address[256];
+    for (size_t i = 0; i < kl_channel_publisher_count(ch); i++)
+        if (kl_channel_publisher_at(ch, i, key, address) == 0 && match(key, address, j))
+            return 1;
+    for (size_t i = 0; i < kl_channel_added_count(ch); i++)
+        if (kl_channel_added_at(ch, i, key, address) == 0 && match(key, address, j))
+            return 1;
+    return 0;
+}
+
+/* A member with the caller's key and, for a peer's user, its address. */
+static int is_caller(const uint8_t *key, const char *address, const kl_chan_job_t *j)
+{
+    return kl_memcmp(key, j->remote_key, 32) == 0 && strcmp(address, j->remote) == 0;
+}
+
+/* A member on the relay that "@relay" (j->remote) names. */
+static int on_relay(const uint8_t *key, const char *address, const kl_chan_job_t *j)
+{
+    (void)key;
+    const char *at = strrchr(address, '@');
+    return at && strcmp(at + 1, j->remote + 1) == 0;
+}
+
+/* Members-only channels (channel.h): only a member subscribes, reads or
+ * sees the log, checked against the validated state: a local user by its
+ * identity key; a peer's user by key AND address (its relay vouches for
+ * both: a key alone, which is public, would let a peer invent a user); a
+ * peer relay ("@peer", mirroring ciphertext for its users) only while a
+ * member lives on it, or while it is subscribed already (it must still
+ * read on to learn of a removal). KL_EREFUSED with verr KL_CV_NOT_MEMBER. */
 static int member_only_check(kl_storage_t *st, kl_chan_job_t *j)
 {
     kl_channel_t *ch = NULL;
-    if (j->remote[0] == '@' || j->chan.next_index == 0)
+    if (j->chan.next_index == 0)
         return 0;
     int r = kl_job_channel_state(st, j->address, &j->chan, &ch);
-    if (r)
+    if (r || !kl_channel_members_only(ch))
         return r;
-    if (kl_channel_members_only(ch) && !kl_channel_is_member(ch, j->remote_key)) {
+    int ok = j->remote[0] == '\0'  ? kl_channel_is_member(ch, j->remote_key)
+             : j->remote[0] != '@' ? any_member(ch, is_caller, j)
+                                   : j->subscribed || any_member(ch, on_relay, j);
+    if (!ok) {
         j->verr = (int)KL_CV_NOT_MEMBER;
         return KL_EREFUSED;
     }
@@ -265,7 +302,7 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
     case KL_JOB_CHAN_OP:
         return run_op(job, st);
     case KL_JOB_CHAN_FETCH:
-        r = kl_storage_channel_get(st, j->address, &j->chan);
+        r = caller(job, st);
         if (r == 0) /* a members-only channel's log (who is in it) is for members */
             r = member_only_check(st, j);
         if (r == 0 && j->from < j->chan.next_index)
@@ -273,7 +310,7 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
                                        &j->entries, &j->n, &j->more);
         return r;
     case KL_JOB_CHAN_SUB:
-        r = kl_storage_channel_get(st, j->address, &j->chan);
+        r = caller(job, st);
         if (r == 0)
             r = member_only_check(st, j);
         if (r == 0)

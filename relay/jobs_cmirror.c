@@ -75,13 +75,18 @@ int kl_job_mirror_deactivate(kl_storage_t *st, kl_fed_job_t *fj)
 
 /* Apply and store the fetched ops that continue the mirror's log. A
  * refused op stops there (a home relay that serves a broken log gets
- * nothing further built on it); it is reported in fj->err_msg. */
+ * nothing further built on it: m_stalled, reported in fj->err_msg). When
+ * the mirror's log is not the home relay's whole log afterwards (a page
+ * of a longer log, or a refused op), m_partial: posts wait, since they may
+ * need the ops still missing. */
 static int store_ops(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c)
 {
     const Kollega__Relay__V1__Frame *fr = (const Kollega__Relay__V1__Frame *)fj->reply2;
+    fj->m_partial = 1;
     if (fr == NULL || fr->body_case != KOLLEGA__RELAY__V1__FRAME__BODY_CHANNEL_LOG)
         return 0;
     const Kollega__Relay__V1__ChannelLog *cl = fr->channel_log;
+    uint64_t before = c->next_index;
     for (size_t i = 0; i < cl->n_ops; i++) {
         uint64_t index = cl->from_index + i;
         if (index < c->next_index)
@@ -102,6 +107,8 @@ static int store_ops(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c
             kl_channel_free(fresh);
             snprintf(fj->err_msg, sizeof fj->err_msg, "refused op %llu: %s",
                      (unsigned long long)index, kl_channel_verr_str(why));
+            fj->m_stalled = 1;
+            fj->m_progress = fj->m_progress || c->next_index > before;
             return 0;
         }
         kl_channel_head(ch, head);
@@ -119,11 +126,15 @@ static int store_ops(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c
         if (r)
             return r;
     }
-    fj->m_more = fj->m_more || cl->more;
+    fj->m_progress = fj->m_progress || c->next_index > before;
+    fj->m_partial = cl->more || c->next_index < cl->next_index;
+    fj->m_more = fj->m_more || fj->m_partial;
     return 0;
 }
 
-/* Take the fetched posts after the watermark, in order. */
+/* Take the fetched posts after the watermark, in order, each checked
+ * against the mirror's current state (as every subscriber's client checks
+ * it: a post by a publisher removed since is refused everywhere). */
 static int store_posts(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c,
                        uint64_t now_ms)
 {
@@ -159,11 +170,12 @@ static int store_posts(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t 
                 return r;
             fj->m_acked++;
         } else {
-            if (fj->n_fwd++ == 0)
+            if (fj->m_refused++ == 0)
                 snprintf(fj->err_msg, sizeof fj->err_msg, "refused a post (home seq %llu): %s",
                          (unsigned long long)e->seq, kl_channel_verr_str(why));
         }
         fj->m_home_seq = e->seq;
+        fj->m_progress = 1;
     }
     fj->m_more = fj->m_more || d->more;
     return 0;
@@ -177,12 +189,11 @@ int kl_job_mirror_store(kl_storage_t *st, kl_fed_job_t *fj, uint64_t now_ms)
         return r;
     fj->m_home_seq = m.home_seq;
     fj->expires_ms = now_ms + fj->ttl_max_ms; /* the relay's TTL, from now */
-    fj->m_acked = 0;
-    fj->m_more = fj->m_full = 0;
-    fj->n_fwd = 0;
+    fj->m_acked = fj->m_refused = 0;
+    fj->m_more = fj->m_full = fj->m_stalled = fj->m_progress = 0;
     fj->err_msg[0] = '\0';
     r = store_ops(st, fj, &m.chan);
-    if (r == 0)
+    if (r == 0 && !fj->m_partial)
         r = store_posts(st, fj, &m.chan, now_ms);
     if (r == 0)
         r = kl_storage_cmirror_set(st, m.chan.id, fj->m_home_seq, m.active);

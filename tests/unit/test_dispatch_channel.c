@@ -3,29 +3,13 @@
  * storage thread runs them: job_begin, kl_job_run, job_end inside a batch)
  * and kl_dispatch_complete turns them into replies and push lists. Users
  * u0..u7 are registered on relay oslo.test; u0 owns !news@oslo.test. */
-#include <dirent.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <cmocka.h>
+#include "dispatch_fixture.h"
 
 #include "chan_cache.h"
-#include "dispatch.h"
 #include "kollega/channel.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage.h"
 
-#define NOW 1700000000000ull
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
-#define CODE_INV "inviteinviteinviteinvite"
 #define CH "!news@oslo.test"
 #define NU 8
 
@@ -35,142 +19,23 @@ typedef struct user {
     char addr[64];
 } user_t;
 
-typedef struct fx {
-    char dir[64];
-    char path[128];
-    kl_storage_t *st;
-    kl_dispatch_cfg_t cfg;
-    user_t u[NU];
-    kl_session_t s[NU];
-    kl_dispatch_out_t out;
-    uint32_t next_id;
-    kl_channel_t *mirror;    /* the channel as its owner sees it */
-    kl_job_t *job;           /* the last job: replies point into it */
-} fx_t;
-
-static fx_t *F;
+static user_t U[NU];
 
 static int setup(void **state)
 {
+    (void)state;
     if (kl_crypto_init() != 0)
         return -1;
-    fx_t *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-dchan-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
-    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0)
-        return -1;
-    f->cfg.relay_name = "oslo.test";
-    f->cfg.max_body = 60000;
-    f->cfg.ttl_default_s = 3600;
-    f->cfg.ttl_max_s = 30 * 86400;
-    f->cfg.quota.max_entries = 100;
-    f->cfg.quota.max_bytes = 1000000;
-    f->cfg.rate = 1000;
-    f->cfg.burst = 1000;
-    if (kl_storage_invite_create(f->st, CODE_INV, 100, NOW + 1000000, NOW) != 0)
-        return -1;
     for (int i = 0; i < NU; i++) {
-        char h[16];
-        kl_storage_user_t su;
-        snprintf(h, sizeof h, "u%d", i);
-        if (kl_sign_keypair(f->u[i].pk, f->u[i].sk) != 0)
+        if (kl_sign_keypair(U[i].pk, U[i].sk) != 0)
             return -1;
-        snprintf(f->u[i].addr, sizeof f->u[i].addr, "%s@oslo.test", h);
-        if (kl_storage_register(f->st, h, f->u[i].pk, CODE_INV, NOW, &su) != 0)
-            return -1;
-        kl_session_init(&f->s[i], &f->cfg, NOW);
-        f->s[i].authed = 1;
-        f->s[i].user_id = su.id;
-        f->s[i].inbox = su.inbox;
-        memcpy(f->s[i].identity_key, f->u[i].pk, 32);
-        snprintf(f->s[i].handle, sizeof f->s[i].handle, "%s", h);
+        snprintf(U[i].addr, sizeof U[i].addr, "u%d@oslo.test", i);
     }
-    if (kl_channel_new(&f->mirror, CH) != 0)
+    if (dfx_open("/tmp/kl-dchan-XXXXXX",
+                 (dfx_limits_t){.max_body = 60000, .ttl_default_s = 3600, .max_bytes = 1000000},
+                 NU, U[0].pk, sizeof U[0]) != 0)
         return -1;
-    f->next_id = 1;
-    F = f;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    kl_dispatch_out_free(&f->out);
-    kl_job_free(f->job);
-    kl_storage_close(f->st);
-    kl_channel_free(f->mirror);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Run the job dispatch left in F->out (committed, as the storage thread
- * does) and complete it for session s (NULL: a peer's request). Returns
- * the reply's body case. */
-static int run_out(kl_session_t *s, uint32_t id)
-{
-    fx_t *f = F;
-    kl_job_t *job = f->out.job;
-    if (job == NULL) {
-        assert_true(f->out.has_reply);
-        return f->out.reply.frame.body_case;
-    }
-    f->out.job = NULL;
-    assert_int_equal(kl_storage_batch_begin(f->st), 0);
-    assert_int_equal(kl_storage_job_begin(f->st), 0);
-    kl_job_run(job, f->st);
-    assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
-    assert_int_equal(kl_storage_batch_commit(f->st), 0);
-    kl_dispatch_out_free(&f->out);
-    kl_dispatch_complete(&f->cfg, s, job, &f->out);
-    f->job = job;
-    assert_true(f->out.has_reply);
-    assert_int_equal(f->out.reply.frame.id, id);
-    return f->out.reply.frame.body_case;
-}
-
-static void reset_out(void)
-{
-    kl_dispatch_out_free(&F->out);
-    kl_job_free(F->job);
-    F->job = NULL;
-}
-
-/* Dispatch fr from user u; run its job (committed) and complete it.
- * Returns the reply's body case. */
-static int req(int u, kl_frame_t *fr)
-{
-    reset_out();
-    fr->id = F->next_id++;
-    assert_int_equal(kl_dispatch_frame(&F->cfg, &F->s[u], fr, NOW, &F->out), 0);
-    return run_out(&F->s[u], fr->id);
-}
-
-static void expect_error(int code, const char *contains)
-{
-    assert_int_equal(F->out.reply.frame.body_case, BODY(ERROR));
-    if (F->out.reply.body.error.code != (Kollega__Relay__V1__ErrorCode)code)
-        fail_msg("error %d (%s), expected %d", F->out.reply.body.error.code,
-                 F->out.reply.body.error.message, code);
-    if (contains && strstr(F->out.reply.body.error.message, contains) == NULL)
-        fail_msg("message \"%s\" lacks \"%s\"", F->out.reply.body.error.message, contains);
-    assert_false(F->out.has_push);
+    return kl_channel_new(&F->chan, CH) != 0 ? -1 : 0;
 }
 
 /* Build op kind by user a against the mirror, submit it; on acceptance
@@ -179,8 +44,8 @@ static int op(int a, kl_channel_opkind_t kind, int target)
 {
     uint8_t *b = NULL;
     size_t len = 0;
-    const user_t *t = target >= 0 ? &F->u[target] : NULL;
-    assert_int_equal(kl_channel_op_build(F->mirror, F->u[a].sk, F->u[a].pk, F->u[a].addr, NOW,
+    const user_t *t = target >= 0 ? &U[target] : NULL;
+    assert_int_equal(kl_channel_op_build(F->chan, U[a].sk, U[a].pk, U[a].addr, NOW,
                                          kind, t ? t->pk : NULL, t ? t->addr : NULL, &b, &len),
                      0);
     kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -192,7 +57,7 @@ static int op(int a, kl_channel_opkind_t kind, int target)
     int bc = req(a, &fr);
     if (bc == BODY(CHANNEL_OP_ACCEPTED)) {
         kl_channel_verr_t why;
-        assert_int_equal(kl_channel_apply(F->mirror, b, len, NULL, &why), 0);
+        assert_int_equal(kl_channel_apply(F->chan, b, len, NULL, &why), 0);
     }
     free(b);
     return bc;
@@ -238,8 +103,8 @@ static void build_post(const kl_channel_t *c, int p, const char *text, uint8_t *
 {
     uint8_t id[16];
     kl_random(id, sizeof id);
-    assert_int_equal(kl_channel_post_build(c ? c : F->mirror, F->u[p].sk, F->u[p].pk,
-                                           F->u[p].addr, id, NOW, text, out, len),
+    assert_int_equal(kl_channel_post_build(c ? c : F->chan, U[p].sk, U[p].pk,
+                                           U[p].addr, id, NOW, text, out, len),
                      0);
 }
 
@@ -275,13 +140,6 @@ static int ack(int u, uint64_t seq)
     return req(u, &fr);
 }
 
-static uint64_t stored_entries(void)
-{
-    kl_storage_stats_t s;
-    assert_int_equal(kl_storage_stats(F->st, NOW, &s), 0);
-    return s.entries;
-}
-
 /* u0 creates the channel and adds u1 as a publisher. */
 static void make_channel(void)
 {
@@ -290,14 +148,6 @@ static void make_channel(void)
     assert_int_equal(F->out.reply.body.channel_op_accepted.index, 0);
     assert_int_equal(op(0, KL_COP_ADD_PUBLISHER, 1), BODY(CHANNEL_OP_ACCEPTED));
     assert_int_equal(F->out.reply.body.channel_op_accepted.index, 1);
-}
-
-static int has_user(int u)
-{
-    for (size_t i = 0; i < F->out.n_push_users; i++)
-        if (F->out.push_users[i] == F->s[u].user_id)
-            return 1;
-    return 0;
 }
 
 static void test_post_stored_once(void **state)
@@ -326,8 +176,8 @@ static void test_post_stored_once(void **state)
         const Kollega__Relay__V1__Entry *e = F->out.reply.body.deliver.entries[0];
         kl_channel_post_t p;
         kl_channel_verr_t why;
-        assert_int_equal(kl_channel_post_open(F->mirror, e->body.data, e->body.len, &p, &why), 0);
-        assert_memory_equal(p.publisher, F->u[1].pk, 32);
+        assert_int_equal(kl_channel_post_open(F->chan, e->body.data, e->body.len, &p, &why), 0);
+        assert_memory_equal(p.publisher, U[1].pk, 32);
         assert_string_equal(p.text, "training on friday");
         kl_channel_post_clear(&p);
     }
@@ -361,7 +211,7 @@ static void test_non_publisher_refused(void **state)
     size_t len = 0, plen = 0;
     kl_channel_verr_t why;
     assert_int_equal(kl_channel_new(&fake, CH), 0);
-    assert_int_equal(kl_channel_op_build(fake, F->u[5].sk, F->u[5].pk, F->u[5].addr, NOW,
+    assert_int_equal(kl_channel_op_build(fake, U[5].sk, U[5].pk, U[5].addr, NOW,
                                          KL_COP_CREATE, NULL, NULL, &b, &len),
                      0);
     assert_int_equal(kl_channel_apply(fake, b, len, NULL, &why), 0);
@@ -493,12 +343,12 @@ static void test_publisher_removed_and_errors(void **state)
     size_t len = 0, plen = 0;
     kl_channel_verr_t why;
     assert_int_equal(kl_channel_new(&old, CH), 0);
-    assert_int_equal(kl_channel_op_build(old, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
+    assert_int_equal(kl_channel_op_build(old, U[0].sk, U[0].pk, U[0].addr, NOW,
                                          KL_COP_CREATE, NULL, NULL, &b, &len), 0);
     assert_int_equal(kl_channel_apply(old, b, len, NULL, &why), 0);
     free(b);
-    assert_int_equal(kl_channel_op_build(old, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
-                                         KL_COP_ADD_PUBLISHER, F->u[1].pk, F->u[1].addr, &b,
+    assert_int_equal(kl_channel_op_build(old, U[0].sk, U[0].pk, U[0].addr, NOW,
+                                         KL_COP_ADD_PUBLISHER, U[1].pk, U[1].addr, &b,
                                          &len), 0);
     assert_int_equal(kl_channel_apply(old, b, len, NULL, &why), 0);
     build_post(old, 1, "still here?", &p, &plen);
@@ -522,7 +372,7 @@ static void test_publisher_removed_and_errors(void **state)
     size_t c0len = 0;
     kl_channel_t *fresh = NULL;
     assert_int_equal(kl_channel_new(&fresh, CH), 0);
-    assert_int_equal(kl_channel_op_build(fresh, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
+    assert_int_equal(kl_channel_op_build(fresh, U[0].sk, U[0].pk, U[0].addr, NOW,
                                          KL_COP_CREATE, NULL, NULL, &c0, &c0len), 0);
     Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
     co.signed_op.data = c0;
@@ -553,8 +403,8 @@ static void test_op_checked_statelessly_and_state_cached(void **state)
     make_channel();
     uint8_t *b = NULL;
     size_t len = 0;
-    assert_int_equal(kl_channel_op_build(F->mirror, F->u[0].sk, F->u[0].pk, F->u[0].addr, NOW,
-                                         KL_COP_ADD_PUBLISHER, F->u[2].pk, F->u[2].addr, &b,
+    assert_int_equal(kl_channel_op_build(F->chan, U[0].sk, U[0].pk, U[0].addr, NOW,
+                                         KL_COP_ADD_PUBLISHER, U[2].pk, U[2].addr, &b,
                                          &len), 0);
     b[len - 1] ^= 0x01; /* the signature is the last field */
     Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
@@ -705,7 +555,7 @@ static void test_peer_user_rules(void **state)
     assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
                      BODY(CHANNEL_LOG));
     assert_int_equal(F->out.reply.body.channel_log.n_ops, 2);
-    F->u[7] = kari; /* op() and build_post name and sign as u[7] */
+    U[7] = kari; /* op() and build_post name and sign as u[7] */
     uint8_t *b = NULL;
     size_t len = 0;
     Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
@@ -733,19 +583,89 @@ static void test_peer_user_rules(void **state)
     expect_error(CODE(UNAVAILABLE), "no federation peer for riga.test");
 }
 
+/* A members-only channel and peers: a peer's user sees the log only as a
+ * member by key AND address (a peer cannot invent a user with a member's
+ * public key); a peer relay mirrors it only while a member lives there. */
+static void test_members_only_peers(void **state)
+{
+    (void)state;
+    kl_frame_t fr;
+    uint8_t *b = NULL, relay_key[32];
+    size_t len = 0;
+    kl_channel_verr_t why;
+    kl_random(relay_key, 32);
+    assert_int_equal(kl_sign_keypair(U[7].pk, U[7].sk), 0);
+    snprintf(U[7].addr, sizeof U[7].addr, "kari@stockholm.test");
+    assert_int_equal(kl_channel_op_build_create(F->chan, U[0].sk, U[0].pk, U[0].addr, NOW, 1, &b,
+                                                &len),
+                     0);
+    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
+    co.signed_op.data = b;
+    co.signed_op.len = len;
+    fr = (kl_frame_t)KOLLEGA__RELAY__V1__FRAME__INIT;
+    fr.body_case = BODY(CHANNEL_OP);
+    fr.channel_op = &co;
+    assert_int_equal(req(0, &fr), BODY(CHANNEL_OP_ACCEPTED));
+    assert_int_equal(kl_channel_apply(F->chan, b, len, NULL, &why), 0);
+    free(b);
+    assert_int_equal(op(0, KL_COP_ADD_MEMBER, 7), BODY(CHANNEL_OP_ACCEPTED));
+    Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
+    cf.channel = CH;
+    assert_int_equal(remote_req(U[7].addr, U[7].pk, channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(CHANNEL_LOG));
+    assert_int_equal(remote_req("spy@stockholm.test", U[7].pk,
+                                channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "members only");
+    assert_int_equal(remote_req("kari@riga.test", U[7].pk,
+                                channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "members only");
+    Kollega__Relay__V1__Subscribe sb = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
+    sb.channel = CH;
+    assert_int_equal(remote_req("@stockholm.test", relay_key,
+                                channel_frame(&fr, BODY(SUBSCRIBE), &sb)),
+                     BODY(OK));
+    assert_int_equal(remote_req("@riga.test", relay_key, channel_frame(&fr, BODY(SUBSCRIBE), &sb)),
+                     BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "members only");
+    assert_int_equal(remote_req("@riga.test", relay_key,
+                                channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "members only");
+    /* The member leaves: stockholm, subscribed, still reads the log (to
+     * learn of it), but could not subscribe anew. */
+    assert_int_equal(op(0, KL_COP_REMOVE_MEMBER, 7), BODY(CHANNEL_OP_ACCEPTED));
+    assert_int_equal(remote_req("@stockholm.test", relay_key,
+                                channel_frame(&fr, BODY(CHANNEL_FETCH), &cf)),
+                     BODY(CHANNEL_LOG));
+    Kollega__Relay__V1__Unsubscribe us = KOLLEGA__RELAY__V1__UNSUBSCRIBE__INIT;
+    us.channel = CH;
+    fr = (kl_frame_t)KOLLEGA__RELAY__V1__FRAME__INIT;
+    fr.body_case = BODY(UNSUBSCRIBE);
+    fr.unsubscribe = &us;
+    assert_int_equal(remote_req("@stockholm.test", relay_key, &fr), BODY(OK));
+    assert_int_equal(remote_req("@stockholm.test", relay_key,
+                                channel_frame(&fr, BODY(SUBSCRIBE), &sb)),
+                     BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "members only");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_post_stored_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_non_publisher_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forged_post_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cursor_per_subscriber_and_deletion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unsubscribe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_publisher_removed_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_stored_once, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_non_publisher_refused, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_forged_post_refused, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_per_subscriber_and_deletion, setup,
+                                        dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_publisher_removed_and_errors, setup, dfx_teardown),
         cmocka_unit_test_setup_teardown(test_op_checked_statelessly_and_state_cached, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_peer_relay_mirrors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_user_rules, setup, teardown),
+                                        dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_peer_relay_mirrors, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_peer_user_rules, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_members_only_peers, setup, dfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,149 +5,36 @@
  * members cursors and a group_list; which answers a user's relay relays;
  * and a local client's request for a group of an unknown relay. Local users
  * u0..u2 are on oslo.test, r0 and r1 on stockholm.test. */
-#include <dirent.h>
-#include <unistd.h>
-
 #include "group_fixture.h"
 
-#include "dispatch.h"
-#include "storage.h"
+#include "dispatch_fixture.h"
 #include "storage_gfed.h"
 
-#define NOW 1700000000000ull
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
-#define CODE_INV "inviteinviteinviteinvite"
 #define NL 3
 
-typedef struct fx {
-    char dir[64];
-    char path[128];
-    kl_storage_t *st;
-    kl_dispatch_cfg_t cfg;
-    kl_session_t s[NL];
-    kl_storage_user_t users[NL];
-    user_t r[2];             /* remote users */
-    kl_dispatch_out_t out;
-    uint32_t next_id;
-    kl_group_t *mirror;
-    kl_job_t *job;
-} fx_t;
-
-static fx_t *F;
+static user_t R[2]; /* remote users */
 
 static int setup(void **state)
 {
     if (fixture_setup(state) != 0)
         return -1;
-    fx_t *f = calloc(1, sizeof *f);
-    if (f == NULL)
+    if (dfx_open("/tmp/kl-dgfed-XXXXXX",
+                 (dfx_limits_t){.max_body = 1000, .ttl_default_s = 3600, .max_bytes = 100000},
+                 NL, U[0].pk, sizeof U[0]) != 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-dgfed-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
-    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0)
-        return -1;
-    f->cfg.relay_name = "oslo.test";
-    f->cfg.max_body = 1000;
-    f->cfg.ttl_default_s = 3600;
-    f->cfg.ttl_max_s = 30 * 86400;
-    f->cfg.quota.max_entries = 100;
-    f->cfg.quota.max_bytes = 100000;
-    f->cfg.rate = 1000;
-    f->cfg.burst = 1000;
-    if (kl_storage_invite_create(f->st, CODE_INV, 100, NOW + 1000000, NOW) != 0)
-        return -1;
-    for (int i = 0; i < NL; i++) {
-        char h[16];
-        snprintf(h, sizeof h, "u%d", i);
-        if (kl_storage_register(f->st, h, U[i].pk, CODE_INV, NOW, &f->users[i]) != 0)
-            return -1;
-        kl_session_init(&f->s[i], &f->cfg, NOW);
-        f->s[i].authed = 1;
-        f->s[i].user_id = f->users[i].id;
-        f->s[i].inbox = f->users[i].inbox;
-        memcpy(f->s[i].identity_key, U[i].pk, 32);
-        snprintf(f->s[i].handle, sizeof f->s[i].handle, "%s", h);
-    }
+    F->complete = kl_dispatch_group_complete;
     for (int i = 0; i < 2; i++) {
-        make_user(&f->r[i], "r");
-        snprintf(f->r[i].addr, sizeof f->r[i].addr, "r%d@stockholm.test", i);
+        make_user(&R[i], "r");
+        snprintf(R[i].addr, sizeof R[i].addr, "r%d@stockholm.test", i);
     }
-    f->next_id = 1;
-    f->mirror = group_new(GADDR);
-    F = f;
-    *state = f;
+    F->mirror = group_new(GADDR);
     return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    kl_dispatch_out_free(&f->out);
-    kl_job_free(f->job);
-    kl_storage_close(f->st);
-    kl_group_free(f->mirror);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Run the job of F->out (committed) and complete it. */
-static int run_out(int local)
-{
-    fx_t *f = F;
-    kl_job_t *job = f->out.job;
-    if (job == NULL) {
-        assert_true(f->out.has_reply);
-        return f->out.reply.frame.body_case;
-    }
-    f->out.job = NULL;
-    assert_int_equal(kl_storage_batch_begin(f->st), 0);
-    assert_int_equal(kl_storage_job_begin(f->st), 0);
-    kl_job_run(job, f->st);
-    assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
-    assert_int_equal(kl_storage_batch_commit(f->st), 0);
-    kl_dispatch_out_free(&f->out);
-    kl_dispatch_group_complete(&f->cfg, local >= 0 ? &f->s[local] : NULL, job, &f->out);
-    f->job = job;
-    assert_true(f->out.has_reply);
-    return f->out.reply.frame.body_case;
-}
-
-static void reset(void)
-{
-    kl_dispatch_out_free(&F->out);
-    memset(&F->out, 0, sizeof F->out);
-    kl_job_free(F->job);
-    F->job = NULL;
-}
-
-/* Local user u sends fr. */
-static int local_req(int u, kl_frame_t *fr)
-{
-    reset();
-    fr->id = F->next_id++;
-    assert_int_equal(kl_dispatch_frame(&F->cfg, &F->s[u], fr, NOW, &F->out), 0);
-    return run_out(u);
 }
 
 /* Remote user r (address addr, key) sends fr through its relay. */
 static int remote_req(const char *addr, const uint8_t *key, kl_frame_t *fr)
 {
-    reset();
+    reset_out();
     fr->id = F->next_id++;
     assert_int_equal(kl_dispatch_group_remote(&F->cfg, addr, key, fr, &F->out), 0);
     if (F->out.job) {
@@ -155,7 +42,7 @@ static int remote_req(const char *addr, const uint8_t *key, kl_frame_t *fr)
         F->out.job->req_id = fr->id;
         F->out.job->now_ms = NOW;
     }
-    return run_out(-1);
+    return run_out(NULL, fr->id);
 }
 
 static int op_frame(const opbuf_t *o, kl_frame_t *fr, Kollega__Relay__V1__GroupOp *go)
@@ -171,12 +58,12 @@ static int op_frame(const opbuf_t *o, kl_frame_t *fr, Kollega__Relay__V1__GroupO
  * submits it; applied to the mirror when accepted. */
 static int op(int u, kl_group_opdesc_t d)
 {
-    const user_t *who = u >= 0 ? &U[u] : &F->r[-1 - u];
+    const user_t *who = u >= 0 ? &U[u] : &R[-1 - u];
     opbuf_t o = build(F->mirror, who, d);
     Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
     kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
     op_frame(&o, &fr, &go);
-    int bc = u >= 0 ? local_req(u, &fr) : remote_req(who->addr, who->pk, &fr);
+    int bc = u >= 0 ? req(u, &fr) : remote_req(who->addr, who->pk, &fr);
     if (bc == BODY(GROUP_OP_ACCEPTED))
         apply_ok(F->mirror, &o);
     free(o.p);
@@ -216,16 +103,6 @@ static int list_remote(const user_t *r)
     return remote_req(r->addr, r->pk, &fr);
 }
 
-static void expect_error(int code, const char *contains)
-{
-    assert_int_equal(F->out.reply.frame.body_case, BODY(ERROR));
-    if (F->out.reply.body.error.code != (Kollega__Relay__V1__ErrorCode)code)
-        fail_msg("error %d (%s), expected %d", F->out.reply.body.error.code,
-                 F->out.reply.body.error.message, code);
-    if (contains && strstr(F->out.reply.body.error.message, contains) == NULL)
-        fail_msg("message \"%s\" lacks \"%s\"", F->out.reply.body.error.message, contains);
-}
-
 /* The notify list of the last completion, as one string "a,b,". */
 static void notify_is(const char *want)
 {
@@ -244,31 +121,31 @@ static void test_remote_member_invited_sends_and_reads(void **state)
     assert_int_equal(op(0, d_create(KL_POLICY_ALL, 0)), BODY(GROUP_OP_ACCEPTED));
     notify_is("");
     /* u0 invites r0 (stockholm): admitted; stockholm is to be told. */
-    assert_int_equal(op(0, d_on(KL_GOP_INVITE, &F->r[0])), BODY(GROUP_OP_ACCEPTED));
+    assert_int_equal(op(0, d_on(KL_GOP_INVITE, &R[0])), BODY(GROUP_OP_ACCEPTED));
     assert_true(F->out.reply.body.group_op_accepted.admitted);
     notify_is("r0@stockholm.test,");
     /* The shadow user exists with the logged key. */
     uint64_t id = 0;
-    assert_int_equal(kl_storage_shadow_user(F->st, F->r[0].addr, F->r[0].pk, 0, &id), 0);
+    assert_int_equal(kl_storage_shadow_user(F->st, R[0].addr, R[0].pk, 0, &id), 0);
     assert_true(id != 0);
 
     /* r0 sends through its relay: stored once, u0 pushed, r0 notified. */
-    assert_int_equal(send_remote(&F->r[0], "hei fra stockholm"), BODY(SENT));
+    assert_int_equal(send_remote(&R[0], "hei fra stockholm"), BODY(SENT));
     assert_int_equal(F->out.reply.body.sent.seq, 1);
     assert_int_equal(F->out.n_push_users, 2); /* u0 and r0's shadow */
     notify_is("r0@stockholm.test,");
     /* r0 reads it back; with another key the same address is a stranger. */
-    assert_int_equal(fetch_remote(&F->r[0], F->r[0].pk, 0), BODY(DELIVER));
+    assert_int_equal(fetch_remote(&R[0], R[0].pk, 0), BODY(DELIVER));
     assert_int_equal(F->out.reply.body.deliver.n_entries, 1);
     assert_string_equal(F->out.reply.body.deliver.group, GADDR);
-    assert_int_equal(fetch_remote(&F->r[0], F->r[1].pk, 0), BODY(ERROR));
+    assert_int_equal(fetch_remote(&R[0], R[1].pk, 0), BODY(ERROR));
     expect_error(CODE(FORBIDDEN), "not a member");
     /* group_list of the remote member lists the group; of a stranger: none. */
-    assert_int_equal(list_remote(&F->r[0]), BODY(GROUP_LIST_RESULT));
+    assert_int_equal(list_remote(&R[0]), BODY(GROUP_LIST_RESULT));
     assert_int_equal(F->out.reply.body.group_list_result.n_groups, 1);
     assert_string_equal(F->out.reply.body.group_list_result.groups[0]->group, GADDR);
     assert_true(F->out.reply.body.group_list_result.groups[0]->member);
-    assert_int_equal(list_remote(&F->r[1]), BODY(GROUP_LIST_RESULT));
+    assert_int_equal(list_remote(&R[1]), BODY(GROUP_LIST_RESULT));
     assert_int_equal(F->out.reply.body.group_list_result.n_groups, 0);
 }
 
@@ -277,21 +154,21 @@ static void test_remote_rules(void **state)
     (void)state;
     assert_int_equal(op(0, d_create(KL_POLICY_ALL, 0)), BODY(GROUP_OP_ACCEPTED));
     /* A stranger on stockholm cannot send. */
-    assert_int_equal(send_remote(&F->r[1], "slipp meg inn"), BODY(ERROR));
+    assert_int_equal(send_remote(&R[1], "slipp meg inn"), BODY(ERROR));
     expect_error(CODE(FORBIDDEN), "not a member of " GADDR);
     /* r1 asks to join (request), u0 approves: a member. */
     assert_int_equal(op(-2, d_kind(KL_GOP_REQUEST)), BODY(GROUP_OP_ACCEPTED));
     assert_false(F->out.reply.body.group_op_accepted.admitted);
-    assert_int_equal(op(0, d_on(KL_GOP_APPROVE, &F->r[1])), BODY(GROUP_OP_ACCEPTED));
+    assert_int_equal(op(0, d_on(KL_GOP_APPROVE, &R[1])), BODY(GROUP_OP_ACCEPTED));
     assert_true(F->out.reply.body.group_op_accepted.admitted);
-    assert_int_equal(send_remote(&F->r[1], "takk"), BODY(SENT));
+    assert_int_equal(send_remote(&R[1], "takk"), BODY(SENT));
     /* An op whose actor is not the proxied user is refused, like a local
      * one: r0's signed op sent in r1's name. */
-    opbuf_t o = build(F->mirror, &F->r[0], d_kind(KL_GOP_REQUEST));
+    opbuf_t o = build(F->mirror, &R[0], d_kind(KL_GOP_REQUEST));
     Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
     kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
     op_frame(&o, &fr, &go);
-    assert_int_equal(remote_req(F->r[1].addr, F->r[1].pk, &fr), BODY(ERROR));
+    assert_int_equal(remote_req(R[1].addr, R[1].pk, &fr), BODY(ERROR));
     expect_error(CODE(FORBIDDEN), "connected user");
     free(o.p);
     /* A remote caller may only address groups of this relay. */
@@ -303,7 +180,7 @@ static void test_remote_rules(void **state)
     sd.group_index = 1;
     fs.body_case = BODY(SEND);
     fs.send = &sd;
-    assert_int_equal(remote_req(F->r[1].addr, F->r[1].pk, &fs), BODY(ERROR));
+    assert_int_equal(remote_req(R[1].addr, R[1].pk, &fs), BODY(ERROR));
     expect_error(CODE(BAD_REQUEST), "not a group of this relay");
     /* Nothing but group requests is served to peers. */
     Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
@@ -311,12 +188,12 @@ static void test_remote_rules(void **state)
     lk.address = "u0@oslo.test";
     fl.body_case = BODY(LOOKUP);
     fl.lookup = &lk;
-    assert_int_equal(remote_req(F->r[1].addr, F->r[1].pk, &fl), BODY(ERROR));
+    assert_int_equal(remote_req(R[1].addr, R[1].pk, &fl), BODY(ERROR));
     expect_error(CODE(BAD_REQUEST), "not a group request");
     /* Removed: r1 reads nothing more and its cursor is gone. */
-    assert_int_equal(op(0, d_on(KL_GOP_REMOVE, &F->r[1])), BODY(GROUP_OP_ACCEPTED));
+    assert_int_equal(op(0, d_on(KL_GOP_REMOVE, &R[1])), BODY(GROUP_OP_ACCEPTED));
     notify_is("r1@stockholm.test,"); /* the removed member hears of it */
-    assert_int_equal(fetch_remote(&F->r[1], F->r[1].pk, 0), BODY(ERROR));
+    assert_int_equal(fetch_remote(&R[1], R[1].pk, 0), BODY(ERROR));
     expect_error(CODE(FORBIDDEN), "not a member");
 }
 
@@ -331,7 +208,7 @@ static void test_local_client_unknown_relay(void **state)
     sd.group_index = 1;
     fr.body_case = BODY(SEND);
     fr.send = &sd;
-    assert_int_equal(local_req(0, &fr), BODY(ERROR));
+    assert_int_equal(req(0, &fr), BODY(ERROR));
     expect_error(CODE(UNAVAILABLE), "no federation peer for stockholm.test");
 }
 
@@ -354,7 +231,7 @@ static void test_shadow_users(void **state)
 {
     (void)state;
     uint64_t id = 0, id2 = 0, again = 0;
-    const uint8_t *k0 = F->r[0].pk, *k1 = F->r[1].pk;
+    const uint8_t *k0 = R[0].pk, *k1 = R[1].pk;
     /* Lookup without create: none. */
     assert_int_equal(kl_storage_shadow_user(F->st, "r0@stockholm.test", k0, 0, &id), 0);
     assert_int_equal(id, 0);
@@ -389,11 +266,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_remote_member_invited_sends_and_reads, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_remote_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_local_client_unknown_relay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_answers_relayed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shadow_users, setup, teardown),
+                                        dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_remote_rules, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_local_client_unknown_relay, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_answers_relayed, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_shadow_users, setup, dfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

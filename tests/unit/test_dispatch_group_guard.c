@@ -6,158 +6,26 @@
  * exit; a shorter retention shortens what is stored. In-process, as
  * test_dispatch_group.c: kl_dispatch_frame, jobs on real sqlite storage,
  * kl_dispatch_complete. */
-#include <dirent.h>
-#include <unistd.h>
-
 #include "group_fixture.h"
 
-#include "dispatch.h"
+#include "dispatch_fixture.h"
 #include "group_cache.h"
-#include "storage.h"
 
-#define NOW 1700000000000ull
 #define DAY 86400000ull
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
-#define CODE_INV "inviteinviteinviteinvite"
-
-typedef struct fx {
-    char dir[64];
-    char path[128];
-    kl_storage_t *st;
-    kl_dispatch_cfg_t cfg;
-    kl_session_t s[NU];
-    kl_storage_user_t users[NU];
-    kl_dispatch_out_t out;
-    uint32_t next_id;
-    kl_group_t *mirror; /* the group as its members see it */
-    kl_job_t *job;      /* the last job: replies point into it */
-} fx_t;
-
-static fx_t *F;
 
 static int setup(void **state)
 {
     if (fixture_setup(state) != 0)
         return -1;
-    fx_t *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-ggroup-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
-    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0)
-        return -1;
-    f->cfg.relay_name = "oslo.test";
-    f->cfg.max_body = 1000;
-    f->cfg.ttl_default_s = 30 * 86400;
-    f->cfg.ttl_max_s = 30 * 86400;
-    f->cfg.quota.max_entries = 100;
-    f->cfg.quota.max_bytes = 100000;
-    f->cfg.rate = 1000;
-    f->cfg.burst = 1000;
-    if (kl_storage_invite_create(f->st, CODE_INV, 100, NOW + 1000000, NOW) != 0)
-        return -1;
-    for (int i = 0; i < NU; i++) {
-        char h[16];
-        snprintf(h, sizeof h, "u%d", i);
-        if (kl_storage_register(f->st, h, U[i].pk, CODE_INV, NOW, &f->users[i]) != 0)
-            return -1;
-        kl_session_init(&f->s[i], &f->cfg, NOW);
-        f->s[i].authed = 1;
-        f->s[i].user_id = f->users[i].id;
-        f->s[i].inbox = f->users[i].inbox;
-        memcpy(f->s[i].identity_key, U[i].pk, 32);
-        snprintf(f->s[i].handle, sizeof f->s[i].handle, "%s", h);
-    }
-    f->next_id = 1;
-    F = f;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *f = *state;
-    kl_dispatch_out_free(&f->out);
-    kl_job_free(f->job);
-    kl_storage_close(f->st);
-    kl_group_free(f->mirror);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Dispatch fr from user u; run its job as the storage thread does (its
- * batch committed, or rolled back with commit 0) and complete it. Returns
- * the reply's body case. */
-static int req_c(int u, kl_frame_t *fr, int commit)
-{
-    fx_t *f = F;
-    kl_dispatch_out_free(&f->out);
-    kl_job_free(f->job);
-    f->job = NULL;
-    fr->id = f->next_id++;
-    assert_int_equal(kl_dispatch_frame(&f->cfg, &f->s[u], fr, NOW, &f->out), 0);
-    kl_job_t *job = f->out.job;
-    if (job == NULL) {
-        assert_true(f->out.has_reply);
-        return f->out.reply.frame.body_case;
-    }
-    f->out.job = NULL;
-    assert_int_equal(kl_storage_batch_begin(f->st), 0);
-    assert_int_equal(kl_storage_job_begin(f->st), 0);
-    kl_job_run(job, f->st);
-    assert_int_equal(kl_storage_job_end(f->st, job->result), 0);
-    if (commit) {
-        assert_int_equal(kl_storage_batch_commit(f->st), 0);
-    } else {
-        kl_storage_batch_rollback(f->st);
-        kl_job_fail(job, KL_EIO);
-    }
-    kl_dispatch_out_free(&f->out);
-    kl_dispatch_complete(&f->cfg, &f->s[u], job, &f->out);
-    f->job = job;
-    assert_true(f->out.has_reply);
-    return f->out.reply.frame.body_case;
-}
-
-static int req(int u, kl_frame_t *fr)
-{
-    return req_c(u, fr, 1);
-}
-
-static void expect_error(int code, const char *contains)
-{
-    assert_int_equal(F->out.reply.frame.body_case, BODY(ERROR));
-    if (F->out.reply.body.error.code != (Kollega__Relay__V1__ErrorCode)code)
-        fail_msg("error %d (%s), expected %d", F->out.reply.body.error.code,
-                 F->out.reply.body.error.message, code);
-    if (contains && strstr(F->out.reply.body.error.message, contains) == NULL)
-        fail_msg("message \"%s\" lacks \"%s\"", F->out.reply.body.error.message, contains);
+    return dfx_open("/tmp/kl-ggroup-XXXXXX",
+                    (dfx_limits_t){.max_body = 1000, .ttl_default_s = 30 * 86400,
+                                   .max_bytes = 100000},
+                    NU, U[0].pk, sizeof U[0]);
 }
 
 static int submit_c(int u, const opbuf_t *o, int commit)
 {
-    Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
-    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
-    go.signed_op.data = o->p;
-    go.signed_op.len = o->len;
-    fr.body_case = BODY(GROUP_OP);
-    fr.group_op = &go;
-    return req_c(u, &fr, commit);
+    return req_group_op(u, o->p, o->len, commit);
 }
 
 /* Build by u against the mirror and submit; on acceptance apply to the
@@ -193,13 +61,7 @@ static int send_now(int u)
 
 static int gfetch(int u, uint64_t from)
 {
-    Kollega__Relay__V1__GroupFetch gf = KOLLEGA__RELAY__V1__GROUP_FETCH__INIT;
-    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
-    gf.group = GADDR;
-    gf.from_index = from;
-    fr.body_case = BODY(GROUP_FETCH);
-    fr.group_fetch = &gf;
-    return req(u, &fr);
+    return req_group_fetch(u, GADDR, from);
 }
 
 /* u0 creates GADDR under FACILITATORS and invites u1..u(n-1). */
@@ -399,12 +261,12 @@ static void test_retention_applies_to_stored(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bogus_signature_never_queued, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_cached_and_never_stale, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_log_and_create_caps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_send_needs_current_view, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_former_reads_until_exit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention_applies_to_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bogus_signature_never_queued, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_state_cached_and_never_stale, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_log_and_create_caps, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_send_needs_current_view, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_former_reads_until_exit, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_retention_applies_to_stored, setup, dfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

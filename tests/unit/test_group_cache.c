@@ -3,7 +3,6 @@
  * sqlite file: a hit returns copies of what was stored, and an entry is
  * dropped when the row's next index or head moved or a transaction was
  * rolled back since. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +19,7 @@
 #include "kollega/err.h"
 #include "storage.h"
 #include "storage_gfed.h"
+#include "tmpdir.h"
 
 typedef struct fixture {
     char dir[64];
@@ -46,18 +46,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     kl_storage_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    kl_test_rmdir(f->dir);
     free(f);
     return 0;
 }

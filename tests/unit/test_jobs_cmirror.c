@@ -6,7 +6,6 @@
  * a full mirror log stopping the round before the post it has no room for,
  * and the membership of a members-only channel checked at the first
  * subscribe, from the log fetched with it. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,11 +25,13 @@
 #include "relay.pb-c.h"
 #include "storage.h"
 #include "storage_cmirror.h"
+#include "tmpdir.h"
 
 #define NOW 1700000000000ull
 #define INV "inviteinviteinviteinvite"
 #define CH "!news@oslo.test"
 #define NP 3
+#define NPOSTS 80
 
 typedef struct person {
     uint8_t pk[32], sk[64];
@@ -45,8 +46,8 @@ typedef struct fx {
     kl_channel_t *home;           /* the channel as the home relay holds it */
     uint8_t *ops[8];
     size_t op_len[8], n_ops;
-    uint8_t *posts[8];
-    size_t post_len[8], n_posts;
+    uint8_t *posts[NPOSTS];
+    size_t post_len[NPOSTS], n_posts;
 } fx_t;
 
 static int setup(void **state)
@@ -89,18 +90,7 @@ static int teardown(void **state)
         free(f->posts[i]);
     kl_channel_free(f->home);
     kl_storage_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    kl_test_rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -142,7 +132,15 @@ static void home_post(fx_t *f, int who, const char *text, int forged)
 /* The answers a round got: channel_log of every op from index 0, deliver
  * of posts [from, to) as home seqs from + 1 ... (unpacked copies, as a
  * link hands them over). */
+static ProtobufCMessage *answer_log_page(fx_t *f, size_t k);
+
 static ProtobufCMessage *answer_log(fx_t *f)
+{
+    return answer_log_page(f, f->n_ops);
+}
+
+/* The first k ops, as a page of a log of f->n_ops (more set when short). */
+static ProtobufCMessage *answer_log_page(fx_t *f, size_t k)
 {
     Kollega__Relay__V1__Frame fr = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__ChannelLog cl = KOLLEGA__RELAY__V1__CHANNEL_LOG__INIT;
@@ -153,8 +151,9 @@ static ProtobufCMessage *answer_log(fx_t *f)
     }
     cl.channel = CH;
     cl.ops = ops;
-    cl.n_ops = f->n_ops;
+    cl.n_ops = k;
     cl.next_index = f->n_ops;
+    cl.more = k < f->n_ops;
     fr.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_CHANNEL_LOG;
     fr.channel_log = &cl;
     uint8_t buf[16384];
@@ -166,7 +165,7 @@ static ProtobufCMessage *answer_posts(fx_t *f, size_t from, size_t to)
 {
     Kollega__Relay__V1__Frame fr = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
-    Kollega__Relay__V1__Entry e[8], *ep[8];
+    Kollega__Relay__V1__Entry e[NPOSTS], *ep[NPOSTS];
     for (size_t i = from; i < to; i++) {
         Kollega__Relay__V1__Entry init = KOLLEGA__RELAY__V1__ENTRY__INIT;
         e[i] = init;
@@ -181,7 +180,8 @@ static ProtobufCMessage *answer_posts(fx_t *f, size_t from, size_t to)
     d.n_entries = to - from;
     fr.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER;
     fr.deliver = &d;
-    uint8_t buf[16384];
+    static uint8_t buf[65536];
+    assert_true(kollega__relay__v1__frame__get_packed_size(&fr) <= sizeof buf);
     size_t n = kollega__relay__v1__frame__pack(&fr, buf);
     return (ProtobufCMessage *)kollega__relay__v1__frame__unpack(NULL, n, buf);
 }
@@ -211,8 +211,8 @@ static kl_job_t *subscribe(fx_t *f, int i, const uint8_t key[32])
     return job;
 }
 
-/* One STORE step over posts [from, to); returns the job for its outputs. */
-static kl_job_t *store(fx_t *f, size_t from, size_t to, uint64_t max_entries)
+/* One STORE step over posts [from, to) with the first k ops. */
+static kl_job_t *store_page(fx_t *f, size_t from, size_t to, uint64_t max_entries, size_t k)
 {
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_MIRROR, 0, NULL);
     assert_non_null(job);
@@ -220,12 +220,17 @@ static kl_job_t *store(fx_t *f, size_t from, size_t to, uint64_t max_entries)
     snprintf(fj->address, sizeof fj->address, "%s", CH);
     fj->step = KL_MIRROR_STORE;
     fj->reply = answer_posts(f, from, to);
-    fj->reply2 = answer_log(f);
+    fj->reply2 = answer_log_page(f, k);
     fj->quota.max_entries = max_entries;
     fj->quota.max_bytes = 1000000;
     fj->ttl_max_ms = 3600000;
     assert_int_equal(in_batch(f, job, kl_job_mirror_store), 0);
     return job;
+}
+
+static kl_job_t *store(fx_t *f, size_t from, size_t to, uint64_t max_entries)
+{
+    return store_page(f, from, to, max_entries, f->n_ops);
 }
 
 static kl_storage_cmirror_t mirror(fx_t *f)
@@ -261,7 +266,7 @@ static void test_once_in_order_and_retry(void **state)
     home_post(f, 1, "three", 0);
     kl_job_t *j = store(f, 0, 3, 100);
     assert_int_equal(j->u.fed->m_home_seq, 3);
-    assert_int_equal(j->u.fed->n_fwd, 0);
+    assert_int_equal(j->u.fed->m_refused, 0);
     assert_int_equal(j->u.fed->n_names, 1); /* the one local subscriber to tell */
     assert_int_equal(j->u.fed->ids[0], f->local[0].id);
     kl_job_free(j);
@@ -284,7 +289,7 @@ static void test_forged_refused_next_taken(void **state)
     home_post(f, 0, "forged", 1);
     home_post(f, 0, "genuine", 0);
     kl_job_t *j = store(f, 0, 2, 100);
-    assert_int_equal(j->u.fed->n_fwd, 1);
+    assert_int_equal(j->u.fed->m_refused, 1);
     assert_non_null(strstr(j->u.fed->err_msg, "refused a post (home seq 1)"));
     assert_int_equal(j->u.fed->m_home_seq, 2);
     assert_int_equal(j->u.fed->m_acked, 1);
@@ -338,6 +343,49 @@ static void test_members_only_first_subscribe(void **state)
     assert_int_equal(mirror(f).n_subs, 1);
 }
 
+/* More refused posts in one round than a forward batch holds (the count
+ * must not be mistaken for forwards when the job is freed). */
+static void test_many_refused(void **state)
+{
+    fx_t *f = *state;
+    home_op(f, KL_COP_CREATE, 0, 0);
+    kl_job_free(subscribe(f, 0, f->p[2].pk));
+    for (int i = 0; i < 70; i++)
+        home_post(f, 0, "forged", 1);
+    home_post(f, 0, "genuine", 0);
+    kl_job_t *j = store(f, 0, 71, 1000);
+    assert_int_equal(j->u.fed->m_refused, 70);
+    assert_int_equal(j->u.fed->m_home_seq, 71);
+    kl_job_free(j);
+    assert_int_equal(mirror_entries(f), 1);
+}
+
+/* A post needs an op beyond the page of ops the round got: no post is
+ * taken (the watermark stays) until the mirror holds the whole log; then
+ * it is stored, not lost. */
+static void test_posts_wait_for_the_whole_log(void **state)
+{
+    fx_t *f = *state;
+    home_op(f, KL_COP_CREATE, 0, 0);
+    kl_job_free(subscribe(f, 0, f->p[2].pk));
+    home_op(f, KL_COP_ADD_PUBLISHER, 1, 0); /* op 1: not in the first page */
+    home_post(f, 1, "needs op 1", 0);
+    kl_job_t *j = store_page(f, 0, 1, 100, 1);
+    assert_true(j->u.fed->m_partial);
+    assert_true(j->u.fed->m_more);
+    assert_int_equal(j->u.fed->m_refused, 0);
+    assert_int_equal(j->u.fed->m_home_seq, 0);
+    kl_job_free(j);
+    assert_int_equal(mirror(f).home_seq, 0);
+    assert_int_equal(mirror_entries(f), 0);
+    j = store(f, 0, 1, 100);
+    assert_false(j->u.fed->m_partial);
+    assert_int_equal(j->u.fed->m_acked, 1);
+    kl_job_free(j);
+    assert_int_equal(mirror_entries(f), 1);
+    assert_int_equal(mirror(f).home_seq, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +393,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forged_refused_next_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_log_stops_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_only_first_subscribe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_posts_wait_for_the_whole_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,4 @@
 /* relay/storage.h on real temporary sqlite files. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "storage.h"
+#include "tmpdir.h"
 
 #define NOW 1700000000000ull
 #define CODE_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -44,18 +44,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     kl_storage_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    kl_test_rmdir(f->dir);
     free(f);
     return 0;
 }

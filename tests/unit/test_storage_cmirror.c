@@ -18,6 +18,7 @@
 #include "storage.h"
 #include "storage_cmirror.h"
 #include "storage_gfed.h"
+#include "tmpdir.h"
 
 #define NOW 1700000000000ull
 #define INV "inviteinviteinviteinvite"
@@ -60,14 +61,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    char p[160];
     kl_storage_close(f->st);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    kl_test_rmdir(f->dir);
     free(f);
     return 0;
 }

@@ -2,7 +2,6 @@
  * row and its ops, the membership rewrite, cursors that follow it, and
  * deletion of entries once every current member has acked them. The ops
  * stored here are opaque bytes (validation is the caller's job). */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +16,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "storage.h"
+#include "tmpdir.h"
 
 #define NOW 1700000000000ull
 #define INV "inviteinviteinviteinvite"
@@ -60,18 +60,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     kl_storage_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    kl_test_rmdir(f->dir);
     free(f);
     return 0;
 }

@@ -1,7 +1,6 @@
 /* The hot path of a 1:1 send in relay/storage.h: kl_storage_user_route (a
  * cache of handle -> id, inbox on the storage connection) and the
  * one-statement kl_storage_log_append, on real temporary sqlite files. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +15,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "storage.h"
+#include "tmpdir.h"
 
 #define NOW 1700000000000ull
 
@@ -44,18 +44,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     kl_storage_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[400];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    kl_test_rmdir(f->dir);
     free(f);
     return 0;
 }
