@@ -17,8 +17,8 @@
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
-/* ChannelFetch rounds per sync: a frame holds dozens of ops and the relay
- * keeps at most a few hundred per channel. */
+/* ChannelFetch rounds per sync: a frame holds a few hundred ops and the
+ * relay keeps at most 8192 per channel (what is left is fetched next time). */
 #define MAX_FETCH_ROUNDS 64
 /* Post fetch rounds per channel and receive (each up to the relay's fetch
  * limit); what is left is fetched next time. */

@@ -600,8 +600,7 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
     case KL_FED_OP_GROUP_LIST:
         return 0;
     case KL_FED_OP_CHAN_SUB:
-        kl_fedchan_sub_stored(f, job);
-        return 0;
+        return kl_fedchan_sub_stored(f, job);
     case KL_FED_OP_MIRROR:
     case KL_FED_OP_MIRROR_LIST:
         kl_fedchan_stored(f, job);

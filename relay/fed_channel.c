@@ -231,13 +231,24 @@ void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job)
     kl_job_free(job);
 }
 
-void kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job)
+int kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job)
 {
-    fed_peer_t *p = peer_of(f, job->u.fed->peer);
+    kl_fed_job_t *fj = job->u.fed;
+    fed_peer_t *p = peer_of(f, fj->peer);
+    if (job->result == 0 && fj->m_more && p && !f->stopping) {
+        /* The next page of the home relay's log first. */
+        protobuf_c_message_free_unpacked(fj->reply2, NULL);
+        fj->reply2 = NULL;
+        fj->m_pages++;
+        fj->step = KL_MIRROR_OPS;
+        kl_fed_submit(f, job);
+        return 1;
+    }
     /* Subscribed: sync. Refused or failed here after the home relay said
      * Ok: the round finds no local subscriber and unsubscribes there. */
     if (p && !f->stopping)
-        kick(f, p, job->u.fed->address);
+        kick(f, p, fj->address);
+    return 0;
 }
 
 void kl_fedchan_link_up(fed_peer_t *p)
@@ -385,7 +396,7 @@ static void sub_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
     if (a && first) {
         kollega__relay__v1__frame__free_unpacked(a, NULL);
         fj->step = KL_MIRROR_OPS;
-        fj->m_next_index = 0;
+        fj->m_next_index = 0; /* then from where the mirror's log ends */
         kl_fed_submit(p->fed, job);
         return;
     }

@@ -145,9 +145,10 @@ void kl_fed_store(kl_fed_t *f, kl_job_t *job);
  * job is off the wait list). */
 void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id);
 void kl_fedchan_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
-/* A CHAN_SUB back from storage (then to the client); a MIRROR or
- * MIRROR_LIST back from storage (the module's own). */
-void kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job);
+/* A CHAN_SUB back from storage: 1 if it goes on (another page of the log),
+ * 0 when it goes to the client. A MIRROR or MIRROR_LIST back from storage
+ * (the module's own). */
+int kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job);
 void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job);
 /* Our link to p is up: sync every mirror of p's channels. */
 void kl_fedchan_link_up(fed_peer_t *p);

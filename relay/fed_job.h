@@ -52,6 +52,10 @@ enum {
     KL_MIRROR_RESUB,    /* home: subscribe again (it no longer had us) */
 };
 
+/* Log pages a client's subscribe to a peer's channel fetches at most
+ * before the membership check (a page holds hundreds of ops). */
+#define KL_MIRROR_SUB_PAGES 64
+
 /* Outcome of one forward (the ForwardResult statuses). */
 enum { KL_FED_STORED = 1, KL_FED_DUPLICATE, KL_FED_REJECTED, KL_FED_RETRY };
 
@@ -139,6 +143,7 @@ typedef struct kl_fed_job {
     uint64_t m_home_seq, m_next_index, m_subs, m_acked;
     int m_active, m_exists, m_more, m_full, m_resub;
     int m_partial;                     /* STORE: the mirror's log is behind the home's */
+    int m_pages;                       /* CHAN_SUB: log pages fetched */
     int m_stalled;                     /* STORE: the home relay served an op we refuse */
     int m_progress;                    /* STORE: the watermark or the log moved */
     size_t m_refused;                  /* STORE: posts refused this round */

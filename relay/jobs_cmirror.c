@@ -30,10 +30,17 @@ int kl_job_mirror_sub(kl_storage_t *st, kl_fed_job_t *fj, uint64_t now_ms)
     kl_channel_t *ch = NULL;
     int r = kl_storage_cmirror_ensure(st, fj->address, &c);
     /* The home relay's log, fetched right after it said Ok, validated and
-     * stored first: a members-only channel's membership is checked against
-     * it (reads are checked again later: jobs_channel.c). */
+     * stored first, page by page (m_more: the loop thread fetches the next
+     * one from m_next_index): a members-only channel's membership is
+     * checked against the whole of it. */
     if (r == 0)
         r = store_ops(st, fj, &c);
+    if (r == 0 && fj->m_partial && !fj->m_stalled && fj->m_pages < KL_MIRROR_SUB_PAGES) {
+        fj->m_next_index = c.next_index;
+        fj->m_more = 1;
+        return 0;
+    }
+    fj->m_more = 0;
     if (r == 0 && c.next_index > 0)
         r = kl_job_channel_state(st, fj->address, &c, &ch);
     if (r == 0 && ch != NULL && kl_channel_members_only(ch) &&

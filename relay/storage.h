@@ -320,8 +320,10 @@ void *kl_storage_chan_aux(const kl_storage_t *st);
  * expires. A channel without subscribers keeps its posts until expiry. */
 
 /* Ops one channel may have: each post is checked against the replayed
- * log, so its length is bounded. */
-#define KL_STORAGE_CHANNEL_MAX_OPS 256
+ * log, so its length is bounded; room for a members-only channel's
+ * KL_CHANNEL_MAX_MEMBERS (4096) members and their churn. A replay after a
+ * state-cache miss (chan_cache.h) costs one signature check per op. */
+#define KL_STORAGE_CHANNEL_MAX_OPS 8192
 /* Largest number of subscriptions one channel_list answers with. */
 #define KL_STORAGE_MAX_CHANNELS_LISTED 256
 

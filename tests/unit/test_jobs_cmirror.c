@@ -132,26 +132,32 @@ static void home_post(fx_t *f, int who, const char *text, int forged)
 /* The answers a round got: channel_log of every op from index 0, deliver
  * of posts [from, to) as home seqs from + 1 ... (unpacked copies, as a
  * link hands them over). */
-static ProtobufCMessage *answer_log_page(fx_t *f, size_t k);
+static ProtobufCMessage *answer_log_range(fx_t *f, size_t from, size_t k);
 
 static ProtobufCMessage *answer_log(fx_t *f)
 {
-    return answer_log_page(f, f->n_ops);
+    return answer_log_range(f, 0, f->n_ops);
 }
 
-/* The first k ops, as a page of a log of f->n_ops (more set when short). */
 static ProtobufCMessage *answer_log_page(fx_t *f, size_t k)
+{
+    return answer_log_range(f, 0, k);
+}
+
+/* Ops [from, k), as a page of a log of f->n_ops (more set when short). */
+static ProtobufCMessage *answer_log_range(fx_t *f, size_t from, size_t k)
 {
     Kollega__Relay__V1__Frame fr = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__ChannelLog cl = KOLLEGA__RELAY__V1__CHANNEL_LOG__INIT;
     ProtobufCBinaryData ops[8];
-    for (size_t i = 0; i < f->n_ops; i++) {
-        ops[i].data = f->ops[i];
-        ops[i].len = f->op_len[i];
+    for (size_t i = from; i < k; i++) {
+        ops[i - from].data = f->ops[i];
+        ops[i - from].len = f->op_len[i];
     }
     cl.channel = CH;
+    cl.from_index = from;
     cl.ops = ops;
-    cl.n_ops = k;
+    cl.n_ops = k - from;
     cl.next_index = f->n_ops;
     cl.more = k < f->n_ops;
     fr.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_CHANNEL_LOG;
@@ -386,6 +392,39 @@ static void test_posts_wait_for_the_whole_log(void **state)
     assert_int_equal(mirror(f).home_seq, 1);
 }
 
+/* A client's first subscribe to a mirror of a members-only channel whose
+ * log is longer than one page: the mirror asks for the next page (from
+ * where its log ends) before judging membership, instead of refusing a
+ * member added later in the log. */
+static void test_subscribe_pages_through_the_log(void **state)
+{
+    fx_t *f = *state;
+    home_op(f, KL_COP_CREATE, 0, 1);
+    home_op(f, KL_COP_ADD_PUBLISHER, 2, 1);
+    home_op(f, KL_COP_ADD_MEMBER, 1, 1); /* op 2 */
+    kl_job_t *job = kl_fed_job_new(KL_FED_OP_CHAN_SUB, 0, NULL);
+    assert_non_null(job);
+    kl_fed_job_t *fj = job->u.fed;
+    snprintf(fj->address, sizeof fj->address, "%s", CH);
+    fj->user_id = f->local[0].id;
+    memcpy(fj->identity_key, f->p[1].pk, 32);
+    fj->reply2 = answer_log_page(f, 2);
+    assert_int_equal(in_batch(f, job, kl_job_mirror_sub), 0);
+    assert_true(fj->m_more);
+    assert_int_equal(fj->m_next_index, 2);
+    assert_int_equal(fj->err_code, 0);
+    assert_int_equal(mirror(f).n_subs, 0);
+    protobuf_c_message_free_unpacked(fj->reply2, NULL);
+    fj->reply2 = answer_log_range(f, fj->m_next_index, f->n_ops);
+    fj->m_pages++;
+    assert_int_equal(in_batch(f, job, kl_job_mirror_sub), 0);
+    assert_false(fj->m_more);
+    assert_int_equal(fj->err_code, 0);
+    assert_int_equal(mirror(f).n_subs, 1);
+    assert_int_equal(mirror(f).chan.next_index, 3);
+    kl_job_free(job);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_members_only_first_subscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_posts_wait_for_the_whole_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_pages_through_the_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
