@@ -20,6 +20,13 @@ kl_job_t *kl_fed_job_new(kl_fed_op_t op, size_t extra_len, uint8_t **extra)
         return NULL;
     }
     job->u.fed->op = op;
+    if (op == KL_FED_OP_IN_DELIVER) {
+        job->u.fed->fwd = calloc(KL_FED_BATCH, sizeof *job->u.fed->fwd);
+        if (job->u.fed->fwd == NULL) {
+            kl_job_free(job);
+            return NULL;
+        }
+    }
     return job;
 }
 
@@ -220,8 +227,9 @@ void kl_fed_job_free_part(kl_job_t *job)
     kl_fed_job_t *fj = job->u.fed;
     if (fj == NULL)
         return;
-    for (size_t i = 0; fj->op == KL_FED_OP_IN_DELIVER && i < fj->n_fwd && i < KL_FED_BATCH; i++)
+    for (size_t i = 0; fj->fwd && i < fj->n_fwd && i < KL_FED_BATCH; i++)
         kl_free_wipe(fj->fwd[i].body, fj->fwd[i].len);
+    free(fj->fwd);
     if (fj->reply)
         protobuf_c_message_free_unpacked(fj->reply, NULL);
     if (fj->reply2)
