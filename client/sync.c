@@ -135,27 +135,20 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
         *bad = dr;
         return 0;
     }
-    if (d.content.has_dist) {
-        /* A group sender key: stored per (group, sender key, key_id) and
-         * used only while the sender is a member in our validated copy of
-         * the group's log (group_msg.c checks at decryption), since its
-         * admission may reach us after its key. */
-        if ((r = kl_grp_store_dist(s->st, d.content.dist_group, in->sender_ik,
-                                   d.content.dist_epoch, d.content.dist, sizeof d.content.dist)) ||
-            (r = kl_session_apply(s->st, in->sender, &d)) ||
-            (advance_cursor && (r = kl_store_set_u64(s->st, "cursor", seq))) ||
-            (held_seq && (r = kl_store_held_delete(s->st, held_seq))))
-            goto fail;
-        if ((r = kl_store_commit(s->st)) == 0)
-            s->keys++;
-        goto out;
-    }
-    if (d.content.has_ckey) {
-        /* A members-only channel's key: stored per (channel, epoch,
-         * sender) and used only while the sender is the channel's owner in
-         * our validated copy of its log (channel_keys.c checks at use). */
-        if ((r = kl_chan_store_key(s->st, d.content.ckey_channel, in->sender_ik,
-                                   d.content.ckey_epoch, d.content.ckey)) ||
+    if (d.content.has_dist || d.content.has_ckey) {
+        /* A key, not a message. A group sender key: stored per (group,
+         * sender key, key_id) and used only while the sender is a member
+         * in our validated copy of the group's log (group_msg.c checks at
+         * decryption), since its admission may reach us after its key. A
+         * members-only channel's key: stored per (channel, epoch, sender)
+         * and used only while the sender is the channel's owner in our
+         * validated copy of its log (channel_keys.c checks at use). */
+        if ((r = d.content.has_dist
+                     ? kl_grp_store_dist(s->st, d.content.dist_group, in->sender_ik,
+                                         d.content.dist_epoch, d.content.dist,
+                                         sizeof d.content.dist)
+                     : kl_chan_store_key(s->st, d.content.ckey_channel, in->sender_ik,
+                                         d.content.ckey_epoch, d.content.ckey)) ||
             (r = kl_session_apply(s->st, in->sender, &d)) ||
             (advance_cursor && (r = kl_store_set_u64(s->st, "cursor", seq))) ||
             (held_seq && (r = kl_store_held_delete(s->st, held_seq))))

@@ -362,6 +362,13 @@ static int op_build(const kl_channel_t *c, const uint8_t actor_sk[64], const uin
     op.actor.len = 32;
     op.actor_address = (char *)actor_address;
     op.ts = ts;
+    int adds = kind == KL_COP_ADD_MEMBER || kind == KL_COP_ADD_PUBLISHER;
+    if (kind != KL_COP_CREATE) {
+        if (target == NULL || (adds && !kl_ch_user_addr_ok(target_address)))
+            return KL_EINVAL;
+        memcpy(tkey, target, 32);
+    }
+    ProtobufCBinaryData tk = {32, tkey};
     switch (kind) {
     case KL_COP_CREATE:
         create.members_only = members_only != 0;
@@ -369,40 +376,24 @@ static int op_build(const kl_channel_t *c, const uint8_t actor_sk[64], const uin
         op.create = &create;
         break;
     case KL_COP_ADD_MEMBER:
-        if (target == NULL || !kl_ch_user_addr_ok(target_address))
-            return KL_EINVAL;
-        memcpy(tkey, target, 32);
-        addm.key.data = tkey;
-        addm.key.len = 32;
+        addm.key = tk;
         addm.address = (char *)target_address;
         op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_ADD_MEMBER;
         op.add_member = &addm;
         break;
     case KL_COP_REMOVE_MEMBER:
-        if (target == NULL)
-            return KL_EINVAL;
-        memcpy(tkey, target, 32);
-        rmm.key.data = tkey;
-        rmm.key.len = 32;
+        rmm.key = tk;
         op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_MEMBER;
         op.remove_member = &rmm;
         break;
     case KL_COP_ADD_PUBLISHER:
-        if (target == NULL || !kl_ch_user_addr_ok(target_address))
-            return KL_EINVAL;
-        memcpy(tkey, target, 32);
-        add.key.data = tkey;
-        add.key.len = 32;
+        add.key = tk;
         add.address = (char *)target_address;
         op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_ADD_PUBLISHER;
         op.add_publisher = &add;
         break;
     case KL_COP_REMOVE_PUBLISHER:
-        if (target == NULL)
-            return KL_EINVAL;
-        memcpy(tkey, target, 32);
-        rm.key.data = tkey;
-        rm.key.len = 32;
+        rm.key = tk;
         op.body_case = KOLLEGA__CHANNEL__V1__OP__BODY_REMOVE_PUBLISHER;
         op.remove_publisher = &rm;
         break;

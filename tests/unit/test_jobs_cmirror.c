@@ -55,11 +55,7 @@ static int setup(void **state)
     fx_t *f = calloc(1, sizeof *f);
     if (f == NULL || kl_crypto_init() != 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-jcmirror-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
-    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0 ||
+    if (kl_test_storage(f->dir, f->path, "/tmp/kl-jcmirror-XXXXXX", &f->st) != 0 ||
         kl_storage_invite_create(f->st, INV, 10, NOW + 1000, NOW) != 0)
         return -1;
     for (int i = 0; i < 2; i++) {

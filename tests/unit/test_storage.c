@@ -30,11 +30,7 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof *f);
     if (f == NULL || kl_crypto_init() != 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-storage-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
-    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0)
+    if (kl_test_storage(f->dir, f->path, "/tmp/kl-storage-XXXXXX", &f->st) != 0)
         return -1;
     *state = f;
     return 0;

@@ -37,11 +37,7 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof *f);
     if (f == NULL || kl_crypto_init() != 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-sgroup-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/relay.db", f->dir);
-    if (kl_storage_open(&f->st, f->path, KL_STORAGE_CREATE) != 0)
+    if (kl_test_storage(f->dir, f->path, "/tmp/kl-sgroup-XXXXXX", &f->st) != 0)
         return -1;
     if (kl_storage_invite_create(f->st, INV, 10, NOW + 1000, NOW) != 0)
         return -1;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "storage.h"
 #include "tmpdir.h"
 
 void kl_test_rmdir(const char *dir)
@@ -20,4 +21,13 @@ void kl_test_rmdir(const char *dir)
     if (d)
         closedir(d);
     rmdir(dir);
+}
+
+int kl_test_storage(char dir[64], char path[128], const char *tmpl, kl_storage_t **st)
+{
+    snprintf(dir, 64, "%s", tmpl);
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, 128, "%s/relay.db", dir);
+    return kl_storage_open(st, path, KL_STORAGE_CREATE) == 0 ? 0 : -1;
 }
