@@ -16,6 +16,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "storage_cmirror.h"
 #include "storage_fed.h"
 
 #define EXIT_OPER 1
@@ -59,7 +60,12 @@ static int num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static void peer_json(kl_json_t *j, const kl_storage_peer_t *p)
+/* Channel mirrors with peer p (storage_cmirror.h). */
+typedef struct mstats {
+    uint64_t mirrors, mirrored, lag;
+} mstats_t;
+
+static void peer_json(kl_json_t *j, const kl_storage_peer_t *p, const mstats_t *m)
 {
     char key[64];
     kl_b64_encode(p->key, 32, key, sizeof key);
@@ -78,6 +84,9 @@ static void peer_json(kl_json_t *j, const kl_storage_peer_t *p)
     kl_json_uint(j, "outbox_max_entries", p->quota.max_entries);
     kl_json_uint(j, "outbox_max_bytes", p->quota.max_bytes);
     kl_json_uint(j, "rate", p->rate);
+    kl_json_uint(j, "channel_mirrors", m->mirrors);
+    kl_json_uint(j, "mirrored_channels", m->mirrored);
+    kl_json_uint(j, "mirror_lag", m->lag);
     kl_json_obj_end(j);
 }
 
@@ -88,19 +97,30 @@ int kl_fed_cli_status(kl_storage_t *st, kl_json_t *j)
     int r = kl_storage_fed_peer_list(st, &v, &n);
     if (r)
         return r;
-    if (j) {
+    if (j)
         kl_json_arr_begin(j, "peers");
-        for (size_t i = 0; i < n; i++)
-            peer_json(j, &v[i]);
-        kl_json_arr_end(j);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            printf("peer            %s at %s: link %s, outbox %llu (%llu bytes)\n", v[i].name,
-                   v[i].addr, v[i].state[0] ? v[i].state : "never started",
-                   (unsigned long long)v[i].depth, (unsigned long long)v[i].depth_bytes);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        mstats_t m;
+        r = kl_storage_cmirror_stats(st, v[i].name, &m.mirrors, &m.mirrored, &m.lag);
+        if (r)
+            break;
+        if (j) {
+            peer_json(j, &v[i], &m);
+            continue;
+        }
+        printf("peer            %s at %s: link %s, outbox %llu (%llu bytes)\n", v[i].name,
+               v[i].addr, v[i].state[0] ? v[i].state : "never started",
+               (unsigned long long)v[i].depth, (unsigned long long)v[i].depth_bytes);
+        if (m.mirrors || m.mirrored)
+            printf("                channels: %llu of theirs mirrored here; %llu of ours mirrored "
+                   "there, %llu post(s) not taken yet\n",
+                   (unsigned long long)m.mirrors, (unsigned long long)m.mirrored,
+                   (unsigned long long)m.lag);
     }
+    if (j)
+        kl_json_arr_end(j);
     free(v);
-    return 0;
+    return r;
 }
 
 static int open_db(const char *data, int flags, kl_storage_t **st)
@@ -239,8 +259,9 @@ int kl_fed_cli_main(int argc, char **argv)
     }
     if (json) {
         kl_json_t j;
+        mstats_t none = {0, 0, 0}; /* a new peer: nothing mirrored yet */
         kl_json_init(&j);
-        peer_json(&j, &p);
+        peer_json(&j, &p, &none);
         printf("%s\n", kl_json_cstr(&j) ? kl_json_cstr(&j) : "{}");
         kl_json_free(&j);
     } else {

@@ -41,6 +41,12 @@ int kl_storage_cmirror_set(kl_storage_t *st, uint64_t chan, uint64_t home_seq, i
  * addresses (*count of them, *len bytes; NULL when none), at most 4096. */
 int kl_storage_cmirror_list(kl_storage_t *st, const char *relay, char **out, size_t *len,
                             size_t *count);
+/* For `status`, about federation peer relay: *mirrors, the active mirrors
+ * here of its channels; *mirrored, our channels it mirrors; *lag, the
+ * posts of those it has not taken yet. Zeros for a database without these
+ * tables (read-only open of an older one). */
+int kl_storage_cmirror_stats(kl_storage_t *st, const char *relay, uint64_t *mirrors,
+                             uint64_t *mirrored, uint64_t *lag);
 /* Home relay: the peers (names, without the '@') subscribed to channel id
  * chan, in the same form as kl_storage_cmirror_list. */
 int kl_storage_channel_relays(kl_storage_t *st, uint64_t chan, char **out, size_t *len,

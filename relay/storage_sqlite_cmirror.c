@@ -1,9 +1,11 @@
 /* relay/storage_cmirror.h on sqlite. Statements prepared per call, like the
  * other channel statements: mirrors change at a subscription or a sync
  * round, not per message of a local user. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kollega/addr.h"
 #include "kollega/err.h"
 #include "storage_cmirror.h"
 #include "storage_sqlite.h"
@@ -190,4 +192,37 @@ int kl_storage_channel_relays(kl_storage_t *st, uint64_t chan, char **out, size_
         return r;
     sqlite3_bind_int64(s, 1, kl_sq_i64(chan));
     return collect(s, 1, out, len, count);
+}
+
+int kl_storage_cmirror_stats(kl_storage_t *st, const char *relay, uint64_t *mirrors,
+                             uint64_t *mirrored, uint64_t *lag)
+{
+    sqlite3_stmt *s;
+    char *names = NULL, shadow[KL_RELAYNAME_MAX + 2];
+    size_t len = 0, n = 0;
+    *mirrors = *mirrored = *lag = 0;
+    int r = kl_storage_cmirror_list(st, relay, &names, &len, &n);
+    free(names);
+    if (r == KL_EIO || r == KL_EINVAL) /* no such table: an older database */
+        return 0;
+    if (r)
+        return r;
+    *mirrors = n;
+    snprintf(shadow, sizeof shadow, "@%s", relay);
+    r = kl_sq_prep(st,
+                   "SELECT count(*), coalesce(sum(max(l.last_seq - coalesce(k.acked, 0), 0)), 0)"
+                   " FROM users u JOIN channel_subs s ON s.user = u.id"
+                   " JOIN channels c ON c.id = s.chan JOIN logs l ON l.id = c.log"
+                   " LEFT JOIN cursors k ON k.log = c.log AND k.reader = u.id"
+                   " WHERE u.handle = ?1",
+                   &s);
+    if (r)
+        return 0; /* no channel tables: nothing mirrored */
+    sqlite3_bind_text(s, 1, shadow, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *mirrored = kl_sq_u64(sqlite3_column_int64(s, 0));
+        *lag = kl_sq_u64(sqlite3_column_int64(s, 1));
+    }
+    sqlite3_finalize(s);
+    return 0;
 }

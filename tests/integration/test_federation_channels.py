@@ -127,6 +127,14 @@ def test_three_relays_once_each(root, relays):
     # Every subscriber's first receive comes after this: nothing acked yet.
     for r in (oslo, sto, riga):
         check(entries(r) == 1, "%s: one entry for all its subscribers: %r" % (r.name, entries(r)))
+    # `status` shows the mirrors from both sides.
+    peers = {p["name"]: p for p in sto.status()["peers"]}
+    check(peers[oslo.name]["channel_mirrors"] == 1 and
+          peers[oslo.name]["mirrored_channels"] == 0, "stockholm mirrors one of oslo's: %r" % peers)
+    peers = {p["name"]: p for p in oslo.status()["peers"]}
+    for r in (sto, riga):
+        check(peers[r.name]["mirrored_channels"] == 1 and peers[r.name]["channel_mirrors"] == 0,
+              "oslo: %s mirrors one of its channels: %r" % (r.name, peers))
     for short, ss in subs.items():
         for s in ss:
             got = receive_posts(s, 1)

@@ -397,7 +397,7 @@ static int peer_add(kb_relay_t *r, const char *name, uint16_t port, const char *
     return run_cmd(r, argv, NULL, 0);
 }
 
-int kb_relay_pair_spawn(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg)
+static int pair_try(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg)
 {
     static const char *const NAMES[2] = {"bench-a.local", "bench-b.local"};
     kb_relay_t *r[2] = {a, b};
@@ -433,6 +433,19 @@ int kb_relay_pair_spawn(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg)
             kb_relay_stop(a, 0);
         if (b->dir[0])
             kb_relay_stop(b, 0);
+    }
+    return rc;
+}
+
+int kb_relay_pair_spawn(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg)
+{
+    /* The federation ports are picked free, then bound by the relays: in
+     * between another process may take one (parallel tests). Try again
+     * with new ports, a few times. */
+    int rc = pair_try(a, b, cfg);
+    for (int i = 0; rc != 0 && i < 3; i++) {
+        fprintf(stderr, "kollega-bench: retrying with other federation ports\n");
+        rc = pair_try(a, b, cfg);
     }
     return rc;
 }
