@@ -5,21 +5,31 @@ sending relay with a non-empty outbox, a relay with a wrong key refused, and
 UNAVAILABLE for a relay that is not a peer."""
 import json
 import os
+import random
 import socket
 import subprocess
 import time
 
-from kl import RELAY, TIMEOUT, Client, Relay, check, main
+from kl import RELAY, TIMEOUT, Client, Fail, Relay, check, main
 
 NAMES = ["oslo.test", "stockholm.test", "riga.test"]
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port free right now, for a relay to bind a moment later:
+    taken below the ephemeral range (32768 and up on Linux), so that no
+    other program's bind(0) or outgoing connection gets it in between."""
+    for _ in range(500):
+        port = random.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise Fail("no free loopback port between 20000 and 32000")
 
 
 def relay_cmd(*args):

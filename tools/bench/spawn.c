@@ -316,24 +316,31 @@ static int run_cmd(kb_relay_t *r, char *const argv[], char *line, size_t cap)
     return rc;
 }
 
-/* A loopback port nobody listens on right now (the relay binds it soon
- * after: a race with other programs that a benchmark can live with). */
+/* A loopback port nobody listens on right now, for a relay to bind a
+ * moment later: taken below the ephemeral range (32768 and up on Linux), so
+ * that no other program's bind(0) or outgoing connection gets it in
+ * between. 0 when none is found. */
 static uint16_t free_port(void)
 {
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    uint16_t port = 0;
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (s < 0)
-        return 0;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(s, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(s);
-    return port;
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int i = 0; i < 500; i++) {
+        struct sockaddr_in sa;
+        uint16_t port = (uint16_t)(20000 + rand_r(&seed) % 12000);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0)
+            return 0;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons(port);
+        int ok = bind(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(s);
+        if (ok)
+            return port;
+    }
+    return 0;
 }
 
 /* `status --json` of r's data directory: 1 if its link to peer is up. */
