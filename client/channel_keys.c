@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "channels.h"
+#include "contacts.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "outbound.h"
@@ -66,33 +67,6 @@ int kl_chan_own_key(kl_cli_t *cli, const kl_chan_t *x, uint8_t key[KL_CHANNEL_KE
     return r;
 }
 
-/* Pin addr's key from the log as a contact when we have none; 1 if a
- * different key is pinned (the user must verify it first). */
-static int pin(kl_cli_t *cli, const char *addr, const uint8_t mkey[32], int *conflict)
-{
-    kl_contact_t c;
-    *conflict = 0;
-    int r = kl_store_contact_get(cli->st, addr, &c);
-    if (r == 0) {
-        *conflict = !c.has_key || c.key_changed || kl_memcmp(c.key, mkey, 32) != 0;
-        return 0;
-    }
-    if (r != KL_ENOTFOUND)
-        return r;
-    memset(&c, 0, sizeof c);
-    snprintf(c.address, sizeof c.address, "%s", addr);
-    c.has_key = 1;
-    memcpy(c.key, mkey, 32);
-    c.added_at = kl_now_ms();
-    if ((r = kl_store_begin(cli->st)))
-        return r;
-    r = kl_store_contact_put(cli->st, &c);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
-    return r;
-}
-
 /* Give the key of epoch to one member, once. *ok = 1 when it has it. */
 static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, uint64_t epoch,
                     const uint8_t key[KL_CHANNEL_KEY], const uint8_t mkey[32], const char *addr,
@@ -107,7 +81,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, uint64_t
         *ok = has;
         return r;
     }
-    if ((r = pin(cli, addr, mkey, &conflict)))
+    if ((r = kl_contacts_pin_from_log(cli->st, addr, mkey, &conflict)))
         return r;
     if (conflict) {
         kl_chan_warn(cli, x->address, "key_conflict",

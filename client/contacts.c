@@ -182,3 +182,23 @@ out:
     kl_store_rollback(st);
     return r;
 }
+
+int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t key[32],
+                             int *conflict)
+{
+    kl_contact_t c;
+    *conflict = 0;
+    int r = kl_store_contact_get(st, address, &c);
+    if (r == 0) {
+        *conflict = !c.has_key || c.key_changed || kl_memcmp(c.key, key, 32) != 0;
+        return 0;
+    }
+    if (r != KL_ENOTFOUND)
+        return r;
+    memset(&c, 0, sizeof c);
+    snprintf(c.address, sizeof c.address, "%s", address);
+    c.has_key = 1;
+    memcpy(c.key, key, 32);
+    c.added_at = kl_now_ms();
+    return put_in_txn(st, &c);
+}

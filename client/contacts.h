@@ -40,6 +40,14 @@ int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
 int kl_contacts_check_sender(kl_store_t *st, kl_conn_t *conn, const char *sender,
                              const uint8_t key[32], int *accept);
 
+/* A key an owner-signed log (a group's or a channel's) names for address:
+ * pinned as a new (unverified) contact when address is none yet. Nothing
+ * changes for a known contact; *conflict = 1 when it is pinned to another
+ * key, flagged, or has none (the user must verify it before anything
+ * secret goes to that key). Writes in its own transaction. */
+int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t key[32],
+                             int *conflict);
+
 /* `contact verify --confirm`: accept the pending key if there is one (it
  * becomes the pinned key and the old session is dropped), mark verified.
  * KL_ENOTFOUND if not a contact, KL_ESTATE if there is no key at all. */

@@ -107,7 +107,7 @@ int kl_grp_own_key(kl_cli_t *cli, const kl_grp_t *x, int create, kl_senderkey_t 
 static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_senderkey_t *k,
                     const kl_group_member_t *m)
 {
-    kl_contact_t c;
+    int conflict = 0;
     kl_content_t ct;
     uint64_t seq = 0;
     int has = 0;
@@ -117,29 +117,15 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_
         return r;
     /* The member's key comes from the signed log; a contact pinned to
      * another key is a conflict the user must resolve first. */
-    r = kl_store_contact_get(cli->st, m->address, &c);
-    if (r == 0 && (!c.has_key || c.key_changed || kl_memcmp(c.key, m->key, 32) != 0)) {
+    if ((r = kl_contacts_pin_from_log(cli->st, m->address, m->key, &conflict)))
+        return r;
+    if (conflict) {
         kl_grp_warn(cli, x->address, "key_conflict",
                     "%s's identity key in the group differs from the one you pinned; they do not "
                     "get your group key until you check it with `kollega contact verify %s`",
                     m->address, m->address);
         return 0;
     }
-    if (r == KL_ENOTFOUND) {
-        memset(&c, 0, sizeof c);
-        snprintf(c.address, sizeof c.address, "%s", m->address);
-        c.has_key = 1;
-        memcpy(c.key, m->key, 32);
-        c.added_at = kl_now_ms();
-        if ((r = kl_store_begin(cli->st)))
-            return r;
-        r = kl_store_contact_put(cli->st, &c);
-        r = r ? r : kl_store_commit(cli->st);
-        if (r)
-            kl_store_rollback(cli->st);
-    }
-    if (r)
-        return r;
     memset(&ct, 0, sizeof ct);
     kl_random(ct.id, KL_MSG_ID);
     ct.sent_at = kl_now_ms();

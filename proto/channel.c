@@ -210,6 +210,23 @@ static kl_channel_verr_t check_rules(const kl_channel_t *c, const cop_t *o)
     return i == 0 ? KL_CV_OWNER : KL_CV_OK;
 }
 
+/* Append the op's target to a list (publishers or added members; the
+ * rules checked there is room). */
+static void entry_add(kl_ch_entry_t *v, size_t *n, const cop_t *o)
+{
+    memcpy(v[*n].key, o->target, 32);
+    strcpy(v[*n].address, o->target_address);
+    (*n)++;
+}
+
+/* Drop entry i of a list; the op's target address is the one it had. */
+static void entry_remove(kl_ch_entry_t *v, size_t *n, size_t i, cop_t *o)
+{
+    strcpy(o->target_address, v[i].address);
+    memmove(v + i, v + i + 1, (*n - i - 1) * sizeof *v);
+    (*n)--;
+}
+
 int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
                      kl_channel_event_t *ev, kl_channel_verr_t *why)
 {
@@ -243,7 +260,6 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
         c->capmem = cap;
     }
 
-    size_t i;
     switch (o.kind) {
     case KL_COP_CREATE:
         memcpy(c->pub[0].key, o.actor, 32);
@@ -253,27 +269,17 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
         c->epoch = 1;
         break;
     case KL_COP_ADD_MEMBER:
-        memcpy(c->mem[c->nmem].key, o.target, 32);
-        strcpy(c->mem[c->nmem].address, o.target_address);
-        c->nmem++;
+        entry_add(c->mem, &c->nmem, &o);
         break;
     case KL_COP_REMOVE_MEMBER:
-        i = kl_ch_find_mem(c, o.target);
-        strcpy(o.target_address, c->mem[i].address);
-        memmove(c->mem + i, c->mem + i + 1, (c->nmem - i - 1) * sizeof *c->mem);
-        c->nmem--;
+        entry_remove(c->mem, &c->nmem, kl_ch_find_mem(c, o.target), &o);
         c->epoch++;
         break;
     case KL_COP_ADD_PUBLISHER:
-        memcpy(c->pub[c->npub].key, o.target, 32);
-        strcpy(c->pub[c->npub].address, o.target_address);
-        c->npub++;
+        entry_add(c->pub, &c->npub, &o);
         break;
     case KL_COP_REMOVE_PUBLISHER:
-        i = kl_ch_find_pub(c, o.target);
-        strcpy(o.target_address, c->pub[i].address);
-        memmove(c->pub + i, c->pub + i + 1, (c->npub - i - 1) * sizeof *c->pub);
-        c->npub--;
+        entry_remove(c->pub, &c->npub, kl_ch_find_pub(c, o.target), &o);
         c->epoch++;
         break;
     }

@@ -329,7 +329,7 @@ static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
         fail(out, f->id, CODE(TOO_LARGE), m, 0);
         return 0;
     }
-    if (sd->to[0] == '!')
+    if (kl_dispatch_is_channel(f))
         return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
     if (sd->to[0] == '#')
         return kl_dispatch_group_request(cfg, s, f, now_ms, out);
@@ -416,7 +416,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     case BODY(CHANNEL_LIST):
         return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
     case BODY(FETCH): {
-        if (f->fetch->group[0] == '\0' && f->fetch->channel[0] != '\0')
+        if (kl_dispatch_is_channel(f))
             return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
         if (f->fetch->group[0] != '\0')
             return kl_dispatch_group_request(cfg, s, f, now_ms, out);
@@ -432,7 +432,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
         break;
     }
     case BODY(ACK):
-        if (f->ack->group[0] == '\0' && f->ack->channel[0] != '\0')
+        if (kl_dispatch_is_channel(f))
             return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
         if (f->ack->group[0] != '\0')
             return kl_dispatch_group_request(cfg, s, f, now_ms, out);

@@ -28,7 +28,7 @@
 
 static void pump(fed_peer_t *p);
 
-static uint64_t now_ms(void)
+uint64_t kl_fed_now_ms(void)
 {
     uv_timeval64_t tv;
     if (uv_gettimeofday(&tv) != 0)
@@ -38,7 +38,7 @@ static uint64_t now_ms(void)
 
 static void submit(kl_fed_t *f, kl_job_t *job)
 {
-    job->now_ms = now_ms();
+    job->now_ms = kl_fed_now_ms();
     f->cfg.submit(f->cfg.ud, job);
 }
 
@@ -47,7 +47,7 @@ void kl_fed_store(kl_fed_t *f, kl_job_t *job)
     submit(f, job);
 }
 
-static fed_peer_t *peer_by_id(kl_fed_t *f, uint64_t id)
+fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id)
 {
     for (size_t i = 0; i < f->n_peers; i++)
         if (f->peers[i].cfg.id == id)
@@ -195,7 +195,7 @@ void kl_fed_submit(kl_fed_t *f, kl_job_t *job)
         list_next(f, job);
         return;
     }
-    fed_peer_t *p = peer_by_id(f, job->u.fed->peer);
+    fed_peer_t *p = kl_fed_peer_by_id(f, job->u.fed->peer);
     kl_fed_job_t *fj = job->u.fed;
     /* Unknown peer cannot happen (dispatch checked); the sweep answers it
      * like a timeout so that the client never gets a re-entrant reply. */
@@ -588,7 +588,7 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
     case KL_FED_OP_SEND:
         /* A client's message is in the outbox: send it (the client's
          * connection gets the job next, for its `sent`). */
-        p = peer_by_id(f, fj->peer);
+        p = kl_fed_peer_by_id(f, fj->peer);
         if (job->result == 0 && p) {
             p->kicked = 1;
             pump(p);

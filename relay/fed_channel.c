@@ -81,14 +81,6 @@ static fed_mirror_t *find(kl_fed_t *f, const fed_peer_t *p, const char *address)
     return NULL;
 }
 
-static fed_peer_t *peer_of(kl_fed_t *f, uint64_t id)
-{
-    for (size_t i = 0; i < f->n_peers; i++)
-        if (f->peers[i].cfg.id == id)
-            return &f->peers[i];
-    return NULL;
-}
-
 static void start(kl_fed_t *f, fed_mirror_t *m)
 {
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_MIRROR, 0, NULL);
@@ -139,7 +131,7 @@ static void kick(kl_fed_t *f, fed_peer_t *p, const char *address)
 /* The round of job ended (failed: retry later while the link is up). */
 static void finish(kl_fed_t *f, kl_job_t *job, int failed)
 {
-    fed_peer_t *p = peer_of(f, job->u.fed->peer);
+    fed_peer_t *p = kl_fed_peer_by_id(f, job->u.fed->peer);
     fed_mirror_t *m = p ? find(f, p, job->u.fed->address) : NULL;
     int full = job->u.fed->m_full;
     kl_job_free(job);
@@ -169,6 +161,8 @@ static void ask(kl_fed_t *f, kl_job_t *job, int step)
 static void stored_round(kl_fed_t *f, kl_job_t *job)
 {
     kl_fed_job_t *fj = job->u.fed;
+    const fed_peer_t *p = kl_fed_peer_by_id(f, fj->peer);
+    const char *home = p ? p->cfg.name : "its relay";
     if (job->result != 0) {
         finish(f, job, 1);
         return;
@@ -184,7 +178,7 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
         return;
     case KL_MIRROR_DEACT:
         kl_log(KL_LOG_INFO, "federation: no subscriber of %s here: unsubscribed at %s",
-               fj->address, peer_of(f, fj->peer) ? peer_of(f, fj->peer)->cfg.name : "its relay");
+               fj->address, home);
         finish(f, job, 0);
         return;
     case KL_MIRROR_STORE:
@@ -195,8 +189,7 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
     }
     if (fj->m_refused > 0 || fj->err_msg[0])
         kl_log(KL_LOG_WARN, "channel %s from relay %s: %s (%zu post(s) refused this round)",
-               fj->address, peer_of(f, fj->peer) ? peer_of(f, fj->peer)->cfg.name : "?",
-               fj->err_msg, fj->m_refused);
+               fj->address, home, fj->err_msg, fj->m_refused);
     if (fj->n_names > 0 && f->cfg.push_list) {
         kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
         Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
@@ -224,7 +217,7 @@ void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job)
         return;
     }
     /* MIRROR_LIST: a link-up */
-    fed_peer_t *p = peer_of(f, fj->peer);
+    fed_peer_t *p = kl_fed_peer_by_id(f, fj->peer);
     const char *a = fj->names;
     for (size_t i = 0; p && job->result == 0 && i < fj->n_names; i++, a += strlen(a) + 1)
         kick(f, p, a);
@@ -234,7 +227,7 @@ void kl_fedchan_stored(kl_fed_t *f, kl_job_t *job)
 int kl_fedchan_sub_stored(kl_fed_t *f, kl_job_t *job)
 {
     kl_fed_job_t *fj = job->u.fed;
-    fed_peer_t *p = peer_of(f, fj->peer);
+    fed_peer_t *p = kl_fed_peer_by_id(f, fj->peer);
     if (job->result == 0 && fj->m_more && p && !f->stopping) {
         /* The next page of the home relay's log first. */
         protobuf_c_message_free_unpacked(fj->reply2, NULL);

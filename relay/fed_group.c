@@ -183,12 +183,8 @@ void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr)
     }
     fj->link_req = fr->id;
     kl_dispatch_out_t out;
-    uv_timeval64_t tv;
-    uint64_t now = uv_gettimeofday(&tv) == 0
-                       ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
-                       : 0;
-    int r = chan ? kl_dispatch_channel_remote(cfg, fj->user, fj->identity_key, gp->request, now,
-                                              &out)
+    int r = chan ? kl_dispatch_channel_remote(cfg, fj->user, fj->identity_key, gp->request,
+                                              kl_fed_now_ms(), &out)
                  : kl_dispatch_group_remote(cfg, fj->user, fj->identity_key, gp->request, &out);
     if (r != 0 || out.job == NULL) {
         if (r == 0 && out.has_reply)

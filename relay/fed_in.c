@@ -59,11 +59,8 @@ static const char *local_handle(fed_link_t *l, const char *address, kl_addr_t *a
 
 static void submit_job(fed_link_t *l, kl_job_t *job)
 {
-    uv_timeval64_t tv;
     job->owner = l;
-    job->now_ms = uv_gettimeofday(&tv) == 0
-                      ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
-                      : 0;
+    job->now_ms = kl_fed_now_ms();
     l->jobs++;
     l->fed->cfg.submit(l->fed->cfg.ud, job);
 }

@@ -138,6 +138,10 @@ void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job);
 
 /* fed.c: a job of the module to storage (kl_fed_job_done gets it back). */
 void kl_fed_store(kl_fed_t *f, kl_job_t *job);
+/* fed.c: the wall clock in ms since the epoch (0 if unreadable); the
+ * configured peer with storage id id, or NULL. */
+uint64_t kl_fed_now_ms(void);
+fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id);
 
 /* fed_channel.c (broadcast channels across relays, mirror model). Send a
  * MIRROR step's or a CHAN_SUB's request as a GroupProxy of the relay

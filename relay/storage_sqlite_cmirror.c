@@ -141,41 +141,21 @@ static int collect(sqlite3_stmt *s, size_t skip, char **out, size_t *len, size_t
     return 0;
 }
 
+/* The active mirrors of channels of relay ?1: the address ends in
+ * "@relay" (channel names have no '@'; '=' is exact, unlike LIKE). */
+#define MIRRORS_OF_RELAY                                                       \
+    " FROM channel_mirrors m JOIN channels c ON c.id = m.chan"                 \
+    " WHERE m.active AND substr(c.address, -length(?1) - 1) = '@' || ?1"
+
 int kl_storage_cmirror_list(kl_storage_t *st, const char *relay, char **out, size_t *len,
                             size_t *count)
 {
     sqlite3_stmt *s;
-    int r = kl_sq_prep(st,
-                 "SELECT c.address FROM channel_mirrors m JOIN channels c ON c.id = m.chan"
-                 " WHERE m.active AND c.address LIKE '%@' || ?1",
-                 &s);
+    int r = kl_sq_prep(st, "SELECT c.address" MIRRORS_OF_RELAY, &s);
     if (r)
         return r;
-    /* LIKE narrows (case-insensitively, '_' a wildcard); the loop below
-     * keeps the exact matches. */
     sqlite3_bind_text(s, 1, relay, -1, SQLITE_STATIC);
-    r = collect(s, 0, out, len, count);
-    if (r || *out == NULL)
-        return r;
-    char *w = *out;
-    size_t n = 0, used = 0;
-    for (const char *a = *out; a < *out + *len; a += strlen(a) + 1) {
-        const char *at = strrchr(a, '@');
-        size_t al = strlen(a);
-        if (at && strcmp(at + 1, relay) == 0) {
-            memmove(w, a, al + 1);
-            w += al + 1;
-            used += al + 1;
-            n++;
-        }
-    }
-    *len = used;
-    *count = n;
-    if (n == 0) {
-        free(*out);
-        *out = NULL;
-    }
-    return 0;
+    return collect(s, 0, out, len, count);
 }
 
 int kl_storage_channel_relays(kl_storage_t *st, uint64_t chan, char **out, size_t *len,
@@ -198,18 +178,17 @@ int kl_storage_cmirror_stats(kl_storage_t *st, const char *relay, uint64_t *mirr
                              uint64_t *mirrored, uint64_t *lag)
 {
     sqlite3_stmt *s;
-    char *names = NULL, shadow[KL_RELAYNAME_MAX + 2];
-    size_t len = 0, n = 0;
+    char shadow[KL_RELAYNAME_MAX + 2];
     *mirrors = *mirrored = *lag = 0;
-    int r = kl_storage_cmirror_list(st, relay, &names, &len, &n);
-    free(names);
-    if (r == KL_EIO || r == KL_EINVAL) /* no such table: an older database */
+    /* No such table (a read-only open of an older database): zeros. */
+    if (kl_sq_prep(st, "SELECT count(*)" MIRRORS_OF_RELAY, &s) != 0)
         return 0;
-    if (r)
-        return r;
-    *mirrors = n;
+    sqlite3_bind_text(s, 1, relay, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *mirrors = kl_sq_u64(sqlite3_column_int64(s, 0));
+    sqlite3_finalize(s);
     snprintf(shadow, sizeof shadow, "@%s", relay);
-    r = kl_sq_prep(st,
+    int r = kl_sq_prep(st,
                    "SELECT count(*), coalesce(sum(max(l.last_seq - coalesce(k.acked, 0), 0)), 0)"
                    " FROM users u JOIN channel_subs s ON s.user = u.id"
                    " JOIN channels c ON c.id = s.chan JOIN logs l ON l.id = c.log"

@@ -18,7 +18,7 @@ struct kl_storeq {
     uv_mutex_t mu;
     uv_cond_t cond;
     uv_async_t async;
-    job_list_t todo;   /* loop -> thread, under mu */
+    job_list_t queued;   /* loop -> thread, under mu */
     job_list_t done;   /* thread -> loop, under mu */
     int stopping;      /* under mu */
     int stopped;       /* loop thread only: no more submissions run */
@@ -54,21 +54,21 @@ static void list_append(job_list_t *l, job_list_t *m)
     m->head = m->tail = NULL;
 }
 
-/* Take at most KL_STOREQ_MAX_BATCH jobs off todo (under mu), so one
+/* Take at most KL_STOREQ_MAX_BATCH jobs off queued (under mu), so one
  * transaction stays short even when the loop has queued a flood. */
 static job_list_t take_batch(kl_storeq_t *q)
 {
-    job_list_t b = {q->todo.head, NULL};
-    kl_job_t *j = q->todo.head;
+    job_list_t b = {q->queued.head, NULL};
+    kl_job_t *j = q->queued.head;
     size_t n = 0;
     while (j && ++n < KL_STOREQ_MAX_BATCH)
         j = j->next;
     if (j == NULL || j->next == NULL) {
-        b.tail = q->todo.tail;
-        q->todo.head = q->todo.tail = NULL;
+        b.tail = q->queued.tail;
+        q->queued.head = q->queued.tail = NULL;
     } else {
         b.tail = j;
-        q->todo.head = j->next;
+        q->queued.head = j->next;
         j->next = NULL;
     }
     return b;
@@ -180,9 +180,9 @@ static void thread_main(void *arg)
     kl_storeq_t *q = arg;
     uv_mutex_lock(&q->mu);
     for (;;) {
-        while (q->todo.head == NULL && !q->stopping)
+        while (q->queued.head == NULL && !q->stopping)
             uv_cond_wait(&q->cond, &q->mu);
-        if (q->todo.head == NULL && q->stopping)
+        if (q->queued.head == NULL && q->stopping)
             break;
         job_list_t b = take_batch(q);
         uv_mutex_unlock(&q->mu);
@@ -340,7 +340,7 @@ void kl_storeq_submit(kl_storeq_t *q, kl_job_t *job)
         return;
     }
     uv_mutex_lock(&q->mu);
-    list_push(&q->todo, job);
+    list_push(&q->queued, job);
     uv_cond_signal(&q->cond);
     uv_mutex_unlock(&q->mu);
 }

@@ -197,8 +197,8 @@ static int connect_user(pconn_t *c, const ident_t *id, const char *address, int 
 }
 
 typedef struct sender {
-    long *todo;      /* i values still to send, in order */
-    size_t n_todo, todo_head;
+    long *unsent;      /* i values still to send, in order */
+    size_t n_unsent, unsent_head;
     long pend_i[WINDOW_MAX];
     uint32_t pend_id[WINDOW_MAX];
     size_t n_pend;
@@ -209,7 +209,7 @@ typedef struct sender {
 static void requeue_pending(sender_t *s)
 {
     for (size_t k = s->n_pend; k > 0; k--)
-        s->todo[--s->todo_head] = s->pend_i[k - 1];
+        s->unsent[--s->unsent_head] = s->pend_i[k - 1];
     s->n_pend = 0;
 }
 
@@ -254,18 +254,18 @@ int probe_sendloop(int argc, char **argv)
     }
     sender_t s = {0};
     /* Room in front for requeued values: at most one window at a time. */
-    s.todo = calloc((size_t)n + WINDOW_MAX, sizeof *s.todo);
-    if (s.todo == NULL)
+    s.unsent = calloc((size_t)n + WINDOW_MAX, sizeof *s.unsent);
+    if (s.unsent == NULL)
         return 1;
-    s.todo_head = WINDOW_MAX;
-    s.n_todo = WINDOW_MAX + (size_t)n;
+    s.unsent_head = WINDOW_MAX;
+    s.n_unsent = WINDOW_MAX + (size_t)n;
     for (long k = 0; k < n; k++)
-        s.todo[WINDOW_MAX + k] = start + k;
+        s.unsent[WINDOW_MAX + k] = start + k;
     static uint8_t body[BODY_MAX + 32];
     long acked = 0, errors = 0, reconnects = 0, since_progress = 0;
     int rc = 0, connected = 0, stop = 0;
     pconn_t c = {.fd = -1};
-    while (!stop && (s.todo_head < s.n_todo || s.n_pend > 0)) {
+    while (!stop && (s.unsent_head < s.n_unsent || s.n_pend > 0)) {
         if (!connected) {
             if (connect_user(&c, &id, argv[1], retry) != 0) {
                 printf("{\"event\":\"gave up\",\"acked\":%ld}\n", acked);
@@ -275,8 +275,8 @@ int probe_sendloop(int argc, char **argv)
             connected = 1;
         }
         int broken = 0;
-        while (s.n_pend < window && s.todo_head < s.n_todo) {
-            long i = s.todo[s.todo_head++];
+        while (s.n_pend < window && s.unsent_head < s.n_unsent) {
+            long i = s.unsent[s.unsent_head++];
             size_t len = 0;
             make_body(i, body, size, &len);
             kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -337,7 +337,7 @@ int probe_sendloop(int argc, char **argv)
             printf("{\"i\":%ld,\"error_code\":%d,\"retrying\":%s}\n", i, code,
                    again ? "true" : "false");
             if (again) {
-                s.todo[--s.todo_head] = i;
+                s.unsent[--s.unsent_head] = i;
                 since_progress += 20;
                 if (since_progress > RETRY_GIVE_UP_MS) {
                     rc = 1;
@@ -377,7 +377,7 @@ int probe_sendloop(int argc, char **argv)
     }
     pconn_close(&c);
     kl_memzero(&id, sizeof id);
-    free(s.todo);
+    free(s.unsent);
     printf("{\"done\":true,\"acked\":%ld,\"errors\":%ld,\"reconnects\":%ld}\n", acked, errors,
            reconnects);
     return rc;
