@@ -9,7 +9,9 @@ int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_pass
 int kl_cmd_whoami(kl_cli_t *cli);
 int kl_cmd_contact_add(kl_cli_t *cli, const char *address);
 int kl_cmd_contact_list(kl_cli_t *cli);
-int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm);
+/* number: the safety number the user typed after --confirm, or NULL. */
+int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm, const char *number);
+int kl_cmd_contact_reject(kl_cli_t *cli, const char *address);
 /* text "-" reads the message from stdin. */
 int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text);
 /* timeout_s < 0: none. */

@@ -1,4 +1,4 @@
-/* `kollega whoami` and `kollega contact add|list|verify`. */
+/* `kollega whoami` and `kollega contact add|list|verify|reject`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -217,11 +217,65 @@ static void print_verify(const kl_cli_t *cli, const kl_contact_t *c, const uint8
     }
 }
 
-int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm)
+/* NUMBER as the user typed it (digits, spaces allowed) -> 60 digits in
+ * out[KL_SAFETY_DIGITS + 1]; KL_EINVAL for anything else. */
+static int number_parse(const char *in, char *out)
+{
+    size_t n = 0;
+    for (const char *p = in; *p; p++) {
+        if (*p == ' ' || *p == '-')
+            continue;
+        if (*p < '0' || *p > '9' || n == KL_SAFETY_DIGITS)
+            return KL_EINVAL;
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+    return n == KL_SAFETY_DIGITS ? 0 : KL_EINVAL;
+}
+
+/* Decide whether --confirm may accept key: the number typed must be its
+ * safety number, or (none typed) key must be the one whose number was
+ * shown. An exit code when refused (message printed), else 0. */
+static int may_confirm(const kl_contact_t *c, const uint8_t key[32], const char *number,
+                       const char *typed)
+{
+    const char *a = c->address;
+    if (typed) {
+        char want[KL_SAFETY_DIGITS + 1];
+        if (number_parse(typed, want) != 0) {
+            kl_cli_err("NUMBER must be the 60-digit safety number (spaces allowed), got '%s'",
+                       typed);
+            return KL_EXIT_USAGE;
+        }
+        if (strcmp(want, number) != 0) {
+            kl_cli_err("the number you gave is not the safety number of %s's current key; "
+                       "nothing was confirmed. Run `kollega contact verify %s` and compare "
+                       "again", a, a);
+            return KL_EXIT_FAIL;
+        }
+        return 0;
+    }
+    if (!c->has_shown) {
+        kl_cli_err("no safety number of %s was shown to you yet, so there is nothing to "
+                   "confirm: run `kollega contact verify %s`, compare the number with %s, "
+                   "then run it again with --confirm", a, a, a);
+        return KL_EXIT_FAIL;
+    }
+    if (kl_memcmp(c->shown, key, 32) != 0) {
+        kl_cli_err("the identity key of %s changed after its safety number was shown to you; "
+                   "nothing was confirmed. Run `kollega contact verify %s` and compare the new "
+                   "number", a, a);
+        return KL_EXIT_FAIL;
+    }
+    return 0;
+}
+
+int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm, const char *typed)
 {
     char addr[KL_ADDR_MAX + 1], number[KL_SAFETY_DIGITS + 1];
     kl_contact_t c;
     kl_conn_t *conn = NULL;
+    uint8_t key[32];
     uint64_t held = 0;
     size_t released = 0;
     int added = 0;
@@ -247,9 +301,26 @@ int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm)
         kl_cli_err("cannot read the contact %s (%s)", addr, kl_strerror(r));
         return KL_EXIT_FAIL;
     }
+    const uint8_t *cur = kl_contacts_current_key(&c);
+    if (cur == NULL) {
+        kl_cli_err("there is no identity key for %s to verify", addr);
+        return KL_EXIT_FAIL;
+    }
+    memcpy(key, cur, 32);
+    if ((r = kl_safety_number(cli->me.pk, cli->me.address, key, addr, number))) {
+        kl_cli_err("cannot compute the safety number (%s)", kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
     if (confirm) {
-        if ((r = kl_contacts_confirm(cli->st, addr, &c))) {
-            kl_cli_err("cannot confirm %s (%s)", addr, kl_strerror(r));
+        if ((rc = may_confirm(&c, key, number, typed)))
+            return rc;
+        if ((r = kl_contacts_confirm(cli->st, addr, key, &c))) {
+            if (r == KL_ESTATE)
+                kl_cli_err("the identity key of %s changed meanwhile; nothing was confirmed. "
+                           "Run `kollega contact verify %s` and compare the new number", addr,
+                           addr);
+            else
+                kl_cli_err("cannot confirm %s (%s)", addr, kl_strerror(r));
             return KL_EXIT_FAIL;
         }
         kl_sync_t s;
@@ -259,13 +330,51 @@ int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm)
         if ((r = kl_sync_release_held(&s, addr, &released)))
             kl_cli_err("could not process the held messages from %s (%s)", addr,
                        kl_strerror(r));
-    }
-    const uint8_t *key = (c.key_changed && c.has_pending) || !c.has_key ? c.pending : c.key;
-    if ((r = kl_safety_number(cli->me.pk, cli->me.address, key, addr, number))) {
-        kl_cli_err("cannot compute the safety number (%s)", kl_strerror(r));
+    } else if ((r = kl_contacts_shown(cli->st, addr, key))) {
+        kl_cli_err("cannot record which safety number was shown (%s)", kl_strerror(r));
         return KL_EXIT_FAIL;
     }
     kl_store_held_count(cli->st, addr, &held);
     print_verify(cli, &c, key, number, held, released, confirm);
+    return KL_EXIT_OK;
+}
+
+int kl_cmd_contact_reject(kl_cli_t *cli, const char *address)
+{
+    char addr[KL_ADDR_MAX + 1];
+    kl_contact_t c;
+    uint64_t dropped = 0;
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    if (rc || (rc = kl_cli_open(cli)))
+        return rc;
+    int r = kl_contacts_reject(cli->st, addr, &c, &dropped);
+    if (r == KL_ENOTFOUND || r == KL_ESTATE) {
+        kl_cli_err("%s has no new identity key waiting for your decision; nothing to reject",
+                   addr);
+        return KL_EXIT_FAIL;
+    }
+    if (r) {
+        kl_cli_err("cannot reject the new key of %s (%s)", addr, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    if (cli->json) {
+        kl_json_t j;
+        kl_json_init(&j);
+        kl_json_obj_begin(&j, NULL);
+        kl_json_str(&j, "address", addr);
+        kl_json_bool(&j, "rejected", 1);
+        kl_json_uint(&j, "dropped_messages", dropped);
+        kl_json_bool(&j, "contact_kept", c.has_key);
+        kl_json_obj_end(&j);
+        emit(&j);
+    } else {
+        printf("Rejected the new identity key of %s; %llu held message%s from it deleted.\n",
+               addr, (unsigned long long)dropped, dropped == 1 ? "" : "s");
+        if (c.has_key)
+            printf("%s keeps the key you pinned before. If the relay keeps announcing the new "
+                   "one, the contact is flagged again: talk to %s another way.\n", addr, addr);
+        else
+            printf("%s is no longer a contact.\n", addr);
+    }
     return KL_EXIT_OK;
 }

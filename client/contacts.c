@@ -112,70 +112,140 @@ int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
     return 0;
 }
 
-int kl_contacts_check_sender(kl_store_t *st, kl_conn_t *conn, const char *sender,
-                             const uint8_t key[32], int *accept)
+int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32],
+                      int *vouched)
 {
-    kl_contact_t c;
     uint8_t relay_key[32];
     int exists = 0;
+    *vouched = 0;
+    if (conn == NULL)
+        return KL_EAGAIN;
+    int r = kl_contacts_lookup(conn, address, &exists, relay_key);
+    if (r == KL_EREFUSED) {
+        /* NOT_FOUND, BAD_REQUEST or FORBIDDEN is an answer ("no such
+         * user"); a relay that cannot answer now (its peer link is down,
+         * it is busy) decides nothing. */
+        int code = kl_conn_relay_error(conn);
+        if (code != KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND &&
+            code != KOLLEGA__RELAY__V1__ERROR_CODE__BAD_REQUEST &&
+            code != KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN)
+            return KL_EAGAIN;
+        return 0;
+    }
+    if (r == KL_EPROTO)
+        return 0; /* an answer about another address vouches for nothing */
+    if (r)
+        return KL_EAGAIN;
+    *vouched = exists && kl_memcmp(relay_key, key, 32) == 0;
+    return 0;
+}
+
+int kl_contacts_on_proven(kl_store_t *st, const char *sender, const uint8_t key[32],
+                          int *accept)
+{
+    kl_contact_t c;
     *accept = 0;
     int r = kl_store_contact_get(st, sender, &c);
-    if (r == 0) {
-        if (c.has_key && kl_memcmp(c.key, key, 32) == 0) {
-            *accept = 1;
-            return 0;
-        }
-        if (c.key_changed && c.has_pending && kl_memcmp(c.pending, key, 32) == 0)
-            return 0;
-        return flag_changed(st, &c, key);
-    }
-    if (r != KL_ENOTFOUND)
-        return r;
-    /* First contact from someone unknown: trust the key only if the relay
-     * vouches for it too; otherwise hold the message for verification. A
-     * lookup lost to the network decides nothing: the caller retries. */
-    int lr = conn ? kl_contacts_lookup(conn, sender, &exists, relay_key) : KL_EREFUSED;
-    if (lr && lr != KL_EREFUSED && lr != KL_EPROTO)
-        return KL_EAGAIN;
-    if (lr == 0 && exists && kl_memcmp(relay_key, key, 32) == 0) {
+    if (r == KL_ENOTFOUND) {
         r = pin_new(st, sender, key, &c);
         if (r == 0)
             *accept = 1;
         return r;
     }
-    memset(&c, 0, sizeof c);
-    snprintf(c.address, sizeof c.address, "%s", sender);
-    c.added_at = kl_now_ms();
-    if (exists) {
-        c.has_key = 1;
-        memcpy(c.key, relay_key, 32);
+    if (r)
+        return r;
+    if (c.has_key && kl_memcmp(c.key, key, 32) == 0) {
+        *accept = 1;
+        return 0;
     }
+    if (c.key_changed && c.has_pending && kl_memcmp(c.pending, key, 32) == 0)
+        return 0;
     return flag_changed(st, &c, key);
 }
 
-int kl_contacts_confirm(kl_store_t *st, const char *address, kl_contact_t *c)
+const uint8_t *kl_contacts_current_key(const kl_contact_t *c)
+{
+    if (c->has_pending && (c->key_changed || !c->has_key))
+        return c->pending;
+    return c->has_key ? c->key : NULL;
+}
+
+int kl_contacts_shown(kl_store_t *st, const char *address, const uint8_t key[32])
+{
+    kl_contact_t c;
+    int r = kl_store_begin(st);
+    if (r)
+        return r;
+    if ((r = kl_store_contact_get(st, address, &c)) == 0 &&
+        !(c.has_shown && kl_memcmp(c.shown, key, 32) == 0)) {
+        c.has_shown = 1;
+        memcpy(c.shown, key, 32);
+        r = kl_store_contact_put(st, &c);
+    }
+    if (r) {
+        kl_store_rollback(st);
+        return r;
+    }
+    return kl_store_commit(st);
+}
+
+int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expect[32],
+                        kl_contact_t *c)
 {
     int r = kl_store_begin(st);
     if (r)
         return r;
     if ((r = kl_store_contact_get(st, address, c)))
         goto out;
-    if (c->has_pending) {
+    /* The key being confirmed must still be the one whose safety number
+     * the user compared: one that arrived since is refused. */
+    const uint8_t *cur = kl_contacts_current_key(c);
+    if (cur == NULL || kl_memcmp(cur, expect, 32) != 0) {
+        r = KL_ESTATE;
+        goto out;
+    }
+    if (cur == c->pending) {
         memcpy(c->key, c->pending, 32);
         c->has_key = 1;
         c->has_pending = 0;
         memset(c->pending, 0, 32);
-        c->key_changed = 0;
         /* The old session belongs to the old key. */
         if ((r = kl_store_session_delete(st, address)))
             goto out;
-    } else if (!c->has_key) {
-        r = KL_ESTATE;
-        goto out;
     }
     c->key_changed = 0;
     c->verified = 1;
     if ((r = kl_store_contact_put(st, c)))
+        goto out;
+    return kl_store_commit(st);
+out:
+    kl_store_rollback(st);
+    return r;
+}
+
+int kl_contacts_reject(kl_store_t *st, const char *address, kl_contact_t *c, uint64_t *dropped)
+{
+    *dropped = 0;
+    int r = kl_store_begin(st);
+    if (r)
+        return r;
+    if ((r = kl_store_contact_get(st, address, c)))
+        goto out;
+    if (!c->has_pending) {
+        r = KL_ESTATE;
+        goto out;
+    }
+    if ((r = kl_store_held_drop(st, address, c->pending, dropped)))
+        goto out;
+    c->has_pending = 0;
+    memset(c->pending, 0, 32);
+    c->has_shown = 0;
+    memset(c->shown, 0, 32);
+    c->key_changed = 0;
+    /* Back to the pinned key; a contact that never had one has nothing
+     * left to keep. */
+    r = c->has_key ? kl_store_contact_put(st, c) : kl_store_contact_delete(st, address);
+    if (r)
         goto out;
     return kl_store_commit(st);
 out:

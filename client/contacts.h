@@ -1,8 +1,15 @@
-/* Contacts and trust on first use (DESIGN.md "Identities"): the first key
- * seen for an address is pinned; a different key later is never accepted
- * silently: the contact is flagged (key_changed, the new key kept as
- * pending), sending is refused and messages signed by the new key are held
- * until the user compares safety numbers and confirms. */
+/* Contacts and trust on first use: the first key seen for an address is
+ * pinned; a different key later is never accepted silently: the contact is
+ * flagged (key_changed, the new key kept as pending), sending is refused and
+ * messages signed by the new key are held until the user compares safety
+ * numbers and confirms.
+ *
+ * Proof before trust: the sender named inside a sealed-sender envelope is a
+ * claim. Nothing about a contact changes because of an incoming message
+ * until that message decrypted under a session bound to the claimed key
+ * (proof of the key) AND the claimed address's relay vouches for that key
+ * on lookup (proof that the key is that address's): Signal's rule. A claim
+ * that fails either is counted and dropped, attributed to nobody. */
 #ifndef KOLLEGA_CLIENT_CONTACTS_H
 #define KOLLEGA_CLIENT_CONTACTS_H
 
@@ -30,15 +37,30 @@ int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_con
 int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
                            kl_contact_t *c);
 
-/* For an incoming message from sender signed with key: *accept = 1 if key
- * is the pinned key, or if sender is unknown and the relay (conn, may be
- * NULL when offline) confirms key, which is then pinned. Otherwise the
- * contact is created or flagged with key as pending and *accept = 0 (the
- * caller holds the message). Writes in its own transaction. If the lookup
- * fails for lack of a connection (not a relay refusal), KL_EAGAIN is
- * returned and nothing is written: decide again later. */
-int kl_contacts_check_sender(kl_store_t *st, kl_conn_t *conn, const char *sender,
-                             const uint8_t key[32], int *accept);
+/* Does address's relay vouch for key (its lookup answers that key)? 0 with
+ * *vouched set when the relay answered (no such user: *vouched = 0);
+ * KL_EAGAIN when it could not be asked or could not answer now (no
+ * connection, network failure, its peer relay unreachable, rate limited):
+ * decide later. Writes nothing. */
+int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32],
+                      int *vouched);
+
+/* An incoming message from sender PROVED to come from the holder of key (it
+ * decrypted under an X3DH/ratchet session bound to key) and key is the one
+ * sender's relay vouches for. *accept = 1 when key is the pinned key, or
+ * sender is no contact yet (key is then pinned, unverified). Otherwise the
+ * contact is flagged with key as pending and *accept = 0: the caller holds
+ * the message. Never call it on an unproven claim. Own transaction. */
+int kl_contacts_on_proven(kl_store_t *st, const char *sender, const uint8_t key[32],
+                          int *accept);
+
+/* The key `contact verify` shows and --confirm accepts: the pending key of
+ * a flagged contact, else the pinned key (NULL when it has neither). */
+const uint8_t *kl_contacts_current_key(const kl_contact_t *c);
+
+/* `contact verify` showed the safety number of key: remember it, since
+ * --confirm accepts only that key. Own transaction. */
+int kl_contacts_shown(kl_store_t *st, const char *address, const uint8_t key[32]);
 
 /* A key an owner-signed log (a group's or a channel's) names for address:
  * pinned as a new (unverified) contact when address is none yet. Nothing
@@ -48,9 +70,19 @@ int kl_contacts_check_sender(kl_store_t *st, kl_conn_t *conn, const char *sender
 int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t key[32],
                              int *conflict);
 
-/* `contact verify --confirm`: accept the pending key if there is one (it
- * becomes the pinned key and the old session is dropped), mark verified.
- * KL_ENOTFOUND if not a contact, KL_ESTATE if there is no key at all. */
-int kl_contacts_confirm(kl_store_t *st, const char *address, kl_contact_t *c);
+/* `contact verify --confirm`: accept expect, which must still be the
+ * contact's current key (kl_contacts_current_key) — else KL_ESTATE and
+ * nothing changes (a key that arrived after the user compared numbers is
+ * never accepted). A pending key becomes the pinned key and the old session
+ * is dropped; the contact is marked verified. KL_ENOTFOUND if not a
+ * contact. One transaction. */
+int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expect[32],
+                        kl_contact_t *c);
+
+/* `contact reject`: drop the pending key and every message held from it;
+ * the contact goes back to its pinned key (or is forgotten if it never had
+ * one). *dropped = held messages deleted. KL_ESTATE when nothing is
+ * pending. One transaction. */
+int kl_contacts_reject(kl_store_t *st, const char *address, kl_contact_t *c, uint64_t *dropped);
 
 #endif

@@ -34,8 +34,9 @@ static const char USAGE[] =
     "  whoami                       show your address, identity key and relay\n"
     "  contact add ADDRESS          look up a colleague and pin their key\n"
     "  contact list                 list your contacts\n"
-    "  contact verify ADDRESS [--confirm]\n"
+    "  contact verify ADDRESS [--confirm [NUMBER]]\n"
     "                               show the safety number; --confirm marks it checked\n"
+    "  contact reject ADDRESS       refuse a changed key and drop what it sent\n"
     "  send ADDRESS TEXT            send a message (TEXT - reads it from stdin)\n"
     "  receive [--follow] [--timeout SECONDS]\n"
     "                               fetch, decrypt and show new messages\n"
@@ -83,16 +84,23 @@ static const struct help HELP[] = {
     {"contact",
      "Usage: kollega contact add ADDRESS\n"
      "       kollega contact list\n"
-     "       kollega contact verify ADDRESS [--confirm]\n\n"
+     "       kollega contact verify ADDRESS [--confirm [NUMBER]]\n"
+     "       kollega contact reject ADDRESS\n\n"
      "add     looks ADDRESS up at the relay and pins its identity key (trust on first use).\n"
      "list    shows your contacts; --json prints one object per line:\n"
      "        {\"address\",\"identity_key\",\"verified\",\"key_changed\",[\"pending_identity_key\"],\n"
      "        \"added_at\"}.\n"
      "verify  shows the 60-digit safety number to compare in person or by phone;\n"
      "        --confirm marks the contact verified and, if its key had changed, accepts\n"
-     "        the new key and releases the messages held from it. --json prints\n"
+     "        the new key and releases the messages held from it. It accepts only the\n"
+     "        key whose number `verify` showed you (a key that arrived since is refused);\n"
+     "        with NUMBER (the 60 digits, spaces allowed) it accepts the current key only\n"
+     "        if NUMBER is its safety number. --json prints\n"
      "        {\"address\",\"identity_key\",\"safety_number\",\"verified\",\"key_changed\",\n"
-     "        \"held_messages\",[\"released_messages\"]}.\n"},
+     "        \"held_messages\",[\"released_messages\"]}.\n"
+     "reject  refuses a changed key: it is dropped with every message held from it,\n"
+     "        and the contact keeps the key pinned before. --json prints\n"
+     "        {\"address\",\"rejected\",\"dropped_messages\",\"contact_kept\"}.\n"},
     {"send",
      "Usage: kollega send ADDRESS|#GROUP TEXT\n\n"
      "Encrypt TEXT for ADDRESS and hand it to the relay; exits 0 once the relay has\n"
@@ -403,13 +411,31 @@ static int run(kl_cli_t *cli, args_t *a)
                 return usage_err(cmd, "contact list takes no arguments (got '%s')", a->pos[2]);
             return kl_cmd_contact_list(cli);
         }
-        if (strcmp(sub, "add") == 0 || verify) {
+        if (verify && a->confirm && a->npos > 3) {
+            /* --confirm NUMBER: the 60 digits in one argument or in groups. */
+            char number[256];
+            size_t n = 0;
+            number[0] = '\0';
+            for (int i = 3; i < a->npos; i++) {
+                size_t l = strlen(a->pos[i]);
+                if (n + l + 2 > sizeof number)
+                    return usage_err(cmd, "NUMBER is too long%s", "");
+                memcpy(number + n, a->pos[i], l);
+                n += l;
+                number[n++] = ' ';
+                number[n] = '\0';
+            }
+            return kl_cmd_contact_verify(cli, a->pos[2], 1, number);
+        }
+        if (strcmp(sub, "add") == 0 || verify || strcmp(sub, "reject") == 0) {
             if (a->npos != 3)
                 return usage_err(cmd, "contact %s needs exactly one ADDRESS", sub);
-            return verify ? kl_cmd_contact_verify(cli, a->pos[2], a->confirm)
+            if (strcmp(sub, "reject") == 0)
+                return kl_cmd_contact_reject(cli, a->pos[2]);
+            return verify ? kl_cmd_contact_verify(cli, a->pos[2], a->confirm, NULL)
                           : kl_cmd_contact_add(cli, a->pos[2]);
         }
-        return usage_err(cmd, "contact needs add, list or verify (got '%s')", sub);
+        return usage_err(cmd, "contact needs add, list, verify or reject (got '%s')", sub);
     }
     if (strcmp(cmd, "send") == 0) {
         if ((rc = only(a, cmd, 0, 0, 0, 0)))

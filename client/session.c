@@ -568,7 +568,13 @@ int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound
         if (r == 0)
             s.flags &= (uint8_t)~SESS_PREKEY; /* the peer has our session now */
     }
-    if (r && env->prekey) {
+    if (r && env->prekey && env->ephemeral_key.len == 32) {
+        int used = 0;
+        if ((r = kl_store_x3dh_used_has(st, env->spk_id, env->ephemeral_key.data, &used)))
+            goto out;
+        r = used ? KL_EREPLAY : KL_ENOTFOUND;
+    }
+    if (r == KL_ENOTFOUND && env->prekey) {
         /* No usable session, or both sides started one at once: this
          * message starts a new session, which becomes current. */
         r = respond(st, me, in, env, &fresh, pt, cap, &ptlen);
@@ -581,6 +587,8 @@ int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound
             out->new_session = 1;
             out->used_opk = env->has_opk ? 1 : 0;
             out->opk_id = env->opk_id;
+            out->start_spk_id = env->spk_id;
+            memcpy(out->start_ek, env->ephemeral_key.data, 32);
         }
     }
     if (r)
@@ -602,6 +610,8 @@ int kl_session_apply(kl_store_t *st, const char *peer, const kl_decrypted_t *d)
     int r = kl_store_session_put(st, peer, d->session, d->session_len);
     if (r == 0 && d->used_opk)
         r = kl_store_prekey_delete(st, d->opk_id, KL_PREKEY_OPK);
+    if (r == 0 && d->new_session)
+        r = kl_store_x3dh_used_add(st, d->start_spk_id, d->start_ek, kl_now_ms());
     return r;
 }
 

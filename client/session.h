@@ -94,17 +94,26 @@ typedef struct kl_decrypted {
     size_t session_len;
     int used_opk;                /* a one-time prekey to delete */
     uint32_t opk_id;
-    int new_session;             /* 1 if X3DH started a new session */
+    int new_session;             /* 1 if X3DH started a new session: then */
+    uint32_t start_spk_id;       /* the start (signed prekey id, initiator's */
+    uint8_t start_ek[32];        /* ephemeral key) is recorded by apply */
 } kl_decrypted_t;
 
 /* Decrypt in->sealed->envelope with the session for in->sender, or (for a
  * prekey envelope, also when the existing session cannot decrypt it) with
- * a new responder session from our prekeys. Reads the store only.
- * KL_ENOTFOUND (no session / unknown prekey id), KL_ECRYPTO, KL_EPROTO. */
+ * a new responder session from our prekeys. Reads the store only. A
+ * session start that was answered before (kl_session_apply records each)
+ * never starts a session again: a relay re-delivering an old start cannot
+ * replace a live session with a stale one. KL_ENOTFOUND (no session /
+ * unknown prekey id), KL_EREPLAY (a used session start the current
+ * sessions cannot decrypt), KL_ECRYPTO, KL_EPROTO. Success proves that the
+ * sender holds the private half of in->sender_ik (X3DH binds it), not that
+ * in->sender is its address. */
 int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound_t *in,
                        kl_decrypted_t *out);
-/* Write the new session state and delete a consumed one-time prekey. Call
- * inside the caller's transaction. */
+/* Write the new session state, delete a consumed one-time prekey and
+ * record a new session start as used. Call inside the caller's
+ * transaction. */
 int kl_session_apply(kl_store_t *st, const char *peer, const kl_decrypted_t *d);
 void kl_decrypted_free(kl_decrypted_t *d);
 

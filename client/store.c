@@ -362,7 +362,7 @@ int kl_store_create(const char *path, const char *pass, kl_store_t **out)
         exec(st, "ROLLBACK;");
         goto out;
     }
-    if ((r = kl_store_group_schema(st)))
+    if ((r = kl_store_group_schema(st)) || (r = kl_store_trust_schema(st)))
         goto out;
     *out = st;
     st = NULL;
@@ -447,7 +447,8 @@ int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out)
         r = KL_EPASS;
         goto out;
     }
-    if ((r = configure(st)) || (r = kl_store_group_schema(st)))
+    if ((r = configure(st)) || (r = kl_store_group_schema(st)) ||
+        (r = kl_store_trust_schema(st)))
         goto out;
     *out = st;
     st = NULL;

@@ -111,6 +111,8 @@ typedef struct kl_contact {
     int key_changed;             /* a different key was seen: sending refused */
     int has_pending;
     uint8_t pending[32];         /* the different key, accepted by verify --confirm */
+    int has_shown;               /* `contact verify` showed the safety number of ... */
+    uint8_t shown[32];           /* ... this key: the only key --confirm may accept */
     uint64_t added_at;           /* ms since the epoch */
 } kl_contact_t;
 
@@ -118,6 +120,7 @@ typedef struct kl_contact {
 int kl_store_contact_get(kl_store_t *st, const char *address, kl_contact_t *c);
 /* Insert or replace (sealed, so a pin cannot be swapped in the file). */
 int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c);
+int kl_store_contact_delete(kl_store_t *st, const char *address);
 /* Calls cb for every contact in address order; a non-zero return stops
  * and is returned. */
 int kl_store_contact_list(kl_store_t *st, int (*cb)(void *ud, const kl_contact_t *c), void *ud);
@@ -163,11 +166,27 @@ int kl_store_held_add(kl_store_t *st, const kl_held_t *h);
 int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
                        int (*cb)(void *ud, const kl_held_t *h), void *ud);
 int kl_store_held_delete(kl_store_t *st, uint64_t seq);
+/* Delete every held entry of sender signed with key; *n = how many. */
+int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t key[32], uint64_t *n);
 int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n);
 
 /* Record an inbox entry that could not be opened or decrypted. */
 int kl_store_failure_add(kl_store_t *st, uint64_t seq, uint64_t at_ms, const char *reason);
 int kl_store_failure_count(kl_store_t *st, uint64_t *n);
+
+/* ---- replay records (store_trust.c) ---- */
+/* *used = 1 when the X3DH session start (signed prekey spk_id, initiator
+ * ephemeral key ek) was already answered once. */
+int kl_store_x3dh_used_has(kl_store_t *st, uint32_t spk_id, const uint8_t ek[32], int *used);
+/* Record an answered session start (inside the caller's transaction). */
+int kl_store_x3dh_used_add(kl_store_t *st, uint32_t spk_id, const uint8_t ek[32], uint64_t now);
+/* Forget the starts of signed prekeys no longer in the store. */
+int kl_store_x3dh_used_prune(kl_store_t *st);
+/* Record the id of a key-carrying message (group sender key, channel key):
+ * *added = 0 when it was applied before (a replay: apply nothing). Ids
+ * older than keep_ms are forgotten. Inside the caller's transaction. */
+int kl_store_key_msg_add(kl_store_t *st, const uint8_t id[KL_MSG_ID], uint64_t now,
+                         uint64_t keep_ms, int *added);
 
 /* ---- groups (store_group.c; declared in store_group.h) ---- */
 
@@ -177,5 +196,8 @@ int kl_store_label(char *out, size_t cap, const char *table, const char *row);
 /* Create the group tables (and the messages.sender column) in a store made
  * before groups existed; a no-op on a current store. */
 int kl_store_group_schema(kl_store_t *st);
+/* Create the replay-record tables (store_trust.c) in a store made before
+ * them; a no-op on a current store. */
+int kl_store_trust_schema(kl_store_t *st);
 
 #endif

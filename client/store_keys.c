@@ -9,12 +9,17 @@
 #include "kollega/err.h"
 #include "store_int.h"
 
-#define CONTACT_REC_VERSION 1
-#define CONTACT_REC_LEN (2 + 32 + 32)
+/* Contact record: version, flags, pinned key, pending key and (version 2)
+ * the key whose safety number `contact verify` showed last. */
+#define CONTACT_REC_V1 1
+#define CONTACT_REC_V1_LEN (2 + 32 + 32)
+#define CONTACT_REC_VERSION 2
+#define CONTACT_REC_LEN (2 + 32 + 32 + 32)
 #define F_HAS_KEY 0x01
 #define F_VERIFIED 0x02
 #define F_KEY_CHANGED 0x04
 #define F_HAS_PENDING 0x08
+#define F_HAS_SHOWN 0x10
 
 static int prekey_label(char *out, size_t cap, uint32_t id, int kind)
 {
@@ -120,7 +125,11 @@ int kl_store_prekey_prune_spk(kl_store_t *st, uint64_t before_ms)
     if (r)
         return r;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)before_ms);
-    return kl_store_exec_stmt(s);
+    if ((r = kl_store_exec_stmt(s)))
+        return r;
+    /* The session starts answered under a deleted signed prekey can never
+     * be answered again: their replay records can go too. */
+    return kl_store_x3dh_used_prune(st);
 }
 
 int kl_store_prekey_count(kl_store_t *st, int kind, uint64_t *n)
@@ -199,7 +208,8 @@ static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
     int r = kl_store_label(label, sizeof label, "contacts", c->address);
     if (r || (r = kl_store_column_unseal(st, s, 2, label, &pt, &n)))
         return r;
-    if (n != CONTACT_REC_LEN || pt[0] != CONTACT_REC_VERSION) {
+    if (!(n == CONTACT_REC_LEN && pt[0] == CONTACT_REC_VERSION) &&
+        !(n == CONTACT_REC_V1_LEN && pt[0] == CONTACT_REC_V1)) {
         kl_free_wipe(pt, n);
         return KL_EPROTO;
     }
@@ -210,6 +220,10 @@ static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
     c->has_pending = !!(f & F_HAS_PENDING);
     memcpy(c->key, pt + 2, 32);
     memcpy(c->pending, pt + 34, 32);
+    if (pt[0] == CONTACT_REC_VERSION) {
+        c->has_shown = !!(f & F_HAS_SHOWN);
+        memcpy(c->shown, pt + 66, 32);
+    }
     kl_free_wipe(pt, n);
     return 0;
 }
@@ -241,11 +255,14 @@ int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c)
     rec[0] = CONTACT_REC_VERSION;
     rec[1] = (uint8_t)((c->has_key ? F_HAS_KEY : 0) | (c->verified ? F_VERIFIED : 0) |
                        (c->key_changed ? F_KEY_CHANGED : 0) |
-                       (c->has_pending ? F_HAS_PENDING : 0));
+                       (c->has_pending ? F_HAS_PENDING : 0) |
+                       (c->has_shown ? F_HAS_SHOWN : 0));
     if (c->has_key)
         memcpy(rec + 2, c->key, 32);
     if (c->has_pending)
         memcpy(rec + 34, c->pending, 32);
+    if (c->has_shown)
+        memcpy(rec + 66, c->shown, 32);
     if ((r = kl_store_prepare(st, "INSERT OR REPLACE INTO contacts(address, added_at, box)"
                                   " VALUES(?1, ?2, ?3)", &s)))
         return r;
@@ -255,6 +272,16 @@ int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c)
         sqlite3_finalize(s);
         return r;
     }
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_contact_delete(kl_store_t *st, const char *address)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM contacts WHERE address = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
     return kl_store_exec_stmt(s);
 }
 

@@ -221,6 +221,18 @@ int kl_store_held_delete(kl_store_t *st, uint64_t seq)
     return kl_store_exec_stmt(s);
 }
 
+int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t key[32], uint64_t *n)
+{
+    sqlite3_stmt *s;
+    *n = 0;
+    int r = kl_store_prepare(st, "DELETE FROM held WHERE sender = ?1 AND sender_key = ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
+    return kl_store_exec_changes(st, s, n);
+}
+
 static int count(kl_store_t *st, const char *sql, const char *arg, uint64_t *n)
 {
     sqlite3_stmt *s;

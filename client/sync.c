@@ -16,6 +16,9 @@
  * while claiming more (a confused relay must not keep us looping). */
 #define FETCH_LIMIT 100
 #define MAX_EMPTY_ROUNDS 3
+/* How long the ids of applied key messages are kept: longer than any relay
+ * keeps an entry (30 days by default). */
+#define KEY_MSG_KEEP_MS (60ull * 24 * 3600 * 1000)
 
 static void warn_held(const kl_sync_t *s, const char *sender)
 {
@@ -57,6 +60,10 @@ fail:
     return r;
 }
 
+/* The content decrypted, but is addressed to someone else (a message
+ * re-sealed to us by whoever received it). */
+#define MISADDRESSED KL_EINVAL
+
 static const char *reason_of(int r)
 {
     switch (r) {
@@ -64,6 +71,8 @@ static const char *reason_of(int r)
     case KL_ECRYPTO: return "authentication failed";
     case KL_EPROTO: return "malformed";
     case KL_ELIMIT: return "too far out of order";
+    case KL_EREPLAY: return "a replayed session start (ignored)";
+    case MISADDRESSED: return "addressed to someone else";
     default: return kl_strerror(r);
     }
 }
@@ -124,7 +133,7 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
     }
     int dr = kl_session_decrypt(s->st, s->me, in, &d);
     if (dr == 0 && strcmp(d.content.to, s->me->address) != 0)
-        dr = KL_EREPLAY; /* sealed for us, but written to someone else */
+        dr = MISADDRESSED;
     if (dr == KL_EIO || dr == KL_ENOMEM) {
         /* Our own failure, not the message's: keep it for a retry. */
         kl_store_rollback(s->st);
@@ -136,6 +145,20 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
         return 0;
     }
     if (d.content.has_dist || d.content.has_ckey) {
+        int fresh = 0;
+        /* Applied once only, like text: a replayed key message must not
+         * wind a sender key back or re-apply an old session state. */
+        if ((r = kl_store_key_msg_add(s->st, d.content.id, kl_now_ms(), KEY_MSG_KEEP_MS,
+                                      &fresh)))
+            goto fail;
+        if (!fresh) {
+            if ((advance_cursor && (r = kl_store_set_u64(s->st, "cursor", seq))) ||
+                (held_seq && (r = kl_store_held_delete(s->st, held_seq))))
+                goto fail;
+            if ((r = kl_store_commit(s->st)) == 0)
+                s->duplicates++;
+            goto out;
+        }
         /* A key, not a message. A group sender key: stored per (group,
          * sender key, key_id) and used only while the sender is a member
          * in our validated copy of the group's log (group_msg.c checks at
@@ -192,11 +215,72 @@ out:
     return r;
 }
 
+/* Count a failure that a decryption result explains. */
+static int record_bad(kl_sync_t *s, uint64_t seq, int bad)
+{
+    if (bad == KL_EREPLAY)
+        s->replays++;
+    return record_failure(s, seq, reason_of(bad));
+}
+
+static int vouch(kl_sync_t *s, const char *address, const uint8_t key[32], int *vouched)
+{
+    if (s->vouch)
+        return s->vouch(s->vouch_ud, address, key, vouched);
+    return kl_contacts_vouch(s->conn, address, key, vouched);
+}
+
+/* An entry whose claimed sender is not a contact pinned to the claimed key
+ * (unknown, pinned to another key, or flagged). Proof comes first: the
+ * entry must decrypt under a session bound to the claimed key (read-only
+ * trial; nothing is written), then the claimed address's relay must vouch
+ * for that key. Only then may the contact be pinned or flagged. A claim
+ * failing either is recorded as a failure that names nobody. */
+static int judge_claim(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_t *body,
+                       size_t len)
+{
+    kl_decrypted_t d;
+    int vouched = 0, accept = 0, bad = 0;
+    int dr = kl_session_decrypt(s->st, s->me, in, &d);
+    if (dr == 0 && strcmp(d.content.to, s->me->address) != 0)
+        dr = MISADDRESSED;
+    if (dr == 0)
+        kl_decrypted_free(&d);
+    if (dr == KL_EIO || dr == KL_ENOMEM)
+        return dr;
+    if (dr == KL_EREPLAY)
+        return record_bad(s, seq, dr);
+    if (dr) {
+        s->unproven++;
+        return record_failure(s, seq, "its claimed sender is unproven: it did not decrypt");
+    }
+    int r = vouch(s, in->sender, in->sender_ik, &vouched);
+    if (r == KL_EAGAIN)
+        s->conn_error = 1;
+    if (r)
+        return r;
+    if (!vouched) {
+        s->forged++;
+        if (!s->quiet)
+            fprintf(stderr, "kollega: dropped a message that claims to come from %s: it is "
+                            "signed by a key that %s's relay does not know, so it may come "
+                            "from anyone\n", in->sender, in->sender);
+        return record_failure(s, seq, "signed by a key its claimed sender's relay does not know");
+    }
+    if ((r = kl_contacts_on_proven(s->st, in->sender, in->sender_ik, &accept)))
+        return r;
+    if (!accept)
+        return hold(s, seq, in, body, len);
+    r = store_decrypted(s, in, seq, 1, 0, &bad);
+    return r == 0 && bad ? record_bad(s, seq, bad) : r;
+}
+
 int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
     kl_inbound_t in;
+    kl_contact_t c;
     uint64_t cursor = 0;
-    int accept = 0, bad = 0;
+    int bad = 0;
     (void)ts;
     int r = get_cursor(s->st, &cursor);
     if (r || seq <= cursor)
@@ -207,17 +291,16 @@ int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, 
     if (r)
         return record_failure(s, seq, r == KL_ECRYPTO ? "not sealed to this identity"
                                                       : "malformed envelope");
-    r = kl_contacts_check_sender(s->st, s->conn, in.sender, in.sender_ik, &accept);
-    if (r == KL_EAGAIN)
-        s->conn_error = 1;
-    if (r == 0 && !accept)
-        r = hold(s, seq, &in, body, len);
-    else if (r == 0) {
+    r = kl_store_contact_get(s->st, in.sender, &c);
+    if (r == 0 && c.has_key && kl_memcmp(c.key, in.sender_ik, 32) == 0) {
+        /* The pinned key: decryption alone decides. */
         r = store_decrypted(s, &in, seq, 1, 0, &bad);
         if (r == 0 && bad)
-            r = record_failure(s, seq, bad == KL_EREPLAY ? "addressed to someone else"
-                                                         : reason_of(bad));
+            r = record_bad(s, seq, bad);
+    } else if (r == 0 || r == KL_ENOTFOUND) {
+        r = judge_claim(s, seq, &in, body, len);
     }
+    kl_memzero(&c, sizeof c);
     kl_inbound_free(&in);
     return r;
 }

@@ -2,9 +2,15 @@
  * check the sender, decrypt, and store each one in ONE transaction with the
  * updated ratchet state and the new cursor; ack only after that commit.
  * An entry that cannot be opened or decrypted is recorded as a failure and
- * still advances the cursor, so one bad entry never blocks the inbox. A
- * message whose sender key differs from the pinned one is held (sealed in
- * the store) until the user confirms the new key. */
+ * still advances the cursor, so one bad entry never blocks the inbox.
+ *
+ * The sender an envelope names is a claim (contacts.h "Proof before
+ * trust"): from a contact pinned to the claimed key, decryption decides;
+ * otherwise the entry must first decrypt (a read-only trial) and the
+ * claimed address's relay must vouch for the key, and only then is an
+ * unknown sender pinned, or a known one flagged with the new key pending
+ * and the message held (sealed in the store) until the user confirms it.
+ * Claims that fail are recorded as failures naming nobody. */
 #ifndef KOLLEGA_CLIENT_SYNC_H
 #define KOLLEGA_CLIENT_SYNC_H
 
@@ -23,7 +29,14 @@ typedef struct kl_sync {
     int (*on_message)(void *ud, const kl_message_t *m);
     void *ud;
     int quiet;                   /* no warnings on stderr */
+    /* Asks whether address's relay vouches for key (contacts.h
+     * kl_contacts_vouch); NULL: ask the relay on conn. */
+    int (*vouch)(void *ud, const char *address, const uint8_t key[32], int *vouched);
+    void *vouch_ud;
     size_t stored, duplicates, held, failed;
+    size_t unproven;             /* claims that did not decrypt (in failed) */
+    size_t forged;               /* decrypted, but the relay does not vouch (in failed) */
+    size_t replays;              /* replayed session starts ignored (in failed) */
     size_t keys;                 /* group sender keys received */
     int store_error;             /* set when the local store (not the relay) failed */
     int conn_error;              /* set when a lookup on the connection failed */

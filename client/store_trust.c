@@ -1,0 +1,94 @@
+/* Replay records in the client store: the X3DH session starts already
+ * used, and the ids of key-carrying messages already applied. See store.h.
+ *
+ * A session start is recorded as (signed prekey id, SHA-256 of a label and
+ * the initiator's ephemeral key): enough to recognise the same start again,
+ * and nothing that says who it came from. The rows of a signed prekey go
+ * with it (kl_store_prekey_prune_spk), since a start under a deleted signed
+ * prekey can no longer be answered anyway. */
+#include <string.h>
+
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "store_int.h"
+
+#define START_TAG_LABEL "kollega-x3dh-start-v1"
+
+static const char TRUST_SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS x3dh_used(spk_id INTEGER NOT NULL, tag BLOB NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(spk_id, tag));"
+    "CREATE TABLE IF NOT EXISTS key_msgs(msg_id BLOB PRIMARY KEY, at INTEGER NOT NULL);";
+
+int kl_store_trust_schema(kl_store_t *st)
+{
+    return sqlite3_exec(st->db, TRUST_SCHEMA, NULL, NULL, NULL) == SQLITE_OK ? 0 : KL_EIO;
+}
+
+static void start_tag(const uint8_t ek[32], uint8_t tag[32])
+{
+    uint8_t in[sizeof START_TAG_LABEL - 1 + 32];
+    memcpy(in, START_TAG_LABEL, sizeof START_TAG_LABEL - 1);
+    memcpy(in + sizeof START_TAG_LABEL - 1, ek, 32);
+    kl_sha256(in, sizeof in, tag);
+}
+
+int kl_store_x3dh_used_has(kl_store_t *st, uint32_t spk_id, const uint8_t ek[32], int *used)
+{
+    sqlite3_stmt *s;
+    uint8_t tag[32];
+    *used = 0;
+    start_tag(ek, tag);
+    int r = kl_store_prepare(st, "SELECT 1 FROM x3dh_used WHERE spk_id = ?1 AND tag = ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, spk_id);
+    sqlite3_bind_blob(s, 2, tag, 32, SQLITE_TRANSIENT);
+    return kl_store_step_exists(s, used);
+}
+
+int kl_store_x3dh_used_add(kl_store_t *st, uint32_t spk_id, const uint8_t ek[32], uint64_t now)
+{
+    sqlite3_stmt *s;
+    uint8_t tag[32];
+    start_tag(ek, tag);
+    int r = kl_store_prepare(st, "INSERT OR IGNORE INTO x3dh_used(spk_id, tag, at)"
+                                 " VALUES(?1, ?2, ?3)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, spk_id);
+    sqlite3_bind_blob(s, 2, tag, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)now);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_x3dh_used_prune(kl_store_t *st)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM x3dh_used WHERE spk_id NOT IN"
+                                 " (SELECT id FROM prekeys WHERE kind = 0)", &s);
+    return r ? r : kl_store_exec_stmt(s);
+}
+
+int kl_store_key_msg_add(kl_store_t *st, const uint8_t id[KL_MSG_ID], uint64_t now,
+                         uint64_t keep_ms, int *added)
+{
+    sqlite3_stmt *s;
+    uint64_t n = 0;
+    *added = 0;
+    int r = kl_store_prepare(st, "INSERT OR IGNORE INTO key_msgs(msg_id, at) VALUES(?1, ?2)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_blob(s, 1, id, KL_MSG_ID, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)now);
+    if ((r = kl_store_exec_changes(st, s, &n)))
+        return r;
+    *added = n == 1;
+    /* Ids older than any entry a relay may still hold are of no use: a
+     * replay of something older fails its ratchet decryption anyway. */
+    if (now <= keep_ms)
+        return 0;
+    if ((r = kl_store_prepare(st, "DELETE FROM key_msgs WHERE at < ?1", &s)))
+        return r;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(now - keep_ms));
+    return kl_store_exec_stmt(s);
+}
