@@ -205,12 +205,15 @@ int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expec
         goto out;
     }
     if (cur == c->pending) {
+        uint64_t dropped = 0;
         memcpy(c->key, c->pending, 32);
         c->has_key = 1;
         c->has_pending = 0;
         memset(c->pending, 0, 32);
-        /* The old session belongs to the old key. */
-        if ((r = kl_store_session_delete(st, address)))
+        /* The old session belongs to the old key; messages held from keys
+         * announced before this one and never confirmed go too. */
+        if ((r = kl_store_session_delete(st, address)) ||
+            (r = kl_store_held_drop(st, address, c->key, &dropped)))
             goto out;
     }
     c->key_changed = 0;
@@ -235,7 +238,7 @@ int kl_contacts_reject(kl_store_t *st, const char *address, kl_contact_t *c, uin
         r = KL_ESTATE;
         goto out;
     }
-    if ((r = kl_store_held_drop(st, address, c->pending, dropped)))
+    if ((r = kl_store_held_drop(st, address, c->has_key ? c->key : NULL, dropped)))
         goto out;
     c->has_pending = 0;
     memset(c->pending, 0, 32);

@@ -73,13 +73,15 @@ int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t 
 /* `contact verify --confirm`: accept expect, which must still be the
  * contact's current key (kl_contacts_current_key) — else KL_ESTATE and
  * nothing changes (a key that arrived after the user compared numbers is
- * never accepted). A pending key becomes the pinned key and the old session
- * is dropped; the contact is marked verified. KL_ENOTFOUND if not a
+ * never accepted). A pending key becomes the pinned key; the old session
+ * and messages held from any other key are dropped; the contact is marked
+ * verified. KL_ENOTFOUND if not a
  * contact. One transaction. */
 int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expect[32],
                         kl_contact_t *c);
 
-/* `contact reject`: drop the pending key and every message held from it;
+/* `contact reject`: drop the pending key and every message held from a key
+ * other than the pinned one;
  * the contact goes back to its pinned key (or is forgotten if it never had
  * one). *dropped = held messages deleted. KL_ESTATE when nothing is
  * pending. One transaction. */

@@ -13,7 +13,7 @@
 #include "cmd.h"
 #include "kollega/crypto.h"
 
-#define MAX_POS 8
+#define MAX_POS 16 /* contact verify A --confirm and a NUMBER in 12 groups: 15 */
 
 static volatile sig_atomic_t g_stop;
 

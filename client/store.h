@@ -166,8 +166,9 @@ int kl_store_held_add(kl_store_t *st, const kl_held_t *h);
 int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
                        int (*cb)(void *ud, const kl_held_t *h), void *ud);
 int kl_store_held_delete(kl_store_t *st, uint64_t seq);
-/* Delete every held entry of sender signed with key; *n = how many. */
-int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t key[32], uint64_t *n);
+/* Delete every held entry of sender not signed with keep (all of them when
+ * keep is NULL); *n = how many. */
+int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t *keep, uint64_t *n);
 int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n);
 
 /* Record an inbox entry that could not be opened or decrypted. */

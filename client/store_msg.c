@@ -221,15 +221,19 @@ int kl_store_held_delete(kl_store_t *st, uint64_t seq)
     return kl_store_exec_stmt(s);
 }
 
-int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t key[32], uint64_t *n)
+int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t *keep, uint64_t *n)
 {
     sqlite3_stmt *s;
     *n = 0;
-    int r = kl_store_prepare(st, "DELETE FROM held WHERE sender = ?1 AND sender_key = ?2", &s);
+    int r = kl_store_prepare(st, "DELETE FROM held WHERE sender = ?1 AND"
+                                 " (?2 IS NULL OR sender_key != ?2)", &s);
     if (r)
         return r;
     sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
+    if (keep)
+        sqlite3_bind_blob(s, 2, keep, 32, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 2);
     return kl_store_exec_changes(st, s, n);
 }
 

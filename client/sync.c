@@ -51,7 +51,7 @@ static int record_failure(kl_sync_t *s, uint64_t seq, const char *reason)
             goto fail;
         s->failed++;
         if (!s->quiet)
-            fprintf(stderr, "kollega: a message could not be decrypted (inbox entry %llu: %s)\n",
+            fprintf(stderr, "kollega: a message was dropped (inbox entry %llu: %s)\n",
                     (unsigned long long)seq, reason);
     }
     return kl_store_commit(s->st);
@@ -261,11 +261,8 @@ static int judge_claim(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const
         return r;
     if (!vouched) {
         s->forged++;
-        if (!s->quiet)
-            fprintf(stderr, "kollega: dropped a message that claims to come from %s: it is "
-                            "signed by a key that %s's relay does not know, so it may come "
-                            "from anyone\n", in->sender, in->sender);
-        return record_failure(s, seq, "signed by a key its claimed sender's relay does not know");
+        return record_failure(s, seq, "signed by a key that the relay of the sender it claims "
+                                      "does not know: it may come from anyone");
     }
     if ((r = kl_contacts_on_proven(s->st, in->sender, in->sender_ik, &accept)))
         return r;

@@ -28,6 +28,11 @@
  *            [--until-error]
  *   recv     KEYFILE ADDRESS [--no-ack] [--hold] [--rounds R]
  *   flood    KEYFILE ADDRESS
+ * A hostile user at the end-to-end layer (kl_probe_e2e.c):
+ *   forge    KEYFILE ADDRESS TO CLAIMED_SENDER junk|proven TEXT
+ *            a sealed-sender envelope to TO that claims CLAIMED_SENDER: junk
+ *            (a random claimed key and random ratchet bytes) or proven (the
+ *            probe's own key and a real X3DH start carrying TEXT)
  * Exit codes: 0 the mode ran (its JSON says what happened), 1 it could not
  * run (no relay, handshake failed), 2 usage. */
 #include <arpa/inet.h>
@@ -461,6 +466,8 @@ int main(int argc, char **argv)
         return probe_sendloop(rest, rargv);
     if (strcmp(mode, "recv") == 0)
         return probe_recv(rest, rargv);
+    if (strcmp(mode, "forge") == 0)
+        return probe_forge(rest, rargv);
     if (strcmp(mode, "flood") == 0)
         return probe_flood(rest, rargv);
     if (!is_kind(mode) || rest != 0) {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kollega/crypto.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
 
@@ -44,10 +45,25 @@ int probe_stdin_eof(void);
 /* Sleep ms milliseconds. */
 void probe_sleep_ms(int ms);
 
+/* A registered user's key pair, as the register mode saves it. */
+typedef struct probe_ident {
+    uint8_t pk[KL_ED_PK];
+    uint8_t sk[KL_ED_SK];
+} probe_ident_t;
+
+/* kl_probe_user.c helpers for other modes: load a key file (0 or -1);
+ * connect and authenticate as address (0 or -1); send f with a fresh id
+ * and wait for its answer, skipping pushes (0 with *rep, or -1). */
+int probe_key_load(const char *path, probe_ident_t *id);
+int probe_connect_user(pconn_t *c, const probe_ident_t *id, const char *address);
+int probe_call(pconn_t *c, kl_frame_t *f, kl_frame_t **rep);
+
 /* kl_probe_user.c: argv after MODE. Each returns the process exit code. */
 int probe_register(int argc, char **argv);
 int probe_sendloop(int argc, char **argv);
 int probe_recv(int argc, char **argv);
 int probe_flood(int argc, char **argv);
+/* kl_probe_e2e.c: hostile end-to-end content (forged sealed senders). */
+int probe_forge(int argc, char **argv);
 
 #endif

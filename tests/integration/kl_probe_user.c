@@ -25,10 +25,7 @@
 #define WINDOW_MAX 256
 #define BODY_MAX 65000
 
-typedef struct ident {
-    uint8_t pk[KL_ED_PK];
-    uint8_t sk[KL_ED_SK];
-} ident_t;
+typedef probe_ident_t ident_t;
 
 static int key_load(const char *path, ident_t *id)
 {
@@ -601,4 +598,23 @@ int probe_flood(int argc, char **argv)
            fl.sent, answered, fl.pongs, fl.limited, fl.other, fl.closed ? "true" : "false",
            final_pong ? "true" : "false");
     return 0;
+}
+
+int probe_key_load(const char *path, probe_ident_t *id)
+{
+    return key_load(path, id);
+}
+
+int probe_connect_user(pconn_t *c, const probe_ident_t *id, const char *address)
+{
+    return connect_user(c, id, address, 0);
+}
+
+int probe_call(pconn_t *c, kl_frame_t *f, kl_frame_t **rep)
+{
+    *rep = NULL;
+    f->id = pconn_id(c);
+    if (pconn_send(c, f) != 0)
+        return -1;
+    return await(c, f->id, rep, NULL) == 0 ? 0 : -1;
 }
