@@ -27,30 +27,16 @@
 #define WRAPPED_LEN (KL_AEAD_NONCE + 32 + KL_AEAD_TAG)
 #define LABEL "kollega-store-v1|meta|store_key|"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-} fixture_t;
+typedef kl_test_files_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    if (f == NULL || kl_crypto_init() != 0)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-wrap-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/kollega.db", f->dir);
-    *state = f;
-    return 0;
+    return kl_test_store_setup(state);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    kl_test_rmdir(f->dir);
-    free(f);
-    return 0;
+    return kl_test_store_teardown(state);
 }
 
 /* The passphrase callback: ud is a struct counting the calls, so a test
@@ -76,16 +62,8 @@ static int open_with(const char *path, const char *pass, unsigned flags, kl_stor
 
 static uint8_t *slurp(const char *path, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+    uint8_t *b = kl_test_read_file(path, len);
     assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
     return b;
 }
 
