@@ -83,8 +83,8 @@ static int prompt_tty(const char *prompt, char *buf, size_t cap)
     if (write(fd, prompt, strlen(prompt)) < 0)
         goto out;
     size_t n = 0;
+    char ch = 0;
     for (;;) {
-        char ch;
         ssize_t k = read(fd, &ch, 1);
         if (k < 0 && errno == EINTR)
             continue;
@@ -93,6 +93,7 @@ static int prompt_tty(const char *prompt, char *buf, size_t cap)
         if (n + 1 < cap)
             buf[n++] = ch;
     }
+    kl_memzero(&ch, sizeof ch);
     buf[n] = '\0';
     r = 0;
 out:
@@ -104,30 +105,46 @@ out:
     return r;
 }
 
-int kl_cli_passphrase(char *buf, size_t cap, int confirm)
+/* A secret from the environment variable env, else a no-echo prompt on
+ * the terminal (asked twice when again is not NULL; KL_EPASS if the two
+ * differ). */
+static int ask_secret(const char *env, const char *prompt, const char *again_prompt, char *buf,
+                      size_t cap)
 {
-    const char *env = getenv("KOLLEGA_PASSPHRASE");
-    if (env) {
-        if (strlen(env) >= cap)
+    const char *v = getenv(env);
+    if (v) {
+        if (strlen(v) >= cap)
             return KL_ETOOBIG;
-        memcpy(buf, env, strlen(env) + 1);
+        memcpy(buf, v, strlen(v) + 1);
         return 0;
     }
     /* Prompt only for an interactive user: a script with stdin redirected
-     * must get the error telling it about KOLLEGA_PASSPHRASE, not hang. */
+     * must get the error telling it about the variable, not hang. */
     if (!isatty(STDIN_FILENO))
         return KL_EINVAL;
-    int r = prompt_tty("Passphrase for your Kollega store: ", buf, cap);
-    if (r || !confirm)
+    int r = prompt_tty(prompt, buf, cap);
+    if (r || again_prompt == NULL)
         return r;
     char *again = kl_secure_alloc(cap);
     if (again == NULL)
         return KL_ENOMEM;
-    r = prompt_tty("Repeat the passphrase: ", again, cap);
+    r = prompt_tty(again_prompt, again, cap);
     if (r == 0 && strcmp(buf, again) != 0)
         r = KL_EPASS;
     kl_secure_free(again);
     return r;
+}
+
+int kl_cli_passphrase(char *buf, size_t cap, int confirm)
+{
+    return ask_secret("KOLLEGA_PASSPHRASE", "Passphrase for your Kollega store: ",
+                      confirm ? "Repeat the passphrase: " : NULL, buf, cap);
+}
+
+int kl_cli_new_passphrase(char *buf, size_t cap)
+{
+    return ask_secret("KOLLEGA_NEW_PASSPHRASE", "New passphrase for your Kollega store: ",
+                      "Repeat the new passphrase: ", buf, cap);
 }
 
 static int pass_cb(void *ud, char *buf, size_t cap)
@@ -138,10 +155,21 @@ static int pass_cb(void *ud, char *buf, size_t cap)
 
 int kl_cli_open(kl_cli_t *cli)
 {
-    int r = kl_store_open(cli->dbpath, pass_cb, cli, &cli->st);
+    return kl_cli_open_flags(cli, 0);
+}
+
+int kl_cli_open_flags(kl_cli_t *cli, unsigned flags)
+{
+    int r = kl_store_open_flags(cli->dbpath, pass_cb, cli, flags, &cli->st);
     switch (r) {
     case 0:
         break;
+    case KL_ELIMIT:
+        kl_cli_err("the store %s asks for a passphrase derivation beyond what this kollega runs "
+                   "(over 1 GiB of memory or 16 passes): the file was altered, or written by a "
+                   "newer kollega; update kollega or restore the file from a backup",
+                   cli->dbpath);
+        return KL_EXIT_FAIL;
     case KL_ENOTFOUND:
         kl_cli_err("there is no Kollega identity in %s yet; create one with `kollega init "
                    "--invite TOKEN --name NAME` (or give --home DIR)", cli->home);
@@ -161,6 +189,17 @@ int kl_cli_open(kl_cli_t *cli)
         kl_cli_err("cannot open the store %s (%s)", cli->dbpath, kl_strerror(r));
         return KL_EXIT_FAIL;
     }
+    /* Said once: the store is re-wrapped only while its wrap is weak. On
+     * stderr, so --json output stays one clean object. KL_ESTATE: another
+     * kollega re-wrapped it meanwhile, nothing to say. */
+    r = kl_store_upgraded(cli->st);
+    if (r == 1)
+        kl_cli_err("your store in %s is now sealed under stronger passphrase protection "
+                   "(Argon2id, 256 MiB); your passphrase stays the same", cli->home);
+    else if (r < 0 && r != KL_ESTATE)
+        kl_cli_err("could not strengthen the passphrase protection of %s (%s); it opens as "
+                   "before, and the next kollega command tries again", cli->dbpath,
+                   kl_strerror(r));
     r = kl_identity_load(cli->st, &cli->me, &cli->relay);
     if (r) {
         kl_cli_err("the store %s holds no usable identity (%s); an earlier init may have "

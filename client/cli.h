@@ -42,9 +42,15 @@ int kl_cli_resolve_home(kl_cli_t *cli);
  * terminal (twice when confirm), else an error naming KOLLEGA_PASSPHRASE.
  * Returns 0 or a kl_err (KL_EINVAL: no way to ask; KL_EPASS: mismatch). */
 int kl_cli_passphrase(char *buf, size_t cap, int confirm);
+/* The new passphrase for `kollega passphrase`: $KOLLEGA_NEW_PASSPHRASE,
+ * else asked twice without echo on the terminal. Like kl_cli_passphrase. */
+int kl_cli_new_passphrase(char *buf, size_t cap);
 /* Open the store (asking for the passphrase if it has one) and load the
- * identity. Exit code; errors printed. */
+ * identity. Says on stderr when opening strengthened the store's
+ * passphrase wrap. Exit code; errors printed. */
 int kl_cli_open(kl_cli_t *cli);
+/* kl_cli_open with kl_store_open_flags flags. */
+int kl_cli_open_flags(kl_cli_t *cli, unsigned flags);
 /* Connect to the relay and authenticate as our address. Exit code. */
 int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn);
 /* Print a failed relay interaction (kl_conn_call result r while doing

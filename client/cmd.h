@@ -7,6 +7,8 @@
 
 int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_passphrase);
 int kl_cmd_whoami(kl_cli_t *cli);
+/* Change the store's passphrase (to none with no_passphrase). */
+int kl_cmd_passphrase(kl_cli_t *cli, int no_passphrase);
 int kl_cmd_contact_add(kl_cli_t *cli, const char *address);
 int kl_cmd_contact_list(kl_cli_t *cli);
 /* number: the safety number the user typed after --confirm, or NULL. */

@@ -32,6 +32,7 @@ static const char USAGE[] =
     "  init --invite TOKEN --name NAME [--no-passphrase]\n"
     "                               create your identity and register at a relay\n"
     "  whoami                       show your address, identity key and relay\n"
+    "  passphrase [--no-passphrase] change, add or remove your store's passphrase\n"
     "  contact add ADDRESS          look up a colleague and pin their key\n"
     "  contact list                 list your contacts\n"
     "  contact verify ADDRESS [--confirm [NUMBER]]\n"
@@ -58,7 +59,8 @@ static const char USAGE[] =
     "  --help       help for kollega or for a command\n"
     "\n"
     "The passphrase of your store is read from KOLLEGA_PASSPHRASE, else asked on the\n"
-    "terminal. Exit status: 0 success, 1 failure (relay unreachable or refusing, wrong\n"
+    "terminal (a new one for `passphrase`: KOLLEGA_NEW_PASSPHRASE, else asked twice).\n"
+    "Exit status: 0 success, 1 failure (relay unreachable or refusing, wrong\n"
     "passphrase, changed key), 2 usage error.\n";
 
 struct help {
@@ -81,6 +83,19 @@ static const struct help HELP[] = {
      "Show your address, identity key and relay.\n"
      "--json prints {\"address\",\"identity_key\",\"relay\",\"relay_address\",\"relay_key\",\n"
      "\"home\",\"inbox_cursor\",\"held_messages\",\"failed_messages\"}.\n"},
+    {"passphrase",
+     "Usage: kollega passphrase [--no-passphrase]\n\n"
+     "Change the passphrase that protects your store, give a store without one a\n"
+     "passphrase, or (--no-passphrase) remove it: the store then relies on the file's\n"
+     "permissions (0600) alone.\n"
+     "The current passphrase is read like for every command (KOLLEGA_PASSPHRASE, else asked\n"
+     "on the terminal); the new one from KOLLEGA_NEW_PASSPHRASE, else asked twice.\n"
+     "Afterwards only the new passphrase opens the store; messages, contacts and keys stay\n"
+     "as they are. The key inside the store does not change: a copy of the file made\n"
+     "before still opens with the old passphrase.\n"
+     "Exit status: 0 changed, 1 wrong current passphrase (nothing changed) or other\n"
+     "failure, 2 usage error.\n"
+     "--json prints {\"ok\",\"passphrase\" (the store has one now),\"changed\",\"home\"}.\n"},
     {"contact",
      "Usage: kollega contact add ADDRESS\n"
      "       kollega contact list\n"
@@ -277,8 +292,10 @@ static int print_help(const char *cmd)
 static int only(const args_t *a, const char *cmd, int init, int confirm, int receive,
                 int history)
 {
-    if (!init && (a->seen_invite || a->seen_name || a->no_pass))
-        return usage_err(cmd, "--invite, --name and --no-passphrase belong to `init`%s", "");
+    if (!init && (a->seen_invite || a->seen_name))
+        return usage_err(cmd, "--invite and --name belong to `init`%s", "");
+    if (!init && a->no_pass)
+        return usage_err(cmd, "--no-passphrase belongs to `init` and `passphrase`%s", "");
     if (!confirm && a->confirm)
         return usage_err(cmd, "--confirm belongs to `contact verify`%s", "");
     if (!receive && (a->follow || a->seen_timeout))
@@ -400,6 +417,17 @@ static int run(kl_cli_t *cli, args_t *a)
         if (a->npos != 1)
             return usage_err(cmd, "whoami takes no arguments (got '%s')", a->pos[1]);
         return kl_cmd_whoami(cli);
+    }
+    if (strcmp(cmd, "passphrase") == 0) {
+        int no_pass = a->no_pass;
+        a->no_pass = 0;
+        if ((rc = only(a, cmd, 0, 0, 0, 0)))
+            return rc;
+        if (a->npos != 1)
+            return usage_err(cmd, "passphrase takes no arguments (got '%s'); the passphrases "
+                                  "are asked, or read from KOLLEGA_PASSPHRASE and "
+                                  "KOLLEGA_NEW_PASSPHRASE", a->pos[1]);
+        return kl_cmd_passphrase(cli, no_pass);
     }
     if (strcmp(cmd, "contact") == 0) {
         const char *sub = a->npos > 1 ? a->pos[1] : "";

@@ -13,9 +13,6 @@
 #include "store_int.h"
 
 #define FORMAT_VERSION 1
-#define KDF_ARGON "argon2id13-interactive"
-#define KDF_NONE "none"
-#define WRAPPED_LEN (KL_AEAD_NONCE + 32 + KL_AEAD_TAG)
 
 /* The schema. Sealed columns are called box (nonce || ciphertext). Message
  * metadata needed for queries (peer, direction, times) is in the clear;
@@ -227,63 +224,6 @@ int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const 
     return r;
 }
 
-/* The key that wraps the store key: Argon2id of the passphrase, or all
- * zeros for a store created with --no-passphrase. */
-static int wrapping_key(const char *kdf, const char *pass, const uint8_t salt[KL_PWHASH_SALT],
-                        uint8_t key[32])
-{
-    if (strcmp(kdf, KDF_NONE) == 0) {
-        memset(key, 0, 32);
-        return 0;
-    }
-    if (strcmp(kdf, KDF_ARGON) != 0 || pass == NULL)
-        return KL_EPROTO;
-    return kl_pwhash(key, pass, strlen(pass), salt);
-}
-
-static int wrap_label(char *out, size_t cap, const char *kdf)
-{
-    char row[128];
-    int n = snprintf(row, sizeof row, "store_key|%s", kdf);
-    if (n < 0 || (size_t)n >= sizeof row)
-        return KL_EPROTO;
-    return kl_store_label(out, cap, "meta", row);
-}
-
-static int meta_put(kl_store_t *st, const char *k, const void *v, size_t len)
-{
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT INTO meta(k, v) VALUES(?1, ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, v, (int)len, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
-}
-
-/* Read meta value k into out (cap); KL_EPROTO if missing or too long. */
-static int meta_get(kl_store_t *st, const char *k, uint8_t *out, size_t cap, size_t *len)
-{
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT v FROM meta WHERE k = ?1", &s);
-    if (r)
-        return KL_EPROTO; /* no meta table: not a Kollega store */
-    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-    r = KL_EPROTO;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(s, 0);
-        const void *v = sqlite3_column_blob(s, 0);
-        if (n >= 0 && (size_t)n <= cap && (n == 0 || v != NULL)) {
-            if (n)
-                memcpy(out, v, (size_t)n);
-            *len = (size_t)n;
-            r = 0;
-        }
-    }
-    sqlite3_finalize(s);
-    return r;
-}
-
 /* Per-connection settings: wait for other kollega processes, full fsync on
  * commit, and overwrite deleted content so consumed keys leave no trace. */
 static int configure(kl_store_t *st)
@@ -308,11 +248,7 @@ int kl_store_create(const char *path, const char *pass, kl_store_t **out)
 {
     int r = KL_EIO;
     kl_store_t *st = NULL;
-    uint8_t wkey[32];
-    uint8_t salt[KL_PWHASH_SALT];
-    uint8_t wrapped[WRAPPED_LEN];
-    char label[128];
-    const char *kdf = pass ? KDF_ARGON : KDF_NONE;
+    kl_pwhash_params_t params;
     int created = 0;
 
     *out = NULL;
@@ -341,24 +277,15 @@ int kl_store_create(const char *path, const char *pass, kl_store_t **out)
         goto out;
 
     kl_random(st->key, 32);
-    kl_random(salt, sizeof salt);
-    if ((r = wrapping_key(kdf, pass, salt, wkey)))
-        goto out;
-    if ((r = wrap_label(label, sizeof label, kdf)))
-        goto out;
-    kl_random(wrapped, KL_AEAD_NONCE);
-    if ((r = kl_aead_seal(wkey, wrapped, (const uint8_t *)label, strlen(label), st->key, 32,
-                          wrapped + KL_AEAD_NONCE)))
+    kl_pwhash_params_default(&params);
+    if ((r = kl_store_wrap_seal(st, pass, &params, &st->wrap)))
         goto out;
 
     uint8_t ver = FORMAT_VERSION;
     if ((r = exec(st, "BEGIN IMMEDIATE;")))
         goto out;
-    if ((r = exec(st, SCHEMA)) || (r = meta_put(st, "format", &ver, 1)) ||
-        (r = meta_put(st, "kdf", kdf, strlen(kdf))) ||
-        (r = meta_put(st, "salt", salt, sizeof salt)) ||
-        (r = meta_put(st, "store_key", wrapped, sizeof wrapped)) ||
-        (r = exec(st, "COMMIT;"))) {
+    if ((r = exec(st, SCHEMA)) || (r = kl_store_meta_put(st, "format", &ver, 1)) ||
+        (r = kl_store_wrap_write(st, &st->wrap)) || (r = exec(st, "COMMIT;"))) {
         exec(st, "ROLLBACK;");
         goto out;
     }
@@ -368,7 +295,6 @@ int kl_store_create(const char *path, const char *pass, kl_store_t **out)
     st = NULL;
     r = 0;
 out:
-    kl_memzero(wkey, sizeof wkey);
     if (st) {
         kl_store_close(st);
         if (created)
@@ -379,15 +305,16 @@ out:
 
 int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out)
 {
+    return kl_store_open_flags(path, pass, ud, 0, out);
+}
+
+int kl_store_open_flags(const char *path, kl_pass_fn pass, void *ud, unsigned flags,
+                        kl_store_t **out)
+{
     int r = KL_EPROTO;
     kl_store_t *st = NULL;
     char *pw = NULL;
-    uint8_t wkey[32];
-    uint8_t salt[KL_PWHASH_SALT];
-    uint8_t wrapped[WRAPPED_LEN];
     uint8_t ver = 0;
-    char kdf[64];
-    char label[128];
     size_t n;
     struct stat sb;
 
@@ -410,19 +337,14 @@ int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out)
 
     /* Only reads until the passphrase is proven right: a wrong one must
      * leave the file exactly as it was. */
-    if ((r = meta_get(st, "format", &ver, 1, &n)) || n != 1 || ver != FORMAT_VERSION) {
+    if ((r = kl_store_meta_get(st, "format", &ver, 1, &n)) || n != 1 ||
+        ver != FORMAT_VERSION) {
         r = KL_EPROTO;
         goto out;
     }
-    if ((r = meta_get(st, "kdf", (uint8_t *)kdf, sizeof kdf - 1, &n)))
+    if ((r = kl_store_wrap_read(st, &st->wrap)))
         goto out;
-    kdf[n] = '\0';
-    if ((r = meta_get(st, "salt", salt, sizeof salt, &n)) || n != sizeof salt ||
-        (r = meta_get(st, "store_key", wrapped, sizeof wrapped, &n)) || n != sizeof wrapped) {
-        r = KL_EPROTO;
-        goto out;
-    }
-    if (strcmp(kdf, KDF_ARGON) == 0) {
+    if (st->wrap.has_pass) {
         if (pass == NULL) {
             r = KL_EPASS;
             goto out;
@@ -436,25 +358,23 @@ int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out)
         if ((r = pass(ud, pw, KL_STORE_PASS_MAX)))
             goto out;
         pw[KL_STORE_PASS_MAX - 1] = '\0';
-    } else if (strcmp(kdf, KDF_NONE) != 0) {
-        r = KL_EPROTO;
-        goto out;
     }
-    if ((r = wrapping_key(kdf, pw, salt, wkey)) || (r = wrap_label(label, sizeof label, kdf)))
+    if ((r = kl_store_wrap_open(st, &st->wrap, pw)))
         goto out;
-    if (kl_aead_open(wkey, wrapped, (const uint8_t *)label, strlen(label),
-                     wrapped + KL_AEAD_NONCE, sizeof wrapped - KL_AEAD_NONCE, st->key) != 0) {
-        r = KL_EPASS;
-        goto out;
-    }
     if ((r = configure(st)) || (r = kl_store_group_schema(st)) ||
         (r = kl_store_trust_schema(st)))
         goto out;
+    /* The passphrase is right and still at hand: a wrap made under weaker
+     * limits is replaced now. Failing that is no reason to refuse the
+     * store, whose old wrap is still valid. */
+    if (!(flags & KL_STORE_OPEN_NO_UPGRADE) && kl_store_wrap_weak(&st->wrap)) {
+        int u = kl_store_rekey(st, pw);
+        st->upgraded = u ? u : 1;
+    }
     *out = st;
     st = NULL;
     r = 0;
 out:
-    kl_memzero(wkey, sizeof wkey);
     if (pw)
         kl_secure_free(pw);
     kl_store_close(st);

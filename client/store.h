@@ -6,8 +6,9 @@
  * ciphertext" and its associated data is a label naming the table and row
  * ("kollega-store-v1|sessions|kari@oslo"), so a ciphertext cannot be moved
  * to another row or table without failing to open. The store key itself is
- * wrapped with Argon2id(passphrase, random 16-byte salt), or with an all-zero
- * key when the user chose --no-passphrase at init.
+ * wrapped with Argon2id(passphrase, random 16-byte salt) under limits kept
+ * beside the salt (MODERATE for new wraps), or with an all-zero key when the
+ * user chose --no-passphrase. store_wrap.c describes the stored format.
  *
  * Every write happens inside a transaction; the caller brackets multi-row
  * changes with kl_store_begin/kl_store_commit so a killed client never
@@ -43,9 +44,33 @@ typedef int (*kl_pass_fn)(void *ud, char *buf, size_t cap);
  * database errors. On failure no file is left behind. */
 int kl_store_create(const char *path, const char *pass, kl_store_t **out);
 /* Open an existing store. KL_ENOTFOUND if there is no file, KL_EPROTO if it
- * is not a Kollega store, KL_EPASS for a wrong passphrase (nothing is
- * written to the file before the passphrase is proven right). */
+ * is not a Kollega store, KL_ELIMIT if its key derivation limits are beyond
+ * what we run (a tampered file or a newer version; refused before pass is
+ * called), KL_EPASS for a wrong passphrase (nothing is written to the file
+ * before the passphrase is proven right).
+ * A store whose passphrase wrap is weaker than the default limits is
+ * re-wrapped under them once the passphrase is proven right (one more
+ * derivation); kl_store_upgraded tells how that went. */
 int kl_store_open(const char *path, kl_pass_fn pass, void *ud, kl_store_t **out);
+/* kl_store_open with flags: KL_STORE_OPEN_NO_UPGRADE keeps a weak wrap as
+ * it is (for a caller about to re-wrap anyway with kl_store_rekey). */
+#define KL_STORE_OPEN_NO_UPGRADE 1u
+int kl_store_open_flags(const char *path, kl_pass_fn pass, void *ud, unsigned flags,
+                        kl_store_t **out);
+/* After kl_store_open: 1 if it re-wrapped a weak wrap under the default
+ * limits, 0 if there was nothing to do, a kl_err if the re-wrap failed
+ * (the store is open and the old wrap still valid; the next open tries
+ * again). */
+int kl_store_upgraded(const kl_store_t *st);
+/* 1 if the store key is wrapped under a passphrase, 0 if not. */
+int kl_store_has_passphrase(const kl_store_t *st);
+/* Re-wrap the store key under pass (NULL: no passphrase) with a fresh salt
+ * and the default limits (or the stored ones where stronger), in one
+ * transaction: afterwards only pass opens the store, and nothing else in
+ * the file changes. One derivation. KL_ESTATE inside a transaction or if
+ * another process re-wrapped the store since st opened it (nothing
+ * written); KL_EIO on database errors (the old wrap stays valid). */
+int kl_store_rekey(kl_store_t *st, const char *pass);
 /* Wipe the store key and close; NULL is fine. */
 void kl_store_close(kl_store_t *st);
 

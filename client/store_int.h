@@ -4,13 +4,49 @@
 
 #include <sqlite3.h>
 
+#include "kollega/crypto.h"
 #include "store.h"
+
+#define KL_STORE_WRAPPED_LEN (KL_AEAD_NONCE + 32 + KL_AEAD_TAG)
+
+/* The store key's wrap as the meta table holds it (store_wrap.c). Nothing
+ * in it is secret: the store key inside is sealed. */
+typedef struct kl_store_wrap {
+    char kdf[32];                 /* "pwhash", "none" or the legacy name */
+    int has_pass;
+    kl_pwhash_params_t params;    /* when has_pass */
+    uint8_t salt[KL_PWHASH_SALT];
+    uint8_t wrapped[KL_STORE_WRAPPED_LEN];
+} kl_store_wrap_t;
 
 struct kl_store {
     sqlite3 *db;
     uint8_t *key;   /* 32-byte store key in guarded memory */
     int in_txn;
+    kl_store_wrap_t wrap; /* the wrap the store was opened with (or re-wrapped to) */
+    int upgraded;   /* kl_store_upgraded() */
 };
+
+/* ---- the key wrap (store_wrap.c) ---- */
+/* Meta values: get copies value k into out[cap] (KL_EPROTO if it is
+ * missing, too long, or there is no meta table); put inserts or replaces. */
+int kl_store_meta_get(kl_store_t *st, const char *k, uint8_t *out, size_t cap, size_t *len);
+int kl_store_meta_put(kl_store_t *st, const char *k, const void *v, size_t len);
+/* Read the wrap from meta without writing. KL_EPROTO for a missing or
+ * unknown part, KL_ELIMIT for limits beyond what we derive with. */
+int kl_store_wrap_read(kl_store_t *st, kl_store_wrap_t *w);
+/* Unwrap w into st->key with pass (NULL for a store without passphrase):
+ * one derivation. KL_EPASS if pass is wrong or missing. */
+int kl_store_wrap_open(kl_store_t *st, const kl_store_wrap_t *w, const char *pass);
+/* A new wrap of st->key under pass with limits p (pass NULL: none, p
+ * unused) and a fresh salt and nonce: one derivation. */
+int kl_store_wrap_seal(const kl_store_t *st, const char *pass, const kl_pwhash_params_t *p,
+                       kl_store_wrap_t *w);
+/* Write w's meta rows (inside the caller's transaction). */
+int kl_store_wrap_write(kl_store_t *st, const kl_store_wrap_t *w);
+/* 1 if w is a passphrase wrap weaker than the default limits (or of the
+ * legacy kind that does not record them): kl_store_open re-wraps it. */
+int kl_store_wrap_weak(const kl_store_wrap_t *w);
 
 /* Prepare sql; KL_EIO on failure. */
 int kl_store_prepare(kl_store_t *st, const char *sql, sqlite3_stmt **stmt);

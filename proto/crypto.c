@@ -132,10 +132,40 @@ void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32])
     crypto_generichash(out, 32, in, len, NULL, 0);
 }
 
-int kl_pwhash(uint8_t key[32], const char *pass, size_t passlen, const uint8_t salt[KL_PWHASH_SALT])
+_Static_assert(KL_PWHASH_SALT == crypto_pwhash_SALTBYTES, "salt size");
+_Static_assert(KL_PWHASH_ALG_ARGON2ID13 == crypto_pwhash_ALG_ARGON2ID13, "argon2id13");
+_Static_assert(KL_PWHASH_OPS_INTERACTIVE == crypto_pwhash_OPSLIMIT_INTERACTIVE, "ops");
+_Static_assert(KL_PWHASH_MEM_INTERACTIVE == crypto_pwhash_MEMLIMIT_INTERACTIVE, "mem");
+_Static_assert(KL_PWHASH_OPS_MODERATE == crypto_pwhash_OPSLIMIT_MODERATE, "ops");
+_Static_assert(KL_PWHASH_MEM_MODERATE == crypto_pwhash_MEMLIMIT_MODERATE, "mem");
+_Static_assert(KL_PWHASH_OPS_MIN == crypto_pwhash_argon2id_OPSLIMIT_MIN, "ops min");
+_Static_assert(KL_PWHASH_MEM_MIN == crypto_pwhash_argon2id_MEMLIMIT_MIN, "mem min");
+
+void kl_pwhash_params_default(kl_pwhash_params_t *p)
 {
-    if (crypto_pwhash(key, 32, pass, passlen, salt, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                      crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0)
+    p->alg = KL_PWHASH_ALG_ARGON2ID13;
+    p->opslimit = KL_PWHASH_OPS_MODERATE;
+    p->memlimit = KL_PWHASH_MEM_MODERATE;
+}
+
+int kl_pwhash_params_check(const kl_pwhash_params_t *p)
+{
+    if (p->alg != KL_PWHASH_ALG_ARGON2ID13 || p->opslimit < KL_PWHASH_OPS_MIN ||
+        p->memlimit < KL_PWHASH_MEM_MIN)
+        return KL_EPROTO;
+    if (p->opslimit > KL_PWHASH_OPS_MAX || p->memlimit > KL_PWHASH_MEM_MAX)
+        return KL_ELIMIT;
+    return 0;
+}
+
+int kl_pwhash(uint8_t key[32], const char *pass, size_t passlen,
+              const uint8_t salt[KL_PWHASH_SALT], const kl_pwhash_params_t *p)
+{
+    int r = kl_pwhash_params_check(p);
+    if (r)
+        return r;
+    if (crypto_pwhash(key, 32, pass, passlen, salt, p->opslimit, (size_t)p->memlimit,
+                      p->alg) != 0)
         return KL_ENOMEM;
     return 0;
 }

@@ -60,9 +60,41 @@ void kl_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
 void kl_sha512(const uint8_t *in, size_t len, uint8_t out[64]);
 void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32]);
 
-/* Argon2id passphrase key (crypto_pwhash, interactive limits). salt is 16 B. */
+/* Argon2id passphrase keys (crypto_pwhash). The limits travel with what
+ * they protect (the client store keeps them beside the salt), so a later
+ * change of defaults never locks anyone out. The numbers are libsodium's
+ * (proto/crypto.c checks that they agree with sodium.h). */
 #define KL_PWHASH_SALT 16
-int kl_pwhash(uint8_t key[32], const char *pass, size_t passlen, const uint8_t salt[KL_PWHASH_SALT]);
+#define KL_PWHASH_ALG_ARGON2ID13 2                 /* crypto_pwhash_ALG_ARGON2ID13 */
+#define KL_PWHASH_OPS_INTERACTIVE 2ull             /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
+#define KL_PWHASH_MEM_INTERACTIVE (64ull << 20)    /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
+#define KL_PWHASH_OPS_MODERATE 3ull                /* crypto_pwhash_OPSLIMIT_MODERATE */
+#define KL_PWHASH_MEM_MODERATE (256ull << 20)      /* crypto_pwhash_MEMLIMIT_MODERATE */
+/* What we accept from a file: sodium's minimums, and at most 1 GiB (SENSITIVE's
+ * memory) and 16 passes (four times SENSITIVE's), so a tampered file cannot
+ * make us allocate many GiB or spin for minutes. */
+#define KL_PWHASH_OPS_MIN 1ull                     /* crypto_pwhash_OPSLIMIT_MIN */
+#define KL_PWHASH_OPS_MAX 16ull
+#define KL_PWHASH_MEM_MIN 8192ull                  /* crypto_pwhash_MEMLIMIT_MIN */
+#define KL_PWHASH_MEM_MAX (1ull << 30)
+
+typedef struct kl_pwhash_params {
+    int alg;           /* KL_PWHASH_ALG_ARGON2ID13, the only one accepted */
+    uint64_t opslimit; /* passes over memory */
+    uint64_t memlimit; /* bytes */
+} kl_pwhash_params_t;
+
+/* The limits new wraps use: Argon2id, MODERATE (3 passes, 256 MiB). */
+void kl_pwhash_params_default(kl_pwhash_params_t *p);
+/* 0 if p is a derivation we are willing to run; KL_EPROTO for an unknown
+ * algorithm or limits below libsodium's minimums, KL_ELIMIT for limits
+ * above KL_PWHASH_OPS_MAX / KL_PWHASH_MEM_MAX. Allocates nothing. */
+int kl_pwhash_params_check(const kl_pwhash_params_t *p);
+/* key = Argon2id(pass, salt) under the limits p (checked first with
+ * kl_pwhash_params_check, whose errors it returns without deriving).
+ * KL_ENOMEM if libsodium could not get the memory. */
+int kl_pwhash(uint8_t key[32], const char *pass, size_t passlen,
+              const uint8_t salt[KL_PWHASH_SALT], const kl_pwhash_params_t *p);
 
 /* base64url without padding (sodium's URLSAFE_NO_PADDING).
  * kl_b64_encode writes a NUL-terminated string; cap must be >= kl_b64_len(n).

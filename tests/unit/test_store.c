@@ -19,63 +19,24 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "store.h"
+#include "tmpdir.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-} fixture_t;
+typedef kl_test_files_t fixture_t;
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    if (f == NULL || kl_crypto_init() != 0)
-        return -1;
-    /* mkdtemp template: the prefix then six 'X' for it to replace. */
-    snprintf(f->dir, sizeof f->dir, "/tmp/kl-store-%06d", 0);
-    memset(f->dir + strlen(f->dir) - 6, 'X', 6);
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/kollega.db", f->dir);
-    *state = f;
-    return 0;
+    return kl_test_store_setup(state);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    char p[160];
-    const char *sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return kl_test_store_teardown(state);
 }
 
 static int give_pass(void *ud, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s", (const char *)ud);
     return 0;
-}
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) {
-        *len = 0;
-        return NULL;
-    }
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
 }
 
 static void test_passphrase_create_and_reopen(void **state)
@@ -114,12 +75,14 @@ static void test_wrong_passphrase_leaves_file_identical(void **state)
     kl_store_close(st);
 
     size_t n1, n2;
-    uint8_t *before = read_file(f->path, &n1);
+    uint8_t *before = kl_test_read_file(f->path, &n1);
     assert_int_equal(kl_store_open(f->path, give_pass, "feil hest", &st), KL_EPASS);
     assert_null(st);
     /* No way to ask for a passphrase is also a refusal, not a crash. */
     assert_int_equal(kl_store_open(f->path, NULL, NULL, &st), KL_EPASS);
-    uint8_t *after = read_file(f->path, &n2);
+    uint8_t *after = kl_test_read_file(f->path, &n2);
+    assert_non_null(before);
+    assert_non_null(after);
     assert_int_equal(n1, n2);
     assert_memory_equal(before, after, n1);
     free(before);
@@ -280,7 +243,7 @@ static void test_file_holds_no_plaintext_or_secret_keys(void **state)
             char p[160];
             size_t n = 0;
             snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
-            uint8_t *raw = read_file(p, &n);
+            uint8_t *raw = kl_test_read_file(p, &n);
             if (raw == NULL)
                 continue;
             assert_null(memmem(raw, n, body, strlen(body)));

@@ -112,6 +112,10 @@ static void test_client_session_path(void **state)
     assert_int_equal(kl_identity_load(kari.st, &again, NULL), 0);
     assert_memory_equal(again.sk, kari.me.sk, 32);
     kl_identity_wipe(&again);
+    /* A passphrase change (one derivation under the new passphrase). */
+    const char *newpass = "the next wipe test passphrase, never kept";
+    wipe_secret_add("the new passphrase", newpass, strlen(newpass));
+    assert_int_equal(kl_store_rekey(kari.st, newpass), 0);
     party_free(&kari);
     party_free(&lena);
     assert_int_equal(wipe_scenario_end("client session"), 0);
