@@ -10,6 +10,7 @@
 
 #include "channels.h"
 #include "cli.h"
+#include "delivery.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
@@ -240,12 +241,9 @@ int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what)
     return KL_EXIT_FAIL;
 }
 
-int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
+int kl_cli_connect_anonymous(kl_cli_t *cli, kl_conn_t **conn)
 {
     char err[512];
-    uint8_t msg[128], sig[KL_SIG];
-    size_t mlen = 0;
-    kl_frame_t *resp = NULL;
     *conn = NULL;
     int r = kl_conn_open(cli->relay.host, cli->relay.port, cli->relay.key, cli->stop, conn, err,
                          sizeof err);
@@ -256,6 +254,17 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
             kl_cli_err("%s", err);
         return KL_EXIT_FAIL;
     }
+    return KL_EXIT_OK;
+}
+
+int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
+{
+    uint8_t msg[128], sig[KL_SIG];
+    size_t mlen = 0;
+    kl_frame_t *resp = NULL;
+    int r = kl_cli_connect_anonymous(cli, conn);
+    if (r)
+        return r;
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
     if ((r = kl_wire_auth_msg(kl_conn_handshake_hash(*conn), msg, sizeof msg, &mlen)) ||
@@ -274,8 +283,15 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
                    "is this the right --home?", cli->relay.name, cli->me.address);
         goto out;
     }
-    if (r == 0)
+    if (r == 0) {
+        /* Our contacts may write to us without identifying themselves:
+         * the relay must know our delivery token (once per token). */
+        int d = kl_delivery_publish(cli->st, *conn);
+        if (d && d != KL_EREFUSED && d != KL_EIO && d != KL_ETIMEDOUT)
+            kl_cli_err("could not record your delivery token (%s); contacts write to you "
+                       "the identified way until it works", kl_strerror(d));
         return KL_EXIT_OK;
+    }
 fail:
     kl_cli_relay_fail(*conn, r, "log in to the relay");
 out:

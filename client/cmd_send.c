@@ -2,6 +2,8 @@
  * reads and checks TEXT the same way, then goes to cmd_group.c.
  *
  * Order of events, each step only after the previous one succeeded:
+ *   connect: without authenticating when the recipient is a contact on our
+ *     relay who gave us its delivery token (delivery.h), else as ourselves
  *   lookup (pin on first contact, refuse on a changed key)
  *   prekey_fetch when there is no session yet
  *   encrypt, COMMIT the advanced ratchet (a crash never reuses a key)
@@ -13,6 +15,8 @@
 
 #include "cmd.h"
 #include "contacts.h"
+#include "delivery.h"
+#include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
@@ -80,10 +84,43 @@ static int check_text(const char *text, size_t len)
     return KL_EXIT_OK;
 }
 
-static void print_sent(const kl_cli_t *cli, const kl_message_t *m)
+/* 1 when addr is a user of the relay we are registered with. */
+static int on_our_relay(const kl_cli_t *cli, const char *addr)
+{
+    kl_addr_t a;
+    return kl_addr_parse(addr, &a) == 0 && strcmp(a.relay, cli->relay.name) == 0;
+}
+
+/* The relay does not take the delivery token (it changed, or unidentified
+ * delivery is off for that user). */
+static int token_refused(kl_conn_t *conn, int r)
+{
+    int code = r == KL_EREFUSED ? kl_conn_relay_error(conn) : 0;
+    return code == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN ||
+           code == KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED;
+}
+
+/* Go on over an authenticated connection (forgetting addr's token when
+ * the relay refused it). Exit code. */
+static int identify(kl_cli_t *cli, kl_conn_t **conn, int *unid, const char *addr, int forget)
+{
+    kl_conn_close(*conn);
+    *conn = NULL;
+    *unid = 0;
+    if (forget && kl_store_begin(cli->st) == 0) {
+        if (kl_store_peer_token_delete(cli->st, addr) == 0)
+            kl_store_commit(cli->st);
+        else
+            kl_store_rollback(cli->st);
+    }
+    return kl_cli_connect(cli, conn);
+}
+
+static void print_sent(const kl_cli_t *cli, const kl_message_t *m, int unidentified)
 {
     if (!cli->json) {
-        printf("Sent to %s.\n", m->peer);
+        printf("Sent to %s%s.\n", m->peer,
+               unidentified ? " (the relay was not told who sent it)" : "");
         return;
     }
     char hex[2 * KL_MSG_ID + 1];
@@ -95,6 +132,7 @@ static void print_sent(const kl_cli_t *cli, const kl_message_t *m)
     kl_json_str(&j, "to", m->peer);
     kl_json_uint(&j, "seq", m->seq);
     kl_json_uint(&j, "sent_at", m->sent_at);
+    kl_json_bool(&j, "unidentified", unidentified);
     kl_json_obj_end(&j);
     if (kl_json_cstr(&j))
         printf("%s\n", kl_json_cstr(&j));
@@ -111,6 +149,8 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     kl_contact_t c;
     kl_prekey_bundle_t bundle;
     kl_message_t m;
+    uint8_t token[32];
+    int unid = 0, m_unidentified = 0;
     int group = address[0] == '#';
     int rc = group ? 0 : kl_cli_user_address(address, addr, sizeof addr), r, has = 0, added = 0;
     if (rc)
@@ -137,10 +177,21 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         rc = KL_EXIT_USAGE;
         goto out;
     }
-    if ((rc = kl_cli_connect(cli, &conn)))
+    /* A contact of our relay who gave us its delivery token is written to
+     * without telling the relay who writes (delivery.h); anyone else, or
+     * when the token no longer works, the identified way. */
+    if (on_our_relay(cli, addr) && kl_store_peer_token_get(cli->st, addr, token) == 0)
+        unid = 1;
+    if ((rc = unid ? kl_cli_connect_anonymous(cli, &conn) : kl_cli_connect(cli, &conn)))
         goto out;
     rc = KL_EXIT_FAIL;
-    r = kl_contacts_check_send(cli->st, conn, addr, &c);
+    r = kl_contacts_check_send_token(cli->st, conn, addr, unid ? token : NULL, &c);
+    if (unid && token_refused(conn, r)) {
+        if ((rc = identify(cli, &conn, &unid, addr, 1)))
+            goto out;
+        rc = KL_EXIT_FAIL;
+        r = kl_contacts_check_send(cli->st, conn, addr, &c);
+    }
     if (r == KL_EKEYCHANGED) {
         kl_cli_err("the identity key of %s changed; nothing was sent. Compare safety numbers "
                    "with `kollega contact verify %s` and run it with --confirm if they match",
@@ -177,6 +228,10 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         if ((r = kl_session_has(cli->st, addr, c.key, &has)))
             break;
         if (!has) {
+            /* Prekeys are handed out to identified users only. */
+            if (unid && (rc = identify(cli, &conn, &unid, addr, 0)))
+                goto out;
+            rc = KL_EXIT_FAIL;
             r = kl_out_fetch_bundle(conn, addr, &bundle);
             if (r == KL_ENOTFOUND) {
                 kl_cli_err("%s has not published encryption keys yet; ask them to run "
@@ -213,7 +268,19 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         kl_cli_err("cannot encrypt the message (%s)", kl_strerror(r));
         goto out;
     }
-    if ((r = kl_out_send_body(conn, addr, body, blen, &m.seq))) {
+    if (unid) {
+        r = kl_delivery_send(conn, addr, token, body, blen, &m.seq);
+        if (token_refused(conn, r)) {
+            if ((rc = identify(cli, &conn, &unid, addr, 1)))
+                goto out;
+            rc = KL_EXIT_FAIL;
+        } else if (r == 0) {
+            m_unidentified = 1;
+        }
+    }
+    if (!unid)
+        r = kl_out_send_body(conn, addr, body, blen, &m.seq);
+    if (r) {
         send_fail(conn, r, addr);
         goto out;
     }
@@ -228,9 +295,10 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     if (r)
         kl_cli_err("the message was sent, but could not be saved in your history (%s)",
                    kl_strerror(r));
-    print_sent(cli, &m);
+    print_sent(cli, &m, m_unidentified);
     rc = KL_EXIT_OK;
 out:
+    kl_memzero(token, sizeof token);
     kl_conn_close(conn);
     free(body);
     if (input)

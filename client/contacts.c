@@ -8,11 +8,21 @@
 
 int kl_contacts_lookup(kl_conn_t *c, const char *address, int *exists, uint8_t key[32])
 {
+    return kl_contacts_lookup_token(c, address, NULL, exists, key);
+}
+
+int kl_contacts_lookup_token(kl_conn_t *c, const char *address, const uint8_t *token,
+                             int *exists, uint8_t key[32])
+{
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
     kl_frame_t *resp = NULL;
     *exists = 0;
     lk.address = (char *)address;
+    if (token) {
+        lk.delivery_token.data = (uint8_t *)token;
+        lk.delivery_token.len = 32;
+    }
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP;
     f.lookup = &lk;
     int r = kl_conn_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP_RESULT, &resp);
@@ -77,13 +87,13 @@ static int pin_new(kl_store_t *st, const char *address, const uint8_t key[32], k
     return put_in_txn(st, c);
 }
 
-int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_contact_t *c,
-                    int *added)
+static int add_with(kl_store_t *st, kl_conn_t *conn, const char *address,
+                    const uint8_t *token, kl_contact_t *c, int *added)
 {
     uint8_t key[32];
     int exists = 0;
     *added = 0;
-    int r = kl_contacts_lookup(conn, address, &exists, key);
+    int r = kl_contacts_lookup_token(conn, address, token, &exists, key);
     if (r)
         return r;
     r = kl_store_contact_get(st, address, c);
@@ -99,11 +109,23 @@ int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_con
     return r;
 }
 
+int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_contact_t *c,
+                    int *added)
+{
+    return add_with(st, conn, address, NULL, c, added);
+}
+
 int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
                            kl_contact_t *c)
 {
+    return kl_contacts_check_send_token(st, conn, address, NULL, c);
+}
+
+int kl_contacts_check_send_token(kl_store_t *st, kl_conn_t *conn, const char *address,
+                                 const uint8_t *token, kl_contact_t *c)
+{
     int added = 0;
-    int r = kl_contacts_add(st, conn, address, c, &added);
+    int r = add_with(st, conn, address, token, c, &added);
     if (r)
         return r;
     /* The relay no longer knows the user, but a pin exists: keep it. */
@@ -213,6 +235,7 @@ int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expec
         /* The old session belongs to the old key; messages held from keys
          * announced before this one and never confirmed go too. */
         if ((r = kl_store_session_delete(st, address)) ||
+            (r = kl_store_peer_token_delete(st, address)) ||
             (r = kl_store_held_drop(st, address, c->key, &dropped)))
             goto out;
     }

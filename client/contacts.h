@@ -22,6 +22,10 @@
  * no such user. Relay errors as kl_conn_call (UNAVAILABLE for users of
  * other relays). */
 int kl_contacts_lookup(kl_conn_t *c, const char *address, int *exists, uint8_t key[32]);
+/* The same, with address's delivery token (32 bytes, or NULL): then the
+ * lookup is answered on a connection that is not authenticated. */
+int kl_contacts_lookup_token(kl_conn_t *c, const char *address, const uint8_t *token,
+                             int *exists, uint8_t key[32]);
 
 /* `contact add`: look address up and pin its key (unverified). *added = 0
  * if it was already a contact; if the relay's key differs from the pinned
@@ -36,6 +40,9 @@ int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_con
  * while a contact stays flagged), KL_ENOTFOUND for no such user. */
 int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
                            kl_contact_t *c);
+/* The same with address's delivery token on an unauthenticated conn. */
+int kl_contacts_check_send_token(kl_store_t *st, kl_conn_t *conn, const char *address,
+                                 const uint8_t *token, kl_contact_t *c);
 
 /* Does address's relay vouch for key (its lookup answers that key)? 0 with
  * *vouched set when the relay answered (no such user: *vouched = 0);

@@ -222,6 +222,10 @@ int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *o
         ck.key.len = 32;
         m.channel_key = &ck;
     }
+    if (c->has_token) {
+        m.delivery_token.data = (uint8_t *)c->token;
+        m.delivery_token.len = 32;
+    }
     if (c->group_index) {
         m.group_index = c->group_index;
         m.group_head.data = (uint8_t *)c->group_head;
@@ -291,6 +295,12 @@ int kl_content_unpack(const uint8_t *pt, size_t len, kl_content_t *c)
     }
     if (m->group_index && m->group_head.len != 32)
         goto out;
+    if (m->delivery_token.len != 0 && m->delivery_token.len != 32)
+        goto out;
+    if (m->delivery_token.len == 32) {
+        c->has_token = 1;
+        memcpy(c->token, m->delivery_token.data, 32);
+    }
     if (m->group_index) {
         c->group_index = m->group_index;
         memcpy(c->group_head, m->group_head.data, 32);
@@ -308,6 +318,8 @@ out:
         kl_memzero(m->sender_key->dist.data, m->sender_key->dist.len);
     if (m->channel_key && m->channel_key->key.data)
         kl_memzero(m->channel_key->key.data, m->channel_key->key.len);
+    if (m->delivery_token.data)
+        kl_memzero(m->delivery_token.data, m->delivery_token.len);
     kollega__e2e__v1__content__free_unpacked(m, NULL);
     if (r)
         kl_memzero(c, sizeof *c);
@@ -374,6 +386,7 @@ int kl_session_encrypt_content(kl_store_t *st, const kl_identity_t *me, const ch
                                const kl_content_t *c, uint8_t **body, size_t *body_len)
 {
     sess_t s;
+    kl_content_t own;
     uint8_t sk[32], ad[KL_X3DH_AD];
     uint8_t *pt = NULL, *rmsg = NULL, *rec = NULL;
     size_t ptcap = 0, ptlen = 0, rlen = 0, reclen = 0, rcap = 0;
@@ -382,6 +395,7 @@ int kl_session_encrypt_content(kl_store_t *st, const kl_identity_t *me, const ch
     *body = NULL;
     *body_len = 0;
     memset(&s, 0, sizeof s);
+    memset(&own, 0, sizeof own);
     if (c->text_len > KL_TEXT_MAX)
         return KL_ETOOBIG;
     if ((r = kl_store_begin(st)))
@@ -405,6 +419,17 @@ int kl_session_encrypt_content(kl_store_t *st, const kl_identity_t *me, const ch
     } else if (r) {
         goto out;
     }
+    if (!c->has_token) {
+        /* Our delivery token rides along with everything we send 1:1. */
+        own = *c;
+        int tr = kl_store_secret_get(st, KL_DELIVERY_TOKEN_SECRET, own.token, 32);
+        if (tr && tr != KL_ENOTFOUND) {
+            r = tr;
+            goto out;
+        }
+        own.has_token = tr == 0;
+        c = &own;
+    }
     if ((r = kl_content_pack(c, &pt, &ptcap, &ptlen)))
         goto out;
     rcap = ptlen + KL_RATCHET_OVERHEAD;
@@ -425,6 +450,7 @@ out:
         *body = NULL;
         *body_len = 0;
     }
+    kl_memzero(&own, sizeof own);
     kl_memzero(sk, sizeof sk);
     kl_free_wipe(pt, ptcap);
     free(rmsg);

@@ -43,6 +43,8 @@ typedef struct kl_content {
     char ckey_channel[KL_ADDR_MAX + 1];
     uint64_t ckey_epoch;
     uint8_t ckey[32];
+    int has_token;               /* 1:1 only: the sender's delivery token */
+    uint8_t token[32];           /* (client/delivery.h); set by kl_session_encrypt_content */
 } kl_content_t;
 
 /* Pack c and pad it to 256-byte blocks: *out malloc'd with *cap bytes
@@ -70,7 +72,9 @@ int kl_session_encrypt(kl_store_t *st, const kl_identity_t *me, const char *peer
                        const uint8_t id[KL_MSG_ID], uint64_t sent_at, const char *text,
                        size_t text_len, uint8_t **body, size_t *body_len);
 
-/* The same for any Content (a sender-key distribution, say). */
+/* The same for any Content (a sender-key distribution, say). Every 1:1
+ * Content carries our delivery token, when we have one, so the peer can
+ * write back without identifying itself to its relay. */
 int kl_session_encrypt_content(kl_store_t *st, const kl_identity_t *me, const char *peer,
                                const uint8_t peer_ik[32], const kl_prekey_bundle_t *bundle,
                                const kl_content_t *c, uint8_t **body, size_t *body_len);

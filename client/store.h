@@ -200,6 +200,15 @@ int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n);
 int kl_store_failure_add(kl_store_t *st, uint64_t seq, uint64_t at_ms, const char *reason);
 int kl_store_failure_count(kl_store_t *st, uint64_t *n);
 
+/* ---- delivery tokens (store_trust.c; client/delivery.h) ---- */
+/* Name of the sealed secret holding our own 32-byte delivery token. */
+#define KL_DELIVERY_TOKEN_SECRET "delivery_token"
+/* A contact's delivery token (sealed): get KL_ENOTFOUND if none; put
+ * replaces; delete forgets it. Inside the caller's transaction. */
+int kl_store_peer_token_get(kl_store_t *st, const char *peer, uint8_t token[32]);
+int kl_store_peer_token_put(kl_store_t *st, const char *peer, const uint8_t token[32]);
+int kl_store_peer_token_delete(kl_store_t *st, const char *peer);
+
 /* ---- replay records (store_trust.c) ---- */
 /* *used = 1 when the X3DH session start (signed prekey spk_id, initiator
  * ephemeral key ek) was already answered once. */

@@ -1,5 +1,6 @@
-/* Replay records in the client store: the X3DH session starts already
- * used, and the ids of key-carrying messages already applied. See store.h.
+/* Trust records in the client store: contacts' delivery tokens (sealed),
+ * the X3DH session starts already used, and the ids of key-carrying
+ * messages already applied. See store.h.
  *
  * A session start is recorded as (signed prekey id, SHA-256 of a label and
  * the initiator's ephemeral key): enough to recognise the same start again,
@@ -17,7 +18,8 @@
 static const char TRUST_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS x3dh_used(spk_id INTEGER NOT NULL, tag BLOB NOT NULL,"
     " at INTEGER NOT NULL, PRIMARY KEY(spk_id, tag));"
-    "CREATE TABLE IF NOT EXISTS key_msgs(msg_id BLOB PRIMARY KEY, at INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS key_msgs(msg_id BLOB PRIMARY KEY, at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS peer_tokens(peer TEXT PRIMARY KEY, box BLOB NOT NULL);";
 
 int kl_store_trust_schema(kl_store_t *st)
 {
@@ -90,5 +92,49 @@ int kl_store_key_msg_add(kl_store_t *st, const uint8_t id[KL_MSG_ID], uint64_t n
     if ((r = kl_store_prepare(st, "DELETE FROM key_msgs WHERE at < ?1", &s)))
         return r;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)(now - keep_ms));
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_peer_token_get(kl_store_t *st, const char *peer, uint8_t token[32])
+{
+    char label[KL_ADDR_MAX + 64];
+    sqlite3_stmt *s;
+    uint8_t *pt = NULL;
+    size_t n = 0;
+    int r = kl_store_label(label, sizeof label, "peer_tokens", peer);
+    if (r || (r = kl_store_prepare(st, "SELECT box FROM peer_tokens WHERE peer = ?1", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    r = KL_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW && (r = kl_store_column_unseal(st, s, 0, label, &pt, &n)) == 0) {
+        if (n == 32)
+            memcpy(token, pt, 32);
+        else
+            r = KL_EPROTO;
+        kl_free_wipe(pt, n);
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_peer_token_put(kl_store_t *st, const char *peer, const uint8_t token[32])
+{
+    char label[KL_ADDR_MAX + 64];
+    sqlite3_stmt *s;
+    int r = kl_store_label(label, sizeof label, "peer_tokens", peer);
+    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO peer_tokens(peer, box)"
+                                       " VALUES(?1, ?2)", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    return kl_store_exec_sealed(st, s, 2, label, token, 32);
+}
+
+int kl_store_peer_token_delete(kl_store_t *st, const char *peer)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM peer_tokens WHERE peer = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
     return kl_store_exec_stmt(s);
 }

@@ -166,7 +166,9 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
          * members-only channel's key: stored per (channel, epoch, sender)
          * and used only while the sender is the channel's owner in our
          * validated copy of its log (channel_keys.c checks at use). */
-        if ((r = d.content.has_dist
+        if ((d.content.has_token &&
+             (r = kl_store_peer_token_put(s->st, in->sender, d.content.token))) ||
+            (r = d.content.has_dist
                      ? kl_grp_store_dist(s->st, d.content.dist_group, in->sender_ik,
                                          d.content.dist_epoch, d.content.dist,
                                          sizeof d.content.dist)
@@ -193,6 +195,10 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
     /* A duplicate (same id) changes nothing but the cursor: replaying an old
      * prekey message must not replace a live session. */
     if (added && (r = kl_session_apply(s->st, in->sender, &d)))
+        goto fail;
+    /* The contact's delivery token: the sender is proven (pinned key). */
+    if (added && d.content.has_token &&
+        (r = kl_store_peer_token_put(s->st, in->sender, d.content.token)))
         goto fail;
     if (advance_cursor && (r = kl_store_set_u64(s->st, "cursor", seq)))
         goto fail;

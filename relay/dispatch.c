@@ -32,6 +32,7 @@ int kl_dispatch_is_request(int body_case)
     case BODY(SUBSCRIBE):
     case BODY(UNSUBSCRIBE):
     case BODY(CHANNEL_LIST):
+    case BODY(DELIVERY_TOKEN):
         return 1;
     default:
         return 0;
@@ -313,11 +314,10 @@ static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f,
     return 0;
 }
 
-static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
-                   uint64_t now_ms, kl_dispatch_out_t *out)
+/* A send body within limits: 1, or 0 with the error in out. */
+static int body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
-    kl_addr_t a;
     if (sd->body.len == 0) {
         fail(out, f->id, CODE(BAD_REQUEST), "send needs a non-empty body", 0);
         return 0;
@@ -329,6 +329,19 @@ static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
         fail(out, f->id, CODE(TOO_LARGE), m, 0);
         return 0;
     }
+    return 1;
+}
+
+static int send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
+                    uint64_t now_ms, kl_dispatch_out_t *out);
+
+static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+                   uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Send *sd = f->send;
+    kl_addr_t a;
+    if (!body_ok(cfg, f, out))
+        return 0;
     if (kl_dispatch_is_channel(f))
         return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
     if (sd->to[0] == '#')
@@ -336,6 +349,15 @@ static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
     int where = local_user(cfg, sd->to, &a, out, f->id);
     if (where != 0)
         return where > 0 ? kl_fed_dispatch(cfg, f, &a, now_ms, out) : 0;
+    return send_job(cfg, f, &a, now_ms, out);
+}
+
+/* The storage job of a 1:1 send to local user a; with the frame's
+ * delivery token when the connection is not authenticated. */
+static int send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
+                    uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Send *sd = f->send;
     uint32_t ttl = sd->ttl_s == 0 ? cfg->ttl_default_s : sd->ttl_s;
     if (ttl > cfg->ttl_max_s)
         ttl = cfg->ttl_max_s;
@@ -344,11 +366,74 @@ static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
     if (job == NULL)
         return KL_ENOMEM;
     memcpy(body, sd->body.data, sd->body.len);
-    memcpy(job->u.send.handle, a.handle, sizeof a.handle);
+    memcpy(job->u.send.handle, a->handle, sizeof a->handle);
     job->u.send.body = body;
     job->u.send.len = sd->body.len;
     job->u.send.expires_ms = now_ms + (uint64_t)ttl * 1000;
     job->u.send.quota = cfg->quota;
+    out->job = job;
+    return 0;
+}
+
+/* A send or lookup with a delivery token on a connection that is not
+ * authenticated (relay.proto Send.delivery_token): only to a user of this
+ * relay; the storage job checks the token. Nothing identifies the caller,
+ * so nothing about it is recorded. */
+static int on_unidentified(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, uint64_t now_ms,
+                           kl_dispatch_out_t *out)
+{
+    int send = f->body_case == BODY(SEND);
+    const ProtobufCBinaryData *tok = send ? &f->send->delivery_token
+                                          : &f->lookup->delivery_token;
+    const char *to = send ? f->send->to : f->lookup->address;
+    kl_addr_t a;
+    if (tok->len != 32) {
+        fail(out, f->id, CODE(BAD_REQUEST), "a delivery token is 32 bytes", 1);
+        return 0;
+    }
+    if (send && !body_ok(cfg, f, out))
+        return 0;
+    int where = to[0] == '#' || to[0] == '!' ? 1 : local_user(cfg, to, &a, out, f->id);
+    if (where < 0)
+        return 0;
+    if (where > 0) {
+        fail(out, f->id, CODE(BAD_REQUEST),
+             "unidentified delivery reaches users of this relay only: authenticate to write "
+             "to anyone else", 1);
+        return 0;
+    }
+    if (send) {
+        int r = send_job(cfg, f, &a, now_ms, out);
+        if (r == 0 && out->job) {
+            out->job->u.send.has_token = 1;
+            memcpy(out->job->u.send.token, tok->data, 32);
+        }
+        return r;
+    }
+    int r = on_lookup(cfg, f, out);
+    if (r == 0 && out->job) {
+        out->job->u.lookup.has_token = 1;
+        memcpy(out->job->u.lookup.token, tok->data, 32);
+    }
+    return r;
+}
+
+/* delivery_token: the caller's token hash (empty: unidentified delivery
+ * to the caller off). */
+static int on_delivery_token(const kl_session_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    size_t n = f->delivery_token->token_hash.len;
+    if (n != 0 && n != 32) {
+        fail(out, f->id, CODE(BAD_REQUEST), "token_hash is SHA-256 of the token: 32 bytes", 0);
+        return 0;
+    }
+    kl_job_t *job = kl_job_new(KL_JOB_TOKEN_SET, 0, NULL);
+    if (job == NULL)
+        return KL_ENOMEM;
+    job->u.token_set.user = s->user_id;
+    job->u.token_set.has = n == 32;
+    if (n == 32)
+        memcpy(job->u.token_set.hash, f->delivery_token->token_hash.data, 32);
     out->job = job;
     return 0;
 }
@@ -386,6 +471,10 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
         }
         return bc == BODY(REGISTER) ? on_register(s, f, out) : on_auth(cfg, s, f, out);
     }
+    if (!s->authed && !s->auth_pending &&
+        ((bc == BODY(SEND) && f->send->delivery_token.len) ||
+         (bc == BODY(LOOKUP) && f->lookup->delivery_token.len)))
+        return on_unidentified(cfg, f, now_ms, out);
     if (!s->authed) {
         fail(out, f->id, CODE(UNAUTHENTICATED), "authenticate first (register or auth)", 1);
         return 0;
@@ -400,6 +489,8 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
         return on_prekey_fetch(cfg, f, out);
     case BODY(SEND):
         return on_send(cfg, s, f, now_ms, out);
+    case BODY(DELIVERY_TOKEN):
+        return on_delivery_token(s, f, out);
     case BODY(PREKEY_STATUS):
         job = kl_job_new(KL_JOB_PREKEY_STATUS, 0, NULL);
         if (job)
@@ -664,11 +755,23 @@ static void reply_free(kl_reply_t *r)
     r->cinfo_ptrs = NULL;
 }
 
+/* A delivery token that does not fit (or names no user: the two look the
+ * same): refused, and the connection closed so tokens cannot be guessed
+ * on it. */
+static void token_refused(const kl_job_t *job, kl_dispatch_out_t *out)
+{
+    fail(out, job->req_id, CODE(FORBIDDEN),
+         "the delivery token was not accepted: authenticate and send as yourself", 1);
+}
+
 static void complete_send(const kl_job_t *job, kl_dispatch_out_t *out)
 {
     switch (job->result) {
     case 0:
         break;
+    case KL_ECRYPTO:
+        token_refused(job, out);
+        return;
     case KL_ENOTFOUND:
         fail(out, job->req_id, CODE(NOT_FOUND), "no such user on this relay", 0);
         return;
@@ -732,7 +835,9 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         break;
     }
     if (job->result != 0) {
-        if (job->kind == KL_JOB_PREKEY_UPLOAD && job->result == KL_ELIMIT)
+        if (job->kind == KL_JOB_LOOKUP && job->result == KL_ECRYPTO)
+            token_refused(job, out);
+        else if (job->kind == KL_JOB_PREKEY_UPLOAD && job->result == KL_ELIMIT)
             fail(out, job->req_id, CODE(QUOTA_EXCEEDED),
                  "at most 200 one-time prekeys are stored per user: check prekey_status", 0);
         else
@@ -763,6 +868,7 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         break;
     case KL_JOB_PREKEY_UPLOAD:
     case KL_JOB_ACK:
+    case KL_JOB_TOKEN_SET:
         reply_ok(out, job->req_id);
         break;
     default:

@@ -5,8 +5,13 @@
  * the connection must be closed after the reply is written.
  *
  * Rules (DESIGN.md "Relay protocol"):
- *   - before authentication only ping, register, auth; anything else is
- *     error{UNAUTHENTICATED} + close;
+ *   - before authentication only ping, register, auth, and unidentified
+ *     delivery: a send or lookup that carries a delivery token, to a user of
+ *     this relay only (else BAD_REQUEST + close), checked against that
+ *     user's token hash by the storage job (a wrong token or an unknown
+ *     user: FORBIDDEN + close); anything else is error{UNAUTHENTICATED} +
+ *     close;
+ *   - delivery_token (authenticated): set or clear the caller's token hash;
  *   - a body the relay never receives (ok, error, pong, sent, deliver,
  *     lookup_result, prekey_bundle, prekey_count) or request id 0 is
  *     error{BAD_REQUEST} + close;

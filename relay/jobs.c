@@ -111,6 +111,14 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_LOOKUP: {
         kl_storage_user_t u;
+        int ok = 1;
+        r = job->u.lookup.has_token
+                ? kl_storage_token_check(st, job->u.lookup.handle, job->u.lookup.token, &ok)
+                : 0;
+        if (r || !ok) {
+            r = r ? r : KL_ECRYPTO;
+            break;
+        }
         r = kl_storage_user_get(st, job->u.lookup.handle, &u);
         if (r == 0) {
             job->u.lookup.exists = 1;
@@ -137,6 +145,16 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_SEND: {
         uint64_t id = 0, inbox = 0;
+        int ok = 1;
+        /* An unidentified send: the recipient's token is the only
+         * authority; a wrong one and an unknown user look the same. */
+        r = job->u.send.has_token
+                ? kl_storage_token_check(st, job->u.send.handle, job->u.send.token, &ok)
+                : 0;
+        if (r || !ok) {
+            r = r ? r : KL_ECRYPTO;
+            break;
+        }
         r = kl_storage_user_route(st, job->u.send.handle, &id, &inbox);
         if (r == 0)
             r = kl_storage_log_append(st, inbox, job->now_ms, job->u.send.expires_ms,
@@ -153,6 +171,10 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_ACK:
         r = kl_storage_log_ack(st, job->u.ack.log, job->u.ack.reader, job->u.ack.seq);
+        break;
+    case KL_JOB_TOKEN_SET:
+        r = kl_storage_token_set(st, job->u.token_set.user,
+                                 job->u.token_set.has ? job->u.token_set.hash : NULL);
         break;
     case KL_JOB_EXPIRE:
         r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,

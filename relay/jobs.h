@@ -26,6 +26,7 @@ typedef enum kl_job_kind {
     KL_JOB_FETCH,
     KL_JOB_ACK,
     KL_JOB_EXPIRE,
+    KL_JOB_TOKEN_SET,    /* delivery_token: store the caller's token hash */
     /* Federation (fed_jobs.c): u.fed->op says what. */
     KL_JOB_FED = 64,
     /* ERFA groups (jobs_group.c) */
@@ -83,9 +84,11 @@ typedef struct kl_job {
                            * off the loop (kl_dispatch_auth_verify) and did / did not
                            * verify */
         } auth;
-        struct { /* in: address (echoed), handle. out: exists, identity key */
+        struct { /* in: address (echoed), handle, [token]. out: exists, identity key */
             char address[KL_ADDR_MAX + 1];
             char handle[KL_HANDLE_MAX + 1];
+            int has_token;           /* unidentified: answered only if token fits */
+            uint8_t token[32];
             int exists;
             uint8_t identity_key[32];
         } lookup;
@@ -115,7 +118,14 @@ typedef struct kl_job {
             kl_storage_quota_t quota;
             uint64_t seq;
             uint64_t recipient;
+            int has_token;       /* unidentified: stored only if the token fits */
+            uint8_t token[32];   /* (else the job fails with KL_ECRYPTO) */
         } send;
+        struct { /* in only: the caller, its token hash (has = 0 clears it) */
+            uint64_t user;
+            int has;
+            uint8_t hash[32];
+        } token_set;
         struct { /* in: log, after, limit, byte budget. out: entries, more */
             uint64_t log;
             uint64_t after;

@@ -151,6 +151,13 @@ int kl_storage_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t 
  * handle. */
 int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, uint64_t *inbox);
 int kl_storage_user_count(kl_storage_t *st, uint64_t *n);
+/* Unidentified delivery (relay.proto DeliveryToken): set user's token hash
+ * (32 bytes), or clear it with hash NULL. */
+int kl_storage_token_set(kl_storage_t *st, uint64_t user, const uint8_t *hash);
+/* *ok = 1 when handle is a user whose token hash is SHA-256(token),
+ * compared in constant time; 0 for no such user or no token. */
+int kl_storage_token_check(kl_storage_t *st, const char *handle, const uint8_t token[32],
+                           int *ok);
 
 /* Invites. Only SHA-256(code) is stored. uses >= 1. */
 int kl_storage_invite_create(kl_storage_t *st, const char *code, uint32_t uses,

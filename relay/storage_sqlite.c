@@ -55,6 +55,10 @@ static const char *SCHEMA =
     "  id INTEGER NOT NULL,"
     "  public_key BLOB NOT NULL CHECK(length(public_key) = 32),"
     "  signature BLOB NOT NULL CHECK(length(signature) = 64));"
+    /* Unidentified delivery: SHA-256 of the user's delivery token. */
+    "CREATE TABLE IF NOT EXISTS delivery_tokens("
+    "  user INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  hash BLOB NOT NULL CHECK(length(hash) = 32));"
     "CREATE TABLE IF NOT EXISTS onetime_prekeys("
     "  rid INTEGER PRIMARY KEY,"
     "  user INTEGER NOT NULL REFERENCES users(id),"

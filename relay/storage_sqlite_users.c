@@ -146,3 +146,40 @@ int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, ui
         keep(st, handle, len, hash, *id, *inbox);
     return 0;
 }
+
+int kl_storage_token_set(kl_storage_t *st, uint64_t user, const uint8_t *hash)
+{
+    sqlite3_stmt *s = NULL;
+    int r = kl_sq_prep(st, hash ? "INSERT OR REPLACE INTO delivery_tokens(user, hash)"
+                                  " VALUES(?1, ?2)"
+                                : "DELETE FROM delivery_tokens WHERE user = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)user);
+    if (hash)
+        sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+    return kl_sq_exec_fin(s);
+}
+
+int kl_storage_token_check(kl_storage_t *st, const char *handle, const uint8_t token[32],
+                           int *ok)
+{
+    sqlite3_stmt *s = NULL;
+    uint8_t want[32];
+    *ok = 0;
+    int r = kl_sq_prep(st, "SELECT t.hash FROM delivery_tokens t JOIN users u ON u.id = t.user"
+                           " WHERE u.handle = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
+        kl_sha256(token, 32, want);
+        *ok = kl_memcmp(want, sqlite3_column_blob(s, 0), 32) == 0;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        r = KL_EIO;
+    }
+    sqlite3_finalize(s);
+    kl_memzero(want, sizeof want);
+    return r;
+}

@@ -1,0 +1,83 @@
+/* Unidentified delivery. See delivery.h. */
+#include <string.h>
+
+#include "delivery.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+
+#define PUBLISHED "delivery_token_published"
+
+int kl_delivery_own(kl_store_t *st, uint8_t token[32])
+{
+    int r = kl_store_secret_get(st, KL_DELIVERY_TOKEN_SECRET, token, 32);
+    if (r != KL_ENOTFOUND)
+        return r;
+    if ((r = kl_store_begin(st)))
+        return r;
+    /* Another kollega process may have made one meanwhile: keep theirs. */
+    r = kl_store_secret_get(st, KL_DELIVERY_TOKEN_SECRET, token, 32);
+    if (r == KL_ENOTFOUND) {
+        kl_random(token, 32);
+        if ((r = kl_store_secret_put(st, KL_DELIVERY_TOKEN_SECRET, token, 32)) == 0)
+            r = kl_store_set_u64(st, PUBLISHED, 0);
+    }
+    if (r) {
+        kl_store_rollback(st);
+        kl_memzero(token, 32);
+        return r;
+    }
+    return kl_store_commit(st);
+}
+
+int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__DeliveryToken dt = KOLLEGA__RELAY__V1__DELIVERY_TOKEN__INIT;
+    kl_frame_t *resp = NULL;
+    uint8_t token[32], hash[32];
+    uint64_t done = 0;
+    int r = kl_store_get_u64(st, PUBLISHED, &done);
+    if (r == 0 && done)
+        return 0;
+    if (r && r != KL_ENOTFOUND)
+        return r;
+    if ((r = kl_delivery_own(st, token)))
+        return r;
+    kl_sha256(token, 32, hash);
+    kl_memzero(token, sizeof token);
+    dt.token_hash.data = hash;
+    dt.token_hash.len = 32;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_DELIVERY_TOKEN;
+    f.delivery_token = &dt;
+    r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    kl_wire_free(resp);
+    if (r)
+        return r;
+    if ((r = kl_store_begin(st)))
+        return r;
+    if ((r = kl_store_set_u64(st, PUBLISHED, 1))) {
+        kl_store_rollback(st);
+        return r;
+    }
+    return kl_store_commit(st);
+}
+
+int kl_delivery_send(kl_conn_t *conn, const char *to, const uint8_t token[32],
+                     const uint8_t *body, size_t len, uint64_t *seq)
+{
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
+    kl_frame_t *resp = NULL;
+    s.to = (char *)to;
+    s.body.data = (uint8_t *)body;
+    s.body.len = len;
+    s.delivery_token.data = (uint8_t *)token;
+    s.delivery_token.len = 32;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_SEND;
+    f.send = &s;
+    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_SENT, &resp);
+    if (r == 0)
+        *seq = resp->sent ? resp->sent->seq : 0;
+    kl_wire_free(resp);
+    return r;
+}

@@ -1,0 +1,39 @@
+/* Unidentified delivery: sealed sender at run time, not only at rest.
+ *
+ * Sealed sender hides the sender inside the envelope, but a send on a
+ * connection authenticated as alice still shows the relay "alice -> bob"
+ * while it runs. So each user has a random 32-byte delivery token; the
+ * relay keeps only SHA-256 of it (DeliveryToken, sent on every
+ * authenticated connection until the relay has it), and the user hands the
+ * token itself to its contacts inside every 1:1 message (e2e
+ * Content.delivery_token). A contact holding bob's token writes to bob on a
+ * connection that is NOT authenticated: lookup and send carry the token,
+ * the relay checks it and stores the message without ever knowing who sent
+ * it (Signal's unidentified access, with a random token instead of a key
+ * derived from a profile key). Without a token, or for a recipient on
+ * another relay, sending falls back to the authenticated path. What a
+ * relay operator can still learn is in docs/SECURITY.md. */
+#ifndef KOLLEGA_CLIENT_DELIVERY_H
+#define KOLLEGA_CLIENT_DELIVERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "store.h"
+
+/* Our delivery token, made and committed at first use. */
+int kl_delivery_own(kl_store_t *st, uint8_t token[32]);
+
+/* On an authenticated connection: unless the relay already confirmed the
+ * current token, send DeliveryToken{SHA-256(token)} and remember that it
+ * did. Relay errors as kl_conn_call. */
+int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn);
+
+/* send{to, body, delivery_token} on an unauthenticated connection:
+ * *seq once the relay committed it. KL_EREFUSED with FORBIDDEN when the
+ * relay does not accept the token (the caller forgets it and falls back). */
+int kl_delivery_send(kl_conn_t *conn, const char *to, const uint8_t token[32],
+                     const uint8_t *body, size_t len, uint64_t *seq);
+
+#endif
