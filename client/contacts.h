@@ -40,13 +40,15 @@ int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
 int kl_contacts_check_sender(kl_store_t *st, kl_conn_t *conn, const char *sender,
                              const uint8_t key[32], int *accept);
 
-/* A key an owner-signed log (a group's or a channel's) names for address:
- * pinned as a new (unverified) contact when address is none yet. Nothing
- * changes for a known contact; *conflict = 1 when it is pinned to another
- * key, flagged, or has none (the user must verify it before anything
- * secret goes to that key). Writes in its own transaction. */
-int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t key[32],
-                             int *conflict);
+/* A key an owner-signed log (a group's or a channel's) names for address,
+ * checked against the 1:1 pins and never written to them: a log's member
+ * list is its signers' word, not the address owner's, so it neither
+ * creates nor changes a contact. *conflict = 1 when address is a contact
+ * pinned to another key, flagged, or without a key (the user must verify
+ * it before anything secret goes to that key); 0 when the pin agrees or
+ * there is none. Reads only. */
+int kl_contacts_check_log_key(kl_store_t *st, const char *address, const uint8_t key[32],
+                              int *conflict);
 
 /* `contact verify --confirm`: accept the pending key if there is one (it
  * becomes the pinned key and the old session is dropped), mark verified.

@@ -117,7 +117,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_
         return r;
     /* The member's key comes from the signed log; a contact pinned to
      * another key is a conflict the user must resolve first. */
-    if ((r = kl_contacts_pin_from_log(cli->st, m->address, m->key, &conflict)))
+    if ((r = kl_contacts_check_log_key(cli->st, m->address, m->key, &conflict)))
         return r;
     if (conflict) {
         kl_grp_warn(cli, x->address, "key_conflict",

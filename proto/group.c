@@ -118,6 +118,18 @@ static size_t find_cand(const kl_group_t *g, const uint8_t key[32])
     return SIZE_MAX;
 }
 
+/* 1 if address is a member's or a candidate's (group.h: at most once). */
+static int address_taken(const kl_group_t *g, const char *address)
+{
+    for (size_t i = 0; i < g->nm; i++)
+        if (strcmp(g->m[i].address, address) == 0)
+            return 1;
+    for (size_t i = 0; i < g->nc; i++)
+        if (strcmp(g->c[i].address, address) == 0)
+            return 1;
+    return 0;
+}
+
 static int bit_get(const uint8_t *bits, int slot)
 {
     return (bits[slot / 8] >> (slot % 8)) & 1;
@@ -230,6 +242,8 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
             return KL_GV_ALREADY_MEMBER;
         if (find_cand(g, o->actor) != SIZE_MAX)
             return KL_GV_ALREADY_CANDIDATE;
+        if (address_taken(g, o->actor_address))
+            return KL_GV_ADDRESS_TAKEN;
         if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
             return KL_GV_LIMIT;
         pl->admit = admits_new(g, NO_SLOT);
@@ -246,6 +260,8 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
             return KL_GV_ALREADY_MEMBER;
         if (find_cand(g, o->target) != SIZE_MAX)
             return KL_GV_ALREADY_CANDIDATE;
+        if (address_taken(g, o->target_address))
+            return KL_GV_ADDRESS_TAKEN;
         if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
             return KL_GV_LIMIT;
         pl->admit = admits_new(g, actor->slot);

@@ -18,6 +18,12 @@
  *    actor's approval.
  *  - request: the actor is neither member nor candidate; it becomes a
  *    candidate with no approvals.
+ *  - An address appears at most once among members and candidates: an
+ *    invite whose candidate address, or a request whose actor_address, is
+ *    already a member's or a candidate's (under another key: the same key
+ *    is ALREADY_MEMBER / ALREADY_CANDIDATE) is refused (ADDRESS_TAKEN). So
+ *    nobody can attach someone else's address to their own key while that
+ *    person is in the group, and "approve ADDRESS" names one candidate.
  *  - approve{candidate}: the actor is a member, the candidate exists, and
  *    the actor has not approved it yet.
  *  - A candidate becomes a member (role MEMBER) at the op where its
@@ -99,6 +105,7 @@ typedef enum kl_group_verr {
     KL_GV_LAST_FACILITATOR, /* would leave the group without a facilitator */
     KL_GV_SUCCESSOR,        /* successor missing or not a member */
     KL_GV_LIMIT,            /* too many members or candidates */
+    KL_GV_ADDRESS_TAKEN,    /* the address is a member's or candidate's under another key */
 } kl_group_verr_t;
 
 const char *kl_group_verr_str(kl_group_verr_t why);

@@ -124,6 +124,27 @@ static void check_invariants(const kl_group_t *g)
     }
     if (nm > 0)
         FUZZ_CHECK(fac >= 1);
+    /* An address appears at most once among members and candidates. */
+    for (size_t i = 0; i < nm + nc; i++) {
+        char a[256];
+        if (i < nm) {
+            FUZZ_CHECK(kl_group_member_at(g, i, &m) == 0);
+            memcpy(a, m.address, sizeof a);
+        } else {
+            FUZZ_CHECK(kl_group_candidate_at(g, i - nm, &c) == 0);
+            memcpy(a, c.address, sizeof a);
+        }
+        for (size_t j = i + 1; j < nm + nc; j++) {
+            if (j < nm) {
+                FUZZ_CHECK(kl_group_member_at(g, j, &m2) == 0);
+                FUZZ_CHECK(strcmp(a, m2.address) != 0);
+            } else {
+                kl_group_candidate_t c2;
+                FUZZ_CHECK(kl_group_candidate_at(g, j - nm, &c2) == 0);
+                FUZZ_CHECK(strcmp(a, c2.address) != 0);
+            }
+        }
+    }
     for (size_t i = 0; i < nc; i++) {
         FUZZ_CHECK(kl_group_candidate_at(g, i, &c) == 0);
         FUZZ_CHECK(kl_group_role_of(g, c.key) == KL_ROLE_NONE);

@@ -4,6 +4,7 @@
  * the log is invalid, dedupe by sender, display only after commit, several
  * members admitted by one op, and bounds on what the store keeps. */
 #include "client_group_fixture.h"
+#include "contacts.h"
 
 static void test_fork_detected(void **state)
 {
@@ -62,6 +63,37 @@ static void test_fork_detected(void **state)
 }
 
 /* A local log that failed validation blocks sending and keys. */
+/* A group's (or channel's) log never creates or changes a 1:1 pin: the
+ * check reads only, and names a conflict with a pin to another key or a
+ * flagged contact. */
+static void test_log_key_never_pins(void **state)
+{
+    kl_contact_t c;
+    int conflict = -1;
+    (void)state;
+    /* alice knows no "eve": nothing is written, no conflict. */
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, "eve@oslo.test", P[3].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 0);
+    assert_int_equal(kl_store_contact_get(P[0].cli.st, "eve@oslo.test", &c), KL_ENOTFOUND);
+    /* bob's pin agrees; dave's key under bob's address does not. */
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, P[1].cli.me.address, P[1].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 0);
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, P[1].cli.me.address, P[3].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 1);
+    assert_int_equal(kl_store_contact_get(P[0].cli.st, P[1].cli.me.address, &c), 0);
+    assert_memory_equal(c.key, P[1].cli.me.pk, 32);
+    assert_int_equal(c.key_changed, 0);
+    /* A flagged contact conflicts even with its pinned key. */
+    c.key_changed = 1;
+    assert_int_equal(kl_store_contact_put(P[0].cli.st, &c), 0);
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, P[1].cli.me.address, P[1].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 1);
+}
+
 static void test_invalid_log_blocks_sending(void **state)
 {
     log_t l;
@@ -273,6 +305,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fork_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_key_never_pins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_log_blocks_sending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_by_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shown_after_commit, setup, teardown),
