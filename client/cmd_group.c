@@ -773,9 +773,10 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
             rc = cli_fail("nothing was sent: the relay delivered an invalid operation of %s, so "
                           "who is a member cannot be trusted (see the warning above)", grp);
         else
-            rc = cli_fail("nothing was sent: the relay is showing members different histories of "
-                          "%s (fork at index %llu); your message might reach people who are not "
-                          "current members", grp, (unsigned long long)(x.fork_index - 1));
+            rc = cli_fail("nothing was sent: the relay showed you two different operations at "
+                          "index %llu of %s (a fork), so who is a member cannot be trusted; "
+                          "start a new group with the members you trust",
+                          (unsigned long long)(x.fork_index - 1), grp);
         goto out;
     }
     if (r == KL_ESTATE) {

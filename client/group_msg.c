@@ -451,86 +451,117 @@ static void shown(kl_grp_rx_t *c, const kl_message_t *m, int added)
         c->s->on_message(c->s->ud, m);
 }
 
-/* The fork check for a decrypted message (group.h). May fetch ops (then x
- * and the store move on). Updates row's fork fields; *warn_at gets the
- * fork index to warn about (0 = none), *resolved 1 when a recorded fork is
- * now resolved. */
-static int check_fork(kl_grp_rx_t *c, const attempt_t *a, kl_store_group_t *row,
-                      uint64_t *warn_at, int *resolved)
+/* What the view check (group.h) makes of a decrypted message. */
+enum { VIEW_OK, VIEW_DIFFERS, VIEW_LATER };
+
+/* Compare the author's claimed view of the log (Content.group_index and
+ * group_head) with ours. A claim beyond our log first makes us fetch the
+ * ops (x and the store move on); offline it is decided later (VIEW_LATER:
+ * the entry is kept). VIEW_DIFFERS with *at = the log index where the
+ * claim departs from our log: its head differs there, or it names ops the
+ * relay does not give us. A member's claim is only its word, so this never
+ * blocks the group (that needs the relay's own proof: group.c). */
+static int check_view(kl_grp_rx_t *c, const attempt_t *a, int *verdict, uint64_t *at)
 {
     uint64_t gi = a->content.group_index;
     uint8_t head[32];
-    *warn_at = 0;
-    *resolved = 0;
+    *verdict = VIEW_OK;
+    *at = 0;
     if (gi == 0)
         return 0; /* an older client: nothing to compare */
     if (gi > kl_group_next_index(c->x->g)) {
-        if (c->conn == NULL)
-            return 0; /* offline: checked when the ops are here */
+        if (c->conn == NULL) {
+            *verdict = VIEW_LATER;
+            return 0;
+        }
         int r = kl_grp_sync_ops(c->cli, c->conn, c->x);
         if (r && r != KL_EREFUSED)
             return r;
-        if ((r = row_get(c->cli->st, c->x->address, row)))
-            return r;
     }
     uint64_t next = kl_group_next_index(c->x->g);
-    uint64_t fork = 0;
-    if (gi > next)
-        fork = next + 1;            /* the relay withholds ops the author saw */
-    else if (kl_grp_head_at(c->x, gi, head) == 0 &&
-             kl_memcmp(head, a->content.group_head, 32) != 0)
-        fork = gi;                  /* differs at op gi - 1 or before */
-    if (fork) {
-        if (row->fork_index == 0 || fork < row->fork_index) {
-            row->fork_index = fork;
-            memcpy(row->fork_author, a->owner, 32);
-        }
-        *warn_at = fork;
-        return 0;
-    }
-    /* The author of the fork now shows our history up to at least the
-     * fork point (the hash chain covers every op before it). */
-    if (row->fork_index && gi >= row->fork_index && gi <= next &&
-        kl_memcmp(row->fork_author, a->owner, 32) == 0) {
-        row->fork_index = 0;
-        memset(row->fork_author, 0, 32);
-        *resolved = 1;
+    if (gi > next) {
+        *verdict = VIEW_DIFFERS;
+        *at = next;                 /* ops the relay does not give us */
+    } else if (kl_grp_head_at(c->x, gi, head) == 0 &&
+               kl_memcmp(head, a->content.group_head, 32) != 0) {
+        *verdict = VIEW_DIFFERS;
+        *at = gi - 1;               /* differs at op gi - 1 or before */
     }
     return 0;
 }
 
-static void warn_fork(kl_grp_rx_t *c, uint64_t at, const char *author)
+/* Store the outcome of a decrypted entry in one transaction: the message
+ * (VIEW_OK: the author's dispute, if any, ends), the author's dispute
+ * (VIEW_DIFFERS: the message is not shown), or the entry kept for later
+ * (VIEW_LATER). A fresh entry moves the cursor; one from the pending list
+ * leaves it. Warnings and the message are shown after the commit. */
+static int settle(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts, const uint8_t *body,
+                  size_t len, int from_pending)
 {
-    kl_grp_warn(c->cli, c->x->address, "fork",
-                "the relay is showing members different histories of this group (fork at "
-                "index %llu); messages from %s cannot be trusted to reach only current "
-                "members. Your group key is not given to anyone in this group until this is "
-                "resolved", (unsigned long long)(at - 1), author);
-}
-
-/* After a decrypted message's commit: fork warnings, then show it. */
-static void committed(kl_grp_rx_t *c, const kl_store_group_t *row, const kl_message_t *m,
-                      int added, uint64_t warn_at, int resolved)
-{
-    c->x->fork_index = row->fork_index;
-    if (warn_at)
-        warn_fork(c, warn_at, m->sender);
-    if (resolved)
-        kl_grp_notice(c->cli, c->x->address, "fork_resolved", m->sender,
-                      "%s: %s now shows the same history of the group as you do; keys are "
-                      "given again.", c->x->address, m->sender);
-    shown(c, m, added);
+    kl_store_group_t row;
+    kl_message_t m;
+    char author[KL_ADDR_MAX + 1];
+    int verdict = VIEW_OK, added = 0, had = 0;
+    uint64_t at = 0, dropped = 0;
+    memset(&m, 0, sizeof m);
+    int r = check_view(c, a, &verdict, &at);
+    if (r || (r = row_get(c->cli->st, c->x->address, &row)))
+        return r;
+    if (member_address(c->x, a->owner, author, sizeof author) != 0)
+        kl_hex_encode(a->owner, 8, author, sizeof author);
+    if (!from_pending)
+        row.cursor = seq;
+    if ((r = kl_store_begin(c->cli->st)))
+        return r;
+    r = kl_store_group_dispute_get(c->cli->st, c->x->address, a->owner, &had);
+    if (r == 0 && verdict == VIEW_OK) {
+        r = store_found(c, a, seq, ts, from_pending ? NULL : &row, from_pending, &m, &added);
+        if (r == 0 && had)
+            r = kl_store_group_dispute_delete(c->cli->st, c->x->address, a->owner);
+    } else if (r == 0 && verdict == VIEW_DIFFERS) {
+        if (!had)
+            r = kl_store_group_dispute_put(c->cli->st, c->x->address, a->owner, at);
+        if (r == 0)
+            r = from_pending ? kl_store_gpending_delete(c->cli->st, c->x->address, seq)
+                             : kl_store_group_put(c->cli->st, &row);
+    } else if (r == 0 && !from_pending) {
+        r = kl_store_gpending_add(c->cli->st, c->x->address, seq, ts, body, len, &dropped);
+        r = r ? r : kl_store_group_put(c->cli->st, &row);
+    }
+    r = r ? r : kl_store_commit(c->cli->st);
+    if (r) {
+        kl_store_rollback(c->cli->st);
+        return r;
+    }
+    if (verdict == VIEW_OK) {
+        if (had)
+            kl_grp_notice(c->cli, c->x->address, "history_agrees", author,
+                          "%s: %s's client shows the same history of the group as yours again; "
+                          "their messages are shown again.", c->x->address, author);
+        shown(c, &m, added);
+    } else if (verdict == VIEW_DIFFERS) {
+        c->refused++;
+        if (!had)
+            kl_grp_warn(c->cli, c->x->address, "history_differs",
+                        "a message from %s was not shown: %s's client claims a history of the "
+                        "group that differs from yours at index %llu; either %s's client "
+                        "misbehaves or the relay shows members different histories. Compare "
+                        "`kollega group members %s` with %s in person or by phone", author,
+                        author, (unsigned long long)at, author, c->x->address, author);
+    } else if (!from_pending) {
+        c->pending_new++;
+        c->dropped += dropped;
+    }
+    return 0;
 }
 
 int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
     kl_store_group_t row;
-    kl_message_t m;
     attempt_t a;
-    int own = 0, added = 0, resolved = 0;
-    uint64_t warn_at = 0, dropped = 0;
+    int own = 0;
+    uint64_t dropped = 0;
     uint32_t key_id = 0;
-    memset(&m, 0, sizeof m);
     int r = row_get(c->cli->st, c->x->address, &row);
     if (r || seq <= row.cursor)
         return r;
@@ -547,7 +578,8 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
     }
     if ((r = decrypt_entry(c, body, len, &a)))
         return r;
-    if (a.found && (r = check_fork(c, &a, &row, &warn_at, &resolved))) {
+    if (a.found) {
+        r = settle(c, &a, seq, ts, body, len, 0);
         attempt_free(&a);
         return r;
     }
@@ -556,9 +588,7 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
         attempt_free(&a);
         return r;
     }
-    if (a.found) {
-        r = store_found(c, &a, seq, ts, &row, 0, &m, &added);
-    } else if (!a.matched) {
+    if (!a.matched) {
         /* The author's key has not reached us yet: keep the entry. */
         r = kl_store_gpending_add(c->cli->st, c->x->address, seq, ts, body, len, &dropped);
         r = r ? r : kl_store_group_put(c->cli->st, &row);
@@ -572,12 +602,7 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
         if (r == 0)
             c->failed++;
     }
-    if (r == 0 && (r = kl_store_commit(c->cli->st)) == 0 && a.found)
-        committed(c, &row, &m, added, warn_at, resolved);
     attempt_free(&a);
-    if (r)
-        kl_store_rollback(c->cli->st);
-    return r;
 done:
     if (r) {
         kl_store_rollback(c->cli->st);
@@ -622,23 +647,11 @@ int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
     int r = kl_store_gpending_each(c->cli->st, c->x->address, PENDING_BATCH, collect_pending, &l);
     for (size_t i = 0; r == 0 && i < l.n; i++) {
         attempt_t a;
-        kl_message_t m;
-        kl_store_group_t row;
-        int added = 0, resolved = 0;
-        uint64_t warn_at = 0;
         if ((r = decrypt_entry(c, l.body[i], l.len[i], &a)))
             break;
-        /* The same fork check as for a message decrypted at once. */
-        if (a.found && (r = row_get(c->cli->st, c->x->address, &row)) == 0 &&
-            (r = check_fork(c, &a, &row, &warn_at, &resolved)) == 0 &&
-            (r = kl_store_begin(c->cli->st)) == 0) {
-            r = store_found(c, &a, l.seq[i], l.ts[i], &row, 1, &m, &added);
-            r = r ? r : kl_store_commit(c->cli->st);
-            if (r)
-                kl_store_rollback(c->cli->st);
-            else
-                committed(c, &row, &m, added, warn_at, resolved);
-        }
+        /* The same view check as for a message decrypted at once. */
+        if (a.found)
+            r = settle(c, &a, l.seq[i], l.ts[i], l.body[i], l.len[i], 1);
         attempt_free(&a);
     }
     for (size_t i = 0; i < l.n; i++)

@@ -215,9 +215,10 @@ static int receive_group(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const cha
                         KL_GPENDING_MAX);
         if (r == 0 && x.invalid == 0 && x.fork_index)
             kl_grp_warn(cli, grp, "fork",
-                        "the relay is showing members different histories of this group (fork "
-                        "at index %llu); your group key is not given to anyone in this group "
-                        "until this is resolved", (unsigned long long)(x.fork_index - 1));
+                        "the relay showed you two different operations at index %llu of this "
+                        "group (a fork): it shows members different histories. Nothing is sent "
+                        "and no group key is given in this group; start a new group with the "
+                        "members you trust", (unsigned long long)(x.fork_index - 1));
         /* Gone from the group: its keys and pending entries are of no use. */
         if (r == 0 && gone && (x.removed || x.left))
             r = kl_grp_forget(cli, grp);

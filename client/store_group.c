@@ -59,6 +59,16 @@ static int exec_sql(kl_store_t *st, const char *sql)
     return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : KL_EIO;
 }
 
+/* Members whose client claimed another history of the log than ours
+ * (group.h, view check): told once per author, until it agrees again or
+ * leaves the group. Before this table a disagreeing message marked the
+ * whole group forked (fork_author set): such marks are no proof and are
+ * cleared when the table is made. */
+static const char DISPUTES[] =
+    "CREATE TABLE group_disputes(grp TEXT NOT NULL, author BLOB NOT NULL,"
+    " idx INTEGER NOT NULL, PRIMARY KEY(grp, author));"
+    "UPDATE groups SET fork_index = 0, fork_author = NULL WHERE fork_author IS NOT NULL;";
+
 static int migrate(kl_store_t *st)
 {
     int r = 0;
@@ -70,6 +80,8 @@ static int migrate(kl_store_t *st)
                          "ALTER TABLE groups ADD COLUMN fork_author BLOB;");
     if (r == 0 && !has_column(st, "messages", "relay_ts"))
         r = exec_sql(st, MESSAGES_V2);
+    if (r == 0 && !has_column(st, "group_disputes", "idx"))
+        r = exec_sql(st, DISPUTES);
     return r;
 }
 
@@ -77,7 +89,8 @@ int kl_store_group_schema(kl_store_t *st)
 {
     if (exec_sql(st, GROUP_SCHEMA) != 0)
         return KL_EIO;
-    if (has_column(st, "messages", "relay_ts") && has_column(st, "groups", "fork_index"))
+    if (has_column(st, "messages", "relay_ts") && has_column(st, "groups", "fork_index") &&
+        has_column(st, "group_disputes", "idx"))
         return 0;
     /* Checked again under the write lock: another process may have migrated. */
     if (exec_sql(st, "BEGIN IMMEDIATE;") != 0)
@@ -441,6 +454,7 @@ int kl_store_group_forget(kl_store_t *st, const char *grp)
         "DELETE FROM sender_keys WHERE grp = ?1",
         "DELETE FROM sk_sent WHERE grp = ?1",
         "DELETE FROM group_pending WHERE grp = ?1",
+        "DELETE FROM group_disputes WHERE grp = ?1",
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *s;
@@ -452,4 +466,43 @@ int kl_store_group_forget(kl_store_t *st, const char *grp)
             return r;
     }
     return 0;
+}
+
+int kl_store_group_dispute_get(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               int *has)
+{
+    sqlite3_stmt *s;
+    *has = 0;
+    int r = kl_store_prepare(st, "SELECT 1 FROM group_disputes WHERE grp = ?1 AND author = ?2",
+                             &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
+    return kl_store_step_exists(s, has);
+}
+
+int kl_store_group_dispute_put(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               uint64_t idx)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO group_disputes(grp, author, idx)"
+                                 " VALUES(?1, ?2, ?3)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)idx);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_group_dispute_delete(kl_store_t *st, const char *grp, const uint8_t author[32])
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "DELETE FROM group_disputes WHERE grp = ?1 AND author = ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
 }

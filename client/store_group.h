@@ -23,9 +23,10 @@ typedef struct kl_store_group {
     char address[KL_ADDR_MAX + 1];
     uint64_t cursor;          /* highest group-log seq processed */
     uint32_t notified;        /* KL_GNOTE_* */
-    /* Set when a member's message showed another history of the log than
-     * ours (group.h, fork check): the first log index where they differ
-     * (0 = no fork) and that message's author. */
+    /* Set when the relay proved a fork (group.h): 1 + the log index at
+     * which it delivered two different validly signed ops (0 = none).
+     * fork_author is unused (zero); older stores set it for a fork seen
+     * in a message, which is no proof, and such marks were cleared. */
     uint64_t fork_index;
     uint8_t fork_author[32];
 } kl_store_group_t;
@@ -89,6 +90,16 @@ int kl_store_gpending_count(kl_store_t *st, const char *grp, uint64_t *n);
 /* Retention: delete grp's messages and pending entries the relay received
  * (relay_ts / ts) before before_ms; *n counts deleted messages. */
 int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, uint64_t *n);
+
+/* Authors whose message claimed another history than ours (group.h,
+ * view check): one row per (grp, author) with the index where the claim
+ * differs. get sets *has; put inserts or replaces; delete drops it (the
+ * author agreed again, left or was removed). */
+int kl_store_group_dispute_get(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               int *has);
+int kl_store_group_dispute_put(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               uint64_t idx);
+int kl_store_group_dispute_delete(kl_store_t *st, const char *grp, const uint8_t author[32]);
 
 /* After we left or were removed: delete grp's sender keys (own and
  * received), the record of who got ours, and its pending entries. The ops,
