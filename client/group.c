@@ -206,14 +206,18 @@ static int call_group_fetch(kl_conn_t *conn, const char *grp, uint64_t from, kl_
 }
 
 /* Inside a transaction, after ev was applied: a member who left or was
- * removed takes its dispute (group.h, view check) with it. */
-static int end_dispute(kl_cli_t *cli, const kl_grp_t *x, const kl_group_event_t *ev)
+ * removed takes its dispute (group.h, view check) with it, and its sender
+ * keys are kept only for the group's retention from now (what it wrote
+ * before stays readable; group_recv.c prunes them). */
+static int departed(kl_cli_t *cli, const kl_grp_t *x, const kl_group_event_t *ev)
 {
-    if (ev->kind == KL_GOP_LEAVE)
-        return kl_store_group_dispute_delete(cli->st, x->address, ev->actor);
-    if (ev->kind == KL_GOP_REMOVE && ev->epoch_changed)
-        return kl_store_group_dispute_delete(cli->st, x->address, ev->target);
-    return 0;
+    const uint8_t *gone = ev->kind == KL_GOP_LEAVE                         ? ev->actor
+                          : ev->kind == KL_GOP_REMOVE && ev->epoch_changed ? ev->target
+                                                                           : NULL;
+    if (gone == NULL)
+        return 0;
+    int r = kl_store_group_dispute_delete(cli->st, x->address, gone);
+    return r ? r : kl_store_senderkey_gone(cli->st, x->address, gone, kl_now_ms());
 }
 
 /* Apply and store ops[first..] of a batch in one transaction; stops at the
@@ -248,7 +252,7 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
             break;
         }
         if ((r = kl_store_group_op_put(cli->st, x->address, idx, op->data, op->len)) ||
-            (r = end_dispute(cli, x, &ev)))
+            (r = departed(cli, x, &ev)))
             break;
         react(cli, x, &ev);
         (*applied)++;
@@ -387,7 +391,7 @@ static int store_op(kl_cli_t *cli, const kl_grp_t *x, uint64_t idx, const uint8_
     if (r == 0)
         r = kl_store_group_op_put(cli->st, grp, idx, op, len);
     if (r == 0)
-        r = end_dispute(cli, x, ev);
+        r = departed(cli, x, ev);
     if (r) {
         kl_store_rollback(cli->st);
         return r;

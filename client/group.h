@@ -17,9 +17,13 @@
  * kl_senderkey_encrypt output with AD = group address || sender identity
  * key over a padded Content{id, sent_at, text, to = group}; the relay never
  * learns who wrote it. The receiver tries the received keys with the
- * message's key_id whose owner is a current member in its validated state;
- * an entry no key opens yet is kept (sealed) and retried when new keys
- * arrive.
+ * message's key_id whose owner is or was a member in its validated state
+ * (kl_group_was_member); the message is its author's only if the author
+ * was a member at the view it is bound to (Content.group_index, required)
+ * and the key's epoch is the group's epoch there, so a farewell before a
+ * leave is read and nothing written after an exit is. Keys of departed
+ * members are kept for the group's retention (group_recv.c). An entry no
+ * key opens yet is kept (sealed) and retried when new keys arrive.
  *
  * View check: every group message carries the author's view of the log
  * (Content.group_index = its next_index, group_head = its head), and the

@@ -32,17 +32,6 @@ static int is_member(const kl_grp_t *x, const uint8_t key[32])
     return kl_group_role_of(x->g, key) != KL_ROLE_NONE;
 }
 
-static int member_address(const kl_grp_t *x, const uint8_t key[32], char *out, size_t cap)
-{
-    kl_group_member_t m;
-    for (size_t i = 0; i < kl_group_member_count(x->g); i++)
-        if (kl_group_member_at(x->g, i, &m) == 0 && kl_memcmp(m.key, key, 32) == 0) {
-            snprintf(out, cap, "%s", m.address);
-            return 0;
-        }
-    return KL_ENOTFOUND;
-}
-
 static int put_own(kl_store_t *st, const char *grp, const uint8_t me[32], const kl_senderkey_t *k,
                    uint64_t epoch)
 {
@@ -328,26 +317,29 @@ typedef struct attempt {
     const kl_grp_t *x;
     const uint8_t *body;
     size_t len;
-    int matched;                 /* a key with this key_id from a current member */
+    int matched;                 /* a key with this key_id from a member (now or before) */
     int found;
     uint8_t owner[32];
+    uint64_t key_epoch;          /* the epoch the key's distribution record named */
     uint8_t *ser;                /* the advanced receiving state */
     size_t ser_len;
     uint32_t key_id;
     kl_content_t content;
 } attempt_t;
 
-static int try_key(void *ud, const uint8_t owner[32], const uint8_t *ser, size_t len)
+static int try_key(void *ud, const uint8_t owner[32], uint64_t epoch, const uint8_t *ser,
+                   size_t len)
 {
     attempt_t *a = ud;
     kl_senderkey_t *k = NULL;
     uint8_t ad[KL_ADDR_MAX + 32];
     uint8_t *pt = NULL;
     size_t ptlen = 0, cap = a->len;
-    /* A key is only good while its owner is a member in OUR validated
+    /* A key is only good if its owner is or was a member in OUR validated
      * copy of the log: a relay cannot make us read (or attribute) messages
-     * by anyone it slipped in. */
-    if (!is_member(a->x, owner))
+     * by anyone it slipped in. Whether it was one at the message's view of
+     * the log is checked once the content (and so the view) is known. */
+    if (!kl_group_was_member(a->x->g, owner, NULL))
         return 0;
     a->matched = 1;
     size_t adlen = make_ad(a->x->address, owner, ad, sizeof ad);
@@ -364,6 +356,7 @@ static int try_key(void *ud, const uint8_t owner[32], const uint8_t *ser, size_t
         } else if (kl_senderkey_serialize(k, &a->ser, &a->ser_len) == 0) {
             memcpy(a->owner, owner, 32);
             a->key_id = kl_senderkey_id(k);
+            a->key_epoch = epoch;
             a->found = 1;
         } else {
             kl_content_free(&a->content);
@@ -419,10 +412,13 @@ static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts,
 {
     *added = 0;
     memset(m, 0, sizeof *m);
+    kl_group_member_t author;
     memcpy(m->id, a->content.id, KL_MSG_ID);
     snprintf(m->peer, sizeof m->peer, "%s", c->x->address);
-    if (member_address(c->x, a->owner, m->sender, sizeof m->sender) != 0)
+    /* The author as it was when it wrote (it may have left since). */
+    if (!kl_group_member_at_index(c->x->g, a->owner, a->content.group_index, &author))
         return KL_ESTATE;
+    snprintf(m->sender, sizeof m->sender, "%s", author.address);
     m->sent_at = a->content.sent_at;
     m->stored_at = kl_now_ms();
     m->relay_ts = ts;
@@ -431,8 +427,8 @@ static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts,
     m->text_len = a->content.text_len;
     int r = kl_store_message_add(c->cli->st, m, added);
     if (r == 0)
-        r = kl_store_senderkey_put(c->cli->st, c->x->address, a->owner, a->key_id, 0, 0, 1, a->ser,
-                                   a->ser_len);
+        r = kl_store_senderkey_put(c->cli->st, c->x->address, a->owner, a->key_id, a->key_epoch, 0,
+                                   1, a->ser, a->ser_len);
     if (r == 0 && from_pending)
         r = kl_store_gpending_delete(c->cli->st, c->x->address, seq);
     if (r == 0 && row)
@@ -452,7 +448,36 @@ static void shown(kl_grp_rx_t *c, const kl_message_t *m, int added)
 }
 
 /* What the view check (group.h) makes of a decrypted message. */
-enum { VIEW_OK, VIEW_DIFFERS, VIEW_LATER };
+enum { VIEW_OK, VIEW_DIFFERS, VIEW_LATER, VIEW_REFUSED };
+
+/* A message bound to view gi (its author's next_index) is its author's only
+ * if the author was a member at that view (not necessarily now: a farewell
+ * before a leave stays readable), and its sender key must be the one made
+ * for the epoch of that view (after a removal everyone renews its key).
+ * VIEW_OK, or VIEW_REFUSED with why (cap bytes) saying so. */
+static int check_bound(const kl_grp_rx_t *c, const attempt_t *a, char *why, size_t cap)
+{
+    uint64_t gi = a->content.group_index, epoch = 0;
+    if (!kl_group_member_at_index(c->x->g, a->owner, gi, NULL)) {
+        snprintf(why, cap, "it is bound to index %llu of the group's log, where its author was "
+                 "not a member (written after they left or were removed, or replayed)",
+                 (unsigned long long)gi);
+        return VIEW_REFUSED;
+    }
+    if (kl_group_epoch_at(c->x->g, gi, &epoch) != 0) {
+        snprintf(why, cap, "it is bound to index %llu, older than the history of members your "
+                 "client keeps", (unsigned long long)gi);
+        return VIEW_REFUSED;
+    }
+    if (epoch != a->key_epoch) {
+        snprintf(why, cap, "it was encrypted with its author's group key of epoch %llu, but at "
+                 "index %llu the group's epoch was %llu (after a removal or departure every "
+                 "member must use a renewed key)", (unsigned long long)a->key_epoch,
+                 (unsigned long long)gi, (unsigned long long)epoch);
+        return VIEW_REFUSED;
+    }
+    return VIEW_OK;
+}
 
 /* Compare the author's claimed view of the log (Content.group_index and
  * group_head) with ours. A claim beyond our log first makes us fetch the
@@ -461,14 +486,20 @@ enum { VIEW_OK, VIEW_DIFFERS, VIEW_LATER };
  * claim departs from our log: its head differs there, or it names ops the
  * relay does not give us. A member's claim is only its word, so this never
  * blocks the group (that needs the relay's own proof: group.c). */
-static int check_view(kl_grp_rx_t *c, const attempt_t *a, int *verdict, uint64_t *at)
+static int check_view(kl_grp_rx_t *c, const attempt_t *a, int *verdict, uint64_t *at,
+                      char *why, size_t cap)
 {
     uint64_t gi = a->content.group_index;
     uint8_t head[32];
     *verdict = VIEW_OK;
     *at = 0;
-    if (gi == 0)
-        return 0; /* an older client: nothing to compare */
+    if (gi == 0) {
+        /* Every client binds its messages to its view of the log. */
+        snprintf(why, cap, "it names no index of the group's log (its author's kollega is too "
+                 "old: they should update it)");
+        *verdict = VIEW_REFUSED;
+        return 0;
+    }
     if (gi > kl_group_next_index(c->x->g)) {
         if (c->conn == NULL) {
             *verdict = VIEW_LATER;
@@ -486,6 +517,8 @@ static int check_view(kl_grp_rx_t *c, const attempt_t *a, int *verdict, uint64_t
                kl_memcmp(head, a->content.group_head, 32) != 0) {
         *verdict = VIEW_DIFFERS;
         *at = gi - 1;               /* differs at op gi - 1 or before */
+    } else {
+        *verdict = check_bound(c, a, why, cap);
     }
     return 0;
 }
@@ -500,14 +533,17 @@ static int settle(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts, const
 {
     kl_store_group_t row;
     kl_message_t m;
-    char author[KL_ADDR_MAX + 1];
+    kl_group_member_t who;
+    char author[KL_ADDR_MAX + 1], why[320] = "";
     int verdict = VIEW_OK, added = 0, had = 0;
     uint64_t at = 0, dropped = 0;
     memset(&m, 0, sizeof m);
-    int r = check_view(c, a, &verdict, &at);
+    int r = check_view(c, a, &verdict, &at, why, sizeof why);
     if (r || (r = row_get(c->cli->st, c->x->address, &row)))
         return r;
-    if (member_address(c->x, a->owner, author, sizeof author) != 0)
+    if (kl_group_was_member(c->x->g, a->owner, &who))
+        snprintf(author, sizeof author, "%s", who.address);
+    else
         kl_hex_encode(a->owner, 8, author, sizeof author);
     if (!from_pending)
         row.cursor = seq;
@@ -518,8 +554,8 @@ static int settle(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts, const
         r = store_found(c, a, seq, ts, from_pending ? NULL : &row, from_pending, &m, &added);
         if (r == 0 && had)
             r = kl_store_group_dispute_delete(c->cli->st, c->x->address, a->owner);
-    } else if (r == 0 && verdict == VIEW_DIFFERS) {
-        if (!had)
+    } else if (r == 0 && (verdict == VIEW_DIFFERS || verdict == VIEW_REFUSED)) {
+        if (!had && verdict == VIEW_DIFFERS)
             r = kl_store_group_dispute_put(c->cli->st, c->x->address, a->owner, at);
         if (r == 0)
             r = from_pending ? kl_store_gpending_delete(c->cli->st, c->x->address, seq)
@@ -548,6 +584,10 @@ static int settle(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts, const
                         "misbehaves or the relay shows members different histories. Compare "
                         "`kollega group members %s` with %s in person or by phone", author,
                         author, (unsigned long long)at, author, c->x->address, author);
+    } else if (verdict == VIEW_REFUSED) {
+        c->refused++;
+        kl_grp_warn(c->cli, c->x->address, "refused",
+                    "a message from %s was refused: %s", author, why);
     } else if (!from_pending) {
         c->pending_new++;
         c->dropped += dropped;

@@ -63,11 +63,20 @@ int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32]
 /* 1 in *own if key_id is one of our own keys of grp. */
 int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[32],
                               uint32_t key_id, int *own);
-/* Received (not own) keys of grp with key_id; ser valid during cb. */
+/* Received (not own) keys of grp with key_id, with the epoch their
+ * distribution record named; ser valid during cb. */
 int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
-                            int (*cb)(void *ud, const uint8_t owner[32], const uint8_t *ser,
-                                      size_t len),
+                            int (*cb)(void *ud, const uint8_t owner[32], uint64_t epoch,
+                                      const uint8_t *ser, size_t len),
                             void *ud);
+/* Received keys of members who left or were removed (messages they wrote
+ * before stay readable): gone marks owner's keys of grp as of now_ms
+ * (once); prune deletes the received keys of grp whose owner keep() says
+ * is no longer needed, and those marked before before_ms. */
+int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
+                            uint64_t now_ms);
+int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms,
+                             int (*keep)(void *ud, const uint8_t owner[32]), void *ud);
 
 /* Distribution bookkeeping: member got our key key_id of grp. */
 int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,

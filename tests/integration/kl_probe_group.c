@@ -8,7 +8,8 @@
  *       submit a signed invite naming {ADDRESS, KEY} (someone else's
  *       address on a key of the member's choosing);
  *   group-send HOME GROUP TEXT [--index N] [--head-bogus] [--print]
- *       encrypt TEXT with the member's sender key as a group message whose
+ *       encrypt TEXT with the member's newest sender key (of whatever
+ *       epoch) as a group message whose
  *       Content claims log index N (default: the member's next index) and,
  *       with --head-bogus, a random head; send it with Send.group_index N,
  *       or with --print write the body (hex) instead of sending it (for a
@@ -147,12 +148,22 @@ static int seal_claim(member_t *m, const char *text, uint64_t index, int bogus_h
     kl_content_t ct;
     uint8_t ad[KL_ADDR_MAX + 32], *pt = NULL, *ser = NULL, *out = NULL;
     size_t ptcap = 0, ptlen = 0, slen = 0, glen = strlen(m->x.address);
+    uint32_t key_id = 0;
+    uint64_t epoch = 0;
     int r = -1;
-    if (kl_grp_own_key(&m->cli, &m->x, 0, &k) != 0) {
-        fprintf(stderr, "kl-probe: the member has no sender key for this epoch (let its client "
-                        "send once first)\n");
+    /* The member's newest sender key, whatever epoch it was made for (an
+     * honest client renews it after a removal; this one need not). */
+    if (kl_store_senderkey_own(m->cli.st, m->x.address, m->cli.me.pk, &key_id, &epoch, &ser,
+                               &slen) != 0 ||
+        kl_senderkey_deserialize(&k, ser, slen) != 0) {
+        fprintf(stderr, "kl-probe: the member has no sender key (let its client send once "
+                        "first)\n");
+        kl_free_wipe(ser, slen);
         return -1;
     }
+    kl_free_wipe(ser, slen);
+    ser = NULL;
+    slen = 0;
     memset(&ct, 0, sizeof ct);
     kl_random(ct.id, KL_MSG_ID);
     ct.sent_at = kl_now_ms();
@@ -170,8 +181,8 @@ static int seal_claim(member_t *m, const char *text, uint64_t index, int bogus_h
                              blen) != 0 ||
         kl_senderkey_serialize(k, &ser, &slen) != 0 || kl_store_begin(m->cli.st) != 0)
         goto out;
-    if (kl_store_senderkey_put(m->cli.st, m->x.address, m->cli.me.pk, kl_senderkey_id(k),
-                               kl_group_epoch(m->x.g), 1, 1, ser, slen) != 0 ||
+    if (kl_store_senderkey_put(m->cli.st, m->x.address, m->cli.me.pk, key_id, epoch, 1, 1, ser,
+                               slen) != 0 ||
         kl_store_commit(m->cli.st) != 0) {
         kl_store_rollback(m->cli.st);
         goto out;

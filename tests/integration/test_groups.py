@@ -9,7 +9,10 @@ retention changes, and retention on both sides. A member's message claiming
 another history (a withheld op, a hostile member's bogus head played by
 kl-probe) is refused for that author alone, said once, and ends with the
 author's removal; only the relay's own proof (an invalid log, two signed
-ops for one index) blocks the group."""
+ops for one index) blocks the group. Nothing is lost on departure: a
+farewell before a leave, a message just before a removal are read; a
+message bound after its author's exit, or under a key of an older epoch,
+is refused and said why."""
 import base64
 import json
 import os
@@ -428,6 +431,88 @@ def probe_member(relay, member, mode, *args):
     return json.loads(out[-1])
 
 
+def group_texts(lines):
+    return [(m["from"], m["text"]) for m in lines if m.get("group") == GROUP and "text" in m]
+
+
+def test_farewell_before_leaving_is_read(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    # alice writes (her first message: her key goes out with it) and
+    # leaves at once; bob and carol fetch only afterwards.
+    a.ok("send", "#erfa", "takk for meg")
+    a.ok("group", "leave", "#erfa", "--successor", b.address)
+    for u in (b, c):
+        lines = u.receive(0)
+        check(group_texts(lines) == [(a.address, "takk for meg")],
+              "%s reads alice's farewell: %r" % (u.name, lines))
+        check([x for x in lines if x.get("warning")] == [], "no warning: %r" % lines)
+
+
+def test_removed_right_after_writing_is_read(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    c.ok("send", "#erfa", "siste ord")
+    a.ok("group", "remove", "#erfa", c.address)
+    got = group_texts(b.receive(0))
+    check(got == [(c.address, "siste ord")], "bob reads what carol wrote as a member: %r" % got)
+
+
+def plant_entry(relay, body):
+    """The relay's operator appends body to the group's message log."""
+    relay.stop()
+    db = relay_db(relay)
+    log = group_log_id(db)
+    seq = db.execute("SELECT last_seq FROM logs WHERE id = ?", (log,)).fetchone()[0] + 1
+    db.execute("INSERT INTO entries(log, seq, ts_ms, expires_ms, body) VALUES(?, ?, ?, ?, ?)",
+               (log, seq, int(time.time() * 1000), int(time.time() * 1000) + 86400000,
+                bytes.fromhex(body)))
+    db.execute("UPDATE logs SET last_seq = ?, n_entries = n_entries + 1 WHERE id = ?", (seq, log))
+    db.commit()
+    db.close()
+    relay.start()
+
+
+def test_message_bound_after_exit_is_refused(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    c.ok("send", "#erfa", "mens jeg er medlem")
+    b.receive(0)
+    a.ok("group", "remove", "#erfa", c.address)
+    # carol's client learns the removal (without forgetting her keys yet);
+    # kl-probe, as carol, writes under the view after it, and the relay's
+    # operator slips that into the log.
+    c.ok("group", "members", "#erfa")
+    r = probe_member(relay, c, "group-send", GROUP, "skrevet etter fjerningen", "--print")
+    plant_entry(relay, r["body"])
+    lines = b.receive(0)
+    warn = [x for x in lines if x.get("warning") == "refused"]
+    check(len(warn) == 1 and ("a message from %s was refused" % c.address) in warn[0]["message"]
+          and ("bound to index %d" % r["index"]) in warn[0]["message"] and
+          "not a member" in warn[0]["message"], "bob refuses it, saying why: %r" % lines)
+    check(group_texts(lines) == [], "and does not show it: %r" % lines)
+
+
+def test_old_key_after_removal_is_refused(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    a.ok("group", "invite", "#erfa", d.address)
+    for u in (a, b, c, d):
+        u.receive(0)
+    c.ok("send", "#erfa", "med gammel nøkkel")
+    check(group_texts(b.receive(0)) == [(c.address, "med gammel nøkkel")], "read before")
+    a.ok("group", "remove", "#erfa", d.address)
+    # carol's client (kl-probe) writes under the new view with the key of
+    # the epoch before the removal, which dave still holds.
+    c.ok("group", "members", "#erfa")
+    r = probe_member(relay, c, "group-send", GROUP, "dave kan lese dette")
+    check(r["ok"], "the relay cannot tell which key was used: %r" % r)
+    lines = b.receive(0)
+    warn = [x for x in lines if x.get("warning") == "refused"]
+    check(len(warn) == 1 and "group key of epoch 0" in warn[0]["message"] and
+          "the group's epoch was 1" in warn[0]["message"], "bob refuses it: %r" % lines)
+    check(group_texts(lines) == [], "and does not show it: %r" % lines)
+    # An honest client renews its key: read.
+    c.ok("send", "#erfa", "ny nøkkel")
+    check(group_texts(b.receive(0)) == [(c.address, "ny nøkkel")], "renewed key read")
+
+
 def test_follow_gets_pushed_group_messages(root, relays):
     relay, a, b, c, d = three(root, relays)
     logins = relay.read_log().count("authenticated as bob")
@@ -510,4 +595,6 @@ if __name__ == "__main__":
           test_removed_member_cannot_read,
           test_forged_member_detected, test_withheld_op_refuses_the_author,
           test_relay_rewriting_history_is_a_fork, test_hostile_member_claims_another_history,
+          test_farewell_before_leaving_is_read, test_removed_right_after_writing_is_read,
+          test_message_bound_after_exit_is_refused, test_old_key_after_removal_is_refused,
           test_follow_gets_pushed_group_messages, test_retention])

@@ -231,9 +231,11 @@ static void test_several_admitted_at_once(void **state)
     log_free(&l);
 }
 
-static int count_key(void *ud, const uint8_t owner[32], const uint8_t *ser, size_t len)
+static int count_key(void *ud, const uint8_t owner[32], uint64_t epoch, const uint8_t *ser,
+                     size_t len)
 {
     (void)owner;
+    (void)epoch;
     (void)ser;
     (void)len;
     (*(int *)ud)++;
