@@ -321,18 +321,27 @@ int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
     return r;
 }
 
-int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
-                            uint64_t now_ms)
+/* Run a write of one (grp ?1, 32-byte key ?2[, integer ?3]) statement:
+ * the shape of most per-member writes here. */
+static int exec_grp_key(kl_store_t *st, const char *sql, const char *grp, const uint8_t key[32],
+                        int with_v, uint64_t v)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "UPDATE sender_keys SET gone_at = ?3 WHERE grp = ?1"
-                                 " AND owner = ?2 AND own = 0 AND gone_at = 0", &s);
+    int r = kl_store_prepare(st, sql, &s);
     if (r)
         return r;
     sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, owner, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)now_ms);
+    sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
+    if (with_v)
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)v);
     return kl_store_exec_stmt(s);
+}
+
+int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
+                            uint64_t now_ms)
+{
+    return exec_grp_key(st, "UPDATE sender_keys SET gone_at = ?3 WHERE grp = ?1 AND owner = ?2"
+                            " AND own = 0 AND gone_at = 0", grp, owner, 1, now_ms);
 }
 
 /* Owners of received keys of grp, at most this many per prune (the rest
@@ -360,14 +369,9 @@ int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms
             memcpy(drop[n++], sqlite3_column_blob(s, 0), 32);
     r = rc == SQLITE_DONE ? 0 : KL_EIO;
     sqlite3_finalize(s);
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        if ((r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2"
-                                      " AND own = 0", &s)))
-            break;
-        sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(s, 2, drop[i], 32, SQLITE_STATIC);
-        r = kl_store_exec_stmt(s);
-    }
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = exec_grp_key(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2 AND own = 0",
+                         grp, drop[i], 0, 0);
     free(drop);
     if (r || (r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND own = 0"
                                        " AND gone_at != 0 AND gone_at < ?2", &s)))
@@ -546,24 +550,12 @@ int kl_store_group_dispute_get(kl_store_t *st, const char *grp, const uint8_t au
 int kl_store_group_dispute_put(kl_store_t *st, const char *grp, const uint8_t author[32],
                                uint64_t idx)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO group_disputes(grp, author, idx)"
-                                 " VALUES(?1, ?2, ?3)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)idx);
-    return kl_store_exec_stmt(s);
+    return exec_grp_key(st, "INSERT OR REPLACE INTO group_disputes(grp, author, idx)"
+                            " VALUES(?1, ?2, ?3)", grp, author, 1, idx);
 }
 
 int kl_store_group_dispute_delete(kl_store_t *st, const char *grp, const uint8_t author[32])
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM group_disputes WHERE grp = ?1 AND author = ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return exec_grp_key(st, "DELETE FROM group_disputes WHERE grp = ?1 AND author = ?2", grp,
+                        author, 0, 0);
 }

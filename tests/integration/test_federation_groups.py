@@ -18,7 +18,8 @@ import sqlite3
 import subprocess
 import time
 
-from kl import CLIENT, PROBE, Client, check, main
+from kl import CLIENT, Client, check, main
+from probe_user import probe_member
 from test_federation import federation, receive_until, wait_link
 
 GROUP = "#erfa@oslo.test"
@@ -144,17 +145,6 @@ def test_group_on_three_relays(root, relays):
     carol.ok("send", bob.address, "direkte fra riga")
     got = [m.get("text") for m in receive_until(bob, 1)]
     check(got == ["direkte fra riga"], "1:1 still arrives while the group's relay is down: %r" % got)
-
-
-def probe_member(relay, member, mode, *args):
-    """kl-probe plays member (a kollega home) on the wire: one JSON line."""
-    key = relay.status()["public_key"]
-    r = subprocess.run([PROBE, "127.0.0.1", str(relay.port), key, mode, member.home] +
-                       [str(a) for a in args], capture_output=True, timeout=60)
-    out = r.stdout.decode().strip().splitlines()
-    check(r.returncode == 0 and out, "kl-probe %s failed (rc=%d): %r %r" %
-          (mode, r.returncode, out, r.stderr.decode()))
-    return json.loads(out[-1])
 
 
 def contacts_of(c):

@@ -21,7 +21,8 @@ import sqlite3
 import subprocess
 import time
 
-from kl import CLIENT, PROBE, Client, check, main, new_relay
+from kl import CLIENT, Client, check, main, new_relay
+from probe_user import probe_member
 
 GROUP = "#erfa@oslo.test"
 
@@ -418,17 +419,6 @@ def disputes(u):
     finally:
         db.close()
     return [base64.urlsafe_b64encode(k).decode().rstrip("=") for k in keys]
-
-
-def probe_member(relay, member, mode, *args):
-    """kl-probe plays member (a kollega home) on the wire: one JSON line."""
-    key = relay.status()["public_key"]
-    r = subprocess.run([PROBE, "127.0.0.1", str(relay.port), key, mode, member.home] +
-                       [str(x) for x in args], capture_output=True, timeout=60)
-    out = r.stdout.decode().strip().splitlines()
-    check(r.returncode == 0 and out, "kl-probe %s failed (rc=%d): %r %r" %
-          (mode, r.returncode, out, r.stderr.decode()))
-    return json.loads(out[-1])
 
 
 def group_texts(lines):
