@@ -211,8 +211,13 @@ def test_group_identities_vouched_for(root, relays):
     kari.receive(0)
     alice.ok("send", "#erfa", "velkommen kari")
     got, deadline = [], time.time() + 30
-    while not got and time.time() < deadline:  # the key crosses the federation link first
+    while not got and time.time() < deadline:
+        # The key crosses the federation link first; a handout that failed
+        # (a proxied prekey fetch timed out under load) is retried by
+        # alice's next receive.
         got = group_msgs(kari.receive(timeout=1))
+        if not got:
+            alice.receive(0)
     check([x["text"] for x in got] == ["velkommen kari"], "kari reads alice: %r" % got)
     check(contacts_of(alice) == before, "the group key handout wrote no pin: %r -> %r" %
           (before, contacts_of(alice)))
