@@ -81,7 +81,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, uint64_t
         *ok = has;
         return r;
     }
-    if ((r = kl_contacts_pin_from_log(cli->st, addr, mkey, &conflict)))
+    if ((r = kl_contacts_check_log_key(cli->st, addr, mkey, &conflict)))
         return r;
     if (conflict) {
         kl_chan_warn(cli, x->address, "key_conflict",

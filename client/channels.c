@@ -259,6 +259,17 @@ static int unseal_post(kl_cli_t *cli, const kl_chan_t *x, kl_channel_post_t *p, 
     kl_memzero(key, sizeof key);
     if (r == 0 && !kl_utf8_valid(p->text, p->text_len))
         r = KL_EPROTO;
+    /* Shown, but said: a post sealed under an older key than the channel's
+     * current one was either written before the last member change, or by
+     * an owner's client that did not renew its key (a removed member may
+     * then read it too). */
+    if (r == 0 && p->epoch < kl_channel_epoch(x->c))
+        kl_chan_warn(cli, x->address, "old_epoch",
+                     "a post on %s is sealed with the key of epoch %llu, older than the "
+                     "channel's current epoch %llu: it was written before the last member "
+                     "change, or whoever was removed then can read it too",
+                     x->address, (unsigned long long)p->epoch,
+                     (unsigned long long)kl_channel_epoch(x->c));
     if (r == 0)
         return POST_OK;
     if (r == KL_EIO || r == KL_ENOMEM) {

@@ -16,6 +16,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "kollega/safety.h"
 #include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
@@ -195,6 +196,11 @@ static int refused(const kl_grp_t *x, kl_group_verr_t why, const char *target)
     case KL_GV_LIMIT:
         kl_cli_err("%s has reached its limit of members or candidates", x->address);
         break;
+    case KL_GV_ADDRESS_TAKEN:
+        kl_cli_err("%s is already a member or candidate of %s under another identity key; see "
+                   "`kollega group members %s`", target ? target : "your address", x->address,
+                   x->address);
+        break;
     default:
         kl_cli_err("%s refuses this (%s)", x->address, kl_group_verr_str(why));
         break;
@@ -311,7 +317,8 @@ out:
 
 /* Output after invite/approve/request: admitted, or what is missing. */
 static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char *verb,
-                             const char *who, const uint8_t key[32], const kl_group_event_t *ev)
+                             const char *who, const uint8_t key[32], const kl_group_event_t *ev,
+                             const char *safety)
 {
     kl_group_candidate_t c;
     char miss[256] = "";
@@ -324,6 +331,8 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
         json_begin(&j, x->address, verb);
         kl_json_str(&j, "candidate", who);
         kl_json_bool(&j, "admitted", admitted);
+        if (safety)
+            kl_json_str(&j, "safety_number", safety);
         if (still) {
             kl_json_uint(&j, "approvals", c.approvals);
             kl_json_uint(&j, "missing", c.missing);
@@ -339,6 +348,67 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
         printf("%s %s for %s: %s.\n", verb, who, x->address, miss);
     else
         printf("%s %s for %s.\n", verb, who, x->address);
+    if (safety) {
+        char disp[KL_SAFETY_DISPLAY];
+        if (kl_safety_display(safety, disp) == 0)
+            printf("Your safety number with %s (compare it with them in person or by phone):\n"
+                   "  %s\n", who, disp);
+    }
+}
+
+/* The 60-digit safety number between us and (key, addr), displayed in
+ * groups of five into disp; *num (61 bytes) gets the digits. */
+static int safety_of(const kl_cli_t *cli, const uint8_t key[32], const char *addr,
+                     char num[KL_SAFETY_DIGITS + 1], char disp[KL_SAFETY_DISPLAY])
+{
+    int r = kl_safety_number(cli->me.pk, cli->me.address, key, addr, num);
+    return r ? r : kl_safety_display(num, disp);
+}
+
+/* Before an approval: the candidate's key in the log must be the key the
+ * address's relay gives for it (kl_contacts_lookup; remote users through
+ * our relay) and must agree with our own pin of that address, if any.
+ * Otherwise a member could have attached someone else's address to its own
+ * key. KL_EXIT_OK with num set to our safety number with the candidate, or
+ * the exit code of a refusal (explained on stderr). */
+static int vouch_candidate(kl_cli_t *cli, kl_conn_t *conn, const char *grp,
+                           const kl_group_candidate_t *c, char num[KL_SAFETY_DIGITS + 1])
+{
+    char disp[KL_SAFETY_DISPLAY], other_num[KL_SAFETY_DIGITS + 1], other[KL_SAFETY_DISPLAY];
+    uint8_t relay_key[32];
+    int exists = 0, conflict = 0;
+    int r = kl_contacts_lookup(conn, c->address, &exists, relay_key);
+    if (r)
+        return kl_cli_relay_fail(conn, r, "look up the candidate");
+    if ((r = safety_of(cli, c->key, c->address, num, disp))) {
+        kl_cli_err("cannot compute the safety number (%s)", kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    if (!exists)
+        return cli_fail("%s's relay knows no user %s, yet %s names that address as a candidate; "
+                        "nothing was approved. Ask whoever invited them which address they "
+                        "meant", c->address, c->address, grp);
+    if (kl_memcmp(relay_key, c->key, 32) != 0) {
+        if (safety_of(cli, relay_key, c->address, other_num, other) != 0)
+            snprintf(other, sizeof other, "(not computable)");
+        return cli_fail("nothing was approved: the candidate %s in %s has an identity key that "
+                        "is not the one %s's relay gives for that address. Safety number with "
+                        "the key in the group: %s; with the key of %s: %s. Someone may have put "
+                        "%s's address on another key: compare the safety number with %s in "
+                        "person or by phone (`kollega contact verify %s`) before approving",
+                        c->address, grp, c->address, disp, c->address, other, c->address,
+                        c->address, c->address);
+    }
+    if ((r = kl_contacts_check_log_key(cli->st, c->address, c->key, &conflict))) {
+        kl_cli_err("cannot read your contacts (%s)", kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    if (conflict)
+        return cli_fail("nothing was approved: you pinned another identity key for %s than the "
+                        "one %s names (or their key changed and is not verified yet). Safety "
+                        "number with the key in the group: %s. Verify first with `kollega "
+                        "contact verify %s`", c->address, grp, disp, c->address);
+    return KL_EXIT_OK;
 }
 
 int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
@@ -358,8 +428,9 @@ int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
         goto out;
     }
     if (r == KL_EKEYCHANGED) {
-        rc = cli_fail("the identity key of %s changed; compare safety numbers with `kollega "
-                      "contact verify %s` before inviting them", addr, addr);
+        rc = cli_fail("nothing was sent: the identity key the relay gives for %s differs from "
+                      "the one you pinned (or is not verified yet); verify first with `kollega "
+                      "contact verify %s`, then invite them", addr, addr);
         goto out;
     }
     if (r) {
@@ -376,7 +447,9 @@ int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
     memcpy(d.target_address, addr, strlen(addr) + 1);
     if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
         goto out;
-    candidate_result(cli, &x, "invited", addr, c.key, &ev);
+    char num[KL_SAFETY_DIGITS + 1];
+    int have_num = kl_safety_number(cli->me.pk, cli->me.address, c.key, addr, num) == 0;
+    candidate_result(cli, &x, "invited", addr, c.key, &ev, have_num ? num : NULL);
 out:
     finish(conn, &x);
     return rc;
@@ -445,12 +518,15 @@ int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
                       miss);
         goto out;
     }
+    char num[KL_SAFETY_DIGITS + 1];
+    if ((rc = vouch_candidate(cli, conn, grp, &c, num)))
+        goto out;
     memset(&d, 0, sizeof d);
     d.kind = KL_GOP_APPROVE;
     memcpy(d.target, c.key, 32);
     if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
         goto out;
-    candidate_result(cli, &x, "approved", addr, c.key, &ev);
+    candidate_result(cli, &x, "approved", addr, c.key, &ev, num);
 out:
     finish(conn, &x);
     return rc;
@@ -697,9 +773,10 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
             rc = cli_fail("nothing was sent: the relay delivered an invalid operation of %s, so "
                           "who is a member cannot be trusted (see the warning above)", grp);
         else
-            rc = cli_fail("nothing was sent: the relay is showing members different histories of "
-                          "%s (fork at index %llu); your message might reach people who are not "
-                          "current members", grp, (unsigned long long)(x.fork_index - 1));
+            rc = cli_fail("nothing was sent: the relay showed you two different operations at "
+                          "index %llu of %s (a fork), so who is a member cannot be trusted; "
+                          "start a new group with the members you trust",
+                          (unsigned long long)(x.fork_index - 1), grp);
         goto out;
     }
     if (r == KL_ESTATE) {

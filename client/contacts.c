@@ -279,22 +279,16 @@ out:
     return r;
 }
 
-int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t key[32],
-                             int *conflict)
+int kl_contacts_check_log_key(kl_store_t *st, const char *address, const uint8_t key[32],
+                              int *conflict)
 {
     kl_contact_t c;
     *conflict = 0;
     int r = kl_store_contact_get(st, address, &c);
-    if (r == 0) {
-        *conflict = !c.has_key || c.key_changed || kl_memcmp(c.key, key, 32) != 0;
-        return 0;
-    }
-    if (r != KL_ENOTFOUND)
+    if (r == KL_ENOTFOUND)
+        return 0; /* no pin: nothing to compare, and nothing is written */
+    if (r)
         return r;
-    memset(&c, 0, sizeof c);
-    snprintf(c.address, sizeof c.address, "%s", address);
-    c.has_key = 1;
-    memcpy(c.key, key, 32);
-    c.added_at = kl_now_ms();
-    return put_in_txn(st, &c);
+    *conflict = !c.has_key || c.key_changed || kl_memcmp(c.key, key, 32) != 0;
+    return 0;
 }

@@ -69,13 +69,15 @@ const uint8_t *kl_contacts_current_key(const kl_contact_t *c);
  * --confirm accepts only that key. Own transaction. */
 int kl_contacts_shown(kl_store_t *st, const char *address, const uint8_t key[32]);
 
-/* A key an owner-signed log (a group's or a channel's) names for address:
- * pinned as a new (unverified) contact when address is none yet. Nothing
- * changes for a known contact; *conflict = 1 when it is pinned to another
- * key, flagged, or has none (the user must verify it before anything
- * secret goes to that key). Writes in its own transaction. */
-int kl_contacts_pin_from_log(kl_store_t *st, const char *address, const uint8_t key[32],
-                             int *conflict);
+/* A key an owner-signed log (a group's or a channel's) names for address,
+ * checked against the 1:1 pins and never written to them: a log's member
+ * list is its signers' word, not the address owner's, so it neither
+ * creates nor changes a contact. *conflict = 1 when address is a contact
+ * pinned to another key, flagged, or without a key (the user must verify
+ * it before anything secret goes to that key); 0 when the pin agrees or
+ * there is none. Reads only. */
+int kl_contacts_check_log_key(kl_store_t *st, const char *address, const uint8_t key[32],
+                              int *conflict);
 
 /* `contact verify --confirm`: accept expect, which must still be the
  * contact's current key (kl_contacts_current_key) — else KL_ESTATE and

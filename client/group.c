@@ -205,10 +205,25 @@ static int call_group_fetch(kl_conn_t *conn, const char *grp, uint64_t from, kl_
     return r;
 }
 
-/* Apply and store a batch of ops in one transaction; stops at the first
- * op that fails (warning, x->invalid). *applied counts the good ones. */
+/* Inside a transaction, after ev was applied: a member who left or was
+ * removed takes its dispute (group.h, view check) with it, and its sender
+ * keys are kept only for the group's retention from now (what it wrote
+ * before stays readable; group_recv.c prunes them). */
+static int departed(kl_cli_t *cli, const kl_grp_t *x, const kl_group_event_t *ev)
+{
+    const uint8_t *gone = ev->kind == KL_GOP_LEAVE                         ? ev->actor
+                          : ev->kind == KL_GOP_REMOVE && ev->epoch_changed ? ev->target
+                                                                           : NULL;
+    if (gone == NULL)
+        return 0;
+    int r = kl_store_group_dispute_delete(cli->st, x->address, gone);
+    return r ? r : kl_store_senderkey_gone(cli->st, x->address, gone, kl_now_ms());
+}
+
+/* Apply and store ops[first..] of a batch in one transaction; stops at the
+ * first op that fails (warning, x->invalid). *applied counts the good ones. */
 static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__GroupLog *gl,
-                       size_t *applied)
+                       size_t first, size_t *applied)
 {
     kl_store_group_t row;
     *applied = 0;
@@ -221,7 +236,7 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
         snprintf(row.address, sizeof row.address, "%s", x->address);
         r = kl_store_group_put(cli->st, &row);
     }
-    for (size_t i = 0; r == 0 && i < gl->n_ops; i++) {
+    for (size_t i = first; r == 0 && i < gl->n_ops; i++) {
         kl_group_event_t ev;
         kl_group_verr_t why = KL_GV_OK;
         uint64_t idx = kl_group_next_index(x->g);
@@ -236,7 +251,8 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
             x->invalid = 1;
             break;
         }
-        if ((r = kl_store_group_op_put(cli->st, x->address, idx, op->data, op->len)))
+        if ((r = kl_store_group_op_put(cli->st, x->address, idx, op->data, op->len)) ||
+            (r = departed(cli, x, &ev)))
             break;
         react(cli, x, &ev);
         (*applied)++;
@@ -248,12 +264,59 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
     return kl_store_commit(cli->st);
 }
 
+/* The relay delivered op (its answer for index idx, our last op) where
+ * we hold another: if it is a validly signed op of this group at that
+ * index, the relay has shown two histories, which only a fork explains
+ * (group.h): recorded in the store (fork_index = idx + 1) and warned.
+ * Anything else there is an invalid op (x->invalid). */
+static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const ProtobufCBinaryData *op)
+{
+    kl_group_peek_t pk;
+    kl_store_group_t row;
+    if (op->len == 0 || op->len > KL_GROUP_MAX_OP || kl_group_op_peek(op->data, op->len, &pk) ||
+        pk.index != idx || strcmp(pk.group, x->address) != 0) {
+        kl_grp_warn(cli, x->address, "invalid_group_op",
+                    "the relay delivered an invalid group operation at index %llu (it is not "
+                    "the one you hold, nor a valid one); ignoring it",
+                    (unsigned long long)idx);
+        x->invalid = 1;
+        return 0;
+    }
+    int r = kl_store_begin(cli->st);
+    if (r)
+        return r;
+    if ((r = kl_store_group_get(cli->st, x->address, &row)) == 0 && row.fork_index == 0) {
+        row.fork_index = idx + 1;
+        memset(row.fork_author, 0, 32);
+        r = kl_store_group_put(cli->st, &row);
+    }
+    r = r ? r : kl_store_commit(cli->st);
+    if (r) {
+        kl_store_rollback(cli->st);
+        return r;
+    }
+    if (x->fork_index == 0)
+        kl_grp_warn(cli, x->address, "fork",
+                    "the relay showed you two different operations at index %llu of this group, "
+                    "both signed by members: it shows members different histories (a fork). "
+                    "Nothing is sent and no group key is given in this group; start a new group "
+                    "with the members you trust", (unsigned long long)idx);
+    x->fork_index = idx + 1;
+    return 0;
+}
+
 int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
         kl_frame_t *resp = NULL;
-        uint64_t from = kl_group_next_index(x->g);
-        size_t applied = 0;
+        uint64_t next = kl_group_next_index(x->g);
+        /* The first round asks from our last op: the relay must give back
+         * the very op we hold there. Only the relay's own answers are
+         * compared, so a difference proves it equivocated; a member's claim
+         * in a message proves nothing (a member can sign anything). */
+        int overlap = round == 0 && next > 0;
+        uint64_t from = overlap ? next - 1 : next;
+        size_t applied = 0, first = 0;
         int r = call_group_fetch(conn, x->address, from, &resp);
         if (r)
             return r;
@@ -267,7 +330,18 @@ int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
             kl_wire_free(resp);
             return KL_EPROTO;
         }
-        r = gl->n_ops ? apply_batch(cli, x, gl, &applied) : 0;
+        if (overlap && gl->n_ops > 0) {
+            uint8_t mine[32], theirs[32];
+            kl_group_head(x->g, mine); /* the SHA-256 of our op next - 1 */
+            kl_sha256(gl->ops[0].data, gl->ops[0].len, theirs);
+            first = 1;
+            if (kl_memcmp(mine, theirs, 32) != 0) {
+                r = overlap_differs(cli, x, from, &gl->ops[0]);
+                kl_wire_free(resp);
+                return r;
+            }
+        }
+        r = gl->n_ops > first ? apply_batch(cli, x, gl, first, &applied) : 0;
         kl_wire_free(resp);
         if (r)
             return r;
@@ -301,8 +375,10 @@ static int reload(kl_cli_t *cli, kl_grp_t *x)
     return kl_grp_load(cli, addr, x);
 }
 
-static int store_op(kl_cli_t *cli, const char *grp, uint64_t idx, const uint8_t *op, size_t len)
+static int store_op(kl_cli_t *cli, const kl_grp_t *x, uint64_t idx, const uint8_t *op,
+                    size_t len, const kl_group_event_t *ev)
 {
+    const char *grp = x->address;
     kl_store_group_t row;
     int r = kl_store_begin(cli->st);
     if (r)
@@ -314,6 +390,8 @@ static int store_op(kl_cli_t *cli, const char *grp, uint64_t idx, const uint8_t 
     }
     if (r == 0)
         r = kl_store_group_op_put(cli->st, grp, idx, op, len);
+    if (r == 0)
+        r = departed(cli, x, ev);
     if (r) {
         kl_store_rollback(cli->st);
         return r;
@@ -342,7 +420,7 @@ int kl_grp_submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_op
         }
         r = call_group_op(conn, op, len, &admitted);
         if (r == 0) {
-            r = store_op(cli, x->address, idx, op, len);
+            r = store_op(cli, x, idx, op, len, ev);
             free(op);
             if (r == 0)
                 react(cli, x, ev);

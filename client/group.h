@@ -17,21 +17,33 @@
  * kl_senderkey_encrypt output with AD = group address || sender identity
  * key over a padded Content{id, sent_at, text, to = group}; the relay never
  * learns who wrote it. The receiver tries the received keys with the
- * message's key_id whose owner is a current member in its validated state;
- * an entry no key opens yet is kept (sealed) and retried when new keys
- * arrive.
+ * message's key_id whose owner is or was a member in its validated state
+ * (kl_group_was_member); the message is its author's only if the author
+ * was a member at the view it is bound to (Content.group_index, required)
+ * and the key's epoch is the group's epoch there, so a farewell before a
+ * leave is read and nothing written after an exit is. Keys of departed
+ * members are kept for the group's retention (group_recv.c). An entry no
+ * key opens yet is kept (sealed) and retried when new keys arrive.
  *
- * Fork check: every group message carries the author's view of the log
+ * View check: every group message carries the author's view of the log
  * (Content.group_index = its next_index, group_head = its head), and the
  * relay gets the same index in Send.group_index (it refuses the message with
  * CONFLICT if a remove or leave came later: the author catches up, rotates
  * and retries once). A receiver that decrypts a message from beyond its
  * own log first fetches the ops; if its head at that index then differs
- * from group_head (or the relay still withholds the ops), the relay shows
- * members different histories: a loud warning, and no keys are given in
- * that group (nor is anything sent) until a later message of that author
- * matches our log again. Sending and key distribution are also refused
- * while our copy of the log is invalid. */
+ * from group_head, or the relay still withholds the ops, the message is
+ * not shown and the author's client is said (once per author) to claim
+ * another history: either it misbehaves or the relay shows members
+ * different histories. That is the author's dispute (store_group.h); it
+ * ends when a later message of the author agrees, or when the author
+ * leaves or is removed. Sending and key distribution go on: a member can
+ * sign any claim, so a claim is no proof.
+ *
+ * Fork (kl_grp_blocked): declared only on the relay's own proof: a log it
+ * delivers that fails validation (invalid), or two different validly
+ * signed ops it delivered for the same index (every sync asks again for
+ * our last op and compares). Then nothing is sent to the group and no key
+ * is given in it. */
 #ifndef KOLLEGA_CLIENT_GROUP_H
 #define KOLLEGA_CLIENT_GROUP_H
 
@@ -56,7 +68,7 @@ typedef struct kl_grp {
     uint8_t relay_head[32];
     uint8_t (*heads)[32];                  /* heads[i]: the log head after op i */
     size_t nheads, heads_cap;
-    uint64_t fork_index;                   /* from the store row: 0, or where a fork was seen */
+    uint64_t fork_index;                   /* 0, or 1 + the index where the relay proved a fork */
 } kl_grp_t;
 
 /* The log head a member saw when its next_index was `index` (the head after
@@ -64,7 +76,8 @@ typedef struct kl_grp {
  * shorter (or index is 0). */
 int kl_grp_head_at(const kl_grp_t *x, uint64_t index, uint8_t out[32]);
 /* 1 when the group must not be written to or given keys: our copy of the
- * log is invalid (the relay delivered a bad op) or a fork was seen. */
+ * log is invalid (the relay delivered a bad op) or the relay proved a fork
+ * (two different signed ops for one index). */
 int kl_grp_blocked(const kl_grp_t *x);
 
 /* "#name" -> "#name@<own relay>", "#name@relay" checked. KL_EINVAL. */
@@ -74,9 +87,11 @@ int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap);
 int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x);
 void kl_grp_free(kl_grp_t *x);
 
-/* group_fetch the ops after the local state, validate, store the valid
- * prefix, warn about the first invalid op. KL_EREFUSED with the relay's
- * code for refusals (NOT_FOUND: no such group). */
+/* group_fetch the ops after the local state (from our last op: the relay
+ * must give that one back unchanged, else it proved a fork: stored, warned,
+ * x->fork_index), validate, store the valid prefix, warn about the first
+ * invalid op. KL_EREFUSED with the relay's code for refusals (NOT_FOUND:
+ * no such group). */
 int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x);
 
 /* Build op d against x's state, validate it locally (*why on refusal:
@@ -125,6 +140,7 @@ typedef struct kl_grp_rx {
     kl_grp_t *x;
     kl_conn_t *conn;             /* to fetch ops a message refers to; NULL offline */
     size_t stored, pending_new, failed;
+    size_t refused;              /* messages whose author claimed another history */
     uint64_t dropped;            /* pending entries dropped over KL_GPENDING_MAX */
 } kl_grp_rx_t;
 /* Process one entry of x's log (skipped at or below the group cursor):

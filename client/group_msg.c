@@ -32,17 +32,6 @@ static int is_member(const kl_grp_t *x, const uint8_t key[32])
     return kl_group_role_of(x->g, key) != KL_ROLE_NONE;
 }
 
-static int member_address(const kl_grp_t *x, const uint8_t key[32], char *out, size_t cap)
-{
-    kl_group_member_t m;
-    for (size_t i = 0; i < kl_group_member_count(x->g); i++)
-        if (kl_group_member_at(x->g, i, &m) == 0 && kl_memcmp(m.key, key, 32) == 0) {
-            snprintf(out, cap, "%s", m.address);
-            return 0;
-        }
-    return KL_ENOTFOUND;
-}
-
 static int put_own(kl_store_t *st, const char *grp, const uint8_t me[32], const kl_senderkey_t *k,
                    uint64_t epoch)
 {
@@ -117,7 +106,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_
         return r;
     /* The member's key comes from the signed log; a contact pinned to
      * another key is a conflict the user must resolve first. */
-    if ((r = kl_contacts_pin_from_log(cli->st, m->address, m->key, &conflict)))
+    if ((r = kl_contacts_check_log_key(cli->st, m->address, m->key, &conflict)))
         return r;
     if (conflict) {
         kl_grp_warn(cli, x->address, "key_conflict",
@@ -328,26 +317,29 @@ typedef struct attempt {
     const kl_grp_t *x;
     const uint8_t *body;
     size_t len;
-    int matched;                 /* a key with this key_id from a current member */
+    int matched;                 /* a key with this key_id from a member (now or before) */
     int found;
     uint8_t owner[32];
+    uint64_t key_epoch;          /* the epoch the key's distribution record named */
     uint8_t *ser;                /* the advanced receiving state */
     size_t ser_len;
     uint32_t key_id;
     kl_content_t content;
 } attempt_t;
 
-static int try_key(void *ud, const uint8_t owner[32], const uint8_t *ser, size_t len)
+static int try_key(void *ud, const uint8_t owner[32], uint64_t epoch, const uint8_t *ser,
+                   size_t len)
 {
     attempt_t *a = ud;
     kl_senderkey_t *k = NULL;
     uint8_t ad[KL_ADDR_MAX + 32];
     uint8_t *pt = NULL;
     size_t ptlen = 0, cap = a->len;
-    /* A key is only good while its owner is a member in OUR validated
+    /* A key is only good if its owner is or was a member in OUR validated
      * copy of the log: a relay cannot make us read (or attribute) messages
-     * by anyone it slipped in. */
-    if (!is_member(a->x, owner))
+     * by anyone it slipped in. Whether it was one at the message's view of
+     * the log is checked once the content (and so the view) is known. */
+    if (!kl_group_was_member(a->x->g, owner, NULL))
         return 0;
     a->matched = 1;
     size_t adlen = make_ad(a->x->address, owner, ad, sizeof ad);
@@ -364,6 +356,7 @@ static int try_key(void *ud, const uint8_t owner[32], const uint8_t *ser, size_t
         } else if (kl_senderkey_serialize(k, &a->ser, &a->ser_len) == 0) {
             memcpy(a->owner, owner, 32);
             a->key_id = kl_senderkey_id(k);
+            a->key_epoch = epoch;
             a->found = 1;
         } else {
             kl_content_free(&a->content);
@@ -419,10 +412,13 @@ static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts,
 {
     *added = 0;
     memset(m, 0, sizeof *m);
+    kl_group_member_t author;
     memcpy(m->id, a->content.id, KL_MSG_ID);
     snprintf(m->peer, sizeof m->peer, "%s", c->x->address);
-    if (member_address(c->x, a->owner, m->sender, sizeof m->sender) != 0)
+    /* The author as it was when it wrote (it may have left since). */
+    if (!kl_group_member_at_index(c->x->g, a->owner, a->content.group_index, &author))
         return KL_ESTATE;
+    snprintf(m->sender, sizeof m->sender, "%s", author.address);
     m->sent_at = a->content.sent_at;
     m->stored_at = kl_now_ms();
     m->relay_ts = ts;
@@ -431,8 +427,8 @@ static int store_found(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts,
     m->text_len = a->content.text_len;
     int r = kl_store_message_add(c->cli->st, m, added);
     if (r == 0)
-        r = kl_store_senderkey_put(c->cli->st, c->x->address, a->owner, a->key_id, 0, 0, 1, a->ser,
-                                   a->ser_len);
+        r = kl_store_senderkey_put(c->cli->st, c->x->address, a->owner, a->key_id, a->key_epoch, 0,
+                                   1, a->ser, a->ser_len);
     if (r == 0 && from_pending)
         r = kl_store_gpending_delete(c->cli->st, c->x->address, seq);
     if (r == 0 && row)
@@ -451,86 +447,161 @@ static void shown(kl_grp_rx_t *c, const kl_message_t *m, int added)
         c->s->on_message(c->s->ud, m);
 }
 
-/* The fork check for a decrypted message (group.h). May fetch ops (then x
- * and the store move on). Updates row's fork fields; *warn_at gets the
- * fork index to warn about (0 = none), *resolved 1 when a recorded fork is
- * now resolved. */
-static int check_fork(kl_grp_rx_t *c, const attempt_t *a, kl_store_group_t *row,
-                      uint64_t *warn_at, int *resolved)
+/* What the view check (group.h) makes of a decrypted message. */
+enum { VIEW_OK, VIEW_DIFFERS, VIEW_LATER, VIEW_REFUSED };
+
+/* A message bound to view gi (its author's next_index) is its author's only
+ * if the author was a member at that view (not necessarily now: a farewell
+ * before a leave stays readable), and its sender key must be the one made
+ * for the epoch of that view (after a removal everyone renews its key).
+ * VIEW_OK, or VIEW_REFUSED with why (cap bytes) saying so. */
+static int check_bound(const kl_grp_rx_t *c, const attempt_t *a, char *why, size_t cap)
+{
+    uint64_t gi = a->content.group_index, epoch = 0;
+    if (!kl_group_member_at_index(c->x->g, a->owner, gi, NULL)) {
+        snprintf(why, cap, "it is bound to index %llu of the group's log, where its author was "
+                 "not a member (written after they left or were removed, or replayed)",
+                 (unsigned long long)gi);
+        return VIEW_REFUSED;
+    }
+    if (kl_group_epoch_at(c->x->g, gi, &epoch) != 0) {
+        snprintf(why, cap, "it is bound to index %llu, older than the history of members your "
+                 "client keeps", (unsigned long long)gi);
+        return VIEW_REFUSED;
+    }
+    if (epoch != a->key_epoch) {
+        snprintf(why, cap, "it was encrypted with its author's group key of epoch %llu, but at "
+                 "index %llu the group's epoch was %llu (after a removal or departure every "
+                 "member must use a renewed key)", (unsigned long long)a->key_epoch,
+                 (unsigned long long)gi, (unsigned long long)epoch);
+        return VIEW_REFUSED;
+    }
+    return VIEW_OK;
+}
+
+/* Compare the author's claimed view of the log (Content.group_index and
+ * group_head) with ours. A claim beyond our log first makes us fetch the
+ * ops (x and the store move on); offline it is decided later (VIEW_LATER:
+ * the entry is kept). VIEW_DIFFERS with *at = the log index where the
+ * claim departs from our log: its head differs there, or it names ops the
+ * relay does not give us. A member's claim is only its word, so this never
+ * blocks the group (that needs the relay's own proof: group.c). */
+static int check_view(kl_grp_rx_t *c, const attempt_t *a, int *verdict, uint64_t *at,
+                      char *why, size_t cap)
 {
     uint64_t gi = a->content.group_index;
     uint8_t head[32];
-    *warn_at = 0;
-    *resolved = 0;
-    if (gi == 0)
-        return 0; /* an older client: nothing to compare */
+    *verdict = VIEW_OK;
+    *at = 0;
+    if (gi == 0) {
+        /* Every client binds its messages to its view of the log. */
+        snprintf(why, cap, "it names no index of the group's log (its author's kollega is too "
+                 "old: they should update it)");
+        *verdict = VIEW_REFUSED;
+        return 0;
+    }
     if (gi > kl_group_next_index(c->x->g)) {
-        if (c->conn == NULL)
-            return 0; /* offline: checked when the ops are here */
+        if (c->conn == NULL) {
+            *verdict = VIEW_LATER;
+            return 0;
+        }
         int r = kl_grp_sync_ops(c->cli, c->conn, c->x);
         if (r && r != KL_EREFUSED)
             return r;
-        if ((r = row_get(c->cli->st, c->x->address, row)))
-            return r;
     }
     uint64_t next = kl_group_next_index(c->x->g);
-    uint64_t fork = 0;
-    if (gi > next)
-        fork = next + 1;            /* the relay withholds ops the author saw */
-    else if (kl_grp_head_at(c->x, gi, head) == 0 &&
-             kl_memcmp(head, a->content.group_head, 32) != 0)
-        fork = gi;                  /* differs at op gi - 1 or before */
-    if (fork) {
-        if (row->fork_index == 0 || fork < row->fork_index) {
-            row->fork_index = fork;
-            memcpy(row->fork_author, a->owner, 32);
-        }
-        *warn_at = fork;
-        return 0;
-    }
-    /* The author of the fork now shows our history up to at least the
-     * fork point (the hash chain covers every op before it). */
-    if (row->fork_index && gi >= row->fork_index && gi <= next &&
-        kl_memcmp(row->fork_author, a->owner, 32) == 0) {
-        row->fork_index = 0;
-        memset(row->fork_author, 0, 32);
-        *resolved = 1;
+    if (gi > next) {
+        *verdict = VIEW_DIFFERS;
+        *at = next;                 /* ops the relay does not give us */
+    } else if (kl_grp_head_at(c->x, gi, head) == 0 &&
+               kl_memcmp(head, a->content.group_head, 32) != 0) {
+        *verdict = VIEW_DIFFERS;
+        *at = gi - 1;               /* differs at op gi - 1 or before */
+    } else {
+        *verdict = check_bound(c, a, why, cap);
     }
     return 0;
 }
 
-static void warn_fork(kl_grp_rx_t *c, uint64_t at, const char *author)
+/* Store the outcome of a decrypted entry in one transaction: the message
+ * (VIEW_OK: the author's dispute, if any, ends), the author's dispute
+ * (VIEW_DIFFERS: the message is not shown), or the entry kept for later
+ * (VIEW_LATER). A fresh entry moves the cursor; one from the pending list
+ * leaves it. Warnings and the message are shown after the commit. */
+static int settle(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts, const uint8_t *body,
+                  size_t len, int from_pending)
 {
-    kl_grp_warn(c->cli, c->x->address, "fork",
-                "the relay is showing members different histories of this group (fork at "
-                "index %llu); messages from %s cannot be trusted to reach only current "
-                "members. Your group key is not given to anyone in this group until this is "
-                "resolved", (unsigned long long)(at - 1), author);
-}
-
-/* After a decrypted message's commit: fork warnings, then show it. */
-static void committed(kl_grp_rx_t *c, const kl_store_group_t *row, const kl_message_t *m,
-                      int added, uint64_t warn_at, int resolved)
-{
-    c->x->fork_index = row->fork_index;
-    if (warn_at)
-        warn_fork(c, warn_at, m->sender);
-    if (resolved)
-        kl_grp_notice(c->cli, c->x->address, "fork_resolved", m->sender,
-                      "%s: %s now shows the same history of the group as you do; keys are "
-                      "given again.", c->x->address, m->sender);
-    shown(c, m, added);
+    kl_store_group_t row;
+    kl_message_t m;
+    kl_group_member_t who;
+    char author[KL_ADDR_MAX + 1], why[320] = "";
+    int verdict = VIEW_OK, added = 0, had = 0;
+    uint64_t at = 0, dropped = 0;
+    memset(&m, 0, sizeof m);
+    int r = check_view(c, a, &verdict, &at, why, sizeof why);
+    if (r || (r = row_get(c->cli->st, c->x->address, &row)))
+        return r;
+    if (kl_group_was_member(c->x->g, a->owner, &who))
+        snprintf(author, sizeof author, "%s", who.address);
+    else
+        kl_hex_encode(a->owner, 8, author, sizeof author);
+    if (!from_pending)
+        row.cursor = seq;
+    if ((r = kl_store_begin(c->cli->st)))
+        return r;
+    r = kl_store_group_dispute_get(c->cli->st, c->x->address, a->owner, &had);
+    if (r == 0 && verdict == VIEW_OK) {
+        r = store_found(c, a, seq, ts, from_pending ? NULL : &row, from_pending, &m, &added);
+        if (r == 0 && had)
+            r = kl_store_group_dispute_delete(c->cli->st, c->x->address, a->owner);
+    } else if (r == 0 && (verdict == VIEW_DIFFERS || verdict == VIEW_REFUSED)) {
+        if (!had && verdict == VIEW_DIFFERS)
+            r = kl_store_group_dispute_put(c->cli->st, c->x->address, a->owner, at);
+        if (r == 0)
+            r = from_pending ? kl_store_gpending_delete(c->cli->st, c->x->address, seq)
+                             : kl_store_group_put(c->cli->st, &row);
+    } else if (r == 0 && !from_pending) {
+        r = kl_store_gpending_add(c->cli->st, c->x->address, seq, ts, body, len, &dropped);
+        r = r ? r : kl_store_group_put(c->cli->st, &row);
+    }
+    r = r ? r : kl_store_commit(c->cli->st);
+    if (r) {
+        kl_store_rollback(c->cli->st);
+        return r;
+    }
+    if (verdict == VIEW_OK) {
+        if (had)
+            kl_grp_notice(c->cli, c->x->address, "history_agrees", author,
+                          "%s: %s's client shows the same history of the group as yours again; "
+                          "their messages are shown again.", c->x->address, author);
+        shown(c, &m, added);
+    } else if (verdict == VIEW_DIFFERS) {
+        c->refused++;
+        if (!had)
+            kl_grp_warn(c->cli, c->x->address, "history_differs",
+                        "a message from %s was not shown: %s's client claims a history of the "
+                        "group that differs from yours at index %llu; either %s's client "
+                        "misbehaves or the relay shows members different histories. Compare "
+                        "`kollega group members %s` with %s in person or by phone", author,
+                        author, (unsigned long long)at, author, c->x->address, author);
+    } else if (verdict == VIEW_REFUSED) {
+        c->refused++;
+        kl_grp_warn(c->cli, c->x->address, "refused",
+                    "a message from %s was refused: %s", author, why);
+    } else if (!from_pending) {
+        c->pending_new++;
+        c->dropped += dropped;
+    }
+    return 0;
 }
 
 int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
     kl_store_group_t row;
-    kl_message_t m;
     attempt_t a;
-    int own = 0, added = 0, resolved = 0;
-    uint64_t warn_at = 0, dropped = 0;
+    int own = 0;
+    uint64_t dropped = 0;
     uint32_t key_id = 0;
-    memset(&m, 0, sizeof m);
     int r = row_get(c->cli->st, c->x->address, &row);
     if (r || seq <= row.cursor)
         return r;
@@ -547,7 +618,8 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
     }
     if ((r = decrypt_entry(c, body, len, &a)))
         return r;
-    if (a.found && (r = check_fork(c, &a, &row, &warn_at, &resolved))) {
+    if (a.found) {
+        r = settle(c, &a, seq, ts, body, len, 0);
         attempt_free(&a);
         return r;
     }
@@ -556,9 +628,7 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
         attempt_free(&a);
         return r;
     }
-    if (a.found) {
-        r = store_found(c, &a, seq, ts, &row, 0, &m, &added);
-    } else if (!a.matched) {
+    if (!a.matched) {
         /* The author's key has not reached us yet: keep the entry. */
         r = kl_store_gpending_add(c->cli->st, c->x->address, seq, ts, body, len, &dropped);
         r = r ? r : kl_store_group_put(c->cli->st, &row);
@@ -572,12 +642,7 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
         if (r == 0)
             c->failed++;
     }
-    if (r == 0 && (r = kl_store_commit(c->cli->st)) == 0 && a.found)
-        committed(c, &row, &m, added, warn_at, resolved);
     attempt_free(&a);
-    if (r)
-        kl_store_rollback(c->cli->st);
-    return r;
 done:
     if (r) {
         kl_store_rollback(c->cli->st);
@@ -622,23 +687,11 @@ int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
     int r = kl_store_gpending_each(c->cli->st, c->x->address, PENDING_BATCH, collect_pending, &l);
     for (size_t i = 0; r == 0 && i < l.n; i++) {
         attempt_t a;
-        kl_message_t m;
-        kl_store_group_t row;
-        int added = 0, resolved = 0;
-        uint64_t warn_at = 0;
         if ((r = decrypt_entry(c, l.body[i], l.len[i], &a)))
             break;
-        /* The same fork check as for a message decrypted at once. */
-        if (a.found && (r = row_get(c->cli->st, c->x->address, &row)) == 0 &&
-            (r = check_fork(c, &a, &row, &warn_at, &resolved)) == 0 &&
-            (r = kl_store_begin(c->cli->st)) == 0) {
-            r = store_found(c, &a, l.seq[i], l.ts[i], &row, 1, &m, &added);
-            r = r ? r : kl_store_commit(c->cli->st);
-            if (r)
-                kl_store_rollback(c->cli->st);
-            else
-                committed(c, &row, &m, added, warn_at, resolved);
-        }
+        /* The same view check as for a message decrypted at once. */
+        if (a.found)
+            r = settle(c, &a, l.seq[i], l.ts[i], l.body[i], l.len[i], 1);
         attempt_free(&a);
     }
     for (size_t i = 0; i < l.n; i++)

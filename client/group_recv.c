@@ -15,6 +15,9 @@
 #define FETCH_LIMIT 100
 #define MAX_FETCH_ROUNDS 1000
 #define DAY_MS (24ull * 3600ull * 1000ull)
+/* A relay keeps a group's entries at most this long when the group sets
+ * no retention (its default TTL). */
+#define KEY_TTL_DAYS 30ull
 /* Groups one receive visits beyond those the relay lists. */
 #define MAX_KNOWN 256
 
@@ -92,16 +95,28 @@ static int fetch_log(kl_grp_rx_t *c, kl_conn_t *conn)
     return 0;
 }
 
+static int keep_key_of(void *ud, const uint8_t owner[32])
+{
+    return kl_group_was_member(((const kl_grp_t *)ud)->g, owner, NULL);
+}
+
+/* Retention: messages older than the group's retention leave history, and
+ * the keys of departed members go once nobody can send us what they wrote
+ * (the group's retention, else the relay's default TTL), or once the log
+ * no longer remembers them (KL_GROUP_MAX_DEPARTED). */
 static int purge(kl_cli_t *cli, const kl_grp_t *x)
 {
     uint32_t days = kl_group_retention_days(x->g);
     uint64_t now = kl_now_ms(), n = 0;
-    if (days == 0 || now < days * DAY_MS)
-        return 0;
+    uint64_t keep_ms = (days ? days : KEY_TTL_DAYS) * DAY_MS;
     int r = kl_store_begin(cli->st);
     if (r)
         return r;
-    r = kl_store_group_purge(cli->st, x->address, now - days * DAY_MS, &n);
+    if (days && now >= days * DAY_MS)
+        r = kl_store_group_purge(cli->st, x->address, now - days * DAY_MS, &n);
+    if (r == 0 && !x->invalid && kl_group_next_index(x->g) > 0)
+        r = kl_store_senderkey_prune(cli->st, x->address, now > keep_ms ? now - keep_ms : 0,
+                                     keep_key_of, (void *)x);
     r = r ? r : kl_store_commit(cli->st);
     if (r)
         kl_store_rollback(cli->st);
@@ -215,9 +230,10 @@ static int receive_group(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const cha
                         KL_GPENDING_MAX);
         if (r == 0 && x.invalid == 0 && x.fork_index)
             kl_grp_warn(cli, grp, "fork",
-                        "the relay is showing members different histories of this group (fork "
-                        "at index %llu); your group key is not given to anyone in this group "
-                        "until this is resolved", (unsigned long long)(x.fork_index - 1));
+                        "the relay showed you two different operations at index %llu of this "
+                        "group (a fork): it shows members different histories. Nothing is sent "
+                        "and no group key is given in this group; start a new group with the "
+                        "members you trust", (unsigned long long)(x.fork_index - 1));
         /* Gone from the group: its keys and pending entries are of no use. */
         if (r == 0 && gone && (x.removed || x.left))
             r = kl_grp_forget(cli, grp);

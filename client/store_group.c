@@ -59,6 +59,16 @@ static int exec_sql(kl_store_t *st, const char *sql)
     return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : KL_EIO;
 }
 
+/* Members whose client claimed another history of the log than ours
+ * (group.h, view check): told once per author, until it agrees again or
+ * leaves the group. Before this table a disagreeing message marked the
+ * whole group forked (fork_author set): such marks are no proof and are
+ * cleared when the table is made. */
+static const char DISPUTES[] =
+    "CREATE TABLE group_disputes(grp TEXT NOT NULL, author BLOB NOT NULL,"
+    " idx INTEGER NOT NULL, PRIMARY KEY(grp, author));"
+    "UPDATE groups SET fork_index = 0, fork_author = NULL WHERE fork_author IS NOT NULL;";
+
 static int migrate(kl_store_t *st)
 {
     int r = 0;
@@ -70,6 +80,12 @@ static int migrate(kl_store_t *st)
                          "ALTER TABLE groups ADD COLUMN fork_author BLOB;");
     if (r == 0 && !has_column(st, "messages", "relay_ts"))
         r = exec_sql(st, MESSAGES_V2);
+    if (r == 0 && !has_column(st, "group_disputes", "idx"))
+        r = exec_sql(st, DISPUTES);
+    /* When a departed member's keys were marked gone (their messages from
+     * before stay readable for the group's retention). */
+    if (r == 0 && !has_column(st, "sender_keys", "gone_at"))
+        r = exec_sql(st, "ALTER TABLE sender_keys ADD COLUMN gone_at INTEGER NOT NULL DEFAULT 0");
     return r;
 }
 
@@ -77,7 +93,8 @@ int kl_store_group_schema(kl_store_t *st)
 {
     if (exec_sql(st, GROUP_SCHEMA) != 0)
         return KL_EIO;
-    if (has_column(st, "messages", "relay_ts") && has_column(st, "groups", "fork_index"))
+    if (has_column(st, "messages", "relay_ts") && has_column(st, "groups", "fork_index") &&
+        has_column(st, "group_disputes", "idx") && has_column(st, "sender_keys", "gone_at"))
         return 0;
     /* Checked again under the write lock: another process may have migrated. */
     if (exec_sql(st, "BEGIN IMMEDIATE;") != 0)
@@ -197,11 +214,12 @@ int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[
     /* n orders own keys by creation (the newest is the one to use). */
     if (r || (r = kl_store_prepare(st, replace
                                            ? "INSERT OR REPLACE INTO sender_keys(grp, owner, key_id,"
-                                             " epoch, own, n, box) VALUES(?1, ?2, ?3, ?4, ?5,"
-                                             " coalesce((SELECT n FROM sender_keys WHERE grp = ?1"
-                                             " AND owner = ?2 AND key_id = ?3),"
+                                             " epoch, own, n, box, gone_at) VALUES(?1, ?2, ?3, ?4,"
+                                             " ?5, coalesce((SELECT n FROM sender_keys WHERE"
+                                             " grp = ?1 AND owner = ?2 AND key_id = ?3),"
                                              " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys)),"
-                                             " ?6)"
+                                             " ?6, coalesce((SELECT gone_at FROM sender_keys WHERE"
+                                             " grp = ?1 AND owner = ?2 AND key_id = ?3), 0))"
                                            : "INSERT OR IGNORE INTO sender_keys(grp, owner, key_id,"
                                              " epoch, own, n, box) VALUES(?1, ?2, ?3, ?4, ?5,"
                                              " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys),"
@@ -268,13 +286,13 @@ int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[
 }
 
 int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
-                            int (*cb)(void *ud, const uint8_t owner[32], const uint8_t *ser,
-                                      size_t len),
+                            int (*cb)(void *ud, const uint8_t owner[32], uint64_t epoch,
+                                      const uint8_t *ser, size_t len),
                             void *ud)
 {
     char label[KL_ADDR_MAX + 300];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT owner, box FROM sender_keys WHERE grp = ?1"
+    int r = kl_store_prepare(st, "SELECT owner, box, epoch FROM sender_keys WHERE grp = ?1"
                                  " AND key_id = ?2 AND own = 0 ORDER BY n", &s);
     if (r)
         return r;
@@ -292,7 +310,7 @@ int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
         if ((r = sk_label(label, sizeof label, grp, owner, key_id)) ||
             (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
             break;
-        r = cb(ud, owner, pt, n);
+        r = cb(ud, owner, (uint64_t)sqlite3_column_int64(s, 2), pt, n);
         kl_free_wipe(pt, n);
         if (r)
             break;
@@ -301,6 +319,66 @@ int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
         r = KL_EIO;
     sqlite3_finalize(s);
     return r;
+}
+
+/* Run a write of one (grp ?1, 32-byte key ?2[, integer ?3]) statement:
+ * the shape of most per-member writes here. */
+static int exec_grp_key(kl_store_t *st, const char *sql, const char *grp, const uint8_t key[32],
+                        int with_v, uint64_t v)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, sql, &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
+    if (with_v)
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)v);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
+                            uint64_t now_ms)
+{
+    return exec_grp_key(st, "UPDATE sender_keys SET gone_at = ?3 WHERE grp = ?1 AND owner = ?2"
+                            " AND own = 0 AND gone_at = 0", grp, owner, 1, now_ms);
+}
+
+/* Owners of received keys of grp, at most this many per prune (the rest
+ * wait for the next one). */
+#define PRUNE_OWNERS 256
+
+int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms,
+                             int (*keep)(void *ud, const uint8_t owner[32]), void *ud)
+{
+    uint8_t (*drop)[32] = NULL;
+    size_t n = 0;
+    sqlite3_stmt *s;
+    int rc, r = kl_store_prepare(st, "SELECT DISTINCT owner FROM sender_keys WHERE grp = ?1"
+                                     " AND own = 0 LIMIT ?2", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, PRUNE_OWNERS);
+    if ((drop = calloc(PRUNE_OWNERS, sizeof *drop)) == NULL) {
+        sqlite3_finalize(s);
+        return KL_ENOMEM;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (sqlite3_column_bytes(s, 0) == 32 && !keep(ud, sqlite3_column_blob(s, 0)))
+            memcpy(drop[n++], sqlite3_column_blob(s, 0), 32);
+    r = rc == SQLITE_DONE ? 0 : KL_EIO;
+    sqlite3_finalize(s);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = exec_grp_key(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2 AND own = 0",
+                         grp, drop[i], 0, 0);
+    free(drop);
+    if (r || (r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND own = 0"
+                                       " AND gone_at != 0 AND gone_at < ?2", &s)))
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
+    return kl_store_exec_stmt(s);
 }
 
 int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
@@ -441,6 +519,7 @@ int kl_store_group_forget(kl_store_t *st, const char *grp)
         "DELETE FROM sender_keys WHERE grp = ?1",
         "DELETE FROM sk_sent WHERE grp = ?1",
         "DELETE FROM group_pending WHERE grp = ?1",
+        "DELETE FROM group_disputes WHERE grp = ?1",
     };
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *s;
@@ -452,4 +531,31 @@ int kl_store_group_forget(kl_store_t *st, const char *grp)
             return r;
     }
     return 0;
+}
+
+int kl_store_group_dispute_get(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               int *has)
+{
+    sqlite3_stmt *s;
+    *has = 0;
+    int r = kl_store_prepare(st, "SELECT 1 FROM group_disputes WHERE grp = ?1 AND author = ?2",
+                             &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
+    return kl_store_step_exists(s, has);
+}
+
+int kl_store_group_dispute_put(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               uint64_t idx)
+{
+    return exec_grp_key(st, "INSERT OR REPLACE INTO group_disputes(grp, author, idx)"
+                            " VALUES(?1, ?2, ?3)", grp, author, 1, idx);
+}
+
+int kl_store_group_dispute_delete(kl_store_t *st, const char *grp, const uint8_t author[32])
+{
+    return exec_grp_key(st, "DELETE FROM group_disputes WHERE grp = ?1 AND author = ?2", grp,
+                        author, 0, 0);
 }

@@ -23,9 +23,10 @@ typedef struct kl_store_group {
     char address[KL_ADDR_MAX + 1];
     uint64_t cursor;          /* highest group-log seq processed */
     uint32_t notified;        /* KL_GNOTE_* */
-    /* Set when a member's message showed another history of the log than
-     * ours (group.h, fork check): the first log index where they differ
-     * (0 = no fork) and that message's author. */
+    /* Set when the relay proved a fork (group.h): 1 + the log index at
+     * which it delivered two different validly signed ops (0 = none).
+     * fork_author is unused (zero); older stores set it for a fork seen
+     * in a message, which is no proof, and such marks were cleared. */
     uint64_t fork_index;
     uint8_t fork_author[32];
 } kl_store_group_t;
@@ -62,11 +63,20 @@ int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32]
 /* 1 in *own if key_id is one of our own keys of grp. */
 int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[32],
                               uint32_t key_id, int *own);
-/* Received (not own) keys of grp with key_id; ser valid during cb. */
+/* Received (not own) keys of grp with key_id, with the epoch their
+ * distribution record named; ser valid during cb. */
 int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
-                            int (*cb)(void *ud, const uint8_t owner[32], const uint8_t *ser,
-                                      size_t len),
+                            int (*cb)(void *ud, const uint8_t owner[32], uint64_t epoch,
+                                      const uint8_t *ser, size_t len),
                             void *ud);
+/* Received keys of members who left or were removed (messages they wrote
+ * before stay readable): gone marks owner's keys of grp as of now_ms
+ * (once); prune deletes the received keys of grp whose owner keep() says
+ * is no longer needed, and those marked before before_ms. */
+int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
+                            uint64_t now_ms);
+int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms,
+                             int (*keep)(void *ud, const uint8_t owner[32]), void *ud);
 
 /* Distribution bookkeeping: member got our key key_id of grp. */
 int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
@@ -89,6 +99,16 @@ int kl_store_gpending_count(kl_store_t *st, const char *grp, uint64_t *n);
 /* Retention: delete grp's messages and pending entries the relay received
  * (relay_ts / ts) before before_ms; *n counts deleted messages. */
 int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, uint64_t *n);
+
+/* Authors whose message claimed another history than ours (group.h,
+ * view check): one row per (grp, author) with the index where the claim
+ * differs. get sets *has; put inserts or replaces; delete drops it (the
+ * author agreed again, left or was removed). */
+int kl_store_group_dispute_get(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               int *has);
+int kl_store_group_dispute_put(kl_store_t *st, const char *grp, const uint8_t author[32],
+                               uint64_t idx);
+int kl_store_group_dispute_delete(kl_store_t *st, const char *grp, const uint8_t author[32]);
 
 /* After we left or were removed: delete grp's sender keys (own and
  * received), the record of who got ours, and its pending entries. The ops,

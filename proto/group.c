@@ -54,6 +54,7 @@ typedef struct member {
     uint8_t key[32];
     char address[ADDR_CAP];
     kl_group_role_t role;
+    uint64_t since;          /* index of the op that made it a member */
     int slot;
     uint8_t votes[KL_GROUP_MAX_MEMBERS / 8]; /* removal votes against it, bit per member slot */
 } member_t;
@@ -63,6 +64,16 @@ typedef struct cand {
     char address[ADDR_CAP];
     uint8_t approved[KL_GROUP_MAX_MEMBERS / 8]; /* bit per member slot */
 } cand_t;
+
+/* A member who left or was removed: a member in the states after ops
+ * since .. left - 1, that is for views (next indices) since + 1 .. left. */
+typedef struct departed {
+    uint8_t key[32];
+    char address[ADDR_CAP];
+    kl_group_role_t role;
+    uint64_t since, left;
+    uint64_t epoch_after;    /* the group's epoch after op `left` */
+} departed_t;
 
 struct kl_group {
     char *address;
@@ -76,6 +87,13 @@ struct kl_group {
     size_t nm, capm;
     cand_t *c;   /* in order of arrival */
     size_t nc, capc;
+    /* The last KL_GROUP_MAX_DEPARTED departures, oldest first (allocated
+     * at the first one); of the newest one dropped beyond that bound only
+     * its op index and the epoch after it are kept. */
+    departed_t *d;
+    size_t nd;
+    int dropped;
+    uint64_t dropped_left, dropped_epoch;
 };
 
 /* What check_rules() decided, for commit(). */
@@ -116,6 +134,18 @@ static size_t find_cand(const kl_group_t *g, const uint8_t key[32])
         if (memcmp(g->c[i].key, key, 32) == 0)
             return i;
     return SIZE_MAX;
+}
+
+/* 1 if address is a member's or a candidate's (group.h: at most once). */
+static int address_taken(const kl_group_t *g, const char *address)
+{
+    for (size_t i = 0; i < g->nm; i++)
+        if (strcmp(g->m[i].address, address) == 0)
+            return 1;
+    for (size_t i = 0; i < g->nc; i++)
+        if (strcmp(g->c[i].address, address) == 0)
+            return 1;
+    return 0;
 }
 
 static int bit_get(const uint8_t *bits, int slot)
@@ -230,6 +260,8 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
             return KL_GV_ALREADY_MEMBER;
         if (find_cand(g, o->actor) != SIZE_MAX)
             return KL_GV_ALREADY_CANDIDATE;
+        if (address_taken(g, o->actor_address))
+            return KL_GV_ADDRESS_TAKEN;
         if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
             return KL_GV_LIMIT;
         pl->admit = admits_new(g, NO_SLOT);
@@ -246,6 +278,8 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
             return KL_GV_ALREADY_MEMBER;
         if (find_cand(g, o->target) != SIZE_MAX)
             return KL_GV_ALREADY_CANDIDATE;
+        if (address_taken(g, o->target_address))
+            return KL_GV_ADDRESS_TAKEN;
         if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
             return KL_GV_LIMIT;
         pl->admit = admits_new(g, actor->slot);
@@ -346,15 +380,36 @@ static int free_slot(const kl_group_t *g)
 }
 
 static void add_member(kl_group_t *g, const uint8_t key[32], const char *address,
-                       kl_group_role_t role)
+                       kl_group_role_t role, uint64_t index)
 {
     member_t *m = &g->m[g->nm];
     memset(m, 0, sizeof *m);
     memcpy(m->key, key, 32);
     strcpy(m->address, address); /* both ADDR_CAP */
     m->role = role;
+    m->since = index;
     m->slot = free_slot(g);
     g->nm++;
+}
+
+/* Record that member i goes at op `left` (before drop_member and the
+ * epoch change; g->d was allocated by the caller of commit). */
+static void depart(kl_group_t *g, size_t i, uint64_t left)
+{
+    if (g->nd == KL_GROUP_MAX_DEPARTED) {
+        g->dropped = 1;
+        g->dropped_left = g->d[0].left;
+        g->dropped_epoch = g->d[0].epoch_after;
+        memmove(g->d, g->d + 1, (g->nd - 1) * sizeof *g->d);
+        g->nd--;
+    }
+    departed_t *d = &g->d[g->nd++];
+    memcpy(d->key, g->m[i].key, 32);
+    memcpy(d->address, g->m[i].address, ADDR_CAP);
+    d->role = g->m[i].role;
+    d->since = g->m[i].since;
+    d->left = left;
+    d->epoch_after = g->epoch + 1;
 }
 
 static void drop_member(kl_group_t *g, size_t i)
@@ -403,7 +458,7 @@ static void admit_satisfied(kl_group_t *g, kl_group_event_t *ev)
             k++;
             continue;
         }
-        add_member(g, g->c[k].key, g->c[k].address, KL_ROLE_MEMBER);
+        add_member(g, g->c[k].key, g->c[k].address, KL_ROLE_MEMBER, ev->index);
         int slot = g->m[g->nm - 1].slot;
         for (size_t j = 0; j < g->nc; j++)
             bit_clear(g->c[j].approved, slot);
@@ -421,7 +476,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
 
     switch (o->kind) {
     case KL_GOP_CREATE:
-        add_member(g, o->actor, o->actor_address, KL_ROLE_FACILITATOR);
+        add_member(g, o->actor, o->actor_address, KL_ROLE_FACILITATOR, o->index);
         g->policy = o->policy;
         g->retention = o->days;
         break;
@@ -456,6 +511,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
             bit_set(g->m[pl->target_m].votes, g->m[pl->actor_m].slot);
             break;
         }
+        depart(g, pl->target_m, o->index);
         drop_member(g, pl->target_m);
         g->epoch++;
         ev->epoch_changed = 1;
@@ -465,6 +521,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
             g->m[pl->target_m].role = KL_ROLE_FACILITATOR;
             memcpy(ev->target_address, g->m[pl->target_m].address, ADDR_CAP);
         }
+        depart(g, pl->actor_m, o->index);
         drop_member(g, pl->actor_m);
         g->epoch++;
         ev->epoch_changed = 1;
@@ -485,7 +542,7 @@ static void commit(kl_group_t *g, const op_t *o, const plan_t *pl, kl_group_even
         break;
     }
     if (pl->admit && ci != SIZE_MAX) {
-        add_member(g, g->c[ci].key, g->c[ci].address, KL_ROLE_MEMBER);
+        add_member(g, g->c[ci].key, g->c[ci].address, KL_ROLE_MEMBER, o->index);
         slot = g->m[g->nm - 1].slot;
         /* A fresh slot carries no approvals: they were cleared when its
          * previous holder left. */
@@ -552,6 +609,10 @@ static int apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group_e
         r = reserve((void **)&g->m, &g->capm, want_m, sizeof *g->m, KL_GROUP_MAX_MEMBERS);
     if (r == 0 && (o.kind == KL_GOP_INVITE || o.kind == KL_GOP_REQUEST))
         r = reserve((void **)&g->c, &g->capc, g->nc + 1, sizeof *g->c, KL_GROUP_MAX_CANDIDATES);
+    /* Every remove or leave may record a departure (a vote records none). */
+    if (r == 0 && (o.kind == KL_GOP_REMOVE || o.kind == KL_GOP_LEAVE) && g->d == NULL &&
+        (g->d = calloc(KL_GROUP_MAX_DEPARTED, sizeof *g->d)) == NULL)
+        r = KL_ENOMEM;
     if (r != 0) {
         if (why != NULL)
             *why = KL_GV_OK;
@@ -610,6 +671,7 @@ void kl_group_free(kl_group_t *g)
     free(g->address);
     free(g->m);
     free(g->c);
+    free(g->d);
     free(g);
 }
 
@@ -707,4 +769,73 @@ int kl_group_has_approved(const kl_group_t *g, const uint8_t candidate[32],
     if (c == SIZE_MAX || m == SIZE_MAX)
         return 0;
     return bit_get(g->c[c].approved, g->m[m].slot);
+}
+
+/* Membership at a view (group.h): a current member admitted at op `since`
+ * counts from view since + 1; a departed one for views since + 1 .. left.
+ * A key may have several spells (it left and came back). */
+int kl_group_member_at_index(const kl_group_t *g, const uint8_t key[32], uint64_t index,
+                             kl_group_member_t *out)
+{
+    if (g == NULL || key == NULL || index == 0 || index > g->next)
+        return 0;
+    size_t i = find_member(g, key);
+    if (i != SIZE_MAX && g->m[i].since < index) {
+        if (out != NULL) {
+            memcpy(out->key, key, 32);
+            memcpy(out->address, g->m[i].address, ADDR_CAP);
+            out->role = g->m[i].role;
+        }
+        return 1;
+    }
+    for (size_t k = g->nd; k > 0; k--) {
+        const departed_t *d = &g->d[k - 1];
+        if (memcmp(d->key, key, 32) == 0 && d->since < index && index <= d->left) {
+            if (out != NULL) {
+                memcpy(out->key, key, 32);
+                memcpy(out->address, d->address, ADDR_CAP);
+                out->role = d->role;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int kl_group_was_member(const kl_group_t *g, const uint8_t key[32], kl_group_member_t *out)
+{
+    size_t i = find_member(g, key);
+    if (i != SIZE_MAX)
+        return kl_group_member_at(g, i, out) == 0 || out == NULL;
+    for (size_t k = g->nd; k > 0; k--)
+        if (memcmp(g->d[k - 1].key, key, 32) == 0) {
+            if (out != NULL) {
+                memcpy(out->key, key, 32);
+                memcpy(out->address, g->d[k - 1].address, ADDR_CAP);
+                out->role = g->d[k - 1].role;
+            }
+            return 1;
+        }
+    return 0;
+}
+
+int kl_group_epoch_at(const kl_group_t *g, uint64_t index, uint64_t *epoch)
+{
+    if (g == NULL || epoch == NULL || index == 0 || index > g->next)
+        return KL_ENOTFOUND;
+    /* The epoch moves only at departures: the last one before this view. */
+    for (size_t k = g->nd; k > 0; k--)
+        if (g->d[k - 1].left < index) {
+            *epoch = g->d[k - 1].epoch_after;
+            return 0;
+        }
+    if (!g->dropped) {
+        *epoch = 0;
+        return 0;
+    }
+    if (g->dropped_left < index) {
+        *epoch = g->dropped_epoch;
+        return 0;
+    }
+    return KL_ENOTFOUND;
 }

@@ -44,6 +44,8 @@ const char *kl_group_verr_str(kl_group_verr_t why)
     case KL_GV_LAST_FACILITATOR: return "the group would have no facilitator";
     case KL_GV_SUCCESSOR: return "a successor who is a member must be named";
     case KL_GV_LIMIT: return "too many members or candidates";
+    case KL_GV_ADDRESS_TAKEN:
+        return "the address is already in the group under another identity key";
     }
     return "unknown reason";
 }

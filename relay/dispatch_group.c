@@ -15,6 +15,9 @@
  *     past cfg group_max_ops ops, 4096 by default; "too many groups" for a
  *     create by an identity that created groups_per_user, 64 by default),
  *     FORBIDDEN (the rules refuse it: kl_group_verr_str's text),
+ *     FORBIDDEN (an invite or request names a user of this relay under
+ *     another key than the one it registered, or a user it does not have;
+ *     also for ops proxied by peer relays),
  *     BAD_REQUEST (malformed). The storage thread applies it to its cached
  *     state of the group (group_cache.h), not to a replay. Accepted: group_op_accepted{group, index, admitted}
  *     to the caller, and group_log{group, from_index = index, ops: [op],
@@ -387,6 +390,15 @@ static void group_failed(const kl_job_t *job, kl_dispatch_out_t *out)
             snprintf(m, sizeof m, "%s", kl_group_verr_str((kl_group_verr_t)job->u.group.verr));
         else
             snprintf(m, sizeof m, "not a member of %.96s", g);
+        break;
+    case KL_EKEYCHANGED:
+        code = CODE(FORBIDDEN);
+        snprintf(m, sizeof m, job->u.group.verr == 1
+                                  ? "the op names a user of this relay under an identity key "
+                                    "that is not the one they registered: look the user up "
+                                    "again and compare safety numbers with them"
+                                  : "the op names a user this relay does not have: check the "
+                                    "address");
         break;
     case KL_ELIMIT:
         code = CODE(QUOTA_EXCEEDED);

@@ -16,6 +16,9 @@
  *   KL_ESTATE     (send) a member left or was removed at or after the
  *                 sender's group_index: it must rekey first
  *   KL_EPROTO     (send) group_index is beyond the log's next index
+ *   KL_EKEYCHANGED (op) an invite or request names a user of this relay
+ *                 under a key that is not its registered one (u.group.verr
+ *                 1), or a user this relay does not have (2)
  *   KL_EIO etc.   storage failures (also a stored log that no longer
  *                 validates: the relay refuses to build on it) */
 #include <stdlib.h>
@@ -128,6 +131,32 @@ static int local_user_id(kl_storage_t *st, const char *relay, const char *addres
     return r;
 }
 
+/* An invite or request that names a user of this relay must name the key
+ * that user registered: the relay is the one authority on its own users'
+ * keys, so nobody (a member inviting, a peer relay proxying) can attach
+ * one of them to another key in a group's log. 0 when the op names no
+ * user of this relay or names it rightly; KL_EKEYCHANGED with *why set
+ * (1: another key, 2: no such user) otherwise. */
+static int check_named_user(kl_storage_t *st, const char *relay, const kl_group_event_t *ev,
+                            int *why)
+{
+    kl_addr_t a;
+    kl_storage_user_t u;
+    *why = 0;
+    if (ev->kind != KL_GOP_INVITE && ev->kind != KL_GOP_REQUEST)
+        return 0;
+    if (kl_addr_parse(ev->target_address, &a) != 0 || a.is_group || strcmp(a.relay, relay) != 0)
+        return 0;
+    int r = kl_storage_user_get(st, a.handle, &u);
+    if (r == KL_ENOTFOUND)
+        *why = 2;
+    else if (r)
+        return r;
+    else if (kl_memcmp(u.identity_key, ev->target, 32) != 0)
+        *why = 1;
+    return *why ? KL_EKEYCHANGED : 0;
+}
+
 /* Membership after the op, as storage wants it. */
 static int members_of(kl_storage_t *st, const char *relay, const kl_group_t *grp,
                       kl_storage_gmember_t **out, size_t *n)
@@ -225,6 +254,8 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
         r = refusal(why);
         goto out;
     }
+    if ((r = check_named_user(st, job->u.group.relay_name, &ev, &job->u.group.verr)))
+        goto out;
     if (!exists) {
         uint64_t made = 0;
         r = kl_storage_groups_created(st, ev.actor, &made);

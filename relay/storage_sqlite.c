@@ -181,7 +181,11 @@ static const char *SQL[S_COUNT] = {
     [S_GROUP_CALLER] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq,"
                        " coalesce(m.state, 0), coalesce(m.join_seq, 0), g.rekey_next,"
                        " coalesce(m.exit_index, 0) FROM groups g JOIN logs l ON l.id = g.log LEFT JOIN group_members m"
-                       " ON m.grp = g.id AND m.user = ?2 WHERE g.address = ?1 LIMIT 1",
+                       " ON m.grp = g.id AND m.user = ?2 WHERE g.address = ?1"
+                       /* A peer's shadow user may hold several keys in one
+                        * group (a refused candidate under a fake key and the
+                        * real member): its best standing decides. */
+                       " ORDER BY m.state IS NULL, m.state LIMIT 1",
     [S_GROUP_INSERT] = "INSERT INTO groups(address, log, retention_days, next_index, head)"
                        " VALUES(?1, ?2, 0, 0, zeroblob(32))",
     [S_GROUP_UPDATE] = "UPDATE groups SET retention_days = ?2, next_index = ?3, head = ?4"

@@ -18,6 +18,12 @@
  *    actor's approval.
  *  - request: the actor is neither member nor candidate; it becomes a
  *    candidate with no approvals.
+ *  - An address appears at most once among members and candidates: an
+ *    invite whose candidate address, or a request whose actor_address, is
+ *    already a member's or a candidate's (under another key: the same key
+ *    is ALREADY_MEMBER / ALREADY_CANDIDATE) is refused (ADDRESS_TAKEN). So
+ *    nobody can attach someone else's address to their own key while that
+ *    person is in the group, and "approve ADDRESS" names one candidate.
  *  - approve{candidate}: the actor is a member, the candidate exists, and
  *    the actor has not approved it yet.
  *  - A candidate becomes a member (role MEMBER) at the op where its
@@ -56,6 +62,7 @@
 #define KL_GROUP_MAX_MEMBERS 256
 #define KL_GROUP_MAX_CANDIDATES 64
 #define KL_GROUP_MAX_OP 2048          /* bytes of one SignedOp */
+#define KL_GROUP_MAX_DEPARTED 64      /* departures remembered (kl_group_member_at_index) */
 #define KL_GROUP_OP_CONTEXT "kollega-group-op-v1"
 
 typedef enum kl_group_policy {
@@ -99,6 +106,7 @@ typedef enum kl_group_verr {
     KL_GV_LAST_FACILITATOR, /* would leave the group without a facilitator */
     KL_GV_SUCCESSOR,        /* successor missing or not a member */
     KL_GV_LIMIT,            /* too many members or candidates */
+    KL_GV_ADDRESS_TAKEN,    /* the address is a member's or candidate's under another key */
 } kl_group_verr_t;
 
 const char *kl_group_verr_str(kl_group_verr_t why);
@@ -206,6 +214,22 @@ int kl_group_candidate_at(const kl_group_t *g, size_t i, kl_group_candidate_t *o
  * `target`; *missing (may be NULL) gets how many more are needed. 0 for a
  * key that is not a member. */
 size_t kl_group_removal_votes(const kl_group_t *g, const uint8_t target[32], size_t *missing);
+
+/* History of membership, for messages bound to a view of the log: a
+ * message written with next_index == index (the state after op index - 1)
+ * is its author's if the author was a member in that state, even if it
+ * left or was removed since. kl_group_member_at_index: 1 if key was a
+ * member at that view (*out, may be NULL: its address and role then), 0 if
+ * not, if index is 0 or beyond the log, or if that spell of membership
+ * ended before the last KL_GROUP_MAX_DEPARTED departures (older ones are
+ * forgotten). kl_group_was_member: 1 if key is a member or one of those
+ * departed members (*out, may be NULL: as it is, or as it was last). kl_group_epoch_at: the epoch at that view (0 with
+ * *epoch), KL_ENOTFOUND when index is 0, beyond the log, or older than the
+ * departures remembered. */
+int kl_group_member_at_index(const kl_group_t *g, const uint8_t key[32], uint64_t index,
+                             kl_group_member_t *out);
+int kl_group_was_member(const kl_group_t *g, const uint8_t key[32], kl_group_member_t *out);
+int kl_group_epoch_at(const kl_group_t *g, uint64_t index, uint64_t *epoch);
 
 /* 1 if member `approver` has approved `candidate`. */
 int kl_group_has_approved(const kl_group_t *g, const uint8_t candidate[32],

@@ -81,8 +81,12 @@ static void digest(const kl_group_t *g, const fg_fx_t *fx, uint8_t out[32])
         for (int u = 0; u < FG_NUSERS; u++)
             PUTV(kl_group_has_approved(g, c.key, fx->u[u].pk));
     }
-    for (int u = 0; u < FG_NUSERS; u++)
+    for (int u = 0; u < FG_NUSERS; u++) {
         PUTV(kl_group_role_of(g, fx->u[u].pk));
+        PUTV(kl_group_was_member(g, fx->u[u].pk, NULL));
+        for (uint64_t i = 1; i <= kl_group_next_index(g) && i <= 8; i++)
+            PUTV(kl_group_member_at_index(g, fx->u[u].pk, kl_group_next_index(g) + 1 - i, NULL));
+    }
 #undef PUT
 #undef PUTV
     kl_sha256(buf, n, out);
@@ -124,6 +128,39 @@ static void check_invariants(const kl_group_t *g)
     }
     if (nm > 0)
         FUZZ_CHECK(fac >= 1);
+    /* The history agrees with the present: every member is one at the
+     * current view, and the epoch there is the current one. */
+    uint64_t next = kl_group_next_index(g), e = 0;
+    for (size_t i = 0; i < nm && next > 0; i++) {
+        FUZZ_CHECK(kl_group_member_at(g, i, &m) == 0);
+        FUZZ_CHECK(kl_group_member_at_index(g, m.key, next, NULL) == 1);
+        FUZZ_CHECK(kl_group_was_member(g, m.key, NULL));
+    }
+    if (next > 0) {
+        FUZZ_CHECK(kl_group_epoch_at(g, next, &e) == 0);
+        FUZZ_CHECK(e == kl_group_epoch(g));
+    }
+    /* An address appears at most once among members and candidates. */
+    for (size_t i = 0; i < nm + nc; i++) {
+        char a[256];
+        if (i < nm) {
+            FUZZ_CHECK(kl_group_member_at(g, i, &m) == 0);
+            memcpy(a, m.address, sizeof a);
+        } else {
+            FUZZ_CHECK(kl_group_candidate_at(g, i - nm, &c) == 0);
+            memcpy(a, c.address, sizeof a);
+        }
+        for (size_t j = i + 1; j < nm + nc; j++) {
+            if (j < nm) {
+                FUZZ_CHECK(kl_group_member_at(g, j, &m2) == 0);
+                FUZZ_CHECK(strcmp(a, m2.address) != 0);
+            } else {
+                kl_group_candidate_t c2;
+                FUZZ_CHECK(kl_group_candidate_at(g, j - nm, &c2) == 0);
+                FUZZ_CHECK(strcmp(a, c2.address) != 0);
+            }
+        }
+    }
     for (size_t i = 0; i < nc; i++) {
         FUZZ_CHECK(kl_group_candidate_at(g, i, &c) == 0);
         FUZZ_CHECK(kl_group_role_of(g, c.key) == KL_ROLE_NONE);
@@ -195,9 +232,13 @@ static void apply_checked(kl_group_t *g, const fg_fx_t *fx, const uint8_t *op, s
             kl_group_role_of(g, ev.target) == KL_ROLE_NONE)
             member_went = 1;
     FUZZ_CHECK(ev.epoch_changed == member_went);
-    if (member_went)
-        FUZZ_CHECK(kl_group_role_of(g, ev.kind == KL_GOP_LEAVE ? ev.actor : ev.target) ==
-                   KL_ROLE_NONE);
+    if (member_went) {
+        const uint8_t *gone = ev.kind == KL_GOP_LEAVE ? ev.actor : ev.target;
+        FUZZ_CHECK(kl_group_role_of(g, gone) == KL_ROLE_NONE);
+        /* Its messages up to this op stay its own; none after. */
+        FUZZ_CHECK(kl_group_member_at_index(g, gone, ev.index, NULL) == 1);
+        FUZZ_CHECK(kl_group_member_at_index(g, gone, ev.index + 1, NULL) == 0);
+    }
     FUZZ_CHECK(ev.admitted >= 0 && ev.admitted <= KL_GROUP_MAX_CANDIDATES);
     if (ev.kind == KL_GOP_INVITE || ev.kind == KL_GOP_APPROVE || ev.kind == KL_GOP_REQUEST)
         FUZZ_CHECK(ev.admitted <= 1);

@@ -115,6 +115,10 @@ static inline int fg_step_op(const kl_group_t *g, const fg_fx_t *fx, const uint8
     d.days = b[3];
     if (d.kind == KL_GOP_LEAVE)
         d.has_target = (b[3] & 0x40) != 0;
+    /* An invite naming the target's key under the next user's address:
+     * the address-once rule (group.h) gets exercised. */
+    if (d.kind == KL_GOP_INVITE && (b[3] & 0x80))
+        memcpy(d.target_address, fx->u[(b[2] + 1) % FG_NUSERS].addr, sizeof target->addr);
     return kl_group_op_build(g, actor->sk, actor->pk, actor->addr, FG_TS, &d, op, len) == 0;
 }
 

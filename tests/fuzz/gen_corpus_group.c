@@ -234,11 +234,25 @@ static void gen_programs(void)
         {0, 1, 1, 0, 0, 0}, {0, 1, 2, 0, 0, 0}, {1, 3, 2, 0, 0, 0},
         {3, 2, 0, 0, 0, 0}, {0, 3, 3, 0, 0, 0}, {1, 5, 0, 0, 0, 0}, {0, 5, 0, 0, 0, 0},
     };
+    /* The address-once rule: param 0x80 makes an invite name the target's
+     * key under the next user's address. */
+    static const uint8_t addresses[][6] = {
+        {0, 1, 6, 0x80, 0, 0}, /* "relay"'s key as u0: taken by a member */
+        {0, 1, 2, 0x80, 0, 0}, /* u2's key as u3: u2 is a member already */
+        {0, 1, 4, 0x80, 0, 0}, /* u4's key as u5: accepted */
+        {5, 2, 0, 0, 0, 0},    /* u5's own request: its address is taken */
+        {0, 4, 4, 0, 0, 0},    /* the candidate refused; then u5 may ask */
+        {5, 2, 0, 0, 0, 0},
+    };
     buf_t b;
     b.n = 0;
     b_u8(&b, 2);
     b_put(&b, after_prefix, sizeof after_prefix);
     put("program-after-prefix", &b);
+    b.n = 0;
+    b_u8(&b, 2);
+    b_put(&b, addresses, sizeof addresses);
+    put("program-addresses", &b);
     b.n = 0;
     b_u8(&b, 3);
     b_put(&b, fresh, sizeof fresh);

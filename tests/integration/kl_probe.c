@@ -33,6 +33,10 @@
  *            a sealed-sender envelope to TO that claims CLAIMED_SENDER: junk
  *            (a random claimed key and random ratchet bytes) or proven (the
  *            probe's own key and a real X3DH start carrying TEXT)
+ * A hostile group member (kl_probe_group.c; HOME is the member's kollega
+ * home, whose store has no passphrase):
+ *   group-invite HOME GROUP ADDRESS KEY_B64
+ *   group-send   HOME GROUP TEXT [--index N] [--head-bogus] [--print]
  * Exit codes: 0 the mode ran (its JSON says what happened), 1 it could not
  * run (no relay, handshake failed), 2 usage. */
 #include <arpa/inet.h>
@@ -470,6 +474,10 @@ int main(int argc, char **argv)
         return probe_forge(rest, rargv);
     if (strcmp(mode, "flood") == 0)
         return probe_flood(rest, rargv);
+    if (strcmp(mode, "group-invite") == 0)
+        return probe_group_invite(rest, rargv);
+    if (strcmp(mode, "group-send") == 0)
+        return probe_group_send(rest, rargv);
     if (!is_kind(mode) || rest != 0) {
         fprintf(stderr, "kl-probe: unknown mode %s\n", mode);
         return 2;

@@ -1,7 +1,9 @@
 /* kl-probe internals shared by kl_probe.c (connections, abuse modes, main)
  * and kl_probe_user.c (modes of a registered user: register, send loops,
- * receive, flood). A test tool: it links libkollega only and speaks the
- * protocol from its own plain blocking sockets. */
+ * receive, flood) and kl_probe_group.c (a hostile group member). A test
+ * tool: it speaks the protocol from its own plain blocking sockets; only
+ * the group modes use the client library, for its e2e building blocks
+ * (store, sender keys, content encoding), never for its protocol logic. */
 #ifndef KL_PROBE_H
 #define KL_PROBE_H
 
@@ -58,6 +60,14 @@ int probe_key_load(const char *path, probe_ident_t *id);
 int probe_connect_user(pconn_t *c, const probe_ident_t *id, const char *address);
 int probe_call(pconn_t *c, kl_frame_t *f, kl_frame_t **rep);
 
+/* Authenticate as address with its Ed25519 secret key: 0, an ErrorCode
+ * (> 0) when refused, -1 when the connection failed. */
+int probe_auth(pconn_t *c, const uint8_t sk[64], const char *address);
+/* Wait for the reply to request id, skipping pushes (the entries of
+ * pushed deliver frames are counted into *pushed when not NULL): 0 with
+ * *out, or a PR_ code. */
+int probe_await(pconn_t *c, uint32_t id, kl_frame_t **out, long *pushed);
+
 /* kl_probe_user.c: argv after MODE. Each returns the process exit code. */
 int probe_register(int argc, char **argv);
 int probe_sendloop(int argc, char **argv);
@@ -65,5 +75,10 @@ int probe_recv(int argc, char **argv);
 int probe_flood(int argc, char **argv);
 /* kl_probe_e2e.c: hostile end-to-end content (forged sealed senders). */
 int probe_forge(int argc, char **argv);
+
+/* kl_probe_group.c: a hostile group member played from a kollega home
+ * (argv after MODE). Each returns the process exit code. */
+int probe_group_invite(int argc, char **argv);
+int probe_group_send(int argc, char **argv);
 
 #endif

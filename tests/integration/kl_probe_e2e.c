@@ -2,8 +2,8 @@
  * sender envelopes whose claimed sender is a lie (see kl_probe.c for the
  * usage). The probe builds every layer itself from libkollega's primitives
  * (X3DH, Double Ratchet, sealed box, padding) and the e2e protobuf, exactly
- * as an independent hostile client would; nothing of the kollega client is
- * linked. Every result is one JSON line on stdout. */
+ * as an independent hostile client would; it uses none of the kollega
+ * client's code. Every result is one JSON line on stdout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -81,7 +81,7 @@ static long check_body(const uint8_t *b, size_t len)
 
 /* Wait for the reply to id, skipping pushes (id 0; their entries are
  * counted into *pushed when given). 0 with *out, or a PR_ code. */
-static int await(pconn_t *c, uint32_t id, kl_frame_t **out, long *pushed)
+int probe_await(pconn_t *c, uint32_t id, kl_frame_t **out, long *pushed)
 {
     for (;;) {
         int r = pconn_recv(c, REPLY_TIMEOUT_MS, out);
@@ -98,12 +98,12 @@ static int await(pconn_t *c, uint32_t id, kl_frame_t **out, long *pushed)
 
 /* Returns 0 when authenticated, an ErrorCode (> 0) when refused, -1 when
  * the connection failed. */
-static int auth(pconn_t *c, const ident_t *id, const char *address)
+int probe_auth(pconn_t *c, const uint8_t sk[KL_ED_SK], const char *address)
 {
     uint8_t msg[128], sig[KL_SIG];
     size_t mlen = 0;
     if (kl_wire_auth_msg(c->t.hh, msg, sizeof msg, &mlen) != 0 ||
-        kl_sign(id->sk, msg, mlen, sig) != 0)
+        kl_sign(sk, msg, mlen, sig) != 0)
         return -1;
     kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
@@ -114,7 +114,7 @@ static int auth(pconn_t *c, const ident_t *id, const char *address)
     f.body_case = BODY(AUTH);
     f.auth = &a;
     kl_frame_t *rep = NULL;
-    if (pconn_send(c, &f) != 0 || await(c, f.id, &rep, NULL) != 0)
+    if (pconn_send(c, &f) != 0 || probe_await(c, f.id, &rep, NULL) != 0)
         return -1;
     int r = rep->body_case == BODY(OK) ? 0
             : rep->body_case == BODY(ERROR) ? (int)rep->error->code
@@ -154,7 +154,7 @@ int probe_register(int argc, char **argv)
     f.register_ = &rg;
     kl_frame_t *rep = NULL;
     int ok = 0, code = -1;
-    if (pconn_send(&c, &f) == 0 && await(&c, f.id, &rep, NULL) == 0) {
+    if (pconn_send(&c, &f) == 0 && probe_await(&c, f.id, &rep, NULL) == 0) {
         ok = rep->body_case == BODY(OK);
         if (rep->body_case == BODY(ERROR))
             code = (int)rep->error->code;
@@ -178,7 +178,7 @@ static int connect_user(pconn_t *c, const ident_t *id, const char *address, int 
 {
     for (int waited = 0;; waited += 20) {
         if (pconn_open(c) == 0) {
-            int r = auth(c, id, address);
+            int r = probe_auth(c, id->sk, address);
             if (r == 0)
                 return 0;
             pconn_close(c);
@@ -405,7 +405,7 @@ static int fetch_all(pconn_t *c, int show, uint64_t *last, long *count, long *pu
         f.body_case = BODY(FETCH);
         f.fetch = &fe;
         kl_frame_t *rep = NULL;
-        if (pconn_send(c, &f) != 0 || await(c, f.id, &rep, pushed) != 0)
+        if (pconn_send(c, &f) != 0 || probe_await(c, f.id, &rep, pushed) != 0)
             return -1;
         if (rep->body_case != BODY(DELIVER)) {
             int code = rep->body_case == BODY(ERROR) ? (int)rep->error->code : -1;
@@ -485,7 +485,7 @@ int probe_recv(int argc, char **argv)
         f.body_case = BODY(ACK);
         f.ack = &a;
         kl_frame_t *rep = NULL;
-        if (pconn_send(&c, &f) == 0 && await(&c, f.id, &rep, &pushed) == 0) {
+        if (pconn_send(&c, &f) == 0 && probe_await(&c, f.id, &rep, &pushed) == 0) {
             acked = rep->body_case == BODY(OK);
             if (rep->body_case == BODY(ERROR))
                 printf("{\"event\":\"ack refused\",\"error_code\":%d}\n", (int)rep->error->code);
@@ -616,5 +616,5 @@ int probe_call(pconn_t *c, kl_frame_t *f, kl_frame_t **rep)
     f->id = pconn_id(c);
     if (pconn_send(c, f) != 0)
         return -1;
-    return await(c, f->id, rep, NULL) == 0 ? 0 : -1;
+    return probe_await(c, f->id, rep, NULL) == 0 ? 0 : -1;
 }

@@ -1,5 +1,5 @@
 """Users driven by kl-probe (raw protocol, fast) for the crash and abuse
-tests, and small helpers those tests share: relay RSS, invite codes, fd
+tests, a hostile group member (probe_member), and small helpers those tests share: relay RSS, invite codes, fd
 limits, and sanitizer settings for memory measurements."""
 import json
 import os
@@ -15,6 +15,18 @@ TOO_LARGE = 6
 RATE_LIMITED = 7
 QUOTA_EXCEEDED = 8
 UNAVAILABLE = 10
+
+
+def probe_member(relay, member, mode, *args):
+    """kl-probe plays a group member (a kollega Client's home) on the wire
+    (kl_probe_group.c): the mode's one JSON line."""
+    key = relay.status()["public_key"]
+    r = subprocess.run([PROBE, "127.0.0.1", str(relay.port), key, mode, member.home] +
+                       [str(a) for a in args], capture_output=True, timeout=60)
+    out = r.stdout.decode().strip().splitlines()
+    check(r.returncode == 0 and out, "kl-probe %s failed (rc=%d): %r %r" %
+          (mode, r.returncode, out, r.stderr.decode()))
+    return json.loads(out[-1])
 
 
 def invite_code(token):

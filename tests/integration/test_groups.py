@@ -4,15 +4,25 @@ between all members shown once with the right sender, one relay entry per
 message whatever the member count, removal (a relay that gives a removed
 member its membership back still cannot make it read anything new), a
 forged op inserted in the relay's database (clients warn, give the
-inserted member no key and refuse to send), an op withheld from one member
-(a fork: warned, sending refused), removal votes under majority, policy and
-retention changes, and retention on both sides."""
+inserted member no key and refuse to send), removal votes under majority, policy and
+retention changes, and retention on both sides. A member's message claiming
+another history (a withheld op, a hostile member's bogus head played by
+kl-probe) is refused for that author alone, said once, and ends with the
+author's removal; only the relay's own proof (an invalid log, two signed
+ops for one index) blocks the group. Nothing is lost on departure: a
+farewell before a leave, a message just before a removal are read; a
+message bound after its author's exit, or under a key of an older epoch,
+is refused and said why."""
+import base64
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import time
 
 from kl import CLIENT, Client, check, main, new_relay
+from probe_user import probe_member
 
 GROUP = "#erfa@oslo.test"
 
@@ -304,7 +314,7 @@ def test_forged_member_detected(root, relays):
     check(keys == 0, "no member sent dave a group key: %d" % keys)
 
 
-def test_withheld_op_is_a_fork(root, relays):
+def test_withheld_op_refuses_the_author(root, relays):
     relay, a, b, c, d = three(root, relays)
     b.receive(0)
     a.ok("group", "role", "#erfa", c.address, "facilitator")
@@ -321,12 +331,176 @@ def test_withheld_op_is_a_fork(root, relays):
     db.close()
     relay.start()
     rc, out, err = b.run("receive", json_out=False)
-    want = ("%s: the relay is showing members different histories of this group (fork at index "
-            "%d); messages from %s cannot be trusted" % (GROUP, nxt - 1, a.address))
-    check(rc == 0 and want in err, "bob is warned loudly: %r" % err)
+    want = ("%s: a message from %s was not shown: %s's client claims a history of the group that "
+            "differs from yours at index %d; either %s's client misbehaves or the relay shows "
+            "members different histories" % (GROUP, a.address, a.address, nxt - 1, a.address))
+    check(rc == 0 and want in err and "skrevet etter" not in out,
+          "bob is warned about alice's claim, and it is not shown: %r %r" % (out, err))
+    # A claim is no proof: bob still writes, and alice reads him.
+    b.ok("send", "#erfa", "bob skriver videre")
+    got = [m["text"] for m in a.receive(0) if m.get("group")]
+    check(got == ["bob skriver videre"], "alice reads bob: %r" % got)
+
+
+def copy_db(src, dst):
+    """Copy a stopped relay's database (and its -wal/-shm, if any)."""
+    for sfx in ("", "-wal", "-shm"):
+        if os.path.exists(dst + sfx):
+            os.unlink(dst + sfx)
+        if os.path.exists(src + sfx):
+            shutil.copyfile(src + sfx, dst + sfx)
+
+
+def test_relay_rewriting_history_is_a_fork(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    b.receive(0)
+    saved = os.path.join(root, "relay-before.db")
+    relay.stop()
+    copy_db(relay.db_path(), saved)
+    relay.start()
+    a.ok("group", "role", "#erfa", c.address, "facilitator")
+    b.receive(0)
+    # The operator rolls the relay back and lets carol write another op at
+    # the same index: the relay now serves bob a second, validly signed op 3.
+    relay.stop()
+    copy_db(saved, relay.db_path())
+    relay.start()
+    c.ok("group", "invite", "#erfa", d.address)
+    rc, out, err = b.run("receive", json_out=False)
+    check(rc == 0 and "the relay showed you two different operations at index 3" in err,
+          "bob has the relay's proof of a fork: %r" % err)
     rc, out, err = b.run("send", "#erfa", "hallo", json_out=False)
-    check(rc == 1 and "nothing was sent" in err and "different histories" in err,
+    check(rc == 1 and "nothing was sent" in err and "a fork" in err,
           "bob sends nothing into a forked group: %d %r" % (rc, err))
+
+
+def test_hostile_member_claims_another_history(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    c.ok("send", "#erfa", "hei fra carol")
+    for u in (a, b):
+        got = [m["text"] for m in u.receive(0) if m.get("group")]
+        check(got == ["hei fra carol"], "carol's first message is read: %r" % got)
+    # carol's client, played by kl-probe, claims a head no log has.
+    r = probe_member(relay, c, "group-send", GROUP, "falsk historie", "--head-bogus")
+    check(r["ok"], "the relay takes it (it cannot see inside): %r" % r)
+    lines = b.receive(0)
+    warn = [x for x in lines if x.get("warning") == "history_differs"]
+    check(len(warn) == 1 and warn[0]["group"] == GROUP and
+          ("a message from %s was not shown" % c.address) in warn[0]["message"] and
+          "differs from yours at index 2" in warn[0]["message"],
+          "bob is told which author claims another history: %r" % lines)
+    check("falsk historie" not in [x.get("text") for x in lines], "and it is not shown: %r" % lines)
+    # Nobody else is frozen: bob and alice write and read on.
+    b.ok("send", "#erfa", "bob skriver videre")
+    a.ok("send", "#erfa", "alice også")
+    got = sorted(m["text"] for m in a.receive(0) if "text" in m)
+    check(got == ["bob skriver videre"], "alice reads bob: %r" % got)
+    got = sorted(m["text"] for m in c.receive(0) if "text" in m)
+    check(got == ["alice også", "bob skriver videre"], "carol reads both: %r" % got)
+    # Told once per author: a second bogus message is refused silently.
+    probe_member(relay, c, "group-send", GROUP, "enda en", "--head-bogus")
+    lines = b.receive(0)
+    check([x for x in lines if x.get("warning")] == [] and
+          sorted(x["text"] for x in lines if "text" in x) == ["alice også"],
+          "no second warning, nothing bogus shown: %r" % lines)
+    ckey = c.json1("whoami")["identity_key"]
+    check(disputes(b) == [ckey], "bob's store holds carol's dispute: %r" % disputes(b))
+    # Removing the author ends it.
+    a.ok("group", "remove", "#erfa", c.address)
+    b.receive(0)
+    check(disputes(b) == [] and disputes(a) == [], "the dispute ended with the removal")
+
+
+def disputes(u):
+    """The authors (base64url identity keys) u's store holds a dispute for."""
+    db = sqlite3.connect(os.path.join(u.home, "kollega.db"))
+    try:
+        keys = [k for (k,) in db.execute("SELECT author FROM group_disputes")]
+    finally:
+        db.close()
+    return [base64.urlsafe_b64encode(k).decode().rstrip("=") for k in keys]
+
+
+def group_texts(lines):
+    return [(m["from"], m["text"]) for m in lines if m.get("group") == GROUP and "text" in m]
+
+
+def test_farewell_before_leaving_is_read(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    # alice writes (her first message: her key goes out with it) and
+    # leaves at once; bob and carol fetch only afterwards.
+    a.ok("send", "#erfa", "takk for meg")
+    a.ok("group", "leave", "#erfa", "--successor", b.address)
+    for u in (b, c):
+        lines = u.receive(0)
+        check(group_texts(lines) == [(a.address, "takk for meg")],
+              "%s reads alice's farewell: %r" % (u.name, lines))
+        check([x for x in lines if x.get("warning")] == [], "no warning: %r" % lines)
+
+
+def test_removed_right_after_writing_is_read(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    c.ok("send", "#erfa", "siste ord")
+    a.ok("group", "remove", "#erfa", c.address)
+    got = group_texts(b.receive(0))
+    check(got == [(c.address, "siste ord")], "bob reads what carol wrote as a member: %r" % got)
+
+
+def plant_entry(relay, body):
+    """The relay's operator appends body to the group's message log."""
+    relay.stop()
+    db = relay_db(relay)
+    log = group_log_id(db)
+    seq = db.execute("SELECT last_seq FROM logs WHERE id = ?", (log,)).fetchone()[0] + 1
+    db.execute("INSERT INTO entries(log, seq, ts_ms, expires_ms, body) VALUES(?, ?, ?, ?, ?)",
+               (log, seq, int(time.time() * 1000), int(time.time() * 1000) + 86400000,
+                bytes.fromhex(body)))
+    db.execute("UPDATE logs SET last_seq = ?, n_entries = n_entries + 1 WHERE id = ?", (seq, log))
+    db.commit()
+    db.close()
+    relay.start()
+
+
+def test_message_bound_after_exit_is_refused(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    c.ok("send", "#erfa", "mens jeg er medlem")
+    b.receive(0)
+    a.ok("group", "remove", "#erfa", c.address)
+    # carol's client learns the removal (without forgetting her keys yet);
+    # kl-probe, as carol, writes under the view after it, and the relay's
+    # operator slips that into the log.
+    c.ok("group", "members", "#erfa")
+    r = probe_member(relay, c, "group-send", GROUP, "skrevet etter fjerningen", "--print")
+    plant_entry(relay, r["body"])
+    lines = b.receive(0)
+    warn = [x for x in lines if x.get("warning") == "refused"]
+    check(len(warn) == 1 and ("a message from %s was refused" % c.address) in warn[0]["message"]
+          and ("bound to index %d" % r["index"]) in warn[0]["message"] and
+          "not a member" in warn[0]["message"], "bob refuses it, saying why: %r" % lines)
+    check(group_texts(lines) == [], "and does not show it: %r" % lines)
+
+
+def test_old_key_after_removal_is_refused(root, relays):
+    relay, a, b, c, d = three(root, relays)
+    a.ok("group", "invite", "#erfa", d.address)
+    for u in (a, b, c, d):
+        u.receive(0)
+    c.ok("send", "#erfa", "med gammel nøkkel")
+    check(group_texts(b.receive(0)) == [(c.address, "med gammel nøkkel")], "read before")
+    a.ok("group", "remove", "#erfa", d.address)
+    # carol's client (kl-probe) writes under the new view with the key of
+    # the epoch before the removal, which dave still holds.
+    c.ok("group", "members", "#erfa")
+    r = probe_member(relay, c, "group-send", GROUP, "dave kan lese dette")
+    check(r["ok"], "the relay cannot tell which key was used: %r" % r)
+    lines = b.receive(0)
+    warn = [x for x in lines if x.get("warning") == "refused"]
+    check(len(warn) == 1 and "group key of epoch 0" in warn[0]["message"] and
+          "the group's epoch was 1" in warn[0]["message"], "bob refuses it: %r" % lines)
+    check(group_texts(lines) == [], "and does not show it: %r" % lines)
+    # An honest client renews its key: read.
+    c.ok("send", "#erfa", "ny nøkkel")
+    check(group_texts(b.receive(0)) == [(c.address, "ny nøkkel")], "renewed key read")
 
 
 def test_follow_gets_pushed_group_messages(root, relays):
@@ -409,5 +583,8 @@ def test_retention(root, relays):
 if __name__ == "__main__":
     main([test_policy_all_five_members, test_majority, test_request_to_join,
           test_removed_member_cannot_read,
-          test_forged_member_detected, test_withheld_op_is_a_fork,
+          test_forged_member_detected, test_withheld_op_refuses_the_author,
+          test_relay_rewriting_history_is_a_fork, test_hostile_member_claims_another_history,
+          test_farewell_before_leaving_is_read, test_removed_right_after_writing_is_read,
+          test_message_bound_after_exit_is_refused, test_old_key_after_removal_is_refused,
           test_follow_gets_pushed_group_messages, test_retention])

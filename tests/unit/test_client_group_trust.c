@@ -1,18 +1,22 @@
 /* The client's defences against a dishonest relay or member in groups,
- * without a relay (fixture: client_group_fixture.h): forks and withheld
- * ops detected from the author's log index and head, sending refused while
+ * without a relay (fixture: client_group_fixture.h): a member's message
+ * claiming another history refused for that author only, sending refused while
  * the log is invalid, dedupe by sender, display only after commit, several
  * members admitted by one op, and bounds on what the store keeps. */
 #include "client_group_fixture.h"
+#include "contacts.h"
 
-static void test_fork_detected(void **state)
+/* A member's message claiming another history than ours (here: bob's log
+ * differs from alice's at index 3) is not shown, and its author is
+ * disputed, once; the group is not blocked for it: a claim is no proof. */
+static void test_claimed_history_refused_for_its_author(void **state)
 {
     log_t la, lb;
     got_t g;
     uint8_t *b;
     size_t bl;
     kl_grp_t x;
-    kl_message_t m;
+    int has = 0;
     (void)state;
     make_group(&la);
     make_group(&lb);
@@ -36,32 +40,64 @@ static void test_fork_detected(void **state)
     share(&la, &P[2]);
     give_key(&P[0], &P[1]);
     give_key(&P[0], &P[2]);
-    seal(&P[0], "hvem leser?", &b, &bl);
-    memset(&g, 0, sizeof g);
-    kl_grp_rx_t c = deliver(&P[1], 1, b, bl, &g);
-    assert_int_equal(c.stored, 1);
-    assert_int_equal(g.n, 1);
-    kl_store_group_t row;
-    assert_int_equal(kl_store_group_get(P[1].cli.st, GRP, &row), 0);
-    assert_int_equal(row.fork_index, 4);
-    assert_memory_equal(row.fork_author, P[0].cli.me.pk, 32);
-    assert_int_equal(kl_grp_load(&P[1].cli, GRP, &x), 0);
-    assert_true(kl_grp_blocked(&x));
-    /* No network is touched: refused before anything is made or sent. */
-    assert_int_equal(kl_grp_send(&P[1].cli, NULL, &x, "hei", 3, &m), KL_ECRYPTO);
-    assert_int_equal(kl_grp_distribute(&P[1].cli, NULL, &x), 0);
-    kl_grp_free(&x);
-    /* carol, whose log is alice's, sees no fork. */
-    memset(&g, 0, sizeof g);
-    assert_int_equal(deliver(&P[2], 1, b, bl, &g).stored, 1);
-    assert_int_equal(kl_store_group_get(P[2].cli.st, GRP, &row), 0);
-    assert_int_equal(row.fork_index, 0);
-    free(b);
+    for (uint64_t seq = 1; seq <= 2; seq++) {
+        seal(&P[0], "hvem leser?", &b, &bl);
+        memset(&g, 0, sizeof g);
+        kl_grp_rx_t c = deliver(&P[1], seq, b, bl, &g);
+        assert_int_equal(c.stored, 0);
+        assert_int_equal(c.refused, 1);
+        assert_int_equal(g.n, 0);
+        assert_int_equal(kl_store_group_dispute_get(P[1].cli.st, GRP, P[0].cli.me.pk, &has), 0);
+        assert_int_equal(has, 1);
+        kl_store_group_t row;
+        assert_int_equal(kl_store_group_get(P[1].cli.st, GRP, &row), 0);
+        assert_int_equal(row.fork_index, 0);
+        assert_int_equal(row.cursor, seq);
+        assert_int_equal(kl_grp_load(&P[1].cli, GRP, &x), 0);
+        assert_false(kl_grp_blocked(&x));
+        kl_grp_free(&x);
+        /* carol, whose log is alice's, reads it and disputes nobody. */
+        memset(&g, 0, sizeof g);
+        assert_int_equal(deliver(&P[2], seq, b, bl, &g).stored, 1);
+        assert_int_equal(kl_store_group_dispute_get(P[2].cli.st, GRP, P[0].cli.me.pk, &has), 0);
+        assert_int_equal(has, 0);
+        free(b);
+    }
     log_free(&la);
     log_free(&lb);
 }
 
-/* A local log that failed validation blocks sending and keys. */
+/* A group's (or channel's) log never creates or changes a 1:1 pin: the
+ * check reads only, and names a conflict with a pin to another key or a
+ * flagged contact. */
+static void test_log_key_never_pins(void **state)
+{
+    kl_contact_t c;
+    int conflict = -1;
+    (void)state;
+    /* alice knows no "eve": nothing is written, no conflict. */
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, "eve@oslo.test", P[3].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 0);
+    assert_int_equal(kl_store_contact_get(P[0].cli.st, "eve@oslo.test", &c), KL_ENOTFOUND);
+    /* bob's pin agrees; dave's key under bob's address does not. */
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, P[1].cli.me.address, P[1].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 0);
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, P[1].cli.me.address, P[3].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 1);
+    assert_int_equal(kl_store_contact_get(P[0].cli.st, P[1].cli.me.address, &c), 0);
+    assert_memory_equal(c.key, P[1].cli.me.pk, 32);
+    assert_int_equal(c.key_changed, 0);
+    /* A flagged contact conflicts even with its pinned key. */
+    c.key_changed = 1;
+    assert_int_equal(kl_store_contact_put(P[0].cli.st, &c), 0);
+    assert_int_equal(kl_contacts_check_log_key(P[0].cli.st, P[1].cli.me.address, P[1].cli.me.pk,
+                                               &conflict), 0);
+    assert_int_equal(conflict, 1);
+}
+
 static void test_invalid_log_blocks_sending(void **state)
 {
     log_t l;
@@ -195,9 +231,11 @@ static void test_several_admitted_at_once(void **state)
     log_free(&l);
 }
 
-static int count_key(void *ud, const uint8_t owner[32], const uint8_t *ser, size_t len)
+static int count_key(void *ud, const uint8_t owner[32], uint64_t epoch, const uint8_t *ser,
+                     size_t len)
 {
     (void)owner;
+    (void)epoch;
     (void)ser;
     (void)len;
     (*(int *)ud)++;
@@ -272,7 +310,9 @@ static void test_store_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fork_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claimed_history_refused_for_its_author, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_key_never_pins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_log_blocks_sending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_by_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shown_after_commit, setup, teardown),

@@ -197,6 +197,32 @@ static void test_remote_rules(void **state)
     expect_error(CODE(FORBIDDEN), "not a member");
 }
 
+/* The home relay vouches for its own users' keys: an invite naming one of
+ * them under another key, or a user it does not have, is refused whoever
+ * submits it (a local member, or a remote member through its relay). */
+static void test_invite_names_local_user_by_its_key(void **state)
+{
+    (void)state;
+    user_t fake_u1 = U[4], nobody = U[3];
+    snprintf(fake_u1.addr, sizeof fake_u1.addr, "%s", U[1].addr);
+    snprintf(nobody.addr, sizeof nobody.addr, "nobody@oslo.test");
+    assert_int_equal(op(0, d_create(KL_POLICY_FACILITATORS, 0)), BODY(GROUP_OP_ACCEPTED));
+    assert_int_equal(op(0, d_on(KL_GOP_INVITE, &R[0])), BODY(GROUP_OP_ACCEPTED));
+    /* u0 (local) and r0 (proxied) try u1's address on another key. */
+    assert_int_equal(op(0, d_on(KL_GOP_INVITE, &fake_u1)), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not the one they registered");
+    assert_int_equal(op(-1, d_on(KL_GOP_INVITE, &fake_u1)), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "not the one they registered");
+    assert_int_equal(op(-1, d_on(KL_GOP_INVITE, &nobody)), BODY(ERROR));
+    expect_error(CODE(FORBIDDEN), "does not have");
+    /* Nothing was stored: the rightful invite is the next op. */
+    assert_int_equal(op(-1, d_on(KL_GOP_INVITE, &U[1])), BODY(GROUP_OP_ACCEPTED));
+    assert_int_equal(kl_group_next_index(F->mirror), 3);
+    /* Users of other relays are their relays' to vouch for (the clients
+     * look them up): r1 on stockholm is taken as named. */
+    assert_int_equal(op(0, d_on(KL_GOP_INVITE, &R[1])), BODY(GROUP_OP_ACCEPTED));
+}
+
 static void test_local_client_unknown_relay(void **state)
 {
     (void)state;
@@ -268,6 +294,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remote_member_invited_sends_and_reads, setup,
                                         dfx_teardown),
         cmocka_unit_test_setup_teardown(test_remote_rules, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_invite_names_local_user_by_its_key, setup,
+                                        dfx_teardown),
         cmocka_unit_test_setup_teardown(test_local_client_unknown_relay, setup, dfx_teardown),
         cmocka_unit_test_setup_teardown(test_answers_relayed, setup, dfx_teardown),
         cmocka_unit_test_setup_teardown(test_shadow_users, setup, dfx_teardown),

@@ -200,6 +200,92 @@ static void test_approve_and_invite_refusals(void **state)
     kl_group_free(g);
 }
 
+/* group.h: an address appears at most once among members and candidates.
+ * Mallory (a member) cannot put a member's or a candidate's address on
+ * her own key (or any other), by invite or by request; once the address's
+ * owner has left, the address is free again (a new key after a reinstall). */
+static void test_address_at_most_once(void **state)
+{
+    (void)state;
+    kl_group_t *g = group_of(3, KL_POLICY_ALL);
+    user_t mallory_as_u1 = U[9], stranger_as_u5 = U[10], u6_again = U[11];
+
+    snprintf(mallory_as_u1.addr, sizeof mallory_as_u1.addr, "%s", U[1].addr);
+    snprintf(stranger_as_u5.addr, sizeof stranger_as_u5.addr, "%s", U[5].addr);
+    snprintf(u6_again.addr, sizeof u6_again.addr, "%s", U[6].addr);
+    /* A member's address under another key: invite and request. */
+    act_refused(g, &U[2], d_on(KL_GOP_INVITE, &mallory_as_u1), KL_GV_ADDRESS_TAKEN);
+    act_refused(g, &mallory_as_u1, d_kind(KL_GOP_REQUEST), KL_GV_ADDRESS_TAKEN);
+    /* A candidate's address under another key. */
+    act(g, &U[1], d_on(KL_GOP_INVITE, &U[5]));
+    act_refused(g, &U[2], d_on(KL_GOP_INVITE, &stranger_as_u5), KL_GV_ADDRESS_TAKEN);
+    act_refused(g, &stranger_as_u5, d_kind(KL_GOP_REQUEST), KL_GV_ADDRESS_TAKEN);
+    act(g, &U[6], d_kind(KL_GOP_REQUEST));
+    act_refused(g, &U[0], d_on(KL_GOP_INVITE, &u6_again), KL_GV_ADDRESS_TAKEN);
+    /* The same key stays ALREADY_*: that check comes first. */
+    act_refused(g, &U[0], d_on(KL_GOP_INVITE, &U[6]), KL_GV_ALREADY_CANDIDATE);
+    /* After u1 left, its address may come back under a new key. */
+    act(g, &U[1], d_kind(KL_GOP_LEAVE));
+    kl_group_event_t ev = act(g, &U[2], d_on(KL_GOP_INVITE, &mallory_as_u1));
+    assert_int_equal(ev.kind, KL_GOP_INVITE);
+    assert_string_equal(ev.target_address, U[1].addr);
+    kl_group_free(g);
+}
+
+/* Membership and epoch at a view of the log (group.h): a message written
+ * with next_index i is its author's if it was a member after op i - 1. */
+static void test_membership_history(void **state)
+{
+    (void)state;
+    kl_group_t *g = group_of(3, KL_POLICY_FACILITATORS); /* ops 0, 1 (u1), 2 (u2) */
+    kl_group_member_t m;
+    uint64_t e = 99;
+
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 1, NULL), 0);
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 2, &m), 1);
+    assert_string_equal(m.address, U[1].addr);
+    assert_int_equal(kl_group_member_at_index(g, U[0].pk, 1, NULL), 1);
+    assert_int_equal(kl_group_member_at_index(g, U[0].pk, 0, NULL), 0);
+    assert_int_equal(kl_group_member_at_index(g, U[0].pk, 4, NULL), 0); /* beyond the log */
+    act(g, &U[1], d_kind(KL_GOP_LEAVE));                  /* op 3 */
+    act(g, &U[0], d_on(KL_GOP_REMOVE, &U[2]));            /* op 4 */
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 3, NULL), 1); /* its farewell */
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 4, NULL), 0);
+    assert_int_equal(kl_group_member_at_index(g, U[2].pk, 4, &m), 1);
+    assert_string_equal(m.address, U[2].addr);
+    assert_int_equal(m.role, KL_ROLE_MEMBER);
+    assert_int_equal(kl_group_member_at_index(g, U[2].pk, 5, NULL), 0);
+    assert_true(kl_group_was_member(g, U[1].pk, NULL) && kl_group_was_member(g, U[2].pk, NULL));
+    assert_false(kl_group_was_member(g, U[3].pk, NULL));
+    assert_int_equal(kl_group_epoch_at(g, 3, &e), 0);
+    assert_int_equal(e, 0);
+    assert_int_equal(kl_group_epoch_at(g, 4, &e), 0);
+    assert_int_equal(e, 1);
+    assert_int_equal(kl_group_epoch_at(g, 5, &e), 0);
+    assert_int_equal(e, 2);
+    assert_int_equal(kl_group_epoch_at(g, 6, &e), KL_ENOTFOUND);
+    assert_int_equal(kl_group_epoch_at(g, 0, &e), KL_ENOTFOUND);
+    /* u1 comes back (op 5): a second spell, from view 6. */
+    act(g, &U[0], d_on(KL_GOP_INVITE, &U[1]));
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 5, NULL), 0);
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 6, NULL), 1);
+    assert_int_equal(kl_group_member_at_index(g, U[1].pk, 3, NULL), 1);
+    /* Bounded: after KL_GROUP_MAX_DEPARTED more departures the first
+     * spells are forgotten, and so are the epochs of those views. */
+    for (int i = 0; i < KL_GROUP_MAX_DEPARTED; i++) {
+        act(g, &U[0], d_on(KL_GOP_INVITE, &U[5]));
+        act(g, &U[5], d_kind(KL_GOP_LEAVE));
+    }
+    assert_int_equal(kl_group_member_at_index(g, U[2].pk, 4, NULL), 0);
+    assert_false(kl_group_was_member(g, U[2].pk, NULL));
+    assert_int_equal(kl_group_epoch_at(g, 4, &e), KL_ENOTFOUND);
+    uint64_t next = kl_group_next_index(g);
+    assert_int_equal(kl_group_epoch_at(g, next, &e), 0);
+    assert_int_equal(e, kl_group_epoch(g));
+    assert_int_equal(kl_group_member_at_index(g, U[5].pk, next - 1, NULL), 1);
+    kl_group_free(g);
+}
+
 static void test_remove(void **state)
 {
     (void)state;
@@ -599,7 +685,7 @@ static void test_builder_refuses_unusable_descriptions(void **state)
 static void test_refusal_reasons_are_named(void **state)
 {
     (void)state;
-    for (int i = KL_GV_OK; i <= KL_GV_LIMIT; i++) {
+    for (int i = KL_GV_OK; i <= KL_GV_ADDRESS_TAKEN; i++) {
         const char *s = kl_group_verr_str((kl_group_verr_t)i);
         assert_non_null(s);
         assert_true(strlen(s) > 3);
@@ -617,6 +703,8 @@ int main(void)
         cmocka_unit_test(test_policy_majority),
         cmocka_unit_test(test_policy_facilitators),
         cmocka_unit_test(test_approve_and_invite_refusals),
+        cmocka_unit_test(test_address_at_most_once),
+        cmocka_unit_test(test_membership_history),
         cmocka_unit_test(test_remove),
         cmocka_unit_test(test_last_facilitator),
         cmocka_unit_test(test_leave_of_last_member_closes),
