@@ -135,6 +135,7 @@ static void proxy_send(fed_peer_t *p, kl_job_t *job)
         fr.lookup = &lk;
     } else {
         pf.address = fj->address;
+        pf.requester = fj->user;
         fr.body_case = FBODY(PREKEY_FETCH);
         fr.prekey_fetch = &pf;
     }

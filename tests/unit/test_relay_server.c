@@ -90,9 +90,80 @@ static void test_register_send_push_fetch_ack(void **state)
     relay_stop(r);
 }
 
+/* On the relay's default limits, bob fetching alice's bundle again within
+ * the window gets it without a one-time prekey: hers are not consumed,
+ * and that does not count as alice running out. */
+static void test_prekey_fetch_limited(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10, INVITES, 1);
+    client_t a, b;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    client_connect(r, &b);
+    expect_ok(do_register(&b, "bob", INV_B));
+    uint8_t spk[32], spk_sk[32], sig[64], opk[2][32], opk_sk[32];
+    kl_x_keypair(spk, spk_sk);
+    kl_x3dh_spk_sign(a.ik_sk, 1, spk, sig);
+    Kollega__Relay__V1__SignedPrekey sp = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
+    sp.id = 1;
+    sp.public_key.data = spk;
+    sp.public_key.len = 32;
+    sp.signature.data = sig;
+    sp.signature.len = 64;
+    Kollega__Relay__V1__OneTimePrekey o[2], *os[2];
+    for (int i = 0; i < 2; i++) {
+        Kollega__Relay__V1__OneTimePrekey init = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
+        kl_x_keypair(opk[i], opk_sk);
+        o[i] = init;
+        o[i].id = 100 + (uint32_t)i;
+        o[i].public_key.data = opk[i];
+        o[i].public_key.len = 32;
+        os[i] = &o[i];
+    }
+    kl_memzero(opk_sk, sizeof opk_sk);
+    kl_memzero(spk_sk, sizeof spk_sk);
+    Kollega__Relay__V1__PrekeyUpload pu = KOLLEGA__RELAY__V1__PREKEY_UPLOAD__INIT;
+    pu.signed_prekey = &sp;
+    pu.one_time_prekeys = os;
+    pu.n_one_time_prekeys = 2;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(PREKEY_UPLOAD);
+    f.prekey_upload = &pu;
+    expect_ok(request(&a, &f));
+
+    Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
+    pf.address = "alice@oslo.test";
+    pf.requester = "someone@else.test"; /* ignored from a client */
+    f.body_case = BODY(PREKEY_FETCH);
+    f.prekey_fetch = &pf;
+    for (int i = 0; i < 5; i++) {
+        kl_frame_t *rep = request(&b, &f);
+        assert_int_equal(rep->body_case, BODY(PREKEY_BUNDLE));
+        assert_int_equal(rep->prekey_bundle->signed_prekey->id, 1);
+        if (i == 0)
+            assert_int_equal(rep->prekey_bundle->one_time_prekey->id, 100);
+        else
+            assert_null(rep->prekey_bundle->one_time_prekey);
+        kl_wire_free(rep);
+    }
+    Kollega__Relay__V1__PrekeyStatus ps = KOLLEGA__RELAY__V1__PREKEY_STATUS__INIT;
+    f.body_case = BODY(PREKEY_STATUS);
+    f.prekey_status = &ps;
+    kl_frame_t *cnt = request(&a, &f);
+    assert_int_equal(cnt->body_case, BODY(PREKEY_COUNT));
+    assert_int_equal(cnt->prekey_count->one_time_prekeys, 1);
+    assert_int_equal(cnt->prekey_count->ran_out, 0);
+    kl_wire_free(cnt);
+    client_close(&a);
+    client_close(&b);
+    relay_stop(r);
+}
+
 static void test_auth_lookup_and_prekeys(void **state)
 {
     (void)state;
+    opt_opk_per_pair = 10; /* one requester may take all: see test_prekey_fetch_limited */
     relay_t *r = relay_start(10, INVITES, 1);
     client_t a, a2;
     client_connect(r, &a);
@@ -155,6 +226,17 @@ static void test_auth_lookup_and_prekeys(void **state)
             assert_null(rep->prekey_bundle->one_time_prekey);
         kl_wire_free(rep);
     }
+    /* The third fetch found none left: prekey_status tells the owner. */
+    Kollega__Relay__V1__PrekeyStatus ps = KOLLEGA__RELAY__V1__PREKEY_STATUS__INIT;
+    kl_frame_t sf = KOLLEGA__RELAY__V1__FRAME__INIT;
+    sf.body_case = BODY(PREKEY_STATUS);
+    sf.prekey_status = &ps;
+    kl_frame_t *cnt = request(&a2, &sf);
+    assert_int_equal(cnt->body_case, BODY(PREKEY_COUNT));
+    assert_int_equal(cnt->prekey_count->one_time_prekeys, 0);
+    assert_int_equal(cnt->prekey_count->ran_out, 1);
+    assert_true(cnt->prekey_count->ran_out_since_ms > 0);
+    kl_wire_free(cnt);
     Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
     lk.address = "alice@oslo.test";
     f.body_case = BODY(LOOKUP);
@@ -486,6 +568,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register_send_push_fetch_ack),
         cmocka_unit_test(test_auth_lookup_and_prekeys),
+        cmocka_unit_test(test_prekey_fetch_limited),
         cmocka_unit_test(test_used_invite_keeps_connection),
         cmocka_unit_test(test_pipelined_requests_behind_register),
         cmocka_unit_test(test_handshake_timeout_closes),
