@@ -14,6 +14,8 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "prekeys.h"
+#include "signedlog.h"
 #include "util.h"
 
 void kl_cli_err(const char *fmt, ...)
@@ -201,6 +203,50 @@ int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what)
     return KL_EXIT_FAIL;
 }
 
+/* Prekey upkeep on every authenticated connection, so that a user whose
+ * one-time prekeys were used up refills at their next command of any
+ * kind. When the relay says they ran out, the user is told (stderr, and a
+ * JSON warning line with --json): people who started a conversation with
+ * them meanwhile did so without one. A failure here does not fail the
+ * command: it is reported and retried at the next connection. */
+static void prekey_upkeep(kl_cli_t *cli, kl_conn_t *conn)
+{
+    kl_prekey_upkeep_t up;
+    char msg[512], when[64];
+    int r = kl_prekeys_maintain(cli->st, &cli->me, conn, &up);
+    if (r && r != -EINTR)
+        kl_cli_relay_fail(conn, r, "publish new prekeys (others may not be able to start "
+                                   "conversations with you until this works; it is retried "
+                                   "at your next command)");
+    if (up.ran_out == 0)
+        return;
+    kl_format_time(up.ran_out_since_ms, when, sizeof when);
+    if (r == 0)
+        snprintf(msg, sizeof msg,
+                 "your one-time prekeys ran out %u time%s since %s (conversations started "
+                 "with you then had weaker protection for their first messages); %zu new "
+                 "ones were uploaded",
+                 up.ran_out, up.ran_out == 1 ? "" : "s", when, up.uploaded);
+    else
+        snprintf(msg, sizeof msg,
+                 "your one-time prekeys ran out %u time%s since %s, and new ones could not "
+                 "be uploaded yet: run any kollega command again later",
+                 up.ran_out, up.ran_out == 1 ? "" : "s", when);
+    fflush(stdout);
+    fprintf(stderr, "kollega: %s\n", msg);
+    if (!cli->json)
+        return;
+    kl_json_t j;
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "warning", "prekeys_ran_out");
+    kl_json_uint(&j, "ran_out", up.ran_out);
+    kl_json_uint(&j, "since", up.ran_out_since_ms);
+    kl_json_uint(&j, "uploaded", r == 0 ? up.uploaded : 0);
+    kl_json_str(&j, "message", msg);
+    kl_slog_json_line(&j);
+}
+
 int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
 {
     char err[512];
@@ -235,8 +281,10 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
                    "is this the right --home?", cli->relay.name, cli->me.address);
         goto out;
     }
-    if (r == 0)
+    if (r == 0) {
+        prekey_upkeep(cli, *conn);
         return KL_EXIT_OK;
+    }
 fail:
     kl_cli_relay_fail(*conn, r, "log in to the relay");
 out:
