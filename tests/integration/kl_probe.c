@@ -28,6 +28,9 @@
  *            [--until-error]
  *   recv     KEYFILE ADDRESS [--no-ack] [--hold] [--rounds R]
  *   flood    KEYFILE ADDRESS
+ *   drain    KEYFILE ADDRESS TARGET N   N prekey fetches of TARGET, one JSON line:
+ *            {"mode":"drain","fetches","bundles","opks" (distinct one-time prekey
+ *            ids got),"without_opk","rate_limited","errors","closed"}
  * Exit codes: 0 the mode ran (its JSON says what happened), 1 it could not
  * run (no relay, handshake failed), 2 usage. */
 #include <arpa/inet.h>
@@ -463,6 +466,8 @@ int main(int argc, char **argv)
         return probe_recv(rest, rargv);
     if (strcmp(mode, "flood") == 0)
         return probe_flood(rest, rargv);
+    if (strcmp(mode, "drain") == 0)
+        return probe_drain(rest, rargv);
     if (!is_kind(mode) || rest != 0) {
         fprintf(stderr, "kl-probe: unknown mode %s\n", mode);
         return 2;

@@ -49,5 +49,6 @@ int probe_register(int argc, char **argv);
 int probe_sendloop(int argc, char **argv);
 int probe_recv(int argc, char **argv);
 int probe_flood(int argc, char **argv);
+int probe_drain(int argc, char **argv);
 
 #endif
