@@ -203,6 +203,18 @@ int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what)
     return KL_EXIT_FAIL;
 }
 
+int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_t *j)
+{
+    fflush(stdout);
+    fprintf(stderr, "kollega: %s\n", msg);
+    if (!cli->json)
+        return 0;
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "warning", kind);
+    return 1;
+}
+
 /* Prekey upkeep on every authenticated connection, so that a user whose
  * one-time prekeys were used up refills at their next command of any
  * kind. When the relay says they ran out, the user is told (stderr, and a
@@ -232,14 +244,9 @@ static void prekey_upkeep(kl_cli_t *cli, kl_conn_t *conn)
                  "your one-time prekeys ran out %u time%s since %s, and new ones could not "
                  "be uploaded yet: run any kollega command again later",
                  up.ran_out, up.ran_out == 1 ? "" : "s", when);
-    fflush(stdout);
-    fprintf(stderr, "kollega: %s\n", msg);
-    if (!cli->json)
-        return;
     kl_json_t j;
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "warning", "prekeys_ran_out");
+    if (!kl_cli_warn(cli, "prekeys_ran_out", msg, &j))
+        return;
     kl_json_uint(&j, "ran_out", up.ran_out);
     kl_json_uint(&j, "since", up.ran_out_since_ms);
     kl_json_uint(&j, "uploaded", r == 0 ? up.uploaded : 0);

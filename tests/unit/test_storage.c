@@ -282,6 +282,15 @@ static void fill_opks(kl_storage_opk_t *k, size_t n, uint32_t first)
     }
 }
 
+/* Signed prekey 77: public key of 9s, signature of 8s. */
+static void set_spk(kl_storage_t *st, uint64_t user)
+{
+    uint8_t spk[32], sig[64];
+    memset(spk, 9, sizeof spk);
+    memset(sig, 8, sizeof sig);
+    assert_int_equal(kl_storage_prekey_set_signed(st, user, 77, spk, sig), 0);
+}
+
 static void test_prekeys_consumed_once(void **state)
 {
     fixture_t *f = *state;
@@ -290,9 +299,9 @@ static void test_prekeys_consumed_once(void **state)
     add_user(f->st, "bob", CODE_A, &u);
     assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 1000, &b), KL_ENOTFOUND); /* no SPK */
     uint8_t spk[32], sig[64];
+    set_spk(f->st, u.id);
     memset(spk, 9, sizeof spk);
     memset(sig, 8, sizeof sig);
-    assert_int_equal(kl_storage_prekey_set_signed(f->st, u.id, 77, spk, sig), 0);
     kl_storage_opk_t k[2];
     fill_opks(k, 2, 10);
     assert_int_equal(kl_storage_prekey_add_onetime(f->st, u.id, k, 2), 0);
@@ -327,10 +336,7 @@ static void test_prekey_runout_record(void **state)
     kl_prekey_bundle_t b;
     kl_storage_prekey_status_t ps;
     add_user(f->st, "bob", CODE_A, &u);
-    uint8_t spk[32], sig[64];
-    memset(spk, 9, sizeof spk);
-    memset(sig, 8, sizeof sig);
-    assert_int_equal(kl_storage_prekey_set_signed(f->st, u.id, 77, spk, sig), 0);
+    set_spk(f->st, u.id);
     kl_storage_opk_t k[1];
     fill_opks(k, 1, 10);
     assert_int_equal(kl_storage_prekey_add_onetime(f->st, u.id, k, 1), 0);
