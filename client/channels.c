@@ -33,14 +33,9 @@ void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fflush(stdout);
-    fprintf(stderr, "kollega: %s\n", msg);
-    if (!cli->json)
-        return;
     kl_json_t j;
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "warning", kind);
+    if (!kl_cli_warn(cli, kind, msg, &j))
+        return;
     kl_json_str(&j, "channel", chan);
     kl_json_str(&j, "message", msg);
     kl_slog_json_line(&j);

@@ -15,6 +15,8 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "prekeys.h"
+#include "signedlog.h"
 #include "util.h"
 
 void kl_cli_err(const char *fmt, ...)
@@ -241,6 +243,57 @@ int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what)
     return KL_EXIT_FAIL;
 }
 
+int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_t *j)
+{
+    fflush(stdout);
+    fprintf(stderr, "kollega: %s\n", msg);
+    if (!cli->json)
+        return 0;
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "warning", kind);
+    return 1;
+}
+
+/* Prekey upkeep on every authenticated connection, so that a user whose
+ * one-time prekeys were used up refills at their next command of any
+ * kind. When the relay says they ran out, the user is told (stderr, and a
+ * JSON warning line with --json): people who started a conversation with
+ * them meanwhile did so without one. A failure here does not fail the
+ * command: it is reported and retried at the next connection. */
+static void prekey_upkeep(kl_cli_t *cli, kl_conn_t *conn)
+{
+    kl_prekey_upkeep_t up;
+    char msg[512], when[64];
+    int r = kl_prekeys_maintain(cli->st, &cli->me, conn, &up);
+    if (r && r != -EINTR)
+        kl_cli_relay_fail(conn, r, "publish new prekeys (others may not be able to start "
+                                   "conversations with you until this works; it is retried "
+                                   "at your next command)");
+    if (up.ran_out == 0)
+        return;
+    kl_format_time(up.ran_out_since_ms, when, sizeof when);
+    if (r == 0)
+        snprintf(msg, sizeof msg,
+                 "your one-time prekeys ran out %u time%s since %s (conversations started "
+                 "with you then had weaker protection for their first messages); %zu new "
+                 "ones were uploaded",
+                 up.ran_out, up.ran_out == 1 ? "" : "s", when, up.uploaded);
+    else
+        snprintf(msg, sizeof msg,
+                 "your one-time prekeys ran out %u time%s since %s, and new ones could not "
+                 "be uploaded yet: run any kollega command again later",
+                 up.ran_out, up.ran_out == 1 ? "" : "s", when);
+    kl_json_t j;
+    if (!kl_cli_warn(cli, "prekeys_ran_out", msg, &j))
+        return;
+    kl_json_uint(&j, "ran_out", up.ran_out);
+    kl_json_uint(&j, "since", up.ran_out_since_ms);
+    kl_json_uint(&j, "uploaded", r == 0 ? up.uploaded : 0);
+    kl_json_str(&j, "message", msg);
+    kl_slog_json_line(&j);
+}
+
 int kl_cli_connect_anonymous(kl_cli_t *cli, kl_conn_t **conn)
 {
     char err[512];
@@ -290,6 +343,7 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
         if (d && d != KL_EREFUSED && d != KL_EIO && d != KL_ETIMEDOUT)
             kl_cli_err("could not record your delivery token (%s); contacts write to you "
                        "the identified way until it works", kl_strerror(d));
+        prekey_upkeep(cli, *conn);
         return KL_EXIT_OK;
     }
 fail:

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "identity.h"
+#include "kollega/json.h"
 #include "net.h"
 #include "store.h"
 
@@ -34,6 +35,11 @@ typedef struct kl_cli {
 
 /* Print "kollega: " + message + newline to stderr. */
 void kl_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A warning: "kollega: msg" on stderr (stdout flushed first). With --json,
+ * also starts the JSON object {"warning": kind, ...} in *j and returns 1:
+ * the caller adds its fields and prints it (kl_slog_json_line). Else 0
+ * (j untouched). */
+int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_t *j);
 
 /* Resolve the home directory (--home, $KOLLEGA_HOME, $XDG_DATA_HOME/kollega,
  * ~/.local/share/kollega). Exit code. */

@@ -173,15 +173,9 @@ int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s)
         connected_once = 1;
         backoff = 1000;
         s.conn = conn;
-        int r = kl_prekeys_maintain(cli->st, &cli->me, conn, NULL);
-        if (r && r != -EINTR)
-            kl_cli_relay_fail(conn, r, "publish new prekeys (others may not be able to start "
-                                       "conversations with you until this works)");
         int fatal = 0;
-        if (r == 0 || r == KL_EREFUSED) {
-            r = fetch_everything(&s, cli, conn);
-            fatal = s.store_error != 0;
-        }
+        int r = fetch_everything(&s, cli, conn);
+        fatal = s.store_error != 0;
         if (r == 0 && waiting)
             r = listen(cli, &s, conn, deadline, &fatal);
         if (r == 0 || r == -EINTR || stopped(cli)) {

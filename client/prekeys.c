@@ -102,7 +102,7 @@ out:
 }
 
 int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
-                        size_t *uploaded)
+                        kl_prekey_upkeep_t *up)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__PrekeyStatus ps = KOLLEGA__RELAY__V1__PREKEY_STATUS__INIT;
@@ -113,20 +113,30 @@ int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
     uint64_t created = 0, now = kl_now_ms();
     int r;
 
-    if (uploaded)
-        *uploaded = 0;
+    kl_prekey_upkeep_t local;
+    if (up == NULL)
+        up = &local;
+    memset(up, 0, sizeof *up);
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_STATUS;
     f.prekey_status = &ps;
     if ((r = kl_conn_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_COUNT, &resp)))
         return r;
-    uint32_t have = resp->prekey_count ? resp->prekey_count->one_time_prekeys : 0;
+    uint32_t have = 0;
+    if (resp->prekey_count) {
+        have = resp->prekey_count->one_time_prekeys;
+        up->ran_out = resp->prekey_count->ran_out;
+        up->ran_out_since_ms = up->ran_out ? resp->prekey_count->ran_out_since_ms : 0;
+    }
     kl_wire_free(resp);
 
     r = kl_store_prekey_current_spk(st, &spk_id, spk_pub, &created);
     if (r && r != KL_ENOTFOUND)
         return r;
     int rotate = r == KL_ENOTFOUND || now < created || now - created >= KL_SPK_ROTATE_MS;
-    size_t n = have < KL_OPK_LOW ? KL_OPK_BATCH : 0;
+    /* The relay clears ran_out at an upload of one-time prekeys, so
+     * ran_out > 0 means none were uploaded since they ran out: refill (and
+     * so clear it) even if another device's fetches left a few. */
+    size_t n = have < KL_OPK_LOW || up->ran_out > 0 ? KL_OPK_BATCH : 0;
     if (!rotate && n == 0)
         return 0;
     b = malloc(sizeof *b);
@@ -134,8 +144,7 @@ int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
         return KL_ENOMEM;
     if ((r = kl_prekeys_generate(st, me, n, rotate, b)) || (r = kl_prekeys_upload(c, b)))
         goto out;
-    if (uploaded)
-        *uploaded = b->n;
+    up->uploaded = b->n;
     if (now > KL_SPK_KEEP_MS && (r = kl_store_begin(st)) == 0) {
         r = kl_store_prekey_prune_spk(st, now - KL_SPK_KEEP_MS);
         if (r == 0)

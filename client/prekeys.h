@@ -1,8 +1,9 @@
 /* The user's X3DH prekeys: generation (private keys sealed and committed to
  * the store BEFORE their public halves are uploaded, so a crash can never
  * leave the relay handing out a prekey we cannot use), upload, and
- * upkeep during every receive: top up one-time prekeys below
- * KL_OPK_LOW, rotate the signed prekey weekly, forget old ones. */
+ * upkeep on every authenticated connection (kl_cli_connect): top up
+ * one-time prekeys below KL_OPK_LOW or after they ran out, rotate the
+ * signed prekey weekly, forget old ones. */
 #ifndef KOLLEGA_CLIENT_PREKEYS_H
 #define KOLLEGA_CLIENT_PREKEYS_H
 
@@ -37,12 +38,21 @@ int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, i
                         kl_prekey_batch_t *b);
 /* Upload a batch (prekey_upload -> ok). Relay errors as kl_conn_call. */
 int kl_prekeys_upload(kl_conn_t *c, const kl_prekey_batch_t *b);
+/* What one upkeep found and did. */
+typedef struct kl_prekey_upkeep {
+    size_t uploaded;           /* one-time prekeys uploaded */
+    uint32_t ran_out;          /* fetches that found none left since the last upload */
+    uint64_t ran_out_since_ms; /* the first of them (relay clock), 0 if none */
+} kl_prekey_upkeep_t;
+
 /* Upkeep on an authenticated connection: prekey_status, then generate and
- * upload when fewer than KL_OPK_LOW one-time prekeys are left or the
- * signed prekey is older than KL_SPK_ROTATE_MS. *uploaded (may be NULL)
- * gets the number of one-time prekeys uploaded. */
+ * upload when fewer than KL_OPK_LOW one-time prekeys are left, when the
+ * relay says they ran out since the last upload, or when the signed
+ * prekey is older than KL_SPK_ROTATE_MS. *up (may be NULL) gets what the
+ * relay reported and what was uploaded (ran_out is filled even when the
+ * upload then fails). */
 int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
-                        size_t *uploaded);
+                        kl_prekey_upkeep_t *up);
 /* A bundle built from our own store, as a relay would serve it (tests and
  * diagnostics): the current signed prekey and, if opk_id != 0, that
  * one-time prekey. */

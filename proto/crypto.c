@@ -132,6 +132,15 @@ void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32])
     crypto_generichash(out, 32, in, len, NULL, 0);
 }
 
+int kl_blake2b_keyed(const uint8_t *key, size_t keylen, const uint8_t *in, size_t len,
+                     uint8_t *out, size_t outlen)
+{
+    if (keylen < crypto_generichash_KEYBYTES_MIN || keylen > crypto_generichash_KEYBYTES_MAX ||
+        outlen < crypto_generichash_BYTES_MIN || outlen > crypto_generichash_BYTES_MAX)
+        return KL_EINVAL;
+    return crypto_generichash(out, outlen, in, len, key, keylen) == 0 ? 0 : KL_ECRYPTO;
+}
+
 _Static_assert(KL_PWHASH_SALT == crypto_pwhash_SALTBYTES, "salt size");
 _Static_assert(KL_PWHASH_ALG_ARGON2ID13 == crypto_pwhash_ALG_ARGON2ID13, "argon2id13");
 _Static_assert(KL_PWHASH_OPS_INTERACTIVE == crypto_pwhash_OPSLIMIT_INTERACTIVE, "ops");

@@ -6,6 +6,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/x3dh.h"
+#include "opk_limit.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
@@ -297,19 +298,34 @@ static int on_prekey_upload(kl_session_t *s, const kl_frame_t *f, kl_dispatch_ou
     return 0;
 }
 
-static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f,
-                           kl_dispatch_out_t *out)
+/* A prekey fetch. For a user of another relay, the proxied fetch names
+ * the requester, so that relay's limits can hold it (requester field);
+ * for a local user, the limits (opk_limit.h) decide here whether the fetch
+ * may consume a one-time prekey. The client's own requester field is
+ * ignored: we know who it is. */
+static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
+                           const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     kl_addr_t a;
+    char me[KL_ADDR_MAX + 1];
+    snprintf(me, sizeof me, "%s@%s", s->handle, cfg->relay_name);
     int where = local_user(cfg, f->prekey_fetch->address, &a, out, f->id);
-    if (where != 0)
-        return where > 0 ? kl_fed_dispatch(cfg, f, &a, 0, out) : 0;
+    if (where < 0)
+        return 0;
+    if (where > 0) {
+        int r = kl_fed_dispatch(cfg, f, &a, now_ms, out);
+        if (r == 0 && out->job)
+            snprintf(out->job->u.fed->user, sizeof out->job->u.fed->user, "%s", me);
+        return r;
+    }
     kl_job_t *job = kl_job_new(KL_JOB_PREKEY_FETCH, 0, NULL);
     if (job == NULL)
         return KL_ENOMEM;
     snprintf(job->u.pfetch.address, sizeof job->u.pfetch.address, "%s",
              f->prekey_fetch->address);
     memcpy(job->u.pfetch.handle, a.handle, sizeof a.handle);
+    job->u.pfetch.take_opk =
+        cfg->opk_limit == NULL || kl_opk_limit_take(cfg->opk_limit, NULL, me, a.handle, now_ms);
     out->job = job;
     return 0;
 }
@@ -486,7 +502,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     case BODY(PREKEY_UPLOAD):
         return on_prekey_upload(s, f, out);
     case BODY(PREKEY_FETCH):
-        return on_prekey_fetch(cfg, f, out);
+        return on_prekey_fetch(cfg, s, f, now_ms, out);
     case BODY(SEND):
         return on_send(cfg, s, f, now_ms, out);
     case BODY(DELIVERY_TOKEN):
@@ -853,7 +869,9 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         reply_init(&out->reply, job->req_id);
         Kollega__Relay__V1__PrekeyCount pc = KOLLEGA__RELAY__V1__PREKEY_COUNT__INIT;
         out->reply.body.prekey_count = pc;
-        out->reply.body.prekey_count.one_time_prekeys = job->u.pstatus.count;
+        out->reply.body.prekey_count.one_time_prekeys = job->u.pstatus.status.count;
+        out->reply.body.prekey_count.ran_out = job->u.pstatus.status.ran_out;
+        out->reply.body.prekey_count.ran_out_since_ms = job->u.pstatus.status.ran_out_since_ms;
         out->reply.frame.body_case = BODY(PREKEY_COUNT);
         out->reply.frame.prekey_count = &out->reply.body.prekey_count;
         break;

@@ -59,6 +59,9 @@ typedef struct kl_dispatch_cfg {
     const struct kl_fed *fed; /* federation peers (fed.h), NULL: none */
     uint32_t group_max_ops;   /* ops one group's log may hold (0: KL_GROUP_MAX_OPS_DEFAULT) */
     uint32_t groups_per_user; /* groups one identity may create (0: KL_GROUPS_PER_USER_DEFAULT) */
+    /* One-time prekey limits (opk_limit.h), state on the loop; NULL: a
+     * fetch always consumes one (unit tests of other rules). */
+    struct kl_opk_limit *opk_limit;
 } kl_dispatch_cfg_t;
 
 

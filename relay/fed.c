@@ -135,6 +135,7 @@ static void proxy_send(fed_peer_t *p, kl_job_t *job)
         fr.lookup = &lk;
     } else {
         pf.address = fj->address;
+        pf.requester = fj->user;
         fr.body_case = FBODY(PREKEY_FETCH);
         fr.prekey_fetch = &pf;
     }
@@ -414,29 +415,6 @@ void kl_fed_link_down(fed_link_t *l)
     kl_fed_redial_later(p);
 }
 
-fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_noise_hs_t **hs)
-{
-    uint8_t payload[FED_HS_MAX];
-    size_t plen = 0;
-    for (size_t i = 0; i < f->n_peers; i++) {
-        kl_noise_config_t nc = {.pattern = KL_NOISE_KK,
-                                .initiator = 0,
-                                .prologue = (const uint8_t *)KL_PROLOGUE_FEDERATION,
-                                .prologue_len = strlen(KL_PROLOGUE_FEDERATION),
-                                .s = f->cfg.static_sk,
-                                .rs = f->peers[i].cfg.key};
-        kl_noise_hs_t *h = NULL;
-        if (kl_noise_hs_new(&h, &nc) != 0)
-            return NULL;
-        if (kl_noise_hs_read(h, msg, len, payload, sizeof payload, &plen) == 0 && plen == 0) {
-            *hs = h;
-            return &f->peers[i];
-        }
-        kl_noise_hs_free(h);
-    }
-    return NULL;
-}
-
 /* ---- outbox pump ---- */
 
 static void pump(fed_peer_t *p)
@@ -702,9 +680,16 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
         return KL_ENOMEM;
     }
     f->n_peers = n;
+    for (size_t i = 0; i < n; i++)
+        f->peers[i].cfg = peers[i];
+    int r = kl_fed_hint_keys(f);
+    if (r) {
+        free(f->peers);
+        free(f);
+        return r;
+    }
     for (size_t i = 0; i < n; i++) {
         fed_peer_t *p = &f->peers[i];
-        p->cfg = peers[i];
         p->fed = f;
         p->backoff_ms = KL_FED_RETRY_MIN_MS;
         p->retry_ms = RESUME_MIN_MS;
@@ -768,6 +753,7 @@ void kl_fed_free(kl_fed_t *f)
         kl_fedlink_maybe_free(l);
     }
     kl_fedchan_free(f);
+    kl_secure_free(f->hint_keys);
     free(f->peers);
     free(f);
 }

@@ -16,6 +16,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "log.h"
+#include "opk_limit.h"
 
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
@@ -145,6 +146,26 @@ static void on_forward(fed_link_t *l, const kl_fedframe_t *fr)
     submit_deliver(l);
 }
 
+/* May the peer's fetch of local user handle consume a one-time prekey
+ * (opk_limit.h)? The requester is the user the peer names, if it is one
+ * of the peer's own (a relay speaks only for its users), else the peer
+ * itself ("@peer"); the peer's whole budget applies either way. */
+static int prekey_take(fed_link_t *l, const char *requester, const char *handle)
+{
+    const kl_dispatch_cfg_t *dc = l->fed->cfg.dispatch;
+    const char *peer = l->peer->cfg.name;
+    char who[KL_ADDR_MAX + 1];
+    kl_addr_t a;
+    if (dc == NULL || dc->opk_limit == NULL)
+        return 1;
+    if (requester && strlen(requester) <= KL_ADDR_MAX && kl_addr_parse(requester, &a) == 0 &&
+        !a.is_group && strcmp(a.relay, peer) == 0)
+        snprintf(who, sizeof who, "%s", requester);
+    else
+        snprintf(who, sizeof who, "@%.*s", KL_RELAYNAME_MAX, peer);
+    return kl_opk_limit_take(dc->opk_limit, peer, who, handle, kl_fed_now_ms());
+}
+
 static void on_request(fed_link_t *l, const kl_fedframe_t *fr, kl_fed_op_t op,
                        const char *address)
 {
@@ -170,6 +191,8 @@ static void on_request(fed_link_t *l, const kl_fedframe_t *fr, kl_fed_op_t op,
     job->u.fed->link_req = fr->id;
     snprintf(job->u.fed->address, sizeof job->u.fed->address, "%s", address);
     memcpy(job->u.fed->handle, h, strlen(h) + 1);
+    if (op == KL_FED_OP_IN_PREKEY)
+        job->u.fed->take_opk = prekey_take(l, fr->prekey_fetch->requester, h);
     submit_job(l, job);
 }
 

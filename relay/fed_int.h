@@ -13,14 +13,15 @@
 
 typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
 
-/* Largest handshake message (KK messages are 48 bytes). */
+/* Largest handshake frame (KK messages are 48 bytes; message 1 has the
+ * 16-byte hint in front). */
 #define FED_HS_MAX 128
 /* Deadline for TCP connect + handshake. */
 #define FED_HS_TIMEOUT_MS 10000
 /* Bytes queued on a link before the pump waits. */
 #define FED_WQ_CAP (4u << 20)
-/* Unidentified inbound connections at once (each costs up to 2 DH per
- * configured peer to identify). */
+/* Unidentified inbound connections at once (each costs at most one
+ * handshake try, 2 DH, to identify: fed_ident.c). */
 #define FED_MAX_PENDING_IN 16
 /* Inbound frames per second per link: burst is twice the rate. */
 #define FED_RATE_DEFAULT 2000
@@ -94,6 +95,8 @@ struct kl_fed {
     size_t n_peers;
     fed_link_t *links;
     uint32_t pending_in;
+    uint8_t *hint_keys;          /* KL_FEDHINT_KEY per peer, guarded memory (fed_ident.c) */
+    uint64_t hs_tries;           /* Noise handshakes tried on inbound links (tests) */
     struct fed_mirror *mirrors;  /* channel mirrors being synced (fed_channel.c) */
     size_t n_mirrors;
     int mirrors_warned;
@@ -121,6 +124,14 @@ void kl_fedin_job_done(fed_link_t *l, kl_job_t *job);
 /* fed_in.c: an error answer on an inbound link; a storage job owned by it. */
 void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg);
 void kl_fedin_submit(fed_link_t *l, kl_job_t *job);
+/* fed_ident.c: derive every peer's hint key (kl_fed_new; 0 or KL_ENOMEM);
+ * the first frame an initiator sends on p's link (hint || Noise message 1,
+ * cap >= KL_FEDHINT_LEN + the message) into out; and the responder's
+ * side: the peer whose hint leads the first frame msg, with the Noise
+ * handshake that read its message 1 in *hs, or NULL (no hint matched, or
+ * the one handshake it names failed). */
+int kl_fed_hint_keys(kl_fed_t *f);
+int kl_fed_hello(fed_peer_t *p, kl_noise_hs_t *hs, uint8_t *out, size_t cap, size_t *outlen);
 fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_noise_hs_t **hs);
 
 /* fed_group.c (groups with members on several relays). Send a GROUP or

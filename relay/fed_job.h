@@ -104,6 +104,9 @@ typedef struct kl_fed_job {
     size_t n_fwd;
     kl_storage_quota_t inbox_quota;
     uint64_t ttl_max_ms;
+    /* IN_PREKEY in: the limits let the requester consume a one-time
+     * prekey (opk_limit.h). */
+    int take_opk;
     /* LOOKUP / IN_LOOKUP out. PREKEY / IN_PREKEY out: bundle. */
     int exists;
     uint8_t identity_key[32];
@@ -113,7 +116,8 @@ typedef struct kl_fed_job {
     char err_msg[160];
     /* STATE in */
     char state[16];
-    /* GROUP / GROUP_LIST / IN_GROUP: the requesting user's address and its
+    /* PREKEY: the requesting user's address (sent as the fetch's
+     * requester). GROUP / GROUP_LIST / IN_GROUP: the requesting user's address and its
      * identity key (in identity_key). GROUP: the packed request Frame in
      * data/len, the group in address; out: the home relay's answer. */
     char user[KL_ADDR_MAX + 1];

@@ -155,7 +155,7 @@ int kl_fed_job_run(kl_job_t *job, kl_storage_t *st)
         }
         break;
     case KL_FED_OP_IN_PREKEY:
-        r = kl_storage_prekey_fetch(st, fj->handle, &fj->bundle);
+        r = kl_storage_prekey_fetch(st, fj->handle, fj->take_opk, job->now_ms, &fj->bundle);
         break;
     case KL_FED_OP_STATE:
         r = kl_storage_fed_set_state(st, fj->peer, fj->state, job->now_ms);

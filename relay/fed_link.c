@@ -1,7 +1,7 @@
 /* One federation link: TCP, Noise_KK (prologue "kollega-federation/1"),
  * then sealed FedFrames. Outgoing links are dialled by fed.c (one per
  * peer); inbound links are accepted on the federation port and identified
- * by trying the first handshake message against each configured peer key.
+ * by the hint in front of the first handshake message (fed_ident.c).
  * A link is freed once both handles are closed and no storage job still
  * refers to it. */
 #include <stdio.h>
@@ -286,7 +286,7 @@ static void on_connect(uv_connect_t *req, int status)
                             .rs = l->peer->cfg.key};
     int r = kl_noise_hs_new(&l->hs, &nc);
     if (r == 0)
-        r = kl_noise_hs_write(l->hs, NULL, 0, msg, sizeof msg, &mlen);
+        r = kl_fed_hello(l->peer, l->hs, msg, sizeof msg, &mlen);
     if (r == 0)
         r = send_hs(l, msg, mlen);
     if (r == 0)

@@ -138,10 +138,11 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
                                               job->u.upload.n_opks);
         break;
     case KL_JOB_PREKEY_FETCH:
-        r = kl_storage_prekey_fetch(st, job->u.pfetch.handle, &job->u.pfetch.bundle);
+        r = kl_storage_prekey_fetch(st, job->u.pfetch.handle, job->u.pfetch.take_opk,
+                                    job->now_ms, &job->u.pfetch.bundle);
         break;
     case KL_JOB_PREKEY_STATUS:
-        r = kl_storage_prekey_count(st, job->u.pstatus.user, &job->u.pstatus.count);
+        r = kl_storage_prekey_status(st, job->u.pstatus.user, &job->u.pstatus.status);
         break;
     case KL_JOB_SEND: {
         uint64_t id = 0, inbox = 0;

@@ -101,14 +101,15 @@ typedef struct kl_job {
             kl_storage_opk_t *opks; /* malloc'd, freed with the job */
             size_t n_opks;
         } upload;
-        struct { /* in: address (echoed), handle. out: bundle */
+        struct { /* in: address (echoed), handle, take_opk. out: bundle */
             char address[KL_ADDR_MAX + 1];
             char handle[KL_HANDLE_MAX + 1];
+            int take_opk;  /* the limits let the requester consume a one-time prekey */
             kl_prekey_bundle_t bundle;
         } pfetch;
-        struct { /* in: user. out: count */
+        struct { /* in: user. out: count and ran-out record */
             uint64_t user;
-            uint32_t count;
+            kl_storage_prekey_status_t status;
         } pstatus;
         struct { /* in: recipient handle, body, expiry, quota. out: seq, recipient id */
             char handle[KL_HANDLE_MAX + 1];

@@ -91,7 +91,13 @@ static void usage(const char *cmd)
                "  --log-level L            debug, info (default), warn, error\n"
                "  --federation-listen H:P  accept peer relays' links here (remembered;\n"
                "                           default: none, only outgoing links)\n"
-               "  --federation-retry-max S cap of the peer redial backoff (30)\n",
+               "  --federation-retry-max S cap of the peer redial backoff (30)\n"
+               "  One-time prekeys a prekey fetch may consume, each per --opk-window S\n"
+               "  (3600); over any of them a bundle is served without one:\n"
+               "  --opk-per-pair N         of one user, by one requester (1)\n"
+               "  --opk-per-requester N    by one requester, all users (20)\n"
+               "  --opk-per-target N       of one user, all requesters (30)\n"
+               "  --opk-per-peer N         by the users of one peer relay together (200)\n",
                KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
     else if (strcmp(cmd, "invite") == 0)
         printf("usage: kollega-relay invite --data DIR [--uses N] [--expires DURATION]\n"
@@ -164,6 +170,11 @@ static const num_opt_t NUMS[] = {
     {"--ttl-default", "serve", 60, 10u * 365 * 86400},
     {"--max-db-bytes", "serve", 1u << 20, 1ull << 50},
     {"--federation-retry-max", "serve", 1, 3600},
+    {"--opk-window", "serve", 1, KL_OPK_WINDOW_S_MAX},
+    {"--opk-per-pair", "serve", 1, KL_OPK_PER_MAX},
+    {"--opk-per-requester", "serve", 1, KL_OPK_PER_MAX},
+    {"--opk-per-target", "serve", 1, KL_OPK_PER_MAX},
+    {"--opk-per-peer", "serve", 1, KL_OPK_PER_MAX},
 };
 
 static int takes(const char *cmds, const char *cmd)
@@ -204,6 +215,16 @@ static void set_num(opts_t *o, const char *flag, uint64_t v)
         o->max_db_bytes = v;
     else if (strcmp(flag, "--federation-retry-max") == 0)
         c->fed_retry_max_s = (uint32_t)v;
+    else if (strcmp(flag, "--opk-window") == 0)
+        c->opk.window_s = (uint32_t)v;
+    else if (strcmp(flag, "--opk-per-pair") == 0)
+        c->opk.per_pair = (uint32_t)v;
+    else if (strcmp(flag, "--opk-per-requester") == 0)
+        c->opk.per_requester = (uint32_t)v;
+    else if (strcmp(flag, "--opk-per-target") == 0)
+        c->opk.per_target = (uint32_t)v;
+    else if (strcmp(flag, "--opk-per-peer") == 0)
+        c->opk.per_peer = (uint32_t)v;
 }
 
 typedef struct str_opt {

@@ -208,14 +208,17 @@ int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg
     while (s->map_size < cfg->max_connections && s->map_size < (1u << 20))
         s->map_size <<= 1;
     s->map = calloc(s->map_size, sizeof *s->map);
-    if (s->relay_name == NULL || s->static_sk == NULL || s->map == NULL) {
+    int r = kl_opk_limit_new(&s->opk_limit, &cfg->opk);
+    if (s->relay_name == NULL || s->static_sk == NULL || s->map == NULL || r != 0) {
         free(s->relay_name);
         if (s->static_sk)
             kl_secure_free(s->static_sk);
         free(s->map);
+        kl_opk_limit_free(s->opk_limit);
         free(s);
-        return KL_ENOMEM;
+        return r ? r : KL_ENOMEM;
     }
+    s->cfg.dispatch.opk_limit = s->opk_limit;
     memcpy(s->static_sk, cfg->static_sk, 32);
     s->cfg.static_sk = NULL; /* only the guarded copy is used */
     s->cfg.dispatch.relay_name = s->relay_name;
@@ -392,5 +395,6 @@ void kl_server_free(kl_server_t *s)
     free(s->map);
     free(s->relay_name);
     kl_secure_free(s->static_sk);
+    kl_opk_limit_free(s->opk_limit);
     free(s);
 }

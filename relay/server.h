@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "dispatch.h"
+#include "opk_limit.h"
 #include "storage.h"
 
 typedef struct kl_server kl_server_t;
@@ -30,6 +31,7 @@ typedef struct kl_server_cfg {
     int handle_signals;             /* 1: SIGINT/SIGTERM shut down (the CLI) */
     const char *fed_listen;         /* federation port HOST:PORT, NULL: no inbound links */
     uint32_t fed_retry_max_s;       /* peer redial backoff cap (KL_FED_RETRY_MAX_S) */
+    kl_opk_limit_cfg_t opk;         /* one-time prekey limits (0 fields: defaults) */
 } kl_server_cfg_t;
 
 /* Defaults of the CLI (kl_server_cfg_defaults fills every field but the

@@ -36,6 +36,7 @@ struct kl_server {
     kl_server_cfg_t cfg;
     char *relay_name;            /* owned copy behind cfg.dispatch.relay_name */
     uint8_t *static_sk;          /* guarded memory */
+    kl_opk_limit_t *opk_limit;   /* behind cfg.dispatch.opk_limit */
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t expire_timer;

@@ -170,11 +170,24 @@ int kl_storage_prekey_set_signed(kl_storage_t *st, uint64_t user, uint32_t id,
                                  const uint8_t public_key[32], const uint8_t signature[64]);
 int kl_storage_prekey_add_onetime(kl_storage_t *st, uint64_t user, const kl_storage_opk_t *keys,
                                   size_t n);
-/* Fill out for handle (identity key, signed prekey) and consume exactly one
- * one-time prekey, the oldest (has_opk 0 when none is left). KL_ENOTFOUND
- * when the user or its signed prekey is missing. */
-int kl_storage_prekey_fetch(kl_storage_t *st, const char *handle, kl_prekey_bundle_t *out);
+/* Fill out for handle (identity key, signed prekey). With take_opk, also
+ * consume exactly one one-time prekey, the oldest; when none is left
+ * (has_opk 0) record that the user ran out at now_ms (see prekey_status).
+ * Without take_opk (the requester is over its limits) no one-time prekey
+ * is read or consumed and nothing is recorded. KL_ENOTFOUND when the user
+ * or its signed prekey is missing. An upload of one-time prekeys
+ * (add_onetime, n > 0) clears the ran-out record. */
+int kl_storage_prekey_fetch(kl_storage_t *st, const char *handle, int take_opk,
+                            uint64_t now_ms, kl_prekey_bundle_t *out);
 int kl_storage_prekey_count(kl_storage_t *st, uint64_t user, uint32_t *n);
+
+typedef struct kl_storage_prekey_status {
+    uint32_t count;            /* one-time prekeys stored */
+    uint32_t ran_out;          /* fetches that found none since the last upload */
+    uint64_t ran_out_since_ms; /* the first of them, 0 if none */
+} kl_storage_prekey_status_t;
+/* The user's one-time prekey count and ran-out record. */
+int kl_storage_prekey_status(kl_storage_t *st, uint64_t user, kl_storage_prekey_status_t *out);
 
 /* Logs. append stores body as entry last_seq + 1 of log and returns its
  * seq; KL_ELIMIT if the log would exceed q (entries or bytes), KL_ENOTFOUND

@@ -65,6 +65,12 @@ static const char *SCHEMA =
     "  id INTEGER NOT NULL,"
     "  public_key BLOB NOT NULL CHECK(length(public_key) = 32),"
     "  UNIQUE(user, id));"
+    /* Fetches that found no one-time prekey left since the user's last
+     * upload of some (prekey_status tells the owner). */
+    "CREATE TABLE IF NOT EXISTS prekey_runout("
+    "  user INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  count INTEGER NOT NULL,"
+    "  since_ms INTEGER NOT NULL);"
     /* ERFA groups: the row, its ops, and the membership derived from them
      * (state 1 member, 2 candidate, 3 former; user 0 = not a user here). */
     "CREATE TABLE IF NOT EXISTS groups("
@@ -149,6 +155,10 @@ static const char *SQL[S_COUNT] = {
     [S_OPK_FIRST] = "SELECT rid, id, public_key FROM onetime_prekeys WHERE user = ?1"
                     " ORDER BY rid LIMIT 1",
     [S_OPK_DELETE] = "DELETE FROM onetime_prekeys WHERE rid = ?1",
+    [S_RUNOUT_HIT] = "INSERT INTO prekey_runout(user, count, since_ms) VALUES(?1, 1, ?2)"
+                     " ON CONFLICT(user) DO UPDATE SET count = count + 1",
+    [S_RUNOUT_GET] = "SELECT count, since_ms FROM prekey_runout WHERE user = ?1",
+    [S_RUNOUT_CLEAR] = "DELETE FROM prekey_runout WHERE user = ?1",
     [S_LOG_GET] = "SELECT last_seq, n_entries, n_bytes FROM logs WHERE id = ?1",
     [S_ENTRY_INSERT] = "INSERT INTO entries(log, seq, ts_ms, expires_ms, body)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",

@@ -49,10 +49,36 @@ int kl_storage_prekey_add_onetime(kl_storage_t *st, uint64_t user, const kl_stor
         r = kl_storage_prekey_count(st, user, &c);
     if (r == 0 && c > KL_STORAGE_MAX_OPKS)
         r = KL_ELIMIT;
+    if (r == 0 && n > 0) {
+        sqlite3_stmt *s = kl_sq_stmt(st, S_RUNOUT_CLEAR);
+        sqlite3_bind_int64(s, 1, kl_sq_i64(user));
+        r = kl_sq_exec_stmt(s);
+    }
     return kl_sq_op_end(st, r);
 }
 
-int kl_storage_prekey_fetch(kl_storage_t *st, const char *handle, kl_prekey_bundle_t *out)
+int kl_storage_prekey_status(kl_storage_t *st, uint64_t user, kl_storage_prekey_status_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int r = kl_storage_prekey_count(st, user, &out->count);
+    if (r)
+        return r;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_RUNOUT_GET);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(user));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 n = sqlite3_column_int64(s, 0), since = sqlite3_column_int64(s, 1);
+        out->ran_out = n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+        out->ran_out_since_ms = since < 0 ? 0 : (uint64_t)since;
+    } else if (rc != SQLITE_DONE) {
+        r = kl_sq_map_rc(rc);
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+int kl_storage_prekey_fetch(kl_storage_t *st, const char *handle, int take_opk,
+                            uint64_t now_ms, kl_prekey_bundle_t *out)
 {
     kl_storage_user_t u;
     memset(out, 0, sizeof *out);
@@ -79,14 +105,20 @@ int kl_storage_prekey_fetch(kl_storage_t *st, const char *handle, kl_prekey_bund
         r = 0;
     }
     sqlite3_reset(s);
-    if (r)
+    if (r || !take_opk)
         goto out;
     s = kl_sq_stmt(st, S_OPK_FIRST);
     sqlite3_bind_int64(s, 1, kl_sq_i64(u.id));
     rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) {
+        /* None left: a bundle without one-time prekey, and a note for the
+         * owner's next prekey_status. */
         sqlite3_reset(s);
-        goto out; /* none left: a bundle without one-time prekey */
+        s = kl_sq_stmt(st, S_RUNOUT_HIT);
+        sqlite3_bind_int64(s, 1, kl_sq_i64(u.id));
+        sqlite3_bind_int64(s, 2, kl_sq_i64(now_ms));
+        r = kl_sq_exec_stmt(s);
+        goto out;
     }
     if (rc != SQLITE_ROW || sqlite3_column_bytes(s, 2) != 32) {
         r = rc == SQLITE_ROW ? KL_EIO : kl_sq_map_rc(rc);

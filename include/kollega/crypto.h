@@ -59,6 +59,11 @@ int kl_aead_open(const uint8_t key[KL_AEAD_KEY], const uint8_t nonce[KL_AEAD_NON
 void kl_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
 void kl_sha512(const uint8_t *in, size_t len, uint8_t out[64]);
 void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32]);
+/* Keyed BLAKE2b (crypto_generichash) of in into outlen bytes: a MAC, or a
+ * hash an outsider cannot steer. keylen 16..64, outlen 16..64, else
+ * KL_EINVAL. 0 or KL_ECRYPTO. */
+int kl_blake2b_keyed(const uint8_t *key, size_t keylen, const uint8_t *in, size_t len,
+                     uint8_t *out, size_t outlen);
 
 /* Argon2id passphrase keys (crypto_pwhash). The limits travel with what
  * they protect (the client store keeps them beside the salt), so a later

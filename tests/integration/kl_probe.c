@@ -37,6 +37,9 @@
  * home, whose store has no passphrase):
  *   group-invite HOME GROUP ADDRESS KEY_B64
  *   group-send   HOME GROUP TEXT [--index N] [--head-bogus] [--print]
+ *   drain    KEYFILE ADDRESS TARGET N   N prekey fetches of TARGET, one JSON line:
+ *            {"mode":"drain","fetches","bundles","opks" (distinct one-time prekey
+ *            ids got),"without_opk","rate_limited","errors","closed"}
  * Exit codes: 0 the mode ran (its JSON says what happened), 1 it could not
  * run (no relay, handshake failed), 2 usage. */
 #include <arpa/inet.h>
@@ -478,6 +481,8 @@ int main(int argc, char **argv)
         return probe_group_invite(rest, rargv);
     if (strcmp(mode, "group-send") == 0)
         return probe_group_send(rest, rargv);
+    if (strcmp(mode, "drain") == 0)
+        return probe_drain(rest, rargv);
     if (!is_kind(mode) || rest != 0) {
         fprintf(stderr, "kl-probe: unknown mode %s\n", mode);
         return 2;

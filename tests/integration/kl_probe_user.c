@@ -618,3 +618,67 @@ int probe_call(pconn_t *c, kl_frame_t *f, kl_frame_t **rep)
         return -1;
     return probe_await(c, f->id, rep, NULL) == 0 ? 0 : -1;
 }
+
+static int seen_before(const uint32_t *ids, size_t n, uint32_t id)
+{
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] == id)
+            return 1;
+    return 0;
+}
+
+/* A hostile user trying to drain TARGET's one-time prekeys: N prekey
+ * fetches, one after the other, as fast as the relay answers. Reports how
+ * many distinct one-time prekey ids it got (what it cost the target). */
+int probe_drain(int argc, char **argv)
+{
+    if (argc != 4 || atol(argv[3]) <= 0 || atol(argv[3]) > 100000) {
+        fprintf(stderr, "usage: kl-probe ... drain KEYFILE ADDRESS TARGET N (N <= 100000)\n");
+        return 2;
+    }
+    long n = atol(argv[3]), bundles = 0, without = 0, errors = 0, limited = 0;
+    size_t distinct = 0;
+    ident_t id;
+    pconn_t c;
+    uint32_t *ids = calloc((size_t)n, sizeof *ids);
+    if (ids == NULL || key_load(argv[0], &id) != 0 || connect_user(&c, &id, argv[1], 0) != 0) {
+        printf("{\"mode\":\"drain\",\"error\":\"cannot authenticate\"}\n");
+        free(ids);
+        return 1;
+    }
+    kl_memzero(&id, sizeof id);
+    int closed = 0;
+    for (long i = 0; i < n && !closed; i++) {
+        kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
+        kl_frame_t *rep = NULL;
+        pf.address = argv[2];
+        f.id = pconn_id(&c);
+        f.body_case = BODY(PREKEY_FETCH);
+        f.prekey_fetch = &pf;
+        if (pconn_send(&c, &f) != 0 || probe_await(&c, f.id, &rep, NULL) != 0) {
+            closed = 1;
+            break;
+        }
+        if (rep->body_case == BODY(PREKEY_BUNDLE)) {
+            bundles++;
+            const Kollega__Relay__V1__OneTimePrekey *o = rep->prekey_bundle->one_time_prekey;
+            if (o == NULL)
+                without++;
+            else if (!seen_before(ids, distinct, o->id))
+                ids[distinct++] = o->id;
+        } else if (rep->body_case == BODY(ERROR) &&
+                   rep->error->code == CODE(RATE_LIMITED)) {
+            limited++;
+        } else {
+            errors++;
+        }
+        kl_wire_free(rep);
+    }
+    pconn_close(&c);
+    free(ids);
+    printf("{\"mode\":\"drain\",\"fetches\":%ld,\"bundles\":%ld,\"opks\":%zu,"
+           "\"without_opk\":%ld,\"rate_limited\":%ld,\"errors\":%ld,\"closed\":%s}\n",
+           n, bundles, distinct, without, limited, errors, closed ? "true" : "false");
+    return 0;
+}

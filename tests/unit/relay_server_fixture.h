@@ -60,7 +60,7 @@ static inline void loop_main(void *arg)
 }
 
 /* Overrides for the next relay_start (0 = default); relay_start resets them. */
-static uint32_t opt_max_conns, opt_idle_s;
+static uint32_t opt_max_conns, opt_idle_s, opt_opk_per_pair;
 static size_t opt_write_queue;
 
 /* Start a relay whose database holds the invite codes of the NULL-terminated
@@ -96,7 +96,9 @@ static inline relay_t *relay_start(uint32_t handshake_timeout_s, const char *con
         cfg.idle_timeout_s = opt_idle_s;
     if (opt_write_queue)
         cfg.write_queue = opt_write_queue;
-    opt_max_conns = opt_idle_s = 0;
+    if (opt_opk_per_pair)
+        cfg.opk.per_pair = opt_opk_per_pair;
+    opt_max_conns = opt_idle_s = opt_opk_per_pair = 0;
     opt_write_queue = 0;
     assert_int_equal(uv_loop_init(&r->loop), 0);
     assert_int_equal(kl_server_new(&r->srv, &r->loop, &cfg), 0);

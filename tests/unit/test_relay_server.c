@@ -90,19 +90,15 @@ static void test_register_send_push_fetch_ack(void **state)
     relay_stop(r);
 }
 
-static void test_auth_lookup_and_prekeys(void **state)
+/* c uploads a signed prekey (id 1) and two one-time prekeys (ids 100, 101). */
+static void upload_prekeys(client_t *c)
 {
-    (void)state;
-    relay_t *r = relay_start(10, INVITES, 1);
-    client_t a, a2;
-    client_connect(r, &a);
-    expect_ok(do_register(&a, "alice", INV_A));
-
-    /* prekeys: upload a signed prekey and two one-time prekeys */
     uint8_t spk[32], spk_sk[32], sig[64], opk[32], opk_sk[32];
     kl_x_keypair(spk, spk_sk);
     kl_x_keypair(opk, opk_sk);
-    kl_x3dh_spk_sign(a.ik_sk, 1, spk, sig);
+    kl_memzero(spk_sk, sizeof spk_sk);
+    kl_memzero(opk_sk, sizeof opk_sk);
+    kl_x3dh_spk_sign(c->ik_sk, 1, spk, sig);
     Kollega__Relay__V1__SignedPrekey sp = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
     sp.id = 1;
     sp.public_key.data = spk;
@@ -122,9 +118,74 @@ static void test_auth_lookup_and_prekeys(void **state)
     kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
     f.body_case = BODY(PREKEY_UPLOAD);
     f.prekey_upload = &pu;
-    expect_ok(request(&a, &f));
+    expect_ok(request(c, &f));
+}
+
+/* c's prekey_status answers count one-time prekeys and ran_out. */
+static void expect_prekey_status(client_t *c, uint32_t count, uint32_t ran_out)
+{
+    Kollega__Relay__V1__PrekeyStatus ps = KOLLEGA__RELAY__V1__PREKEY_STATUS__INIT;
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    f.body_case = BODY(PREKEY_STATUS);
+    f.prekey_status = &ps;
+    kl_frame_t *cnt = request(c, &f);
+    assert_int_equal(cnt->body_case, BODY(PREKEY_COUNT));
+    assert_int_equal(cnt->prekey_count->one_time_prekeys, count);
+    assert_int_equal(cnt->prekey_count->ran_out, ran_out);
+    assert_int_equal(cnt->prekey_count->ran_out_since_ms > 0, ran_out > 0);
+    kl_wire_free(cnt);
+}
+
+/* On the relay's default limits, bob fetching alice's bundle again within
+ * the window gets it without a one-time prekey: hers are not consumed,
+ * and that does not count as alice running out. */
+static void test_prekey_fetch_limited(void **state)
+{
+    (void)state;
+    relay_t *r = relay_start(10, INVITES, 1);
+    client_t a, b;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+    client_connect(r, &b);
+    expect_ok(do_register(&b, "bob", INV_B));
+    upload_prekeys(&a);
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+
+    Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
+    pf.address = "alice@oslo.test";
+    pf.requester = "someone@else.test"; /* ignored from a client */
+    f.body_case = BODY(PREKEY_FETCH);
+    f.prekey_fetch = &pf;
+    for (int i = 0; i < 5; i++) {
+        kl_frame_t *rep = request(&b, &f);
+        assert_int_equal(rep->body_case, BODY(PREKEY_BUNDLE));
+        assert_int_equal(rep->prekey_bundle->signed_prekey->id, 1);
+        if (i == 0)
+            assert_int_equal(rep->prekey_bundle->one_time_prekey->id, 100);
+        else
+            assert_null(rep->prekey_bundle->one_time_prekey);
+        kl_wire_free(rep);
+    }
+    expect_prekey_status(&a, 1, 0);
+    client_close(&a);
+    client_close(&b);
+    relay_stop(r);
+}
+
+static void test_auth_lookup_and_prekeys(void **state)
+{
+    (void)state;
+    opt_opk_per_pair = 10; /* one requester may take all: see test_prekey_fetch_limited */
+    relay_t *r = relay_start(10, INVITES, 1);
+    client_t a, a2;
+    client_connect(r, &a);
+    expect_ok(do_register(&a, "alice", INV_A));
+
+    upload_prekeys(&a);
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
 
     /* a second connection authenticates as alice */
+    uint8_t sig[64];
     client_connect(r, &a2);
     memcpy(a2.ik_pk, a.ik_pk, 32);
     memcpy(a2.ik_sk, a.ik_sk, 64);
@@ -155,6 +216,8 @@ static void test_auth_lookup_and_prekeys(void **state)
             assert_null(rep->prekey_bundle->one_time_prekey);
         kl_wire_free(rep);
     }
+    /* The third fetch found none left: prekey_status tells the owner. */
+    expect_prekey_status(&a2, 0, 1);
     Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
     lk.address = "alice@oslo.test";
     f.body_case = BODY(LOOKUP);
@@ -486,6 +549,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register_send_push_fetch_ack),
         cmocka_unit_test(test_auth_lookup_and_prekeys),
+        cmocka_unit_test(test_prekey_fetch_limited),
         cmocka_unit_test(test_used_invite_keeps_connection),
         cmocka_unit_test(test_pipelined_requests_behind_register),
         cmocka_unit_test(test_handshake_timeout_closes),

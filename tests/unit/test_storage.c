@@ -282,39 +282,90 @@ static void fill_opks(kl_storage_opk_t *k, size_t n, uint32_t first)
     }
 }
 
+/* Signed prekey 77: public key of 9s, signature of 8s. */
+static void set_spk(kl_storage_t *st, uint64_t user)
+{
+    uint8_t spk[32], sig[64];
+    memset(spk, 9, sizeof spk);
+    memset(sig, 8, sizeof sig);
+    assert_int_equal(kl_storage_prekey_set_signed(st, user, 77, spk, sig), 0);
+}
+
 static void test_prekeys_consumed_once(void **state)
 {
     fixture_t *f = *state;
     kl_storage_user_t u;
     kl_prekey_bundle_t b;
     add_user(f->st, "bob", CODE_A, &u);
-    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", &b), KL_ENOTFOUND); /* no SPK */
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 1000, &b), KL_ENOTFOUND); /* no SPK */
     uint8_t spk[32], sig[64];
+    set_spk(f->st, u.id);
     memset(spk, 9, sizeof spk);
     memset(sig, 8, sizeof sig);
-    assert_int_equal(kl_storage_prekey_set_signed(f->st, u.id, 77, spk, sig), 0);
     kl_storage_opk_t k[2];
     fill_opks(k, 2, 10);
     assert_int_equal(kl_storage_prekey_add_onetime(f->st, u.id, k, 2), 0);
     uint32_t n;
     assert_int_equal(kl_storage_prekey_count(f->st, u.id, &n), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", &b), 0);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 1000, &b), 0);
     assert_int_equal(b.spk_id, 77);
     assert_memory_equal(b.spk, spk, 32);
     assert_memory_equal(b.spk_sig, sig, 64);
     assert_memory_equal(b.identity_key, u.identity_key, 32);
     assert_true(b.has_opk);
     assert_int_equal(b.opk_id, 10);
-    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", &b), 0);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 1000, &b), 0);
     assert_true(b.has_opk);
     assert_int_equal(b.opk_id, 11);
-    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", &b), 0);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 1000, &b), 0);
     assert_false(b.has_opk);
     assert_int_equal(b.spk_id, 77);
     assert_int_equal(kl_storage_prekey_count(f->st, u.id, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(kl_storage_prekey_fetch(f->st, "nobody", &b), KL_ENOTFOUND);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "nobody", 1, 1000, &b), KL_ENOTFOUND);
+}
+
+/* A fetch over the requester's limits (take_opk 0) leaves the one-time
+ * prekeys alone and records nothing; one that finds none left is counted
+ * (from its time) until the next upload of one-time prekeys clears it. */
+static void test_prekey_runout_record(void **state)
+{
+    fixture_t *f = *state;
+    kl_storage_user_t u;
+    kl_prekey_bundle_t b;
+    kl_storage_prekey_status_t ps;
+    add_user(f->st, "bob", CODE_A, &u);
+    set_spk(f->st, u.id);
+    kl_storage_opk_t k[1];
+    fill_opks(k, 1, 10);
+    assert_int_equal(kl_storage_prekey_add_onetime(f->st, u.id, k, 1), 0);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 0, 1000, &b), 0);
+    assert_false(b.has_opk);
+    assert_int_equal(b.spk_id, 77);
+    assert_int_equal(kl_storage_prekey_status(f->st, u.id, &ps), 0);
+    assert_int_equal(ps.count, 1);
+    assert_int_equal(ps.ran_out, 0);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 2000, &b), 0);
+    assert_true(b.has_opk);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 0, 3000, &b), 0); /* limited */
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 4000, &b), 0); /* ran out */
+    assert_false(b.has_opk);
+    assert_int_equal(kl_storage_prekey_fetch(f->st, "bob", 1, 5000, &b), 0);
+    assert_int_equal(kl_storage_prekey_status(f->st, u.id, &ps), 0);
+    assert_int_equal(ps.count, 0);
+    assert_int_equal(ps.ran_out, 2);
+    assert_int_equal(ps.ran_out_since_ms, 4000);
+    /* A signed-prekey-only upload does not clear it; one-time prekeys do. */
+    assert_int_equal(kl_storage_prekey_add_onetime(f->st, u.id, k, 0), 0);
+    assert_int_equal(kl_storage_prekey_status(f->st, u.id, &ps), 0);
+    assert_int_equal(ps.ran_out, 2);
+    fill_opks(k, 1, 11);
+    assert_int_equal(kl_storage_prekey_add_onetime(f->st, u.id, k, 1), 0);
+    assert_int_equal(kl_storage_prekey_status(f->st, u.id, &ps), 0);
+    assert_int_equal(ps.count, 1);
+    assert_int_equal(ps.ran_out, 0);
+    assert_int_equal(ps.ran_out_since_ms, 0);
 }
 
 static void test_prekey_cap(void **state)
@@ -484,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invite_expired_and_wrong_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_taken_handle_keeps_invite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_consumed_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekey_runout_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekey_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_job_rollback_and_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_and_open_modes, setup, teardown),
