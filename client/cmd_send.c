@@ -100,6 +100,14 @@ static int token_refused(kl_conn_t *conn, int r)
            code == KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED;
 }
 
+/* The relay takes no more unidentified messages to this user now: send
+ * identified this time, keeping the token. */
+static int unidentified_busy(kl_conn_t *conn, int r)
+{
+    return r == KL_EREFUSED &&
+           kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED;
+}
+
 /* Go on over an authenticated connection (forgetting addr's token when
  * the relay refused it). Exit code. */
 static int identify(kl_cli_t *cli, kl_conn_t **conn, int *unid, const char *addr, int forget)
@@ -270,8 +278,8 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     }
     if (unid) {
         r = kl_delivery_send(conn, addr, token, body, blen, &m.seq);
-        if (token_refused(conn, r)) {
-            if ((rc = identify(cli, &conn, &unid, addr, 1)))
+        if (token_refused(conn, r) || unidentified_busy(conn, r)) {
+            if ((rc = identify(cli, &conn, &unid, addr, !unidentified_busy(conn, r))))
                 goto out;
             rc = KL_EXIT_FAIL;
         } else if (r == 0) {

@@ -4,8 +4,12 @@
 #include "delivery.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "util.h"
 
 #define PUBLISHED "delivery_token_published"
+/* The relay is reminded of the token this often, so one that lost it (a
+ * restored database) takes unidentified messages again within a day. */
+#define REPUBLISH_MS (24ull * 3600 * 1000)
 
 int kl_delivery_own(kl_store_t *st, uint8_t token[32])
 {
@@ -35,9 +39,9 @@ int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn)
     Kollega__Relay__V1__DeliveryToken dt = KOLLEGA__RELAY__V1__DELIVERY_TOKEN__INIT;
     kl_frame_t *resp = NULL;
     uint8_t token[32], hash[32];
-    uint64_t done = 0;
+    uint64_t done = 0, now = kl_now_ms();
     int r = kl_store_get_u64(st, PUBLISHED, &done);
-    if (r == 0 && done)
+    if (r == 0 && done && done <= now && now - done < REPUBLISH_MS)
         return 0;
     if (r && r != KL_ENOTFOUND)
         return r;
@@ -55,7 +59,7 @@ int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn)
         return r;
     if ((r = kl_store_begin(st)))
         return r;
-    if ((r = kl_store_set_u64(st, PUBLISHED, 1))) {
+    if ((r = kl_store_set_u64(st, PUBLISHED, now))) {
         kl_store_rollback(st);
         return r;
     }

@@ -25,9 +25,9 @@
 /* Our delivery token, made and committed at first use. */
 int kl_delivery_own(kl_store_t *st, uint8_t token[32]);
 
-/* On an authenticated connection: unless the relay already confirmed the
- * current token, send DeliveryToken{SHA-256(token)} and remember that it
- * did. Relay errors as kl_conn_call. */
+/* On an authenticated connection: unless the relay confirmed the current
+ * token within the last day, send DeliveryToken{SHA-256(token)} and
+ * remember when it did. Relay errors as kl_conn_call. */
 int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn);
 
 /* send{to, body, delivery_token} on an unauthenticated connection:

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buckets.h"
 #include "dispatch.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
@@ -418,6 +419,16 @@ static int on_unidentified(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, ui
              "to anyone else", 1);
         return 0;
     }
+    /* A recipient takes so many unidentified sends a minute (charged when
+     * one is stored, so senders without its token cannot use up its
+     * allowance); over it, senders identify themselves as before. */
+    if (send && cfg->ud_limit &&
+        !kl_bucket_ready(kl_buckets_get(cfg->ud_limit, a.handle, strlen(a.handle), now_ms))) {
+        fail(out, f->id, CODE(RATE_LIMITED),
+             "too many unidentified messages to this user: authenticate and send as yourself",
+             0);
+        return 0;
+    }
     if (send) {
         int r = send_job(cfg, f, &a, now_ms, out);
         if (r == 0 && out->job) {
@@ -780,7 +791,8 @@ static void token_refused(const kl_job_t *job, kl_dispatch_out_t *out)
          "the delivery token was not accepted: authenticate and send as yourself", 1);
 }
 
-static void complete_send(const kl_job_t *job, kl_dispatch_out_t *out)
+static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
+                          kl_dispatch_out_t *out)
 {
     switch (job->result) {
     case 0:
@@ -798,6 +810,12 @@ static void complete_send(const kl_job_t *job, kl_dispatch_out_t *out)
     default:
         storage_failed(out, job->req_id, job->result);
         return;
+    }
+    if (job->u.send.has_token && cfg->ud_limit) {
+        const char *h = job->u.send.handle;
+        kl_bucket_t *b = kl_buckets_get(cfg->ud_limit, h, strlen(h), job->now_ms);
+        if (kl_bucket_ready(b))
+            kl_bucket_take(b);
     }
     out->has_reply = 1;
     reply_init(&out->reply, job->req_id);
@@ -821,7 +839,6 @@ static void complete_send(const kl_job_t *job, kl_dispatch_out_t *out)
 void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_job_t *job,
                           kl_dispatch_out_t *out)
 {
-    (void)cfg;
     memset(out, 0, sizeof *out);
     if (KL_JOB_IS_CHAN(job->kind)) {
         kl_dispatch_channel_complete(cfg, s, job, out);
@@ -842,7 +859,7 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         complete_prekey_fetch(job, out);
         return;
     case KL_JOB_SEND:
-        complete_send(job, out);
+        complete_send(cfg, job, out);
         return;
     case KL_JOB_FED:
         kl_fed_dispatch_complete(job, out);

@@ -62,6 +62,9 @@ typedef struct kl_dispatch_cfg {
     /* One-time prekey limits (opk_limit.h), state on the loop; NULL: a
      * fetch always consumes one (unit tests of other rules). */
     struct kl_opk_limit *opk_limit;
+    /* Unidentified sends per recipient (buckets.h; a token is taken only
+     * when a send with a valid delivery token was stored); NULL: none. */
+    struct kl_buckets *ud_limit;
 } kl_dispatch_cfg_t;
 
 

@@ -97,7 +97,9 @@ static void usage(const char *cmd)
                "  --opk-per-pair N         of one user, by one requester (1)\n"
                "  --opk-per-requester N    by one requester, all users (20)\n"
                "  --opk-per-target N       of one user, all requesters (30)\n"
-               "  --opk-per-peer N         by the users of one peer relay together (200)\n",
+               "  --opk-per-peer N         by the users of one peer relay together (200)\n"
+               "  --unidentified-rate N    unidentified sends one user may receive per\n"
+               "                           minute (60); over it senders must identify\n",
                KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
     else if (strcmp(cmd, "invite") == 0)
         printf("usage: kollega-relay invite --data DIR [--uses N] [--expires DURATION]\n"
@@ -175,6 +177,7 @@ static const num_opt_t NUMS[] = {
     {"--opk-per-requester", "serve", 1, KL_OPK_PER_MAX},
     {"--opk-per-target", "serve", 1, KL_OPK_PER_MAX},
     {"--opk-per-peer", "serve", 1, KL_OPK_PER_MAX},
+    {"--unidentified-rate", "serve", 1, KL_UD_PER_MIN_MAX},
 };
 
 static int takes(const char *cmds, const char *cmd)
@@ -225,6 +228,8 @@ static void set_num(opts_t *o, const char *flag, uint64_t v)
         c->opk.per_target = (uint32_t)v;
     else if (strcmp(flag, "--opk-per-peer") == 0)
         c->opk.per_peer = (uint32_t)v;
+    else if (strcmp(flag, "--unidentified-rate") == 0)
+        c->ud_per_min = (uint32_t)v;
 }
 
 typedef struct str_opt {

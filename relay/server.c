@@ -209,16 +209,21 @@ int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg
         s->map_size <<= 1;
     s->map = calloc(s->map_size, sizeof *s->map);
     int r = kl_opk_limit_new(&s->opk_limit, &cfg->opk);
+    if (r == 0)
+        r = kl_buckets_new(&s->ud_limit, KL_UD_TRACKED,
+                           cfg->ud_per_min ? cfg->ud_per_min : KL_UD_PER_MIN_DEFAULT, 60000);
     if (s->relay_name == NULL || s->static_sk == NULL || s->map == NULL || r != 0) {
         free(s->relay_name);
         if (s->static_sk)
             kl_secure_free(s->static_sk);
         free(s->map);
         kl_opk_limit_free(s->opk_limit);
+        kl_buckets_free(s->ud_limit);
         free(s);
         return r ? r : KL_ENOMEM;
     }
     s->cfg.dispatch.opk_limit = s->opk_limit;
+    s->cfg.dispatch.ud_limit = s->ud_limit;
     memcpy(s->static_sk, cfg->static_sk, 32);
     s->cfg.static_sk = NULL; /* only the guarded copy is used */
     s->cfg.dispatch.relay_name = s->relay_name;
@@ -396,5 +401,6 @@ void kl_server_free(kl_server_t *s)
     free(s->relay_name);
     kl_secure_free(s->static_sk);
     kl_opk_limit_free(s->opk_limit);
+    kl_buckets_free(s->ud_limit);
     free(s);
 }

@@ -32,7 +32,16 @@ typedef struct kl_server_cfg {
     const char *fed_listen;         /* federation port HOST:PORT, NULL: no inbound links */
     uint32_t fed_retry_max_s;       /* peer redial backoff cap (KL_FED_RETRY_MAX_S) */
     kl_opk_limit_cfg_t opk;         /* one-time prekey limits (0 fields: defaults) */
+    uint32_t ud_per_min;            /* unidentified sends per recipient and minute
+                                     * (0: KL_UD_PER_MIN_DEFAULT) */
 } kl_server_cfg_t;
+
+/* Unidentified delivery (relay.proto Send.delivery_token): sends one user
+ * may receive per minute without the sender identifying itself, and how
+ * many recipients are tracked (least recently used evicted). */
+#define KL_UD_PER_MIN_DEFAULT 60
+#define KL_UD_PER_MIN_MAX 100000
+#define KL_UD_TRACKED 16384
 
 /* Defaults of the CLI (kl_server_cfg_defaults fills every field but the
  * relay name and the key). */

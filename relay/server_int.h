@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include "buckets.h"
 #include "dispatch.h"
 #include "fed.h"
 #include "kollega/frame.h"
@@ -37,6 +38,7 @@ struct kl_server {
     char *relay_name;            /* owned copy behind cfg.dispatch.relay_name */
     uint8_t *static_sk;          /* guarded memory */
     kl_opk_limit_t *opk_limit;   /* behind cfg.dispatch.opk_limit */
+    kl_buckets_t *ud_limit;      /* behind cfg.dispatch.ud_limit */
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t expire_timer;

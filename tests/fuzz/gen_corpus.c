@@ -16,6 +16,7 @@
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "kollega/fedhint.h"
 #include "kollega/frame.h"
 #include "kollega/ratchet.h"
 #include "kollega/sealed.h"
@@ -438,6 +439,36 @@ static void gen_dispatch(void)
     b_u8(&b, 0);
     b_record(&b, 1, &f);
     put_buf("dispatch", "auth-bad-signature", &b);
+    /* Unidentified delivery: alice sets her token hash; an unauthenticated
+     * session sends and looks up with a token (wrong here: the fuzzer finds
+     * its way from these to the other answers). */
+    static Kollega__Relay__V1__DeliveryToken dt;
+    static Kollega__Relay__V1__Send usend;
+    static Kollega__Relay__V1__Lookup ulook;
+    static uint8_t token[32], hash[32];
+    kollega__relay__v1__delivery_token__init(&dt);
+    kl_random(token, sizeof token);
+    kl_sha256(token, sizeof token, hash);
+    dt.token_hash.data = hash;
+    dt.token_hash.len = sizeof hash;
+    f = frame(4, BODY(DELIVERY_TOKEN), &dt);
+    b_reset(&b);
+    b_u8(&b, 1);
+    b_record(&b, 1, &f);
+    put_buf("dispatch", "delivery-token", &b);
+    usend = *samples[SEND].send;
+    usend.delivery_token.data = token;
+    usend.delivery_token.len = sizeof token;
+    ulook = *samples[LOOKUP].lookup;
+    ulook.delivery_token.data = token;
+    ulook.delivery_token.len = sizeof token;
+    b_reset(&b);
+    b_u8(&b, 0);
+    f = frame(5, BODY(LOOKUP), &ulook);
+    b_record(&b, 1, &f);
+    f = frame(6, BODY(SEND), &usend);
+    b_record(&b, 1, &f);
+    put_buf("dispatch", "unidentified", &b);
 }
 
 /* ---- ratchet ----------------------------------------------------------- */
@@ -670,6 +701,30 @@ static void gen_e2e(void)
     }
 }
 
+/* ---- fedhint: the same fixed keys as fuzz_fedhint.c ------------------- */
+
+static void gen_fedhint(void)
+{
+    static buf_t b;
+    uint8_t sk[32], peer_sk[32], peer_pk[32], key[KL_FEDHINT_KEY], msg1[48], hint[KL_FEDHINT_LEN];
+    memset(sk, 0x11, sizeof sk);
+    memset(peer_sk, 0x22, sizeof peer_sk); /* peer 1 */
+    FUZZ_CHECK(kl_x_public(peer_sk, peer_pk) == 0);
+    FUZZ_CHECK(kl_fedhint_key(sk, peer_pk, key) == 0);
+    kl_random(msg1, sizeof msg1);
+    FUZZ_CHECK(kl_fedhint_make(key, msg1, sizeof msg1, hint) == 0);
+    b_reset(&b);
+    b_put(&b, hint, sizeof hint);
+    b_put(&b, msg1, sizeof msg1);
+    put_buf("fedhint", "peer1", &b);
+    b.p[3] ^= 1;
+    put_buf("fedhint", "wrong-hint", &b);
+    b_reset(&b);
+    b_put(&b, hint, sizeof hint);
+    b_put(&b, msg1, 20);
+    put_buf("fedhint", "short", &b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -692,6 +747,7 @@ int main(int argc, char **argv)
     gen_sealed();
     gen_addr();
     gen_e2e();
+    gen_fedhint();
     printf("kl-fuzz-gen: %zu seeds written to %s\n", written, out_dir);
     return 0;
 }

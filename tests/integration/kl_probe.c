@@ -33,6 +33,8 @@
  *            a sealed-sender envelope to TO that claims CLAIMED_SENDER: junk
  *            (a random claimed key and random ratchet bytes) or proven (the
  *            probe's own key and a real X3DH start carrying TEXT)
+ *   unidentified TO TOKEN_B64|random   a send without authenticating, with
+ *            that delivery token: {"mode","ok","error_code","closed"}
  * A hostile group member (kl_probe_group.c; HOME is the member's kollega
  * home, whose store has no passphrase):
  *   group-invite HOME GROUP ADDRESS KEY_B64
@@ -473,6 +475,8 @@ int main(int argc, char **argv)
         return probe_sendloop(rest, rargv);
     if (strcmp(mode, "recv") == 0)
         return probe_recv(rest, rargv);
+    if (strcmp(mode, "unidentified") == 0)
+        return probe_unidentified(rest, rargv);
     if (strcmp(mode, "forge") == 0)
         return probe_forge(rest, rargv);
     if (strcmp(mode, "flood") == 0)

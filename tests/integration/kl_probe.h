@@ -75,6 +75,8 @@ int probe_recv(int argc, char **argv);
 int probe_flood(int argc, char **argv);
 /* kl_probe_e2e.c: hostile end-to-end content (forged sealed senders). */
 int probe_forge(int argc, char **argv);
+/* A send on an unauthenticated connection with a delivery token. */
+int probe_unidentified(int argc, char **argv);
 
 /* kl_probe_group.c: a hostile group member played from a kollega home
  * (argv after MODE). Each returns the process exit code. */

@@ -165,3 +165,61 @@ int probe_forge(int argc, char **argv)
            (unsigned long long)seq);
     return ok ? 0 : 1;
 }
+
+/* A send without authenticating, with TOKEN (base64url) or a random one as
+ * the recipient's delivery token: what the relay answers, and whether it
+ * closed the connection afterwards. */
+int probe_unidentified(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: kl-probe ... unidentified TO TOKEN_B64|random\n");
+        return 2;
+    }
+    uint8_t token[32], body[64];
+    size_t n = 0;
+    pconn_t c;
+    kl_frame_t *rep = NULL, *after = NULL;
+    if (strcmp(argv[1], "random") == 0)
+        kl_random(token, sizeof token);
+    else if (kl_b64_decode(argv[1], token, sizeof token, &n) != 0 || n != sizeof token) {
+        fprintf(stderr, "kl-probe: TOKEN must be 32 bytes base64url\n");
+        return 2;
+    }
+    kl_random(body, sizeof body);
+    if (pconn_open(&c) != 0) {
+        printf("{\"mode\":\"unidentified\",\"ok\":false,\"error\":\"no connection\"}\n");
+        return 1;
+    }
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
+    s.to = argv[0];
+    s.body.data = body;
+    s.body.len = sizeof body;
+    s.delivery_token.data = token;
+    s.delivery_token.len = sizeof token;
+    f.body_case = BODY(SEND);
+    f.send = &s;
+    int ok = 0, code = -1, closed = 0;
+    if (probe_call(&c, &f, &rep) == 0) {
+        ok = rep->body_case == BODY(SENT);
+        if (rep->body_case == BODY(ERROR))
+            code = (int)rep->error->code;
+        /* Closed after the answer? (a ping would be answered otherwise) */
+        kl_frame_t p = KOLLEGA__RELAY__V1__FRAME__INIT;
+        Kollega__Relay__V1__Ping ping = KOLLEGA__RELAY__V1__PING__INIT;
+        p.body_case = BODY(PING);
+        p.ping = &ping;
+        closed = probe_call(&c, &p, &after) != 0;
+    }
+    kl_wire_free(rep);
+    kl_wire_free(after);
+    pconn_close(&c);
+    kl_memzero(token, sizeof token);
+    printf("{\"mode\":\"unidentified\",\"ok\":%s,\"error_code\":", ok ? "true" : "false");
+    if (code >= 0)
+        printf("%d", code);
+    else
+        printf("null");
+    printf(",\"closed\":%s}\n", closed ? "true" : "false");
+    return 0;
+}

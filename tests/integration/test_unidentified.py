@@ -1,0 +1,88 @@
+"""Unidentified delivery (sealed sender at run time), with real relay and
+client processes: once alice has written to bob, bob holds alice's delivery
+token and writes back on a connection that never authenticates, so the
+running relay does not learn that bob writes to alice; a relay that no
+longer takes the token, or a recipient over its rate, makes the sender fall
+back to identified sending without losing the message; a token that does not
+fit is refused and the connection closed (played by kl-probe)."""
+import json
+import sqlite3
+import subprocess
+
+from kl import PROBE, Client, check, main, new_relay
+
+
+def logins(relay, who):
+    return relay.read_log().count("authenticated as %s" % who)
+
+
+def texts(msgs):
+    return [m["text"] for m in msgs if "text" in m]
+
+
+def pair(root, relays, extra=()):
+    relay = new_relay(root, relays, extra=extra)
+    alice = Client(root, "alice").init(relay.first_invite)
+    bob = Client(root, "bob").init(relay.invite())
+    s = alice.json1("send", bob.address, "hei bob")
+    check(s["unidentified"] is False, "no token of bob's yet: identified: %r" % s)
+    check(texts(bob.receive()) == ["hei bob"], "bob reads alice")
+    return relay, alice, bob
+
+
+def test_reply_without_identifying(root, relays):
+    relay, alice, bob = pair(root, relays)
+    before = logins(relay, "bob")
+    s = bob.json1("send", alice.address, "svar uten navn")
+    check(s["unidentified"] is True, "bob holds alice's token: unidentified: %r" % s)
+    check(logins(relay, "bob") == before, "bob never authenticated to send")
+    got = alice.receive()
+    check(texts(got) == ["svar uten navn"] and got[0]["from"] == bob.address,
+          "alice reads it, from bob (proven end to end): %r" % got)
+    # Human output says so too.
+    out = bob.ok("send", alice.address, "igjen", json_out=False)
+    check("not told who sent it" in out, "human output: %r" % out)
+    check(texts(alice.receive()) == ["igjen"], "second unidentified message arrives")
+
+
+def test_token_refused_falls_back(root, relays):
+    relay, alice, bob = pair(root, relays)
+    # The relay lost alice's token (a restored database, say).
+    db = sqlite3.connect(relay.db_path())
+    db.execute("delete from delivery_tokens where user = (select id from users"
+               " where handle = 'alice')")
+    db.commit()
+    db.close()
+    s = bob.json1("send", alice.address, "likevel fram")
+    check(s["unidentified"] is False, "refused token: identified instead: %r" % s)
+    check(texts(alice.receive()) == ["likevel fram"], "the message still arrives once")
+
+
+def test_recipient_rate_falls_back(root, relays):
+    relay, alice, bob = pair(root, relays, extra=["--unidentified-rate", "2"])
+    kinds = [bob.json1("send", alice.address, "m%d" % i)["unidentified"] for i in range(4)]
+    check(kinds[:2] == [True, True] and False in kinds[2:],
+          "two unidentified a minute, then identified: %r" % kinds)
+    check(texts(alice.receive()) == ["m0", "m1", "m2", "m3"], "all four arrive in order")
+
+
+def test_wrong_token_refused(root, relays):
+    relay, alice, bob = pair(root, relays)
+    key = relay.status()["public_key"]
+    for to in (alice.address, "nobody@oslo.test"):
+        r = subprocess.run([PROBE, "127.0.0.1", str(relay.port), key, "unidentified", to,
+                            "random"], capture_output=True, timeout=60)
+        res = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        check(res["ok"] is False and res["error_code"] == 3 and res["closed"] is True,
+              "a token that does not fit (or no such user) is FORBIDDEN and closes: %r" % res)
+    r = subprocess.run([PROBE, "127.0.0.1", str(relay.port), key, "unidentified",
+                        "kari@stockholm.test", "random"], capture_output=True, timeout=60)
+    res = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    check(res["ok"] is False and res["error_code"] == 1,
+          "unidentified delivery is for this relay's users only: %r" % res)
+    check(texts(alice.receive()) == [], "nothing was stored for alice")
+
+
+if __name__ == "__main__":
+    main([test_reply_without_identifying, test_token_refused_falls_back,
+          test_recipient_rate_falls_back, test_wrong_token_refused])
