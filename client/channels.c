@@ -239,6 +239,32 @@ typedef struct accepted {
 /* What became of one post of a members-only channel. */
 enum { POST_OK, POST_REJECTED, POST_WAITING };
 
+/* A post (log position seq) sealed under an older epoch than a post before
+ * it in the log: its publisher's client kept a key it should have renewed
+ * at a member change, so whoever was removed then may read it too. Shown,
+ * but said. A post of an older epoch that was simply written before the
+ * change (read late) comes before the first newer one in the log and says
+ * nothing, and so does a post already in history (a relay re-delivering
+ * it). The newest epoch seen, and where, is kept per channel; called for
+ * new posts only, inside the transaction that stores them. */
+static int check_epoch(kl_cli_t *cli, const kl_chan_t *x, const kl_channel_post_t *p,
+                       uint64_t seq)
+{
+    uint64_t seen = 0, at = 0;
+    int r = kl_store_channel_epoch_get(cli->st, x->address, &seen, &at);
+    if (r)
+        return r;
+    if (p->epoch > seen)
+        return kl_store_channel_epoch_put(cli->st, x->address, p->epoch, seq);
+    if (p->epoch < seen && seq > at)
+        kl_chan_warn(cli, x->address, "old_epoch",
+                     "a post on %s by %s is sealed with the key of epoch %llu, although a post "
+                     "before it already used epoch %llu: whoever left the channel since may "
+                     "be able to read it", x->address, p->publisher_address,
+                     (unsigned long long)p->epoch, (unsigned long long)seen);
+    return 0;
+}
+
 /* Decrypt an opened post of a members-only channel with its epoch's key
  * from the owner: POST_OK (p->text is the text), POST_WAITING (the key has
  * not arrived) or POST_REJECTED (warned); *err gets store failures. */
@@ -254,17 +280,6 @@ static int unseal_post(kl_cli_t *cli, const kl_chan_t *x, kl_channel_post_t *p, 
     kl_memzero(key, sizeof key);
     if (r == 0 && !kl_utf8_valid(p->text, p->text_len))
         r = KL_EPROTO;
-    /* Shown, but said: a post sealed under an older key than the channel's
-     * current one was either written before the last member change, or by
-     * an owner's client that did not renew its key (a removed member may
-     * then read it too). */
-    if (r == 0 && p->epoch < kl_channel_epoch(x->c))
-        kl_chan_warn(cli, x->address, "old_epoch",
-                     "a post on %s is sealed with the key of epoch %llu, older than the "
-                     "channel's current epoch %llu: it was written before the last member "
-                     "change, or whoever was removed then can read it too",
-                     x->address, (unsigned long long)p->epoch,
-                     (unsigned long long)kl_channel_epoch(x->c));
     if (r == 0)
         return POST_OK;
     if (r == KL_EIO || r == KL_ENOMEM) {
@@ -341,6 +356,8 @@ static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x
         m->text_len = a->p.text_len;
         int added = 0;
         r = kl_store_message_add(cli->st, m, &added);
+        if (r == 0 && added && kl_channel_members_only(x->c))
+            r = check_epoch(cli, x, &a->p, e->seq);
         if (r == 0 && added)
             na++;
         else
@@ -441,6 +458,8 @@ static int retry_one(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x, uint64_t seq,
         m.text = p.text;
         m.text_len = p.text_len;
         r = kl_store_message_add(cli->st, &m, &added);
+        if (r == 0 && added)
+            r = check_epoch(cli, x, &p, seq);
     }
     r = r ? r : kl_store_commit(cli->st);
     if (r)

@@ -32,6 +32,10 @@ typedef struct kl_store_channel {
     int owned;                /* we created it */
 } kl_store_channel_t;
 
+/* The newest key epoch of the posts shown from chan, and the seq of the
+ * post that showed it first (0, 0 when none). */
+int kl_store_channel_epoch_get(kl_store_t *st, const char *chan, uint64_t *epoch, uint64_t *seq);
+int kl_store_channel_epoch_put(kl_store_t *st, const char *chan, uint64_t epoch, uint64_t seq);
 /* Create the channel tables if missing. */
 int kl_store_channel_schema(kl_store_t *st);
 /* KL_ENOTFOUND if there is no row. */

@@ -25,7 +25,9 @@ static const char CHANNEL_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS channel_key_sent(chan TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " member BLOB NOT NULL, PRIMARY KEY(chan, epoch, member));"
     "CREATE TABLE IF NOT EXISTS channel_pending(chan TEXT NOT NULL, idx INTEGER NOT NULL,"
-    " box BLOB NOT NULL, PRIMARY KEY(chan, idx));";
+    " box BLOB NOT NULL, PRIMARY KEY(chan, idx));"
+    "CREATE TABLE IF NOT EXISTS channel_epochs(chan TEXT PRIMARY KEY, epoch INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL);";
 
 int kl_store_channel_schema(kl_store_t *st)
 {
@@ -238,5 +240,35 @@ int kl_store_channel_pending_delete(kl_store_t *st, const char *chan, uint64_t s
         return r;
     sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    return kl_store_exec_stmt(s);
+}
+
+int kl_store_channel_epoch_get(kl_store_t *st, const char *chan, uint64_t *epoch, uint64_t *seq)
+{
+    sqlite3_stmt *s;
+    *epoch = *seq = 0;
+    int r = kl_store_prepare(st, "SELECT epoch, seq FROM channel_epochs WHERE chan = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *epoch = (uint64_t)sqlite3_column_int64(s, 0);
+        *seq = (uint64_t)sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+}
+
+int kl_store_channel_epoch_put(kl_store_t *st, const char *chan, uint64_t epoch, uint64_t seq)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO channel_epochs(chan, epoch, seq)"
+                                 " VALUES(?1, ?2, ?3)", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
     return kl_store_exec_stmt(s);
 }

@@ -39,6 +39,8 @@
  * home, whose store has no passphrase):
  *   group-invite HOME GROUP ADDRESS KEY_B64
  *   group-send   HOME GROUP TEXT [--index N] [--head-bogus] [--print]
+ *   chan-post    HOME CHANNEL EPOCH TEXT   a members-only channel post under
+ *                the key of EPOCH
  *   drain    KEYFILE ADDRESS TARGET N   N prekey fetches of TARGET, one JSON line:
  *            {"mode":"drain","fetches","bundles","opks" (distinct one-time prekey
  *            ids got),"without_opk","rate_limited","errors","closed"}
@@ -483,6 +485,8 @@ int main(int argc, char **argv)
         return probe_flood(rest, rargv);
     if (strcmp(mode, "group-invite") == 0)
         return probe_group_invite(rest, rargv);
+    if (strcmp(mode, "chan-post") == 0)
+        return probe_chan_post(rest, rargv);
     if (strcmp(mode, "group-send") == 0)
         return probe_group_send(rest, rargv);
     if (strcmp(mode, "drain") == 0)

@@ -82,6 +82,7 @@ int probe_unidentified(int argc, char **argv);
  * (argv after MODE). Each returns the process exit code. */
 int probe_group_invite(int argc, char **argv);
 int probe_group_send(int argc, char **argv);
+int probe_chan_post(int argc, char **argv);
 int probe_drain(int argc, char **argv);
 
 #endif

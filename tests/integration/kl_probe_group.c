@@ -15,6 +15,13 @@
  *       or with --print write the body (hex) instead of sending it (for a
  *       test that plants it in the relay's database).
  *
+ * and, as a publisher of a members-only channel (the home's identity):
+ *
+ *   chan-post HOME CHANNEL EPOCH TEXT
+ *       a post sealed with the channel key of EPOCH (say an older one than
+ *       the channel's current epoch, which the real client never uses), sent
+ *       to CHANNEL ("index" in the answer is EPOCH).
+ *
  * One JSON line: {"mode", "ok", "error_code" (null), "error", "seq", "index",
  * "body"}. The advanced sender key is written back to the home, so the
  * member's real client never reuses a message key. */
@@ -22,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "cli.h"
 #include "group.h"
 #include "kl_probe.h"
@@ -252,5 +260,55 @@ int probe_group_send(int argc, char **argv)
 out:
     free(body);
     member_close(&m);
+    return rc;
+}
+
+int probe_chan_post(int argc, char **argv)
+{
+    if (argc != 4 || atoll(argv[2]) <= 0) {
+        fprintf(stderr, "usage: kl-probe ... chan-post HOME CHANNEL EPOCH TEXT\n");
+        return 2;
+    }
+    kl_cli_t cli;
+    kl_chan_t x;
+    pconn_t c;
+    uint8_t key[KL_CHANNEL_KEY], id[KL_MSG_ID], *body = NULL;
+    size_t blen = 0;
+    uint64_t epoch = (uint64_t)atoll(argv[2]);
+    int rc = 1, loaded = 0;
+    memset(&cli, 0, sizeof cli);
+    memset(&x, 0, sizeof x);
+    cli.home_opt = argv[0];
+    if (kl_cli_resolve_home(&cli) != 0 || kl_cli_open(&cli) != 0)
+        goto out;
+    if (kl_chan_load(&cli, argv[1], &x) != 0)
+        goto out;
+    loaded = 1;
+    kl_random(id, sizeof id);
+    if (kl_chan_key_get(&cli, &x, epoch, key) != 0 ||
+        kl_channel_post_build_sealed(x.c, cli.me.sk, cli.me.pk, cli.me.address, id,
+                                     kl_now_ms(), key, epoch, argv[3], &body, &blen) != 0) {
+        fprintf(stderr, "kl-probe: no key of epoch %s for %s in %s\n", argv[2], argv[1], argv[0]);
+        goto out;
+    }
+    if (pconn_open(&c) != 0)
+        goto out;
+    if (probe_auth(&c, cli.me.sk, cli.me.address) == 0) {
+        kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+        Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
+        s.to = argv[1];
+        s.body.data = body;
+        s.body.len = blen;
+        f.body_case = BODY(SEND);
+        f.send = &s;
+        rc = call_and_report(&c, &f, "chan-post", epoch);
+    }
+    pconn_close(&c);
+out:
+    kl_memzero(key, sizeof key);
+    free(body);
+    if (loaded)
+        kl_chan_free(&x);
+    kl_cli_close(&cli);
     return rc;
 }

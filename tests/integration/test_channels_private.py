@@ -10,6 +10,7 @@ import sqlite3
 import time
 
 from kl import Client, check, main, new_relay
+from probe_user import probe_member
 
 CH = "!club@oslo.test"
 
@@ -185,5 +186,29 @@ def test_key_arrives_later(root, relays):
     check("welcome eve" not in eve.run("receive", "--timeout", "0")[1], "shown once")
 
 
+def test_old_epoch_after_new_warned(root, relays):
+    """A post read late under the epoch it was written in says nothing; a
+    post sealed with an old key AFTER a post of the new epoch (a publisher
+    whose client kept the old key: played by kl-probe from kari's home) is
+    shown with a warning that the removed member may read it."""
+    relay, owner, kari, m1, m2, eve = setup(root, relays)
+    kari.ok("channel", "post", "!club", "skrevet i epoke 1")
+    owner.json1("channel", "member", "remove", "!club", m2.address)
+    owner.receive(0)
+    kari.receive(0)  # kari gets the epoch-2 key
+    kari.ok("channel", "post", "!club", "skrevet i epoke 2")
+    rc, out, err = m1.run("receive", "--timeout", "0")
+    check(rc == 0 and "skrevet i epoke 1" in out and "skrevet i epoke 2" in out,
+          "m1 reads both: %r" % out)
+    check("epoch" not in err, "a post read late in its own epoch is not warned: %r" % err)
+    r = probe_member(relay, kari, "chan-post", CH, 1, "gammel nøkkel")
+    check(r["ok"], "the hostile publisher's post is accepted by the relay: %r" % r)
+    rc, out, err = m1.run("receive", "--timeout", "0")
+    check("gammel nøkkel" in out, "shown: %r" % out)
+    check("epoch 1" in err and "already used epoch 2" in err and kari.address in err,
+          "warned, naming the publisher: %r" % err)
+
+
 if __name__ == "__main__":
-    main([test_members_read_outsiders_do_not, test_removed_member, test_key_arrives_later])
+    main([test_members_read_outsiders_do_not, test_removed_member, test_key_arrives_later,
+          test_old_epoch_after_new_warned])
