@@ -277,7 +277,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         goto out;
     }
     if (unid) {
-        r = kl_delivery_send(conn, addr, token, body, blen, &m.seq);
+        r = kl_out_send_unidentified(conn, addr, token, body, blen, &m.seq);
         if (token_refused(conn, r) || unidentified_busy(conn, r)) {
             if ((rc = identify(cli, &conn, &unid, addr, !unidentified_busy(conn, r))))
                 goto out;

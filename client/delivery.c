@@ -65,23 +65,3 @@ int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn)
     }
     return kl_store_commit(st);
 }
-
-int kl_delivery_send(kl_conn_t *conn, const char *to, const uint8_t token[32],
-                     const uint8_t *body, size_t len, uint64_t *seq)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
-    kl_frame_t *resp = NULL;
-    s.to = (char *)to;
-    s.body.data = (uint8_t *)body;
-    s.body.len = len;
-    s.delivery_token.data = (uint8_t *)token;
-    s.delivery_token.len = 32;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_SEND;
-    f.send = &s;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_SENT, &resp);
-    if (r == 0)
-        *seq = resp->sent ? resp->sent->seq : 0;
-    kl_wire_free(resp);
-    return r;
-}

@@ -30,10 +30,6 @@ int kl_delivery_own(kl_store_t *st, uint8_t token[32]);
  * remember when it did. Relay errors as kl_conn_call. */
 int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn);
 
-/* send{to, body, delivery_token} on an unauthenticated connection:
- * *seq once the relay committed it. KL_EREFUSED with FORBIDDEN when the
- * relay does not accept the token (the caller forgets it and falls back). */
-int kl_delivery_send(kl_conn_t *conn, const char *to, const uint8_t token[32],
-                     const uint8_t *body, size_t len, uint64_t *seq);
+/* Sending with a token: outbound.h kl_out_send_unidentified. */
 
 #endif

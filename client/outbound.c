@@ -52,13 +52,18 @@ int kl_out_send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_
     return kl_out_send_group_body(conn, to, body, len, 0, seq);
 }
 
-int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
-                           uint64_t group_index, uint64_t *seq)
+/* send{to, body, [group_index], [delivery_token]} -> sent{seq}. */
+static int send_frame(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+                      uint64_t group_index, const uint8_t *token, uint64_t *seq)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
     kl_frame_t *resp = NULL;
     s.group_index = group_index;
+    if (token) {
+        s.delivery_token.data = (uint8_t *)token;
+        s.delivery_token.len = 32;
+    }
     s.to = (char *)to;
     s.body.data = (uint8_t *)body;
     s.body.len = len;
@@ -69,6 +74,18 @@ int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body,
         *seq = resp->sent ? resp->sent->seq : 0;
     kl_wire_free(resp);
     return r;
+}
+
+int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+                           uint64_t group_index, uint64_t *seq)
+{
+    return send_frame(conn, to, body, len, group_index, NULL, seq);
+}
+
+int kl_out_send_unidentified(kl_conn_t *conn, const char *to, const uint8_t token[32],
+                             const uint8_t *body, size_t len, uint64_t *seq)
+{
+    return send_frame(conn, to, body, len, 0, token, seq);
 }
 
 int kl_out_send_content(kl_store_t *st, const kl_identity_t *me, kl_conn_t *conn,

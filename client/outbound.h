@@ -24,6 +24,12 @@ int kl_out_send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_
  * next_index (relay.proto: CONFLICT when a remove or leave came later). */
 int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
                            uint64_t group_index, uint64_t *seq);
+/* send{to, body, delivery_token} on an unauthenticated connection
+ * (delivery.h): *seq once the relay committed it. KL_EREFUSED with
+ * FORBIDDEN when the relay does not accept the token, RATE_LIMITED when
+ * to takes no more unidentified messages now (send identified). */
+int kl_out_send_unidentified(kl_conn_t *conn, const char *to, const uint8_t token[32],
+                             const uint8_t *body, size_t len, uint64_t *seq);
 /* Encrypt c for peer (identity key peer_ik, which the caller has checked)
  * over the 1:1 session, starting one with a fetched bundle when needed,
  * and send it. KL_ENOTFOUND: peer has no prekeys; KL_EKEYCHANGED: the

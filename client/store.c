@@ -51,6 +51,16 @@ int kl_store_prepare(kl_store_t *st, const char *sql, sqlite3_stmt **stmt)
     return sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) == SQLITE_OK ? 0 : KL_EIO;
 }
 
+int kl_store_exec_text(kl_store_t *st, const char *sql, const char *arg)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_prepare(st, sql, &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+    return kl_store_exec_stmt(s);
+}
+
 int kl_store_exec_stmt(sqlite3_stmt *stmt)
 {
     int rc = sqlite3_step(stmt);

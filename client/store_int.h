@@ -70,6 +70,9 @@ int kl_store_exec_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char
 /* Step a statement that returns no rows and finalize it; *changes is the
  * number of rows it changed (set only on success). KL_EIO on failure. */
 int kl_store_exec_changes(kl_store_t *st, sqlite3_stmt *stmt, uint64_t *changes);
+/* Run sql (no rows) with arg bound to ?1: for "DELETE ... WHERE key = ?1".
+ * Errors as kl_store_exec_stmt. */
+int kl_store_exec_text(kl_store_t *st, const char *sql, const char *arg);
 /* Step a query once and finalize it; *found = 1 if it returned a row.
  * 0, or KL_EIO on failure. */
 int kl_store_step_exists(sqlite3_stmt *stmt, int *found);

@@ -185,12 +185,7 @@ int kl_store_session_put(kl_store_t *st, const char *peer, const uint8_t *rec, s
 
 int kl_store_session_delete(kl_store_t *st, const char *peer)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM sessions WHERE peer = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_text(st, "DELETE FROM sessions WHERE peer = ?1", peer);
 }
 
 static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
@@ -277,12 +272,7 @@ int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c)
 
 int kl_store_contact_delete(kl_store_t *st, const char *address)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM contacts WHERE address = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_text(st, "DELETE FROM contacts WHERE address = ?1", address);
 }
 
 int kl_store_contact_list(kl_store_t *st, int (*cb)(void *ud, const kl_contact_t *c), void *ud)

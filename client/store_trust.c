@@ -131,10 +131,5 @@ int kl_store_peer_token_put(kl_store_t *st, const char *peer, const uint8_t toke
 
 int kl_store_peer_token_delete(kl_store_t *st, const char *peer)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM peer_tokens WHERE peer = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_text(st, "DELETE FROM peer_tokens WHERE peer = ?1", peer);
 }

@@ -98,6 +98,19 @@ int kl_job_needs_savepoint(const kl_job_t *job)
     }
 }
 
+/* An unidentified request (has_token): handle's delivery token is the only
+ * authority, and a wrong token and an unknown user look the same
+ * (KL_ECRYPTO). 0 for identified requests. */
+static int token_gate(kl_storage_t *st, int has_token, const char *handle,
+                      const uint8_t token[32])
+{
+    int ok = 0;
+    if (!has_token)
+        return 0;
+    int r = kl_storage_token_check(st, handle, token, &ok);
+    return r ? r : ok ? 0 : KL_ECRYPTO;
+}
+
 void kl_job_run(kl_job_t *job, kl_storage_t *st)
 {
     int r = KL_EINVAL;
@@ -111,14 +124,9 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_LOOKUP: {
         kl_storage_user_t u;
-        int ok = 1;
-        r = job->u.lookup.has_token
-                ? kl_storage_token_check(st, job->u.lookup.handle, job->u.lookup.token, &ok)
-                : 0;
-        if (r || !ok) {
-            r = r ? r : KL_ECRYPTO;
+        if ((r = token_gate(st, job->u.lookup.has_token, job->u.lookup.handle,
+                            job->u.lookup.token)))
             break;
-        }
         r = kl_storage_user_get(st, job->u.lookup.handle, &u);
         if (r == 0) {
             job->u.lookup.exists = 1;
@@ -146,16 +154,8 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_SEND: {
         uint64_t id = 0, inbox = 0;
-        int ok = 1;
-        /* An unidentified send: the recipient's token is the only
-         * authority; a wrong one and an unknown user look the same. */
-        r = job->u.send.has_token
-                ? kl_storage_token_check(st, job->u.send.handle, job->u.send.token, &ok)
-                : 0;
-        if (r || !ok) {
-            r = r ? r : KL_ECRYPTO;
+        if ((r = token_gate(st, job->u.send.has_token, job->u.send.handle, job->u.send.token)))
             break;
-        }
         r = kl_storage_user_route(st, job->u.send.handle, &id, &inbox);
         if (r == 0)
             r = kl_storage_log_append(st, inbox, job->now_ms, job->u.send.expires_ms,
