@@ -599,11 +599,14 @@ static void gen_addr(void)
 /* ---- e2e --------------------------------------------------------------- */
 
 static size_t content_raw(uint8_t *out, size_t cap, const char *text, const char *to,
-                          size_t id_len)
+                          size_t id_len, size_t token_len)
 {
     Kollega__E2e__V1__Content m = KOLLEGA__E2E__V1__CONTENT__INIT;
-    uint8_t id[16];
+    uint8_t id[16], token[40];
     memset(id, 7, sizeof id);
+    memset(token, 9, sizeof token);
+    m.delivery_token.data = token;
+    m.delivery_token.len = token_len;
     m.id.data = id;
     m.id.len = id_len;
     m.sent_at = FUZZ_NOW_MS;
@@ -651,18 +654,22 @@ static void gen_e2e(void)
         const char *name, *text, *to;
         size_t id_len;
         uint8_t mode;
+        size_t token_len;
     } c[] = {
-        {"content", "hello", FUZZ_ALICE, 16, 2},
-        {"content-carol", "hello again", FUZZ_ALICE, 16, 2 | 0x80},
-        {"content-bad-utf8", "caf\xc3\x28 \xff\xfe", FUZZ_ALICE, 16, 2},
-        {"content-no-to", "hello", "", 16, 2},
-        {"content-short-id", "hello", FUZZ_ALICE, 15, 2},
-        {"content-other-recipient", "hello", FUZZ_BOB, 16, 2 | 0x80},
+        {"content", "hello", FUZZ_ALICE, 16, 2, 0},
+        {"content-carol", "hello again", FUZZ_ALICE, 16, 2 | 0x80, 0},
+        {"content-bad-utf8", "caf\xc3\x28 \xff\xfe", FUZZ_ALICE, 16, 2, 0},
+        {"content-no-to", "hello", "", 16, 2, 0},
+        {"content-short-id", "hello", FUZZ_ALICE, 15, 2, 0},
+        {"content-other-recipient", "hello", FUZZ_BOB, 16, 2 | 0x80, 0},
+        {"content-delivery-token", "hello", FUZZ_ALICE, 16, 2 | 0x80, 32},
+        {"content-token-short", "hello", FUZZ_ALICE, 16, 2 | 0x80, 31},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         b_reset(&b);
         b_u8(&b, c[i].mode);
-        b.n += content_raw(b.p + 1, sizeof b.p - 1, c[i].text, c[i].to, c[i].id_len);
+        b.n += content_raw(b.p + 1, sizeof b.p - 1, c[i].text, c[i].to, c[i].id_len,
+                           c[i].token_len);
         put_buf("e2e", c[i].name, &b);
     }
     /* Sealed plaintexts with a bad sender or no envelope */
