@@ -16,7 +16,6 @@
 #include "cmd.h"
 #include "contacts.h"
 #include "delivery.h"
-#include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
@@ -82,13 +81,6 @@ static int check_text(const char *text, size_t len)
         return KL_EXIT_USAGE;
     }
     return KL_EXIT_OK;
-}
-
-/* 1 when addr is a user of the relay we are registered with. */
-static int on_our_relay(const kl_cli_t *cli, const char *addr)
-{
-    kl_addr_t a;
-    return kl_addr_parse(addr, &a) == 0 && strcmp(a.relay, cli->relay.name) == 0;
 }
 
 /* The relay does not take the delivery token (it changed, or unidentified
@@ -185,10 +177,10 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         rc = KL_EXIT_USAGE;
         goto out;
     }
-    /* A contact of our relay who gave us its delivery token is written to
-     * without telling the relay who writes (delivery.h); anyone else, or
-     * when the token no longer works, the identified way. */
-    if (on_our_relay(cli, addr) && kl_store_peer_token_get(cli->st, addr, token) == 0)
+    /* A contact who gave us its delivery token is written to without
+     * telling the relay who writes (delivery.h); anyone else, or when the
+     * token no longer works, the identified way. */
+    if (kl_store_peer_token_get(cli->st, addr, token) == 0)
         unid = 1;
     if ((rc = unid ? kl_cli_connect_anonymous(cli, &conn) : kl_cli_connect(cli, &conn)))
         goto out;

@@ -10,9 +10,12 @@
  * connection that is NOT authenticated: lookup and send carry the token,
  * the relay checks it and stores the message without ever knowing who sent
  * it (Signal's unidentified access, with a random token instead of a key
- * derived from a profile key). Without a token, or for a recipient on
- * another relay, sending falls back to the authenticated path. What a
- * relay operator can still learn is in docs/SECURITY.md. */
+ * derived from a profile key). For a recipient on another relay, our relay
+ * proxies the lookup with the token to the recipient's relay, which checks
+ * it; only then does our relay take the send, and the recipient's relay
+ * checks the token again on delivery. Without a token, or when a relay
+ * refuses it, sending falls back to the authenticated path. What a relay
+ * operator can still learn is in docs/SECURITY.md. */
 #ifndef KOLLEGA_CLIENT_DELIVERY_H
 #define KOLLEGA_CLIENT_DELIVERY_H
 

@@ -396,8 +396,38 @@ static int send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_
  * authenticated (relay.proto Send.delivery_token): only to a user of this
  * relay; the storage job checks the token. Nothing identifies the caller,
  * so nothing about it is recorded. */
-static int on_unidentified(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, uint64_t now_ms,
-                           kl_dispatch_out_t *out)
+/* SHA-256(address || token): a remote recipient and token pair. */
+static void ud_pair(const char *address, const uint8_t token[32], uint8_t out[32])
+{
+    uint8_t buf[KL_ADDR_MAX + 32];
+    size_t n = strlen(address);
+    if (n > KL_ADDR_MAX)
+        n = KL_ADDR_MAX;
+    memcpy(buf, address, n);
+    memcpy(buf + n, token, 32);
+    kl_sha256(buf, n + 32, out);
+    kl_memzero(buf, sizeof buf);
+}
+
+static int ud_confirmed(const kl_session_t *s, const char *address, const uint8_t token[32])
+{
+    uint8_t id[32];
+    int found = 0;
+    ud_pair(address, token, id);
+    for (uint32_t i = 0; i < KL_UD_CONFIRMED && i < s->ud_n; i++)
+        found |= kl_memcmp(s->ud_ok[i], id, 32) == 0;
+    return found;
+}
+
+/* The recipient's relay answered a proxied lookup with this token. */
+static void ud_confirm(kl_session_t *s, const char *address, const uint8_t token[32])
+{
+    if (!ud_confirmed(s, address, token))
+        ud_pair(address, token, s->ud_ok[s->ud_n++ % KL_UD_CONFIRMED]);
+}
+
+static int on_unidentified(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
+                           const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     int send = f->body_case == BODY(SEND);
     const ProtobufCBinaryData *tok = send ? &f->send->delivery_token
@@ -410,25 +440,37 @@ static int on_unidentified(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, ui
     }
     if (send && !body_ok(cfg, f, out))
         return 0;
-    int where = to[0] == '#' || to[0] == '!' ? 1 : local_user(cfg, to, &a, out, f->id);
+    if (to[0] == '#' || to[0] == '!') {
+        fail(out, f->id, CODE(BAD_REQUEST),
+             "unidentified delivery reaches users only, not groups or channels: authenticate",
+             1);
+        return 0;
+    }
+    int where = local_user(cfg, to, &a, out, f->id);
     if (where < 0)
         return 0;
-    if (where > 0) {
-        fail(out, f->id, CODE(BAD_REQUEST),
-             "unidentified delivery reaches users of this relay only: authenticate to write "
-             "to anyone else", 1);
+    /* A user of another relay: that relay checks the token, on a proxied
+     * lookup first (which this connection must have made with the same
+     * token before its send is taken: so nobody can fill our outbox to a
+     * peer with messages the peer will refuse), and again on delivery. */
+    if (where > 0 && send && !ud_confirmed(s, to, tok->data)) {
+        fail(out, f->id, CODE(FORBIDDEN),
+             "look the recipient up with its delivery token on this connection first", 1);
         return 0;
     }
     /* A recipient takes so many unidentified sends a minute (charged when
      * one is stored, so senders without its token cannot use up its
      * allowance); over it, senders identify themselves as before. */
+    const char *key = where > 0 ? to : a.handle;
     if (send && cfg->ud_limit &&
-        !kl_bucket_ready(kl_buckets_get(cfg->ud_limit, a.handle, strlen(a.handle), now_ms))) {
+        !kl_bucket_ready(kl_buckets_get(cfg->ud_limit, key, strlen(key), now_ms))) {
         fail(out, f->id, CODE(RATE_LIMITED),
              "too many unidentified messages to this user: authenticate and send as yourself",
              0);
         return 0;
     }
+    if (where > 0)
+        return kl_fed_dispatch(cfg, f, &a, now_ms, out);
     if (send) {
         int r = send_job(cfg, f, &a, now_ms, out);
         if (r == 0 && out->job) {
@@ -501,7 +543,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     if (!s->authed && !s->auth_pending &&
         ((bc == BODY(SEND) && f->send->delivery_token.len) ||
          (bc == BODY(LOOKUP) && f->lookup->delivery_token.len)))
-        return on_unidentified(cfg, f, now_ms, out);
+        return on_unidentified(cfg, s, f, now_ms, out);
     if (!s->authed) {
         fail(out, f->id, CODE(UNAUTHENTICATED), "authenticate first (register or auth)", 1);
         return 0;
@@ -836,6 +878,23 @@ static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
     }
 }
 
+/* An unidentified request for a user of another relay came back: a lookup
+ * its relay answered confirms the token for this connection; a send taken
+ * into the outbox is charged to the recipient's allowance. */
+static void fed_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                                  const kl_job_t *job)
+{
+    const kl_fed_job_t *fj = job->u.fed;
+    if (fj->op == KL_FED_OP_LOOKUP && fj->err_code == 0 && fj->exists)
+        ud_confirm(s, fj->address, fj->token);
+    if (fj->op == KL_FED_OP_SEND && job->result == 0 && cfg->ud_limit) {
+        kl_bucket_t *b = kl_buckets_get(cfg->ud_limit, fj->address, strlen(fj->address),
+                                        job->now_ms);
+        if (kl_bucket_ready(b))
+            kl_bucket_take(b);
+    }
+}
+
 void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_job_t *job,
                           kl_dispatch_out_t *out)
 {
@@ -862,6 +921,8 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         complete_send(cfg, job, out);
         return;
     case KL_JOB_FED:
+        if (job->u.fed->has_token && !s->authed)
+            fed_unidentified_done(cfg, s, job);
         kl_fed_dispatch_complete(job, out);
         return;
     default:

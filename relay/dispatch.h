@@ -6,11 +6,15 @@
  *
  * Rules (DESIGN.md "Relay protocol"):
  *   - before authentication only ping, register, auth, and unidentified
- *     delivery: a send or lookup that carries a delivery token, to a user of
- *     this relay only (else BAD_REQUEST + close), checked against that
- *     user's token hash by the storage job (a wrong token or an unknown
- *     user: FORBIDDEN + close); anything else is error{UNAUTHENTICATED} +
- *     close;
+ *     delivery: a send or lookup that carries a delivery token, to a user
+ *     (never a group or channel: BAD_REQUEST + close). For a user of this
+ *     relay the storage job checks the token against that user's token
+ *     hash (a wrong token or an unknown user: FORBIDDEN + close); for a
+ *     user of a federated relay the lookup is proxied with the token and
+ *     that relay checks it, and a send is taken only after such a lookup
+ *     confirmed the same token on this connection (else FORBIDDEN + close),
+ *     its forward carrying the token for the peer to check again. Anything
+ *     else is error{UNAUTHENTICATED} + close;
  *   - delivery_token (authenticated): set or clear the caller's token hash;
  *   - a body the relay never receives (ok, error, pong, sent, deliver,
  *     lookup_result, prekey_bundle, prekey_count) or request id 0 is
@@ -68,6 +72,10 @@ typedef struct kl_dispatch_cfg {
 } kl_dispatch_cfg_t;
 
 
+/* Remote recipients an unauthenticated connection may write to after their
+ * relay confirmed its token (kl_session_t.ud_ok). */
+#define KL_UD_CONFIRMED 4
+
 /* The protocol state of one connection. The server zeroes it, calls
  * kl_session_init and copies the Noise handshake hash into hh. */
 typedef struct kl_session {
@@ -79,6 +87,11 @@ typedef struct kl_session {
     uint64_t inbox;
     char handle[KL_HANDLE_MAX + 1];
     uint8_t identity_key[32];
+    /* Unidentified delivery to users of other relays: the recipients whose
+     * relay confirmed the token on this connection (a proxied lookup with
+     * it), as SHA-256(address || token), the newest in ud_ok[ud_n % N]. */
+    uint8_t ud_ok[KL_UD_CONFIRMED][32];
+    uint32_t ud_n;
     uint64_t tokens_milli;  /* token bucket, in thousandths of a frame */
     uint64_t refill_ms;     /* time of the last refill */
 } kl_session_t;

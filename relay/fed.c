@@ -131,6 +131,10 @@ static void proxy_send(fed_peer_t *p, kl_job_t *job)
     }
     if (fj->op == KL_FED_OP_LOOKUP) {
         lk.address = fj->address;
+        if (fj->has_token) {
+            lk.delivery_token.data = fj->token;
+            lk.delivery_token.len = 32;
+        }
         fr.body_case = FBODY(LOOKUP);
         fr.lookup = &lk;
     } else {

@@ -33,6 +33,8 @@ int kl_fed_dispatch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_
             ttl = cfg->ttl_max_s;
         fw.to = sd->to;
         fw.body = sd->body;
+        if (sd->delivery_token.len == 32)
+            fw.delivery_token = sd->delivery_token;
         fw.expires_ms = now_ms + (uint64_t)ttl * 1000;
         size_t n = kollega__federation__v1__forward__get_packed_size(&fw);
         uint8_t *data = NULL;
@@ -44,6 +46,8 @@ int kl_fed_dispatch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_
         job->u.fed->len = n;
         job->u.fed->expires_ms = fw.expires_ms;
         job->u.fed->quota = p->quota;
+        snprintf(job->u.fed->address, sizeof job->u.fed->address, "%s", sd->to);
+        job->u.fed->has_token = sd->delivery_token.len == 32;
     } else {
         int lookup = f->body_case == BODY(LOOKUP);
         job = kl_fed_job_new(lookup ? KL_FED_OP_LOOKUP : KL_FED_OP_PREKEY, 0, NULL);
@@ -51,6 +55,10 @@ int kl_fed_dispatch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_
             return KL_ENOMEM;
         snprintf(job->u.fed->address, sizeof job->u.fed->address, "%s",
                  lookup ? f->lookup->address : f->prekey_fetch->address);
+        if (lookup && f->lookup->delivery_token.len == 32) {
+            job->u.fed->has_token = 1;
+            memcpy(job->u.fed->token, f->lookup->delivery_token.data, 32);
+        }
     }
     job->u.fed->peer = p->id;
     job->u.fed->outbox = p->outbox;

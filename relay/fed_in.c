@@ -128,7 +128,8 @@ static void on_forward(fed_link_t *l, const kl_fedframe_t *fr)
     w->restart = fw->restart;
     w->expires_ms = fw->expires_ms;
     const char *h = local_handle(l, fw->to, &a);
-    if (h == NULL || fw->body.len == 0 || fw->body.len > KL_MAX_BODY_LIMIT || fw->origin_seq == 0)
+    if (h == NULL || fw->body.len == 0 || fw->body.len > KL_MAX_BODY_LIMIT || fw->origin_seq == 0 ||
+        (fw->delivery_token.len != 0 && fw->delivery_token.len != 32))
         w->status = KL_FED_REJECTED;
     else if (!rate_take(l))
         w->status = KL_FED_RETRY;
@@ -141,6 +142,10 @@ static void on_forward(fed_link_t *l, const kl_fedframe_t *fr)
         memcpy(w->body, fw->body.data, fw->body.len);
         w->len = fw->body.len;
         memcpy(w->handle, h, strlen(h) + 1);
+        if (fw->delivery_token.len == 32) {
+            w->has_token = 1;
+            memcpy(w->token, fw->delivery_token.data, 32);
+        }
     }
     fj->n_fwd++;
     submit_deliver(l);
@@ -193,6 +198,10 @@ static void on_request(fed_link_t *l, const kl_fedframe_t *fr, kl_fed_op_t op,
     memcpy(job->u.fed->handle, h, strlen(h) + 1);
     if (op == KL_FED_OP_IN_PREKEY)
         job->u.fed->take_opk = prekey_take(l, fr->prekey_fetch->requester, h);
+    if (op == KL_FED_OP_IN_LOOKUP && fr->lookup->delivery_token.len == 32) {
+        job->u.fed->has_token = 1;
+        memcpy(job->u.fed->token, fr->lookup->delivery_token.data, 32);
+    }
     submit_job(l, job);
 }
 
@@ -306,7 +315,10 @@ static void request_done(fed_link_t *l, kl_job_t *job)
     Kollega__Relay__V1__OneTimePrekey opk = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
     const kl_prekey_bundle_t *b = &fj->bundle;
     fr.id = fj->link_req;
-    if (job->result == KL_ENOTFOUND) {
+    if (job->result == KL_ECRYPTO) {
+        send_error(l, fr.id, CODE(FORBIDDEN),
+                   "the delivery token was not accepted: the sender must identify itself");
+    } else if (job->result == KL_ENOTFOUND) {
         send_error(l, fr.id, CODE(NOT_FOUND), "no prekey bundle for this user");
     } else if (job->result != 0) {
         send_error(l, fr.id, CODE(UNAVAILABLE), "storage unavailable: retry later");

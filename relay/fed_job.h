@@ -70,6 +70,8 @@ typedef struct kl_fed_fwd {
     uint32_t frame_id;              /* id of the forward frame (echoed) */
     int restart;                    /* the forward's restart flag */
     uint64_t expires_ms;
+    int has_token;                  /* unidentified: stored only if the token fits */
+    uint8_t token[32];
     int status;                     /* out: KL_FED_* */
     uint64_t recipient;             /* out (STORED): user id, for the push */
     uint64_t inbox_seq;             /* out (STORED) */
@@ -107,6 +109,10 @@ typedef struct kl_fed_job {
     /* IN_PREKEY in: the limits let the requester consume a one-time
      * prekey (opk_limit.h). */
     int take_opk;
+    /* LOOKUP / IN_LOOKUP in, SEND: the recipient's delivery token of an
+     * unidentified request (relay.proto Send.delivery_token). */
+    int has_token;
+    uint8_t token[32];
     /* LOOKUP / IN_LOOKUP out. PREKEY / IN_PREKEY out: bundle. */
     int exists;
     uint8_t identity_key[32];

@@ -59,8 +59,13 @@ static int in_deliver(kl_fed_job_t *fj, uint64_t now_ms, kl_storage_t *st)
             continue;
         }
         kl_storage_user_t u;
-        r = kl_storage_user_get(st, w->handle, &u);
-        if (r == KL_ENOTFOUND) {
+        int ok = 1;
+        r = w->has_token ? kl_storage_token_check(st, w->handle, w->token, &ok) : 0;
+        if (r == 0)
+            r = kl_storage_user_get(st, w->handle, &u);
+        if (r == KL_ENOTFOUND || (r == 0 && !ok)) {
+            /* No such user, or an unidentified forward whose token is not
+             * (any longer) the recipient's: refused for good. */
             w->status = KL_FED_REJECTED;
             wm = w->seq;
             continue;
@@ -146,6 +151,13 @@ int kl_fed_job_run(kl_job_t *job, kl_storage_t *st)
         r = in_deliver(fj, job->now_ms, st);
         break;
     case KL_FED_OP_IN_LOOKUP:
+        if (fj->has_token) {
+            int ok = 0;
+            if ((r = kl_storage_token_check(st, fj->handle, fj->token, &ok)) || !ok) {
+                r = r ? r : KL_ECRYPTO;
+                break;
+            }
+        }
         r = kl_storage_user_get(st, fj->handle, &u);
         if (r == 0) {
             fj->exists = 1;
@@ -229,7 +241,8 @@ void kl_fed_job_free_part(kl_job_t *job)
         return;
     for (size_t i = 0; fj->fwd && i < fj->n_fwd && i < KL_FED_BATCH; i++)
         kl_free_wipe(fj->fwd[i].body, fj->fwd[i].len);
-    free(fj->fwd);
+    if (fj->fwd)
+        kl_free_wipe(fj->fwd, KL_FED_BATCH * sizeof *fj->fwd); /* tokens */
     if (fj->reply)
         protobuf_c_message_free_unpacked(fj->reply, NULL);
     if (fj->reply2)

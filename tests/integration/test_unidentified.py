@@ -4,12 +4,15 @@ token and writes back on a connection that never authenticates, so the
 running relay does not learn that bob writes to alice; a relay that no
 longer takes the token, or a recipient over its rate, makes the sender fall
 back to identified sending without losing the message; a token that does not
-fit is refused and the connection closed (played by kl-probe)."""
+fit is refused and the connection closed (played by kl-probe); and the same
+across two federated relays, neither of which learns who writes."""
 import json
 import sqlite3
 import subprocess
+import time
 
 from kl import PROBE, Client, check, main, new_relay
+from test_federation import federation, wait_link
 
 
 def logins(relay, who):
@@ -78,11 +81,51 @@ def test_wrong_token_refused(root, relays):
     r = subprocess.run([PROBE, "127.0.0.1", str(relay.port), key, "unidentified",
                         "kari@stockholm.test", "random"], capture_output=True, timeout=60)
     res = json.loads(r.stdout.decode().strip().splitlines()[-1])
-    check(res["ok"] is False and res["error_code"] == 1,
-          "unidentified delivery is for this relay's users only: %r" % res)
+    check(res["ok"] is False and res["error_code"] == 3 and res["closed"] is True,
+          "to another relay's user only after its relay confirmed the token: %r" % res)
     check(texts(alice.receive()) == [], "nothing was stored for alice")
+
+
+def test_across_relays(root, relays):
+    """kari on stockholm answers alice on oslo without identifying herself
+    to either relay: stockholm proxies the lookup with alice's token to oslo,
+    which checks it, then takes the send; oslo checks the token again when
+    the forward arrives. A token oslo no longer knows makes kari fall back."""
+    rs = federation(root, relays, names=["oslo.test", "stockholm.test"])
+    wait_link(rs["oslo"], rs["stockholm"])
+    wait_link(rs["stockholm"], rs["oslo"])
+    alice = Client(root, "alice").init(rs["oslo"].first_invite)
+    kari = Client(root, "kari").init(rs["stockholm"].first_invite)
+    s = alice.json1("send", kari.address, "hei fra Oslo")
+    check(s["unidentified"] is False, "no token yet: %r" % s)
+    got = []
+    deadline = time.time() + 30
+    while not got and time.time() < deadline:
+        got = texts(kari.receive(1))
+    check(got == ["hei fra Oslo"], "kari reads alice: %r" % got)
+    before = logins(rs["stockholm"], "kari")
+    s = kari.json1("send", alice.address, "hei fra Stockholm")
+    check(s["unidentified"] is True, "kari holds alice's token: unidentified: %r" % s)
+    check(logins(rs["stockholm"], "kari") == before, "kari never authenticated to send")
+    got, deadline = [], time.time() + 30
+    while not got and time.time() < deadline:
+        got = alice.receive(1)
+    check(texts(got) == ["hei fra Stockholm"] and got[0]["from"] == kari.address,
+          "alice reads it, from kari (proven end to end): %r" % got)
+    # oslo lost alice's token: stockholm's proxied lookup is refused, and
+    # kari sends identified instead; nothing is lost or doubled.
+    db = sqlite3.connect(rs["oslo"].db_path())
+    db.execute("delete from delivery_tokens")
+    db.commit()
+    db.close()
+    s = kari.json1("send", alice.address, "likevel fram")
+    check(s["unidentified"] is False, "refused across relays: identified: %r" % s)
+    got, deadline = [], time.time() + 30
+    while not got and time.time() < deadline:
+        got = texts(alice.receive(1))
+    check(got == ["likevel fram"], "the message arrives once: %r" % got)
 
 
 if __name__ == "__main__":
     main([test_reply_without_identifying, test_token_refused_falls_back,
-          test_recipient_rate_falls_back, test_wrong_token_refused])
+          test_recipient_rate_falls_back, test_wrong_token_refused, test_across_relays])
