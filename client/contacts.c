@@ -157,7 +157,7 @@ int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32
     if (r == KL_EPROTO)
         return 0; /* an answer about another address vouches for nothing */
     if (r)
-        return KL_EAGAIN;
+        return r; /* our own connection failed: the caller stops here */
     *vouched = exists && kl_memcmp(relay_key, key, 32) == 0;
     return 0;
 }

@@ -46,9 +46,9 @@ int kl_contacts_check_send_token(kl_store_t *st, kl_conn_t *conn, const char *ad
 
 /* Does address's relay vouch for key (its lookup answers that key)? 0 with
  * *vouched set when the relay answered (no such user: *vouched = 0);
- * KL_EAGAIN when it could not be asked or could not answer now (no
- * connection, network failure, its peer relay unreachable, rate limited):
- * decide later. Writes nothing. */
+ * KL_EAGAIN when there is no connection or the relay cannot answer now
+ * (its peer relay unreachable, rate limited): decide later; a failure of
+ * the connection itself as kl_conn_call. Writes nothing. */
 int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32],
                       int *vouched);
 

@@ -77,9 +77,12 @@ static const char *reason_of(int r)
     }
 }
 
-/* Hold an entry from a sender whose key is not the pinned one. */
+/* Hold an entry from a sender whose key is not the pinned one (the contact
+ * is flagged), or, with waiting, one whose sender cannot be vouched for
+ * right now (its relay is unreachable): nothing about any contact changes,
+ * and the next receive judges it again (kl_sync_retry_held). */
 static int hold(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_t *body,
-                size_t len)
+                size_t len, int waiting)
 {
     uint64_t cursor;
     kl_held_t h;
@@ -98,8 +101,12 @@ static int hold(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_
         h.body_len = len;
         if ((r = kl_store_held_add(s->st, &h)) || (r = kl_store_set_u64(s->st, "cursor", seq)))
             goto fail;
-        s->held++;
-        warn_held(s, in->sender);
+        if (waiting) {
+            s->waiting++;
+        } else {
+            s->held++;
+            warn_held(s, in->sender);
+        }
     }
     return kl_store_commit(s->st);
 fail:
@@ -236,14 +243,46 @@ static int vouch(kl_sync_t *s, const char *address, const uint8_t key[32], int *
     return kl_contacts_vouch(s->conn, address, key, vouched);
 }
 
+/* A held entry that can never be read or trusted: recorded as a failure
+ * (naming nobody) and deleted. */
+static int drop_held(kl_sync_t *s, uint64_t held_seq, const char *reason)
+{
+    int r = kl_store_begin(s->st);
+    if (r)
+        return r;
+    r = kl_store_failure_add(s->st, held_seq, kl_now_ms(), reason);
+    if (r == 0)
+        r = kl_store_held_delete(s->st, held_seq);
+    if (r == 0)
+        r = kl_store_commit(s->st);
+    else
+        kl_store_rollback(s->st);
+    if (r == 0) {
+        s->failed++;
+        if (!s->quiet)
+            fprintf(stderr, "kollega: a held message was dropped (%s)\n", reason);
+    }
+    return r;
+}
+
+/* A claim that failed: a new inbox entry is recorded (cursor moves on), a
+ * held one dropped. */
+static int refuse(kl_sync_t *s, uint64_t seq, uint64_t held_seq, const char *reason)
+{
+    return held_seq ? drop_held(s, held_seq, reason) : record_failure(s, seq, reason);
+}
+
 /* An entry whose claimed sender is not a contact pinned to the claimed key
  * (unknown, pinned to another key, or flagged). Proof comes first: the
  * entry must decrypt under a session bound to the claimed key (read-only
  * trial; nothing is written), then the claimed address's relay must vouch
  * for that key. Only then may the contact be pinned or flagged. A claim
- * failing either is recorded as a failure that names nobody. */
-static int judge_claim(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_t *body,
-                       size_t len)
+ * failing either is recorded as a failure that names nobody. When the
+ * claimed address's relay cannot answer now (its federation link is down)
+ * the entry waits, held, so one unreachable relay never stalls the inbox.
+ * held_seq != 0: the entry is a held one being judged again. */
+static int judge_claim(kl_sync_t *s, uint64_t seq, uint64_t held_seq, const kl_inbound_t *in,
+                       const uint8_t *body, size_t len)
 {
     kl_decrypted_t d;
     int vouched = 0, accept = 0, bad = 0;
@@ -255,27 +294,40 @@ static int judge_claim(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const
     if (dr == KL_EIO || dr == KL_ENOMEM)
         return dr;
     if (dr == KL_EREPLAY)
-        return record_bad(s, seq, dr);
+        s->replays++;
+    if (dr == KL_EREPLAY)
+        return refuse(s, seq, held_seq, reason_of(dr));
     if (dr) {
         s->unproven++;
-        return record_failure(s, seq, "its claimed sender is unproven: it did not decrypt");
+        return refuse(s, seq, held_seq, "its claimed sender is unproven: it did not decrypt");
     }
     int r = vouch(s, in->sender, in->sender_ik, &vouched);
     if (r == KL_EAGAIN)
+        return held_seq ? 0 : hold(s, seq, in, body, len, 1);
+    if (r) {
         s->conn_error = 1;
-    if (r)
         return r;
+    }
     if (!vouched) {
         s->forged++;
-        return record_failure(s, seq, "signed by a key that the relay of the sender it claims "
-                                      "does not know: it may come from anyone");
+        return refuse(s, seq, held_seq, "signed by a key that the relay of the sender it claims "
+                                        "does not know: it may come from anyone");
     }
     if ((r = kl_contacts_on_proven(s->st, in->sender, in->sender_ik, &accept)))
         return r;
-    if (!accept)
-        return hold(s, seq, in, body, len);
-    r = store_decrypted(s, in, seq, 1, 0, &bad);
-    return r == 0 && bad ? record_bad(s, seq, bad) : r;
+    if (!accept) {
+        if (!held_seq)
+            return hold(s, seq, in, body, len, 0);
+        s->held++;
+        warn_held(s, in->sender);
+        return 0;
+    }
+    r = store_decrypted(s, in, seq, held_seq == 0, held_seq, &bad);
+    if (r || !bad)
+        return r;
+    if (bad == KL_EREPLAY)
+        s->replays++;
+    return refuse(s, seq, held_seq, reason_of(bad));
 }
 
 int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
@@ -301,7 +353,7 @@ int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, 
         if (r == 0 && bad)
             r = record_bad(s, seq, bad);
     } else if (r == 0 || r == KL_ENOTFOUND) {
-        r = judge_claim(s, seq, &in, body, len);
+        r = judge_claim(s, seq, 0, &in, body, len);
     }
     kl_memzero(&c, sizeof c);
     kl_inbound_free(&in);
@@ -374,11 +426,14 @@ int kl_sync_fetch_all(kl_sync_t *s)
         }
         if (r)
             return r;
-        if (!more)
-            return 0;
-        if (top <= cursor && ++empty >= MAX_EMPTY_ROUNDS)
-            return 0;
+        if (!more || (top <= cursor && ++empty >= MAX_EMPTY_ROUNDS))
+            break;
     }
+    /* Entries that waited for a relay to vouch for their sender. */
+    int r = kl_sync_retry_held(s);
+    if (r && !s->conn_error)
+        s->store_error = r;
+    return r;
 }
 
 /* Held messages are released in batches so memory stays bounded however
@@ -473,6 +528,58 @@ int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released)
             /* Only messages from the key now pinned; others stay held. */
             if (kl_memcmp(l.key[i], c.key, 32) == 0)
                 r = release_one(s, sender, c.key, &l, i, released);
+        }
+        held_list_clear(&l);
+        if (r || !full)
+            break;
+    }
+    held_list_clear(&l);
+    return r;
+}
+
+/* Held entries judged again per receive, at most (the rest next time). */
+#define RETRY_MAX 128
+
+/* Held entries of senders whose keys wait for nobody's decision: those that
+ * waited for a relay to vouch, and those whose key became the pinned one.
+ * Entries held for a flagged contact's pending key wait for the user. */
+int kl_sync_retry_held(kl_sync_t *s)
+{
+    held_list_t l;
+    uint64_t after = 0;
+    size_t seen = 0;
+    int r = 0;
+    l.n = 0;
+    while (r == 0 && seen < RETRY_MAX) {
+        r = kl_store_held_each(s->st, NULL, after, collect_held, &l);
+        int full = r == 1;
+        if (r < 0)
+            break;
+        r = 0;
+        for (size_t i = 0; i < l.n && r == 0; i++) {
+            kl_inbound_t in;
+            kl_contact_t c;
+            after = l.seq[i];
+            seen++;
+            if (kl_session_open(s->me, l.body[i], l.len[i], &in) != 0) {
+                r = drop_held(s, l.seq[i], "malformed envelope");
+                continue;
+            }
+            int cr = kl_store_contact_get(s->st, in.sender, &c);
+            if (cr && cr != KL_ENOTFOUND) {
+                r = cr;
+            } else if (cr == 0 && c.has_pending && kl_memcmp(c.pending, in.sender_ik, 32) == 0) {
+                r = 0; /* the user decides: contact verify --confirm or reject */
+            } else if (cr == 0 && c.has_key && kl_memcmp(c.key, in.sender_ik, 32) == 0) {
+                size_t released = 0;
+                kl_inbound_free(&in);
+                r = release_one(s, c.address, c.key, &l, i, &released);
+                continue;
+            } else {
+                r = judge_claim(s, l.seq[i], l.seq[i], &in, l.body[i], l.len[i]);
+            }
+            kl_memzero(&c, sizeof c);
+            kl_inbound_free(&in);
         }
         held_list_clear(&l);
         if (r || !full)

@@ -37,6 +37,7 @@ typedef struct kl_sync {
     size_t unproven;             /* claims that did not decrypt (in failed) */
     size_t forged;               /* decrypted, but the relay does not vouch (in failed) */
     size_t replays;              /* replayed session starts ignored (in failed) */
+    size_t waiting;              /* held until the claimed sender's relay can vouch */
     size_t keys;                 /* group sender keys received */
     int store_error;             /* set when the local store (not the relay) failed */
     int conn_error;              /* set when a lookup on the connection failed */
@@ -50,6 +51,11 @@ int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, 
 /* fetch{after: cursor} until more is false, processing entries in seq
  * order, acking each batch after its commits. */
 int kl_sync_fetch_all(kl_sync_t *s);
+/* Judge again (at most 128 per call) the held entries that wait for
+ * nobody's decision: those whose sender's relay could not be asked (now
+ * pinned and shown, flagged and held for the user, or dropped), and those
+ * whose key became the pinned one. kl_sync_fetch_all ends with it. */
+int kl_sync_retry_held(kl_sync_t *s);
 /* After `contact verify X --confirm`: decrypt and store the messages held
  * from sender whose key is now the pinned one; *released counts them. */
 int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released);

@@ -13,10 +13,13 @@ client processes; the attacker is kl-probe speaking the protocol itself):
   re-delivers an old session start (here a group key handout) cannot make
   the recipient replace its live session with a stale one."""
 import base64
+import json
 import sqlite3
+import time
 
 from kl import Client, check, main, new_relay
 from probe_user import ProbeUser
+from test_federation import federation, wait_for, wait_link
 
 
 def b64(raw):
@@ -202,6 +205,40 @@ def test_replayed_session_start_is_ignored(root, relays):
     check("replayed session start" in err, "the replay is noticed: %r" % err)
 
 
+def test_unreachable_relay_does_not_stall_the_inbox(root, relays):
+    """kari@stockholm writes to bob@oslo for the first time; before bob
+    receives it, stockholm goes down, so oslo cannot vouch for kari's key.
+    Her message waits (held, no contact made) while alice's, later in the
+    inbox, is read at once; once stockholm is back, kari's is proven and
+    shown."""
+    rs = federation(root, relays, names=["oslo.test", "stockholm.test"])
+    wait_link(rs["oslo"], rs["stockholm"])
+    wait_link(rs["stockholm"], rs["oslo"])
+    alice = Client(root, "alice").init(rs["oslo"].first_invite)
+    bob = Client(root, "bob").init(rs["oslo"].invite())
+    kari = Client(root, "kari").init(rs["stockholm"].first_invite)
+    kari.ok("send", bob.address, "hei fra kari")
+    wait_for("kari's message in bob's inbox", lambda: len(inbox_bodies(rs["oslo"], "bob")) == 1)
+    rs["stockholm"].stop()
+    alice.ok("send", bob.address, "hei fra alice")
+    rc, out, err = bob.run("receive", "--timeout", "1")
+    got = [json.loads(l) for l in out.splitlines() if l.strip()]
+    check(rc == 0 and [m["text"] for m in got if "text" in m] == ["hei fra alice"],
+          "alice's message is read past the waiting one: %d %r %r" % (rc, got, err))
+    check(contact(bob, kari.address) is None, "no contact for kari while unproven")
+    check(bob.json1("whoami")["held_messages"] == 1, "kari's message waits")
+    rs["stockholm"].start()
+    wait_link(rs["oslo"], rs["stockholm"])
+    got, deadline = [], time.time() + 30
+    while not got and time.time() < deadline:
+        got = [m["text"] for m in bob.receive(1) if "text" in m]
+    check(got == ["hei fra kari"], "kari's message is shown once her relay vouches: %r" % got)
+    c = contact(bob, kari.address)
+    check(c is not None and c["key_changed"] is False, "kari pinned: %r" % c)
+    check(bob.json1("whoami")["held_messages"] == 0, "nothing waits any more")
+
+
 if __name__ == "__main__":
     main([test_forged_sender_changes_nothing, test_confirm_only_the_key_shown,
-          test_reject_drops_the_pending_key, test_replayed_session_start_is_ignored])
+          test_reject_drops_the_pending_key, test_replayed_session_start_is_ignored,
+          test_unreachable_relay_does_not_stall_the_inbox])

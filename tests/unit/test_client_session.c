@@ -491,6 +491,21 @@ static void test_sync_unproven_claims_change_nothing(void **state)
     assert_int_equal(g.n, 1);
     assert_string_equal(g.last, "ekte alice");
     free(b);
+    /* A forgery that had to wait for the relay is dropped once it answers. */
+    uint64_t n = 0;
+    dir.offline = 1;
+    forge_proven(&t->carol, &t->bob, "alice@oslo.test", 3, "jeg venter", &b, &l);
+    assert_int_equal(kl_sync_entry(&s, 5, 0, b, l), 0);
+    assert_int_equal(s.waiting, 1);
+    dir.offline = 0;
+    assert_int_equal(kl_sync_retry_held(&s), 0);
+    assert_int_equal(s.forged, 2);
+    assert_int_equal(kl_store_held_count(t->bob.st, NULL, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kl_store_contact_get(t->bob.st, "alice@oslo.test", &c), 0);
+    assert_false(c.key_changed);
+    assert_int_equal(g.n, 1);
+    free(b);
     free(junk);
     free(fake);
 }
@@ -509,16 +524,26 @@ static void test_sync_first_contact_and_key_change(void **state)
     sync_init(&s, &t->bob, &g);
     s.vouch = dir_vouch;
     s.vouch_ud = &dir;
-    /* The relay cannot be asked: nothing is decided, nothing written. */
+    /* Carol's relay cannot be asked: the entry waits (held), no contact
+     * is made, and the inbox goes on past it. */
     dir.offline = 1;
     encrypt(&t->carol, &t->bob, 2, "hei fra carol", id, &b1, &l1);
-    assert_int_equal(kl_sync_entry(&s, 1, 0, b1, l1), KL_EAGAIN);
-    assert_int_equal(kl_store_contact_get(t->bob.st, "carol@oslo.test", &c), KL_ENOTFOUND);
-    assert_int_equal(kl_store_get_u64(t->bob.st, "cursor", &n), KL_ENOTFOUND);
-    /* Proven and vouched: carol is pinned and read at once. */
-    dir.offline = 0;
     assert_int_equal(kl_sync_entry(&s, 1, 0, b1, l1), 0);
+    assert_int_equal(s.waiting, 1);
+    assert_int_equal(s.held, 0);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(kl_store_contact_get(t->bob.st, "carol@oslo.test", &c), KL_ENOTFOUND);
+    assert_int_equal(cursor_of(&t->bob), 1);
+    assert_int_equal(kl_sync_retry_held(&s), 0); /* still unreachable: still waiting */
+    assert_int_equal(g.n, 0);
+    assert_int_equal(kl_store_held_count(t->bob.st, NULL, &n), 0);
+    assert_int_equal(n, 1);
+    /* Proven and vouched at the next receive: carol is pinned and read. */
+    dir.offline = 0;
+    assert_int_equal(kl_sync_retry_held(&s), 0);
     assert_int_equal(g.n, 1);
+    assert_int_equal(kl_store_held_count(t->bob.st, NULL, &n), 0);
+    assert_int_equal(n, 0);
     assert_string_equal(g.last, "hei fra carol");
     assert_int_equal(kl_store_contact_get(t->bob.st, "carol@oslo.test", &c), 0);
     assert_memory_equal(c.key, t->carol.me.pk, 32);
