@@ -207,8 +207,15 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
      * our relay queues the message until the link is back. */
     if (r == KL_EREFUSED &&
         kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE &&
-        kl_store_contact_get(cli->st, addr, &c) == 0 && c.has_key && !c.key_changed)
+        kl_store_contact_get(cli->st, addr, &c) == 0 && c.has_key && !c.key_changed) {
         r = 0;
+        /* Our relay takes an unidentified send to another relay's user only
+         * after that relay confirmed the token: queue it identified, and
+         * keep the token for next time. */
+        if (unid && (rc = identify(cli, &conn, &unid, addr, 0)))
+            goto out;
+        rc = KL_EXIT_FAIL;
+    }
     if (r) {
         kl_cli_relay_fail(conn, r, "look up the recipient");
         goto out;

@@ -112,6 +112,20 @@ def test_across_relays(root, relays):
         got = alice.receive(1)
     check(texts(got) == ["hei fra Stockholm"] and got[0]["from"] == kari.address,
           "alice reads it, from kari (proven end to end): %r" % got)
+    # The link is down: kari's message is queued identified at stockholm,
+    # and she keeps alice's token for the next one.
+    rs["oslo"].stop()
+    s = kari.json1("send", alice.address, "mens lenken er nede")
+    check(s["unidentified"] is False, "link down: queued identified: %r" % s)
+    rs["oslo"].start()
+    wait_link(rs["stockholm"], rs["oslo"])
+    got, deadline = [], time.time() + 30
+    while not got and time.time() < deadline:
+        got = texts(alice.receive(1))
+    check(got == ["mens lenken er nede"], "delivered once the link is back: %r" % got)
+    s = kari.json1("send", alice.address, "igjen uten navn")
+    check(s["unidentified"] is True, "the token was kept: %r" % s)
+    check(texts(alice.receive(2)) == ["igjen uten navn"], "and it arrives")
     # oslo lost alice's token: stockholm's proxied lookup is refused, and
     # kari sends identified instead; nothing is lost or doubled.
     db = sqlite3.connect(rs["oslo"].db_path())
