@@ -1,4 +1,4 @@
-/* Strict JSON reader for the shared test vectors; see vectors.h. A
+/* Strict JSON reader for the test vectors; see vectors.h. A
  * recursive-descent parser over a length-bounded buffer with a depth cap, so
  * even a hostile file cannot make it read out of bounds or recurse without
  * end. */
@@ -461,13 +461,12 @@ kl_vec_t *kl_vec_load(const char *filename)
     char fallback[4096];
     size_t len = 0;
 
-    /* Without the env var (a test run by hand), look next to the checkout:
-     * this file is tests/unit/vectors.c, vectors live in ../shared/vectors. */
+    /* Without the env var (a test run by hand), look in the repository:
+     * this file is tests/unit/vectors.c, the vectors are in tests/vectors. */
     if (dir == NULL || dir[0] == '\0') {
         const char *slash = strrchr(__FILE__, '/');
         int dl = slash ? (int)(slash - __FILE__) : 1;
-        snprintf(fallback, sizeof fallback, "%.*s/../../../shared/vectors", dl,
-                 slash ? __FILE__ : ".");
+        snprintf(fallback, sizeof fallback, "%.*s/../vectors", dl, slash ? __FILE__ : ".");
         dir = fallback;
     }
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, filename) >= sizeof path) {

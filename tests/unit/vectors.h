@@ -1,5 +1,5 @@
-/* A tiny, strict JSON reader for the shared test vectors
- * (/work/shared/vectors/ *.json). It understands objects, arrays, strings
+/* A tiny, strict JSON reader for the test vectors in tests/vectors/
+ * (*.json; tests/vectors/README.md says where each comes from). It understands objects, arrays, strings
  * (with escapes, \uXXXX encoded as UTF-8), integers, true, false and null;
  * anything else (fractions, exponents, trailing commas, comments, trailing
  * garbage) is a parse error. Only for tests: it favours strictness and
@@ -34,7 +34,7 @@ struct kl_vec {
  * naming the offset goes to stderr) or allocation failure. */
 kl_vec_t *kl_vec_parse(const char *text, size_t len);
 /* Read and parse filename from the directory in env KL_VECTORS_DIR, falling
- * back to ../../../shared/vectors relative to this source file. NULL (with
+ * back to ../vectors relative to this source file (tests/vectors). NULL (with
  * a message on stderr) if it cannot be read or parsed. */
 kl_vec_t *kl_vec_load(const char *filename);
 void kl_vec_free(kl_vec_t *v);
