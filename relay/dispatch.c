@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buckets.h"
 #include "dispatch.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
@@ -124,10 +123,7 @@ static void attempt_failed(kl_session_t *s, kl_dispatch_out_t *out)
         out->close = 1;
 }
 
-/* Parse an address that must name a user of this relay. Returns 0 with
- * a->handle set, 1 for a user of another relay (fed_dispatch.c handles
- * it), or fills an error reply and returns -1. */
-static int local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr_t *a,
+int kl_dispatch_local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr_t *a,
                       kl_dispatch_out_t *out, uint32_t id)
 {
     if (strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, a) != 0) {
@@ -229,19 +225,24 @@ static int on_auth(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame
     return 0;
 }
 
-static int on_lookup(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
+int kl_dispatch_lookup_job(const kl_frame_t *f, const kl_addr_t *a, kl_dispatch_out_t *out)
 {
-    kl_addr_t a;
-    int where = local_user(cfg, f->lookup->address, &a, out, f->id);
-    if (where != 0)
-        return where > 0 ? kl_fed_dispatch(cfg, f, &a, 0, out) : 0;
     kl_job_t *job = kl_job_new(KL_JOB_LOOKUP, 0, NULL);
     if (job == NULL)
         return KL_ENOMEM;
     snprintf(job->u.lookup.address, sizeof job->u.lookup.address, "%s", f->lookup->address);
-    memcpy(job->u.lookup.handle, a.handle, sizeof a.handle);
+    memcpy(job->u.lookup.handle, a->handle, sizeof a->handle);
     out->job = job;
     return 0;
+}
+
+static int on_lookup(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    kl_addr_t a;
+    int where = kl_dispatch_local_user(cfg, f->lookup->address, &a, out, f->id);
+    if (where != 0)
+        return where > 0 ? kl_fed_dispatch(cfg, f, &a, 0, out) : 0;
+    return kl_dispatch_lookup_job(f, &a, out);
 }
 
 static int on_prekey_upload(kl_session_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
@@ -310,7 +311,7 @@ static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
     kl_addr_t a;
     char me[KL_ADDR_MAX + 1];
     snprintf(me, sizeof me, "%s@%s", s->handle, cfg->relay_name);
-    int where = local_user(cfg, f->prekey_fetch->address, &a, out, f->id);
+    int where = kl_dispatch_local_user(cfg, f->prekey_fetch->address, &a, out, f->id);
     if (where < 0)
         return 0;
     if (where > 0) {
@@ -331,8 +332,7 @@ static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
     return 0;
 }
 
-/* A send body within limits: 1, or 0 with the error in out. */
-static int body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
+int kl_dispatch_body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
     if (sd->body.len == 0) {
@@ -349,29 +349,24 @@ static int body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatc
     return 1;
 }
 
-static int send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
-                    uint64_t now_ms, kl_dispatch_out_t *out);
-
 static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
                    uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
     kl_addr_t a;
-    if (!body_ok(cfg, f, out))
+    if (!kl_dispatch_body_ok(cfg, f, out))
         return 0;
     if (kl_dispatch_is_channel(f))
         return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
     if (sd->to[0] == '#')
         return kl_dispatch_group_request(cfg, s, f, now_ms, out);
-    int where = local_user(cfg, sd->to, &a, out, f->id);
+    int where = kl_dispatch_local_user(cfg, sd->to, &a, out, f->id);
     if (where != 0)
         return where > 0 ? kl_fed_dispatch(cfg, f, &a, now_ms, out) : 0;
-    return send_job(cfg, f, &a, now_ms, out);
+    return kl_dispatch_send_job(cfg, f, &a, now_ms, out);
 }
 
-/* The storage job of a 1:1 send to local user a; with the frame's
- * delivery token when the connection is not authenticated. */
-static int send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
+int kl_dispatch_send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
                     uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
@@ -388,121 +383,6 @@ static int send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_
     job->u.send.len = sd->body.len;
     job->u.send.expires_ms = now_ms + (uint64_t)ttl * 1000;
     job->u.send.quota = cfg->quota;
-    out->job = job;
-    return 0;
-}
-
-/* A send or lookup with a delivery token on a connection that is not
- * authenticated (relay.proto Send.delivery_token): only to a user of this
- * relay; the storage job checks the token. Nothing identifies the caller,
- * so nothing about it is recorded. */
-/* SHA-256(address || token): a remote recipient and token pair. */
-static void ud_pair(const char *address, const uint8_t token[32], uint8_t out[32])
-{
-    uint8_t buf[KL_ADDR_MAX + 32];
-    size_t n = strlen(address);
-    if (n > KL_ADDR_MAX)
-        n = KL_ADDR_MAX;
-    memcpy(buf, address, n);
-    memcpy(buf + n, token, 32);
-    kl_sha256(buf, n + 32, out);
-    kl_memzero(buf, sizeof buf);
-}
-
-static int ud_confirmed(const kl_session_t *s, const char *address, const uint8_t token[32])
-{
-    uint8_t id[32];
-    int found = 0;
-    ud_pair(address, token, id);
-    for (uint32_t i = 0; i < KL_UD_CONFIRMED && i < s->ud_n; i++)
-        found |= kl_memcmp(s->ud_ok[i], id, 32) == 0;
-    return found;
-}
-
-/* The recipient's relay answered a proxied lookup with this token. */
-static void ud_confirm(kl_session_t *s, const char *address, const uint8_t token[32])
-{
-    if (!ud_confirmed(s, address, token))
-        ud_pair(address, token, s->ud_ok[s->ud_n++ % KL_UD_CONFIRMED]);
-}
-
-static int on_unidentified(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
-                           const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
-{
-    int send = f->body_case == BODY(SEND);
-    const ProtobufCBinaryData *tok = send ? &f->send->delivery_token
-                                          : &f->lookup->delivery_token;
-    const char *to = send ? f->send->to : f->lookup->address;
-    kl_addr_t a;
-    if (tok->len != 32) {
-        fail(out, f->id, CODE(BAD_REQUEST), "a delivery token is 32 bytes", 1);
-        return 0;
-    }
-    if (send && !body_ok(cfg, f, out))
-        return 0;
-    if (to[0] == '#' || to[0] == '!') {
-        fail(out, f->id, CODE(BAD_REQUEST),
-             "unidentified delivery reaches users only, not groups or channels: authenticate",
-             1);
-        return 0;
-    }
-    int where = local_user(cfg, to, &a, out, f->id);
-    if (where < 0)
-        return 0;
-    /* A user of another relay: that relay checks the token, on a proxied
-     * lookup first (which this connection must have made with the same
-     * token before its send is taken: so nobody can fill our outbox to a
-     * peer with messages the peer will refuse), and again on delivery. */
-    if (where > 0 && send && !ud_confirmed(s, to, tok->data)) {
-        fail(out, f->id, CODE(FORBIDDEN),
-             "look the recipient up with its delivery token on this connection first", 1);
-        return 0;
-    }
-    /* A recipient takes so many unidentified sends a minute (charged when
-     * one is stored, so senders without its token cannot use up its
-     * allowance); over it, senders identify themselves as before. */
-    const char *key = where > 0 ? to : a.handle;
-    if (send && cfg->ud_limit &&
-        !kl_bucket_ready(kl_buckets_get(cfg->ud_limit, key, strlen(key), now_ms))) {
-        fail(out, f->id, CODE(RATE_LIMITED),
-             "too many unidentified messages to this user: authenticate and send as yourself",
-             0);
-        return 0;
-    }
-    if (where > 0)
-        return kl_fed_dispatch(cfg, f, &a, now_ms, out);
-    if (send) {
-        int r = send_job(cfg, f, &a, now_ms, out);
-        if (r == 0 && out->job) {
-            out->job->u.send.has_token = 1;
-            memcpy(out->job->u.send.token, tok->data, 32);
-        }
-        return r;
-    }
-    int r = on_lookup(cfg, f, out);
-    if (r == 0 && out->job) {
-        out->job->u.lookup.has_token = 1;
-        memcpy(out->job->u.lookup.token, tok->data, 32);
-    }
-    return r;
-}
-
-/* delivery_token: the caller's token hash (empty: unidentified delivery
- * to the caller off). */
-static int on_delivery_token(const kl_session_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
-{
-    size_t n = f->delivery_token->token_hash.len;
-    if (n != 0 && n != 32) {
-        fail(out, f->id, CODE(BAD_REQUEST), "token_hash is SHA-256 of the token: 32 bytes", 0);
-        return 0;
-    }
-    kl_job_t *job = kl_job_new(KL_JOB_TOKEN_SET, 0, NULL);
-    if (job == NULL)
-        return KL_ENOMEM;
-    job->u.token_set.user = s->user_id;
-    job->u.token_set.has = n == 32;
-    if (n == 32)
-        memcpy(job->u.token_set.hash, f->delivery_token->token_hash.data, 32);
     out->job = job;
     return 0;
 }
@@ -543,7 +423,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     if (!s->authed && !s->auth_pending &&
         ((bc == BODY(SEND) && f->send->delivery_token.len) ||
          (bc == BODY(LOOKUP) && f->lookup->delivery_token.len)))
-        return on_unidentified(cfg, s, f, now_ms, out);
+        return kl_dispatch_unidentified(cfg, s, f, now_ms, out);
     if (!s->authed) {
         fail(out, f->id, CODE(UNAUTHENTICATED), "authenticate first (register or auth)", 1);
         return 0;
@@ -559,7 +439,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     case BODY(SEND):
         return on_send(cfg, s, f, now_ms, out);
     case BODY(DELIVERY_TOKEN):
-        return on_delivery_token(s, f, out);
+        return kl_dispatch_delivery_token(s, f, out);
     case BODY(PREKEY_STATUS):
         job = kl_job_new(KL_JOB_PREKEY_STATUS, 0, NULL);
         if (job)
@@ -824,15 +704,6 @@ static void reply_free(kl_reply_t *r)
     r->cinfo_ptrs = NULL;
 }
 
-/* A delivery token that does not fit (or names no user: the two look the
- * same): refused, and the connection closed so tokens cannot be guessed
- * on it. */
-static void token_refused(const kl_job_t *job, kl_dispatch_out_t *out)
-{
-    fail(out, job->req_id, CODE(FORBIDDEN),
-         "the delivery token was not accepted: authenticate and send as yourself", 1);
-}
-
 static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
                           kl_dispatch_out_t *out)
 {
@@ -840,7 +711,7 @@ static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
     case 0:
         break;
     case KL_ECRYPTO:
-        token_refused(job, out);
+        kl_dispatch_token_refused(job, out);
         return;
     case KL_ENOTFOUND:
         fail(out, job->req_id, CODE(NOT_FOUND), "no such user on this relay", 0);
@@ -853,12 +724,8 @@ static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
         storage_failed(out, job->req_id, job->result);
         return;
     }
-    if (job->u.send.has_token && cfg->ud_limit) {
-        const char *h = job->u.send.handle;
-        kl_bucket_t *b = kl_buckets_get(cfg->ud_limit, h, strlen(h), job->now_ms);
-        if (kl_bucket_ready(b))
-            kl_bucket_take(b);
-    }
+    if (job->u.send.has_token)
+        kl_dispatch_unidentified_done(cfg, NULL, job);
     out->has_reply = 1;
     reply_init(&out->reply, job->req_id);
     Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
@@ -875,23 +742,6 @@ static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
         out->push_user = job->u.send.recipient;
     } else {
         reply_free(&out->push);
-    }
-}
-
-/* An unidentified request for a user of another relay came back: a lookup
- * its relay answered confirms the token for this connection; a send taken
- * into the outbox is charged to the recipient's allowance. */
-static void fed_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
-                                  const kl_job_t *job)
-{
-    const kl_fed_job_t *fj = job->u.fed;
-    if (fj->op == KL_FED_OP_LOOKUP && fj->err_code == 0 && fj->exists)
-        ud_confirm(s, fj->address, fj->token);
-    if (fj->op == KL_FED_OP_SEND && job->result == 0 && cfg->ud_limit) {
-        kl_bucket_t *b = kl_buckets_get(cfg->ud_limit, fj->address, strlen(fj->address),
-                                        job->now_ms);
-        if (kl_bucket_ready(b))
-            kl_bucket_take(b);
     }
 }
 
@@ -922,7 +772,7 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
         return;
     case KL_JOB_FED:
         if (job->u.fed->has_token && !s->authed)
-            fed_unidentified_done(cfg, s, job);
+            kl_dispatch_unidentified_done(cfg, s, job);
         kl_fed_dispatch_complete(job, out);
         return;
     default:
@@ -930,7 +780,7 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const k
     }
     if (job->result != 0) {
         if (job->kind == KL_JOB_LOOKUP && job->result == KL_ECRYPTO)
-            token_refused(job, out);
+            kl_dispatch_token_refused(job, out);
         else if (job->kind == KL_JOB_PREKEY_UPLOAD && job->result == KL_ELIMIT)
             fail(out, job->req_id, CODE(QUOTA_EXCEEDED),
                  "at most 200 one-time prekeys are stored per user: check prekey_status", 0);

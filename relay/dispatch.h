@@ -228,6 +228,41 @@ int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry
 /* 1 if the body is one the relay accepts from clients at all. */
 int kl_dispatch_is_request(int body_case);
 
+/* Pieces of a request shared by dispatch.c and dispatch_unidentified.c. */
+/* Parse an address that must name a user of this relay. Returns 0 with
+ * a->handle set, 1 for a user of another relay (fed_dispatch.c handles
+ * it), or fills an error reply and returns -1. */
+int kl_dispatch_local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr_t *a,
+                           kl_dispatch_out_t *out, uint32_t id);
+/* A send body within limits: 1, or 0 with the error in out. */
+int kl_dispatch_body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f,
+                        kl_dispatch_out_t *out);
+/* The storage job of send f to local user a (out->job); 0 or KL_ENOMEM. */
+int kl_dispatch_send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
+                         uint64_t now_ms, kl_dispatch_out_t *out);
+/* The storage job of lookup f of local user a (out->job); 0 or KL_ENOMEM. */
+int kl_dispatch_lookup_job(const kl_frame_t *f, const kl_addr_t *a, kl_dispatch_out_t *out);
+
+/* Unidentified delivery (dispatch_unidentified.c). A send or lookup with a
+ * delivery token on a session that is not authenticated: fills out with an
+ * error reply, a storage job (local recipient, token checked by the job)
+ * or a federation job, as kl_dispatch_frame. */
+int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
+                             const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
+/* delivery_token of an authenticated session: the job setting (or, empty,
+ * clearing) its token hash. */
+int kl_dispatch_delivery_token(const kl_session_t *s, const kl_frame_t *f,
+                               kl_dispatch_out_t *out);
+/* The reply to a send or lookup whose token did not fit (or named no
+ * user): FORBIDDEN, and the connection closes so tokens cannot be guessed
+ * on it. */
+void kl_dispatch_token_refused(const kl_job_t *job, kl_dispatch_out_t *out);
+/* A token-carrying job came back: a stored send is charged to the
+ * recipient's allowance; a proxied lookup its relay answered confirms the
+ * token for session s (may be NULL for a local send). */
+void kl_dispatch_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+                                   const kl_job_t *job);
+
 /* fed_dispatch.c: a lookup, prekey_fetch or send for address a of another
  * relay (a job for the peer, or UNAVAILABLE "no federation peer for R"),
  * and the reply to such a job. */
