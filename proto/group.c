@@ -717,6 +717,17 @@ kl_group_role_t kl_group_role_of(const kl_group_t *g, const uint8_t key[32])
     return i == SIZE_MAX ? KL_ROLE_NONE : g->m[i].role;
 }
 
+/* Copy one member (current or departed) into *out, when out is not NULL. */
+static void fill_member(kl_group_member_t *out, const uint8_t key[32], const char *address,
+                        kl_group_role_t role)
+{
+    if (out == NULL)
+        return;
+    memcpy(out->key, key, 32);
+    memcpy(out->address, address, ADDR_CAP);
+    out->role = role;
+}
+
 size_t kl_group_member_count(const kl_group_t *g)
 {
     return g->nm;
@@ -727,9 +738,7 @@ int kl_group_member_at(const kl_group_t *g, size_t i, kl_group_member_t *out)
 {
     if (i >= g->nm || out == NULL)
         return KL_ENOTFOUND;
-    memcpy(out->key, g->m[i].key, 32);
-    memcpy(out->address, g->m[i].address, ADDR_CAP);
-    out->role = g->m[i].role;
+    fill_member(out, g->m[i].key, g->m[i].address, g->m[i].role);
     return 0;
 }
 
@@ -781,21 +790,13 @@ int kl_group_member_at_index(const kl_group_t *g, const uint8_t key[32], uint64_
         return 0;
     size_t i = find_member(g, key);
     if (i != SIZE_MAX && g->m[i].since < index) {
-        if (out != NULL) {
-            memcpy(out->key, key, 32);
-            memcpy(out->address, g->m[i].address, ADDR_CAP);
-            out->role = g->m[i].role;
-        }
+        fill_member(out, key, g->m[i].address, g->m[i].role);
         return 1;
     }
     for (size_t k = g->nd; k > 0; k--) {
         const departed_t *d = &g->d[k - 1];
         if (memcmp(d->key, key, 32) == 0 && d->since < index && index <= d->left) {
-            if (out != NULL) {
-                memcpy(out->key, key, 32);
-                memcpy(out->address, d->address, ADDR_CAP);
-                out->role = d->role;
-            }
+            fill_member(out, key, d->address, d->role);
             return 1;
         }
     }
@@ -805,15 +806,13 @@ int kl_group_member_at_index(const kl_group_t *g, const uint8_t key[32], uint64_
 int kl_group_was_member(const kl_group_t *g, const uint8_t key[32], kl_group_member_t *out)
 {
     size_t i = find_member(g, key);
-    if (i != SIZE_MAX)
-        return kl_group_member_at(g, i, out) == 0 || out == NULL;
+    if (i != SIZE_MAX) {
+        fill_member(out, key, g->m[i].address, g->m[i].role);
+        return 1;
+    }
     for (size_t k = g->nd; k > 0; k--)
         if (memcmp(g->d[k - 1].key, key, 32) == 0) {
-            if (out != NULL) {
-                memcpy(out->key, key, 32);
-                memcpy(out->address, g->d[k - 1].address, ADDR_CAP);
-                out->role = g->d[k - 1].role;
-            }
+            fill_member(out, key, g->d[k - 1].address, g->d[k - 1].role);
             return 1;
         }
     return 0;
