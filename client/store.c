@@ -503,7 +503,7 @@ int kl_store_set_u64(kl_store_t *st, const char *key, uint64_t v)
 
 int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len)
 {
-    char label[160];
+    char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
     int r = kl_store_label(label, sizeof label, "secrets", name);
     if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO secrets(name, box)"
@@ -515,7 +515,7 @@ int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size
 
 int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len)
 {
-    char label[160];
+    char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
     uint8_t *pt = NULL;
     size_t n = 0;

@@ -1,12 +1,13 @@
-/* Trust records in the client store: contacts' delivery tokens (sealed),
- * the X3DH session starts already used, and the ids of key-carrying
- * messages already applied. See store.h.
+/* Trust records in the client store: contacts' delivery tokens (sealed, as
+ * named secrets), the X3DH session starts already used, and the ids of
+ * key-carrying messages already applied. See store.h.
  *
  * A session start is recorded as (signed prekey id, SHA-256 of a label and
  * the initiator's ephemeral key): enough to recognise the same start again,
  * and nothing that says who it came from. The rows of a signed prekey go
  * with it (kl_store_prekey_prune_spk), since a start under a deleted signed
  * prekey can no longer be answered anyway. */
+#include <stdio.h>
 #include <string.h>
 
 #include "kollega/crypto.h"
@@ -18,8 +19,7 @@
 static const char TRUST_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS x3dh_used(spk_id INTEGER NOT NULL, tag BLOB NOT NULL,"
     " at INTEGER NOT NULL, PRIMARY KEY(spk_id, tag));"
-    "CREATE TABLE IF NOT EXISTS key_msgs(msg_id BLOB PRIMARY KEY, at INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS peer_tokens(peer TEXT PRIMARY KEY, box BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS key_msgs(msg_id BLOB PRIMARY KEY, at INTEGER NOT NULL);";
 
 int kl_store_trust_schema(kl_store_t *st)
 {
@@ -95,41 +95,30 @@ int kl_store_key_msg_add(kl_store_t *st, const uint8_t id[KL_MSG_ID], uint64_t n
     return kl_store_exec_stmt(s);
 }
 
+/* A contact's delivery token is a named secret ("peer_token:" address). */
+static int token_name(char *out, size_t cap, const char *peer)
+{
+    int n = snprintf(out, cap, "peer_token:%s", peer);
+    return n < 0 || (size_t)n >= cap ? KL_ETOOBIG : 0;
+}
+
 int kl_store_peer_token_get(kl_store_t *st, const char *peer, uint8_t token[32])
 {
-    char label[KL_ADDR_MAX + 64];
-    sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t n = 0;
-    int r = kl_store_label(label, sizeof label, "peer_tokens", peer);
-    if (r || (r = kl_store_prepare(st, "SELECT box FROM peer_tokens WHERE peer = ?1", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW && (r = kl_store_column_unseal(st, s, 0, label, &pt, &n)) == 0) {
-        if (n == 32)
-            memcpy(token, pt, 32);
-        else
-            r = KL_EPROTO;
-        kl_free_wipe(pt, n);
-    }
-    sqlite3_finalize(s);
-    return r;
+    char name[KL_ADDR_MAX + 16];
+    int r = token_name(name, sizeof name, peer);
+    return r ? r : kl_store_secret_get(st, name, token, 32);
 }
 
 int kl_store_peer_token_put(kl_store_t *st, const char *peer, const uint8_t token[32])
 {
-    char label[KL_ADDR_MAX + 64];
-    sqlite3_stmt *s;
-    int r = kl_store_label(label, sizeof label, "peer_tokens", peer);
-    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO peer_tokens(peer, box)"
-                                       " VALUES(?1, ?2)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    return kl_store_exec_sealed(st, s, 2, label, token, 32);
+    char name[KL_ADDR_MAX + 16];
+    int r = token_name(name, sizeof name, peer);
+    return r ? r : kl_store_secret_put(st, name, token, 32);
 }
 
 int kl_store_peer_token_delete(kl_store_t *st, const char *peer)
 {
-    return kl_store_exec_text(st, "DELETE FROM peer_tokens WHERE peer = ?1", peer);
+    char name[KL_ADDR_MAX + 16];
+    int r = token_name(name, sizeof name, peer);
+    return r ? r : kl_store_exec_text(st, "DELETE FROM secrets WHERE name = ?1", name);
 }
