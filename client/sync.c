@@ -228,14 +228,6 @@ out:
     return r;
 }
 
-/* Count a failure that a decryption result explains. */
-static int record_bad(kl_sync_t *s, uint64_t seq, int bad)
-{
-    if (bad == KL_EREPLAY)
-        s->replays++;
-    return record_failure(s, seq, reason_of(bad));
-}
-
 static int vouch(kl_sync_t *s, const char *address, const uint8_t key[32], int *vouched)
 {
     if (s->vouch)
@@ -244,7 +236,7 @@ static int vouch(kl_sync_t *s, const char *address, const uint8_t key[32], int *
 }
 
 /* A held entry that can never be read or trusted: recorded as a failure
- * (naming nobody) and deleted. */
+ * (naming nobody) and deleted; the caller says so. */
 static int drop_held(kl_sync_t *s, uint64_t held_seq, const char *reason)
 {
     int r = kl_store_begin(s->st);
@@ -257,11 +249,8 @@ static int drop_held(kl_sync_t *s, uint64_t held_seq, const char *reason)
         r = kl_store_commit(s->st);
     else
         kl_store_rollback(s->st);
-    if (r == 0) {
+    if (r == 0)
         s->failed++;
-        if (!s->quiet)
-            fprintf(stderr, "kollega: a held message was dropped (%s)\n", reason);
-    }
     return r;
 }
 
@@ -269,7 +258,20 @@ static int drop_held(kl_sync_t *s, uint64_t held_seq, const char *reason)
  * held one dropped. */
 static int refuse(kl_sync_t *s, uint64_t seq, uint64_t held_seq, const char *reason)
 {
-    return held_seq ? drop_held(s, held_seq, reason) : record_failure(s, seq, reason);
+    if (!held_seq)
+        return record_failure(s, seq, reason);
+    int r = drop_held(s, held_seq, reason);
+    if (r == 0 && !s->quiet)
+        fprintf(stderr, "kollega: a held message was dropped (%s)\n", reason);
+    return r;
+}
+
+/* refuse() for a failure that a decryption result explains. */
+static int refuse_bad(kl_sync_t *s, uint64_t seq, uint64_t held_seq, int bad)
+{
+    if (bad == KL_EREPLAY)
+        s->replays++;
+    return refuse(s, seq, held_seq, reason_of(bad));
 }
 
 /* An entry whose claimed sender is not a contact pinned to the claimed key
@@ -294,9 +296,7 @@ static int judge_claim(kl_sync_t *s, uint64_t seq, uint64_t held_seq, const kl_i
     if (dr == KL_EIO || dr == KL_ENOMEM)
         return dr;
     if (dr == KL_EREPLAY)
-        s->replays++;
-    if (dr == KL_EREPLAY)
-        return refuse(s, seq, held_seq, reason_of(dr));
+        return refuse_bad(s, seq, held_seq, dr);
     if (dr) {
         s->unproven++;
         return refuse(s, seq, held_seq, "its claimed sender is unproven: it did not decrypt");
@@ -323,11 +323,7 @@ static int judge_claim(kl_sync_t *s, uint64_t seq, uint64_t held_seq, const kl_i
         return 0;
     }
     r = store_decrypted(s, in, seq, held_seq == 0, held_seq, &bad);
-    if (r || !bad)
-        return r;
-    if (bad == KL_EREPLAY)
-        s->replays++;
-    return refuse(s, seq, held_seq, reason_of(bad));
+    return r || !bad ? r : refuse_bad(s, seq, held_seq, bad);
 }
 
 int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
@@ -351,7 +347,7 @@ int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, 
         /* The pinned key: decryption alone decides. */
         r = store_decrypted(s, &in, seq, 1, 0, &bad);
         if (r == 0 && bad)
-            r = record_bad(s, seq, bad);
+            r = refuse_bad(s, seq, 0, bad);
     } else if (r == 0 || r == KL_ENOTFOUND) {
         r = judge_claim(s, seq, 0, &in, body, len);
     }
@@ -490,17 +486,7 @@ static int release_one(kl_sync_t *s, const char *sender, const uint8_t key[32],
     if (r || !bad)
         return r;
     /* It can never be read: count it and let it go. */
-    if ((r = kl_store_begin(s->st)))
-        return r;
-    r = kl_store_failure_add(s->st, l->seq[i], kl_now_ms(), reason_of(bad));
-    if (r == 0)
-        r = kl_store_held_delete(s->st, l->seq[i]);
-    if (r == 0)
-        r = kl_store_commit(s->st);
-    else
-        kl_store_rollback(s->st);
-    s->failed++;
-    if (!s->quiet)
+    if ((r = drop_held(s, l->seq[i], reason_of(bad))) == 0 && !s->quiet)
         fprintf(stderr, "kollega: a held message from %s could not be decrypted\n", sender);
     return r;
 }
@@ -562,7 +548,7 @@ int kl_sync_retry_held(kl_sync_t *s)
             after = l.seq[i];
             seen++;
             if (kl_session_open(s->me, l.body[i], l.len[i], &in) != 0) {
-                r = drop_held(s, l.seq[i], "malformed envelope");
+                r = refuse(s, 0, l.seq[i], "malformed envelope");
                 continue;
             }
             int cr = kl_store_contact_get(s->st, in.sender, &c);
