@@ -392,6 +392,15 @@ static void dir_init(directory_t *d, trio_t *t)
     dir_set(d, t->carol.me.address, t->carol.me.pk);
 }
 
+/* Bob's receive engine, its vouching answered by d (everyone's real key). */
+static void bob_sync(kl_sync_t *s, got_t *g, directory_t *d, trio_t *t)
+{
+    dir_init(d, t);
+    sync_init(s, &t->bob, g);
+    s->vouch = dir_vouch;
+    s->vouch_ud = d;
+}
+
 /* A sealed envelope to `to` that claims `claim` with key ik and carries a
  * prekey envelope of random bytes: a claim nobody can prove. */
 static void forge_junk(party_t *to, const char *claim, const uint8_t ik[32], uint8_t **body,
@@ -456,11 +465,8 @@ static void test_sync_unproven_claims_change_nothing(void **state)
     directory_t dir;
     uint8_t id[16], fake_ik[32], *b, *junk, *fake;
     size_t l, lj, lf;
-    dir_init(&dir, t);
+    bob_sync(&s, &g, &dir, t);
     pin(&t->bob, &t->alice);
-    sync_init(&s, &t->bob, &g);
-    s.vouch = dir_vouch;
-    s.vouch_ud = &dir;
     /* Junk claiming alice with a random key: does not decrypt. */
     kl_random(fake_ik, 32);
     forge_junk(&t->bob, "alice@oslo.test", fake_ik, &junk, &lj);
@@ -520,10 +526,7 @@ static void test_sync_first_contact_and_key_change(void **state)
     uint8_t id[16], *b1, *b2, *fake;
     size_t l1, l2, lf, released = 0;
     uint64_t n = 0;
-    dir_init(&dir, t);
-    sync_init(&s, &t->bob, &g);
-    s.vouch = dir_vouch;
-    s.vouch_ud = &dir;
+    bob_sync(&s, &g, &dir, t);
     /* Carol's relay cannot be asked: the entry waits (held), no contact
      * is made, and the inbox goes on past it. */
     dir.offline = 1;
@@ -592,11 +595,8 @@ static void test_contact_reject_drops_pending(void **state)
     uint8_t *fake;
     size_t lf;
     uint64_t dropped = 0, n = 1;
-    dir_init(&dir, t);
+    bob_sync(&s, &g, &dir, t);
     pin(&t->bob, &t->alice);
-    sync_init(&s, &t->bob, &g);
-    s.vouch = dir_vouch;
-    s.vouch_ud = &dir;
     dir_set(&dir, "alice@oslo.test", t->carol.me.pk);
     forge_proven(&t->carol, &t->bob, "alice@oslo.test", 1, "ta imot meg", &fake, &lf);
     assert_int_equal(kl_sync_entry(&s, 1, 0, fake, lf), 0);
@@ -624,10 +624,7 @@ static void test_sync_releases_many_held_in_order(void **state)
     uint8_t id[16], *b;
     size_t l, released = 0;
     char text[32];
-    dir_init(&dir, t);
-    sync_init(&s, &t->bob, &g);
-    s.vouch = dir_vouch;
-    s.vouch_ud = &dir;
+    bob_sync(&s, &g, &dir, t);
     /* Bob pinned carol to another key: carol's proven, vouched messages
      * are held, more than one release batch (HELD_BATCH is 32). */
     memset(&c, 0, sizeof c);
@@ -689,11 +686,8 @@ static void test_sync_replayed_session_start_ignored(void **state)
     uint8_t id[16], *start, *reply, *later, *after;
     size_t ls, lr, ll, la;
     char text[128];
-    dir_init(&dir, t);
+    bob_sync(&s, &g, &dir, t);
     pin(&t->bob, &t->alice);
-    sync_init(&s, &t->bob, &g);
-    s.vouch = dir_vouch;
-    s.vouch_ud = &dir;
     assert_int_equal(kl_prekeys_local_bundle(t->bob.st, &t->bob.me, 0, &b), 0);
     key_start(&t->alice, &t->bob, &b, &start, &ls);
     assert_int_equal(kl_sync_entry(&s, 1, 0, start, ls), 0);
@@ -728,11 +722,8 @@ static void test_sync_key_message_applied_once(void **state)
     kl_prekey_bundle_t b;
     uint8_t *b1;
     size_t l1;
-    dir_init(&dir, t);
+    bob_sync(&s, &g, &dir, t);
     pin(&t->bob, &t->alice);
-    sync_init(&s, &t->bob, &g);
-    s.vouch = dir_vouch;
-    s.vouch_ud = &dir;
     assert_int_equal(kl_prekeys_local_bundle(t->bob.st, &t->bob.me, t->bob.batch.ids[0], &b), 0);
     key_start(&t->alice, &t->bob, &b, &b1, &l1);
     assert_int_equal(kl_sync_entry(&s, 1, 0, b1, l1), 0);
