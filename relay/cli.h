@@ -1,0 +1,66 @@
+/* kollega-relay's command line: the options every command shares, their
+ * parsing, and the helpers each command uses to report (cli.c). One file
+ * per command: cli_init.c, cli_serve.c, cli_invite.c, cli_status.c (and
+ * fed_cli.c for `peer`); main.c only picks the command.
+ * Exit codes: 0 ok, 1 operational failure, 2 usage error. Errors go to
+ * stderr and say what to do next. */
+#ifndef KOLLEGA_RELAY_CLI_H
+#define KOLLEGA_RELAY_CLI_H
+
+#include <stdint.h>
+
+#include "admin.h"
+#include "kollega/json.h"
+#include "server.h"
+#include "storage.h"
+
+#define KL_EXIT_OPER 1
+#define KL_EXIT_USAGE 2
+#define KL_DEFAULT_INVITE_TTL (7u * 86400)
+
+typedef struct kl_cli_opts {
+    const char *cmd;
+    const char *data, *name, *listen, *advertise, *expires, *sync, *log_level;
+    const char *fed_listen;
+    int json, help;
+    uint64_t uses;
+    uint64_t max_db_bytes;
+    kl_server_cfg_t cfg;
+} kl_cli_opts_t;
+
+/* One command: its name, what it does (for the main usage), its options
+ * (usage), and the run function. */
+typedef struct kl_cli_cmd {
+    const char *name;
+    const char *summary;
+    void (*usage)(void);
+    int (*run)(kl_cli_opts_t *o);
+} kl_cli_cmd_t;
+
+extern const kl_cli_cmd_t kl_cli_init, kl_cli_serve, kl_cli_invite, kl_cli_status;
+
+/* The options every command takes, printed after its own. */
+void kl_cli_usage_common(void);
+
+/* Parse argv[2..] into o (o->cmd set); prints the error and returns
+ * KL_EXIT_USAGE on a bad option, 0 otherwise. */
+int kl_cli_parse(int argc, char **argv, kl_cli_opts_t *o);
+
+int kl_cli_fail_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kl_cli_fail_oper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The data directory (--data or the defaults), or a usage error. */
+int kl_cli_data_dir(const kl_cli_opts_t *o, char *dir, size_t cap);
+int kl_cli_state_error(const char *dir, int r);
+/* Usage error unless v (when set) is HOST:PORT. */
+int kl_cli_check_listen(const kl_cli_opts_t *o, const char *v, const char *flag);
+/* Open the database of a ready data directory (or explain what to do). */
+int kl_cli_open_state(const kl_cli_opts_t *o, const char *dir, int flags, kl_storage_t **st);
+/* Initialise dir as relay `name` (init and a first serve); quiet prints
+ * nothing on success. */
+int kl_cli_init_dir(const kl_cli_opts_t *o, const char *dir, const char *name, int quiet);
+
+/* Print j on one line of stdout and free it. */
+void kl_cli_print_json(kl_json_t *j);
+
+#endif
