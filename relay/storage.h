@@ -1,4 +1,4 @@
-/* The relay's one narrow storage interface (DESIGN.md "Storage model").
+/* The relay's one narrow storage interface (docs/DESIGN.md "Storage model").
  *
  * Everything the relay keeps lives behind these functions: metadata, users,
  * invites, prekeys, and append-only logs with per-reader cursors. Nothing
