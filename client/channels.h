@@ -1,4 +1,4 @@
-/* Broadcast channels in the client (DESIGN.md "Broadcast channels";
+/* Broadcast channels in the client (docs/DESIGN.md "Broadcast channels";
  * include/kollega/channel.h for the rules).
  *
  * The client keeps, for every channel it owns, subscribes to or has

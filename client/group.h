@@ -1,4 +1,4 @@
-/* ERFA groups in the client (DESIGN.md "Groups", "Group governance").
+/* ERFA groups in the client (docs/DESIGN.md "Groups", "Group governance").
  *
  * Governance (group.c): the client keeps every op of each group it belongs
  * to or is a candidate of, and validates the whole chain with

@@ -1,4 +1,4 @@
-/* Safety numbers (DESIGN.md "Identities and addresses"): each party's half
+/* Safety numbers (docs/DESIGN.md "Identities and addresses"): each party's half
  * is an iterated SHA-512 of its identity key and address, read as 30
  * decimal digits; the number is both halves sorted and concatenated, so
  * both people see the same 60 digits whichever side computes it. */

@@ -4,7 +4,7 @@
  * completion (kl_dispatch_complete) produces the reply later, plus whether
  * the connection must be closed after the reply is written.
  *
- * Rules (DESIGN.md "Relay protocol"):
+ * Rules (docs/DESIGN.md "Relay protocol"):
  *   - before authentication only ping, register, auth, and unidentified
  *     delivery: a send or lookup that carries a delivery token, to a user
  *     (never a group or channel: BAD_REQUEST + close). For a user of this

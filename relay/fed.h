@@ -1,4 +1,4 @@
-/* Relay federation (DESIGN.md "Federation"; wire format in
+/* Relay federation (docs/DESIGN.md "Federation"; wire format in
  * proto/federation.proto). One kl_fed_t per running relay, on the loop
  * thread: the configured peers, one outgoing Noise_KK link per peer
  * (redialled with capped, jittered exponential backoff), the inbound links

@@ -16,7 +16,7 @@
 
 /* Forwards handled by one deliver job (and so in flight on one link):
  * each deliver job is one commit at the receiver, so this bounds a link's
- * throughput (README "Performance": 64 -> 128 took cross-relay direct from
+ * throughput (docs/PERFORMANCE.md "Federation": 64 -> 128 took cross-relay direct from
  * ~14,000 to ~19,000 msg/s; larger gained nothing here). */
 #define KL_FED_BATCH 128
 

@@ -1,7 +1,8 @@
 /* Limits on how fast one-time prekeys (OPKs) are consumed, so that nobody
- * can drain a user's OPKs by calling prekey_fetch in a loop (issue
- * "Trust"). The relay asks kl_opk_limit_take before every prekey fetch of
- * a local user; when it says no, the fetch is still answered, with the
+ * can drain a user's OPKs by calling prekey_fetch in a loop (see
+ * docs/OPERATING.md "One-time prekey limits"). The relay asks
+ * kl_opk_limit_take before every prekey fetch of a local user; when it
+ * says no, the fetch is still answered, with the
  * identity key and signed prekey but WITHOUT a one-time prekey, and
  * nothing is consumed. A session can always start from the signed prekey
  * alone (X3DH without OPK), so a limited requester is never locked out:

@@ -1,4 +1,4 @@
-/* The relay's one narrow storage interface (DESIGN.md "Storage model").
+/* The relay's one narrow storage interface (docs/DESIGN.md "Storage model").
  *
  * Everything the relay keeps lives behind these functions: metadata, users,
  * invites, prekeys, and append-only logs with per-reader cursors. Nothing
@@ -81,9 +81,11 @@ typedef struct kl_storage_stats {
     uint64_t active_invites; /* uses left and not expired */
 } kl_storage_stats_t;
 
-/* Open (and with KL_STORAGE_CREATE create and migrate) the database at
- * path. Without CREATE a missing file is KL_ENOTFOUND. The caller's umask
- * decides the file mode: the relay runs with 077. */
+/* Open the database at path; with KL_STORAGE_CREATE create it if missing
+ * (without, a missing file is KL_ENOTFOUND). Every writable open brings the
+ * schema up to date in one transaction and refuses a database written by a
+ * newer relay (KL_ESTATE). A writable open makes the file mode 0600 (the
+ * WAL and shm files take its mode), whatever the caller's umask. */
 int kl_storage_open(kl_storage_t **out, const char *path, int flags);
 /* Close; NULL is fine. Any open batch is rolled back. */
 void kl_storage_close(kl_storage_t *st);

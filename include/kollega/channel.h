@@ -1,4 +1,4 @@
-/* Broadcast channels (DESIGN.md "Broadcast channels"): "!name@relay".
+/* Broadcast channels (docs/DESIGN.md "Broadcast channels"): "!name@relay".
  *
  * A channel's publishers are set by a hash-chained log of signed ops
  * (proto/channel.proto), validated by the relay and by every subscriber

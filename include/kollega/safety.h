@@ -1,4 +1,5 @@
-/* Safety numbers as DESIGN.md specifies (60 digits, shown in 12 groups of 5). */
+/* Safety numbers as docs/DESIGN.md "Identities and addresses" specifies (60
+ * digits, shown in 12 groups of 5). */
 #ifndef KOLLEGA_SAFETY_H
 #define KOLLEGA_SAFETY_H
 

@@ -1,4 +1,4 @@
-/* Sender keys for group messages (DESIGN.md "Groups"): each member has, per
+/* Sender keys for group messages (docs/DESIGN.md "Groups"): each member has, per
  * group, a hash chain and an Ed25519 signing key; the current chain state
  * is distributed to every other member over the 1:1 sessions, so a group
  * message is encrypted once and fanned out by the relay.

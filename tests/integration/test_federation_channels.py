@@ -1,4 +1,4 @@
-"""Broadcast channels across relays (mirror model, issue 6): a channel on
+"""Broadcast channels across relays (mirror model): a channel on
 oslo with a publisher on stockholm and subscribers on oslo, stockholm and
 riga. Each post arrives once at every subscriber with the verified
 publisher and is stored once per relay (oslo's channel log, one mirror log

@@ -1,4 +1,4 @@
-"""One-time prekeys cannot be drained (issue "Trust"): a hostile user
+"""One-time prekeys cannot be drained: a hostile user
 (kl-probe drain) looping prekey_fetch for a real client's address gets at
 most the relay's allowance of one-time prekeys, on the target's own relay
 and through a federated peer relay (where the peer relay as a whole has a
