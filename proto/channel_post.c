@@ -9,6 +9,7 @@
 #include "channel_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "kollega/sealed.h"
 #include "pbcanon.h"
 
 /* The largest AD: context, channel address, epoch, id. */
@@ -38,24 +39,33 @@ int kl_channel_seal(const uint8_t key[KL_CHANNEL_KEY], const char *channel, uint
                     size_t *outlen)
 {
     uint8_t ad[AD_MAX];
+    size_t padded = 0;
     if (out != NULL)
         *out = NULL;
     if (!seal_args_ok(key, channel, id, pt, out, outlen))
         return KL_EINVAL;
-    if (len > KL_CHANNEL_MAX_POST)
+    /* Padded like every other end-to-end plaintext (kl_pad), so the relay
+     * learns a post's length only to KL_PAD_BLOCK. */
+    if (len > KL_CHANNEL_MAX_POST - KL_PAD_BLOCK - KL_CHANNEL_SEAL_OVERHEAD)
         return KL_ETOOBIG;
     size_t adlen = make_ad(channel, epoch, id, ad);
-    uint8_t *b = malloc(len + KL_CHANNEL_SEAL_OVERHEAD);
+    size_t cap = len + KL_PAD_BLOCK + KL_CHANNEL_SEAL_OVERHEAD;
+    uint8_t *b = malloc(cap);
     if (b == NULL)
         return KL_ENOMEM;
-    kl_random(b, KL_AEAD_NONCE);
-    int r = kl_aead_seal(key, b, ad, adlen, pt, len, b + KL_AEAD_NONCE);
+    uint8_t *body = b + KL_AEAD_NONCE;
+    memcpy(body, pt, len);
+    int r = kl_pad(body, len, len + KL_PAD_BLOCK, &padded);
+    if (r == 0) {
+        kl_random(b, KL_AEAD_NONCE);
+        r = kl_aead_seal(key, b, ad, adlen, body, padded, body);
+    }
     if (r) {
-        kl_free_wipe(b, len + KL_CHANNEL_SEAL_OVERHEAD);
+        kl_free_wipe(b, cap);
         return r;
     }
     *out = b;
-    *outlen = len + KL_CHANNEL_SEAL_OVERHEAD;
+    *outlen = padded + KL_CHANNEL_SEAL_OVERHEAD;
     return 0;
 }
 
@@ -73,19 +83,23 @@ int kl_channel_unseal(const uint8_t key[KL_CHANNEL_KEY], const char *channel, ui
     if (len > KL_CHANNEL_MAX_POST)
         return KL_ETOOBIG;
     size_t adlen = make_ad(channel, epoch, id, ad);
-    size_t n = len - KL_CHANNEL_SEAL_OVERHEAD;
-    uint8_t *b = malloc(n + 1);
+    size_t n = len - KL_CHANNEL_SEAL_OVERHEAD, tlen = 0;
+    uint8_t *b = malloc(n + 1), *t = NULL;
     if (b == NULL)
         return KL_ENOMEM;
     int r = kl_aead_open(key, ct, ad, adlen, ct + KL_AEAD_NONCE, len - KL_AEAD_NONCE, b);
-    if (r) {
-        kl_free_wipe(b, n + 1);
-        return r;
+    if (r == 0)
+        r = kl_unpad(b, n, &tlen);
+    if (r == 0 && (t = malloc(tlen + 1)) == NULL)
+        r = KL_ENOMEM;
+    if (r == 0) {
+        memcpy(t, b, tlen);
+        t[tlen] = 0;
+        *out = t;
+        *outlen = tlen;
     }
-    b[n] = 0;
-    *out = b;
-    *outlen = n;
-    return 0;
+    kl_free_wipe(b, n + 1);
+    return r;
 }
 
 /* Fill and sign a Post: text, or ciphertext + epoch. */

@@ -211,15 +211,17 @@ int kl_channel_post_build_sealed(const kl_channel_t *c, const uint8_t sk[64],
                                  const char *text, uint8_t **out, size_t *outlen);
 
 /* Seal len bytes of pt for channel (its address), epoch and post id under
- * key: *out (malloc'd, *outlen = len + KL_CHANNEL_SEAL_OVERHEAD) is a
- * random 24-byte nonce || XChaCha20-Poly1305 ciphertext, AD
- * KL_CHANNEL_KEY_CONTEXT || channel || epoch (8 bytes big-endian) || id.
- * KL_EINVAL, KL_ETOOBIG (over KL_CHANNEL_MAX_POST), KL_ENOMEM. */
+ * key: *out (malloc'd, *outlen = padded + KL_CHANNEL_SEAL_OVERHEAD) is a
+ * random 24-byte nonce || XChaCha20-Poly1305 ciphertext of pt padded with
+ * kl_pad to a multiple of KL_PAD_BLOCK, AD KL_CHANNEL_KEY_CONTEXT ||
+ * channel || epoch (8 bytes big-endian) || id. KL_EINVAL, KL_ETOOBIG
+ * (over KL_CHANNEL_MAX_POST - KL_PAD_BLOCK - KL_CHANNEL_SEAL_OVERHEAD),
+ * KL_ENOMEM. */
 int kl_channel_seal(const uint8_t key[KL_CHANNEL_KEY], const char *channel, uint64_t epoch,
                     const uint8_t id[16], const uint8_t *pt, size_t len, uint8_t **out,
                     size_t *outlen);
 /* The reverse: KL_ECRYPTO when anything differs (key, channel, epoch, id,
- * a flipped bit), KL_EPROTO when too short. *out is malloc'd with a NUL
+ * a flipped bit), KL_EPROTO when too short or badly padded. *out is malloc'd with a NUL
  * after its *outlen bytes; free with kl_free_wipe(*out, *outlen + 1). */
 int kl_channel_unseal(const uint8_t key[KL_CHANNEL_KEY], const char *channel, uint64_t epoch,
                       const uint8_t id[16], const uint8_t *ct, size_t len, uint8_t **out,

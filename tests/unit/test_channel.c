@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "kollega/channel.h"
+#include "kollega/sealed.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 
@@ -375,7 +376,8 @@ static void test_seal_open(void **state)
     assert_int_equal(kl_channel_seal(key, CADDR, 3, id, (const uint8_t *)msg, strlen(msg), &ct,
                                      &clen),
                      0);
-    assert_int_equal(clen, strlen(msg) + KL_CHANNEL_SEAL_OVERHEAD);
+    /* Padded: the relay learns the length only to a block. */
+    assert_int_equal(clen, KL_PAD_BLOCK + KL_CHANNEL_SEAL_OVERHEAD);
     assert_null(memmem(ct, clen, "room", 4));
     assert_int_equal(kl_channel_unseal(key, CADDR, 3, id, ct, clen, &pt, &plen), 0);
     assert_int_equal(plen, strlen(msg));
@@ -404,6 +406,26 @@ static void test_seal_open(void **state)
                                      &clen2),
                      0);
     assert_memory_not_equal(ct, ct2, clen);
+    free(ct2);
+    /* A one-byte post and one of a block minus one look the same; a full
+     * block's worth takes two. */
+    char lng[KL_PAD_BLOCK + 1];
+    memset(lng, 'x', sizeof lng - 1);
+    lng[KL_PAD_BLOCK - 1] = '\0';
+    assert_int_equal(kl_channel_seal(key, CADDR, 3, id, (const uint8_t *)"k", 1, &ct2, &clen2), 0);
+    assert_int_equal(clen2, clen);
+    free(ct2);
+    assert_int_equal(kl_channel_seal(key, CADDR, 3, id, (const uint8_t *)lng, KL_PAD_BLOCK - 1,
+                                     &ct2, &clen2), 0);
+    assert_int_equal(clen2, clen);
+    assert_int_equal(kl_channel_unseal(key, CADDR, 3, id, ct2, clen2, &pt, &plen), 0);
+    assert_int_equal(plen, KL_PAD_BLOCK - 1);
+    assert_memory_equal(pt, lng, plen);
+    kl_free_wipe(pt, plen + 1);
+    free(ct2);
+    assert_int_equal(kl_channel_seal(key, CADDR, 3, id, (const uint8_t *)lng, KL_PAD_BLOCK,
+                                     &ct2, &clen2), 0);
+    assert_int_equal(clen2, 2 * KL_PAD_BLOCK + KL_CHANNEL_SEAL_OVERHEAD);
     free(ct2);
     free(ct);
 }
