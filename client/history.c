@@ -1,4 +1,4 @@
-/* `kollega history [ADDRESS|#GROUP] [--search TEXT] [--limit N]`: the most
+/* `kollega history [ADDRESS|#GROUP|!CHANNEL] [--search TEXT] [--limit N]`: the most
  * recent N stored messages (optionally with one peer or in one group,
  * optionally containing TEXT, ASCII case-insensitively), printed oldest
  * first, after deleting group messages older than their group's retention.

@@ -41,7 +41,7 @@ static const char USAGE[] =
     "  send ADDRESS TEXT            send a message (TEXT - reads it from stdin)\n"
     "  receive [--follow] [--timeout SECONDS]\n"
     "                               fetch, decrypt and show new messages\n"
-    "  history [ADDRESS|#GROUP] [--search TEXT] [--limit N]\n"
+    "  history [ADDRESS|#GROUP|!CHANNEL] [--search TEXT] [--limit N]\n"
     "                               show stored messages\n"
     "  send #GROUP TEXT             write to a group you are a member of\n"
     "  channel create|publisher|member|post|subscribe|unsubscribe|list ...\n"
@@ -133,9 +133,10 @@ static const struct help HELP[] = {
      "\"group\" for group messages; group notices are {\"event\",\"group\",\"message\"} and\n"
      "warnings {\"warning\",\"group\",\"message\"}.\n"},
     {"history",
-     "Usage: kollega history [ADDRESS|#GROUP] [--search TEXT] [--limit N]\n\n"
+     "Usage: kollega history [ADDRESS|#GROUP|!CHANNEL] [--search TEXT] [--limit N]\n\n"
      "Show the N most recent stored messages (default 50), oldest first; only those\n"
-     "with ADDRESS (or in #GROUP), and only those containing TEXT (case-insensitive).\n"
+     "with ADDRESS (or in #GROUP, or posts of !CHANNEL), and only those containing\n"
+     "TEXT (case-insensitive).\n"
      "Group messages older than the group's retention are deleted first.\n"
      "--json prints one object per line like receive, with \"direction\" \"in\"/\"out\".\n"},
     {"channel", KL_CHANNEL_HELP},

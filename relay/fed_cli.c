@@ -35,7 +35,8 @@ static const char *USAGE =
     "  --outbox-bytes N   bytes queued for the peer at most (default 268435456)\n"
     "  --rate N           frames per second the peer may send us (default 2000)\n"
     "  --data DIR         data directory (default $KOLLEGA_RELAY_DATA, else\n"
-    "                     $XDG_DATA_HOME/kollega-relay)\n"
+    "                     $XDG_DATA_HOME/kollega-relay, else\n"
+    "                     ~/.local/share/kollega-relay)\n"
     "  --json             machine-readable output (JSON)\n"
     "  --help             this help\n"
     "Changes take effect when `kollega-relay serve` next starts.\n";
