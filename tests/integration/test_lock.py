@@ -2,7 +2,7 @@
 kollega-relay and kollega processes):
 
 - a second `serve` on a running relay's data directory refuses and names
-  the running relay's pid; `init` refuses too;
+  the running relay's pid; `init` and `restore` refuse too;
 - a relay killed with SIGKILL leaves relay.lock and control.sock behind,
   and neither blocks the next `serve`;
 - `status` says whether the relay runs: pid, uptime, connections and
@@ -46,6 +46,9 @@ def test_second_serve_refused(root, relays):
           "the error names the data directory and the running pid: %r" % err)
     rc, out, err = relay_cmd("init", "--data", relay.data, "--name", "other.test")
     check(rc == 1 and "(pid %d)" % pid in err, "init refuses too: %r" % err)
+    rc, out, err = relay_cmd("restore", os.path.join(relay.data, "relay.db"), "--data",
+                             relay.data, "--force")
+    check(rc == 1 and "(pid %d)" % pid in err, "restore refuses too: %r" % err)
     # The first relay is untouched by all this.
     s = status(relay)
     check(s["running"] is True and s["pid"] == pid, "still the same relay: %r" % s)
