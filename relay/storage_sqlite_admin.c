@@ -169,8 +169,12 @@ int kl_storage_user_remove(kl_storage_t *st, const char *handle, uint64_t now_ms
     }
     r = kl_sq_op_end(st, r);
     /* The route cache keeps (id, inbox) by handle and has no way to forget
-     * one slot (open addressing): empty it. A removal is rare. */
+     * one slot (open addressing): empty it. A removal is rare. The removed
+     * id may now be given to a user registered later in this transaction,
+     * which a rollback would undo: nothing at or below it counts as
+     * committed until the next batch looks again (kl_sq_users_mark). */
     kl_sq_ucache_free(st);
+    st->users_max = 0;
     if (r == 0 && id)
         *id = u.id;
     return r;

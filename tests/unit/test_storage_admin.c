@@ -241,6 +241,30 @@ static void test_user_list_and_remove(void **state)
     assert_int_equal(kl_storage_user_get(f->st, "carl", &u), 0);
 }
 
+/* A removal inside a batch frees the highest id for a register in the
+ * same batch; if the batch rolls back, no route to that register may stay
+ * cached. */
+static void test_remove_then_rollback_caches_nothing(void **state)
+{
+    fixture_t *f = *state;
+    kl_storage_user_t bob, carl;
+    uint8_t ik[32];
+    uint64_t id = 0, inbox = 0;
+    key_of('c', ik);
+    add_user(f->st, "bob", CODE_A, &bob);
+    assert_int_equal(kl_storage_invite_create(f->st, CODE_B, 1, LATER, NOW), 0);
+    assert_int_equal(kl_storage_batch_begin(f->st), 0);
+    assert_int_equal(kl_storage_user_remove(f->st, "bob", NOW, NULL), 0);
+    assert_int_equal(kl_storage_register(f->st, "carl", ik, CODE_B, NOW, &carl), 0);
+    assert_int_equal(carl.id, bob.id); /* sqlite hands out the freed id again */
+    assert_int_equal(kl_storage_user_route(f->st, "carl", &id, &inbox), 0);
+    kl_storage_batch_rollback(f->st);
+    assert_int_equal(kl_storage_user_route(f->st, "carl", &id, &inbox), KL_ENOTFOUND);
+    assert_int_equal(kl_storage_user_route(f->st, "bob", &id, &inbox), 0);
+    assert_int_equal(id, bob.id);
+    assert_int_equal(inbox, bob.inbox);
+}
+
 static void test_reset_invite(void **state)
 {
     fixture_t *f = *state;
@@ -352,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invite_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_revoke_ambiguous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_list_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_then_rollback_caches_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_invite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_and_check, setup, teardown),
     };
