@@ -10,6 +10,7 @@
 #include "keyfile.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "storage_admin.h"
 
 int kl_admin_path(const char *dir, const char *name, char *out, size_t cap)
 {
@@ -172,8 +173,8 @@ int kl_admin_token_addr(kl_storage_t *st, const char *name, char *host, size_t c
     return KL_ENOTFOUND;
 }
 
-int kl_admin_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t now_ms, char *token,
-                    size_t cap, uint64_t *expires_ms)
+static int make_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t now_ms,
+                       const char *handle, char *token, size_t cap, uint64_t *expires_ms)
 {
     kl_invite_t inv;
     uint8_t raw[32];
@@ -202,13 +203,26 @@ int kl_admin_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t no
     *expires_ms = now_ms + ttl_s * 1000;
     r = kl_invite_format(&inv, token, cap);
     if (r == 0)
-        r = kl_storage_invite_create(st, inv.code, uses, *expires_ms, now_ms);
+        r = handle ? kl_storage_invite_create_for(st, inv.code, uses, *expires_ms, now_ms, handle)
+                   : kl_storage_invite_create(st, inv.code, uses, *expires_ms, now_ms);
     if (r)
         kl_memzero(token, cap);
 out:
     kl_memzero(raw, sizeof raw);
     kl_memzero(&inv, sizeof inv);
     return r;
+}
+
+int kl_admin_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t now_ms, char *token,
+                    size_t cap, uint64_t *expires_ms)
+{
+    return make_invite(st, uses, ttl_s, now_ms, NULL, token, cap, expires_ms);
+}
+
+int kl_admin_invite_reset(kl_storage_t *st, const char *handle, uint64_t ttl_s, uint64_t now_ms,
+                          char *token, size_t cap, uint64_t *expires_ms)
+{
+    return make_invite(st, 1, ttl_s, now_ms, handle, token, cap, expires_ms);
 }
 
 void kl_admin_time(uint64_t ms, char *out, size_t cap)

@@ -64,6 +64,12 @@ int kl_admin_token_addr(kl_storage_t *st, const char *name, char *host, size_t c
 int kl_admin_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t now_ms, char *token,
                     size_t cap, uint64_t *expires_ms);
 
+/* A one-use invite bound to existing user handle (storage_admin.h): it
+ * registers only that handle, replacing the user's identity key (a member
+ * who lost their device). KL_ENOTFOUND if there is no such user. */
+int kl_admin_invite_reset(kl_storage_t *st, const char *handle, uint64_t ttl_s, uint64_t now_ms,
+                          char *token, size_t cap, uint64_t *expires_ms);
+
 /* RFC 3339 UTC ("2025-03-01T12:00:00Z") of ms since the epoch. */
 void kl_admin_time(uint64_t ms, char *out, size_t cap);
 

@@ -151,11 +151,11 @@ typedef struct str_opt {
 } str_opt_t;
 
 static const str_opt_t STRS[] = {
-    {"--data", "init serve invite status", offsetof(kl_cli_opts_t, data)},
+    {"--data", "init serve invite status user backup restore", offsetof(kl_cli_opts_t, data)},
     {"--name", "init serve", offsetof(kl_cli_opts_t, name)},
     {"--listen", "init serve", offsetof(kl_cli_opts_t, listen)},
     {"--advertise", "init serve", offsetof(kl_cli_opts_t, advertise)},
-    {"--expires", "invite", offsetof(kl_cli_opts_t, expires)},
+    {"--expires", "invite user", offsetof(kl_cli_opts_t, expires)},
     {"--sync", "serve", offsetof(kl_cli_opts_t, sync)},
     {"--log-level", "serve", offsetof(kl_cli_opts_t, log_level)},
     {"--federation-listen", "serve", offsetof(kl_cli_opts_t, fed_listen)},
@@ -173,6 +173,15 @@ int kl_cli_parse(int argc, char **argv, kl_cli_opts_t *o)
         }
         if (strcmp(a, "--json") == 0) {
             o->json = 1;
+            continue;
+        }
+        if (strcmp(a, "--force") == 0 && takes("backup restore", cmd)) {
+            o->force = 1;
+            continue;
+        }
+        if (a[0] != '-' && takes("invite user backup restore", cmd) &&
+            o->nargs < (int)(sizeof o->args / sizeof o->args[0])) {
+            o->args[o->nargs++] = a;
             continue;
         }
         char flag[64];

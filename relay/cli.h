@@ -23,6 +23,9 @@ typedef struct kl_cli_opts {
     const char *data, *name, *listen, *advertise, *expires, *sync, *log_level;
     const char *fed_listen;
     int json, help;
+    int force;                 /* backup, restore: --force */
+    const char *args[3];       /* positional arguments (invite, user, backup, restore) */
+    int nargs;
     uint64_t uses;
     uint64_t max_db_bytes;
     kl_server_cfg_t cfg;
@@ -38,6 +41,7 @@ typedef struct kl_cli_cmd {
 } kl_cli_cmd_t;
 
 extern const kl_cli_cmd_t kl_cli_init, kl_cli_serve, kl_cli_invite, kl_cli_status;
+extern const kl_cli_cmd_t kl_cli_user, kl_cli_backup, kl_cli_restore; /* cli_user.c, cli_backup.c */
 
 /* The options every command takes, printed after its own. */
 void kl_cli_usage_common(void);

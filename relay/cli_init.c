@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli_admin.h"
 #include "kollega/err.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
@@ -70,6 +70,8 @@ static int cmd_init(kl_cli_opts_t *o)
                                   "and '.'", o->name);
     if ((r = kl_cli_check_listen(o, o->listen, "--listen")) || (r = kl_cli_check_listen(o, o->advertise,
                                                                           "--advertise")))
+        return r;
+    if ((r = kl_cli_lock(dir, 1)) != 0)
         return r;
     r = kl_admin_state(dir, &state);
     if (r)

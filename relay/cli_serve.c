@@ -7,7 +7,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "cli.h"
+#include "cli_admin.h"
+#include "control.h"
 #include "keyfile.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
@@ -121,6 +122,8 @@ static int cmd_serve(kl_cli_opts_t *o)
     if (o->name && !kl_relayname_valid(o->name))
         return kl_cli_fail_usage("serve", "invalid relay name '%s': use lower-case letters, digits, "
                                    "'-' and '.'", o->name);
+    if ((r = kl_cli_lock(dir, 1)) != 0) /* held until exit (cli_lock.c) */
+        return r;
     r = kl_admin_state(dir, &state);
     if (r)
         return kl_cli_state_error(dir, r);
@@ -197,6 +200,8 @@ static int cmd_serve(kl_cli_opts_t *o)
     else if (kl_storage_meta_get(st, "federation_listen", fedl, sizeof fedl) != 0)
         fedl[0] = '\0';
     o->cfg.fed_listen = fedl[0] ? fedl : NULL;
+    static char ctl[KL_PATH_MAX]; /* the control socket (control.h) */
+    o->cfg.control_path = kl_admin_path(dir, KL_CTL_NAME, ctl, sizeof ctl) == 0 ? ctl : NULL;
     raise_fd_limit(o->cfg.max_connections);
     uv_loop_init(&loop);
     r = kl_server_new(&srv, &loop, &o->cfg);

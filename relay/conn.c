@@ -382,6 +382,8 @@ static int process(kl_conn_t *c, kl_frame_t *f)
                           "too many requests in flight: wait for replies");
     }
     if (out.job) {
+        if (out.job->kind == KL_JOB_AUTH)
+            c->auth_gen = s->admin_gen;
         out.job->owner = c;
         c->jobs++;
         if (KL_JOB_IS_FETCH(out.job->kind))
@@ -667,6 +669,10 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
     if (auth_offload(c, job))
         return;
     int was_authed = c->sess.authed;
+    /* An account was removed or re-keyed since this auth read it: what it
+     * read may be stale, so the client is asked to retry. */
+    if (job->kind == KL_JOB_AUTH && job->result == 0 && c->auth_gen != s->admin_gen)
+        job->result = KL_EIO;
     c->jobs--;
     if (KL_JOB_IS_FETCH(job->kind))
         c->fetches--;
@@ -694,6 +700,11 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
     else if (out.has_push && out.n_notify) /* group members on other relays (fed_group.c) */
         kl_fed_group_notify(s->fed, out.push_group, out.notify, out.n_notify,
                             out.push.frame.body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG);
+    /* A reset invite gave this account a new key: the old key's
+     * connections go. */
+    if (job->kind == KL_JOB_REGISTER && job->result == 0 && job->u.reg.user.rekeyed)
+        kl_log(KL_LOG_INFO, "an account's identity key was replaced (%u old connections closed)",
+               kl_server_drop_user(s, job->u.reg.user.id, c, "identity key replaced"));
     int close = out.close;
     kl_dispatch_out_free(&out);
     kl_job_free(job);

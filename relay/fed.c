@@ -160,6 +160,14 @@ size_t kl_fed_peer_count(const kl_fed_t *f)
     return f ? f->n_peers : 0;
 }
 
+size_t kl_fed_link_count(const kl_fed_t *f)
+{
+    size_t n = 0;
+    for (const fed_link_t *l = f ? f->links : NULL; l; l = l->next)
+        n += l->ready && !l->closing;
+    return n;
+}
+
 static void wait_add(fed_peer_t *p, kl_job_t *job)
 {
     job->u.fed->wait_next = NULL;

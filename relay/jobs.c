@@ -5,6 +5,7 @@
 #include "jobs.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "storage_admin.h"
 
 /* Jobs are allocated with their size recorded just before them so that
  * kl_job_free can wipe the whole allocation, send body included. */
@@ -176,6 +177,9 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
     case KL_JOB_TOKEN_SET:
         r = kl_storage_token_set(st, job->u.token_set.user,
                                  job->u.token_set.has ? job->u.token_set.hash : NULL);
+        break;
+    case KL_JOB_USER_REMOVE:
+        r = kl_storage_user_remove(st, job->u.remove.handle, job->now_ms, &job->u.remove.user);
         break;
     case KL_JOB_EXPIRE:
         r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,

@@ -27,6 +27,7 @@ typedef enum kl_job_kind {
     KL_JOB_ACK,
     KL_JOB_EXPIRE,
     KL_JOB_TOKEN_SET,    /* delivery_token: store the caller's token hash */
+    KL_JOB_USER_REMOVE,  /* the operator removes a user (server_ctl.c) */
     /* Federation (fed_jobs.c): u.fed->op says what. */
     KL_JOB_FED = 64,
     /* ERFA groups (jobs_group.c) */
@@ -141,6 +142,11 @@ typedef struct kl_job {
             uint64_t reader;
             uint64_t seq;
         } ack;
+        struct { /* in: handle, the control client asking. out: the removed user */
+            char handle[KL_HANDLE_MAX + 1];
+            void *ctl;
+            uint64_t user;
+        } remove;
         struct { /* in: max. out: deleted, more */
             uint32_t max;
             uint64_t deleted;

@@ -132,6 +132,10 @@ static void on_job_done(void *ud, kl_job_t *job)
     kl_server_t *s = ud;
     if (job->kind == KL_JOB_FED && s->fed && kl_fed_job_done(s->fed, job))
         return; /* federation's own job (server_fed.c) */
+    if (job->kind == KL_JOB_USER_REMOVE) { /* the operator's (server_ctl.c) */
+        kl_server_ctl_job_done(s, job);
+        return;
+    }
     if (job->owner) {
         kl_conn_job_done(job->owner, job);
         return;
@@ -345,6 +349,10 @@ int kl_server_start(kl_server_t *s, kl_storage_t *st)
         kl_fed_start(s->fed);
     uint64_t every = (uint64_t)s->cfg.expire_interval_s * 1000;
     uv_timer_start(&s->expire_timer, on_expire_timer, every < 1000 ? every : 1000, every);
+    s->started_ms = kl_server_wall_ms();
+    if (s->cfg.control_path && (r = kl_server_ctl_start(s, s->cfg.control_path)) != 0)
+        kl_log(KL_LOG_WARN, "no control socket at %s: %s; status cannot see this relay and "
+               "user remove must wait until it stops", s->cfg.control_path, kl_strerror(r));
     return 0;
 }
 
@@ -372,6 +380,7 @@ void kl_server_shutdown(kl_server_t *s)
         uv_close((uv_handle_t *)&s->flush_prepare, on_closed_nothing);
         uv_close((uv_handle_t *)&s->flush_check, on_closed_nothing);
     }
+    kl_server_ctl_stop(s);
     for (kl_conn_t *c = s->conns; c; c = c->next)
         kl_conn_close(c, "relay shutting down");
     /* Every connection is closing, so completions are dropped (a committed

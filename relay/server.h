@@ -34,6 +34,8 @@ typedef struct kl_server_cfg {
     kl_opk_limit_cfg_t opk;         /* one-time prekey limits (0 fields: defaults) */
     uint32_t ud_per_min;            /* unidentified sends per recipient and minute
                                      * (0: KL_UD_PER_MIN_DEFAULT) */
+    const char *control_path;       /* the operator's control socket (server_ctl.c),
+                                     * NULL: none */
 } kl_server_cfg_t;
 
 /* Unidentified delivery (relay.proto Send.delivery_token): sends one user

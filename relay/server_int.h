@@ -64,6 +64,9 @@ struct kl_server {
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
     kl_conn_t *flush_head;
+    struct kl_ctl *ctl;          /* the control socket (server_ctl.c), NULL without */
+    uint64_t started_ms;         /* wall clock at kl_server_start */
+    uint64_t admin_gen;          /* accounts removed or re-keyed so far (server_ctl.c) */
 };
 
 struct kl_conn {
@@ -97,6 +100,7 @@ struct kl_conn {
     int closing;                 /* uv_close called */
     int open_handles;
     const char *close_reason;
+    uint64_t auth_gen;           /* srv->admin_gen when the auth job was submitted */
     kl_frame_t *backlog[KL_CONN_BACKLOG];
     size_t n_backlog;
 };
@@ -134,6 +138,18 @@ void kl_conn_missed_free(kl_conn_t *c);
 void kl_server_submit(kl_server_t *s, kl_job_t *job);
 /* The connection is fully closed and no job refers to it. */
 void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c);
+
+/* server_ctl.c: the control socket at path (listening on the loop), its
+ * shutdown (closes it and its clients, removes the socket), a finished
+ * KL_JOB_USER_REMOVE. drop_user closes every connection of user but except
+ * (reason is a static string) and counts an account change (admin_gen: an
+ * auth that read the account before it is refused with UNAVAILABLE, and the
+ * client retries against the new state). Returns how many were closed. */
+int kl_server_ctl_start(kl_server_t *s, const char *path);
+void kl_server_ctl_stop(kl_server_t *s);
+void kl_server_ctl_job_done(kl_server_t *s, kl_job_t *job);
+unsigned kl_server_drop_user(kl_server_t *s, uint64_t user, const kl_conn_t *except,
+                             const char *reason);
 
 /* server_fed.c: create s->fed from the peers in st and cfg.fed_listen
  * (nothing when there are neither). */

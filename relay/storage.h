@@ -55,6 +55,8 @@ typedef struct kl_storage_user {
     uint64_t id;
     uint64_t inbox;          /* log id of the user's inbox */
     uint8_t identity_key[32];
+    int rekeyed;             /* register: a reset invite gave this existing user a new
+                              * key (storage_admin.h) */
 } kl_storage_user_t;
 
 typedef struct kl_storage_entry {
@@ -141,8 +143,10 @@ int kl_storage_meta_set(kl_storage_t *st, const char *key, const char *value);
 
 /* Users. register consumes one use of the invite whose code is given and
  * creates the user with an empty inbox, atomically: KL_EREFUSED when the
- * invite is unknown, used up or expired; KL_EEXIST when the handle is taken
- * (the invite is then NOT consumed). The invite is checked first, so a peer
+ * invite is unknown, used up or expired (or bound to another handle);
+ * KL_EEXIST when the handle is taken or retired (the invite is then NOT
+ * consumed). An invite bound to this handle (storage_admin.h) replaces the
+ * existing user's key instead (out->rekeyed). The invite is checked first, so a peer
  * without a valid invite learns nothing about which handles exist. */
 int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t identity_key[32],
                         const char *code, uint64_t now_ms, kl_storage_user_t *out);

@@ -467,6 +467,8 @@ int kl_storage_open(kl_storage_t **out, const char *path, int flags)
             r = kl_sq_fed_migrate(st); /* storage_sqlite_fed.c */
         if (r == 0)
             r = kl_sq_groups_migrate(st); /* storage_sqlite_groups.c */
+        if (r == 0)
+            r = kl_sq_admin_migrate(st); /* storage_sqlite_admin.c */
         if (r)
             goto out;
     } else {
@@ -635,6 +637,7 @@ int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out)
         out->id = kl_sq_u64(sqlite3_column_int64(s, 0));
         out->inbox = kl_sq_u64(sqlite3_column_int64(s, 1));
         memcpy(out->identity_key, sqlite3_column_blob(s, 2), 32);
+        out->rekeyed = 0;
         r = 0;
     }
     sqlite3_reset(s);
@@ -704,20 +707,44 @@ int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t iden
                         const char *code, uint64_t now_ms, kl_storage_user_t *out)
 {
     uint8_t h[32];
+    char bound[KL_STORAGE_META_MAX + 1];
     kl_storage_user_t u;
+    int retired = 0;
+    memset(&u, 0, sizeof u);
     int r = kl_sq_op_begin(st);
     if (r)
         return r;
     code_hash(code, h);
     r = invite_check(st, S_INVITE_VALID, h, now_ms);
+    if (r == 0)
+        r = kl_sq_invite_bound(st, h, bound, sizeof bound);
     if (r)
         goto out;
+    /* A reset invite (storage_admin.h) is for its handle only, and gives
+     * that existing user the new key. */
+    if (bound[0] && strcmp(bound, handle) != 0) {
+        r = KL_EREFUSED;
+        goto out;
+    }
     r = kl_sq_user_get(st, handle, &u);
+    if (r == 0 && bound[0]) {
+        r = kl_sq_user_rekey(st, &u, identity_key);
+        if (r == 0)
+            r = invite_check(st, S_INVITE_CONSUME, h, now_ms);
+        memcpy(u.identity_key, identity_key, 32);
+        u.rekeyed = 1;
+        goto out;
+    }
     if (r == 0) {
         r = KL_EEXIST;
         goto out;
     }
     if (r != KL_ENOTFOUND)
+        goto out;
+    r = bound[0] ? KL_EREFUSED : kl_sq_handle_retired(st, handle, &retired);
+    if (r == 0 && retired)
+        r = KL_EEXIST;
+    if (r)
         goto out;
     r = kl_sq_run(st, S_LOG_INSERT);
     if (r)

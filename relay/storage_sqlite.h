@@ -122,5 +122,15 @@ int kl_sq_fed_migrate(kl_storage_t *st);
 /* Add the group columns of later versions if missing
  * (storage_sqlite_groups.c). */
 int kl_sq_groups_migrate(kl_storage_t *st);
+/* Operator tables and columns (storage_sqlite_admin.c): retired handles,
+ * invites bound to a handle. */
+int kl_sq_admin_migrate(kl_storage_t *st);
+/* The handle the invite with this code hash is bound to ("" if none). */
+int kl_sq_invite_bound(kl_storage_t *st, const uint8_t code_hash[32], char *handle, size_t cap);
+/* *retired = 1 when handle belonged to a removed user. */
+int kl_sq_handle_retired(kl_storage_t *st, const char *handle, int *retired);
+/* Give user u a new identity key and drop what belonged to the old one
+ * (prekeys, delivery token, inbox contents, group and channel places). */
+int kl_sq_user_rekey(kl_storage_t *st, const kl_storage_user_t *u, const uint8_t key[32]);
 
 #endif

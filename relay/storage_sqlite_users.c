@@ -3,8 +3,11 @@
  *
  * Every 1:1 message needs its recipient's inbox, and reading it from the
  * users table was one of the handful of statements each send cost the
- * storage thread. A user's id and inbox never change and users are never
- * deleted, so a route once read stays true, with one exception: a user
+ * storage thread. A user's id and inbox never change (a reset invite
+ * changes only the key), and a user is deleted only by
+ * kl_storage_user_remove, which empties this cache on its connection (the
+ * relay's own, through its control socket; with the relay stopped no
+ * cache exists). So a route once read stays true, with one exception: a user
  * inserted by the current transaction (a register earlier in the same
  * group-commit batch, a shadow user of federation) disappears again if that
  * transaction rolls back, and its id may then be given to someone else.
