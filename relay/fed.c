@@ -362,7 +362,9 @@ void kl_fed_link_up(fed_link_t *l)
     fed_peer_t *p = l->peer;
     kl_fed_t *f = l->fed;
     if (!l->outgoing) {
-        kl_log(KL_LOG_INFO, "federation: inbound link from %s (%s) up", p->cfg.name, l->where);
+        kl_log(KL_LOG_INFO, "federation: inbound link from %s up", p->cfg.name);
+        kl_log(KL_LOG_DEBUG, "federation: inbound link from %s comes from %s", p->cfg.name,
+               l->where);
         if (p->in && p->in != l)
             kl_fedlink_close(p->in, "replaced by a new link");
         p->in = l;
