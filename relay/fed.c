@@ -710,6 +710,16 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
     return 0;
 }
 
+void kl_fed_set_limits(kl_fed_t *f, uint32_t retry_max_ms, uint32_t ttl_max_s,
+                       const kl_storage_quota_t *quota)
+{
+    if (f == NULL)
+        return;
+    f->cfg.retry_max_ms = retry_max_ms < KL_FED_RETRY_MIN_MS ? KL_FED_RETRY_MIN_MS : retry_max_ms;
+    f->cfg.ttl_max_s = ttl_max_s;
+    f->cfg.inbox_quota = *quota;
+}
+
 void kl_fed_start(kl_fed_t *f)
 {
     f->started = 1;

@@ -61,6 +61,11 @@ typedef struct kl_fed_cfg {
  * libuv error (port taken). */
 int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t *peers,
                size_t n, char *bound, size_t cap);
+/* New limits (a config reload): the redial backoff cap, forwarded
+ * entries' TTL cap and the inbox quota of forwarded entries. f may be
+ * NULL. */
+void kl_fed_set_limits(kl_fed_t *f, uint32_t retry_max_ms, uint32_t ttl_max_s,
+                       const kl_storage_quota_t *quota);
 /* Start dialling every peer. */
 void kl_fed_start(kl_fed_t *f);
 /* The configured peer named relay, or NULL (f may be NULL). */

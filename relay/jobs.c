@@ -177,6 +177,9 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         r = kl_storage_token_set(st, job->u.token_set.user,
                                  job->u.token_set.has ? job->u.token_set.hash : NULL);
         break;
+    case KL_JOB_MAX_BYTES:
+        r = kl_storage_set_max_bytes(st, job->u.max_bytes.max, &job->u.max_bytes.effective);
+        break;
     case KL_JOB_EXPIRE:
         r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,
                               &job->u.expire.more);

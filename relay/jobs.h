@@ -27,6 +27,7 @@ typedef enum kl_job_kind {
     KL_JOB_ACK,
     KL_JOB_EXPIRE,
     KL_JOB_TOKEN_SET,    /* delivery_token: store the caller's token hash */
+    KL_JOB_MAX_BYTES,    /* a new database cap (a config reload) */
     /* Federation (fed_jobs.c): u.fed->op says what. */
     KL_JOB_FED = 64,
     /* ERFA groups (jobs_group.c) */
@@ -146,6 +147,10 @@ typedef struct kl_job {
             uint64_t deleted;
             int more;
         } expire;
+        struct { /* in: max. out: effective (kl_storage_set_max_bytes) */
+            uint64_t max;
+            uint64_t effective;
+        } max_bytes;
         struct { /* every group job: see jobs_group.c for which fields each uses */
             /* in */
             char address[KL_ADDR_MAX + 1]; /* the group */

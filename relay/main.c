@@ -10,7 +10,7 @@
 #include "kollega/crypto.h"
 
 static const kl_cli_cmd_t *const CMDS[] = {&kl_cli_init, &kl_cli_serve, &kl_cli_invite,
-                                           &kl_cli_status};
+                                           &kl_cli_status, &kl_cli_config};
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
 
 static void usage_main(FILE *f)
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
         if (strcmp(o.cmd, CMDS[i]->name) == 0)
             c = CMDS[i];
     if (c == NULL)
-        return kl_cli_fail_usage(NULL, "unknown command '%s' (init, serve, invite, status, peer)",
+        return kl_cli_fail_usage(NULL, "unknown command '%s' (init, serve, invite, status, config, peer)",
                                  o.cmd);
     int r = kl_cli_parse(argc, argv, &o);
     if (r)

@@ -42,7 +42,7 @@ struct kl_server {
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t expire_timer;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_async_t wakeup;           /* kl_server_shutdown_async */
     int handles_init;
     kl_storeq_t *q;

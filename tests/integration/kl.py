@@ -16,6 +16,9 @@ RELAY = os.path.join(BIN, "kollega-relay")
 CLIENT = os.path.join(BIN, "kollega")
 PROBE = os.environ.get("KL_PROBE", os.path.join(BIN, "tests", "kl-probe"))
 TIMEOUT = 120
+# No configuration file unless a test gives one: a /etc/kollega/relay.conf
+# on the machine must not change what the tests run.
+os.environ["KOLLEGA_RELAY_CONFIG"] = ""
 # Handles appear in the relay's log only at debug: tests that watch for a
 # user's login run their relay with this.
 DEBUG_LOG = ["--log-level", "debug"]
