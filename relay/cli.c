@@ -204,7 +204,7 @@ static const str_opt_t STRS[] = {
     {"--data", "init serve invite status", offsetof(kl_cli_opts_t, data)},
     {"--name", "init serve", offsetof(kl_cli_opts_t, name)},
     {"--listen", "init serve", offsetof(kl_cli_opts_t, listen)},
-    {"--advertise", "init serve", offsetof(kl_cli_opts_t, advertise)},
+    {"--advertise", "init serve invite", offsetof(kl_cli_opts_t, advertise)},
     {"--expires", "invite", offsetof(kl_cli_opts_t, expires)},
     {"--sync", "serve", offsetof(kl_cli_opts_t, sync)},
     {"--log-level", "serve", offsetof(kl_cli_opts_t, log_level)},
@@ -235,6 +235,8 @@ static const char *check_str(const char *flag, const char *v)
          strcmp(flag, "--federation-listen") == 0) &&
         kl_admin_listen_parse(v, host, sizeof host, &port) != 0)
         return "HOST:PORT or [IPv6]:PORT";
+    if (strcmp(flag, "--advertise") == 0 && kl_admin_wildcard(host))
+        return "the HOST:PORT clients reach this relay at (not 0.0.0.0 or ::)";
     if (strcmp(flag, "--name") == 0 && !kl_relayname_valid(v))
         return "a relay name (lower-case letters, digits, '-' and '.')";
     return NULL;

@@ -22,8 +22,18 @@ static int cmd_invite(kl_cli_opts_t *o)
     if (r)
         return r;
     uint32_t uses = o->uses ? (uint32_t)o->uses : 1;
+    if (o->advertise && kl_storage_meta_set(st, "advertise", o->advertise) != 0) {
+        kl_storage_close(st);
+        return kl_cli_fail_oper("cannot record --advertise %s in %s/relay.db", o->advertise, dir);
+    }
     r = kl_admin_invite(st, uses, ttl, kl_server_wall_ms(), token, sizeof token, &expires);
     kl_storage_close(st);
+    if (r == KL_ESTATE)
+        return kl_cli_fail_oper("this relay listens on every interface (0.0.0.0 or ::), so an invite "
+                                "cannot say where clients connect; give the address clients reach "
+                                "it at (it is remembered):\n  kollega-relay invite --data %s "
+                                "--advertise HOST:PORT\n(or set advertise = HOST:PORT in the "
+                                "config file)", dir);
     if (r)
         return kl_cli_fail_oper("cannot create an invite: %s%s", kl_strerror(r),
                          r == KL_EIO ? " (is the disk full, or the database locked too long?)"
@@ -49,8 +59,11 @@ static int cmd_invite(kl_cli_opts_t *o)
 static void usage(void)
 {
     printf("usage: kollega-relay invite --data DIR [--uses N] [--expires DURATION]\n"
+           "                    [--advertise HOST:PORT]\n"
            "  --uses N          registrations the invite admits (default 1)\n"
-           "  --expires D       lifetime: 30m, 12h, 7d, or seconds (default 7d)\n");
+           "  --expires D       lifetime: 30m, 12h, 7d, or seconds (default 7d)\n"
+           "  --advertise H:P   address the token gives clients, remembered for later\n"
+           "                    invites (needed when serve listens on 0.0.0.0 or ::)\n");
     kl_cli_usage_common();
 }
 

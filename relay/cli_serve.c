@@ -48,7 +48,7 @@ static void raise_fd_limit(uint32_t conns)
 }
 
 static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *name, const char *key,
-                        const char *token, uint64_t expires)
+                        const char *token, uint64_t expires, const char *no_invite)
 {
     char when[32];
     kl_json_t j;
@@ -77,6 +77,20 @@ static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *n
             kl_cli_print_json(&j);
         } else {
             printf("invite (1 use, expires %s): %s\n", when, token);
+        }
+    }
+    if (no_invite) {
+        if (o->json) {
+            kl_json_init(&j);
+            kl_json_obj_begin(&j, NULL);
+            kl_json_str(&j, "event", "no_invite");
+            kl_json_str(&j, "reason", "listening on every interface without advertise");
+            kl_json_str(&j, "run", no_invite);
+            kl_json_obj_end(&j);
+            kl_cli_print_json(&j);
+        } else {
+            printf("no invite: this relay listens on every interface and does not know the "
+                   "address clients reach it at; run: %s\n", no_invite);
         }
     }
     fflush(stdout);
@@ -287,6 +301,13 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
     o->cfg.handle_signals = 1;
     o->cfg.on_reload = on_reload;
     o->cfg.reload_ud = x;
+    char adv[KL_STORAGE_META_MAX + 1];
+    int no_adv = kl_admin_wildcard(host) && o->advertise == NULL &&
+                 kl_storage_meta_get(st, "advertise", adv, sizeof adv) != 0;
+    if (no_adv)
+        kl_log(KL_LOG_WARN, "listening on every interface (%s) without an advertised address: "
+               "invites need the address clients reach this relay at; pass --advertise "
+               "HOST:PORT (or set advertise in the config file)", listen);
     /* Federation port: given (and remembered), or the remembered one. */
     static char fedl[KL_STORAGE_META_MAX + 1];
     if (o->fed_listen && (kl_cli_check_listen(o, o->fed_listen, "--federation-listen") != 0 ||
@@ -317,9 +338,12 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
         r = kl_storage_meta_set(st, "public_key", key);
     if (r == 0 && o->advertise)
         r = kl_storage_meta_set(st, "advertise", o->advertise);
-    if (r == 0 && want_first_invite(st, created))
+    int first = r == 0 && want_first_invite(st, created);
+    if (first && !no_adv)
         r = kl_admin_invite(st, 1, KL_DEFAULT_INVITE_TTL, kl_server_wall_ms(), token, sizeof token,
                             &expires);
+    char run[KL_PATH_MAX + 80];
+    snprintf(run, sizeof run, "kollega-relay invite --data %s --advertise HOST:PORT", dir);
     if (r == 0)
         r = kl_server_start(srv, st);
     if (r) {
@@ -332,7 +356,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
         kl_log(KL_LOG_INFO, "federation links accepted on %s", kl_server_fed_address(srv));
     kl_log(KL_LOG_INFO, "relay %s listening on %s (max %u connections, body <= %zu bytes)", name,
            bound, o->cfg.max_connections, o->cfg.dispatch.max_body);
-    print_serve(o, bound, name, key, token, expires);
+    print_serve(o, bound, name, key, token, expires, first && no_adv ? run : NULL);
     kl_memzero(token, sizeof token);
     uv_run(&loop, UV_RUN_DEFAULT);
     x->srv = NULL;
@@ -381,7 +405,9 @@ static void usage(void)
            "  --name NAME              relay name when initialising (default: host name)\n"
            "  --listen H:P             listen address, port 0 = any free port\n"
            "                           (default: the one given to init, else %s)\n"
-           "  --advertise H:P          address put in invite tokens (remembered)\n"
+           "  --advertise H:P          address put in invite tokens (remembered); needed\n"
+           "                           when listening on 0.0.0.0 or :: (every interface),\n"
+           "                           else no invite can be made\n"
            "  --max-connections N      default 10000\n"
            "  --rate N / --burst N     frames per second per connection (2000 / 4000)\n"
            "  --idle-timeout S         close connections silent this long (300)\n"

@@ -1,7 +1,8 @@
 """The relay's configuration file (serve --config, config check, the
 etc/relay.conf reference), SIGHUP reload without dropping connections
 (limits, a broken file, settings that need a restart),
-and what the log keeps at info and at debug (and its JSON form)."""
+what the log keeps at info and at debug (and its JSON form), and invites
+of a relay listening on every interface."""
 import json
 import os
 import re
@@ -241,8 +242,45 @@ def test_log_keeps_no_handle_or_address_at_info(root, relays):
         check(h not in log, "no handle in the JSON log")
 
 
+def test_wildcard_without_advertise(root, relays):
+    data = os.path.join(root, "wild")
+    rc, out, err = run("init", "--data", data, "--name", "wild.test", "--listen", "0.0.0.0:0")
+    check(rc == 0, "init on 0.0.0.0: %s" % err)
+    rc, usage, _ = run("init", "--help")
+    check("0.0.0.0" in usage and "--advertise" in usage, "init --help explains advertise")
+    logp = os.path.join(root, "wild.log")
+    with open(logp, "wb") as logf:
+        p = subprocess.Popen([RELAY, "serve", "--data", data], stdout=subprocess.PIPE, stderr=logf)
+        try:
+            first = p.stdout.readline().decode()
+            port = int(re.search(r"listening on 0\.0\.0\.0:(\d+)", first).group(1))
+            second = p.stdout.readline().decode()
+            check(second.startswith("no invite:") and
+                  "kollega-relay invite --data %s --advertise HOST:PORT" % data in second,
+                  "no first invite, and what to run instead: %r" % second)
+            rc, out, err = run("invite", "--data", data)
+            check(rc == 1 and "--advertise HOST:PORT" in err and "kollega:invite" not in out,
+                  "invite refuses to guess: %r" % err)
+            rc, out, err = run("invite", "--data", data, "--advertise", "127.0.0.1:%d" % port)
+            check(rc == 0 and "addr=127.0.0.1:%d" % port in out, "with --advertise: %r" % err)
+            rc, out, _ = run("invite", "--data", data)
+            check(rc == 0 and "addr=127.0.0.1:%d" % port in out, "remembered: %r" % out)
+            rc, _, err = run("invite", "--data", data, "--advertise", "0.0.0.0:1")
+            check(rc == 2 and "not 0.0.0.0" in err, "a wildcard is no advertise: %r" % err)
+            c = Client(root, "wild").init(out.strip())
+            check(c.address == "wild@wild.test", "the token works")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+            p.stdout.close()
+    with open(logp) as f:
+        log = f.read()
+    check(re.search(r"warn listening on every interface \(0\.0\.0\.0:0\) without an advertised "
+                    r"address", log), "serve warns at start: %r" % log)
+
+
 if __name__ == "__main__":
     main([test_reference_documents_every_key, test_bad_files_are_refused_with_line_and_key,
           test_file_flags_and_default_path, test_sighup_applies_limits_live,
           test_bad_reload_keeps_serving,
-          test_log_keeps_no_handle_or_address_at_info])
+          test_log_keeps_no_handle_or_address_at_info, test_wildcard_without_advertise])
