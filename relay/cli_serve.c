@@ -150,6 +150,8 @@ static void on_reload(void *ud)
     serve_ctx_t *x = ud;
     char err[600], a[KL_PATH_MAX], b[KL_PATH_MAX];
     const kl_cli_opts_t *cur = x->cur ? x->cur : x->start;
+    /* Peers live in the database (peer add/remove), not in the file. */
+    kl_server_reload_peers(x->srv);
     if (x->path == NULL) {
         kl_log(KL_LOG_INFO, "config reload: serve started without a configuration file: no "
                "settings to re-read");

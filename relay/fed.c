@@ -50,14 +50,17 @@ void kl_fed_store(kl_fed_t *f, kl_job_t *job)
 fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id)
 {
     for (size_t i = 0; i < f->n_peers; i++)
-        if (f->peers[i].cfg.id == id)
-            return &f->peers[i];
+        if (f->peers[i]->cfg.id == id)
+            return f->peers[i];
+    for (size_t i = 0; i < f->n_retired; i++)
+        if (f->retired[i]->cfg.id == id)
+            return f->retired[i];
     return NULL;
 }
 
 static void record_state(fed_peer_t *p, const char *state)
 {
-    if (p->state && strcmp(p->state, state) == 0)
+    if (p->removed || (p->state && strcmp(p->state, state) == 0))
         return;
     p->state = state;
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_STATE, 0, NULL);
@@ -177,7 +180,7 @@ static void list_next(kl_fed_t *f, kl_job_t *job)
     kl_fed_job_t *fj = job->u.fed;
     fj->link_req = 0;
     while (!f->stopping && fj->list_at < f->n_peers) {
-        fed_peer_t *p = &f->peers[fj->list_at++];
+        fed_peer_t *p = f->peers[fj->list_at++];
         if (p->out == NULL || !p->out->ready || p->out->closing)
             continue;
         fj->deadline_ms = uv_now(f->cfg.loop) + f->cfg.proxy_timeout_ms;
@@ -209,8 +212,10 @@ void kl_fed_submit(kl_fed_t *f, kl_job_t *job)
     int up = p && p->out && p->out->ready;
     uint32_t wait = f->cfg.proxy_timeout_ms;
     fj->deadline_ms = uv_now(f->cfg.loop) + (p == NULL ? 0 : up || wait < 1000 ? wait : 1000);
+    /* (dispatch found the peer by name in this loop turn, and a removed
+     * peer is found among the retired ones: one always exists.) */
     if (p == NULL)
-        p = &f->peers[0];
+        p = f->n_peers ? f->peers[0] : f->retired[0];
     fj->wait_next = NULL;
     if (p->waiting.tail)
         p->waiting.tail->u.fed->wait_next = job;
@@ -226,8 +231,8 @@ static void on_sweep(uv_timer_t *t)
     kl_fed_t *f = t->data;
     uint64_t now = uv_now(f->cfg.loop);
     kl_fedchan_sweep(f, now);
-    for (size_t i = 0; i < f->n_peers; i++) {
-        fed_peer_t *p = &f->peers[i];
+    for (size_t i = 0; i < f->n_peers + f->n_retired; i++) {
+        fed_peer_t *p = i < f->n_peers ? f->peers[i] : f->retired[i - f->n_peers];
         kl_job_t *j = p->waiting.head;
         while (j) {
             kl_job_t *next = j->u.fed->wait_next;
@@ -325,7 +330,7 @@ void kl_fed_redial_later(fed_peer_t *p)
 {
     kl_fed_t *f = p->fed;
     p->out = NULL;
-    if (f->stopping)
+    if (f->stopping || p->removed)
         return;
     record_state(p, "down");
     /* Jitter: wait between half and all of the backoff, so that relays
@@ -338,7 +343,7 @@ void kl_fed_redial_later(fed_peer_t *p)
 
 static void dial(fed_peer_t *p)
 {
-    if (p->fed->stopping || p->out || p->resolving)
+    if (p->fed->stopping || p->removed || p->out || p->resolving)
         return;
     record_state(p, "connecting");
     kl_fedlink_dial(p);
@@ -427,6 +432,7 @@ static void pump(fed_peer_t *p)
 {
     fed_link_t *l = p->out;
     if (l == NULL || !l->ready || l->closing || p->paused || p->reading || p->fed->stopping ||
+        p->removed ||
         p->in_flight >= KL_FED_WINDOW || l->wq_bytes > FED_WQ_CAP)
         return;
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_OUT_READ, 0, NULL);
@@ -484,7 +490,7 @@ static void read_done(fed_peer_t *p, kl_job_t *job)
 
 static void submit_ack(fed_peer_t *p)
 {
-    if (p->acking || p->ack_want <= p->ack_done || p->fed->stopping)
+    if (p->acking || p->ack_want <= p->ack_done || p->fed->stopping || p->removed)
         return;
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_OUT_ACK, 0, NULL);
     if (job == NULL)
@@ -622,8 +628,8 @@ const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay)
     if (f == NULL)
         return NULL;
     for (size_t i = 0; i < f->n_peers; i++)
-        if (strcmp(f->peers[i].cfg.name, relay) == 0)
-            return &f->peers[i].cfg;
+        if (strcmp(f->peers[i]->cfg.name, relay) == 0)
+            return &f->peers[i]->cfg;
     return NULL;
 }
 
@@ -668,6 +674,15 @@ static int fed_bind(kl_fed_t *f, char *bound, size_t cap)
     return 0;
 }
 
+static void peer_init(kl_fed_t *f, fed_peer_t *p)
+{
+    p->fed = f;
+    p->backoff_ms = KL_FED_RETRY_MIN_MS;
+    p->retry_ms = RESUME_MIN_MS;
+    uv_timer_init(f->cfg.loop, &p->timer);
+    p->timer.data = p;
+}
+
 int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t *peers,
                size_t n, char *bound, size_t cap)
 {
@@ -681,27 +696,25 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
     if (f->cfg.retry_max_ms < KL_FED_RETRY_MIN_MS)
         f->cfg.retry_max_ms = KL_FED_RETRY_MIN_MS;
     f->peers = calloc(n ? n : 1, sizeof *f->peers);
-    if (f->peers == NULL) {
-        free(f);
-        return KL_ENOMEM;
+    int r = f->peers ? 0 : KL_ENOMEM;
+    for (size_t i = 0; i < n && r == 0; i++)
+        if ((f->peers[i] = calloc(1, sizeof **f->peers)) == NULL)
+            r = KL_ENOMEM;
+    if (r == 0) {
+        f->n_peers = n;
+        for (size_t i = 0; i < n; i++)
+            f->peers[i]->cfg = peers[i];
+        r = kl_fed_hint_keys(f);
     }
-    f->n_peers = n;
-    for (size_t i = 0; i < n; i++)
-        f->peers[i].cfg = peers[i];
-    int r = kl_fed_hint_keys(f);
     if (r) {
+        for (size_t i = 0; f->peers && i < n; i++)
+            free(f->peers[i]);
         free(f->peers);
         free(f);
         return r;
     }
-    for (size_t i = 0; i < n; i++) {
-        fed_peer_t *p = &f->peers[i];
-        p->fed = f;
-        p->backoff_ms = KL_FED_RETRY_MIN_MS;
-        p->retry_ms = RESUME_MIN_MS;
-        uv_timer_init(f->cfg.loop, &p->timer);
-        p->timer.data = p;
-    }
+    for (size_t i = 0; i < n; i++)
+        peer_init(f, f->peers[i]);
     uv_timer_init(f->cfg.loop, &f->sweep);
     f->sweep.data = f;
     *out = f;
@@ -725,7 +738,7 @@ void kl_fed_start(kl_fed_t *f)
     f->started = 1;
     uv_timer_start(&f->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     for (size_t i = 0; i < f->n_peers; i++)
-        dial(&f->peers[i]);
+        dial(f->peers[i]);
 }
 
 static void on_closed_nothing(uv_handle_t *h)
@@ -738,13 +751,14 @@ void kl_fed_stop(kl_fed_t *f)
     if (f == NULL || f->stopping)
         return;
     for (size_t i = 0; i < f->n_peers && f->started; i++)
-        record_state(&f->peers[i], "stopped");
+        record_state(f->peers[i], "stopped");
     f->stopping = 1;
-    for (size_t i = 0; i < f->n_peers; i++) {
-        fed_peer_t *p = &f->peers[i];
+    for (size_t i = 0; i < f->n_peers + f->n_retired; i++) {
+        fed_peer_t *p = i < f->n_peers ? f->peers[i] : f->retired[i - f->n_peers];
         while (p->waiting.head)
             proxy_fail(f, p, p->waiting.head, "cannot be asked: this relay is shutting down");
-        uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
+        if (!p->removed) /* a removed peer's timer is closed already */
+            uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
         if (p->resolving)
             uv_cancel((uv_req_t *)&p->gai);
     }
@@ -770,6 +784,114 @@ void kl_fed_free(kl_fed_t *f)
     }
     kl_fedchan_free(f);
     kl_secure_free(f->hint_keys);
+    for (size_t i = 0; i < f->n_peers; i++)
+        free(f->peers[i]);
+    for (size_t i = 0; i < f->n_retired; i++)
+        free(f->retired[i]);
     free(f->peers);
+    free(f->retired);
     free(f);
+}
+
+static int same_peer(const kl_storage_peer_t *a, const kl_storage_peer_t *b)
+{
+    return a->id == b->id && strcmp(a->name, b->name) == 0 && strcmp(a->addr, b->addr) == 0 &&
+           memcmp(a->key, b->key, sizeof a->key) == 0;
+}
+
+/* p is no longer configured: fail what waits for it, stop redialling,
+ * close its links, and keep it among the retired (see fed_int.h). */
+static void retire(kl_fed_t *f, fed_peer_t *p)
+{
+    kl_log(KL_LOG_INFO, "federation: peer %s removed", p->cfg.name);
+    p->removed = 1;
+    while (p->waiting.head)
+        proxy_fail(f, p, p->waiting.head, "is no longer a peer of this relay");
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
+    if (p->resolving)
+        uv_cancel((uv_req_t *)&p->gai);
+    for (fed_link_t *l = f->links; l; l = l->next)
+        if (l->peer == p)
+            kl_fedlink_close(l, "peer removed");
+    f->retired[f->n_retired++] = p;
+}
+
+int kl_fed_set_peers(kl_fed_t *f, const kl_storage_peer_t *peers, size_t n, size_t *added,
+                     size_t *removed)
+{
+    *added = *removed = 0;
+    if (f->stopping)
+        return 0;
+    /* Room first, so that nothing fails halfway: the new peer list holds
+     * at most n, the retired list at most every current peer more. */
+    fed_peer_t **next = calloc(n ? n : 1, sizeof *next);
+    fed_peer_t **ret = realloc(f->retired, (f->n_retired + f->n_peers + 1) * sizeof *ret);
+    if (ret)
+        f->retired = ret;
+    if (next == NULL || ret == NULL) {
+        free(next);
+        return KL_ENOMEM;
+    }
+    size_t k = 0;
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        fed_peer_t *p = NULL;
+        for (size_t j = 0; j < f->n_peers && p == NULL; j++)
+            if (f->peers[j] && same_peer(&f->peers[j]->cfg, &peers[i]))
+                p = f->peers[j];
+        if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
+            p->cfg = peers[i];
+            p->state = NULL;
+            p->removed = -1; /* new: initialised below */
+        }
+        if (p == NULL)
+            r = KL_ENOMEM;
+        else
+            next[k++] = p;
+    }
+    /* The hint keys of the new list (they also number the peers). */
+    fed_peer_t **old = f->peers;
+    size_t n_old = f->n_peers;
+    if (r == 0) {
+        f->peers = next;
+        f->n_peers = k;
+        r = kl_fed_hint_keys(f);
+        f->peers = old;
+        f->n_peers = n_old;
+    }
+    if (r) {
+        for (size_t j = 0; j < n_old; j++)
+            old[j]->index = j;
+        for (size_t i = 0; i < k; i++)
+            if (next[i]->removed == -1)
+                free(next[i]);
+        free(next);
+        return r;
+    }
+    /* Every current peer not kept is retired. */
+    for (size_t j = 0; j < f->n_peers; j++) {
+        int kept = 0;
+        for (size_t i = 0; i < k && !kept; i++)
+            kept = next[i] == f->peers[j];
+        if (!kept) {
+            retire(f, f->peers[j]);
+            (*removed)++;
+        }
+    }
+    free(f->peers);
+    f->peers = next;
+    f->n_peers = k;
+    for (size_t i = 0; i < k; i++) {
+        fed_peer_t *p = next[i];
+        if (p->removed != -1)
+            continue;
+        p->removed = 0;
+        peer_init(f, p);
+        (*added)++;
+        kl_log(KL_LOG_INFO, "federation: peer %s added", p->cfg.name);
+        if (f->started)
+            dial(p);
+    }
+    return 0;
 }

@@ -60,6 +60,8 @@ typedef struct fed_wait {
 struct fed_peer {
     kl_storage_peer_t cfg;
     kl_fed_t *fed;
+    size_t index;                /* in fed->peers and fed->hint_keys */
+    int removed;                 /* no longer configured (kl_fed_set_peers): never dialled */
     fed_link_t *out;             /* outgoing link (connecting or up) */
     fed_link_t *in;              /* newest identified inbound link */
     uv_timer_t timer;            /* redial, and resume after RETRY */
@@ -91,8 +93,13 @@ struct kl_fed {
     uv_timer_t sweep;            /* proxied-op deadlines */
     int started;                 /* kl_fed_start ran: storage jobs may be submitted */
     int stopping;
-    fed_peer_t *peers;
+    fed_peer_t **peers;          /* the configured peers */
     size_t n_peers;
+    /* Peers removed while running (kl_fed_set_peers). Kept until the
+     * module is freed: storage jobs, links closing and channel mirrors may
+     * still point at them, and find them "down" instead of freed. */
+    fed_peer_t **retired;
+    size_t n_retired;
     fed_link_t *links;
     uint32_t pending_in;
     uint8_t *hint_keys;          /* KL_FEDHINT_KEY per peer, guarded memory (fed_ident.c) */

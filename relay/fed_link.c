@@ -325,7 +325,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     struct addrinfo *ai = res;
     while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
         ai = ai->ai_next;
-    if (p->fed->stopping) {
+    if (p->fed->stopping || p->removed) {
         uv_freeaddrinfo(res);
         return;
     }

@@ -143,6 +143,11 @@ static void on_job_done(void *ud, kl_job_t *job)
         kl_conn_job_done(job->owner, job);
         return;
     }
+    if (job->kind == KL_JOB_PEER_LIST) {
+        kl_server_peers_loaded(s, job);
+        kl_job_free(job);
+        return;
+    }
     if (job->kind == KL_JOB_MAX_BYTES) {
         if (job->result != 0)
             kl_log(KL_LOG_ERROR, "config reload: cannot apply max-db-bytes: %s (the old cap stays)",
@@ -477,6 +482,7 @@ void kl_server_free(kl_server_t *s)
     kl_fed_stop(s->fed); /* when the storage thread never started */
     uv_run(s->loop, UV_RUN_DEFAULT); /* run the close callbacks */
     kl_fed_free(s->fed);
+    kl_fed_free(s->fed_dead);
     free(s->map);
     free(s->relay_name);
     kl_secure_free(s->static_sk);

@@ -72,6 +72,10 @@ int kl_server_reconfigure(kl_server_t *s, const kl_server_cfg_t *cfg);
 /* Cap the database at max_bytes (0: no cap) on the storage thread; the
  * outcome is logged when the storage thread has applied it. */
 void kl_server_set_max_bytes(kl_server_t *s, uint64_t max_bytes);
+/* Read the federation peers from storage again (kollega-relay peer
+ * add/remove changed them): dial the new ones, close the links of removed
+ * ones. The outcome is logged when storage has answered. */
+void kl_server_reload_peers(kl_server_t *s);
 /* Begin the orderly shutdown (loop thread). */
 void kl_server_shutdown(kl_server_t *s);
 /* Same from any thread (tests). */

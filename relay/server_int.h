@@ -56,6 +56,7 @@ struct kl_server {
     int rbuf_busy;
     int expire_running;
     kl_fed_t *fed;               /* federation (server_fed.c), NULL without peers/port */
+    kl_fed_t *fed_dead;          /* one that failed to start on a reload, freed at the end */
     char fed_bound[300];         /* federation listen address actually bound */
     /* Write coalescing (conn.c): connections with frames sealed this loop
      * turn and not yet handed to uv_write. flush_prepare (before the loop
@@ -138,5 +139,7 @@ void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c);
 /* server_fed.c: create s->fed from the peers in st and cfg.fed_listen
  * (nothing when there are neither). */
 int kl_server_fed_new(kl_server_t *s, kl_storage_t *st);
+/* A KL_JOB_PEER_LIST came back (the caller frees the job). */
+void kl_server_peers_loaded(kl_server_t *s, kl_job_t *job);
 
 #endif

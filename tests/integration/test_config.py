@@ -1,6 +1,6 @@
 """The relay's configuration file (serve --config, config check, the
 etc/relay.conf reference), SIGHUP reload without dropping connections
-(limits, a broken file, settings that need a restart),
+(limits, a broken file, settings that need a restart, federation peers),
 what the log keeps at info and at debug (and its JSON form), and invites
 of a relay listening on every interface."""
 import json
@@ -10,9 +10,10 @@ import signal
 import subprocess
 import time
 
-from kl import CLIENT, DEBUG_LOG, RELAY, TIMEOUT, Client, check, logins, main, new_relay
+from kl import (CLIENT, DEBUG_LOG, RELAY, TIMEOUT, Client, Relay, check, logins, main,
+                new_relay)
 from probe_user import TOO_LARGE, ProbeUser
-from test_federation import wait_for
+from test_federation import free_port, peer_state, relay_cmd, wait_for
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../etc/relay.conf")
 
@@ -210,6 +211,71 @@ def test_bad_reload_keeps_serving(root, relays):
     check(len(acked) == 1 and not errors, "still serving")
 
 
+def test_sighup_reloads_peers(root, relays):
+    # oslo starts with no peer and no federation port (no federation at
+    # all); stockholm accepts links. Peers are added while both run.
+    oslo = Relay(root, name="oslo.test")
+    sthlm = Relay(root, name="stockholm.test")
+    sthlm.fed_port = free_port()
+    sthlm.extra = ["--federation-listen", "127.0.0.1:%d" % sthlm.fed_port,
+                   "--federation-retry-max", "1"]
+    oslo.extra = ["--federation-retry-max", "1"]
+    for r in (oslo, sthlm):
+        relays.append(r)
+        r.start()
+        r.first_invite = r.read_first_invite()
+        r.key = r.status()["public_key"]
+    alice = Client(root, "alice").init(oslo.first_invite)
+    kari = Client(root, "kari").init(sthlm.first_invite)
+
+    def link_up(a, b):
+        wait_for("link %s -> %s" % (a.name, b.name),
+                 lambda: (peer_state(a, b.name) or {}).get("link") == "up")
+
+    def crosses(text):
+        alice.ok("send", kari.address, text)
+        got = []
+        deadline = time.time() + 30
+        while not got and time.time() < deadline:
+            got = [m["text"] for m in kari.receive(1) if "text" in m]
+        check(got == [text], "a message crosses the link: %r" % got)
+
+    # stockholm needs oslo as a peer to accept its link; oslo has no port
+    # for stockholm to dial yet.
+    oslo.fed_port = free_port()
+    relay_cmd("peer", "add", "--data", sthlm.data, oslo.name, "127.0.0.1:%d" % oslo.fed_port,
+              oslo.key)
+    relay_cmd("peer", "add", "--data", oslo.data, sthlm.name, "127.0.0.1:%d" % sthlm.fed_port,
+              sthlm.key)
+    for r in (oslo, sthlm):
+        reload(r, "federation: 1 peer(s) added, 0 removed")
+    link_up(oslo, sthlm)
+    # Both ways for messages (kari's client looks alice up through
+    # stockholm): oslo restarts with a federation port.
+    oslo.stop()
+    oslo.extra += ["--federation-listen", "127.0.0.1:%d" % oslo.fed_port]
+    oslo.start()
+    link_up(oslo, sthlm)
+    link_up(sthlm, oslo)
+    crosses("hei over ny lenke")
+    relay_cmd("peer", "remove", "--data", oslo.data, sthlm.name)
+    mark = len(oslo.read_log())
+    reload(oslo, "federation: 0 peer(s) added, 1 removed")
+    wait_log(oslo, "link to stockholm.test closed (peer removed)", mark)
+    rc, out, err = alice.run("send", kari.address, "ikke lenger")
+    check(rc != 0, "stockholm is no longer a peer of oslo: %r %r" % (out, err))
+    time.sleep(1.5)  # over the redial backoff cap: a removed peer is never dialled again
+    check(oslo.read_log()[mark:].count("link to stockholm.test") == 1,
+          "no link to a removed peer: %r" % oslo.read_log()[mark:])
+    # Added again (a new peer entry): links come back, messages cross.
+    relay_cmd("peer", "add", "--data", oslo.data, sthlm.name, "127.0.0.1:%d" % sthlm.fed_port,
+              sthlm.key)
+    reload(oslo, "federation: 1 peer(s) added, 0 removed")
+    link_up(oslo, sthlm)
+    link_up(sthlm, oslo)
+    crosses("hei igjen")
+
+
 def private_relay(root, relays, name, extra):
     relay = new_relay(root, relays, name=name, extra=extra)
     lena = Client(root, "lena-" + name[0]).init(relay.first_invite)
@@ -282,5 +348,5 @@ def test_wildcard_without_advertise(root, relays):
 if __name__ == "__main__":
     main([test_reference_documents_every_key, test_bad_files_are_refused_with_line_and_key,
           test_file_flags_and_default_path, test_sighup_applies_limits_live,
-          test_bad_reload_keeps_serving,
+          test_bad_reload_keeps_serving, test_sighup_reloads_peers,
           test_log_keeps_no_handle_or_address_at_info, test_wildcard_without_advertise])
