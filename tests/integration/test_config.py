@@ -12,7 +12,7 @@ import time
 
 from kl import (CLIENT, DEBUG_LOG, RELAY, TIMEOUT, Client, Relay, check, logins, main,
                 new_relay)
-from probe_user import TOO_LARGE, ProbeUser
+from probe_user import TOO_LARGE, UNAVAILABLE, ProbeUser
 from test_federation import free_port, peer_state, relay_cmd, wait_for
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../etc/relay.conf")
@@ -211,6 +211,24 @@ def test_bad_reload_keeps_serving(root, relays):
     check(len(acked) == 1 and not errors, "still serving")
 
 
+def test_sighup_sets_and_lifts_the_db_cap(root, relays):
+    conf = write(os.path.join(root, "relay.conf"), "[relay]\n")
+    relay = new_relay(root, relays, extra=["--config", conf])
+    alice = ProbeUser(root, relay, "alice").register(relay.first_invite)
+    bob = ProbeUser(root, relay, "bob").register()
+    acked, errors, _ = alice.send(bob, 5, "--size", 60000)
+    check(len(acked) == 5 and not errors, "no cap: sends pass")
+    write(conf, "[relay]\nmax-db-bytes = %d\n" % (2 << 20))
+    reload(relay, "config reload: database cap now")
+    acked, errors, _ = alice.send(bob, 200, "--size", 60000, "--start", 100, "--until-error")
+    check(len(acked) < 200 and [e["error_code"] for e in errors] == [UNAVAILABLE],
+          "a 2 MiB cap set live refuses sends once reached: %d %r" % (len(acked), errors))
+    write(conf, "[relay]\n")
+    reload(relay, "config reload: database cap now")
+    acked, errors, _ = alice.send(bob, 3, "--size", 60000, "--start", 500)
+    check(len(acked) == 3 and not errors, "the cap is lifted live: %r" % errors)
+
+
 def test_sighup_reloads_peers(root, relays):
     # oslo starts with no peer and no federation port (no federation at
     # all); stockholm accepts links. Peers are added while both run.
@@ -348,5 +366,6 @@ def test_wildcard_without_advertise(root, relays):
 if __name__ == "__main__":
     main([test_reference_documents_every_key, test_bad_files_are_refused_with_line_and_key,
           test_file_flags_and_default_path, test_sighup_applies_limits_live,
-          test_bad_reload_keeps_serving, test_sighup_reloads_peers,
+          test_bad_reload_keeps_serving, test_sighup_sets_and_lifts_the_db_cap,
+          test_sighup_reloads_peers,
           test_log_keeps_no_handle_or_address_at_info, test_wildcard_without_advertise])
