@@ -146,7 +146,9 @@ static void set_num(kl_cli_opts_t *o, const char *flag, uint64_t v)
         c->ud_per_min = (uint32_t)v;
 }
 
-/* The value set_num sets (the effective one: default, file or flag). */
+/* The value set_num sets (the effective one: default, file or flag), for
+ * config check and reload. A new numeric option needs its line here too:
+ * test_config fails until config check shows its value. */
 static uint64_t get_num(const kl_cli_opts_t *o, const char *flag)
 {
     const kl_server_cfg_t *c = &o->cfg;
@@ -214,6 +216,7 @@ static const str_opt_t STRS[] = {
 };
 #define NSTRS (sizeof STRS / sizeof STRS[0])
 #define NNUMS (sizeof NUMS / sizeof NUMS[0])
+_Static_assert(NSTRS <= KL_CLI_FILE_STRS, "kl_cli_opts_t.file_strs holds every string option");
 
 /* What a string option's value must be, or NULL when v is fine. The same
  * check runs for the flag and for its key in a config file. */
