@@ -1,6 +1,7 @@
 /* Federation: peers, the outbox pump, proxied ops and inbound requests.
  * See fed.h for the module's place, proto/federation.proto for the wire
- * semantics, fed_link.c for one link's socket and handshake.
+ * semantics, fed_link.c for one link's socket and handshake, fed_peers.c for
+ * the set of configured peers.
  *
  * Outbox pump (per peer, on its outgoing link): read up to the window of
  * entries after the last one sent (a storage job), send each as a Forward,
@@ -24,7 +25,6 @@
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 #define FSTATUS(x) KOLLEGA__FEDERATION__V1__FORWARD_RESULT__STATUS__##x
 #define SWEEP_MS 200
-#define RESUME_MIN_MS 500
 
 static void pump(fed_peer_t *p);
 
@@ -45,17 +45,6 @@ static void submit(kl_fed_t *f, kl_job_t *job)
 void kl_fed_store(kl_fed_t *f, kl_job_t *job)
 {
     submit(f, job);
-}
-
-fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id)
-{
-    for (size_t i = 0; i < f->n_peers; i++)
-        if (f->peers[i]->cfg.id == id)
-            return f->peers[i];
-    for (size_t i = 0; i < f->n_retired; i++)
-        if (f->retired[i]->cfg.id == id)
-            return f->retired[i];
-    return NULL;
 }
 
 static void record_state(fed_peer_t *p, const char *state)
@@ -92,7 +81,7 @@ static void wait_remove(fed_wait_t *w, kl_job_t *job)
 
 static void list_next(kl_fed_t *f, kl_job_t *job);
 
-static void proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why)
+void kl_fed_proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why)
 {
     wait_remove(&p->waiting, job);
     if (job->u.fed->op == KL_FED_OP_GROUP_LIST) {
@@ -156,11 +145,6 @@ int kl_fed_is_proxy(const kl_job_t *job)
             job->u.fed->op == KL_FED_OP_GROUP ||
             ((job->u.fed->op == KL_FED_OP_GROUP_LIST || job->u.fed->op == KL_FED_OP_CHAN_SUB) &&
              !job->u.fed->listed));
-}
-
-size_t kl_fed_peer_count(const kl_fed_t *f)
-{
-    return f ? f->n_peers : 0;
 }
 
 static void wait_add(fed_peer_t *p, kl_job_t *job)
@@ -237,7 +221,7 @@ static void on_sweep(uv_timer_t *t)
         while (j) {
             kl_job_t *next = j->u.fed->wait_next;
             if (j->u.fed->deadline_ms <= now)
-                proxy_fail(f, p, j, j->u.fed->link_req ? "did not answer in time"
+                kl_fed_proxy_fail(f, p, j, j->u.fed->link_req ? "did not answer in time"
                                                          : "is not reachable now");
             j = next;
         }
@@ -341,7 +325,7 @@ void kl_fed_redial_later(fed_peer_t *p)
     uv_timer_start(&p->timer, on_peer_timer, d, 0);
 }
 
-static void dial(fed_peer_t *p)
+void kl_fed_dial(fed_peer_t *p)
 {
     if (p->fed->stopping || p->removed || p->out || p->resolving)
         return;
@@ -353,7 +337,7 @@ static void on_peer_timer(uv_timer_t *t)
 {
     fed_peer_t *p = t->data;
     if (p->out == NULL) {
-        dial(p);
+        kl_fed_dial(p);
         return;
     }
     if (p->paused) {
@@ -379,7 +363,7 @@ void kl_fed_link_up(fed_link_t *l)
         if (p->out == NULL && !p->resolving) {
             uv_timer_stop(&p->timer);
             p->backoff_ms = KL_FED_RETRY_MIN_MS;
-            dial(p);
+            kl_fed_dial(p);
         }
         return;
     }
@@ -387,7 +371,7 @@ void kl_fed_link_up(fed_link_t *l)
     record_state(p, "up");
     kl_fedchan_link_up(p);
     p->backoff_ms = KL_FED_RETRY_MIN_MS;
-    p->retry_ms = RESUME_MIN_MS;
+    p->retry_ms = FED_RESUME_MIN_MS;
     p->sent_upto = p->ack_want;
     p->in_flight = 0;
     p->paused = 0;
@@ -418,7 +402,7 @@ void kl_fed_link_down(fed_link_t *l)
     while (j) {
         kl_job_t *next = j->u.fed->wait_next;
         if (j->u.fed->link_req != 0)
-            proxy_fail(l->fed, p, j, "went away during the request");
+            kl_fed_proxy_fail(l->fed, p, j, "went away during the request");
         j = next;
     }
     p->in_flight = 0;
@@ -519,7 +503,7 @@ static void on_forward_result(fed_peer_t *p, const kl_fedframe_t *fr)
                    (unsigned long long)res->origin_seq, res->message ? res->message : "");
         if (res->origin_seq > p->ack_want)
             p->ack_want = res->origin_seq;
-        p->retry_ms = RESUME_MIN_MS;
+        p->retry_ms = FED_RESUME_MIN_MS;
         submit_ack(p);
         pump(p);
         return;
@@ -623,16 +607,6 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
     return 1;
 }
 
-const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay)
-{
-    if (f == NULL)
-        return NULL;
-    for (size_t i = 0; i < f->n_peers; i++)
-        if (strcmp(f->peers[i]->cfg.name, relay) == 0)
-            return &f->peers[i]->cfg;
-    return NULL;
-}
-
 static void on_listen(uv_stream_t *s, int status)
 {
     kl_fed_t *f = s->data;
@@ -674,15 +648,6 @@ static int fed_bind(kl_fed_t *f, char *bound, size_t cap)
     return 0;
 }
 
-static void peer_init(kl_fed_t *f, fed_peer_t *p)
-{
-    p->fed = f;
-    p->backoff_ms = KL_FED_RETRY_MIN_MS;
-    p->retry_ms = RESUME_MIN_MS;
-    uv_timer_init(f->cfg.loop, &p->timer);
-    p->timer.data = p;
-}
-
 int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t *peers,
                size_t n, char *bound, size_t cap)
 {
@@ -714,7 +679,7 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
         return r;
     }
     for (size_t i = 0; i < n; i++)
-        peer_init(f, f->peers[i]);
+        kl_fed_peer_init(f, f->peers[i]);
     uv_timer_init(f->cfg.loop, &f->sweep);
     f->sweep.data = f;
     *out = f;
@@ -738,7 +703,7 @@ void kl_fed_start(kl_fed_t *f)
     f->started = 1;
     uv_timer_start(&f->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     for (size_t i = 0; i < f->n_peers; i++)
-        dial(f->peers[i]);
+        kl_fed_dial(f->peers[i]);
 }
 
 static void on_closed_nothing(uv_handle_t *h)
@@ -756,7 +721,7 @@ void kl_fed_stop(kl_fed_t *f)
     for (size_t i = 0; i < f->n_peers + f->n_retired; i++) {
         fed_peer_t *p = i < f->n_peers ? f->peers[i] : f->retired[i - f->n_peers];
         while (p->waiting.head)
-            proxy_fail(f, p, p->waiting.head, "cannot be asked: this relay is shutting down");
+            kl_fed_proxy_fail(f, p, p->waiting.head, "cannot be asked: this relay is shutting down");
         if (!p->removed) /* a removed peer's timer is closed already */
             uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
         if (p->resolving)
@@ -791,107 +756,4 @@ void kl_fed_free(kl_fed_t *f)
     free(f->peers);
     free(f->retired);
     free(f);
-}
-
-static int same_peer(const kl_storage_peer_t *a, const kl_storage_peer_t *b)
-{
-    return a->id == b->id && strcmp(a->name, b->name) == 0 && strcmp(a->addr, b->addr) == 0 &&
-           memcmp(a->key, b->key, sizeof a->key) == 0;
-}
-
-/* p is no longer configured: fail what waits for it, stop redialling,
- * close its links, and keep it among the retired (see fed_int.h). */
-static void retire(kl_fed_t *f, fed_peer_t *p)
-{
-    kl_log(KL_LOG_INFO, "federation: peer %s removed", p->cfg.name);
-    p->removed = 1;
-    while (p->waiting.head)
-        proxy_fail(f, p, p->waiting.head, "is no longer a peer of this relay");
-    uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
-    if (p->resolving)
-        uv_cancel((uv_req_t *)&p->gai);
-    for (fed_link_t *l = f->links; l; l = l->next)
-        if (l->peer == p)
-            kl_fedlink_close(l, "peer removed");
-    f->retired[f->n_retired++] = p;
-}
-
-int kl_fed_set_peers(kl_fed_t *f, const kl_storage_peer_t *peers, size_t n, size_t *added,
-                     size_t *removed)
-{
-    *added = *removed = 0;
-    if (f->stopping)
-        return 0;
-    /* Room first, so that nothing fails halfway: the new peer list holds
-     * at most n, the retired list at most every current peer more. */
-    fed_peer_t **next = calloc(n ? n : 1, sizeof *next);
-    fed_peer_t **ret = realloc(f->retired, (f->n_retired + f->n_peers + 1) * sizeof *ret);
-    if (ret)
-        f->retired = ret;
-    if (next == NULL || ret == NULL) {
-        free(next);
-        return KL_ENOMEM;
-    }
-    size_t k = 0;
-    int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        fed_peer_t *p = NULL;
-        for (size_t j = 0; j < f->n_peers && p == NULL; j++)
-            if (f->peers[j] && same_peer(&f->peers[j]->cfg, &peers[i]))
-                p = f->peers[j];
-        if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
-            p->cfg = peers[i];
-            p->state = NULL;
-            p->removed = -1; /* new: initialised below */
-        }
-        if (p == NULL)
-            r = KL_ENOMEM;
-        else
-            next[k++] = p;
-    }
-    /* The hint keys of the new list (they also number the peers). */
-    fed_peer_t **old = f->peers;
-    size_t n_old = f->n_peers;
-    if (r == 0) {
-        f->peers = next;
-        f->n_peers = k;
-        r = kl_fed_hint_keys(f);
-        f->peers = old;
-        f->n_peers = n_old;
-    }
-    if (r) {
-        for (size_t j = 0; j < n_old; j++)
-            old[j]->index = j;
-        for (size_t i = 0; i < k; i++)
-            if (next[i]->removed == -1)
-                free(next[i]);
-        free(next);
-        return r;
-    }
-    /* Every current peer not kept is retired. */
-    for (size_t j = 0; j < f->n_peers; j++) {
-        int kept = 0;
-        for (size_t i = 0; i < k && !kept; i++)
-            kept = next[i] == f->peers[j];
-        if (!kept) {
-            retire(f, f->peers[j]);
-            (*removed)++;
-        }
-    }
-    free(f->peers);
-    f->peers = next;
-    f->n_peers = k;
-    for (size_t i = 0; i < k; i++) {
-        fed_peer_t *p = next[i];
-        if (p->removed != -1)
-            continue;
-        p->removed = 0;
-        peer_init(f, p);
-        (*added)++;
-        kl_log(KL_LOG_INFO, "federation: peer %s added", p->cfg.name);
-        if (f->started)
-            dial(p);
-    }
-    return 0;
 }

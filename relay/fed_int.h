@@ -23,6 +23,8 @@ typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
 /* Unidentified inbound connections at once (each costs at most one
  * handshake try, 2 DH, to identify: fed_ident.c). */
 #define FED_MAX_PENDING_IN 16
+/* First wait before resuming after a RETRY answer. */
+#define FED_RESUME_MIN_MS 500
 /* Inbound frames per second per link: burst is twice the rate. */
 #define FED_RATE_DEFAULT 2000
 
@@ -153,6 +155,13 @@ int kl_fedgroup_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
 void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr);
 void kl_fedgroup_in_notify(fed_link_t *l, const kl_fedframe_t *fr);
 void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job);
+
+/* fed.c: dial p unless it is connected, resolving or removed; fail a
+ * proxied op waiting on p (off its wait list, answered to the client). */
+void kl_fed_dial(fed_peer_t *p);
+void kl_fed_proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why);
+/* fed_peers.c: the timer and backoffs of a new peer p of f. */
+void kl_fed_peer_init(kl_fed_t *f, fed_peer_t *p);
 
 /* fed.c: a job of the module to storage (kl_fed_job_done gets it back). */
 void kl_fed_store(kl_fed_t *f, kl_job_t *job);
