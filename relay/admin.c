@@ -144,13 +144,12 @@ int kl_admin_init(const char *dir, const char *name, const char *listen, int syn
     return r;
 }
 
-static int wildcard(const char *host)
+int kl_admin_wildcard(const char *host)
 {
     return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0';
 }
 
-int kl_admin_token_addr(kl_storage_t *st, const char *name, char *host, size_t cap,
-                        uint16_t *port)
+int kl_admin_token_addr(kl_storage_t *st, char *host, size_t cap, uint16_t *port)
 {
     static const char *keys[] = {"advertise", "address", "listen"};
     char v[KL_STORAGE_META_MAX + 1];
@@ -163,12 +162,10 @@ int kl_admin_token_addr(kl_storage_t *st, const char *name, char *host, size_t c
         r = kl_admin_listen_parse(v, host, cap, port);
         if (r || *port == 0)
             continue; /* an unusable stored value: try the next source */
-        if (wildcard(host)) {
-            if (strlen(name) + 1 > cap)
-                return KL_ETOOBIG;
-            memcpy(host, name, strlen(name) + 1);
-        }
-        return 0;
+        /* Listening on every interface says nothing about where clients
+         * reach the relay; the relay name need not resolve to it either.
+         * Refuse rather than guess: the operator sets advertise. */
+        return kl_admin_wildcard(host) ? KL_ESTATE : 0;
     }
     return KL_ENOTFOUND;
 }
@@ -192,7 +189,7 @@ static int make_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t
     if (r == 0 && kl != 32)
         r = KL_EPROTO;
     if (r == 0)
-        r = kl_admin_token_addr(st, inv.relay, inv.host, sizeof inv.host, &inv.port);
+        r = kl_admin_token_addr(st, inv.host, sizeof inv.host, &inv.port);
     if (r)
         goto out;
     /* 32 random bytes: 43 base64url characters, unguessable. */

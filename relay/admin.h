@@ -53,13 +53,15 @@ int kl_admin_init(const char *dir, const char *name, const char *listen, int syn
 int kl_admin_listen_parse(const char *s, char *host, size_t cap, uint16_t *port);
 
 /* The HOST:PORT an invite token carries: advertise if set, else the bound
- * address, else the configured listen address; a wildcard host (0.0.0.0,
- * ::) becomes the relay name. */
-int kl_admin_token_addr(kl_storage_t *st, const char *name, char *host, size_t cap,
-                        uint16_t *port);
+ * address, else the configured listen address. KL_ESTATE when that is a
+ * wildcard (0.0.0.0, ::): the relay cannot know where clients reach it,
+ * and its name need not resolve to it, so advertise must be set. */
+int kl_admin_token_addr(kl_storage_t *st, char *host, size_t cap, uint16_t *port);
+/* 1 if host is a wildcard address (0.0.0.0, :: or empty). */
+int kl_admin_wildcard(const char *host);
 
 /* Create an invite valid for uses registrations until now + ttl_s and
- * format its token. Only the code's hash is stored; the token (which holds
+ * format its token (KL_ESTATE: see kl_admin_token_addr). Only the code's hash is stored; the token (which holds
  * the code) exists only in *token. */
 int kl_admin_invite(kl_storage_t *st, uint32_t uses, uint64_t ttl_s, uint64_t now_ms, char *token,
                     size_t cap, uint64_t *expires_ms);

@@ -122,6 +122,8 @@ static void chain_unlink(kl_buckets_t *t, uint32_t i)
 static void refill(const kl_buckets_t *t, kl_bucket_t *s, uint64_t now_ms)
 {
     uint64_t cap = (uint64_t)t->per * 1000;
+    if (s->milli > cap) /* the rate was lowered (kl_buckets_set_rate) */
+        s->milli = cap;
     if (now_ms < s->at_ms) {
         s->at_ms = now_ms;
         return;
@@ -185,4 +187,13 @@ int kl_buckets_take(kl_buckets_t *t, const void *name, size_t len, uint64_t now_
         return 0;
     kl_bucket_take(b);
     return 1;
+}
+
+int kl_buckets_set_rate(kl_buckets_t *t, uint32_t per, uint64_t window_ms)
+{
+    if (per == 0 || window_ms == 0)
+        return KL_EINVAL;
+    t->per = per;
+    t->window_ms = window_ms;
+    return 0;
 }

@@ -23,6 +23,9 @@ typedef struct kl_bucket kl_bucket_t;
 int kl_buckets_new(kl_buckets_t **out, uint32_t cap, uint32_t per, uint64_t window_ms);
 /* Wipes the hashing key; NULL is fine. */
 void kl_buckets_free(kl_buckets_t *t);
+/* New rate (a config reload): buckets keep their tokens, at most the new
+ * per, and refill at the new rate. KL_EINVAL for 0 (nothing changes). */
+int kl_buckets_set_rate(kl_buckets_t *t, uint32_t per, uint64_t window_ms);
 
 /* The bucket of name[0..len), made the most recently used and refilled to
  * now_ms (wall clock; a clock stepping back refills nothing). Valid until

@@ -18,14 +18,22 @@
 #define KL_EXIT_USAGE 2
 #define KL_DEFAULT_INVITE_TTL (7u * 86400)
 
+#define KL_CLI_ARGS_MAX 4
+#define KL_CLI_FILE_STRS 32
+
 typedef struct kl_cli_opts {
     const char *cmd;
     const char *data, *name, *listen, *advertise, *expires, *sync, *log_level;
     const char *fed_listen;
+    const char *config, *log_format;
+    int argc;                          /* the command line kl_cli_parse read */
+    char **argv;
+    const char *args[KL_CLI_ARGS_MAX]; /* positional arguments (config check FILE, user reset
+                                        * HANDLE, backup FILE, ...) */
+    int nargs;
+    char *file_strs[KL_CLI_FILE_STRS]; /* string values copied from a config file */
     int json, help;
     int force;                 /* backup, restore: --force */
-    const char *args[3];       /* positional arguments (invite, user, backup, restore) */
-    int nargs;
     uint64_t uses;
     uint64_t max_db_bytes;
     kl_server_cfg_t cfg;
@@ -42,6 +50,7 @@ typedef struct kl_cli_cmd {
 
 extern const kl_cli_cmd_t kl_cli_init, kl_cli_serve, kl_cli_invite, kl_cli_status;
 extern const kl_cli_cmd_t kl_cli_user, kl_cli_backup, kl_cli_restore; /* cli_user.c, cli_backup.c */
+extern const kl_cli_cmd_t kl_cli_config;
 
 /* The options every command takes, printed after its own. */
 void kl_cli_usage_common(void);
@@ -49,6 +58,21 @@ void kl_cli_usage_common(void);
 /* Parse argv[2..] into o (o->cmd set); prints the error and returns
  * KL_EXIT_USAGE on a bad option, 0 otherwise. */
 int kl_cli_parse(int argc, char **argv, kl_cli_opts_t *o);
+
+/* Config file keys (config.c reads the file): every option of serve but
+ * --config is a key named as its flag without "--", with the flag's
+ * validation, so a new serve flag is a key without more code.
+ * kl_cli_key: the i-th key, NULL after the last. kl_cli_key_set: 0,
+ * KL_ENOTFOUND (no such key) or KL_EINVAL (*expect says what the value
+ * must be); the value is copied. kl_cli_key_get: the effective value as
+ * text, KL_ENOTFOUND when unset (the built-in behaviour applies).
+ * kl_cli_key_range: a numeric key's bounds (KL_ENOTFOUND for text keys). */
+const char *kl_cli_key(size_t i);
+int kl_cli_key_set(kl_cli_opts_t *o, const char *key, const char *val, char *expect, size_t cap);
+int kl_cli_key_get(const kl_cli_opts_t *o, const char *key, char *out, size_t cap);
+int kl_cli_key_range(const char *key, uint64_t *min, uint64_t *max);
+/* Free the strings a config file put into o. */
+void kl_cli_opts_release(kl_cli_opts_t *o);
 
 int kl_cli_fail_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int kl_cli_fail_oper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -63,6 +87,10 @@ int kl_cli_open_state(const kl_cli_opts_t *o, const char *dir, int flags, kl_sto
 /* Initialise dir as relay `name` (init and a first serve); quiet prints
  * nothing on success. */
 int kl_cli_init_dir(const kl_cli_opts_t *o, const char *dir, const char *name, int quiet);
+
+/* Explain why an invite (kl_admin_invite*) could not be made: KL_ESTATE
+ * is a wildcard listen address without advertise. Returns KL_EXIT_OPER. */
+int kl_cli_invite_error(const char *dir, int r);
 
 /* Print j on one line of stdout and free it. */
 void kl_cli_print_json(kl_json_t *j);

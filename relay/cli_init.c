@@ -90,7 +90,8 @@ static void usage(void)
            "  --name NAME       relay name; user addresses are handle@NAME\n"
            "  --listen H:P      address serve listens on (default %s)\n"
            "  --advertise H:P   address invite tokens give clients (default: the\n"
-           "                    listen address; NAME:PORT when listening on 0.0.0.0 or ::)\n",
+           "                    listen address). Needed when listening on 0.0.0.0 or ::\n"
+           "                    (every interface): invite refuses to guess one then\n",
            KL_DEFAULT_LISTEN);
     kl_cli_usage_common();
 }

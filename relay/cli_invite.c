@@ -116,12 +116,14 @@ static int cmd_invite(kl_cli_opts_t *o)
     if (r)
         return r;
     uint32_t uses = o->uses ? (uint32_t)o->uses : 1;
+    if (o->advertise && kl_storage_meta_set(st, "advertise", o->advertise) != 0) {
+        kl_storage_close(st);
+        return kl_cli_fail_oper("cannot record --advertise %s in %s/relay.db", o->advertise, dir);
+    }
     r = kl_admin_invite(st, uses, ttl, kl_server_wall_ms(), token, sizeof token, &expires);
     kl_storage_close(st);
     if (r)
-        return kl_cli_fail_oper("cannot create an invite: %s%s", kl_strerror(r),
-                         r == KL_EIO ? " (is the disk full, or the database locked too long?)"
-                                     : "");
+        return kl_cli_invite_error(dir, r);
     kl_admin_time(expires, when, sizeof when);
     if (o->json) {
         kl_json_t j;
@@ -143,6 +145,7 @@ static int cmd_invite(kl_cli_opts_t *o)
 static void usage(void)
 {
     printf("usage: kollega-relay invite --data DIR [--uses N] [--expires DURATION]\n"
+           "                    [--advertise HOST:PORT]\n"
            "       kollega-relay invite list --data DIR\n"
            "       kollega-relay invite revoke ID --data DIR\n"
            "  (no subcommand)   print a new invite token\n"
@@ -150,7 +153,9 @@ static void usage(void)
            "                    handle of a reset invite (user reset); never the token\n"
            "  revoke ID         delete the invite whose id starts with ID (4+ hex digits)\n"
            "  --uses N          registrations the invite admits (default 1)\n"
-           "  --expires D       lifetime: 30m, 12h, 7d, or seconds (default 7d)\n");
+           "  --expires D       lifetime: 30m, 12h, 7d, or seconds (default 7d)\n"
+           "  --advertise H:P   address the token gives clients, remembered for later\n"
+           "                    invites (needed when serve listens on 0.0.0.0 or ::)\n");
     kl_cli_usage_common();
 }
 

@@ -2,6 +2,7 @@
  * when it is empty). */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,6 +10,8 @@
 
 #include "cli_admin.h"
 #include "control.h"
+#include "cli.h"
+#include "config.h"
 #include "keyfile.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
@@ -47,7 +50,7 @@ static void raise_fd_limit(uint32_t conns)
 }
 
 static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *name, const char *key,
-                        const char *token, uint64_t expires)
+                        const char *token, uint64_t expires, const char *no_invite)
 {
     char when[32];
     kl_json_t j;
@@ -78,6 +81,20 @@ static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *n
             printf("invite (1 use, expires %s): %s\n", when, token);
         }
     }
+    if (no_invite) {
+        if (o->json) {
+            kl_json_init(&j);
+            kl_json_obj_begin(&j, NULL);
+            kl_json_str(&j, "event", "no_invite");
+            kl_json_str(&j, "reason", "listening on every interface without advertise");
+            kl_json_str(&j, "run", no_invite);
+            kl_json_obj_end(&j);
+            kl_cli_print_json(&j);
+        } else {
+            printf("no invite: this relay listens on every interface and does not know the "
+                   "address clients reach it at; run: %s\n", no_invite);
+        }
+    }
     fflush(stdout);
 }
 
@@ -94,7 +111,107 @@ static int want_first_invite(kl_storage_t *st, int created)
            s.active_invites == 0;
 }
 
-static int cmd_serve(kl_cli_opts_t *o)
+/* What a SIGHUP needs: the server, the options serve started with (the
+ * settings that need a restart are compared with these), the options of
+ * the last applied reload (NULL: none yet) and the file to re-read. */
+typedef struct serve_ctx {
+    kl_server_t *srv;
+    const kl_cli_opts_t *start;
+    kl_cli_opts_t *cur;
+    const char *path;
+} serve_ctx_t;
+
+/* Keys whose value is bound at start (sockets, the database, the name). */
+static int needs_restart(const char *key)
+{
+    static const char *const K[] = {"listen", "data", "name", "federation-listen", "sync",
+                                    "advertise"};
+    for (size_t i = 0; i < sizeof K / sizeof K[0]; i++)
+        if (strcmp(key, K[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void apply_log(const kl_cli_opts_t *o)
+{
+    kl_log_level_t level = KL_LOG_INFO;
+    kl_log_format_t format = KL_LOG_TEXT;
+    if (o->log_level)
+        kl_log_level_parse(o->log_level, &level); /* checked when it was read */
+    if (o->log_format)
+        kl_log_format_parse(o->log_format, &format);
+    kl_log_set_level(level);
+    kl_log_set_format(format);
+}
+
+/* SIGHUP: re-read the file serve started with, flags over it again, and
+ * apply what can change live. A file that does not parse changes
+ * nothing. */
+static void on_reload(void *ud)
+{
+    serve_ctx_t *x = ud;
+    char err[600], a[KL_PATH_MAX], b[KL_PATH_MAX];
+    const kl_cli_opts_t *cur = x->cur ? x->cur : x->start;
+    /* Peers live in the database (peer add/remove), not in the file. */
+    kl_server_reload_peers(x->srv);
+    if (x->path == NULL) {
+        kl_log(KL_LOG_INFO, "config reload: serve started without a configuration file: no "
+               "settings to re-read");
+        return;
+    }
+    kl_cli_opts_t *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        kl_log(KL_LOG_ERROR, "config reload: out of memory; keeping the running settings");
+        return;
+    }
+    kl_server_cfg_defaults(&n->cfg);
+    n->cmd = "serve";
+    n->argc = x->start->argc;
+    n->argv = x->start->argv;
+    if (kl_config_serve_opts(n, x->path, err, sizeof err) != 0) {
+        kl_log(KL_LOG_ERROR, "config reload failed, keeping the running settings: %s", err);
+        kl_cli_opts_release(n);
+        free(n);
+        return;
+    }
+    unsigned changed = 0, restart = 0;
+    for (size_t i = 0; kl_cli_key(i); i++) {
+        const char *k = kl_cli_key(i);
+        const kl_cli_opts_t *was = needs_restart(k) ? x->start : cur;
+        int ha = kl_cli_key_get(was, k, a, sizeof a) == 0;
+        int hb = kl_cli_key_get(n, k, b, sizeof b) == 0;
+        if (ha == hb && (!ha || strcmp(a, b) == 0))
+            continue;
+        if (needs_restart(k)) {
+            kl_log(KL_LOG_WARN, "config reload: %s changed (%s -> %s) but needs a restart: "
+                   "still %s until then", k, ha ? a : "unset", hb ? b : "unset", ha ? a : "unset");
+            restart++;
+            continue;
+        }
+        kl_log(KL_LOG_INFO, "config reload: %s %s -> %s", k, ha ? a : "(default)",
+               hb ? b : "(default)");
+        changed++;
+    }
+    if (kl_server_reconfigure(x->srv, &n->cfg) != 0) {
+        kl_log(KL_LOG_ERROR, "config reload: the new limits are out of range; keeping the running "
+               "settings");
+        kl_cli_opts_release(n);
+        free(n);
+        return;
+    }
+    apply_log(n);
+    if (n->max_db_bytes != cur->max_db_bytes)
+        kl_server_set_max_bytes(x->srv, n->max_db_bytes);
+    kl_log(KL_LOG_INFO, "config reload from %s: %u setting(s) applied, %u need a restart", x->path,
+           changed, restart);
+    if (x->cur) {
+        kl_cli_opts_release(x->cur);
+        free(x->cur);
+    }
+    x->cur = n;
+}
+
+static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
 {
     char dir[KL_PATH_MAX], path[KL_PATH_MAX], name[KL_RELAYNAME_MAX + 1], bound[300];
     char listen[KL_STORAGE_META_MAX + 1], host[KL_HOST_MAX + 1], key[64];
@@ -115,7 +232,7 @@ static int cmd_serve(kl_cli_opts_t *o)
         return kl_cli_fail_usage("serve", "--sync takes full or normal, got '%s'", o->sync);
     if (o->log_level && kl_log_level_parse(o->log_level, &level) != 0)
         return kl_cli_fail_usage("serve", "--log-level takes debug, info, warn or error");
-    kl_log_set_level(level);
+    apply_log(o);
     if ((r = kl_cli_check_listen(o, o->listen, "--listen")) ||
         (r = kl_cli_check_listen(o, o->advertise, "--advertise")))
         return r;
@@ -188,6 +305,15 @@ static int cmd_serve(kl_cli_opts_t *o)
     o->cfg.dispatch.relay_name = name;
     o->cfg.static_sk = sk;
     o->cfg.handle_signals = 1;
+    o->cfg.on_reload = on_reload;
+    o->cfg.reload_ud = x;
+    char adv[KL_STORAGE_META_MAX + 1];
+    int no_adv = kl_admin_wildcard(host) && o->advertise == NULL &&
+                 kl_storage_meta_get(st, "advertise", adv, sizeof adv) != 0;
+    if (no_adv)
+        kl_log(KL_LOG_WARN, "listening on every interface (%s) without an advertised address: "
+               "invites need the address clients reach this relay at; pass --advertise "
+               "HOST:PORT (or set advertise in the config file)", listen);
     /* Federation port: given (and remembered), or the remembered one. */
     static char fedl[KL_STORAGE_META_MAX + 1];
     if (o->fed_listen && (kl_cli_check_listen(o, o->fed_listen, "--federation-listen") != 0 ||
@@ -220,9 +346,12 @@ static int cmd_serve(kl_cli_opts_t *o)
         r = kl_storage_meta_set(st, "public_key", key);
     if (r == 0 && o->advertise)
         r = kl_storage_meta_set(st, "advertise", o->advertise);
-    if (r == 0 && want_first_invite(st, created))
+    int first = r == 0 && want_first_invite(st, created);
+    if (first && !no_adv)
         r = kl_admin_invite(st, 1, KL_DEFAULT_INVITE_TTL, kl_server_wall_ms(), token, sizeof token,
                             &expires);
+    char run[KL_PATH_MAX + 80];
+    snprintf(run, sizeof run, "kollega-relay invite --data %s --advertise HOST:PORT", dir);
     if (r == 0)
         r = kl_server_start(srv, st);
     if (r) {
@@ -230,13 +359,15 @@ static int cmd_serve(kl_cli_opts_t *o)
         goto out_loop;
     }
     st = NULL; /* the storage thread owns it now */
+    x->srv = srv;
     if (kl_server_fed_address(srv)[0])
         kl_log(KL_LOG_INFO, "federation links accepted on %s", kl_server_fed_address(srv));
     kl_log(KL_LOG_INFO, "relay %s listening on %s (max %u connections, body <= %zu bytes)", name,
            bound, o->cfg.max_connections, o->cfg.dispatch.max_body);
-    print_serve(o, bound, name, key, token, expires);
+    print_serve(o, bound, name, key, token, expires, first && no_adv ? run : NULL);
     kl_memzero(token, sizeof token);
     uv_run(&loop, UV_RUN_DEFAULT);
+    x->srv = NULL;
     kl_log(KL_LOG_INFO, "stopped");
     rc = 0;
 out_loop:
@@ -249,14 +380,43 @@ out:
     return rc;
 }
 
+static int cmd_serve(kl_cli_opts_t *o)
+{
+    char err[600];
+    serve_ctx_t x = {NULL, o, NULL, o->config ? o->config : kl_config_default_path()};
+    if (x.path && kl_config_serve_opts(o, x.path, err, sizeof err) != 0) {
+        fprintf(stderr, "kollega-relay: %s\n(check the file with: kollega-relay config check %s)\n",
+                err, x.path);
+        kl_cli_opts_release(o);
+        return KL_EXIT_USAGE;
+    }
+    int r = serve(o, &x);
+    if (x.cur) {
+        kl_cli_opts_release(x.cur);
+        free(x.cur);
+    }
+    kl_cli_opts_release(o);
+    return r;
+}
 
 static void usage(void)
 {
     printf("usage: kollega-relay serve --data DIR [--name NAME] [--listen HOST:PORT] [limits]\n"
+           "  --config FILE            configuration file: a [relay] section with a key\n"
+           "                           per option below, named without -- (e.g.\n"
+           "                           max-body = 30000); flags win over it. Default:\n"
+           "                           $%s when set (empty: none),\n"
+           "                           else %s if it exists.\n"
+           "                           SIGHUP re-reads it and applies the limits and\n"
+           "                           log settings live (listen, data, name, sync,\n"
+           "                           advertise and federation-listen need a\n"
+           "                           restart), and reloads the federation peers\n"
            "  --name NAME              relay name when initialising (default: host name)\n"
            "  --listen H:P             listen address, port 0 = any free port\n"
            "                           (default: the one given to init, else %s)\n"
-           "  --advertise H:P          address put in invite tokens (remembered)\n"
+           "  --advertise H:P          address put in invite tokens (remembered); needed\n"
+           "                           when listening on 0.0.0.0 or :: (every interface),\n"
+           "                           else no invite can be made\n"
            "  --max-connections N      default 10000\n"
            "  --rate N / --burst N     frames per second per connection (2000 / 4000)\n"
            "  --idle-timeout S         close connections silent this long (300)\n"
@@ -272,7 +432,11 @@ static void usage(void)
            "                           get UNAVAILABLE while fetches and acks go on\n"
            "                           (default: no cap; set it below the disk's free\n"
            "                           space so the relay, not the disk, runs out first)\n"
-           "  --log-level L            debug, info (default), warn, error\n"
+           "  --log-level L            debug, info (default), warn, error. Below debug\n"
+           "                           the log holds events and counts only: no user\n"
+           "                           handle, no client IP:port (debug adds them)\n"
+           "  --log-format F           text (default) or json (one object per line:\n"
+           "                           ts, level, msg and fields such as conn)\n"
            "  --federation-listen H:P  accept peer relays' links here (remembered;\n"
            "                           default: none, only outgoing links)\n"
            "  --federation-retry-max S cap of the peer redial backoff (30)\n"
@@ -284,7 +448,7 @@ static void usage(void)
            "  --opk-per-peer N         by the users of one peer relay together (200)\n"
            "  --unidentified-rate N    unidentified sends one user may receive per\n"
            "                           minute (60); over it senders must identify\n",
-           KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
+           KL_CONFIG_ENV, KL_CONFIG_DEFAULT, KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
     kl_cli_usage_common();
 }
 

@@ -135,7 +135,7 @@ static int user_reset(kl_cli_opts_t *o, const char *dir, const char *handle)
         return kl_cli_fail_oper("no user %s on this relay (see kollega-relay user list --data %s)",
                                 handle, dir);
     if (r)
-        return kl_cli_fail_oper("cannot create a reset invite: %s", kl_strerror(r));
+        return kl_cli_invite_error(dir, r);
     kl_admin_time(expires, when, sizeof when);
     if (o->json) {
         kl_json_t j;

@@ -140,7 +140,7 @@ void kl_conn_close(kl_conn_t *c, const char *reason)
     c->close_reason = reason;
     out_drop(c);
     if (c->sess.authed)
-        kl_log_conn(KL_LOG_INFO, c->id, c->peer, "closed (%s) user=%s", reason, c->sess.handle);
+        kl_log_user(KL_LOG_INFO, c->id, c->peer, c->sess.handle, "closed (%s)", reason);
     else
         kl_log_conn(KL_LOG_INFO, c->id, c->peer, "closed (%s)", reason);
     kl_server_map_remove(c->srv, c);
@@ -681,7 +681,7 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
         if (out.has_reply)
             kl_conn_send(c, &out.reply.frame, 0);
         if (out.event && c->sess.authed && !was_authed)
-            kl_log_conn(KL_LOG_INFO, c->id, c->peer, "%s as %s", out.event, c->sess.handle);
+            kl_log_user(KL_LOG_INFO, c->id, c->peer, c->sess.handle, "%s", out.event);
         else if (out.event)
             kl_log_conn(KL_LOG_INFO, c->id, c->peer, "%s", out.event);
         if (c->sess.authed && !was_authed) {

@@ -1,6 +1,7 @@
 /* Federation: peers, the outbox pump, proxied ops and inbound requests.
  * See fed.h for the module's place, proto/federation.proto for the wire
- * semantics, fed_link.c for one link's socket and handshake.
+ * semantics, fed_link.c for one link's socket and handshake, fed_peers.c for
+ * the set of configured peers.
  *
  * Outbox pump (per peer, on its outgoing link): read up to the window of
  * entries after the last one sent (a storage job), send each as a Forward,
@@ -24,7 +25,6 @@
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 #define FSTATUS(x) KOLLEGA__FEDERATION__V1__FORWARD_RESULT__STATUS__##x
 #define SWEEP_MS 200
-#define RESUME_MIN_MS 500
 
 static void pump(fed_peer_t *p);
 
@@ -47,17 +47,9 @@ void kl_fed_store(kl_fed_t *f, kl_job_t *job)
     submit(f, job);
 }
 
-fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id)
-{
-    for (size_t i = 0; i < f->n_peers; i++)
-        if (f->peers[i].cfg.id == id)
-            return &f->peers[i];
-    return NULL;
-}
-
 static void record_state(fed_peer_t *p, const char *state)
 {
-    if (p->state && strcmp(p->state, state) == 0)
+    if (p->removed || (p->state && strcmp(p->state, state) == 0))
         return;
     p->state = state;
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_STATE, 0, NULL);
@@ -89,7 +81,7 @@ static void wait_remove(fed_wait_t *w, kl_job_t *job)
 
 static void list_next(kl_fed_t *f, kl_job_t *job);
 
-static void proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why)
+void kl_fed_proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why)
 {
     wait_remove(&p->waiting, job);
     if (job->u.fed->op == KL_FED_OP_GROUP_LIST) {
@@ -155,11 +147,6 @@ int kl_fed_is_proxy(const kl_job_t *job)
              !job->u.fed->listed));
 }
 
-size_t kl_fed_peer_count(const kl_fed_t *f)
-{
-    return f ? f->n_peers : 0;
-}
-
 size_t kl_fed_link_count(const kl_fed_t *f)
 {
     size_t n = 0;
@@ -185,7 +172,7 @@ static void list_next(kl_fed_t *f, kl_job_t *job)
     kl_fed_job_t *fj = job->u.fed;
     fj->link_req = 0;
     while (!f->stopping && fj->list_at < f->n_peers) {
-        fed_peer_t *p = &f->peers[fj->list_at++];
+        fed_peer_t *p = f->peers[fj->list_at++];
         if (p->out == NULL || !p->out->ready || p->out->closing)
             continue;
         fj->deadline_ms = uv_now(f->cfg.loop) + f->cfg.proxy_timeout_ms;
@@ -217,8 +204,10 @@ void kl_fed_submit(kl_fed_t *f, kl_job_t *job)
     int up = p && p->out && p->out->ready;
     uint32_t wait = f->cfg.proxy_timeout_ms;
     fj->deadline_ms = uv_now(f->cfg.loop) + (p == NULL ? 0 : up || wait < 1000 ? wait : 1000);
+    /* (dispatch found the peer by name in this loop turn, and a removed
+     * peer is found among the retired ones: one always exists.) */
     if (p == NULL)
-        p = &f->peers[0];
+        p = f->n_peers ? f->peers[0] : f->retired[0];
     fj->wait_next = NULL;
     if (p->waiting.tail)
         p->waiting.tail->u.fed->wait_next = job;
@@ -234,13 +223,13 @@ static void on_sweep(uv_timer_t *t)
     kl_fed_t *f = t->data;
     uint64_t now = uv_now(f->cfg.loop);
     kl_fedchan_sweep(f, now);
-    for (size_t i = 0; i < f->n_peers; i++) {
-        fed_peer_t *p = &f->peers[i];
+    for (size_t i = 0; i < f->n_peers + f->n_retired; i++) {
+        fed_peer_t *p = i < f->n_peers ? f->peers[i] : f->retired[i - f->n_peers];
         kl_job_t *j = p->waiting.head;
         while (j) {
             kl_job_t *next = j->u.fed->wait_next;
             if (j->u.fed->deadline_ms <= now)
-                proxy_fail(f, p, j, j->u.fed->link_req ? "did not answer in time"
+                kl_fed_proxy_fail(f, p, j, j->u.fed->link_req ? "did not answer in time"
                                                          : "is not reachable now");
             j = next;
         }
@@ -333,7 +322,7 @@ void kl_fed_redial_later(fed_peer_t *p)
 {
     kl_fed_t *f = p->fed;
     p->out = NULL;
-    if (f->stopping)
+    if (f->stopping || p->removed)
         return;
     record_state(p, "down");
     /* Jitter: wait between half and all of the backoff, so that relays
@@ -344,9 +333,9 @@ void kl_fed_redial_later(fed_peer_t *p)
     uv_timer_start(&p->timer, on_peer_timer, d, 0);
 }
 
-static void dial(fed_peer_t *p)
+void kl_fed_dial(fed_peer_t *p)
 {
-    if (p->fed->stopping || p->out || p->resolving)
+    if (p->fed->stopping || p->removed || p->out || p->resolving)
         return;
     record_state(p, "connecting");
     kl_fedlink_dial(p);
@@ -356,7 +345,7 @@ static void on_peer_timer(uv_timer_t *t)
 {
     fed_peer_t *p = t->data;
     if (p->out == NULL) {
-        dial(p);
+        kl_fed_dial(p);
         return;
     }
     if (p->paused) {
@@ -370,7 +359,9 @@ void kl_fed_link_up(fed_link_t *l)
     fed_peer_t *p = l->peer;
     kl_fed_t *f = l->fed;
     if (!l->outgoing) {
-        kl_log(KL_LOG_INFO, "federation: inbound link from %s (%s) up", p->cfg.name, l->where);
+        kl_log(KL_LOG_INFO, "federation: inbound link from %s up", p->cfg.name);
+        kl_log(KL_LOG_DEBUG, "federation: inbound link from %s comes from %s", p->cfg.name,
+               l->where);
         if (p->in && p->in != l)
             kl_fedlink_close(p->in, "replaced by a new link");
         p->in = l;
@@ -380,7 +371,7 @@ void kl_fed_link_up(fed_link_t *l)
         if (p->out == NULL && !p->resolving) {
             uv_timer_stop(&p->timer);
             p->backoff_ms = KL_FED_RETRY_MIN_MS;
-            dial(p);
+            kl_fed_dial(p);
         }
         return;
     }
@@ -388,7 +379,7 @@ void kl_fed_link_up(fed_link_t *l)
     record_state(p, "up");
     kl_fedchan_link_up(p);
     p->backoff_ms = KL_FED_RETRY_MIN_MS;
-    p->retry_ms = RESUME_MIN_MS;
+    p->retry_ms = FED_RESUME_MIN_MS;
     p->sent_upto = p->ack_want;
     p->in_flight = 0;
     p->paused = 0;
@@ -419,7 +410,7 @@ void kl_fed_link_down(fed_link_t *l)
     while (j) {
         kl_job_t *next = j->u.fed->wait_next;
         if (j->u.fed->link_req != 0)
-            proxy_fail(l->fed, p, j, "went away during the request");
+            kl_fed_proxy_fail(l->fed, p, j, "went away during the request");
         j = next;
     }
     p->in_flight = 0;
@@ -433,6 +424,7 @@ static void pump(fed_peer_t *p)
 {
     fed_link_t *l = p->out;
     if (l == NULL || !l->ready || l->closing || p->paused || p->reading || p->fed->stopping ||
+        p->removed ||
         p->in_flight >= KL_FED_WINDOW || l->wq_bytes > FED_WQ_CAP)
         return;
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_OUT_READ, 0, NULL);
@@ -490,7 +482,7 @@ static void read_done(fed_peer_t *p, kl_job_t *job)
 
 static void submit_ack(fed_peer_t *p)
 {
-    if (p->acking || p->ack_want <= p->ack_done || p->fed->stopping)
+    if (p->acking || p->ack_want <= p->ack_done || p->fed->stopping || p->removed)
         return;
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_OUT_ACK, 0, NULL);
     if (job == NULL)
@@ -519,7 +511,7 @@ static void on_forward_result(fed_peer_t *p, const kl_fedframe_t *fr)
                    (unsigned long long)res->origin_seq, res->message ? res->message : "");
         if (res->origin_seq > p->ack_want)
             p->ack_want = res->origin_seq;
-        p->retry_ms = RESUME_MIN_MS;
+        p->retry_ms = FED_RESUME_MIN_MS;
         submit_ack(p);
         pump(p);
         return;
@@ -623,16 +615,6 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
     return 1;
 }
 
-const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay)
-{
-    if (f == NULL)
-        return NULL;
-    for (size_t i = 0; i < f->n_peers; i++)
-        if (strcmp(f->peers[i].cfg.name, relay) == 0)
-            return &f->peers[i].cfg;
-    return NULL;
-}
-
 static void on_listen(uv_stream_t *s, int status)
 {
     kl_fed_t *f = s->data;
@@ -687,27 +669,25 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
     if (f->cfg.retry_max_ms < KL_FED_RETRY_MIN_MS)
         f->cfg.retry_max_ms = KL_FED_RETRY_MIN_MS;
     f->peers = calloc(n ? n : 1, sizeof *f->peers);
-    if (f->peers == NULL) {
-        free(f);
-        return KL_ENOMEM;
+    int r = f->peers ? 0 : KL_ENOMEM;
+    for (size_t i = 0; i < n && r == 0; i++)
+        if ((f->peers[i] = calloc(1, sizeof **f->peers)) == NULL)
+            r = KL_ENOMEM;
+    if (r == 0) {
+        f->n_peers = n;
+        for (size_t i = 0; i < n; i++)
+            f->peers[i]->cfg = peers[i];
+        r = kl_fed_hint_keys(f);
     }
-    f->n_peers = n;
-    for (size_t i = 0; i < n; i++)
-        f->peers[i].cfg = peers[i];
-    int r = kl_fed_hint_keys(f);
     if (r) {
+        for (size_t i = 0; f->peers && i < n; i++)
+            free(f->peers[i]);
         free(f->peers);
         free(f);
         return r;
     }
-    for (size_t i = 0; i < n; i++) {
-        fed_peer_t *p = &f->peers[i];
-        p->fed = f;
-        p->backoff_ms = KL_FED_RETRY_MIN_MS;
-        p->retry_ms = RESUME_MIN_MS;
-        uv_timer_init(f->cfg.loop, &p->timer);
-        p->timer.data = p;
-    }
+    for (size_t i = 0; i < n; i++)
+        kl_fed_peer_init(f, f->peers[i]);
     uv_timer_init(f->cfg.loop, &f->sweep);
     f->sweep.data = f;
     *out = f;
@@ -716,12 +696,22 @@ int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t 
     return 0;
 }
 
+void kl_fed_set_limits(kl_fed_t *f, uint32_t retry_max_ms, uint32_t ttl_max_s,
+                       const kl_storage_quota_t *quota)
+{
+    if (f == NULL)
+        return;
+    f->cfg.retry_max_ms = retry_max_ms < KL_FED_RETRY_MIN_MS ? KL_FED_RETRY_MIN_MS : retry_max_ms;
+    f->cfg.ttl_max_s = ttl_max_s;
+    f->cfg.inbox_quota = *quota;
+}
+
 void kl_fed_start(kl_fed_t *f)
 {
     f->started = 1;
     uv_timer_start(&f->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     for (size_t i = 0; i < f->n_peers; i++)
-        dial(&f->peers[i]);
+        kl_fed_dial(f->peers[i]);
 }
 
 static void on_closed_nothing(uv_handle_t *h)
@@ -734,13 +724,14 @@ void kl_fed_stop(kl_fed_t *f)
     if (f == NULL || f->stopping)
         return;
     for (size_t i = 0; i < f->n_peers && f->started; i++)
-        record_state(&f->peers[i], "stopped");
+        record_state(f->peers[i], "stopped");
     f->stopping = 1;
-    for (size_t i = 0; i < f->n_peers; i++) {
-        fed_peer_t *p = &f->peers[i];
+    for (size_t i = 0; i < f->n_peers + f->n_retired; i++) {
+        fed_peer_t *p = i < f->n_peers ? f->peers[i] : f->retired[i - f->n_peers];
         while (p->waiting.head)
-            proxy_fail(f, p, p->waiting.head, "cannot be asked: this relay is shutting down");
-        uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
+            kl_fed_proxy_fail(f, p, p->waiting.head, "cannot be asked: this relay is shutting down");
+        if (!p->removed) /* a removed peer's timer is closed already */
+            uv_close((uv_handle_t *)&p->timer, on_closed_nothing);
         if (p->resolving)
             uv_cancel((uv_req_t *)&p->gai);
     }
@@ -766,6 +757,11 @@ void kl_fed_free(kl_fed_t *f)
     }
     kl_fedchan_free(f);
     kl_secure_free(f->hint_keys);
+    for (size_t i = 0; i < f->n_peers; i++)
+        free(f->peers[i]);
+    for (size_t i = 0; i < f->n_retired; i++)
+        free(f->retired[i]);
     free(f->peers);
+    free(f->retired);
     free(f);
 }

@@ -9,8 +9,8 @@
  * The server owns it: kl_fed_new at start (peers read from storage), jobs
  * of kind KL_JOB_FED pass through kl_fed_submit / kl_fed_job_done, and
  * kl_fed_stop at shutdown (before the storage thread drains). Peers are
- * read once at start: `kollega-relay peer add` takes effect at the next
- * start of serve. */
+ * read at start and again on SIGHUP (kl_server_reload_peers ->
+ * kl_fed_set_peers), so `kollega-relay peer add/remove` takes effect then. */
 #ifndef KOLLEGA_RELAY_FED_H
 #define KOLLEGA_RELAY_FED_H
 
@@ -61,6 +61,18 @@ typedef struct kl_fed_cfg {
  * libuv error (port taken). */
 int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t *peers,
                size_t n, char *bound, size_t cap);
+/* New limits (a config reload): the redial backoff cap, forwarded
+ * entries' TTL cap and the inbox quota of forwarded entries. f may be
+ * NULL. */
+void kl_fed_set_limits(kl_fed_t *f, uint32_t retry_max_ms, uint32_t ttl_max_s,
+                       const kl_storage_quota_t *quota);
+/* The configured peers are now peers[0..n) (a reload): peers not there
+ * any more have their links closed and are never dialled again, new ones
+ * are dialled; unchanged ones (same id, name, address and key) keep their
+ * links. A changed address or key counts as removed and added. *added,
+ * *removed get the counts. 0 or KL_ENOMEM (nothing changed). */
+int kl_fed_set_peers(kl_fed_t *f, const kl_storage_peer_t *peers, size_t n, size_t *added,
+                     size_t *removed);
 /* Start dialling every peer. */
 void kl_fed_start(kl_fed_t *f);
 /* The configured peer named relay, or NULL (f may be NULL). */

@@ -57,7 +57,7 @@ void kl_fed_channel_notify(kl_fed_t *f, const char *channel, const char *relays,
     const char *name = relays;
     for (size_t i = 0; i < n; i++, name += strlen(name) + 1) {
         for (size_t k = 0; k < f->n_peers; k++) {
-            fed_peer_t *p = &f->peers[k];
+            fed_peer_t *p = f->peers[k];
             if (strcmp(p->cfg.name, name) != 0 || p->out == NULL || !p->out->ready)
                 continue;
             kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
@@ -267,7 +267,7 @@ void kl_fedchan_sweep(kl_fed_t *f, uint64_t now)
     /* Notices dropped (over the link's rate, or too many mirrors at
      * once): sync every mirror of that peer, at most every retry period. */
     for (size_t i = 0; i < f->n_peers; i++) {
-        fed_peer_t *p = &f->peers[i];
+        fed_peer_t *p = f->peers[i];
         if (p->mirror_resync && now >= p->mirror_resync_at && p->out && p->out->ready) {
             p->mirror_resync = 0;
             p->mirror_resync_at = now + MIRROR_RETRY_MS;

@@ -4,8 +4,8 @@
  *   peer list   --data DIR
  *   peer remove --data DIR NAME
  * HOST:PORT is the peer's federation port (its serve --federation-listen),
- * KEY its relay public key (base64url, as its `status` prints). Changes
- * take effect when serve next starts. */
+ * KEY its relay public key (base64url, as its `status` prints). A running
+ * serve applies changes on SIGHUP (or at its next start). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +39,8 @@ static const char *USAGE =
     "                     ~/.local/share/kollega-relay)\n"
     "  --json             machine-readable output (JSON)\n"
     "  --help             this help\n"
-    "Changes take effect when `kollega-relay serve` next starts.\n";
+    "A running `kollega-relay serve` applies changes when it gets SIGHUP\n"
+    "(kill -HUP PID, systemctl reload), or at its next start.\n";
 
 static int usage_err(const char *msg, const char *arg)
 {
@@ -226,7 +227,7 @@ int kl_fed_cli_main(int argc, char **argv)
                     r == KL_ENOTFOUND ? "no such peer (see peer list)" : kl_strerror(r));
             return EXIT_OPER;
         }
-        printf(json ? "{\"removed\":\"%s\"}\n" : "removed peer %s (restart serve to apply)\n",
+        printf(json ? "{\"removed\":\"%s\"}\n" : "removed peer %s (send serve SIGHUP to apply)\n",
                pos[1]);
         return 0;
     }
@@ -266,7 +267,7 @@ int kl_fed_cli_main(int argc, char **argv)
         printf("%s\n", kl_json_cstr(&j) ? kl_json_cstr(&j) : "{}");
         kl_json_free(&j);
     } else {
-        printf("added peer %s at %s (restart serve to apply)\n", p.name, p.addr);
+        printf("added peer %s at %s (send serve SIGHUP to apply)\n", p.name, p.addr);
     }
     return 0;
 }

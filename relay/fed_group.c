@@ -111,7 +111,7 @@ void kl_fed_group_notify(kl_fed_t *f, const char *group, const char *addrs, size
     if (names == NULL)
         return; /* best effort: the users find it through group_list */
     for (size_t i = 0; i < f->n_peers; i++) {
-        fed_peer_t *p = &f->peers[i];
+        fed_peer_t *p = f->peers[i];
         const char *a = addrs;
         size_t k = 0;
         for (size_t j = 0; j < n; j++, a += strlen(a) + 1) {

@@ -16,17 +16,21 @@
 
 int kl_fed_hint_keys(kl_fed_t *f)
 {
-    f->hint_keys = kl_secure_alloc(f->n_peers ? f->n_peers * KL_FEDHINT_KEY : 1);
-    if (f->hint_keys == NULL)
+    uint8_t *keys = kl_secure_alloc(f->n_peers ? f->n_peers * KL_FEDHINT_KEY : 1);
+    if (keys == NULL)
         return KL_ENOMEM;
     for (size_t i = 0; i < f->n_peers; i++) {
-        uint8_t *k = f->hint_keys + i * KL_FEDHINT_KEY;
+        uint8_t *k = keys + i * KL_FEDHINT_KEY;
         /* A peer key whose DH with ours is zero (a low-order point) can
          * never complete a handshake; a random hint key makes sure no one
          * can name that peer either. */
-        if (kl_fedhint_key(f->cfg.static_sk, f->peers[i].cfg.key, k) != 0)
+        if (kl_fedhint_key(f->cfg.static_sk, f->peers[i]->cfg.key, k) != 0)
             kl_random(k, KL_FEDHINT_KEY);
+        f->peers[i]->index = i;
     }
+    if (f->hint_keys)
+        kl_secure_free(f->hint_keys);
+    f->hint_keys = keys;
     return 0;
 }
 
@@ -38,7 +42,7 @@ int kl_fed_hello(fed_peer_t *p, kl_noise_hs_t *hs, uint8_t *out, size_t cap, siz
         return KL_ETOOBIG;
     int r = kl_noise_hs_write(hs, NULL, 0, out + KL_FEDHINT_LEN, cap - KL_FEDHINT_LEN, &mlen);
     if (r == 0)
-        r = kl_fedhint_make(f->hint_keys + (size_t)(p - f->peers) * KL_FEDHINT_KEY,
+        r = kl_fedhint_make(f->hint_keys + p->index * KL_FEDHINT_KEY,
                             out + KL_FEDHINT_LEN, mlen, out);
     if (r == 0)
         *outlen = KL_FEDHINT_LEN + mlen;
@@ -60,7 +64,7 @@ fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_nois
                             .prologue = (const uint8_t *)KL_PROLOGUE_FEDERATION,
                             .prologue_len = strlen(KL_PROLOGUE_FEDERATION),
                             .s = f->cfg.static_sk,
-                            .rs = f->peers[i].cfg.key};
+                            .rs = f->peers[i]->cfg.key};
     kl_noise_hs_t *h = NULL;
     if (kl_noise_hs_new(&h, &nc) != 0)
         return NULL;
@@ -72,5 +76,5 @@ fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_nois
         return NULL;
     }
     *hs = h;
-    return &f->peers[i];
+    return f->peers[i];
 }

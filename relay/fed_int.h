@@ -23,6 +23,8 @@ typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
 /* Unidentified inbound connections at once (each costs at most one
  * handshake try, 2 DH, to identify: fed_ident.c). */
 #define FED_MAX_PENDING_IN 16
+/* First wait before resuming after a RETRY answer. */
+#define FED_RESUME_MIN_MS 500
 /* Inbound frames per second per link: burst is twice the rate. */
 #define FED_RATE_DEFAULT 2000
 
@@ -60,6 +62,8 @@ typedef struct fed_wait {
 struct fed_peer {
     kl_storage_peer_t cfg;
     kl_fed_t *fed;
+    size_t index;                /* in fed->peers and fed->hint_keys */
+    int removed;                 /* no longer configured (kl_fed_set_peers): never dialled */
     fed_link_t *out;             /* outgoing link (connecting or up) */
     fed_link_t *in;              /* newest identified inbound link */
     uv_timer_t timer;            /* redial, and resume after RETRY */
@@ -91,8 +95,13 @@ struct kl_fed {
     uv_timer_t sweep;            /* proxied-op deadlines */
     int started;                 /* kl_fed_start ran: storage jobs may be submitted */
     int stopping;
-    fed_peer_t *peers;
+    fed_peer_t **peers;          /* the configured peers */
     size_t n_peers;
+    /* Peers removed while running (kl_fed_set_peers). Kept until the
+     * module is freed: storage jobs, links closing and channel mirrors may
+     * still point at them, and find them "down" instead of freed. */
+    fed_peer_t **retired;
+    size_t n_retired;
     fed_link_t *links;
     uint32_t pending_in;
     uint8_t *hint_keys;          /* KL_FEDHINT_KEY per peer, guarded memory (fed_ident.c) */
@@ -146,6 +155,13 @@ int kl_fedgroup_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
 void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr);
 void kl_fedgroup_in_notify(fed_link_t *l, const kl_fedframe_t *fr);
 void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job);
+
+/* fed.c: dial p unless it is connected, resolving or removed; fail a
+ * proxied op waiting on p (off its wait list, answered to the client). */
+void kl_fed_dial(fed_peer_t *p);
+void kl_fed_proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why);
+/* fed_peers.c: the timer and backoffs of a new peer p of f. */
+void kl_fed_peer_init(kl_fed_t *f, fed_peer_t *p);
 
 /* fed.c: a job of the module to storage (kl_fed_job_done gets it back). */
 void kl_fed_store(kl_fed_t *f, kl_job_t *job);

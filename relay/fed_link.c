@@ -54,7 +54,8 @@ void kl_fedlink_close(fed_link_t *l, const char *why)
     l->closing = 1;
     kl_log(KL_LOG_INFO, "federation: %s link %s %s closed (%s)",
            l->outgoing ? "outgoing" : "inbound", l->outgoing ? "to" : "from",
-           l->peer ? l->peer->cfg.name : l->where, why);
+           l->peer ? l->peer->cfg.name : kl_log_enabled(KL_LOG_DEBUG) ? l->where : "an unidentified address",
+           why);
     if (!l->outgoing && l->peer == NULL && l->fed->pending_in > 0)
         l->fed->pending_in--;
     kl_fed_link_down(l);
@@ -177,7 +178,8 @@ static int handshake(fed_link_t *l, const uint8_t *msg, size_t len)
     fed_peer_t *p = kl_fed_identify(l->fed, msg, len, &l->hs);
     if (p == NULL) {
         kl_log(KL_LOG_WARN, "federation: refused a link from %s: not a configured peer, or "
-               "a peer with a different key", l->where);
+               "a peer with a different key",
+               kl_log_enabled(KL_LOG_DEBUG) ? l->where : "an address (logged at debug)");
         kl_fedlink_close(l, "unknown peer");
         return 1;
     }
@@ -323,7 +325,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     struct addrinfo *ai = res;
     while (ai && ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
         ai = ai->ai_next;
-    if (p->fed->stopping) {
+    if (p->fed->stopping || p->removed) {
         uv_freeaddrinfo(res);
         return;
     }

@@ -49,6 +49,11 @@ static void drop_outputs(kl_job_t *job)
     case KL_JOB_LOOKUP:
         job->u.lookup.exists = 0;
         break;
+    case KL_JOB_PEER_LIST:
+        free(job->u.peers.list);
+        job->u.peers.list = NULL;
+        job->u.peers.n = 0;
+        break;
     case KL_JOB_EXPIRE:
         job->u.expire.deleted = 0;
         job->u.expire.more = 0;
@@ -180,6 +185,12 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         break;
     case KL_JOB_USER_REMOVE:
         r = kl_storage_user_remove(st, job->u.remove.handle, job->now_ms, &job->u.remove.user);
+        break;
+    case KL_JOB_MAX_BYTES:
+        r = kl_storage_set_max_bytes(st, job->u.max_bytes.max, &job->u.max_bytes.effective);
+        break;
+    case KL_JOB_PEER_LIST:
+        r = kl_storage_fed_peer_list(st, &job->u.peers.list, &job->u.peers.n);
         break;
     case KL_JOB_EXPIRE:
         r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,

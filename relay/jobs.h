@@ -28,6 +28,8 @@ typedef enum kl_job_kind {
     KL_JOB_EXPIRE,
     KL_JOB_TOKEN_SET,    /* delivery_token: store the caller's token hash */
     KL_JOB_USER_REMOVE,  /* the operator removes a user (server_ctl.c) */
+    KL_JOB_MAX_BYTES,    /* a new database cap (a config reload) */
+    KL_JOB_PEER_LIST,    /* the federation peers (a config reload) */
     /* Federation (fed_jobs.c): u.fed->op says what. */
     KL_JOB_FED = 64,
     /* ERFA groups (jobs_group.c) */
@@ -152,6 +154,14 @@ typedef struct kl_job {
             uint64_t deleted;
             int more;
         } expire;
+        struct { /* in: max. out: effective (kl_storage_set_max_bytes) */
+            uint64_t max;
+            uint64_t effective;
+        } max_bytes;
+        struct { /* out: every peer (kl_storage_fed_peer_list), freed with the job */
+            struct kl_storage_peer *list;
+            size_t n;
+        } peers;
         struct { /* every group job: see jobs_group.c for which fields each uses */
             /* in */
             char address[KL_ADDR_MAX + 1]; /* the group */

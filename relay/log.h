@@ -1,8 +1,19 @@
-/* The relay's log: one line per event on stderr,
- *   2025-03-01T12:00:00.123Z info conn=12 peer=127.0.0.1:53422 accepted
- * Connection events carry conn= and peer=; relay-wide events carry neither.
- * Callers must NEVER pass keys, message bodies, invite codes or signatures:
- * only handles, addresses of peers, sizes, counts and reasons. */
+/* The relay's log: one line per event on stderr, as text
+ *   2025-03-01T12:00:00.123Z info conn=12 accepted
+ * or, with kl_log_set_format(KL_LOG_JSON), one JSON object per line for
+ * journald and log shippers:
+ *   {"ts":"2025-03-01T12:00:00.123Z","level":"info","msg":"accepted","conn":12}
+ *
+ * What a line may hold depends on the level the relay runs at. At info
+ * (and warn, error) lines carry events, counts, sizes and reasons only: no
+ * user handle, no user address, no client IP:port, so a log kept for
+ * months says how the relay behaved, not who used it when and from where.
+ * Only when the relay runs at debug do connection lines add peer=IP:PORT
+ * and user=HANDLE (kl_log_conn / kl_log_user drop them otherwise), for an
+ * operator chasing one problem for a short while.
+ * Callers must NEVER pass keys, message bodies, invite codes or
+ * signatures, and must not put handles or client addresses in the format
+ * text: those go through the peer/user arguments. */
 #ifndef KOLLEGA_RELAY_LOG_H
 #define KOLLEGA_RELAY_LOG_H
 
@@ -15,16 +26,29 @@ typedef enum kl_log_level {
     KL_LOG_ERROR = 3,
 } kl_log_level_t;
 
-/* Lines below level are dropped (default KL_LOG_INFO). */
+typedef enum kl_log_format {
+    KL_LOG_TEXT = 0,
+    KL_LOG_JSON = 1,
+} kl_log_format_t;
+
+/* Lines below level are dropped (default KL_LOG_INFO). Both settings may
+ * change at any time (a config reload) while other threads log. */
 void kl_log_set_level(kl_log_level_t level);
+void kl_log_set_format(kl_log_format_t format);
 /* "debug", "info", "warn", "error" -> 0, or KL_EINVAL. */
 int kl_log_level_parse(const char *s, kl_log_level_t *out);
+/* "text", "json" -> 0, or KL_EINVAL. */
+int kl_log_format_parse(const char *s, kl_log_format_t *out);
 int kl_log_enabled(kl_log_level_t level);
 
 /* A relay-wide event. */
 void kl_log(kl_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A connection event: conn id and peer "IP:PORT". */
+/* A connection event: conn id, and the peer "IP:PORT" (shown only when
+ * the relay logs at debug). */
 void kl_log_conn(kl_log_level_t level, uint64_t conn, const char *peer, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with the connection's user handle (shown only at debug). */
+void kl_log_user(kl_log_level_t level, uint64_t conn, const char *peer, const char *user,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -10,8 +10,8 @@
 #include "kollega/crypto.h"
 
 static const kl_cli_cmd_t *const CMDS[] = {&kl_cli_init, &kl_cli_serve, &kl_cli_invite,
-                                           &kl_cli_status, &kl_cli_user, &kl_cli_backup,
-                                           &kl_cli_restore};
+                                           &kl_cli_status, &kl_cli_config, &kl_cli_user,
+                                           &kl_cli_backup, &kl_cli_restore};
 #define NCMDS (sizeof CMDS / sizeof CMDS[0])
 
 static void usage_main(FILE *f)
@@ -44,8 +44,8 @@ int main(int argc, char **argv)
         if (strcmp(o.cmd, CMDS[i]->name) == 0)
             c = CMDS[i];
     if (c == NULL)
-        return kl_cli_fail_usage(NULL, "unknown command '%s' (init, serve, invite, status, user,"
-                                 " backup, restore, peer)", o.cmd);
+        return kl_cli_fail_usage(NULL, "unknown command '%s' (init, serve, invite, status, config,"
+                                 " user, backup, restore, peer)", o.cmd);
     int r = kl_cli_parse(argc, argv, &o);
     if (r)
         return r;

@@ -51,6 +51,24 @@ int kl_opk_limit_new(kl_opk_limit_t **out, const kl_opk_limit_cfg_t *cfg)
     return 0;
 }
 
+int kl_opk_limit_set(kl_opk_limit_t *l, const kl_opk_limit_cfg_t *cfg)
+{
+    if (kl_opk_limit_cfg_check(cfg) != 0)
+        return KL_EINVAL;
+    kl_opk_limit_cfg_t c = *cfg;
+    c.window_s = c.window_s ? c.window_s : KL_OPK_WINDOW_S_DEFAULT;
+    c.per_pair = c.per_pair ? c.per_pair : KL_OPK_PER_PAIR_DEFAULT;
+    c.per_requester = c.per_requester ? c.per_requester : KL_OPK_PER_REQUESTER_DEFAULT;
+    c.per_target = c.per_target ? c.per_target : KL_OPK_PER_TARGET_DEFAULT;
+    c.per_peer = c.per_peer ? c.per_peer : KL_OPK_PER_PEER_DEFAULT;
+    c.max_tracked = l->cfg.max_tracked;
+    const uint32_t per[T_COUNT] = {c.per_pair, c.per_requester, c.per_target, c.per_peer};
+    for (int i = 0; i < T_COUNT; i++)
+        (void)kl_buckets_set_rate(l->t[i], per[i], (uint64_t)c.window_s * 1000); /* >= 1 each */
+    l->cfg = c;
+    return 0;
+}
+
 void kl_opk_limit_free(kl_opk_limit_t *l)
 {
     if (l == NULL)

@@ -72,6 +72,10 @@ int kl_opk_limit_cfg_check(const kl_opk_limit_cfg_t *cfg);
 int kl_opk_limit_new(kl_opk_limit_t **out, const kl_opk_limit_cfg_t *cfg);
 /* Wipes the hashing key; NULL is fine. */
 void kl_opk_limit_free(kl_opk_limit_t *l);
+/* New limits (a config reload; 0 fields: defaults; max_tracked is kept):
+ * every requester keeps what it has used, at most the new limits. 0 or
+ * KL_EINVAL (nothing changes). */
+int kl_opk_limit_set(kl_opk_limit_t *l, const kl_opk_limit_cfg_t *cfg);
 /* May requester consume one of target's OPKs at now_ms (wall clock; a
  * clock stepping back refills nothing)? peer names the federation peer that
  * proxied the fetch, NULL for a local requester. 1: yes, and a token was

@@ -29,6 +29,13 @@ void kl_server_cfg_defaults(kl_server_cfg_t *cfg)
     cfg->idle_timeout_s = 300;
     cfg->write_queue = 1u << 20;
     cfg->expire_interval_s = 60;
+    cfg->fed_retry_max_s = KL_FED_RETRY_MAX_S;
+    cfg->opk.window_s = KL_OPK_WINDOW_S_DEFAULT;
+    cfg->opk.per_pair = KL_OPK_PER_PAIR_DEFAULT;
+    cfg->opk.per_requester = KL_OPK_PER_REQUESTER_DEFAULT;
+    cfg->opk.per_target = KL_OPK_PER_TARGET_DEFAULT;
+    cfg->opk.per_peer = KL_OPK_PER_PEER_DEFAULT;
+    cfg->ud_per_min = KL_UD_PER_MIN_DEFAULT;
 }
 
 uint64_t kl_server_wall_ms(void)
@@ -140,7 +147,26 @@ static void on_job_done(void *ud, kl_job_t *job)
         kl_conn_job_done(job->owner, job);
         return;
     }
-    /* The only internal job: the TTL sweep. */
+    if (job->kind == KL_JOB_PEER_LIST) {
+        kl_server_peers_loaded(s, job);
+        kl_job_free(job);
+        return;
+    }
+    if (job->kind == KL_JOB_MAX_BYTES) {
+        if (job->result != 0)
+            kl_log(KL_LOG_ERROR, "config reload: cannot apply max-db-bytes: %s (the old cap stays)",
+                   kl_strerror(job->result));
+        else if (job->u.max_bytes.effective > job->u.max_bytes.max)
+            kl_log(KL_LOG_WARN, "config reload: the database already holds %llu bytes, over "
+                   "max-db-bytes: new messages are refused until acks and expiry free space",
+                   (unsigned long long)job->u.max_bytes.effective);
+        else
+            kl_log(KL_LOG_INFO, "config reload: database cap now %llu bytes",
+                   (unsigned long long)job->u.max_bytes.effective);
+        kl_job_free(job);
+        return;
+    }
+    /* The other internal job: the TTL sweep. */
     s->expire_running = 0;
     int more = 0;
     if (job->result != 0)
@@ -173,6 +199,61 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     kl_log(KL_LOG_INFO, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     kl_server_shutdown(h->data);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    kl_server_t *s = h->data;
+    (void)signum;
+    kl_log(KL_LOG_INFO, "received SIGHUP: reloading the configuration");
+    if (!s->stopping && s->cfg.on_reload)
+        s->cfg.on_reload(s->cfg.reload_ud);
+}
+
+int kl_server_reconfigure(kl_server_t *s, const kl_server_cfg_t *cfg)
+{
+    if (cfg->max_connections == 0 || cfg->dispatch.max_body > KL_MAX_BODY_LIMIT ||
+        cfg->dispatch.rate == 0 || cfg->dispatch.burst == 0 || cfg->write_queue == 0 ||
+        cfg->idle_timeout_s == 0 || cfg->handshake_timeout_s == 0 ||
+        kl_opk_limit_cfg_check(&cfg->opk) != 0 || cfg->ud_per_min > KL_UD_PER_MIN_MAX)
+        return KL_EINVAL;
+    if (kl_opk_limit_set(s->opk_limit, &cfg->opk) != 0)
+        return KL_EINVAL;
+    (void)kl_buckets_set_rate(s->ud_limit, cfg->ud_per_min ? cfg->ud_per_min
+                                                           : KL_UD_PER_MIN_DEFAULT, 60000);
+    kl_dispatch_cfg_t *d = &s->cfg.dispatch;
+    d->max_body = cfg->dispatch.max_body;
+    d->ttl_default_s = cfg->dispatch.ttl_default_s;
+    d->ttl_max_s = cfg->dispatch.ttl_max_s;
+    d->quota = cfg->dispatch.quota;
+    d->rate = cfg->dispatch.rate;
+    d->burst = cfg->dispatch.burst;
+    s->cfg.max_connections = cfg->max_connections;
+    s->cfg.handshake_timeout_s = cfg->handshake_timeout_s;
+    s->cfg.idle_timeout_s = cfg->idle_timeout_s;
+    s->cfg.write_queue = cfg->write_queue;
+    s->cfg.opk = cfg->opk;
+    s->cfg.ud_per_min = cfg->ud_per_min;
+    s->cfg.fed_retry_max_s = cfg->fed_retry_max_s;
+    kl_fed_set_limits(s->fed,
+                      (s->cfg.fed_retry_max_s ? s->cfg.fed_retry_max_s : KL_FED_RETRY_MAX_S) *
+                          1000u,
+                      d->ttl_max_s, &d->quota);
+    return 0;
+}
+
+void kl_server_set_max_bytes(kl_server_t *s, uint64_t max_bytes)
+{
+    if (s->q == NULL || s->stopping)
+        return;
+    kl_job_t *job = kl_job_new(KL_JOB_MAX_BYTES, 0, NULL);
+    if (job == NULL) {
+        kl_log(KL_LOG_ERROR, "config reload: out of memory: max-db-bytes not applied");
+        return;
+    }
+    /* No cap: the largest sqlite takes (it clamps to its own maximum). */
+    job->u.max_bytes.max = max_bytes ? max_bytes : UINT64_MAX / 2;
+    kl_storeq_submit(s->q, job);
 }
 
 static void on_wakeup(uv_async_t *a)
@@ -237,7 +318,8 @@ int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg
     s->wakeup.data = s;
     uv_signal_init(loop, &s->sigint);
     uv_signal_init(loop, &s->sigterm);
-    s->sigint.data = s->sigterm.data = s;
+    uv_signal_init(loop, &s->sighup);
+    s->sigint.data = s->sigterm.data = s->sighup.data = s;
     uv_prepare_init(loop, &s->flush_prepare);
     uv_check_init(loop, &s->flush_check);
     s->flush_prepare.data = s->flush_check.data = s;
@@ -247,6 +329,8 @@ int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg
     if (cfg->handle_signals) {
         uv_signal_start(&s->sigint, on_signal, SIGINT);
         uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+        if (cfg->on_reload)
+            uv_signal_start(&s->sighup, on_sighup, SIGHUP);
     }
     *out = s;
     return 0;
@@ -377,6 +461,7 @@ void kl_server_shutdown(kl_server_t *s)
         uv_close((uv_handle_t *)&s->wakeup, on_closed_nothing);
         uv_close((uv_handle_t *)&s->sigint, on_closed_nothing);
         uv_close((uv_handle_t *)&s->sigterm, on_closed_nothing);
+        uv_close((uv_handle_t *)&s->sighup, on_closed_nothing);
         uv_close((uv_handle_t *)&s->flush_prepare, on_closed_nothing);
         uv_close((uv_handle_t *)&s->flush_check, on_closed_nothing);
     }
@@ -406,6 +491,7 @@ void kl_server_free(kl_server_t *s)
     kl_fed_stop(s->fed); /* when the storage thread never started */
     uv_run(s->loop, UV_RUN_DEFAULT); /* run the close callbacks */
     kl_fed_free(s->fed);
+    kl_fed_free(s->fed_dead);
     free(s->map);
     free(s->relay_name);
     kl_secure_free(s->static_sk);

@@ -36,6 +36,11 @@ typedef struct kl_server_cfg {
                                      * (0: KL_UD_PER_MIN_DEFAULT) */
     const char *control_path;       /* the operator's control socket (server_ctl.c),
                                      * NULL: none */
+    /* SIGHUP (with handle_signals): called on the loop thread to re-read
+     * the configuration (it calls kl_server_reconfigure and friends).
+     * NULL: SIGHUP is not handled. */
+    void (*on_reload)(void *ud);
+    void *reload_ud;
 } kl_server_cfg_t;
 
 /* Unidentified delivery (relay.proto Send.delivery_token): sends one user
@@ -59,6 +64,20 @@ int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound,
 int kl_server_start(kl_server_t *s, kl_storage_t *st);
 /* The federation address bound by kl_server_start ("" when none). */
 const char *kl_server_fed_address(const kl_server_t *s);
+/* Apply the settings of cfg that can change while the relay runs (loop
+ * thread; connections stay open): rate, burst, max_connections,
+ * handshake and idle timeouts (for timers armed from now on), max_body,
+ * quota, TTLs, write_queue, opk limits, ud_per_min and fed_retry_max_s.
+ * Every other field of cfg is ignored. 0, or KL_EINVAL (a value out of
+ * range: nothing changed). */
+int kl_server_reconfigure(kl_server_t *s, const kl_server_cfg_t *cfg);
+/* Cap the database at max_bytes (0: no cap) on the storage thread; the
+ * outcome is logged when the storage thread has applied it. */
+void kl_server_set_max_bytes(kl_server_t *s, uint64_t max_bytes);
+/* Read the federation peers from storage again (kollega-relay peer
+ * add/remove changed them): dial the new ones, close the links of removed
+ * ones. The outcome is logged when storage has answered. */
+void kl_server_reload_peers(kl_server_t *s);
 /* Begin the orderly shutdown (loop thread). */
 void kl_server_shutdown(kl_server_t *s);
 /* Same from any thread (tests). */

@@ -33,17 +33,9 @@ const char *kl_server_fed_address(const kl_server_t *s)
     return s->fed_bound;
 }
 
-int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
+/* Create s->fed for peers[0..n) (and the federation port). */
+static int fed_create(kl_server_t *s, const kl_storage_peer_t *peers, size_t n)
 {
-    kl_storage_peer_t *peers = NULL;
-    size_t n = 0;
-    int r = kl_storage_fed_peer_list(st, &peers, &n);
-    if (r)
-        return r;
-    if (n == 0 && (s->cfg.fed_listen == NULL || s->cfg.fed_listen[0] == '\0')) {
-        free(peers);
-        return 0;
-    }
     kl_fed_cfg_t fc = {
         .loop = s->loop,
         .relay_name = s->relay_name,
@@ -61,8 +53,7 @@ int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
         .dispatch = &s->cfg.dispatch,
         .ud = s,
     };
-    r = kl_fed_new(&s->fed, &fc, peers, n, s->fed_bound, sizeof s->fed_bound);
-    free(peers);
+    int r = kl_fed_new(&s->fed, &fc, peers, n, s->fed_bound, sizeof s->fed_bound);
     if (r) {
         kl_fed_stop(s->fed);
         return r;
@@ -72,4 +63,58 @@ int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
         kl_log(KL_LOG_INFO, "federation: %zu peer(s)%s%s", n, s->fed_bound[0] ? ", links on " : "",
                s->fed_bound);
     return 0;
+}
+
+int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
+{
+    kl_storage_peer_t *peers = NULL;
+    size_t n = 0;
+    int r = kl_storage_fed_peer_list(st, &peers, &n);
+    if (r)
+        return r;
+    if (n > 0 || (s->cfg.fed_listen && s->cfg.fed_listen[0]))
+        r = fed_create(s, peers, n);
+    free(peers);
+    return r;
+}
+
+void kl_server_reload_peers(kl_server_t *s)
+{
+    if (s->q == NULL || s->stopping)
+        return;
+    kl_job_t *job = kl_job_new(KL_JOB_PEER_LIST, 0, NULL);
+    if (job == NULL) {
+        kl_log(KL_LOG_ERROR, "federation: out of memory: peers not reloaded");
+        return;
+    }
+    kl_storeq_submit(s->q, job);
+}
+
+/* The peers as stored now: a relay that had none starts federation (its
+ * links are outgoing only unless it was started with a federation port);
+ * otherwise the module adds and removes the difference. */
+void kl_server_peers_loaded(kl_server_t *s, kl_job_t *job)
+{
+    size_t added = 0, removed = 0;
+    int r = job->result;
+    if (r == 0 && s->stopping)
+        return;
+    if (r == 0 && s->fed == NULL && job->u.peers.n > 0) {
+        r = fed_create(s, job->u.peers.list, job->u.peers.n);
+        if (r == 0) {
+            kl_fed_start(s->fed);
+            added = job->u.peers.n;
+        } else {
+            s->fed_dead = s->fed; /* stopped; freed after the loop (its handles close) */
+            s->fed = NULL;
+            s->cfg.dispatch.fed = NULL;
+        }
+    } else if (r == 0 && s->fed) {
+        r = kl_fed_set_peers(s->fed, job->u.peers.list, job->u.peers.n, &added, &removed);
+    }
+    if (r)
+        kl_log(KL_LOG_ERROR, "federation: cannot reload the peers: %s (the running ones stay)",
+               kl_strerror(r));
+    else
+        kl_log(KL_LOG_INFO, "federation: %zu peer(s) added, %zu removed", added, removed);
 }

@@ -42,7 +42,7 @@ struct kl_server {
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t expire_timer;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_async_t wakeup;           /* kl_server_shutdown_async */
     int handles_init;
     kl_storeq_t *q;
@@ -56,6 +56,7 @@ struct kl_server {
     int rbuf_busy;
     int expire_running;
     kl_fed_t *fed;               /* federation (server_fed.c), NULL without peers/port */
+    kl_fed_t *fed_dead;          /* one that failed to start on a reload, freed at the end */
     char fed_bound[300];         /* federation listen address actually bound */
     /* Write coalescing (conn.c): connections with frames sealed this loop
      * turn and not yet handed to uv_write. flush_prepare (before the loop
@@ -154,5 +155,7 @@ unsigned kl_server_drop_user(kl_server_t *s, uint64_t user, const kl_conn_t *exc
 /* server_fed.c: create s->fed from the peers in st and cfg.fed_listen
  * (nothing when there are neither). */
 int kl_server_fed_new(kl_server_t *s, kl_storage_t *st);
+/* A KL_JOB_PEER_LIST came back (the caller frees the job). */
+void kl_server_peers_loaded(kl_server_t *s, kl_job_t *job);
 
 #endif

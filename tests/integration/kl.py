@@ -16,6 +16,17 @@ RELAY = os.path.join(BIN, "kollega-relay")
 CLIENT = os.path.join(BIN, "kollega")
 PROBE = os.environ.get("KL_PROBE", os.path.join(BIN, "tests", "kl-probe"))
 TIMEOUT = 120
+# No configuration file unless a test gives one: a /etc/kollega/relay.conf
+# on the machine must not change what the tests run.
+os.environ["KOLLEGA_RELAY_CONFIG"] = ""
+# Handles appear in the relay's log only at debug: tests that watch for a
+# user's login run their relay with this.
+DEBUG_LOG = ["--log-level", "debug"]
+
+
+def logins(relay, handle):
+    """How often handle authenticated, from the log of a relay at debug."""
+    return relay.read_log().count("user=%s authenticated" % handle)
 
 
 class Fail(Exception):

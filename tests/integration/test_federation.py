@@ -38,7 +38,7 @@ def relay_cmd(*args):
     return r.stdout.decode()
 
 
-def federation(root, relays, names=NAMES, wrong=None):
+def federation(root, relays, names=NAMES, wrong=None, extra=()):
     """Initialise the relays, make every pair peers (wrong=(a, b): a has a
     wrong key for b), start them, and return them by short name."""
     out = {}
@@ -46,7 +46,7 @@ def federation(root, relays, names=NAMES, wrong=None):
         r = Relay(root, name=n)
         r.fed_port = free_port()
         r.extra = ["--federation-listen", "127.0.0.1:%d" % r.fed_port,
-                   "--federation-retry-max", "1"]
+                   "--federation-retry-max", "1"] + list(extra)
         relay_cmd("init", "--data", r.data, "--name", n, "--listen", "127.0.0.1:0")
         r.key = r.status()["public_key"]
         out[n.split(".")[0]] = r

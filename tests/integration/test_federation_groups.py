@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import time
 
-from kl import CLIENT, Client, check, main
+from kl import CLIENT, DEBUG_LOG, Client, check, logins, main
 from probe_user import probe_member
 from test_federation import federation, receive_until, wait_link
 
@@ -38,7 +38,7 @@ def group_msgs(got):
 
 
 def test_group_on_three_relays(root, relays):
-    rs = federation(root, relays)
+    rs = federation(root, relays, extra=DEBUG_LOG)
     for a in rs.values():
         for b in rs.values():
             if a is not b:
@@ -91,13 +91,13 @@ def test_group_on_three_relays(root, relays):
 
     # A listening member on another relay gets the message pushed: the home
     # relay notifies stockholm once, stockholm tells bob's connection to fetch.
-    logins = rs["stockholm"].read_log().count("authenticated as bob")
+    before = logins(rs["stockholm"], "bob")
     p = subprocess.Popen([CLIENT, "--home", bob.home, "--json", "receive", "--timeout", "20"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bob.env(),
                          stdin=subprocess.DEVNULL)
     try:
         deadline = time.time() + 20
-        while (rs["stockholm"].read_log().count("authenticated as bob") == logins and
+        while (logins(rs["stockholm"], "bob") == before and
                time.time() < deadline):
             time.sleep(0.05)
         time.sleep(0.3)  # let its first fetch finish: what follows must be a push

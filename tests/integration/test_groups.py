@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import time
 
-from kl import CLIENT, Client, check, main, new_relay
+from kl import CLIENT, DEBUG_LOG, Client, check, logins, main, new_relay
 from probe_user import probe_member
 
 GROUP = "#erfa@oslo.test"
@@ -198,8 +198,8 @@ def test_majority(root, relays):
     check(a.address not in [x["address"] for x in members(b)["members"]], "alice left")
 
 
-def three(root, relays, policy="facilitators"):
-    relay = new_relay(root, relays)
+def three(root, relays, policy="facilitators", extra=()):
+    relay = new_relay(root, relays, extra=extra)
     a, b, c, d = users(root, relay, ["alice", "bob", "carol", "dave"])
     a.ok("group", "create", "#erfa", "--policy", policy)
     admit(a, [b, c], lambda i: [])
@@ -504,14 +504,14 @@ def test_old_key_after_removal_is_refused(root, relays):
 
 
 def test_follow_gets_pushed_group_messages(root, relays):
-    relay, a, b, c, d = three(root, relays)
-    logins = relay.read_log().count("authenticated as bob")
+    relay, a, b, c, d = three(root, relays, extra=DEBUG_LOG)
+    before = logins(relay, "bob")
     p = subprocess.Popen([CLIENT, "--home", b.home, "--json", "receive", "--timeout", "20"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=b.env(),
                          stdin=subprocess.DEVNULL)
     try:
         deadline = time.time() + 20
-        while relay.read_log().count("authenticated as bob") == logins and time.time() < deadline:
+        while logins(relay, "bob") == before and time.time() < deadline:
             time.sleep(0.05)
         a.ok("send", "#erfa", "direkte til deg")
         got = []

@@ -104,7 +104,7 @@ def test_no_secret_in_debug_log(root, relays):
     relay.stop()
     with open(relay.log_path, "rb") as f:
         log = f.read()
-    check(b" info " in log and b"registered as alice" in log and b"refused" in log,
+    check(b" info " in log and b"user=alice registered" in log and b"refused" in log,
           "the log saw the whole exercise")
     leaks = find_leaks(log, secrets)
     check(not leaks, "secrets in the relay log: %r" % leaks)

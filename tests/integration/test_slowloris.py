@@ -6,7 +6,7 @@ import select
 import socket
 import time
 
-from kl import check, main, new_relay
+from kl import DEBUG_LOG, check, main, new_relay
 from probe_user import ProbeUser, raise_fd_limit
 
 CONNS = 1000
@@ -48,7 +48,7 @@ def test_half_open_handshakes_time_out(root, relays):
     limit = raise_fd_limit(CONNS + 256)
     check(limit >= CONNS + 64, "need an open-file limit of at least %d, have %d"
           % (CONNS + 64, limit))
-    relay = new_relay(root, relays, extra=["--handshake-timeout", str(TIMEOUT_S)])
+    relay = new_relay(root, relays, extra=["--handshake-timeout", str(TIMEOUT_S)] + DEBUG_LOG)
     alice = ProbeUser(root, relay, "alice")
     bob = ProbeUser(root, relay, "bob")
     tokens = [relay.first_invite, relay.invite()]
@@ -79,7 +79,7 @@ def test_half_open_handshakes_time_out(root, relays):
     check(timeouts >= CONNS, "closed by the handshake timeout: %d of %d" % (timeouts, CONNS))
     # The relay's log is in event order (one loop thread): bob's ack was
     # served before the last stalled handshake timed out.
-    served = log.rfind("authenticated as bob")
+    served = log.rfind("user=bob authenticated")
     check(0 <= served < log.rfind("closed (handshake timeout)"),
           "the legitimate client was served while the stalled connections were open")
     print("%d stalled connections closed by the timeout (%d still open after the legitimate "

@@ -11,12 +11,8 @@ import sqlite3
 import subprocess
 import time
 
-from kl import PROBE, Client, check, main, new_relay
+from kl import DEBUG_LOG, PROBE, Client, check, logins, main, new_relay
 from test_federation import federation, wait_link
-
-
-def logins(relay, who):
-    return relay.read_log().count("authenticated as %s" % who)
 
 
 def texts(msgs):
@@ -24,7 +20,7 @@ def texts(msgs):
 
 
 def pair(root, relays, extra=()):
-    relay = new_relay(root, relays, extra=extra)
+    relay = new_relay(root, relays, extra=DEBUG_LOG + list(extra))
     alice = Client(root, "alice").init(relay.first_invite)
     bob = Client(root, "bob").init(relay.invite())
     s = alice.json1("send", bob.address, "hei bob")
@@ -91,7 +87,7 @@ def test_across_relays(root, relays):
     to either relay: stockholm proxies the lookup with alice's token to oslo,
     which checks it, then takes the send; oslo checks the token again when
     the forward arrives. A token oslo no longer knows makes kari fall back."""
-    rs = federation(root, relays, names=["oslo.test", "stockholm.test"])
+    rs = federation(root, relays, names=["oslo.test", "stockholm.test"], extra=DEBUG_LOG)
     wait_link(rs["oslo"], rs["stockholm"])
     wait_link(rs["stockholm"], rs["oslo"])
     alice = Client(root, "alice").init(rs["oslo"].first_invite)

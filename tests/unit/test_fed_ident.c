@@ -114,11 +114,68 @@ static void test_right_hint_one_try(void **state)
         uint64_t before = f->fed->hs_tries;
         fed_peer_t *p = kl_fed_identify(f->fed, msg, n, &hs);
         assert_non_null(p);
-        assert_ptr_equal(p, &f->fed->peers[i]);
+        assert_ptr_equal(p, f->fed->peers[i]);
         assert_int_equal(f->fed->hs_tries, before + 1);
         assert_true(kl_noise_hs_my_turn(hs));
         kl_noise_hs_free(hs);
     }
+}
+
+/* A reload (kl_fed_set_peers): a removed peer's hint is refused at once
+ * (no handshake) and the peer is no longer configured; a new peer is
+ * identified; unchanged peers are the same objects (their links and
+ * state stay). */
+static void test_set_peers_reload(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t msg[FED_HS_MAX], sk[32];
+    kl_storage_peer_t next[N_PEERS];
+    size_t added = 9, removed = 9;
+    fed_peer_t *kept0 = f->fed->peers[0], *kept2 = f->fed->peers[2];
+    /* peers 0, 2, 3 stay; 1 goes; a new one (id 9) comes; 3's key changes. */
+    next[0] = f->peers[0];
+    next[1] = f->peers[2];
+    next[2] = f->peers[3];
+    kl_x_keypair(next[2].key, sk);
+    next[3] = f->peers[1];
+    next[3].id = 9;
+    snprintf(next[3].name, sizeof next[3].name, "new.test");
+    uint8_t new_sk[32];
+    kl_x_keypair(next[3].key, new_sk);
+    assert_int_equal(kl_fed_set_peers(f->fed, next, N_PEERS, &added, &removed), 0);
+    assert_int_equal(added, 2);
+    assert_int_equal(removed, 2);
+    assert_int_equal(kl_fed_peer_count(f->fed), N_PEERS);
+    assert_ptr_equal(f->fed->peers[0], kept0);
+    assert_ptr_equal(f->fed->peers[1], kept2);
+    assert_null(kl_fed_peer(f->fed, "peer1.test"));
+    assert_non_null(kl_fed_peer(f->fed, "new.test"));
+    /* Jobs still naming a removed peer find it, retired. */
+    fed_peer_t *gone = kl_fed_peer_by_id(f->fed, 2);
+    assert_non_null(gone);
+    assert_true(gone->removed);
+    kl_noise_hs_t *hs = NULL;
+    uint64_t before = f->fed->hs_tries;
+    size_t n = hello(f->peer_sk[1], f->pk, f->pk, msg);
+    assert_null(kl_fed_identify(f->fed, msg, n, &hs));
+    n = hello(f->peer_sk[3], f->pk, f->pk, msg); /* peer 3's old key */
+    assert_null(kl_fed_identify(f->fed, msg, n, &hs));
+    assert_int_equal(f->fed->hs_tries, before);
+    n = hello(new_sk, f->pk, f->pk, msg);
+    fed_peer_t *p = kl_fed_identify(f->fed, msg, n, &hs);
+    assert_non_null(p);
+    assert_string_equal(p->cfg.name, "new.test");
+    kl_noise_hs_free(hs);
+    n = hello(sk, f->pk, f->pk, msg); /* peer 3's new key */
+    p = kl_fed_identify(f->fed, msg, n, &hs);
+    assert_non_null(p);
+    assert_string_equal(p->cfg.name, "peer3.test");
+    kl_noise_hs_free(hs);
+    n = hello(f->peer_sk[2], f->pk, f->pk, msg);
+    assert_ptr_equal(kl_fed_identify(f->fed, msg, n, &hs), kept2);
+    kl_noise_hs_free(hs);
+    kl_memzero(sk, sizeof sk);
+    kl_memzero(new_sk, sizeof new_sk);
 }
 
 /* Wrong, absent, truncated or stranger's hints: refused, no handshake. */
@@ -166,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hint_key_is_the_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_right_hint_one_try, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_peers_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_hints_cost_no_handshake, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
