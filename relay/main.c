@@ -24,6 +24,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "kollega/version.h"
 #include "log.h"
 #include "server.h"
 
@@ -49,7 +50,8 @@ static const char *USAGE_MAIN =
     "  invite  print one invite token for a new user\n"
     "  status  show the relay's name, key, address and counts\n"
     "  peer    add, list or remove federation peers (other relays)\n"
-    "run kollega-relay COMMAND --help for the options of a command\n";
+    "run kollega-relay COMMAND --help for the options of a command;\n"
+    "kollega-relay --version [--json] prints the version\n";
 
 static const char *USAGE_COMMON =
     "  --data DIR        data directory (default $KOLLEGA_RELAY_DATA, else\n"
@@ -759,6 +761,9 @@ out:
 
 int main(int argc, char **argv)
 {
+    int vr = kl_version_cli("kollega-relay", argc, argv);
+    if (vr >= 0)
+        return vr;
     opts_t o;
     memset(&o, 0, sizeof o);
     kl_server_cfg_defaults(&o.cfg);
