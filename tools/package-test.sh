@@ -141,6 +141,12 @@ systemctl stop $unit
 [ "$(systemctl show -p ExecMainStatus --value $unit)" = 0 ] || fail "the relay exited non-zero on stop"
 journalctl -u $unit --no-pager -o cat | grep -q "received SIGTERM" || fail "no SIGTERM in the journal"
 
+step "admin commands as root while the relay is stopped; it starts again after them"
+kollega-relay status --data $data >/dev/null || fail "status while stopped"
+kollega-relay invite --data $data >/dev/null || fail "invite while stopped"
+systemctl start $unit
+wait_listening "the relay did not start after admin commands run as root"
+
 step "apt-get purge kollega-relay: the unit goes, the key and database stay"
 key=$(kollega-relay status --data $data | awk '$1 == "public" {print $3}')
 DEBIAN_FRONTEND=noninteractive apt-get purge -q -y kollega-relay >/tmp/apt.log 2>&1 ||
