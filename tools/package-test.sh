@@ -18,8 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "package-test: needs root (it boots a container)" >&2; exit 2; }
-tools/deps.sh mmdebstrap systemd-container
 t0=$(date +%s)
+tools/deps.sh mmdebstrap systemd-container
 work=$(mktemp -d /tmp/kollega-package-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -36,7 +36,8 @@ image=$cache/bookworm-systemd.tar
 if [ ! -s "$image" ]; then
   echo "== building a pristine Debian 12 root with systemd (mmdebstrap, once)"
   mkdir -p "$cache"
-  mmdebstrap --variant=apt --include=ca-certificates,systemd-sysv,dbus bookworm \
+  rm -rf "$image.partial"
+  mmdebstrap --variant=apt --format=tar --include=ca-certificates,systemd-sysv,dbus bookworm \
     "$image.partial" >"$work/mmdebstrap.log" 2>&1 ||
     { tail -20 "$work/mmdebstrap.log" >&2; echo "package-test: mmdebstrap failed" >&2; exit 1; }
   mv "$image.partial" "$image"
@@ -69,10 +70,20 @@ step() { echo "== $*"; }
 data=/var/lib/kollega-relay
 unit=kollega-relay.service
 main_pid() { systemctl show -p MainPID --value $unit; }
+# Wait until the relay's journal has a line matching $1 (journald takes
+# the relay's log a moment after the relay wrote it).
+wait_journal() {
+  i=0
+  until journalctl -u $unit --no-pager -o cat | grep -q "$1"; do
+    i=$((i + 1)); [ $i -lt 60 ] || fail "no '$1' in the journal"
+    sleep 0.5
+  done
+}
 # Wait until the relay answers: it is listening and has stored its address.
 wait_listening() {
   i=0
-  until systemctl is-active -q $unit && kollega-relay status --data $data | grep -q '^last bound'; do
+  until systemctl is-active -q $unit &&
+    kollega-relay status --data $data 2>/dev/null | grep -q "^last bound"; do
     i=$((i + 1)); [ $i -lt 60 ] || { journalctl -u $unit --no-pager | tail -20; fail "$1"; }
     sleep 0.5
   done
@@ -80,8 +91,8 @@ wait_listening() {
 
 step "the relay started at boot (the package enabled it)"
 wait_listening "the relay did not start at boot"
-journalctl -u $unit --no-pager -o cat | grep -q "listening on 127.0.0.1:7447" ||
-  fail "no 'listening on' in the journal"
+wait_journal "listening on 127.0.0.1:7447"
+! journalctl --no-pager -o cat | grep -q "kollega:invite" || fail "an invite token is in the journal"
 
 step "systemd-analyze verify and security"
 systemd-analyze verify /lib/systemd/system/$unit || fail "systemd-analyze verify"
@@ -139,7 +150,7 @@ grep -q "Svar etter krasj" /tmp/recv || fail "kari did not receive lena's answer
 step "systemctl stop: a clean exit"
 systemctl stop $unit
 [ "$(systemctl show -p ExecMainStatus --value $unit)" = 0 ] || fail "the relay exited non-zero on stop"
-journalctl -u $unit --no-pager -o cat | grep -q "received SIGTERM" || fail "no SIGTERM in the journal"
+wait_journal "received SIGTERM"
 
 step "admin commands as root while the relay is stopped; it starts again after them"
 kollega-relay status --data $data >/dev/null || fail "status while stopped"
