@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-dist}")
 command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1 ||
   { echo "package: run it in a git checkout of Kollega" >&2; exit 2; }
-tools/deps.sh debhelper dpkg-dev
+tools/deps.sh build-essential debhelper dpkg-dev
 
 version=${KL_DEB_VERSION:-$(sed -n 's/^project(kollega VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists.txt)}
 [ -n "$version" ] || { echo "package: no project(kollega VERSION ...) in CMakeLists.txt" >&2; exit 1; }
