@@ -18,6 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "package-test: needs root (it boots a container)" >&2; exit 2; }
+[ -d /sys/fs/cgroup ] && [ -n "$(ls -A /sys/fs/cgroup)" ] ||
+  { echo "package-test: systemd-nspawn needs /sys/fs/cgroup: run it on a host or VM, not in a" \
+    "chroot" >&2; exit 2; }
 t0=$(date +%s)
 tools/deps.sh mmdebstrap systemd-container
 work=$(mktemp -d /tmp/kollega-package-test.XXXXXX)
