@@ -12,6 +12,7 @@
 #include "channels.h"
 #include "cmd.h"
 #include "kollega/crypto.h"
+#include "kollega/version.h"
 
 #define MAX_POS 16 /* contact verify A --confirm and a NUMBER in 12 groups: 15 */
 
@@ -57,6 +58,7 @@ static const char USAGE[] =
     "               $XDG_DATA_HOME/kollega, else ~/.local/share/kollega)\n"
     "  --json       machine-readable output: one JSON object per line\n"
     "  --help       help for kollega or for a command\n"
+    "  --version    print kollega's version\n"
     "\n"
     "The passphrase of your store is read from KOLLEGA_PASSPHRASE, else asked on the\n"
     "terminal (a new one for `passphrase`: KOLLEGA_NEW_PASSPHRASE, else asked twice).\n"
@@ -523,6 +525,9 @@ static int run(kl_cli_t *cli, args_t *a)
 
 int main(int argc, char **argv)
 {
+    int vr = kl_version_cli("kollega", argc, argv);
+    if (vr >= 0)
+        return vr;
     args_t a;
     kl_cli_t cli;
     int rc = parse(argc, argv, &a);

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "fed_cli.h"
 #include "kollega/crypto.h"
+#include "kollega/version.h"
 
 static const kl_cli_cmd_t *const CMDS[] = {&kl_cli_init, &kl_cli_serve, &kl_cli_invite,
                                            &kl_cli_status, &kl_cli_config, &kl_cli_user,
@@ -20,12 +21,16 @@ static void usage_main(FILE *f)
     for (size_t i = 0; i < NCMDS; i++)
         fprintf(f, "  %-7s %s\n", CMDS[i]->name, CMDS[i]->summary);
     fputs("  peer    add, list or remove federation peers (other relays)\n"
-          "run kollega-relay COMMAND --help for the options of a command\n",
+          "run kollega-relay COMMAND --help for the options of a command;\n"
+          "kollega-relay --version [--json] prints the version\n",
           f);
 }
 
 int main(int argc, char **argv)
 {
+    int vr = kl_version_cli("kollega-relay", argc, argv);
+    if (vr >= 0)
+        return vr;
     kl_cli_opts_t o;
     memset(&o, 0, sizeof o);
     kl_server_cfg_defaults(&o.cfg);

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-      libsqlite3-dev libcmocka-dev python3 mount libinih-dev "$@")
+      libsqlite3-dev libcmocka-dev python3 mount libinih-dev scdoc groff-base "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,7 +21,7 @@ dir=${KL_FUZZ_DIR:-build-fuzz}
 
 tools/deps.sh clang libclang-rt-14-dev
 echo "== build (clang, libFuzzer + ASan+UBSan) in $dir"
-cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DKOLLEGA_FUZZ=ON \
+cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DKOLLEGA_FUZZ=ON -DKOLLEGA_WERROR=ON \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=()
 for f in tests/fuzz/fuzz_*.c; do

@@ -33,7 +33,7 @@ void fuzz_init(void);
 void fuzz_rng_reset(uint64_t seed);
 /* abort() with a message when cond is false: the targets' oracles. */
 #define FUZZ_CHECK(cond) ((cond) ? (void)0 : fuzz_fail(#cond, __FILE__, __LINE__))
-void fuzz_fail(const char *what, const char *file, int line);
+void fuzz_fail(const char *what, const char *file, int line) __attribute__((noreturn));
 
 /* A bounded reader over the fuzz input, for the targets that take
  * structured input; every read past the end yields zeros / empty. */

@@ -547,7 +547,7 @@ static void gen_sealed(void)
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char name[32];
         memset(pad, 'p', sizeof pad);
-        FUZZ_CHECK(kl_pad(pad, lens[i], sizeof pad, &plen) == 0);
+        FUZZ_CHECK(kl_pad(pad, lens[i], sizeof pad, &plen) == 0 && plen <= sizeof pad);
         b_reset(&b);
         b_u8(&b, 2);
         b_put(&b, pad, plen);

@@ -357,7 +357,7 @@ static void test_sync_cursor_dedupe_and_failures(void **state)
 typedef struct directory {
     int offline;
     size_t n;
-    char addr[4][64];
+    char addr[4][KL_ADDR_MAX + 1];
     uint8_t key[4][32];
 } directory_t;
 

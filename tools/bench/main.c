@@ -12,6 +12,7 @@
 
 #include "bench.h"
 #include "kollega/err.h"
+#include "kollega/version.h"
 #include "spawn.h"
 
 #define EXIT_FAIL 1
@@ -62,6 +63,7 @@ static void usage(FILE *out)
         "output:\n"
         "  --json                one JSON line on stdout instead of the human lines\n"
         "  --quiet               no progress lines on stderr\n"
+        "  --version             print the version (with --json: as JSON)\n"
         "exit: 0 no errors, 1 errors or failure, 2 usage\n", out);
 }
 
@@ -305,6 +307,9 @@ static void fill_params(kb_result_t *r, const kb_opts_t *o)
 
 int main(int argc, char **argv)
 {
+    int vr = kl_version_cli("kollega-bench", argc, argv);
+    if (vr >= 0)
+        return vr;
     kb_opts_t o;
     int help = 0;
     memset(&o, 0, sizeof o);
