@@ -106,7 +106,7 @@ static void usage(void)
            "  Check a configuration file for serve and print the settings it gives\n"
            "  (every key, from the file or the default). Exit 0 when it is valid, 2\n"
            "  when it is not (the error names the file, line and key).\n"
-           "  FILE defaults to the file serve reads without --config: $%s\n"
+           "  FILE defaults to the file serve reads by default: $%s\n"
            "  when set (empty: none), else %s.\n"
            "  --json            one object: file, valid, settings {key: {value, from}}\n"
            "                    (or error)\n"
