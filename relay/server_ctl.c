@@ -1,5 +1,5 @@
 /* The relay side of the control socket (control.h): a unix socket served
- * on the relay's loop, for the admin commands of the same user. Requests
+ * on the relay's loop, for the admin commands of the same user (or root). Requests
  * are small and capped (KL_CTL_REQ_MAX, one per connection); a request
  * that needs storage becomes a job on the storage thread like any client
  * request, so that it runs on the relay's own connection and updates what
@@ -238,6 +238,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     }
 }
 
+/* The relay's own user, or root: root can read relay.key and the database
+ * anyway, and it is who runs the admin commands of a packaged relay (whose
+ * user systemd allocates at each start). */
 static int same_user(uv_pipe_t *p)
 {
     uv_os_fd_t fd;
@@ -246,7 +249,7 @@ static int same_user(uv_pipe_t *p)
     if (uv_fileno((uv_handle_t *)p, &fd) != 0 ||
         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof cr)
         return 0;
-    return cr.uid == geteuid();
+    return cr.uid == geteuid() || cr.uid == 0;
 }
 
 static void on_connection(uv_stream_t *l, int status)

@@ -132,6 +132,16 @@ runuser -u kari -- kollega --home /home/kari/.kollega send lena@$relay "Hei Lena
 runuser -u lena -- kollega --home /home/lena/.kollega receive | tee /tmp/recv
 grep -q "kari@$relay.*Hei Lena, fra pakken" /tmp/recv || fail "lena did not receive kari's message"
 
+step "status (as root) sees the running relay; reload re-reads the config and keeps it running"
+kollega-relay status --data $data | tee /tmp/status
+grep -q "^state .*running (pid $(main_pid), up" /tmp/status || fail "status does not see the running relay"
+pid=$(main_pid)
+systemctl reload $unit
+wait_journal "config reload from /etc/kollega/relay.conf"
+[ "$(main_pid)" = "$pid" ] && systemctl is-active -q $unit || fail "reload stopped or replaced the relay"
+runuser -u kari -- kollega --home /home/kari/.kollega send lena@$relay "Etter reload" ||
+  fail "send after the reload"
+
 step "a crashed relay is restarted (Restart=on-failure)"
 old=$(main_pid)
 kill -KILL "$old"
