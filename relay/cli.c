@@ -213,6 +213,7 @@ static const str_opt_t STRS[] = {
     {"--federation-listen", "serve", offsetof(kl_cli_opts_t, fed_listen)},
     {"--config", "serve", offsetof(kl_cli_opts_t, config)},
     {"--log-format", "serve", offsetof(kl_cli_opts_t, log_format)},
+    {"--metrics-listen", "serve", offsetof(kl_cli_opts_t, metrics_listen)},
 };
 #define NSTRS (sizeof STRS / sizeof STRS[0])
 #define NNUMS (sizeof NUMS / sizeof NUMS[0])
@@ -235,7 +236,7 @@ static const char *check_str(const char *flag, const char *v)
     if (strcmp(flag, "--log-format") == 0 && kl_log_format_parse(v, &lf) != 0)
         return "text or json";
     if ((strcmp(flag, "--listen") == 0 || strcmp(flag, "--advertise") == 0 ||
-         strcmp(flag, "--federation-listen") == 0) &&
+         strcmp(flag, "--federation-listen") == 0 || strcmp(flag, "--metrics-listen") == 0) &&
         kl_admin_listen_parse(v, host, sizeof host, &port) != 0)
         return "HOST:PORT or [IPv6]:PORT";
     if (strcmp(flag, "--advertise") == 0 && kl_admin_wildcard(host))

@@ -25,6 +25,7 @@ typedef struct kl_cli_opts {
     const char *cmd;
     const char *data, *name, *listen, *advertise, *expires, *sync, *log_level;
     const char *fed_listen;
+    const char *metrics_listen;
     const char *config, *log_format;
     int argc;                          /* the command line kl_cli_parse read */
     char **argv;

@@ -20,6 +20,7 @@ static const char *unset_text(const char *key)
         {"log-level", "info"},
         {"log-format", "text"},
         {"federation-listen", "the remembered one, else none"},
+        {"metrics-listen", "off"},
         {"max-db-bytes", "no cap"},
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)

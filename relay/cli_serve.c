@@ -50,7 +50,8 @@ static void raise_fd_limit(uint32_t conns)
 }
 
 static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *name, const char *key,
-                        const char *token, uint64_t expires, const char *no_invite)
+                        const char *token, uint64_t expires, const char *no_invite,
+                        const char *metrics)
 {
     char when[32];
     kl_json_t j;
@@ -61,6 +62,8 @@ static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *n
         kl_json_str(&j, "address", bound);
         kl_json_str(&j, "name", name);
         kl_json_str(&j, "public_key", key);
+        if (metrics[0])
+            kl_json_str(&j, "metrics_address", metrics);
         kl_json_obj_end(&j);
         kl_cli_print_json(&j);
     } else {
@@ -95,6 +98,8 @@ static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *n
                    "address clients reach it at; run: %s\n", no_invite);
         }
     }
+    if (metrics[0] && !o->json)
+        printf("metrics on http://%s/metrics\n", metrics);
     fflush(stdout);
 }
 
@@ -125,7 +130,7 @@ typedef struct serve_ctx {
 static int needs_restart(const char *key)
 {
     static const char *const K[] = {"listen", "data", "name", "federation-listen", "sync",
-                                    "advertise"};
+                                    "advertise", "metrics-listen"};
     for (size_t i = 0; i < sizeof K / sizeof K[0]; i++)
         if (strcmp(key, K[i]) == 0)
             return 1;
@@ -234,7 +239,8 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
         return kl_cli_fail_usage("serve", "--log-level takes debug, info, warn or error");
     apply_log(o);
     if ((r = kl_cli_check_listen(o, o->listen, "--listen")) ||
-        (r = kl_cli_check_listen(o, o->advertise, "--advertise")))
+        (r = kl_cli_check_listen(o, o->advertise, "--advertise")) ||
+        (r = kl_cli_check_listen(o, o->metrics_listen, "--metrics-listen")))
         return r;
     if (o->name && !kl_relayname_valid(o->name))
         return kl_cli_fail_usage("serve", "invalid relay name '%s': use lower-case letters, digits, "
@@ -328,6 +334,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
     o->cfg.fed_listen = fedl[0] ? fedl : NULL;
     static char ctl[KL_PATH_MAX]; /* the control socket (control.h) */
     o->cfg.control_path = kl_admin_path(dir, KL_CTL_NAME, ctl, sizeof ctl) == 0 ? ctl : NULL;
+    o->cfg.metrics_listen = o->metrics_listen;
     raise_fd_limit(o->cfg.max_connections);
     uv_loop_init(&loop);
     r = kl_server_new(&srv, &loop, &o->cfg);
@@ -364,7 +371,8 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
         kl_log(KL_LOG_INFO, "federation links accepted on %s", kl_server_fed_address(srv));
     kl_log(KL_LOG_INFO, "relay %s listening on %s (max %u connections, body <= %zu bytes)", name,
            bound, o->cfg.max_connections, o->cfg.dispatch.max_body);
-    print_serve(o, bound, name, key, token, expires, first && no_adv ? run : NULL);
+    print_serve(o, bound, name, key, token, expires, first && no_adv ? run : NULL,
+                kl_server_metrics_address(srv));
     kl_memzero(token, sizeof token);
     uv_run(&loop, UV_RUN_DEFAULT);
     x->srv = NULL;
@@ -447,7 +455,10 @@ static void usage(void)
            "  --opk-per-target N       of one user, all requesters (30)\n"
            "  --opk-per-peer N         by the users of one peer relay together (200)\n"
            "  --unidentified-rate N    unidentified sends one user may receive per\n"
-           "                           minute (60); over it senders must identify\n",
+           "                           minute (60); over it senders must identify\n"
+           "  --metrics-listen H:P     serve Prometheus metrics at http://H:P/metrics\n"
+           "                           (default: off; use a loopback address such as\n"
+           "                           127.0.0.1:9477, port 0 = any free port)\n",
            KL_CONFIG_ENV, KL_CONFIG_DEFAULT, KL_DEFAULT_LISTEN, KL_MAX_BODY_LIMIT);
     kl_cli_usage_common();
 }

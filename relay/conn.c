@@ -281,6 +281,8 @@ static void send_sealed(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, si
         return;
     }
     out_commit(c, len);
+    if (f != NULL && f->body_case == BODY(ERROR) && f->error != NULL)
+        kl_metrics_error_sent(c->srv->metrics, (unsigned)f->error->code);
 }
 
 void kl_conn_send(kl_conn_t *c, const kl_frame_t *f, int is_push)
@@ -549,6 +551,7 @@ static int on_frame(void *ud, const uint8_t *msg, size_t len)
         kl_conn_close(c, r == KL_ECRYPTO ? "decryption failed" : "bad frame");
         return STOP;
     }
+    kl_metrics_frame_received(c->srv->metrics, (unsigned)f->body_case);
     if (c->sess.auth_pending) {
         if (c->n_backlog == KL_CONN_BACKLOG) {
             uint32_t id = f->id;

@@ -81,6 +81,9 @@ const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay);
 size_t kl_fed_peer_count(const kl_fed_t *f);
 /* Federation links (in or out) past their handshake and open. */
 size_t kl_fed_link_count(const kl_fed_t *f);
+/* Metrics: the name of peer i (below kl_fed_peer_count) and whether our
+ * link to it is up. */
+const char *kl_fed_peer_link(const kl_fed_t *f, size_t i, int *up);
 /* fed_group.c: tell each peer with users among addrs (n NUL-separated
  * addresses) that group has a new message (ops 0) or op (ops 1): ONE
  * GroupNotify per peer, on its link if up (best effort). f may be NULL. */

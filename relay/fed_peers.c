@@ -33,6 +33,13 @@ size_t kl_fed_peer_count(const kl_fed_t *f)
     return f ? f->n_peers : 0;
 }
 
+const char *kl_fed_peer_link(const kl_fed_t *f, size_t i, int *up)
+{
+    const fed_peer_t *p = f->peers[i];
+    *up = p->out != NULL && p->out->ready && !p->out->closing;
+    return p->cfg.name;
+}
+
 const kl_storage_peer_t *kl_fed_peer(const kl_fed_t *f, const char *relay)
 {
     if (f == NULL)

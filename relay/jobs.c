@@ -54,6 +54,10 @@ static void drop_outputs(kl_job_t *job)
         job->u.peers.list = NULL;
         job->u.peers.n = 0;
         break;
+    case KL_JOB_STATS:
+        free(job->u.stats.peers);
+        memset(&job->u.stats, 0, sizeof job->u.stats);
+        break;
     case KL_JOB_EXPIRE:
         job->u.expire.deleted = 0;
         job->u.expire.more = 0;
@@ -98,6 +102,7 @@ int kl_job_needs_savepoint(const kl_job_t *job)
     case KL_JOB_LOOKUP:
     case KL_JOB_FETCH:
     case KL_JOB_PREKEY_STATUS:
+    case KL_JOB_STATS:
         return 0;
     default:
         return 1;
@@ -195,6 +200,11 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
     case KL_JOB_EXPIRE:
         r = kl_storage_expire(st, job->now_ms, job->u.expire.max, &job->u.expire.deleted,
                               &job->u.expire.more);
+        break;
+    case KL_JOB_STATS:
+        r = kl_storage_stats(st, job->now_ms, &job->u.stats.stats);
+        if (r == 0)
+            r = kl_storage_fed_peer_list(st, &job->u.stats.peers, &job->u.stats.n_peers);
         break;
     case KL_JOB_GROUP_OP:
     case KL_JOB_GROUP_FETCH:

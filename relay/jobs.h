@@ -14,6 +14,7 @@
 #include "chan_job.h"
 #include "fed_job.h"
 #include "storage.h"
+#include "storage_fed.h"
 
 typedef enum kl_job_kind {
     KL_JOB_REGISTER = 1,
@@ -30,6 +31,7 @@ typedef enum kl_job_kind {
     KL_JOB_USER_REMOVE,  /* the operator removes a user (server_ctl.c) */
     KL_JOB_MAX_BYTES,    /* a new database cap (a config reload) */
     KL_JOB_PEER_LIST,    /* the federation peers (a config reload) */
+    KL_JOB_STATS,        /* metrics: counts of users, entries, outboxes (reads only) */
     /* Federation (fed_jobs.c): u.fed->op says what. */
     KL_JOB_FED = 64,
     /* ERFA groups (jobs_group.c) */
@@ -198,6 +200,11 @@ typedef struct kl_job {
                                             * push, NUL-separated (storage_gfed.h) */
             size_t notify_len, n_notify;
         } group;
+        struct { /* out only: storage counts, every peer with its outbox depth */
+            kl_storage_stats_t stats;
+            kl_storage_peer_t *peers; /* malloc'd, freed with the job */
+            size_t n_peers;
+        } stats;
         struct kl_fed_job *fed; /* KL_JOB_FED: fed_job.h, freed with the job */
         kl_chan_job_t chan;     /* KL_JOB_CHAN_*: chan_job.h */
     } u;

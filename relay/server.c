@@ -166,7 +166,11 @@ static void on_job_done(void *ud, kl_job_t *job)
         kl_job_free(job);
         return;
     }
-    /* The other internal job: the TTL sweep. */
+    if (job->kind == KL_JOB_STATS) {
+        kl_server_metrics_stats_done(s, job);
+        return;
+    }
+    /* The remaining internal job: the TTL sweep. */
     s->expire_running = 0;
     int more = 0;
     if (job->result != 0)
@@ -385,6 +389,12 @@ static int listen_backlog(void)
     return n < 65535 ? n : 65535;
 }
 
+int kl_server_resolve(kl_server_t *s, const char *host, uint16_t port,
+                      struct sockaddr_storage *ss)
+{
+    return resolve(s, host, port, ss);
+}
+
 int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound, size_t cap)
 {
     struct sockaddr_storage ss;
@@ -423,12 +433,16 @@ int kl_server_start(kl_server_t *s, kl_storage_t *st)
 {
     if (!s->listener_open || s->q)
         return KL_ESTATE;
-    int r = kl_server_fed_new(s, st); /* reads the peers before st moves to storage */
+    int r = kl_server_metrics_bind(s);
+    if (r)
+        return r;
+    r = kl_server_fed_new(s, st); /* reads the peers before st moves to storage */
     if (r)
         return r;
     r = kl_storeq_start(&s->q, s->loop, st, on_job_done, s);
     if (r)
         return r;
+    kl_server_metrics_start(s);
     if (s->fed)
         kl_fed_start(s->fed);
     uint64_t every = (uint64_t)s->cfg.expire_interval_s * 1000;
@@ -466,6 +480,7 @@ void kl_server_shutdown(kl_server_t *s)
         uv_close((uv_handle_t *)&s->flush_check, on_closed_nothing);
     }
     kl_server_ctl_stop(s);
+    kl_server_metrics_stop(s);
     for (kl_conn_t *c = s->conns; c; c = c->next)
         kl_conn_close(c, "relay shutting down");
     /* Every connection is closing, so completions are dropped (a committed
@@ -492,6 +507,7 @@ void kl_server_free(kl_server_t *s)
     uv_run(s->loop, UV_RUN_DEFAULT); /* run the close callbacks */
     kl_fed_free(s->fed);
     kl_fed_free(s->fed_dead);
+    kl_server_metrics_free(s);
     free(s->map);
     free(s->relay_name);
     kl_secure_free(s->static_sk);

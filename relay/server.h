@@ -41,6 +41,7 @@ typedef struct kl_server_cfg {
      * NULL: SIGHUP is not handled. */
     void (*on_reload)(void *ud);
     void *reload_ud;
+    const char *metrics_listen;     /* Prometheus endpoint HOST:PORT, NULL: off */
 } kl_server_cfg_t;
 
 /* Unidentified delivery (relay.proto Send.delivery_token): sends one user
@@ -78,6 +79,8 @@ void kl_server_set_max_bytes(kl_server_t *s, uint64_t max_bytes);
  * add/remove changed them): dial the new ones, close the links of removed
  * ones. The outcome is logged when storage has answered. */
 void kl_server_reload_peers(kl_server_t *s);
+/* The metrics address bound by kl_server_start ("" when off). */
+const char *kl_server_metrics_address(const kl_server_t *s);
 /* Begin the orderly shutdown (loop thread). */
 void kl_server_shutdown(kl_server_t *s);
 /* Same from any thread (tests). */

@@ -10,6 +10,8 @@
 #include "fed.h"
 #include "kollega/frame.h"
 #include "kollega/noise.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "server.h"
 #include "storeq.h"
 
@@ -68,6 +70,14 @@ struct kl_server {
     struct kl_ctl *ctl;          /* the control socket (server_ctl.c), NULL without */
     uint64_t started_ms;         /* wall clock at kl_server_start */
     uint64_t admin_gen;          /* accounts removed or re-keyed so far (server_ctl.c) */
+    /* Metrics (server_metrics.c), all NULL / 0 when off. */
+    kl_metrics_t *metrics;
+    kl_metrics_http_t *metrics_http;
+    char metrics_bound[300];
+    uv_timer_t stats_timer;      /* refreshes the storage gauges */
+    int stats_timer_init;
+    int stats_running;           /* a KL_JOB_STATS is in storage */
+    kl_job_t *stats;             /* the last one that succeeded, NULL before */
 };
 
 struct kl_conn {
@@ -151,6 +161,19 @@ void kl_server_ctl_stop(kl_server_t *s);
 void kl_server_ctl_job_done(kl_server_t *s, kl_job_t *job);
 unsigned kl_server_drop_user(kl_server_t *s, uint64_t user, const kl_conn_t *except,
                              const char *reason);
+
+/* server.c: resolve host (a literal or a name, once) with port. */
+int kl_server_resolve(kl_server_t *s, const char *host, uint16_t port,
+                      struct sockaddr_storage *ss);
+
+/* server_metrics.c: bind cfg.metrics_listen (nothing when NULL; before the
+ * storage starts), start refreshing the storage gauges (after), take a
+ * KL_JOB_STATS back, close everything (shutdown) and free (kl_server_free). */
+int kl_server_metrics_bind(kl_server_t *s);
+void kl_server_metrics_start(kl_server_t *s);
+void kl_server_metrics_stats_done(kl_server_t *s, kl_job_t *job);
+void kl_server_metrics_stop(kl_server_t *s);
+void kl_server_metrics_free(kl_server_t *s);
 
 /* server_fed.c: create s->fed from the peers in st and cfg.fed_listen
  * (nothing when there are neither). */

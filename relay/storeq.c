@@ -2,6 +2,7 @@
 
 #include "kollega/err.h"
 #include "log.h"
+#include "metrics.h"
 #include "storeq.h"
 
 typedef struct job_list {
@@ -30,6 +31,8 @@ struct kl_storeq {
     uv_thread_t cp_thread;
     uv_cond_t cp_cond;
     int cp_want;            /* under mu */
+    kl_metrics_t *metrics;  /* under mu (kl_storeq_set_metrics); NULL: none */
+    kl_metrics_t *m;        /* storage thread only: metrics of the batch running */
 };
 
 static void list_push(job_list_t *l, kl_job_t *j)
@@ -106,7 +109,7 @@ static void log_failures(kl_storeq_t *q, size_t failed, const char *what)
 /* One group commit over b. A job whose savepoint cannot even be opened or
  * closed means the transaction itself is broken: the whole batch is
  * abandoned. On failure every job of b has failed with KL_EIO. */
-static int commit_batch(kl_storeq_t *q, job_list_t *b)
+static int transaction(kl_storeq_t *q, job_list_t *b)
 {
     if (kl_storage_batch_begin(q->st) != 0) {
         fail_all(b, KL_EIO);
@@ -137,6 +140,15 @@ static int commit_batch(kl_storeq_t *q, job_list_t *b)
         return BATCH_LOST;
     }
     return BATCH_OK;
+}
+
+/* transaction(), counted in the metrics with its duration. */
+static int commit_batch(kl_storeq_t *q, job_list_t *b)
+{
+    uint64_t t0 = uv_hrtime();
+    int r = transaction(q, b);
+    kl_metrics_commit(q->m, r == BATCH_OK, uv_hrtime() - t0);
+    return r;
 }
 
 /* Run a batch. When its commit fails (typically the disk is full: the
@@ -185,6 +197,7 @@ static void thread_main(void *arg)
         if (q->queued.head == NULL && q->stopping)
             break;
         job_list_t b = take_batch(q);
+        q->m = q->metrics;
         uv_mutex_unlock(&q->mu);
         run_batch(q, &b);
         uv_mutex_lock(&q->mu);
@@ -342,6 +355,13 @@ void kl_storeq_submit(kl_storeq_t *q, kl_job_t *job)
     uv_mutex_lock(&q->mu);
     list_push(&q->queued, job);
     uv_cond_signal(&q->cond);
+    uv_mutex_unlock(&q->mu);
+}
+
+void kl_storeq_set_metrics(kl_storeq_t *q, kl_metrics_t *m)
+{
+    uv_mutex_lock(&q->mu);
+    q->metrics = m;
     uv_mutex_unlock(&q->mu);
 }
 

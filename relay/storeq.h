@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "jobs.h"
+#include "metrics.h"
 #include "storage.h"
 
 #define KL_STOREQ_MAX_BATCH 4096
@@ -38,6 +39,9 @@ int kl_storeq_start(kl_storeq_t **out, uv_loop_t *loop, kl_storage_t *st, kl_sto
 /* Queue a job (loop thread). From a callback that kl_storeq_stop is
  * running, the job is failed with KL_EIO and handed back like any other. */
 void kl_storeq_submit(kl_storeq_t *q, kl_job_t *job);
+/* Count every transaction's commit (or failure) and duration in m from
+ * the next batch on (loop thread; m outlives the queue, NULL: stop). */
+void kl_storeq_set_metrics(kl_storeq_t *q, kl_metrics_t *m);
 /* Number of jobs submitted and not yet handed back. */
 size_t kl_storeq_pending(const kl_storeq_t *q);
 /* Drain: run and commit everything queued, join the thread, hand every
