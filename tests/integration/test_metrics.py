@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 from kl import PROBE, RELAY, Client, Fail, check, main, new_relay
+from test_federation import NAMES, federation, receive_until, users
 
 METRICS = ["--metrics-listen", "127.0.0.1:0"]
 # The storage counts are refreshed every 5 s; polls wait for a change up to this.
@@ -20,11 +21,15 @@ POLL_S = 30
 
 
 def metrics_url(relay):
-    """The human output's metrics line comes after the listening and invite lines."""
-    line = relay.proc.stdout.readline().decode()
-    m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", line)
-    check(m is not None, "serve must print the metrics address, got %r" % line)
-    return m.group(1)
+    """The human output's metrics line comes after the listening line and
+    the invite line, if any (Relay.start has read the former)."""
+    lines = []
+    for _ in range(2):
+        lines.append(relay.proc.stdout.readline().decode())
+        m = re.search(r"^metrics on (http://127\.0\.0\.1:\d+/metrics)$", lines[-1])
+        if m:
+            return m.group(1)
+    raise Fail("serve must print the metrics address, got %r" % lines)
 
 
 def scrape(url):
@@ -292,6 +297,37 @@ def test_metrics_off_by_default_json_and_warning(root, relays):
           % (r.returncode, r.stderr))
 
 
+def test_metrics_federation_peer_state_and_outbox(root, relays):
+    rs = federation(root, relays, names=NAMES[:2])
+    oslo = rs["oslo"]
+    oslo.stop()
+    oslo.extra += METRICS
+    oslo.start()
+    url = metrics_url(oslo)
+    alice, bob = users(root, rs)
+    up = 'kollega_relay_federation_peer_up{peer="stockholm.test"}'
+    depth = 'kollega_relay_federation_outbox_entries{peer="stockholm.test"}'
+    poll(url, lambda s: s.get(up) == 1 and s.get(depth) == 0, "link to stockholm up")
+    alice.ok("send", bob.address, "første")
+    check([m["text"] for m in receive_until(bob, 1)] == ["første"], "first message")
+    rs["stockholm"].stop()
+    for t in ("andre", "tredje"):
+        alice.ok("send", bob.address, t)  # durable in oslo's outbox
+    s = poll(url, lambda s: s.get(up) == 0 and s.get(depth) == 2,
+             "stockholm down, two entries queued for it")
+    check(s['kollega_relay_federation_outbox_bytes{peer="stockholm.test"}'] > 0, "outbox bytes")
+    rs["stockholm"].start()
+    check(len(receive_until(bob, 2)) == 2, "the queued messages arrive")
+    s = poll(url, lambda s: s.get(up) == 1 and s.get(depth) == 0, "outbox drained, link up")
+    check(s["kollega_relay_federation_links"] >= 1, "links counted: %r" % s)
+    text = scrape(url)
+    check(set(re.findall(r'peer="([^"]*)"', text)) == {"stockholm.test"},
+          "peer labels are the configured peers only")
+    for secret in ("alice", "bob", "@"):
+        check(secret not in text, "%r must not appear in the metrics" % secret)
+
+
 if __name__ == "__main__":
     main([test_metrics_follow_activity_and_name_nobody, test_metrics_junk_http_and_slow_scrapers,
-          test_metrics_off_by_default_json_and_warning])
+          test_metrics_off_by_default_json_and_warning,
+          test_metrics_federation_peer_state_and_outbox])
