@@ -133,10 +133,13 @@ static void respond_text(mconn_t *c, const char *status, const char *extra, cons
 }
 
 /* The end of the header block (a blank line) within req[0..len), as an
- * offset past it, or 0. Bare LF line ends are accepted as well. */
-static size_t header_end(const char *req, size_t len)
+ * offset past it, or 0; bare LF line ends are accepted as well. Only a
+ * blank line ending at from or later is looked for (the earlier bytes were
+ * searched on the previous reads), so a request trickled in byte by byte
+ * costs linear time, not quadratic. */
+static size_t header_end(const char *req, size_t from, size_t len)
 {
-    for (size_t i = 1; i < len; i++) {
+    for (size_t i = from > 0 ? from : 1; i < len; i++) {
         if (req[i] != '\n')
             continue;
         if (req[i - 1] == '\n')
@@ -214,8 +217,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         c->len = 0; /* discard until EOF */
         return;
     }
+    size_t from = c->len;
     c->len += (size_t)nread;
-    if (header_end(c->req, c->len))
+    if (header_end(c->req, from, c->len))
         handle(c);
     else if (c->len == sizeof c->req)
         respond_text(c, "431 Request Header Fields Too Large", "", "request too large\n");

@@ -199,6 +199,21 @@ def test_metrics_junk_http_and_slow_scrapers(root, relays):
         check(got.startswith(want), "%r... must get %r, got %r" % (req[:20], want, got[:80]))
         check(b"Connection: close\r\n" in got, "every answer closes: %r" % got[:200])
         check(b"kollega_relay_" not in got, "no metrics outside GET /metrics")
+    # A request in pieces, split inside its final blank line, is put together.
+    host, port = re.match(r"http://([\d.]+):(\d+)/", url).groups()
+    s = socket.create_connection((host, int(port)), timeout=20)
+    for piece in (b"GET /metrics HTTP/1.0\r", b"\nHost: x\r\n\r", b"\n"):
+        s.sendall(piece)
+        time.sleep(0.2)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    check(got.startswith(b"HTTP/1.1 200 ") and b"kollega_relay_build_info" in got,
+          "a request sent in pieces is answered: %r" % got[:100])
     try:
         urllib.request.urlopen(path + "/other", timeout=10)
         raise Fail("GET /other must fail")
@@ -211,7 +226,6 @@ def test_metrics_junk_http_and_slow_scrapers(root, relays):
     # relay holds a few of them; past its cap the next is closed at once,
     # and none of them keeps a scrape or a client from being served once
     # they are gone.
-    host, port = re.match(r"http://([\d.]+):(\d+)/", url).groups()
     slow = []
     for _ in range(8):
         s = socket.create_connection((host, int(port)), timeout=20)
