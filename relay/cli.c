@@ -484,3 +484,25 @@ int kl_cli_invite_error(const char *dir, int r)
                             r == KL_EIO ? " (is the disk full, or the database locked too long?)"
                                         : "");
 }
+
+void kl_cli_print_invite(const kl_cli_opts_t *o, const char *token, uint32_t uses,
+                         const char *handle, uint64_t expires_ms)
+{
+    char when[32];
+    if (!o->json) {
+        printf("%s\n", token);
+        return;
+    }
+    kl_json_t j;
+    kl_admin_time(expires_ms, when, sizeof when);
+    kl_json_init(&j);
+    kl_json_obj_begin(&j, NULL);
+    kl_json_str(&j, "token", token);
+    if (handle)
+        kl_json_str(&j, "handle", handle);
+    else
+        kl_json_uint(&j, "uses", uses);
+    kl_json_str(&j, "expires_at", when);
+    kl_json_obj_end(&j);
+    kl_cli_print_json(&j);
+}

@@ -93,6 +93,11 @@ int kl_cli_init_dir(const kl_cli_opts_t *o, const char *dir, const char *name, i
  * is a wildcard listen address without advertise. Returns KL_EXIT_OPER. */
 int kl_cli_invite_error(const char *dir, int r);
 
+/* Print a new invite token: the token alone, or with --json an object with
+ * token, uses (or the handle of a reset invite) and expires_at. */
+void kl_cli_print_invite(const kl_cli_opts_t *o, const char *token, uint32_t uses,
+                         const char *handle, uint64_t expires_ms);
+
 /* Print j on one line of stdout and free it. */
 void kl_cli_print_json(kl_json_t *j);
 

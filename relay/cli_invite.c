@@ -91,7 +91,7 @@ static int invite_revoke(kl_cli_opts_t *o, const char *dir, const char *id)
 
 static int cmd_invite(kl_cli_opts_t *o)
 {
-    char dir[KL_PATH_MAX], token[KL_INVITE_MAX + 1], when[32];
+    char dir[KL_PATH_MAX], token[KL_INVITE_MAX + 1];
     uint64_t ttl = KL_DEFAULT_INVITE_TTL, expires = 0;
     kl_storage_t *st = NULL;
     int r = kl_cli_data_dir(o, dir, sizeof dir);
@@ -124,19 +124,7 @@ static int cmd_invite(kl_cli_opts_t *o)
     kl_storage_close(st);
     if (r)
         return kl_cli_invite_error(dir, r);
-    kl_admin_time(expires, when, sizeof when);
-    if (o->json) {
-        kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "token", token);
-        kl_json_uint(&j, "uses", uses);
-        kl_json_str(&j, "expires_at", when);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
-    } else {
-        printf("%s\n", token);
-    }
+    kl_cli_print_invite(o, token, uses, NULL, expires);
     kl_memzero(token, sizeof token);
     return 0;
 }

@@ -136,18 +136,9 @@ static int user_reset(kl_cli_opts_t *o, const char *dir, const char *handle)
                                 handle, dir);
     if (r)
         return kl_cli_invite_error(dir, r);
-    kl_admin_time(expires, when, sizeof when);
-    if (o->json) {
-        kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "token", token);
-        kl_json_str(&j, "handle", handle);
-        kl_json_str(&j, "expires_at", when);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
-    } else {
-        printf("%s\n", token);
+    kl_cli_print_invite(o, token, 1, handle, expires);
+    if (!o->json) {
+        kl_admin_time(expires, when, sizeof when);
         fprintf(stderr,
                 "one-time reset invite for %s, valid until %s. On the new device %s runs\n"
                 "  kollega init --invite TOKEN --name %s\n"

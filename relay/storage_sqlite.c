@@ -264,6 +264,22 @@ int kl_sq_map_rc(int rc)
     }
 }
 
+int kl_sq_grow(void *arrayp, size_t *cap, size_t len, size_t elem)
+{
+    void *v;
+    if (len < *cap)
+        return 0;
+    /* arrayp is a T **: copied, not cast, so no T * is read as a void *. */
+    memcpy(&v, arrayp, sizeof v);
+    size_t n = *cap ? *cap * 2 : 8;
+    void *nv = n > SIZE_MAX / elem ? NULL : realloc(v, n * elem);
+    if (nv == NULL)
+        return KL_ENOMEM;
+    memcpy(arrayp, &nv, sizeof nv);
+    *cap = n;
+    return 0;
+}
+
 int kl_sq_prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s)
 {
     *s = NULL;

@@ -95,6 +95,10 @@ sqlite3_int64 kl_sq_i64(uint64_t v);
 uint64_t kl_sq_u64(sqlite3_int64 v);
 /* sqlite result code -> kl_err (0 for OK/ROW/DONE). */
 int kl_sq_map_rc(int rc);
+/* Room for one more element of elem bytes in the array of *cap elements
+ * (len in use) that arrayp (a T **) points to: doubles it (from 8) when
+ * full. 0, or KL_ENOMEM with the array intact. */
+int kl_sq_grow(void *arrayp, size_t *cap, size_t len, size_t elem);
 /* Prepare sql on st's connection (*s NULL on error): 0 or a storage error. */
 int kl_sq_prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s);
 /* Step a statement without rows (a row counts as done), finalize it. */

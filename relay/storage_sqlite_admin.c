@@ -192,16 +192,8 @@ int kl_storage_user_list(kl_storage_t *st, kl_storage_user_info_t **out, size_t 
                            " ORDER BY u.handle", &s);
     int rc;
     while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            kl_storage_user_info_t *nv = realloc(v, nc * sizeof *v);
-            if (nv == NULL) {
-                r = KL_ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = nc;
-        }
+        if ((r = kl_sq_grow(&v, &cap, len, sizeof *v)))
+            break;
         kl_storage_user_info_t *u = &v[len++];
         memset(u, 0, sizeof *u);
         snprintf(u->handle, sizeof u->handle, "%s", (const char *)sqlite3_column_text(s, 0));
@@ -221,16 +213,6 @@ int kl_storage_user_list(kl_storage_t *st, kl_storage_user_info_t **out, size_t 
     return 0;
 }
 
-static void hex_id(const uint8_t *h, char out[KL_INVITE_ID_LEN + 1])
-{
-    static const char X[] = "0123456789abcdef";
-    for (size_t i = 0; i < KL_INVITE_ID_LEN / 2; i++) {
-        out[2 * i] = X[h[i] >> 4];
-        out[2 * i + 1] = X[h[i] & 15];
-    }
-    out[KL_INVITE_ID_LEN] = '\0';
-}
-
 int kl_storage_invite_list(kl_storage_t *st, uint64_t now_ms, kl_storage_invite_info_t **out,
                            size_t *n)
 {
@@ -248,19 +230,11 @@ int kl_storage_invite_list(kl_storage_t *st, uint64_t now_ms, kl_storage_invite_
     while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(s, 0) != 32)
             continue;
-        if (len == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            kl_storage_invite_info_t *nv = realloc(v, nc * sizeof *v);
-            if (nv == NULL) {
-                r = KL_ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = nc;
-        }
+        if ((r = kl_sq_grow(&v, &cap, len, sizeof *v)))
+            break;
         kl_storage_invite_info_t *i = &v[len++];
         memset(i, 0, sizeof *i);
-        hex_id(sqlite3_column_blob(s, 0), i->id);
+        kl_hex_encode(sqlite3_column_blob(s, 0), KL_INVITE_ID_LEN / 2, i->id, sizeof i->id);
         i->uses_left = (uint32_t)sqlite3_column_int64(s, 1);
         i->created_ms = kl_sq_u64(sqlite3_column_int64(s, 2));
         i->expires_ms = kl_sq_u64(sqlite3_column_int64(s, 3));

@@ -369,16 +369,8 @@ int kl_storage_channel_list(kl_storage_t *st, uint64_t user, kl_storage_cinfo_t 
             r = kl_sq_map_rc(rc);
             break;
         }
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            kl_storage_cinfo_t *nc = realloc(c, ncap * sizeof *nc);
-            if (nc == NULL) {
-                r = KL_ENOMEM;
-                break;
-            }
-            c = nc;
-            cap = ncap;
-        }
+        if ((r = kl_sq_grow(&c, &cap, count, sizeof *c)))
+            break;
         const unsigned char *a = sqlite3_column_text(s, 0);
         size_t alen = (size_t)sqlite3_column_bytes(s, 0);
         if (a == NULL || alen > KL_STORAGE_GROUP_ADDR_MAX) {

@@ -359,16 +359,8 @@ int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **
             r = kl_sq_map_rc(rc);
             break;
         }
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            kl_storage_ginfo_t *ng = realloc(g, ncap * sizeof *ng);
-            if (ng == NULL) {
-                r = KL_ENOMEM;
-                break;
-            }
-            g = ng;
-            cap = ncap;
-        }
+        if ((r = kl_sq_grow(&g, &cap, count, sizeof *g)))
+            break;
         const unsigned char *a = sqlite3_column_text(s, 0);
         size_t alen = (size_t)sqlite3_column_bytes(s, 0);
         if (a == NULL || alen > KL_STORAGE_GROUP_ADDR_MAX) {
