@@ -23,6 +23,7 @@
 #include "kollega/wire.h"
 #include "log.h"
 #include "server_int.h"
+#include "sockname.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
@@ -781,21 +782,7 @@ void kl_conn_accept(kl_server_t *s)
     s->conns = c;
     s->n_conns++;
     c->linked = 1;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    int sl = sizeof ss;
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(c->peer, sizeof c->peer, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    kl_tcp_name(tcp, 0, c->peer, sizeof c->peer);
     kl_log_conn(KL_LOG_INFO, c->id, c->peer, "accepted");
     uv_tcp_nodelay(tcp, 1);
     uv_timer_start(&c->timer, on_timer, (uint64_t)s->cfg.handshake_timeout_s * 1000, 0);

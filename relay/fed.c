@@ -19,6 +19,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "log.h"
+#include "sockname.h"
 
 #define RBODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
@@ -640,20 +641,7 @@ static int fed_bind(kl_fed_t *f, char *bound, size_t cap)
     int r = uv_tcp_bind(&f->listener, (const struct sockaddr *)&ss, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&f->listener, 64, on_listen);
-    int len = sizeof ss;
-    if (r == 0)
-        r = uv_tcp_getsockname(&f->listener, (struct sockaddr *)&ss, &len);
-    if (r)
-        return r;
-    char ip[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-        snprintf(bound, cap, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-        snprintf(bound, cap, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    }
-    return 0;
+    return r ? r : kl_tcp_name(&f->listener, 1, bound, cap);
 }
 
 int kl_fed_new(kl_fed_t **out, const kl_fed_cfg_t *cfg, const kl_storage_peer_t *peers,

@@ -12,6 +12,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "log.h"
+#include "sockname.h"
 
 typedef struct fed_write {
     uv_write_t req;
@@ -378,21 +379,7 @@ void kl_fedlink_accept(kl_fed_t *f)
         kl_fedlink_close(l, "accept failed");
         return;
     }
-    struct sockaddr_storage ss;
-    int sl = sizeof ss;
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    memset(&ss, 0, sizeof ss);
-    if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(l->where, sizeof l->where, "%s:%d", ip, port);
+    kl_tcp_name(&l->tcp, 0, l->where, sizeof l->where);
     f->pending_in++;
     if (f->pending_in > FED_MAX_PENDING_IN) {
         kl_fedlink_close(l, "too many unidentified links");

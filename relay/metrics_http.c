@@ -7,6 +7,7 @@
 #include "kollega/err.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "sockname.h"
 
 typedef struct mconn mconn_t;
 
@@ -316,14 +317,7 @@ int kl_metrics_http_start(kl_metrics_http_t **out, uv_loop_t *loop, const struct
         kl_metrics_http_stop(h);
         return r;
     }
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-        snprintf(bound, cap, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-        snprintf(bound, cap, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    }
+    kl_tcp_name(&h->listener, 1, bound, cap);
     *loopback = is_loopback(&ss);
     *out = h;
     return 0;

@@ -10,6 +10,7 @@
 #include "kollega/err.h"
 #include "log.h"
 #include "server_int.h"
+#include "sockname.h"
 
 /* Entries deleted per expire job: keeps one group commit short. */
 #define EXPIRE_BATCH 10000
@@ -414,19 +415,7 @@ int kl_server_bind(kl_server_t *s, const char *host, uint16_t port, char *bound,
         r = uv_listen((uv_stream_t *)&s->listener, listen_backlog(), on_connection);
     if (r)
         return r;
-    int len = sizeof ss;
-    r = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
-    if (r)
-        return r;
-    char ip[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-        snprintf(bound, cap, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-        snprintf(bound, cap, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    }
-    return 0;
+    return kl_tcp_name(&s->listener, 1, bound, cap);
 }
 
 int kl_server_start(kl_server_t *s, kl_storage_t *st)
