@@ -105,8 +105,8 @@ static int drop_user_state(kl_storage_t *st, uint64_t id, uint64_t inbox)
         "DELETE FROM prekey_runout WHERE user = ?1",
         "DELETE FROM delivery_tokens WHERE user = ?1",
         "DELETE FROM channel_subs WHERE user = ?1",
-        "DELETE FROM cursors WHERE reader = ?1 AND log IN"
-        " (SELECT log FROM groups UNION ALL SELECT log FROM channels)",
+        ("DELETE FROM cursors WHERE reader = ?1 AND log IN"
+         " (SELECT log FROM groups UNION ALL SELECT log FROM channels)"),
         "UPDATE group_members SET user = 0 WHERE user = ?1",
         "DELETE FROM entries WHERE log = ?2",
     };
