@@ -184,11 +184,6 @@ int kl_session_has(kl_store_t *st, const char *peer, const uint8_t peer_ik[32], 
     return r == KL_ENOTFOUND ? 0 : r;
 }
 
-int kl_session_drop(kl_store_t *st, const char *peer)
-{
-    return kl_store_session_delete(st, peer);
-}
-
 int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *outlen)
 {
     Kollega__E2e__V1__Content m = KOLLEGA__E2E__V1__CONTENT__INIT;

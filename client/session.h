@@ -121,7 +121,4 @@ int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound
 int kl_session_apply(kl_store_t *st, const char *peer, const kl_decrypted_t *d);
 void kl_decrypted_free(kl_decrypted_t *d);
 
-/* Forget the session with peer (after a contact's key change). */
-int kl_session_drop(kl_store_t *st, const char *peer);
-
 #endif

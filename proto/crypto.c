@@ -122,16 +122,6 @@ void kl_sha256(const uint8_t *in, size_t len, uint8_t out[32])
     crypto_hash_sha256(out, in, len);
 }
 
-void kl_sha512(const uint8_t *in, size_t len, uint8_t out[64])
-{
-    crypto_hash_sha512(out, in, len);
-}
-
-void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32])
-{
-    crypto_generichash(out, 32, in, len, NULL, 0);
-}
-
 int kl_blake2b_keyed(const uint8_t *key, size_t keylen, const uint8_t *in, size_t len,
                      uint8_t *out, size_t outlen)
 {
@@ -214,13 +204,3 @@ int kl_hex_encode(const uint8_t *in, size_t n, char *out, size_t cap)
     return 0;
 }
 
-int kl_hex_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen)
-{
-    size_t n = 0;
-    const char *end = NULL;
-    size_t inlen = strlen(in);
-    if (sodium_hex2bin(out, cap, in, inlen, NULL, &n, &end) != 0 || end != in + inlen)
-        return KL_EINVAL;
-    *outlen = n;
-    return 0;
-}

@@ -58,11 +58,6 @@ static void push_one(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, size_
         kl_conn_send(c, f, 1);
 }
 
-void kl_conn_push_group(kl_conn_t *c, const kl_frame_t *f, const char *group)
-{
-    push_one(c, f, NULL, 0, group);
-}
-
 void kl_conn_announce_groups(kl_conn_t *c)
 {
     kl_missed_t *m = c->missed_groups;

@@ -143,7 +143,6 @@ size_t kl_server_bucket(const kl_server_t *s, uint64_t user);
  * (on_write, once the queue drained); freeing the list (maybe_free). */
 void kl_server_push_list(kl_server_t *s, const uint64_t *users, size_t n, const kl_frame_t *f,
                          const kl_conn_t *except, const char *group);
-void kl_conn_push_group(kl_conn_t *c, const kl_frame_t *f, const char *group);
 void kl_conn_announce_groups(kl_conn_t *c);
 void kl_conn_missed_free(kl_conn_t *c);
 void kl_server_submit(kl_server_t *s, kl_job_t *job);

@@ -55,10 +55,8 @@ int kl_aead_seal(const uint8_t key[KL_AEAD_KEY], const uint8_t nonce[KL_AEAD_NON
 int kl_aead_open(const uint8_t key[KL_AEAD_KEY], const uint8_t nonce[KL_AEAD_NONCE],
                  const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len, uint8_t *out);
 
-/* SHA-256 / SHA-512 / BLAKE2b-256 digests. */
+/* SHA-256 digest. */
 void kl_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
-void kl_sha512(const uint8_t *in, size_t len, uint8_t out[64]);
-void kl_blake2b_256(const uint8_t *in, size_t len, uint8_t out[32]);
 /* Keyed BLAKE2b (crypto_generichash) of in into outlen bytes: a MAC, or a
  * hash an outsider cannot steer. keylen 16..64, outlen 16..64, else
  * KL_EINVAL. 0 or KL_ECRYPTO. */
@@ -110,6 +108,5 @@ int kl_b64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
 
 /* Lower-case hex, NUL-terminated; cap >= 2n+1. */
 int kl_hex_encode(const uint8_t *in, size_t n, char *out, size_t cap);
-int kl_hex_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
 
 #endif
