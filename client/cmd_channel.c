@@ -353,35 +353,6 @@ out:
     return rc;
 }
 
-/* Read all of stdin, at most KL_TEXT_MAX + 2 bytes; one final newline is
- * dropped; *len > KL_TEXT_MAX means too long. */
-static int read_stdin(char **out, size_t *len)
-{
-    size_t cap = KL_TEXT_MAX + 3, n = 0;
-    char *buf = malloc(cap);
-    *out = NULL;
-    if (buf == NULL)
-        return KL_ENOMEM;
-    while (n < cap) {
-        size_t k = fread(buf + n, 1, cap - n, stdin);
-        if (k == 0)
-            break;
-        n += k;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        return KL_EIO;
-    }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Build the post of a members-only channel, sealed under the current
  * epoch's key (the owner first hands out keys not yet delivered). Exit
  * code. */
@@ -431,7 +402,7 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     memset(&m, 0, sizeof m);
     int rc = 0, r;
     if (strcmp(text, "-") == 0) {
-        if ((r = read_stdin(&input, &len))) {
+        if ((r = kl_read_text(stdin, KL_TEXT_MAX, &input, &len))) {
             kl_cli_err("cannot read the post from stdin (%s)", kl_strerror(r));
             return KL_EXIT_FAIL;
         }

@@ -23,34 +23,6 @@
 #include "session.h"
 #include "util.h"
 
-/* Read all of stdin, at most KL_TEXT_MAX + 2 bytes (room for a final
- * newline that is dropped); *len > KL_TEXT_MAX means too long. */
-static int read_stdin(char **out, size_t *len)
-{
-    size_t cap = KL_TEXT_MAX + 3, n = 0;
-    char *buf = malloc(cap);
-    *out = NULL;
-    if (buf == NULL)
-        return KL_ENOMEM;
-    while (n < cap) {
-        size_t k = fread(buf + n, 1, cap - n, stdin);
-        if (k == 0)
-            break;
-        n += k;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        return KL_EIO;
-    }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static int send_fail(kl_conn_t *conn, int r, const char *addr)
 {
     int code = r == KL_EREFUSED ? kl_conn_relay_error(conn) : 0;
@@ -156,7 +128,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     if (rc)
         return rc;
     if (strcmp(text, "-") == 0) {
-        if ((r = read_stdin(&input, &len))) {
+        if ((r = kl_read_text(stdin, KL_TEXT_MAX, &input, &len))) {
             kl_cli_err("cannot read the message from stdin (%s)", kl_strerror(r));
             return KL_EXIT_FAIL;
         }

@@ -125,3 +125,35 @@ void kl_print_safe(FILE *f, const char *s, size_t len, const char *indent)
         i += n;
     }
 }
+
+int kl_read_text(FILE *f, size_t max, char **out, size_t *len)
+{
+    /* max + 3 bytes at most (and the NUL): dropping a line ending takes
+     * at most 2, so a longer text always ends up over max. */
+    size_t cap = max + 4, n = 0;
+    char *buf = malloc(cap);
+    *out = NULL;
+    *len = 0;
+    if (buf == NULL)
+        return KL_ENOMEM;
+    /* A short read is the end (or an error), never a reason to wait for
+     * more: a terminal's one end-of-file is enough. */
+    while (n < cap - 1) {
+        size_t k = fread(buf + n, 1, cap - 1 - n, f);
+        n += k;
+        if (k == 0 || feof(f) || ferror(f))
+            break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return KL_EIO;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
