@@ -44,7 +44,8 @@ int kl_store_channel_put(kl_store_t *st, const kl_store_channel_t *c);
 /* Every row in address order; a non-zero cb return stops and is returned. */
 int kl_store_channel_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_channel_t *c),
                           void *ud);
-/* Op idx of chan (sealed). KL_EEXIST if stored already. */
+/* Op idx of chan (sealed). KL_EEXIST if stored already; KL_EINVAL for an
+ * empty op, KL_ETOOBIG over KL_CHANNEL_MAX_OP. */
 int kl_store_channel_op_put(kl_store_t *st, const char *chan, uint64_t idx, const uint8_t *op,
                             size_t len);
 /* Ops of chan in index order; op is valid during cb. */

@@ -95,8 +95,10 @@ int kl_store_channel_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_cha
 int kl_store_channel_op_put(kl_store_t *st, const char *chan, uint64_t idx, const uint8_t *op,
                             size_t len)
 {
-    if (len == 0 || len > KL_CHANNEL_MAX_OP)
+    if (len == 0)
         return KL_EINVAL;
+    if (len > KL_CHANNEL_MAX_OP)
+        return KL_ETOOBIG;
     return kl_store_log_put(st, "INSERT INTO channel_ops(chan, idx, box) VALUES(?1, ?2, ?3)",
                             "channel_ops", chan, idx, op, len);
 }

@@ -176,7 +176,9 @@ int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group
 int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
                           size_t len)
 {
-    if (len == 0 || len > KL_GROUP_MAX_OP)
+    if (len == 0)
+        return KL_EINVAL;
+    if (len > KL_GROUP_MAX_OP)
         return KL_ETOOBIG;
     return kl_store_log_put(st, "INSERT INTO group_ops(grp, idx, box) VALUES(?1, ?2, ?3)",
                             "group_ops", grp, idx, op, len);

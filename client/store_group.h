@@ -42,7 +42,8 @@ int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g);
 /* Every group row, in address order; a non-zero cb return stops and is returned. */
 int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud);
 
-/* Op idx of grp (sealed). KL_EEXIST if that index is stored already. */
+/* Op idx of grp (sealed). KL_EEXIST if that index is stored already;
+ * KL_EINVAL for an empty op, KL_ETOOBIG over KL_GROUP_MAX_OP. */
 int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
                           size_t len);
 /* Ops of grp in index order; op is valid during cb. */
