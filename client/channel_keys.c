@@ -68,7 +68,7 @@ int kl_chan_own_key(kl_cli_t *cli, const kl_chan_t *x, uint8_t key[KL_CHANNEL_KE
 }
 
 /* Give the key of epoch to one member, once. *ok = 1 when it has it. */
-static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, uint64_t epoch,
+static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, uint64_t epoch,
                     const uint8_t key[KL_CHANNEL_KEY], const uint8_t mkey[32], const char *addr,
                     int *ok)
 {
@@ -103,7 +103,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, uint64_t
     kl_memzero(ct.ckey, sizeof ct.ckey);
     if (r == KL_ENOTFOUND || r == KL_EKEYCHANGED || r == KL_ECRYPTO ||
         (r == KL_EREFUSED &&
-         kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
+         kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
         kl_chan_warn(cli, x->address, "key_not_sent",
                      "could not give the key of %s to %s (%s); they cannot read its posts until "
                      "this works (retried at your next post, member change or receive)",
@@ -123,7 +123,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, uint64_t
     return r;
 }
 
-int kl_chan_distribute(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, size_t *missing)
+int kl_chan_distribute(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, size_t *missing)
 {
     uint8_t key[KL_CHANNEL_KEY], mkey[32];
     char addr[256];

@@ -148,7 +148,7 @@ static int take_ops(kl_cli_t *cli, kl_chan_t *x, const Kollega__Relay__V1__Chann
     return r;
 }
 
-int kl_chan_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x)
+int kl_chan_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
         Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -159,7 +159,7 @@ int kl_chan_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x)
         cf.from_index = kl_channel_next_index(x->c);
         f.body_case = BODY(CHANNEL_FETCH);
         f.channel_fetch = &cf;
-        int r = kl_conn_call(conn, &f, BODY(CHANNEL_LOG), &resp);
+        int r = kl_net_call(conn, &f, BODY(CHANNEL_LOG), &resp);
         if (r)
             return r;
         const Kollega__Relay__V1__ChannelLog *cl = resp->channel_log;
@@ -172,7 +172,7 @@ int kl_chan_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x)
     return 0;
 }
 
-static int submit_once(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
+static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
                        const uint8_t target[32], const char *target_address,
                        kl_channel_verr_t *why)
 {
@@ -192,7 +192,7 @@ static int submit_once(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_
     co.signed_op.len = len;
     f.body_case = BODY(CHANNEL_OP);
     f.channel_op = &co;
-    r = kl_conn_call(conn, &f, BODY(CHANNEL_OP_ACCEPTED), &resp);
+    r = kl_net_call(conn, &f, BODY(CHANNEL_OP_ACCEPTED), &resp);
     kl_wire_free(resp);
     if (r == 0) {
         /* Accepted by the relay; it must validate here too. */
@@ -215,13 +215,13 @@ static int submit_once(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_
     return r;
 }
 
-int kl_chan_submit(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
+int kl_chan_submit(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
                    const uint8_t target[32], const char *target_address,
                    kl_channel_verr_t *why)
 {
     *why = KL_CV_OK;
     int r = submit_once(cli, conn, x, kind, target, target_address, why);
-    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(CONFLICT) && kind != KL_COP_CREATE) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(CONFLICT) && kind != KL_COP_CREATE) {
         r = kl_chan_sync_ops(cli, conn, x);
         if (r == 0)
             r = submit_once(cli, conn, x, kind, target, target_address, why);
@@ -312,7 +312,7 @@ static int keep_waiting(kl_cli_t *cli, const kl_chan_t *x, uint64_t seq, const u
 
 /* Verify and store the entries of one Deliver (one transaction; the
  * cursor moves to its last entry, rejected posts included), then ack. */
-static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x,
+static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
                       const Kollega__Relay__V1__Deliver *d)
 {
     accepted_t *acc = calloc(d->n_entries ? d->n_entries : 1, sizeof *acc);
@@ -392,7 +392,7 @@ static int take_posts(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, kl_chan_t *x
     ak.seq = x->row.cursor;
     f.body_case = BODY(ACK);
     f.ack = &ak;
-    r = kl_conn_call(conn, &f, BODY(OK), &resp);
+    r = kl_net_call(conn, &f, BODY(OK), &resp);
     kl_wire_free(resp);
     return r;
 }
@@ -489,7 +489,7 @@ static int retry_pending(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x)
 }
 
 /* Ops, then posts after our cursor, of one channel we subscribe to. */
-static int receive_channel(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const char *address,
+static int receive_channel(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, const char *address,
                            uint64_t relay_cursor)
 {
     kl_chan_t x;
@@ -527,8 +527,8 @@ static int receive_channel(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const c
         fe.after = x.row.cursor;
         f.body_case = BODY(FETCH);
         f.fetch = &fe;
-        r = kl_conn_call(conn, &f, BODY(DELIVER), &resp);
-        if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(FORBIDDEN)) {
+        r = kl_net_call(conn, &f, BODY(DELIVER), &resp);
+        if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(FORBIDDEN)) {
             x.row.subscribed = 0; /* the relay no longer has us as a subscriber */
             r = kl_chan_save_row(cli, &x);
             break;
@@ -566,7 +566,7 @@ static int collect_subscribed(void *ud, const kl_store_channel_t *c)
 }
 
 /* An owned members-only channel: hand out the keys not delivered yet. */
-static int distribute_owned(kl_cli_t *cli, kl_conn_t *conn, const char *address)
+static int distribute_owned(kl_cli_t *cli, kl_net_t *conn, const char *address)
 {
     kl_chan_t x;
     size_t missing = 0;
@@ -581,7 +581,7 @@ static int distribute_owned(kl_cli_t *cli, kl_conn_t *conn, const char *address)
     return r;
 }
 
-int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
+int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
@@ -594,7 +594,7 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
     }
     f.body_case = BODY(CHANNEL_LIST);
     f.channel_list = &cl;
-    r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
+    r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
     if (r)
         return r;
     memset(&k, 0, sizeof k);

@@ -95,11 +95,11 @@ void kl_chan_free(kl_chan_t *x);
 /* channel_fetch the ops after the local state, validate, store the valid
  * prefix (its own transaction), warn about the first invalid op. Relay
  * refusals: KL_EREFUSED (NOT_FOUND: no such channel). */
-int kl_chan_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x);
+int kl_chan_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x);
 /* Build the op (kind, target) as us, submit it, and once accepted apply
  * and store it; on CONFLICT sync and retry once. KL_ESTATE with *why when
  * the rules refuse it locally (nothing is sent). */
-int kl_chan_submit(kl_cli_t *cli, kl_conn_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
+int kl_chan_submit(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
                    const uint8_t target[32], const char *target_address,
                    kl_channel_verr_t *why);
 /* Write x's row (inside or outside a transaction). */
@@ -123,12 +123,12 @@ int kl_chan_own_key(kl_cli_t *cli, const kl_chan_t *x, uint8_t key[KL_CHANNEL_KE
  * have it yet (publishers and added members; ourselves excepted); who
  * could not be reached is warned about and counted in *missing. Store and
  * connection errors only. */
-int kl_chan_distribute(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, size_t *missing);
+int kl_chan_distribute(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, size_t *missing);
 
 /* The channel part of `receive`: for every channel we subscribe to (the
  * relay's channel_list and our own rows), sync ops, then fetch posts after
  * our cursor, verify, store, ack. New posts go to s->on_message. */
-int kl_chan_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s);
+int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s);
 
 /* Print a stored channel post (m->peer starts with '!'): with --json
  * {"id","channel","from","text","sent_at","verified":true,"seq",

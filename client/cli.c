@@ -227,16 +227,16 @@ const char *kl_cli_error_name(int code)
     return v ? v->name : "UNKNOWN";
 }
 
-int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what)
+int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what)
 {
     if (r == -EINTR) {
         kl_cli_err("interrupted while trying to %s", what);
     } else if (r == KL_EREFUSED) {
-        const char *msg = kl_conn_relay_message(conn);
+        const char *msg = kl_net_relay_message(conn);
         kl_cli_err("the relay refused to %s (%s%s%s)", what,
-                   kl_cli_error_name(kl_conn_relay_error(conn)), msg[0] ? ": " : "", msg);
+                   kl_cli_error_name(kl_net_relay_error(conn)), msg[0] ? ": " : "", msg);
     } else if (conn) {
-        kl_cli_err("could not %s: %s; try again later", what, kl_conn_error(conn));
+        kl_cli_err("could not %s: %s; try again later", what, kl_net_error(conn));
     } else {
         kl_cli_err("could not %s (%s)", what, kl_strerror(r));
     }
@@ -261,7 +261,7 @@ int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_
  * JSON warning line with --json): people who started a conversation with
  * them meanwhile did so without one. A failure here does not fail the
  * command: it is reported and retried at the next connection. */
-static void prekey_upkeep(kl_cli_t *cli, kl_conn_t *conn)
+static void prekey_upkeep(kl_cli_t *cli, kl_net_t *conn)
 {
     kl_prekey_upkeep_t up;
     char msg[512], when[64];
@@ -294,11 +294,11 @@ static void prekey_upkeep(kl_cli_t *cli, kl_conn_t *conn)
     kl_slog_json_line(&j);
 }
 
-int kl_cli_connect_anonymous(kl_cli_t *cli, kl_conn_t **conn)
+int kl_cli_connect_anonymous(kl_cli_t *cli, kl_net_t **conn)
 {
     char err[512];
     *conn = NULL;
-    int r = kl_conn_open(cli->relay.host, cli->relay.port, cli->relay.key, cli->stop, conn, err,
+    int r = kl_net_open(cli->relay.host, cli->relay.port, cli->relay.key, cli->stop, conn, err,
                          sizeof err);
     if (r) {
         if (r == -EINTR)
@@ -310,7 +310,7 @@ int kl_cli_connect_anonymous(kl_cli_t *cli, kl_conn_t **conn)
     return KL_EXIT_OK;
 }
 
-int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
+int kl_cli_connect(kl_cli_t *cli, kl_net_t **conn)
 {
     uint8_t msg[128], sig[KL_SIG];
     size_t mlen = 0;
@@ -320,7 +320,7 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
         return r;
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
-    if ((r = kl_wire_auth_msg(kl_conn_handshake_hash(*conn), msg, sizeof msg, &mlen)) ||
+    if ((r = kl_wire_auth_msg(kl_net_handshake_hash(*conn), msg, sizeof msg, &mlen)) ||
         (r = kl_sign(cli->me.sk, msg, mlen, sig)))
         goto fail;
     a.address = cli->me.address;
@@ -328,9 +328,9 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
     a.signature.len = sizeof sig;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_AUTH;
     f.auth = &a;
-    r = kl_conn_call(*conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    r = kl_net_call(*conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
     kl_wire_free(resp);
-    if (r == KL_EREFUSED && kl_conn_relay_error(*conn) ==
+    if (r == KL_EREFUSED && kl_net_relay_error(*conn) ==
                                 KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED) {
         kl_cli_err("the relay %s does not accept %s (UNAUTHENTICATED); was the relay reset, or "
                    "is this the right --home?", cli->relay.name, cli->me.address);
@@ -349,7 +349,7 @@ int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn)
 fail:
     kl_cli_relay_fail(*conn, r, "log in to the relay");
 out:
-    kl_conn_close(*conn);
+    kl_net_close(*conn);
     *conn = NULL;
     return KL_EXIT_FAIL;
 }

@@ -58,14 +58,14 @@ int kl_cli_open(kl_cli_t *cli);
 /* kl_cli_open with kl_store_open_flags flags. */
 int kl_cli_open_flags(kl_cli_t *cli, unsigned flags);
 /* Connect to the relay and authenticate as our address. Exit code. */
-int kl_cli_connect(kl_cli_t *cli, kl_conn_t **conn);
+int kl_cli_connect(kl_cli_t *cli, kl_net_t **conn);
 /* Connect and run the Noise handshake with the pinned relay key, without
  * authenticating: for unidentified delivery (delivery.h). Exit code; the
  * error is printed. */
-int kl_cli_connect_anonymous(kl_cli_t *cli, kl_conn_t **conn);
-/* Print a failed relay interaction (kl_conn_call result r while doing
+int kl_cli_connect_anonymous(kl_cli_t *cli, kl_net_t **conn);
+/* Print a failed relay interaction (kl_net_call result r while doing
  * `what`) with advice; returns KL_EXIT_FAIL. */
-int kl_cli_relay_fail(kl_conn_t *conn, int r, const char *what);
+int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what);
 /* Close store, wipe identity. */
 void kl_cli_close(kl_cli_t *cli);
 

@@ -102,11 +102,11 @@ static int open_chan(kl_cli_t *cli, const char *name, char *addr)
 }
 
 /* A refusal of the relay for an action on chan. Exit code. */
-static int chan_fail(kl_conn_t *conn, int r, const char *chan, const char *what)
+static int chan_fail(kl_net_t *conn, int r, const char *chan, const char *what)
 {
     char w[KL_ADDR_MAX + 64];
-    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(NOT_FOUND) &&
-        strstr(kl_conn_relay_message(conn), "no such channel")) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(NOT_FOUND) &&
+        strstr(kl_net_relay_message(conn), "no such channel")) {
         kl_cli_err("there is no channel %s at its relay; check the name, or create it with "
                    "`kollega channel create`", chan);
         return KL_EXIT_FAIL;
@@ -116,7 +116,7 @@ static int chan_fail(kl_conn_t *conn, int r, const char *chan, const char *what)
 }
 
 /* Connect and load + sync chan. need: the channel must exist. Exit code. */
-static int prepare(kl_cli_t *cli, const char *addr, kl_conn_t **conn, kl_chan_t *x, int need)
+static int prepare(kl_cli_t *cli, const char *addr, kl_net_t **conn, kl_chan_t *x, int need)
 {
     int rc = kl_cli_connect(cli, conn);
     if (rc)
@@ -127,7 +127,7 @@ static int prepare(kl_cli_t *cli, const char *addr, kl_conn_t **conn, kl_chan_t 
         return KL_EXIT_FAIL;
     }
     r = kl_chan_sync_ops(cli, *conn, x);
-    if (r == KL_EREFUSED && !need && kl_conn_relay_error(*conn) == CODE(NOT_FOUND))
+    if (r == KL_EREFUSED && !need && kl_net_relay_error(*conn) == CODE(NOT_FOUND))
         return 0;
     if (r)
         return chan_fail(*conn, r, addr, "read the publishers of");
@@ -141,7 +141,7 @@ static int prepare(kl_cli_t *cli, const char *addr, kl_conn_t **conn, kl_chan_t 
 static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
 {
     char addr[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_chan_t x;
     kl_channel_verr_t why;
     memset(&x, 0, sizeof x);
@@ -157,7 +157,7 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
     }
     x.members_only_create = members_only;
     int r = kl_chan_submit(cli, conn, &x, KL_COP_CREATE, NULL, NULL, &why);
-    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == CODE(CONFLICT)) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(CONFLICT)) {
         kl_cli_err("%s already exists", addr);
         rc = KL_EXIT_FAIL;
         goto out;
@@ -195,7 +195,7 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
     }
 out:
     kl_chan_free(&x);
-    kl_conn_close(conn);
+    kl_net_close(conn);
     return rc;
 }
 
@@ -225,7 +225,7 @@ static int find_added(const kl_chan_t *x, const char *address, uint8_t key[32])
 
 /* The key of a new publisher or member: looked up at the relay and pinned
  * like a contact. Exit code. */
-static int lookup_key(kl_cli_t *cli, kl_conn_t *conn, const char *target, uint8_t key[32])
+static int lookup_key(kl_cli_t *cli, kl_net_t *conn, const char *target, uint8_t key[32])
 {
     kl_contact_t c;
     int added = 0;
@@ -247,7 +247,7 @@ static int lookup_key(kl_cli_t *cli, kl_conn_t *conn, const char *target, uint8_
 
 /* Local checks of `channel publisher|member add|remove`: the target's key
  * (looked up for an add) or an error. Exit code. */
-static int roster_check(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, int member, int add,
+static int roster_check(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, int member, int add,
                         const char *addr, const char *target, uint8_t key[32])
 {
     uint8_t owner[32];
@@ -290,7 +290,7 @@ static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *na
 {
     char addr[KL_ADDR_MAX + 1], target[KL_ADDR_MAX + 1];
     uint8_t key[32];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_chan_t x;
     kl_channel_verr_t why;
     size_t missing = 0;
@@ -349,14 +349,14 @@ static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *na
                (unsigned long long)kl_channel_epoch(x.c));
 out:
     kl_chan_free(&x);
-    kl_conn_close(conn);
+    kl_net_close(conn);
     return rc;
 }
 
 /* Build the post of a members-only channel, sealed under the current
  * epoch's key (the owner first hands out keys not yet delivered). Exit
  * code. */
-static int sealed_post(kl_cli_t *cli, kl_conn_t *conn, const kl_chan_t *x, const kl_message_t *m,
+static int sealed_post(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, const kl_message_t *m,
                        const char *text, uint8_t **body, size_t *blen)
 {
     uint8_t key[KL_CHANNEL_KEY], owner[32];
@@ -394,7 +394,7 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     char *input = NULL;
     uint8_t *body = NULL;
     size_t len = 0, blen = 0;
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_frame_t *resp = NULL;
     kl_chan_t x;
     kl_message_t m;
@@ -450,7 +450,7 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     sd.body.len = blen;
     f.body_case = BODY(SEND);
     f.send = &sd;
-    if ((r = kl_conn_call(conn, &f, BODY(SENT), &resp))) {
+    if ((r = kl_net_call(conn, &f, BODY(SENT), &resp))) {
         rc = chan_fail(conn, r, addr, "publish on");
         goto out;
     }
@@ -484,12 +484,12 @@ out:
     free(body);
     free(input);
     kl_chan_free(&x);
-    kl_conn_close(conn);
+    kl_net_close(conn);
     return rc;
 }
 
 /* Our cursor on addr according to channel_list (0 if not listed). */
-static int relay_cursor(kl_conn_t *conn, const char *addr, uint64_t *cursor, int *listed)
+static int relay_cursor(kl_net_t *conn, const char *addr, uint64_t *cursor, int *listed)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
@@ -498,7 +498,7 @@ static int relay_cursor(kl_conn_t *conn, const char *addr, uint64_t *cursor, int
     *listed = 0;
     f.body_case = BODY(CHANNEL_LIST);
     f.channel_list = &cl;
-    int r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
+    int r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
     if (r)
         return r;
     const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
@@ -514,7 +514,7 @@ static int relay_cursor(kl_conn_t *conn, const char *addr, uint64_t *cursor, int
 static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
 {
     char addr[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_frame_t *resp = NULL;
     kl_chan_t x;
     memset(&x, 0, sizeof x);
@@ -537,8 +537,8 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
         f.body_case = BODY(UNSUBSCRIBE);
         f.unsubscribe = &ub;
     }
-    r = kl_conn_call(conn, &f, BODY(OK), &resp);
-    if (r == KL_EREFUSED && !on && kl_conn_relay_error(conn) == CODE(NOT_FOUND)) {
+    r = kl_net_call(conn, &f, BODY(OK), &resp);
+    if (r == KL_EREFUSED && !on && kl_net_relay_error(conn) == CODE(NOT_FOUND)) {
         kl_cli_err("you do not subscribe to %s", addr);
         rc = KL_EXIT_FAIL;
         goto out;
@@ -577,7 +577,7 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
 out:
     kl_wire_free(resp);
     kl_chan_free(&x);
-    kl_conn_close(conn);
+    kl_net_close(conn);
     return rc;
 }
 

@@ -86,14 +86,14 @@ static void print_members(kl_cli_t *cli, const kl_chan_t *x, kl_json_t *j)
         kl_json_arr_end(j);
 }
 
-static void print_item(kl_cli_t *cli, kl_conn_t *conn, const item_t *it)
+static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
 {
     kl_chan_t x;
     uint8_t owner[32];
     memset(&x, 0, sizeof x);
     int ok = kl_chan_load(cli, it->address, &x) == 0;
     if (ok && kl_chan_sync_ops(cli, conn, &x) != 0)
-        kl_cli_err("cannot read the publishers of %s: %s", it->address, kl_conn_error(conn));
+        kl_cli_err("cannot read the publishers of %s: %s", it->address, kl_net_error(conn));
     size_t np = ok ? kl_channel_publisher_count(x.c) : 0;
     int has_owner = ok && kl_channel_owner(x.c, owner) == 0;
     kl_json_t j;
@@ -137,7 +137,7 @@ static void print_item(kl_cli_t *cli, kl_conn_t *conn, const item_t *it)
 
 int kl_chan_cmd_list(kl_cli_t *cli)
 {
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_frame_t *resp = NULL;
     items_t it = {NULL, 0, LIST_MAX};
     int rc = kl_cli_open(cli), r;
@@ -155,7 +155,7 @@ int kl_chan_cmd_list(kl_cli_t *cli)
     Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
     f.body_case = BODY(CHANNEL_LIST);
     f.channel_list = &cl;
-    if ((r = kl_conn_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp))) {
+    if ((r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp))) {
         rc = kl_cli_relay_fail(conn, r, "list your subscriptions");
         goto out;
     }
@@ -183,7 +183,7 @@ int kl_chan_cmd_list(kl_cli_t *cli)
 out:
     kl_wire_free(resp);
     free(it.v);
-    kl_conn_close(conn);
+    kl_net_close(conn);
     return rc;
 }
 

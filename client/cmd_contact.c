@@ -66,7 +66,7 @@ int kl_cmd_whoami(kl_cli_t *cli)
 }
 
 /* Why a contact lookup failed, in the user's terms. */
-static int contact_fail(kl_conn_t *conn, int r, const char *address)
+static int contact_fail(kl_net_t *conn, int r, const char *address)
 {
     if (r == KL_ENOTFOUND) {
         kl_cli_err("the relay knows no user %s; check the spelling", address);
@@ -104,7 +104,7 @@ static void contact_json(kl_json_t *j, const kl_contact_t *c)
 int kl_cmd_contact_add(kl_cli_t *cli, const char *address)
 {
     char addr[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_contact_t c;
     int added = 0;
     int rc = kl_cli_user_address(address, addr, sizeof addr);
@@ -135,7 +135,7 @@ int kl_cmd_contact_add(kl_cli_t *cli, const char *address)
         printf("%s is already a contact.\n", addr);
     }
 out:
-    kl_conn_close(conn);
+    kl_net_close(conn);
     return rc;
 }
 
@@ -274,7 +274,7 @@ int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm, const
 {
     char addr[KL_ADDR_MAX + 1], number[KL_SAFETY_DIGITS + 1];
     kl_contact_t c;
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     uint8_t key[32];
     uint64_t held = 0;
     size_t released = 0;
@@ -294,7 +294,7 @@ int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm, const
         r = kl_contacts_add(cli->st, conn, addr, &c, &added);
         if (r)
             rc = contact_fail(conn, r, addr);
-        kl_conn_close(conn);
+        kl_net_close(conn);
         if (r)
             return rc;
     } else if (r) {

@@ -54,7 +54,7 @@ int kl_cmd_group_policy(const char *s, int *policy)
 
 /* Open, resolve the group address, connect and sync the group's ops.
  * need_log: the group must exist for us (we can read its log). */
-static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_conn_t **conn, kl_grp_t *x,
+static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_net_t **conn, kl_grp_t *x,
                    int need_log)
 {
     int rc = kl_cli_open(cli);
@@ -75,7 +75,7 @@ static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_conn_t **conn,
         return KL_EXIT_FAIL;
     }
     r = kl_grp_sync_ops(cli, *conn, x);
-    if (r == KL_EREFUSED && kl_conn_relay_error(*conn) ==
+    if (r == KL_EREFUSED && kl_net_relay_error(*conn) ==
                                 KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND) {
         if (!need_log)
             return KL_EXIT_OK;
@@ -101,7 +101,7 @@ static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_conn_t **conn,
 /* prepare (need_log) for a command that names a person: address, completed
  * to a user address, goes into addr (KL_ADDR_MAX + 1 bytes). */
 static int prepare_for(kl_cli_t *cli, const char *name, const char *address, char *grp,
-                       char *addr, kl_conn_t **conn, kl_grp_t *x)
+                       char *addr, kl_net_t **conn, kl_grp_t *x)
 {
     int rc = kl_cli_user_address(address, addr, KL_ADDR_MAX + 1);
     if (rc == 0)
@@ -111,10 +111,10 @@ static int prepare_for(kl_cli_t *cli, const char *name, const char *address, cha
     return rc;
 }
 
-static void finish(kl_conn_t *conn, kl_grp_t *x)
+static void finish(kl_net_t *conn, kl_grp_t *x)
 {
     kl_grp_free(x);
-    kl_conn_close(conn);
+    kl_net_close(conn);
 }
 
 static int find_member(const kl_grp_t *x, const char *addr, kl_group_member_t *m)
@@ -211,7 +211,7 @@ static int refused(const kl_grp_t *x, kl_group_verr_t why, const char *target)
 /* The exit code for the result r of submitting an op to x: a local
  * refusal (KL_ESTATE) explained from why and target, another failure from
  * the relay's answer; KL_EXIT_OK for r == 0. */
-static int submit_result(kl_conn_t *conn, const kl_grp_t *x, int r, kl_group_verr_t why,
+static int submit_result(kl_net_t *conn, const kl_grp_t *x, int r, kl_group_verr_t why,
                          const char *target)
 {
     if (r == KL_ESTATE)
@@ -225,7 +225,7 @@ static int submit_result(kl_conn_t *conn, const kl_grp_t *x, int r, kl_group_ver
 
 /* Submit d; print refusals. Exit code. Members the op admitted get our
  * group key right away (best effort: else on the next send or receive). */
-static int submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
+static int submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
                   const char *target, kl_group_event_t *ev)
 {
     kl_group_verr_t why = KL_GV_OK;
@@ -272,7 +272,7 @@ static void json_begin(kl_json_t *j, const char *grp, const char *action)
 int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retention)
 {
     char grp[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_event_t ev;
     kl_group_opdesc_t d;
@@ -289,7 +289,7 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
     d.days = (uint32_t)retention;
     kl_group_verr_t why = KL_GV_OK;
     int r = kl_grp_submit(cli, conn, &x, &d, &ev, &why);
-    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT) {
         rc = cli_fail("the group %s exists already; choose another name", grp);
         goto out;
     }
@@ -371,7 +371,7 @@ static int safety_of(const kl_cli_t *cli, const uint8_t key[32], const char *add
  * Otherwise a member could have attached someone else's address to its own
  * key. KL_EXIT_OK with num set to our safety number with the candidate, or
  * the exit code of a refusal (explained on stderr). */
-static int vouch_candidate(kl_cli_t *cli, kl_conn_t *conn, const char *grp,
+static int vouch_candidate(kl_cli_t *cli, kl_net_t *conn, const char *grp,
                            const kl_group_candidate_t *c, char num[KL_SAFETY_DIGITS + 1])
 {
     char disp[KL_SAFETY_DISPLAY], other_num[KL_SAFETY_DIGITS + 1], other[KL_SAFETY_DISPLAY];
@@ -414,7 +414,7 @@ static int vouch_candidate(kl_cli_t *cli, kl_conn_t *conn, const char *grp,
 int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
 {
     char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_contact_t c;
     kl_group_event_t ev;
@@ -458,7 +458,7 @@ out:
 int kl_cmd_group_request(kl_cli_t *cli, const char *name)
 {
     char grp[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_event_t ev;
     int rc = prepare(cli, name, grp, &conn, &x, 0);
@@ -470,7 +470,7 @@ int kl_cmd_group_request(kl_cli_t *cli, const char *name)
         rc = cli_fail("you are already %s of %s", member ? "a member" : "a candidate", grp);
         goto out;
     }
-    if (r == KL_ENOTFOUND || (r == KL_EREFUSED && kl_conn_relay_error(conn) ==
+    if (r == KL_ENOTFOUND || (r == KL_EREFUSED && kl_net_relay_error(conn) ==
                                                       KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND)) {
         rc = cli_fail("the relay knows no group %s; check the name", grp);
         goto out;
@@ -494,7 +494,7 @@ out:
 int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
 {
     char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1], miss[256];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_candidate_t c;
     kl_group_event_t ev;
@@ -537,7 +537,7 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
                      kl_group_role_t role)
 {
     char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_event_t ev;
     kl_group_opdesc_t d;
@@ -619,7 +619,7 @@ int kl_cmd_group_role(kl_cli_t *cli, const char *name, const char *address, cons
 int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
 {
     char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_event_t ev;
     kl_group_opdesc_t d;
@@ -711,7 +711,7 @@ static void print_members_json(const kl_grp_t *x)
 int kl_cmd_group_members(kl_cli_t *cli, const char *name)
 {
     char grp[KL_ADDR_MAX + 1], miss[256];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_member_t m;
     kl_group_candidate_t c;
@@ -761,7 +761,7 @@ out:
 int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t len)
 {
     char grp[KL_ADDR_MAX + 1];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_message_t m;
     int rc = prepare(cli, name, grp, &conn, &x, 1);
@@ -788,9 +788,9 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
         rc = KL_EXIT_USAGE;
         goto out;
     }
-    if (r == KL_EREFUSED && kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN) {
         rc = cli_fail("the relay refused the message: it does not count you as a member of "
-                      "%s (%s)", grp, kl_conn_relay_message(conn));
+                      "%s (%s)", grp, kl_net_relay_message(conn));
         goto out;
     }
     if (r) {
@@ -821,7 +821,7 @@ out:
 static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *d)
 {
     char grp[KL_ADDR_MAX + 1], ret[128];
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_event_t ev;
     kl_group_member_t m;

@@ -66,7 +66,7 @@ static void sync_dir(const char *dir)
     }
 }
 
-static int do_register(kl_conn_t *conn, const kl_identity_t *id, const char *handle,
+static int do_register(kl_net_t *conn, const kl_identity_t *id, const char *handle,
                        const char *code)
 {
     uint8_t msg[256], sig[KL_SIG];
@@ -74,7 +74,7 @@ static int do_register(kl_conn_t *conn, const kl_identity_t *id, const char *han
     kl_frame_t *resp = NULL;
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Register reg = KOLLEGA__RELAY__V1__REGISTER__INIT;
-    int r = kl_wire_register_msg(kl_conn_handshake_hash(conn), handle, code, msg, sizeof msg,
+    int r = kl_wire_register_msg(kl_net_handshake_hash(conn), handle, code, msg, sizeof msg,
                                  &mlen);
     if (r || (r = kl_sign(id->sk, msg, mlen, sig)))
         return r;
@@ -86,15 +86,15 @@ static int do_register(kl_conn_t *conn, const kl_identity_t *id, const char *han
     reg.signature.len = sizeof sig;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_REGISTER;
     f.register_ = &reg;
-    r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
     kl_wire_free(resp);
     return r;
 }
 
-static void report_register_failure(kl_conn_t *conn, int r, const kl_invite_t *inv,
+static void report_register_failure(kl_net_t *conn, int r, const kl_invite_t *inv,
                                     const char *handle)
 {
-    int code = r == KL_EREFUSED ? kl_conn_relay_error(conn) : 0;
+    int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
     if (code == KOLLEGA__RELAY__V1__ERROR_CODE__INVITE_INVALID)
         kl_cli_err("the relay %s refused the invite (INVITE_INVALID): it is used up, expired "
                    "or mistyped; ask whoever runs the relay for a new invite", inv->relay);
@@ -147,7 +147,7 @@ int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_pass
     kl_relay_info_t relay;
     kl_prekey_batch_t *batch = NULL;
     kl_store_t *st = NULL;
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     char *pass = NULL;
     char tmp[KL_PATH_MAX + 64], address[KL_ADDR_MAX + 1], err[512];
     int rc = KL_EXIT_FAIL, r, registered = 0;
@@ -219,7 +219,7 @@ int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_pass
         goto out;
     }
 
-    r = kl_conn_open(inv.host, inv.port, inv.key, cli->stop, &conn, err, sizeof err);
+    r = kl_net_open(inv.host, inv.port, inv.key, cli->stop, &conn, err, sizeof err);
     if (r) {
         kl_cli_err("%s", err);
         goto out;
@@ -248,7 +248,7 @@ int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_pass
     print_result(cli, &id, &inv, pass != NULL, uploaded);
     rc = KL_EXIT_OK;
 out:
-    kl_conn_close(conn);
+    kl_net_close(conn);
     kl_store_close(st);
     if (!registered && tmp[0])
         remove_store_files(tmp);

@@ -48,7 +48,7 @@ static void nap(const kl_cli_t *cli, uint64_t ms)
         poll(NULL, 0, (int)ms);
 }
 
-static int ping(kl_conn_t *conn)
+static int ping(kl_net_t *conn)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Ping p = KOLLEGA__RELAY__V1__PING__INIT;
@@ -56,7 +56,7 @@ static int ping(kl_conn_t *conn)
     p.nonce = (uint64_t)mono_ms();
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PING;
     f.ping = &p;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PONG, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PONG, &resp);
     kl_wire_free(resp);
     return r;
 }
@@ -72,7 +72,7 @@ static int is_news(const kl_frame_t *push)
 
 /* The inbox first (it carries the group keys), then every group. A store
  * failure in the group part is reported like one in the inbox part. */
-static int fetch_everything(kl_sync_t *s, kl_cli_t *cli, kl_conn_t *conn)
+static int fetch_everything(kl_sync_t *s, kl_cli_t *cli, kl_net_t *conn)
 {
     /* Group keys in the inbox are kept only for groups we know. */
     int r = kl_grp_know_listed(cli, conn);
@@ -92,7 +92,7 @@ static int fetch_everything(kl_sync_t *s, kl_cli_t *cli, kl_conn_t *conn)
 /* Listen for pushes until the deadline (UINT64_MAX: forever). Returns 0 at
  * the deadline or on a stop signal, else the error; *fatal is set when it
  * was the local store that failed (reconnecting would not help). */
-static int listen(kl_cli_t *cli, kl_sync_t *s, kl_conn_t *conn, uint64_t deadline, int *fatal)
+static int listen(kl_cli_t *cli, kl_sync_t *s, kl_net_t *conn, uint64_t deadline, int *fatal)
 {
     uint64_t last = mono_ms();
     for (;;) {
@@ -103,7 +103,7 @@ static int listen(kl_cli_t *cli, kl_sync_t *s, kl_conn_t *conn, uint64_t deadlin
         if (deadline != UINT64_MAX && deadline - now < wait)
             wait = deadline - now;
         kl_frame_t *push = NULL;
-        int r = kl_conn_wait_push(conn, (int)wait, &push);
+        int r = kl_net_wait_push(conn, (int)wait, &push);
         if (r == -EINTR)
             return 0;
         if (r == KL_ETIMEDOUT) {
@@ -122,11 +122,11 @@ static int listen(kl_cli_t *cli, kl_sync_t *s, kl_conn_t *conn, uint64_t deadlin
         int refetch = is_news(push);
         kl_wire_free(push);
         /* One fetch answers every push already queued. */
-        while (kl_conn_wait_push(conn, 0, &push) == 0) {
+        while (kl_net_wait_push(conn, 0, &push) == 0) {
             refetch |= is_news(push);
             kl_wire_free(push);
         }
-        if (kl_conn_take_missed(conn))
+        if (kl_net_take_missed(conn))
             refetch = 1;
         if (refetch) {
             if ((r = fetch_everything(s, cli, conn))) {
@@ -141,7 +141,7 @@ static int listen(kl_cli_t *cli, kl_sync_t *s, kl_conn_t *conn, uint64_t deadlin
 int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s)
 {
     kl_sync_t s;
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     int rc = kl_cli_open(cli);
     if (rc)
         return rc;
@@ -179,7 +179,7 @@ int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s)
         if (r == 0 && waiting)
             r = listen(cli, &s, conn, deadline, &fatal);
         if (r == 0 || r == -EINTR || stopped(cli)) {
-            kl_conn_close(conn);
+            kl_net_close(conn);
             if (!waiting && !cli->json && s.stored == 0 && s.held == 0 && s.failed == 0)
                 printf("No new messages.\n");
             return KL_EXIT_OK;
@@ -188,10 +188,10 @@ int kl_cmd_receive(kl_cli_t *cli, int follow, long timeout_s)
             kl_cli_err("cannot store received messages in %s (%s); they stay at the relay "
                        "until this works", cli->home, kl_strerror(r));
         else if (waiting && r != KL_EREFUSED)
-            kl_cli_err("%s; reconnecting", kl_conn_error(conn));
+            kl_cli_err("%s; reconnecting", kl_net_error(conn));
         else
             kl_cli_relay_fail(conn, r, "receive messages");
-        kl_conn_close(conn);
+        kl_net_close(conn);
         conn = NULL;
         s.conn = NULL;
         if (!waiting || fatal || r == KL_EREFUSED)

@@ -23,9 +23,9 @@
 #include "session.h"
 #include "util.h"
 
-static int send_fail(kl_conn_t *conn, int r, const char *addr)
+static int send_fail(kl_net_t *conn, int r, const char *addr)
 {
-    int code = r == KL_EREFUSED ? kl_conn_relay_error(conn) : 0;
+    int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
     if (code == KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED)
         kl_cli_err("the relay did not accept the message: the inbox of %s is full; try again "
                    "after they have received their messages", addr);
@@ -57,26 +57,26 @@ static int check_text(const char *text, size_t len)
 
 /* The relay does not take the delivery token (it changed, or unidentified
  * delivery is off for that user). */
-static int token_refused(kl_conn_t *conn, int r)
+static int token_refused(kl_net_t *conn, int r)
 {
-    int code = r == KL_EREFUSED ? kl_conn_relay_error(conn) : 0;
+    int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
     return code == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN ||
            code == KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED;
 }
 
 /* The relay takes no more unidentified messages to this user now: send
  * identified this time, keeping the token. */
-static int unidentified_busy(kl_conn_t *conn, int r)
+static int unidentified_busy(kl_net_t *conn, int r)
 {
     return r == KL_EREFUSED &&
-           kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED;
+           kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED;
 }
 
 /* Go on over an authenticated connection (forgetting addr's token when
  * the relay refused it). Exit code. */
-static int identify(kl_cli_t *cli, kl_conn_t **conn, int *unid, const char *addr, int forget)
+static int identify(kl_cli_t *cli, kl_net_t **conn, int *unid, const char *addr, int forget)
 {
-    kl_conn_close(*conn);
+    kl_net_close(*conn);
     *conn = NULL;
     *unid = 0;
     if (forget && kl_store_begin(cli->st) == 0) {
@@ -117,7 +117,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     char *input = NULL;
     size_t len = 0, blen = 0;
     uint8_t *body = NULL;
-    kl_conn_t *conn = NULL;
+    kl_net_t *conn = NULL;
     kl_contact_t c;
     kl_prekey_bundle_t bundle;
     kl_message_t m;
@@ -178,7 +178,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
      * down): a contact already pinned is sent to with the pinned key, and
      * our relay queues the message until the link is back. */
     if (r == KL_EREFUSED &&
-        kl_conn_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE &&
+        kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE &&
         kl_store_contact_get(cli->st, addr, &c) == 0 && c.has_key && !c.key_changed) {
         r = 0;
         /* Our relay takes an unidentified send to another relay's user only
@@ -278,7 +278,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     rc = KL_EXIT_OK;
 out:
     kl_memzero(token, sizeof token);
-    kl_conn_close(conn);
+    kl_net_close(conn);
     free(body);
     if (input)
         kl_free_wipe(input, KL_TEXT_MAX + 3);

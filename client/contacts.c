@@ -6,12 +6,12 @@
 #include "kollega/err.h"
 #include "util.h"
 
-int kl_contacts_lookup(kl_conn_t *c, const char *address, int *exists, uint8_t key[32])
+int kl_contacts_lookup(kl_net_t *c, const char *address, int *exists, uint8_t key[32])
 {
     return kl_contacts_lookup_token(c, address, NULL, exists, key);
 }
 
-int kl_contacts_lookup_token(kl_conn_t *c, const char *address, const uint8_t *token,
+int kl_contacts_lookup_token(kl_net_t *c, const char *address, const uint8_t *token,
                              int *exists, uint8_t key[32])
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -25,7 +25,7 @@ int kl_contacts_lookup_token(kl_conn_t *c, const char *address, const uint8_t *t
     }
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP;
     f.lookup = &lk;
-    int r = kl_conn_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP_RESULT, &resp);
+    int r = kl_net_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP_RESULT, &resp);
     if (r)
         return r;
     const Kollega__Relay__V1__LookupResult *lr = resp->lookup_result;
@@ -87,7 +87,7 @@ static int pin_new(kl_store_t *st, const char *address, const uint8_t key[32], k
     return put_in_txn(st, c);
 }
 
-static int add_with(kl_store_t *st, kl_conn_t *conn, const char *address,
+static int add_with(kl_store_t *st, kl_net_t *conn, const char *address,
                     const uint8_t *token, kl_contact_t *c, int *added)
 {
     uint8_t key[32];
@@ -109,19 +109,19 @@ static int add_with(kl_store_t *st, kl_conn_t *conn, const char *address,
     return r;
 }
 
-int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_contact_t *c,
+int kl_contacts_add(kl_store_t *st, kl_net_t *conn, const char *address, kl_contact_t *c,
                     int *added)
 {
     return add_with(st, conn, address, NULL, c, added);
 }
 
-int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
+int kl_contacts_check_send(kl_store_t *st, kl_net_t *conn, const char *address,
                            kl_contact_t *c)
 {
     return kl_contacts_check_send_token(st, conn, address, NULL, c);
 }
 
-int kl_contacts_check_send_token(kl_store_t *st, kl_conn_t *conn, const char *address,
+int kl_contacts_check_send_token(kl_store_t *st, kl_net_t *conn, const char *address,
                                  const uint8_t *token, kl_contact_t *c)
 {
     int added = 0;
@@ -134,7 +134,7 @@ int kl_contacts_check_send_token(kl_store_t *st, kl_conn_t *conn, const char *ad
     return 0;
 }
 
-int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32],
+int kl_contacts_vouch(kl_net_t *conn, const char *address, const uint8_t key[32],
                       int *vouched)
 {
     uint8_t relay_key[32];
@@ -147,7 +147,7 @@ int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32
         /* NOT_FOUND, BAD_REQUEST or FORBIDDEN is an answer ("no such
          * user"); a relay that cannot answer now (its peer link is down,
          * it is busy) decides nothing. */
-        int code = kl_conn_relay_error(conn);
+        int code = kl_net_relay_error(conn);
         if (code != KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND &&
             code != KOLLEGA__RELAY__V1__ERROR_CODE__BAD_REQUEST &&
             code != KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN)

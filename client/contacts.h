@@ -19,37 +19,37 @@
 #include "store.h"
 
 /* Ask the relay for address's identity key. *exists = 0 if the relay has
- * no such user. Relay errors as kl_conn_call (UNAVAILABLE for users of
+ * no such user. Relay errors as kl_net_call (UNAVAILABLE for users of
  * other relays). */
-int kl_contacts_lookup(kl_conn_t *c, const char *address, int *exists, uint8_t key[32]);
+int kl_contacts_lookup(kl_net_t *c, const char *address, int *exists, uint8_t key[32]);
 /* The same, with address's delivery token (32 bytes, or NULL): then the
  * lookup is answered on a connection that is not authenticated. */
-int kl_contacts_lookup_token(kl_conn_t *c, const char *address, const uint8_t *token,
+int kl_contacts_lookup_token(kl_net_t *c, const char *address, const uint8_t *token,
                              int *exists, uint8_t key[32]);
 
 /* `contact add`: look address up and pin its key (unverified). *added = 0
  * if it was already a contact; if the relay's key differs from the pinned
  * one the contact is flagged and KL_EKEYCHANGED returned. KL_ENOTFOUND if
  * the relay has no such user. *c gets the contact as stored. */
-int kl_contacts_add(kl_store_t *st, kl_conn_t *conn, const char *address, kl_contact_t *c,
+int kl_contacts_add(kl_store_t *st, kl_net_t *conn, const char *address, kl_contact_t *c,
                     int *added);
 
 /* Before every send: look the address up; an unknown address is added
  * (TOFU); a key different from the pinned one flags the contact. Returns 0
  * with *c when sending may go ahead, KL_EKEYCHANGED when it must not (also
  * while a contact stays flagged), KL_ENOTFOUND for no such user. */
-int kl_contacts_check_send(kl_store_t *st, kl_conn_t *conn, const char *address,
+int kl_contacts_check_send(kl_store_t *st, kl_net_t *conn, const char *address,
                            kl_contact_t *c);
 /* The same with address's delivery token on an unauthenticated conn. */
-int kl_contacts_check_send_token(kl_store_t *st, kl_conn_t *conn, const char *address,
+int kl_contacts_check_send_token(kl_store_t *st, kl_net_t *conn, const char *address,
                                  const uint8_t *token, kl_contact_t *c);
 
 /* Does address's relay vouch for key (its lookup answers that key)? 0 with
  * *vouched set when the relay answered (no such user: *vouched = 0);
  * KL_EAGAIN when there is no connection or the relay cannot answer now
  * (its peer relay unreachable, rate limited): decide later; a failure of
- * the connection itself as kl_conn_call. Writes nothing. */
-int kl_contacts_vouch(kl_conn_t *conn, const char *address, const uint8_t key[32],
+ * the connection itself as kl_net_call. Writes nothing. */
+int kl_contacts_vouch(kl_net_t *conn, const char *address, const uint8_t key[32],
                       int *vouched);
 
 /* An incoming message from sender PROVED to come from the holder of key (it

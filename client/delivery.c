@@ -33,7 +33,7 @@ int kl_delivery_own(kl_store_t *st, uint8_t token[32])
     return kl_store_commit(st);
 }
 
-int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn)
+int kl_delivery_publish(kl_store_t *st, kl_net_t *conn)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__DeliveryToken dt = KOLLEGA__RELAY__V1__DELIVERY_TOKEN__INIT;
@@ -53,7 +53,7 @@ int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn)
     dt.token_hash.len = 32;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_DELIVERY_TOKEN;
     f.delivery_token = &dt;
-    r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
     kl_wire_free(resp);
     if (r)
         return r;

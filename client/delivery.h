@@ -30,8 +30,8 @@ int kl_delivery_own(kl_store_t *st, uint8_t token[32]);
 
 /* On an authenticated connection: unless the relay confirmed the current
  * token within the last day, send DeliveryToken{SHA-256(token)} and
- * remember when it did. Relay errors as kl_conn_call. */
-int kl_delivery_publish(kl_store_t *st, kl_conn_t *conn);
+ * remember when it did. Relay errors as kl_net_call. */
+int kl_delivery_publish(kl_store_t *st, kl_net_t *conn);
 
 /* Sending with a token: outbound.h kl_out_send_unidentified. */
 

@@ -187,7 +187,7 @@ void kl_grp_free(kl_grp_t *x)
     x->nheads = x->heads_cap = 0;
 }
 
-static int call_group_fetch(kl_conn_t *conn, const char *grp, uint64_t from, kl_frame_t **resp)
+static int call_group_fetch(kl_net_t *conn, const char *grp, uint64_t from, kl_frame_t **resp)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__GroupFetch gf = KOLLEGA__RELAY__V1__GROUP_FETCH__INIT;
@@ -195,7 +195,7 @@ static int call_group_fetch(kl_conn_t *conn, const char *grp, uint64_t from, kl_
     gf.from_index = from;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_FETCH;
     f.group_fetch = &gf;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG, resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG, resp);
     if (r == 0 && ((*resp)->group_log == NULL || (*resp)->group_log->group == NULL ||
                    strcmp((*resp)->group_log->group, grp) != 0)) {
         kl_wire_free(*resp);
@@ -305,7 +305,7 @@ static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const Proto
     return 0;
 }
 
-int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
+int kl_grp_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
         kl_frame_t *resp = NULL;
@@ -351,7 +351,7 @@ int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
     return 0;
 }
 
-static int call_group_op(kl_conn_t *conn, const uint8_t *op, size_t len, int *admitted)
+static int call_group_op(kl_net_t *conn, const uint8_t *op, size_t len, int *admitted)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
@@ -360,7 +360,7 @@ static int call_group_op(kl_conn_t *conn, const uint8_t *op, size_t len, int *ad
     go.signed_op.len = len;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP;
     f.group_op = &go;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP_ACCEPTED, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP_ACCEPTED, &resp);
     if (r == 0)
         *admitted = resp->group_op_accepted && resp->group_op_accepted->admitted;
     kl_wire_free(resp);
@@ -399,7 +399,7 @@ static int store_op(kl_cli_t *cli, const kl_grp_t *x, uint64_t idx, const uint8_
     return kl_store_commit(cli->st);
 }
 
-int kl_grp_submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
+int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
                   kl_group_event_t *ev, kl_group_verr_t *why)
 {
     int r = 0;
@@ -432,7 +432,7 @@ int kl_grp_submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_op
         if (lr)
             return lr;
         if (r != KL_EREFUSED ||
-            kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
             return r;
         /* Someone else's op came first: catch up and try once more. */
         if ((r = kl_grp_sync_ops(cli, conn, x)))
@@ -488,7 +488,7 @@ static int build_request(const kl_cli_t *cli, const kl_grp_t *x, uint8_t **out, 
     return 0;
 }
 
-int kl_grp_request(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, kl_group_event_t *ev)
+int kl_grp_request(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, kl_group_event_t *ev)
 {
     kl_group_verr_t why = KL_GV_OK;
     int r = kl_grp_sync_ops(cli, conn, x);
@@ -518,7 +518,7 @@ int kl_grp_request(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, kl_group_event_t
         r = call_group_op(conn, op, len, &admitted);
         free(op);
         if (r != KL_EREFUSED ||
-            kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
             break;
         if ((r = kl_grp_sync_ops(cli, conn, x)))
             return r;

@@ -92,16 +92,16 @@ void kl_grp_free(kl_grp_t *x);
  * x->fork_index), validate, store the valid prefix, warn about the first
  * invalid op. KL_EREFUSED with the relay's code for refusals (NOT_FOUND:
  * no such group). */
-int kl_grp_sync_ops(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x);
+int kl_grp_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x);
 
 /* Build op d against x's state, validate it locally (*why on refusal:
  * KL_ESTATE returned, nothing sent), submit it, store it; on CONFLICT sync
  * and retry once. ev describes the applied op. Relay refusals: KL_EREFUSED. */
-int kl_grp_submit(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
+int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
                   kl_group_event_t *ev, kl_group_verr_t *why);
 
 /* `group request`: ask to join a group we are not named in. */
-int kl_grp_request(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, kl_group_event_t *ev);
+int kl_grp_request(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, kl_group_event_t *ev);
 
 /* Warn about something in a group: stderr, or with --json a JSON object
  * {"warning", "group", "message"} on stdout. */
@@ -117,11 +117,11 @@ void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, cons
 /* Send text to the group: rotate our sender key if the epoch changed,
  * distribute it to members that lack it, encrypt, commit the advanced key,
  * send, store in history (*m, text borrowed). KL_ESTATE: not a member. */
-int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
+int kl_grp_send(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *text, size_t len,
                 kl_message_t *m);
 /* Give our current sender key to every current member that lacks it (only
  * while it is valid for the current epoch). */
-int kl_grp_distribute(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x);
+int kl_grp_distribute(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x);
 
 /* Our sender key for the group's current epoch (*k, kl_senderkey_free):
  * with create, made and committed when there is none or the epoch moved
@@ -138,7 +138,7 @@ typedef struct kl_grp_rx {
     kl_cli_t *cli;
     kl_sync_t *s;                /* on_message, stored count */
     kl_grp_t *x;
-    kl_conn_t *conn;             /* to fetch ops a message refers to; NULL offline */
+    kl_net_t *conn;             /* to fetch ops a message refers to; NULL offline */
     size_t stored, pending_new, failed;
     size_t refused;              /* messages whose author claimed another history */
     uint64_t dropped;            /* pending entries dropped over KL_GPENDING_MAX */
@@ -160,12 +160,12 @@ int kl_grp_store_dist(kl_store_t *st, const char *grp, const uint8_t owner[32], 
 /* The group part of `receive`: group_list, then per group ops, notices,
  * key distribution, the message log after our cursor, pending entries,
  * retention. New messages go to s->on_message. */
-int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s);
+int kl_grp_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s);
 
 /* Before the inbox is read: a group row for every group the relay lists
  * for us (member or candidate), so the sender keys the inbox carries for
  * them are accepted (kl_grp_store_dist). */
-int kl_grp_know_listed(kl_cli_t *cli, kl_conn_t *conn);
+int kl_grp_know_listed(kl_cli_t *cli, kl_net_t *conn);
 
 /* We left or were removed: drop grp's sender keys, distribution records
  * and pending entries (kl_store_group_forget) in one transaction. */

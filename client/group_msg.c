@@ -93,7 +93,7 @@ int kl_grp_own_key(kl_cli_t *cli, const kl_grp_t *x, int create, kl_senderkey_t 
 }
 
 /* Send our key (at its current position) to one member, once. */
-static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_senderkey_t *k,
+static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_senderkey_t *k,
                     const kl_group_member_t *m)
 {
     int conflict = 0;
@@ -127,7 +127,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_
         r = kl_out_send_content(cli->st, &cli->me, conn, m->address, m->key, &ct, &seq);
     kl_memzero(ct.dist, sizeof ct.dist);
     if (r == KL_ENOTFOUND || r == KL_EKEYCHANGED || r == KL_ECRYPTO ||
-        (r == KL_EREFUSED && kl_conn_relay_error(conn) !=
+        (r == KL_EREFUSED && kl_net_relay_error(conn) !=
                                  KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
         kl_grp_warn(cli, x->address, "key_not_sent",
                     "could not give your group key to %s (%s); they cannot read your group "
@@ -147,7 +147,7 @@ static int give_key(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_
     return r;
 }
 
-static int distribute(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const kl_senderkey_t *k)
+static int distribute(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_senderkey_t *k)
 {
     kl_group_member_t m;
     for (size_t i = 0; i < kl_group_member_count(x->g); i++) {
@@ -160,7 +160,7 @@ static int distribute(kl_cli_t *cli, kl_conn_t *conn, const kl_grp_t *x, const k
     return 0;
 }
 
-int kl_grp_distribute(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x)
+int kl_grp_distribute(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x)
 {
     kl_senderkey_t *k = NULL;
     /* No keys while the relay may be showing members another history. */
@@ -236,7 +236,7 @@ out:
 }
 
 /* One try: key for the current epoch, distribution, seal, send. */
-static int send_once(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
+static int send_once(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *text, size_t len,
                      kl_message_t *m)
 {
     kl_senderkey_t *k = NULL;
@@ -252,7 +252,7 @@ static int send_once(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *te
     return r;
 }
 
-int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, size_t len,
+int kl_grp_send(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *text, size_t len,
                 kl_message_t *m)
 {
     int added = 0, r = 0;
@@ -263,7 +263,7 @@ int kl_grp_send(kl_cli_t *cli, kl_conn_t *conn, kl_grp_t *x, const char *text, s
             return KL_ECRYPTO;
         r = send_once(cli, conn, x, text, len, m);
         if (r != KL_EREFUSED || attempt ||
-            kl_conn_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT)
+            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT)
             break;
         /* A remove or leave we had not seen: catch up (the epoch moves on,
          * so the next try makes and distributes a new key) and retry. */

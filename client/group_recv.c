@@ -21,7 +21,7 @@
 /* Groups one receive visits beyond those the relay lists. */
 #define MAX_KNOWN 256
 
-static int call_fetch(kl_conn_t *conn, const char *grp, uint64_t after, kl_frame_t **resp)
+static int call_fetch(kl_net_t *conn, const char *grp, uint64_t after, kl_frame_t **resp)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
@@ -30,10 +30,10 @@ static int call_fetch(kl_conn_t *conn, const char *grp, uint64_t after, kl_frame
     fe.group = (char *)grp;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
     f.fetch = &fe;
-    return kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, resp);
+    return kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, resp);
 }
 
-static int call_ack(kl_conn_t *conn, const char *grp, uint64_t seq)
+static int call_ack(kl_net_t *conn, const char *grp, uint64_t seq)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
@@ -42,7 +42,7 @@ static int call_ack(kl_conn_t *conn, const char *grp, uint64_t seq)
     a.group = (char *)grp;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
     f.ack = &a;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
     kl_wire_free(resp);
     return r;
 }
@@ -56,7 +56,7 @@ static int cmp_entry(const void *p, const void *q)
 
 /* Fetch the group's log after our cursor; each entry is stored (message,
  * pending or failure) before the batch is acked. */
-static int fetch_log(kl_grp_rx_t *c, kl_conn_t *conn)
+static int fetch_log(kl_grp_rx_t *c, kl_net_t *conn)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS; round++) {
         kl_store_group_t row;
@@ -184,7 +184,7 @@ static int notices(kl_cli_t *cli, kl_grp_t *x)
 
 /* One group: ops, notices, keys, log, pending, retention. listed_member:
  * the relay lists us as a member (so it lets us fetch the log). */
-static int receive_group(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s, const char *grp,
+static int receive_group(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, const char *grp,
                          int listed_member)
 {
     kl_grp_t x;
@@ -256,14 +256,14 @@ int kl_grp_forget(kl_cli_t *cli, const char *grp)
     return r;
 }
 
-int kl_grp_know_listed(kl_cli_t *cli, kl_conn_t *conn)
+int kl_grp_know_listed(kl_cli_t *cli, kl_net_t *conn)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
     kl_frame_t *resp = NULL;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
     f.group_list = &gl;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
     if (r)
         return r;
     const Kollega__Relay__V1__GroupListResult *res = resp->group_list_result;
@@ -305,7 +305,7 @@ static int collect_known(void *ud, const kl_store_group_t *g)
     return 0;
 }
 
-int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
+int kl_grp_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
@@ -313,7 +313,7 @@ int kl_grp_receive_all(kl_cli_t *cli, kl_conn_t *conn, kl_sync_t *s)
     known_t k;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
     f.group_list = &gl;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
     if (r)
         return r;
     memset(&k, 0, sizeof k);

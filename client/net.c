@@ -29,7 +29,7 @@ struct qitem {
     struct qitem *next;
 };
 
-struct kl_conn {
+struct kl_net {
     int fd;
     char where[300];               /* "HOST:PORT" for messages */
     kl_noise_hs_t *hs;             /* during the handshake */
@@ -47,9 +47,9 @@ struct kl_conn {
     char relay_msg[256];
 };
 
-static void set_err(kl_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(kl_net_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void set_err(kl_conn_t *c, const char *fmt, ...)
+static void set_err(kl_net_t *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -75,14 +75,14 @@ static int remaining(uint64_t deadline)
     return left > 600000 ? 600000 : (int)left;
 }
 
-static int stopped(const kl_conn_t *c)
+static int stopped(const kl_net_t *c)
 {
     return c->stop != NULL && *c->stop;
 }
 
 /* Wait for events on the socket until the deadline. 0 when ready,
  * KL_ETIMEDOUT, -EINTR when the stop flag is set, KL_EIO on poll errors. */
-static int wait_fd(kl_conn_t *c, short events, uint64_t deadline)
+static int wait_fd(kl_net_t *c, short events, uint64_t deadline)
 {
     for (;;) {
         if (stopped(c))
@@ -102,7 +102,7 @@ static int wait_fd(kl_conn_t *c, short events, uint64_t deadline)
     }
 }
 
-static void queue_push(kl_conn_t *c, kl_frame_t *f)
+static void queue_push(kl_net_t *c, kl_frame_t *f)
 {
     if (f->id == 0) {
         if (c->npush >= KL_CONN_MAX_QUEUED) {
@@ -131,7 +131,7 @@ static void queue_push(kl_conn_t *c, kl_frame_t *f)
 }
 
 /* Remove and return the first queued frame with this id (NULL if none). */
-static kl_frame_t *queue_take(kl_conn_t *c, uint32_t id)
+static kl_frame_t *queue_take(kl_net_t *c, uint32_t id)
 {
     struct qitem *prev = NULL;
     for (struct qitem *q = c->head; q; prev = q, q = q->next) {
@@ -156,7 +156,7 @@ static kl_frame_t *queue_take(kl_conn_t *c, uint32_t id)
  * transport messages, each decrypted at once so nonces stay in order. */
 static int on_frame(void *ud, const uint8_t *msg, size_t len)
 {
-    kl_conn_t *c = ud;
+    kl_net_t *c = ud;
     if (!c->have_transport) {
         uint8_t payload[64];
         size_t plen = 0;
@@ -181,7 +181,7 @@ static int on_frame(void *ud, const uint8_t *msg, size_t len)
 }
 
 /* Read what is available (waiting until the deadline) and feed it. */
-static int read_some(kl_conn_t *c, uint64_t deadline)
+static int read_some(kl_net_t *c, uint64_t deadline)
 {
     uint8_t buf[16384];
     if (c->dead)
@@ -210,7 +210,7 @@ static int read_some(kl_conn_t *c, uint64_t deadline)
     return 0;
 }
 
-static int write_all(kl_conn_t *c, const uint8_t *p, size_t len, uint64_t deadline)
+static int write_all(kl_net_t *c, const uint8_t *p, size_t len, uint64_t deadline)
 {
     while (len > 0) {
         if (c->dead)
@@ -239,7 +239,7 @@ static int write_all(kl_conn_t *c, const uint8_t *p, size_t len, uint64_t deadli
 }
 
 /* Non-blocking connect to each resolved address in turn. */
-static int tcp_connect(kl_conn_t *c, const char *host, uint16_t port, uint64_t deadline)
+static int tcp_connect(kl_net_t *c, const char *host, uint16_t port, uint64_t deadline)
 {
     struct addrinfo hints, *res = NULL;
     char portstr[8];
@@ -303,14 +303,14 @@ static int tcp_connect(kl_conn_t *c, const char *host, uint16_t port, uint64_t d
     return last == ETIMEDOUT ? KL_ETIMEDOUT : KL_EIO;
 }
 
-int kl_conn_open(const char *host, uint16_t port, const uint8_t relay_key[32],
-                 volatile sig_atomic_t *stop, kl_conn_t **out, char *err, size_t errcap)
+int kl_net_open(const char *host, uint16_t port, const uint8_t relay_key[32],
+                 volatile sig_atomic_t *stop, kl_net_t **out, char *err, size_t errcap)
 {
     int r = KL_ENOMEM;
     uint8_t msg1[128];
     uint8_t frame[2 + sizeof msg1];
     size_t m1 = 0;
-    kl_conn_t *c = calloc(1, sizeof *c);
+    kl_net_t *c = calloc(1, sizeof *c);
 
     *out = NULL;
     if (c == NULL)
@@ -361,12 +361,12 @@ out:
     if (c) {
         if (err && errcap)
             snprintf(err, errcap, "%s", c->err[0] ? c->err : kl_strerror(r));
-        kl_conn_close(c);
+        kl_net_close(c);
     }
     return r;
 }
 
-void kl_conn_close(kl_conn_t *c)
+void kl_net_close(kl_net_t *c)
 {
     if (c == NULL)
         return;
@@ -384,12 +384,12 @@ void kl_conn_close(kl_conn_t *c)
     free(c);
 }
 
-const uint8_t *kl_conn_handshake_hash(const kl_conn_t *c)
+const uint8_t *kl_net_handshake_hash(const kl_net_t *c)
 {
     return c->t.hh;
 }
 
-int kl_conn_send(kl_conn_t *c, kl_frame_t *f)
+int kl_net_send(kl_net_t *c, kl_frame_t *f)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -405,7 +405,7 @@ int kl_conn_send(kl_conn_t *c, kl_frame_t *f)
     return r;
 }
 
-static void save_relay_error(kl_conn_t *c, const kl_frame_t *f)
+static void save_relay_error(kl_net_t *c, const kl_frame_t *f)
 {
     const Kollega__Relay__V1__Error *e = f->error;
     c->relay_err = e ? (int)e->code : 0;
@@ -421,13 +421,13 @@ static void save_relay_error(kl_conn_t *c, const kl_frame_t *f)
     c->relay_msg[j] = '\0';
 }
 
-int kl_conn_call(kl_conn_t *c, kl_frame_t *req, int expect_case, kl_frame_t **resp)
+int kl_net_call(kl_net_t *c, kl_frame_t *req, int expect_case, kl_frame_t **resp)
 {
     *resp = NULL;
     if (c->next_id == 0)
         c->next_id = 1;
     req->id = c->next_id++;
-    int r = kl_conn_send(c, req);
+    int r = kl_net_send(c, req);
     if (r)
         return r;
     uint64_t deadline = now_ms() + KL_CONN_REQUEST_MS;
@@ -464,7 +464,7 @@ int kl_conn_call(kl_conn_t *c, kl_frame_t *req, int expect_case, kl_frame_t **re
     }
 }
 
-int kl_conn_wait_push(kl_conn_t *c, int timeout_ms, kl_frame_t **push)
+int kl_net_wait_push(kl_net_t *c, int timeout_ms, kl_frame_t **push)
 {
     *push = NULL;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
@@ -480,24 +480,24 @@ int kl_conn_wait_push(kl_conn_t *c, int timeout_ms, kl_frame_t **push)
     }
 }
 
-int kl_conn_take_missed(kl_conn_t *c)
+int kl_net_take_missed(kl_net_t *c)
 {
     int m = c->missed;
     c->missed = 0;
     return m;
 }
 
-const char *kl_conn_error(const kl_conn_t *c)
+const char *kl_net_error(const kl_net_t *c)
 {
     return c->err[0] ? c->err : "connection failed";
 }
 
-int kl_conn_relay_error(const kl_conn_t *c)
+int kl_net_relay_error(const kl_net_t *c)
 {
     return c->relay_err;
 }
 
-const char *kl_conn_relay_message(const kl_conn_t *c)
+const char *kl_net_relay_message(const kl_net_t *c)
 {
     return c->relay_msg;
 }

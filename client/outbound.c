@@ -5,7 +5,7 @@
 #include "kollega/err.h"
 #include "outbound.h"
 
-int kl_out_fetch_bundle(kl_conn_t *conn, const char *addr, kl_prekey_bundle_t *b)
+int kl_out_fetch_bundle(kl_net_t *conn, const char *addr, kl_prekey_bundle_t *b)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
@@ -14,7 +14,7 @@ int kl_out_fetch_bundle(kl_conn_t *conn, const char *addr, kl_prekey_bundle_t *b
     pf.address = (char *)addr;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_FETCH;
     f.prekey_fetch = &pf;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_BUNDLE, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_BUNDLE, &resp);
     if (r)
         return r;
     const Kollega__Relay__V1__PrekeyBundle *pb = resp->prekey_bundle;
@@ -46,14 +46,14 @@ out:
     return r;
 }
 
-int kl_out_send_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+int kl_out_send_body(kl_net_t *conn, const char *to, const uint8_t *body, size_t len,
                      uint64_t *seq)
 {
     return kl_out_send_group_body(conn, to, body, len, 0, seq);
 }
 
 /* send{to, body, [group_index], [delivery_token]} -> sent{seq}. */
-static int send_frame(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+static int send_frame(kl_net_t *conn, const char *to, const uint8_t *body, size_t len,
                       uint64_t group_index, const uint8_t *token, uint64_t *seq)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -69,26 +69,26 @@ static int send_frame(kl_conn_t *conn, const char *to, const uint8_t *body, size
     s.body.len = len;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_SEND;
     f.send = &s;
-    int r = kl_conn_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_SENT, &resp);
+    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_SENT, &resp);
     if (r == 0)
         *seq = resp->sent ? resp->sent->seq : 0;
     kl_wire_free(resp);
     return r;
 }
 
-int kl_out_send_group_body(kl_conn_t *conn, const char *to, const uint8_t *body, size_t len,
+int kl_out_send_group_body(kl_net_t *conn, const char *to, const uint8_t *body, size_t len,
                            uint64_t group_index, uint64_t *seq)
 {
     return send_frame(conn, to, body, len, group_index, NULL, seq);
 }
 
-int kl_out_send_unidentified(kl_conn_t *conn, const char *to, const uint8_t token[32],
+int kl_out_send_unidentified(kl_net_t *conn, const char *to, const uint8_t token[32],
                              const uint8_t *body, size_t len, uint64_t *seq)
 {
     return send_frame(conn, to, body, len, 0, token, seq);
 }
 
-int kl_out_send_content(kl_store_t *st, const kl_identity_t *me, kl_conn_t *conn,
+int kl_out_send_content(kl_store_t *st, const kl_identity_t *me, kl_net_t *conn,
                         const char *peer, const uint8_t peer_ik[32], const kl_content_t *c,
                         uint64_t *seq)
 {

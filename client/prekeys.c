@@ -60,7 +60,7 @@ int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, i
     return r;
 }
 
-int kl_prekeys_upload(kl_conn_t *c, const kl_prekey_batch_t *b)
+int kl_prekeys_upload(kl_net_t *c, const kl_prekey_batch_t *b)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__PrekeyUpload up = KOLLEGA__RELAY__V1__PREKEY_UPLOAD__INIT;
@@ -93,7 +93,7 @@ int kl_prekeys_upload(kl_conn_t *c, const kl_prekey_batch_t *b)
     up.one_time_prekeys = ptrs;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_UPLOAD;
     f.prekey_upload = &up;
-    r = kl_conn_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    r = kl_net_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
 out:
     kl_wire_free(resp);
     free(opks);
@@ -101,7 +101,7 @@ out:
     return r;
 }
 
-int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
+int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
                         kl_prekey_upkeep_t *up)
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -119,7 +119,7 @@ int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
     memset(up, 0, sizeof *up);
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_STATUS;
     f.prekey_status = &ps;
-    if ((r = kl_conn_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_COUNT, &resp)))
+    if ((r = kl_net_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_COUNT, &resp)))
         return r;
     uint32_t have = 0;
     if (resp->prekey_count) {

@@ -36,8 +36,8 @@ typedef struct kl_prekey_batch {
  * the current signed prekey (signed) and the new one-time public keys. */
 int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, int new_spk,
                         kl_prekey_batch_t *b);
-/* Upload a batch (prekey_upload -> ok). Relay errors as kl_conn_call. */
-int kl_prekeys_upload(kl_conn_t *c, const kl_prekey_batch_t *b);
+/* Upload a batch (prekey_upload -> ok). Relay errors as kl_net_call. */
+int kl_prekeys_upload(kl_net_t *c, const kl_prekey_batch_t *b);
 /* What one upkeep found and did. */
 typedef struct kl_prekey_upkeep {
     size_t uploaded;           /* one-time prekeys uploaded */
@@ -51,7 +51,7 @@ typedef struct kl_prekey_upkeep {
  * prekey is older than KL_SPK_ROTATE_MS. *up (may be NULL) gets what the
  * relay reported and what was uploaded (ran_out is filled even when the
  * upload then fails). */
-int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_conn_t *c,
+int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
                         kl_prekey_upkeep_t *up);
 /* A bundle built from our own store, as a relay would serve it (tests and
  * diagnostics): the current signed prekey and, if opk_id != 0, that

@@ -364,7 +364,7 @@ static int ack(kl_sync_t *s, uint64_t seq)
     a.seq = seq;
     f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
     f.ack = &a;
-    int r = kl_conn_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
+    int r = kl_net_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
     kl_wire_free(resp);
     return r;
 }
@@ -395,7 +395,7 @@ int kl_sync_fetch_all(kl_sync_t *s)
         fe.limit = FETCH_LIMIT;
         f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
         f.fetch = &fe;
-        if ((r = kl_conn_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, &resp)))
+        if ((r = kl_net_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, &resp)))
             return r;
         Kollega__Relay__V1__Deliver *d = resp->deliver;
         int more = d && d->more;

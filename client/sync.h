@@ -24,7 +24,7 @@
 typedef struct kl_sync {
     kl_store_t *st;
     const kl_identity_t *me;
-    kl_conn_t *conn;             /* NULL when offline (releasing held messages) */
+    kl_net_t *conn;             /* NULL when offline (releasing held messages) */
     /* Called for each message newly stored (not for duplicates). */
     int (*on_message)(void *ud, const kl_message_t *m);
     void *ud;
