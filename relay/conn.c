@@ -773,7 +773,7 @@ void kl_conn_accept(kl_server_t *s)
     c->open_handles = 2;
     uv_timer_init(s->loop, &c->timer);
     kl_framer_init(&c->framer, KL_CONN_HS_MAX);
-    kl_session_init(&c->sess, &s->cfg.dispatch, kl_server_wall_ms());
+    kl_client_state_init(&c->sess, &s->cfg.dispatch, kl_server_wall_ms());
     c->accepted_ms = c->last_rx_ms = uv_now(s->loop);
     /* Link first: every later failure goes through kl_conn_close. */
     c->next = s->conns;

@@ -40,7 +40,7 @@ int kl_dispatch_is_request(int body_case)
     }
 }
 
-void kl_session_init(kl_session_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms)
+void kl_client_state_init(kl_client_state_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms)
 {
     memset(s, 0, sizeof *s);
     s->tokens_milli = (uint64_t)cfg->burst * 1000;
@@ -50,7 +50,7 @@ void kl_session_init(kl_session_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now
 /* Token bucket: rate tokens per second, at most burst. Kept in thousandths
  * of a token so that a rate of 1/s still refills every millisecond without
  * floating point. */
-static int rate_take(const kl_dispatch_cfg_t *cfg, kl_session_t *s, uint64_t now_ms)
+static int rate_take(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, uint64_t now_ms)
 {
     uint64_t cap = (uint64_t)cfg->burst * 1000;
     if (now_ms > s->refill_ms) {
@@ -117,7 +117,7 @@ static void reply_ok(kl_dispatch_out_t *out, uint32_t id)
 /* A register/auth attempt that failed without closing: the third one
  * closes the session, so a peer cannot guess invite codes on one
  * connection. */
-static void attempt_failed(kl_session_t *s, kl_dispatch_out_t *out)
+static void attempt_failed(kl_client_state_t *s, kl_dispatch_out_t *out)
 {
     if (++s->failed_attempts >= KL_DISPATCH_MAX_ATTEMPTS)
         out->close = 1;
@@ -154,7 +154,7 @@ static int code_valid(const char *code)
     return 1;
 }
 
-static int on_register(kl_session_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
+static int on_register(kl_client_state_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Register *rg = f->register_;
     uint8_t msg[256], x[32];
@@ -203,7 +203,7 @@ out:
     return r;
 }
 
-static int on_auth(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+static int on_auth(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
                    kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Auth *au = f->auth;
@@ -245,7 +245,7 @@ static int on_lookup(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispa
     return kl_dispatch_lookup_job(f, &a, out);
 }
 
-static int on_prekey_upload(kl_session_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
+static int on_prekey_upload(kl_client_state_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__PrekeyUpload *pu = f->prekey_upload;
     const Kollega__Relay__V1__SignedPrekey *spk = pu->signed_prekey;
@@ -305,7 +305,7 @@ static int on_prekey_upload(kl_session_t *s, const kl_frame_t *f, kl_dispatch_ou
  * for a local user, the limits (opk_limit.h) decide here whether the fetch
  * may consume a one-time prekey. The client's own requester field is
  * ignored: we know who it is. */
-static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
+static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_client_state_t *s,
                            const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     kl_addr_t a;
@@ -349,7 +349,7 @@ int kl_dispatch_body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_di
     return 1;
 }
 
-static int on_send(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+static int on_send(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
                    uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
@@ -387,7 +387,7 @@ int kl_dispatch_send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, cons
     return 0;
 }
 
-static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+static int dispatch(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
                     uint64_t now_ms, kl_dispatch_out_t *out)
 {
     int bc = f->body_case;
@@ -493,7 +493,7 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_fram
     return 0;
 }
 
-int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
                       uint64_t now_ms, kl_dispatch_out_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -525,7 +525,7 @@ void kl_dispatch_storage_failed(kl_dispatch_out_t *out, uint32_t id, int err)
     storage_failed(out, id, err);
 }
 
-static void become_user(kl_session_t *s, const char *handle, const kl_storage_user_t *u)
+static void become_user(kl_client_state_t *s, const char *handle, const kl_storage_user_t *u)
 {
     s->authed = 1;
     s->user_id = u->id;
@@ -534,7 +534,7 @@ static void become_user(kl_session_t *s, const char *handle, const kl_storage_us
     snprintf(s->handle, sizeof s->handle, "%s", handle);
 }
 
-static void complete_register(kl_session_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
+static void complete_register(kl_client_state_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
 {
     s->auth_pending = 0;
     switch (job->result) {
@@ -572,7 +572,7 @@ void kl_dispatch_auth_verify(const uint8_t hh[64], kl_job_t *job)
         job->u.auth.verified = auth_sig_ok(hh, job) ? 1 : -1;
 }
 
-static void complete_auth(kl_session_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
+static void complete_auth(kl_client_state_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
 {
     s->auth_pending = 0;
     if (job->result != 0 && job->result != KL_ENOTFOUND) {
@@ -745,7 +745,7 @@ static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
     }
 }
 
-void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_job_t *job,
+void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_job_t *job,
                           kl_dispatch_out_t *out)
 {
     memset(out, 0, sizeof *out);

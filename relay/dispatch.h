@@ -73,12 +73,12 @@ typedef struct kl_dispatch_cfg {
 
 
 /* Remote recipients an unauthenticated connection may write to after their
- * relay confirmed its token (kl_session_t.ud_ok). */
+ * relay confirmed its token (kl_client_state_t.ud_ok). */
 #define KL_UD_CONFIRMED 4
 
 /* The protocol state of one connection. The server zeroes it, calls
- * kl_session_init and copies the Noise handshake hash into hh. */
-typedef struct kl_session {
+ * kl_client_state_init and copies the Noise handshake hash into hh. */
+typedef struct kl_client_state {
     uint8_t hh[64];
     int authed;
     int auth_pending;       /* a register/auth job is in flight */
@@ -94,7 +94,7 @@ typedef struct kl_session {
     uint32_t ud_n;
     uint64_t tokens_milli;  /* token bucket, in thousandths of a frame */
     uint64_t refill_ms;     /* time of the last refill */
-} kl_session_t;
+} kl_client_state_t;
 
 /* A reply Frame with room for every sub-message it may point to, so that
  * building one allocates nothing except the entry arrays of a deliver. */
@@ -153,18 +153,18 @@ typedef struct kl_dispatch_out {
     const char *event;      /* static text for the connection log, or NULL */
 } kl_dispatch_out_t;
 
-void kl_session_init(kl_session_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms);
+void kl_client_state_init(kl_client_state_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms);
 
 /* Handle one decoded frame from the peer at now_ms (wall clock, ms).
  * Fills *out (zeroed first). On KL_ENOMEM nothing was done and the caller
  * closes the connection. The frame may be freed as soon as this returns. */
-int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_frame_t *f,
+int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
                       uint64_t now_ms, kl_dispatch_out_t *out);
 
 /* Turn a finished job of this session into a reply (and for a send, a
  * push). The reply and push may point into job: seal them before freeing
  * the job. */
-void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s, const kl_job_t *job,
+void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_job_t *job,
                           kl_dispatch_out_t *out);
 
 /* Check a finished auth job's signature against the user it found and
@@ -183,9 +183,9 @@ void kl_dispatch_out_free(kl_dispatch_out_t *out);
 
 /* ERFA groups (dispatch_group.c), called by kl_dispatch_frame and
  * kl_dispatch_complete. Each returns 0 or KL_ENOMEM as they do. */
-int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                               const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
-void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_job_t *job, kl_dispatch_out_t *out);
 /* A group request of a federation peer's user (address user, identity key
  * key, as that relay vouches), under the rules of a local user: fills *out
@@ -203,9 +203,9 @@ int kl_dispatch_group_answer_ok(int request_body, int answer_body);
 int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer,
                           const char *target, const kl_frame_t *f, kl_dispatch_out_t *out);
 /* Broadcast channels (dispatch_channel.c), likewise. */
-int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
-void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                   const kl_job_t *job, kl_dispatch_out_t *out);
 /* A channel request of a federation peer (proto/federation.proto
  * "ChannelNotify"): user is "handle@peer" for one of its users, or "@peer"
@@ -247,11 +247,11 @@ int kl_dispatch_lookup_job(const kl_frame_t *f, const kl_addr_t *a, kl_dispatch_
  * delivery token on a session that is not authenticated: fills out with an
  * error reply, a storage job (local recipient, token checked by the job)
  * or a federation job, as kl_dispatch_frame. */
-int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
+int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_client_state_t *s,
                              const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
 /* delivery_token of an authenticated session: the job setting (or, empty,
  * clearing) its token hash. */
-int kl_dispatch_delivery_token(const kl_session_t *s, const kl_frame_t *f,
+int kl_dispatch_delivery_token(const kl_client_state_t *s, const kl_frame_t *f,
                                kl_dispatch_out_t *out);
 /* The reply to a send or lookup whose token did not fit (or named no
  * user): FORBIDDEN, and the connection closes so tokens cannot be guessed
@@ -260,7 +260,7 @@ void kl_dispatch_token_refused(const kl_job_t *job, kl_dispatch_out_t *out);
 /* A token-carrying job came back: a stored send is charged to the
  * recipient's allowance; a proxied lookup its relay answered confirms the
  * token for session s (may be NULL for a local send). */
-void kl_dispatch_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+void kl_dispatch_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                    const kl_job_t *job);
 
 /* fed_dispatch.c: a lookup, prekey_fetch or send for address a of another

@@ -340,7 +340,7 @@ static int channel_request(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, con
     return 0;
 }
 
-int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     char self[KL_ADDR_MAX + 1];
@@ -570,7 +570,7 @@ static void reply_simple(kl_reply_t *r, uint32_t id)
     r->frame.ok = &r->body.ok;
 }
 
-void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                   const kl_job_t *job, kl_dispatch_out_t *out)
 {
     (void)cfg;

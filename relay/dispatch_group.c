@@ -306,7 +306,7 @@ static int group_request(const kl_dispatch_cfg_t *cfg, const caller_t *c, const 
     return 0;
 }
 
-int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                               const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     (void)now_ms;
@@ -506,7 +506,7 @@ static void oom(kl_dispatch_out_t *out, uint32_t id)
     kl_dispatch_fail(out, id, CODE(UNAVAILABLE), "the relay is out of memory: retry later", 0);
 }
 
-void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_job_t *job, kl_dispatch_out_t *out)
 {
     (void)cfg;

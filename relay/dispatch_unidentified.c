@@ -28,7 +28,7 @@ static void ud_pair(const char *address, const uint8_t token[32], uint8_t out[32
     kl_memzero(buf, sizeof buf);
 }
 
-static int ud_confirmed(const kl_session_t *s, const char *address, const uint8_t token[32])
+static int ud_confirmed(const kl_client_state_t *s, const char *address, const uint8_t token[32])
 {
     uint8_t id[32];
     int found = 0;
@@ -39,7 +39,7 @@ static int ud_confirmed(const kl_session_t *s, const char *address, const uint8_
 }
 
 /* The recipient's relay answered a proxied lookup with this token. */
-static void ud_confirm(kl_session_t *s, const char *address, const uint8_t token[32])
+static void ud_confirm(kl_client_state_t *s, const char *address, const uint8_t token[32])
 {
     if (!ud_confirmed(s, address, token))
         ud_pair(address, token, s->ud_ok[s->ud_n++ % KL_UD_CONFIRMED]);
@@ -55,7 +55,7 @@ static void ud_charge(const kl_dispatch_cfg_t *cfg, const char *recipient, uint6
         kl_bucket_take(b);
 }
 
-int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_session_t *s,
+int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_client_state_t *s,
                              const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     int send = f->body_case == BODY(SEND);
@@ -113,7 +113,7 @@ int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_session_t *s
     return r;
 }
 
-int kl_dispatch_delivery_token(const kl_session_t *s, const kl_frame_t *f,
+int kl_dispatch_delivery_token(const kl_client_state_t *s, const kl_frame_t *f,
                                kl_dispatch_out_t *out)
 {
     size_t n = f->delivery_token->token_hash.len;
@@ -139,7 +139,7 @@ void kl_dispatch_token_refused(const kl_job_t *job, kl_dispatch_out_t *out)
                      "the delivery token was not accepted: authenticate and send as yourself", 1);
 }
 
-void kl_dispatch_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+void kl_dispatch_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                    const kl_job_t *job)
 {
     if (job->kind == KL_JOB_SEND) {

@@ -96,7 +96,7 @@ struct kl_conn {
     void *hs_work;               /* the handshake, while on the thread pool (conn.c) */
     kl_noise_transport_t tr;
     int transport_ready;
-    kl_session_t sess;
+    kl_client_state_t sess;
     uint64_t accepted_ms;        /* uv_now */
     uint64_t last_rx_ms;         /* uv_now */
     size_t wq_bytes;             /* sealed and not yet written, out included */

@@ -48,7 +48,7 @@ static void send_reply(kl_noise_transport_t *t, const kl_reply_t *r)
     free(wire);
 }
 
-static void become(kl_session_t *s, const fuzz_user_t *u)
+static void become(kl_client_state_t *s, const fuzz_user_t *u)
 {
     s->authed = 1;
     s->user_id = u->u.id;
@@ -59,7 +59,7 @@ static void become(kl_session_t *s, const fuzz_user_t *u)
 
 /* Run a job as the storage thread does, then complete it. Returns 1 when
  * the connection must close. */
-static int run_job(fuzz_relay_t *R, kl_session_t *s, kl_job_t *job, kl_noise_transport_t *t)
+static int run_job(fuzz_relay_t *R, kl_client_state_t *s, kl_job_t *job, kl_noise_transport_t *t)
 {
     kl_dispatch_out_t out;
     FUZZ_CHECK(kl_storage_job_begin(R->st) == 0);
@@ -97,11 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_in_t in = {data, size};
     fuzz_relay_t *R = fuzz_relay_get();
     kl_noise_transport_t c, r;
-    kl_session_t s;
+    kl_client_state_t s;
     uint64_t now = FUZZ_NOW_MS;
     fuzz_rng_reset(size);
     fuzz_transport_pair(&c, &r);
-    kl_session_init(&s, &R->cfg, now);
+    kl_client_state_init(&s, &R->cfg, now);
     memcpy(s.hh, R->hh, sizeof s.hh);
     switch (fuzz_u8(&in) % 3) {
     case 1:

@@ -42,7 +42,7 @@ typedef struct dfx_limits {
     uint64_t max_bytes;
 } dfx_limits_t;
 
-typedef void (*dfx_complete_fn)(const kl_dispatch_cfg_t *cfg, kl_session_t *s,
+typedef void (*dfx_complete_fn)(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_job_t *job, kl_dispatch_out_t *out);
 
 typedef struct dfx {
@@ -51,7 +51,7 @@ typedef struct dfx {
     kl_storage_t *st;
     kl_dispatch_cfg_t cfg;
     int n;                                 /* registered users */
-    kl_session_t s[DFX_MAX_USERS];         /* s[i]: u<i>, authed */
+    kl_client_state_t s[DFX_MAX_USERS];         /* s[i]: u<i>, authed */
     kl_storage_user_t users[DFX_MAX_USERS];
     kl_dispatch_out_t out;                 /* of the last request */
     uint32_t next_id;                      /* frame id of the next request */
@@ -102,7 +102,7 @@ static inline int dfx_open(const char *tmpl, dfx_limits_t lim, int n, const uint
         snprintf(h, sizeof h, "u%d", i);
         if (kl_storage_register(f->st, h, pk, CODE_INV, NOW, &f->users[i]) != 0)
             return -1;
-        kl_session_init(&f->s[i], &f->cfg, NOW);
+        kl_client_state_init(&f->s[i], &f->cfg, NOW);
         f->s[i].authed = 1;
         f->s[i].user_id = f->users[i].id;
         f->s[i].inbox = f->users[i].inbox;
@@ -154,7 +154,7 @@ static inline void reset_out(void)
  * commit is 0) and complete it for session s (NULL: a peer's request);
  * the reply must answer request id. Without a job, the reply dispatch
  * gave. Returns the reply's body case. */
-static inline int run_out_c(kl_session_t *s, uint32_t id, int commit)
+static inline int run_out_c(kl_client_state_t *s, uint32_t id, int commit)
 {
     dfx_t *f = F;
     kl_job_t *job = f->out.job;
@@ -181,7 +181,7 @@ static inline int run_out_c(kl_session_t *s, uint32_t id, int commit)
     return f->out.reply.frame.body_case;
 }
 
-static inline int run_out(kl_session_t *s, uint32_t id)
+static inline int run_out(kl_client_state_t *s, uint32_t id)
 {
     return run_out_c(s, id, 1);
 }

@@ -22,7 +22,7 @@
 
 typedef struct fx {
     kl_dispatch_cfg_t cfg;
-    kl_session_t s;
+    kl_client_state_t s;
     uint8_t pk[32], sk[64];
     kl_dispatch_out_t out;
 } fx_t;
@@ -40,7 +40,7 @@ static int setup(void **state)
     f->cfg.quota.max_bytes = 1000;
     f->cfg.rate = 10;
     f->cfg.burst = 20;
-    kl_session_init(&f->s, &f->cfg, NOW);
+    kl_client_state_init(&f->s, &f->cfg, NOW);
     kl_random(f->s.hh, sizeof f->s.hh);
     kl_sign_keypair(f->pk, f->sk);
     *state = f;

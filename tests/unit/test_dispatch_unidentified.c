@@ -15,7 +15,7 @@ static struct {
     char addr[32];
 } U[NU];
 static uint8_t TOKEN[32];
-static kl_session_t anon;
+static kl_client_state_t anon;
 
 static int setup(void **state)
 {
@@ -32,7 +32,7 @@ static int setup(void **state)
                  (dfx_limits_t){.max_body = 60000, .ttl_default_s = 3600, .max_bytes = 1000000},
                  NU, U[0].pk, sizeof U[0]) != 0)
         return -1;
-    kl_session_init(&anon, &F->cfg, NOW);
+    kl_client_state_init(&anon, &F->cfg, NOW);
     return 0;
 }
 

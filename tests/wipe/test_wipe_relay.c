@@ -111,8 +111,8 @@ static void test_relay_register_path(void **state)
     /* Relay: open, dispatch, run the job, complete, free everything. */
     kl_dispatch_cfg_t cfg = {.relay_name = "oslo.test", .max_body = 1000, .ttl_default_s = 60,
                              .ttl_max_s = 60, .quota = {10, 10000}, .rate = 10, .burst = 10};
-    kl_session_t sess;
-    kl_session_init(&sess, &cfg, 1700000000000ull);
+    kl_client_state_t sess;
+    kl_client_state_init(&sess, &cfg, 1700000000000ull);
     memcpy(sess.hh, rt.hh, sizeof sess.hh);
     kl_frame_t *in = NULL;
     assert_int_equal(kl_wire_open(&rt, wire + 2, wlen - 2, &in), 0);
