@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "../../tools/bench/hist.c"
+#include "hist.h"
 
 static kb_hist_t h;
 
@@ -69,14 +69,14 @@ static void test_bucket_edges(void **state)
                        UINT64_MAX};
     unsigned prev = 0;
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
-        unsigned b = bucket_of(vals[i]);
+        unsigned b = kb_hist_bucket_of(vals[i]);
         assert_true(b < KB_HIST_BUCKETS);
         assert_true(b >= prev);
-        assert_true(bucket_top(b) >= vals[i]);
+        assert_true(kb_hist_bucket_top(b) >= vals[i]);
         prev = b;
     }
     for (unsigned b = 1; b < KB_HIST_BUCKETS; b++)
-        assert_true(bucket_top(b) > bucket_top(b - 1));
+        assert_true(kb_hist_bucket_top(b) > kb_hist_bucket_top(b - 1));
     kb_hist_init(&h);
     kb_hist_record(&h, UINT64_MAX);
     assert_int_equal(kb_hist_quantile(&h, 0.5), UINT64_MAX);

@@ -11,7 +11,7 @@ void kb_hist_init(kb_hist_t *h)
 /* Values below KB_HIST_SUB have a bucket each. Above, a value whose highest
  * set bit is m is shifted right by m - (SUB_BITS - 1), which leaves a
  * mantissa in [HALF, SUB); every shift owns HALF consecutive buckets. */
-static unsigned bucket_of(uint64_t v)
+unsigned kb_hist_bucket_of(uint64_t v)
 {
     if (v < KB_HIST_SUB)
         return (unsigned)v;
@@ -21,7 +21,7 @@ static unsigned bucket_of(uint64_t v)
 }
 
 /* Largest value that falls into bucket i. */
-static uint64_t bucket_top(unsigned i)
+uint64_t kb_hist_bucket_top(unsigned i)
 {
     if (i < KB_HIST_SUB)
         return i;
@@ -32,7 +32,7 @@ static uint64_t bucket_top(unsigned i)
 
 void kb_hist_record(kb_hist_t *h, uint64_t v)
 {
-    h->counts[bucket_of(v)]++;
+    h->counts[kb_hist_bucket_of(v)]++;
     h->count++;
     if (v > h->max)
         h->max = v;
@@ -55,7 +55,7 @@ uint64_t kb_hist_quantile(const kb_hist_t *h, double q)
     for (unsigned i = 0; i < KB_HIST_BUCKETS; i++) {
         seen += h->counts[i];
         if (seen >= rank) {
-            uint64_t top = bucket_top(i);
+            uint64_t top = kb_hist_bucket_top(i);
             return top > h->max ? h->max : top;
         }
     }

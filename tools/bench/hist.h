@@ -27,5 +27,9 @@ void kb_hist_record(kb_hist_t *h, uint64_t v);
  * the ceil(q * count)-th smallest sample, capped at the exact maximum.
  * 0 for an empty histogram. */
 uint64_t kb_hist_quantile(const kb_hist_t *h, double q);
+/* The bucket a value falls into (< KB_HIST_BUCKETS, non-decreasing in v),
+ * and the largest value of bucket i (increasing in i). */
+unsigned kb_hist_bucket_of(uint64_t v);
+uint64_t kb_hist_bucket_top(unsigned i);
 
 #endif
