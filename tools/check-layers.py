@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Check that every #include follows the layering of the code base
+(docs/DESIGN.md "Layout"): which component may include which, and which
+system libraries each component may use directly.
+
+  tools/check-layers.py [--root DIR]      exit 0: clean; 1: violations (listed)
+
+Components are folders. A quoted include is resolved the way the build does
+(the including file's folder, then include/, then generated headers such
+as *.pb-c.h and kollega/version.h); the component of the header it finds
+must be one the including component may use. Angle-bracket includes of the
+libraries below are allowed only in the components listed for them."""
+import os
+import re
+import sys
+
+# component -> components whose headers it may include
+MAY_USE = {
+    "include": {"include"},
+    "proto": {"proto", "include"},
+    "relay": {"relay", "include"},
+    "client": {"client", "include"},
+    "tools/bench": {"tools/bench", "include"},
+    "tools/mqtt-bench": {"tools/mqtt-bench", "tools/bench"},
+}
+# include directories a component's build adds beyond its own and include/
+SEARCH = {"tools/mqtt-bench": ["tools/bench"]}
+# system header -> (components that may include it, why)
+SYSTEM = {
+    "sodium.h": ({"proto"}, "libsodium is used through kollega/crypto.h"),
+    "sqlite3.h": ({"relay/storage_sqlite", "client"}, "the relay's sqlite stays in its storage backend"),
+    "uv.h": ({"relay", "tools/bench"}, "libuv belongs to the relay's loop and the bench"),
+    "protobuf-c/protobuf-c.h": ({"proto", "relay", "client", "tools/bench"}, ""),
+}
+GENERATED = re.compile(r"(^|/)[a-z0-9_]+\.pb-c\.h$|^kollega/version\.h$")
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+
+
+def component(rel):
+    for c in sorted(MAY_USE, key=len, reverse=True):
+        if rel == c or rel.startswith(c + "/"):
+            return c
+    return None
+
+
+def system_scope(rel):
+    """The most specific scope name a file belongs to for SYSTEM rules."""
+    base = os.path.basename(rel)
+    if rel.startswith("relay/") and base.startswith("storage_sqlite"):
+        return {"relay/storage_sqlite", "relay"}
+    c = component(rel)
+    return {c} if c else set()
+
+
+def resolve(root, rel, name):
+    here = os.path.dirname(rel)
+    for d in [here, "include"] + SEARCH.get(component(rel), []):
+        cand = os.path.normpath(os.path.join(d, name))
+        if os.path.isfile(os.path.join(root, cand)):
+            return cand
+    return None
+
+
+def check(root):
+    problems = []
+    for top in MAY_USE:
+        d = os.path.join(root, top)
+        if not os.path.isdir(d):
+            continue
+        for dirpath, _, names in os.walk(d):
+            for n in sorted(names):
+                if not n.endswith((".c", ".h")):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, n), root)
+                comp = component(rel)
+                if comp != top and comp in MAY_USE and top != comp:
+                    continue  # a nested component is walked on its own
+                with open(os.path.join(root, rel), errors="replace") as f:
+                    for lineno, line in enumerate(f, 1):
+                        m = INCLUDE.match(line)
+                        if not m:
+                            continue
+                        kind, name = m.groups()
+                        if kind == "<":
+                            rule = SYSTEM.get(name)
+                            if rule and not (system_scope(rel) & rule[0]):
+                                problems.append("%s:%d: <%s> is not for %s%s" % (
+                                    rel, lineno, name, comp, " (" + rule[1] + ")" if rule[1] else ""))
+                            continue
+                        if GENERATED.search(name):
+                            continue
+                        target = resolve(root, rel, name)
+                        if target is None:
+                            problems.append("%s:%d: \"%s\" is not a header of the tree" % (rel, lineno, name))
+                            continue
+                        tc = component(target)
+                        if tc not in MAY_USE[comp]:
+                            problems.append("%s:%d: %s may not include %s (%s)" % (
+                                rel, lineno, comp, target, tc or "outside every component"))
+    return problems
+
+
+def main():
+    root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    if len(sys.argv) == 3 and sys.argv[1] == "--root":
+        root = sys.argv[2]
+    elif len(sys.argv) != 1:
+        print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
+        return 2
+    problems = check(root)
+    for p in problems:
+        print(p)
+    if problems:
+        print("check-layers: %d include(s) against the layering" % len(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
