@@ -15,15 +15,28 @@ from kl import RELAY, TIMEOUT, Client, Fail, Relay, check, main
 NAMES = ["oslo.test", "stockholm.test", "riga.test"]
 
 
+_GIVEN = set()
+
+
 def free_port():
     """A loopback port free right now, for a relay to bind a moment later:
     taken below the ephemeral range (32768 and up on Linux), so that no
-    other program's bind(0) or outgoing connection gets it in between."""
+    other program's bind(0) or outgoing connection gets it in between, and
+    never one this process handed out before (two relays of one test given
+    the same port: the second cannot bind, the first dials itself). Other
+    test processes draw from their own slice of the range (by pid), so
+    tests running side by side do not pick each other's ports either."""
+    slices = 16
+    width = 12000 // slices
+    lo = 20000 + (os.getpid() % slices) * width
     for _ in range(500):
-        port = random.randrange(20000, 32000)
+        port = random.randrange(lo, lo + width)
+        if port in _GIVEN:
+            continue
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", port))
+            _GIVEN.add(port)
             return port
         except OSError:
             continue
