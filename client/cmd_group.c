@@ -1,4 +1,5 @@
-/* `kollega group ...` and `kollega send #GROUP TEXT`.
+/* `kollega group ...` (but `group members`, cmd_group_members.c) and
+ * `kollega send #GROUP TEXT`.
  *
  * Every command opens the store, connects, brings the local copy of the
  * group's log up to date (validating every op), then acts on that state.
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_group_int.h"
 #include "contacts.h"
 #include "group.h"
 #include "kollega/crypto.h"
@@ -24,7 +26,7 @@
 /* Say why on stderr, then KL_EXIT_FAIL: `rc = cli_fail(...); goto out;`. */
 #define cli_fail(...) (kl_cli_err(__VA_ARGS__), KL_EXIT_FAIL)
 
-static const char *policy_name(kl_group_policy_t p)
+const char *kl_cmdg_policy_name(kl_group_policy_t p)
 {
     switch (p) {
     case KL_POLICY_ALL: return "all";
@@ -34,7 +36,7 @@ static const char *policy_name(kl_group_policy_t p)
     return "unknown";
 }
 
-static const char *role_name(kl_group_role_t r)
+const char *kl_cmdg_role_name(kl_group_role_t r)
 {
     return r == KL_ROLE_FACILITATOR ? "facilitator" : r == KL_ROLE_MEMBER ? "member" : "none";
 }
@@ -54,8 +56,8 @@ int kl_cmd_group_policy(const char *s, int *policy)
 
 /* Open, resolve the group address, connect and sync the group's ops.
  * need_log: the group must exist for us (we can read its log). */
-static int prepare(kl_cli_t *cli, const char *name, char *grp, kl_net_t **conn, kl_grp_t *x,
-                   int need_log)
+int kl_cmdg_prepare(kl_cli_t *cli, const char *name, char *grp, kl_net_t **conn, kl_grp_t *x,
+                    int need_log)
 {
     int rc = kl_cli_open(cli);
     *conn = NULL;
@@ -105,13 +107,13 @@ static int prepare_for(kl_cli_t *cli, const char *name, const char *address, cha
 {
     int rc = kl_cli_user_address(address, addr, KL_ADDR_MAX + 1);
     if (rc == 0)
-        return prepare(cli, name, grp, conn, x, 1);
+        return kl_cmdg_prepare(cli, name, grp, conn, x, 1);
     *conn = NULL;
     memset(x, 0, sizeof *x);
     return rc;
 }
 
-static void finish(kl_net_t *conn, kl_grp_t *x)
+void kl_cmdg_finish(kl_net_t *conn, kl_grp_t *x)
 {
     kl_grp_free(x);
     kl_net_close(conn);
@@ -137,7 +139,8 @@ static int find_candidate(const kl_grp_t *x, const char *addr, const uint8_t *ke
 }
 
 /* "2 more approvals needed (policy all: 3 of 5 members approved)" */
-static void missing_text(const kl_grp_t *x, const kl_group_candidate_t *c, char *out, size_t cap)
+void kl_cmdg_missing_text(const kl_grp_t *x, const kl_group_candidate_t *c, char *out,
+                          size_t cap)
 {
     kl_group_policy_t p = kl_group_policy(x->g);
     size_t members = kl_group_member_count(x->g);
@@ -145,7 +148,7 @@ static void missing_text(const kl_grp_t *x, const kl_group_candidate_t *c, char 
         snprintf(out, cap, "a facilitator's approval is needed (policy facilitators)");
     else
         snprintf(out, cap, "%zu more approval%s needed (policy %s: %zu of %zu members approved%s)",
-                 c->missing, c->missing == 1 ? "" : "s", policy_name(p), c->approvals, members,
+                 c->missing, c->missing == 1 ? "" : "s", kl_cmdg_policy_name(p), c->approvals, members,
                  p == KL_POLICY_MAJORITY ? ", more than half needed" : "");
 }
 
@@ -249,7 +252,7 @@ static int admitted_by(const kl_group_event_t *ev, const uint8_t key[32])
 }
 
 /* "messages expire after 14 days" / "... kept until read ..." */
-static void retention_text(uint32_t days, char *out, size_t cap)
+void kl_cmdg_retention_text(uint32_t days, char *out, size_t cap)
 {
     if (days)
         snprintf(out, cap, "messages expire after %u day%s", days, days == 1 ? "" : "s");
@@ -260,7 +263,7 @@ static void retention_text(uint32_t days, char *out, size_t cap)
 
 /* Start the JSON result {"group": grp[, "action": action]};
  * kl_slog_json_line ends, prints and frees it. */
-static void json_begin(kl_json_t *j, const char *grp, const char *action)
+void kl_cmdg_json_begin(kl_json_t *j, const char *grp, const char *action)
 {
     kl_json_init(j);
     kl_json_obj_begin(j, NULL);
@@ -276,7 +279,7 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
     kl_grp_t x;
     kl_group_event_t ev;
     kl_group_opdesc_t d;
-    int rc = prepare(cli, name, grp, &conn, &x, 0);
+    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 0);
     if (rc)
         goto out;
     if (kl_group_next_index(x.g) > 0 || x.relay_next > 0) {
@@ -297,21 +300,21 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
         goto out;
     if (cli->json) {
         kl_json_t j;
-        json_begin(&j, grp, NULL);
-        kl_json_str(&j, "policy", policy_name(d.policy));
+        kl_cmdg_json_begin(&j, grp, NULL);
+        kl_json_str(&j, "policy", kl_cmdg_policy_name(d.policy));
         kl_json_uint(&j, "retention_days", d.days);
         kl_json_str(&j, "role", "facilitator");
         kl_slog_json_line(&j);
     } else {
         char ret[128];
-        retention_text(d.days, ret, sizeof ret);
-        printf("Created %s (admission policy %s; %s). ", grp, policy_name(d.policy), ret);
+        kl_cmdg_retention_text(d.days, ret, sizeof ret);
+        printf("Created %s (admission policy %s; %s). ", grp, kl_cmdg_policy_name(d.policy), ret);
         printf("You are its facilitator; invite members with `kollega group invite %s "
                "ADDRESS`.\n", grp);
     }
     rc = KL_EXIT_OK;
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -325,10 +328,10 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
     int admitted = admitted_by(ev, key);
     int still = !admitted && find_candidate(x, NULL, key, &c) == 0;
     if (still)
-        missing_text(x, &c, miss, sizeof miss);
+        kl_cmdg_missing_text(x, &c, miss, sizeof miss);
     if (cli->json) {
         kl_json_t j;
-        json_begin(&j, x->address, verb);
+        kl_cmdg_json_begin(&j, x->address, verb);
         kl_json_str(&j, "candidate", who);
         kl_json_bool(&j, "admitted", admitted);
         if (safety)
@@ -337,7 +340,7 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
             kl_json_uint(&j, "approvals", c.approvals);
             kl_json_uint(&j, "missing", c.missing);
             kl_json_uint(&j, "members", kl_group_member_count(x->g));
-            kl_json_str(&j, "policy", policy_name(kl_group_policy(x->g)));
+            kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x->g)));
         }
         kl_slog_json_line(&j);
         return;
@@ -451,7 +454,7 @@ int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
     int have_num = kl_safety_number(cli->me.pk, cli->me.address, c.key, addr, num) == 0;
     candidate_result(cli, &x, "invited", addr, c.key, &ev, have_num ? num : NULL);
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -461,7 +464,7 @@ int kl_cmd_group_request(kl_cli_t *cli, const char *name)
     kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_group_event_t ev;
-    int rc = prepare(cli, name, grp, &conn, &x, 0);
+    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 0);
     if (rc)
         goto out;
     int r = kl_grp_request(cli, conn, &x, &ev);
@@ -479,15 +482,15 @@ int kl_cmd_group_request(kl_cli_t *cli, const char *name)
         goto out;
     if (cli->json) {
         kl_json_t j;
-        json_begin(&j, grp, "requested");
-        kl_json_str(&j, "policy", policy_name(kl_group_policy(x.g)));
+        kl_cmdg_json_begin(&j, grp, "requested");
+        kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x.g)));
         kl_slog_json_line(&j);
     } else {
         printf("Asked to join %s; you become a member once the members agree (policy %s).\n",
-               grp, policy_name(kl_group_policy(x.g)));
+               grp, kl_cmdg_policy_name(kl_group_policy(x.g)));
     }
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -513,7 +516,7 @@ int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
     }
     if (kl_group_role_of(x.g, cli->me.pk) != KL_ROLE_NONE &&
         kl_group_has_approved(x.g, c.key, cli->me.pk)) {
-        missing_text(&x, &c, miss, sizeof miss);
+        kl_cmdg_missing_text(&x, &c, miss, sizeof miss);
         rc = cli_fail("you have already approved %s for %s (approval already given); %s", addr, grp,
                       miss);
         goto out;
@@ -528,7 +531,7 @@ int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
         goto out;
     candidate_result(cli, &x, "approved", addr, c.key, &ev, num);
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -572,10 +575,10 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
         votes = kl_group_removal_votes(x.g, d.target, &missing);
     if (cli->json) {
         kl_json_t j;
-        json_begin(&j, grp, vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
+        kl_cmdg_json_begin(&j, grp, vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
         kl_json_str(&j, "member", addr);
         if (kind == KL_GOP_SET_ROLE)
-            kl_json_str(&j, "role", role_name(role));
+            kl_json_str(&j, "role", kl_cmdg_role_name(role));
         if (vote) {
             kl_json_uint(&j, "votes", votes);
             kl_json_uint(&j, "missing", missing);
@@ -589,10 +592,10 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
         printf("%s was removed from %s. Everyone's group keys are renewed before the next "
                "message, so %s cannot read anything sent from now on.\n", addr, grp, addr);
     } else {
-        printf("%s is now a %s of %s.\n", addr, role_name(role), grp);
+        printf("%s is now a %s of %s.\n", addr, kl_cmdg_role_name(role), grp);
     }
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -627,7 +630,7 @@ int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
     int rc;
     if (successor && (rc = kl_cli_user_address(successor, addr, sizeof addr)))
         return rc;
-    if ((rc = prepare(cli, name, grp, &conn, &x, 1)))
+    if ((rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 1)))
         goto out;
     memset(&d, 0, sizeof d);
     d.kind = KL_GOP_LEAVE;
@@ -647,7 +650,7 @@ int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
                    kl_strerror(fr));
     if (cli->json) {
         kl_json_t j;
-        json_begin(&j, grp, "left");
+        kl_cmdg_json_begin(&j, grp, "left");
         if (successor)
             kl_json_str(&j, "successor", addr);
         kl_slog_json_line(&j);
@@ -655,106 +658,7 @@ int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
         printf("You left %s.\n", grp);
     }
 out:
-    finish(conn, &x);
-    return rc;
-}
-
-static void print_members_json(const kl_grp_t *x)
-{
-    kl_json_t j;
-    kl_group_member_t m;
-    kl_group_candidate_t c;
-    char key[64];
-    json_begin(&j, x->address, NULL);
-    kl_json_str(&j, "policy", policy_name(kl_group_policy(x->g)));
-    kl_json_uint(&j, "retention_days", kl_group_retention_days(x->g));
-    kl_json_uint(&j, "epoch", kl_group_epoch(x->g));
-    kl_json_bool(&j, "log_valid", !x->invalid);
-    kl_json_arr_begin(&j, "members");
-    for (size_t i = 0; i < kl_group_member_count(x->g); i++) {
-        if (kl_group_member_at(x->g, i, &m))
-            continue;
-        kl_b64_encode(m.key, 32, key, sizeof key);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", m.address);
-        kl_json_str(&j, "identity_key", key);
-        kl_json_str(&j, "role", role_name(m.role));
-        size_t missing = 0, votes = kl_group_removal_votes(x->g, m.key, &missing);
-        if (votes) {
-            kl_json_uint(&j, "removal_votes", votes);
-            kl_json_uint(&j, "removal_missing", missing);
-        }
-        kl_json_obj_end(&j);
-    }
-    kl_json_arr_end(&j);
-    kl_json_arr_begin(&j, "candidates");
-    for (size_t i = 0; i < kl_group_candidate_count(x->g); i++) {
-        if (kl_group_candidate_at(x->g, i, &c))
-            continue;
-        kl_b64_encode(c.key, 32, key, sizeof key);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", c.address);
-        kl_json_str(&j, "identity_key", key);
-        kl_json_uint(&j, "approvals", c.approvals);
-        kl_json_uint(&j, "missing", c.missing);
-        kl_json_arr_begin(&j, "approved_by");
-        for (size_t k = 0; k < kl_group_member_count(x->g); k++)
-            if (kl_group_member_at(x->g, k, &m) == 0 && kl_group_has_approved(x->g, c.key, m.key))
-                kl_json_str(&j, NULL, m.address);
-        kl_json_arr_end(&j);
-        kl_json_obj_end(&j);
-    }
-    kl_json_arr_end(&j);
-    kl_slog_json_line(&j);
-}
-
-int kl_cmd_group_members(kl_cli_t *cli, const char *name)
-{
-    char grp[KL_ADDR_MAX + 1], miss[256];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
-    kl_group_member_t m;
-    kl_group_candidate_t c;
-    int rc = prepare(cli, name, grp, &conn, &x, 1);
-    if (rc)
-        goto out;
-    if (cli->json) {
-        print_members_json(&x);
-        goto out;
-    }
-    char ret[128];
-    retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
-    printf("%s: admission policy %s; %s\n", grp, policy_name(kl_group_policy(x.g)), ret);
-    printf("Members (%zu):\n", kl_group_member_count(x.g));
-    for (size_t i = 0; i < kl_group_member_count(x.g); i++) {
-        if (kl_group_member_at(x.g, i, &m) != 0)
-            continue;
-        size_t missing = 0, votes = kl_group_removal_votes(x.g, m.key, &missing);
-        printf("  %s  %s%s", m.address, role_name(m.role),
-               kl_memcmp(m.key, cli->me.pk, 32) == 0 ? " (you)" : "");
-        if (votes)
-            printf("  (%zu vote%s to remove; %zu more needed)", votes, votes == 1 ? "" : "s",
-                   missing);
-        printf("\n");
-    }
-    size_t nc = kl_group_candidate_count(x.g);
-    if (nc)
-        printf("Candidates (%zu):\n", nc);
-    for (size_t i = 0; i < nc; i++) {
-        if (kl_group_candidate_at(x.g, i, &c))
-            continue;
-        missing_text(&x, &c, miss, sizeof miss);
-        printf("  %s  %s; approved by:", c.address, miss);
-        int any = 0;
-        for (size_t k = 0; k < kl_group_member_count(x.g); k++)
-            if (kl_group_member_at(x.g, k, &m) == 0 && kl_group_has_approved(x.g, c.key, m.key)) {
-                printf("%s %s", any ? "," : "", m.address);
-                any = 1;
-            }
-        printf("%s\n", any ? "" : " nobody yet");
-    }
-out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -764,7 +668,7 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
     kl_net_t *conn = NULL;
     kl_grp_t x;
     kl_message_t m;
-    int rc = prepare(cli, name, grp, &conn, &x, 1);
+    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 1);
     if (rc)
         goto out;
     int r = kl_grp_blocked(&x) ? KL_ECRYPTO : kl_grp_send(cli, conn, &x, text, len, &m);
@@ -813,7 +717,7 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
         printf("Sent to %s.\n", grp);
     }
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 
@@ -825,14 +729,14 @@ static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *
     kl_grp_t x;
     kl_group_event_t ev;
     kl_group_member_t m;
-    int rc = prepare(cli, name, grp, &conn, &x, 1);
+    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 1);
     if (rc || (rc = submit(cli, conn, &x, d, NULL, &ev)))
         goto out;
-    retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
+    kl_cmdg_retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
     if (cli->json) {
         kl_json_t j;
-        json_begin(&j, grp, d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
-        kl_json_str(&j, "policy", policy_name(kl_group_policy(x.g)));
+        kl_cmdg_json_begin(&j, grp, d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
+        kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x.g)));
         kl_json_uint(&j, "retention_days", kl_group_retention_days(x.g));
         kl_json_arr_begin(&j, "admitted");
         for (size_t i = 0; i < kl_group_member_count(x.g); i++)
@@ -843,14 +747,14 @@ static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *
         goto out;
     }
     if (d->kind == KL_GOP_SET_POLICY)
-        printf("%s: admission policy is now %s.\n", grp, policy_name(kl_group_policy(x.g)));
+        printf("%s: admission policy is now %s.\n", grp, kl_cmdg_policy_name(kl_group_policy(x.g)));
     else
         printf("%s: %s.\n", grp, ret);
     for (size_t i = 0; i < kl_group_member_count(x.g); i++)
         if (kl_group_member_at(x.g, i, &m) == 0 && admitted_by(&ev, m.key))
             printf("%s is now a member of %s (admitted).\n", m.address, grp);
 out:
-    finish(conn, &x);
+    kl_cmdg_finish(conn, &x);
     return rc;
 }
 

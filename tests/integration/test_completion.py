@@ -61,12 +61,12 @@ def section(text, start, end_re):
 def offered_below(prog, path):
     """Every option completed for path and the subcommands below it."""
     got = set()
-    todo = [list(path)]
-    while todo:
-        p = todo.pop()
+    pending = [list(path)]
+    while pending:
+        p = pending.pop()
         got |= complete(prog, " ".join(p + ["--"]))
         for s in complete(prog, " ".join(p + [""])):
-            todo.append(p + [s])
+            pending.append(p + [s])
     return got
 
 
