@@ -5,7 +5,8 @@ system libraries each component may use directly.
 
   tools/check-layers.py [--root DIR]      exit 0: clean; 1: violations (listed)
 
-Components are folders. A quoted include is resolved the way the build does
+Components are folders; the relay's are its layers, each of which may use
+the layers below it (an *_int.h header is private to its own folder). A quoted include is resolved the way the build does
 (the including file's folder, then include/, then generated headers such
 as *.pb-c.h and kollega/version.h); the component of the header it finds
 must be one the including component may use. Angle-bracket includes of the
@@ -14,23 +15,37 @@ import os
 import re
 import sys
 
+# The relay's layers, top to bottom (docs/DESIGN.md "Relay layers"): each
+# may include its own headers and those of the layers below it.
+RELAY_LAYERS = ["relay/cli", "relay/net", "relay/fed", "relay/core", "relay/jobs",
+                "relay/storage/sqlite", "relay/storage", "relay/base"]
+
 # component -> components whose headers it may include
 MAY_USE = {
     "include": {"include"},
     "proto": {"proto", "include"},
-    "relay": {"relay", "include"},
     "client": {"client", "include"},
     "tools/bench": {"tools/bench", "include"},
     "tools/mqtt-bench": {"tools/mqtt-bench", "tools/bench"},
 }
+for i, layer in enumerate(RELAY_LAYERS):
+    below = set(RELAY_LAYERS[i:])
+    if layer != "relay/storage/sqlite":
+        below.discard("relay/storage/sqlite")  # the backend is reached through storage/
+    MAY_USE[layer] = below | {"include"}
 # include directories a component's build adds beyond its own and include/
 SEARCH = {"tools/mqtt-bench": ["tools/bench"]}
+SEARCH.update({layer: ["relay"] for layer in RELAY_LAYERS})
 # system header -> (components that may include it, why)
 SYSTEM = {
     "sodium.h": ({"proto"}, "libsodium is used through kollega/crypto.h"),
-    "sqlite3.h": ({"relay/storage_sqlite", "client"}, "the relay's sqlite stays in its storage backend"),
-    "uv.h": ({"relay", "tools/bench"}, "libuv belongs to the relay's loop and the bench"),
-    "protobuf-c/protobuf-c.h": ({"proto", "relay", "client", "tools/bench"}, ""),
+    "sqlite3.h": ({"relay/storage/sqlite", "client"},
+                  "the relay's sqlite stays in its storage backend"),
+    "uv.h": ({"relay/cli", "relay/net", "relay/fed", "relay/jobs", "relay/base", "tools/bench"},
+             "request handling and storage do no I/O of their own"),
+    "protobuf-c/protobuf-c.h": ({"proto", "relay/cli", "relay/net", "relay/fed", "relay/core",
+                                 "relay/jobs", "relay/storage", "relay/storage/sqlite",
+                                 "relay/base", "client", "tools/bench"}, ""),
 }
 GENERATED = re.compile(r"(^|/)[a-z0-9_]+\.pb-c\.h$|^kollega/version\.h$")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
@@ -44,10 +59,7 @@ def component(rel):
 
 
 def system_scope(rel):
-    """The most specific scope name a file belongs to for SYSTEM rules."""
-    base = os.path.basename(rel)
-    if rel.startswith("relay/") and base.startswith("storage_sqlite"):
-        return {"relay/storage_sqlite", "relay"}
+    """The scope names a file belongs to for SYSTEM rules."""
     c = component(rel)
     return {c} if c else set()
 
@@ -94,7 +106,9 @@ def check(root):
                             problems.append("%s:%d: \"%s\" is not a header of the tree" % (rel, lineno, name))
                             continue
                         tc = component(target)
-                        if tc not in MAY_USE[comp]:
+                        if tc != comp and target.endswith("_int.h"):
+                            problems.append("%s:%d: %s is internal to %s" % (rel, lineno, target, tc))
+                        elif tc not in MAY_USE[comp]:
                             problems.append("%s:%d: %s may not include %s (%s)" % (
                                 rel, lineno, comp, target, tc or "outside every component"))
     return problems

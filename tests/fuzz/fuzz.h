@@ -16,11 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dispatch.h"
+#include "core/dispatch.h"
 #include "identity.h"
 #include "kollega/noise.h"
 #include "prekeys.h"
-#include "storage.h"
+#include "storage/storage.h"
 #include "store.h"
 
 /* libFuzzer's entry points (also called by replay.c). */

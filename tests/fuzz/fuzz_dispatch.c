@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "core/dispatch.h"
 #include "fuzz.h"
-#include "jobs.h"
+#include "jobs/jobs.h"
 #include "kollega/err.h"
 #include "kollega/wire.h"
 

@@ -13,9 +13,9 @@
  * mirror's validated state (kl_channel_post_open), and their number is
  * the job's count of taken posts. */
 #include "fuzz_mirror.h"
-#include "fed.h"
-#include "jobs.h"
-#include "storage_cmirror.h"
+#include "fed/fed.h"
+#include "jobs/jobs.h"
+#include "storage/storage_cmirror.h"
 
 static ProtobufCMessage *unpack(const uint8_t *p, size_t n)
 {

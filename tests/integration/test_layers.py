@@ -35,18 +35,28 @@ def test_wrong_includes_fail(root, relays):
     for d in ("include", "proto", "relay", "client", "tools"):
         shutil.copytree(os.path.join(SRC, d), os.path.join(tree, d))
     check(run(tree).returncode == 0, "the copy passes before it is changed")
-    add_line(os.path.join(tree, "relay", "admin.c"), '#include "../client/contacts.h"')
-    add_line(os.path.join(tree, "proto", "frame.c"), "#include <uv.h>")
-    add_line(os.path.join(tree, "relay", "dispatch.c"), "#include <sqlite3.h>")
-    add_line(os.path.join(tree, "client", "util.c"), '#include "../relay/log.h"')
+    wrong = [
+        ("relay/cli/admin.c", '#include "../../client/contacts.h"',
+         "relay/cli/admin.c:1: relay/cli may not include client/contacts.h"),
+        ("proto/frame.c", "#include <uv.h>", "proto/frame.c:1: <uv.h> is not for proto"),
+        ("relay/core/dispatch.c", "#include <sqlite3.h>",
+         "relay/core/dispatch.c:1: <sqlite3.h> is not for relay/core"),
+        ("relay/core/dispatch_group.c", '#include "fed/fed.h"',
+         "relay/core/dispatch_group.c:1: relay/core may not include relay/fed/fed.h"),
+        ("relay/jobs/jobs.c", '#include "storage/sqlite/storage_sqlite.h"',
+         "relay/jobs/jobs.c:1: relay/jobs may not include relay/storage/sqlite/storage_sqlite.h"),
+        ("relay/net/conn.c", '#include "fed/fed_int.h"',
+         "relay/net/conn.c:1: relay/fed/fed_int.h is internal to relay/fed"),
+        ("client/util.c", '#include "../relay/base/log.h"',
+         "client/util.c:1: client may not include relay/base/log.h"),
+    ]
+    for path, line, _ in wrong:
+        add_line(os.path.join(tree, path), line)
     r = run(tree)
     check(r.returncode == 1, "check-layers with wrong includes: rc %d" % r.returncode)
-    for want in ("relay/admin.c:1: relay may not include client/contacts.h",
-                 "proto/frame.c:1: <uv.h> is not for proto",
-                 "relay/dispatch.c:1: <sqlite3.h> is not for relay",
-                 "client/util.c:1: client may not include relay/log.h"):
+    for _, _, want in wrong:
         check(want in r.stdout, "missing %r in:\n%s" % (want, r.stdout))
-    check(len(r.stdout.splitlines()) == 4, "exactly the four wrong includes:\n%s" % r.stdout)
+    check(len(r.stdout.splitlines()) == len(wrong), "exactly the wrong includes:\n%s" % r.stdout)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,11 @@
 
 #include <cmocka.h>
 
-#include "dispatch.h"
+#include "core/dispatch.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
-#include "storage.h"
+#include "storage/storage.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

@@ -30,9 +30,9 @@
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
-#include "log.h"
-#include "server.h"
-#include "storage.h"
+#include "base/log.h"
+#include "net/server.h"
+#include "storage/storage.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x

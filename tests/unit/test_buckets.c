@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "buckets.h"
+#include "core/buckets.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 

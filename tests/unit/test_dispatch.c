@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "dispatch.h"
+#include "core/dispatch.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/wire.h"

@@ -5,7 +5,7 @@
  * u0..u7 are registered on relay oslo.test; u0 owns !news@oslo.test. */
 #include "dispatch_fixture.h"
 
-#include "chan_cache.h"
+#include "jobs/chan_cache.h"
 #include "kollega/channel.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"

@@ -8,7 +8,7 @@
 #include "group_fixture.h"
 
 #include "dispatch_fixture.h"
-#include "storage_gfed.h"
+#include "storage/storage_gfed.h"
 
 #define NL 3
 

@@ -9,7 +9,7 @@
 #include "group_fixture.h"
 
 #include "dispatch_fixture.h"
-#include "group_cache.h"
+#include "jobs/group_cache.h"
 
 #define DAY 86400000ull
 

@@ -4,7 +4,7 @@
  * that user's delivery token; a wrong token and an unknown user look the
  * same (FORBIDDEN + close); only this relay's users; per-recipient rate,
  * charged only for stored sends. Real sqlite through dispatch_fixture.h. */
-#include "buckets.h"
+#include "core/buckets.h"
 #include "dispatch_fixture.h"
 #include "kollega/crypto.h"
 

@@ -12,10 +12,10 @@
 
 #include <cmocka.h>
 
-#include "fed.h"
+#include "fed/fed.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage_fed.h"
+#include "storage/storage_fed.h"
 
 #define NOW 1700000000000ull
 #define CODE "cccccccccccccccccccccccccccccccccccccccccccc"

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "fed_int.h"
-#include "fed_job.h"
+#include "fed/fed_int.h"
+#include "jobs/fed_job.h"
 #include "kollega/err.h"
 
 #define RBODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x

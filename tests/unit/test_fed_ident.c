@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "fed_int.h"
+#include "fed/fed_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/fedhint.h"

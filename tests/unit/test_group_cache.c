@@ -14,11 +14,11 @@
 
 #include <cmocka.h>
 
-#include "group_cache.h"
+#include "jobs/group_cache.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage.h"
-#include "storage_gfed.h"
+#include "storage/storage.h"
+#include "storage/storage_gfed.h"
 #include "tmpdir.h"
 
 typedef struct fixture {

@@ -17,14 +17,14 @@
 
 #include <cmocka.h>
 
-#include "fed.h"
-#include "jobs.h"
+#include "fed/fed.h"
+#include "jobs/jobs.h"
 #include "kollega/channel.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "relay.pb-c.h"
-#include "storage.h"
-#include "storage_cmirror.h"
+#include "storage/storage.h"
+#include "storage/storage_cmirror.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

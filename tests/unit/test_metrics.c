@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "kollega/version.h"
-#include "metrics.h"
+#include "base/metrics.h"
 #include "relay.pb-c.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x

@@ -14,7 +14,7 @@
 
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "opk_limit.h"
+#include "core/opk_limit.h"
 
 #define T0 1000000000000ull /* an arbitrary wall clock, ms */
 #define HOUR (3600ull * 1000)

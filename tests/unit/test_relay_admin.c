@@ -13,12 +13,13 @@
 
 #include <cmocka.h>
 
-#include "admin.h"
-#include "keyfile.h"
+#include "base/tcpaddr.h"
+#include "cli/admin.h"
+#include "cli/keyfile.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage.h"
+#include "storage/storage.h"
 
 #define NOW 1700000000000ull
 
@@ -79,14 +80,14 @@ static void test_duration_and_listen_parse(void **state)
     assert_int_equal(kl_admin_duration("", &s), KL_EINVAL);
     char host[300];
     uint16_t port = 1;
-    assert_int_equal(kl_admin_listen_parse("127.0.0.1:0", host, sizeof host, &port), 0);
+    assert_int_equal(kl_listen_parse("127.0.0.1:0", host, sizeof host, &port), 0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 0);
-    assert_int_equal(kl_admin_listen_parse("[::1]:7447", host, sizeof host, &port), 0);
+    assert_int_equal(kl_listen_parse("[::1]:7447", host, sizeof host, &port), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 7447);
-    assert_int_equal(kl_admin_listen_parse("127.0.0.1", host, sizeof host, &port), KL_EINVAL);
-    assert_int_equal(kl_admin_listen_parse("127.0.0.1:70000", host, sizeof host, &port),
+    assert_int_equal(kl_listen_parse("127.0.0.1", host, sizeof host, &port), KL_EINVAL);
+    assert_int_equal(kl_listen_parse("127.0.0.1:70000", host, sizeof host, &port),
                      KL_EINVAL);
 }
 

@@ -12,12 +12,12 @@
 
 #include <cmocka.h>
 
-#include "jobs.h"
+#include "jobs/jobs.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "log.h"
-#include "storage.h"
-#include "storeq.h"
+#include "base/log.h"
+#include "storage/storage.h"
+#include "jobs/storeq.h"
 
 #define NOW 1700000000000ull
 #define CODE "storeq-test-invite-code-0123456789abcdefgh"

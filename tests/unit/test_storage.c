@@ -12,7 +12,7 @@
 
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage.h"
+#include "storage/storage.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

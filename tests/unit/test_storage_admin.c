@@ -14,8 +14,8 @@
 
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage.h"
-#include "storage_admin.h"
+#include "storage/storage.h"
+#include "storage/storage_admin.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

@@ -15,9 +15,9 @@
 
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "storage.h"
-#include "storage_cmirror.h"
-#include "storage_gfed.h"
+#include "storage/storage.h"
+#include "storage/storage_cmirror.h"
+#include "storage/storage_gfed.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "kollega/crypto.h"
-#include "storage.h"
+#include "storage/storage.h"
 #include "tmpdir.h"
 
 void kl_test_rmdir(const char *dir)

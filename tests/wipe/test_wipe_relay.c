@@ -18,17 +18,17 @@
 
 #include <cmocka.h>
 
-#include "dispatch.h"
-#include "jobs.h"
-#include "keyfile.h"
+#include "core/dispatch.h"
+#include "jobs/jobs.h"
+#include "cli/keyfile.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
-#include "log.h"
-#include "server.h"
-#include "storage.h"
+#include "base/log.h"
+#include "net/server.h"
+#include "storage/storage.h"
 #include "wipe.h"
 
 /* The detector must fire, or every other test proves nothing. */

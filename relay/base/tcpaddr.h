@@ -1,0 +1,18 @@
+/* TCP addresses (tcpaddr.c): parsing a listen address, and the printable
+ * address of a TCP handle: "IP:PORT", or "[IPv6]:PORT", for listeners (what
+ * was bound) and connections (who is on the other end, for debug logs). */
+#ifndef KOLLEGA_RELAY_TCPADDR_H
+#define KOLLEGA_RELAY_TCPADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* The local (local != 0) or the peer's address of tcp into out. On failure
+ * out holds "?:0" and the libuv error is returned. */
+int kl_tcp_name(const uv_tcp_t *tcp, int local, char *out, size_t cap);
+
+/* Parse a listen address HOST:PORT / [V6]:PORT where PORT may be 0. */
+int kl_listen_parse(const char *s, char *host, size_t cap, uint16_t *port);
+
+#endif

@@ -1,0 +1,845 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "kollega/crypto.h"
+#include "kollega/err.h"
+#include "kollega/x3dh.h"
+#include "opk_limit.h"
+
+#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
+
+
+int kl_dispatch_is_request(int body_case)
+{
+    switch (body_case) {
+    case BODY(REGISTER):
+    case BODY(AUTH):
+    case BODY(PING):
+    case BODY(LOOKUP):
+    case BODY(PREKEY_UPLOAD):
+    case BODY(PREKEY_FETCH):
+    case BODY(PREKEY_STATUS):
+    case BODY(SEND):
+    case BODY(FETCH):
+    case BODY(ACK):
+    case BODY(GROUP_OP):
+    case BODY(GROUP_FETCH):
+    case BODY(GROUP_LIST):
+    case BODY(CHANNEL_OP):
+    case BODY(CHANNEL_FETCH):
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
+    case BODY(CHANNEL_LIST):
+    case BODY(DELIVERY_TOKEN):
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void kl_client_state_init(kl_client_state_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->tokens_milli = (uint64_t)cfg->burst * 1000;
+    s->refill_ms = now_ms;
+}
+
+/* Token bucket: rate tokens per second, at most burst. Kept in thousandths
+ * of a token so that a rate of 1/s still refills every millisecond without
+ * floating point. */
+static int rate_take(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, uint64_t now_ms)
+{
+    uint64_t cap = (uint64_t)cfg->burst * 1000;
+    if (now_ms > s->refill_ms) {
+        uint64_t elapsed = now_ms - s->refill_ms;
+        uint64_t add = cfg->rate == 0 || elapsed > cap / cfg->rate + 1 ? cap
+                                                                      : elapsed * cfg->rate;
+        s->tokens_milli = s->tokens_milli + add > cap ? cap : s->tokens_milli + add;
+    }
+    s->refill_ms = now_ms; /* a clock stepping back refills nothing */
+    if (s->tokens_milli < 1000)
+        return 0;
+    s->tokens_milli -= 1000;
+    return 1;
+}
+
+static void reply_init(kl_reply_t *r, uint32_t id)
+{
+    memset(r, 0, sizeof *r);
+    kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    r->frame = f;
+    r->frame.id = id;
+}
+
+void kl_dispatch_error(kl_reply_t *r, uint32_t id, int code, const char *message)
+{
+    reply_init(r, id);
+    Kollega__Relay__V1__Error e = KOLLEGA__RELAY__V1__ERROR__INIT;
+    r->body.error = e;
+    r->body.error.code = (Kollega__Relay__V1__ErrorCode)code;
+    snprintf(r->msg, sizeof r->msg, "%s", message);
+    r->body.error.message = r->msg;
+    r->frame.body_case = BODY(ERROR);
+    r->frame.error = &r->body.error;
+}
+
+static void fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message, int close)
+{
+    out->has_reply = 1;
+    kl_dispatch_error(&out->reply, id, code, message);
+    out->close = out->close || close;
+}
+
+void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
+                      int close)
+{
+    fail(out, id, code, message, close);
+}
+
+void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id)
+{
+    reply_init(r, id);
+}
+
+static void reply_ok(kl_dispatch_out_t *out, uint32_t id)
+{
+    out->has_reply = 1;
+    reply_init(&out->reply, id);
+    Kollega__Relay__V1__Ok ok = KOLLEGA__RELAY__V1__OK__INIT;
+    out->reply.body.ok = ok;
+    out->reply.frame.body_case = BODY(OK);
+    out->reply.frame.ok = &out->reply.body.ok;
+}
+
+/* A register/auth attempt that failed without closing: the third one
+ * closes the session, so a peer cannot guess invite codes on one
+ * connection. */
+static void attempt_failed(kl_client_state_t *s, kl_dispatch_out_t *out)
+{
+    if (++s->failed_attempts >= KL_DISPATCH_MAX_ATTEMPTS)
+        out->close = 1;
+}
+
+int kl_dispatch_local_user(const kl_dispatch_cfg_t *cfg, const char *address, kl_addr_t *a,
+                      kl_dispatch_out_t *out, uint32_t id)
+{
+    if (strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, a) != 0) {
+        fail(out, id, CODE(BAD_REQUEST), "malformed address: expected handle@relay", 0);
+        return -1;
+    }
+    /* Group messages are routed before this (send); a lookup or prekey
+     * fetch names a person, never a group. */
+    if (a->is_group) {
+        fail(out, id, CODE(BAD_REQUEST),
+             "a group address has no identity key or prekeys: name a user (handle@relay)", 0);
+        return -1;
+    }
+    return strcmp(a->relay, cfg->relay_name) != 0 ? 1 : 0;
+}
+
+static int code_valid(const char *code)
+{
+    size_t n = strlen(code);
+    if (n < KL_CODE_MIN || n > KL_CODE_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = code[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static int on_register(kl_client_state_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Register *rg = f->register_;
+    uint8_t msg[256], x[32];
+    size_t mlen = 0;
+    int r = 0;
+    if (rg->identity_key.len != 32 || rg->signature.len != 64) {
+        fail(out, f->id, CODE(BAD_REQUEST), "identity_key must be 32 bytes, signature 64", 0);
+        attempt_failed(s, out);
+        goto out;
+    }
+    if (strlen(rg->handle) > KL_HANDLE_MAX || !kl_handle_valid(rg->handle)) {
+        fail(out, f->id, CODE(BAD_REQUEST),
+             "invalid handle: 1-32 characters of a-z 0-9 . _ -, starting with a-z or 0-9", 0);
+        attempt_failed(s, out);
+        goto out;
+    }
+    if (!code_valid(rg->invite_code)) {
+        fail(out, f->id, CODE(INVITE_INVALID), "invite code is malformed", 0);
+        attempt_failed(s, out);
+        goto out;
+    }
+    /* The key must also work as an X25519 key: sealed-sender envelopes to
+     * this user are encrypted to its converted form. */
+    if (kl_ed_pk_to_x(rg->identity_key.data, x) != 0) {
+        fail(out, f->id, CODE(BAD_REQUEST), "identity_key is not a valid Ed25519 public key", 0);
+        attempt_failed(s, out);
+        goto out;
+    }
+    if (kl_wire_register_msg(s->hh, rg->handle, rg->invite_code, msg, sizeof msg, &mlen) != 0 ||
+        kl_sign_verify(rg->identity_key.data, msg, mlen, rg->signature.data) != 0) {
+        fail(out, f->id, CODE(UNAUTHENTICATED), "register signature does not verify", 1);
+        goto out;
+    }
+    kl_job_t *job = kl_job_new(KL_JOB_REGISTER, 0, NULL);
+    if (job == NULL) {
+        r = KL_ENOMEM;
+        goto out;
+    }
+    memcpy(job->u.reg.handle, rg->handle, strlen(rg->handle) + 1);
+    memcpy(job->u.reg.identity_key, rg->identity_key.data, 32);
+    memcpy(job->u.reg.code, rg->invite_code, strlen(rg->invite_code) + 1);
+    s->auth_pending = 1;
+    out->job = job;
+out:
+    kl_memzero(msg, sizeof msg); /* holds the invite code */
+    return r;
+}
+
+static int on_auth(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
+                   kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Auth *au = f->auth;
+    kl_addr_t a;
+    /* One answer for every failure, so auth cannot be used to probe which
+     * handles exist. */
+    if (strlen(au->address) > KL_ADDR_MAX || kl_addr_parse(au->address, &a) != 0 ||
+        a.is_group || strcmp(a.relay, cfg->relay_name) != 0 || au->signature.len != 64) {
+        fail(out, f->id, CODE(UNAUTHENTICATED), "authentication failed", 1);
+        return 0;
+    }
+    kl_job_t *job = kl_job_new(KL_JOB_AUTH, 0, NULL);
+    if (job == NULL)
+        return KL_ENOMEM;
+    memcpy(job->u.auth.handle, a.handle, sizeof a.handle);
+    memcpy(job->u.auth.signature, au->signature.data, 64);
+    s->auth_pending = 1;
+    out->job = job;
+    return 0;
+}
+
+int kl_dispatch_lookup_job(const kl_frame_t *f, const kl_addr_t *a, kl_dispatch_out_t *out)
+{
+    kl_job_t *job = kl_job_new(KL_JOB_LOOKUP, 0, NULL);
+    if (job == NULL)
+        return KL_ENOMEM;
+    snprintf(job->u.lookup.address, sizeof job->u.lookup.address, "%s", f->lookup->address);
+    memcpy(job->u.lookup.handle, a->handle, sizeof a->handle);
+    out->job = job;
+    return 0;
+}
+
+static int on_lookup(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    kl_addr_t a;
+    int where = kl_dispatch_local_user(cfg, f->lookup->address, &a, out, f->id);
+    if (where != 0)
+        return where > 0 ? kl_fed_dispatch(cfg, f, &a, 0, out) : 0;
+    return kl_dispatch_lookup_job(f, &a, out);
+}
+
+static int on_prekey_upload(kl_client_state_t *s, const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__PrekeyUpload *pu = f->prekey_upload;
+    const Kollega__Relay__V1__SignedPrekey *spk = pu->signed_prekey;
+    size_t n = pu->n_one_time_prekeys;
+    if (n > KL_UPLOAD_MAX_OPKS) {
+        fail(out, f->id, CODE(TOO_LARGE), "at most 200 one-time prekeys per upload", 0);
+        return 0;
+    }
+    if (spk) {
+        if (spk->public_key.len != 32 || spk->signature.len != 64) {
+            fail(out, f->id, CODE(BAD_REQUEST),
+                 "signed prekey: public_key must be 32 bytes, signature 64", 0);
+            return 0;
+        }
+        if (kl_x3dh_spk_verify(s->identity_key, spk->id, spk->public_key.data,
+                               spk->signature.data) != 0) {
+            fail(out, f->id, CODE(BAD_REQUEST),
+                 "signed prekey signature does not verify with your identity key", 0);
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (pu->one_time_prekeys[i] == NULL || pu->one_time_prekeys[i]->public_key.len != 32) {
+            fail(out, f->id, CODE(BAD_REQUEST), "one-time prekey public_key must be 32 bytes",
+                 0);
+            return 0;
+        }
+    }
+    kl_job_t *job = kl_job_new(KL_JOB_PREKEY_UPLOAD, 0, NULL);
+    if (job == NULL)
+        return KL_ENOMEM;
+    if (n > 0) {
+        job->u.upload.opks = calloc(n, sizeof *job->u.upload.opks);
+        if (job->u.upload.opks == NULL) {
+            kl_job_free(job);
+            return KL_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        job->u.upload.opks[i].id = pu->one_time_prekeys[i]->id;
+        memcpy(job->u.upload.opks[i].public_key, pu->one_time_prekeys[i]->public_key.data, 32);
+    }
+    job->u.upload.n_opks = n;
+    job->u.upload.user = s->user_id;
+    if (spk) {
+        job->u.upload.has_spk = 1;
+        job->u.upload.spk_id = spk->id;
+        memcpy(job->u.upload.spk, spk->public_key.data, 32);
+        memcpy(job->u.upload.spk_sig, spk->signature.data, 64);
+    }
+    out->job = job;
+    return 0;
+}
+
+/* A prekey fetch. For a user of another relay, the proxied fetch names
+ * the requester, so that relay's limits can hold it (requester field);
+ * for a local user, the limits (opk_limit.h) decide here whether the fetch
+ * may consume a one-time prekey. The client's own requester field is
+ * ignored: we know who it is. */
+static int on_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_client_state_t *s,
+                           const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    kl_addr_t a;
+    char me[KL_ADDR_MAX + 1];
+    snprintf(me, sizeof me, "%s@%s", s->handle, cfg->relay_name);
+    int where = kl_dispatch_local_user(cfg, f->prekey_fetch->address, &a, out, f->id);
+    if (where < 0)
+        return 0;
+    if (where > 0) {
+        int r = kl_fed_dispatch(cfg, f, &a, now_ms, out);
+        if (r == 0 && out->job)
+            snprintf(out->job->u.fed->user, sizeof out->job->u.fed->user, "%s", me);
+        return r;
+    }
+    kl_job_t *job = kl_job_new(KL_JOB_PREKEY_FETCH, 0, NULL);
+    if (job == NULL)
+        return KL_ENOMEM;
+    snprintf(job->u.pfetch.address, sizeof job->u.pfetch.address, "%s",
+             f->prekey_fetch->address);
+    memcpy(job->u.pfetch.handle, a.handle, sizeof a.handle);
+    job->u.pfetch.take_opk =
+        cfg->opk_limit == NULL || kl_opk_limit_take(cfg->opk_limit, NULL, me, a.handle, now_ms);
+    out->job = job;
+    return 0;
+}
+
+int kl_dispatch_body_ok(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Send *sd = f->send;
+    if (sd->body.len == 0) {
+        fail(out, f->id, CODE(BAD_REQUEST), "send needs a non-empty body", 0);
+        return 0;
+    }
+    if (sd->body.len > cfg->max_body) {
+        char m[96];
+        snprintf(m, sizeof m, "body of %zu bytes is over this relay's limit of %zu",
+                 sd->body.len, cfg->max_body);
+        fail(out, f->id, CODE(TOO_LARGE), m, 0);
+        return 0;
+    }
+    return 1;
+}
+
+static int on_send(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
+                   uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Send *sd = f->send;
+    kl_addr_t a;
+    if (!kl_dispatch_body_ok(cfg, f, out))
+        return 0;
+    if (kl_dispatch_is_channel(f))
+        return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
+    if (sd->to[0] == '#')
+        return kl_dispatch_group_request(cfg, s, f, now_ms, out);
+    int where = kl_dispatch_local_user(cfg, sd->to, &a, out, f->id);
+    if (where != 0)
+        return where > 0 ? kl_fed_dispatch(cfg, f, &a, now_ms, out) : 0;
+    return kl_dispatch_send_job(cfg, f, &a, now_ms, out);
+}
+
+int kl_dispatch_send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
+                    uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    const Kollega__Relay__V1__Send *sd = f->send;
+    uint32_t ttl = sd->ttl_s == 0 ? cfg->ttl_default_s : sd->ttl_s;
+    if (ttl > cfg->ttl_max_s)
+        ttl = cfg->ttl_max_s;
+    uint8_t *body = NULL;
+    kl_job_t *job = kl_job_new(KL_JOB_SEND, sd->body.len, &body);
+    if (job == NULL)
+        return KL_ENOMEM;
+    memcpy(body, sd->body.data, sd->body.len);
+    memcpy(job->u.send.handle, a->handle, sizeof a->handle);
+    job->u.send.body = body;
+    job->u.send.len = sd->body.len;
+    job->u.send.expires_ms = now_ms + (uint64_t)ttl * 1000;
+    job->u.send.quota = cfg->quota;
+    out->job = job;
+    return 0;
+}
+
+static int dispatch(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
+                    uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    int bc = f->body_case;
+    if (!kl_dispatch_is_request(bc)) {
+        fail(out, f->id, CODE(BAD_REQUEST), "this frame type is never sent to a relay", 1);
+        return 0;
+    }
+    if (f->id == 0) {
+        fail(out, 0, CODE(BAD_REQUEST), "requests need a non-zero id", 1);
+        return 0;
+    }
+    if (!rate_take(cfg, s, now_ms)) {
+        fail(out, f->id, CODE(RATE_LIMITED), "rate limit exceeded: slow down and retry", 0);
+        return 0;
+    }
+    if (bc == BODY(PING)) {
+        out->has_reply = 1;
+        reply_init(&out->reply, f->id);
+        Kollega__Relay__V1__Pong p = KOLLEGA__RELAY__V1__PONG__INIT;
+        out->reply.body.pong = p;
+        out->reply.body.pong.nonce = f->ping->nonce;
+        out->reply.frame.body_case = BODY(PONG);
+        out->reply.frame.pong = &out->reply.body.pong;
+        return 0;
+    }
+    if (bc == BODY(REGISTER) || bc == BODY(AUTH)) {
+        if (s->authed || s->auth_pending) {
+            fail(out, f->id, CODE(BAD_REQUEST), "this connection is already authenticated", 1);
+            return 0;
+        }
+        return bc == BODY(REGISTER) ? on_register(s, f, out) : on_auth(cfg, s, f, out);
+    }
+    if (!s->authed && !s->auth_pending &&
+        ((bc == BODY(SEND) && f->send->delivery_token.len) ||
+         (bc == BODY(LOOKUP) && f->lookup->delivery_token.len)))
+        return kl_dispatch_unidentified(cfg, s, f, now_ms, out);
+    if (!s->authed) {
+        fail(out, f->id, CODE(UNAUTHENTICATED), "authenticate first (register or auth)", 1);
+        return 0;
+    }
+    kl_job_t *job = NULL;
+    switch (bc) {
+    case BODY(LOOKUP):
+        return on_lookup(cfg, f, out);
+    case BODY(PREKEY_UPLOAD):
+        return on_prekey_upload(s, f, out);
+    case BODY(PREKEY_FETCH):
+        return on_prekey_fetch(cfg, s, f, now_ms, out);
+    case BODY(SEND):
+        return on_send(cfg, s, f, now_ms, out);
+    case BODY(DELIVERY_TOKEN):
+        return kl_dispatch_delivery_token(s, f, out);
+    case BODY(PREKEY_STATUS):
+        job = kl_job_new(KL_JOB_PREKEY_STATUS, 0, NULL);
+        if (job)
+            job->u.pstatus.user = s->user_id;
+        break;
+    case BODY(GROUP_OP):
+    case BODY(GROUP_FETCH):
+    case BODY(GROUP_LIST):
+        return kl_dispatch_group_request(cfg, s, f, now_ms, out);
+    case BODY(CHANNEL_OP):
+    case BODY(CHANNEL_FETCH):
+    case BODY(SUBSCRIBE):
+    case BODY(UNSUBSCRIBE):
+    case BODY(CHANNEL_LIST):
+        return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
+    case BODY(FETCH): {
+        if (kl_dispatch_is_channel(f))
+            return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
+        if (f->fetch->group[0] != '\0')
+            return kl_dispatch_group_request(cfg, s, f, now_ms, out);
+        uint32_t limit = f->fetch->limit;
+        limit = limit == 0 ? KL_FETCH_DEFAULT : limit > KL_FETCH_MAX ? KL_FETCH_MAX : limit;
+        job = kl_job_new(KL_JOB_FETCH, 0, NULL);
+        if (job) {
+            job->u.fetch.log = s->inbox;
+            job->u.fetch.after = f->fetch->after;
+            job->u.fetch.limit = limit;
+            job->u.fetch.max_bytes = KL_DELIVER_BUDGET;
+        }
+        break;
+    }
+    case BODY(ACK):
+        if (kl_dispatch_is_channel(f))
+            return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
+        if (f->ack->group[0] != '\0')
+            return kl_dispatch_group_request(cfg, s, f, now_ms, out);
+        job = kl_job_new(KL_JOB_ACK, 0, NULL);
+        if (job) {
+            job->u.ack.log = s->inbox;
+            job->u.ack.reader = s->user_id;
+            job->u.ack.seq = f->ack->seq;
+        }
+        break;
+    default:
+        fail(out, f->id, CODE(BAD_REQUEST), "unsupported request", 1);
+        return 0;
+    }
+    if (job == NULL)
+        return KL_ENOMEM;
+    out->job = job;
+    return 0;
+}
+
+int kl_dispatch_frame(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
+                      uint64_t now_ms, kl_dispatch_out_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int r = dispatch(cfg, s, f, now_ms, out);
+    if (r != 0) {
+        kl_dispatch_out_free(out);
+        memset(out, 0, sizeof *out);
+        return r;
+    }
+    if (out->job) {
+        out->job->req_id = f->id;
+        out->job->now_ms = now_ms;
+    }
+    return 0;
+}
+
+/* Storage failures the client can retry (the database was busy or the
+ * commit failed) are UNAVAILABLE; anything else is a relay bug. */
+static void storage_failed(kl_dispatch_out_t *out, uint32_t id, int err)
+{
+    if (err == KL_EIO || err == KL_ENOMEM)
+        fail(out, id, CODE(UNAVAILABLE), "the relay's storage is unavailable: retry later", 0);
+    else
+        fail(out, id, CODE(INTERNAL), "internal relay error", 0);
+}
+
+void kl_dispatch_storage_failed(kl_dispatch_out_t *out, uint32_t id, int err)
+{
+    storage_failed(out, id, err);
+}
+
+static void become_user(kl_client_state_t *s, const char *handle, const kl_storage_user_t *u)
+{
+    s->authed = 1;
+    s->user_id = u->id;
+    s->inbox = u->inbox;
+    memcpy(s->identity_key, u->identity_key, 32);
+    snprintf(s->handle, sizeof s->handle, "%s", handle);
+}
+
+static void complete_register(kl_client_state_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
+{
+    s->auth_pending = 0;
+    switch (job->result) {
+    case 0:
+        become_user(s, job->u.reg.handle, &job->u.reg.user);
+        reply_ok(out, job->req_id);
+        out->event = "registered";
+        return;
+    case KL_EEXIST:
+        fail(out, job->req_id, CODE(CONFLICT), "handle is taken: choose another", 0);
+        attempt_failed(s, out);
+        return;
+    case KL_EREFUSED:
+        fail(out, job->req_id, CODE(INVITE_INVALID),
+             "invite is unknown, used up or expired: ask the relay operator for a new one", 0);
+        attempt_failed(s, out);
+        out->event = "invite refused";
+        return;
+    default:
+        storage_failed(out, job->req_id, job->result);
+    }
+}
+
+static int auth_sig_ok(const uint8_t hh[64], const kl_job_t *job)
+{
+    uint8_t msg[128];
+    size_t mlen = 0;
+    return kl_wire_auth_msg(hh, msg, sizeof msg, &mlen) == 0 &&
+           kl_sign_verify(job->u.auth.user.identity_key, msg, mlen, job->u.auth.signature) == 0;
+}
+
+void kl_dispatch_auth_verify(const uint8_t hh[64], kl_job_t *job)
+{
+    if (job->kind == KL_JOB_AUTH && job->result == 0)
+        job->u.auth.verified = auth_sig_ok(hh, job) ? 1 : -1;
+}
+
+static void complete_auth(kl_client_state_t *s, const kl_job_t *job, kl_dispatch_out_t *out)
+{
+    s->auth_pending = 0;
+    if (job->result != 0 && job->result != KL_ENOTFOUND) {
+        storage_failed(out, job->req_id, job->result);
+        return;
+    }
+    int ok = job->result == 0 &&
+             (job->u.auth.verified != 0 ? job->u.auth.verified > 0 : auth_sig_ok(s->hh, job));
+    if (!ok) {
+        fail(out, job->req_id, CODE(UNAUTHENTICATED), "authentication failed", 1);
+        out->event = "authentication failed";
+        return;
+    }
+    become_user(s, job->u.auth.handle, &job->u.auth.user);
+    reply_ok(out, job->req_id);
+    out->event = "authenticated";
+}
+
+static void complete_lookup(const kl_job_t *job, kl_dispatch_out_t *out)
+{
+    out->has_reply = 1;
+    kl_reply_t *r = &out->reply;
+    reply_init(r, job->req_id);
+    Kollega__Relay__V1__LookupResult lr = KOLLEGA__RELAY__V1__LOOKUP_RESULT__INIT;
+    r->body.lookup_result = lr;
+    r->body.lookup_result.address = (char *)job->u.lookup.address;
+    r->body.lookup_result.exists = job->u.lookup.exists;
+    if (job->u.lookup.exists) {
+        r->body.lookup_result.identity_key.data = (uint8_t *)job->u.lookup.identity_key;
+        r->body.lookup_result.identity_key.len = 32;
+    }
+    r->frame.body_case = BODY(LOOKUP_RESULT);
+    r->frame.lookup_result = &r->body.lookup_result;
+}
+
+static void complete_prekey_fetch(const kl_job_t *job, kl_dispatch_out_t *out)
+{
+    if (job->result == KL_ENOTFOUND) {
+        fail(out, job->req_id, CODE(NOT_FOUND),
+             "no prekey bundle: the user does not exist or has not published a signed prekey",
+             0);
+        return;
+    }
+    if (job->result != 0) {
+        storage_failed(out, job->req_id, job->result);
+        return;
+    }
+    const kl_prekey_bundle_t *b = &job->u.pfetch.bundle;
+    out->has_reply = 1;
+    kl_reply_t *r = &out->reply;
+    reply_init(r, job->req_id);
+    Kollega__Relay__V1__PrekeyBundle pb = KOLLEGA__RELAY__V1__PREKEY_BUNDLE__INIT;
+    Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
+    Kollega__Relay__V1__OneTimePrekey opk = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
+    r->body.prekey_bundle = pb;
+    r->spk = spk;
+    r->opk = opk;
+    r->body.prekey_bundle.address = (char *)job->u.pfetch.address;
+    r->body.prekey_bundle.identity_key.data = (uint8_t *)b->identity_key;
+    r->body.prekey_bundle.identity_key.len = 32;
+    r->spk.id = b->spk_id;
+    r->spk.public_key.data = (uint8_t *)b->spk;
+    r->spk.public_key.len = 32;
+    r->spk.signature.data = (uint8_t *)b->spk_sig;
+    r->spk.signature.len = 64;
+    r->body.prekey_bundle.signed_prekey = &r->spk;
+    if (b->has_opk) {
+        r->opk.id = b->opk_id;
+        r->opk.public_key.data = (uint8_t *)b->opk;
+        r->opk.public_key.len = 32;
+        r->body.prekey_bundle.one_time_prekey = &r->opk;
+    }
+    r->frame.body_case = BODY(PREKEY_BUNDLE);
+    r->frame.prekey_bundle = &r->body.prekey_bundle;
+}
+
+/* A deliver frame over n entries. The entry structs are allocated; their
+ * bodies point into the job. Returns 0 or KL_ENOMEM. */
+static int build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e, size_t n,
+                         int more)
+{
+    reply_init(r, id);
+    Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
+    r->body.deliver = d;
+    if (n > 0) {
+        r->entries = calloc(n, sizeof *r->entries);
+        r->entry_ptrs = calloc(n, sizeof *r->entry_ptrs);
+        if (r->entries == NULL || r->entry_ptrs == NULL)
+            return KL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Kollega__Relay__V1__Entry en = KOLLEGA__RELAY__V1__ENTRY__INIT;
+        r->entries[i] = en;
+        r->entries[i].seq = e[i].seq;
+        r->entries[i].ts = e[i].ts_ms;
+        r->entries[i].body.data = e[i].body;
+        r->entries[i].body.len = e[i].len;
+        r->entry_ptrs[i] = &r->entries[i];
+    }
+    r->body.deliver.n_entries = n;
+    r->body.deliver.entries = r->entry_ptrs;
+    r->body.deliver.more = more;
+    r->frame.body_case = BODY(DELIVER);
+    r->frame.deliver = &r->body.deliver;
+    return 0;
+}
+
+int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e,
+                              size_t n, int more)
+{
+    return build_deliver(r, id, e, n, more);
+}
+
+static void reply_free(kl_reply_t *r)
+{
+    free(r->entries);
+    free(r->entry_ptrs);
+    free(r->ops);
+    free(r->infos);
+    free(r->info_ptrs);
+    free(r->cinfos);
+    free(r->cinfo_ptrs);
+    r->entries = NULL;
+    r->entry_ptrs = NULL;
+    r->ops = NULL;
+    r->infos = NULL;
+    r->info_ptrs = NULL;
+    r->cinfos = NULL;
+    r->cinfo_ptrs = NULL;
+}
+
+static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
+                          kl_dispatch_out_t *out)
+{
+    switch (job->result) {
+    case 0:
+        break;
+    case KL_ECRYPTO:
+        kl_dispatch_token_refused(job, out);
+        return;
+    case KL_ENOTFOUND:
+        fail(out, job->req_id, CODE(NOT_FOUND), "no such user on this relay", 0);
+        return;
+    case KL_ELIMIT:
+        fail(out, job->req_id, CODE(QUOTA_EXCEEDED),
+             "the recipient's inbox is full: retry later", 0);
+        return;
+    default:
+        storage_failed(out, job->req_id, job->result);
+        return;
+    }
+    if (job->u.send.has_token)
+        kl_dispatch_unidentified_done(cfg, NULL, job);
+    out->has_reply = 1;
+    reply_init(&out->reply, job->req_id);
+    Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
+    out->reply.body.sent = sent;
+    out->reply.body.sent.seq = job->u.send.seq;
+    out->reply.frame.body_case = BODY(SENT);
+    out->reply.frame.sent = &out->reply.body.sent;
+    /* The push is best effort (the entry is durable and will be fetched),
+     * so failing to build it only loses the push. */
+    kl_storage_entry_t e = {job->u.send.seq, job->now_ms, (uint8_t *)job->u.send.body,
+                            job->u.send.len};
+    if (build_deliver(&out->push, 0, &e, 1, 0) == 0) {
+        out->has_push = 1;
+        out->push_user = job->u.send.recipient;
+    } else {
+        reply_free(&out->push);
+    }
+}
+
+void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_job_t *job,
+                          kl_dispatch_out_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (KL_JOB_IS_CHAN(job->kind)) {
+        kl_dispatch_channel_complete(cfg, s, job, out);
+        return;
+    }
+    if (KL_JOB_IS_GROUP(job->kind)) {
+        kl_dispatch_group_complete(cfg, s, job, out);
+        return;
+    }
+    switch (job->kind) {
+    case KL_JOB_REGISTER:
+        complete_register(s, job, out);
+        return;
+    case KL_JOB_AUTH:
+        complete_auth(s, job, out);
+        return;
+    case KL_JOB_PREKEY_FETCH:
+        complete_prekey_fetch(job, out);
+        return;
+    case KL_JOB_SEND:
+        complete_send(cfg, job, out);
+        return;
+    case KL_JOB_FED:
+        if (job->u.fed->has_token && !s->authed)
+            kl_dispatch_unidentified_done(cfg, s, job);
+        kl_fed_dispatch_complete(job, out);
+        return;
+    default:
+        break;
+    }
+    if (job->result != 0) {
+        if (job->kind == KL_JOB_LOOKUP && job->result == KL_ECRYPTO)
+            kl_dispatch_token_refused(job, out);
+        else if (job->kind == KL_JOB_PREKEY_UPLOAD && job->result == KL_ELIMIT)
+            fail(out, job->req_id, CODE(QUOTA_EXCEEDED),
+                 "at most 200 one-time prekeys are stored per user: check prekey_status", 0);
+        else
+            storage_failed(out, job->req_id, job->result);
+        return;
+    }
+    switch (job->kind) {
+    case KL_JOB_LOOKUP:
+        complete_lookup(job, out);
+        break;
+    case KL_JOB_PREKEY_STATUS:
+        out->has_reply = 1;
+        reply_init(&out->reply, job->req_id);
+        Kollega__Relay__V1__PrekeyCount pc = KOLLEGA__RELAY__V1__PREKEY_COUNT__INIT;
+        out->reply.body.prekey_count = pc;
+        out->reply.body.prekey_count.one_time_prekeys = job->u.pstatus.status.count;
+        out->reply.body.prekey_count.ran_out = job->u.pstatus.status.ran_out;
+        out->reply.body.prekey_count.ran_out_since_ms = job->u.pstatus.status.ran_out_since_ms;
+        out->reply.frame.body_case = BODY(PREKEY_COUNT);
+        out->reply.frame.prekey_count = &out->reply.body.prekey_count;
+        break;
+    case KL_JOB_FETCH:
+        out->has_reply = 1;
+        if (build_deliver(&out->reply, job->req_id, job->u.fetch.entries, job->u.fetch.n,
+                          job->u.fetch.more) != 0) {
+            reply_free(&out->reply);
+            fail(out, job->req_id, CODE(UNAVAILABLE), "the relay is out of memory: retry later",
+                 0);
+        }
+        break;
+    case KL_JOB_PREKEY_UPLOAD:
+    case KL_JOB_ACK:
+    case KL_JOB_TOKEN_SET:
+        reply_ok(out, job->req_id);
+        break;
+    default:
+        fail(out, job->req_id, CODE(INTERNAL), "internal relay error", 0);
+        break;
+    }
+}
+
+void kl_dispatch_out_free(kl_dispatch_out_t *out)
+{
+    reply_free(&out->reply);
+    reply_free(&out->push);
+    free(out->push_users);
+    out->push_users = NULL;
+    out->n_push_users = 0;
+    out->has_reply = 0;
+    out->has_push = 0;
+}
+
+const kl_storage_peer_t *kl_dispatch_peer(const kl_dispatch_cfg_t *cfg, const char *relay)
+{
+    return cfg->peers.find ? cfg->peers.find(cfg->peers.ctx, relay) : NULL;
+}
+
+size_t kl_dispatch_peer_count(const kl_dispatch_cfg_t *cfg)
+{
+    return cfg->peers.count ? cfg->peers.count(cfg->peers.ctx) : 0;
+}

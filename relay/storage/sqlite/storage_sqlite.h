@@ -1,0 +1,140 @@
+/* Internals of the sqlite storage backend, shared by storage_sqlite.c
+ * (schema, open, batches, meta, users, invites) and storage_sqlite_logs.c
+ * (logs and prekeys). Included only by relay/storage_sqlite*.c. */
+#ifndef KOLLEGA_RELAY_STORAGE_SQLITE_H
+#define KOLLEGA_RELAY_STORAGE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "storage/storage.h"
+
+/* Prepared statements, one per query, prepared at open and reused. */
+enum {
+    S_META_GET,
+    S_META_SET,
+    S_USER_GET,
+    S_USER_COUNT,
+    S_USER_INSERT,
+    S_LOG_INSERT,
+    S_CURSOR_INSERT,
+    S_INVITE_INSERT,
+    S_INVITE_VALID,
+    S_INVITE_CONSUME,
+    S_SPK_SET,
+    S_SPK_GET,
+    S_OPK_ADD,
+    S_OPK_COUNT,
+    S_OPK_FIRST,
+    S_OPK_DELETE,
+    S_RUNOUT_HIT,
+    S_RUNOUT_GET,
+    S_RUNOUT_CLEAR,
+    S_LOG_GET,
+    S_ENTRY_INSERT,
+    S_ENTRY_READ,
+    S_CURSOR_ADVANCE,
+    S_ENTRY_DELETE_ACKED,
+    S_EXPIRE_ENTRIES,
+    S_EXPIRE_MORE,
+    S_EXPIRE_INVITES,
+    S_STATS_ENTRIES,
+    S_STATS_INVITES,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_JOB_SAVE,
+    S_JOB_RELEASE,
+    S_JOB_UNDO,
+    S_OP_SAVE,
+    S_OP_RELEASE,
+    S_OP_UNDO,
+    /* groups (storage_sqlite_groups.c) */
+    S_GROUP_GET,
+    S_GROUP_CALLER,
+    S_GROUP_INSERT,
+    S_GROUP_UPDATE,
+    S_GOP_INSERT,
+    S_GOP_READ,
+    S_GMEM_CURRENT,
+    S_GMEM_UPSERT,
+    S_GMEM_SET_STATE,
+    S_GMEM_STATUS,
+    S_GMEM_USERS,
+    S_GROUP_LIST,
+    S_CURSOR_SET,
+    S_CURSOR_DELETE,
+    S_GROUP_NOTE,
+    S_GROUPS_CREATED,
+    S_GROUP_RETAIN,
+    /* the hot path of a send (storage_sqlite_logs.c, storage_sqlite_users.c) */
+    S_USER_ROUTE,
+    S_USER_MAX,
+    /* the remote addresses of a group send's push list (storage_sqlite_gfed.c) */
+    S_SHADOW_HANDLE,
+    S_COUNT
+};
+
+struct kl_storage {
+    sqlite3 *db;
+    int readonly;
+    sqlite3_stmt *stmt[S_COUNT];
+    int in_job;        /* between kl_storage_job_begin and _end */
+    int wal_frames;    /* in the write-ahead log after the last commit */
+    int wal_ckpt_at;   /* the committing connection checkpoints from here */
+    void *aux;         /* kl_storage_set_aux */
+    void (*aux_free)(void *);
+    void *chan_aux;    /* kl_storage_set_chan_aux */
+    void (*chan_aux_free)(void *);
+    struct kl_sq_ucache *ucache; /* handle -> (id, inbox), storage_sqlite_users.c */
+    uint64_t users_max;          /* every user id <= this one is committed */
+    uint64_t undo_gen;           /* rollbacks so far (kl_storage_undo_gen) */
+};
+
+/* Clamp to sqlite's signed 64-bit integers / back. */
+sqlite3_int64 kl_sq_i64(uint64_t v);
+uint64_t kl_sq_u64(sqlite3_int64 v);
+/* sqlite result code -> kl_err (0 for OK/ROW/DONE). */
+int kl_sq_map_rc(int rc);
+/* Room for one more element of elem bytes in the array of *cap elements
+ * (len in use) that arrayp (a T **) points to: doubles it (from 8) when
+ * full. 0, or KL_ENOMEM with the array intact. */
+int kl_sq_grow(void *arrayp, size_t *cap, size_t len, size_t elem);
+/* Prepare sql on st's connection (*s NULL on error): 0 or a storage error. */
+int kl_sq_prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s);
+/* Step a statement without rows (a row counts as done), finalize it. */
+int kl_sq_exec_fin(sqlite3_stmt *s);
+/* The statement, reset and unbound, ready for binding. */
+sqlite3_stmt *kl_sq_stmt(kl_storage_t *st, int which);
+/* Reset s and map rc. */
+int kl_sq_done(sqlite3_stmt *s, int rc);
+/* Step a statement that returns no rows, then reset it. */
+int kl_sq_exec_stmt(sqlite3_stmt *s);
+int kl_sq_run(kl_storage_t *st, int which);
+/* A savepoint around one multi-statement operation; kl_sq_op_end(st, r) undoes
+ * it when r != 0 and returns r (or the release error). */
+int kl_sq_op_begin(kl_storage_t *st);
+int kl_sq_op_end(kl_storage_t *st, int r);
+int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
+/* The route cache (storage_sqlite_users.c): note at the start of a write
+ * transaction which user ids are committed (users_max), and free it. */
+int kl_sq_users_mark(kl_storage_t *st);
+void kl_sq_ucache_free(kl_storage_t *st);
+/* Step a "SELECT count(*)"-like statement into *n. */
+int kl_sq_count_query(sqlite3_stmt *s, uint64_t *n);
+/* Create the federation tables if missing (storage_sqlite_fed.c). */
+int kl_sq_fed_migrate(kl_storage_t *st);
+/* Add the group columns of later versions if missing
+ * (storage_sqlite_groups.c). */
+int kl_sq_groups_migrate(kl_storage_t *st);
+/* Operator tables and columns (storage_sqlite_admin.c): retired handles,
+ * invites bound to a handle. */
+int kl_sq_admin_migrate(kl_storage_t *st);
+/* The handle the invite with this code hash is bound to ("" if none). */
+int kl_sq_invite_bound(kl_storage_t *st, const uint8_t code_hash[32], char *handle, size_t cap);
+/* *retired = 1 when handle belonged to a removed user. */
+int kl_sq_handle_retired(kl_storage_t *st, const char *handle, int *retired);
+/* Give user u a new identity key and drop what belonged to the old one
+ * (prekeys, delivery token, inbox contents, group and channel places). */
+int kl_sq_user_rekey(kl_storage_t *st, const kl_storage_user_t *u, const uint8_t key[32]);
+
+#endif
