@@ -26,11 +26,11 @@ struct kl_storeq {
     size_t in_flight;  /* loop thread only */
     size_t failed_unlogged; /* storage thread only: see log_failures */
     uint64_t logged_ns;     /* storage thread only */
-    /* The checkpointer (see checkpointer_main); cp is NULL without one. */
-    kl_storage_t *cp;
-    uv_thread_t cp_thread;
-    uv_cond_t cp_cond;
-    int cp_want;            /* under mu */
+    /* Background maintenance (see maint_main); maint is NULL without it. */
+    kl_storage_maint_t *maint;
+    uv_thread_t maint_thread;
+    uv_cond_t maint_cond;
+    int maint_want;         /* under mu */
     kl_metrics_t *metrics;  /* under mu (kl_storeq_set_metrics); NULL: none */
     kl_metrics_t *m;        /* storage thread only: metrics of the batch running */
 };
@@ -203,65 +203,62 @@ static void thread_main(void *arg)
         uv_mutex_lock(&q->mu);
         list_append(&q->done, &b);
         uv_async_send(&q->async);
-        if (q->cp && kl_storage_wal_frames(q->st) >= KL_STORAGE_WAL_SOFT && !q->cp_want) {
-            q->cp_want = 1;
-            uv_cond_signal(&q->cp_cond);
+        if (q->maint && !q->maint_want && kl_storage_maint_due(q->st)) {
+            q->maint_want = 1;
+            uv_cond_signal(&q->maint_cond);
         }
     }
     uv_mutex_unlock(&q->mu);
 }
 
-/* Checkpoints on a thread and connection of their own, so that copying the
- * write-ahead log back into the database and fsyncing it never delays a
- * commit (storage.h, KL_STORAGE_WAL_SOFT): the storage thread asks after a
- * commit that left the log long, this thread copies what it can (PASSIVE:
- * it takes no lock a commit needs). A failed checkpoint (full disk) is
- * harmless: the log keeps everything and the next request tries again. */
-static void checkpointer_main(void *arg)
+/* The storage backend's maintenance (storage.h: for sqlite, copying the
+ * write-ahead log back into the database) on a thread of its own, so that
+ * it never delays a commit: the storage thread asks after a batch that left
+ * work due, this thread does it. A failed round (full disk) is harmless:
+ * nothing is lost and the next request tries again. */
+static void maint_main(void *arg)
 {
     kl_storeq_t *q = arg;
     uv_mutex_lock(&q->mu);
     for (;;) {
-        while (!q->cp_want && !q->stopping)
-            uv_cond_wait(&q->cp_cond, &q->mu);
+        while (!q->maint_want && !q->stopping)
+            uv_cond_wait(&q->maint_cond, &q->mu);
         if (q->stopping)
             break;
-        q->cp_want = 0;
+        q->maint_want = 0;
         uv_mutex_unlock(&q->mu);
-        kl_storage_checkpoint(q->cp);
+        kl_storage_maint_run(q->maint);
         uv_mutex_lock(&q->mu);
     }
     uv_mutex_unlock(&q->mu);
 }
 
-/* Start the checkpointer; without it (no second connection, no thread)
- * the storage connection checkpoints by itself as before. */
-static void checkpointer_start(kl_storeq_t *q)
+/* Start the maintenance thread; without it (no backend support, no second
+ * connection, no thread) the backend does that work in its commits. */
+static void maint_start(kl_storeq_t *q)
 {
-    kl_storage_t *cp = NULL;
-    if (uv_cond_init(&q->cp_cond) != 0)
+    kl_storage_maint_t *m = NULL;
+    if (uv_cond_init(&q->maint_cond) != 0)
         return;
-    if (kl_storage_checkpointer_open(q->st, &cp) == 0) {
-        q->cp = cp;
-        if (uv_thread_create(&q->cp_thread, checkpointer_main, q) == 0) {
-            kl_storage_wal_ckpt_at(q->st, KL_STORAGE_WAL_HARD);
+    if (kl_storage_maint_open(q->st, &m) == 0) {
+        q->maint = m;
+        if (uv_thread_create(&q->maint_thread, maint_main, q) == 0)
             return;
-        }
-        q->cp = NULL;
-        kl_storage_close(cp);
+        q->maint = NULL;
+        kl_storage_maint_close(m);
     }
-    kl_log(KL_LOG_INFO, "storage: no background checkpointer; commits checkpoint themselves");
-    uv_cond_destroy(&q->cp_cond);
+    kl_log(KL_LOG_INFO, "storage: no background maintenance; commits do it themselves");
+    uv_cond_destroy(&q->maint_cond);
 }
 
-static void checkpointer_stop(kl_storeq_t *q)
+static void maint_stop(kl_storeq_t *q)
 {
-    if (q->cp == NULL)
+    if (q->maint == NULL)
         return;
-    uv_thread_join(&q->cp_thread);
-    kl_storage_close(q->cp);
-    q->cp = NULL;
-    uv_cond_destroy(&q->cp_cond);
+    uv_thread_join(&q->maint_thread);
+    kl_storage_maint_close(q->maint);
+    q->maint = NULL;
+    uv_cond_destroy(&q->maint_cond);
 }
 
 /* Hand finished jobs to the loop. Takes the whole done list at once so
@@ -304,7 +301,7 @@ int kl_storeq_start(kl_storeq_t **out, uv_loop_t *loop, kl_storage_t *st, kl_sto
     r = uv_cond_init(&q->cond);
     if (r)
         goto fail_cond;
-    checkpointer_start(q);
+    maint_start(q);
     /* The thread starts before the async handle exists; that is safe
      * because it only signals the loop after finishing a job, and no job
      * can be submitted before this function returns. */
@@ -324,13 +321,12 @@ fail_async:
     uv_mutex_unlock(&q->mu);
     uv_thread_join(&q->thread);
 fail_thread:
-    if (q->cp) {
+    if (q->maint) {
         uv_mutex_lock(&q->mu);
         q->stopping = 1;
-        uv_cond_signal(&q->cp_cond);
+        uv_cond_signal(&q->maint_cond);
         uv_mutex_unlock(&q->mu);
-        kl_storage_wal_ckpt_at(q->st, KL_STORAGE_WAL_SOFT); /* the caller keeps st */
-        checkpointer_stop(q);
+        maint_stop(q); /* the caller keeps st, which does the work itself again */
     }
     uv_cond_destroy(&q->cond);
 fail_cond:
@@ -385,14 +381,14 @@ void kl_storeq_stop(kl_storeq_t *q)
     uv_mutex_lock(&q->mu);
     q->stopping = 1;
     uv_cond_signal(&q->cond);
-    if (q->cp)
-        uv_cond_signal(&q->cp_cond);
+    if (q->maint)
+        uv_cond_signal(&q->maint_cond);
     uv_mutex_unlock(&q->mu);
     /* The thread commits what is queued and exits; the loop waits here
-     * only at shutdown. The storage connection closes last, so its close
-     * checkpoints the whole log and removes it. */
+     * only at shutdown. The storage connection closes last (for sqlite its
+     * close checkpoints the whole log and removes it). */
     uv_thread_join(&q->thread);
-    checkpointer_stop(q);
+    maint_stop(q);
     q->stopped = 1;
     kl_storage_close(q->st);
     q->st = NULL;

@@ -11,9 +11,9 @@
  * a reply is never sent for something that is not durable. If the
  * transaction cannot even begin, every job fails at once.
  *
- * A second thread with its own connection runs the write-ahead log's
- * checkpoints (storage.h, KL_STORAGE_WAL_SOFT), so they do not delay
- * commits. */
+ * A second thread runs the backend's background maintenance (storage.h,
+ * kl_storage_maint_*; for sqlite the write-ahead log's checkpoints), so it
+ * does not delay commits. */
 #ifndef KOLLEGA_RELAY_STOREQ_H
 #define KOLLEGA_RELAY_STOREQ_H
 

@@ -42,7 +42,7 @@ typedef struct kl_storage kl_storage_t;
 /* Open flags. */
 #define KL_STORAGE_CREATE 0x1   /* create the database if missing */
 #define KL_STORAGE_READONLY 0x2 /* never write (status) */
-#define KL_STORAGE_SYNC_NORMAL 0x4 /* durable at checkpoints, not at every commit */
+#define KL_STORAGE_SYNC_NORMAL 0x4 /* durable at the backend's next sync point, not at every commit */
 
 /* Longest group address ("#" + handle + "@" + relay name). */
 #define KL_STORAGE_GROUP_ADDR_MAX 287
@@ -86,8 +86,9 @@ typedef struct kl_storage_stats {
 /* Open the database at path; with KL_STORAGE_CREATE create it if missing
  * (without, a missing file is KL_ENOTFOUND). Every writable open brings the
  * schema up to date in one transaction and refuses a database written by a
- * newer relay (KL_ESTATE). A writable open makes the file mode 0600 (the
- * WAL and shm files take its mode), whatever the caller's umask. */
+ * newer relay (KL_ESTATE). A writable open makes the file mode 0600 (any
+ * companion files of the backend take its mode), whatever the caller's
+ * umask. */
 int kl_storage_open(kl_storage_t **out, const char *path, int flags);
 /* Close; NULL is fine. Any open batch is rolled back. */
 void kl_storage_close(kl_storage_t *st);
@@ -110,31 +111,30 @@ void kl_storage_batch_rollback(kl_storage_t *st);
 int kl_storage_job_begin(kl_storage_t *st);
 int kl_storage_job_end(kl_storage_t *st, int err);
 /* 1 while the batch's transaction is still open: after some failures (an
- * I/O error, out of memory) sqlite rolls the whole transaction back by
- * itself, and a job run without its own savepoint must notice. */
+ * I/O error, out of memory) the backend rolls the whole transaction back
+ * by itself, and a job run without its own savepoint must notice. */
 int kl_storage_batch_open(const kl_storage_t *st);
 
-/* Checkpoints off the commit path. By default the committing connection
- * copies the write-ahead log back into the database (and fsyncs it) once
- * the log holds KL_STORAGE_WAL_SOFT pages, stalling that commit. A second
- * connection (kl_storage_checkpointer_open) can do it on another thread
- * instead: the writer then checkpoints itself only past
- * KL_STORAGE_WAL_HARD pages, when that other thread is not keeping up
- * (and, as the others have copied most pages already, briefly). */
-#define KL_STORAGE_WAL_SOFT 1000
-#define KL_STORAGE_WAL_HARD 8000
-/* Pages in the write-ahead log after st's last commit. */
-int kl_storage_wal_frames(const kl_storage_t *st);
-/* Open a connection to st's database that only checkpoints. Close it
- * (kl_storage_close) before st. 0, KL_EIO or KL_ENOMEM. */
-int kl_storage_checkpointer_open(kl_storage_t *st, kl_storage_t **out);
-/* From how many pages in the log st's own commits checkpoint
- * (KL_STORAGE_WAL_SOFT when opened; KL_STORAGE_WAL_HARD once a
- * checkpointer runs). */
-void kl_storage_wal_ckpt_at(kl_storage_t *st, int pages);
-/* Checkpoint what can be copied without waiting for any lock (PASSIVE);
- * 0, or KL_EIO when the copy failed (e.g. the disk is full). */
-int kl_storage_checkpoint(kl_storage_t *cp);
+/* Background maintenance: work a backend does off the commit path, on a
+ * thread of the caller's (jobs/storeq.c) with a connection of its own, so
+ * that it never delays a commit (for sqlite: copying the write-ahead log
+ * back into the database and fsyncing it; the policy is the backend's,
+ * storage/sqlite/sqlite_wal.h). Without it the backend does that work in
+ * its commits, as it must.
+ *   open:  start maintenance for st (from now on st leaves that work to
+ *          it); KL_ENOTSUP if the backend has none, else 0, KL_EIO or
+ *          KL_ENOMEM. Close it before st.
+ *   due:   1 if st's last commit left work for maintenance (storage
+ *          thread, after a batch).
+ *   run:   do the work due (maintenance thread); 0, or KL_EIO when it
+ *          failed (e.g. the disk is full: nothing is lost, the next round
+ *          tries again).
+ *   close: stop; st does the work in its commits again. NULL is fine. */
+typedef struct kl_storage_maint kl_storage_maint_t;
+int kl_storage_maint_open(kl_storage_t *st, kl_storage_maint_t **out);
+int kl_storage_maint_due(const kl_storage_t *st);
+int kl_storage_maint_run(kl_storage_maint_t *m);
+void kl_storage_maint_close(kl_storage_maint_t *m);
 
 /* Meta key/value strings (relay name, listen address, public key).
  * get: KL_ENOTFOUND if unset, KL_ETOOBIG if cap cannot hold it. */
@@ -153,7 +153,7 @@ int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t iden
 /* KL_ENOTFOUND if no such handle. */
 int kl_storage_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
 /* Only the user's id and inbox (what a send needs), from a cache kept on
- * st where possible (storage_sqlite_users.c). KL_ENOTFOUND if no such
+ * st where possible. KL_ENOTFOUND if no such
  * handle. */
 int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, uint64_t *inbox);
 int kl_storage_user_count(kl_storage_t *st, uint64_t *n);
@@ -227,7 +227,7 @@ int kl_storage_expire(kl_storage_t *st, uint64_t now_ms, uint32_t max, uint64_t 
 
 int kl_storage_stats(kl_storage_t *st, uint64_t now_ms, kl_storage_stats_t *out);
 
-/* ---- ERFA groups (relay/storage_sqlite_groups.c) ----------------------
+/* ---- ERFA groups -------------------------------------------------------
  * A group is a row (address "#name@relay", its message log, retention,
  * next op index, head hash), its ops (index, SignedOp bytes, validated by
  * the caller with libkollega before they get here) and a membership table
@@ -336,7 +336,7 @@ uint64_t kl_storage_undo_gen(const kl_storage_t *st);
 void kl_storage_set_chan_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
 void *kl_storage_chan_aux(const kl_storage_t *st);
 
-/* ---- Broadcast channels (relay/storage_sqlite_channels.c) -------------
+/* ---- Broadcast channels ------------------------------------------------
  * A channel is a row (address "!name@relay", its post log, next op index,
  * head hash), its publisher ops (SignedOp bytes, validated by the caller
  * with libkollega before they get here) and its subscriptions. A post is

@@ -1,4 +1,4 @@
-/* What the operator's commands need from storage (relay/storage_sqlite_admin.c):
+/* What the operator's commands need from storage (a backend implements it):
  * listing and revoking invites, invites bound to one handle (user reset),
  * listing and removing users, retired handles, and whole-database backup
  * and checks.
@@ -66,9 +66,10 @@ int kl_storage_user_list(kl_storage_t *st, kl_storage_user_info_t **out, size_t 
 int kl_storage_user_remove(kl_storage_t *st, const char *handle, uint64_t now_ms, uint64_t *id);
 
 /* Write a consistent copy of st's whole database to path (which must not
- * exist) with sqlite's online backup, as of one moment: writers of other
- * connections go on meanwhile. The copy is an ordinary (rollback-journal)
- * database file, not yet synced to disk: the caller fsyncs and renames it. */
+ * exist) with the backend's online backup, as of one moment: writers of
+ * other connections go on meanwhile. The copy is one self-contained file
+ * the backend can open (for sqlite an ordinary rollback-journal database),
+ * not yet synced to disk: the caller fsyncs and renames it. */
 int kl_storage_backup(kl_storage_t *st, const char *path);
 /* Check that path holds an intact relay database: integrity check, then
  * its meta name and public_key into name/key. KL_EPROTO when it is not a

@@ -12,6 +12,7 @@
 
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "storage/sqlite/sqlite_wal.h"
 #include "storage/storage.h"
 #include "tmpdir.h"
 
@@ -473,11 +474,12 @@ static void test_no_invite_code_in_file(void **state)
     assert_true(seen_handle); /* the scan does see what is stored in clear */
 }
 
-/* Checkpoints: by default a commit that leaves the write-ahead log at
- * KL_STORAGE_WAL_SOFT pages checkpoints it, so the log restarts and stays
- * short. With a checkpointer connection the writer leaves that to it (up
- * to KL_STORAGE_WAL_HARD): the log grows past SOFT until the checkpointer
- * has copied it, then restarts at the next commit. */
+/* The sqlite backend's checkpoints (storage/sqlite/sqlite_wal.h): by
+ * default a commit that leaves the write-ahead log at KL_SQLITE_WAL_SOFT
+ * pages checkpoints it, so the log restarts and stays short. With
+ * background maintenance the writer leaves that to it (up to
+ * KL_SQLITE_WAL_HARD): the log grows past SOFT, maintenance is due, and
+ * once it has run the log restarts at the next commit. */
 static void test_wal_checkpoints(void **state)
 {
     fixture_t *f = *state;
@@ -491,34 +493,34 @@ static void test_wal_checkpoints(void **state)
         assert_int_equal(kl_storage_log_append(f->st, u.inbox, NOW, NOW + 1000, big, sizeof big,
                                                &BIG, &seq),
                          0);
-        int n = kl_storage_wal_frames(f->st);
+        int n = kl_sqlite_wal_frames(f->st);
         max = n > max ? n : max;
         restarted |= n < prev;
         prev = n;
     }
     assert_true(restarted);
-    assert_true(max < KL_STORAGE_WAL_SOFT + 50);
+    assert_true(max < KL_SQLITE_WAL_SOFT + 50);
 
-    kl_storage_t *cp = NULL;
-    assert_int_equal(kl_storage_checkpointer_open(f->st, &cp), 0);
-    kl_storage_wal_ckpt_at(f->st, KL_STORAGE_WAL_HARD);
+    kl_storage_maint_t *maint = NULL;
+    assert_int_equal(kl_storage_maint_open(f->st, &maint), 0);
     int n = 0, rounds = 0;
-    while (n < KL_STORAGE_WAL_SOFT + 200) {
+    while (n < KL_SQLITE_WAL_SOFT + 200) {
         assert_true(++rounds < 5000);
         assert_int_equal(kl_storage_log_append(f->st, u.inbox, NOW, NOW + 1000, big, sizeof big,
                                                &BIG, &seq),
                          0);
-        int m = kl_storage_wal_frames(f->st);
+        int m = kl_sqlite_wal_frames(f->st);
         if (rounds > 1)
             assert_true(m > n); /* the writer no longer checkpoints at SOFT */
         n = m;
     }
-    assert_int_equal(kl_storage_checkpoint(cp), 0);
+    assert_true(kl_storage_maint_due(f->st));
+    assert_int_equal(kl_storage_maint_run(maint), 0);
     assert_int_equal(kl_storage_log_append(f->st, u.inbox, NOW, NOW + 1000, big, sizeof big,
                                            &BIG, &seq),
                      0);
-    assert_true(kl_storage_wal_frames(f->st) < 50); /* copied, so the log restarted */
-    kl_storage_close(cp);
+    assert_true(kl_sqlite_wal_frames(f->st) < 50); /* copied, so the log restarted */
+    kl_storage_maint_close(maint);
 }
 
 int main(void)

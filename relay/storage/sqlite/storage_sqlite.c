@@ -1,6 +1,5 @@
 /* relay/storage.h on sqlite: one database file in WAL mode, one connection
  * per kl_storage_t, every statement prepared once at open and reused. */
-#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "kollega/err.h"
+#include "sqlite_wal.h"
 #include "storage_sqlite.h"
 
 #define SCHEMA_VERSION 3
@@ -384,41 +384,61 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-int kl_storage_wal_frames(const kl_storage_t *st)
+int kl_sqlite_wal_frames(const kl_storage_t *st)
 {
     return st->wal_frames;
 }
 
-int kl_storage_checkpointer_open(kl_storage_t *st, kl_storage_t **out)
+/* The maintenance connection: it only checkpoints, PASSIVE (it takes no
+ * lock a commit needs). While it runs, st's own commits checkpoint only
+ * past KL_SQLITE_WAL_HARD pages, when it is not keeping up (and, as it has
+ * copied most pages already, briefly). */
+struct kl_storage_maint {
+    kl_storage_t *st; /* the writer whose threshold it raised */
+    sqlite3 *db;
+};
+
+int kl_storage_maint_open(kl_storage_t *st, kl_storage_maint_t **out)
 {
     *out = NULL;
     const char *path = sqlite3_db_filename(st->db, "main");
     if (st->readonly || path == NULL || path[0] == '\0')
         return KL_EIO;
-    kl_storage_t *cp = calloc(1, sizeof *cp);
-    if (cp == NULL)
+    kl_storage_maint_t *m = calloc(1, sizeof *m);
+    if (m == NULL)
         return KL_ENOMEM;
-    int rc = sqlite3_open_v2(path, &cp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(cp->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+        rc = sqlite3_exec(m->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        kl_storage_close(cp);
+        sqlite3_close(m->db);
+        free(m);
         return KL_EIO;
     }
-    cp->wal_ckpt_at = INT_MAX; /* it never commits anyway */
-    *out = cp;
+    m->st = st;
+    st->wal_ckpt_at = KL_SQLITE_WAL_HARD;
+    *out = m;
     return 0;
 }
 
-void kl_storage_wal_ckpt_at(kl_storage_t *st, int pages)
+int kl_storage_maint_due(const kl_storage_t *st)
 {
-    st->wal_ckpt_at = pages > 0 ? pages : 1;
+    return st->wal_frames >= KL_SQLITE_WAL_SOFT;
 }
 
-int kl_storage_checkpoint(kl_storage_t *cp)
+int kl_storage_maint_run(kl_storage_maint_t *m)
 {
-    int rc = sqlite3_wal_checkpoint_v2(cp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int rc = sqlite3_wal_checkpoint_v2(m->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : KL_EIO;
+}
+
+void kl_storage_maint_close(kl_storage_maint_t *m)
+{
+    if (m == NULL)
+        return;
+    m->st->wal_ckpt_at = KL_SQLITE_WAL_SOFT;
+    sqlite3_close(m->db);
+    free(m);
 }
 
 int kl_storage_open(kl_storage_t **out, const char *path, int flags)
@@ -455,7 +475,7 @@ int kl_storage_open(kl_storage_t **out, const char *path, int flags)
     /* Another process (the admin CLI, or serve) may hold the write lock for
      * one group commit; wait for it rather than fail. */
     sqlite3_busy_timeout(st->db, 5000);
-    st->wal_ckpt_at = KL_STORAGE_WAL_SOFT;
+    st->wal_ckpt_at = KL_SQLITE_WAL_SOFT;
     if (!st->readonly)
         sqlite3_wal_hook(st->db, on_wal_commit, st);
     if (!st->readonly) {
