@@ -1,15 +1,10 @@
-/* Federation: peers, the outbox pump, proxied ops and inbound requests.
- * See fed.h for the module's place, proto/federation.proto for the wire
- * semantics, fed_link.c for one link's socket and handshake, fed_peers.c for
- * the set of configured peers.
- *
- * Outbox pump (per peer, on its outgoing link): read up to the window of
- * entries after the last one sent (a storage job), send each as a Forward,
- * and on each in-order answer advance the outbox cursor (a storage job that
- * deletes acknowledged entries; acks are coalesced, one job in flight). A
- * RETRY rewinds to that entry, waits a backoff and resumes with restart set.
- * When the link drops, everything unanswered is simply sent again on the
- * next link: the receiver's watermark makes that exactly-once. */
+/* Federation: the module's life (new, start, stop, free, the listener),
+ * links coming up and going down with the redial backoff, and routing of
+ * frames and finished storage jobs to the parts that own them. See fed.h
+ * for the module's place, proto/federation.proto for the wire semantics,
+ * fed_link.c for one link's socket and handshake, fed_peers.c for the set
+ * of configured peers, fed_outbox.c for the outbox pump, fed_proxy.c for
+ * proxied ops of local clients, fed_in.c for a peer's requests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +15,8 @@
 #include "base/log.h"
 #include "base/tcpaddr.h"
 
-#define RBODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
-#define FSTATUS(x) KOLLEGA__FEDERATION__V1__FORWARD_RESULT__STATUS__##x
 #define SWEEP_MS 200
-
-static void pump(fed_peer_t *p);
 
 uint64_t kl_fed_now_ms(void)
 {
@@ -60,93 +50,6 @@ static void record_state(fed_peer_t *p, const char *state)
     submit(p->fed, job);
 }
 
-/* ---- proxied ops of local clients ---- */
-
-static void wait_remove(fed_wait_t *w, kl_job_t *job)
-{
-    kl_job_t *prev = NULL;
-    for (kl_job_t *j = w->head; j; prev = j, j = j->u.fed->wait_next) {
-        if (j != job)
-            continue;
-        if (prev)
-            prev->u.fed->wait_next = j->u.fed->wait_next;
-        else
-            w->head = j->u.fed->wait_next;
-        if (w->tail == j)
-            w->tail = prev;
-        j->u.fed->wait_next = NULL;
-        return;
-    }
-}
-
-static void list_next(kl_fed_t *f, kl_job_t *job);
-
-void kl_fed_proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *why)
-{
-    wait_remove(&p->waiting, job);
-    if (job->u.fed->op == KL_FED_OP_GROUP_LIST) {
-        list_next(f, job); /* group_list leaves out a peer it cannot ask */
-        return;
-    }
-    if (job->u.fed->op == KL_FED_OP_MIRROR) {
-        kl_fedchan_answer(p, job, NULL);
-        return;
-    }
-    job->u.fed->err_code = CODE(UNAVAILABLE);
-    snprintf(job->u.fed->err_msg, sizeof job->u.fed->err_msg, "relay %.60s %.50s: retry later",
-             p->cfg.name, why);
-    f->cfg.client_done(f->cfg.ud, job);
-}
-
-static uint32_t next_id(fed_peer_t *p)
-{
-    if (++p->next_id == 0)
-        p->next_id = 1;
-    return p->next_id;
-}
-
-static void proxy_send(fed_peer_t *p, kl_job_t *job)
-{
-    kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
-    Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
-    Kollega__Relay__V1__PrekeyFetch pf = KOLLEGA__RELAY__V1__PREKEY_FETCH__INIT;
-    kl_fed_job_t *fj = job->u.fed;
-    fj->link_req = next_id(p);
-    fr.id = fj->link_req;
-    if (fj->op == KL_FED_OP_GROUP || fj->op == KL_FED_OP_GROUP_LIST) {
-        kl_fedgroup_send(p, job, fr.id);
-        return;
-    }
-    if (fj->op == KL_FED_OP_MIRROR || fj->op == KL_FED_OP_CHAN_SUB) {
-        kl_fedchan_send(p, job, fr.id);
-        return;
-    }
-    if (fj->op == KL_FED_OP_LOOKUP) {
-        lk.address = fj->address;
-        if (fj->has_token) {
-            lk.delivery_token.data = fj->token;
-            lk.delivery_token.len = 32;
-        }
-        fr.body_case = FBODY(LOOKUP);
-        fr.lookup = &lk;
-    } else {
-        pf.address = fj->address;
-        pf.requester = fj->user;
-        fr.body_case = FBODY(PREKEY_FETCH);
-        fr.prekey_fetch = &pf;
-    }
-    kl_fedlink_send(p->out, &fr);
-}
-
-int kl_fed_is_proxy(const kl_job_t *job)
-{
-    return job->kind == KL_JOB_FED &&
-           (job->u.fed->op == KL_FED_OP_LOOKUP || job->u.fed->op == KL_FED_OP_PREKEY ||
-            job->u.fed->op == KL_FED_OP_GROUP ||
-            ((job->u.fed->op == KL_FED_OP_GROUP_LIST || job->u.fed->op == KL_FED_OP_CHAN_SUB) &&
-             !job->u.fed->listed));
-}
-
 size_t kl_fed_link_count(const kl_fed_t *f)
 {
     size_t n = 0;
@@ -155,168 +58,14 @@ size_t kl_fed_link_count(const kl_fed_t *f)
     return n;
 }
 
-static void wait_add(fed_peer_t *p, kl_job_t *job)
-{
-    job->u.fed->wait_next = NULL;
-    if (p->waiting.tail)
-        p->waiting.tail->u.fed->wait_next = job;
-    else
-        p->waiting.head = job;
-    p->waiting.tail = job;
-}
-
-/* group_list: ask the next peer whose link is up; after the last, list
- * the local groups (storage) and hand the job back to the client. */
-static void list_next(kl_fed_t *f, kl_job_t *job)
-{
-    kl_fed_job_t *fj = job->u.fed;
-    fj->link_req = 0;
-    while (!f->stopping && fj->list_at < f->n_peers) {
-        fed_peer_t *p = f->peers[fj->list_at++];
-        if (p->out == NULL || !p->out->ready || p->out->closing)
-            continue;
-        fj->deadline_ms = uv_now(f->cfg.loop) + f->cfg.proxy_timeout_ms;
-        wait_add(p, job);
-        proxy_send(p, job);
-        return;
-    }
-    fj->listed = 1;
-    if (f->stopping) {
-        job->result = KL_EIO;
-        f->cfg.client_done(f->cfg.ud, job);
-        return;
-    }
-    submit(f, job);
-}
-
-void kl_fed_submit(kl_fed_t *f, kl_job_t *job)
-{
-    if (job->u.fed->op == KL_FED_OP_GROUP_LIST) {
-        list_next(f, job);
-        return;
-    }
-    fed_peer_t *p = kl_fed_peer_by_id(f, job->u.fed->peer);
-    kl_fed_job_t *fj = job->u.fed;
-    /* Unknown peer cannot happen (dispatch checked); the sweep answers it
-     * like a timeout so that the client never gets a re-entrant reply. */
-    /* While the link is down the wait is short (a link about to come back
-     * still makes it); once sent, the peer has the full timeout. */
-    int up = p && p->out && p->out->ready;
-    uint32_t wait = f->cfg.proxy_timeout_ms;
-    fj->deadline_ms = uv_now(f->cfg.loop) + (p == NULL ? 0 : up || wait < 1000 ? wait : 1000);
-    /* (dispatch found the peer by name in this loop turn, and a removed
-     * peer is found among the retired ones: one always exists.) */
-    if (p == NULL)
-        p = f->n_peers ? f->peers[0] : f->retired[0];
-    fj->wait_next = NULL;
-    if (p->waiting.tail)
-        p->waiting.tail->u.fed->wait_next = job;
-    else
-        p->waiting.head = job;
-    p->waiting.tail = job;
-    if (p->out && p->out->ready && !f->stopping)
-        proxy_send(p, job);
-}
-
-static void on_sweep(uv_timer_t *t)
-{
-    kl_fed_t *f = t->data;
-    uint64_t now = uv_now(f->cfg.loop);
-    kl_fedchan_sweep(f, now);
-    for (size_t i = 0; i < f->n_peers + f->n_retired; i++) {
-        fed_peer_t *p = i < f->n_peers ? f->peers[i] : f->retired[i - f->n_peers];
-        kl_job_t *j = p->waiting.head;
-        while (j) {
-            kl_job_t *next = j->u.fed->wait_next;
-            if (j->u.fed->deadline_ms <= now)
-                kl_fed_proxy_fail(f, p, j, j->u.fed->link_req ? "did not answer in time"
-                                                         : "is not reachable now");
-            j = next;
-        }
-    }
-}
-
-static kl_job_t *proxy_find(fed_peer_t *p, uint32_t id)
-{
-    for (kl_job_t *j = p->waiting.head; j; j = j->u.fed->wait_next)
-        if (j->u.fed->link_req == id)
-            return j;
-    return NULL;
-}
-
-static int copy_bundle(kl_prekey_bundle_t *b, const Kollega__Relay__V1__PrekeyBundle *pb)
-{
-    const Kollega__Relay__V1__SignedPrekey *spk = pb->signed_prekey;
-    const Kollega__Relay__V1__OneTimePrekey *opk = pb->one_time_prekey;
-    if (pb->identity_key.len != 32 || spk == NULL || spk->public_key.len != 32 ||
-        spk->signature.len != 64 || (opk && opk->public_key.len != 32))
-        return KL_EPROTO;
-    memset(b, 0, sizeof *b);
-    memcpy(b->identity_key, pb->identity_key.data, 32);
-    b->spk_id = spk->id;
-    memcpy(b->spk, spk->public_key.data, 32);
-    memcpy(b->spk_sig, spk->signature.data, 64);
-    if (opk) {
-        b->has_opk = 1;
-        b->opk_id = opk->id;
-        memcpy(b->opk, opk->public_key.data, 32);
-    }
-    return 0;
-}
-
-/* An answer to a proxied op on our outgoing link. */
-static void proxy_answer(fed_peer_t *p, kl_fedframe_t *fr)
-{
-    kl_job_t *job = proxy_find(p, fr->id);
-    if (job == NULL)
-        return; /* timed out already */
-    kl_fed_job_t *fj = job->u.fed;
-    int bad = 0;
-    if (fj->op == KL_FED_OP_MIRROR || fj->op == KL_FED_OP_CHAN_SUB) {
-        wait_remove(&p->waiting, job);
-        kl_fedchan_answer(p, job, fr);
-        return;
-    }
-    if (fj->op == KL_FED_OP_GROUP || fj->op == KL_FED_OP_GROUP_LIST) {
-        if (fr->body_case == FBODY(ERROR) && fj->op == KL_FED_OP_GROUP) {
-            fj->err_code = fr->error->code ? (int)fr->error->code : CODE(UNAVAILABLE);
-            snprintf(fj->err_msg, sizeof fj->err_msg, "%.60s: %.60s", p->cfg.name,
-                     fr->error->message ? fr->error->message : "refused");
-        } else if (fr->body_case != FBODY(GROUP_REPLY) || kl_fedgroup_answer(p, job, fr) != 0) {
-            bad = fj->op == KL_FED_OP_GROUP;
-        }
-        wait_remove(&p->waiting, job);
-        if (fj->op == KL_FED_OP_GROUP_LIST) {
-            list_next(p->fed, job);
-            return;
-        }
-    } else if (fr->body_case == FBODY(ERROR)) {
-        fj->err_code = fr->error->code ? (int)fr->error->code : CODE(UNAVAILABLE);
-        snprintf(fj->err_msg, sizeof fj->err_msg, "%.60s: %.60s", p->cfg.name,
-                 fr->error->message ? fr->error->message : "refused");
-    } else if (fr->body_case == FBODY(LOOKUP_RESULT) && fj->op == KL_FED_OP_LOOKUP) {
-        const Kollega__Relay__V1__LookupResult *lr = fr->lookup_result;
-        fj->exists = lr->exists && lr->identity_key.len == 32;
-        bad = lr->exists && lr->identity_key.len != 32;
-        if (fj->exists)
-            memcpy(fj->identity_key, lr->identity_key.data, 32);
-    } else if (fr->body_case == FBODY(PREKEY_BUNDLE) && fj->op == KL_FED_OP_PREKEY) {
-        bad = copy_bundle(&fj->bundle, fr->prekey_bundle) != 0;
-    } else {
-        bad = 1;
-    }
-    if (bad) {
-        fj->err_code = CODE(UNAVAILABLE);
-        snprintf(fj->err_msg, sizeof fj->err_msg, "relay %.60s sent a malformed answer",
-                 p->cfg.name);
-    }
-    wait_remove(&p->waiting, job);
-    p->fed->cfg.client_done(p->fed->cfg.ud, job);
-}
-
 /* ---- links up and down, dialling ---- */
 
 static void on_peer_timer(uv_timer_t *t);
+
+void kl_fed_peer_timer(fed_peer_t *p, uint64_t ms)
+{
+    uv_timer_start(&p->timer, on_peer_timer, ms, 0);
+}
 
 void kl_fed_redial_later(fed_peer_t *p)
 {
@@ -330,7 +79,7 @@ void kl_fed_redial_later(fed_peer_t *p)
     uint32_t d = p->backoff_ms / 2 + kl_random_u32() % (p->backoff_ms / 2 + 1);
     uint64_t cap = f->cfg.retry_max_ms;
     p->backoff_ms = (uint64_t)p->backoff_ms * 2 > cap ? (uint32_t)cap : p->backoff_ms * 2;
-    uv_timer_start(&p->timer, on_peer_timer, d, 0);
+    kl_fed_peer_timer(p, d);
 }
 
 void kl_fed_dial(fed_peer_t *p)
@@ -350,7 +99,7 @@ static void on_peer_timer(uv_timer_t *t)
     }
     if (p->paused) {
         p->paused = 0;
-        pump(p);
+        kl_fedout_pump(p);
     }
 }
 
@@ -384,13 +133,10 @@ void kl_fed_link_up(fed_link_t *l)
     p->in_flight = 0;
     p->paused = 0;
     p->restart_next = 0;
-    p->min_answer_id = next_id(p);
+    p->min_answer_id = kl_fed_next_id(p);
     uv_timer_stop(&p->timer);
-    for (kl_job_t *j = p->waiting.head; j; j = j->u.fed->wait_next) {
-        j->u.fed->deadline_ms = uv_now(f->cfg.loop) + f->cfg.proxy_timeout_ms;
-        proxy_send(p, j);
-    }
-    pump(p);
+    kl_fedproxy_link_up(p);
+    kl_fedout_pump(p);
 }
 
 void kl_fed_link_down(fed_link_t *l)
@@ -405,134 +151,18 @@ void kl_fed_link_down(fed_link_t *l)
     }
     if (p->out != l)
         return;
-    /* Sent proxied ops will get no answer on this link. */
-    kl_job_t *j = p->waiting.head;
-    while (j) {
-        kl_job_t *next = j->u.fed->wait_next;
-        if (j->u.fed->link_req != 0)
-            kl_fed_proxy_fail(l->fed, p, j, "went away during the request");
-        j = next;
-    }
+    kl_fedproxy_link_down(p); /* sent proxied ops get no answer on this link */
     p->in_flight = 0;
     p->paused = 0;
     kl_fed_redial_later(p);
 }
 
-/* ---- outbox pump ---- */
-
-static void pump(fed_peer_t *p)
+static void on_sweep(uv_timer_t *t)
 {
-    fed_link_t *l = p->out;
-    if (l == NULL || !l->ready || l->closing || p->paused || p->reading || p->fed->stopping ||
-        p->removed ||
-        p->in_flight >= KL_FED_WINDOW || l->wq_bytes > FED_WQ_CAP)
-        return;
-    kl_job_t *job = kl_fed_job_new(KL_FED_OP_OUT_READ, 0, NULL);
-    if (job == NULL)
-        return; /* the next answer or kick pumps again */
-    job->owner = p;
-    job->req_id = p->min_answer_id; /* which link generation asked */
-    job->u.fed->peer = p->cfg.id;
-    job->u.fed->outbox = p->cfg.outbox;
-    job->u.fed->after = p->sent_upto;
-    job->u.fed->limit = KL_FED_WINDOW - p->in_flight;
-    p->reading = 1;
-    p->kicked = 0;
-    submit(p->fed, job);
-}
-
-static void read_done(fed_peer_t *p, kl_job_t *job)
-{
-    kl_fed_job_t *fj = job->u.fed;
-    fed_link_t *l = p->out;
-    p->reading = 0;
-    if (job->result != 0 || l == NULL || !l->ready || job->req_id != p->min_answer_id ||
-        p->paused) {
-        if (job->result == 0 && !p->paused)
-            pump(p); /* a new link (or generation) since: read again from its start */
-        return;
-    }
-    for (size_t i = 0; i < fj->n && !l->closing; i++) {
-        Kollega__Federation__V1__Forward *fw =
-            kollega__federation__v1__forward__unpack(NULL, fj->entries[i].len,
-                                                     fj->entries[i].body);
-        if (fw == NULL) {
-            kl_log(KL_LOG_ERROR, "federation: outbox entry %llu for %s is unreadable; skipped",
-                   (unsigned long long)fj->entries[i].seq, p->cfg.name);
-        } else {
-            kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
-            fw->origin_relay = (char *)p->fed->cfg.relay_name;
-            fw->origin_epoch = p->cfg.epoch;
-            fw->origin_seq = fj->entries[i].seq;
-            fw->restart = p->restart_next;
-            p->restart_next = 0;
-            fr.id = next_id(p);
-            fr.body_case = FBODY(FORWARD);
-            fr.forward = fw;
-            kl_fedlink_send(l, &fr);
-            fw->origin_relay = NULL; /* not the unpacker's to free */
-            kollega__federation__v1__forward__free_unpacked(fw, NULL);
-            p->in_flight++;
-        }
-        p->sent_upto = fj->entries[i].seq;
-    }
-    if ((fj->n > 0 && fj->more) || p->kicked)
-        pump(p);
-}
-
-static void submit_ack(fed_peer_t *p)
-{
-    if (p->acking || p->ack_want <= p->ack_done || p->fed->stopping || p->removed)
-        return;
-    kl_job_t *job = kl_fed_job_new(KL_FED_OP_OUT_ACK, 0, NULL);
-    if (job == NULL)
-        return;
-    job->owner = p;
-    job->u.fed->peer = p->cfg.id;
-    job->u.fed->outbox = p->cfg.outbox;
-    job->u.fed->seq = p->ack_want;
-    p->acking = 1;
-    submit(p->fed, job);
-}
-
-static void on_forward_result(fed_peer_t *p, const kl_fedframe_t *fr)
-{
-    const Kollega__Federation__V1__ForwardResult *res = fr->forward_result;
-    if ((int32_t)(fr->id - p->min_answer_id) < 0)
-        return; /* an answer to a forward sent before the last rewind */
-    if (p->in_flight > 0)
-        p->in_flight--;
-    switch (res->status) {
-    case FSTATUS(STORED):
-    case FSTATUS(DUPLICATE):
-    case FSTATUS(REJECTED):
-        if (res->status == FSTATUS(REJECTED))
-            kl_log(KL_LOG_WARN, "federation: %s rejected outbox entry %llu: %s", p->cfg.name,
-                   (unsigned long long)res->origin_seq, res->message ? res->message : "");
-        if (res->origin_seq > p->ack_want)
-            p->ack_want = res->origin_seq;
-        p->retry_ms = FED_RESUME_MIN_MS;
-        submit_ack(p);
-        pump(p);
-        return;
-    default: {
-        /* RETRY: resume from this entry after a backoff, with restart. */
-        uint64_t cap = p->fed->cfg.retry_max_ms;
-        kl_log(KL_LOG_INFO, "federation: %s asks to retry from outbox entry %llu (%s)",
-               p->cfg.name, (unsigned long long)res->origin_seq,
-               res->message ? res->message : "");
-        p->sent_upto = res->origin_seq > 0 ? res->origin_seq - 1 : 0;
-        if (p->sent_upto < p->ack_want)
-            p->sent_upto = p->ack_want;
-        p->in_flight = 0;
-        p->paused = 1;
-        p->restart_next = 1;
-        p->min_answer_id = next_id(p);
-        uv_timer_start(&p->timer, on_peer_timer, p->retry_ms, 0);
-        p->retry_ms = (uint64_t)p->retry_ms * 2 > cap ? (uint32_t)cap : p->retry_ms * 2;
-        return;
-    }
-    }
+    kl_fed_t *f = t->data;
+    uint64_t now = uv_now(f->cfg.loop);
+    kl_fedchan_sweep(f, now);
+    kl_fedproxy_sweep(f, now);
 }
 
 /* ---- frames, completions, lifecycle ---- */
@@ -546,13 +176,13 @@ void kl_fed_on_frame(fed_link_t *l, kl_fedframe_t *fr)
     fed_peer_t *p = l->peer;
     switch (fr->body_case) {
     case FBODY(FORWARD_RESULT):
-        on_forward_result(p, fr);
+        kl_fedout_forward_result(p, fr);
         break;
     case FBODY(LOOKUP_RESULT):
     case FBODY(PREKEY_BUNDLE):
     case FBODY(ERROR):
     case FBODY(GROUP_REPLY):
-        proxy_answer(p, fr);
+        kl_fedproxy_answer(p, fr);
         break;
     case FBODY(PONG):
         break;
@@ -573,7 +203,7 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
         p = kl_fed_peer_by_id(f, fj->peer);
         if (job->result == 0 && p) {
             p->kicked = 1;
-            pump(p);
+            kl_fedout_pump(p);
         }
         return 0;
     case KL_FED_OP_LOOKUP:
@@ -588,18 +218,8 @@ int kl_fed_job_done(kl_fed_t *f, kl_job_t *job)
         kl_fedchan_stored(f, job);
         return 1; /* the module's own: freed or reused there */
     case KL_FED_OP_OUT_READ:
-        p = job->owner;
-        if (!f->stopping)
-            read_done(p, job);
-        else
-            p->reading = 0;
-        break;
     case KL_FED_OP_OUT_ACK:
-        p = job->owner;
-        p->acking = 0;
-        if (job->result == 0 && fj->seq > p->ack_done)
-            p->ack_done = fj->seq;
-        submit_ack(p);
+        kl_fedout_job_done(job->owner, job);
         break;
     case KL_FED_OP_IN_DELIVER:
     case KL_FED_OP_IN_LOOKUP:

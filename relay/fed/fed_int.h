@@ -163,6 +163,25 @@ void kl_fed_proxy_fail(kl_fed_t *f, fed_peer_t *p, kl_job_t *job, const char *wh
 /* fed_peers.c: the timer and backoffs of a new peer p of f. */
 void kl_fed_peer_init(kl_fed_t *f, fed_peer_t *p);
 
+/* fed.c: (re)start peer p's timer: in ms it redials (no link) or resumes a
+ * paused outbox pump. */
+void kl_fed_peer_timer(fed_peer_t *p, uint64_t ms);
+/* fed_outbox.c: the outbox pump of peer p (see there). pump: send what the
+ * window allows (no-op while paused, reading or the link is not ready);
+ * forward_result: a peer's answer to one Forward; job_done: an
+ * KL_FED_OP_OUT_READ or _OUT_ACK job came back from storage. */
+void kl_fedout_pump(fed_peer_t *p);
+void kl_fedout_forward_result(fed_peer_t *p, const kl_fedframe_t *fr);
+void kl_fedout_job_done(fed_peer_t *p, kl_job_t *job);
+/* fed_proxy.c: proxied ops (see there). next_id: the next frame id on p's
+ * outgoing link (never 0); answer: a peer's answer to a proxied op;
+ * link_up: send every waiting op on p's new link; link_down: fail the ops
+ * sent on the link that went; sweep: fail ops past their deadline. */
+uint32_t kl_fed_next_id(fed_peer_t *p);
+void kl_fedproxy_answer(fed_peer_t *p, kl_fedframe_t *fr);
+void kl_fedproxy_link_up(fed_peer_t *p);
+void kl_fedproxy_link_down(fed_peer_t *p);
+void kl_fedproxy_sweep(kl_fed_t *f, uint64_t now);
 /* fed.c: a job of the module to storage (kl_fed_job_done gets it back). */
 void kl_fed_store(kl_fed_t *f, kl_job_t *job);
 /* fed.c: the wall clock in ms since the epoch (0 if unreadable); the
