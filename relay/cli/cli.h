@@ -1,7 +1,7 @@
 /* kollega-relay's command line: the options every command shares, their
  * parsing, and the helpers each command uses to report (cli.c). One file
  * per command: cli_init.c, cli_serve.c, cli_invite.c, cli_status.c (and
- * fed_cli.c for `peer`); main.c only picks the command.
+ * cli_peer.c for `peer`); main.c only picks the command.
  * Exit codes: 0 ok, 1 operational failure, 2 usage error. Errors go to
  * stderr and say what to do next. */
 #ifndef KOLLEGA_RELAY_CLI_H

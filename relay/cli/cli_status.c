@@ -6,7 +6,7 @@
 #include "cli_admin.h"
 #include "net/control.h"
 #include "kollega/err.h"
-#include "fed_cli.h"
+#include "cli_peer.h"
 #include "kollega/addr.h"
 
 /* What the running relay says of itself (control.h), when one runs. */
@@ -121,7 +121,7 @@ static int cmd_status(kl_cli_opts_t *o)
         kl_json_uint(&j, "entry_bytes", s.bytes);
         kl_json_uint(&j, "active_invites", s.active_invites);
         kl_json_str(&j, "data", dir);
-        kl_fed_cli_status(st, &j);
+        kl_cli_peer_status(st, &j);
         kl_json_obj_end(&j);
         kl_cli_print_json(&j);
     } else {
@@ -136,7 +136,7 @@ static int cmd_status(kl_cli_opts_t *o)
                "active invites  %llu\ndata            %s\n",
                (unsigned long long)s.users, (unsigned long long)s.entries,
                (unsigned long long)s.bytes, (unsigned long long)s.active_invites, dir);
-        kl_fed_cli_status(st, NULL);
+        kl_cli_peer_status(st, NULL);
     }
     kl_storage_close(st);
     return 0;

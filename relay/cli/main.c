@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "fed_cli.h"
+#include "cli_peer.h"
 #include "kollega/crypto.h"
 #include "kollega/version.h"
 
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     }
     o.cmd = argv[1];
     if (strcmp(o.cmd, "peer") == 0)
-        return kl_fed_cli_main(argc, argv);
+        return kl_cli_peer_main(argc, argv);
     const kl_cli_cmd_t *c = NULL;
     for (size_t i = 0; i < NCMDS; i++)
         if (strcmp(o.cmd, CMDS[i]->name) == 0)

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "fed_cli.h"
+#include "cli_peer.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
@@ -92,7 +92,7 @@ static void peer_json(kl_json_t *j, const kl_storage_peer_t *p, const mstats_t *
     kl_json_obj_end(j);
 }
 
-int kl_fed_cli_status(kl_storage_t *st, kl_json_t *j)
+int kl_cli_peer_status(kl_storage_t *st, kl_json_t *j)
 {
     kl_storage_peer_t *v = NULL;
     size_t n = 0;
@@ -146,7 +146,7 @@ static int open_db(const char *data, int flags, kl_storage_t **st)
     return 0;
 }
 
-int kl_fed_cli_main(int argc, char **argv)
+int kl_cli_peer_main(int argc, char **argv)
 {
     const char *data = NULL, *pos[4] = {NULL};
     size_t npos = 0;
@@ -203,7 +203,7 @@ int kl_fed_cli_main(int argc, char **argv)
         kl_json_t j;
         kl_json_init(&j);
         kl_json_obj_begin(&j, NULL);
-        int r = kl_fed_cli_status(st, json ? &j : NULL);
+        int r = kl_cli_peer_status(st, json ? &j : NULL);
         kl_json_obj_end(&j);
         if (r == 0 && json)
             printf("%s\n", kl_json_cstr(&j) ? kl_json_cstr(&j) : "{}");
