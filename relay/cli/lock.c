@@ -55,12 +55,6 @@ int kl_lock_acquire(const char *dir, int *fd, kl_lock_holder_t *holder)
     return 0;
 }
 
-void kl_lock_release(int fd)
-{
-    if (fd >= 0)
-        close(fd); /* closing the only descriptor drops the flock */
-}
-
 int kl_lock_probe(const char *dir, int *held, kl_lock_holder_t *holder)
 {
     char path[KL_PATH_MAX];

@@ -19,12 +19,11 @@ typedef struct kl_lock_holder {
 } kl_lock_holder_t;
 
 /* Take the lock of dir (which must exist) without waiting. 0 and *fd
- * (close it, or kl_lock_release, to unlock); KL_EEXIST when another
+ * (held until it is closed: the admin commands keep it until they
+ * exit); KL_EEXIST when another
  * process holds it (*holder says who, as far as the file tells); KL_EIO
  * when the lock file cannot be opened or locked. */
 int kl_lock_acquire(const char *dir, int *fd, kl_lock_holder_t *holder);
-/* Release a lock taken by kl_lock_acquire; fd < 0 is fine. */
-void kl_lock_release(int fd);
 /* Whether dir's lock is held by another process right now (and by whom):
  * takes and drops it. 0 and *held; KL_EIO on failure. A directory without
  * a lock file is not locked. */
