@@ -33,6 +33,14 @@ int kl_reader_bytes(kl_reader_t *rd, uint8_t *out, size_t n)
     return r;
 }
 
+int kl_reader_expect(kl_reader_t *rd, const uint8_t *want, size_t n)
+{
+    const uint8_t *v;
+    if (kl_reader_view(rd, &v, n) != 0 || (n > 0 && memcmp(v, want, n) != 0))
+        return KL_EPROTO;
+    return 0;
+}
+
 static int read_be(kl_reader_t *rd, size_t n, uint64_t *v)
 {
     const uint8_t *p;
@@ -106,3 +114,16 @@ int kl_writer_u8(kl_writer_t *w, uint8_t v) { return write_be(w, v, 1); }
 int kl_writer_u16(kl_writer_t *w, uint16_t v) { return write_be(w, v, 2); }
 int kl_writer_u32(kl_writer_t *w, uint32_t v) { return write_be(w, v, 4); }
 int kl_writer_u64(kl_writer_t *w, uint64_t v) { return write_be(w, v, 8); }
+
+void kl_put_u32(uint8_t p[4], uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+uint32_t kl_get_u32(const uint8_t p[4])
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}

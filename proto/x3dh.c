@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "kollega/buf.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/hkdf.h"
@@ -23,10 +24,7 @@
 static void spk_message(uint32_t spk_id, const uint8_t spk_pub[32], uint8_t msg[SPK_MSG_LEN])
 {
     memcpy(msg, SPK_LABEL, SPK_LABEL_LEN);
-    msg[SPK_LABEL_LEN + 0] = (uint8_t)(spk_id >> 24);
-    msg[SPK_LABEL_LEN + 1] = (uint8_t)(spk_id >> 16);
-    msg[SPK_LABEL_LEN + 2] = (uint8_t)(spk_id >> 8);
-    msg[SPK_LABEL_LEN + 3] = (uint8_t)spk_id;
+    kl_put_u32(msg + SPK_LABEL_LEN, spk_id);
     memcpy(msg + SPK_LABEL_LEN + 4, spk_pub, 32);
 }
 

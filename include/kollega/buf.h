@@ -30,6 +30,9 @@ int kl_reader_u64(kl_reader_t *rd, uint64_t *v); /* big-endian */
 int kl_reader_bytes(kl_reader_t *rd, uint8_t *out, size_t n);
 /* Point *out at the next n bytes without copying. */
 int kl_reader_view(kl_reader_t *rd, const uint8_t **out, size_t n);
+/* Read n bytes that must equal want (a magic number, a version):
+ * KL_EPROTO if they differ or are not there. */
+int kl_reader_expect(kl_reader_t *rd, const uint8_t *want, size_t n);
 
 void kl_writer_init(kl_writer_t *w, uint8_t *p, size_t cap);
 int kl_writer_u8(kl_writer_t *w, uint8_t v);
@@ -37,5 +40,10 @@ int kl_writer_u16(kl_writer_t *w, uint16_t v);
 int kl_writer_u32(kl_writer_t *w, uint32_t v);
 int kl_writer_u64(kl_writer_t *w, uint64_t v);
 int kl_writer_bytes(kl_writer_t *w, const uint8_t *in, size_t n);
+
+/* A big-endian u32 at a fixed place of a buffer whose length the caller
+ * has checked already (a header); no bounds check. */
+void kl_put_u32(uint8_t p[4], uint32_t v);
+uint32_t kl_get_u32(const uint8_t p[4]);
 
 #endif
