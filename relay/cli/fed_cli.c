@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "admin.h"
+#include "cmdline/json.h"
 #include "fed_cli.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "storage/storage_cmirror.h"
 #include "storage/storage_fed.h"
 

@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cmdline/version.h"
 #include "fed_cli.h"
 #include "kollega/crypto.h"
-#include "kollega/version.h"
 
 static const kl_cli_cmd_t *const CMDS[] = {&kl_cli_init, &kl_cli_serve, &kl_cli_invite,
                                            &kl_cli_status, &kl_cli_config, &kl_cli_user,

@@ -4,8 +4,8 @@
  * Strings are escaped per RFC 8259 (control characters as \u00XX; bytes
  * >= 0x80 are passed through, callers give UTF-8). Allocation failure is
  * sticky: kl_json_str then returns NULL. */
-#ifndef KOLLEGA_JSON_H
-#define KOLLEGA_JSON_H
+#ifndef KOLLEGA_CMDLINE_JSON_H
+#define KOLLEGA_CMDLINE_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
