@@ -41,49 +41,29 @@ int kl_reader_expect(kl_reader_t *rd, const uint8_t *want, size_t n)
     return 0;
 }
 
-static int read_be(kl_reader_t *rd, size_t n, uint64_t *v)
+/* n (1, 2, 4 or 8) bytes big-endian into the integer of that size at out. */
+static int read_be(kl_reader_t *rd, void *out, size_t n)
 {
     const uint8_t *p;
+    uint64_t x = 0;
     int r = kl_reader_view(rd, &p, n);
     if (r)
         return r;
-    *v = 0;
     for (size_t i = 0; i < n; i++)
-        *v = (*v << 8) | p[i];
+        x = (x << 8) | p[i];
+    switch (n) {
+    case 1: *(uint8_t *)out = (uint8_t)x; break;
+    case 2: *(uint16_t *)out = (uint16_t)x; break;
+    case 4: *(uint32_t *)out = (uint32_t)x; break;
+    default: *(uint64_t *)out = x; break;
+    }
     return 0;
 }
 
-int kl_reader_u8(kl_reader_t *rd, uint8_t *v)
-{
-    uint64_t x;
-    int r = read_be(rd, 1, &x);
-    if (r == 0)
-        *v = (uint8_t)x;
-    return r;
-}
-
-int kl_reader_u16(kl_reader_t *rd, uint16_t *v)
-{
-    uint64_t x;
-    int r = read_be(rd, 2, &x);
-    if (r == 0)
-        *v = (uint16_t)x;
-    return r;
-}
-
-int kl_reader_u32(kl_reader_t *rd, uint32_t *v)
-{
-    uint64_t x;
-    int r = read_be(rd, 4, &x);
-    if (r == 0)
-        *v = (uint32_t)x;
-    return r;
-}
-
-int kl_reader_u64(kl_reader_t *rd, uint64_t *v)
-{
-    return read_be(rd, 8, v);
-}
+int kl_reader_u8(kl_reader_t *rd, uint8_t *v) { return read_be(rd, v, sizeof *v); }
+int kl_reader_u16(kl_reader_t *rd, uint16_t *v) { return read_be(rd, v, sizeof *v); }
+int kl_reader_u32(kl_reader_t *rd, uint32_t *v) { return read_be(rd, v, sizeof *v); }
+int kl_reader_u64(kl_reader_t *rd, uint64_t *v) { return read_be(rd, v, sizeof *v); }
 
 void kl_writer_init(kl_writer_t *w, uint8_t *p, size_t cap)
 {
