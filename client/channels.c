@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "channels.h"
+#include "cmdline/json.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "signedlog.h"
 #include "util.h"
 

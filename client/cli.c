@@ -10,11 +10,11 @@
 
 #include "channels.h"
 #include "cli.h"
+#include "cmdline/json.h"
 #include "delivery.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "prekeys.h"
 #include "signedlog.h"
 #include "util.h"

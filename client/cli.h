@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cmdline/json.h"
 #include "identity.h"
-#include "kollega/json.h"
 #include "net.h"
 #include "store.h"
 

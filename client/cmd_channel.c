@@ -14,10 +14,10 @@
 
 #include "channels.h"
 #include "cmd.h"
+#include "cmdline/json.h"
 #include "contacts.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "signedlog.h"
 #include "util.h"
 

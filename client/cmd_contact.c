@@ -3,10 +3,10 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmdline/json.h"
 #include "contacts.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "kollega/safety.h"
 #include "sync.h"
 #include "util.h"

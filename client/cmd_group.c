@@ -13,11 +13,11 @@
 
 #include "cmd.h"
 #include "cmd_group_int.h"
+#include "cmdline/json.h"
 #include "contacts.h"
 #include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "kollega/safety.h"
 #include "signedlog.h"
 #include "store_group.h"

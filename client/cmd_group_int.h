@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "cmdline/json.h"
 #include "group.h"
-#include "kollega/json.h"
 
 /* Open, resolve the group address, connect and sync the group's ops.
  * need_log: the group must exist for us (we can read its log). Undo with

@@ -15,10 +15,10 @@
 #include <fcntl.h>
 
 #include "cmd.h"
+#include "cmdline/json.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "prekeys.h"
 
 /* mkdir -p with mode 0700 for what we create; the home itself is made

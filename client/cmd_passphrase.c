@@ -10,9 +10,9 @@
 #include <stdio.h>
 
 #include "cmd.h"
+#include "cmdline/json.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 
 static void print_result(const kl_cli_t *cli, int protected_, int changed)
 {

@@ -14,11 +14,11 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmdline/json.h"
 #include "contacts.h"
 #include "delivery.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "outbound.h"
 #include "session.h"
 #include "util.h"

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdline/json.h"
 #include "group.h"
 #include "group.pb-c.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "signedlog.h"
 #include "store_group.h"
 #include "util.h"

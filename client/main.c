@@ -11,8 +11,8 @@
 
 #include "channels.h"
 #include "cmd.h"
+#include "cmdline/version.h"
 #include "kollega/crypto.h"
-#include "kollega/version.h"
 
 #define MAX_POS 16 /* contact verify A --confirm and a NUMBER in 12 groups: 15 */
 

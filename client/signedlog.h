@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "cli.h"
-#include "kollega/json.h"
+#include "cmdline/json.h"
 
 /* Complete an address typed by the user for a log whose addresses start
  * with sigil ('#' for groups, '!' for channels): "#name" becomes

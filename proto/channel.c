@@ -297,49 +297,6 @@ int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
     return 0;
 }
 
-/* Pack op_or_post (a message) and wrap it with the signature by sk over
- * ctx || packed into a SignedOp / SignedPost (same layout: bytes 1, bytes
- * 2), malloc'd into *out. */
-int kl_ch_sign_wrap(const void *inner_msg, const char *ctx, size_t max, const uint8_t sk[64],
-                    uint8_t **out, size_t *outlen)
-{
-    const ProtobufCMessage *inner = inner_msg;
-    uint8_t sig[KL_SIG];
-    size_t n = protobuf_c_message_get_packed_size(inner);
-    int r = KL_ETOOBIG;
-    uint8_t *packed = NULL;
-
-    *out = NULL;
-    if (n > max)
-        return KL_ETOOBIG;
-    packed = malloc(n ? n : 1);
-    if (packed == NULL)
-        return KL_ENOMEM;
-    protobuf_c_message_pack(inner, packed);
-    r = kl_pb_sign_ctx(sk, ctx, packed, n, max, sig);
-    if (r != 0)
-        goto out;
-    Kollega__Channel__V1__SignedOp so = KOLLEGA__CHANNEL__V1__SIGNED_OP__INIT;
-    so.op.data = packed;
-    so.op.len = n;
-    so.signature.data = sig;
-    so.signature.len = sizeof sig;
-    size_t total = kollega__channel__v1__signed_op__get_packed_size(&so);
-    r = KL_ETOOBIG;
-    if (total > max)
-        goto out;
-    r = KL_ENOMEM;
-    *out = malloc(total);
-    if (*out == NULL)
-        goto out;
-    kollega__channel__v1__signed_op__pack(&so, *out);
-    *outlen = total;
-    r = 0;
-out:
-    free(packed);
-    return r;
-}
-
 static int op_build(const kl_channel_t *c, const uint8_t actor_sk[64], const uint8_t actor_pk[32],
                     const char *actor_address, uint64_t ts, kl_channel_opkind_t kind,
                     int members_only, const uint8_t target[32], const char *target_address,
@@ -406,7 +363,7 @@ static int op_build(const kl_channel_t *c, const uint8_t actor_sk[64], const uin
     default:
         return KL_EINVAL;
     }
-    return kl_ch_sign_wrap(&op.base, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP, actor_sk, out,
+    return kl_pb_sign_wrap(&op.base, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP, actor_sk, out,
                            outlen);
 }
 

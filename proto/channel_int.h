@@ -37,9 +37,5 @@ size_t kl_ch_find_pub(const kl_channel_t *c, const uint8_t key[32]);
 size_t kl_ch_find_mem(const kl_channel_t *c, const uint8_t key[32]);
 /* A verdict as an error code (channel.h). */
 int kl_ch_err_of(kl_channel_verr_t why);
-/* Pack inner and wrap it with the Ed25519 signature by sk over ctx ||
- * packed into a SignedOp/SignedPost (same layout), malloc'd into *out. */
-int kl_ch_sign_wrap(const void *inner_msg, const char *ctx, size_t max, const uint8_t sk[64],
-                    uint8_t **out, size_t *outlen);
 
 #endif

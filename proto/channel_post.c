@@ -125,7 +125,7 @@ static int build(const kl_channel_t *c, const uint8_t sk[64], const uint8_t pk[3
     post.ciphertext.data = (uint8_t *)ct;
     post.ciphertext.len = ctlen;
     post.epoch = epoch;
-    return kl_ch_sign_wrap(&post.base, KL_CHANNEL_POST_CONTEXT, KL_CHANNEL_MAX_POST, sk, out,
+    return kl_pb_sign_wrap(&post.base, KL_CHANNEL_POST_CONTEXT, KL_CHANNEL_MAX_POST, sk, out,
                            outlen);
 }
 

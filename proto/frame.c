@@ -37,6 +37,17 @@ void kl_framer_free(kl_framer_t *f)
     f->need = f->have = 0;
 }
 
+/* Copy what data has of the want bytes still missing at dst, and advance
+ * past it. Returns the count copied. */
+static size_t take(uint8_t *dst, size_t want, const uint8_t **data, size_t *len)
+{
+    size_t n = want < *len ? want : *len;
+    memcpy(dst, *data, n);
+    *data += n;
+    *len -= n;
+    return n;
+}
+
 /* Reassemble frames. The body buffer exists only between a header and the
  * end of its frame, so idle connections hold none, and it is never larger
  * than max_len: the length is checked before the allocation. */
@@ -46,13 +57,7 @@ int kl_framer_feed(kl_framer_t *f, const uint8_t *data, size_t len, kl_frame_cb 
         return KL_ESTATE;
     while (len > 0) {
         if (f->body == NULL) {
-            size_t take = 2 - f->hdr_have;
-            if (take > len)
-                take = len;
-            memcpy(f->hdr + f->hdr_have, data, take);
-            f->hdr_have += take;
-            data += take;
-            len -= take;
+            f->hdr_have += take(f->hdr + f->hdr_have, 2 - f->hdr_have, &data, &len);
             if (f->hdr_have < 2)
                 break;
             size_t n = ((size_t)f->hdr[0] << 8) | f->hdr[1];
@@ -84,13 +89,7 @@ int kl_framer_feed(kl_framer_t *f, const uint8_t *data, size_t len, kl_frame_cb 
             f->need = n;
             f->have = 0;
         }
-        size_t take = f->need - f->have;
-        if (take > len)
-            take = len;
-        memcpy(f->body + f->have, data, take);
-        f->have += take;
-        data += take;
-        len -= take;
+        f->have += take(f->body + f->have, f->need - f->have, &data, &len);
         if (f->have == f->need) {
             uint8_t *b = f->body;
             size_t n = f->need;

@@ -11,8 +11,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
-
-#define CTX_LEN (sizeof KL_GROUP_OP_CONTEXT - 1)
+#include "pbcanon.h"
 
 static int user_addr(const char *s)
 {
@@ -71,12 +70,8 @@ int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uin
     Kollega__Group__V1__SetRole set_role = KOLLEGA__GROUP__V1__SET_ROLE__INIT;
     Kollega__Group__V1__SetPolicy set_policy = KOLLEGA__GROUP__V1__SET_POLICY__INIT;
     Kollega__Group__V1__SetRetention set_ret = KOLLEGA__GROUP__V1__SET_RETENTION__INIT;
-    Kollega__Group__V1__SignedOp so = KOLLEGA__GROUP__V1__SIGNED_OP__INIT;
-    uint8_t head[32], target[32], sig[KL_SIG];
-    uint8_t msg[CTX_LEN + KL_GROUP_MAX_OP];
+    uint8_t head[32], target[32];
     char target_address[256];
-    size_t oplen, solen;
-    uint8_t *buf;
 
     if (out == NULL || outlen == NULL)
         return KL_EINVAL;
@@ -170,30 +165,6 @@ int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uin
     }
 
     /* Addresses are at most 255 bytes each, so an op stays far below the
-     * limit; the check keeps the buffers safe whatever the limit becomes. */
-    oplen = kollega__group__v1__op__get_packed_size(&op);
-    if (oplen > KL_GROUP_MAX_OP)
-        return KL_ETOOBIG;
-    memcpy(msg, KL_GROUP_OP_CONTEXT, CTX_LEN);
-    if (kollega__group__v1__op__pack(&op, msg + CTX_LEN) != oplen)
-        return KL_EINVAL;
-    if (kl_sign(actor_sk, msg, CTX_LEN + oplen, sig) != 0)
-        return KL_ECRYPTO;
-    so.op.data = msg + CTX_LEN;
-    so.op.len = oplen;
-    so.signature.data = sig;
-    so.signature.len = sizeof sig;
-    solen = kollega__group__v1__signed_op__get_packed_size(&so);
-    if (solen > KL_GROUP_MAX_OP)
-        return KL_ETOOBIG;
-    buf = malloc(solen);
-    if (buf == NULL)
-        return KL_ENOMEM;
-    if (kollega__group__v1__signed_op__pack(&so, buf) != solen) {
-        free(buf);
-        return KL_EINVAL;
-    }
-    *out = buf;
-    *outlen = solen;
-    return 0;
+     * limit; kl_pb_sign_wrap refuses anything over it all the same. */
+    return kl_pb_sign_wrap(&op.base, KL_GROUP_OP_CONTEXT, KL_GROUP_MAX_OP, actor_sk, out, outlen);
 }

@@ -309,6 +309,24 @@ static int hs_dh(kl_noise_hs_t *hs, int tok)
     return r;
 }
 
+/* The tokens of the next message, after mixing in the PSK first when it
+ * is psk0 and this is the first message. */
+static const uint8_t *msg_tokens(kl_noise_hs_t *hs)
+{
+    if (hs->psk0 && hs->msg == 0)
+        mix_key_and_hash(hs, hs->psk, sizeof hs->psk);
+    return hs->pat->msgs[hs->msg];
+}
+
+/* The "e" token's public key, sent or received: into the hash, and with a
+ * PSK into the key as well. */
+static void mix_e(kl_noise_hs_t *hs, const uint8_t e_pub[DHLEN])
+{
+    mix_hash(hs, e_pub, DHLEN);
+    if (hs->psk0)
+        mix_key(hs, e_pub, DHLEN);
+}
+
 /* Wipe the whole state, then free it; NULL is fine. */
 static void hs_release(kl_noise_hs_t *hs)
 {
@@ -404,9 +422,7 @@ int kl_noise_hs_write(kl_noise_hs_t *hs, const uint8_t *payload, size_t plen, ui
         need + tag + plen > cap)
         return KL_ETOOBIG;
 
-    if (hs->psk0 && hs->msg == 0)
-        mix_key_and_hash(hs, hs->psk, sizeof hs->psk);
-    const uint8_t *tok = hs->pat->msgs[hs->msg];
+    const uint8_t *tok = msg_tokens(hs);
     for (int i = 0; i < MAX_TOKENS && tok[i] != T_END; i++) {
         switch (tok[i]) {
         case T_E:
@@ -419,9 +435,7 @@ int kl_noise_hs_write(kl_noise_hs_t *hs, const uint8_t *payload, size_t plen, ui
             hs->has_e = 1;
             memcpy(out + off, hs->e_pub, DHLEN);
             off += DHLEN;
-            mix_hash(hs, hs->e_pub, DHLEN);
-            if (hs->psk0)
-                mix_key(hs, hs->e_pub, DHLEN);
+            mix_e(hs, hs->e_pub);
             break;
         case T_S: {
             size_t sl = DHLEN + (hs->has_k ? KL_NOISE_TAG : 0);
@@ -470,18 +484,14 @@ int kl_noise_hs_read(kl_noise_hs_t *hs, const uint8_t *msg, size_t len, uint8_t 
         goto out;
     }
 
-    if (hs->psk0 && hs->msg == 0)
-        mix_key_and_hash(hs, hs->psk, sizeof hs->psk);
-    const uint8_t *tok = hs->pat->msgs[hs->msg];
+    const uint8_t *tok = msg_tokens(hs);
     for (int i = 0; i < MAX_TOKENS && tok[i] != T_END; i++) {
         switch (tok[i]) {
         case T_E:
             memcpy(hs->re, msg + off, DHLEN);
             off += DHLEN;
             hs->has_re = 1;
-            mix_hash(hs, hs->re, DHLEN);
-            if (hs->psk0)
-                mix_key(hs, hs->re, DHLEN);
+            mix_e(hs, hs->re);
             break;
         case T_S: {
             size_t sl = DHLEN + (hs->has_k ? KL_NOISE_TAG : 0);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.pb-c.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "pbcanon.h"
@@ -113,5 +114,47 @@ int kl_pb_sign_ctx(const uint8_t sk[64], const char *ctx, const uint8_t *msg, si
         return len > max_msg ? KL_ETOOBIG : KL_ENOMEM;
     int r = kl_sign(sk, buf, total, sig);
     free(buf);
+    return r;
+}
+
+int kl_pb_sign_wrap(const void *inner_msg, const char *ctx, size_t max, const uint8_t sk[64],
+                    uint8_t **out, size_t *outlen)
+{
+    const ProtobufCMessage *inner = inner_msg;
+    uint8_t sig[KL_SIG];
+    size_t n = protobuf_c_message_get_packed_size(inner);
+    int r = KL_ETOOBIG;
+    uint8_t *packed = NULL;
+
+    *out = NULL;
+    if (n > max)
+        return KL_ETOOBIG;
+    packed = malloc(n ? n : 1);
+    if (packed == NULL)
+        return KL_ENOMEM;
+    protobuf_c_message_pack(inner, packed);
+    r = kl_pb_sign_ctx(sk, ctx, packed, n, max, sig);
+    if (r != 0)
+        goto out;
+    /* Every signed record has this layout: the channel's SignedOp packs
+     * exactly as a SignedPost or a group's SignedOp would. */
+    Kollega__Channel__V1__SignedOp so = KOLLEGA__CHANNEL__V1__SIGNED_OP__INIT;
+    so.op.data = packed;
+    so.op.len = n;
+    so.signature.data = sig;
+    so.signature.len = sizeof sig;
+    size_t total = kollega__channel__v1__signed_op__get_packed_size(&so);
+    r = KL_ETOOBIG;
+    if (total > max)
+        goto out;
+    r = KL_ENOMEM;
+    *out = malloc(total);
+    if (*out == NULL)
+        goto out;
+    kollega__channel__v1__signed_op__pack(&so, *out);
+    *outlen = total;
+    r = 0;
+out:
+    free(packed);
     return r;
 }

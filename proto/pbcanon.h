@@ -47,4 +47,13 @@ int kl_pb_verify_ctx(const uint8_t pk[32], const char *ctx, const uint8_t *msg, 
 int kl_pb_sign_ctx(const uint8_t sk[64], const char *ctx, const uint8_t *msg, size_t len,
                    size_t max_msg, uint8_t sig[64]);
 
+/* Pack inner_msg (a ProtobufCMessage: a group or channel Op, a Post) and
+ * wrap it with the Ed25519 signature by sk over ctx || packed into a signed
+ * record (SignedOp / SignedPost: bytes 1 the record, bytes 2 the
+ * signature), malloc'd into *out (free()), *outlen bytes. KL_ETOOBIG if the
+ * record or the wrapped one exceeds max, KL_ECRYPTO, KL_ENOMEM; *out is
+ * NULL on error. */
+int kl_pb_sign_wrap(const void *inner_msg, const char *ctx, size_t max, const uint8_t sk[64],
+                    uint8_t **out, size_t *outlen);
+
 #endif

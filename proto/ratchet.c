@@ -2,14 +2,12 @@
  * KDFs, header layout and AEAD are fixed in include/kollega/ratchet.h.
  *
  * Memory: the state lives in sodium_malloc'd (guarded, mlocked where the
- * system allows) memory and is wiped when freed. Skipped message keys live in
- * a second guarded block that grows on demand up to KL_RATCHET_MAX_STORED
- * entries, so a session that never sees out-of-order delivery costs a few
- * hundred bytes, not the 136 KiB of a full store.
- *
- * Skipped keys are kept in arrival order (oldest first). That makes
- * "evict the oldest" a single memmove at the front, and keeps the order
- * stable through serialisation without storing sequence numbers.
+ * system allows) memory and is wiped when freed. Skipped message keys, under
+ * (the sender's ratchet key, N), live in the store of proto/skipped.h, which
+ * grows on demand up to KL_RATCHET_MAX_STORED entries, so a session that
+ * never sees out-of-order delivery costs a few hundred bytes, not the
+ * 136 KiB of a full store. It keeps them in arrival order (oldest first),
+ * and serialisation writes them in that order.
  *
  * Decryption is transactional. Everything a message would change (root key,
  * chains, counters, a new ratchet key pair, newly skipped keys) is computed
@@ -27,28 +25,23 @@
 #include "kollega/hkdf.h"
 #include "kollega/ratchet.h"
 #include "kollega/x3dh.h"
+#include "skipped.h"
 
 #define RK_INFO "kollega-ratchet-v1"
 #define MSG_INFO "kollega-msg-v1"
 #define AD_LEN (KL_X3DH_AD + KL_RATCHET_HEADER)
 
-#define SER_MAGIC "KLRT"
-#define SER_VERSION 1
+/* Magic, then format version 1. */
+static const uint8_t SER_HEAD[5] = {'K', 'L', 'R', 'T', 1};
 #define F_DHR 0x01u
 #define F_CKS 0x02u
 #define F_CKR 0x04u
-#define SKIPPED_WIRE (32 + 4 + 32)
-#define SER_FIXED (4 + 1 + 64 + 32 + 32 + 32 + 1 + 32 + 32 + 32 + 4 + 4 + 4 + 4)
+/* Everything before the skipped keys (their count is in kl_skipped_wire_len). */
+#define SER_FIXED (4 + 1 + 64 + 32 + 32 + 32 + 1 + 32 + 32 + 32 + 4 + 4 + 4)
 
 _Static_assert(KL_X3DH_AD == 64, "ratchet AD assumes the 64-byte X3DH AD");
 _Static_assert(KL_RATCHET_MAX_STORED >= 2 * KL_RATCHET_MAX_SKIP,
                "one message may skip MAX_SKIP keys in two chains");
-
-typedef struct skipped {
-    uint8_t dh[32]; /* the sender's ratchet public key of that chain */
-    uint32_t n;     /* message number within the chain */
-    uint8_t mk[32];
-} skipped_t;
 
 /* The part of the state a decryption may change, besides skipped keys. It is
  * small, so a decryption stages a full copy of it. */
@@ -66,16 +59,8 @@ typedef struct core {
 struct kl_ratchet {
     uint8_t ad[KL_X3DH_AD];
     core_t c;
-    skipped_t *skipped; /* kl_secure_alloc'd, cap entries, oldest first */
-    size_t nskipped;
-    size_t cap;
+    kl_skipped_t skipped; /* chain = the sender's ratchet public key */
 };
-
-/* Keys skipped while processing one message, not yet committed. */
-typedef struct stage {
-    skipped_t *e; /* kl_secure_alloc'd on first use */
-    size_t n;
-} stage_t;
 
 /* RK', CK = HKDF(salt = RK, ikm = dh_out, info "kollega-ratchet-v1", 64). */
 static int kdf_rk(uint8_t rk[32], const uint8_t dh_out[32], uint8_t ck[32])
@@ -91,36 +76,12 @@ static int kdf_rk(uint8_t rk[32], const uint8_t dh_out[32], uint8_t ck[32])
     return r;
 }
 
-/* MK = HMAC(CK, 0x01); CK' = HMAC(CK, 0x02), replacing ck in place. */
-static void kdf_ck(uint8_t ck[32], uint8_t mk[32])
-{
-    static const uint8_t one = 0x01, two = 0x02;
-    uint8_t next[32];
-    crypto_auth_hmacsha256(mk, &one, 1, ck);
-    crypto_auth_hmacsha256(next, &two, 1, ck);
-    memcpy(ck, next, 32);
-    sodium_memzero(next, sizeof next);
-}
-
 /* key 32 || nonce 24 = HKDF(salt = 32 zero bytes, ikm = MK, "kollega-msg-v1"). */
 static int message_keys(const uint8_t mk[32], uint8_t keys[KL_AEAD_KEY + KL_AEAD_NONCE])
 {
     static const uint8_t zeros[32];
     return kl_hkdf_sha256(zeros, sizeof zeros, mk, 32, (const uint8_t *)MSG_INFO,
                           sizeof MSG_INFO - 1, keys, KL_AEAD_KEY + KL_AEAD_NONCE);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /* AEAD over the body with AD = X3DH AD || header; header is msg[0..40). */
@@ -149,7 +110,9 @@ static kl_ratchet_t *ratchet_new(const uint8_t ad[KL_X3DH_AD])
     if (r == NULL)
         return NULL;
     sodium_memzero(r, sizeof *r);
-    memcpy(r->ad, ad, KL_X3DH_AD);
+    kl_skipped_init(&r->skipped, KL_RATCHET_MAX_STORED);
+    if (ad != NULL)
+        memcpy(r->ad, ad, KL_X3DH_AD);
     return r;
 }
 
@@ -231,13 +194,13 @@ int kl_ratchet_encrypt(kl_ratchet_t *r, const uint8_t *pt, size_t len, uint8_t *
     if (len > SIZE_MAX - KL_RATCHET_OVERHEAD || cap < len + KL_RATCHET_OVERHEAD)
         return KL_ETOOBIG;
     memcpy(ck, r->c.cks, 32);
-    kdf_ck(ck, mk);
+    kl_chain_kdf(ck, mk);
     rc = message_keys(mk, keys);
     if (rc)
         goto out;
     memcpy(out, r->c.dhs_pub, 32);
-    put_u32(out + 32, r->c.pn);
-    put_u32(out + 36, r->c.ns);
+    kl_put_u32(out + 32, r->c.pn);
+    kl_put_u32(out + 36, r->c.ns);
     memcpy(full_ad, r->ad, KL_X3DH_AD);
     memcpy(full_ad + KL_X3DH_AD, out, KL_RATCHET_HEADER);
     rc = kl_aead_seal(keys, keys + KL_AEAD_KEY, full_ad, sizeof full_ad, pt, len,
@@ -254,36 +217,16 @@ out:
     return rc;
 }
 
-static size_t find_skipped(const kl_ratchet_t *r, const uint8_t dh[32], uint32_t n)
-{
-    for (size_t i = 0; i < r->nskipped; i++)
-        if (r->skipped[i].n == n && memcmp(r->skipped[i].dh, dh, 32) == 0)
-            return i;
-    return SIZE_MAX;
-}
-
 /* Advance the staged receiving chain to message number `until`, staging
  * every skipped key. Refuses (KL_ELIMIT) a gap over KL_RATCHET_MAX_SKIP,
  * checked before any work, as in the specification's SkipMessageKeys. */
-static int skip_keys(core_t *c, uint32_t until, stage_t *st)
+static int skip_keys(core_t *c, uint32_t until, kl_skipped_stage_t *st)
 {
     if ((uint64_t)until > (uint64_t)c->nr + KL_RATCHET_MAX_SKIP)
         return KL_ELIMIT;
-    if (!c->has_ckr || c->nr >= until)
+    if (!c->has_ckr)
         return 0;
-    if (st->e == NULL) {
-        st->e = kl_secure_alloc(2 * KL_RATCHET_MAX_SKIP * sizeof *st->e);
-        if (st->e == NULL)
-            return KL_ENOMEM;
-    }
-    while (c->nr < until) {
-        skipped_t *e = &st->e[st->n++];
-        memcpy(e->dh, c->dhr, 32);
-        e->n = c->nr;
-        kdf_ck(c->ckr, e->mk);
-        c->nr++;
-    }
-    return 0;
+    return kl_skipped_stage_chain(st, c->dhr, c->ckr, &c->nr, until);
 }
 
 /* One DH ratchet step on the staged core for a new peer ratchet key: derive
@@ -319,67 +262,6 @@ out:
     return rc;
 }
 
-/* Make room for `want` entries in the skipped store, growing the guarded
- * block by doubling (capped at KL_RATCHET_MAX_STORED). The only step of a
- * commit that can fail, so it runs before anything is changed. */
-static int reserve_skipped(kl_ratchet_t *r, size_t want)
-{
-    size_t ncap;
-    skipped_t *ne;
-
-    if (want <= r->cap)
-        return 0;
-    ncap = r->cap ? r->cap : 16;
-    while (ncap < want)
-        ncap *= 2;
-    if (ncap > KL_RATCHET_MAX_STORED)
-        ncap = KL_RATCHET_MAX_STORED;
-    ne = kl_secure_alloc(ncap * sizeof *ne);
-    if (ne == NULL)
-        return KL_ENOMEM;
-    if (r->nskipped > 0)
-        memcpy(ne, r->skipped, r->nskipped * sizeof *ne);
-    if (r->skipped != NULL)
-        kl_secure_free(r->skipped);
-    r->skipped = ne;
-    r->cap = ncap;
-    return 0;
-}
-
-/* Append staged keys, evicting the oldest stored keys (and, should a stage
- * alone exceed the cap, its own oldest) to stay within the bound. Capacity
- * must already be reserved for the resulting count. */
-static void commit_stage(kl_ratchet_t *r, const stage_t *st)
-{
-    size_t old_n = r->nskipped;
-    size_t total = old_n + st->n;
-    size_t drop = total > KL_RATCHET_MAX_STORED ? total - KL_RATCHET_MAX_STORED : 0;
-    size_t drop_old = drop < old_n ? drop : old_n;
-    size_t drop_new = drop - drop_old;
-
-    if (st->n == 0)
-        return;
-    if (drop_old > 0) {
-        sodium_memzero(r->skipped, drop_old * sizeof *r->skipped);
-        memmove(r->skipped, r->skipped + drop_old, (old_n - drop_old) * sizeof *r->skipped);
-        r->nskipped -= drop_old;
-    }
-    if (st->n > drop_new) {
-        memcpy(r->skipped + r->nskipped, st->e + drop_new, (st->n - drop_new) * sizeof *st->e);
-        r->nskipped += st->n - drop_new;
-    }
-    /* Entries the memmove duplicated past the new end still hold keys. */
-    if (r->nskipped < old_n)
-        sodium_memzero(r->skipped + r->nskipped, (old_n - r->nskipped) * sizeof *r->skipped);
-}
-
-static void remove_skipped(kl_ratchet_t *r, size_t i)
-{
-    memmove(r->skipped + i, r->skipped + i + 1, (r->nskipped - i - 1) * sizeof *r->skipped);
-    r->nskipped--;
-    sodium_memzero(r->skipped + r->nskipped, sizeof *r->skipped);
-}
-
 /* Decrypt msg = header || ciphertext into out (len - KL_RATCHET_OVERHEAD
  * bytes; KL_ETOOBIG if cap is smaller; out must not overlap msg).
  * KL_EPROTO if shorter than KL_RATCHET_OVERHEAD or N is UINT32_MAX;
@@ -395,18 +277,20 @@ int kl_ratchet_decrypt(kl_ratchet_t *r, const uint8_t *msg, size_t len, uint8_t 
     uint32_t pn, n;
     size_t idx;
     core_t c;
-    stage_t st = {NULL, 0};
+    kl_skipped_stage_t st;
     uint8_t mk[32];
 
     sodium_memzero(&c, sizeof c);
     sodium_memzero(mk, sizeof mk);
+    /* Room for the keys of two chains: what one message may skip. */
+    kl_skipped_stage_init(&st, 2 * KL_RATCHET_MAX_SKIP);
     if (len < KL_RATCHET_OVERHEAD)
         goto out;
     rc = KL_ETOOBIG;
     if (cap < len - KL_RATCHET_OVERHEAD)
         goto out;
-    pn = get_u32(msg + 32);
-    n = get_u32(msg + 36);
+    pn = kl_get_u32(msg + 32);
+    n = kl_get_u32(msg + 36);
     /* N + 1 becomes the receiving counter; keep it representable. */
     rc = KL_EPROTO;
     if (n == UINT32_MAX)
@@ -414,12 +298,12 @@ int kl_ratchet_decrypt(kl_ratchet_t *r, const uint8_t *msg, size_t len, uint8_t 
 
     /* A key kept for a message that arrived out of order: decrypting with it
      * changes nothing but the removal of that one key. */
-    idx = find_skipped(r, dh, n);
+    idx = kl_skipped_find(&r->skipped, dh, n);
     if (idx != SIZE_MAX) {
-        rc = open_with(r->ad, r->skipped[idx].mk, msg, len, out);
+        rc = open_with(r->ad, r->skipped.e[idx].mk, msg, len, out);
         if (rc)
             goto out;
-        remove_skipped(r, idx);
+        kl_skipped_remove(&r->skipped, idx);
         *outlen = len - KL_RATCHET_OVERHEAD;
         goto out;
     }
@@ -441,28 +325,24 @@ int kl_ratchet_decrypt(kl_ratchet_t *r, const uint8_t *msg, size_t len, uint8_t 
     rc = KL_ECRYPTO;
     if (n < c.nr || !c.has_ckr)
         goto out;
-    kdf_ck(c.ckr, mk);
+    kl_chain_kdf(c.ckr, mk);
     c.nr++;
     rc = open_with(r->ad, mk, msg, len, out);
     if (rc)
         goto out;
 
-    rc = reserve_skipped(r, r->nskipped + st.n > KL_RATCHET_MAX_STORED
-                                ? KL_RATCHET_MAX_STORED
-                                : r->nskipped + st.n);
+    rc = kl_skipped_commit(&r->skipped, &st);
     if (rc) {
         sodium_memzero(out, len - KL_RATCHET_OVERHEAD);
         goto out;
     }
-    commit_stage(r, &st);
     r->c = c;
     *outlen = len - KL_RATCHET_OVERHEAD;
     rc = 0;
 out:
     sodium_memzero(&c, sizeof c);
     sodium_memzero(mk, sizeof mk);
-    if (st.e != NULL)
-        kl_secure_free(st.e);
+    kl_skipped_stage_free(&st);
     return rc;
 }
 
@@ -475,7 +355,7 @@ out:
 int kl_ratchet_serialize(const kl_ratchet_t *r, uint8_t **out, size_t *len)
 {
     int rc = 0;
-    size_t total = SER_FIXED + r->nskipped * SKIPPED_WIRE;
+    size_t total = SER_FIXED + kl_skipped_wire_len(&r->skipped, 1);
     uint8_t flags = (uint8_t)((r->c.has_dhr ? F_DHR : 0) | (r->c.has_cks ? F_CKS : 0) |
                               (r->c.has_ckr ? F_CKR : 0));
     uint8_t *p = malloc(total);
@@ -486,8 +366,7 @@ int kl_ratchet_serialize(const kl_ratchet_t *r, uint8_t **out, size_t *len)
     if (p == NULL)
         return KL_ENOMEM;
     kl_writer_init(&w, p, total);
-    rc |= kl_writer_bytes(&w, (const uint8_t *)SER_MAGIC, 4);
-    rc |= kl_writer_u8(&w, SER_VERSION);
+    rc |= kl_writer_bytes(&w, SER_HEAD, sizeof SER_HEAD);
     rc |= kl_writer_bytes(&w, r->ad, KL_X3DH_AD);
     rc |= kl_writer_bytes(&w, r->c.rk, 32);
     rc |= kl_writer_bytes(&w, r->c.dhs_priv, 32);
@@ -499,12 +378,7 @@ int kl_ratchet_serialize(const kl_ratchet_t *r, uint8_t **out, size_t *len)
     rc |= kl_writer_u32(&w, r->c.ns);
     rc |= kl_writer_u32(&w, r->c.nr);
     rc |= kl_writer_u32(&w, r->c.pn);
-    rc |= kl_writer_u32(&w, (uint32_t)r->nskipped);
-    for (size_t i = 0; i < r->nskipped; i++) {
-        rc |= kl_writer_bytes(&w, r->skipped[i].dh, 32);
-        rc |= kl_writer_u32(&w, r->skipped[i].n);
-        rc |= kl_writer_bytes(&w, r->skipped[i].mk, 32);
-    }
+    rc |= kl_skipped_write(&r->skipped, &w, 1);
     /* The size is computed above from the same fields; a mismatch is a bug. */
     if (rc != 0 || w.off != total) {
         kl_free_wipe(p, total);
@@ -535,19 +409,16 @@ int kl_ratchet_deserialize(kl_ratchet_t **out, const uint8_t *in, size_t len)
 {
     int rc = KL_EPROTO;
     kl_reader_t rd;
-    uint8_t magic[4], ver, flags, check[32];
+    uint8_t flags, check[32];
     uint32_t count;
     kl_ratchet_t *r = NULL;
 
     *out = NULL;
-    r = kl_secure_alloc(sizeof *r);
+    r = ratchet_new(NULL);
     if (r == NULL)
         return KL_ENOMEM;
-    sodium_memzero(r, sizeof *r);
     kl_reader_init(&rd, in, len);
-    if (kl_reader_bytes(&rd, magic, 4) != 0 || memcmp(magic, SER_MAGIC, 4) != 0)
-        goto out;
-    if (kl_reader_u8(&rd, &ver) != 0 || ver != SER_VERSION)
+    if (kl_reader_expect(&rd, SER_HEAD, sizeof SER_HEAD) != 0)
         goto out;
     if (kl_reader_bytes(&rd, r->ad, KL_X3DH_AD) != 0 || kl_reader_bytes(&rd, r->c.rk, 32) != 0 ||
         kl_reader_bytes(&rd, r->c.dhs_priv, 32) != 0 ||
@@ -568,22 +439,8 @@ int kl_ratchet_deserialize(kl_ratchet_t **out, const uint8_t *in, size_t len)
         goto out;
     if (kl_x_public(r->c.dhs_priv, check) != 0 || memcmp(check, r->c.dhs_pub, 32) != 0)
         goto out;
-    if (count > KL_RATCHET_MAX_STORED || kl_reader_left(&rd) != (size_t)count * SKIPPED_WIRE)
-        goto out;
-    if (count > 0) {
-        rc = reserve_skipped(r, count);
-        if (rc)
-            goto out;
-        rc = KL_EPROTO;
-        for (uint32_t i = 0; i < count; i++) {
-            skipped_t *e = &r->skipped[i];
-            if (kl_reader_bytes(&rd, e->dh, 32) != 0 || kl_reader_u32(&rd, &e->n) != 0 ||
-                kl_reader_bytes(&rd, e->mk, 32) != 0)
-                goto out;
-            r->nskipped++;
-        }
-    }
-    if (kl_reader_left(&rd) != 0)
+    rc = kl_skipped_read(&r->skipped, &rd, count, 1);
+    if (rc)
         goto out;
     *out = r;
     r = NULL;
@@ -599,7 +456,6 @@ void kl_ratchet_free(kl_ratchet_t *r)
 {
     if (r == NULL)
         return;
-    if (r->skipped != NULL)
-        kl_secure_free(r->skipped);
+    kl_skipped_free(&r->skipped);
     kl_secure_free(r);
 }

@@ -2,9 +2,10 @@
  * include/kollega/senderkey.h.
  *
  * Memory: the state lives in sodium_malloc'd (guarded) memory and is wiped
- * when freed; a receiving state's skipped message keys live in a second
- * guarded block that grows on demand up to KL_SENDERKEY_MAX_SKIP entries,
- * oldest (lowest n) first, evicting the oldest beyond that.
+ * when freed; a receiving state's skipped message keys live in the store of
+ * proto/skipped.h (one chain, so under the all-zero chain id), which grows
+ * on demand up to KL_SENDERKEY_MAX_SKIP entries, oldest (lowest n) first,
+ * evicting the oldest beyond that.
  *
  * Decryption verifies the signature first: it binds the whole message and
  * the caller's ad to the chain's signing key, which only the sender holds,
@@ -22,22 +23,21 @@
 #include "kollega/err.h"
 #include "kollega/hkdf.h"
 #include "kollega/senderkey.h"
+#include "skipped.h"
 
 #define MSG_INFO "kollega-senderkey-v1"
 #define SIG_CTX "kollega-senderkey-msg-v1"
 #define SIG_CTX_LEN (sizeof SIG_CTX - 1)
 #define HDR 8
 
-#define SER_MAGIC "KLSK"
-#define SER_VERSION 1
+/* Magic, then format version 1. */
+static const uint8_t SER_HEAD[5] = {'K', 'L', 'S', 'K', 1};
 #define F_OWN 0x01u
-#define SKIPPED_WIRE (4 + 32)
-#define SER_FIXED (4 + 1 + 1 + 4 + 4 + 32 + 32 + 64 + 4)
+/* Everything before the skipped keys (their count is in kl_skipped_wire_len). */
+#define SER_FIXED (4 + 1 + 1 + 4 + 4 + 32 + 32 + 64)
 
-typedef struct skipped {
-    uint32_t n;
-    uint8_t mk[32];
-} skipped_t;
+/* The chain id of every skipped key: a state has one chain. */
+static const uint8_t ONE_CHAIN[32];
 
 struct kl_senderkey {
     uint32_t key_id;
@@ -46,34 +46,8 @@ struct kl_senderkey {
     uint8_t sign_pk[32];
     uint8_t sign_sk[64]; /* own chain only; zeros when receiving */
     int own;
-    skipped_t *skipped;  /* kl_secure_alloc'd, cap entries, increasing n */
-    size_t nskipped;
-    size_t cap;
+    kl_skipped_t skipped; /* increasing n */
 };
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* MK = HMAC(CK, 0x01); CK' = HMAC(CK, 0x02), replacing ck in place. */
-static void kdf_ck(uint8_t ck[32], uint8_t mk[32])
-{
-    static const uint8_t one = 0x01, two = 0x02;
-    uint8_t next[32];
-    crypto_auth_hmacsha256(mk, &one, 1, ck);
-    crypto_auth_hmacsha256(next, &two, 1, ck);
-    memcpy(ck, next, 32);
-    sodium_memzero(next, sizeof next);
-}
 
 /* key 32 || nonce 24 = HKDF(salt 32 zero bytes, ikm MK, "kollega-senderkey-v1"). */
 static int message_keys(const uint8_t mk[32], uint8_t keys[KL_AEAD_KEY + KL_AEAD_NONCE])
@@ -118,8 +92,10 @@ static int sig_input(const uint8_t *ad, size_t adlen, const uint8_t *body, size_
 static kl_senderkey_t *state_new(void)
 {
     kl_senderkey_t *s = kl_secure_alloc(sizeof *s);
-    if (s != NULL)
+    if (s != NULL) {
         sodium_memzero(s, sizeof *s);
+        kl_skipped_init(&s->skipped, KL_SENDERKEY_MAX_SKIP);
+    }
     return s;
 }
 
@@ -169,12 +145,12 @@ int kl_senderkey_encrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, con
         return KL_ETOOBIG;
     body = HDR + len + KL_AEAD_TAG;
     memcpy(ck, s->ck, 32);
-    kdf_ck(ck, mk);
+    kl_chain_kdf(ck, mk);
     r = message_keys(mk, keys);
     if (r)
         goto out;
-    put_u32(out, s->key_id);
-    put_u32(out + 4, s->n);
+    kl_put_u32(out, s->key_id);
+    kl_put_u32(out + 4, s->n);
     r = aead_ad(ad, adlen, out, &full_ad);
     if (r)
         goto out;
@@ -209,8 +185,8 @@ int kl_senderkey_export(const kl_senderkey_t *s, uint8_t out[KL_SENDERKEY_DIST])
 {
     if (s == NULL || out == NULL)
         return KL_EINVAL;
-    put_u32(out, s->key_id);
-    put_u32(out + 4, s->n);
+    kl_put_u32(out, s->key_id);
+    kl_put_u32(out + 4, s->n);
     memcpy(out + 8, s->ck, 32);
     memcpy(out + 40, s->sign_pk, 32);
     return 0;
@@ -234,8 +210,8 @@ int kl_senderkey_import(kl_senderkey_t **out, const uint8_t *dist, size_t len)
     s = state_new();
     if (s == NULL)
         return KL_ENOMEM;
-    s->key_id = get_u32(dist);
-    s->n = get_u32(dist + 4);
+    s->key_id = kl_get_u32(dist);
+    s->n = kl_get_u32(dist + 4);
     memcpy(s->ck, dist + 8, 32);
     memcpy(s->sign_pk, dist + 40, 32);
     *out = s;
@@ -250,7 +226,7 @@ int kl_senderkey_msg_key_id(const uint8_t *msg, size_t len, uint32_t *key_id)
         return KL_EINVAL;
     if (len < KL_SENDERKEY_OVERHEAD)
         return KL_EPROTO;
-    *key_id = get_u32(msg);
+    *key_id = kl_get_u32(msg);
     return 0;
 }
 
@@ -267,59 +243,6 @@ static int open_with(const uint8_t mk[32], const uint8_t *full_ad, size_t full_a
     return r;
 }
 
-/* Room for `want` skipped keys, growing the guarded block by doubling up to
- * KL_SENDERKEY_MAX_SKIP. Changes only capacity, so it runs before a commit. */
-static int reserve_skipped(kl_senderkey_t *s, size_t want)
-{
-    size_t ncap;
-    skipped_t *ne;
-
-    if (want <= s->cap)
-        return 0;
-    ncap = s->cap ? s->cap : 16;
-    while (ncap < want)
-        ncap *= 2;
-    if (ncap > KL_SENDERKEY_MAX_SKIP)
-        ncap = KL_SENDERKEY_MAX_SKIP;
-    ne = kl_secure_alloc(ncap * sizeof *ne);
-    if (ne == NULL)
-        return KL_ENOMEM;
-    if (s->nskipped > 0)
-        memcpy(ne, s->skipped, s->nskipped * sizeof *ne);
-    if (s->skipped != NULL)
-        kl_secure_free(s->skipped);
-    s->skipped = ne;
-    s->cap = ncap;
-    return 0;
-}
-
-static void remove_skipped(kl_senderkey_t *s, size_t i)
-{
-    memmove(s->skipped + i, s->skipped + i + 1, (s->nskipped - i - 1) * sizeof *s->skipped);
-    s->nskipped--;
-    sodium_memzero(s->skipped + s->nskipped, sizeof *s->skipped);
-}
-
-/* Append the staged keys (at most KL_SENDERKEY_MAX_SKIP, all newer than
- * any stored), evicting the oldest stored ones beyond the bound. Capacity
- * is reserved already. */
-static void commit_stage(kl_senderkey_t *s, const skipped_t *st, size_t n)
-{
-    size_t total = s->nskipped + n;
-    size_t drop = total > KL_SENDERKEY_MAX_SKIP ? total - KL_SENDERKEY_MAX_SKIP : 0;
-
-    if (n == 0)
-        return;
-    if (drop > 0) {
-        sodium_memzero(s->skipped, drop * sizeof *s->skipped);
-        memmove(s->skipped, s->skipped + drop, (s->nskipped - drop) * sizeof *s->skipped);
-        s->nskipped -= drop;
-        sodium_memzero(s->skipped + s->nskipped, drop * sizeof *s->skipped);
-    }
-    memcpy(s->skipped + s->nskipped, st, n * sizeof *st);
-    s->nskipped += n;
-}
-
 /* Decrypt msg with a receiving state into out (len - KL_SENDERKEY_OVERHEAD
  * bytes; must not overlap msg). KL_EPROTO if shorter than the overhead or n
  * is UINT32_MAX; KL_ENOTFOUND if the key_id is another chain's; KL_ESTATE
@@ -332,15 +255,16 @@ int kl_senderkey_decrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, con
 {
     uint8_t ck[32], mk[32];
     uint8_t *full_ad = NULL, *signed_in = NULL;
-    skipped_t *st = NULL;
-    size_t signed_len = 0, body, ptlen, gap = 0, idx = SIZE_MAX;
-    uint32_t n;
+    kl_skipped_stage_t st;
+    size_t signed_len = 0, body, ptlen, gap = 0, idx;
+    uint32_t n, next;
     int r;
 
     if (s == NULL || msg == NULL || out == NULL || outlen == NULL || (ad == NULL && adlen > 0))
         return KL_EINVAL;
     sodium_memzero(ck, sizeof ck);
     sodium_memzero(mk, sizeof mk);
+    kl_skipped_stage_init(&st, 0);
     r = KL_EPROTO;
     if (len < KL_SENDERKEY_OVERHEAD)
         goto out;
@@ -348,14 +272,14 @@ int kl_senderkey_decrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, con
     if (s->own)
         goto out;
     r = KL_ENOTFOUND;
-    if (get_u32(msg) != s->key_id)
+    if (kl_get_u32(msg) != s->key_id)
         goto out;
     ptlen = len - KL_SENDERKEY_OVERHEAD;
     body = len - KL_SIG;
     r = KL_ETOOBIG;
     if (cap < ptlen)
         goto out;
-    n = get_u32(msg + 4);
+    n = kl_get_u32(msg + 4);
     r = KL_EPROTO;
     if (n == UINT32_MAX)
         goto out;
@@ -374,15 +298,13 @@ int kl_senderkey_decrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, con
         /* Behind the chain: only a key kept for a message that arrived out
          * of order opens it; a used or pre-import key is gone. */
         r = KL_ECRYPTO;
-        for (size_t i = 0; i < s->nskipped; i++)
-            if (s->skipped[i].n == n)
-                idx = i;
+        idx = kl_skipped_find(&s->skipped, ONE_CHAIN, n);
         if (idx == SIZE_MAX)
             goto out;
-        r = open_with(s->skipped[idx].mk, full_ad, adlen + HDR, msg + HDR, body - HDR, out);
+        r = open_with(s->skipped.e[idx].mk, full_ad, adlen + HDR, msg + HDR, body - HDR, out);
         if (r)
             goto out;
-        remove_skipped(s, idx);
+        kl_skipped_remove(&s->skipped, idx);
         *outlen = ptlen;
         goto out;
     }
@@ -391,25 +313,21 @@ int kl_senderkey_decrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, con
     r = KL_ELIMIT;
     if (gap > KL_SENDERKEY_MAX_SKIP)
         goto out;
-    r = KL_ENOMEM;
-    if (gap > 0 && (st = kl_secure_alloc(gap * sizeof *st)) == NULL)
-        goto out;
+    kl_skipped_stage_init(&st, gap);
     memcpy(ck, s->ck, 32);
-    for (size_t i = 0; i < gap; i++) {
-        st[i].n = s->n + (uint32_t)i;
-        kdf_ck(ck, st[i].mk);
-    }
-    kdf_ck(ck, mk);
+    next = s->n;
+    r = kl_skipped_stage_chain(&st, ONE_CHAIN, ck, &next, n);
+    if (r)
+        goto out;
+    kl_chain_kdf(ck, mk);
     r = open_with(mk, full_ad, adlen + HDR, msg + HDR, body - HDR, out);
     if (r)
         goto out;
-    r = reserve_skipped(s, s->nskipped + gap > KL_SENDERKEY_MAX_SKIP ? KL_SENDERKEY_MAX_SKIP
-                                                                     : s->nskipped + gap);
+    r = kl_skipped_commit(&s->skipped, &st);
     if (r) {
         sodium_memzero(out, ptlen);
         goto out;
     }
-    commit_stage(s, st, gap);
     memcpy(s->ck, ck, 32);
     s->n = n + 1;
     *outlen = ptlen;
@@ -417,8 +335,7 @@ int kl_senderkey_decrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, con
 out:
     sodium_memzero(ck, sizeof ck);
     sodium_memzero(mk, sizeof mk);
-    if (st != NULL)
-        kl_secure_free(st);
+    kl_skipped_stage_free(&st);
     free(full_ad);
     free(signed_in);
     return r;
@@ -447,24 +364,19 @@ int kl_senderkey_serialize(const kl_senderkey_t *s, uint8_t **out, size_t *len)
     *len = 0;
     if (s == NULL)
         return KL_EINVAL;
-    total = SER_FIXED + s->nskipped * SKIPPED_WIRE;
+    total = SER_FIXED + kl_skipped_wire_len(&s->skipped, 0);
     p = malloc(total);
     if (p == NULL)
         return KL_ENOMEM;
     kl_writer_init(&w, p, total);
-    rc |= kl_writer_bytes(&w, (const uint8_t *)SER_MAGIC, 4);
-    rc |= kl_writer_u8(&w, SER_VERSION);
+    rc |= kl_writer_bytes(&w, SER_HEAD, sizeof SER_HEAD);
     rc |= kl_writer_u8(&w, s->own ? F_OWN : 0);
     rc |= kl_writer_u32(&w, s->key_id);
     rc |= kl_writer_u32(&w, s->n);
     rc |= kl_writer_bytes(&w, s->ck, 32);
     rc |= kl_writer_bytes(&w, s->sign_pk, 32);
     rc |= kl_writer_bytes(&w, s->sign_sk, 64);
-    rc |= kl_writer_u32(&w, (uint32_t)s->nskipped);
-    for (size_t i = 0; i < s->nskipped; i++) {
-        rc |= kl_writer_u32(&w, s->skipped[i].n);
-        rc |= kl_writer_bytes(&w, s->skipped[i].mk, 32);
-    }
+    rc |= kl_skipped_write(&s->skipped, &w, 0);
     if (rc != 0 || w.off != total) {
         kl_free_wipe(p, total);
         return KL_EINVAL;
@@ -486,7 +398,7 @@ int kl_senderkey_deserialize(kl_senderkey_t **out, const uint8_t *in, size_t len
 {
     kl_senderkey_t *s;
     kl_reader_t rd;
-    uint8_t magic[4], ver, flags, pk[32], sk[64];
+    uint8_t flags, pk[32], sk[64];
     uint32_t count;
     int rc = KL_EPROTO;
 
@@ -499,9 +411,7 @@ int kl_senderkey_deserialize(kl_senderkey_t **out, const uint8_t *in, size_t len
     if (s == NULL)
         return KL_ENOMEM;
     kl_reader_init(&rd, in, len);
-    if (kl_reader_bytes(&rd, magic, 4) != 0 || memcmp(magic, SER_MAGIC, 4) != 0)
-        goto out;
-    if (kl_reader_u8(&rd, &ver) != 0 || ver != SER_VERSION)
+    if (kl_reader_expect(&rd, SER_HEAD, sizeof SER_HEAD) != 0)
         goto out;
     if (kl_reader_u8(&rd, &flags) != 0 || (flags & ~F_OWN) != 0)
         goto out;
@@ -520,24 +430,15 @@ int kl_senderkey_deserialize(kl_senderkey_t **out, const uint8_t *in, size_t len
                !crypto_core_ed25519_is_valid_point(s->sign_pk)) {
         goto out;
     }
-    if (count > KL_SENDERKEY_MAX_SKIP || kl_reader_left(&rd) != (size_t)count * SKIPPED_WIRE)
+    rc = kl_skipped_read(&s->skipped, &rd, count, 0);
+    if (rc)
         goto out;
-    if (count > 0) {
-        rc = reserve_skipped(s, count);
-        if (rc)
+    rc = KL_EPROTO;
+    for (size_t i = 0; i < s->skipped.n; i++) {
+        const kl_skipped_key_t *e = &s->skipped.e[i];
+        if (e->n >= s->n || (i > 0 && e->n <= e[-1].n))
             goto out;
-        rc = KL_EPROTO;
-        for (uint32_t i = 0; i < count; i++) {
-            skipped_t *e = &s->skipped[i];
-            if (kl_reader_u32(&rd, &e->n) != 0 || kl_reader_bytes(&rd, e->mk, 32) != 0)
-                goto out;
-            s->nskipped++;
-            if (e->n >= s->n || (i > 0 && e->n <= s->skipped[i - 1].n))
-                goto out;
-        }
     }
-    if (kl_reader_left(&rd) != 0)
-        goto out;
     *out = s;
     s = NULL;
     rc = 0;
@@ -552,7 +453,6 @@ void kl_senderkey_free(kl_senderkey_t *s)
 {
     if (s == NULL)
         return;
-    if (s->skipped != NULL)
-        kl_secure_free(s->skipped);
+    kl_skipped_free(&s->skipped);
     kl_secure_free(s);
 }

@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "kollega/buf.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/hkdf.h"
@@ -23,10 +24,7 @@
 static void spk_message(uint32_t spk_id, const uint8_t spk_pub[32], uint8_t msg[SPK_MSG_LEN])
 {
     memcpy(msg, SPK_LABEL, SPK_LABEL_LEN);
-    msg[SPK_LABEL_LEN + 0] = (uint8_t)(spk_id >> 24);
-    msg[SPK_LABEL_LEN + 1] = (uint8_t)(spk_id >> 16);
-    msg[SPK_LABEL_LEN + 2] = (uint8_t)(spk_id >> 8);
-    msg[SPK_LABEL_LEN + 3] = (uint8_t)spk_id;
+    kl_put_u32(msg + SPK_LABEL_LEN, spk_id);
     memcpy(msg + SPK_LABEL_LEN + 4, spk_pub, 32);
 }
 
@@ -65,6 +63,35 @@ static int check_identity(const uint8_t id_sk[64], const uint8_t id_pk[32])
     return sodium_memcmp(id_sk + 32, id_pk, 32) == 0 ? 0 : KL_EINVAL;
 }
 
+/* The end of both sides, unless r is already an error: the DHs
+ * DH(priv[i], pub[i]) for i < ndh (3, or 4 with a one-time prekey) after 32
+ * bytes of 0xFF as the IKM of SK (derive_sk), and AD = IK_A || IK_B.
+ * KL_ECRYPTO if a DH output is all zero (a low-order point). On any error
+ * (r's or its own) sk and ad are zeroed. */
+static int agree(int r, const uint8_t *const priv[4], const uint8_t *const pub[4], size_t ndh,
+                 const uint8_t ik_a[32], const uint8_t ik_b[32], uint8_t sk[32],
+                 uint8_t ad[KL_X3DH_AD])
+{
+    uint8_t ikm[IKM_MAX];
+    size_t n = 32;
+
+    memset(ikm, 0xFF, 32);
+    for (size_t i = 0; r == 0 && i < ndh; i++, n += 32)
+        if (kl_dh(priv[i], pub[i], ikm + n) != 0)
+            r = KL_ECRYPTO;
+    if (r == 0)
+        r = derive_sk(ikm, n, sk);
+    if (r == 0) {
+        memcpy(ad, ik_a, 32);
+        memcpy(ad + 32, ik_b, 32);
+    } else {
+        sodium_memzero(sk, 32);
+        sodium_memzero(ad, KL_X3DH_AD);
+    }
+    sodium_memzero(ikm, sizeof ikm);
+    return r;
+}
+
 /* Initiator side with a caller-chosen ephemeral private key. Verifies the
  * bundle's SPK signature (KL_ECRYPTO if bad or if any key is an invalid or
  * low-order point), then outputs SK, EK_A public and AD = IK_A || IK_B.
@@ -73,55 +100,26 @@ int kl_x3dh_initiate_with(const uint8_t id_sk[64], const uint8_t id_pk[32],
                           const kl_prekey_bundle_t *bundle, const uint8_t ek_priv[32],
                           uint8_t sk[32], uint8_t ek_pub[32], uint8_t ad[KL_X3DH_AD])
 {
-    int r;
     uint8_t ik_a_x[32];
     uint8_t ik_b_x[32];
-    uint8_t ikm[IKM_MAX];
-    size_t n = 32;
-
-    memset(ikm, 0xFF, 32);
-    r = check_identity(id_sk, id_pk);
-    if (r)
-        goto out;
-    r = kl_x3dh_spk_verify(bundle->identity_key, bundle->spk_id, bundle->spk, bundle->spk_sig);
-    if (r)
-        goto out;
-    r = KL_ECRYPTO;
-    if (kl_ed_sk_to_x(id_sk, ik_a_x) != 0 || kl_ed_pk_to_x(bundle->identity_key, ik_b_x) != 0)
-        goto out;
-    if (kl_x_public(ek_priv, ek_pub) != 0)
-        goto out;
     /* DH1 = DH(IK_A, SPK_B), DH2 = DH(EK_A, IK_B), DH3 = DH(EK_A, SPK_B),
-     * DH4 = DH(EK_A, OPK_B). kl_dh rejects low-order points (all-zero output). */
-    if (kl_dh(ik_a_x, bundle->spk, ikm + n) != 0)
-        goto out;
-    n += 32;
-    if (kl_dh(ek_priv, ik_b_x, ikm + n) != 0)
-        goto out;
-    n += 32;
-    if (kl_dh(ek_priv, bundle->spk, ikm + n) != 0)
-        goto out;
-    n += 32;
-    if (bundle->has_opk) {
-        if (kl_dh(ek_priv, bundle->opk, ikm + n) != 0)
-            goto out;
-        n += 32;
-    }
-    r = derive_sk(ikm, n, sk);
+     * DH4 = DH(EK_A, OPK_B). */
+    const uint8_t *const priv[4] = {ik_a_x, ek_priv, ek_priv, ek_priv};
+    const uint8_t *const pub[4] = {bundle->spk, ik_b_x, bundle->spk, bundle->opk};
+    int r = check_identity(id_sk, id_pk);
+
+    if (r == 0)
+        r = kl_x3dh_spk_verify(bundle->identity_key, bundle->spk_id, bundle->spk,
+                               bundle->spk_sig);
+    if (r == 0 && (kl_ed_sk_to_x(id_sk, ik_a_x) != 0 ||
+                   kl_ed_pk_to_x(bundle->identity_key, ik_b_x) != 0 ||
+                   kl_x_public(ek_priv, ek_pub) != 0))
+        r = KL_ECRYPTO;
+    r = agree(r, priv, pub, bundle->has_opk ? 4 : 3, id_pk, bundle->identity_key, sk, ad);
     if (r)
-        goto out;
-    memcpy(ad, id_pk, 32);
-    memcpy(ad + 32, bundle->identity_key, 32);
-    r = 0;
-out:
-    if (r) {
-        sodium_memzero(sk, 32);
         sodium_memzero(ek_pub, 32);
-        sodium_memzero(ad, KL_X3DH_AD);
-    }
     sodium_memzero(ik_a_x, sizeof ik_a_x);
     sodium_memzero(ik_b_x, sizeof ik_b_x);
-    sodium_memzero(ikm, sizeof ikm);
     return r;
 }
 
@@ -148,46 +146,16 @@ int kl_x3dh_respond(const uint8_t id_sk[64], const uint8_t id_pk[32], const uint
                     const uint8_t *opk_priv, const uint8_t peer_ik[32], const uint8_t peer_ek[32],
                     uint8_t sk[32], uint8_t ad[KL_X3DH_AD])
 {
-    int r;
     uint8_t ik_b_x[32];
     uint8_t ik_a_x[32];
-    uint8_t ikm[IKM_MAX];
-    size_t n = 32;
+    const uint8_t *const priv[4] = {spk_priv, ik_b_x, spk_priv, opk_priv};
+    const uint8_t *const pub[4] = {ik_a_x, peer_ek, peer_ek, peer_ek};
+    int r = check_identity(id_sk, id_pk);
 
-    memset(ikm, 0xFF, 32);
-    r = check_identity(id_sk, id_pk);
-    if (r)
-        goto out;
-    r = KL_ECRYPTO;
-    if (kl_ed_sk_to_x(id_sk, ik_b_x) != 0 || kl_ed_pk_to_x(peer_ik, ik_a_x) != 0)
-        goto out;
-    if (kl_dh(spk_priv, ik_a_x, ikm + n) != 0)
-        goto out;
-    n += 32;
-    if (kl_dh(ik_b_x, peer_ek, ikm + n) != 0)
-        goto out;
-    n += 32;
-    if (kl_dh(spk_priv, peer_ek, ikm + n) != 0)
-        goto out;
-    n += 32;
-    if (opk_priv != NULL) {
-        if (kl_dh(opk_priv, peer_ek, ikm + n) != 0)
-            goto out;
-        n += 32;
-    }
-    r = derive_sk(ikm, n, sk);
-    if (r)
-        goto out;
-    memcpy(ad, peer_ik, 32);
-    memcpy(ad + 32, id_pk, 32);
-    r = 0;
-out:
-    if (r) {
-        sodium_memzero(sk, 32);
-        sodium_memzero(ad, KL_X3DH_AD);
-    }
+    if (r == 0 && (kl_ed_sk_to_x(id_sk, ik_b_x) != 0 || kl_ed_pk_to_x(peer_ik, ik_a_x) != 0))
+        r = KL_ECRYPTO;
+    r = agree(r, priv, pub, opk_priv != NULL ? 4 : 3, peer_ik, id_pk, sk, ad);
     sodium_memzero(ik_a_x, sizeof ik_a_x);
     sodium_memzero(ik_b_x, sizeof ik_b_x);
-    sodium_memzero(ikm, sizeof ikm);
     return r;
 }

@@ -20,13 +20,16 @@ typedef struct kl_addr {
     char relay[KL_RELAYNAME_MAX + 1];
 } kl_addr_t;
 
-/* handle = [a-z0-9][a-z0-9._-]{0,31}. 1 if valid. */
+/* handle = [a-z0-9][a-z0-9._-]{0,31}. 1 if h is one, else 0 (NULL too). */
 int kl_handle_valid(const char *h);
-/* Relay name: 1..253 chars of [a-z0-9.-], labels not starting/ending with '-' nor empty. */
+/* Relay name: 1..253 chars of [a-z0-9.-], labels not starting/ending with
+ * '-' nor empty. 1 if name is one, else 0 (NULL too). */
 int kl_relayname_valid(const char *name);
-/* Parse "handle@relay" or "#handle@relay". KL_EINVAL if malformed. */
+/* Parse "handle@relay" or "#handle@relay" into the caller's *out.
+ * KL_EINVAL if malformed. */
 int kl_addr_parse(const char *s, kl_addr_t *out);
-/* Format back (cap >= KL_ADDR_MAX + 1). */
+/* Format back into out, NUL-terminated: KL_EINVAL for an invalid address,
+ * KL_ETOOBIG if cap is too small (KL_ADDR_MAX + 1 always suffices). */
 int kl_addr_format(const kl_addr_t *a, char *out, size_t cap);
 
 typedef struct kl_invite {
@@ -37,11 +40,17 @@ typedef struct kl_invite {
     char code[KL_CODE_MAX + 1];        /* base64url secret */
 } kl_invite_t;
 
-/* Parse HOST:PORT or [V6]:PORT. */
+/* Parse HOST:PORT or [V6]:PORT: the host (a name, IPv4, or IPv6 without
+ * brackets) NUL-terminated into host, the port (1..65535) into *port.
+ * KL_EINVAL if malformed, KL_ETOOBIG if the host does not fit hostcap. */
 int kl_hostport_parse(const char *s, char *host, size_t hostcap, uint16_t *port);
-/* Parse one invite token line (surrounding whitespace allowed). KL_EINVAL
- * with no partial output on any malformed, missing or duplicated field. */
+/* Parse one invite token line (surrounding whitespace allowed) into the
+ * caller's *out. KL_EINVAL with no partial output on any malformed,
+ * missing or duplicated field. */
 int kl_invite_parse(const char *s, kl_invite_t *out);
+/* The token line of inv into out, NUL-terminated (an IPv6 host in
+ * brackets). KL_EINVAL if any field is invalid, KL_ETOOBIG if cap is too
+ * small (KL_INVITE_MAX + 1 always suffices). */
 int kl_invite_format(const kl_invite_t *inv, char *out, size_t cap);
 
 #endif

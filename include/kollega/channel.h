@@ -97,6 +97,7 @@ typedef enum kl_channel_verr {
     KL_CV_EPOCH,           /* a sealed post's epoch is 0 or after the current one */
 } kl_channel_verr_t;
 
+/* A short English text for why (static storage, never NULL). */
 const char *kl_channel_verr_str(kl_channel_verr_t why);
 
 /* 1 if s is "!handle@relay" with a valid handle and relay name. */
@@ -115,7 +116,8 @@ typedef struct kl_channel_event {
 } kl_channel_event_t;
 
 /* New empty state for the channel at address ("!name@relay", at most 255
- * characters). KL_EINVAL, KL_ENOMEM. */
+ * characters) in *out (the caller's: kl_channel_free, NULL is fine).
+ * KL_EINVAL, KL_ENOMEM. */
 int kl_channel_new(kl_channel_t **out, const char *address);
 void kl_channel_free(kl_channel_t *c);
 
@@ -125,15 +127,7 @@ void kl_channel_free(kl_channel_t *c);
 int kl_channel_apply(kl_channel_t *c, const uint8_t *signed_op, size_t len,
                      kl_channel_event_t *ev, kl_channel_verr_t *why);
 
-/* What a SignedOp says of itself, checked without any channel state:
- * kl_channel_op_peek decodes it as kl_channel_apply does (canonical
- * encoding, body set, 32-byte actor, channel and actor_address under 256
- * bytes) and verifies its signature with the actor key it names. A relay
- * calls it before loading the channel's log, so an op with a bogus
- * signature costs one verification and nothing more. The caller still
- * compares actor with the identity it expects. 0 with *out filled;
- * KL_EPROTO (malformed), KL_ETOOBIG (over KL_CHANNEL_MAX_OP), KL_ECRYPTO
- * (signature), KL_EINVAL (NULL argument); *out is zeroed on error. */
+/* What a SignedOp says of itself (kl_channel_op_peek). */
 typedef struct kl_channel_peek {
     uint64_t index;
     kl_channel_opkind_t kind;
@@ -142,31 +136,48 @@ typedef struct kl_channel_peek {
     char channel[256];
 } kl_channel_peek_t;
 
+/* What a SignedOp says of itself, checked without any channel state:
+ * kl_channel_op_peek decodes it as kl_channel_apply does (canonical
+ * encoding, body set, 32-byte actor, channel and actor_address under 256
+ * bytes) and verifies its signature with the actor key it names. A relay
+ * calls it before loading the channel's log, so an op with a bogus
+ * signature costs one verification and nothing more. The caller still
+ * compares actor with the identity it expects. 0 with the caller's *out
+ * filled; KL_EPROTO (malformed), KL_ETOOBIG (over KL_CHANNEL_MAX_OP),
+ * KL_ECRYPTO (signature), KL_EINVAL (NULL argument); *out is zeroed on
+ * error. */
 int kl_channel_op_peek(const uint8_t *signed_op, size_t len, kl_channel_peek_t *out);
 
 /* Build and sign the next op (index, prev and channel filled in); *out is
  * malloc'd (free()). target/target_address are used by add (both) and
  * remove (key only). KL_COP_CREATE makes a public channel. Not applied:
- * pass it to kl_channel_apply. */
+ * pass it to kl_channel_apply. KL_EINVAL for a NULL argument, an invalid
+ * address or an unknown kind; KL_ETOOBIG over KL_CHANNEL_MAX_OP;
+ * KL_ECRYPTO, KL_ENOMEM; nothing is allocated on error. */
 int kl_channel_op_build(const kl_channel_t *c, const uint8_t actor_sk[64],
                         const uint8_t actor_pk[32], const char *actor_address, uint64_t ts,
                         kl_channel_opkind_t kind, const uint8_t target[32],
                         const char *target_address, uint8_t **out, size_t *outlen);
-/* The create op, public or members-only. */
+/* The create op, public or members-only: as kl_channel_op_build (*out
+ * malloc'd, same errors). */
 int kl_channel_op_build_create(const kl_channel_t *c, const uint8_t actor_sk[64],
                                const uint8_t actor_pk[32], const char *actor_address,
                                uint64_t ts, int members_only, uint8_t **out, size_t *outlen);
 
+/* Queries of the state; none fails. The channel's address (owned by the
+ * state, valid while it lives), the index of the next op, and the hash of
+ * the last op (zeros before create). */
 const char *kl_channel_address(const kl_channel_t *c);
 uint64_t kl_channel_next_index(const kl_channel_t *c);
-void kl_channel_head(const kl_channel_t *c, uint8_t hash[32]); /* zeros before create */
+void kl_channel_head(const kl_channel_t *c, uint8_t hash[32]);
 /* The owner's key (0), or KL_ENOTFOUND before create. */
 int kl_channel_owner(const kl_channel_t *c, uint8_t key[32]);
 int kl_channel_is_publisher(const kl_channel_t *c, const uint8_t key[32]);
 size_t kl_channel_publisher_count(const kl_channel_t *c);
-/* i-th publisher in order of addition (the owner first). */
+/* i-th publisher in order of addition (the owner first): its key and
+ * address into the caller's buffers, or KL_ENOTFOUND past the last. */
 int kl_channel_publisher_at(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256]);
-/* 1 for a members-only channel. */
+/* 1 for a members-only channel, else 0. */
 int kl_channel_members_only(const kl_channel_t *c);
 /* 1 if key is a member: the owner, a publisher or an added member (in a
  * public channel: the owner or a publisher). */
@@ -175,7 +186,8 @@ int kl_channel_is_member(const kl_channel_t *c, const uint8_t key[32]);
  * remove_member and remove_publisher ops. */
 uint64_t kl_channel_epoch(const kl_channel_t *c);
 /* The added members (not the publishers), in order of addition; an added
- * member may also be a publisher. */
+ * member may also be a publisher. kl_channel_added_at: the i-th one's key
+ * and address into the caller's buffers, or KL_ENOTFOUND past the last. */
 size_t kl_channel_added_count(const kl_channel_t *c);
 int kl_channel_added_at(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256]);
 
@@ -203,7 +215,7 @@ int kl_channel_post_build(const kl_channel_t *c, const uint8_t sk[64], const uin
                           const char *text, uint8_t **out, size_t *outlen);
 /* The same for a members-only channel: text is sealed under key (the
  * channel key of epoch, 1 <= epoch <= the current epoch, else KL_ESTATE;
- * KL_ESTATE too for a public channel). */
+ * KL_ESTATE too for a public channel). *out malloc'd. */
 int kl_channel_post_build_sealed(const kl_channel_t *c, const uint8_t sk[64],
                                  const uint8_t pk[32], const char *address,
                                  const uint8_t id[16], uint64_t ts,

@@ -109,6 +109,7 @@ typedef enum kl_group_verr {
     KL_GV_ADDRESS_TAKEN,    /* the address is a member's or candidate's under another key */
 } kl_group_verr_t;
 
+/* A short English text for why (static storage, never NULL). */
 const char *kl_group_verr_str(kl_group_verr_t why);
 
 typedef struct kl_group kl_group_t; /* opaque validated state */
@@ -128,7 +129,8 @@ typedef struct kl_group_event {
     int epoch_changed;         /* 1 after remove / leave */
 } kl_group_event_t;
 
-/* New empty state for the group at address ("#name@relay"). */
+/* New empty state for the group at address ("#name@relay") in *out (the
+ * caller's: kl_group_free, NULL is fine). KL_EINVAL, KL_ENOMEM. */
 int kl_group_new(kl_group_t **out, const char *address);
 void kl_group_free(kl_group_t *g);
 
@@ -138,15 +140,7 @@ void kl_group_free(kl_group_t *g);
 int kl_group_apply(kl_group_t *g, const uint8_t *signed_op, size_t len, kl_group_event_t *ev,
                    kl_group_verr_t *why);
 
-/* What a SignedOp says of itself, checked without any group state:
- * kl_group_op_peek decodes it with kl_group_apply's own decoder (canonical
- * encoding, every field checked, group and actor_address under 256 bytes)
- * and verifies its signature with the actor key it names. A relay calls it
- * before loading the group's log, so an op with a bogus signature costs
- * one verification and nothing more. The caller still compares actor with
- * the identity it expects. 0 with *out filled; KL_EPROTO (malformed),
- * KL_ETOOBIG (over KL_GROUP_MAX_OP), KL_ECRYPTO (signature), KL_EINVAL
- * (NULL argument); *out is zeroed on error. */
+/* What a SignedOp says of itself (kl_group_op_peek). */
 typedef struct kl_group_peek {
     uint64_t index;
     kl_group_opkind_t kind;
@@ -155,6 +149,15 @@ typedef struct kl_group_peek {
     char group[256];
 } kl_group_peek_t;
 
+/* What a SignedOp says of itself, checked without any group state:
+ * kl_group_op_peek decodes it with kl_group_apply's own decoder (canonical
+ * encoding, every field checked, group and actor_address under 256 bytes)
+ * and verifies its signature with the actor key it names. A relay calls it
+ * before loading the group's log, so an op with a bogus signature costs
+ * one verification and nothing more. The caller still compares actor with
+ * the identity it expects. 0 with the caller's *out filled; KL_EPROTO
+ * (malformed), KL_ETOOBIG (over KL_GROUP_MAX_OP), KL_ECRYPTO (signature),
+ * KL_EINVAL (NULL argument); *out is zeroed on error. */
 int kl_group_op_peek(const uint8_t *signed_op, size_t len, kl_group_peek_t *out);
 
 /* kl_group_apply without the signature verification, and only that: for
@@ -177,15 +180,22 @@ typedef struct kl_group_opdesc {
 
 /* Build and sign the next op for this state (index/prev/group filled in).
  * *out is malloc'd (free with free()). Does NOT apply it: pass it to
- * kl_group_apply (and to the relay). KL_EINVAL for an unusable desc. */
+ * kl_group_apply (and to the relay). KL_EINVAL for a NULL argument or an
+ * unusable desc (unknown kind, invalid policy, role or address),
+ * KL_ETOOBIG over KL_GROUP_MAX_OP, KL_ECRYPTO, KL_ENOMEM; nothing is
+ * allocated on error. */
 int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uint8_t actor_pk[32],
                       const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
                       uint8_t **out, size_t *outlen);
 
-/* Queries. */
+/* Queries of the state; none fails. The group's address (owned by the
+ * state, valid while it lives), the index of the next op, the hash of the
+ * last op (zeros before create), 1 if the group is closed (its last member
+ * left) else 0, its policy and retention (0 before create), its key epoch,
+ * and key's role (KL_ROLE_NONE for a non-member). */
 const char *kl_group_address(const kl_group_t *g);
 uint64_t kl_group_next_index(const kl_group_t *g);
-void kl_group_head(const kl_group_t *g, uint8_t hash[32]); /* zeros before create */
+void kl_group_head(const kl_group_t *g, uint8_t hash[32]);
 int kl_group_closed(const kl_group_t *g);
 kl_group_policy_t kl_group_policy(const kl_group_t *g);
 uint32_t kl_group_retention_days(const kl_group_t *g);
@@ -198,6 +208,8 @@ typedef struct kl_group_member {
     kl_group_role_t role;
 } kl_group_member_t;
 
+/* The number of members, and the i-th one (in order of admission) copied
+ * into the caller's *out: 0, or KL_ENOTFOUND past the last. */
 size_t kl_group_member_count(const kl_group_t *g);
 int kl_group_member_at(const kl_group_t *g, size_t i, kl_group_member_t *out);
 
@@ -208,6 +220,8 @@ typedef struct kl_group_candidate {
     size_t missing;            /* approvals still needed under the policy (for FACILITATORS: 1 if none yet) */
 } kl_group_candidate_t;
 
+/* The number of candidates, and the i-th one with its approvals copied
+ * into the caller's *out: 0, or KL_ENOTFOUND past the last. */
 size_t kl_group_candidate_count(const kl_group_t *g);
 int kl_group_candidate_at(const kl_group_t *g, size_t i, kl_group_candidate_t *out);
 /* Removal votes (policy MAJORITY) by current members against member

@@ -54,11 +54,16 @@ typedef struct kl_noise_transport {
 
 typedef struct kl_noise_hs kl_noise_hs_t; /* opaque, secrets in guarded memory */
 
-/* Start a handshake. Returns 0, KL_EINVAL (missing key the pattern needs),
+/* Start a handshake: *out (the caller's, freed with kl_noise_hs_free).
+ * Returns 0, KL_EINVAL (unknown pattern, or a missing key the pattern
+ * needs), KL_ECRYPTO (libsodium did not start, or a bad static key),
  * KL_ENOMEM. The config's pointers need only live for the call. */
 int kl_noise_hs_new(kl_noise_hs_t **out, const kl_noise_config_t *cfg);
 /* Write the next handshake message carrying payload into out (cap bytes).
- * KL_ESTATE if it is not our turn or the handshake is done. */
+ * KL_ESTATE if it is not our turn or the handshake is done or dead,
+ * KL_EINVAL for a NULL payload with plen > 0, KL_ETOOBIG if the message
+ * would exceed 65535 bytes or cap, KL_ECRYPTO if a DH fails (the handshake
+ * is then dead). */
 int kl_noise_hs_write(kl_noise_hs_t *hs, const uint8_t *payload, size_t plen,
                       uint8_t *out, size_t cap, size_t *outlen);
 /* Read the peer's next handshake message; its payload goes to payload (cap).
@@ -66,25 +71,32 @@ int kl_noise_hs_write(kl_noise_hs_t *hs, const uint8_t *payload, size_t plen,
  * any failure the handshake is dead (every later call is KL_ESTATE). */
 int kl_noise_hs_read(kl_noise_hs_t *hs, const uint8_t *msg, size_t len,
                      uint8_t *payload, size_t cap, size_t *plen);
-/* 1 once every handshake message has been written/read. */
+/* 1 once every handshake message has been written/read, else 0; 1 if the
+ * next step is a write by us, else 0 (both 0 for NULL or a dead one). */
 int kl_noise_hs_done(const kl_noise_hs_t *hs);
-/* 1 if the next step is a write by us. */
 int kl_noise_hs_my_turn(const kl_noise_hs_t *hs);
 /* Remote static public key once known (KL_ESTATE before). */
 int kl_noise_hs_remote_static(const kl_noise_hs_t *hs, uint8_t rs[32]);
-/* After completion: derive the transport (initiator sends with k1). */
+/* After completion: derive the transport into *t (initiator sends with
+ * k1; the caller wipes it with kl_noise_transport_wipe). Allowed once:
+ * the handshake's keys are wiped then. KL_ESTATE if not finished, dead or
+ * split already. */
 int kl_noise_hs_split(kl_noise_hs_t *hs, kl_noise_transport_t *t);
 /* Wipe and free; NULL is fine. */
 void kl_noise_hs_free(kl_noise_hs_t *hs);
 
-/* Transport messages: out gets len + 16 bytes (encrypt) or len - 16
- * (decrypt). decrypt: KL_EPROTO if len < 16, KL_ECRYPTO on failed
- * authentication (the nonce is then not advanced), KL_ETOOBIG if len >
- * 65535 or cap too small. */
+/* Transport messages with the next nonce: out gets len + 16 bytes
+ * (encrypt) or len - 16 (decrypt). KL_EINVAL for NULL arguments,
+ * KL_ELIMIT once the nonce space is exhausted (the session must end).
+ * encrypt: KL_ETOOBIG if len > KL_NOISE_MAX_PT or cap is too small.
+ * decrypt: KL_EPROTO if len < 16, KL_ETOOBIG if len > 65535 or cap is
+ * too small, KL_ECRYPTO on failed authentication. The nonce advances only
+ * on success. */
 int kl_noise_encrypt(kl_noise_transport_t *t, const uint8_t *pt, size_t len,
                      uint8_t *out, size_t cap, size_t *outlen);
 int kl_noise_decrypt(kl_noise_transport_t *t, const uint8_t *ct, size_t len,
                      uint8_t *out, size_t cap, size_t *outlen);
+/* Wipe the transport's keys (NULL is fine). */
 void kl_noise_transport_wipe(kl_noise_transport_t *t);
 
 #endif

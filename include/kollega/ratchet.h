@@ -21,25 +21,39 @@
 
 typedef struct kl_ratchet kl_ratchet_t; /* opaque, in guarded memory */
 
-/* Initiator (after kl_x3dh_initiate): peer_ratchet_pub is the responder's SPK. */
+/* A new state in *out (the caller's: kl_ratchet_free) from X3DH's SK and
+ * AD; the caller still owns and wipes sk. Initiator (after
+ * kl_x3dh_initiate): peer_ratchet_pub is the responder's SPK, and the
+ * state can send at once; KL_ECRYPTO if that key is a low-order point.
+ * Responder: its SPK key pair is the first ratchet key pair, and it can
+ * send only once the first message arrived; KL_EINVAL if spk_pub is not
+ * spk_priv's public key. Both: KL_ENOMEM; *out NULL on failure. */
 int kl_ratchet_init_initiator(kl_ratchet_t **out, const uint8_t sk[32],
                               const uint8_t peer_ratchet_pub[32], const uint8_t ad[64]);
-/* Responder: its SPK key pair is the first ratchet key pair. */
 int kl_ratchet_init_responder(kl_ratchet_t **out, const uint8_t sk[32],
                               const uint8_t spk_priv[32], const uint8_t spk_pub[32],
                               const uint8_t ad[64]);
-/* out needs len + KL_RATCHET_OVERHEAD bytes. */
+/* Encrypt len bytes of pt into out = header || ciphertext (len +
+ * KL_RATCHET_OVERHEAD bytes, not overlapping pt). KL_ETOOBIG if cap is
+ * smaller, KL_ESTATE before a responder can send, KL_ELIMIT when the
+ * chain's counter is exhausted. The sending chain advances only on
+ * success. */
 int kl_ratchet_encrypt(kl_ratchet_t *r, const uint8_t *pt, size_t len, uint8_t *out,
                        size_t cap, size_t *outlen);
-/* Decrypt; on any failure (KL_EPROTO malformed, KL_ECRYPTO tampered or
- * replayed, KL_ELIMIT too many skipped) the state is exactly as before. */
+/* Decrypt msg into out (len - KL_RATCHET_OVERHEAD bytes, not overlapping
+ * msg; KL_ETOOBIG if cap is smaller). On any failure (KL_EPROTO malformed,
+ * KL_ECRYPTO tampered or replayed, KL_ELIMIT too many skipped, KL_ENOMEM)
+ * the state is exactly as before. */
 int kl_ratchet_decrypt(kl_ratchet_t *r, const uint8_t *msg, size_t len, uint8_t *out,
                        size_t cap, size_t *outlen);
 /* Serialise the whole state (for the client's encrypted store). *out is
- * malloc'd; release it with kl_free_wipe(*out, *len). */
+ * malloc'd and holds secrets; release it with kl_free_wipe(*out, *len).
+ * KL_ENOMEM. */
 int kl_ratchet_serialize(const kl_ratchet_t *r, uint8_t **out, size_t *len);
-/* KL_EPROTO on malformed input. */
+/* Restore a serialised state into *out (the caller's: kl_ratchet_free).
+ * KL_EPROTO on anything but the canonical encoding, KL_ENOMEM. */
 int kl_ratchet_deserialize(kl_ratchet_t **out, const uint8_t *in, size_t len);
+/* Wipe and free the state (NULL is fine). */
 void kl_ratchet_free(kl_ratchet_t *r);
 
 #endif

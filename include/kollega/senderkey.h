@@ -28,15 +28,21 @@
 
 typedef struct kl_senderkey kl_senderkey_t; /* opaque, guarded memory */
 
-/* Own sending chain with a random CK and a fresh signing key pair. */
+/* Own sending chain with a random CK and a fresh signing key pair, in *out
+ * (the caller's: kl_senderkey_free). KL_EINVAL, KL_ENOMEM, KL_ECRYPTO. */
 int kl_senderkey_new(kl_senderkey_t **out, uint32_t key_id);
-/* Encrypt (own chain only; KL_ESTATE for a receiving state). out needs
- * len + KL_SENDERKEY_OVERHEAD. */
+/* Encrypt len bytes of pt as the own chain's next message into out (len +
+ * KL_SENDERKEY_OVERHEAD bytes, not overlapping pt). KL_ESTATE for a
+ * receiving state, KL_ELIMIT when the counter is exhausted, KL_ETOOBIG,
+ * KL_ENOMEM, KL_EINVAL. The chain advances only on success. */
 int kl_senderkey_encrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, const uint8_t *pt,
                          size_t len, uint8_t *out, size_t cap, size_t *outlen);
-/* The distribution record of the chain at its current position. */
+/* The distribution record of the chain at its current position into out.
+ * It holds CK: the caller wipes it once sent. KL_EINVAL for NULL. */
 int kl_senderkey_export(const kl_senderkey_t *s, uint8_t out[KL_SENDERKEY_DIST]);
-/* A receiving state from a distribution record. */
+/* A receiving state from a distribution record, in *out (the caller's:
+ * kl_senderkey_free). KL_EPROTO unless len is KL_SENDERKEY_DIST and the
+ * signing key a valid point, KL_ENOMEM. */
 int kl_senderkey_import(kl_senderkey_t **out, const uint8_t *dist, size_t len);
 /* Read the key_id of a message without decrypting (KL_EPROTO if short). */
 int kl_senderkey_msg_key_id(const uint8_t *msg, size_t len, uint32_t *key_id);
@@ -46,11 +52,15 @@ int kl_senderkey_msg_key_id(const uint8_t *msg, size_t len, uint32_t *key_id);
  * any failure. */
 int kl_senderkey_decrypt(kl_senderkey_t *s, const uint8_t *ad, size_t adlen, const uint8_t *msg,
                          size_t len, uint8_t *out, size_t cap, size_t *outlen);
+/* The state's key_id. Cannot fail. */
 uint32_t kl_senderkey_id(const kl_senderkey_t *s);
-/* Serialise (for the client's encrypted store); *out malloc'd, release with
- * kl_free_wipe(*out, *len). */
+/* Serialise (for the client's encrypted store); *out malloc'd and holding
+ * secrets, release with kl_free_wipe(*out, *len). KL_EINVAL, KL_ENOMEM. */
 int kl_senderkey_serialize(const kl_senderkey_t *s, uint8_t **out, size_t *len);
+/* Restore a serialised state into *out (the caller's: kl_senderkey_free).
+ * KL_EPROTO on anything but the canonical encoding, KL_ENOMEM. */
 int kl_senderkey_deserialize(kl_senderkey_t **out, const uint8_t *in, size_t len);
+/* Wipe and free (NULL is fine). */
 void kl_senderkey_free(kl_senderkey_t *s);
 
 #endif

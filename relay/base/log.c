@@ -4,8 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmdline/json.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "log.h"
 
 /* Read by the loop and the storage thread, written by a config reload. */

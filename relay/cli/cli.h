@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "admin.h"
-#include "kollega/json.h"
+#include "cmdline/json.h"
 #include "net/server.h"
 #include "storage/storage.h"
 

@@ -13,9 +13,9 @@
 
 #include "admin.h"
 #include "cli_peer.h"
+#include "cmdline/json.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/json.h"
 #include "storage/storage_cmirror.h"
 #include "storage/storage_fed.h"
 

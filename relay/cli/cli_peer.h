@@ -2,7 +2,7 @@
 #ifndef KOLLEGA_RELAY_CLI_PEER_H
 #define KOLLEGA_RELAY_CLI_PEER_H
 
-#include "kollega/json.h"
+#include "cmdline/json.h"
 #include "storage/storage.h"
 
 /* The whole `peer` command (argv[1] == "peer"); returns the exit code. */

@@ -7,8 +7,8 @@
 
 #include "cli.h"
 #include "cli_peer.h"
+#include "cmdline/version.h"
 #include "kollega/crypto.h"
-#include "kollega/version.h"
 
 static const kl_cli_cmd_t *const CMDS[] = {&kl_cli_init, &kl_cli_serve, &kl_cli_invite,
                                            &kl_cli_status, &kl_cli_config, &kl_cli_user,

@@ -34,6 +34,16 @@ int kl_fed_hint_keys(kl_fed_t *f)
     return 0;
 }
 
+const uint8_t *kl_fed_hint_key(const kl_fed_t *f, size_t i)
+{
+    return f->hint_keys + i * KL_FEDHINT_KEY;
+}
+
+uint64_t kl_fed_hs_tries(const kl_fed_t *f)
+{
+    return f->hs_tries;
+}
+
 int kl_fed_hello(fed_peer_t *p, kl_noise_hs_t *hs, uint8_t *out, size_t cap, size_t *outlen)
 {
     kl_fed_t *f = p->fed;

@@ -7,15 +7,10 @@
 #include <uv.h>
 
 #include "fed.h"
-#include "federation.pb-c.h"
+#include "fed_peer.h"
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 
-typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
-
-/* Largest handshake frame (KK messages are 48 bytes; message 1 has the
- * 16-byte hint in front). */
-#define FED_HS_MAX 128
 /* Deadline for TCP connect + handshake. */
 #define FED_HS_TIMEOUT_MS 10000
 /* Bytes queued on a link before the pump waits. */
@@ -28,7 +23,6 @@ typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
 /* Inbound frames per second per link: burst is twice the rate. */
 #define FED_RATE_DEFAULT 2000
 
-typedef struct fed_peer fed_peer_t;
 typedef struct fed_link fed_link_t;
 
 struct fed_link {
@@ -133,23 +127,9 @@ void kl_fedin_job_done(fed_link_t *l, kl_job_t *job);
 /* fed_in.c: an error answer on an inbound link; a storage job owned by it. */
 void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg);
 void kl_fedin_submit(fed_link_t *l, kl_job_t *job);
-/* fed_ident.c: derive every peer's hint key (kl_fed_new; 0 or KL_ENOMEM);
- * the first frame an initiator sends on p's link (hint || Noise message 1,
- * cap >= KL_FEDHINT_LEN + the message) into out; and the responder's
- * side: the peer whose hint leads the first frame msg, with the Noise
- * handshake that read its message 1 in *hs, or NULL (no hint matched, or
- * the one handshake it names failed). */
-int kl_fed_hint_keys(kl_fed_t *f);
-int kl_fed_hello(fed_peer_t *p, kl_noise_hs_t *hs, uint8_t *out, size_t cap, size_t *outlen);
-fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_noise_hs_t **hs);
-
 /* fed_group.c (groups with members on several relays). Send a GROUP or
  * GROUP_LIST job's request as a GroupProxy with frame id. */
 void kl_fedgroup_send(fed_peer_t *p, kl_job_t *job, uint32_t id);
-/* Take the answer fr (a group_reply) to a GROUP / GROUP_LIST job: 0, or
- * -1 if it is malformed or does not fit the request (fr may be robbed of
- * its body). */
-int kl_fedgroup_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr);
 /* On an inbound link: a GroupProxy / GroupNotify of the peer, and the
  * completion of the storage job it became (freed there). */
 void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr);
@@ -184,10 +164,8 @@ void kl_fedproxy_link_down(fed_peer_t *p);
 void kl_fedproxy_sweep(kl_fed_t *f, uint64_t now);
 /* fed.c: a job of the module to storage (kl_fed_job_done gets it back). */
 void kl_fed_store(kl_fed_t *f, kl_job_t *job);
-/* fed.c: the wall clock in ms since the epoch (0 if unreadable); the
- * configured peer with storage id id, or NULL. */
+/* fed.c: the wall clock in ms since the epoch (0 if unreadable). */
 uint64_t kl_fed_now_ms(void);
-fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id);
 
 /* fed_channel.c (broadcast channels across relays, mirror model). Send a
  * MIRROR step's or a CHAN_SUB's request as a GroupProxy of the relay

@@ -28,6 +28,21 @@ fed_peer_t *kl_fed_peer_by_id(kl_fed_t *f, uint64_t id)
     return NULL;
 }
 
+fed_peer_t *kl_fed_peer_at(const kl_fed_t *f, size_t i)
+{
+    return f->peers[i];
+}
+
+const kl_storage_peer_t *kl_fed_peer_cfg(const fed_peer_t *p)
+{
+    return &p->cfg;
+}
+
+int kl_fed_peer_removed(const fed_peer_t *p)
+{
+    return p->removed != 0;
+}
+
 size_t kl_fed_peer_count(const kl_fed_t *f)
 {
     return f ? f->n_peers : 0;

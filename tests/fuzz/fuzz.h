@@ -9,19 +9,17 @@
  * it is built, and every target resets it before each input.
  *
  * Fixtures are built once per process and live until exit; their temporary
- * directories (under $TMPDIR, else /tmp) are removed at exit. */
+ * directories (under $TMPDIR, else /tmp) are removed at exit. These, of
+ * libkollega alone, are the library kl_fuzz_common (fuzz_common.c); the
+ * relay's dispatch fixture is in fuzz_relay.h, the client's in
+ * fuzz_client.h. */
 #ifndef KOLLEGA_FUZZ_H
 #define KOLLEGA_FUZZ_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/dispatch.h"
-#include "identity.h"
 #include "kollega/noise.h"
-#include "prekeys.h"
-#include "storage/storage.h"
-#include "store.h"
 
 /* libFuzzer's entry points (also called by replay.c). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,6 +48,10 @@ const uint8_t *fuzz_bytes(fuzz_in_t *in, size_t n, size_t *len);
  * it) at exit. path gets it; cap >= 64. */
 void fuzz_tmpdir(char *path, size_t cap);
 
+/* The relay every fixture is on, and the time every fixture lives at. */
+#define FUZZ_RELAY_NAME "oslo.test"
+#define FUZZ_NOW_MS 1700000000000ull
+
 /* fuzz_sealed's identities: two kl_sign_keypair right after
  * fuzz_rng_reset(FUZZ_SEALED_SEED); the first opens the boxes. */
 #define FUZZ_SEALED_SEED 0x5345414c4544ull
@@ -71,30 +73,6 @@ kl_noise_hs_t *fuzz_hs_make(kl_noise_pattern_t p, int initiator);
  * client->send pairs with relay->recv and the reverse. */
 void fuzz_transport_pair(kl_noise_transport_t *client, kl_noise_transport_t *relay);
 
-/* ---- relay dispatch fixture ------------------------------------------ */
-#define FUZZ_RELAY_NAME "oslo.test"
-#define FUZZ_INVITE "fuzzinvitecode0123456789_-ABCDEF"
-#define FUZZ_NOW_MS 1700000000000ull
-
-typedef struct fuzz_user {
-    char handle[KL_HANDLE_MAX + 1];
-    uint8_t pk[32];
-    uint8_t sk[64];
-    kl_storage_user_t u;     /* id/inbox once registered */
-} fuzz_user_t;
-
-typedef struct fuzz_relay {
-    kl_storage_t *st;        /* the real sqlite backend, in a temp dir */
-    kl_dispatch_cfg_t cfg;
-    uint8_t hh[64];          /* the handshake hash every session uses */
-    fuzz_user_t alice;       /* registered, 3 entries in her inbox */
-    fuzz_user_t bob;         /* registered, signed prekey + 5 one-time prekeys */
-    fuzz_user_t carol;       /* not registered: her keys sign register seeds */
-} fuzz_relay_t;
-
-/* Built on first use. */
-fuzz_relay_t *fuzz_relay_get(void);
-
 /* ---- Double Ratchet fixture ------------------------------------------ */
 /* Two sessions after a short exchange: A (initiator) sent m0..m4 in its
  * first chain; B received m0 and m3 (so it holds skipped keys for m1 and
@@ -108,49 +86,5 @@ typedef struct fuzz_ratchet_fx {
 } fuzz_ratchet_fx_t;
 
 fuzz_ratchet_fx_t *fuzz_ratchet_get(void);
-
-/* ---- client (e2e) fixture -------------------------------------------- */
-#define FUZZ_ALICE "alice@oslo.test"
-#define FUZZ_BOB "bob@oslo.test"
-#define FUZZ_CAROL "carol@oslo.test"
-
-/* A sender: its identity and its Double Ratchet state towards alice,
- * serialized, plus the X3DH parameters its envelopes repeat. */
-typedef struct fuzz_sender {
-    const char *address;
-    uint8_t pk[32];
-    uint8_t sk[64];
-    uint8_t ek[32];
-    uint32_t spk_id;
-    int has_opk;
-    uint32_t opk_id;
-    uint8_t *ratchet;        /* kl_ratchet_serialize output */
-    size_t ratchet_len;
-} fuzz_sender_t;
-
-typedef struct fuzz_client {
-    kl_store_t *st;          /* alice's store, in a temp dir */
-    kl_identity_t alice;
-    kl_prekey_batch_t batch;
-    fuzz_sender_t bob;       /* no session at alice: his messages start X3DH */
-    fuzz_sender_t carol;     /* alice already holds a session with her */
-} fuzz_client_t;
-
-fuzz_client_t *fuzz_client_get(void);
-
-/* The body a sender would put in send.body: ratchet-encrypt pt (len bytes,
- * used as is: the caller pads or not) with the sender's state as built,
- * wrap it in Envelope and Sealed, seal it to alice. *body is malloc'd. */
-int fuzz_e2e_body(const fuzz_client_t *c, const fuzz_sender_t *s, const uint8_t *pt,
-                  size_t len, uint8_t **body, size_t *body_len);
-/* Seal an arbitrary Sealed plaintext to alice. *body is malloc'd. */
-int fuzz_e2e_seal(const fuzz_client_t *c, const uint8_t *pt, size_t len, uint8_t **body,
-                  size_t *body_len);
-/* A padded e2e Content as the client packs it (session.c content_pack):
- * 16-byte id of 0x42, sent_at FUZZ_NOW_MS. *out malloc'd. */
-void fuzz_content(const char *text, const char *to, uint8_t **out, size_t *len);
-/* The Sealed plaintext fuzz_e2e_body seals (for seeds). *out malloc'd. */
-int fuzz_e2e_sealed_pt(const fuzz_sender_t *s, const uint8_t *pt, size_t len, uint8_t **out,
-                       size_t *out_len);
 
 #endif

@@ -25,6 +25,7 @@
 
 #include "core/dispatch.h"
 #include "fuzz.h"
+#include "fuzz_relay.h"
 #include "jobs/jobs.h"
 #include "kollega/err.h"
 #include "kollega/wire.h"

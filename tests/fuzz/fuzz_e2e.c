@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "fuzz_client.h"
 #include "kollega/addr.h"
 #include "kollega/err.h"
 #include "kollega/sealed.h"

@@ -13,7 +13,8 @@
  * mirror's validated state (kl_channel_post_open), and their number is
  * the job's count of taken posts. */
 #include "fuzz_mirror.h"
-#include "fed/fed.h"
+#include "fuzz_relay.h"
+#include "jobs/fed_job.h"
 #include "jobs/jobs.h"
 #include "storage/storage_cmirror.h"
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 
 #include "fuzz.h"
+#include "fuzz_client.h"
+#include "fuzz_relay.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "fuzz.h"
+#include "fuzz_relay.h"
 #include "kollega/group.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x

@@ -32,7 +32,7 @@ def add_line(path, line):
 
 def test_wrong_includes_fail(root, relays):
     tree = os.path.join(root, "tree")
-    for d in ("include", "proto", "relay", "client", "tools"):
+    for d in ("include", "proto", "cmdline", "relay", "client", "tools", "tests"):
         shutil.copytree(os.path.join(SRC, d), os.path.join(tree, d))
     check(run(tree).returncode == 0, "the copy passes before it is changed")
     wrong = [
@@ -49,6 +49,14 @@ def test_wrong_includes_fail(root, relays):
          "relay/net/conn.c:1: relay/fed/fed_int.h is internal to relay/fed"),
         ("client/util.c", '#include "../relay/base/log.h"',
          "client/util.c:1: client may not include relay/base/log.h"),
+        ("proto/group.c", '#include "cmdline/json.h"',
+         "proto/group.c:1: proto may not include cmdline/json.h (cmdline)"),
+        ("relay/core/dispatch_channel.c", '#include "cmdline/json.h"',
+         "relay/core/dispatch_channel.c:1: relay/core may not include cmdline/json.h (cmdline)"),
+        ("tests/unit/test_fed.c", '#include "fed/fed_int.h"',
+         "tests/unit/test_fed.c:1: relay/fed/fed_int.h is internal to relay/fed"),
+        ("tests/unit/test_client_group.c", '#include "store_int.h"',
+         "tests/unit/test_client_group.c:1: client/store_int.h is internal to client"),
     ]
     for path, line, _ in wrong:
         add_line(os.path.join(tree, path), line)

@@ -1,4 +1,4 @@
-/* Identifying the peer on an inbound federation link (relay/fed_ident.c,
+/* Identifying the peer on an inbound federation link (relay/fed/fed_ident.c,
  * proto/fedhint.c): the hint in front of Noise_KK message 1 names the peer
  * with keyed hashes only, so a wrong, absent or stranger's hint is refused
  * without a single handshake try (no DH per configured peer), and a right
@@ -12,8 +12,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
-#include "fed/fed_int.h"
+#include "fed/fed_peer.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/fedhint.h"
@@ -97,7 +98,7 @@ static void test_hint_key_is_the_pairs(void **state)
     assert_int_equal(kl_fedhint_key(f->sk, f->peers[2].key, c), 0);
     assert_memory_equal(a, b, sizeof a);
     assert_memory_not_equal(a, c, sizeof a);
-    assert_memory_equal(f->fed->hint_keys + 1 * KL_FEDHINT_KEY, a, sizeof a);
+    assert_memory_equal(kl_fed_hint_key(f->fed, 1), a, sizeof a);
     uint8_t zero[32] = {0};
     assert_int_equal(kl_fedhint_key(f->sk, zero, c), KL_ECRYPTO);
     assert_int_equal(kl_fedhint_make(a, zero, 31, c), KL_EINVAL);
@@ -111,11 +112,11 @@ static void test_right_hint_one_try(void **state)
     for (int i = 0; i < N_PEERS; i++) {
         size_t n = hello(f->peer_sk[i], f->pk, f->pk, msg);
         kl_noise_hs_t *hs = NULL;
-        uint64_t before = f->fed->hs_tries;
+        uint64_t before = kl_fed_hs_tries(f->fed);
         fed_peer_t *p = kl_fed_identify(f->fed, msg, n, &hs);
         assert_non_null(p);
-        assert_ptr_equal(p, f->fed->peers[i]);
-        assert_int_equal(f->fed->hs_tries, before + 1);
+        assert_ptr_equal(p, kl_fed_peer_at(f->fed, i));
+        assert_int_equal(kl_fed_hs_tries(f->fed), before + 1);
         assert_true(kl_noise_hs_my_turn(hs));
         kl_noise_hs_free(hs);
     }
@@ -131,7 +132,7 @@ static void test_set_peers_reload(void **state)
     uint8_t msg[FED_HS_MAX], sk[32];
     kl_storage_peer_t next[N_PEERS];
     size_t added = 9, removed = 9;
-    fed_peer_t *kept0 = f->fed->peers[0], *kept2 = f->fed->peers[2];
+    fed_peer_t *kept0 = kl_fed_peer_at(f->fed, 0), *kept2 = kl_fed_peer_at(f->fed, 2);
     /* peers 0, 2, 3 stay; 1 goes; a new one (id 9) comes; 3's key changes. */
     next[0] = f->peers[0];
     next[1] = f->peers[2];
@@ -146,30 +147,30 @@ static void test_set_peers_reload(void **state)
     assert_int_equal(added, 2);
     assert_int_equal(removed, 2);
     assert_int_equal(kl_fed_peer_count(f->fed), N_PEERS);
-    assert_ptr_equal(f->fed->peers[0], kept0);
-    assert_ptr_equal(f->fed->peers[1], kept2);
+    assert_ptr_equal(kl_fed_peer_at(f->fed, 0), kept0);
+    assert_ptr_equal(kl_fed_peer_at(f->fed, 1), kept2);
     assert_null(kl_fed_peer(f->fed, "peer1.test"));
     assert_non_null(kl_fed_peer(f->fed, "new.test"));
     /* Jobs still naming a removed peer find it, retired. */
     fed_peer_t *gone = kl_fed_peer_by_id(f->fed, 2);
     assert_non_null(gone);
-    assert_true(gone->removed);
+    assert_true(kl_fed_peer_removed(gone));
     kl_noise_hs_t *hs = NULL;
-    uint64_t before = f->fed->hs_tries;
+    uint64_t before = kl_fed_hs_tries(f->fed);
     size_t n = hello(f->peer_sk[1], f->pk, f->pk, msg);
     assert_null(kl_fed_identify(f->fed, msg, n, &hs));
     n = hello(f->peer_sk[3], f->pk, f->pk, msg); /* peer 3's old key */
     assert_null(kl_fed_identify(f->fed, msg, n, &hs));
-    assert_int_equal(f->fed->hs_tries, before);
+    assert_int_equal(kl_fed_hs_tries(f->fed), before);
     n = hello(new_sk, f->pk, f->pk, msg);
     fed_peer_t *p = kl_fed_identify(f->fed, msg, n, &hs);
     assert_non_null(p);
-    assert_string_equal(p->cfg.name, "new.test");
+    assert_string_equal(kl_fed_peer_cfg(p)->name, "new.test");
     kl_noise_hs_free(hs);
     n = hello(sk, f->pk, f->pk, msg); /* peer 3's new key */
     p = kl_fed_identify(f->fed, msg, n, &hs);
     assert_non_null(p);
-    assert_string_equal(p->cfg.name, "peer3.test");
+    assert_string_equal(kl_fed_peer_cfg(p)->name, "peer3.test");
     kl_noise_hs_free(hs);
     n = hello(f->peer_sk[2], f->pk, f->pk, msg);
     assert_ptr_equal(kl_fed_identify(f->fed, msg, n, &hs), kept2);
@@ -195,11 +196,11 @@ static void test_bad_hints_cost_no_handshake(void **state)
     assert_int_equal(kl_fedhint_key(f->peer_sk[1], f->pk, key), 0);
     assert_int_equal(kl_fedhint_make(key, msg + KL_FEDHINT_LEN, n - KL_FEDHINT_LEN, msg), 0);
     kl_memzero(key, sizeof key);
-    uint64_t before = f->fed->hs_tries;
+    uint64_t before = kl_fed_hs_tries(f->fed);
     /* (this one names peer 1, so it costs one try, which then fails) */
     assert_null(kl_fed_identify(f->fed, msg, n, &hs));
-    assert_int_equal(f->fed->hs_tries, before + 1);
-    before = f->fed->hs_tries;
+    assert_int_equal(kl_fed_hs_tries(f->fed), before + 1);
+    before = kl_fed_hs_tries(f->fed);
     /* No hint at all: a bare message 1, as relays before the hint sent. */
     n = hello(f->peer_sk[0], f->pk, f->pk, msg);
     assert_null(kl_fed_identify(f->fed, msg + KL_FEDHINT_LEN, n - KL_FEDHINT_LEN, &hs));
@@ -213,7 +214,7 @@ static void test_bad_hints_cost_no_handshake(void **state)
     /* Random bytes. */
     kl_random(msg, 64);
     assert_null(kl_fed_identify(f->fed, msg, 64, &hs));
-    assert_int_equal(f->fed->hs_tries, before);
+    assert_int_equal(kl_fed_hs_tries(f->fed), before);
     assert_null(hs);
     kl_memzero(sk, sizeof sk);
 }

@@ -19,6 +19,7 @@
 #include "kollega/err.h"
 #include "storage/storage.h"
 #include "storage/storage_gfed.h"
+#include "storage_fixture.h"
 #include "tmpdir.h"
 
 typedef struct fixture {

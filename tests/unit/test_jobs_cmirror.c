@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "fed/fed.h"
+#include "jobs/fed_job.h"
 #include "jobs/jobs.h"
 #include "kollega/channel.h"
 #include "kollega/crypto.h"
@@ -25,6 +25,7 @@
 #include "relay.pb-c.h"
 #include "storage/storage.h"
 #include "storage/storage_cmirror.h"
+#include "storage_fixture.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "kollega/json.h"
+#include "cmdline/json.h"
 
 static void test_object_with_members(void **state)
 {

@@ -14,6 +14,7 @@
 #include "kollega/err.h"
 #include "storage/sqlite/sqlite_wal.h"
 #include "storage/storage.h"
+#include "storage_fixture.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

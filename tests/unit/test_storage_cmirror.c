@@ -18,6 +18,7 @@
 #include "storage/storage.h"
 #include "storage/storage_cmirror.h"
 #include "storage/storage_gfed.h"
+#include "storage_fixture.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

@@ -15,6 +15,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "storage/storage.h"
+#include "storage_fixture.h"
 #include "tmpdir.h"
 
 #define NOW 1700000000000ull

@@ -1,11 +1,10 @@
-/* Scratch directories for unit tests that use real sqlite files. */
+/* Scratch directories for unit tests that use real files (tmpdir.h). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "kollega/crypto.h"
-#include "storage/storage.h"
 #include "tmpdir.h"
 
 void kl_test_rmdir(const char *dir)
@@ -50,13 +49,6 @@ int kl_test_scratch(char dir[64], char path[128], const char *tmpl, const char *
         return -1;
     snprintf(path, 128, "%s/%s", dir, file);
     return 0;
-}
-
-int kl_test_storage(char dir[64], char path[128], const char *tmpl, kl_storage_t **st)
-{
-    if (kl_test_scratch(dir, path, tmpl, "relay.db") != 0)
-        return -1;
-    return kl_storage_open(st, path, KL_STORAGE_CREATE) == 0 ? 0 : -1;
 }
 
 int kl_test_store_setup(void **state)

@@ -1,10 +1,9 @@
-/* Scratch directories for unit tests that use real sqlite files. */
+/* Scratch directories for unit tests that use real files (the library
+ * kl_test_tmpdir; a relay database in one: storage_fixture.h). */
 #ifndef KOLLEGA_TESTS_TMPDIR_H
 #define KOLLEGA_TESTS_TMPDIR_H
 
 #include <stddef.h>
-
-struct kl_storage;
 
 /* Remove dir and the files in it (not subdirectories). */
 void kl_test_rmdir(const char *dir);
@@ -23,9 +22,5 @@ int kl_test_store_teardown(void **state);
 /* A new scratch directory from tmpl ("/tmp/kl-x-XXXXXX", at most 63
  * characters) in dir[64], and path[128] = dir/file. 0, or -1. */
 int kl_test_scratch(char dir[64], char path[128], const char *tmpl, const char *file);
-/* A new scratch directory from tmpl ("/tmp/kl-x-XXXXXX", at most 63
- * characters) in dir[64], and a new relay database path[128] in it, opened
- * (created) in *st. 0, or -1 (the directory may exist then). */
-int kl_test_storage(char dir[64], char path[128], const char *tmpl, struct kl_storage **st);
 
 #endif

@@ -11,8 +11,8 @@
 #include <sys/resource.h>
 
 #include "bench.h"
+#include "cmdline/version.h"
 #include "kollega/err.h"
-#include "kollega/version.h"
 #include "spawn.h"
 
 #define EXIT_FAIL 1

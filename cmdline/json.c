@@ -1,8 +1,9 @@
+/* The JSON writer of --json output (cmdline/json.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kollega/json.h"
+#include "cmdline/json.h"
 
 void kl_json_init(kl_json_t *j)
 {

@@ -1,8 +1,10 @@
-/* --version of kollega, kollega-relay and kollega-bench (kollega/version.h). */
+/* --version of kollega, kollega-relay and kollega-bench (cmdline/version.h);
+ * the version itself is KL_VERSION (kollega/version.h). */
 #include <stdio.h>
 #include <string.h>
 
-#include "kollega/json.h"
+#include "cmdline/json.h"
+#include "cmdline/version.h"
 #include "kollega/version.h"
 
 int kl_version_cli(const char *prog, int argc, char **argv)
