@@ -8,8 +8,8 @@
 
 #include "fed.h"
 #include "federation.pb-c.h"
-#include "kollega/frame.h"
 #include "kollega/noise.h"
+#include "kollega/stream.h"
 
 typedef Kollega__Federation__V1__FedFrame kl_fedframe_t;
 
@@ -44,9 +44,7 @@ struct fed_link {
     int ready;                   /* handshake done */
     uint32_t jobs;               /* storage jobs owned by this link */
     char where[64];              /* peer address for the log */
-    kl_framer_t framer;
-    kl_noise_hs_t *hs;
-    kl_noise_transport_t tr;
+    kl_stream_t st;              /* framing, Noise_KK, deadline (clock: uv_now) */
     size_t wq_bytes;
     /* inbound side */
     uint64_t tokens_milli, refill_ms;
