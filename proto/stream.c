@@ -54,6 +54,12 @@ static void hs_drop(kl_stream_t *s)
     s->hs = NULL;
 }
 
+/* a + b, or UINT64_MAX when that does not fit: a deadline never wraps. */
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 int kl_stream_init(kl_stream_t *s, const kl_stream_config_t *cfg, uint64_t now)
 {
     memset(s, 0, sizeof *s);
@@ -79,7 +85,7 @@ int kl_stream_init(kl_stream_t *s, const kl_stream_config_t *cfg, uint64_t now)
     s->plaintext = cfg->plaintext != 0;
     s->last_rx = s->last_tx = now;
     if (cfg->handshake_ms > 0)
-        s->deadline = now + cfg->handshake_ms;
+        s->deadline = add_sat(now, cfg->handshake_ms);
     return 0;
 }
 
@@ -438,7 +444,7 @@ const uint8_t *kl_stream_hh(const kl_stream_t *s)
     return s->ready ? s->tr.hh : NULL;
 }
 
-void kl_stream_keepalive(kl_stream_t *s, uint32_t idle_ms, uint32_t ping_ms)
+void kl_stream_keepalive(kl_stream_t *s, uint64_t idle_ms, uint64_t ping_ms)
 {
     s->idle_ms = idle_ms;
     s->ping_ms = ping_ms;
@@ -456,13 +462,13 @@ int kl_stream_tick(const kl_stream_t *s, uint64_t now, uint64_t *next)
         }
     } else {
         if (s->idle_ms > 0) {
-            uint64_t dead = s->last_rx + s->idle_ms;
+            uint64_t dead = add_sat(s->last_rx, s->idle_ms);
             at = dead;
             if (now >= dead)
                 r = KL_ETIMEDOUT;
         }
         if (s->ping_ms > 0) {
-            uint64_t ping = s->last_tx + s->ping_ms;
+            uint64_t ping = add_sat(s->last_tx, s->ping_ms);
             if (ping < at)
                 at = ping;
             if (r == 0 && now >= ping)

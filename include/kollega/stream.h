@@ -116,7 +116,7 @@ typedef struct kl_stream {
     struct kl_stream_hs *hs;     /* NULL once ready and its output is taken */
     uint64_t last_rx, last_tx;   /* now of the last kl_stream_feed / seal */
     uint64_t deadline;           /* handshake deadline, 0: none */
-    uint32_t idle_ms, ping_ms;   /* kl_stream_keepalive */
+    uint64_t idle_ms, ping_ms;   /* kl_stream_keepalive */
     uint8_t ready;
     uint8_t failed;              /* input side */
     uint8_t plaintext;
@@ -202,7 +202,7 @@ const uint8_t *kl_stream_hh(const kl_stream_t *s);
 /* Keepalive from the handshake's completion on: the peer is dead when
  * nothing arrived for idle_ms, a ping is due when nothing was sent for
  * ping_ms (0: off). The caller builds and seals pings itself. */
-void kl_stream_keepalive(kl_stream_t *s, uint32_t idle_ms, uint32_t ping_ms);
+void kl_stream_keepalive(kl_stream_t *s, uint64_t idle_ms, uint64_t ping_ms);
 /* At time now: KL_ETIMEDOUT when the handshake deadline passed before
  * completion or the peer is dead by idle_ms, 1 when a ping is due, else 0.
  * *next (may be NULL) gets the earliest time the answer can change
