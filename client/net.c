@@ -2,8 +2,10 @@
  *
  * The socket is non-blocking and every wait is a poll() with a deadline, so
  * no relay (slow, silent or hostile) can hang the client: a connect, a
- * handshake and each request have a time limit, and frames are capped at
- * the protocol's 65535 bytes by the framer before anything is allocated. */
+ * handshake and each request have a time limit. The protocol (framing,
+ * the Noise NK handshake, the transport) is c->st, a kl_stream: frames
+ * are capped at 128 bytes before the handshake and at the protocol's 65535
+ * after it, before anything is allocated. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -20,8 +22,7 @@
 
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "kollega/frame.h"
-#include "kollega/noise.h"
+#include "kollega/stream.h"
 #include "net.h"
 
 struct qitem {
@@ -32,10 +33,7 @@ struct qitem {
 struct kl_net {
     int fd;
     char where[300];               /* "HOST:PORT" for messages */
-    kl_noise_hs_t *hs;             /* during the handshake */
-    kl_noise_transport_t t;
-    int have_transport;
-    kl_framer_t framer;
+    kl_stream_t st;
     struct qitem *head, *tail;
     size_t npush;
     int missed;
@@ -152,31 +150,14 @@ static kl_frame_t *queue_take(kl_net_t *c, uint32_t id)
     return NULL;
 }
 
-/* One complete L1 frame: the handshake reply while handshaking, then
- * transport messages, each decrypted at once so nonces stay in order. */
-static int on_frame(void *ud, const uint8_t *msg, size_t len)
+/* Stream events: each frame, decrypted as it arrives so nonces stay in
+ * order, is queued. The handshake's end shows in kl_stream_ready and a
+ * failure in kl_stream_feed's result. */
+static int on_event(void *ud, kl_stream_event_t *ev)
 {
     kl_net_t *c = ud;
-    if (!c->have_transport) {
-        uint8_t payload[64];
-        size_t plen = 0;
-        int r = kl_noise_hs_read(c->hs, msg, len, payload, sizeof payload, &plen);
-        if (r == 0 && !kl_noise_hs_done(c->hs))
-            r = KL_EPROTO;
-        if (r == 0)
-            r = kl_noise_hs_split(c->hs, &c->t);
-        kl_noise_hs_free(c->hs);
-        c->hs = NULL;
-        if (r)
-            return r == KL_EPROTO ? KL_EPROTO : KL_ECRYPTO;
-        c->have_transport = 1;
-        return 0;
-    }
-    kl_frame_t *f = NULL;
-    int r = kl_wire_open(&c->t, msg, len, &f);
-    if (r)
-        return r;
-    queue_push(c, f);
+    if (ev->type == KL_STREAM_EV_FRAME)
+        queue_push(c, ev->frame);
     return 0;
 }
 
@@ -197,7 +178,7 @@ static int read_some(kl_net_t *c, uint64_t deadline)
     }
     if (n < 0)
         return 0;
-    r = kl_framer_feed(&c->framer, buf, (size_t)n, on_frame, c);
+    r = kl_stream_feed(&c->st, buf, (size_t)n, now_ms(), on_event, c);
     kl_memzero(buf, sizeof buf);
     if (r) {
         c->dead = 1;
@@ -307,10 +288,21 @@ int kl_net_open(const char *host, uint16_t port, const uint8_t relay_key[32],
                  volatile sig_atomic_t *stop, kl_net_t **out, char *err, size_t errcap)
 {
     int r = KL_ENOMEM;
-    uint8_t msg1[128];
-    uint8_t frame[2 + sizeof msg1];
+    uint8_t msg1[KL_STREAM_OUT_MAX];
     size_t m1 = 0;
     kl_net_t *c = calloc(1, sizeof *c);
+    /* The protocol's handshake payloads are empty; one of up to 64 bytes
+     * from the relay is tolerated (and ignored), as it always was. */
+    kl_stream_config_t sc = {
+        .pattern = KL_NOISE_NK,
+        .initiator = 1,
+        .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+        .prologue_len = strlen(KL_PROLOGUE_CLIENT),
+        .rs = relay_key,
+        .hs_max = KL_STREAM_HS_MAX,
+        .frame_max = KL_FRAME_MAX,
+        .payload_max = 64,
+    };
 
     *out = NULL;
     if (c == NULL)
@@ -318,30 +310,20 @@ int kl_net_open(const char *host, uint16_t port, const uint8_t relay_key[32],
     c->fd = -1;
     c->stop = stop;
     c->next_id = 1;
-    kl_framer_init(&c->framer, KL_FRAME_MAX);
     snprintf(c->where, sizeof c->where, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 
     uint64_t deadline = now_ms() + KL_CONN_CONNECT_MS;
     if ((r = tcp_connect(c, host, port, deadline)))
         goto out;
 
-    kl_noise_config_t cfg = {
-        .pattern = KL_NOISE_NK,
-        .initiator = 1,
-        .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-        .prologue_len = strlen(KL_PROLOGUE_CLIENT),
-        .rs = relay_key,
-    };
-    if ((r = kl_noise_hs_new(&c->hs, &cfg)) ||
-        (r = kl_noise_hs_write(c->hs, NULL, 0, msg1, sizeof msg1, &m1)) ||
-        (r = kl_frame_header(m1, frame))) {
+    if ((r = kl_stream_init(&c->st, &sc, now_ms())) || (r = kl_stream_start(&c->st)) ||
+        (r = kl_stream_take(&c->st, msg1, sizeof msg1, &m1))) {
         set_err(c, "cannot start the encrypted connection (%s)", kl_strerror(r));
         goto out;
     }
-    memcpy(frame + 2, msg1, m1);
-    if ((r = write_all(c, frame, m1 + 2, deadline)))
+    if ((r = write_all(c, msg1, m1, deadline)))
         goto out;
-    while (!c->have_transport) {
+    while (!kl_stream_ready(&c->st)) {
         r = read_some(c, deadline);
         if (r == KL_ETIMEDOUT)
             set_err(c, "the relay %s did not answer the handshake in time", c->where);
@@ -372,9 +354,7 @@ void kl_net_close(kl_net_t *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
-    kl_noise_hs_free(c->hs);
-    kl_noise_transport_wipe(&c->t);
-    kl_framer_free(&c->framer);
+    kl_stream_free(&c->st);
     while (c->head) {
         struct qitem *q = c->head;
         c->head = q->next;
@@ -386,17 +366,25 @@ void kl_net_close(kl_net_t *c)
 
 const uint8_t *kl_net_handshake_hash(const kl_net_t *c)
 {
-    return c->t.hh;
+    return kl_stream_hh(&c->st);
 }
 
 int kl_net_send(kl_net_t *c, kl_frame_t *f)
 {
     uint8_t *buf = NULL;
-    size_t len = 0;
+    size_t n = 0, len = 0;
+    int r = 0;
     if (c->dead)
         return KL_EIO;
-    int r = kl_wire_seal_alloc(&c->t, f, &buf, &len);
+    n = kollega__relay__v1__frame__get_packed_size(f);
+    if (n > KL_WIRE_MAX_FRAME)
+        r = KL_ETOOBIG;
+    else if ((buf = malloc(KL_WIRE_SIZE(n))) == NULL)
+        r = KL_ENOMEM;
+    else
+        r = kl_stream_seal_frame(&c->st, f, n, buf, KL_WIRE_SIZE(n), &len, now_ms());
     if (r) {
+        free(buf);
         set_err(c, "cannot encode a request (%s)", kl_strerror(r));
         return r;
     }

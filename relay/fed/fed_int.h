@@ -8,8 +8,9 @@
 
 #include "fed.h"
 #include "fed_peer.h"
-#include "kollega/frame.h"
+#include "federation.pb-c.h"
 #include "kollega/noise.h"
+#include "kollega/stream.h"
 
 /* Deadline for TCP connect + handshake. */
 #define FED_HS_TIMEOUT_MS 10000
@@ -38,9 +39,7 @@ struct fed_link {
     int ready;                   /* handshake done */
     uint32_t jobs;               /* storage jobs owned by this link */
     char where[64];              /* peer address for the log */
-    kl_framer_t framer;
-    kl_noise_hs_t *hs;
-    kl_noise_transport_t tr;
+    kl_stream_t st;              /* framing, Noise_KK, deadline (clock: uv_now) */
     size_t wq_bytes;
     /* inbound side */
     uint64_t tokens_milli, refill_ms;

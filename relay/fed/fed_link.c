@@ -2,8 +2,11 @@
  * then sealed FedFrames. Outgoing links are dialled by fed.c (one per
  * peer); inbound links are accepted on the federation port and identified
  * by the hint in front of the first handshake message (fed_ident.c).
- * A link is freed once both handles are closed and no storage job still
- * refers to it. */
+ * The protocol is l->st, a kl_stream in plaintext mode; since the hint
+ * wraps message 1, both ends bring their own Noise handshake to it
+ * (kl_stream_adopt) and this file keeps the socket, the write queue and
+ * the handshake timer. A link is freed once both handles are closed and
+ * no storage job still refers to it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +38,7 @@ void kl_fedlink_maybe_free(fed_link_t *l)
         }
     }
     kl_job_free(l->filling);
-    kl_framer_free(&l->framer);
-    kl_noise_hs_free(l->hs);
-    kl_noise_transport_wipe(&l->tr);
+    kl_stream_free(&l->st);
     kl_free_wipe(l, sizeof *l);
 }
 
@@ -105,23 +106,22 @@ void kl_fedlink_send(fed_link_t *l, const kl_fedframe_t *fr)
         kl_log(KL_LOG_ERROR, "federation: frame of %zu bytes is too large", n);
         return;
     }
-    uint8_t *pt = malloc(n ? n : 1);
+    /* Packed right behind the length header and sealed in place, so no
+     * plaintext copy outlives the call. */
     uint8_t *out = malloc(KL_WIRE_SIZE(n));
     size_t olen = 0;
-    int r = pt && out ? 0 : KL_ENOMEM;
+    int r = out ? 0 : KL_ENOMEM;
     if (r == 0) {
-        kollega__federation__v1__fed_frame__pack(fr, pt);
-        r = kl_noise_encrypt(&l->tr, pt, n, out + 2, KL_WIRE_SIZE(n) - 2, &olen);
+        kollega__federation__v1__fed_frame__pack(fr, out + KL_FRAME_HDR);
+        r = kl_stream_seal(&l->st, out + KL_FRAME_HDR, n, out, KL_WIRE_SIZE(n), &olen,
+                           uv_now(l->fed->cfg.loop));
     }
-    if (r == 0)
-        r = kl_frame_header(olen, out);
-    kl_free_wipe(pt, n);
     if (r != 0) {
-        free(out);
+        kl_free_wipe(out, out ? KL_WIRE_SIZE(n) : 0);
         kl_fedlink_close(l, "cannot seal a frame");
         return;
     }
-    queue_write(l, out, 2 + olen);
+    queue_write(l, out, olen);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -133,50 +133,46 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = buf->base ? 65536 : 0;
 }
 
-static int send_hs(fed_link_t *l, const uint8_t *msg, size_t len)
+/* Write the stream's handshake bytes (message 1, or the answer), if any. */
+static int send_pending(fed_link_t *l)
 {
-    uint8_t *out = malloc(2 + len);
+    size_t n = kl_stream_pending(&l->st), len = 0;
+    if (n == 0)
+        return 0;
+    uint8_t *out = malloc(n);
     if (out == NULL)
         return KL_ENOMEM;
-    kl_frame_header(len, out);
-    memcpy(out + 2, msg, len);
-    queue_write(l, out, 2 + len);
+    int r = kl_stream_take(&l->st, out, n, &len);
+    if (r != 0) {
+        free(out);
+        return r;
+    }
+    queue_write(l, out, len);
     return 0;
 }
 
-static void ready(fed_link_t *l)
+/* The handshake completed: the answer (inbound) goes out first. */
+static int ready(fed_link_t *l)
 {
-    kl_noise_hs_free(l->hs);
-    l->hs = NULL;
+    if (send_pending(l) != 0) {
+        kl_fedlink_close(l, "handshake failed");
+        return 1;
+    }
+    if (l->closing)
+        return 1;
     l->ready = 1;
-    l->framer.max_len = KL_FRAME_MAX;
     uv_timer_stop(&l->timer);
     kl_fed_link_up(l);
+    return l->closing;
 }
 
-/* Handshake messages: as initiator we wait for message 2; as responder
- * message 1 tells us which peer this is (or nobody we know). */
-static int handshake(fed_link_t *l, const uint8_t *msg, size_t len)
+/* Inbound message 1: the hint in front of it tells which peer this is (or
+ * nobody we know), and that peer's handshake, having read it, goes to the
+ * stream, which answers and reports the link ready. */
+static int identify(fed_link_t *l, const uint8_t *msg, size_t len)
 {
-    uint8_t payload[FED_HS_MAX], out[FED_HS_MAX];
-    size_t plen = 0, olen = 0;
-    int r;
-    if (l->outgoing) {
-        r = kl_noise_hs_read(l->hs, msg, len, payload, sizeof payload, &plen);
-        if (r == 0 && (plen != 0 || !kl_noise_hs_done(l->hs)))
-            r = KL_EPROTO;
-        if (r == 0)
-            r = kl_noise_hs_split(l->hs, &l->tr);
-        if (r != 0) {
-            kl_log(KL_LOG_WARN, "federation: handshake with %s failed: %s (is our key "
-                   "configured there?)", l->peer->cfg.name, kl_strerror(r));
-            kl_fedlink_close(l, "handshake failed");
-            return 1;
-        }
-        ready(l);
-        return l->closing;
-    }
-    fed_peer_t *p = kl_fed_identify(l->fed, msg, len, &l->hs);
+    kl_noise_hs_t *hs = NULL;
+    fed_peer_t *p = kl_fed_identify(l->fed, msg, len, &hs);
     if (p == NULL) {
         kl_log(KL_LOG_WARN, "federation: refused a link from %s: not a configured peer, or "
                "a peer with a different key",
@@ -186,41 +182,21 @@ static int handshake(fed_link_t *l, const uint8_t *msg, size_t len)
     }
     l->peer = p;
     l->fed->pending_in--;
-    r = kl_noise_hs_write(l->hs, NULL, 0, out, sizeof out, &olen);
-    if (r == 0)
-        r = kl_noise_hs_split(l->hs, &l->tr);
-    if (r == 0)
-        r = send_hs(l, out, olen);
-    if (r != 0) {
+    if (kl_stream_adopt(&l->st, hs, NULL, 0) != 0) {
         kl_fedlink_close(l, "handshake failed");
         return 1;
     }
-    ready(l);
-    return l->closing;
+    return 0;
 }
 
-static int on_frame(void *ud, const uint8_t *msg, size_t len)
+/* One FedFrame's plaintext. */
+static int on_frame(fed_link_t *l, const uint8_t *pt, size_t len)
 {
-    fed_link_t *l = ud;
-    if (l->closing)
-        return 1;
-    if (!l->ready)
-        return handshake(l, msg, len);
-    uint8_t *pt = malloc(len);
-    size_t plen = 0;
-    if (pt == NULL) {
-        kl_fedlink_close(l, "out of memory");
-        return 1;
-    }
-    int r = kl_noise_decrypt(&l->tr, msg, len, pt, len, &plen);
-    kl_fedframe_t *fr = NULL;
-    if (r == 0)
-        fr = kollega__federation__v1__fed_frame__unpack(NULL, plen, pt);
-    kl_free_wipe(pt, len);
+    kl_fedframe_t *fr = kollega__federation__v1__fed_frame__unpack(NULL, len, pt);
     if (fr == NULL || fr->body_case == KOLLEGA__FEDERATION__V1__FED_FRAME__BODY__NOT_SET) {
         if (fr)
             kollega__federation__v1__fed_frame__free_unpacked(fr, NULL);
-        kl_fedlink_close(l, r ? "decryption failed" : "undecodable frame");
+        kl_fedlink_close(l, "undecodable frame");
         return 1;
     }
     kl_fed_on_frame(l, fr);
@@ -228,39 +204,85 @@ static int on_frame(void *ud, const uint8_t *msg, size_t len)
     return l->closing;
 }
 
+/* The stream's input failed (a bad length, a failed handshake or
+ * decryption): nothing is answered on a link. */
+static void stream_failed(fed_link_t *l, int err, const char *reason)
+{
+    if (l->outgoing && !l->ready) {
+        kl_log(KL_LOG_WARN, "federation: handshake with %s failed: %s (is our key "
+               "configured there?)", l->peer->cfg.name, kl_strerror(err));
+        kl_fedlink_close(l, "handshake failed");
+        return;
+    }
+    kl_fedlink_close(l, reason);
+}
+
+static int on_event(void *ud, kl_stream_event_t *ev)
+{
+    fed_link_t *l = ud;
+    if (l->closing)
+        return 1;
+    switch (ev->type) {
+    case KL_STREAM_EV_HANDSHAKE:
+        return identify(l, ev->data, ev->len);
+    case KL_STREAM_EV_READY:
+        return ready(l);
+    case KL_STREAM_EV_FRAME:
+        return on_frame(l, ev->data, ev->len);
+    case KL_STREAM_EV_ERROR:
+        stream_failed(l, ev->err, ev->reason);
+        return 1;
+    }
+    return 1;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     fed_link_t *l = st->data;
     if (nread < 0 && !l->closing)
         kl_fedlink_close(l, nread == UV_EOF ? "peer closed" : "read error");
-    if (nread > 0 && !l->closing) {
-        int r = kl_framer_feed(&l->framer, (const uint8_t *)buf->base, (size_t)nread, on_frame,
-                               l);
-        if (r != 0 && r != 1 && !l->closing)
-            kl_fedlink_close(l, "bad frame length");
-    }
+    if (nread > 0 && !l->closing)
+        (void)kl_stream_feed(&l->st, (const uint8_t *)buf->base, (size_t)nread,
+                             uv_now(l->fed->cfg.loop), on_event, l); /* failures: on_event */
     free(buf->base);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
     fed_link_t *l = t->data;
-    if (!l->ready)
+    uint64_t now = uv_now(l->fed->cfg.loop), next = 0;
+    if (l->ready)
+        return;
+    if (kl_stream_tick(&l->st, now, &next) == KL_ETIMEDOUT)
         kl_fedlink_close(l, l->outgoing ? "connect/handshake timeout" : "handshake timeout");
+    else
+        uv_timer_start(&l->timer, on_timeout, next - now, 0);
 }
 
 static fed_link_t *link_new(kl_fed_t *f, int outgoing)
 {
+    /* No keys here: both ends bring their own handshake (the hint). */
+    kl_stream_config_t sc = {.pattern = KL_NOISE_KK,
+                             .initiator = outgoing,
+                             .hs_max = FED_HS_MAX,
+                             .frame_max = KL_FRAME_MAX,
+                             .plaintext = 1,
+                             .defer = !outgoing,
+                             .handshake_ms = FED_HS_TIMEOUT_MS};
     fed_link_t *l = calloc(1, sizeof *l);
     if (l == NULL)
         return NULL;
+    if (kl_stream_init(&l->st, &sc, uv_now(f->cfg.loop)) != 0) {
+        kl_stream_free(&l->st);
+        free(l);
+        return NULL;
+    }
     l->fed = f;
     l->outgoing = outgoing;
     uv_tcp_init(f->cfg.loop, &l->tcp);
     uv_timer_init(f->cfg.loop, &l->timer);
     l->tcp.data = l->timer.data = l;
     l->open_handles = 2;
-    kl_framer_init(&l->framer, FED_HS_MAX);
     l->next = f->links;
     f->links = l;
     uv_timer_start(&l->timer, on_timeout, FED_HS_TIMEOUT_MS, 0);
@@ -272,6 +294,7 @@ static void on_connect(uv_connect_t *req, int status)
     fed_link_t *l = req->data;
     uint8_t msg[FED_HS_MAX];
     size_t mlen = 0;
+    kl_noise_hs_t *hs = NULL;
     if (l->closing)
         return;
     if (status < 0) {
@@ -287,12 +310,16 @@ static void on_connect(uv_connect_t *req, int status)
                             .prologue_len = strlen(KL_PROLOGUE_FEDERATION),
                             .s = sk,
                             .rs = l->peer->cfg.key};
-    int r = kl_noise_hs_new(&l->hs, &nc);
+    int r = kl_noise_hs_new(&hs, &nc);
     if (r == 0)
-        r = kl_fed_hello(l->peer, l->hs, msg, sizeof msg, &mlen);
+        r = kl_fed_hello(l->peer, hs, msg, sizeof msg, &mlen);
     if (r == 0)
-        r = send_hs(l, msg, mlen);
+        r = kl_stream_adopt(&l->st, hs, msg, mlen); /* takes hs */
+    else
+        kl_noise_hs_free(hs);
     if (r == 0)
+        r = send_pending(l);
+    if (r == 0 && !l->closing)
         r = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
     if (r != 0)
         kl_fedlink_close(l, "handshake failed");

@@ -11,9 +11,11 @@
  *             connection is dropped, except that a committed send still
  *             pushes to its recipient).
  *
- * A connection holds no read buffer while idle (the server's shared buffer
- * serves every read; the framer allocates only for a partial frame), and
- * the handshake state is freed at split. */
+ * The protocol itself (framing, the Noise handshake and transport, the
+ * idle deadline) is c->st, a kl_stream; this file is its I/O. A
+ * connection holds no read buffer while idle (the server's shared buffer
+ * serves every read; the stream allocates only for a partial frame), and
+ * the handshake state is freed once its answer is queued. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +121,8 @@ static void maybe_free(kl_conn_t *c)
         return;
     for (size_t i = 0; i < c->n_backlog; i++)
         kl_wire_free(c->backlog[i]);
-    kl_framer_free(&c->framer);
+    kl_stream_free(&c->st);
     kl_conn_missed_free(c);
-    kl_noise_transport_wipe(&c->tr);
     kl_server_conn_freed(c->srv, c);
     kl_free_wipe(c, sizeof *c);
 }
@@ -274,8 +275,9 @@ static void send_sealed(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, si
         return;
     }
     size_t len = 0;
-    int r = f != NULL ? kl_wire_seal_sized(&c->tr, f, n, p, KL_WIRE_SIZE(n), &len)
-                      : kl_wire_seal_packed(&c->tr, pt, n, p, KL_WIRE_SIZE(n), &len);
+    uint64_t now = uv_now(c->srv->loop);
+    int r = f != NULL ? kl_stream_seal_frame(&c->st, f, n, p, KL_WIRE_SIZE(n), &len, now)
+                      : kl_stream_seal(&c->st, pt, n, p, KL_WIRE_SIZE(n), &len, now);
     if (r != 0) {
         kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s", kl_strerror(r));
         kl_conn_close(c, "internal error");
@@ -419,54 +421,24 @@ static void drain_backlog(kl_conn_t *c)
 }
 
 /* The Noise handshake runs on libuv's thread pool: its three X25519
- * operations (and the guarded allocation of the handshake state) are most
- * of what a connect costs the relay, and on the loop thread they used one
- * core only. The work holds copies of everything it needs, so the loop
- * never shares state with it; reading pauses until it is back (an NK
- * client has nothing to send before the answer anyway), and the
- * connection is not freed while it is out (maybe_free). */
+ * operations are most of what a connect costs the relay, and on the loop
+ * thread they used one core only. The stream holds message 1 (it is
+ * configured to defer it) and the worker answers it with
+ * kl_stream_handshake; meanwhile nothing on the loop touches c->st:
+ * reading pauses until the work is back (an NK client has nothing to send
+ * before the answer anyway), nothing is sealed before transport_ready, and
+ * the connection is not freed while the work is out (maybe_free). */
 typedef struct hs_work {
     uv_work_t req;
     kl_conn_t *c;
-    const uint8_t *static_sk;   /* the server's guarded copy, read only */
-    uint8_t msg[KL_CONN_HS_MAX];
-    size_t len;
-    uint8_t reply[2 + KL_CONN_HS_MAX];
-    size_t rlen;
-    kl_noise_transport_t tr;
     int r;
 } hs_work_t;
 
-/* NK, responder (worker thread): read the client's "e, es", answer
- * "e, ee", split. Both payloads must be empty (DESIGN "Layers"). */
+/* Worker thread: NK responder, read "e, es", answer "e, ee", split. */
 static void hs_run(uv_work_t *req)
 {
     hs_work_t *w = req->data;
-    uint8_t payload[KL_CONN_HS_MAX];
-    size_t plen = 0, olen = 0;
-    kl_noise_hs_t *hs = NULL;
-    kl_noise_config_t nc = {.pattern = KL_NOISE_NK,
-                            .initiator = 0,
-                            .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-                            .prologue_len = strlen(KL_PROLOGUE_CLIENT),
-                            .s = w->static_sk};
-    int r = kl_noise_hs_new(&hs, &nc);
-    if (r == 0)
-        r = kl_noise_hs_read(hs, w->msg, w->len, payload, sizeof payload, &plen);
-    if (r == 0 && plen != 0)
-        r = KL_EPROTO;
-    if (r == 0)
-        r = kl_noise_hs_write(hs, NULL, 0, w->reply + 2, KL_CONN_HS_MAX, &olen);
-    if (r == 0 && !kl_noise_hs_done(hs))
-        r = KL_ESTATE;
-    if (r == 0)
-        r = kl_frame_header(olen, w->reply);
-    if (r == 0)
-        r = kl_noise_hs_split(hs, &w->tr);
-    kl_memzero(payload, sizeof payload);
-    kl_noise_hs_free(hs);
-    w->rlen = 2 + olen;
-    w->r = r;
+    w->r = kl_stream_handshake(&w->c->st);
 }
 
 static void hs_done(uv_work_t *req, int status)
@@ -474,84 +446,52 @@ static void hs_done(uv_work_t *req, int status)
     hs_work_t *w = req->data;
     kl_conn_t *c = w->c;
     int r = status != 0 ? KL_ESTATE : w->r;
+    free(w);
     c->hs_work = NULL;
     if (c->closing || c->finishing) {
-        kl_free_wipe(w, sizeof *w);
         maybe_free(c);
         return;
     }
-    uint8_t *out = r == 0 ? out_reserve(c, w->rlen) : NULL;
-    if (r != 0 || out == NULL) {
-        kl_free_wipe(w, sizeof *w);
-        if (r == 0) {
-            kl_conn_close(c, "out of memory");
-            return;
-        }
+    if (r != 0) {
         kl_log_conn(KL_LOG_INFO, c->id, c->peer, "handshake failed: %s", kl_strerror(r));
         kl_conn_close(c, "handshake failed");
         return;
     }
-    memcpy(out, w->reply, w->rlen);
-    c->tr = w->tr;
-    memcpy(c->sess.hh, c->tr.hh, sizeof c->sess.hh);
+    size_t n = kl_stream_pending(&c->st), len = 0;
+    uint8_t *out = out_reserve(c, n);
+    if (out == NULL || kl_stream_take(&c->st, out, n, &len) != 0) {
+        kl_conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(c->sess.hh, kl_stream_hh(&c->st), sizeof c->sess.hh);
     c->transport_ready = 1;
-    c->framer.max_len = KL_FRAME_MAX;
-    size_t rlen = w->rlen;
-    kl_free_wipe(w, sizeof *w);
     kl_log_conn(KL_LOG_INFO, c->id, c->peer, "handshake done");
-    out_commit(c, rlen); /* resumes reading */
+    out_commit(c, len); /* resumes reading */
 }
 
-/* The client's first message: hand it to the thread pool. */
-static int handshake(kl_conn_t *c, const uint8_t *msg, size_t len)
+/* The stream holds the client's first message: hand it to the thread pool. */
+static void handshake(kl_conn_t *c)
 {
-    if (c->hs_work != NULL) {
-        /* More input before the answer: not an NK client. */
-        kl_conn_close(c, "data before the handshake completed");
-        return STOP;
-    }
-    if (len > KL_CONN_HS_MAX) {
-        kl_conn_close(c, "handshake failed"); /* the framer's cap: cannot happen */
-        return STOP;
-    }
-    hs_work_t *w = calloc(1, sizeof *w);
+    hs_work_t *w = malloc(sizeof *w);
     if (w == NULL) {
         kl_conn_close(c, "out of memory");
-        return STOP;
+        return;
     }
     w->req.data = w;
     w->c = c;
-    w->static_sk = c->srv->static_sk;
-    memcpy(w->msg, msg, len);
-    w->len = len;
+    w->r = 0;
     if (uv_queue_work(c->srv->loop, &w->req, hs_run, hs_done) != 0) {
-        kl_free_wipe(w, sizeof *w);
+        free(w);
         kl_conn_close(c, "handshake failed");
-        return STOP;
+        return;
     }
     c->hs_work = w;
     update_reading(c);
-    return 0;
 }
 
-static int on_frame(void *ud, const uint8_t *msg, size_t len)
+/* One decoded frame (owned here). */
+static int on_frame(kl_conn_t *c, kl_frame_t *f)
 {
-    kl_conn_t *c = ud;
-    if (c->closing || c->finishing)
-        return STOP;
-    if (!c->transport_ready)
-        return handshake(c, msg, len);
-    kl_frame_t *f = NULL;
-    int r = kl_wire_open(&c->tr, msg, len, &f);
-    if (r == KL_EPROTO) {
-        send_error_finish(c, 0, CODE(BAD_REQUEST), "undecodable frame", "undecodable frame");
-        return STOP;
-    }
-    if (r != 0) {
-        /* Failed decryption: the channel is broken, nothing can be said. */
-        kl_conn_close(c, r == KL_ECRYPTO ? "decryption failed" : "bad frame");
-        return STOP;
-    }
     kl_metrics_frame_received(c->srv->metrics, (unsigned)f->body_case);
     if (c->sess.auth_pending) {
         if (c->n_backlog == KL_CONN_BACKLOG) {
@@ -568,6 +508,39 @@ static int on_frame(void *ud, const uint8_t *msg, size_t len)
     return process(c, f);
 }
 
+/* The stream's input failed (its reason is a static phrase). Before the
+ * handshake nothing can be answered. After it a bad L1 length or an
+ * undecodable frame is answered, sealed, before the end; a frame that
+ * failed decryption is not: nothing can be said on a broken channel. */
+static void stream_failed(kl_conn_t *c, int err, const char *reason)
+{
+    if (c->transport_ready && (err == KL_ETOOBIG || err == KL_EPROTO))
+        send_error_finish(c, 0, CODE(BAD_REQUEST), reason, reason);
+    else
+        kl_conn_close(c, reason);
+}
+
+static int on_event(void *ud, kl_stream_event_t *ev)
+{
+    kl_conn_t *c = ud;
+    if (c->closing || c->finishing) {
+        if (ev->type == KL_STREAM_EV_FRAME)
+            kl_wire_free(ev->frame);
+        return STOP;
+    }
+    switch (ev->type) {
+    case KL_STREAM_EV_HANDSHAKE: /* answered once the feed is over (on_read) */
+    case KL_STREAM_EV_READY:     /* only kl_stream_handshake completes it here */
+        return 0;
+    case KL_STREAM_EV_FRAME:
+        return on_frame(c, ev->frame);
+    case KL_STREAM_EV_ERROR:
+        stream_failed(c, ev->err, ev->reason);
+        return STOP;
+    }
+    return STOP;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     kl_conn_t *c = st->data;
@@ -581,18 +554,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->finishing)
         return; /* discard until EOF */
-    c->last_rx_ms = uv_now(c->srv->loop);
-    int r = kl_framer_feed(&c->framer, (const uint8_t *)buf->base, (size_t)nread, on_frame, c);
-    if (r == 0 || r == STOP || c->closing)
-        return;
-    /* A bad L1 length: before the handshake nothing can be answered; after
-     * it the error still goes out, sealed. */
-    const char *why = r == KL_ETOOBIG ? "frame too long" : r == KL_EPROTO ? "empty frame"
-                                                                          : "out of memory";
-    if (c->transport_ready && r != KL_ENOMEM)
-        send_error_finish(c, 0, CODE(BAD_REQUEST), why, why);
-    else
-        kl_conn_close(c, why);
+    (void)kl_stream_feed(&c->st, (const uint8_t *)buf->base, (size_t)nread,
+                         uv_now(c->srv->loop), on_event, c); /* failures: on_event */
+    if (!c->closing && !c->finishing && c->hs_work == NULL && kl_stream_held(&c->st))
+        handshake(c);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -609,13 +574,12 @@ static void on_timer(uv_timer_t *t)
         kl_conn_close(c, c->transport_ready ? "authentication timeout" : "handshake timeout");
         return;
     }
-    uint64_t idle = (uint64_t)s->cfg.idle_timeout_s * 1000;
-    uint64_t quiet = uv_now(s->loop) - c->last_rx_ms;
-    if (quiet >= idle) {
+    uint64_t now = uv_now(s->loop), next = 0;
+    if (kl_stream_tick(&c->st, now, &next) == KL_ETIMEDOUT) {
         kl_conn_close(c, "idle timeout");
         return;
     }
-    uv_timer_start(&c->timer, on_timer, idle - quiet, 0);
+    uv_timer_start(&c->timer, on_timer, next - now, 0);
 }
 
 /* The Ed25519 verification of an auth, like the handshake, runs on the
@@ -690,6 +654,7 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
             kl_log_conn(KL_LOG_INFO, c->id, c->peer, "%s", out.event);
         if (c->sess.authed && !was_authed) {
             kl_server_map_add(s, c);
+            kl_stream_keepalive(&c->st, (uint64_t)s->cfg.idle_timeout_s * 1000, 0);
             uv_timer_start(&c->timer, on_timer, (uint64_t)s->cfg.idle_timeout_s * 1000, 0);
         }
     }
@@ -755,7 +720,18 @@ void kl_conn_accept(kl_server_t *s)
         return;
     }
     kl_conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL) {
+    kl_stream_config_t sc = {.pattern = KL_NOISE_NK,
+                             .initiator = 0,
+                             .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+                             .prologue_len = strlen(KL_PROLOGUE_CLIENT),
+                             .s = s->static_sk,
+                             .hs_max = KL_CONN_HS_MAX,
+                             .frame_max = KL_FRAME_MAX,
+                             .defer = 1};
+    if (c == NULL || kl_stream_init(&c->st, &sc, uv_now(s->loop)) != 0) {
+        if (c != NULL)
+            kl_stream_free(&c->st);
+        free(c);
         refuse(s, "out of memory");
         return;
     }
@@ -763,6 +739,7 @@ void kl_conn_accept(kl_server_t *s)
     uv_tcp_init(s->loop, tcp);
     tcp->data = c;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)tcp) != 0) {
+        kl_stream_free(&c->st);
         uv_close((uv_handle_t *)tcp, free_handle);
         return;
     }
@@ -772,9 +749,7 @@ void kl_conn_accept(kl_server_t *s)
     c->timer.data = c;
     c->open_handles = 2;
     uv_timer_init(s->loop, &c->timer);
-    kl_framer_init(&c->framer, KL_CONN_HS_MAX);
     kl_client_state_init(&c->sess, &s->cfg.dispatch, kl_server_wall_ms());
-    c->accepted_ms = c->last_rx_ms = uv_now(s->loop);
     /* Link first: every later failure goes through kl_conn_close. */
     c->next = s->conns;
     if (s->conns)

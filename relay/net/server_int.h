@@ -8,8 +8,7 @@
 #include "core/buckets.h"
 #include "core/dispatch.h"
 #include "fed/fed.h"
-#include "kollega/frame.h"
-#include "kollega/noise.h"
+#include "kollega/stream.h"
 #include "base/metrics.h"
 #include "metrics_http.h"
 #include "server.h"
@@ -92,13 +91,10 @@ struct kl_conn {
     int linked;                  /* in srv->conns and counted */
     uint64_t id;
     char peer[64];
-    kl_framer_t framer;
+    kl_stream_t st;              /* framing, Noise, keepalive (clock: uv_now) */
     void *hs_work;               /* the handshake, while on the thread pool (conn.c) */
-    kl_noise_transport_t tr;
-    int transport_ready;
+    int transport_ready;         /* the handshake's answer is queued: frames may be sealed */
     kl_client_state_t sess;
-    uint64_t accepted_ms;        /* uv_now */
-    uint64_t last_rx_ms;         /* uv_now */
     size_t wq_bytes;             /* sealed and not yet written, out included */
     struct kl_outbuf *out;       /* frames sealed this loop turn (conn.c) */
     kl_conn_t *fl_prev, *fl_next; /* srv->flush_head list while out != NULL */

@@ -131,21 +131,6 @@ static int recv_all(int fd, uint8_t *p, size_t n, int timeout_ms)
     return 0;
 }
 
-/* Read one L1 frame into buf (KL_FRAME_MAX bytes): its length, -1 timeout,
- * -2 closed. */
-static long recv_frame(int fd, uint8_t *buf, int timeout_ms)
-{
-    uint8_t hdr[2];
-    int r = recv_all(fd, hdr, 2, timeout_ms);
-    if (r)
-        return r < 0 ? -1 : -2;
-    size_t n = ((size_t)hdr[0] << 8) | hdr[1];
-    r = recv_all(fd, buf, n, timeout_ms);
-    if (r)
-        return r < 0 ? -1 : -2;
-    return (long)n;
-}
-
 static int send_frame(int fd, const uint8_t *p, size_t n)
 {
     uint8_t hdr[2];
@@ -175,30 +160,70 @@ void pconn_close(pconn_t *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    kl_noise_transport_wipe(&c->t);
+    kl_stream_free(&c->st);
+}
+
+/* What one read of the stream brought. */
+typedef struct got {
+    kl_frame_t *f;
+    int bad;
+} got_t;
+
+static int on_event(void *ud, kl_stream_event_t *ev)
+{
+    got_t *g = ud;
+    if (ev->type == KL_STREAM_EV_FRAME)
+        g->f = ev->frame;
+    else if (ev->type == KL_STREAM_EV_ERROR)
+        g->bad = 1;
+    return 0;
+}
+
+/* Read until the stream has a frame (or, with until_ready, has finished
+ * the handshake). Each read asks for exactly the bytes that complete the
+ * current length header or frame, so nothing past a frame is consumed and
+ * each feed brings at most one frame. 0, PR_TIMEOUT, PR_CLOSED, PR_BAD.
+ * The probe runs no timers on the stream: its clock is always 0. */
+static int pump(pconn_t *c, int timeout_ms, int until_ready, got_t *g)
+{
+    static uint8_t buf[KL_FRAME_MAX];
+    for (;;) {
+        size_t want = kl_stream_want(&c->st);
+        if (want == 0)
+            return PR_BAD;
+        int r = recv_all(c->fd, buf, want, timeout_ms);
+        if (r)
+            return r < 0 ? PR_TIMEOUT : PR_CLOSED;
+        if (kl_stream_feed(&c->st, buf, want, 0, on_event, g) != 0 || g->bad)
+            return PR_BAD;
+        if (g->f != NULL || (until_ready && kl_stream_ready(&c->st)))
+            return 0;
+    }
 }
 
 static int handshake(pconn_t *c)
 {
-    kl_noise_hs_t *hs = NULL;
-    kl_noise_config_t cfg = {.pattern = KL_NOISE_NK, .initiator = 1, .rs = g_rs,
-                             .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-                             .prologue_len = strlen(KL_PROLOGUE_CLIENT)};
-    uint8_t msg[256], pl[64];
-    static uint8_t buf[KL_FRAME_MAX];
-    size_t n, pn;
-    int r = kl_noise_hs_new(&hs, &cfg);
+    /* Payloads are empty; up to 64 bytes from the relay are ignored. */
+    kl_stream_config_t cfg = {.pattern = KL_NOISE_NK,
+                              .initiator = 1,
+                              .rs = g_rs,
+                              .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+                              .prologue_len = strlen(KL_PROLOGUE_CLIENT),
+                              .hs_max = KL_STREAM_HS_MAX,
+                              .frame_max = KL_FRAME_MAX,
+                              .payload_max = 64};
+    uint8_t msg[KL_STREAM_OUT_MAX];
+    size_t n = 0;
+    got_t g = {0};
+    int r = kl_stream_init(&c->st, &cfg, 0);
     if (r == 0)
-        r = kl_noise_hs_write(hs, NULL, 0, msg, sizeof msg, &n);
+        r = kl_stream_start(&c->st);
     if (r == 0)
-        r = send_frame(c->fd, msg, n) ? KL_EIO : 0;
-    if (r == 0) {
-        long got = recv_frame(c->fd, buf, TIMEOUT_MS);
-        r = got < 0 ? KL_EIO : kl_noise_hs_read(hs, buf, (size_t)got, pl, sizeof pl, &pn);
-    }
+        r = kl_stream_take(&c->st, msg, sizeof msg, &n);
     if (r == 0)
-        r = kl_noise_hs_split(hs, &c->t);
-    kl_noise_hs_free(hs);
+        r = probe_send_all(c->fd, msg, n) ? KL_EIO : 0;
+    if (r == 0)
+        r = pump(c, TIMEOUT_MS, 1, &g) ? KL_EIO : 0;
     return r;
 }
 
@@ -223,22 +248,18 @@ uint32_t pconn_id(pconn_t *c)
 int pconn_send(pconn_t *c, const kl_frame_t *f)
 {
     static uint8_t out[KL_FRAME_MAX + 2];
-    size_t n = 0;
-    if (kl_wire_seal(&c->t, f, out, sizeof out, &n) != 0)
+    size_t n = kollega__relay__v1__frame__get_packed_size(f), len = 0;
+    if (n > KL_WIRE_MAX_FRAME || kl_stream_seal_frame(&c->st, f, n, out, sizeof out, &len, 0) != 0)
         return -1;
-    return probe_send_all(c->fd, out, n);
+    return probe_send_all(c->fd, out, len);
 }
 
 int pconn_recv(pconn_t *c, int timeout_ms, kl_frame_t **out)
 {
-    static uint8_t buf[KL_FRAME_MAX];
-    *out = NULL;
-    long n = recv_frame(c->fd, buf, timeout_ms);
-    if (n == -1)
-        return PR_TIMEOUT;
-    if (n < 0)
-        return PR_CLOSED;
-    return kl_wire_open(&c->t, buf, (size_t)n, out) == 0 ? 0 : PR_BAD;
+    got_t g = {0};
+    int r = pump(c, timeout_ms, 0, &g);
+    *out = g.f;
+    return r;
 }
 
 /* After a violation the relay must close: wait for EOF. */
@@ -299,11 +320,11 @@ static void expect_error_close(pconn_t *c, result_t *res)
 /* Send a plaintext (not necessarily a Frame) as one transport message. */
 static int send_plain(pconn_t *c, const uint8_t *pt, size_t n)
 {
-    static uint8_t out[KL_FRAME_MAX];
+    static uint8_t out[KL_FRAME_MAX + 2];
     size_t olen = 0;
-    if (kl_noise_encrypt(&c->t, pt, n, out, sizeof out, &olen) != 0)
+    if (kl_stream_seal(&c->st, pt, n, out, sizeof out, &olen, 0) != 0)
         return -1;
-    return send_frame(c->fd, out, olen);
+    return probe_send_all(c->fd, out, olen);
 }
 
 static int is_kind(const char *k)

@@ -1,9 +1,11 @@
 /* kl-probe internals shared by kl_probe.c (connections, abuse modes, main)
  * and kl_probe_user.c (modes of a registered user: register, send loops,
  * receive, flood) and kl_probe_group.c (a hostile group member). A test
- * tool: it speaks the protocol from its own plain blocking sockets; only
- * the group modes use the client library, for its e2e building blocks
- * (store, sender keys, content encoding), never for its protocol logic. */
+ * tool: it speaks the protocol from its own plain blocking sockets, the
+ * well-formed part through a kl_stream and the malformed part as raw
+ * bytes; only the group modes use the client library, for its e2e
+ * building blocks (store, sender keys, content encoding), never for its
+ * protocol logic. */
 #ifndef KL_PROBE_H
 #define KL_PROBE_H
 
@@ -11,17 +13,17 @@
 #include <stdint.h>
 
 #include "kollega/crypto.h"
-#include "kollega/noise.h"
+#include "kollega/stream.h"
 #include "kollega/wire.h"
 
-/* recv_sealed results besides 0. */
+/* pconn_recv results besides 0. */
 #define PR_TIMEOUT 1
 #define PR_CLOSED 2
 #define PR_BAD 3
 
 typedef struct pconn {
     int fd;
-    kl_noise_transport_t t;
+    kl_stream_t st;       /* NK initiator; kl_stream_hh(&st) once open */
     uint32_t next_id;
 } pconn_t;
 
@@ -34,8 +36,9 @@ void pconn_close(pconn_t *c);
 uint32_t pconn_id(pconn_t *c);
 /* Seal and send f: 0 or -1. */
 int pconn_send(pconn_t *c, const kl_frame_t *f);
-/* Receive one frame within timeout_ms (-1: forever): 0 with *out, or
- * PR_TIMEOUT / PR_CLOSED / PR_BAD (undecryptable). */
+/* Receive one frame within timeout_ms (-1: forever) per read: 0 with
+ * *out, or PR_TIMEOUT / PR_CLOSED / PR_BAD (a bad length, undecryptable or
+ * undecodable; the connection then reads nothing more). */
 int pconn_recv(pconn_t *c, int timeout_ms, kl_frame_t **out);
 /* Send raw bytes: 0 or -1. */
 int probe_send_all(int fd, const uint8_t *p, size_t n);

@@ -102,7 +102,7 @@ int probe_auth(pconn_t *c, const uint8_t sk[KL_ED_SK], const char *address)
 {
     uint8_t msg[128], sig[KL_SIG];
     size_t mlen = 0;
-    if (kl_wire_auth_msg(c->t.hh, msg, sizeof msg, &mlen) != 0 ||
+    if (kl_wire_auth_msg(kl_stream_hh(&c->st), msg, sizeof msg, &mlen) != 0 ||
         kl_sign(sk, msg, mlen, sig) != 0)
         return -1;
     kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
@@ -138,7 +138,7 @@ int probe_register(int argc, char **argv)
         printf("{\"mode\":\"register\",\"ok\":false,\"error\":\"no connection\"}\n");
         return 1;
     }
-    if (kl_wire_register_msg(c.t.hh, argv[1], argv[2], msg, sizeof msg, &mlen) != 0 ||
+    if (kl_wire_register_msg(kl_stream_hh(&c.st), argv[1], argv[2], msg, sizeof msg, &mlen) != 0 ||
         kl_sign(id.sk, msg, mlen, sig) != 0)
         return 1;
     kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;

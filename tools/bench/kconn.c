@@ -84,10 +84,7 @@ static void unlink_dirty(kb_conn_t *c)
 static void on_closed(uv_handle_t *h)
 {
     kb_conn_t *c = h->data;
-    kl_framer_free(&c->framer);
-    kl_noise_hs_free(c->hs);
-    c->hs = NULL;
-    kl_noise_transport_wipe(&c->tr);
+    kl_stream_free(&c->st);
     free(c->obuf);
     c->obuf = NULL;
     c->olen = c->ocap = 0;
@@ -217,10 +214,11 @@ int kb_conn_send(kb_conn_t *c, const kl_frame_t *f)
 {
     if (c->state != KB_READY && c->state != KB_AUTHING)
         return KL_ESTATE;
-    size_t need = KL_WIRE_SIZE(kollega__relay__v1__frame__get_packed_size(f)), n = 0;
-    int r = reserve(c, need);
+    size_t pn = kollega__relay__v1__frame__get_packed_size(f), n = 0;
+    int r = pn > KL_WIRE_MAX_FRAME ? KL_ETOOBIG : reserve(c, KL_WIRE_SIZE(pn));
     if (r == 0)
-        r = kl_wire_seal(&c->tr, f, c->obuf + c->olen, c->ocap - c->olen, &n);
+        r = kl_stream_seal_frame(&c->st, f, pn, c->obuf + c->olen, c->ocap - c->olen, &n,
+                                 uv_now(c->net->loop));
     if (r != 0) {
         fail(c, KB_ERR_PROTOCOL);
         return r;
@@ -243,7 +241,7 @@ static int send_hello(kb_conn_t *c)
     Kollega__Relay__V1__Auth au = KOLLEGA__RELAY__V1__AUTH__INIT;
     int r;
     if (c->do_register) {
-        r = kl_wire_register_msg(c->tr.hh, c->user->handle, c->net->code, msg, sizeof msg,
+        r = kl_wire_register_msg(kl_stream_hh(&c->st), c->user->handle, c->net->code, msg, sizeof msg,
                                  &mlen);
         if (r == 0)
             r = kl_sign(c->user->sk, msg, mlen, sig);
@@ -257,7 +255,7 @@ static int send_hello(kb_conn_t *c)
         f.register_ = &rg;
     } else {
         snprintf(address, sizeof address, "%s@%s", c->user->handle, c->net->relay_name);
-        r = kl_wire_auth_msg(c->tr.hh, msg, sizeof msg, &mlen);
+        r = kl_wire_auth_msg(kl_stream_hh(&c->st), msg, sizeof msg, &mlen);
         if (r == 0)
             r = kl_sign(c->user->sk, msg, mlen, sig);
         au.address = address;
@@ -274,36 +272,9 @@ static int send_hello(kb_conn_t *c)
     return kb_conn_send(c, &f);
 }
 
-static int handshake_reply(kb_conn_t *c, const uint8_t *msg, size_t len)
+/* One decoded frame. Non-zero stops feeding (closing). */
+static int on_frame(kb_conn_t *c, kl_frame_t *f)
 {
-    uint8_t payload[64];
-    size_t plen = 0;
-    int r = kl_noise_hs_read(c->hs, msg, len, payload, sizeof payload, &plen);
-    if (r == 0 && !kl_noise_hs_done(c->hs))
-        r = KL_ESTATE;
-    if (r == 0)
-        r = kl_noise_hs_split(c->hs, &c->tr);
-    kl_noise_hs_free(c->hs);
-    c->hs = NULL;
-    if (r == 0)
-        r = send_hello(c);
-    return r;
-}
-
-/* kl_framer callback: one L1 frame. Non-zero stops feeding (closing). */
-static int on_frame(void *ud, const uint8_t *msg, size_t len)
-{
-    kb_conn_t *c = ud;
-    if (c->state == KB_HANDSHAKE) {
-        if (handshake_reply(c, msg, len) != 0)
-            fail(c, KB_ERR_CONNECT);
-        return c->state == KB_CLOSING;
-    }
-    kl_frame_t *f = NULL;
-    if (kl_wire_open(&c->tr, msg, len, &f) != 0) {
-        fail(c, KB_ERR_PROTOCOL);
-        return 1;
-    }
     if (c->state == KB_AUTHING) {
         if (f->body_case == BODY(OK) && f->id == c->auth_id) {
             c->state = KB_READY;
@@ -319,6 +290,26 @@ static int on_frame(void *ud, const uint8_t *msg, size_t len)
     }
     kl_wire_free(f);
     return c->state == KB_CLOSING;
+}
+
+/* kl_stream events. Non-zero stops feeding (closing). */
+static int on_event(void *ud, kl_stream_event_t *ev)
+{
+    kb_conn_t *c = ud;
+    switch (ev->type) {
+    case KL_STREAM_EV_READY:
+        if (send_hello(c) != 0)
+            fail(c, KB_ERR_CONNECT);
+        return c->state == KB_CLOSING;
+    case KL_STREAM_EV_FRAME:
+        return on_frame(c, ev->frame);
+    case KL_STREAM_EV_ERROR:
+        fail(c, c->state == KB_HANDSHAKE ? KB_ERR_CONNECT : KB_ERR_PROTOCOL);
+        return 1;
+    case KL_STREAM_EV_HANDSHAKE: /* responders only */
+        break;
+    }
+    return 1;
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -337,15 +328,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fail(c, c->state == KB_READY ? KB_ERR_CLOSED : KB_ERR_CONNECT);
         return;
     }
-    int r = kl_framer_feed(&c->framer, (const uint8_t *)buf->base, (size_t)nread, on_frame, c);
-    if (r < 0)
-        fail(c, KB_ERR_PROTOCOL);
+    (void)kl_stream_feed(&c->st, (const uint8_t *)buf->base, (size_t)nread,
+                         uv_now(c->net->loop), on_event, c); /* failures: on_event */
 }
 
 static void on_connect(uv_connect_t *req, int status)
 {
     kb_conn_t *c = req->data;
-    uint8_t out[2 + 128];
     size_t n = 0;
     if (c->state == KB_CLOSING)
         return;
@@ -354,24 +343,16 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    kl_noise_config_t nc = {.pattern = KL_NOISE_NK,
-                            .initiator = 1,
-                            .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
-                            .prologue_len = strlen(KL_PROLOGUE_CLIENT),
-                            .rs = c->net->relay_key};
-    int r = kl_noise_hs_new(&c->hs, &nc);
+    int r = kl_stream_start(&c->st);
     if (r == 0)
-        r = kl_noise_hs_write(c->hs, NULL, 0, out + 2, sizeof out - 2, &n);
+        r = reserve(c, kl_stream_pending(&c->st));
     if (r == 0)
-        r = kl_frame_header(n, out);
-    if (r == 0)
-        r = reserve(c, n + 2);
+        r = kl_stream_take(&c->st, c->obuf + c->olen, c->ocap - c->olen, &n);
     if (r != 0) {
         fail(c, KB_ERR_CONNECT);
         return;
     }
-    memcpy(c->obuf, out, n + 2);
-    c->olen = n + 2;
+    c->olen += n;
     c->state = KB_HANDSHAKE;
     mark_dirty(c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
@@ -388,10 +369,22 @@ int kb_conn_open(kb_conn_t *c, kb_net_t *n, const kb_user_t *user, int do_regist
     c->user = user;
     c->do_register = do_register;
     c->started_ns = kb_now_ns();
-    kl_framer_init(&c->framer, KL_FRAME_MAX);
-    int r = uv_tcp_init(n->loop, &c->tcp);
-    if (r != 0)
+    /* A relay's handshake payloads are empty; up to 64 bytes are ignored. */
+    kl_stream_config_t sc = {.pattern = KL_NOISE_NK,
+                             .initiator = 1,
+                             .prologue = (const uint8_t *)KL_PROLOGUE_CLIENT,
+                             .prologue_len = strlen(KL_PROLOGUE_CLIENT),
+                             .rs = n->relay_key,
+                             .hs_max = KL_STREAM_HS_MAX,
+                             .frame_max = KL_FRAME_MAX,
+                             .payload_max = 64};
+    int r = kl_stream_init(&c->st, &sc, uv_now(n->loop));
+    if (r == 0)
+        r = uv_tcp_init(n->loop, &c->tcp);
+    if (r != 0) {
+        kl_stream_free(&c->st);
         return r;
+    }
     c->tcp.data = c;
     c->creq.data = c;
     n->open_conns++;

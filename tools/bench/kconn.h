@@ -16,8 +16,7 @@
 
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
-#include "kollega/frame.h"
-#include "kollega/noise.h"
+#include "kollega/stream.h"
 #include "kollega/wire.h"
 
 typedef struct kb_conn kb_conn_t;
@@ -64,9 +63,7 @@ struct kb_conn {
     const kb_user_t *user;
     int do_register;
     enum kb_conn_state state;
-    kl_framer_t framer;
-    kl_noise_hs_t *hs;
-    kl_noise_transport_t tr;
+    kl_stream_t st;           /* framing, Noise NK, transport (clock: uv_now) */
     uint32_t ctl_id;          /* ids of non-send requests: (ctl_id << 16) */
     uint32_t auth_id;         /* id of the register/auth request */
     uint8_t *obuf;
@@ -82,7 +79,7 @@ int kb_net_init(kb_net_t *n, uv_loop_t *loop, const char *host, uint16_t port);
 void kb_net_close(kb_net_t *n);
 
 /* Connect c (zeroed or closed before) for user: register with the net's
- * invite code when do_register, else auth. 0 or a libuv error. */
+ * invite code when do_register, else auth. 0, a libuv error or KL_ENOMEM. */
 int kb_conn_open(kb_conn_t *c, kb_net_t *n, const kb_user_t *user, int do_register,
                  const kb_conn_ops_t *ops, void *ud);
 /* Seal f into the output buffer (written on this loop iteration).
