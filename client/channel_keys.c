@@ -102,8 +102,7 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, uint64_t 
     r = kl_out_send_content(cli->st, &cli->me, conn, addr, mkey, &ct, &seq);
     kl_memzero(ct.ckey, sizeof ct.ckey);
     if (r == KL_ENOTFOUND || r == KL_EKEYCHANGED || r == KL_ECRYPTO ||
-        (r == KL_EREFUSED &&
-         kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
+        (r == KL_EREFUSED && kl_net_relay_error(conn) != KL_WIRE_ERR_RATE_LIMITED)) {
         kl_chan_warn(cli, x->address, "key_not_sent",
                      "could not give the key of %s to %s (%s); they cannot read its posts until "
                      "this works (retried at your next post, member change or receive)",

@@ -11,11 +11,9 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
 /* ChannelFetch rounds per sync: a frame holds a few hundred ops and the
  * relay keeps at most 8192 per channel (what is left is fetched next time). */
@@ -118,8 +116,7 @@ int kl_chan_save_row(kl_cli_t *cli, kl_chan_t *x)
 
 /* Validate and store the ops of one ChannelLog (a transaction). *applied
  * counts the stored ones; an invalid op stops everything after it. */
-static int take_ops(kl_cli_t *cli, kl_chan_t *x, const Kollega__Relay__V1__ChannelLog *cl,
-                    size_t *applied)
+static int take_ops(kl_cli_t *cli, kl_chan_t *x, const kl_rpc_oplog_t *cl, size_t *applied)
 {
     *applied = 0;
     if (cl->from_index > kl_channel_next_index(x->c))
@@ -151,21 +148,14 @@ static int take_ops(kl_cli_t *cli, kl_chan_t *x, const Kollega__Relay__V1__Chann
 int kl_chan_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
-        kl_frame_t *resp = NULL;
+        kl_rpc_oplog_t cl;
         size_t applied = 0;
-        cf.channel = x->address;
-        cf.from_index = kl_channel_next_index(x->c);
-        f.body_case = BODY(CHANNEL_FETCH);
-        f.channel_fetch = &cf;
-        int r = kl_net_call(conn, &f, BODY(CHANNEL_LOG), &resp);
+        int r = kl_rpc_oplog_fetch(conn, x->address, kl_channel_next_index(x->c), &cl);
         if (r)
             return r;
-        const Kollega__Relay__V1__ChannelLog *cl = resp->channel_log;
-        r = cl ? take_ops(cli, x, cl, &applied) : KL_EPROTO;
-        int more = cl && cl->more && applied > 0;
-        kl_wire_free(resp);
+        r = take_ops(cli, x, &cl, &applied);
+        int more = cl.more && applied > 0;
+        kl_rpc_oplog_free(&cl);
         if (r || !more)
             return r;
     }
@@ -178,7 +168,6 @@ static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_o
 {
     uint8_t *b = NULL;
     size_t len = 0;
-    kl_frame_t *resp = NULL;
     int r = kind == KL_COP_CREATE
                 ? kl_channel_op_build_create(x->c, cli->me.sk, cli->me.pk, cli->me.address,
                                              kl_now_ms(), x->members_only_create, &b, &len)
@@ -186,14 +175,7 @@ static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_o
                                       kl_now_ms(), kind, target, target_address, &b, &len);
     if (r)
         return r;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
-    co.signed_op.data = b;
-    co.signed_op.len = len;
-    f.body_case = BODY(CHANNEL_OP);
-    f.channel_op = &co;
-    r = kl_net_call(conn, &f, BODY(CHANNEL_OP_ACCEPTED), &resp);
-    kl_wire_free(resp);
+    r = kl_rpc_op_submit(conn, x->address, b, len);
     if (r == 0) {
         /* Accepted by the relay; it must validate here too. */
         uint64_t idx = kl_channel_next_index(x->c);
@@ -221,7 +203,7 @@ int kl_chan_submit(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_opkin
 {
     *why = KL_CV_OK;
     int r = submit_once(cli, conn, x, kind, target, target_address, why);
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(CONFLICT) && kind != KL_COP_CREATE) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_CONFLICT && kind != KL_COP_CREATE) {
         r = kl_chan_sync_ops(cli, conn, x);
         if (r == 0)
             r = submit_once(cli, conn, x, kind, target, target_address, why);
@@ -313,23 +295,23 @@ static int keep_waiting(kl_cli_t *cli, const kl_chan_t *x, uint64_t seq, const u
 /* Verify and store the entries of one Deliver (one transaction; the
  * cursor moves to its last entry, rejected posts included), then ack. */
 static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
-                      const Kollega__Relay__V1__Deliver *d)
+                      const kl_rpc_batch_t *d)
 {
-    accepted_t *acc = calloc(d->n_entries ? d->n_entries : 1, sizeof *acc);
+    accepted_t *acc = calloc(d->n ? d->n : 1, sizeof *acc);
     size_t na = 0;
     if (acc == NULL)
         return KL_ENOMEM;
     uint64_t start = x->row.cursor;
     int r = kl_store_begin(cli->st);
-    for (size_t i = 0; r == 0 && i < d->n_entries; i++) {
-        const Kollega__Relay__V1__Entry *e = d->entries[i];
-        if (e == NULL || e->seq <= x->row.cursor)
+    for (size_t i = 0; r == 0 && i < d->n; i++) {
+        const kl_rpc_entry_t *e = &d->entries[i];
+        if (e->seq <= x->row.cursor)
             continue;
         kl_channel_verr_t why = KL_CV_OK;
         accepted_t *a = &acc[na];
         memset(a, 0, sizeof *a);
         x->row.cursor = e->seq;
-        if (x->invalid || kl_channel_post_open(x->c, e->body.data, e->body.len, &a->p, &why)) {
+        if (x->invalid || kl_channel_post_open(x->c, e->body, e->len, &a->p, &why)) {
             kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s",
                          x->address, x->invalid ? "its publisher log is invalid"
                                                 : kl_channel_verr_str(why));
@@ -338,7 +320,7 @@ static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
         if (kl_channel_members_only(x->c)) {
             int err = 0, v = unseal_post(cli, x, &a->p, &err);
             if (v == POST_WAITING)
-                err = keep_waiting(cli, x, e->seq, e->body.data, e->body.len, a->p.epoch);
+                err = keep_waiting(cli, x, e->seq, e->body, e->len, a->p.epoch);
             if (v != POST_OK || err) {
                 kl_channel_post_clear(&a->p);
                 r = err;
@@ -385,16 +367,7 @@ static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
     if (r || x->row.cursor == start)
         return r;
     /* Ack only after our commit. */
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ack ak = KOLLEGA__RELAY__V1__ACK__INIT;
-    kl_frame_t *resp = NULL;
-    ak.channel = x->address;
-    ak.seq = x->row.cursor;
-    f.body_case = BODY(ACK);
-    f.ack = &ak;
-    r = kl_net_call(conn, &f, BODY(OK), &resp);
-    kl_wire_free(resp);
-    return r;
+    return kl_rpc_ack(conn, x->address, x->row.cursor);
 }
 
 /* Posts waiting for their key: retried at each receive, at most this many
@@ -520,26 +493,19 @@ static int receive_channel(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, const ch
             s->store_error = r;
     }
     for (int round = 0; r == 0 && round < MAX_POST_ROUNDS; round++) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-        kl_frame_t *resp = NULL;
-        fe.channel = x.address;
-        fe.after = x.row.cursor;
-        f.body_case = BODY(FETCH);
-        f.fetch = &fe;
-        r = kl_net_call(conn, &f, BODY(DELIVER), &resp);
-        if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(FORBIDDEN)) {
+        kl_rpc_batch_t b;
+        r = kl_rpc_fetch(conn, x.address, x.row.cursor, 0, &b);
+        if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_FORBIDDEN) {
             x.row.subscribed = 0; /* the relay no longer has us as a subscriber */
             r = kl_chan_save_row(cli, &x);
             break;
         }
         if (r)
             break;
-        const Kollega__Relay__V1__Deliver *d = resp->deliver;
         uint64_t before = x.row.cursor;
-        r = d ? take_posts(cli, conn, s, &x, d) : KL_EPROTO;
-        int more = d && d->more && x.row.cursor > before;
-        kl_wire_free(resp);
+        r = take_posts(cli, conn, s, &x, &b);
+        int more = b.more && x.row.cursor > before;
+        kl_rpc_batch_free(&b);
         if (!more)
             break;
     }
@@ -583,19 +549,14 @@ static int distribute_owned(kl_cli_t *cli, kl_net_t *conn, const char *address)
 
 int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l;
     known_t k;
     int r = kl_store_channel_schema(cli->st);
     if (r) {
         s->store_error = r;
         return r;
     }
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
-    if (r)
+    if ((r = kl_rpc_list(conn, '!', &l)))
         return r;
     memset(&k, 0, sizeof k);
     k.addr = calloc(MAX_CHANNELS, sizeof *k.addr);
@@ -603,19 +564,15 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
     if (k.addr == NULL || k.owned == NULL) {
         free(k.addr);
         free(k.owned);
-        kl_wire_free(resp);
+        kl_rpc_list_free(&l);
         return KL_ENOMEM;
     }
     r = kl_store_channel_each(cli->st, collect_subscribed, &k);
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    size_t n = res ? res->n_channels : 0;
-    for (size_t i = 0; r == 0 && i < n && i < MAX_CHANNELS; i++) {
-        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
+    for (size_t i = 0; r == 0 && i < l.n && i < MAX_CHANNELS; i++) {
         char addr[KL_ADDR_MAX + 1];
-        if (ci == NULL || ci->channel == NULL ||
-            kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0)
+        if (kl_chan_address(cli, l.v[i].address, addr, sizeof addr) != 0)
             continue;
-        r = receive_channel(cli, conn, s, addr, ci->cursor);
+        r = receive_channel(cli, conn, s, addr, l.v[i].cursor);
         for (size_t j = 0; j < k.n; j++)
             if (strcmp(k.addr[j], addr) == 0)
                 k.addr[j][0] = '\0';
@@ -639,7 +596,7 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
     }
     free(k.addr);
     free(k.owned);
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     return r;
 }
 

@@ -16,6 +16,7 @@
 #include "kollega/err.h"
 #include "kollega/json.h"
 #include "prekeys.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
 
@@ -220,13 +221,6 @@ void kl_cli_close(kl_cli_t *cli)
     cli->st = NULL;
 }
 
-const char *kl_cli_error_name(int code)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&kollega__relay__v1__error_code__descriptor, code);
-    return v ? v->name : "UNKNOWN";
-}
-
 int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what)
 {
     if (r == -EINTR) {
@@ -234,7 +228,7 @@ int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what)
     } else if (r == KL_EREFUSED) {
         const char *msg = kl_net_relay_message(conn);
         kl_cli_err("the relay refused to %s (%s%s%s)", what,
-                   kl_cli_error_name(kl_net_relay_error(conn)), msg[0] ? ": " : "", msg);
+                   kl_wire_error_name(kl_net_relay_error(conn)), msg[0] ? ": " : "", msg);
     } else if (conn) {
         kl_cli_err("could not %s: %s; try again later", what, kl_net_error(conn));
     } else {
@@ -314,24 +308,14 @@ int kl_cli_connect(kl_cli_t *cli, kl_net_t **conn)
 {
     uint8_t msg[128], sig[KL_SIG];
     size_t mlen = 0;
-    kl_frame_t *resp = NULL;
     int r = kl_cli_connect_anonymous(cli, conn);
     if (r)
         return r;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
     if ((r = kl_wire_auth_msg(kl_net_handshake_hash(*conn), msg, sizeof msg, &mlen)) ||
         (r = kl_sign(cli->me.sk, msg, mlen, sig)))
         goto fail;
-    a.address = cli->me.address;
-    a.signature.data = sig;
-    a.signature.len = sizeof sig;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_AUTH;
-    f.auth = &a;
-    r = kl_net_call(*conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    if (r == KL_EREFUSED && kl_net_relay_error(*conn) ==
-                                KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED) {
+    r = kl_rpc_auth(*conn, cli->me.address, sig);
+    if (r == KL_EREFUSED && kl_net_relay_error(*conn) == KL_WIRE_ERR_UNAUTHENTICATED) {
         kl_cli_err("the relay %s does not accept %s (UNAUTHENTICATED); was the relay reset, or "
                    "is this the right --home?", cli->relay.name, cli->me.address);
         goto out;

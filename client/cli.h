@@ -69,9 +69,6 @@ int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what);
 /* Close store, wipe identity. */
 void kl_cli_close(kl_cli_t *cli);
 
-/* Name of a relay ErrorCode ("INVITE_INVALID"). */
-const char *kl_cli_error_name(int code);
-
 /* Validate a user address typed by the user: exit code, and *out gets the
  * canonical form. A group address is a usage error (2). */
 int kl_cli_user_address(const char *s, char *out, size_t cap);

@@ -18,11 +18,9 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
 const char KL_CHANNEL_HELP[] =
     "Usage: kollega channel create !NAME [--members-only]\n"
@@ -105,7 +103,7 @@ static int open_chan(kl_cli_t *cli, const char *name, char *addr)
 static int chan_fail(kl_net_t *conn, int r, const char *chan, const char *what)
 {
     char w[KL_ADDR_MAX + 64];
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(NOT_FOUND) &&
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_NOT_FOUND &&
         strstr(kl_net_relay_message(conn), "no such channel")) {
         kl_cli_err("there is no channel %s at its relay; check the name, or create it with "
                    "`kollega channel create`", chan);
@@ -127,7 +125,7 @@ static int prepare(kl_cli_t *cli, const char *addr, kl_net_t **conn, kl_chan_t *
         return KL_EXIT_FAIL;
     }
     r = kl_chan_sync_ops(cli, *conn, x);
-    if (r == KL_EREFUSED && !need && kl_net_relay_error(*conn) == CODE(NOT_FOUND))
+    if (r == KL_EREFUSED && !need && kl_net_relay_error(*conn) == KL_WIRE_ERR_NOT_FOUND)
         return 0;
     if (r)
         return chan_fail(*conn, r, addr, "read the publishers of");
@@ -157,7 +155,7 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
     }
     x.members_only_create = members_only;
     int r = kl_chan_submit(cli, conn, &x, KL_COP_CREATE, NULL, NULL, &why);
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(CONFLICT)) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_CONFLICT) {
         kl_cli_err("%s already exists", addr);
         rc = KL_EXIT_FAIL;
         goto out;
@@ -395,7 +393,6 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     uint8_t *body = NULL;
     size_t len = 0, blen = 0;
     kl_net_t *conn = NULL;
-    kl_frame_t *resp = NULL;
     kl_chan_t x;
     kl_message_t m;
     memset(&x, 0, sizeof x);
@@ -443,18 +440,10 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
         rc = r == KL_ETOOBIG ? KL_EXIT_USAGE : KL_EXIT_FAIL;
         goto out;
     }
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
-    sd.to = addr;
-    sd.body.data = body;
-    sd.body.len = blen;
-    f.body_case = BODY(SEND);
-    f.send = &sd;
-    if ((r = kl_net_call(conn, &f, BODY(SENT), &resp))) {
+    if ((r = kl_rpc_send(conn, addr, body, blen, 0, NULL, &m.seq))) {
         rc = chan_fail(conn, r, addr, "publish on");
         goto out;
     }
-    m.seq = resp->sent ? resp->sent->seq : 0;
     /* Our own post goes into our history as posts of others do (same id,
      * so receiving it as a subscriber later adds nothing). */
     snprintf(m.peer, sizeof m.peer, "%s", addr);
@@ -480,7 +469,6 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
         printf("Posted on %s.\n", addr);
     }
 out:
-    kl_wire_free(resp);
     free(body);
     free(input);
     kl_chan_free(&x);
@@ -491,23 +479,18 @@ out:
 /* Our cursor on addr according to channel_list (0 if not listed). */
 static int relay_cursor(kl_net_t *conn, const char *addr, uint64_t *cursor, int *listed)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l;
     *cursor = 0;
     *listed = 0;
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    int r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
+    int r = kl_rpc_list(conn, '!', &l);
     if (r)
         return r;
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    for (size_t i = 0; res && i < res->n_channels; i++)
-        if (res->channels[i] && strcmp(res->channels[i]->channel, addr) == 0) {
-            *cursor = res->channels[i]->cursor;
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.v[i].address, addr) == 0) {
+            *cursor = l.v[i].cursor;
             *listed = 1;
         }
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     return 0;
 }
 
@@ -515,7 +498,6 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
 {
     char addr[KL_ADDR_MAX + 1];
     kl_net_t *conn = NULL;
-    kl_frame_t *resp = NULL;
     kl_chan_t x;
     memset(&x, 0, sizeof x);
     int rc = open_chan(cli, name, addr), r, listed = 0;
@@ -524,21 +506,8 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
         rc = prepare(cli, addr, &conn, &x, 1);
     if (rc)
         goto out;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Subscribe sb = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
-    Kollega__Relay__V1__Unsubscribe ub = KOLLEGA__RELAY__V1__UNSUBSCRIBE__INIT;
-    if (on) {
-        sb.channel = addr;
-        sb.backlog = (uint32_t)backlog;
-        f.body_case = BODY(SUBSCRIBE);
-        f.subscribe = &sb;
-    } else {
-        ub.channel = addr;
-        f.body_case = BODY(UNSUBSCRIBE);
-        f.unsubscribe = &ub;
-    }
-    r = kl_net_call(conn, &f, BODY(OK), &resp);
-    if (r == KL_EREFUSED && !on && kl_net_relay_error(conn) == CODE(NOT_FOUND)) {
+    r = kl_rpc_subscribe(conn, addr, on, (uint32_t)backlog);
+    if (r == KL_EREFUSED && !on && kl_net_relay_error(conn) == KL_WIRE_ERR_NOT_FOUND) {
         kl_cli_err("you do not subscribe to %s", addr);
         rc = KL_EXIT_FAIL;
         goto out;
@@ -575,7 +544,6 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
         printf("Unsubscribed from %s.\n", addr);
     }
 out:
-    kl_wire_free(resp);
     kl_chan_free(&x);
     kl_net_close(conn);
     return rc;

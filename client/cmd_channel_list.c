@@ -9,10 +9,9 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 
 /* ---- list ---------------------------------------------------------------- */
 
@@ -138,7 +137,7 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
 int kl_chan_cmd_list(kl_cli_t *cli)
 {
     kl_net_t *conn = NULL;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l = {NULL, 0, NULL};
     items_t it = {NULL, 0, LIST_MAX};
     int rc = kl_cli_open(cli), r;
     if (rc)
@@ -151,25 +150,19 @@ int kl_chan_cmd_list(kl_cli_t *cli)
         rc = KL_EXIT_FAIL;
         goto out;
     }
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    if ((r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp))) {
+    if ((r = kl_rpc_list(conn, '!', &l))) {
         rc = kl_cli_relay_fail(conn, r, "list your subscriptions");
         goto out;
     }
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    for (size_t i = 0; res && i < res->n_channels; i++) {
-        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
+    for (size_t i = 0; i < l.n; i++) {
         char addr[KL_ADDR_MAX + 1];
         item_t *x;
-        if (ci == NULL || kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0 ||
+        if (kl_chan_address(cli, l.v[i].address, addr, sizeof addr) != 0 ||
             (x = item_get(&it, addr)) == NULL)
             continue;
         x->subscribed = 1;
-        x->last_seq = ci->last_seq;
-        x->cursor = ci->cursor;
+        x->last_seq = l.v[i].last_seq;
+        x->cursor = l.v[i].cursor;
     }
     if ((r = kl_store_channel_each(cli->st, collect_owned, &it))) {
         kl_cli_err("cannot read your channels from the store (%s)", kl_strerror(r));
@@ -181,7 +174,7 @@ int kl_chan_cmd_list(kl_cli_t *cli)
     if (it.n == 0 && !cli->json)
         printf("No channels: subscribe with `kollega channel subscribe !NAME@RELAY`.\n");
 out:
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     free(it.v);
     kl_net_close(conn);
     return rc;

@@ -19,6 +19,7 @@
 #include "kollega/err.h"
 #include "kollega/json.h"
 #include "kollega/safety.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
@@ -77,8 +78,7 @@ int kl_cmdg_prepare(kl_cli_t *cli, const char *name, char *grp, kl_net_t **conn,
         return KL_EXIT_FAIL;
     }
     r = kl_grp_sync_ops(cli, *conn, x);
-    if (r == KL_EREFUSED && kl_net_relay_error(*conn) ==
-                                KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND) {
+    if (r == KL_EREFUSED && kl_net_relay_error(*conn) == KL_WIRE_ERR_NOT_FOUND) {
         if (!need_log)
             return KL_EXIT_OK;
         kl_cli_err("the relay knows no group %s; check the name, or create it with `kollega "
@@ -292,7 +292,7 @@ int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retent
     d.days = (uint32_t)retention;
     kl_group_verr_t why = KL_GV_OK;
     int r = kl_grp_submit(cli, conn, &x, &d, &ev, &why);
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_CONFLICT) {
         rc = cli_fail("the group %s exists already; choose another name", grp);
         goto out;
     }
@@ -369,7 +369,7 @@ static int safety_of(const kl_cli_t *cli, const uint8_t key[32], const char *add
 }
 
 /* Before an approval: the candidate's key in the log must be the key the
- * address's relay gives for it (kl_contacts_lookup; remote users through
+ * address's relay gives for it (kl_rpc_lookup; remote users through
  * our relay) and must agree with our own pin of that address, if any.
  * Otherwise a member could have attached someone else's address to its own
  * key. KL_EXIT_OK with num set to our safety number with the candidate, or
@@ -380,7 +380,7 @@ static int vouch_candidate(kl_cli_t *cli, kl_net_t *conn, const char *grp,
     char disp[KL_SAFETY_DISPLAY], other_num[KL_SAFETY_DIGITS + 1], other[KL_SAFETY_DISPLAY];
     uint8_t relay_key[32];
     int exists = 0, conflict = 0;
-    int r = kl_contacts_lookup(conn, c->address, &exists, relay_key);
+    int r = kl_rpc_lookup(conn, c->address, NULL, &exists, relay_key);
     if (r)
         return kl_cli_relay_fail(conn, r, "look up the candidate");
     if ((r = safety_of(cli, c->key, c->address, num, disp))) {
@@ -473,8 +473,8 @@ int kl_cmd_group_request(kl_cli_t *cli, const char *name)
         rc = cli_fail("you are already %s of %s", member ? "a member" : "a candidate", grp);
         goto out;
     }
-    if (r == KL_ENOTFOUND || (r == KL_EREFUSED && kl_net_relay_error(conn) ==
-                                                      KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND)) {
+    if (r == KL_ENOTFOUND ||
+        (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_NOT_FOUND)) {
         rc = cli_fail("the relay knows no group %s; check the name", grp);
         goto out;
     }
@@ -692,7 +692,7 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
         rc = KL_EXIT_USAGE;
         goto out;
     }
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_FORBIDDEN) {
         rc = cli_fail("the relay refused the message: it does not count you as a member of "
                       "%s (%s)", grp, kl_net_relay_message(conn));
         goto out;

@@ -19,17 +19,17 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
-#include "outbound.h"
+#include "rpc.h"
 #include "session.h"
 #include "util.h"
 
 static int send_fail(kl_net_t *conn, int r, const char *addr)
 {
     int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
-    if (code == KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED)
+    if (code == KL_WIRE_ERR_QUOTA_EXCEEDED)
         kl_cli_err("the relay did not accept the message: the inbox of %s is full; try again "
                    "after they have received their messages", addr);
-    else if (code == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)
+    else if (code == KL_WIRE_ERR_RATE_LIMITED)
         kl_cli_err("the relay asks you to slow down (RATE_LIMITED); try again in a moment");
     else
         kl_cli_relay_fail(conn, r, "deliver the message");
@@ -60,16 +60,14 @@ static int check_text(const char *text, size_t len)
 static int token_refused(kl_net_t *conn, int r)
 {
     int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
-    return code == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN ||
-           code == KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED;
+    return code == KL_WIRE_ERR_FORBIDDEN || code == KL_WIRE_ERR_UNAUTHENTICATED;
 }
 
 /* The relay takes no more unidentified messages to this user now: send
  * identified this time, keeping the token. */
 static int unidentified_busy(kl_net_t *conn, int r)
 {
-    return r == KL_EREFUSED &&
-           kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED;
+    return r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_RATE_LIMITED;
 }
 
 /* Go on over an authenticated connection (forgetting addr's token when
@@ -178,7 +176,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
      * down): a contact already pinned is sent to with the pinned key, and
      * our relay queues the message until the link is back. */
     if (r == KL_EREFUSED &&
-        kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE &&
+        kl_net_relay_error(conn) == KL_WIRE_ERR_UNAVAILABLE &&
         kl_store_contact_get(cli->st, addr, &c) == 0 && c.has_key && !c.key_changed) {
         r = 0;
         /* Our relay takes an unidentified send to another relay's user only
@@ -211,7 +209,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
             if (unid && (rc = identify(cli, &conn, &unid, addr, 0)))
                 goto out;
             rc = KL_EXIT_FAIL;
-            r = kl_out_fetch_bundle(conn, addr, &bundle);
+            r = kl_rpc_prekey_fetch(conn, addr, &bundle);
             if (r == KL_ENOTFOUND) {
                 kl_cli_err("%s has not published encryption keys yet; ask them to run "
                            "`kollega receive` once, then send again", addr);
@@ -248,7 +246,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         goto out;
     }
     if (unid) {
-        r = kl_out_send_unidentified(conn, addr, token, body, blen, &m.seq);
+        r = kl_rpc_send(conn, addr, body, blen, 0, token, &m.seq);
         if (token_refused(conn, r) || unidentified_busy(conn, r)) {
             if ((rc = identify(cli, &conn, &unid, addr, !unidentified_busy(conn, r))))
                 goto out;
@@ -258,7 +256,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         }
     }
     if (!unid)
-        r = kl_out_send_body(conn, addr, body, blen, &m.seq);
+        r = kl_rpc_send(conn, addr, body, blen, 0, NULL, &m.seq);
     if (r) {
         send_fail(conn, r, addr);
         goto out;

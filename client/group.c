@@ -11,6 +11,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/json.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
@@ -187,24 +188,6 @@ void kl_grp_free(kl_grp_t *x)
     x->nheads = x->heads_cap = 0;
 }
 
-static int call_group_fetch(kl_net_t *conn, const char *grp, uint64_t from, kl_frame_t **resp)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupFetch gf = KOLLEGA__RELAY__V1__GROUP_FETCH__INIT;
-    gf.group = (char *)grp;
-    gf.from_index = from;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_FETCH;
-    f.group_fetch = &gf;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG, resp);
-    if (r == 0 && ((*resp)->group_log == NULL || (*resp)->group_log->group == NULL ||
-                   strcmp((*resp)->group_log->group, grp) != 0)) {
-        kl_wire_free(*resp);
-        *resp = NULL;
-        r = KL_EPROTO;
-    }
-    return r;
-}
-
 /* Inside a transaction, after ev was applied: a member who left or was
  * removed takes its dispute (group.h, view check) with it, and its sender
  * keys are kept only for the group's retention from now (what it wrote
@@ -222,8 +205,8 @@ static int departed(kl_cli_t *cli, const kl_grp_t *x, const kl_group_event_t *ev
 
 /* Apply and store ops[first..] of a batch in one transaction; stops at the
  * first op that fails (warning, x->invalid). *applied counts the good ones. */
-static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__GroupLog *gl,
-                       size_t first, size_t *applied)
+static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const kl_rpc_oplog_t *gl, size_t first,
+                       size_t *applied)
 {
     kl_store_group_t row;
     *applied = 0;
@@ -240,7 +223,7 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
         kl_group_event_t ev;
         kl_group_verr_t why = KL_GV_OK;
         uint64_t idx = kl_group_next_index(x->g);
-        const ProtobufCBinaryData *op = &gl->ops[i];
+        const kl_rpc_blob_t *op = &gl->ops[i];
         if (op->len == 0 || op->len > KL_GROUP_MAX_OP ||
             kl_group_apply(x->g, op->data, op->len, &ev, &why) != 0) {
             if (why == KL_GV_OK)
@@ -269,7 +252,7 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
  * index, the relay has shown two histories, which only a fork explains
  * (group.h): recorded in the store (fork_index = idx + 1) and warned.
  * Anything else there is an invalid op (x->invalid). */
-static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const ProtobufCBinaryData *op)
+static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const kl_rpc_blob_t *op)
 {
     kl_group_peek_t pk;
     kl_store_group_t row;
@@ -308,7 +291,7 @@ static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const Proto
 int kl_grp_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
-        kl_frame_t *resp = NULL;
+        kl_rpc_oplog_t gl;
         uint64_t next = kl_group_next_index(x->g);
         /* The first round asks from our last op: the relay must give back
          * the very op we hold there. Only the relay's own answers are
@@ -317,54 +300,35 @@ int kl_grp_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x)
         int overlap = round == 0 && next > 0;
         uint64_t from = overlap ? next - 1 : next;
         size_t applied = 0, first = 0;
-        int r = call_group_fetch(conn, x->address, from, &resp);
+        int r = kl_rpc_oplog_fetch(conn, x->address, from, &gl);
         if (r)
             return r;
-        const Kollega__Relay__V1__GroupLog *gl = resp->group_log;
-        x->relay_next = gl->next_index;
-        memset(x->relay_head, 0, 32);
-        if (gl->head.len == 32)
-            memcpy(x->relay_head, gl->head.data, 32);
-        int more = gl->more && gl->n_ops > 0;
-        if (gl->n_ops > 0 && gl->from_index != from) {
-            kl_wire_free(resp);
+        x->relay_next = gl.next_index;
+        memcpy(x->relay_head, gl.head, 32);
+        int more = gl.more && gl.n_ops > 0;
+        if (gl.n_ops > 0 && gl.from_index != from) {
+            kl_rpc_oplog_free(&gl);
             return KL_EPROTO;
         }
-        if (overlap && gl->n_ops > 0) {
+        if (overlap && gl.n_ops > 0) {
             uint8_t mine[32], theirs[32];
             kl_group_head(x->g, mine); /* the SHA-256 of our op next - 1 */
-            kl_sha256(gl->ops[0].data, gl->ops[0].len, theirs);
+            kl_sha256(gl.ops[0].data, gl.ops[0].len, theirs);
             first = 1;
             if (kl_memcmp(mine, theirs, 32) != 0) {
-                r = overlap_differs(cli, x, from, &gl->ops[0]);
-                kl_wire_free(resp);
+                r = overlap_differs(cli, x, from, &gl.ops[0]);
+                kl_rpc_oplog_free(&gl);
                 return r;
             }
         }
-        r = gl->n_ops > first ? apply_batch(cli, x, gl, first, &applied) : 0;
-        kl_wire_free(resp);
+        r = gl.n_ops > first ? apply_batch(cli, x, &gl, first, &applied) : 0;
+        kl_rpc_oplog_free(&gl);
         if (r)
             return r;
         if (!more)
             return 0;
     }
     return 0;
-}
-
-static int call_group_op(kl_net_t *conn, const uint8_t *op, size_t len, int *admitted)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
-    kl_frame_t *resp = NULL;
-    go.signed_op.data = (uint8_t *)op;
-    go.signed_op.len = len;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP;
-    f.group_op = &go;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP_ACCEPTED, &resp);
-    if (r == 0)
-        *admitted = resp->group_op_accepted && resp->group_op_accepted->admitted;
-    kl_wire_free(resp);
-    return r;
 }
 
 static int reload(kl_cli_t *cli, kl_grp_t *x)
@@ -407,7 +371,6 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *op = NULL;
         size_t len = 0;
-        int admitted = 0;
         uint64_t idx = kl_group_next_index(x->g);
         if ((r = kl_group_op_build(x->g, cli->me.sk, cli->me.pk, cli->me.address, kl_now_ms(), d,
                                    &op, &len)))
@@ -418,7 +381,7 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
             free(op);
             return KL_ESTATE;
         }
-        r = call_group_op(conn, op, len, &admitted);
+        r = kl_rpc_op_submit(conn, x->address, op, len);
         if (r == 0) {
             r = store_op(cli, x, idx, op, len, ev);
             free(op);
@@ -431,8 +394,7 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
         int lr = reload(cli, x);
         if (lr)
             return lr;
-        if (r != KL_EREFUSED ||
-            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+        if (r != KL_EREFUSED || kl_net_relay_error(conn) != KL_WIRE_ERR_CONFLICT || attempt)
             return r;
         /* Someone else's op came first: catch up and try once more. */
         if ((r = kl_grp_sync_ops(cli, conn, x)))
@@ -512,13 +474,11 @@ int kl_grp_request(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, kl_group_event_t 
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *op = NULL;
         size_t len = 0;
-        int admitted = 0;
         if ((r = build_request(cli, x, &op, &len)))
             return r;
-        r = call_group_op(conn, op, len, &admitted);
+        r = kl_rpc_op_submit(conn, x->address, op, len);
         free(op);
-        if (r != KL_EREFUSED ||
-            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+        if (r != KL_EREFUSED || kl_net_relay_error(conn) != KL_WIRE_ERR_CONFLICT || attempt)
             break;
         if ((r = kl_grp_sync_ops(cli, conn, x)))
             return r;

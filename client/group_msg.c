@@ -11,6 +11,7 @@
 #include "kollega/err.h"
 #include "kollega/senderkey.h"
 #include "outbound.h"
+#include "rpc.h"
 #include "store_group.h"
 #include "util.h"
 
@@ -127,8 +128,7 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_s
         r = kl_out_send_content(cli->st, &cli->me, conn, m->address, m->key, &ct, &seq);
     kl_memzero(ct.dist, sizeof ct.dist);
     if (r == KL_ENOTFOUND || r == KL_EKEYCHANGED || r == KL_ECRYPTO ||
-        (r == KL_EREFUSED && kl_net_relay_error(conn) !=
-                                 KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
+        (r == KL_EREFUSED && kl_net_relay_error(conn) != KL_WIRE_ERR_RATE_LIMITED)) {
         kl_grp_warn(cli, x->address, "key_not_sent",
                     "could not give your group key to %s (%s); they cannot read your group "
                     "messages until this works (it is retried on the next send or receive)",
@@ -245,8 +245,7 @@ static int send_once(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *tex
     int r = kl_grp_own_key(cli, x, 1, &k);
     if (r == 0 && (r = distribute(cli, conn, x, k)) == 0 &&
         (r = kl_grp_seal(cli, x, k, text, len, m, &body, &blen)) == 0)
-        r = kl_out_send_group_body(conn, x->address, body, blen, kl_group_next_index(x->g),
-                                   &m->seq);
+        r = kl_rpc_send(conn, x->address, body, blen, kl_group_next_index(x->g), NULL, &m->seq);
     kl_senderkey_free(k);
     free(body);
     return r;
@@ -263,7 +262,7 @@ int kl_grp_send(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *text, si
             return KL_ECRYPTO;
         r = send_once(cli, conn, x, text, len, m);
         if (r != KL_EREFUSED || attempt ||
-            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT)
+            kl_net_relay_error(conn) != KL_WIRE_ERR_CONFLICT)
             break;
         /* A remove or leave we had not seen: catch up (the epoch moves on,
          * so the next try makes and distributes a new key) and retry. */

@@ -23,6 +23,7 @@
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 #include "net.h"
+#include "relay.pb-c.h"
 
 struct qitem {
     kl_frame_t *f;

@@ -8,6 +8,7 @@
 #include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "session.h"
 #include "sync.h"
 #include "util.h"
@@ -356,67 +357,34 @@ int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, 
     return r;
 }
 
-static int ack(kl_sync_t *s, uint64_t seq)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
-    kl_frame_t *resp = NULL;
-    a.seq = seq;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
-    f.ack = &a;
-    int r = kl_net_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    return r;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-    const Kollega__Relay__V1__Entry *x = *(Kollega__Relay__V1__Entry *const *)a;
-    const Kollega__Relay__V1__Entry *y = *(Kollega__Relay__V1__Entry *const *)b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 int kl_sync_fetch_all(kl_sync_t *s)
 {
     int empty = 0;
     s->conn_error = 0;
     s->store_error = 0;
     for (;;) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-        kl_frame_t *resp = NULL;
+        kl_rpc_batch_t b;
         uint64_t cursor = 0, top = 0;
         int r = get_cursor(s->st, &cursor);
         if (r) {
             s->store_error = r;
             return r;
         }
-        fe.after = cursor;
-        fe.limit = FETCH_LIMIT;
-        f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
-        f.fetch = &fe;
-        if ((r = kl_net_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, &resp)))
+        if ((r = kl_rpc_fetch(s->conn, NULL, cursor, FETCH_LIMIT, &b)))
             return r;
-        Kollega__Relay__V1__Deliver *d = resp->deliver;
-        int more = d && d->more;
-        size_t n = d ? d->n_entries : 0;
-        /* Entries are processed in seq order whatever order they came in. */
-        if (n > 1)
-            qsort(d->entries, n, sizeof *d->entries, cmp_entry);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-            const Kollega__Relay__V1__Entry *e = d->entries[i];
-            if (e == NULL || e->seq == 0)
-                continue;
-            r = kl_sync_entry(s, e->seq, e->ts, e->body.data, e->body.len);
+        int more = b.more;
+        for (size_t i = 0; r == 0 && i < b.n; i++) {
+            const kl_rpc_entry_t *e = &b.entries[i];
+            r = kl_sync_entry(s, e->seq, e->ts, e->body, e->len);
             if (r && !s->conn_error)
                 s->store_error = r;
             else if (r == 0 && e->seq > top)
                 top = e->seq;
         }
-        kl_wire_free(resp);
+        kl_rpc_batch_free(&b);
         /* Everything up to top is committed locally: the relay may drop it. */
         if (top && (r == 0 || top > cursor)) {
-            int ar = ack(s, top);
+            int ar = kl_rpc_ack(s->conn, NULL, top);
             if (r == 0)
                 r = ar;
         }

@@ -8,9 +8,28 @@
 #include <stdint.h>
 
 #include "kollega/noise.h"
-#include "relay.pb-c.h"
 
-typedef Kollega__Relay__V1__Frame kl_frame_t;
+/* A relay Frame (kollega.relay.v1.Frame, proto/relay.proto), opaque here:
+ * code that builds or reads frames field by field (the relay, the client's
+ * request modules) includes the generated "relay.pb-c.h" itself. */
+typedef struct Kollega__Relay__V1__Frame kl_frame_t;
+
+/* The relay's error codes (relay.proto ErrorCode), with the same numbers:
+ * what a client needs to tell one refusal from another. */
+typedef enum kl_wire_err {
+    KL_WIRE_ERR_NONE = 0,            /* no error (ERROR_CODE_UNSPECIFIED) */
+    KL_WIRE_ERR_BAD_REQUEST = 1,
+    KL_WIRE_ERR_UNAUTHENTICATED = 2,
+    KL_WIRE_ERR_FORBIDDEN = 3,
+    KL_WIRE_ERR_NOT_FOUND = 4,
+    KL_WIRE_ERR_CONFLICT = 5,
+    KL_WIRE_ERR_TOO_LARGE = 6,
+    KL_WIRE_ERR_RATE_LIMITED = 7,
+    KL_WIRE_ERR_QUOTA_EXCEEDED = 8,
+    KL_WIRE_ERR_INVITE_INVALID = 9,
+    KL_WIRE_ERR_UNAVAILABLE = 10,
+    KL_WIRE_ERR_INTERNAL = 11,
+} kl_wire_err_t;
 
 /* Largest packed Frame (the Noise plaintext limit). */
 #define KL_WIRE_MAX_FRAME KL_NOISE_MAX_PT
@@ -24,8 +43,8 @@ typedef Kollega__Relay__V1__Frame kl_frame_t;
  * KL_ETOOBIG if the packed frame exceeds KL_WIRE_MAX_FRAME or cap. */
 int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, size_t cap,
                  size_t *outlen);
-/* kl_wire_seal when the caller already has n, the packed size of f
- * (kollega__relay__v1__frame__get_packed_size). */
+/* kl_wire_seal when the caller already has n, the packed size of f (as
+ * protobuf-c's get_packed_size computes it). */
 int kl_wire_seal_sized(kl_noise_transport_t *t, const kl_frame_t *f, size_t n, uint8_t *out,
                        size_t cap, size_t *outlen);
 /* One frame to many sessions: pack f once (kl_wire_pack_alloc: *out is
@@ -44,6 +63,14 @@ int kl_wire_seal_alloc(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t **o
  * Frame or carries no body. *out is freed with kl_wire_free. */
 int kl_wire_open(kl_noise_transport_t *t, const uint8_t *msg, size_t len, kl_frame_t **out);
 void kl_wire_free(kl_frame_t *f);
+
+/* The code of an Error frame f (a kl_wire_err_t; a code newer than this
+ * list is returned as it is), or KL_WIRE_ERR_NONE when f is NULL or
+ * carries another body. */
+int kl_wire_error_code(const kl_frame_t *f);
+/* The protocol's name of an error code ("QUOTA_EXCEEDED"), or "UNKNOWN"
+ * for a number the protocol does not define. Static storage. */
+const char *kl_wire_error_name(int code);
 
 /* Signed strings. out receives the message; cap must hold it.
  *   auth:     "kollega-auth-v1" || hh(64)
