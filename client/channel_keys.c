@@ -76,7 +76,7 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, uint64_t 
     uint64_t seq = 0;
     int has = 0, conflict = 0;
     *ok = 0;
-    int r = kl_store_channel_key_sent(cli->st, x->address, epoch, mkey, 0, &has);
+    int r = kl_store_slog_key_sent(cli->st, x->address, epoch, mkey, 0, &has);
     if (r || has) {
         *ok = has;
         return r;
@@ -114,7 +114,7 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, uint64_t 
         return r;
     if ((r = kl_store_begin(cli->st)))
         return r;
-    r = kl_store_channel_key_sent(cli->st, x->address, epoch, mkey, 1, NULL);
+    r = kl_store_slog_key_sent(cli->st, x->address, epoch, mkey, 1, NULL);
     r = r ? r : kl_store_commit(cli->st);
     if (r)
         kl_store_rollback(cli->st);

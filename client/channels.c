@@ -90,7 +90,7 @@ int kl_chan_load(kl_cli_t *cli, const char *address, kl_chan_t *x)
     }
     void *p[2] = {cli, x};
     if (r == 0)
-        r = kl_store_channel_op_each(cli->st, address, replay_cb, p);
+        r = kl_store_slog_op_each(cli->st, address, replay_cb, p);
     if (r == 1)
         r = 0;
     if (r) {
@@ -134,7 +134,7 @@ static int take_ops(kl_cli_t *cli, kl_chan_t *x, const kl_rpc_oplog_t *cl, size_
             x->invalid = 1;
             break;
         }
-        r = kl_store_channel_op_put(cli->st, x->address, idx, cl->ops[i].data, cl->ops[i].len);
+        r = kl_store_slog_op_put(cli->st, x->address, idx, cl->ops[i].data, cl->ops[i].len);
         if (r == 0)
             (*applied)++;
     }
@@ -184,7 +184,7 @@ static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_o
             r = KL_EPROTO;
         }
         if (r == 0 && (r = kl_store_begin(cli->st)) == 0) {
-            r = kl_store_channel_op_put(cli->st, x->address, idx, b, len);
+            r = kl_store_slog_op_put(cli->st, x->address, idx, b, len);
             if (r == 0)
                 r = kl_chan_save_row(cli, x);
             if (r == 0)

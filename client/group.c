@@ -171,7 +171,7 @@ int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x)
     else if (r == KL_ENOTFOUND)
         r = 0;
     if (r == 0)
-        r = kl_store_group_op_each(cli->st, address, replay_cb, p);
+        r = kl_store_slog_op_each(cli->st, address, replay_cb, p);
     if (r == 1)
         r = 0;
     if (r)
@@ -234,7 +234,7 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const kl_rpc_oplog_t *gl, siz
             x->invalid = 1;
             break;
         }
-        if ((r = kl_store_group_op_put(cli->st, x->address, idx, op->data, op->len)) ||
+        if ((r = kl_store_slog_op_put(cli->st, x->address, idx, op->data, op->len)) ||
             (r = departed(cli, x, &ev)))
             break;
         react(cli, x, &ev);
@@ -353,7 +353,7 @@ static int store_op(kl_cli_t *cli, const kl_grp_t *x, uint64_t idx, const uint8_
         r = kl_store_group_put(cli->st, &row);
     }
     if (r == 0)
-        r = kl_store_group_op_put(cli->st, grp, idx, op, len);
+        r = kl_store_slog_op_put(cli->st, grp, idx, op, len);
     if (r == 0)
         r = departed(cli, x, ev);
     if (r) {

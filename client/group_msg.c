@@ -102,7 +102,7 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_s
     uint64_t seq = 0;
     int has = 0;
     uint32_t key_id = kl_senderkey_id(k);
-    int r = kl_store_sk_sent_has(cli->st, x->address, key_id, m->key, &has);
+    int r = kl_store_slog_key_sent(cli->st, x->address, key_id, m->key, 0, &has);
     if (r || has)
         return r;
     /* The member's key comes from the signed log; a contact pinned to
@@ -140,7 +140,7 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_s
         return r;
     if ((r = kl_store_begin(cli->st)))
         return r;
-    r = kl_store_sk_sent_add(cli->st, x->address, key_id, m->key);
+    r = kl_store_slog_key_sent(cli->st, x->address, key_id, m->key, 1, NULL);
     r = r ? r : kl_store_commit(cli->st);
     if (r)
         kl_store_rollback(cli->st);

@@ -51,14 +51,75 @@ int kl_store_prepare(kl_store_t *st, const char *sql, sqlite3_stmt **stmt)
     return sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) == SQLITE_OK ? 0 : KL_EIO;
 }
 
-int kl_store_exec_text(kl_store_t *st, const char *sql, const char *arg)
+static int bind(sqlite3_stmt *s, int i, const kl_sql_arg_t *a)
+{
+    if (a->type == KL_SQL_INT)
+        return sqlite3_bind_int64(s, i, a->num);
+    if (a->type == KL_SQL_TEXT && a->text)
+        return sqlite3_bind_text(s, i, a->text, -1, SQLITE_STATIC);
+    if (a->type == KL_SQL_BLOB && a->blob)
+        return sqlite3_bind_blob(s, i, a->blob, (int)a->len, SQLITE_STATIC);
+    return sqlite3_bind_null(s, i);
+}
+
+int kl_store_query(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n)
+{
+    int r = kl_store_prepare(st, sql, stmt);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (bind(*stmt, (int)i + 1, &args[i]) != SQLITE_OK)
+            r = KL_EIO;
+    if (r && *stmt) {
+        sqlite3_finalize(*stmt);
+        *stmt = NULL;
+    }
+    return r;
+}
+
+int kl_store_run(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, sql, &s);
+    int r = kl_store_query(st, &s, sql, args, n);
+    return r ? r : kl_store_exec_stmt(s);
+}
+
+int kl_store_run_changes(kl_store_t *st, uint64_t *changes, const char *sql,
+                         const kl_sql_arg_t *args, size_t n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_query(st, &s, sql, args, n);
+    return r ? r : kl_store_exec_changes(st, s, changes);
+}
+
+int kl_store_exists(kl_store_t *st, int *found, const char *sql, const kl_sql_arg_t *args,
+                    size_t n)
+{
+    sqlite3_stmt *s;
+    *found = 0;
+    int r = kl_store_query(st, &s, sql, args, n);
+    return r ? r : kl_store_step_exists(s, found);
+}
+
+int kl_store_int(kl_store_t *st, uint64_t *v, const char *sql, const kl_sql_arg_t *args,
+                 size_t n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_query(st, &s, sql, args, n);
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    r = KL_EIO;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *v = (uint64_t)sqlite3_column_int64(s, 0);
+        r = 0;
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_done(sqlite3_stmt *stmt, int r, int rc)
+{
+    sqlite3_finalize(stmt);
+    return r == 0 && rc != SQLITE_DONE ? KL_EIO : r;
 }
 
 int kl_store_exec_stmt(sqlite3_stmt *stmt)
@@ -199,10 +260,8 @@ int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const c
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
     int r = kl_store_row_label(label, sizeof label, table, key, idx);
-    if (r || (r = kl_store_prepare(st, sql, &s)))
+    if (r || (r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key), KL_INT(idx)))))
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
     return kl_store_exec_sealed(st, s, 3, label, op, len);
 }
 
@@ -211,11 +270,9 @@ int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const 
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, sql, &s);
+    int rc, r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
         uint8_t *pt = NULL;
@@ -228,10 +285,7 @@ int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const 
         if (r)
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_done(s, r, rc);
 }
 
 /* Per-connection settings: wait for other kollega processes, full fsync on
@@ -437,10 +491,10 @@ void kl_store_rollback(kl_store_t *st)
 int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1", &s);
+    int r = kl_store_query(st, &s, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1",
+                           KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     r = KL_ENOTFOUND;
     if (sqlite3_step(s) == SQLITE_ROW) {
         const unsigned char *v = sqlite3_column_text(s, 0);
@@ -461,22 +515,16 @@ int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
 
 int kl_store_set_str(kl_store_t *st, const char *key, const char *v)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, v, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)",
+                        KL_ARGS(KL_TEXT(key), KL_TEXT(v)));
 }
 
 int kl_store_get_u64(kl_store_t *st, const char *key, uint64_t *v)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT v FROM config WHERE k = ?1", &s);
+    int r = kl_store_query(st, &s, "SELECT v FROM config WHERE k = ?1", KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     r = KL_ENOTFOUND;
     if (sqlite3_step(s) == SQLITE_ROW) {
         if (sqlite3_column_type(s, 0) == SQLITE_INTEGER) {
@@ -492,13 +540,8 @@ int kl_store_get_u64(kl_store_t *st, const char *key, uint64_t *v)
 
 int kl_store_set_u64(kl_store_t *st, const char *key, uint64_t v)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)v);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)",
+                        KL_ARGS(KL_TEXT(key), KL_INT(v)));
 }
 
 int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len)
@@ -506,10 +549,9 @@ int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size
     char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
     int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO secrets(name, box)"
-                                       " VALUES(?1, ?2)", &s)))
+    if (r || (r = kl_store_query(st, &s, "INSERT OR REPLACE INTO secrets(name, box) VALUES(?1, ?2)",
+                                 KL_ARGS(KL_TEXT(name)))))
         return r;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     return kl_store_exec_sealed(st, s, 2, label, v, len);
 }
 
@@ -520,9 +562,9 @@ int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len
     uint8_t *pt = NULL;
     size_t n = 0;
     int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_prepare(st, "SELECT box FROM secrets WHERE name = ?1", &s)))
+    if (r || (r = kl_store_query(st, &s, "SELECT box FROM secrets WHERE name = ?1",
+                                 KL_ARGS(KL_TEXT(name)))))
         return r;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     r = KL_ENOTFOUND;
     if (sqlite3_step(s) == SQLITE_ROW) {
         r = kl_store_column_unseal(st, s, 0, label, &pt, &n);
