@@ -124,10 +124,7 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s);
  * {"id","channel","from","text","sent_at","verified":true,"seq",
  * "stored_at"}, else "[YYYY-MM-DD HH:MM] [!x@y] publisher: text". */
 void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m);
-/* A warning about channel chan: "kollega: <message>" on stderr, and with
- * --json also {"warning": kind, "channel", "message"} on stdout. */
-void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Warnings about a channel: signedlog.h kl_slog_warn. */
 
 /* ---- the command (cmd_channel.c) ---- */
 /* `kollega channel ...`: pos[0] is "channel", npos counts pos; backlog is

@@ -285,7 +285,7 @@ static void prekey_upkeep(kl_cli_t *cli, kl_net_t *conn)
     kl_json_uint(&j, "since", up.ran_out_since_ms);
     kl_json_uint(&j, "uploaded", r == 0 ? up.uploaded : 0);
     kl_json_str(&j, "message", msg);
-    kl_slog_json_line(&j);
+    kl_cli_json_line(&j);
 }
 
 int kl_cli_connect_anonymous(kl_cli_t *cli, kl_net_t **conn)
@@ -354,6 +354,40 @@ int kl_cli_user_address(const char *s, char *out, size_t cap)
     return KL_EXIT_OK;
 }
 
+void kl_cli_json_line(kl_json_t *j)
+{
+    kl_json_obj_end(j);
+    if (kl_json_cstr(j))
+        printf("%s\n", kl_json_cstr(j));
+    fflush(stdout);
+    kl_json_free(j);
+}
+
+void kl_cli_json_message(kl_json_t *j, const kl_message_t *m)
+{
+    char hex[2 * KL_MSG_ID + 1];
+    kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "id", hex);
+}
+
+int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len)
+{
+    *input = NULL;
+    *text = arg;
+    *len = strlen(arg);
+    if (strcmp(arg, "-") != 0)
+        return 0;
+    int r = kl_read_text(stdin, KL_TEXT_MAX, input, len);
+    if (r) {
+        kl_cli_err("cannot read the %s from stdin (%s)", what, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    *text = *input;
+    return 0;
+}
+
 void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
 {
     if (m->peer[0] == '!') { /* a broadcast channel post (channels.c) */
@@ -364,12 +398,8 @@ void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
     const char *from = m->outgoing ? cli->me.address : group ? m->sender : m->peer;
     const char *to = m->outgoing || group ? m->peer : cli->me.address;
     if (cli->json) {
-        char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
-        kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "id", hex);
+        kl_cli_json_message(&j, m);
         kl_json_str(&j, "from", from);
         kl_json_str(&j, "to", to);
         kl_json_strn(&j, "text", m->text, m->text_len);
@@ -379,22 +409,18 @@ void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
         kl_json_uint(&j, "stored_at", m->stored_at);
         if (group)
             kl_json_str(&j, "group", m->peer);
-        kl_json_obj_end(&j);
-        const char *s = kl_json_cstr(&j);
-        if (s)
-            printf("%s\n", s);
-        kl_json_free(&j);
-    } else {
-        char when[32];
-        kl_format_time(m->sent_at, when, sizeof when);
-        if (group)
-            printf("[%s] [%s] %s: ", when, m->peer, m->outgoing ? "you" : from);
-        else if (m->outgoing)
-            printf("[%s] you -> %s: ", when, to);
-        else
-            printf("[%s] %s: ", when, from);
-        kl_print_safe(stdout, m->text, m->text_len, "    ");
-        putchar('\n');
+        kl_cli_json_line(&j);
+        return;
     }
+    char when[32];
+    kl_format_time(m->sent_at, when, sizeof when);
+    if (group)
+        printf("[%s] [%s] %s: ", when, m->peer, m->outgoing ? "you" : from);
+    else if (m->outgoing)
+        printf("[%s] you -> %s: ", when, to);
+    else
+        printf("[%s] %s: ", when, from);
+    kl_print_safe(stdout, m->text, m->text_len, "    ");
+    putchar('\n');
     fflush(stdout);
 }

@@ -185,7 +185,7 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
         kl_json_str(&j, "action", "create");
         kl_json_str(&j, "owner", cli->me.address);
         kl_json_bool(&j, "members_only", members_only);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
         printf("Created %s%s; you are its owner and first publisher.%s\n", addr,
                members_only ? " (members only)" : "",
@@ -197,28 +197,28 @@ out:
     return rc;
 }
 
-/* The publisher of x with address, or -1. */
-static int find_publisher(const kl_chan_t *x, const char *address, uint8_t key[32])
+/* The index of address among the n entries that at() reads from x (the
+ * publishers or the added members), its key in key; -1 if it is none. */
+static int find(const kl_chan_t *x, size_t n,
+                int (*at)(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256]),
+                const char *address, uint8_t key[32])
 {
-    size_t n = kl_channel_publisher_count(x->c);
     for (size_t i = 0; i < n; i++) {
         char a[256];
-        if (kl_channel_publisher_at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
+        if (at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
             return (int)i;
     }
     return -1;
 }
 
-/* An added member of x with address, or -1. */
+static int find_publisher(const kl_chan_t *x, const char *address, uint8_t key[32])
+{
+    return find(x, kl_channel_publisher_count(x->c), kl_channel_publisher_at, address, key);
+}
+
 static int find_added(const kl_chan_t *x, const char *address, uint8_t key[32])
 {
-    size_t n = kl_channel_added_count(x->c);
-    for (size_t i = 0; i < n; i++) {
-        char a[256];
-        if (kl_channel_added_at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
-            return (int)i;
-    }
-    return -1;
+    return find(x, kl_channel_added_count(x->c), kl_channel_added_at, address, key);
 }
 
 /* The key of a new publisher or member: looked up at the relay and pinned
@@ -336,7 +336,7 @@ static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *na
             kl_json_uint(&j, "epoch", kl_channel_epoch(x.c));
             kl_json_uint(&j, "key_missing", missing);
         }
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else if (member) {
         printf("%s %s %s.\n", target, add ? "can now read" : "can no longer read", addr);
     } else {
@@ -386,8 +386,9 @@ static int sealed_post(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, const 
     return 0;
 }
 
-static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
+static int cmd_post(kl_cli_t *cli, const char *name, const char *arg)
 {
+    const char *text;
     char addr[KL_ADDR_MAX + 1];
     char *input = NULL;
     uint8_t *body = NULL;
@@ -397,16 +398,9 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     kl_message_t m;
     memset(&x, 0, sizeof x);
     memset(&m, 0, sizeof m);
-    int rc = 0, r;
-    if (strcmp(text, "-") == 0) {
-        if ((r = kl_read_text(stdin, KL_TEXT_MAX, &input, &len))) {
-            kl_cli_err("cannot read the post from stdin (%s)", kl_strerror(r));
-            return KL_EXIT_FAIL;
-        }
-        text = input;
-    } else {
-        len = strlen(text);
-    }
+    int rc = kl_cli_text(arg, "post", &input, &text, &len), r;
+    if (rc)
+        return rc;
     if (len == 0 || len > KL_TEXT_MAX || !kl_utf8_valid(text, len) || memchr(text, 0, len)) {
         kl_cli_err(len == 0 ? "the post is empty; nothing was sent"
                    : len > KL_TEXT_MAX ? "the post is too long; split it up"
@@ -455,16 +449,12 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     if ((r = kl_chan_save_row(cli, &x)) || (r = kl_store_message_add(cli->st, &m, &added)))
         kl_cli_err("published, but cannot keep the post in your history (%s)", kl_strerror(r));
     if (cli->json) {
-        char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
-        kl_hex_encode(m.id, KL_MSG_ID, hex, sizeof hex);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "id", hex);
+        kl_cli_json_message(&j, &m);
         kl_json_str(&j, "channel", addr);
         kl_json_uint(&j, "seq", m.seq);
         kl_json_uint(&j, "sent_at", m.sent_at);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
         printf("Posted on %s.\n", addr);
     }
@@ -536,7 +526,7 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
             kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
             kl_json_uint(&j, "cursor", cursor);
         }
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else if (on) {
         printf("Subscribed to %s (%zu publisher%s); `kollega receive` shows its posts.\n", addr,
                kl_channel_publisher_count(x.c), kl_channel_publisher_count(x.c) == 1 ? "" : "s");

@@ -129,7 +129,7 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
     }
     print_members(cli, ok ? &x : NULL, &j);
     if (cli->json)
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     if (ok)
         kl_chan_free(&x);
 }

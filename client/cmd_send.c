@@ -93,24 +93,18 @@ static void print_sent(const kl_cli_t *cli, const kl_message_t *m, int unidentif
                unidentified ? " (the relay was not told who sent it)" : "");
         return;
     }
-    char hex[2 * KL_MSG_ID + 1];
     kl_json_t j;
-    kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "id", hex);
+    kl_cli_json_message(&j, m);
     kl_json_str(&j, "to", m->peer);
     kl_json_uint(&j, "seq", m->seq);
     kl_json_uint(&j, "sent_at", m->sent_at);
     kl_json_bool(&j, "unidentified", unidentified);
-    kl_json_obj_end(&j);
-    if (kl_json_cstr(&j))
-        printf("%s\n", kl_json_cstr(&j));
-    kl_json_free(&j);
+    kl_cli_json_line(&j);
 }
 
-int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
+int kl_cmd_send(kl_cli_t *cli, const char *address, const char *arg)
 {
+    const char *text;
     char addr[KL_ADDR_MAX + 1];
     char *input = NULL;
     size_t len = 0, blen = 0;
@@ -125,15 +119,8 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     int rc = group ? 0 : kl_cli_user_address(address, addr, sizeof addr), r, has = 0, added = 0;
     if (rc)
         return rc;
-    if (strcmp(text, "-") == 0) {
-        if ((r = kl_read_text(stdin, KL_TEXT_MAX, &input, &len))) {
-            kl_cli_err("cannot read the message from stdin (%s)", kl_strerror(r));
-            return KL_EXIT_FAIL;
-        }
-        text = input;
-    } else {
-        len = strlen(text);
-    }
+    if ((rc = kl_cli_text(arg, "message", &input, &text, &len)))
+        return rc;
     if ((rc = check_text(text, len)))
         goto out;
     if (group) {
@@ -264,10 +251,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     m.stored_at = kl_now_ms();
     if ((r = kl_store_begin(cli->st)) == 0) {
         r = kl_store_message_add(cli->st, &m, &added);
-        if (r == 0)
-            r = kl_store_commit(cli->st);
-        else
-            kl_store_rollback(cli->st);
+        r = kl_store_end(cli->st, r);
     }
     if (r)
         kl_cli_err("the message was sent, but could not be saved in your history (%s)",

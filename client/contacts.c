@@ -165,11 +165,7 @@ int kl_contacts_shown(kl_store_t *st, const char *address, const uint8_t key[32]
         memcpy(c.shown, key, 32);
         r = kl_store_contact_put(st, &c);
     }
-    if (r) {
-        kl_store_rollback(st);
-        return r;
-    }
-    return kl_store_commit(st);
+    return kl_store_end(st, r);
 }
 
 int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expect[32],

@@ -30,11 +30,8 @@ static int fetch_log(kl_grp_rx_t *c, kl_net_t *conn)
         kl_store_group_t row;
         kl_rpc_batch_t b;
         uint64_t top = 0;
-        int r = kl_store_group_get(c->cli->st, c->x->address, &row);
-        if (r == KL_ENOTFOUND) {
-            memset(&row, 0, sizeof row); /* cursor 0: from the start */
-            r = 0;
-        }
+        /* No row yet: cursor 0, from the start. */
+        int r = kl_store_group_row(c->cli->st, c->x->address, &row);
         if (r || (r = kl_rpc_fetch(conn, c->x->address, row.cursor, FETCH_LIMIT, &b)))
             return r;
         int more = b.more && b.n > 0;
@@ -77,9 +74,7 @@ static int purge(kl_cli_t *cli, const kl_grp_t *x)
     if (r == 0 && !x->invalid && kl_group_next_index(x->g) > 0)
         r = kl_store_senderkey_prune(cli->st, x->address, now > keep_ms ? now - keep_ms : 0,
                                      keep_key_of, (void *)x);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     return r;
 }
 
@@ -136,9 +131,7 @@ static int notices(kl_cli_t *cli, kl_grp_t *x)
     if ((r = kl_store_begin(cli->st)))
         return r;
     r = kl_store_group_put(cli->st, &row);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     return r;
 }
 
@@ -210,9 +203,7 @@ int kl_grp_forget(kl_cli_t *cli, const char *grp)
     if (r)
         return r;
     r = kl_store_group_forget(cli->st, grp);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     return r;
 }
 
@@ -227,16 +218,9 @@ int kl_grp_know_listed(kl_cli_t *cli, kl_net_t *conn)
         char addr[KL_ADDR_MAX + 1];
         if (kl_grp_address(cli, l.v[i].address, addr, sizeof addr))
             continue;
-        if ((r = kl_store_group_get(cli->st, addr, &row)) != KL_ENOTFOUND)
-            continue;
-        memset(&row, 0, sizeof row);
-        snprintf(row.address, sizeof row.address, "%s", addr);
-        if ((r = kl_store_begin(cli->st)) == 0) {
-            r = kl_store_group_put(cli->st, &row);
-            r = r ? r : kl_store_commit(cli->st);
-            if (r)
-                kl_store_rollback(cli->st);
-        }
+        if ((r = kl_store_group_get(cli->st, addr, &row)) == KL_ENOTFOUND &&
+            (r = kl_store_begin(cli->st)) == 0)
+            r = kl_store_end(cli->st, kl_store_group_add(cli->st, addr));
     }
     kl_rpc_list_free(&l);
     return r;

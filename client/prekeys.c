@@ -52,10 +52,7 @@ int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, i
     }
     if (r == 0)
         r = kl_x3dh_spk_sign(me->sk, b->spk_id, b->spk_pub, b->spk_sig);
-    if (r == 0)
-        r = kl_store_commit(st);
-    else
-        kl_store_rollback(st);
+    r = kl_store_end(st, r);
     if (r)
         memset(b, 0, sizeof *b);
     return r;
@@ -99,10 +96,7 @@ int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
     up->uploaded = b->n;
     if (now > KL_SPK_KEEP_MS && (r = kl_store_begin(st)) == 0) {
         r = kl_store_prekey_prune_spk(st, now - KL_SPK_KEEP_MS);
-        if (r == 0)
-            r = kl_store_commit(st);
-        else
-            kl_store_rollback(st);
+        r = kl_store_end(st, r);
     }
 out:
     free(b);

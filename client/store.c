@@ -488,6 +488,14 @@ void kl_store_rollback(kl_store_t *st)
     st->in_txn = 0;
 }
 
+int kl_store_end(kl_store_t *st, int r)
+{
+    if (r == 0)
+        return kl_store_commit(st);
+    kl_store_rollback(st);
+    return r;
+}
+
 int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
 {
     sqlite3_stmt *s;

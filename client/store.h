@@ -80,6 +80,9 @@ void kl_store_close(kl_store_t *st);
 int kl_store_begin(kl_store_t *st);
 int kl_store_commit(kl_store_t *st);
 void kl_store_rollback(kl_store_t *st);
+/* End the transaction by the result r of what ran in it: 0 commits (and
+ * returns the commit's result), anything else rolls back and is returned. */
+int kl_store_end(kl_store_t *st, int r);
 
 /* Seal/open a value with the store key. label names the table and row.
  * *box / *pt are malloc'd; free *pt with kl_free_wipe(*pt, *len).

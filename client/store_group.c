@@ -141,6 +141,23 @@ int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g)
                                 KL_BLOB(g->fork_index ? g->fork_author : NULL, 32)));
 }
 
+int kl_store_group_row(kl_store_t *st, const char *grp, kl_store_group_t *g)
+{
+    int r = kl_store_group_get(st, grp, g);
+    if (r == KL_ENOTFOUND) {
+        memset(g, 0, sizeof *g);
+        snprintf(g->address, sizeof g->address, "%s", grp);
+        r = 0;
+    }
+    return r;
+}
+
+int kl_store_group_add(kl_store_t *st, const char *grp)
+{
+    return kl_store_run(st, "INSERT OR IGNORE INTO groups(grp, cursor, notified) VALUES(?1, 0, 0)",
+                        KL_ARGS(KL_TEXT(grp)));
+}
+
 int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud)
 {
     sqlite3_stmt *s;

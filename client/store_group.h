@@ -36,9 +36,14 @@ typedef struct kl_store_group {
 #define KL_GPENDING_MAX 1000
 #define KL_SK_KEEP 8
 
-/* Group row: get (KL_ENOTFOUND if none), put (insert or replace). */
+/* Group row: get (KL_ENOTFOUND if none), put (insert or replace), add (a
+ * fresh row, cursor 0 and nothing noted, unless grp has one). */
 int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g);
 int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g);
+int kl_store_group_add(kl_store_t *st, const char *grp);
+/* kl_store_group_get, or a fresh row (cursor 0, not stored) when grp has
+ * none yet. */
+int kl_store_group_row(kl_store_t *st, const char *grp, kl_store_group_t *g);
 /* Every group row, in address order; a non-zero cb return stops and is returned. */
 int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud);
 

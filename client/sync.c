@@ -246,10 +246,7 @@ static int drop_held(kl_sync_t *s, uint64_t held_seq, const char *reason)
     r = kl_store_failure_add(s->st, held_seq, kl_now_ms(), reason);
     if (r == 0)
         r = kl_store_held_delete(s->st, held_seq);
-    if (r == 0)
-        r = kl_store_commit(s->st);
-    else
-        kl_store_rollback(s->st);
+    r = kl_store_end(s->st, r);
     if (r == 0)
         s->failed++;
     return r;
