@@ -68,13 +68,10 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, uint64_t 
                     const uint8_t key[KL_CHANNEL_KEY], const uint8_t mkey[32], const char *addr,
                     int *ok)
 {
-    kl_content_t ct;
+    kl_content_t ct = {.has_ckey = 1, .ckey_epoch = epoch};
     kl_slog_give_t out;
     int err = 0;
-    memset(&ct, 0, sizeof ct);
-    ct.has_ckey = 1;
     snprintf(ct.ckey_channel, sizeof ct.ckey_channel, "%s", x->address);
-    ct.ckey_epoch = epoch;
     memcpy(ct.ckey, key, KL_CHANNEL_KEY);
     int r = kl_slog_give_key(cli, conn, x->address, epoch, mkey, addr, &ct, &out, &err);
     kl_memzero(ct.ckey, sizeof ct.ckey);

@@ -243,9 +243,7 @@ int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_
     fprintf(stderr, "kollega: %s\n", msg);
     if (!cli->json)
         return 0;
-    kl_json_init(j);
-    kl_json_obj_begin(j, NULL);
-    kl_json_str(j, "warning", kind);
+    kl_cli_json_begin(j, "warning", kind);
     return 1;
 }
 
@@ -354,6 +352,22 @@ int kl_cli_user_address(const char *s, char *out, size_t cap)
     return KL_EXIT_OK;
 }
 
+void kl_cli_json_begin(kl_json_t *j, const char *key, const char *value)
+{
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, key, value);
+}
+
+void kl_cli_json_person(kl_json_t *j, const char *address, const uint8_t key[32])
+{
+    char k[64];
+    kl_b64_encode(key, 32, k, sizeof k);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "address", address);
+    kl_json_str(j, "identity_key", k);
+}
+
 void kl_cli_json_line(kl_json_t *j)
 {
     kl_json_obj_end(j);
@@ -367,9 +381,7 @@ void kl_cli_json_message(kl_json_t *j, const kl_message_t *m)
 {
     char hex[2 * KL_MSG_ID + 1];
     kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
-    kl_json_init(j);
-    kl_json_obj_begin(j, NULL);
-    kl_json_str(j, "id", hex);
+    kl_cli_json_begin(j, "id", hex);
 }
 
 int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len)

@@ -73,6 +73,13 @@ void kl_cli_close(kl_cli_t *cli);
  * canonical form. A group address is a usage error (2). */
 int kl_cli_user_address(const char *s, char *out, size_t cap);
 
+/* Start the JSON object j with its first field, key: value (the caller
+ * adds the others and ends it with kl_cli_json_line). */
+void kl_cli_json_begin(kl_json_t *j, const char *key, const char *value);
+/* In the JSON object j, start an object {"address": address,
+ * "identity_key": key in base64url} (a member, a publisher); the caller
+ * ends it. */
+void kl_cli_json_person(kl_json_t *j, const char *address, const uint8_t key[32]);
 /* End the JSON object j, print it as one line, flush stdout and free j. */
 void kl_cli_json_line(kl_json_t *j);
 /* Start the JSON object about message m: {"id": m's id in hex, ... (the

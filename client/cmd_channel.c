@@ -179,9 +179,7 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
     }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", addr);
+        kl_cli_json_begin(&j, "channel", addr);
         kl_json_str(&j, "action", "create");
         kl_json_str(&j, "owner", cli->me.address);
         kl_json_bool(&j, "members_only", members_only);
@@ -323,9 +321,7 @@ static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *na
         char k[64];
         kl_json_t j;
         kl_b64_encode(key, 32, k, sizeof k);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", addr);
+        kl_cli_json_begin(&j, "channel", addr);
         kl_json_str(&j, "action", member ? (add ? "member_add" : "member_remove")
                                          : (add ? "publisher_add" : "publisher_remove"));
         kl_json_str(&j, member ? "member" : "publisher", target);
@@ -518,9 +514,7 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
     }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", addr);
+        kl_cli_json_begin(&j, "channel", addr);
         kl_json_str(&j, "action", on ? "subscribe" : "unsubscribe");
         if (on) {
             kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));

@@ -68,14 +68,11 @@ static void print_members(kl_cli_t *cli, const kl_chan_t *x, kl_json_t *j)
     }
     for (size_t i = 0; i < n; i++) {
         uint8_t key[32];
-        char a[256], k[64];
+        char a[256];
         if (kl_channel_added_at(x->c, i, key, a) != 0)
             continue;
         if (cli->json) {
-            kl_b64_encode(key, 32, k, sizeof k);
-            kl_json_obj_begin(j, NULL);
-            kl_json_str(j, "address", a);
-            kl_json_str(j, "identity_key", k);
+            kl_cli_json_person(j, a, key);
             kl_json_obj_end(j);
         } else {
             printf("    member %s\n", a);
@@ -97,9 +94,7 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
     int has_owner = ok && kl_channel_owner(x.c, owner) == 0;
     kl_json_t j;
     if (cli->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", it->address);
+        kl_cli_json_begin(&j, "channel", it->address);
         kl_json_bool(&j, "subscribed", it->subscribed);
         kl_json_bool(&j, "owned", it->owned);
         kl_json_uint(&j, "last_seq", it->last_seq);
@@ -112,15 +107,12 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
     }
     for (size_t i = 0; i < np; i++) {
         uint8_t key[32];
-        char a[256], k[64];
+        char a[256];
         if (kl_channel_publisher_at(x.c, i, key, a) != 0)
             continue;
         int is_owner = has_owner && kl_memcmp(key, owner, 32) == 0;
         if (cli->json) {
-            kl_b64_encode(key, 32, k, sizeof k);
-            kl_json_obj_begin(&j, NULL);
-            kl_json_str(&j, "address", a);
-            kl_json_str(&j, "identity_key", k);
+            kl_cli_json_person(&j, a, key);
             kl_json_bool(&j, "owner", is_owner);
             kl_json_obj_end(&j);
         } else {

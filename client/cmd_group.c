@@ -263,9 +263,7 @@ void kl_cmdg_retention_text(uint32_t days, char *out, size_t cap)
  * kl_cli_json_line ends, prints and frees it. */
 void kl_cmdg_json_begin(kl_json_t *j, const char *grp, const char *action)
 {
-    kl_json_init(j);
-    kl_json_obj_begin(j, NULL);
-    kl_json_str(j, "group", grp);
+    kl_cli_json_begin(j, "group", grp);
     if (action)
         kl_json_str(j, "action", action);
 }

@@ -13,7 +13,6 @@ static void print_members_json(const kl_grp_t *x)
     kl_json_t j;
     kl_group_member_t m;
     kl_group_candidate_t c;
-    char key[64];
     kl_cmdg_json_begin(&j, x->address, NULL);
     kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x->g)));
     kl_json_uint(&j, "retention_days", kl_group_retention_days(x->g));
@@ -23,10 +22,7 @@ static void print_members_json(const kl_grp_t *x)
     for (size_t i = 0; i < kl_group_member_count(x->g); i++) {
         if (kl_group_member_at(x->g, i, &m))
             continue;
-        kl_b64_encode(m.key, 32, key, sizeof key);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", m.address);
-        kl_json_str(&j, "identity_key", key);
+        kl_cli_json_person(&j, m.address, m.key);
         kl_json_str(&j, "role", kl_cmdg_role_name(m.role));
         size_t missing = 0, votes = kl_group_removal_votes(x->g, m.key, &missing);
         if (votes) {
@@ -40,10 +36,7 @@ static void print_members_json(const kl_grp_t *x)
     for (size_t i = 0; i < kl_group_candidate_count(x->g); i++) {
         if (kl_group_candidate_at(x->g, i, &c))
             continue;
-        kl_b64_encode(c.key, 32, key, sizeof key);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", c.address);
-        kl_json_str(&j, "identity_key", key);
+        kl_cli_json_person(&j, c.address, c.key);
         kl_json_uint(&j, "approvals", c.approvals);
         kl_json_uint(&j, "missing", c.missing);
         kl_json_arr_begin(&j, "approved_by");

@@ -103,19 +103,14 @@ static void print_result(const kl_cli_t *cli, const kl_identity_t *id, const kl_
         kl_json_t j;
         snprintf(where, sizeof where, strchr(inv->host, ':') ? "[%s]:%u" : "%s:%u", inv->host,
                  inv->port);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", id->address);
+        kl_cli_json_begin(&j, "address", id->address);
         kl_json_str(&j, "identity_key", key);
         kl_json_str(&j, "relay", inv->relay);
         kl_json_str(&j, "relay_address", where);
         kl_json_str(&j, "home", cli->home);
         kl_json_bool(&j, "passphrase", protected_);
         kl_json_uint(&j, "prekeys_uploaded", prekeys);
-        kl_json_obj_end(&j);
-        if (kl_json_cstr(&j))
-            printf("%s\n", kl_json_cstr(&j));
-        kl_json_free(&j);
+        kl_cli_json_line(&j);
         return;
     }
     printf("Welcome to Kollega. Your address is %s\n", id->address);

@@ -42,9 +42,7 @@ void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, cons
         return;
     }
     kl_json_t j;
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "event", event);
+    kl_cli_json_begin(&j, "event", event);
     kl_json_str(&j, "group", grp);
     if (by)
         kl_json_str(&j, "by", by);

@@ -95,13 +95,10 @@ int kl_grp_own_key(kl_cli_t *cli, const kl_grp_t *x, int create, kl_senderkey_t 
 static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_senderkey_t *k,
                     const kl_group_member_t *m)
 {
-    kl_content_t ct;
+    kl_content_t ct = {.has_dist = 1, .dist_epoch = kl_group_epoch(x->g)};
     kl_slog_give_t out;
     int err = 0;
-    memset(&ct, 0, sizeof ct);
-    ct.has_dist = 1;
     snprintf(ct.dist_group, sizeof ct.dist_group, "%s", x->address);
-    ct.dist_epoch = kl_group_epoch(x->g);
     int r = kl_senderkey_export(k, ct.dist);
     if (r == 0)
         r = kl_slog_give_key(cli, conn, x->address, kl_senderkey_id(k), m->key, m->address, &ct,

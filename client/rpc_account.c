@@ -4,10 +4,7 @@
 #include <string.h>
 
 #include "kollega/err.h"
-#include "relay.pb-c.h"
-#include "rpc.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#include "rpc_int.h"
 
 /* Send f and wait for an answer of body expect that the caller does not
  * read (ok, pong). */
@@ -25,13 +22,10 @@ int kl_rpc_register(kl_net_t *conn, const char *handle, const uint8_t ik[32], co
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Register reg = KOLLEGA__RELAY__V1__REGISTER__INIT;
     reg.handle = (char *)handle;
-    reg.identity_key.data = (uint8_t *)ik;
-    reg.identity_key.len = 32;
+    reg.identity_key = kl_rpc_bytes(ik, 32);
     reg.invite_code = (char *)code;
-    reg.signature.data = (uint8_t *)sig;
-    reg.signature.len = 64;
-    f.body_case = BODY(REGISTER);
-    f.register_ = &reg;
+    reg.signature = kl_rpc_bytes(sig, 64);
+    SET_BODY(f, register_, REGISTER, reg);
     return call_plain(conn, &f, BODY(OK));
 }
 
@@ -40,10 +34,8 @@ int kl_rpc_auth(kl_net_t *conn, const char *address, const uint8_t sig[64])
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
     a.address = (char *)address;
-    a.signature.data = (uint8_t *)sig;
-    a.signature.len = 64;
-    f.body_case = BODY(AUTH);
-    f.auth = &a;
+    a.signature = kl_rpc_bytes(sig, 64);
+    SET_BODY(f, auth, AUTH, a);
     return call_plain(conn, &f, BODY(OK));
 }
 
@@ -52,8 +44,7 @@ int kl_rpc_ping(kl_net_t *conn, uint64_t nonce)
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Ping p = KOLLEGA__RELAY__V1__PING__INIT;
     p.nonce = nonce;
-    f.body_case = BODY(PING);
-    f.ping = &p;
+    SET_BODY(f, ping, PING, p);
     return call_plain(conn, &f, BODY(PONG));
 }
 
@@ -65,12 +56,9 @@ int kl_rpc_lookup(kl_net_t *conn, const char *address, const uint8_t *token, int
     kl_frame_t *resp = NULL;
     *exists = 0;
     lk.address = (char *)address;
-    if (token) {
-        lk.delivery_token.data = (uint8_t *)token;
-        lk.delivery_token.len = 32;
-    }
-    f.body_case = BODY(LOOKUP);
-    f.lookup = &lk;
+    if (token)
+        lk.delivery_token = kl_rpc_bytes(token, 32);
+    SET_BODY(f, lookup, LOOKUP, lk);
     int r = kl_net_call(conn, &f, BODY(LOOKUP_RESULT), &resp);
     if (r)
         return r;
@@ -95,10 +83,8 @@ int kl_rpc_delivery_token(kl_net_t *conn, const uint8_t hash[32])
 {
     Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__DeliveryToken dt = KOLLEGA__RELAY__V1__DELIVERY_TOKEN__INIT;
-    dt.token_hash.data = (uint8_t *)hash;
-    dt.token_hash.len = 32;
-    f.body_case = BODY(DELIVERY_TOKEN);
-    f.delivery_token = &dt;
+    dt.token_hash = kl_rpc_bytes(hash, 32);
+    SET_BODY(f, delivery_token, DELIVERY_TOKEN, dt);
     return call_plain(conn, &f, BODY(OK));
 }
 
@@ -120,20 +106,16 @@ int kl_rpc_prekey_upload(kl_net_t *conn, const kl_prekey_batch_t *b)
         Kollega__Relay__V1__OneTimePrekey init = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
         opks[i] = init;
         opks[i].id = b->ids[i];
-        opks[i].public_key.data = (uint8_t *)b->pubs[i];
-        opks[i].public_key.len = 32;
+        opks[i].public_key = kl_rpc_bytes(b->pubs[i], 32);
         ptrs[i] = &opks[i];
     }
     spk.id = b->spk_id;
-    spk.public_key.data = (uint8_t *)b->spk_pub;
-    spk.public_key.len = 32;
-    spk.signature.data = (uint8_t *)b->spk_sig;
-    spk.signature.len = 64;
+    spk.public_key = kl_rpc_bytes(b->spk_pub, 32);
+    spk.signature = kl_rpc_bytes(b->spk_sig, 64);
     up.signed_prekey = &spk;
     up.n_one_time_prekeys = b->n;
     up.one_time_prekeys = ptrs;
-    f.body_case = BODY(PREKEY_UPLOAD);
-    f.prekey_upload = &up;
+    SET_BODY(f, prekey_upload, PREKEY_UPLOAD, up);
     r = call_plain(conn, &f, BODY(OK));
 out:
     free(opks);
@@ -147,8 +129,7 @@ int kl_rpc_prekey_status(kl_net_t *conn, kl_rpc_prekey_count_t *out)
     Kollega__Relay__V1__PrekeyStatus ps = KOLLEGA__RELAY__V1__PREKEY_STATUS__INIT;
     kl_frame_t *resp = NULL;
     memset(out, 0, sizeof *out);
-    f.body_case = BODY(PREKEY_STATUS);
-    f.prekey_status = &ps;
+    SET_BODY(f, prekey_status, PREKEY_STATUS, ps);
     int r = kl_net_call(conn, &f, BODY(PREKEY_COUNT), &resp);
     if (r)
         return r;
@@ -168,8 +149,7 @@ int kl_rpc_prekey_fetch(kl_net_t *conn, const char *address, kl_prekey_bundle_t 
     kl_frame_t *resp = NULL;
     memset(b, 0, sizeof *b);
     pf.address = (char *)address;
-    f.body_case = BODY(PREKEY_FETCH);
-    f.prekey_fetch = &pf;
+    SET_BODY(f, prekey_fetch, PREKEY_FETCH, pf);
     int r = kl_net_call(conn, &f, BODY(PREKEY_BUNDLE), &resp);
     if (r)
         return r;

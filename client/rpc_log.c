@@ -4,10 +4,7 @@
 #include <string.h>
 
 #include "kollega/err.h"
-#include "relay.pb-c.h"
-#include "rpc.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#include "rpc_int.h"
 
 /* The group or channel field that names log in a Fetch, Deliver or Ack
  * (both stay unset for the inbox). */
@@ -26,15 +23,11 @@ int kl_rpc_send(kl_net_t *conn, const char *to, const uint8_t *body, size_t len,
     Kollega__Relay__V1__Send s = KOLLEGA__RELAY__V1__SEND__INIT;
     kl_frame_t *resp = NULL;
     s.group_index = group_index;
-    if (token) {
-        s.delivery_token.data = (uint8_t *)token;
-        s.delivery_token.len = 32;
-    }
+    if (token)
+        s.delivery_token = kl_rpc_bytes(token, 32);
     s.to = (char *)to;
-    s.body.data = (uint8_t *)body;
-    s.body.len = len;
-    f.body_case = BODY(SEND);
-    f.send = &s;
+    s.body = kl_rpc_bytes(body, len);
+    SET_BODY(f, send, SEND, s);
     int r = kl_net_call(conn, &f, BODY(SENT), &resp);
     if (r == 0)
         *seq = resp->sent ? resp->sent->seq : 0;
@@ -104,8 +97,7 @@ int kl_rpc_fetch(kl_net_t *conn, const char *log, uint64_t after, uint32_t limit
     fe.after = after;
     fe.limit = limit;
     name_log(log, &fe.group, &fe.channel);
-    f.body_case = BODY(FETCH);
-    f.fetch = &fe;
+    SET_BODY(f, fetch, FETCH, fe);
     int r = kl_net_call(conn, &f, BODY(DELIVER), &resp);
     return r ? r : kl_rpc_batch_take(resp, log, out);
 }
@@ -117,8 +109,7 @@ int kl_rpc_ack(kl_net_t *conn, const char *log, uint64_t seq)
     kl_frame_t *resp = NULL;
     a.seq = seq;
     name_log(log, &a.group, &a.channel);
-    f.body_case = BODY(ACK);
-    f.ack = &a;
+    SET_BODY(f, ack, ACK, a);
     int r = kl_net_call(conn, &f, BODY(OK), &resp);
     kl_wire_free(resp);
     return r;

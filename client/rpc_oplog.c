@@ -7,10 +7,7 @@
 #include <string.h>
 
 #include "kollega/err.h"
-#include "relay.pb-c.h"
-#include "rpc.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
+#include "rpc_int.h"
 
 static int is_group(const char *log)
 {
@@ -56,13 +53,11 @@ int kl_rpc_oplog_fetch(kl_net_t *conn, const char *log, uint64_t from, kl_rpc_op
     if (is_group(log)) {
         gf.group = (char *)log;
         gf.from_index = from;
-        f.body_case = BODY(GROUP_FETCH);
-        f.group_fetch = &gf;
+        SET_BODY(f, group_fetch, GROUP_FETCH, gf);
     } else {
         cf.channel = (char *)log;
         cf.from_index = from;
-        f.body_case = BODY(CHANNEL_FETCH);
-        f.channel_fetch = &cf;
+        SET_BODY(f, channel_fetch, CHANNEL_FETCH, cf);
     }
     int r = kl_net_call(conn, &f, is_group(log) ? BODY(GROUP_LOG) : BODY(CHANNEL_LOG),
                         &out->frame);
@@ -101,15 +96,11 @@ int kl_rpc_op_submit(kl_net_t *conn, const char *log, const uint8_t *op, size_t 
     Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
     kl_frame_t *resp = NULL;
     if (is_group(log)) {
-        go.signed_op.data = (uint8_t *)op;
-        go.signed_op.len = len;
-        f.body_case = BODY(GROUP_OP);
-        f.group_op = &go;
+        go.signed_op = kl_rpc_bytes(op, len);
+        SET_BODY(f, group_op, GROUP_OP, go);
     } else {
-        co.signed_op.data = (uint8_t *)op;
-        co.signed_op.len = len;
-        f.body_case = BODY(CHANNEL_OP);
-        f.channel_op = &co;
+        co.signed_op = kl_rpc_bytes(op, len);
+        SET_BODY(f, channel_op, CHANNEL_OP, co);
     }
     int r = kl_net_call(conn, &f,
                         is_group(log) ? BODY(GROUP_OP_ACCEPTED) : BODY(CHANNEL_OP_ACCEPTED),
@@ -127,11 +118,9 @@ int kl_rpc_list(kl_net_t *conn, char sigil, kl_rpc_list_t *out)
     size_t n = 0;
     memset(out, 0, sizeof *out);
     if (group) {
-        f.body_case = BODY(GROUP_LIST);
-        f.group_list = &gl;
+        SET_BODY(f, group_list, GROUP_LIST, gl);
     } else {
-        f.body_case = BODY(CHANNEL_LIST);
-        f.channel_list = &cl;
+        SET_BODY(f, channel_list, CHANNEL_LIST, cl);
     }
     int r = kl_net_call(conn, &f, group ? BODY(GROUP_LIST_RESULT) : BODY(CHANNEL_LIST_RESULT),
                         &out->frame);
@@ -176,12 +165,10 @@ int kl_rpc_subscribe(kl_net_t *conn, const char *channel, int on, uint32_t backl
     if (on) {
         sb.channel = (char *)channel;
         sb.backlog = backlog;
-        f.body_case = BODY(SUBSCRIBE);
-        f.subscribe = &sb;
+        SET_BODY(f, subscribe, SUBSCRIBE, sb);
     } else {
         ub.channel = (char *)channel;
-        f.body_case = BODY(UNSUBSCRIBE);
-        f.unsubscribe = &ub;
+        SET_BODY(f, unsubscribe, UNSUBSCRIBE, ub);
     }
     int r = kl_net_call(conn, &f, BODY(OK), &resp);
     kl_wire_free(resp);

@@ -76,6 +76,20 @@ int kl_store_query(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const k
     return r;
 }
 
+int kl_store_first(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n)
+{
+    int r = kl_store_query(st, stmt, sql, args, n);
+    if (r)
+        return r;
+    int rc = sqlite3_step(*stmt);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_finalize(*stmt);
+    *stmt = NULL;
+    return rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
+}
+
 int kl_store_run(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n)
 {
     sqlite3_stmt *s;
@@ -104,16 +118,12 @@ int kl_store_int(kl_store_t *st, uint64_t *v, const char *sql, const kl_sql_arg_
                  size_t n)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, sql, args, n);
+    int r = kl_store_first(st, &s, sql, args, n);
     if (r)
-        return r;
-    r = KL_EIO;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *v = (uint64_t)sqlite3_column_int64(s, 0);
-        r = 0;
-    }
+        return r == KL_ENOTFOUND ? KL_EIO : r;
+    *v = (uint64_t)sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
-    return r;
+    return 0;
 }
 
 int kl_store_done(sqlite3_stmt *stmt, int r, int rc)
@@ -202,6 +212,20 @@ int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const ch
     if (box == NULL || n <= 0)
         return KL_ECRYPTO;
     return kl_store_unseal(st, label, box, (size_t)n, pt, len);
+}
+
+int kl_store_column_open(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
+                         uint8_t *out, size_t len)
+{
+    uint8_t *pt = NULL;
+    size_t n = 0;
+    int r = kl_store_column_unseal(st, stmt, col, label, &pt, &n);
+    if (r == 0 && n != len)
+        r = KL_EPROTO;
+    if (r == 0)
+        memcpy(out, pt, len);
+    kl_free_wipe(pt, n);
+    return r;
 }
 
 int kl_store_column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
@@ -499,23 +523,19 @@ int kl_store_end(kl_store_t *st, int r)
 int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1",
+    int r = kl_store_first(st, &s, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1",
                            KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        const unsigned char *v = sqlite3_column_text(s, 0);
-        int n = sqlite3_column_bytes(s, 0);
-        if (v == NULL || n < 0)
-            r = KL_EIO;
-        else if ((size_t)n >= cap)
-            r = KL_ETOOBIG;
-        else {
-            memcpy(out, v, (size_t)n);
-            out[n] = '\0';
-            r = 0;
-        }
+    const unsigned char *v = sqlite3_column_text(s, 0);
+    int n = sqlite3_column_bytes(s, 0);
+    if (v == NULL || n < 0) {
+        r = KL_EIO;
+    } else if ((size_t)n >= cap) {
+        r = KL_ETOOBIG;
+    } else {
+        memcpy(out, v, (size_t)n);
+        out[n] = '\0';
     }
     sqlite3_finalize(s);
     return r;
@@ -530,18 +550,13 @@ int kl_store_set_str(kl_store_t *st, const char *key, const char *v)
 int kl_store_get_u64(kl_store_t *st, const char *key, uint64_t *v)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, "SELECT v FROM config WHERE k = ?1", KL_ARGS(KL_TEXT(key)));
+    int r = kl_store_first(st, &s, "SELECT v FROM config WHERE k = ?1", KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        if (sqlite3_column_type(s, 0) == SQLITE_INTEGER) {
-            *v = (uint64_t)sqlite3_column_int64(s, 0);
-            r = 0;
-        } else {
-            r = KL_EPROTO;
-        }
-    }
+    if (sqlite3_column_type(s, 0) == SQLITE_INTEGER)
+        *v = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        r = KL_EPROTO;
     sqlite3_finalize(s);
     return r;
 }
@@ -567,21 +582,11 @@ int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len
 {
     char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t n = 0;
     int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_query(st, &s, "SELECT box FROM secrets WHERE name = ?1",
+    if (r || (r = kl_store_first(st, &s, "SELECT box FROM secrets WHERE name = ?1",
                                  KL_ARGS(KL_TEXT(name)))))
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        r = kl_store_column_unseal(st, s, 0, label, &pt, &n);
-        if (r == 0 && n != len)
-            r = KL_EPROTO;
-        if (r == 0)
-            memcpy(v, pt, len);
-        kl_free_wipe(pt, n);
-    }
+    r = kl_store_column_open(st, s, 0, label, v, len);
     sqlite3_finalize(s);
     return r;
 }

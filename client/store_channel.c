@@ -49,11 +49,10 @@ static int fill(sqlite3_stmt *s, kl_store_channel_t *c)
 int kl_store_channel_get(kl_store_t *st, const char *chan, kl_store_channel_t *c)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, CHANNEL_ROW " WHERE chan = ?1", KL_ARGS(KL_TEXT(chan)));
+    int r = kl_store_first(st, &s, CHANNEL_ROW " WHERE chan = ?1", KL_ARGS(KL_TEXT(chan)));
     if (r)
         return r;
-    int rc = sqlite3_step(s);
-    r = rc == SQLITE_ROW ? fill(s, c) : rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
+    r = fill(s, c);
     sqlite3_finalize(s);
     return r;
 }
@@ -124,25 +123,12 @@ int kl_store_channel_key_get(kl_store_t *st, const char *chan, uint64_t epoch,
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t len = 0;
     int r = key_label(label, sizeof label, chan, sender, epoch);
-    if (r || (r = kl_store_query(st, &s, "SELECT box FROM channel_keys WHERE chan = ?1 AND"
+    if (r || (r = kl_store_first(st, &s, "SELECT box FROM channel_keys WHERE chan = ?1 AND"
                                          " epoch = ?2 AND sender = ?3",
                                  KL_ARGS(KL_TEXT(chan), KL_INT(epoch), KL_BLOB(sender, 32)))))
         return r;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        r = kl_store_column_unseal(st, s, 0, label, &pt, &len);
-        if (r == 0 && len != KL_CHANNEL_KEY)
-            r = KL_EPROTO;
-        if (r == 0)
-            memcpy(key, pt, KL_CHANNEL_KEY);
-        if (pt)
-            kl_free_wipe(pt, len);
-    } else {
-        r = rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
-    }
+    r = kl_store_column_open(st, s, 0, label, key, KL_CHANNEL_KEY);
     sqlite3_finalize(s);
     return r;
 }
@@ -178,17 +164,14 @@ int kl_store_channel_epoch_get(kl_store_t *st, const char *chan, uint64_t *epoch
 {
     sqlite3_stmt *s;
     *epoch = *seq = 0;
-    int r = kl_store_query(st, &s, "SELECT epoch, seq FROM channel_epochs WHERE chan = ?1",
+    int r = kl_store_first(st, &s, "SELECT epoch, seq FROM channel_epochs WHERE chan = ?1",
                            KL_ARGS(KL_TEXT(chan)));
     if (r)
-        return r;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *epoch = (uint64_t)sqlite3_column_int64(s, 0);
-        *seq = (uint64_t)sqlite3_column_int64(s, 1);
-    }
+        return r == KL_ENOTFOUND ? 0 : r;
+    *epoch = (uint64_t)sqlite3_column_int64(s, 0);
+    *seq = (uint64_t)sqlite3_column_int64(s, 1);
     sqlite3_finalize(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+    return 0;
 }
 
 int kl_store_channel_epoch_put(kl_store_t *st, const char *chan, uint64_t epoch, uint64_t seq)

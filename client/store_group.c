@@ -120,13 +120,11 @@ static void row_fields(sqlite3_stmt *s, kl_store_group_t *g)
 int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, GROUP_ROW " WHERE grp = ?1", KL_ARGS(KL_TEXT(grp)));
+    memset(g, 0, sizeof *g);
+    int r = kl_store_first(st, &s, GROUP_ROW " WHERE grp = ?1", KL_ARGS(KL_TEXT(grp)));
     if (r)
         return r;
-    memset(g, 0, sizeof *g);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW &&
-        (r = kl_store_column_text(s, 0, g->address, sizeof g->address)) == 0)
+    if ((r = kl_store_column_text(s, 0, g->address, sizeof g->address)) == 0)
         row_fields(s, g);
     sqlite3_finalize(s);
     return r;
@@ -231,18 +229,15 @@ int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32]
     sqlite3_stmt *s;
     *ser = NULL;
     *len = 0;
-    int r = kl_store_query(st, &s, "SELECT key_id, epoch, box FROM sender_keys WHERE grp = ?1"
+    int r = kl_store_first(st, &s, "SELECT key_id, epoch, box FROM sender_keys WHERE grp = ?1"
                                    " AND owner = ?2 AND own = 1 ORDER BY n DESC LIMIT 1",
                            KL_ARGS(KL_TEXT(grp), KL_BLOB(me, 32)));
     if (r)
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *key_id = (uint32_t)sqlite3_column_int64(s, 0);
-        *epoch = (uint64_t)sqlite3_column_int64(s, 1);
-        if ((r = sk_label(label, sizeof label, grp, me, *key_id)) == 0)
-            r = kl_store_column_unseal(st, s, 2, label, ser, len);
-    }
+    *key_id = (uint32_t)sqlite3_column_int64(s, 0);
+    *epoch = (uint64_t)sqlite3_column_int64(s, 1);
+    if ((r = sk_label(label, sizeof label, grp, me, *key_id)) == 0)
+        r = kl_store_column_unseal(st, s, 2, label, ser, len);
     sqlite3_finalize(s);
     return r;
 }

@@ -59,6 +59,10 @@ int kl_store_bind_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char
 /* Open the sealed blob in column col of the current row. */
 int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
                            uint8_t **pt, size_t *len);
+/* The same for a value of exactly len bytes, into out: KL_EPROTO for
+ * another size (out untouched). */
+int kl_store_column_open(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
+                         uint8_t *out, size_t len);
 
 /* Copy the non-empty text in column col of the current row into out[cap]
  * with its NUL; KL_EPROTO if it is missing, empty or does not fit. */
@@ -100,6 +104,11 @@ typedef struct kl_sql_arg {
 
 /* Prepare sql and bind args[0..n). KL_EIO (nothing to finalize then). */
 int kl_store_query(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n);
+/* kl_store_query, then step to the first row: 0 with *stmt on it (the
+ * caller finalizes it), KL_ENOTFOUND when there is none, KL_EIO (nothing
+ * to finalize then). */
+int kl_store_first(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
                    size_t n);
 /* Run sql with args, a statement that returns no rows: kl_store_exec_stmt's
  * errors. */

@@ -47,29 +47,21 @@ int kl_store_prekey_get(kl_store_t *st, uint32_t id, int kind, uint8_t pub[32],
 {
     char label[96];
     sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t n = 0;
     int r = prekey_label(label, sizeof label, id, kind);
-    if (r || (r = kl_store_query(st, &s, "SELECT pub, box FROM prekeys WHERE id = ?1 AND kind = ?2",
+    if (r || (r = kl_store_first(st, &s, "SELECT pub, box FROM prekeys WHERE id = ?1 AND kind = ?2",
                                  KL_ARGS(KL_INT(id), KL_INT(kind)))))
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        r = kl_store_column_unseal(st, s, 1, label, &pt, &n);
-        if (r == 0 && (n != 32 || sqlite3_column_bytes(s, 0) != 32))
-            r = KL_EPROTO;
-        if (r == 0) {
-            memcpy(priv, pt, 32);
-            memcpy(pub, sqlite3_column_blob(s, 0), 32);
-            /* The public half is stored in the clear for uploads; make sure
-             * it still belongs to the sealed private key. */
-            uint8_t check[32];
-            if (kl_x_public(priv, check) != 0 || kl_memcmp(check, pub, 32) != 0) {
-                kl_memzero(priv, 32);
-                r = KL_ECRYPTO;
-            }
+    if (sqlite3_column_bytes(s, 0) != 32) {
+        r = KL_EPROTO;
+    } else if ((r = kl_store_column_open(st, s, 1, label, priv, 32)) == 0) {
+        memcpy(pub, sqlite3_column_blob(s, 0), 32);
+        /* The public half is stored in the clear for uploads; make sure it
+         * still belongs to the sealed private key. */
+        uint8_t check[32];
+        if (kl_x_public(priv, check) != 0 || kl_memcmp(check, pub, 32) != 0) {
+            kl_memzero(priv, 32);
+            r = KL_ECRYPTO;
         }
-        kl_free_wipe(pt, n);
     }
     sqlite3_finalize(s);
     return r;
@@ -85,20 +77,16 @@ int kl_store_prekey_current_spk(kl_store_t *st, uint32_t *id, uint8_t pub[32],
                                 uint64_t *created_ms)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, "SELECT id, pub, created_at FROM prekeys WHERE kind = 0"
+    int r = kl_store_first(st, &s, "SELECT id, pub, created_at FROM prekeys WHERE kind = 0"
                                    " ORDER BY id DESC LIMIT 1", NULL, 0);
     if (r)
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(s, 1) != 32) {
-            r = KL_EPROTO;
-        } else {
-            *id = (uint32_t)sqlite3_column_int64(s, 0);
-            memcpy(pub, sqlite3_column_blob(s, 1), 32);
-            *created_ms = (uint64_t)sqlite3_column_int64(s, 2);
-            r = 0;
-        }
+    if (sqlite3_column_bytes(s, 1) != 32) {
+        r = KL_EPROTO;
+    } else {
+        *id = (uint32_t)sqlite3_column_int64(s, 0);
+        memcpy(pub, sqlite3_column_blob(s, 1), 32);
+        *created_ms = (uint64_t)sqlite3_column_int64(s, 2);
     }
     sqlite3_finalize(s);
     return r;
@@ -129,12 +117,10 @@ int kl_store_session_get(kl_store_t *st, const char *peer, uint8_t **rec, size_t
     *rec = NULL;
     *len = 0;
     int r = kl_store_label(label, sizeof label, "sessions", peer);
-    if (r || (r = kl_store_query(st, &s, "SELECT box FROM sessions WHERE peer = ?1",
+    if (r || (r = kl_store_first(st, &s, "SELECT box FROM sessions WHERE peer = ?1",
                                  KL_ARGS(KL_TEXT(peer)))))
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        r = kl_store_column_unseal(st, s, 0, label, rec, len);
+    r = kl_store_column_unseal(st, s, 0, label, rec, len);
     sqlite3_finalize(s);
     return r;
 }
@@ -195,13 +181,11 @@ static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
 int kl_store_contact_get(kl_store_t *st, const char *address, kl_contact_t *c)
 {
     sqlite3_stmt *s;
-    int r = kl_store_query(st, &s, "SELECT address, added_at, box FROM contacts WHERE"
+    int r = kl_store_first(st, &s, "SELECT address, added_at, box FROM contacts WHERE"
                                    " address = ?1", KL_ARGS(KL_TEXT(address)));
     if (r)
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        r = contact_from_row(st, s, c);
+    r = contact_from_row(st, s, c);
     sqlite3_finalize(s);
     return r;
 }
