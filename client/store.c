@@ -567,26 +567,55 @@ int kl_store_set_u64(kl_store_t *st, const char *key, uint64_t v)
                         KL_ARGS(KL_TEXT(key), KL_INT(v)));
 }
 
-int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len)
+/* The sealed value in the first row of sql (?1 key): into *pt (malloc'd),
+ * or, with out, into out[outlen] (a value of exactly that size). */
+static int named_read(kl_store_t *st, const char *table, const char *key, const char *sql,
+                      uint8_t **pt, size_t *len, uint8_t *out, size_t outlen)
 {
     char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
-    int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_query(st, &s, "INSERT OR REPLACE INTO secrets(name, box) VALUES(?1, ?2)",
-                                 KL_ARGS(KL_TEXT(name)))))
+    int r = kl_store_label(label, sizeof label, table, key);
+    if (r || (r = kl_store_first(st, &s, sql, KL_ARGS(KL_TEXT(key)))))
         return r;
-    return kl_store_exec_sealed(st, s, 2, label, v, len);
+    r = out ? kl_store_column_open(st, s, 0, label, out, outlen)
+            : kl_store_column_unseal(st, s, 0, label, pt, len);
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_named_put(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       const uint8_t *pt, size_t len)
+{
+    char label[KL_ADDR_MAX + 96];
+    sqlite3_stmt *s;
+    int r = kl_store_label(label, sizeof label, table, key);
+    if (r || (r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)))))
+        return r;
+    return kl_store_exec_sealed(st, s, 2, label, pt, len);
+}
+
+int kl_store_named_get(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       uint8_t **pt, size_t *len)
+{
+    *pt = NULL;
+    *len = 0;
+    return named_read(st, table, key, sql, pt, len, NULL, 0);
+}
+
+int kl_store_named_open(kl_store_t *st, const char *table, const char *key, const char *sql,
+                        uint8_t *out, size_t len)
+{
+    return named_read(st, table, key, sql, NULL, NULL, out, len);
+}
+
+int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len)
+{
+    return kl_store_named_put(st, "secrets", name,
+                              "INSERT OR REPLACE INTO secrets(name, box) VALUES(?1, ?2)", v, len);
 }
 
 int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len)
 {
-    char label[KL_ADDR_MAX + 96];
-    sqlite3_stmt *s;
-    int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_first(st, &s, "SELECT box FROM secrets WHERE name = ?1",
-                                 KL_ARGS(KL_TEXT(name)))))
-        return r;
-    r = kl_store_column_open(st, s, 0, label, v, len);
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_named_open(st, "secrets", name, "SELECT box FROM secrets WHERE name = ?1", v,
+                               len);
 }

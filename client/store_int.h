@@ -127,6 +127,17 @@ int kl_store_int(kl_store_t *st, uint64_t *v, const char *sql, const kl_sql_arg_
  * KL_ETOOBIG if it does not fit out[cap]. */
 int kl_store_row_label(char *out, size_t cap, const char *table, const char *key,
                        uint64_t idx);
+/* A sealed value in the row of table named key, under the label
+ * "table|key". put runs sql with ?1 key and ?2 the box; get runs sql with
+ * ?1 key, its first column the box, and opens it (*pt malloc'd, free with
+ * kl_free_wipe; KL_ENOTFOUND without a row); open is get for a value of
+ * exactly len bytes, into out (KL_EPROTO for another size). */
+int kl_store_named_put(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       const uint8_t *pt, size_t len);
+int kl_store_named_get(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       uint8_t **pt, size_t *len);
+int kl_store_named_open(kl_store_t *st, const char *table, const char *key, const char *sql,
+                        uint8_t *out, size_t len);
 /* An op log: rows (key, idx, box) of table, each box sealed under the label
  * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
  * ?3 box) for op[0..len) (the caller checks len); kl_store_log_each runs

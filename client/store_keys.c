@@ -112,30 +112,16 @@ int kl_store_prekey_count(kl_store_t *st, int kind, uint64_t *n)
 
 int kl_store_session_get(kl_store_t *st, const char *peer, uint8_t **rec, size_t *len)
 {
-    char label[KL_ADDR_MAX + 64];
-    sqlite3_stmt *s;
-    *rec = NULL;
-    *len = 0;
-    int r = kl_store_label(label, sizeof label, "sessions", peer);
-    if (r || (r = kl_store_first(st, &s, "SELECT box FROM sessions WHERE peer = ?1",
-                                 KL_ARGS(KL_TEXT(peer)))))
-        return r;
-    r = kl_store_column_unseal(st, s, 0, label, rec, len);
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_named_get(st, "sessions", peer, "SELECT box FROM sessions WHERE peer = ?1",
+                              rec, len);
 }
 
 int kl_store_session_put(kl_store_t *st, const char *peer, const uint8_t *rec, size_t len)
 {
-    char label[KL_ADDR_MAX + 64];
-    sqlite3_stmt *s;
-    int r = kl_store_label(label, sizeof label, "sessions", peer);
-    if (r || (r = kl_store_query(st, &s, "INSERT OR REPLACE INTO sessions(peer, updated_at, box)"
-                                         " VALUES(?1, CAST((julianday('now') - 2440587.5)"
-                                         " * 86400000 AS INTEGER), ?2)",
-                                 KL_ARGS(KL_TEXT(peer)))))
-        return r;
-    return kl_store_exec_sealed(st, s, 2, label, rec, len);
+    return kl_store_named_put(st, "sessions", peer,
+                              "INSERT OR REPLACE INTO sessions(peer, updated_at, box) VALUES(?1,"
+                              " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ?2)",
+                              rec, len);
 }
 
 int kl_store_session_delete(kl_store_t *st, const char *peer)
