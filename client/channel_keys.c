@@ -14,11 +14,9 @@
 #include <string.h>
 
 #include "channels.h"
-#include "contacts.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "outbound.h"
-#include "util.h"
+#include "signedlog.h"
 
 int kl_chan_store_key(kl_store_t *st, const char *chan, const uint8_t sender[32], uint64_t epoch,
                       const uint8_t key[KL_CHANNEL_KEY])
@@ -58,9 +56,7 @@ int kl_chan_own_key(kl_cli_t *cli, const kl_chan_t *x, uint8_t key[KL_CHANNEL_KE
     kl_random(key, KL_CHANNEL_KEY);
     if ((r = kl_store_begin(cli->st)) == 0) {
         r = kl_store_channel_key_put(cli->st, x->address, epoch, owner, key);
-        r = r ? r : kl_store_commit(cli->st);
-        if (r)
-            kl_store_rollback(cli->st);
+        r = kl_store_end(cli->st, r);
     }
     if (r)
         kl_memzero(key, KL_CHANNEL_KEY);
@@ -72,54 +68,25 @@ static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, uint64_t 
                     const uint8_t key[KL_CHANNEL_KEY], const uint8_t mkey[32], const char *addr,
                     int *ok)
 {
-    kl_content_t ct;
-    uint64_t seq = 0;
-    int has = 0, conflict = 0;
-    *ok = 0;
-    int r = kl_store_channel_key_sent(cli->st, x->address, epoch, mkey, 0, &has);
-    if (r || has) {
-        *ok = has;
-        return r;
-    }
-    if ((r = kl_contacts_check_log_key(cli->st, addr, mkey, &conflict)))
-        return r;
-    if (conflict) {
-        kl_chan_warn(cli, x->address, "key_conflict",
+    kl_content_t ct = {.has_ckey = 1, .ckey_epoch = epoch};
+    kl_slog_give_t out;
+    int err = 0;
+    snprintf(ct.ckey_channel, sizeof ct.ckey_channel, "%s", x->address);
+    memcpy(ct.ckey, key, KL_CHANNEL_KEY);
+    int r = kl_slog_give_key(cli, conn, x->address, epoch, mkey, addr, &ct, &out, &err);
+    kl_memzero(ct.ckey, sizeof ct.ckey);
+    *ok = r == 0 && (out == KL_SLOG_HAD || out == KL_SLOG_GIVEN);
+    if (r == 0 && out == KL_SLOG_CONFLICT)
+        kl_slog_warn(cli, x->address, "key_conflict",
                      "%s's identity key in %s differs from the one you pinned; they do not get "
                      "the channel key until you check it with `kollega contact verify %s`",
                      addr, x->address, addr);
-        return 0;
-    }
-    memset(&ct, 0, sizeof ct);
-    kl_random(ct.id, KL_MSG_ID);
-    ct.sent_at = kl_now_ms();
-    ct.text = (char *)"";
-    snprintf(ct.to, sizeof ct.to, "%s", addr);
-    ct.has_ckey = 1;
-    snprintf(ct.ckey_channel, sizeof ct.ckey_channel, "%s", x->address);
-    ct.ckey_epoch = epoch;
-    memcpy(ct.ckey, key, KL_CHANNEL_KEY);
-    r = kl_out_send_content(cli->st, &cli->me, conn, addr, mkey, &ct, &seq);
-    kl_memzero(ct.ckey, sizeof ct.ckey);
-    if (r == KL_ENOTFOUND || r == KL_EKEYCHANGED || r == KL_ECRYPTO ||
-        (r == KL_EREFUSED &&
-         kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
-        kl_chan_warn(cli, x->address, "key_not_sent",
+    else if (r == 0 && out == KL_SLOG_UNREACHABLE)
+        kl_slog_warn(cli, x->address, "key_not_sent",
                      "could not give the key of %s to %s (%s); they cannot read its posts until "
                      "this works (retried at your next post, member change or receive)",
                      x->address, addr,
-                     r == KL_ENOTFOUND ? "they have published no prekeys" : kl_strerror(r));
-        return 0;
-    }
-    if (r)
-        return r;
-    if ((r = kl_store_begin(cli->st)))
-        return r;
-    r = kl_store_channel_key_sent(cli->st, x->address, epoch, mkey, 1, NULL);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
-    *ok = r == 0;
+                     err == KL_ENOTFOUND ? "they have published no prekeys" : kl_strerror(err));
     return r;
 }
 

@@ -11,11 +11,9 @@
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
 /* ChannelFetch rounds per sync: a frame holds a few hundred ops and the
  * relay keeps at most 8192 per channel (what is left is fetched next time). */
@@ -25,21 +23,6 @@
 #define MAX_POST_ROUNDS 1000
 /* Channels visited per receive. */
 #define MAX_CHANNELS 512
-
-void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    kl_json_t j;
-    if (!kl_cli_warn(cli, kind, msg, &j))
-        return;
-    kl_json_str(&j, "channel", chan);
-    kl_json_str(&j, "message", msg);
-    kl_slog_json_line(&j);
-}
 
 int kl_chan_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
 {
@@ -55,22 +38,33 @@ int kl_chan_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
     return 0;
 }
 
-static int replay_cb(void *ud, uint64_t idx, const uint8_t *op, size_t len)
+/* A channel's log for the shared signed-log code (signedlog.h): an op
+ * validates by kl_channel_apply. */
+static uint64_t chan_next(const void *state)
 {
-    void **p = ud;
-    const kl_cli_t *cli = p[0];
-    kl_chan_t *x = p[1];
+    return kl_channel_next_index(((const kl_chan_t *)state)->c);
+}
+
+static const char *chan_apply(kl_cli_t *cli, void *state, const uint8_t *op, size_t len)
+{
     kl_channel_verr_t why = KL_CV_OK;
-    if (idx != kl_channel_next_index(x->c) || kl_channel_apply(x->c, op, len, NULL, &why) != 0) {
-        /* Ops are stored only after validation: this is a damaged store. */
-        kl_chan_warn(cli, x->address, "invalid_stored_op",
-                     "the stored operation %llu of %s does not validate (%s); ignoring it and "
-                     "everything after it", (unsigned long long)idx, x->address,
-                     kl_channel_verr_str(why));
-        x->invalid = 1;
-        return 1;
-    }
-    return 0;
+    (void)cli;
+    return kl_channel_apply(((kl_chan_t *)state)->c, op, len, NULL, &why) ? kl_channel_verr_str(why)
+                                                                           : NULL;
+}
+
+static void chan_invalid_op(kl_cli_t *cli, void *state, uint64_t idx, const char *why)
+{
+    const char *addr = ((const kl_chan_t *)state)->address;
+    kl_slog_warn(cli, addr, "invalid_op",
+                 "the relay delivered an invalid operation %llu for %s (%s); ignoring it and "
+                 "everything after it", (unsigned long long)idx, addr, why);
+}
+
+static kl_slog_t chan_log(kl_chan_t *x)
+{
+    return (kl_slog_t){x->address, x, &x->invalid, chan_next, chan_apply, chan_invalid_op, NULL,
+                       NULL};
 }
 
 int kl_chan_load(kl_cli_t *cli, const char *address, kl_chan_t *x)
@@ -90,11 +84,9 @@ int kl_chan_load(kl_cli_t *cli, const char *address, kl_chan_t *x)
     } else if (r == 0) {
         x->has_row = 1;
     }
-    void *p[2] = {cli, x};
+    kl_slog_t l = chan_log(x);
     if (r == 0)
-        r = kl_store_channel_op_each(cli->st, address, replay_cb, p);
-    if (r == 1)
-        r = 0;
+        r = kl_slog_replay(cli, &l);
     if (r) {
         kl_chan_free(x);
         return r;
@@ -116,60 +108,40 @@ int kl_chan_save_row(kl_cli_t *cli, kl_chan_t *x)
     return r;
 }
 
-/* Validate and store the ops of one ChannelLog (a transaction). *applied
- * counts the stored ones; an invalid op stops everything after it. */
-static int take_ops(kl_cli_t *cli, kl_chan_t *x, const Kollega__Relay__V1__ChannelLog *cl,
-                    size_t *applied)
+/* Validate and store the ops of one ChannelLog from our next index on
+ * (kl_slog_take). */
+static int take_ops(kl_cli_t *cli, kl_chan_t *x, const kl_rpc_oplog_t *cl, size_t *applied)
 {
+    kl_slog_t l = chan_log(x);
+    uint64_t next = kl_channel_next_index(x->c);
     *applied = 0;
-    if (cl->from_index > kl_channel_next_index(x->c))
+    if (cl->from_index > next)
         return KL_EPROTO; /* we asked from our next index */
-    size_t skip = (size_t)(kl_channel_next_index(x->c) - cl->from_index);
-    int r = kl_store_begin(cli->st);
-    for (size_t i = skip; r == 0 && i < cl->n_ops && !x->invalid; i++) {
-        uint64_t idx = kl_channel_next_index(x->c);
-        kl_channel_verr_t why = KL_CV_OK;
-        if (kl_channel_apply(x->c, cl->ops[i].data, cl->ops[i].len, NULL, &why) != 0) {
-            kl_chan_warn(cli, x->address, "invalid_op",
-                         "the relay delivered an invalid operation %llu for %s (%s); ignoring "
-                         "it and everything after it", (unsigned long long)idx, x->address,
-                         kl_channel_verr_str(why));
-            x->invalid = 1;
-            break;
-        }
-        r = kl_store_channel_op_put(cli->st, x->address, idx, cl->ops[i].data, cl->ops[i].len);
-        if (r == 0)
-            (*applied)++;
-    }
-    if (r == 0)
-        r = kl_store_commit(cli->st);
-    else
-        kl_store_rollback(cli->st);
-    return r;
+    size_t skip = (size_t)(next - cl->from_index);
+    return skip < cl->n_ops ? kl_slog_take(cli, &l, cl->ops + skip, cl->n_ops - skip, applied)
+                            : 0;
 }
 
 int kl_chan_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__ChannelFetch cf = KOLLEGA__RELAY__V1__CHANNEL_FETCH__INIT;
-        kl_frame_t *resp = NULL;
+        kl_rpc_oplog_t cl;
         size_t applied = 0;
-        cf.channel = x->address;
-        cf.from_index = kl_channel_next_index(x->c);
-        f.body_case = BODY(CHANNEL_FETCH);
-        f.channel_fetch = &cf;
-        int r = kl_net_call(conn, &f, BODY(CHANNEL_LOG), &resp);
+        int r = kl_rpc_oplog_fetch(conn, x->address, kl_channel_next_index(x->c), &cl);
         if (r)
             return r;
-        const Kollega__Relay__V1__ChannelLog *cl = resp->channel_log;
-        r = cl ? take_ops(cli, x, cl, &applied) : KL_EPROTO;
-        int more = cl && cl->more && applied > 0;
-        kl_wire_free(resp);
+        r = take_ops(cli, x, &cl, &applied);
+        int more = cl.more && applied > 0;
+        kl_rpc_oplog_free(&cl);
         if (r || !more)
             return r;
     }
     return 0;
+}
+
+static int save_row(kl_cli_t *cli, void *state)
+{
+    return kl_chan_save_row(cli, state);
 }
 
 static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_opkind_t kind,
@@ -178,7 +150,6 @@ static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_o
 {
     uint8_t *b = NULL;
     size_t len = 0;
-    kl_frame_t *resp = NULL;
     int r = kind == KL_COP_CREATE
                 ? kl_channel_op_build_create(x->c, cli->me.sk, cli->me.pk, cli->me.address,
                                              kl_now_ms(), x->members_only_create, &b, &len)
@@ -186,14 +157,7 @@ static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_o
                                       kl_now_ms(), kind, target, target_address, &b, &len);
     if (r)
         return r;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelOp co = KOLLEGA__RELAY__V1__CHANNEL_OP__INIT;
-    co.signed_op.data = b;
-    co.signed_op.len = len;
-    f.body_case = BODY(CHANNEL_OP);
-    f.channel_op = &co;
-    r = kl_net_call(conn, &f, BODY(CHANNEL_OP_ACCEPTED), &resp);
-    kl_wire_free(resp);
+    r = kl_rpc_op_submit(conn, x->address, b, len);
     if (r == 0) {
         /* Accepted by the relay; it must validate here too. */
         uint64_t idx = kl_channel_next_index(x->c);
@@ -201,15 +165,11 @@ static int submit_once(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_o
             x->invalid = 1;
             r = KL_EPROTO;
         }
-        if (r == 0 && (r = kl_store_begin(cli->st)) == 0) {
-            r = kl_store_channel_op_put(cli->st, x->address, idx, b, len);
-            if (r == 0)
-                r = kl_chan_save_row(cli, x);
-            if (r == 0)
-                r = kl_store_commit(cli->st);
-            else
-                kl_store_rollback(cli->st);
-        }
+        /* With the op, the row: a channel we act on is one we visit. */
+        kl_slog_t l = chan_log(x);
+        l.begin = save_row;
+        if (r == 0)
+            r = kl_slog_store(cli, &l, idx, b, len);
     }
     free(b);
     return r;
@@ -221,7 +181,8 @@ int kl_chan_submit(kl_cli_t *cli, kl_net_t *conn, kl_chan_t *x, kl_channel_opkin
 {
     *why = KL_CV_OK;
     int r = submit_once(cli, conn, x, kind, target, target_address, why);
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(CONFLICT) && kind != KL_COP_CREATE) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_CONFLICT &&
+        kind != KL_COP_CREATE) {
         r = kl_chan_sync_ops(cli, conn, x);
         if (r == 0)
             r = submit_once(cli, conn, x, kind, target, target_address, why);
@@ -257,7 +218,7 @@ static int check_epoch(kl_cli_t *cli, const kl_chan_t *x, const kl_channel_post_
     if (p->epoch > seen)
         return kl_store_channel_epoch_put(cli->st, x->address, p->epoch, seq);
     if (p->epoch < seen && seq > at)
-        kl_chan_warn(cli, x->address, "old_epoch",
+        kl_slog_warn(cli, x->address, "old_epoch",
                      "a post on %s by %s is sealed with the key of epoch %llu, although a post "
                      "before it already used epoch %llu: whoever left the channel since may "
                      "be able to read it", x->address, p->publisher_address,
@@ -286,7 +247,7 @@ static int unseal_post(kl_cli_t *cli, const kl_chan_t *x, kl_channel_post_t *p, 
         *err = r;
         return POST_REJECTED;
     }
-    kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s", x->address,
+    kl_slog_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s", x->address,
                  r == KL_ESTATE ? "you are not a member of this members-only channel"
                  : r == KL_ECRYPTO ? "it does not decrypt with the owner's key for its epoch"
                                    : "its text is not UTF-8");
@@ -299,12 +260,12 @@ static int keep_waiting(kl_cli_t *cli, const kl_chan_t *x, uint64_t seq, const u
 {
     int r = kl_store_channel_pending_put(cli->st, x->address, seq, body, len);
     if (r == KL_ELIMIT) {
-        kl_chan_warn(cli, x->address, "rejected_post",
+        kl_slog_warn(cli, x->address, "rejected_post",
                      "dropped a post on %s: too many posts wait for the owner's key", x->address);
         return 0;
     }
     if (r == 0)
-        kl_chan_warn(cli, x->address, "waiting_for_key",
+        kl_slog_warn(cli, x->address, "waiting_for_key",
                      "a post on %s waits for the owner's key (epoch %llu); it is shown once the "
                      "key arrives", x->address, (unsigned long long)epoch);
     return r;
@@ -313,24 +274,24 @@ static int keep_waiting(kl_cli_t *cli, const kl_chan_t *x, uint64_t seq, const u
 /* Verify and store the entries of one Deliver (one transaction; the
  * cursor moves to its last entry, rejected posts included), then ack. */
 static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
-                      const Kollega__Relay__V1__Deliver *d)
+                      const kl_rpc_batch_t *d)
 {
-    accepted_t *acc = calloc(d->n_entries ? d->n_entries : 1, sizeof *acc);
+    accepted_t *acc = calloc(d->n ? d->n : 1, sizeof *acc);
     size_t na = 0;
     if (acc == NULL)
         return KL_ENOMEM;
     uint64_t start = x->row.cursor;
     int r = kl_store_begin(cli->st);
-    for (size_t i = 0; r == 0 && i < d->n_entries; i++) {
-        const Kollega__Relay__V1__Entry *e = d->entries[i];
-        if (e == NULL || e->seq <= x->row.cursor)
+    for (size_t i = 0; r == 0 && i < d->n; i++) {
+        const kl_rpc_entry_t *e = &d->entries[i];
+        if (e->seq <= x->row.cursor)
             continue;
         kl_channel_verr_t why = KL_CV_OK;
         accepted_t *a = &acc[na];
         memset(a, 0, sizeof *a);
         x->row.cursor = e->seq;
-        if (x->invalid || kl_channel_post_open(x->c, e->body.data, e->body.len, &a->p, &why)) {
-            kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s",
+        if (x->invalid || kl_channel_post_open(x->c, e->body, e->len, &a->p, &why)) {
+            kl_slog_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s",
                          x->address, x->invalid ? "its publisher log is invalid"
                                                 : kl_channel_verr_str(why));
             continue;
@@ -338,7 +299,7 @@ static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
         if (kl_channel_members_only(x->c)) {
             int err = 0, v = unseal_post(cli, x, &a->p, &err);
             if (v == POST_WAITING)
-                err = keep_waiting(cli, x, e->seq, e->body.data, e->body.len, a->p.epoch);
+                err = keep_waiting(cli, x, e->seq, e->body, e->len, a->p.epoch);
             if (v != POST_OK || err) {
                 kl_channel_post_clear(&a->p);
                 r = err;
@@ -365,10 +326,7 @@ static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
     }
     if (r == 0)
         r = kl_chan_save_row(cli, x);
-    if (r == 0)
-        r = kl_store_commit(cli->st);
-    else
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     if (r) {
         x->row.cursor = start;
         s->store_error = r;
@@ -385,40 +343,12 @@ static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
     if (r || x->row.cursor == start)
         return r;
     /* Ack only after our commit. */
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ack ak = KOLLEGA__RELAY__V1__ACK__INIT;
-    kl_frame_t *resp = NULL;
-    ak.channel = x->address;
-    ak.seq = x->row.cursor;
-    f.body_case = BODY(ACK);
-    f.ack = &ak;
-    r = kl_net_call(conn, &f, BODY(OK), &resp);
-    kl_wire_free(resp);
-    return r;
+    return kl_rpc_ack(conn, x->address, x->row.cursor);
 }
-
-/* Posts waiting for their key: retried at each receive, at most this many
- * at a time. */
-#define PENDING_BATCH 64
-
-typedef struct pend {
-    uint64_t seq[PENDING_BATCH];
-    uint8_t *body[PENDING_BATCH];
-    size_t len[PENDING_BATCH], n;
-} pend_t;
 
 static int collect_pending(void *ud, uint64_t seq, const uint8_t *post, size_t len)
 {
-    pend_t *p = ud;
-    if (p->n == PENDING_BATCH)
-        return 1;
-    p->body[p->n] = malloc(len);
-    if (p->body[p->n] == NULL)
-        return KL_ENOMEM;
-    memcpy(p->body[p->n], post, len);
-    p->len[p->n] = len;
-    p->seq[p->n++] = seq;
-    return 0;
+    return kl_slog_batch_add(ud, seq, 0, post, len);
 }
 
 /* One waiting post: shown (stored) once its key is here, dropped if it
@@ -436,7 +366,7 @@ static int retry_one(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x, uint64_t seq,
     if (r == 0)
         v = unseal_post(cli, x, &p, &err);
     else
-        kl_chan_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s", x->address,
+        kl_slog_warn(cli, x->address, "rejected_post", "rejected a post on %s: %s", x->address,
                      kl_channel_verr_str(why));
     if (err || v == POST_WAITING) {
         kl_channel_post_clear(&p);
@@ -461,9 +391,7 @@ static int retry_one(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x, uint64_t seq,
         if (r == 0 && added)
             r = check_epoch(cli, x, &p, seq);
     }
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     if (r == 0 && added) {
         s->stored++;
         if (s->on_message)
@@ -473,18 +401,18 @@ static int retry_one(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x, uint64_t seq,
     return r;
 }
 
+/* Posts waiting for their key: retried at each receive, at most
+ * KL_SLOG_BATCH at a time. */
 static int retry_pending(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x)
 {
-    pend_t p;
-    memset(&p, 0, sizeof p);
+    kl_slog_batch_t p;
+    p.n = 0;
     int r = kl_store_channel_pending_each(cli->st, x->address, collect_pending, &p);
     if (r == 1)
         r = 0;
-    for (size_t i = 0; i < p.n; i++) {
-        if (r == 0)
-            r = retry_one(cli, s, x, p.seq[i], p.body[i], p.len[i]);
-        free(p.body[i]);
-    }
+    for (size_t i = 0; r == 0 && i < p.n; i++)
+        r = retry_one(cli, s, x, p.seq[i], p.body[i], p.len[i]);
+    kl_slog_batch_clear(&p);
     return r;
 }
 
@@ -520,26 +448,19 @@ static int receive_channel(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, const ch
             s->store_error = r;
     }
     for (int round = 0; r == 0 && round < MAX_POST_ROUNDS; round++) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-        kl_frame_t *resp = NULL;
-        fe.channel = x.address;
-        fe.after = x.row.cursor;
-        f.body_case = BODY(FETCH);
-        f.fetch = &fe;
-        r = kl_net_call(conn, &f, BODY(DELIVER), &resp);
-        if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(FORBIDDEN)) {
+        kl_rpc_batch_t b;
+        r = kl_rpc_fetch(conn, x.address, x.row.cursor, 0, &b);
+        if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_FORBIDDEN) {
             x.row.subscribed = 0; /* the relay no longer has us as a subscriber */
             r = kl_chan_save_row(cli, &x);
             break;
         }
         if (r)
             break;
-        const Kollega__Relay__V1__Deliver *d = resp->deliver;
         uint64_t before = x.row.cursor;
-        r = d ? take_posts(cli, conn, s, &x, d) : KL_EPROTO;
-        int more = d && d->more && x.row.cursor > before;
-        kl_wire_free(resp);
+        r = take_posts(cli, conn, s, &x, &b);
+        int more = b.more && x.row.cursor > before;
+        kl_rpc_batch_free(&b);
         if (!more)
             break;
     }
@@ -583,19 +504,14 @@ static int distribute_owned(kl_cli_t *cli, kl_net_t *conn, const char *address)
 
 int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l;
     known_t k;
     int r = kl_store_channel_schema(cli->st);
     if (r) {
         s->store_error = r;
         return r;
     }
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
-    if (r)
+    if ((r = kl_rpc_list(conn, '!', &l)))
         return r;
     memset(&k, 0, sizeof k);
     k.addr = calloc(MAX_CHANNELS, sizeof *k.addr);
@@ -603,19 +519,15 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
     if (k.addr == NULL || k.owned == NULL) {
         free(k.addr);
         free(k.owned);
-        kl_wire_free(resp);
+        kl_rpc_list_free(&l);
         return KL_ENOMEM;
     }
     r = kl_store_channel_each(cli->st, collect_subscribed, &k);
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    size_t n = res ? res->n_channels : 0;
-    for (size_t i = 0; r == 0 && i < n && i < MAX_CHANNELS; i++) {
-        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
+    for (size_t i = 0; r == 0 && i < l.n && i < MAX_CHANNELS; i++) {
         char addr[KL_ADDR_MAX + 1];
-        if (ci == NULL || ci->channel == NULL ||
-            kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0)
+        if (kl_chan_address(cli, l.v[i].address, addr, sizeof addr) != 0)
             continue;
-        r = receive_channel(cli, conn, s, addr, ci->cursor);
+        r = receive_channel(cli, conn, s, addr, l.v[i].cursor);
         for (size_t j = 0; j < k.n; j++)
             if (strcmp(k.addr[j], addr) == 0)
                 k.addr[j][0] = '\0';
@@ -639,19 +551,15 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
     }
     free(k.addr);
     free(k.owned);
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     return r;
 }
 
 void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m)
 {
     if (cli->json) {
-        char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
-        kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "id", hex);
+        kl_cli_json_message(&j, m);
         kl_json_str(&j, "channel", m->peer);
         kl_json_str(&j, "from", m->sender);
         kl_json_strn(&j, "text", m->text, m->text_len);
@@ -659,16 +567,13 @@ void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m)
         kl_json_bool(&j, "verified", 1);
         kl_json_uint(&j, "seq", m->seq);
         kl_json_uint(&j, "stored_at", m->stored_at);
-        kl_json_obj_end(&j);
-        if (kl_json_cstr(&j))
-            printf("%s\n", kl_json_cstr(&j));
-        kl_json_free(&j);
-    } else {
-        char when[32];
-        kl_format_time(m->sent_at, when, sizeof when);
-        printf("[%s] [%s] %s: ", when, m->peer, m->sender);
-        kl_print_safe(stdout, m->text, m->text_len, "    ");
-        putchar('\n');
+        kl_cli_json_line(&j);
+        return;
     }
+    char when[32];
+    kl_format_time(m->sent_at, when, sizeof when);
+    printf("[%s] [%s] %s: ", when, m->peer, m->sender);
+    kl_print_safe(stdout, m->text, m->text_len, "    ");
+    putchar('\n');
     fflush(stdout);
 }

@@ -44,14 +44,8 @@ int kl_store_channel_put(kl_store_t *st, const kl_store_channel_t *c);
 /* Every row in address order; a non-zero cb return stops and is returned. */
 int kl_store_channel_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_channel_t *c),
                           void *ud);
-/* Op idx of chan (sealed). KL_EEXIST if stored already; KL_EINVAL for an
- * empty op, KL_ETOOBIG over KL_CHANNEL_MAX_OP. */
-int kl_store_channel_op_put(kl_store_t *st, const char *chan, uint64_t idx, const uint8_t *op,
-                            size_t len);
-/* Ops of chan in index order; op is valid during cb. */
-int kl_store_channel_op_each(kl_store_t *st, const char *chan,
-                             int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
-                             void *ud);
+/* The channel's ops and who got which of our channel keys (by epoch):
+ * store.h kl_store_slog_*. */
 
 /* Members-only channels: channel keys by (channel, epoch, sender identity
  * key), sealed like every secret of the store; at most
@@ -62,10 +56,6 @@ int kl_store_channel_key_put(kl_store_t *st, const char *chan, uint64_t epoch,
                              const uint8_t sender[32], const uint8_t key[KL_CHANNEL_KEY]);
 int kl_store_channel_key_get(kl_store_t *st, const char *chan, uint64_t epoch,
                              const uint8_t sender[32], uint8_t key[KL_CHANNEL_KEY]);
-/* The owner's record of whom it gave the key of epoch: mark it (mark = 1)
- * or ask (*sent). */
-int kl_store_channel_key_sent(kl_store_t *st, const char *chan, uint64_t epoch,
-                              const uint8_t member[32], int mark, int *sent);
 /* Posts (SignedPost bytes, sealed) waiting for their epoch's key, by
  * relay seq; at most KL_STORE_CHANNEL_PENDING per channel (KL_ELIMIT). */
 #define KL_STORE_CHANNEL_PENDING 1000
@@ -134,10 +124,7 @@ int kl_chan_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s);
  * {"id","channel","from","text","sent_at","verified":true,"seq",
  * "stored_at"}, else "[YYYY-MM-DD HH:MM] [!x@y] publisher: text". */
 void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m);
-/* A warning about channel chan: "kollega: <message>" on stderr, and with
- * --json also {"warning": kind, "channel", "message"} on stdout. */
-void kl_chan_warn(const kl_cli_t *cli, const char *chan, const char *kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Warnings about a channel: signedlog.h kl_slog_warn. */
 
 /* ---- the command (cmd_channel.c) ---- */
 /* `kollega channel ...`: pos[0] is "channel", npos counts pos; backlog is

@@ -16,6 +16,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "prekeys.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
 
@@ -220,13 +221,6 @@ void kl_cli_close(kl_cli_t *cli)
     cli->st = NULL;
 }
 
-const char *kl_cli_error_name(int code)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&kollega__relay__v1__error_code__descriptor, code);
-    return v ? v->name : "UNKNOWN";
-}
-
 int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what)
 {
     if (r == -EINTR) {
@@ -234,7 +228,7 @@ int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what)
     } else if (r == KL_EREFUSED) {
         const char *msg = kl_net_relay_message(conn);
         kl_cli_err("the relay refused to %s (%s%s%s)", what,
-                   kl_cli_error_name(kl_net_relay_error(conn)), msg[0] ? ": " : "", msg);
+                   kl_wire_error_name(kl_net_relay_error(conn)), msg[0] ? ": " : "", msg);
     } else if (conn) {
         kl_cli_err("could not %s: %s; try again later", what, kl_net_error(conn));
     } else {
@@ -249,9 +243,7 @@ int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_
     fprintf(stderr, "kollega: %s\n", msg);
     if (!cli->json)
         return 0;
-    kl_json_init(j);
-    kl_json_obj_begin(j, NULL);
-    kl_json_str(j, "warning", kind);
+    kl_cli_json_begin(j, "warning", kind);
     return 1;
 }
 
@@ -291,7 +283,7 @@ static void prekey_upkeep(kl_cli_t *cli, kl_net_t *conn)
     kl_json_uint(&j, "since", up.ran_out_since_ms);
     kl_json_uint(&j, "uploaded", r == 0 ? up.uploaded : 0);
     kl_json_str(&j, "message", msg);
-    kl_slog_json_line(&j);
+    kl_cli_json_line(&j);
 }
 
 int kl_cli_connect_anonymous(kl_cli_t *cli, kl_net_t **conn)
@@ -314,24 +306,14 @@ int kl_cli_connect(kl_cli_t *cli, kl_net_t **conn)
 {
     uint8_t msg[128], sig[KL_SIG];
     size_t mlen = 0;
-    kl_frame_t *resp = NULL;
     int r = kl_cli_connect_anonymous(cli, conn);
     if (r)
         return r;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Auth a = KOLLEGA__RELAY__V1__AUTH__INIT;
     if ((r = kl_wire_auth_msg(kl_net_handshake_hash(*conn), msg, sizeof msg, &mlen)) ||
         (r = kl_sign(cli->me.sk, msg, mlen, sig)))
         goto fail;
-    a.address = cli->me.address;
-    a.signature.data = sig;
-    a.signature.len = sizeof sig;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_AUTH;
-    f.auth = &a;
-    r = kl_net_call(*conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    if (r == KL_EREFUSED && kl_net_relay_error(*conn) ==
-                                KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED) {
+    r = kl_rpc_auth(*conn, cli->me.address, sig);
+    if (r == KL_EREFUSED && kl_net_relay_error(*conn) == KL_WIRE_ERR_UNAUTHENTICATED) {
         kl_cli_err("the relay %s does not accept %s (UNAUTHENTICATED); was the relay reset, or "
                    "is this the right --home?", cli->relay.name, cli->me.address);
         goto out;
@@ -370,6 +352,54 @@ int kl_cli_user_address(const char *s, char *out, size_t cap)
     return KL_EXIT_OK;
 }
 
+void kl_cli_json_begin(kl_json_t *j, const char *key, const char *value)
+{
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, key, value);
+}
+
+void kl_cli_json_person(kl_json_t *j, const char *address, const uint8_t key[32])
+{
+    char k[64];
+    kl_b64_encode(key, 32, k, sizeof k);
+    kl_json_obj_begin(j, NULL);
+    kl_json_str(j, "address", address);
+    kl_json_str(j, "identity_key", k);
+}
+
+void kl_cli_json_line(kl_json_t *j)
+{
+    kl_json_obj_end(j);
+    if (kl_json_cstr(j))
+        printf("%s\n", kl_json_cstr(j));
+    fflush(stdout);
+    kl_json_free(j);
+}
+
+void kl_cli_json_message(kl_json_t *j, const kl_message_t *m)
+{
+    char hex[2 * KL_MSG_ID + 1];
+    kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
+    kl_cli_json_begin(j, "id", hex);
+}
+
+int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len)
+{
+    *input = NULL;
+    *text = arg;
+    *len = strlen(arg);
+    if (strcmp(arg, "-") != 0)
+        return 0;
+    int r = kl_read_text(stdin, KL_TEXT_MAX, input, len);
+    if (r) {
+        kl_cli_err("cannot read the %s from stdin (%s)", what, kl_strerror(r));
+        return KL_EXIT_FAIL;
+    }
+    *text = *input;
+    return 0;
+}
+
 void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
 {
     if (m->peer[0] == '!') { /* a broadcast channel post (channels.c) */
@@ -380,12 +410,8 @@ void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
     const char *from = m->outgoing ? cli->me.address : group ? m->sender : m->peer;
     const char *to = m->outgoing || group ? m->peer : cli->me.address;
     if (cli->json) {
-        char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
-        kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "id", hex);
+        kl_cli_json_message(&j, m);
         kl_json_str(&j, "from", from);
         kl_json_str(&j, "to", to);
         kl_json_strn(&j, "text", m->text, m->text_len);
@@ -395,22 +421,18 @@ void kl_cli_print_message(const kl_cli_t *cli, const kl_message_t *m)
         kl_json_uint(&j, "stored_at", m->stored_at);
         if (group)
             kl_json_str(&j, "group", m->peer);
-        kl_json_obj_end(&j);
-        const char *s = kl_json_cstr(&j);
-        if (s)
-            printf("%s\n", s);
-        kl_json_free(&j);
-    } else {
-        char when[32];
-        kl_format_time(m->sent_at, when, sizeof when);
-        if (group)
-            printf("[%s] [%s] %s: ", when, m->peer, m->outgoing ? "you" : from);
-        else if (m->outgoing)
-            printf("[%s] you -> %s: ", when, to);
-        else
-            printf("[%s] %s: ", when, from);
-        kl_print_safe(stdout, m->text, m->text_len, "    ");
-        putchar('\n');
+        kl_cli_json_line(&j);
+        return;
     }
+    char when[32];
+    kl_format_time(m->sent_at, when, sizeof when);
+    if (group)
+        printf("[%s] [%s] %s: ", when, m->peer, m->outgoing ? "you" : from);
+    else if (m->outgoing)
+        printf("[%s] you -> %s: ", when, to);
+    else
+        printf("[%s] %s: ", when, from);
+    kl_print_safe(stdout, m->text, m->text_len, "    ");
+    putchar('\n');
     fflush(stdout);
 }

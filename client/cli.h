@@ -37,7 +37,7 @@ typedef struct kl_cli {
 void kl_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A warning: "kollega: msg" on stderr (stdout flushed first). With --json,
  * also starts the JSON object {"warning": kind, ...} in *j and returns 1:
- * the caller adds its fields and prints it (kl_slog_json_line). Else 0
+ * the caller adds its fields and prints it (kl_cli_json_line). Else 0
  * (j untouched). */
 int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_t *j);
 
@@ -69,12 +69,28 @@ int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what);
 /* Close store, wipe identity. */
 void kl_cli_close(kl_cli_t *cli);
 
-/* Name of a relay ErrorCode ("INVITE_INVALID"). */
-const char *kl_cli_error_name(int code);
-
 /* Validate a user address typed by the user: exit code, and *out gets the
  * canonical form. A group address is a usage error (2). */
 int kl_cli_user_address(const char *s, char *out, size_t cap);
+
+/* Start the JSON object j with its first field, key: value (the caller
+ * adds the others and ends it with kl_cli_json_line). */
+void kl_cli_json_begin(kl_json_t *j, const char *key, const char *value);
+/* In the JSON object j, start an object {"address": address,
+ * "identity_key": key in base64url} (a member, a publisher); the caller
+ * ends it. */
+void kl_cli_json_person(kl_json_t *j, const char *address, const uint8_t key[32]);
+/* End the JSON object j, print it as one line, flush stdout and free j. */
+void kl_cli_json_line(kl_json_t *j);
+/* Start the JSON object about message m: {"id": m's id in hex, ... (the
+ * caller adds its fields and ends it, kl_cli_json_line). */
+void kl_cli_json_message(kl_json_t *j, const kl_message_t *m);
+
+/* The text argument of a command that sends one (send, channel post):
+ * arg itself, or for "-" all of stdin (at most KL_TEXT_MAX + 3 bytes read,
+ * into *input, malloc'd: the caller frees it). 0 with *text and *len, or
+ * KL_EXIT_FAIL when stdin cannot be read (said, naming what). */
+int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len);
 
 /* Print a stored message: a JSON line {"id","from","to","text","sent_at",
  * "direction","seq","stored_at"} (plus "group" = to for group messages)

@@ -18,11 +18,9 @@
 #include "contacts.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
-#define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
 const char KL_CHANNEL_HELP[] =
     "Usage: kollega channel create !NAME [--members-only]\n"
@@ -105,7 +103,7 @@ static int open_chan(kl_cli_t *cli, const char *name, char *addr)
 static int chan_fail(kl_net_t *conn, int r, const char *chan, const char *what)
 {
     char w[KL_ADDR_MAX + 64];
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(NOT_FOUND) &&
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_NOT_FOUND &&
         strstr(kl_net_relay_message(conn), "no such channel")) {
         kl_cli_err("there is no channel %s at its relay; check the name, or create it with "
                    "`kollega channel create`", chan);
@@ -127,7 +125,7 @@ static int prepare(kl_cli_t *cli, const char *addr, kl_net_t **conn, kl_chan_t *
         return KL_EXIT_FAIL;
     }
     r = kl_chan_sync_ops(cli, *conn, x);
-    if (r == KL_EREFUSED && !need && kl_net_relay_error(*conn) == CODE(NOT_FOUND))
+    if (r == KL_EREFUSED && !need && kl_net_relay_error(*conn) == KL_WIRE_ERR_NOT_FOUND)
         return 0;
     if (r)
         return chan_fail(*conn, r, addr, "read the publishers of");
@@ -157,7 +155,7 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
     }
     x.members_only_create = members_only;
     int r = kl_chan_submit(cli, conn, &x, KL_COP_CREATE, NULL, NULL, &why);
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == CODE(CONFLICT)) {
+    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_CONFLICT) {
         kl_cli_err("%s already exists", addr);
         rc = KL_EXIT_FAIL;
         goto out;
@@ -181,13 +179,11 @@ static int cmd_create(kl_cli_t *cli, const char *name, int members_only)
     }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", addr);
+        kl_cli_json_begin(&j, "channel", addr);
         kl_json_str(&j, "action", "create");
         kl_json_str(&j, "owner", cli->me.address);
         kl_json_bool(&j, "members_only", members_only);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
         printf("Created %s%s; you are its owner and first publisher.%s\n", addr,
                members_only ? " (members only)" : "",
@@ -199,28 +195,28 @@ out:
     return rc;
 }
 
-/* The publisher of x with address, or -1. */
-static int find_publisher(const kl_chan_t *x, const char *address, uint8_t key[32])
+/* The index of address among the n entries that at() reads from x (the
+ * publishers or the added members), its key in key; -1 if it is none. */
+static int find(const kl_chan_t *x, size_t n,
+                int (*at)(const kl_channel_t *c, size_t i, uint8_t key[32], char address[256]),
+                const char *address, uint8_t key[32])
 {
-    size_t n = kl_channel_publisher_count(x->c);
     for (size_t i = 0; i < n; i++) {
         char a[256];
-        if (kl_channel_publisher_at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
+        if (at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
             return (int)i;
     }
     return -1;
 }
 
-/* An added member of x with address, or -1. */
+static int find_publisher(const kl_chan_t *x, const char *address, uint8_t key[32])
+{
+    return find(x, kl_channel_publisher_count(x->c), kl_channel_publisher_at, address, key);
+}
+
 static int find_added(const kl_chan_t *x, const char *address, uint8_t key[32])
 {
-    size_t n = kl_channel_added_count(x->c);
-    for (size_t i = 0; i < n; i++) {
-        char a[256];
-        if (kl_channel_added_at(x->c, i, key, a) == 0 && strcmp(a, address) == 0)
-            return (int)i;
-    }
-    return -1;
+    return find(x, kl_channel_added_count(x->c), kl_channel_added_at, address, key);
 }
 
 /* The key of a new publisher or member: looked up at the relay and pinned
@@ -325,9 +321,7 @@ static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *na
         char k[64];
         kl_json_t j;
         kl_b64_encode(key, 32, k, sizeof k);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", addr);
+        kl_cli_json_begin(&j, "channel", addr);
         kl_json_str(&j, "action", member ? (add ? "member_add" : "member_remove")
                                          : (add ? "publisher_add" : "publisher_remove"));
         kl_json_str(&j, member ? "member" : "publisher", target);
@@ -338,7 +332,7 @@ static int cmd_roster(kl_cli_t *cli, int member, const char *sub, const char *na
             kl_json_uint(&j, "epoch", kl_channel_epoch(x.c));
             kl_json_uint(&j, "key_missing", missing);
         }
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else if (member) {
         printf("%s %s %s.\n", target, add ? "can now read" : "can no longer read", addr);
     } else {
@@ -388,28 +382,21 @@ static int sealed_post(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, const 
     return 0;
 }
 
-static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
+static int cmd_post(kl_cli_t *cli, const char *name, const char *arg)
 {
+    const char *text;
     char addr[KL_ADDR_MAX + 1];
     char *input = NULL;
     uint8_t *body = NULL;
     size_t len = 0, blen = 0;
     kl_net_t *conn = NULL;
-    kl_frame_t *resp = NULL;
     kl_chan_t x;
     kl_message_t m;
     memset(&x, 0, sizeof x);
     memset(&m, 0, sizeof m);
-    int rc = 0, r;
-    if (strcmp(text, "-") == 0) {
-        if ((r = kl_read_text(stdin, KL_TEXT_MAX, &input, &len))) {
-            kl_cli_err("cannot read the post from stdin (%s)", kl_strerror(r));
-            return KL_EXIT_FAIL;
-        }
-        text = input;
-    } else {
-        len = strlen(text);
-    }
+    int rc = kl_cli_text(arg, "post", &input, &text, &len), r;
+    if (rc)
+        return rc;
     if (len == 0 || len > KL_TEXT_MAX || !kl_utf8_valid(text, len) || memchr(text, 0, len)) {
         kl_cli_err(len == 0 ? "the post is empty; nothing was sent"
                    : len > KL_TEXT_MAX ? "the post is too long; split it up"
@@ -443,18 +430,10 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
         rc = r == KL_ETOOBIG ? KL_EXIT_USAGE : KL_EXIT_FAIL;
         goto out;
     }
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
-    sd.to = addr;
-    sd.body.data = body;
-    sd.body.len = blen;
-    f.body_case = BODY(SEND);
-    f.send = &sd;
-    if ((r = kl_net_call(conn, &f, BODY(SENT), &resp))) {
+    if ((r = kl_rpc_send(conn, addr, body, blen, 0, NULL, &m.seq))) {
         rc = chan_fail(conn, r, addr, "publish on");
         goto out;
     }
-    m.seq = resp->sent ? resp->sent->seq : 0;
     /* Our own post goes into our history as posts of others do (same id,
      * so receiving it as a subscriber later adds nothing). */
     snprintf(m.peer, sizeof m.peer, "%s", addr);
@@ -466,21 +445,16 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *text)
     if ((r = kl_chan_save_row(cli, &x)) || (r = kl_store_message_add(cli->st, &m, &added)))
         kl_cli_err("published, but cannot keep the post in your history (%s)", kl_strerror(r));
     if (cli->json) {
-        char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
-        kl_hex_encode(m.id, KL_MSG_ID, hex, sizeof hex);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "id", hex);
+        kl_cli_json_message(&j, &m);
         kl_json_str(&j, "channel", addr);
         kl_json_uint(&j, "seq", m.seq);
         kl_json_uint(&j, "sent_at", m.sent_at);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
         printf("Posted on %s.\n", addr);
     }
 out:
-    kl_wire_free(resp);
     free(body);
     free(input);
     kl_chan_free(&x);
@@ -491,23 +465,18 @@ out:
 /* Our cursor on addr according to channel_list (0 if not listed). */
 static int relay_cursor(kl_net_t *conn, const char *addr, uint64_t *cursor, int *listed)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l;
     *cursor = 0;
     *listed = 0;
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    int r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp);
+    int r = kl_rpc_list(conn, '!', &l);
     if (r)
         return r;
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    for (size_t i = 0; res && i < res->n_channels; i++)
-        if (res->channels[i] && strcmp(res->channels[i]->channel, addr) == 0) {
-            *cursor = res->channels[i]->cursor;
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.v[i].address, addr) == 0) {
+            *cursor = l.v[i].cursor;
             *listed = 1;
         }
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     return 0;
 }
 
@@ -515,7 +484,6 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
 {
     char addr[KL_ADDR_MAX + 1];
     kl_net_t *conn = NULL;
-    kl_frame_t *resp = NULL;
     kl_chan_t x;
     memset(&x, 0, sizeof x);
     int rc = open_chan(cli, name, addr), r, listed = 0;
@@ -524,21 +492,8 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
         rc = prepare(cli, addr, &conn, &x, 1);
     if (rc)
         goto out;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Subscribe sb = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
-    Kollega__Relay__V1__Unsubscribe ub = KOLLEGA__RELAY__V1__UNSUBSCRIBE__INIT;
-    if (on) {
-        sb.channel = addr;
-        sb.backlog = (uint32_t)backlog;
-        f.body_case = BODY(SUBSCRIBE);
-        f.subscribe = &sb;
-    } else {
-        ub.channel = addr;
-        f.body_case = BODY(UNSUBSCRIBE);
-        f.unsubscribe = &ub;
-    }
-    r = kl_net_call(conn, &f, BODY(OK), &resp);
-    if (r == KL_EREFUSED && !on && kl_net_relay_error(conn) == CODE(NOT_FOUND)) {
+    r = kl_rpc_subscribe(conn, addr, on, (uint32_t)backlog);
+    if (r == KL_EREFUSED && !on && kl_net_relay_error(conn) == KL_WIRE_ERR_NOT_FOUND) {
         kl_cli_err("you do not subscribe to %s", addr);
         rc = KL_EXIT_FAIL;
         goto out;
@@ -559,15 +514,13 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
     }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", addr);
+        kl_cli_json_begin(&j, "channel", addr);
         kl_json_str(&j, "action", on ? "subscribe" : "unsubscribe");
         if (on) {
             kl_json_uint(&j, "publishers", kl_channel_publisher_count(x.c));
             kl_json_uint(&j, "cursor", cursor);
         }
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else if (on) {
         printf("Subscribed to %s (%zu publisher%s); `kollega receive` shows its posts.\n", addr,
                kl_channel_publisher_count(x.c), kl_channel_publisher_count(x.c) == 1 ? "" : "s");
@@ -575,7 +528,6 @@ static int cmd_subscribe(kl_cli_t *cli, const char *name, int on, long backlog)
         printf("Unsubscribed from %s.\n", addr);
     }
 out:
-    kl_wire_free(resp);
     kl_chan_free(&x);
     kl_net_close(conn);
     return rc;

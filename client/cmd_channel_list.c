@@ -9,10 +9,9 @@
 #include "cmdline/json.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "util.h"
-
-#define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 
 /* ---- list ---------------------------------------------------------------- */
 
@@ -69,14 +68,11 @@ static void print_members(kl_cli_t *cli, const kl_chan_t *x, kl_json_t *j)
     }
     for (size_t i = 0; i < n; i++) {
         uint8_t key[32];
-        char a[256], k[64];
+        char a[256];
         if (kl_channel_added_at(x->c, i, key, a) != 0)
             continue;
         if (cli->json) {
-            kl_b64_encode(key, 32, k, sizeof k);
-            kl_json_obj_begin(j, NULL);
-            kl_json_str(j, "address", a);
-            kl_json_str(j, "identity_key", k);
+            kl_cli_json_person(j, a, key);
             kl_json_obj_end(j);
         } else {
             printf("    member %s\n", a);
@@ -98,9 +94,7 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
     int has_owner = ok && kl_channel_owner(x.c, owner) == 0;
     kl_json_t j;
     if (cli->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "channel", it->address);
+        kl_cli_json_begin(&j, "channel", it->address);
         kl_json_bool(&j, "subscribed", it->subscribed);
         kl_json_bool(&j, "owned", it->owned);
         kl_json_uint(&j, "last_seq", it->last_seq);
@@ -113,15 +107,12 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
     }
     for (size_t i = 0; i < np; i++) {
         uint8_t key[32];
-        char a[256], k[64];
+        char a[256];
         if (kl_channel_publisher_at(x.c, i, key, a) != 0)
             continue;
         int is_owner = has_owner && kl_memcmp(key, owner, 32) == 0;
         if (cli->json) {
-            kl_b64_encode(key, 32, k, sizeof k);
-            kl_json_obj_begin(&j, NULL);
-            kl_json_str(&j, "address", a);
-            kl_json_str(&j, "identity_key", k);
+            kl_cli_json_person(&j, a, key);
             kl_json_bool(&j, "owner", is_owner);
             kl_json_obj_end(&j);
         } else {
@@ -130,7 +121,7 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
     }
     print_members(cli, ok ? &x : NULL, &j);
     if (cli->json)
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     if (ok)
         kl_chan_free(&x);
 }
@@ -138,7 +129,7 @@ static void print_item(kl_cli_t *cli, kl_net_t *conn, const item_t *it)
 int kl_chan_cmd_list(kl_cli_t *cli)
 {
     kl_net_t *conn = NULL;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l = {NULL, 0, NULL};
     items_t it = {NULL, 0, LIST_MAX};
     int rc = kl_cli_open(cli), r;
     if (rc)
@@ -151,25 +142,19 @@ int kl_chan_cmd_list(kl_cli_t *cli)
         rc = KL_EXIT_FAIL;
         goto out;
     }
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__ChannelList cl = KOLLEGA__RELAY__V1__CHANNEL_LIST__INIT;
-    f.body_case = BODY(CHANNEL_LIST);
-    f.channel_list = &cl;
-    if ((r = kl_net_call(conn, &f, BODY(CHANNEL_LIST_RESULT), &resp))) {
+    if ((r = kl_rpc_list(conn, '!', &l))) {
         rc = kl_cli_relay_fail(conn, r, "list your subscriptions");
         goto out;
     }
-    const Kollega__Relay__V1__ChannelListResult *res = resp->channel_list_result;
-    for (size_t i = 0; res && i < res->n_channels; i++) {
-        const Kollega__Relay__V1__ChannelInfo *ci = res->channels[i];
+    for (size_t i = 0; i < l.n; i++) {
         char addr[KL_ADDR_MAX + 1];
         item_t *x;
-        if (ci == NULL || kl_chan_address(cli, ci->channel, addr, sizeof addr) != 0 ||
+        if (kl_chan_address(cli, l.v[i].address, addr, sizeof addr) != 0 ||
             (x = item_get(&it, addr)) == NULL)
             continue;
         x->subscribed = 1;
-        x->last_seq = ci->last_seq;
-        x->cursor = ci->cursor;
+        x->last_seq = l.v[i].last_seq;
+        x->cursor = l.v[i].cursor;
     }
     if ((r = kl_store_channel_each(cli->st, collect_owned, &it))) {
         kl_cli_err("cannot read your channels from the store (%s)", kl_strerror(r));
@@ -181,7 +166,7 @@ int kl_chan_cmd_list(kl_cli_t *cli)
     if (it.n == 0 && !cli->json)
         printf("No channels: subscribe with `kollega channel subscribe !NAME@RELAY`.\n");
 out:
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     free(it.v);
     kl_net_close(conn);
     return rc;

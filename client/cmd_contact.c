@@ -11,14 +11,6 @@
 #include "sync.h"
 #include "util.h"
 
-static void emit(kl_json_t *j)
-{
-    if (kl_json_cstr(j))
-        printf("%s\n", kl_json_cstr(j));
-    kl_json_free(j);
-    fflush(stdout);
-}
-
 int kl_cmd_whoami(kl_cli_t *cli)
 {
     char key[64], rkey[64], where[KL_HOST_MAX + 16];
@@ -36,9 +28,7 @@ int kl_cmd_whoami(kl_cli_t *cli)
         cursor = 0;
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", cli->me.address);
+        kl_cli_json_begin(&j, "address", cli->me.address);
         kl_json_str(&j, "identity_key", key);
         kl_json_str(&j, "relay", cli->relay.name);
         kl_json_str(&j, "relay_address", where);
@@ -47,8 +37,7 @@ int kl_cmd_whoami(kl_cli_t *cli)
         kl_json_uint(&j, "inbox_cursor", cursor);
         kl_json_uint(&j, "held_messages", held);
         kl_json_uint(&j, "failed_messages", failed);
-        kl_json_obj_end(&j);
-        emit(&j);
+        kl_cli_json_line(&j);
     } else {
         printf("address:      %s\n", cli->me.address);
         printf("identity key: %s\n", key);
@@ -84,8 +73,7 @@ static int contact_fail(kl_net_t *conn, int r, const char *address)
 static void contact_json(kl_json_t *j, const kl_contact_t *c)
 {
     char key[64], pend[64];
-    kl_json_obj_begin(j, NULL);
-    kl_json_str(j, "address", c->address);
+    kl_cli_json_begin(j, "address", c->address);
     if (c->has_key) {
         kl_b64_encode(c->key, 32, key, sizeof key);
         kl_json_str(j, "identity_key", key);
@@ -101,19 +89,29 @@ static void contact_json(kl_json_t *j, const kl_contact_t *c)
     kl_json_uint(j, "added_at", c->added_at);
 }
 
-int kl_cmd_contact_add(kl_cli_t *cli, const char *address)
+/* Check a person's address the user typed (into addr, KL_ADDR_MAX + 1
+ * bytes) and open the store: someone else's. Exit code. */
+static int open_other(kl_cli_t *cli, const char *address, char *addr)
 {
-    char addr[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_contact_t c;
-    int added = 0;
-    int rc = kl_cli_user_address(address, addr, sizeof addr);
+    int rc = kl_cli_user_address(address, addr, KL_ADDR_MAX + 1);
     if (rc || (rc = kl_cli_open(cli)))
         return rc;
     if (strcmp(addr, cli->me.address) == 0) {
         kl_cli_err("%s is your own address", addr);
         return KL_EXIT_USAGE;
     }
+    return KL_EXIT_OK;
+}
+
+int kl_cmd_contact_add(kl_cli_t *cli, const char *address)
+{
+    char addr[KL_ADDR_MAX + 1];
+    kl_net_t *conn = NULL;
+    kl_contact_t c;
+    int added = 0;
+    int rc = open_other(cli, address, addr);
+    if (rc)
+        return rc;
     if ((rc = kl_cli_connect(cli, &conn)))
         return rc;
     int r = kl_contacts_add(cli->st, conn, addr, &c, &added);
@@ -123,11 +121,9 @@ int kl_cmd_contact_add(kl_cli_t *cli, const char *address)
     }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
         contact_json(&j, &c);
         kl_json_bool(&j, "added", added);
-        kl_json_obj_end(&j);
-        emit(&j);
+        kl_cli_json_line(&j);
     } else if (added) {
         printf("Added %s. Compare safety numbers with `kollega contact verify %s` when you "
                "can.\n", addr, addr);
@@ -144,10 +140,8 @@ static int list_one(void *ud, const kl_contact_t *c)
     const kl_cli_t *cli = ud;
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
         contact_json(&j, c);
-        kl_json_obj_end(&j);
-        emit(&j);
+        kl_cli_json_line(&j);
         return 0;
     }
     const char *state = c->key_changed ? "KEY CHANGED: verify before writing"
@@ -177,9 +171,7 @@ static void print_verify(const kl_cli_t *cli, const kl_contact_t *c, const uint8
     kl_b64_encode(key, 32, b64, sizeof b64);
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", c->address);
+        kl_cli_json_begin(&j, "address", c->address);
         kl_json_str(&j, "identity_key", b64);
         kl_json_str(&j, "safety_number", number);
         kl_json_bool(&j, "verified", c->verified && !c->key_changed);
@@ -187,8 +179,7 @@ static void print_verify(const kl_cli_t *cli, const kl_contact_t *c, const uint8
         kl_json_uint(&j, "held_messages", held);
         if (confirmed)
             kl_json_uint(&j, "released_messages", released);
-        kl_json_obj_end(&j);
-        emit(&j);
+        kl_cli_json_line(&j);
         return;
     }
     char disp[KL_SAFETY_DISPLAY];
@@ -279,13 +270,9 @@ int kl_cmd_contact_verify(kl_cli_t *cli, const char *address, int confirm, const
     uint64_t held = 0;
     size_t released = 0;
     int added = 0;
-    int rc = kl_cli_user_address(address, addr, sizeof addr);
-    if (rc || (rc = kl_cli_open(cli)))
+    int rc = open_other(cli, address, addr);
+    if (rc)
         return rc;
-    if (strcmp(addr, cli->me.address) == 0) {
-        kl_cli_err("%s is your own address", addr);
-        return KL_EXIT_USAGE;
-    }
     int r = kl_store_contact_get(cli->st, addr, &c);
     if (r == KL_ENOTFOUND) {
         /* Not a contact yet: add it the way `contact add` does. */
@@ -359,14 +346,11 @@ int kl_cmd_contact_reject(kl_cli_t *cli, const char *address)
     }
     if (cli->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", addr);
+        kl_cli_json_begin(&j, "address", addr);
         kl_json_bool(&j, "rejected", 1);
         kl_json_uint(&j, "dropped_messages", dropped);
         kl_json_bool(&j, "contact_kept", c.has_key);
-        kl_json_obj_end(&j);
-        emit(&j);
+        kl_cli_json_line(&j);
     } else {
         printf("Rejected the new identity key of %s; %llu held message%s from it deleted.\n",
                addr, (unsigned long long)dropped, dropped == 1 ? "" : "s");

@@ -19,6 +19,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/safety.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
@@ -54,69 +55,66 @@ int kl_cmd_group_policy(const char *s, int *policy)
     return 0;
 }
 
-/* Open, resolve the group address, connect and sync the group's ops.
- * need_log: the group must exist for us (we can read its log). */
-int kl_cmdg_prepare(kl_cli_t *cli, const char *name, char *grp, kl_net_t **conn, kl_grp_t *x,
-                    int need_log)
+int kl_cmdg_prepare(kl_cli_t *cli, const char *name, kl_cmdg_t *g, int need_log)
 {
     int rc = kl_cli_open(cli);
-    *conn = NULL;
-    memset(x, 0, sizeof *x);
+    memset(g, 0, sizeof *g);
     if (rc)
         return rc;
-    if (kl_grp_address(cli, name, grp, KL_ADDR_MAX + 1) != 0) {
+    if (kl_grp_address(cli, name, g->grp, sizeof g->grp) != 0) {
         kl_cli_err("'%s' is not a group address; groups look like #erfa or #erfa@%s", name,
                    cli->relay.name);
         return KL_EXIT_USAGE;
     }
-    if ((rc = kl_cli_connect(cli, conn)))
+    if ((rc = kl_cli_connect(cli, &g->conn)))
         return rc;
-    int r = kl_grp_load(cli, grp, x);
+    int r = kl_grp_load(cli, g->grp, &g->x);
     if (r) {
-        kl_cli_err("cannot read %s from your store (%s)", grp, kl_strerror(r));
+        kl_cli_err("cannot read %s from your store (%s)", g->grp, kl_strerror(r));
         return KL_EXIT_FAIL;
     }
-    r = kl_grp_sync_ops(cli, *conn, x);
-    if (r == KL_EREFUSED && kl_net_relay_error(*conn) ==
-                                KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND) {
+    r = kl_grp_sync_ops(cli, g->conn, &g->x);
+    if (r == KL_EREFUSED && kl_net_relay_error(g->conn) == KL_WIRE_ERR_NOT_FOUND) {
         if (!need_log)
             return KL_EXIT_OK;
         kl_cli_err("the relay knows no group %s; check the name, or create it with `kollega "
-                   "group create %s`", grp, grp);
+                   "group create %s`", g->grp, g->grp);
         return KL_EXIT_FAIL;
     }
     if (r) {
-        kl_cli_relay_fail(*conn, r, "read the group's log");
+        kl_cli_relay_fail(g->conn, r, "read the group's log");
         return KL_EXIT_FAIL;
     }
-    if (need_log && kl_group_next_index(x->g) == 0) {
-        if (x->invalid)
-            kl_cli_err("%s cannot be used: its log from the relay is invalid", grp);
+    if (need_log && kl_group_next_index(g->x.g) == 0) {
+        if (g->x.invalid)
+            kl_cli_err("%s cannot be used: its log from the relay is invalid", g->grp);
         else
             kl_cli_err("you are not a member of %s; ask to join with `kollega group request "
-                       "%s`", grp, grp);
+                       "%s`", g->grp, g->grp);
         return KL_EXIT_FAIL;
     }
     return KL_EXIT_OK;
 }
 
 /* prepare (need_log) for a command that names a person: address, completed
- * to a user address, goes into addr (KL_ADDR_MAX + 1 bytes). */
-static int prepare_for(kl_cli_t *cli, const char *name, const char *address, char *grp,
-                       char *addr, kl_net_t **conn, kl_grp_t *x)
+ * to a user address, goes into g->addr. */
+static int prepare_for(kl_cli_t *cli, const char *name, const char *address, kl_cmdg_t *g)
 {
-    int rc = kl_cli_user_address(address, addr, KL_ADDR_MAX + 1);
+    char addr[KL_ADDR_MAX + 1] = "";
+    int rc = kl_cli_user_address(address, addr, sizeof addr);
     if (rc == 0)
-        return kl_cmdg_prepare(cli, name, grp, conn, x, 1);
-    *conn = NULL;
-    memset(x, 0, sizeof *x);
+        rc = kl_cmdg_prepare(cli, name, g, 1);
+    else
+        memset(g, 0, sizeof *g);
+    memcpy(g->addr, addr, sizeof addr);
     return rc;
 }
 
-void kl_cmdg_finish(kl_net_t *conn, kl_grp_t *x)
+void kl_cmdg_finish(kl_cmdg_t *g)
 {
-    kl_grp_free(x);
-    kl_net_close(conn);
+    kl_grp_free(&g->x);
+    kl_net_close(g->conn);
+    g->conn = NULL;
 }
 
 static int find_member(const kl_grp_t *x, const char *addr, kl_group_member_t *m)
@@ -262,59 +260,53 @@ void kl_cmdg_retention_text(uint32_t days, char *out, size_t cap)
 }
 
 /* Start the JSON result {"group": grp[, "action": action]};
- * kl_slog_json_line ends, prints and frees it. */
+ * kl_cli_json_line ends, prints and frees it. */
 void kl_cmdg_json_begin(kl_json_t *j, const char *grp, const char *action)
 {
-    kl_json_init(j);
-    kl_json_obj_begin(j, NULL);
-    kl_json_str(j, "group", grp);
+    kl_cli_json_begin(j, "group", grp);
     if (action)
         kl_json_str(j, "action", action);
 }
 
 int kl_cmd_group_create(kl_cli_t *cli, const char *name, int policy, long retention)
 {
-    char grp[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
-    kl_group_event_t ev;
-    kl_group_opdesc_t d;
-    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 0);
+    kl_cmdg_t g;
+    int rc = kl_cmdg_prepare(cli, name, &g, 0);
     if (rc)
         goto out;
-    if (kl_group_next_index(x.g) > 0 || x.relay_next > 0) {
-        rc = cli_fail("the group %s exists already; choose another name", grp);
+    if (kl_group_next_index(g.x.g) > 0 || g.x.relay_next > 0) {
+        rc = cli_fail("the group %s exists already; choose another name", g.grp);
         goto out;
     }
-    memset(&d, 0, sizeof d);
-    d.kind = KL_GOP_CREATE;
-    d.policy = (kl_group_policy_t)policy;
-    d.days = (uint32_t)retention;
+    g.d.kind = KL_GOP_CREATE;
+    g.d.policy = (kl_group_policy_t)policy;
+    g.d.days = (uint32_t)retention;
     kl_group_verr_t why = KL_GV_OK;
-    int r = kl_grp_submit(cli, conn, &x, &d, &ev, &why);
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT) {
-        rc = cli_fail("the group %s exists already; choose another name", grp);
+    int r = kl_grp_submit(cli, g.conn, &g.x, &g.d, &g.ev, &why);
+    if (r == KL_EREFUSED && kl_net_relay_error(g.conn) == KL_WIRE_ERR_CONFLICT) {
+        rc = cli_fail("the group %s exists already; choose another name", g.grp);
         goto out;
     }
-    if ((rc = submit_result(conn, &x, r, why, NULL)))
+    if ((rc = submit_result(g.conn, &g.x, r, why, NULL)))
         goto out;
     if (cli->json) {
         kl_json_t j;
-        kl_cmdg_json_begin(&j, grp, NULL);
-        kl_json_str(&j, "policy", kl_cmdg_policy_name(d.policy));
-        kl_json_uint(&j, "retention_days", d.days);
+        kl_cmdg_json_begin(&j, g.grp, NULL);
+        kl_json_str(&j, "policy", kl_cmdg_policy_name(g.d.policy));
+        kl_json_uint(&j, "retention_days", g.d.days);
         kl_json_str(&j, "role", "facilitator");
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
         char ret[128];
-        kl_cmdg_retention_text(d.days, ret, sizeof ret);
-        printf("Created %s (admission policy %s; %s). ", grp, kl_cmdg_policy_name(d.policy), ret);
+        kl_cmdg_retention_text(g.d.days, ret, sizeof ret);
+        printf("Created %s (admission policy %s; %s). ", g.grp, kl_cmdg_policy_name(g.d.policy),
+               ret);
         printf("You are its facilitator; invite members with `kollega group invite %s "
-               "ADDRESS`.\n", grp);
+               "ADDRESS`.\n", g.grp);
     }
     rc = KL_EXIT_OK;
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
@@ -342,7 +334,7 @@ static void candidate_result(const kl_cli_t *cli, const kl_grp_t *x, const char 
             kl_json_uint(&j, "members", kl_group_member_count(x->g));
             kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x->g)));
         }
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
         return;
     }
     if (admitted)
@@ -369,7 +361,7 @@ static int safety_of(const kl_cli_t *cli, const uint8_t key[32], const char *add
 }
 
 /* Before an approval: the candidate's key in the log must be the key the
- * address's relay gives for it (kl_contacts_lookup; remote users through
+ * address's relay gives for it (kl_rpc_lookup; remote users through
  * our relay) and must agree with our own pin of that address, if any.
  * Otherwise a member could have attached someone else's address to its own
  * key. KL_EXIT_OK with num set to our safety number with the candidate, or
@@ -380,7 +372,7 @@ static int vouch_candidate(kl_cli_t *cli, kl_net_t *conn, const char *grp,
     char disp[KL_SAFETY_DISPLAY], other_num[KL_SAFETY_DIGITS + 1], other[KL_SAFETY_DISPLAY];
     uint8_t relay_key[32];
     int exists = 0, conflict = 0;
-    int r = kl_contacts_lookup(conn, c->address, &exists, relay_key);
+    int r = kl_rpc_lookup(conn, c->address, NULL, &exists, relay_key);
     if (r)
         return kl_cli_relay_fail(conn, r, "look up the candidate");
     if ((r = safety_of(cli, c->key, c->address, num, disp))) {
@@ -416,122 +408,110 @@ static int vouch_candidate(kl_cli_t *cli, kl_net_t *conn, const char *grp,
 
 int kl_cmd_group_invite(kl_cli_t *cli, const char *name, const char *address)
 {
-    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
+    kl_cmdg_t g;
     kl_contact_t c;
-    kl_group_event_t ev;
-    kl_group_opdesc_t d;
-    int rc = prepare_for(cli, name, address, grp, addr, &conn, &x);
+    int rc = prepare_for(cli, name, address, &g);
     if (rc)
         goto out;
-    int r = kl_contacts_check_send(cli->st, conn, addr, &c);
+    int r = kl_contacts_check_send(cli->st, g.conn, g.addr, &c);
     if (r == KL_ENOTFOUND) {
-        rc = cli_fail("the relay knows no user %s; check the address", addr);
+        rc = cli_fail("the relay knows no user %s; check the address", g.addr);
         goto out;
     }
     if (r == KL_EKEYCHANGED) {
         rc = cli_fail("nothing was sent: the identity key the relay gives for %s differs from "
                       "the one you pinned (or is not verified yet); verify first with `kollega "
-                      "contact verify %s`, then invite them", addr, addr);
+                      "contact verify %s`, then invite them", g.addr, g.addr);
         goto out;
     }
     if (r) {
-        rc = kl_cli_relay_fail(conn, r, "look up the person to invite");
+        rc = kl_cli_relay_fail(g.conn, r, "look up the person to invite");
         goto out;
     }
-    memset(&d, 0, sizeof d);
-    d.kind = KL_GOP_INVITE;
-    memcpy(d.target, c.key, 32);
-    if (strlen(addr) >= sizeof d.target_address) {
-        rc = cli_fail("the address %s is too long for a group log", addr);
+    g.d.kind = KL_GOP_INVITE;
+    memcpy(g.d.target, c.key, 32);
+    if (strlen(g.addr) >= sizeof g.d.target_address) {
+        rc = cli_fail("the address %s is too long for a group log", g.addr);
         goto out;
     }
-    memcpy(d.target_address, addr, strlen(addr) + 1);
-    if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
+    memcpy(g.d.target_address, g.addr, strlen(g.addr) + 1);
+    if ((rc = submit(cli, g.conn, &g.x, &g.d, g.addr, &g.ev)))
         goto out;
     char num[KL_SAFETY_DIGITS + 1];
-    int have_num = kl_safety_number(cli->me.pk, cli->me.address, c.key, addr, num) == 0;
-    candidate_result(cli, &x, "invited", addr, c.key, &ev, have_num ? num : NULL);
+    int have_num = kl_safety_number(cli->me.pk, cli->me.address, c.key, g.addr, num) == 0;
+    candidate_result(cli, &g.x, "invited", g.addr, c.key, &g.ev, have_num ? num : NULL);
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
 int kl_cmd_group_request(kl_cli_t *cli, const char *name)
 {
-    char grp[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
-    kl_group_event_t ev;
-    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 0);
+    kl_cmdg_t g;
+    int rc = kl_cmdg_prepare(cli, name, &g, 0);
     if (rc)
         goto out;
-    int r = kl_grp_request(cli, conn, &x, &ev);
+    int r = kl_grp_request(cli, g.conn, &g.x, &g.ev);
     if (r == KL_EEXIST) {
-        int member = kl_group_role_of(x.g, cli->me.pk) != KL_ROLE_NONE;
-        rc = cli_fail("you are already %s of %s", member ? "a member" : "a candidate", grp);
+        int member = kl_group_role_of(g.x.g, cli->me.pk) != KL_ROLE_NONE;
+        rc = cli_fail("you are already %s of %s", member ? "a member" : "a candidate", g.grp);
         goto out;
     }
-    if (r == KL_ENOTFOUND || (r == KL_EREFUSED && kl_net_relay_error(conn) ==
-                                                      KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND)) {
-        rc = cli_fail("the relay knows no group %s; check the name", grp);
+    if (r == KL_ENOTFOUND ||
+        (r == KL_EREFUSED && kl_net_relay_error(g.conn) == KL_WIRE_ERR_NOT_FOUND)) {
+        rc = cli_fail("the relay knows no group %s; check the name", g.grp);
         goto out;
     }
-    if ((rc = submit_result(conn, &x, r, KL_GV_CLOSED, NULL)))
+    if ((rc = submit_result(g.conn, &g.x, r, KL_GV_CLOSED, NULL)))
         goto out;
     if (cli->json) {
         kl_json_t j;
-        kl_cmdg_json_begin(&j, grp, "requested");
-        kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x.g)));
-        kl_slog_json_line(&j);
+        kl_cmdg_json_begin(&j, g.grp, "requested");
+        kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(g.x.g)));
+        kl_cli_json_line(&j);
     } else {
         printf("Asked to join %s; you become a member once the members agree (policy %s).\n",
-               grp, kl_cmdg_policy_name(kl_group_policy(x.g)));
+               g.grp, kl_cmdg_policy_name(kl_group_policy(g.x.g)));
     }
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
 int kl_cmd_group_approve(kl_cli_t *cli, const char *name, const char *address)
 {
-    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1], miss[256];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
+    char miss[256];
+    kl_cmdg_t g;
     kl_group_candidate_t c;
-    kl_group_event_t ev;
-    kl_group_opdesc_t d;
     kl_group_member_t m;
-    int rc = prepare_for(cli, name, address, grp, addr, &conn, &x);
+    int rc = prepare_for(cli, name, address, &g);
     if (rc)
         goto out;
-    if (find_candidate(&x, addr, NULL, &c) != 0) {
-        if (find_member(&x, addr, &m) == 0)
-            rc = cli_fail("%s is already a member of %s", addr, grp);
+    if (find_candidate(&g.x, g.addr, NULL, &c) != 0) {
+        if (find_member(&g.x, g.addr, &m) == 0)
+            rc = cli_fail("%s is already a member of %s", g.addr, g.grp);
         else
             rc = cli_fail("%s has not been invited to or asked to join %s; see `kollega group "
-                          "members %s`", addr, grp, grp);
+                          "members %s`", g.addr, g.grp, g.grp);
         goto out;
     }
-    if (kl_group_role_of(x.g, cli->me.pk) != KL_ROLE_NONE &&
-        kl_group_has_approved(x.g, c.key, cli->me.pk)) {
-        kl_cmdg_missing_text(&x, &c, miss, sizeof miss);
-        rc = cli_fail("you have already approved %s for %s (approval already given); %s", addr, grp,
-                      miss);
+    if (kl_group_role_of(g.x.g, cli->me.pk) != KL_ROLE_NONE &&
+        kl_group_has_approved(g.x.g, c.key, cli->me.pk)) {
+        kl_cmdg_missing_text(&g.x, &c, miss, sizeof miss);
+        rc = cli_fail("you have already approved %s for %s (approval already given); %s", g.addr,
+                      g.grp, miss);
         goto out;
     }
     char num[KL_SAFETY_DIGITS + 1];
-    if ((rc = vouch_candidate(cli, conn, grp, &c, num)))
+    if ((rc = vouch_candidate(cli, g.conn, g.grp, &c, num)))
         goto out;
-    memset(&d, 0, sizeof d);
-    d.kind = KL_GOP_APPROVE;
-    memcpy(d.target, c.key, 32);
-    if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
+    g.d.kind = KL_GOP_APPROVE;
+    memcpy(g.d.target, c.key, 32);
+    if ((rc = submit(cli, g.conn, &g.x, &g.d, g.addr, &g.ev)))
         goto out;
-    candidate_result(cli, &x, "approved", addr, c.key, &ev, num);
+    candidate_result(cli, &g.x, "approved", g.addr, c.key, &g.ev, num);
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
@@ -539,44 +519,40 @@ out:
 static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_group_opkind_t kind,
                      kl_group_role_t role)
 {
-    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
-    kl_group_event_t ev;
-    kl_group_opdesc_t d;
+    kl_cmdg_t g;
     kl_group_member_t m;
     kl_group_candidate_t c;
-    int rc = prepare_for(cli, name, address, grp, addr, &conn, &x);
+    int rc = prepare_for(cli, name, address, &g);
     if (rc)
         goto out;
-    memset(&d, 0, sizeof d);
-    d.kind = kind;
-    d.role = role;
-    if (find_member(&x, addr, &m) == 0) {
-        memcpy(d.target, m.key, 32);
-    } else if (kind == KL_GOP_REMOVE && find_candidate(&x, addr, NULL, &c) == 0) {
-        memcpy(d.target, c.key, 32); /* refusing a candidate */
+    g.d.kind = kind;
+    g.d.role = role;
+    if (find_member(&g.x, g.addr, &m) == 0) {
+        memcpy(g.d.target, m.key, 32);
+    } else if (kind == KL_GOP_REMOVE && find_candidate(&g.x, g.addr, NULL, &c) == 0) {
+        memcpy(g.d.target, c.key, 32); /* refusing a candidate */
     } else {
-        rc = cli_fail("%s is not a member of %s; see `kollega group members %s`", addr, grp, grp);
+        rc = cli_fail("%s is not a member of %s; see `kollega group members %s`", g.addr, g.grp,
+                      g.grp);
         goto out;
     }
-    if (kind == KL_GOP_REMOVE && strcmp(addr, cli->me.address) == 0) {
-        kl_cli_err("to leave %s yourself use `kollega group leave %s`", grp, grp);
+    if (kind == KL_GOP_REMOVE && strcmp(g.addr, cli->me.address) == 0) {
+        kl_cli_err("to leave %s yourself use `kollega group leave %s`", g.grp, g.grp);
         rc = KL_EXIT_USAGE;
         goto out;
     }
-    if ((rc = submit(cli, conn, &x, &d, addr, &ev)))
+    if ((rc = submit(cli, g.conn, &g.x, &g.d, g.addr, &g.ev)))
         goto out;
     /* Under policy majority a member's remove is a vote: the target stays
      * until enough current members voted. */
     size_t missing = 0, votes = 0;
-    int vote = kind == KL_GOP_REMOVE && kl_group_role_of(x.g, d.target) != KL_ROLE_NONE;
+    int vote = kind == KL_GOP_REMOVE && kl_group_role_of(g.x.g, g.d.target) != KL_ROLE_NONE;
     if (vote)
-        votes = kl_group_removal_votes(x.g, d.target, &missing);
+        votes = kl_group_removal_votes(g.x.g, g.d.target, &missing);
     if (cli->json) {
         kl_json_t j;
-        kl_cmdg_json_begin(&j, grp, vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
-        kl_json_str(&j, "member", addr);
+        kl_cmdg_json_begin(&j, g.grp, vote ? "vote" : kind == KL_GOP_REMOVE ? "removed" : "role");
+        kl_json_str(&j, "member", g.addr);
         if (kind == KL_GOP_SET_ROLE)
             kl_json_str(&j, "role", kl_cmdg_role_name(role));
         if (vote) {
@@ -584,18 +560,18 @@ static int member_op(kl_cli_t *cli, const char *name, const char *address, kl_gr
             kl_json_uint(&j, "missing", missing);
         }
         kl_json_bool(&j, "removed", kind == KL_GOP_REMOVE && !vote);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else if (vote) {
         printf("vote recorded: %zu more vote%s needed to remove %s from %s (%zu so far).\n",
-               missing, missing == 1 ? "" : "s", addr, grp, votes);
+               missing, missing == 1 ? "" : "s", g.addr, g.grp, votes);
     } else if (kind == KL_GOP_REMOVE) {
         printf("%s was removed from %s. Everyone's group keys are renewed before the next "
-               "message, so %s cannot read anything sent from now on.\n", addr, grp, addr);
+               "message, so %s cannot read anything sent from now on.\n", g.addr, g.grp, g.addr);
     } else {
-        printf("%s is now a %s of %s.\n", addr, kl_cmdg_role_name(role), grp);
+        printf("%s is now a %s of %s.\n", g.addr, kl_cmdg_role_name(role), g.grp);
     }
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
@@ -621,70 +597,64 @@ int kl_cmd_group_role(kl_cli_t *cli, const char *name, const char *address, cons
 
 int kl_cmd_group_leave(kl_cli_t *cli, const char *name, const char *successor)
 {
-    char grp[KL_ADDR_MAX + 1], addr[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
-    kl_group_event_t ev;
-    kl_group_opdesc_t d;
+    char addr[KL_ADDR_MAX + 1];
+    kl_cmdg_t g;
     kl_group_member_t m;
     int rc;
     if (successor && (rc = kl_cli_user_address(successor, addr, sizeof addr)))
         return rc;
-    if ((rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 1)))
+    if ((rc = kl_cmdg_prepare(cli, name, &g, 1)))
         goto out;
-    memset(&d, 0, sizeof d);
-    d.kind = KL_GOP_LEAVE;
+    g.d.kind = KL_GOP_LEAVE;
     if (successor) {
-        if (find_member(&x, addr, &m) != 0) {
-            rc = cli_fail("--successor %s is not a member of %s", addr, grp);
+        if (find_member(&g.x, addr, &m) != 0) {
+            rc = cli_fail("--successor %s is not a member of %s", addr, g.grp);
             goto out;
         }
-        memcpy(d.target, m.key, 32);
-        d.has_target = 1;
+        memcpy(g.d.target, m.key, 32);
+        g.d.has_target = 1;
     }
-    if ((rc = submit(cli, conn, &x, &d, NULL, &ev)))
+    if ((rc = submit(cli, g.conn, &g.x, &g.d, NULL, &g.ev)))
         goto out;
-    int fr = kl_grp_forget(cli, grp);
+    int fr = kl_grp_forget(cli, g.grp);
     if (fr)
-        kl_cli_err("you left %s, but its keys could not be deleted from your store (%s)", grp,
+        kl_cli_err("you left %s, but its keys could not be deleted from your store (%s)", g.grp,
                    kl_strerror(fr));
     if (cli->json) {
         kl_json_t j;
-        kl_cmdg_json_begin(&j, grp, "left");
+        kl_cmdg_json_begin(&j, g.grp, "left");
         if (successor)
             kl_json_str(&j, "successor", addr);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
-        printf("You left %s.\n", grp);
+        printf("You left %s.\n", g.grp);
     }
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
 int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t len)
 {
-    char grp[KL_ADDR_MAX + 1];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
+    kl_cmdg_t g;
     kl_message_t m;
-    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 1);
+    int rc = kl_cmdg_prepare(cli, name, &g, 1);
     if (rc)
         goto out;
-    int r = kl_grp_blocked(&x) ? KL_ECRYPTO : kl_grp_send(cli, conn, &x, text, len, &m);
+    int r = kl_grp_blocked(&g.x) ? KL_ECRYPTO : kl_grp_send(cli, g.conn, &g.x, text, len, &m);
     if (r == KL_ECRYPTO) {
-        if (x.invalid)
+        if (g.x.invalid)
             rc = cli_fail("nothing was sent: the relay delivered an invalid operation of %s, so "
-                          "who is a member cannot be trusted (see the warning above)", grp);
+                          "who is a member cannot be trusted (see the warning above)", g.grp);
         else
             rc = cli_fail("nothing was sent: the relay showed you two different operations at "
                           "index %llu of %s (a fork), so who is a member cannot be trusted; "
                           "start a new group with the members you trust",
-                          (unsigned long long)(x.fork_index - 1), grp);
+                          (unsigned long long)(g.x.fork_index - 1), g.grp);
         goto out;
     }
     if (r == KL_ESTATE) {
-        rc = cli_fail("you are not a member of %s; nothing was sent", grp);
+        rc = cli_fail("you are not a member of %s; nothing was sent", g.grp);
         goto out;
     }
     if (r == KL_ETOOBIG) {
@@ -692,69 +662,64 @@ int kl_cmd_group_send(kl_cli_t *cli, const char *name, const char *text, size_t 
         rc = KL_EXIT_USAGE;
         goto out;
     }
-    if (r == KL_EREFUSED && kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN) {
+    if (r == KL_EREFUSED && kl_net_relay_error(g.conn) == KL_WIRE_ERR_FORBIDDEN) {
         rc = cli_fail("the relay refused the message: it does not count you as a member of "
-                      "%s (%s)", grp, kl_net_relay_message(conn));
+                      "%s (%s)", g.grp, kl_net_relay_message(g.conn));
         goto out;
     }
     if (r) {
-        rc = kl_cli_relay_fail(conn, r, "deliver the group message");
+        rc = kl_cli_relay_fail(g.conn, r, "deliver the group message");
         goto out;
     }
     if (cli->json) {
-        char hex[2 * KL_MSG_ID + 1];
         kl_json_t j;
-        kl_hex_encode(m.id, KL_MSG_ID, hex, sizeof hex);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "id", hex);
-        kl_json_str(&j, "to", grp);
-        kl_json_str(&j, "group", grp);
+        kl_cli_json_message(&j, &m);
+        kl_json_str(&j, "to", g.grp);
+        kl_json_str(&j, "group", g.grp);
         kl_json_uint(&j, "seq", m.seq);
         kl_json_uint(&j, "sent_at", m.sent_at);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
     } else {
-        printf("Sent to %s.\n", grp);
+        printf("Sent to %s.\n", g.grp);
     }
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 
 /* set_policy / set_retention (facilitators). */
 static int setting_op(kl_cli_t *cli, const char *name, const kl_group_opdesc_t *d)
 {
-    char grp[KL_ADDR_MAX + 1], ret[128];
-    kl_net_t *conn = NULL;
-    kl_grp_t x;
-    kl_group_event_t ev;
+    char ret[128];
+    kl_cmdg_t g;
     kl_group_member_t m;
-    int rc = kl_cmdg_prepare(cli, name, grp, &conn, &x, 1);
-    if (rc || (rc = submit(cli, conn, &x, d, NULL, &ev)))
+    int rc = kl_cmdg_prepare(cli, name, &g, 1);
+    if (rc || (rc = submit(cli, g.conn, &g.x, d, NULL, &g.ev)))
         goto out;
-    kl_cmdg_retention_text(kl_group_retention_days(x.g), ret, sizeof ret);
+    kl_cmdg_retention_text(kl_group_retention_days(g.x.g), ret, sizeof ret);
     if (cli->json) {
         kl_json_t j;
-        kl_cmdg_json_begin(&j, grp, d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
-        kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(x.g)));
-        kl_json_uint(&j, "retention_days", kl_group_retention_days(x.g));
+        kl_cmdg_json_begin(&j, g.grp, d->kind == KL_GOP_SET_POLICY ? "policy" : "retention");
+        kl_json_str(&j, "policy", kl_cmdg_policy_name(kl_group_policy(g.x.g)));
+        kl_json_uint(&j, "retention_days", kl_group_retention_days(g.x.g));
         kl_json_arr_begin(&j, "admitted");
-        for (size_t i = 0; i < kl_group_member_count(x.g); i++)
-            if (kl_group_member_at(x.g, i, &m) == 0 && admitted_by(&ev, m.key))
+        for (size_t i = 0; i < kl_group_member_count(g.x.g); i++)
+            if (kl_group_member_at(g.x.g, i, &m) == 0 && admitted_by(&g.ev, m.key))
                 kl_json_str(&j, NULL, m.address);
         kl_json_arr_end(&j);
-        kl_slog_json_line(&j);
+        kl_cli_json_line(&j);
         goto out;
     }
     if (d->kind == KL_GOP_SET_POLICY)
-        printf("%s: admission policy is now %s.\n", grp, kl_cmdg_policy_name(kl_group_policy(x.g)));
+        printf("%s: admission policy is now %s.\n", g.grp,
+               kl_cmdg_policy_name(kl_group_policy(g.x.g)));
     else
-        printf("%s: %s.\n", grp, ret);
-    for (size_t i = 0; i < kl_group_member_count(x.g); i++)
-        if (kl_group_member_at(x.g, i, &m) == 0 && admitted_by(&ev, m.key))
-            printf("%s is now a member of %s (admitted).\n", m.address, grp);
+        printf("%s: %s.\n", g.grp, ret);
+    for (size_t i = 0; i < kl_group_member_count(g.x.g); i++)
+        if (kl_group_member_at(g.x.g, i, &m) == 0 && admitted_by(&g.ev, m.key))
+            printf("%s is now a member of %s (admitted).\n", m.address, g.grp);
 out:
-    kl_cmdg_finish(conn, &x);
+    kl_cmdg_finish(&g);
     return rc;
 }
 

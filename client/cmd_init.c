@@ -20,6 +20,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "prekeys.h"
+#include "rpc.h"
 
 /* mkdir -p with mode 0700 for what we create; the home itself is made
  * private even if it existed. */
@@ -71,34 +72,21 @@ static int do_register(kl_net_t *conn, const kl_identity_t *id, const char *hand
 {
     uint8_t msg[256], sig[KL_SIG];
     size_t mlen = 0;
-    kl_frame_t *resp = NULL;
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Register reg = KOLLEGA__RELAY__V1__REGISTER__INIT;
     int r = kl_wire_register_msg(kl_net_handshake_hash(conn), handle, code, msg, sizeof msg,
                                  &mlen);
     if (r || (r = kl_sign(id->sk, msg, mlen, sig)))
         return r;
-    reg.handle = (char *)handle;
-    reg.identity_key.data = (uint8_t *)id->pk;
-    reg.identity_key.len = 32;
-    reg.invite_code = (char *)code;
-    reg.signature.data = sig;
-    reg.signature.len = sizeof sig;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_REGISTER;
-    f.register_ = &reg;
-    r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    return r;
+    return kl_rpc_register(conn, handle, id->pk, code, sig);
 }
 
 static void report_register_failure(kl_net_t *conn, int r, const kl_invite_t *inv,
                                     const char *handle)
 {
     int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
-    if (code == KOLLEGA__RELAY__V1__ERROR_CODE__INVITE_INVALID)
+    if (code == KL_WIRE_ERR_INVITE_INVALID)
         kl_cli_err("the relay %s refused the invite (INVITE_INVALID): it is used up, expired "
                    "or mistyped; ask whoever runs the relay for a new invite", inv->relay);
-    else if (code == KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT)
+    else if (code == KL_WIRE_ERR_CONFLICT)
         kl_cli_err("the name '%s' is already taken at %s; choose another --name", handle,
                    inv->relay);
     else
@@ -115,19 +103,14 @@ static void print_result(const kl_cli_t *cli, const kl_identity_t *id, const kl_
         kl_json_t j;
         snprintf(where, sizeof where, strchr(inv->host, ':') ? "[%s]:%u" : "%s:%u", inv->host,
                  inv->port);
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
-        kl_json_str(&j, "address", id->address);
+        kl_cli_json_begin(&j, "address", id->address);
         kl_json_str(&j, "identity_key", key);
         kl_json_str(&j, "relay", inv->relay);
         kl_json_str(&j, "relay_address", where);
         kl_json_str(&j, "home", cli->home);
         kl_json_bool(&j, "passphrase", protected_);
         kl_json_uint(&j, "prekeys_uploaded", prekeys);
-        kl_json_obj_end(&j);
-        if (kl_json_cstr(&j))
-            printf("%s\n", kl_json_cstr(&j));
-        kl_json_free(&j);
+        kl_cli_json_line(&j);
         return;
     }
     printf("Welcome to Kollega. Your address is %s\n", id->address);
@@ -233,7 +216,7 @@ int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_pass
      * the store its real name. A failed upload is repaired by the next
      * `kollega receive`, which tops prekeys up. */
     size_t uploaded = 0;
-    if ((r = kl_prekeys_upload(conn, batch)) == 0)
+    if ((r = kl_rpc_prekey_upload(conn, batch)) == 0)
         uploaded = batch->n;
     else
         kl_cli_relay_fail(conn, r, "publish your prekeys (run `kollega receive` later to retry)");

@@ -24,10 +24,7 @@ static void print_result(const kl_cli_t *cli, int protected_, int changed)
         kl_json_bool(&j, "passphrase", protected_);
         kl_json_bool(&j, "changed", changed);
         kl_json_str(&j, "home", cli->home);
-        kl_json_obj_end(&j);
-        if (kl_json_cstr(&j))
-            printf("%s\n", kl_json_cstr(&j));
-        kl_json_free(&j);
+        kl_cli_json_line(&j);
     } else if (!changed) {
         printf("Your store in %s has no passphrase already; nothing was changed.\n", cli->home);
     } else if (protected_) {

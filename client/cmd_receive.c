@@ -18,6 +18,7 @@
 #include "group.h"
 #include "kollega/err.h"
 #include "prekeys.h"
+#include "rpc.h"
 #include "sync.h"
 
 #define PING_MS 60000
@@ -46,28 +47,6 @@ static void nap(const kl_cli_t *cli, uint64_t ms)
 {
     if (!stopped(cli))
         poll(NULL, 0, (int)ms);
-}
-
-static int ping(kl_net_t *conn)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ping p = KOLLEGA__RELAY__V1__PING__INIT;
-    kl_frame_t *resp = NULL;
-    p.nonce = (uint64_t)mono_ms();
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PING;
-    f.ping = &p;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PONG, &resp);
-    kl_wire_free(resp);
-    return r;
-}
-
-/* A push that means "there is something to fetch": inbox or group
- * entries (deliver), or a new group op (group_log). */
-static int is_news(const kl_frame_t *push)
-{
-    return push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER ||
-           push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG ||
-           push->body_case == KOLLEGA__RELAY__V1__FRAME__BODY_CHANNEL_LOG;
 }
 
 /* The inbox first (it carries the group keys), then every group. A store
@@ -108,7 +87,7 @@ static int listen(kl_cli_t *cli, kl_sync_t *s, kl_net_t *conn, uint64_t deadline
             return 0;
         if (r == KL_ETIMEDOUT) {
             if (mono_ms() - last >= PING_MS) {
-                if ((r = ping(conn)))
+                if ((r = kl_rpc_ping(conn, (uint64_t)mono_ms())))
                     return r;
                 last = mono_ms();
             }
@@ -119,11 +98,11 @@ static int listen(kl_cli_t *cli, kl_sync_t *s, kl_net_t *conn, uint64_t deadline
         /* Any deliver push (new entries, or "more": you missed some) is a
          * reason to fetch after our cursor: fetching is the one path that
          * processes entries strictly in order. */
-        int refetch = is_news(push);
+        int refetch = kl_rpc_push_is_news(push);
         kl_wire_free(push);
         /* One fetch answers every push already queued. */
         while (kl_net_wait_push(conn, 0, &push) == 0) {
-            refetch |= is_news(push);
+            refetch |= kl_rpc_push_is_news(push);
             kl_wire_free(push);
         }
         if (kl_net_take_missed(conn))

@@ -19,17 +19,17 @@
 #include "delivery.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "outbound.h"
+#include "rpc.h"
 #include "session.h"
 #include "util.h"
 
 static int send_fail(kl_net_t *conn, int r, const char *addr)
 {
     int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
-    if (code == KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED)
+    if (code == KL_WIRE_ERR_QUOTA_EXCEEDED)
         kl_cli_err("the relay did not accept the message: the inbox of %s is full; try again "
                    "after they have received their messages", addr);
-    else if (code == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)
+    else if (code == KL_WIRE_ERR_RATE_LIMITED)
         kl_cli_err("the relay asks you to slow down (RATE_LIMITED); try again in a moment");
     else
         kl_cli_relay_fail(conn, r, "deliver the message");
@@ -60,16 +60,14 @@ static int check_text(const char *text, size_t len)
 static int token_refused(kl_net_t *conn, int r)
 {
     int code = r == KL_EREFUSED ? kl_net_relay_error(conn) : 0;
-    return code == KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN ||
-           code == KOLLEGA__RELAY__V1__ERROR_CODE__UNAUTHENTICATED;
+    return code == KL_WIRE_ERR_FORBIDDEN || code == KL_WIRE_ERR_UNAUTHENTICATED;
 }
 
 /* The relay takes no more unidentified messages to this user now: send
  * identified this time, keeping the token. */
 static int unidentified_busy(kl_net_t *conn, int r)
 {
-    return r == KL_EREFUSED &&
-           kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED;
+    return r == KL_EREFUSED && kl_net_relay_error(conn) == KL_WIRE_ERR_RATE_LIMITED;
 }
 
 /* Go on over an authenticated connection (forgetting addr's token when
@@ -95,24 +93,18 @@ static void print_sent(const kl_cli_t *cli, const kl_message_t *m, int unidentif
                unidentified ? " (the relay was not told who sent it)" : "");
         return;
     }
-    char hex[2 * KL_MSG_ID + 1];
     kl_json_t j;
-    kl_hex_encode(m->id, KL_MSG_ID, hex, sizeof hex);
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "id", hex);
+    kl_cli_json_message(&j, m);
     kl_json_str(&j, "to", m->peer);
     kl_json_uint(&j, "seq", m->seq);
     kl_json_uint(&j, "sent_at", m->sent_at);
     kl_json_bool(&j, "unidentified", unidentified);
-    kl_json_obj_end(&j);
-    if (kl_json_cstr(&j))
-        printf("%s\n", kl_json_cstr(&j));
-    kl_json_free(&j);
+    kl_cli_json_line(&j);
 }
 
-int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
+int kl_cmd_send(kl_cli_t *cli, const char *address, const char *arg)
 {
+    const char *text;
     char addr[KL_ADDR_MAX + 1];
     char *input = NULL;
     size_t len = 0, blen = 0;
@@ -127,15 +119,8 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     int rc = group ? 0 : kl_cli_user_address(address, addr, sizeof addr), r, has = 0, added = 0;
     if (rc)
         return rc;
-    if (strcmp(text, "-") == 0) {
-        if ((r = kl_read_text(stdin, KL_TEXT_MAX, &input, &len))) {
-            kl_cli_err("cannot read the message from stdin (%s)", kl_strerror(r));
-            return KL_EXIT_FAIL;
-        }
-        text = input;
-    } else {
-        len = strlen(text);
-    }
+    if ((rc = kl_cli_text(arg, "message", &input, &text, &len)))
+        return rc;
     if ((rc = check_text(text, len)))
         goto out;
     if (group) {
@@ -178,7 +163,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
      * down): a contact already pinned is sent to with the pinned key, and
      * our relay queues the message until the link is back. */
     if (r == KL_EREFUSED &&
-        kl_net_relay_error(conn) == KOLLEGA__RELAY__V1__ERROR_CODE__UNAVAILABLE &&
+        kl_net_relay_error(conn) == KL_WIRE_ERR_UNAVAILABLE &&
         kl_store_contact_get(cli->st, addr, &c) == 0 && c.has_key && !c.key_changed) {
         r = 0;
         /* Our relay takes an unidentified send to another relay's user only
@@ -211,7 +196,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
             if (unid && (rc = identify(cli, &conn, &unid, addr, 0)))
                 goto out;
             rc = KL_EXIT_FAIL;
-            r = kl_out_fetch_bundle(conn, addr, &bundle);
+            r = kl_rpc_prekey_fetch(conn, addr, &bundle);
             if (r == KL_ENOTFOUND) {
                 kl_cli_err("%s has not published encryption keys yet; ask them to run "
                            "`kollega receive` once, then send again", addr);
@@ -248,7 +233,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         goto out;
     }
     if (unid) {
-        r = kl_out_send_unidentified(conn, addr, token, body, blen, &m.seq);
+        r = kl_rpc_send(conn, addr, body, blen, 0, token, &m.seq);
         if (token_refused(conn, r) || unidentified_busy(conn, r)) {
             if ((rc = identify(cli, &conn, &unid, addr, !unidentified_busy(conn, r))))
                 goto out;
@@ -258,7 +243,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
         }
     }
     if (!unid)
-        r = kl_out_send_body(conn, addr, body, blen, &m.seq);
+        r = kl_rpc_send(conn, addr, body, blen, 0, NULL, &m.seq);
     if (r) {
         send_fail(conn, r, addr);
         goto out;
@@ -266,10 +251,7 @@ int kl_cmd_send(kl_cli_t *cli, const char *address, const char *text)
     m.stored_at = kl_now_ms();
     if ((r = kl_store_begin(cli->st)) == 0) {
         r = kl_store_message_add(cli->st, &m, &added);
-        if (r == 0)
-            r = kl_store_commit(cli->st);
-        else
-            kl_store_rollback(cli->st);
+        r = kl_store_end(cli->st, r);
     }
     if (r)
         kl_cli_err("the message was sent, but could not be saved in your history (%s)",

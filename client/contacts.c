@@ -4,46 +4,8 @@
 #include "contacts.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "util.h"
-
-int kl_contacts_lookup(kl_net_t *c, const char *address, int *exists, uint8_t key[32])
-{
-    return kl_contacts_lookup_token(c, address, NULL, exists, key);
-}
-
-int kl_contacts_lookup_token(kl_net_t *c, const char *address, const uint8_t *token,
-                             int *exists, uint8_t key[32])
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
-    kl_frame_t *resp = NULL;
-    *exists = 0;
-    lk.address = (char *)address;
-    if (token) {
-        lk.delivery_token.data = (uint8_t *)token;
-        lk.delivery_token.len = 32;
-    }
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP;
-    f.lookup = &lk;
-    int r = kl_net_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_LOOKUP_RESULT, &resp);
-    if (r)
-        return r;
-    const Kollega__Relay__V1__LookupResult *lr = resp->lookup_result;
-    r = KL_EPROTO;
-    /* The answer must be about the address we asked for. */
-    if (lr == NULL || lr->address == NULL || strcmp(lr->address, address) != 0)
-        goto out;
-    if (lr->exists) {
-        if (lr->identity_key.len != 32)
-            goto out;
-        memcpy(key, lr->identity_key.data, 32);
-        *exists = 1;
-    }
-    r = 0;
-out:
-    kl_wire_free(resp);
-    return r;
-}
 
 static int put_in_txn(kl_store_t *st, const kl_contact_t *c)
 {
@@ -93,7 +55,7 @@ static int add_with(kl_store_t *st, kl_net_t *conn, const char *address,
     uint8_t key[32];
     int exists = 0;
     *added = 0;
-    int r = kl_contacts_lookup_token(conn, address, token, &exists, key);
+    int r = kl_rpc_lookup(conn, address, token, &exists, key);
     if (r)
         return r;
     r = kl_store_contact_get(st, address, c);
@@ -142,15 +104,14 @@ int kl_contacts_vouch(kl_net_t *conn, const char *address, const uint8_t key[32]
     *vouched = 0;
     if (conn == NULL)
         return KL_EAGAIN;
-    int r = kl_contacts_lookup(conn, address, &exists, relay_key);
+    int r = kl_rpc_lookup(conn, address, NULL, &exists, relay_key);
     if (r == KL_EREFUSED) {
         /* NOT_FOUND, BAD_REQUEST or FORBIDDEN is an answer ("no such
          * user"); a relay that cannot answer now (its peer link is down,
          * it is busy) decides nothing. */
         int code = kl_net_relay_error(conn);
-        if (code != KOLLEGA__RELAY__V1__ERROR_CODE__NOT_FOUND &&
-            code != KOLLEGA__RELAY__V1__ERROR_CODE__BAD_REQUEST &&
-            code != KOLLEGA__RELAY__V1__ERROR_CODE__FORBIDDEN)
+        if (code != KL_WIRE_ERR_NOT_FOUND && code != KL_WIRE_ERR_BAD_REQUEST &&
+            code != KL_WIRE_ERR_FORBIDDEN)
             return KL_EAGAIN;
         return 0;
     }
@@ -204,11 +165,7 @@ int kl_contacts_shown(kl_store_t *st, const char *address, const uint8_t key[32]
         memcpy(c.shown, key, 32);
         r = kl_store_contact_put(st, &c);
     }
-    if (r) {
-        kl_store_rollback(st);
-        return r;
-    }
-    return kl_store_commit(st);
+    return kl_store_end(st, r);
 }
 
 int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expect[32],

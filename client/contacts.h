@@ -18,15 +18,6 @@
 #include "net.h"
 #include "store.h"
 
-/* Ask the relay for address's identity key. *exists = 0 if the relay has
- * no such user. Relay errors as kl_net_call (UNAVAILABLE for users of
- * other relays). */
-int kl_contacts_lookup(kl_net_t *c, const char *address, int *exists, uint8_t key[32]);
-/* The same, with address's delivery token (32 bytes, or NULL): then the
- * lookup is answered on a connection that is not authenticated. */
-int kl_contacts_lookup_token(kl_net_t *c, const char *address, const uint8_t *token,
-                             int *exists, uint8_t key[32]);
-
 /* `contact add`: look address up and pin its key (unverified). *added = 0
  * if it was already a contact; if the relay's key differs from the pinned
  * one the contact is flagged and KL_EKEYCHANGED returned. KL_ENOTFOUND if

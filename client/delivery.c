@@ -4,6 +4,7 @@
 #include "delivery.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "util.h"
 
 #define PUBLISHED "delivery_token_published"
@@ -35,9 +36,6 @@ int kl_delivery_own(kl_store_t *st, uint8_t token[32])
 
 int kl_delivery_publish(kl_store_t *st, kl_net_t *conn)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__DeliveryToken dt = KOLLEGA__RELAY__V1__DELIVERY_TOKEN__INIT;
-    kl_frame_t *resp = NULL;
     uint8_t token[32], hash[32];
     uint64_t done = 0, now = kl_now_ms();
     int r = kl_store_get_u64(st, PUBLISHED, &done);
@@ -49,13 +47,7 @@ int kl_delivery_publish(kl_store_t *st, kl_net_t *conn)
         return r;
     kl_sha256(token, 32, hash);
     kl_memzero(token, sizeof token);
-    dt.token_hash.data = hash;
-    dt.token_hash.len = 32;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_DELIVERY_TOKEN;
-    f.delivery_token = &dt;
-    r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    if (r)
+    if ((r = kl_rpc_delivery_token(conn, hash)))
         return r;
     if ((r = kl_store_begin(st)))
         return r;

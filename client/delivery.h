@@ -33,6 +33,6 @@ int kl_delivery_own(kl_store_t *st, uint8_t token[32]);
  * remember when it did. Relay errors as kl_net_call. */
 int kl_delivery_publish(kl_store_t *st, kl_net_t *conn);
 
-/* Sending with a token: outbound.h kl_out_send_unidentified. */
+/* Sending with a token: rpc.h kl_rpc_send. */
 
 #endif

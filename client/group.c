@@ -11,6 +11,7 @@
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
@@ -21,23 +22,10 @@
 
 void kl_grp_warn(const kl_cli_t *cli, const char *grp, const char *kind, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    kl_slog_vwarn(cli, grp, kind, 1, fmt, ap);
     va_end(ap);
-    if (!cli->json) {
-        fflush(stdout);
-        fprintf(stderr, "kollega: %s: %s\n", grp, msg);
-        return;
-    }
-    kl_json_t j;
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "warning", kind);
-    kl_json_str(&j, "group", grp);
-    kl_json_str(&j, "message", msg);
-    kl_slog_json_line(&j);
 }
 
 void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, const char *by,
@@ -54,14 +42,12 @@ void kl_grp_notice(const kl_cli_t *cli, const char *grp, const char *event, cons
         return;
     }
     kl_json_t j;
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
-    kl_json_str(&j, "event", event);
+    kl_cli_json_begin(&j, "event", event);
     kl_json_str(&j, "group", grp);
     if (by)
         kl_json_str(&j, "by", by);
     kl_json_str(&j, "message", msg);
-    kl_slog_json_line(&j);
+    kl_cli_json_line(&j);
 }
 
 int kl_grp_address(const kl_cli_t *cli, const char *in, char *out, size_t cap)
@@ -135,76 +121,6 @@ static void react(const kl_cli_t *cli, kl_grp_t *x, const kl_group_event_t *ev)
         x->left = 1;
 }
 
-static int replay_cb(void *ud, uint64_t idx, const uint8_t *op, size_t len)
-{
-    void **p = ud;
-    kl_cli_t *cli = p[0];
-    kl_grp_t *x = p[1];
-    kl_group_event_t ev;
-    kl_group_verr_t why = KL_GV_OK;
-    if (idx != kl_group_next_index(x->g) ||
-        kl_group_apply(x->g, op, len, &ev, &why) != 0) {
-        /* Ops are stored only after validation: this is a damaged store. */
-        kl_grp_warn(cli, x->address, "invalid_stored_op",
-                    "the stored group operation %llu does not validate (%s); ignoring it "
-                    "and everything after it", (unsigned long long)idx, kl_group_verr_str(why));
-        x->invalid = 1;
-        return 1;
-    }
-    react(cli, x, &ev);
-    return 0;
-}
-
-int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x)
-{
-    memset(x, 0, sizeof *x);
-    snprintf(x->address, sizeof x->address, "%s", address);
-    int r = kl_group_new(&x->g, address);
-    if (r)
-        return r;
-    void *p[2] = {cli, x};
-    kl_store_group_t row;
-    r = kl_store_group_get(cli->st, address, &row);
-    if (r == 0)
-        x->fork_index = row.fork_index;
-    else if (r == KL_ENOTFOUND)
-        r = 0;
-    if (r == 0)
-        r = kl_store_group_op_each(cli->st, address, replay_cb, p);
-    if (r == 1)
-        r = 0;
-    if (r)
-        kl_grp_free(x);
-    return r;
-}
-
-void kl_grp_free(kl_grp_t *x)
-{
-    kl_group_free(x->g);
-    x->g = NULL;
-    free(x->heads);
-    x->heads = NULL;
-    x->nheads = x->heads_cap = 0;
-}
-
-static int call_group_fetch(kl_net_t *conn, const char *grp, uint64_t from, kl_frame_t **resp)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupFetch gf = KOLLEGA__RELAY__V1__GROUP_FETCH__INIT;
-    gf.group = (char *)grp;
-    gf.from_index = from;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_FETCH;
-    f.group_fetch = &gf;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LOG, resp);
-    if (r == 0 && ((*resp)->group_log == NULL || (*resp)->group_log->group == NULL ||
-                   strcmp((*resp)->group_log->group, grp) != 0)) {
-        kl_wire_free(*resp);
-        *resp = NULL;
-        r = KL_EPROTO;
-    }
-    return r;
-}
-
 /* Inside a transaction, after ev was applied: a member who left or was
  * removed takes its dispute (group.h, view check) with it, and its sender
  * keys are kept only for the group's retention from now (what it wrote
@@ -220,48 +136,86 @@ static int departed(kl_cli_t *cli, const kl_grp_t *x, const kl_group_event_t *ev
     return r ? r : kl_store_senderkey_gone(cli->st, x->address, gone, kl_now_ms());
 }
 
-/* Apply and store ops[first..] of a batch in one transaction; stops at the
- * first op that fails (warning, x->invalid). *applied counts the good ones. */
-static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__GroupLog *gl,
-                       size_t first, size_t *applied)
+/* A group's log for the shared signed-log code (signedlog.h): an op
+ * validates by kl_group_apply, what it means for us is noted at once
+ * (react), and once stored a departure is booked (departed). */
+typedef struct grp_log {
+    kl_grp_t *x;
+    kl_group_event_t ev;         /* of the op applied last */
+    kl_slog_t l;
+} grp_log_t;
+
+static uint64_t grp_next(const void *state)
 {
+    return kl_group_next_index(((const grp_log_t *)state)->x->g);
+}
+
+static const char *grp_apply(kl_cli_t *cli, void *state, const uint8_t *op, size_t len)
+{
+    grp_log_t *c = state;
+    kl_group_verr_t why = KL_GV_OK;
+    if (len == 0 || len > KL_GROUP_MAX_OP || kl_group_apply(c->x->g, op, len, &c->ev, &why) != 0)
+        return kl_group_verr_str(why == KL_GV_OK ? KL_GV_MALFORMED : why);
+    react(cli, c->x, &c->ev);
+    return NULL;
+}
+
+static void grp_invalid_op(kl_cli_t *cli, void *state, uint64_t idx, const char *why)
+{
+    kl_grp_warn(cli, ((grp_log_t *)state)->x->address, "invalid_group_op",
+                "the relay delivered an invalid group operation at index %llu (%s); ignoring it",
+                (unsigned long long)idx, why);
+}
+
+/* The row exists for every group we know, so receive visits it. */
+static int grp_begin(kl_cli_t *cli, void *state)
+{
+    return kl_store_group_add(cli->st, ((grp_log_t *)state)->x->address);
+}
+
+static int grp_stored(kl_cli_t *cli, void *state)
+{
+    grp_log_t *c = state;
+    return departed(cli, c->x, &c->ev);
+}
+
+static void grp_log_init(grp_log_t *c, kl_grp_t *x)
+{
+    memset(c, 0, sizeof *c);
+    c->x = x;
+    c->l = (kl_slog_t){x->address, c, &x->invalid, grp_next, grp_apply, grp_invalid_op, grp_begin,
+                       grp_stored};
+}
+
+int kl_grp_load(kl_cli_t *cli, const char *address, kl_grp_t *x)
+{
+    grp_log_t c;
     kl_store_group_t row;
-    *applied = 0;
-    int r = kl_store_begin(cli->st);
+    memset(x, 0, sizeof *x);
+    snprintf(x->address, sizeof x->address, "%s", address);
+    int r = kl_group_new(&x->g, address);
     if (r)
         return r;
-    /* The row exists for every group we know, so receive visits it. */
-    if ((r = kl_store_group_get(cli->st, x->address, &row)) == KL_ENOTFOUND) {
-        memset(&row, 0, sizeof row);
-        snprintf(row.address, sizeof row.address, "%s", x->address);
-        r = kl_store_group_put(cli->st, &row);
-    }
-    for (size_t i = first; r == 0 && i < gl->n_ops; i++) {
-        kl_group_event_t ev;
-        kl_group_verr_t why = KL_GV_OK;
-        uint64_t idx = kl_group_next_index(x->g);
-        const ProtobufCBinaryData *op = &gl->ops[i];
-        if (op->len == 0 || op->len > KL_GROUP_MAX_OP ||
-            kl_group_apply(x->g, op->data, op->len, &ev, &why) != 0) {
-            if (why == KL_GV_OK)
-                why = KL_GV_MALFORMED;
-            kl_grp_warn(cli, x->address, "invalid_group_op",
-                        "the relay delivered an invalid group operation at index %llu (%s); "
-                        "ignoring it", (unsigned long long)idx, kl_group_verr_str(why));
-            x->invalid = 1;
-            break;
-        }
-        if ((r = kl_store_group_op_put(cli->st, x->address, idx, op->data, op->len)) ||
-            (r = departed(cli, x, &ev)))
-            break;
-        react(cli, x, &ev);
-        (*applied)++;
-    }
-    if (r) {
-        kl_store_rollback(cli->st);
-        return r;
-    }
-    return kl_store_commit(cli->st);
+    grp_log_init(&c, x);
+    r = kl_store_group_get(cli->st, address, &row);
+    if (r == 0)
+        x->fork_index = row.fork_index;
+    else if (r == KL_ENOTFOUND)
+        r = 0;
+    if (r == 0)
+        r = kl_slog_replay(cli, &c.l);
+    if (r)
+        kl_grp_free(x);
+    return r;
+}
+
+void kl_grp_free(kl_grp_t *x)
+{
+    kl_group_free(x->g);
+    x->g = NULL;
+    free(x->heads);
+    x->heads = NULL;
+    x->nheads = x->heads_cap = 0;
 }
 
 /* The relay delivered op (its answer for index idx, our last op) where
@@ -269,7 +223,7 @@ static int apply_batch(kl_cli_t *cli, kl_grp_t *x, const Kollega__Relay__V1__Gro
  * index, the relay has shown two histories, which only a fork explains
  * (group.h): recorded in the store (fork_index = idx + 1) and warned.
  * Anything else there is an invalid op (x->invalid). */
-static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const ProtobufCBinaryData *op)
+static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const kl_rpc_blob_t *op)
 {
     kl_group_peek_t pk;
     kl_store_group_t row;
@@ -307,8 +261,10 @@ static int overlap_differs(kl_cli_t *cli, kl_grp_t *x, uint64_t idx, const Proto
 
 int kl_grp_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x)
 {
+    grp_log_t c;
+    grp_log_init(&c, x);
     for (int round = 0; round < MAX_FETCH_ROUNDS && !x->invalid; round++) {
-        kl_frame_t *resp = NULL;
+        kl_rpc_oplog_t gl;
         uint64_t next = kl_group_next_index(x->g);
         /* The first round asks from our last op: the relay must give back
          * the very op we hold there. Only the relay's own answers are
@@ -317,54 +273,36 @@ int kl_grp_sync_ops(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x)
         int overlap = round == 0 && next > 0;
         uint64_t from = overlap ? next - 1 : next;
         size_t applied = 0, first = 0;
-        int r = call_group_fetch(conn, x->address, from, &resp);
+        int r = kl_rpc_oplog_fetch(conn, x->address, from, &gl);
         if (r)
             return r;
-        const Kollega__Relay__V1__GroupLog *gl = resp->group_log;
-        x->relay_next = gl->next_index;
-        memset(x->relay_head, 0, 32);
-        if (gl->head.len == 32)
-            memcpy(x->relay_head, gl->head.data, 32);
-        int more = gl->more && gl->n_ops > 0;
-        if (gl->n_ops > 0 && gl->from_index != from) {
-            kl_wire_free(resp);
+        x->relay_next = gl.next_index;
+        memcpy(x->relay_head, gl.head, 32);
+        int more = gl.more && gl.n_ops > 0;
+        if (gl.n_ops > 0 && gl.from_index != from) {
+            kl_rpc_oplog_free(&gl);
             return KL_EPROTO;
         }
-        if (overlap && gl->n_ops > 0) {
+        if (overlap && gl.n_ops > 0) {
             uint8_t mine[32], theirs[32];
             kl_group_head(x->g, mine); /* the SHA-256 of our op next - 1 */
-            kl_sha256(gl->ops[0].data, gl->ops[0].len, theirs);
+            kl_sha256(gl.ops[0].data, gl.ops[0].len, theirs);
             first = 1;
             if (kl_memcmp(mine, theirs, 32) != 0) {
-                r = overlap_differs(cli, x, from, &gl->ops[0]);
-                kl_wire_free(resp);
+                r = overlap_differs(cli, x, from, &gl.ops[0]);
+                kl_rpc_oplog_free(&gl);
                 return r;
             }
         }
-        r = gl->n_ops > first ? apply_batch(cli, x, gl, first, &applied) : 0;
-        kl_wire_free(resp);
+        r = gl.n_ops > first ? kl_slog_take(cli, &c.l, gl.ops + first, gl.n_ops - first, &applied)
+                             : 0;
+        kl_rpc_oplog_free(&gl);
         if (r)
             return r;
         if (!more)
             return 0;
     }
     return 0;
-}
-
-static int call_group_op(kl_net_t *conn, const uint8_t *op, size_t len, int *admitted)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupOp go = KOLLEGA__RELAY__V1__GROUP_OP__INIT;
-    kl_frame_t *resp = NULL;
-    go.signed_op.data = (uint8_t *)op;
-    go.signed_op.len = len;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP;
-    f.group_op = &go;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_OP_ACCEPTED, &resp);
-    if (r == 0)
-        *admitted = resp->group_op_accepted && resp->group_op_accepted->admitted;
-    kl_wire_free(resp);
-    return r;
 }
 
 static int reload(kl_cli_t *cli, kl_grp_t *x)
@@ -375,30 +313,6 @@ static int reload(kl_cli_t *cli, kl_grp_t *x)
     return kl_grp_load(cli, addr, x);
 }
 
-static int store_op(kl_cli_t *cli, const kl_grp_t *x, uint64_t idx, const uint8_t *op,
-                    size_t len, const kl_group_event_t *ev)
-{
-    const char *grp = x->address;
-    kl_store_group_t row;
-    int r = kl_store_begin(cli->st);
-    if (r)
-        return r;
-    if ((r = kl_store_group_get(cli->st, grp, &row)) == KL_ENOTFOUND) {
-        memset(&row, 0, sizeof row);
-        snprintf(row.address, sizeof row.address, "%s", grp);
-        r = kl_store_group_put(cli->st, &row);
-    }
-    if (r == 0)
-        r = kl_store_group_op_put(cli->st, grp, idx, op, len);
-    if (r == 0)
-        r = departed(cli, x, ev);
-    if (r) {
-        kl_store_rollback(cli->st);
-        return r;
-    }
-    return kl_store_commit(cli->st);
-}
-
 int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opdesc_t *d,
                   kl_group_event_t *ev, kl_group_verr_t *why)
 {
@@ -407,7 +321,6 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *op = NULL;
         size_t len = 0;
-        int admitted = 0;
         uint64_t idx = kl_group_next_index(x->g);
         if ((r = kl_group_op_build(x->g, cli->me.sk, cli->me.pk, cli->me.address, kl_now_ms(), d,
                                    &op, &len)))
@@ -418,9 +331,12 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
             free(op);
             return KL_ESTATE;
         }
-        r = call_group_op(conn, op, len, &admitted);
+        r = kl_rpc_op_submit(conn, x->address, op, len);
         if (r == 0) {
-            r = store_op(cli, x, idx, op, len, ev);
+            grp_log_t c;
+            grp_log_init(&c, x);
+            c.ev = *ev;
+            r = kl_slog_store(cli, &c.l, idx, op, len);
             free(op);
             if (r == 0)
                 react(cli, x, ev);
@@ -431,8 +347,7 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
         int lr = reload(cli, x);
         if (lr)
             return lr;
-        if (r != KL_EREFUSED ||
-            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+        if (r != KL_EREFUSED || kl_net_relay_error(conn) != KL_WIRE_ERR_CONFLICT || attempt)
             return r;
         /* Someone else's op came first: catch up and try once more. */
         if ((r = kl_grp_sync_ops(cli, conn, x)))
@@ -512,13 +427,11 @@ int kl_grp_request(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, kl_group_event_t 
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *op = NULL;
         size_t len = 0;
-        int admitted = 0;
         if ((r = build_request(cli, x, &op, &len)))
             return r;
-        r = call_group_op(conn, op, len, &admitted);
+        r = kl_rpc_op_submit(conn, x->address, op, len);
         free(op);
-        if (r != KL_EREFUSED ||
-            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT || attempt)
+        if (r != KL_EREFUSED || kl_net_relay_error(conn) != KL_WIRE_ERR_CONFLICT || attempt)
             break;
         if ((r = kl_grp_sync_ops(cli, conn, x)))
             return r;

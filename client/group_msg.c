@@ -5,15 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contacts.h"
 #include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/senderkey.h"
-#include "outbound.h"
+#include "rpc.h"
+#include "signedlog.h"
 #include "store_group.h"
 #include "util.h"
 
+/* Pending entries retried per receive (at most KL_SLOG_BATCH). */
 #define PENDING_BATCH 32
 
 /* AD of a group message: the group address || the author's identity key. */
@@ -81,9 +82,7 @@ int kl_grp_own_key(kl_cli_t *cli, const kl_grp_t *x, int create, kl_senderkey_t 
         return r;
     if ((r = kl_store_begin(cli->st)) == 0) {
         r = put_own(cli->st, x->address, cli->me.pk, *out, now_epoch);
-        r = r ? r : kl_store_commit(cli->st);
-        if (r)
-            kl_store_rollback(cli->st);
+        r = kl_store_end(cli->st, r);
     }
     if (r) {
         kl_senderkey_free(*out);
@@ -96,54 +95,26 @@ int kl_grp_own_key(kl_cli_t *cli, const kl_grp_t *x, int create, kl_senderkey_t 
 static int give_key(kl_cli_t *cli, kl_net_t *conn, const kl_grp_t *x, const kl_senderkey_t *k,
                     const kl_group_member_t *m)
 {
-    int conflict = 0;
-    kl_content_t ct;
-    uint64_t seq = 0;
-    int has = 0;
-    uint32_t key_id = kl_senderkey_id(k);
-    int r = kl_store_sk_sent_has(cli->st, x->address, key_id, m->key, &has);
-    if (r || has)
-        return r;
-    /* The member's key comes from the signed log; a contact pinned to
-     * another key is a conflict the user must resolve first. */
-    if ((r = kl_contacts_check_log_key(cli->st, m->address, m->key, &conflict)))
-        return r;
-    if (conflict) {
+    kl_content_t ct = {.has_dist = 1, .dist_epoch = kl_group_epoch(x->g)};
+    kl_slog_give_t out;
+    int err = 0;
+    snprintf(ct.dist_group, sizeof ct.dist_group, "%s", x->address);
+    int r = kl_senderkey_export(k, ct.dist);
+    if (r == 0)
+        r = kl_slog_give_key(cli, conn, x->address, kl_senderkey_id(k), m->key, m->address, &ct,
+                             &out, &err);
+    kl_memzero(ct.dist, sizeof ct.dist);
+    if (r == 0 && out == KL_SLOG_CONFLICT)
         kl_grp_warn(cli, x->address, "key_conflict",
                     "%s's identity key in the group differs from the one you pinned; they do not "
                     "get your group key until you check it with `kollega contact verify %s`",
                     m->address, m->address);
-        return 0;
-    }
-    memset(&ct, 0, sizeof ct);
-    kl_random(ct.id, KL_MSG_ID);
-    ct.sent_at = kl_now_ms();
-    ct.text = (char *)"";
-    snprintf(ct.to, sizeof ct.to, "%s", m->address);
-    ct.has_dist = 1;
-    snprintf(ct.dist_group, sizeof ct.dist_group, "%s", x->address);
-    ct.dist_epoch = kl_group_epoch(x->g);
-    if ((r = kl_senderkey_export(k, ct.dist)) == 0)
-        r = kl_out_send_content(cli->st, &cli->me, conn, m->address, m->key, &ct, &seq);
-    kl_memzero(ct.dist, sizeof ct.dist);
-    if (r == KL_ENOTFOUND || r == KL_EKEYCHANGED || r == KL_ECRYPTO ||
-        (r == KL_EREFUSED && kl_net_relay_error(conn) !=
-                                 KOLLEGA__RELAY__V1__ERROR_CODE__RATE_LIMITED)) {
+    else if (r == 0 && out == KL_SLOG_UNREACHABLE)
         kl_grp_warn(cli, x->address, "key_not_sent",
                     "could not give your group key to %s (%s); they cannot read your group "
                     "messages until this works (it is retried on the next send or receive)",
-                    m->address, r == KL_ENOTFOUND ? "they have published no prekeys"
-                                                  : kl_strerror(r));
-        return 0;
-    }
-    if (r)
-        return r;
-    if ((r = kl_store_begin(cli->st)))
-        return r;
-    r = kl_store_sk_sent_add(cli->st, x->address, key_id, m->key);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+                    m->address,
+                    err == KL_ENOTFOUND ? "they have published no prekeys" : kl_strerror(err));
     return r;
 }
 
@@ -221,9 +192,7 @@ int kl_grp_seal(kl_cli_t *cli, const kl_grp_t *x, kl_senderkey_t *k, const char 
     if ((r = kl_store_begin(cli->st)))
         goto out;
     r = put_own(cli->st, x->address, cli->me.pk, k, kl_group_epoch(x->g));
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
 out:
     kl_free_wipe(pt, ptcap);
     if (r) {
@@ -245,8 +214,7 @@ static int send_once(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *tex
     int r = kl_grp_own_key(cli, x, 1, &k);
     if (r == 0 && (r = distribute(cli, conn, x, k)) == 0 &&
         (r = kl_grp_seal(cli, x, k, text, len, m, &body, &blen)) == 0)
-        r = kl_out_send_group_body(conn, x->address, body, blen, kl_group_next_index(x->g),
-                                   &m->seq);
+        r = kl_rpc_send(conn, x->address, body, blen, kl_group_next_index(x->g), NULL, &m->seq);
     kl_senderkey_free(k);
     free(body);
     return r;
@@ -263,7 +231,7 @@ int kl_grp_send(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *text, si
             return KL_ECRYPTO;
         r = send_once(cli, conn, x, text, len, m);
         if (r != KL_EREFUSED || attempt ||
-            kl_net_relay_error(conn) != KOLLEGA__RELAY__V1__ERROR_CODE__CONFLICT)
+            kl_net_relay_error(conn) != KL_WIRE_ERR_CONFLICT)
             break;
         /* A remove or leave we had not seen: catch up (the epoch moves on,
          * so the next try makes and distributes a new key) and retry. */
@@ -277,9 +245,7 @@ int kl_grp_send(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const char *text, si
     m->stored_at = kl_now_ms();
     if ((r = kl_store_begin(cli->st)) == 0) {
         r = kl_store_message_add(cli->st, m, &added);
-        r = r ? r : kl_store_commit(cli->st);
-        if (r)
-            kl_store_rollback(cli->st);
+        r = kl_store_end(cli->st, r);
     }
     if (r) {
         kl_cli_err("the message was sent, but could not be saved in your history (%s)",
@@ -389,18 +355,6 @@ static int decrypt_entry(kl_grp_rx_t *c, const uint8_t *body, size_t len, attemp
     }
     int r = kl_store_senderkey_each(c->cli->st, c->x->address, key_id, try_key, a);
     return r == 1 ? 0 : r;
-}
-
-/* The group's row, or a fresh one (cursor 0) if it has none yet. */
-static int row_get(kl_store_t *st, const char *grp, kl_store_group_t *row)
-{
-    int r = kl_store_group_get(st, grp, row);
-    if (r == KL_ENOTFOUND) {
-        memset(row, 0, sizeof *row);
-        snprintf(row->address, sizeof row->address, "%s", grp);
-        r = 0;
-    }
-    return r;
 }
 
 /* Store a decrypted entry: message (*m, text borrowed from a), advanced
@@ -539,7 +493,7 @@ static int settle(kl_grp_rx_t *c, attempt_t *a, uint64_t seq, uint64_t ts, const
     uint64_t at = 0, dropped = 0;
     memset(&m, 0, sizeof m);
     int r = check_view(c, a, &verdict, &at, why, sizeof why);
-    if (r || (r = row_get(c->cli->st, c->x->address, &row)))
+    if (r || (r = kl_store_group_row(c->cli->st, c->x->address, &row)))
         return r;
     if (kl_group_was_member(c->x->g, a->owner, &who))
         snprintf(author, sizeof author, "%s", who.address);
@@ -602,7 +556,7 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
     int own = 0;
     uint64_t dropped = 0;
     uint32_t key_id = 0;
-    int r = row_get(c->cli->st, c->x->address, &row);
+    int r = kl_store_group_row(c->cli->st, c->x->address, &row);
     if (r || seq <= row.cursor)
         return r;
     if (kl_senderkey_msg_key_id(body, len, &key_id) == 0 &&
@@ -644,45 +598,21 @@ int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body,
     }
     attempt_free(&a);
 done:
-    if (r) {
-        kl_store_rollback(c->cli->st);
-        return r;
-    }
-    return kl_store_commit(c->cli->st);
+    return kl_store_end(c->cli->st, r);
 }
-
-typedef struct pend_list {
-    size_t n;
-    uint64_t seq[PENDING_BATCH];
-    uint64_t ts[PENDING_BATCH];
-    uint8_t *body[PENDING_BATCH];
-    size_t len[PENDING_BATCH];
-} pend_list_t;
 
 static int collect_pending(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
-    pend_list_t *l = ud;
-    if (l->n == PENDING_BATCH || len == 0)
-        return 0;
-    uint8_t *b = malloc(len);
-    if (b == NULL)
-        return KL_ENOMEM;
-    memcpy(b, body, len);
-    l->seq[l->n] = seq;
-    l->ts[l->n] = ts;
-    l->body[l->n] = b;
-    l->len[l->n] = len;
-    l->n++;
-    return 0;
+    return kl_slog_batch_add(ud, seq, ts, body, len);
 }
 
 /* Retry kept entries (new keys may have arrived). Entries still without a
  * key stay; they are retried again on the next receive. */
 int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
 {
-    pend_list_t l;
+    kl_slog_batch_t l;
     uint64_t n = 0;
-    memset(&l, 0, sizeof l);
+    l.n = 0;
     *left = 0;
     int r = kl_store_gpending_each(c->cli->st, c->x->address, PENDING_BATCH, collect_pending, &l);
     for (size_t i = 0; r == 0 && i < l.n; i++) {
@@ -694,8 +624,7 @@ int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
             r = settle(c, &a, l.seq[i], l.ts[i], l.body[i], l.len[i], 1);
         attempt_free(&a);
     }
-    for (size_t i = 0; i < l.n; i++)
-        kl_free_wipe(l.body[i], l.len[i]);
+    kl_slog_batch_clear(&l);
     if (r == 0 && (r = kl_store_gpending_count(c->cli->st, c->x->address, &n)) == 0)
         *left = (size_t)n;
     return r;

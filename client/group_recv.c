@@ -9,6 +9,7 @@
 #include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "store_group.h"
 #include "util.h"
 
@@ -21,72 +22,28 @@
 /* Groups one receive visits beyond those the relay lists. */
 #define MAX_KNOWN 256
 
-static int call_fetch(kl_net_t *conn, const char *grp, uint64_t after, kl_frame_t **resp)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-    fe.after = after;
-    fe.limit = FETCH_LIMIT;
-    fe.group = (char *)grp;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
-    f.fetch = &fe;
-    return kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, resp);
-}
-
-static int call_ack(kl_net_t *conn, const char *grp, uint64_t seq)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
-    kl_frame_t *resp = NULL;
-    a.seq = seq;
-    a.group = (char *)grp;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
-    f.ack = &a;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    return r;
-}
-
-static int cmp_entry(const void *p, const void *q)
-{
-    const Kollega__Relay__V1__Entry *x = *(Kollega__Relay__V1__Entry *const *)p;
-    const Kollega__Relay__V1__Entry *y = *(Kollega__Relay__V1__Entry *const *)q;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 /* Fetch the group's log after our cursor; each entry is stored (message,
  * pending or failure) before the batch is acked. */
 static int fetch_log(kl_grp_rx_t *c, kl_net_t *conn)
 {
     for (int round = 0; round < MAX_FETCH_ROUNDS; round++) {
         kl_store_group_t row;
-        kl_frame_t *resp = NULL;
+        kl_rpc_batch_t b;
         uint64_t top = 0;
-        int r = kl_store_group_get(c->cli->st, c->x->address, &row);
-        if (r == KL_ENOTFOUND) {
-            memset(&row, 0, sizeof row); /* cursor 0: from the start */
-            r = 0;
-        }
-        if (r || (r = call_fetch(conn, c->x->address, row.cursor, &resp)))
+        /* No row yet: cursor 0, from the start. */
+        int r = kl_store_group_row(c->cli->st, c->x->address, &row);
+        if (r || (r = kl_rpc_fetch(conn, c->x->address, row.cursor, FETCH_LIMIT, &b)))
             return r;
-        Kollega__Relay__V1__Deliver *d = resp->deliver;
-        size_t n = d ? d->n_entries : 0;
-        int more = d && d->more && n > 0;
-        if (d && d->group && strcmp(d->group, c->x->address) != 0)
-            n = 0, more = 0;
-        if (n > 1)
-            qsort(d->entries, n, sizeof *d->entries, cmp_entry);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-            const Kollega__Relay__V1__Entry *e = d->entries[i];
-            if (e == NULL || e->seq == 0)
-                continue;
-            r = kl_grp_entry(c, e->seq, e->ts, e->body.data, e->body.len);
+        int more = b.more && b.n > 0;
+        for (size_t i = 0; r == 0 && i < b.n; i++) {
+            const kl_rpc_entry_t *e = &b.entries[i];
+            r = kl_grp_entry(c, e->seq, e->ts, e->body, e->len);
             if (r == 0 && e->seq > top)
                 top = e->seq;
         }
-        kl_wire_free(resp);
+        kl_rpc_batch_free(&b);
         if (top) {
-            int ar = call_ack(conn, c->x->address, top);
+            int ar = kl_rpc_ack(conn, c->x->address, top);
             r = r ? r : ar;
         }
         if (r || !more || top <= row.cursor)
@@ -117,9 +74,7 @@ static int purge(kl_cli_t *cli, const kl_grp_t *x)
     if (r == 0 && !x->invalid && kl_group_next_index(x->g) > 0)
         r = kl_store_senderkey_prune(cli->st, x->address, now > keep_ms ? now - keep_ms : 0,
                                      keep_key_of, (void *)x);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     return r;
 }
 
@@ -176,9 +131,7 @@ static int notices(kl_cli_t *cli, kl_grp_t *x)
     if ((r = kl_store_begin(cli->st)))
         return r;
     r = kl_store_group_put(cli->st, &row);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     return r;
 }
 
@@ -250,44 +203,26 @@ int kl_grp_forget(kl_cli_t *cli, const char *grp)
     if (r)
         return r;
     r = kl_store_group_forget(cli->st, grp);
-    r = r ? r : kl_store_commit(cli->st);
-    if (r)
-        kl_store_rollback(cli->st);
+    r = kl_store_end(cli->st, r);
     return r;
 }
 
 int kl_grp_know_listed(kl_cli_t *cli, kl_net_t *conn)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
-    kl_frame_t *resp = NULL;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
-    f.group_list = &gl;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
+    kl_rpc_list_t l;
+    int r = kl_rpc_list(conn, '#', &l);
     if (r)
         return r;
-    const Kollega__Relay__V1__GroupListResult *res = resp->group_list_result;
-    size_t n = res ? res->n_groups : 0;
-    if (n > MAX_KNOWN)
-        n = MAX_KNOWN;
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        const Kollega__Relay__V1__GroupInfo *gi = res->groups[i];
+    for (size_t i = 0; r == 0 && i < l.n && i < MAX_KNOWN; i++) {
         kl_store_group_t row;
         char addr[KL_ADDR_MAX + 1];
-        if (gi == NULL || gi->group == NULL || kl_grp_address(cli, gi->group, addr, sizeof addr))
+        if (kl_grp_address(cli, l.v[i].address, addr, sizeof addr))
             continue;
-        if ((r = kl_store_group_get(cli->st, addr, &row)) != KL_ENOTFOUND)
-            continue;
-        memset(&row, 0, sizeof row);
-        snprintf(row.address, sizeof row.address, "%s", addr);
-        if ((r = kl_store_begin(cli->st)) == 0) {
-            r = kl_store_group_put(cli->st, &row);
-            r = r ? r : kl_store_commit(cli->st);
-            if (r)
-                kl_store_rollback(cli->st);
-        }
+        if ((r = kl_store_group_get(cli->st, addr, &row)) == KL_ENOTFOUND &&
+            (r = kl_store_begin(cli->st)) == 0)
+            r = kl_store_end(cli->st, kl_store_group_add(cli->st, addr));
     }
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     return r;
 }
 
@@ -307,32 +242,25 @@ static int collect_known(void *ud, const kl_store_group_t *g)
 
 int kl_grp_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
-    kl_frame_t *resp = NULL;
+    kl_rpc_list_t l;
     known_t k;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST;
-    f.group_list = &gl;
-    int r = kl_net_call(conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_GROUP_LIST_RESULT, &resp);
+    int r = kl_rpc_list(conn, '#', &l);
     if (r)
         return r;
     memset(&k, 0, sizeof k);
     k.addr = calloc(MAX_KNOWN, sizeof *k.addr);
     if (k.addr == NULL) {
-        kl_wire_free(resp);
+        kl_rpc_list_free(&l);
         return KL_ENOMEM;
     }
     /* Groups we know but the relay no longer lists (we left or were
      * removed) are visited too, so their last ops and notices arrive. */
     r = kl_store_group_each(cli->st, collect_known, &k);
-    const Kollega__Relay__V1__GroupListResult *res = resp->group_list_result;
-    size_t n = res ? res->n_groups : 0;
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        const Kollega__Relay__V1__GroupInfo *gi = res->groups[i];
+    for (size_t i = 0; r == 0 && i < l.n; i++) {
         char addr[KL_ADDR_MAX + 1];
-        if (gi == NULL || gi->group == NULL || kl_grp_address(cli, gi->group, addr, sizeof addr))
+        if (kl_grp_address(cli, l.v[i].address, addr, sizeof addr))
             continue;
-        r = receive_group(cli, conn, s, addr, gi->member);
+        r = receive_group(cli, conn, s, addr, l.v[i].member);
         for (size_t j = 0; j < k.n; j++)
             if (strcmp(k.addr[j], addr) == 0)
                 k.addr[j][0] = '\0';
@@ -341,6 +269,6 @@ int kl_grp_receive_all(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s)
         if (k.addr[j][0])
             r = receive_group(cli, conn, s, k.addr[j], 0);
     free(k.addr);
-    kl_wire_free(resp);
+    kl_rpc_list_free(&l);
     return r;
 }

@@ -24,6 +24,7 @@
 #include "kollega/err.h"
 #include "kollega/stream.h"
 #include "net.h"
+#include "relay.pb-c.h"
 
 struct qitem {
     kl_frame_t *f;

@@ -49,7 +49,7 @@ int kl_net_take_missed(kl_net_t *c);
 
 /* The last failure as a sentence ("cannot reach relay ..."). */
 const char *kl_net_error(const kl_net_t *c);
-/* Code of the last relay error frame (Kollega__Relay__V1__ErrorCode), or 0. */
+/* Code of the last relay error frame (a kl_wire_err_t, kollega/wire.h), or 0. */
 int kl_net_relay_error(const kl_net_t *c);
 /* The relay's message in that error frame ("" if none). */
 const char *kl_net_relay_message(const kl_net_t *c);

@@ -4,6 +4,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "prekeys.h"
+#include "rpc.h"
 #include "util.h"
 
 /* Prekey ids come from one counter so no id is ever reused, even for a
@@ -51,62 +52,16 @@ int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, i
     }
     if (r == 0)
         r = kl_x3dh_spk_sign(me->sk, b->spk_id, b->spk_pub, b->spk_sig);
-    if (r == 0)
-        r = kl_store_commit(st);
-    else
-        kl_store_rollback(st);
+    r = kl_store_end(st, r);
     if (r)
         memset(b, 0, sizeof *b);
-    return r;
-}
-
-int kl_prekeys_upload(kl_net_t *c, const kl_prekey_batch_t *b)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__PrekeyUpload up = KOLLEGA__RELAY__V1__PREKEY_UPLOAD__INIT;
-    Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
-    Kollega__Relay__V1__OneTimePrekey *opks = NULL, **ptrs = NULL;
-    kl_frame_t *resp = NULL;
-    int r = KL_ENOMEM;
-
-    if (b->n) {
-        opks = calloc(b->n, sizeof *opks);
-        ptrs = calloc(b->n, sizeof *ptrs);
-        if (opks == NULL || ptrs == NULL)
-            goto out;
-    }
-    for (size_t i = 0; i < b->n; i++) {
-        Kollega__Relay__V1__OneTimePrekey init = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
-        opks[i] = init;
-        opks[i].id = b->ids[i];
-        opks[i].public_key.data = (uint8_t *)b->pubs[i];
-        opks[i].public_key.len = 32;
-        ptrs[i] = &opks[i];
-    }
-    spk.id = b->spk_id;
-    spk.public_key.data = (uint8_t *)b->spk_pub;
-    spk.public_key.len = 32;
-    spk.signature.data = (uint8_t *)b->spk_sig;
-    spk.signature.len = 64;
-    up.signed_prekey = &spk;
-    up.n_one_time_prekeys = b->n;
-    up.one_time_prekeys = ptrs;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_UPLOAD;
-    f.prekey_upload = &up;
-    r = kl_net_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-out:
-    kl_wire_free(resp);
-    free(opks);
-    free(ptrs);
     return r;
 }
 
 int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
                         kl_prekey_upkeep_t *up)
 {
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__PrekeyStatus ps = KOLLEGA__RELAY__V1__PREKEY_STATUS__INIT;
-    kl_frame_t *resp = NULL;
+    kl_rpc_prekey_count_t count;
     kl_prekey_batch_t *b = NULL;
     uint32_t spk_id = 0;
     uint8_t spk_pub[32];
@@ -117,17 +72,11 @@ int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
     if (up == NULL)
         up = &local;
     memset(up, 0, sizeof *up);
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_STATUS;
-    f.prekey_status = &ps;
-    if ((r = kl_net_call(c, &f, KOLLEGA__RELAY__V1__FRAME__BODY_PREKEY_COUNT, &resp)))
+    if ((r = kl_rpc_prekey_status(c, &count)))
         return r;
-    uint32_t have = 0;
-    if (resp->prekey_count) {
-        have = resp->prekey_count->one_time_prekeys;
-        up->ran_out = resp->prekey_count->ran_out;
-        up->ran_out_since_ms = up->ran_out ? resp->prekey_count->ran_out_since_ms : 0;
-    }
-    kl_wire_free(resp);
+    uint32_t have = count.one_time;
+    up->ran_out = count.ran_out;
+    up->ran_out_since_ms = count.ran_out_since_ms;
 
     r = kl_store_prekey_current_spk(st, &spk_id, spk_pub, &created);
     if (r && r != KL_ENOTFOUND)
@@ -142,15 +91,12 @@ int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
     b = malloc(sizeof *b);
     if (b == NULL)
         return KL_ENOMEM;
-    if ((r = kl_prekeys_generate(st, me, n, rotate, b)) || (r = kl_prekeys_upload(c, b)))
+    if ((r = kl_prekeys_generate(st, me, n, rotate, b)) || (r = kl_rpc_prekey_upload(c, b)))
         goto out;
     up->uploaded = b->n;
     if (now > KL_SPK_KEEP_MS && (r = kl_store_begin(st)) == 0) {
         r = kl_store_prekey_prune_spk(st, now - KL_SPK_KEEP_MS);
-        if (r == 0)
-            r = kl_store_commit(st);
-        else
-            kl_store_rollback(st);
+        r = kl_store_end(st, r);
     }
 out:
     free(b);

@@ -36,8 +36,6 @@ typedef struct kl_prekey_batch {
  * the current signed prekey (signed) and the new one-time public keys. */
 int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, int new_spk,
                         kl_prekey_batch_t *b);
-/* Upload a batch (prekey_upload -> ok). Relay errors as kl_net_call. */
-int kl_prekeys_upload(kl_net_t *c, const kl_prekey_batch_t *b);
 /* What one upkeep found and did. */
 typedef struct kl_prekey_upkeep {
     size_t uploaded;           /* one-time prekeys uploaded */

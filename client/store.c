@@ -51,14 +51,85 @@ int kl_store_prepare(kl_store_t *st, const char *sql, sqlite3_stmt **stmt)
     return sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) == SQLITE_OK ? 0 : KL_EIO;
 }
 
-int kl_store_exec_text(kl_store_t *st, const char *sql, const char *arg)
+static int bind(sqlite3_stmt *s, int i, const kl_sql_arg_t *a)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, sql, &s);
+    if (a->type == KL_SQL_INT)
+        return sqlite3_bind_int64(s, i, a->num);
+    if (a->type == KL_SQL_TEXT && a->text)
+        return sqlite3_bind_text(s, i, a->text, -1, SQLITE_STATIC);
+    if (a->type == KL_SQL_BLOB && a->blob)
+        return sqlite3_bind_blob(s, i, a->blob, (int)a->len, SQLITE_STATIC);
+    return sqlite3_bind_null(s, i);
+}
+
+int kl_store_query(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n)
+{
+    int r = kl_store_prepare(st, sql, stmt);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (bind(*stmt, (int)i + 1, &args[i]) != SQLITE_OK)
+            r = KL_EIO;
+    if (r && *stmt) {
+        sqlite3_finalize(*stmt);
+        *stmt = NULL;
+    }
+    return r;
+}
+
+int kl_store_first(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n)
+{
+    int r = kl_store_query(st, stmt, sql, args, n);
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    int rc = sqlite3_step(*stmt);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_finalize(*stmt);
+    *stmt = NULL;
+    return rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
+}
+
+int kl_store_run(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_query(st, &s, sql, args, n);
+    return r ? r : kl_store_exec_stmt(s);
+}
+
+int kl_store_run_changes(kl_store_t *st, uint64_t *changes, const char *sql,
+                         const kl_sql_arg_t *args, size_t n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_query(st, &s, sql, args, n);
+    return r ? r : kl_store_exec_changes(st, s, changes);
+}
+
+int kl_store_exists(kl_store_t *st, int *found, const char *sql, const kl_sql_arg_t *args,
+                    size_t n)
+{
+    sqlite3_stmt *s;
+    *found = 0;
+    int r = kl_store_query(st, &s, sql, args, n);
+    return r ? r : kl_store_step_exists(s, found);
+}
+
+int kl_store_int(kl_store_t *st, uint64_t *v, const char *sql, const kl_sql_arg_t *args,
+                 size_t n)
+{
+    sqlite3_stmt *s;
+    int r = kl_store_first(st, &s, sql, args, n);
+    if (r)
+        return r == KL_ENOTFOUND ? KL_EIO : r;
+    *v = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+}
+
+int kl_store_done(sqlite3_stmt *stmt, int r, int rc)
+{
+    sqlite3_finalize(stmt);
+    return r == 0 && rc != SQLITE_DONE ? KL_EIO : r;
 }
 
 int kl_store_exec_stmt(sqlite3_stmt *stmt)
@@ -143,6 +214,20 @@ int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const ch
     return kl_store_unseal(st, label, box, (size_t)n, pt, len);
 }
 
+int kl_store_column_open(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
+                         uint8_t *out, size_t len)
+{
+    uint8_t *pt = NULL;
+    size_t n = 0;
+    int r = kl_store_column_unseal(st, stmt, col, label, &pt, &n);
+    if (r == 0 && n != len)
+        r = KL_EPROTO;
+    if (r == 0)
+        memcpy(out, pt, len);
+    kl_free_wipe(pt, n);
+    return r;
+}
+
 int kl_store_column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
 {
     const unsigned char *p = sqlite3_column_text(s, col);
@@ -199,10 +284,8 @@ int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const c
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
     int r = kl_store_row_label(label, sizeof label, table, key, idx);
-    if (r || (r = kl_store_prepare(st, sql, &s)))
+    if (r || (r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key), KL_INT(idx)))))
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)idx);
     return kl_store_exec_sealed(st, s, 3, label, op, len);
 }
 
@@ -211,11 +294,9 @@ int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const 
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, sql, &s);
+    int rc, r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
         uint8_t *pt = NULL;
@@ -228,10 +309,7 @@ int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const 
         if (r)
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_done(s, r, rc);
 }
 
 /* Per-connection settings: wait for other kollega processes, full fsync on
@@ -434,26 +512,30 @@ void kl_store_rollback(kl_store_t *st)
     st->in_txn = 0;
 }
 
+int kl_store_end(kl_store_t *st, int r)
+{
+    if (r == 0)
+        return kl_store_commit(st);
+    kl_store_rollback(st);
+    return r;
+}
+
 int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1", &s);
+    int r = kl_store_first(st, &s, "SELECT CAST(v AS TEXT) FROM config WHERE k = ?1",
+                           KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        const unsigned char *v = sqlite3_column_text(s, 0);
-        int n = sqlite3_column_bytes(s, 0);
-        if (v == NULL || n < 0)
-            r = KL_EIO;
-        else if ((size_t)n >= cap)
-            r = KL_ETOOBIG;
-        else {
-            memcpy(out, v, (size_t)n);
-            out[n] = '\0';
-            r = 0;
-        }
+    const unsigned char *v = sqlite3_column_text(s, 0);
+    int n = sqlite3_column_bytes(s, 0);
+    if (v == NULL || n < 0) {
+        r = KL_EIO;
+    } else if ((size_t)n >= cap) {
+        r = KL_ETOOBIG;
+    } else {
+        memcpy(out, v, (size_t)n);
+        out[n] = '\0';
     }
     sqlite3_finalize(s);
     return r;
@@ -461,77 +543,79 @@ int kl_store_get_str(kl_store_t *st, const char *key, char *out, size_t cap)
 
 int kl_store_set_str(kl_store_t *st, const char *key, const char *v)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, v, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)",
+                        KL_ARGS(KL_TEXT(key), KL_TEXT(v)));
 }
 
 int kl_store_get_u64(kl_store_t *st, const char *key, uint64_t *v)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT v FROM config WHERE k = ?1", &s);
+    int r = kl_store_first(st, &s, "SELECT v FROM config WHERE k = ?1", KL_ARGS(KL_TEXT(key)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        if (sqlite3_column_type(s, 0) == SQLITE_INTEGER) {
-            *v = (uint64_t)sqlite3_column_int64(s, 0);
-            r = 0;
-        } else {
-            r = KL_EPROTO;
-        }
-    }
+    if (sqlite3_column_type(s, 0) == SQLITE_INTEGER)
+        *v = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        r = KL_EPROTO;
     sqlite3_finalize(s);
     return r;
 }
 
 int kl_store_set_u64(kl_store_t *st, const char *key, uint64_t v)
 {
+    return kl_store_run(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)",
+                        KL_ARGS(KL_TEXT(key), KL_INT(v)));
+}
+
+/* The sealed value in the first row of sql (?1 key): into *pt (malloc'd),
+ * or, with out, into out[outlen] (a value of exactly that size). */
+static int named_read(kl_store_t *st, const char *table, const char *key, const char *sql,
+                      uint8_t **pt, size_t *len, uint8_t *out, size_t outlen)
+{
+    char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO config(k, v) VALUES(?1, ?2)", &s);
-    if (r)
+    int r = kl_store_label(label, sizeof label, table, key);
+    if (r || (r = kl_store_first(st, &s, sql, KL_ARGS(KL_TEXT(key)))))
         return r;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)v);
-    return kl_store_exec_stmt(s);
+    r = out ? kl_store_column_open(st, s, 0, label, out, outlen)
+            : kl_store_column_unseal(st, s, 0, label, pt, len);
+    sqlite3_finalize(s);
+    return r;
+}
+
+int kl_store_named_put(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       const uint8_t *pt, size_t len)
+{
+    char label[KL_ADDR_MAX + 96];
+    sqlite3_stmt *s;
+    int r = kl_store_label(label, sizeof label, table, key);
+    if (r || (r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)))))
+        return r;
+    return kl_store_exec_sealed(st, s, 2, label, pt, len);
+}
+
+int kl_store_named_get(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       uint8_t **pt, size_t *len)
+{
+    *pt = NULL;
+    *len = 0;
+    return named_read(st, table, key, sql, pt, len, NULL, 0);
+}
+
+int kl_store_named_open(kl_store_t *st, const char *table, const char *key, const char *sql,
+                        uint8_t *out, size_t len)
+{
+    return named_read(st, table, key, sql, NULL, NULL, out, len);
 }
 
 int kl_store_secret_put(kl_store_t *st, const char *name, const uint8_t *v, size_t len)
 {
-    char label[KL_ADDR_MAX + 96];
-    sqlite3_stmt *s;
-    int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO secrets(name, box)"
-                                       " VALUES(?1, ?2)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    return kl_store_exec_sealed(st, s, 2, label, v, len);
+    return kl_store_named_put(st, "secrets", name,
+                              "INSERT OR REPLACE INTO secrets(name, box) VALUES(?1, ?2)", v, len);
 }
 
 int kl_store_secret_get(kl_store_t *st, const char *name, uint8_t *v, size_t len)
 {
-    char label[KL_ADDR_MAX + 96];
-    sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t n = 0;
-    int r = kl_store_label(label, sizeof label, "secrets", name);
-    if (r || (r = kl_store_prepare(st, "SELECT box FROM secrets WHERE name = ?1", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        r = kl_store_column_unseal(st, s, 0, label, &pt, &n);
-        if (r == 0 && n != len)
-            r = KL_EPROTO;
-        if (r == 0)
-            memcpy(v, pt, len);
-        kl_free_wipe(pt, n);
-    }
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_named_open(st, "secrets", name, "SELECT box FROM secrets WHERE name = ?1", v,
+                               len);
 }

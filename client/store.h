@@ -80,6 +80,9 @@ void kl_store_close(kl_store_t *st);
 int kl_store_begin(kl_store_t *st);
 int kl_store_commit(kl_store_t *st);
 void kl_store_rollback(kl_store_t *st);
+/* End the transaction by the result r of what ran in it: 0 commits (and
+ * returns the commit's result), anything else rolls back and is returned. */
+int kl_store_end(kl_store_t *st, int r);
 
 /* Seal/open a value with the store key. label names the table and row.
  * *box / *pt are malloc'd; free *pt with kl_free_wipe(*pt, *len).
@@ -222,6 +225,26 @@ int kl_store_x3dh_used_prune(kl_store_t *st);
  * older than keep_ms are forgotten. Inside the caller's transaction. */
 int kl_store_key_msg_add(kl_store_t *st, const uint8_t id[KL_MSG_ID], uint64_t now,
                          uint64_t keep_ms, int *added);
+
+/* ---- signed logs of groups and channels (store_slog.c) ---- */
+/* A group ('#...') and a channel ('!...') keep alike, under their address:
+ * the validated ops of their signed log, and which member got which of
+ * our keys. These functions serve both, by the address's sigil (KL_EINVAL
+ * for any other address). */
+/* Op idx of log (sealed). KL_EEXIST if that index is stored already;
+ * KL_EINVAL for an empty op, KL_ETOOBIG over the kind's largest op
+ * (KL_GROUP_MAX_OP, KL_CHANNEL_MAX_OP). */
+int kl_store_slog_op_put(kl_store_t *st, const char *log, uint64_t idx, const uint8_t *op,
+                         size_t len);
+/* Ops of log in index order; op is valid during cb, whose first non-zero
+ * result stops and is returned. */
+int kl_store_slog_op_each(kl_store_t *st, const char *log,
+                          int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
+                          void *ud);
+/* Our key `key` of log (a group sender key's id, a channel key's epoch)
+ * went to member: record it (mark = 1; sent unused), or ask (*sent). */
+int kl_store_slog_key_sent(kl_store_t *st, const char *log, uint64_t key, const uint8_t member[32],
+                           int mark, int *sent);
 
 /* ---- groups (store_group.c; declared in store_group.h) ---- */
 

@@ -44,71 +44,40 @@ static int fill(sqlite3_stmt *s, kl_store_channel_t *c)
     return r;
 }
 
+#define CHANNEL_ROW "SELECT chan, cursor, subscribed, owned FROM channels"
+
 int kl_store_channel_get(kl_store_t *st, const char *chan, kl_store_channel_t *c)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT chan, cursor, subscribed, owned FROM channels"
-                                 " WHERE chan = ?1", &s);
+    int r = kl_store_first(st, &s, CHANNEL_ROW " WHERE chan = ?1", KL_ARGS(KL_TEXT(chan)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    r = rc == SQLITE_ROW ? fill(s, c) : rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
+    r = fill(s, c);
     sqlite3_finalize(s);
     return r;
 }
 
 int kl_store_channel_put(kl_store_t *st, const kl_store_channel_t *c)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO channels(chan, cursor, subscribed, owned)"
-                                 " VALUES(?1, ?2, ?3, ?4)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, c->address, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)c->cursor);
-    sqlite3_bind_int(s, 3, c->subscribed ? 1 : 0);
-    sqlite3_bind_int(s, 4, c->owned ? 1 : 0);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO channels(chan, cursor, subscribed, owned)"
+                            " VALUES(?1, ?2, ?3, ?4)",
+                        KL_ARGS(KL_TEXT(c->address), KL_INT(c->cursor),
+                                KL_INT(c->subscribed ? 1 : 0), KL_INT(c->owned ? 1 : 0)));
 }
 
 int kl_store_channel_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_channel_t *c),
                           void *ud)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT chan, cursor, subscribed, owned FROM channels"
-                                 " ORDER BY chan", &s);
+    int rc, r = kl_store_query(st, &s, CHANNEL_ROW " ORDER BY chan", NULL, 0);
     if (r)
         return r;
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_channel_t c;
         if ((r = fill(s, &c)) || (r = cb(ud, &c)))
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
-}
-
-int kl_store_channel_op_put(kl_store_t *st, const char *chan, uint64_t idx, const uint8_t *op,
-                            size_t len)
-{
-    if (len == 0)
-        return KL_EINVAL;
-    if (len > KL_CHANNEL_MAX_OP)
-        return KL_ETOOBIG;
-    return kl_store_log_put(st, "INSERT INTO channel_ops(chan, idx, box) VALUES(?1, ?2, ?3)",
-                            "channel_ops", chan, idx, op, len);
-}
-
-int kl_store_channel_op_each(kl_store_t *st, const char *chan,
-                             int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
-                             void *ud)
-{
-    return kl_store_log_each(st, "SELECT idx, box FROM channel_ops WHERE chan = ?1 ORDER BY idx",
-                             "channel_ops", chan, cb, ud);
+    return kl_store_done(s, r, rc);
 }
 
 /* ---- members-only channels: keys, who has them, posts waiting ---------- */
@@ -125,31 +94,27 @@ static int key_label(char *out, size_t cap, const char *chan, const uint8_t send
     return kl_store_row_label(out, cap, "channel_keys", k, epoch);
 }
 
+/* KL_ELIMIT when chan has `max` rows in table already. */
+static int full(kl_store_t *st, const char *sql, const char *chan, int max)
+{
+    int found = 0;
+    int r = kl_store_exists(st, &found, sql, KL_ARGS(KL_TEXT(chan), KL_INT(max - 1)));
+    return r ? r : found ? KL_ELIMIT : 0;
+}
+
 int kl_store_channel_key_put(kl_store_t *st, const char *chan, uint64_t epoch,
                              const uint8_t sender[32], const uint8_t key[KL_CHANNEL_KEY])
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int found = 0;
     int r = key_label(label, sizeof label, chan, sender, epoch);
     /* Bounded: whoever sends keys, at most KL_STORE_CHANNEL_KEYS rows per channel. */
-    if (r == 0)
-        r = kl_store_prepare(st, "SELECT 1 FROM channel_keys WHERE chan = ?1 LIMIT 1 OFFSET ?2",
-                             &s);
-    if (r)
+    if (r || (r = full(st, "SELECT 1 FROM channel_keys WHERE chan = ?1 LIMIT 1 OFFSET ?2", chan,
+                       KL_STORE_CHANNEL_KEYS)) ||
+        (r = kl_store_query(st, &s, "INSERT OR IGNORE INTO channel_keys(chan, epoch, sender, box)"
+                                    " VALUES(?1, ?2, ?3, ?4)",
+                            KL_ARGS(KL_TEXT(chan), KL_INT(epoch), KL_BLOB(sender, 32)))))
         return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, KL_STORE_CHANNEL_KEYS - 1);
-    if ((r = kl_store_step_exists(s, &found)))
-        return r;
-    if (found)
-        return KL_ELIMIT;
-    if ((r = kl_store_prepare(st, "INSERT OR IGNORE INTO channel_keys(chan, epoch, sender, box)"
-                                  " VALUES(?1, ?2, ?3, ?4)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
-    sqlite3_bind_blob(s, 3, sender, 32, SQLITE_STATIC);
     return kl_store_exec_sealed(st, s, 4, label, key, KL_CHANNEL_KEY);
 }
 
@@ -158,71 +123,26 @@ int kl_store_channel_key_get(kl_store_t *st, const char *chan, uint64_t epoch,
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t len = 0;
     int r = key_label(label, sizeof label, chan, sender, epoch);
-    if (r == 0)
-        r = kl_store_prepare(st, "SELECT box FROM channel_keys WHERE chan = ?1 AND epoch = ?2"
-                                 " AND sender = ?3", &s);
-    if (r)
+    if (r || (r = kl_store_first(st, &s, "SELECT box FROM channel_keys WHERE chan = ?1 AND"
+                                         " epoch = ?2 AND sender = ?3",
+                                 KL_ARGS(KL_TEXT(chan), KL_INT(epoch), KL_BLOB(sender, 32)))))
         return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
-    sqlite3_bind_blob(s, 3, sender, 32, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        r = kl_store_column_unseal(st, s, 0, label, &pt, &len);
-        if (r == 0 && len != KL_CHANNEL_KEY)
-            r = KL_EPROTO;
-        if (r == 0)
-            memcpy(key, pt, KL_CHANNEL_KEY);
-        if (pt)
-            kl_free_wipe(pt, len);
-    } else {
-        r = rc == SQLITE_DONE ? KL_ENOTFOUND : KL_EIO;
-    }
+    r = kl_store_column_open(st, s, 0, label, key, KL_CHANNEL_KEY);
     sqlite3_finalize(s);
     return r;
-}
-
-int kl_store_channel_key_sent(kl_store_t *st, const char *chan, uint64_t epoch,
-                              const uint8_t member[32], int mark, int *sent)
-{
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, mark ? "INSERT OR IGNORE INTO channel_key_sent(chan, epoch,"
-                                        " member) VALUES(?1, ?2, ?3)"
-                                      : "SELECT 1 FROM channel_key_sent WHERE chan = ?1 AND"
-                                        " epoch = ?2 AND member = ?3", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
-    sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
-    if (mark)
-        return kl_store_exec_stmt(s);
-    return kl_store_step_exists(s, sent);
 }
 
 int kl_store_channel_pending_put(kl_store_t *st, const char *chan, uint64_t seq,
                                  const uint8_t *post, size_t len)
 {
-    sqlite3_stmt *s;
-    int found = 0;
     if (len == 0 || len > KL_CHANNEL_MAX_POST)
         return KL_EINVAL;
-    int r = kl_store_prepare(st, "SELECT 1 FROM channel_pending WHERE chan = ?1 LIMIT 1"
-                                 " OFFSET ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, KL_STORE_CHANNEL_PENDING - 1);
-    if ((r = kl_store_step_exists(s, &found)))
-        return r;
-    if (found)
-        return KL_ELIMIT;
-    r = kl_store_log_put(st, "INSERT OR IGNORE INTO channel_pending(chan, idx, box)"
-                             " VALUES(?1, ?2, ?3)", "channel_pending", chan, seq, post, len);
-    return r;
+    int r = full(st, "SELECT 1 FROM channel_pending WHERE chan = ?1 LIMIT 1 OFFSET ?2", chan,
+                 KL_STORE_CHANNEL_PENDING);
+    return r ? r : kl_store_log_put(st, "INSERT OR IGNORE INTO channel_pending(chan, idx, box)"
+                                        " VALUES(?1, ?2, ?3)",
+                                    "channel_pending", chan, seq, post, len);
 }
 
 int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
@@ -236,41 +156,27 @@ int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
 
 int kl_store_channel_pending_delete(kl_store_t *st, const char *chan, uint64_t seq)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM channel_pending WHERE chan = ?1 AND idx = ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM channel_pending WHERE chan = ?1 AND idx = ?2",
+                        KL_ARGS(KL_TEXT(chan), KL_INT(seq)));
 }
 
 int kl_store_channel_epoch_get(kl_store_t *st, const char *chan, uint64_t *epoch, uint64_t *seq)
 {
     sqlite3_stmt *s;
     *epoch = *seq = 0;
-    int r = kl_store_prepare(st, "SELECT epoch, seq FROM channel_epochs WHERE chan = ?1", &s);
+    int r = kl_store_first(st, &s, "SELECT epoch, seq FROM channel_epochs WHERE chan = ?1",
+                           KL_ARGS(KL_TEXT(chan)));
     if (r)
-        return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *epoch = (uint64_t)sqlite3_column_int64(s, 0);
-        *seq = (uint64_t)sqlite3_column_int64(s, 1);
-    }
+        return r == KL_ENOTFOUND ? 0 : r;
+    *epoch = (uint64_t)sqlite3_column_int64(s, 0);
+    *seq = (uint64_t)sqlite3_column_int64(s, 1);
     sqlite3_finalize(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KL_EIO;
+    return 0;
 }
 
 int kl_store_channel_epoch_put(kl_store_t *st, const char *chan, uint64_t epoch, uint64_t seq)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO channel_epochs(chan, epoch, seq)"
-                                 " VALUES(?1, ?2, ?3)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)epoch);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO channel_epochs(chan, epoch, seq)"
+                            " VALUES(?1, ?2, ?3)",
+                        KL_ARGS(KL_TEXT(chan), KL_INT(epoch), KL_INT(seq)));
 }

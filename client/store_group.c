@@ -115,18 +115,16 @@ static void row_fields(sqlite3_stmt *s, kl_store_group_t *g)
         memcpy(g->fork_author, sqlite3_column_blob(s, 4), 32);
 }
 
+#define GROUP_ROW "SELECT grp, cursor, notified, fork_index, fork_author FROM groups"
+
 int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT grp, cursor, notified, fork_index, fork_author"
-                                 " FROM groups WHERE grp = ?1", &s);
+    memset(g, 0, sizeof *g);
+    int r = kl_store_first(st, &s, GROUP_ROW " WHERE grp = ?1", KL_ARGS(KL_TEXT(grp)));
     if (r)
         return r;
-    memset(g, 0, sizeof *g);
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW &&
-        (r = kl_store_column_text(s, 0, g->address, sizeof g->address)) == 0)
+    if ((r = kl_store_column_text(s, 0, g->address, sizeof g->address)) == 0)
         row_fields(s, g);
     sqlite3_finalize(s);
     return r;
@@ -134,30 +132,36 @@ int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g)
 
 int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO groups(grp, cursor, notified,"
-                                 " fork_index, fork_author) VALUES(?1, ?2, ?3, ?4, ?5)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, g->address, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)g->cursor);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)g->notified);
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)g->fork_index);
-    if (g->fork_index)
-        sqlite3_bind_blob(s, 5, g->fork_author, 32, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 5);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO groups(grp, cursor, notified, fork_index,"
+                            " fork_author) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        KL_ARGS(KL_TEXT(g->address), KL_INT(g->cursor), KL_INT(g->notified),
+                                KL_INT(g->fork_index),
+                                KL_BLOB(g->fork_index ? g->fork_author : NULL, 32)));
+}
+
+int kl_store_group_row(kl_store_t *st, const char *grp, kl_store_group_t *g)
+{
+    int r = kl_store_group_get(st, grp, g);
+    if (r == KL_ENOTFOUND) {
+        memset(g, 0, sizeof *g);
+        snprintf(g->address, sizeof g->address, "%s", grp);
+        r = 0;
+    }
+    return r;
+}
+
+int kl_store_group_add(kl_store_t *st, const char *grp)
+{
+    return kl_store_run(st, "INSERT OR IGNORE INTO groups(grp, cursor, notified) VALUES(?1, 0, 0)",
+                        KL_ARGS(KL_TEXT(grp)));
 }
 
 int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT grp, cursor, notified, fork_index, fork_author"
-                                 " FROM groups ORDER BY grp", &s);
+    int rc, r = kl_store_query(st, &s, GROUP_ROW " ORDER BY grp", NULL, 0);
     if (r)
         return r;
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_group_t g;
         memset(&g, 0, sizeof g);
@@ -167,29 +171,7 @@ int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group
         if ((r = cb(ud, &g)))
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
-}
-
-int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
-                          size_t len)
-{
-    if (len == 0)
-        return KL_EINVAL;
-    if (len > KL_GROUP_MAX_OP)
-        return KL_ETOOBIG;
-    return kl_store_log_put(st, "INSERT INTO group_ops(grp, idx, box) VALUES(?1, ?2, ?3)",
-                            "group_ops", grp, idx, op, len);
-}
-
-int kl_store_group_op_each(kl_store_t *st, const char *grp,
-                           int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
-                           void *ud)
-{
-    return kl_store_log_each(st, "SELECT idx, box FROM group_ops WHERE grp = ?1 ORDER BY idx",
-                             "group_ops", grp, cb, ud);
+    return kl_store_done(s, r, rc);
 }
 
 static int sk_label(char *out, size_t cap, const char *grp, const uint8_t owner[32],
@@ -214,38 +196,30 @@ int kl_store_senderkey_put(kl_store_t *st, const char *grp, const uint8_t owner[
         return KL_ETOOBIG;
     int r = sk_label(label, sizeof label, grp, owner, key_id);
     /* n orders own keys by creation (the newest is the one to use). */
-    if (r || (r = kl_store_prepare(st, replace
-                                           ? "INSERT OR REPLACE INTO sender_keys(grp, owner, key_id,"
-                                             " epoch, own, n, box, gone_at) VALUES(?1, ?2, ?3, ?4,"
-                                             " ?5, coalesce((SELECT n FROM sender_keys WHERE"
-                                             " grp = ?1 AND owner = ?2 AND key_id = ?3),"
-                                             " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys)),"
-                                             " ?6, coalesce((SELECT gone_at FROM sender_keys WHERE"
-                                             " grp = ?1 AND owner = ?2 AND key_id = ?3), 0))"
-                                           : "INSERT OR IGNORE INTO sender_keys(grp, owner, key_id,"
-                                             " epoch, own, n, box) VALUES(?1, ?2, ?3, ?4, ?5,"
-                                             " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys),"
-                                             " ?6)",
-                                   &s)))
+    if (r || (r = kl_store_query(st, &s,
+                                 replace
+                                     ? "INSERT OR REPLACE INTO sender_keys(grp, owner, key_id,"
+                                       " epoch, own, n, box, gone_at) VALUES(?1, ?2, ?3, ?4,"
+                                       " ?5, coalesce((SELECT n FROM sender_keys WHERE"
+                                       " grp = ?1 AND owner = ?2 AND key_id = ?3),"
+                                       " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys)),"
+                                       " ?6, coalesce((SELECT gone_at FROM sender_keys WHERE"
+                                       " grp = ?1 AND owner = ?2 AND key_id = ?3), 0))"
+                                     : "INSERT OR IGNORE INTO sender_keys(grp, owner, key_id,"
+                                       " epoch, own, n, box) VALUES(?1, ?2, ?3, ?4, ?5,"
+                                       " (SELECT coalesce(max(n), 0) + 1 FROM sender_keys),"
+                                       " ?6)",
+                                 KL_ARGS(KL_TEXT(grp), KL_BLOB(owner, 32), KL_INT(key_id),
+                                         KL_INT(epoch), KL_INT(own ? 1 : 0)))))
         return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, owner, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, key_id);
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)epoch);
-    sqlite3_bind_int(s, 5, own ? 1 : 0);
     if ((r = kl_store_exec_sealed(st, s, 6, label, ser, len)))
         return r;
     /* Bounded: only the newest KL_SK_KEEP keys of each (group, owner). */
-    if ((r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2"
-                                  " AND own = ?3 AND n NOT IN (SELECT n FROM sender_keys"
-                                  " WHERE grp = ?1 AND owner = ?2 AND own = ?3"
-                                  " ORDER BY n DESC LIMIT ?4)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, owner, 32, SQLITE_STATIC);
-    sqlite3_bind_int(s, 3, own ? 1 : 0);
-    sqlite3_bind_int(s, 4, KL_SK_KEEP);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2 AND own = ?3"
+                            " AND n NOT IN (SELECT n FROM sender_keys WHERE grp = ?1"
+                            " AND owner = ?2 AND own = ?3 ORDER BY n DESC LIMIT ?4)",
+                        KL_ARGS(KL_TEXT(grp), KL_BLOB(owner, 32), KL_INT(own ? 1 : 0),
+                                KL_INT(KL_SK_KEEP)));
 }
 
 int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32],
@@ -255,19 +229,15 @@ int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32]
     sqlite3_stmt *s;
     *ser = NULL;
     *len = 0;
-    int r = kl_store_prepare(st, "SELECT key_id, epoch, box FROM sender_keys WHERE grp = ?1"
-                                 " AND owner = ?2 AND own = 1 ORDER BY n DESC LIMIT 1", &s);
+    int r = kl_store_first(st, &s, "SELECT key_id, epoch, box FROM sender_keys WHERE grp = ?1"
+                                   " AND owner = ?2 AND own = 1 ORDER BY n DESC LIMIT 1",
+                           KL_ARGS(KL_TEXT(grp), KL_BLOB(me, 32)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, me, 32, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *key_id = (uint32_t)sqlite3_column_int64(s, 0);
-        *epoch = (uint64_t)sqlite3_column_int64(s, 1);
-        if ((r = sk_label(label, sizeof label, grp, me, *key_id)) == 0)
-            r = kl_store_column_unseal(st, s, 2, label, ser, len);
-    }
+    *key_id = (uint32_t)sqlite3_column_int64(s, 0);
+    *epoch = (uint64_t)sqlite3_column_int64(s, 1);
+    if ((r = sk_label(label, sizeof label, grp, me, *key_id)) == 0)
+        r = kl_store_column_unseal(st, s, 2, label, ser, len);
     sqlite3_finalize(s);
     return r;
 }
@@ -275,16 +245,9 @@ int kl_store_senderkey_own(kl_store_t *st, const char *grp, const uint8_t me[32]
 int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[32],
                               uint32_t key_id, int *own)
 {
-    sqlite3_stmt *s;
-    *own = 0;
-    int r = kl_store_prepare(st, "SELECT 1 FROM sender_keys WHERE grp = ?1 AND owner = ?2"
-                                 " AND key_id = ?3 AND own = 1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, me, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, key_id);
-    return kl_store_step_exists(s, own);
+    return kl_store_exists(st, own, "SELECT 1 FROM sender_keys WHERE grp = ?1 AND owner = ?2"
+                                    " AND key_id = ?3 AND own = 1",
+                           KL_ARGS(KL_TEXT(grp), KL_BLOB(me, 32), KL_INT(key_id)));
 }
 
 int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
@@ -294,13 +257,11 @@ int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
 {
     char label[KL_ADDR_MAX + 300];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT owner, box, epoch FROM sender_keys WHERE grp = ?1"
-                                 " AND key_id = ?2 AND own = 0 ORDER BY n", &s);
+    int rc, r = kl_store_query(st, &s, "SELECT owner, box, epoch FROM sender_keys WHERE"
+                                       " grp = ?1 AND key_id = ?2 AND own = 0 ORDER BY n",
+                               KL_ARGS(KL_TEXT(grp), KL_INT(key_id)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, key_id);
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         uint8_t owner[32], *pt = NULL;
         size_t n = 0;
@@ -317,33 +278,15 @@ int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
         if (r)
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
-}
-
-/* Run a write of one (grp ?1, 32-byte key ?2[, integer ?3]) statement:
- * the shape of most per-member writes here. */
-static int exec_grp_key(kl_store_t *st, const char *sql, const char *grp, const uint8_t key[32],
-                        int with_v, uint64_t v)
-{
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, sql, &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, key, 32, SQLITE_STATIC);
-    if (with_v)
-        sqlite3_bind_int64(s, 3, (sqlite3_int64)v);
-    return kl_store_exec_stmt(s);
+    return kl_store_done(s, r, rc);
 }
 
 int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
                             uint64_t now_ms)
 {
-    return exec_grp_key(st, "UPDATE sender_keys SET gone_at = ?3 WHERE grp = ?1 AND owner = ?2"
-                            " AND own = 0 AND gone_at = 0", grp, owner, 1, now_ms);
+    return kl_store_run(st, "UPDATE sender_keys SET gone_at = ?3 WHERE grp = ?1 AND owner = ?2"
+                            " AND own = 0 AND gone_at = 0",
+                        KL_ARGS(KL_TEXT(grp), KL_BLOB(owner, 32), KL_INT(now_ms)));
 }
 
 /* Owners of received keys of grp, at most this many per prune (the rest
@@ -356,12 +299,11 @@ int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms
     uint8_t (*drop)[32] = NULL;
     size_t n = 0;
     sqlite3_stmt *s;
-    int rc, r = kl_store_prepare(st, "SELECT DISTINCT owner FROM sender_keys WHERE grp = ?1"
-                                     " AND own = 0 LIMIT ?2", &s);
+    int rc, r = kl_store_query(st, &s, "SELECT DISTINCT owner FROM sender_keys WHERE grp = ?1"
+                                       " AND own = 0 LIMIT ?2",
+                               KL_ARGS(KL_TEXT(grp), KL_INT(PRUNE_OWNERS)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, PRUNE_OWNERS);
     if ((drop = calloc(PRUNE_OWNERS, sizeof *drop)) == NULL) {
         sqlite3_finalize(s);
         return KL_ENOMEM;
@@ -369,47 +311,14 @@ int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if (sqlite3_column_bytes(s, 0) == 32 && !keep(ud, sqlite3_column_blob(s, 0)))
             memcpy(drop[n++], sqlite3_column_blob(s, 0), 32);
-    r = rc == SQLITE_DONE ? 0 : KL_EIO;
-    sqlite3_finalize(s);
+    r = kl_store_done(s, 0, rc);
     for (size_t i = 0; r == 0 && i < n; i++)
-        r = exec_grp_key(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2 AND own = 0",
-                         grp, drop[i], 0, 0);
+        r = kl_store_run(st, "DELETE FROM sender_keys WHERE grp = ?1 AND owner = ?2 AND own = 0",
+                         KL_ARGS(KL_TEXT(grp), KL_BLOB(drop[i], 32)));
     free(drop);
-    if (r || (r = kl_store_prepare(st, "DELETE FROM sender_keys WHERE grp = ?1 AND own = 0"
-                                       " AND gone_at != 0 AND gone_at < ?2", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
-    return kl_store_exec_stmt(s);
-}
-
-int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
-                         const uint8_t member[32], int *has)
-{
-    sqlite3_stmt *s;
-    *has = 0;
-    int r = kl_store_prepare(st, "SELECT 1 FROM sk_sent WHERE grp = ?1 AND key_id = ?2"
-                                 " AND member = ?3", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, key_id);
-    sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
-    return kl_store_step_exists(s, has);
-}
-
-int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
-                         const uint8_t member[32])
-{
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR IGNORE INTO sk_sent(grp, key_id, member)"
-                                 " VALUES(?1, ?2, ?3)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, key_id);
-    sqlite3_bind_blob(s, 3, member, 32, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return r ? r : kl_store_run(st, "DELETE FROM sender_keys WHERE grp = ?1 AND own = 0"
+                                    " AND gone_at != 0 AND gone_at < ?2",
+                                KL_ARGS(KL_TEXT(grp), KL_INT(before_ms)));
 }
 
 int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_t ts,
@@ -417,24 +326,18 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int r = kl_store_row_label(label, sizeof label, "group_pending", grp, seq);
-    if (r || (r = kl_store_prepare(st, "INSERT OR IGNORE INTO group_pending(grp, seq, ts, box)"
-                                       " VALUES(?1, ?2, ?3, ?4)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)ts);
     *dropped = 0;
-    if ((r = kl_store_exec_sealed(st, s, 4, label, body, len)))
+    int r = kl_store_row_label(label, sizeof label, "group_pending", grp, seq);
+    if (r || (r = kl_store_query(st, &s, "INSERT OR IGNORE INTO group_pending(grp, seq, ts, box)"
+                                         " VALUES(?1, ?2, ?3, ?4)",
+                                 KL_ARGS(KL_TEXT(grp), KL_INT(seq), KL_INT(ts)))) ||
+        (r = kl_store_exec_sealed(st, s, 4, label, body, len)))
         return r;
     /* Bounded: beyond KL_GPENDING_MAX the oldest entries go. */
-    if ((r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND seq NOT IN"
-                                  " (SELECT seq FROM group_pending WHERE grp = ?1"
-                                  " ORDER BY seq DESC LIMIT ?2)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, KL_GPENDING_MAX);
-    return kl_store_exec_changes(st, s, dropped);
+    return kl_store_run_changes(st, dropped, "DELETE FROM group_pending WHERE grp = ?1 AND seq"
+                                             " NOT IN (SELECT seq FROM group_pending WHERE"
+                                             " grp = ?1 ORDER BY seq DESC LIMIT ?2)",
+                                KL_ARGS(KL_TEXT(grp), KL_INT(KL_GPENDING_MAX)));
 }
 
 int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
@@ -444,13 +347,11 @@ int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
 {
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
-                                 " ORDER BY seq LIMIT ?2", &s);
+    int rc, r = kl_store_query(st, &s, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
+                                       " ORDER BY seq LIMIT ?2",
+                               KL_ARGS(KL_TEXT(grp), KL_INT(limit)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
         uint64_t ts = (uint64_t)sqlite3_column_int64(s, 1);
@@ -464,55 +365,28 @@ int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
         if (r)
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_done(s, r, rc);
 }
 
 int kl_store_gpending_delete(kl_store_t *st, const char *grp, uint64_t seq)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND seq = ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM group_pending WHERE grp = ?1 AND seq = ?2",
+                        KL_ARGS(KL_TEXT(grp), KL_INT(seq)));
 }
 
 int kl_store_gpending_count(kl_store_t *st, const char *grp, uint64_t *n)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT count(*) FROM group_pending WHERE grp = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    r = KL_EIO;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *n = (uint64_t)sqlite3_column_int64(s, 0);
-        r = 0;
-    }
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_int(st, n, "SELECT count(*) FROM group_pending WHERE grp = ?1",
+                        KL_ARGS(KL_TEXT(grp)));
 }
 
 int kl_store_group_purge(kl_store_t *st, const char *grp, uint64_t before_ms, uint64_t *n)
 {
-    sqlite3_stmt *s;
     *n = 0;
-    int r = kl_store_prepare(st, "DELETE FROM messages WHERE peer = ?1 AND relay_ts < ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
-    if ((r = kl_store_exec_changes(st, s, n)))
-        return r;
-    if ((r = kl_store_prepare(st, "DELETE FROM group_pending WHERE grp = ?1 AND ts < ?2", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)before_ms);
-    return kl_store_exec_stmt(s);
+    int r = kl_store_run_changes(st, n, "DELETE FROM messages WHERE peer = ?1 AND relay_ts < ?2",
+                                 KL_ARGS(KL_TEXT(grp), KL_INT(before_ms)));
+    return r ? r : kl_store_run(st, "DELETE FROM group_pending WHERE grp = ?1 AND ts < ?2",
+                                KL_ARGS(KL_TEXT(grp), KL_INT(before_ms)));
 }
 
 int kl_store_group_forget(kl_store_t *st, const char *grp)
@@ -523,41 +397,29 @@ int kl_store_group_forget(kl_store_t *st, const char *grp)
         "DELETE FROM group_pending WHERE grp = ?1",
         "DELETE FROM group_disputes WHERE grp = ?1",
     };
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        sqlite3_stmt *s;
-        int r = kl_store_prepare(st, sql[i], &s);
-        if (r)
-            return r;
-        sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-        if ((r = kl_store_exec_stmt(s)))
-            return r;
-    }
-    return 0;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < sizeof sql / sizeof sql[0]; i++)
+        r = kl_store_run(st, sql[i], KL_ARGS(KL_TEXT(grp)));
+    return r;
 }
 
 int kl_store_group_dispute_get(kl_store_t *st, const char *grp, const uint8_t author[32],
                                int *has)
 {
-    sqlite3_stmt *s;
-    *has = 0;
-    int r = kl_store_prepare(st, "SELECT 1 FROM group_disputes WHERE grp = ?1 AND author = ?2",
-                             &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, author, 32, SQLITE_STATIC);
-    return kl_store_step_exists(s, has);
+    return kl_store_exists(st, has, "SELECT 1 FROM group_disputes WHERE grp = ?1 AND author = ?2",
+                           KL_ARGS(KL_TEXT(grp), KL_BLOB(author, 32)));
 }
 
 int kl_store_group_dispute_put(kl_store_t *st, const char *grp, const uint8_t author[32],
                                uint64_t idx)
 {
-    return exec_grp_key(st, "INSERT OR REPLACE INTO group_disputes(grp, author, idx)"
-                            " VALUES(?1, ?2, ?3)", grp, author, 1, idx);
+    return kl_store_run(st, "INSERT OR REPLACE INTO group_disputes(grp, author, idx)"
+                            " VALUES(?1, ?2, ?3)",
+                        KL_ARGS(KL_TEXT(grp), KL_BLOB(author, 32), KL_INT(idx)));
 }
 
 int kl_store_group_dispute_delete(kl_store_t *st, const char *grp, const uint8_t author[32])
 {
-    return exec_grp_key(st, "DELETE FROM group_disputes WHERE grp = ?1 AND author = ?2", grp,
-                        author, 0, 0);
+    return kl_store_run(st, "DELETE FROM group_disputes WHERE grp = ?1 AND author = ?2",
+                        KL_ARGS(KL_TEXT(grp), KL_BLOB(author, 32)));
 }

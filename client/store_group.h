@@ -36,20 +36,19 @@ typedef struct kl_store_group {
 #define KL_GPENDING_MAX 1000
 #define KL_SK_KEEP 8
 
-/* Group row: get (KL_ENOTFOUND if none), put (insert or replace). */
+/* Group row: get (KL_ENOTFOUND if none), put (insert or replace), add (a
+ * fresh row, cursor 0 and nothing noted, unless grp has one). */
 int kl_store_group_get(kl_store_t *st, const char *grp, kl_store_group_t *g);
 int kl_store_group_put(kl_store_t *st, const kl_store_group_t *g);
+int kl_store_group_add(kl_store_t *st, const char *grp);
+/* kl_store_group_get, or a fresh row (cursor 0, not stored) when grp has
+ * none yet. */
+int kl_store_group_row(kl_store_t *st, const char *grp, kl_store_group_t *g);
 /* Every group row, in address order; a non-zero cb return stops and is returned. */
 int kl_store_group_each(kl_store_t *st, int (*cb)(void *ud, const kl_store_group_t *g), void *ud);
 
-/* Op idx of grp (sealed). KL_EEXIST if that index is stored already;
- * KL_EINVAL for an empty op, KL_ETOOBIG over KL_GROUP_MAX_OP. */
-int kl_store_group_op_put(kl_store_t *st, const char *grp, uint64_t idx, const uint8_t *op,
-                          size_t len);
-/* Ops of grp in index order; op is valid during cb. */
-int kl_store_group_op_each(kl_store_t *st, const char *grp,
-                           int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
-                           void *ud);
+/* The group's ops and who got which of our sender keys (by key id): store.h
+ * kl_store_slog_*. */
 
 /* A serialized sender key (kl_senderkey_serialize) of owner in grp.
  * own = 1 for our own sending chain. put replaces an existing row only when
@@ -78,12 +77,6 @@ int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner
                             uint64_t now_ms);
 int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms,
                              int (*keep)(void *ud, const uint8_t owner[32]), void *ud);
-
-/* Distribution bookkeeping: member got our key key_id of grp. */
-int kl_store_sk_sent_has(kl_store_t *st, const char *grp, uint32_t key_id,
-                         const uint8_t member[32], int *has);
-int kl_store_sk_sent_add(kl_store_t *st, const char *grp, uint32_t key_id,
-                         const uint8_t member[32]);
 
 /* Group log entries kept until a sender key for them arrives. Beyond
  * KL_GPENDING_MAX per group the oldest are deleted; *dropped counts them. */

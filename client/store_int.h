@@ -59,6 +59,10 @@ int kl_store_bind_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char
 /* Open the sealed blob in column col of the current row. */
 int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
                            uint8_t **pt, size_t *len);
+/* The same for a value of exactly len bytes, into out: KL_EPROTO for
+ * another size (out untouched). */
+int kl_store_column_open(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
+                         uint8_t *out, size_t len);
 
 /* Copy the non-empty text in column col of the current row into out[cap]
  * with its NUL; KL_EPROTO if it is missing, empty or does not fit. */
@@ -70,16 +74,70 @@ int kl_store_exec_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char
 /* Step a statement that returns no rows and finalize it; *changes is the
  * number of rows it changed (set only on success). KL_EIO on failure. */
 int kl_store_exec_changes(kl_store_t *st, sqlite3_stmt *stmt, uint64_t *changes);
-/* Run sql (no rows) with arg bound to ?1: for "DELETE ... WHERE key = ?1".
- * Errors as kl_store_exec_stmt. */
-int kl_store_exec_text(kl_store_t *st, const char *sql, const char *arg);
 /* Step a query once and finalize it; *found = 1 if it returned a row.
  * 0, or KL_EIO on failure. */
 int kl_store_step_exists(sqlite3_stmt *stmt, int *found);
+/* The end of a loop over the rows of stmt: finalize it and return r, or
+ * KL_EIO when r is 0 but the last sqlite3_step result rc was not
+ * SQLITE_DONE. */
+int kl_store_done(sqlite3_stmt *stmt, int r, int rc);
+
+/* Statements with their parameters. A parameter list binds ?1, ?2, ...
+ * in order; text and blobs are bound without a copy (they must live until
+ * the statement is finalized) and a NULL pointer binds NULL:
+ *   kl_store_run(st, "DELETE FROM t WHERE k = ?1 AND n = ?2",
+ *                KL_ARGS(KL_TEXT(key), KL_INT(n)));
+ * KL_ARGS stands for the two arguments (array, count) the functions take. */
+typedef struct kl_sql_arg {
+    enum { KL_SQL_TEXT = 1, KL_SQL_INT, KL_SQL_BLOB } type;
+    const char *text;
+    const void *blob;
+    size_t len;
+    int64_t num;
+} kl_sql_arg_t;
+#define KL_TEXT(s) ((kl_sql_arg_t){.type = KL_SQL_TEXT, .text = (s)})
+#define KL_INT(v) ((kl_sql_arg_t){.type = KL_SQL_INT, .num = (int64_t)(v)})
+#define KL_BLOB(p, n) ((kl_sql_arg_t){.type = KL_SQL_BLOB, .blob = (p), .len = (n)})
+#define KL_ARGS(...) \
+    (const kl_sql_arg_t[]){__VA_ARGS__}, \
+        sizeof((const kl_sql_arg_t[]){__VA_ARGS__}) / sizeof(kl_sql_arg_t)
+
+/* Prepare sql and bind args[0..n). KL_EIO (nothing to finalize then). */
+int kl_store_query(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n);
+/* kl_store_query, then step to the first row: 0 with *stmt on it (the
+ * caller finalizes it), KL_ENOTFOUND when there is none, KL_EIO (nothing
+ * to finalize then). */
+int kl_store_first(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
+                   size_t n);
+/* Run sql with args, a statement that returns no rows: kl_store_exec_stmt's
+ * errors. */
+int kl_store_run(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n);
+/* The same; *changes is the number of rows it changed (set on success). */
+int kl_store_run_changes(kl_store_t *st, uint64_t *changes, const char *sql,
+                         const kl_sql_arg_t *args, size_t n);
+/* *found = 1 if sql with args returns a row. 0 or KL_EIO. */
+int kl_store_exists(kl_store_t *st, int *found, const char *sql, const kl_sql_arg_t *args,
+                    size_t n);
+/* The integer in the first column of the first row of sql with args (a
+ * count): 0 with *v, or KL_EIO when there is no row. */
+int kl_store_int(kl_store_t *st, uint64_t *v, const char *sql, const kl_sql_arg_t *args,
+                 size_t n);
 /* The label "table|key|idx" that binds a sealed value to its row;
  * KL_ETOOBIG if it does not fit out[cap]. */
 int kl_store_row_label(char *out, size_t cap, const char *table, const char *key,
                        uint64_t idx);
+/* A sealed value in the row of table named key, under the label
+ * "table|key". put runs sql with ?1 key and ?2 the box; get runs sql with
+ * ?1 key, its first column the box, and opens it (*pt malloc'd, free with
+ * kl_free_wipe; KL_ENOTFOUND without a row); open is get for a value of
+ * exactly len bytes, into out (KL_EPROTO for another size). */
+int kl_store_named_put(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       const uint8_t *pt, size_t len);
+int kl_store_named_get(kl_store_t *st, const char *table, const char *key, const char *sql,
+                       uint8_t **pt, size_t *len);
+int kl_store_named_open(kl_store_t *st, const char *table, const char *key, const char *sql,
+                        uint8_t *out, size_t len);
 /* An op log: rows (key, idx, box) of table, each box sealed under the label
  * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
  * ?3 box) for op[0..len) (the caller checks len); kl_store_log_each runs

@@ -34,18 +34,12 @@ int kl_store_prekey_put(kl_store_t *st, uint32_t id, int kind, const uint8_t pub
     char label[96];
     sqlite3_stmt *s;
     int r = prekey_label(label, sizeof label, id, kind);
-    if (r || (r = kl_store_prepare(st, "INSERT INTO prekeys(id, kind, pub, created_at, box)"
-                                       " VALUES(?1, ?2, ?3, ?4, ?5)", &s)))
+    if (r || (r = kl_store_query(st, &s, "INSERT INTO prekeys(id, kind, pub, created_at, box)"
+                                         " VALUES(?1, ?2, ?3, ?4, ?5)",
+                                 KL_ARGS(KL_INT(id), KL_INT(kind), KL_BLOB(pub, 32),
+                                         KL_INT(created_ms)))))
         return r;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, kind);
-    sqlite3_bind_blob(s, 3, pub, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)created_ms);
-    if ((r = kl_store_bind_sealed(st, s, 5, label, priv, 32))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_sealed(st, s, 5, label, priv, 32);
 }
 
 int kl_store_prekey_get(kl_store_t *st, uint32_t id, int kind, uint8_t pub[32],
@@ -53,31 +47,21 @@ int kl_store_prekey_get(kl_store_t *st, uint32_t id, int kind, uint8_t pub[32],
 {
     char label[96];
     sqlite3_stmt *s;
-    uint8_t *pt = NULL;
-    size_t n = 0;
     int r = prekey_label(label, sizeof label, id, kind);
-    if (r || (r = kl_store_prepare(st, "SELECT pub, box FROM prekeys WHERE id = ?1 AND kind = ?2",
-                                   &s)))
+    if (r || (r = kl_store_first(st, &s, "SELECT pub, box FROM prekeys WHERE id = ?1 AND kind = ?2",
+                                 KL_ARGS(KL_INT(id), KL_INT(kind)))))
         return r;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, kind);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        r = kl_store_column_unseal(st, s, 1, label, &pt, &n);
-        if (r == 0 && (n != 32 || sqlite3_column_bytes(s, 0) != 32))
-            r = KL_EPROTO;
-        if (r == 0) {
-            memcpy(priv, pt, 32);
-            memcpy(pub, sqlite3_column_blob(s, 0), 32);
-            /* The public half is stored in the clear for uploads; make sure
-             * it still belongs to the sealed private key. */
-            uint8_t check[32];
-            if (kl_x_public(priv, check) != 0 || kl_memcmp(check, pub, 32) != 0) {
-                kl_memzero(priv, 32);
-                r = KL_ECRYPTO;
-            }
+    if (sqlite3_column_bytes(s, 0) != 32) {
+        r = KL_EPROTO;
+    } else if ((r = kl_store_column_open(st, s, 1, label, priv, 32)) == 0) {
+        memcpy(pub, sqlite3_column_blob(s, 0), 32);
+        /* The public half is stored in the clear for uploads; make sure it
+         * still belongs to the sealed private key. */
+        uint8_t check[32];
+        if (kl_x_public(priv, check) != 0 || kl_memcmp(check, pub, 32) != 0) {
+            kl_memzero(priv, 32);
+            r = KL_ECRYPTO;
         }
-        kl_free_wipe(pt, n);
     }
     sqlite3_finalize(s);
     return r;
@@ -85,33 +69,24 @@ int kl_store_prekey_get(kl_store_t *st, uint32_t id, int kind, uint8_t pub[32],
 
 int kl_store_prekey_delete(kl_store_t *st, uint32_t id, int kind)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM prekeys WHERE id = ?1 AND kind = ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, kind);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM prekeys WHERE id = ?1 AND kind = ?2",
+                        KL_ARGS(KL_INT(id), KL_INT(kind)));
 }
 
 int kl_store_prekey_current_spk(kl_store_t *st, uint32_t *id, uint8_t pub[32],
                                 uint64_t *created_ms)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT id, pub, created_at FROM prekeys WHERE kind = 0"
-                                 " ORDER BY id DESC LIMIT 1", &s);
+    int r = kl_store_first(st, &s, "SELECT id, pub, created_at FROM prekeys WHERE kind = 0"
+                                   " ORDER BY id DESC LIMIT 1", NULL, 0);
     if (r)
         return r;
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(s, 1) != 32) {
-            r = KL_EPROTO;
-        } else {
-            *id = (uint32_t)sqlite3_column_int64(s, 0);
-            memcpy(pub, sqlite3_column_blob(s, 1), 32);
-            *created_ms = (uint64_t)sqlite3_column_int64(s, 2);
-            r = 0;
-        }
+    if (sqlite3_column_bytes(s, 1) != 32) {
+        r = KL_EPROTO;
+    } else {
+        *id = (uint32_t)sqlite3_column_int64(s, 0);
+        memcpy(pub, sqlite3_column_blob(s, 1), 32);
+        *created_ms = (uint64_t)sqlite3_column_int64(s, 2);
     }
     sqlite3_finalize(s);
     return r;
@@ -119,13 +94,10 @@ int kl_store_prekey_current_spk(kl_store_t *st, uint32_t *id, uint8_t pub[32],
 
 int kl_store_prekey_prune_spk(kl_store_t *st, uint64_t before_ms)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM prekeys WHERE kind = 0 AND id < (SELECT max(id)"
-                                 " FROM prekeys WHERE kind = 0 AND created_at < ?1)", &s);
+    int r = kl_store_run(st, "DELETE FROM prekeys WHERE kind = 0 AND id < (SELECT max(id)"
+                             " FROM prekeys WHERE kind = 0 AND created_at < ?1)",
+                         KL_ARGS(KL_INT(before_ms)));
     if (r)
-        return r;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)before_ms);
-    if ((r = kl_store_exec_stmt(s)))
         return r;
     /* The session starts answered under a deleted signed prekey can never
      * be answered again: their replay records can go too. */
@@ -134,58 +106,27 @@ int kl_store_prekey_prune_spk(kl_store_t *st, uint64_t before_ms)
 
 int kl_store_prekey_count(kl_store_t *st, int kind, uint64_t *n)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT count(*) FROM prekeys WHERE kind = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_int(s, 1, kind);
-    r = KL_EIO;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *n = (uint64_t)sqlite3_column_int64(s, 0);
-        r = 0;
-    }
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_int(st, n, "SELECT count(*) FROM prekeys WHERE kind = ?1",
+                        KL_ARGS(KL_INT(kind)));
 }
 
 int kl_store_session_get(kl_store_t *st, const char *peer, uint8_t **rec, size_t *len)
 {
-    char label[KL_ADDR_MAX + 64];
-    sqlite3_stmt *s;
-    *rec = NULL;
-    *len = 0;
-    int r = kl_store_label(label, sizeof label, "sessions", peer);
-    if (r || (r = kl_store_prepare(st, "SELECT box FROM sessions WHERE peer = ?1", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        r = kl_store_column_unseal(st, s, 0, label, rec, len);
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_named_get(st, "sessions", peer, "SELECT box FROM sessions WHERE peer = ?1",
+                              rec, len);
 }
 
 int kl_store_session_put(kl_store_t *st, const char *peer, const uint8_t *rec, size_t len)
 {
-    char label[KL_ADDR_MAX + 64];
-    sqlite3_stmt *s;
-    int r = kl_store_label(label, sizeof label, "sessions", peer);
-    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO sessions(peer, updated_at, box)"
-                                       " VALUES(?1, "
-                                       " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),"
-                                       " ?2)", &s)))
-        return r;
-    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    if ((r = kl_store_bind_sealed(st, s, 2, label, rec, len))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    return kl_store_exec_stmt(s);
+    return kl_store_named_put(st, "sessions", peer,
+                              "INSERT OR REPLACE INTO sessions(peer, updated_at, box) VALUES(?1,"
+                              " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ?2)",
+                              rec, len);
 }
 
 int kl_store_session_delete(kl_store_t *st, const char *peer)
 {
-    return kl_store_exec_text(st, "DELETE FROM sessions WHERE peer = ?1", peer);
+    return kl_store_run(st, "DELETE FROM sessions WHERE peer = ?1", KL_ARGS(KL_TEXT(peer)));
 }
 
 static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
@@ -226,14 +167,11 @@ static int contact_from_row(kl_store_t *st, sqlite3_stmt *s, kl_contact_t *c)
 int kl_store_contact_get(kl_store_t *st, const char *address, kl_contact_t *c)
 {
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT address, added_at, box FROM contacts WHERE address = ?1",
-                             &s);
+    int r = kl_store_first(st, &s, "SELECT address, added_at, box FROM contacts WHERE"
+                                   " address = ?1", KL_ARGS(KL_TEXT(address)));
     if (r)
         return r;
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-    r = KL_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        r = contact_from_row(st, s, c);
+    r = contact_from_row(st, s, c);
     sqlite3_finalize(s);
     return r;
 }
@@ -258,38 +196,28 @@ int kl_store_contact_put(kl_store_t *st, const kl_contact_t *c)
         memcpy(rec + 34, c->pending, 32);
     if (c->has_shown)
         memcpy(rec + 66, c->shown, 32);
-    if ((r = kl_store_prepare(st, "INSERT OR REPLACE INTO contacts(address, added_at, box)"
-                                  " VALUES(?1, ?2, ?3)", &s)))
+    if ((r = kl_store_query(st, &s, "INSERT OR REPLACE INTO contacts(address, added_at, box)"
+                                    " VALUES(?1, ?2, ?3)",
+                            KL_ARGS(KL_TEXT(c->address), KL_INT(c->added_at)))))
         return r;
-    sqlite3_bind_text(s, 1, c->address, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)c->added_at);
-    if ((r = kl_store_bind_sealed(st, s, 3, label, rec, sizeof rec))) {
-        sqlite3_finalize(s);
-        return r;
-    }
-    return kl_store_exec_stmt(s);
+    return kl_store_exec_sealed(st, s, 3, label, rec, sizeof rec);
 }
 
 int kl_store_contact_delete(kl_store_t *st, const char *address)
 {
-    return kl_store_exec_text(st, "DELETE FROM contacts WHERE address = ?1", address);
+    return kl_store_run(st, "DELETE FROM contacts WHERE address = ?1", KL_ARGS(KL_TEXT(address)));
 }
 
 int kl_store_contact_list(kl_store_t *st, int (*cb)(void *ud, const kl_contact_t *c), void *ud)
 {
     sqlite3_stmt *s;
     kl_contact_t c;
-    int r = kl_store_prepare(st, "SELECT address, added_at, box FROM contacts ORDER BY address",
-                             &s);
+    int rc, r = kl_store_query(st, &s, "SELECT address, added_at, box FROM contacts"
+                                       " ORDER BY address", NULL, 0);
     if (r)
         return r;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if ((r = contact_from_row(st, s, &c)) || (r = cb(ud, &c)))
             break;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_done(s, r, rc);
 }

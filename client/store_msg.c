@@ -85,15 +85,15 @@ int kl_store_message_each(kl_store_t *st, const char *peer,
 {
     char label[2 * KL_ADDR_MAX + 256];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
-                                        " sender FROM messages WHERE peer = ?1 ORDER BY n DESC"
-                                      : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
-                                        " sender FROM messages ORDER BY n DESC", &s);
+    const kl_sql_arg_t arg = KL_TEXT(peer);
+    int rc, r = kl_store_query(st, &s,
+                               peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+                                      " sender FROM messages WHERE peer = ?1 ORDER BY n DESC"
+                                    : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+                                      " sender FROM messages ORDER BY n DESC",
+                               &arg, peer ? 1 : 0);
     if (r)
         return r;
-    if (peer)
-        sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_message_t m;
         uint8_t *pt = NULL;
@@ -136,10 +136,7 @@ int kl_store_message_each(kl_store_t *st, const char *peer,
         if (r)
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_done(s, r, rc);
 }
 
 static int held_label(char *out, size_t cap, uint64_t seq, const char *sender)
@@ -154,13 +151,11 @@ int kl_store_held_add(kl_store_t *st, const kl_held_t *h)
     char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
     int r = held_label(label, sizeof label, h->seq, h->sender);
-    if (r || (r = kl_store_prepare(st, "INSERT OR REPLACE INTO held(seq, sender, sender_key,"
-                                       " received_at, box) VALUES(?1, ?2, ?3, ?4, ?5)", &s)))
+    if (r || (r = kl_store_query(st, &s, "INSERT OR REPLACE INTO held(seq, sender, sender_key,"
+                                         " received_at, box) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                 KL_ARGS(KL_INT(h->seq), KL_TEXT(h->sender),
+                                         KL_BLOB(h->sender_key, 32), KL_INT(h->received_at)))))
         return r;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)h->seq);
-    sqlite3_bind_text(s, 2, h->sender, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, h->sender_key, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)h->received_at);
     return kl_store_exec_sealed(st, s, 5, label, h->body, h->body_len);
 }
 
@@ -169,17 +164,12 @@ int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
 {
     char label[KL_ADDR_MAX + 96];
     sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "SELECT seq, sender, sender_key, received_at, box FROM held"
-                                 " WHERE (?1 IS NULL OR sender = ?1) AND seq > ?2 ORDER BY seq",
-                             &s);
+    int rc, r = kl_store_query(st, &s, "SELECT seq, sender, sender_key, received_at, box FROM held"
+                                       " WHERE (?1 IS NULL OR sender = ?1) AND seq > ?2"
+                                       " ORDER BY seq",
+                               KL_ARGS(KL_TEXT(sender), KL_INT(after)));
     if (r)
         return r;
-    if (sender)
-        sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 1);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_held_t h;
         uint8_t *pt = NULL;
@@ -205,75 +195,35 @@ int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
         if (r)
             break;
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = KL_EIO;
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_done(s, r, rc);
 }
 
 int kl_store_held_delete(kl_store_t *st, uint64_t seq)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM held WHERE seq = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM held WHERE seq = ?1", KL_ARGS(KL_INT(seq)));
 }
 
 int kl_store_held_drop(kl_store_t *st, const char *sender, const uint8_t *keep, uint64_t *n)
 {
-    sqlite3_stmt *s;
     *n = 0;
-    int r = kl_store_prepare(st, "DELETE FROM held WHERE sender = ?1 AND"
-                                 " (?2 IS NULL OR sender_key != ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
-    if (keep)
-        sqlite3_bind_blob(s, 2, keep, 32, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 2);
-    return kl_store_exec_changes(st, s, n);
-}
-
-static int count(kl_store_t *st, const char *sql, const char *arg, uint64_t *n)
-{
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, sql, &s);
-    if (r)
-        return r;
-    if (arg)
-        sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
-    r = KL_EIO;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *n = (uint64_t)sqlite3_column_int64(s, 0);
-        r = 0;
-    }
-    sqlite3_finalize(s);
-    return r;
+    return kl_store_run_changes(st, n, "DELETE FROM held WHERE sender = ?1 AND"
+                                       " (?2 IS NULL OR sender_key != ?2)",
+                                KL_ARGS(KL_TEXT(sender), KL_BLOB(keep, 32)));
 }
 
 int kl_store_held_count(kl_store_t *st, const char *sender, uint64_t *n)
 {
-    return sender ? count(st, "SELECT count(*) FROM held WHERE sender = ?1", sender, n)
-                  : count(st, "SELECT count(*) FROM held", NULL, n);
+    return kl_store_int(st, n, "SELECT count(*) FROM held WHERE ?1 IS NULL OR sender = ?1",
+                        KL_ARGS(KL_TEXT(sender)));
 }
 
 int kl_store_failure_add(kl_store_t *st, uint64_t seq, uint64_t at_ms, const char *reason)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO failures(seq, at, reason)"
-                                 " VALUES(?1, ?2, ?3)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)at_ms);
-    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR REPLACE INTO failures(seq, at, reason) VALUES(?1, ?2, ?3)",
+                        KL_ARGS(KL_INT(seq), KL_INT(at_ms), KL_TEXT(reason)));
 }
 
 int kl_store_failure_count(kl_store_t *st, uint64_t *n)
 {
-    return count(st, "SELECT count(*) FROM failures", NULL, n);
+    return kl_store_int(st, n, "SELECT count(*) FROM failures", NULL, 0);
 }

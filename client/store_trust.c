@@ -36,63 +36,42 @@ static void start_tag(const uint8_t ek[32], uint8_t tag[32])
 
 int kl_store_x3dh_used_has(kl_store_t *st, uint32_t spk_id, const uint8_t ek[32], int *used)
 {
-    sqlite3_stmt *s;
     uint8_t tag[32];
-    *used = 0;
     start_tag(ek, tag);
-    int r = kl_store_prepare(st, "SELECT 1 FROM x3dh_used WHERE spk_id = ?1 AND tag = ?2", &s);
-    if (r)
-        return r;
-    sqlite3_bind_int64(s, 1, spk_id);
-    sqlite3_bind_blob(s, 2, tag, 32, SQLITE_TRANSIENT);
-    return kl_store_step_exists(s, used);
+    return kl_store_exists(st, used, "SELECT 1 FROM x3dh_used WHERE spk_id = ?1 AND tag = ?2",
+                           KL_ARGS(KL_INT(spk_id), KL_BLOB(tag, 32)));
 }
 
 int kl_store_x3dh_used_add(kl_store_t *st, uint32_t spk_id, const uint8_t ek[32], uint64_t now)
 {
-    sqlite3_stmt *s;
     uint8_t tag[32];
     start_tag(ek, tag);
-    int r = kl_store_prepare(st, "INSERT OR IGNORE INTO x3dh_used(spk_id, tag, at)"
-                                 " VALUES(?1, ?2, ?3)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_int64(s, 1, spk_id);
-    sqlite3_bind_blob(s, 2, tag, 32, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)now);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "INSERT OR IGNORE INTO x3dh_used(spk_id, tag, at) VALUES(?1, ?2, ?3)",
+                        KL_ARGS(KL_INT(spk_id), KL_BLOB(tag, 32), KL_INT(now)));
 }
 
 int kl_store_x3dh_used_prune(kl_store_t *st)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM x3dh_used WHERE spk_id NOT IN"
-                                 " (SELECT id FROM prekeys WHERE kind = 0)", &s);
-    return r ? r : kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM x3dh_used WHERE spk_id NOT IN"
+                            " (SELECT id FROM prekeys WHERE kind = 0)", NULL, 0);
 }
 
 int kl_store_key_msg_add(kl_store_t *st, const uint8_t id[KL_MSG_ID], uint64_t now,
                          uint64_t keep_ms, int *added)
 {
-    sqlite3_stmt *s;
     uint64_t n = 0;
     *added = 0;
-    int r = kl_store_prepare(st, "INSERT OR IGNORE INTO key_msgs(msg_id, at) VALUES(?1, ?2)", &s);
+    int r = kl_store_run_changes(st, &n, "INSERT OR IGNORE INTO key_msgs(msg_id, at)"
+                                         " VALUES(?1, ?2)",
+                                 KL_ARGS(KL_BLOB(id, KL_MSG_ID), KL_INT(now)));
     if (r)
-        return r;
-    sqlite3_bind_blob(s, 1, id, KL_MSG_ID, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)now);
-    if ((r = kl_store_exec_changes(st, s, &n)))
         return r;
     *added = n == 1;
     /* Ids older than any entry a relay may still hold are of no use: a
      * replay of something older fails its ratchet decryption anyway. */
     if (now <= keep_ms)
         return 0;
-    if ((r = kl_store_prepare(st, "DELETE FROM key_msgs WHERE at < ?1", &s)))
-        return r;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(now - keep_ms));
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM key_msgs WHERE at < ?1", KL_ARGS(KL_INT(now - keep_ms)));
 }
 
 /* A contact's delivery token is a named secret ("peer_token:" address). */
@@ -120,5 +99,6 @@ int kl_store_peer_token_delete(kl_store_t *st, const char *peer)
 {
     char name[KL_ADDR_MAX + 16];
     int r = token_name(name, sizeof name, peer);
-    return r ? r : kl_store_exec_text(st, "DELETE FROM secrets WHERE name = ?1", name);
+    return r ? r : kl_store_run(st, "DELETE FROM secrets WHERE name = ?1",
+                                KL_ARGS(KL_TEXT(name)));
 }

@@ -33,36 +33,21 @@ static int exec(kl_store_t *st, const char *sql)
     return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : KL_EIO;
 }
 
+#define META_PUT "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)"
+
 int kl_store_meta_put(kl_store_t *st, const char *k, const void *v, size_t len)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, v, (int)len, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, META_PUT, KL_ARGS(KL_TEXT(k), KL_BLOB(v, len)));
 }
 
 static int meta_put_u64(kl_store_t *st, const char *k, uint64_t v)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)v);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, META_PUT, KL_ARGS(KL_TEXT(k), KL_INT(v)));
 }
 
 static int meta_delete(kl_store_t *st, const char *k)
 {
-    sqlite3_stmt *s;
-    int r = kl_store_prepare(st, "DELETE FROM meta WHERE k = ?1", &s);
-    if (r)
-        return r;
-    sqlite3_bind_text(s, 1, k, -1, SQLITE_STATIC);
-    return kl_store_exec_stmt(s);
+    return kl_store_run(st, "DELETE FROM meta WHERE k = ?1", KL_ARGS(KL_TEXT(k)));
 }
 
 int kl_store_meta_get(kl_store_t *st, const char *k, uint8_t *out, size_t cap, size_t *len)

@@ -8,6 +8,7 @@
 #include "group.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "rpc.h"
 #include "session.h"
 #include "sync.h"
 #include "util.h"
@@ -36,28 +37,38 @@ static int get_cursor(kl_store_t *st, uint64_t *cursor)
     return r == KL_ENOTFOUND ? 0 : r;
 }
 
-/* Record an entry we cannot read, and move past it. */
-static int record_failure(kl_sync_t *s, uint64_t seq, const char *reason)
+/* Begin a transaction; *fresh = entry seq lies beyond the cursor (it was
+ * not processed yet). */
+static int begin_at(kl_sync_t *s, uint64_t seq, int *fresh)
 {
     uint64_t cursor;
     int r = kl_store_begin(s->st);
     if (r)
         return r;
-    if ((r = get_cursor(s->st, &cursor)))
-        goto fail;
-    if (seq > cursor) {
-        if ((r = kl_store_failure_add(s->st, seq, kl_now_ms(), reason)) ||
-            (r = kl_store_set_u64(s->st, "cursor", seq)))
-            goto fail;
-        s->failed++;
-        if (!s->quiet)
-            fprintf(stderr, "kollega: a message was dropped (inbox entry %llu: %s)\n",
-                    (unsigned long long)seq, reason);
+    if ((r = get_cursor(s->st, &cursor))) {
+        kl_store_rollback(s->st);
+        return r;
     }
-    return kl_store_commit(s->st);
-fail:
-    kl_store_rollback(s->st);
-    return r;
+    *fresh = seq > cursor;
+    return 0;
+}
+
+/* Record an entry we cannot read, and move past it. */
+static int record_failure(kl_sync_t *s, uint64_t seq, const char *reason)
+{
+    int fresh = 0;
+    int r = begin_at(s, seq, &fresh);
+    if (r)
+        return r;
+    if (fresh && (r = kl_store_failure_add(s->st, seq, kl_now_ms(), reason)) == 0)
+        r = kl_store_set_u64(s->st, "cursor", seq);
+    if ((r = kl_store_end(s->st, r)) || !fresh)
+        return r;
+    s->failed++;
+    if (!s->quiet)
+        fprintf(stderr, "kollega: a message was dropped (inbox entry %llu: %s)\n",
+                (unsigned long long)seq, reason);
+    return 0;
 }
 
 /* The content decrypted, but is addressed to someone else (a message
@@ -84,14 +95,12 @@ static const char *reason_of(int r)
 static int hold(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_t *body,
                 size_t len, int waiting)
 {
-    uint64_t cursor;
     kl_held_t h;
-    int r = kl_store_begin(s->st);
+    int fresh = 0;
+    int r = begin_at(s, seq, &fresh);
     if (r)
         return r;
-    if ((r = get_cursor(s->st, &cursor)))
-        goto fail;
-    if (seq > cursor) {
+    if (fresh) {
         memset(&h, 0, sizeof h);
         h.seq = seq;
         memcpy(h.sender, in->sender, sizeof h.sender);
@@ -99,19 +108,18 @@ static int hold(kl_sync_t *s, uint64_t seq, const kl_inbound_t *in, const uint8_
         h.received_at = kl_now_ms();
         h.body = body;
         h.body_len = len;
-        if ((r = kl_store_held_add(s->st, &h)) || (r = kl_store_set_u64(s->st, "cursor", seq)))
-            goto fail;
-        if (waiting) {
-            s->waiting++;
-        } else {
-            s->held++;
-            warn_held(s, in->sender);
-        }
+        if ((r = kl_store_held_add(s->st, &h)) == 0)
+            r = kl_store_set_u64(s->st, "cursor", seq);
     }
-    return kl_store_commit(s->st);
-fail:
-    kl_store_rollback(s->st);
-    return r;
+    if ((r = kl_store_end(s->st, r)) || !fresh)
+        return r;
+    if (waiting) {
+        s->waiting++;
+    } else {
+        s->held++;
+        warn_held(s, in->sender);
+    }
+    return 0;
 }
 
 /* Decrypt and store in one transaction: the message (deduplicated by id),
@@ -124,17 +132,14 @@ static int store_decrypted(kl_sync_t *s, const kl_inbound_t *in, uint64_t seq,
 {
     kl_decrypted_t d;
     kl_message_t m;
-    uint64_t cursor = 0;
-    int added = 0;
+    int added = 0, unseen = 0;
     *bad = 0;
     memset(&d, 0, sizeof d);
-    int r = kl_store_begin(s->st);
+    int r = begin_at(s, seq, &unseen);
     if (r)
         return r;
-    if ((r = get_cursor(s->st, &cursor)))
-        goto fail;
     /* Another kollega process may have processed it meanwhile. */
-    if (advance_cursor && seq <= cursor) {
+    if (advance_cursor && !unseen) {
         kl_store_rollback(s->st);
         return 0;
     }
@@ -245,10 +250,7 @@ static int drop_held(kl_sync_t *s, uint64_t held_seq, const char *reason)
     r = kl_store_failure_add(s->st, held_seq, kl_now_ms(), reason);
     if (r == 0)
         r = kl_store_held_delete(s->st, held_seq);
-    if (r == 0)
-        r = kl_store_commit(s->st);
-    else
-        kl_store_rollback(s->st);
+    r = kl_store_end(s->st, r);
     if (r == 0)
         s->failed++;
     return r;
@@ -356,67 +358,34 @@ int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, 
     return r;
 }
 
-static int ack(kl_sync_t *s, uint64_t seq)
-{
-    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Ack a = KOLLEGA__RELAY__V1__ACK__INIT;
-    kl_frame_t *resp = NULL;
-    a.seq = seq;
-    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ACK;
-    f.ack = &a;
-    int r = kl_net_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_OK, &resp);
-    kl_wire_free(resp);
-    return r;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-    const Kollega__Relay__V1__Entry *x = *(Kollega__Relay__V1__Entry *const *)a;
-    const Kollega__Relay__V1__Entry *y = *(Kollega__Relay__V1__Entry *const *)b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 int kl_sync_fetch_all(kl_sync_t *s)
 {
     int empty = 0;
     s->conn_error = 0;
     s->store_error = 0;
     for (;;) {
-        Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__Fetch fe = KOLLEGA__RELAY__V1__FETCH__INIT;
-        kl_frame_t *resp = NULL;
+        kl_rpc_batch_t b;
         uint64_t cursor = 0, top = 0;
         int r = get_cursor(s->st, &cursor);
         if (r) {
             s->store_error = r;
             return r;
         }
-        fe.after = cursor;
-        fe.limit = FETCH_LIMIT;
-        f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_FETCH;
-        f.fetch = &fe;
-        if ((r = kl_net_call(s->conn, &f, KOLLEGA__RELAY__V1__FRAME__BODY_DELIVER, &resp)))
+        if ((r = kl_rpc_fetch(s->conn, NULL, cursor, FETCH_LIMIT, &b)))
             return r;
-        Kollega__Relay__V1__Deliver *d = resp->deliver;
-        int more = d && d->more;
-        size_t n = d ? d->n_entries : 0;
-        /* Entries are processed in seq order whatever order they came in. */
-        if (n > 1)
-            qsort(d->entries, n, sizeof *d->entries, cmp_entry);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-            const Kollega__Relay__V1__Entry *e = d->entries[i];
-            if (e == NULL || e->seq == 0)
-                continue;
-            r = kl_sync_entry(s, e->seq, e->ts, e->body.data, e->body.len);
+        int more = b.more;
+        for (size_t i = 0; r == 0 && i < b.n; i++) {
+            const kl_rpc_entry_t *e = &b.entries[i];
+            r = kl_sync_entry(s, e->seq, e->ts, e->body, e->len);
             if (r && !s->conn_error)
                 s->store_error = r;
             else if (r == 0 && e->seq > top)
                 top = e->seq;
         }
-        kl_wire_free(resp);
+        kl_rpc_batch_free(&b);
         /* Everything up to top is committed locally: the relay may drop it. */
         if (top && (r == 0 || top > cursor)) {
-            int ar = ack(s, top);
+            int ar = kl_rpc_ack(s->conn, NULL, top);
             if (r == 0)
                 r = ar;
         }
@@ -466,6 +435,16 @@ static void held_list_clear(held_list_t *l)
     l->n = 0;
 }
 
+/* The next batch of held entries of sender (all when NULL) after seq
+ * `after` into l (emptied first); *more = the store may hold more. */
+static int next_held(kl_sync_t *s, const char *sender, uint64_t after, held_list_t *l, int *more)
+{
+    held_list_clear(l);
+    int r = kl_store_held_each(s->st, sender, after, collect_held, l);
+    *more = r == 1;
+    return r < 0 ? r : 0;
+}
+
 /* Decrypt and store one held message from sender (pinned key key). */
 static int release_one(kl_sync_t *s, const char *sender, const uint8_t key[32],
                        const held_list_t *l, size_t i, size_t *released)
@@ -496,6 +475,7 @@ int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released)
     held_list_t l;
     kl_contact_t c;
     uint64_t after = 0;
+    int more = 1;
     *released = 0;
     l.n = 0;
     int r = kl_store_contact_get(s->st, sender, &c);
@@ -503,22 +483,13 @@ int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released)
         return r;
     if (!c.has_key || c.key_changed)
         return 0;
-    for (;;) {
-        r = kl_store_held_each(s->st, sender, after, collect_held, &l);
-        int full = r == 1;
-        if (r < 0)
-            break;
-        r = 0;
+    while (r == 0 && more && (r = next_held(s, sender, after, &l, &more)) == 0)
         for (size_t i = 0; i < l.n && r == 0; i++) {
             after = l.seq[i];
             /* Only messages from the key now pinned; others stay held. */
             if (kl_memcmp(l.key[i], c.key, 32) == 0)
                 r = release_one(s, sender, c.key, &l, i, released);
         }
-        held_list_clear(&l);
-        if (r || !full)
-            break;
-    }
     held_list_clear(&l);
     return r;
 }
@@ -534,14 +505,10 @@ int kl_sync_retry_held(kl_sync_t *s)
     held_list_t l;
     uint64_t after = 0;
     size_t seen = 0;
-    int r = 0;
+    int r = 0, more = 1;
     l.n = 0;
-    while (r == 0 && seen < RETRY_MAX) {
-        r = kl_store_held_each(s->st, NULL, after, collect_held, &l);
-        int full = r == 1;
-        if (r < 0)
-            break;
-        r = 0;
+    while (r == 0 && more && seen < RETRY_MAX &&
+           (r = next_held(s, NULL, after, &l, &more)) == 0) {
         for (size_t i = 0; i < l.n && r == 0; i++) {
             kl_inbound_t in;
             kl_contact_t c;
@@ -567,9 +534,6 @@ int kl_sync_retry_held(kl_sync_t *s)
             kl_memzero(&c, sizeof c);
             kl_inbound_free(&in);
         }
-        held_list_clear(&l);
-        if (r || !full)
-            break;
     }
     held_list_clear(&l);
     return r;

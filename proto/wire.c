@@ -8,6 +8,24 @@
 #include "kollega/err.h"
 #include "kollega/frame.h"
 #include "kollega/wire.h"
+#include "relay.pb-c.h"
+
+/* kl_wire_err_t is ErrorCode by number. */
+#define SAME_CODE(x) \
+    _Static_assert((int)KL_WIRE_ERR_##x == (int)KOLLEGA__RELAY__V1__ERROR_CODE__##x, #x)
+_Static_assert((int)KL_WIRE_ERR_NONE == (int)KOLLEGA__RELAY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED,
+               "no error");
+SAME_CODE(BAD_REQUEST);
+SAME_CODE(UNAUTHENTICATED);
+SAME_CODE(FORBIDDEN);
+SAME_CODE(NOT_FOUND);
+SAME_CODE(CONFLICT);
+SAME_CODE(TOO_LARGE);
+SAME_CODE(RATE_LIMITED);
+SAME_CODE(QUOTA_EXCEEDED);
+SAME_CODE(INVITE_INVALID);
+SAME_CODE(UNAVAILABLE);
+SAME_CODE(INTERNAL);
 
 /* protobuf-c copies every string and bytes field and allocates a struct per
  * sub-message, so a hostile 64 KiB frame packed with tiny repeated
@@ -287,6 +305,20 @@ void kl_wire_free(kl_frame_t *f)
         kollega__relay__v1__frame__free_unpacked(f, &alloc);
 }
 
+int kl_wire_error_code(const kl_frame_t *f)
+{
+    if (f == NULL || f->body_case != KOLLEGA__RELAY__V1__FRAME__BODY_ERROR || f->error == NULL)
+        return KL_WIRE_ERR_NONE;
+    return (int)f->error->code;
+}
+
+const char *kl_wire_error_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&kollega__relay__v1__error_code__descriptor, code);
+    return v ? v->name : "UNKNOWN";
+}
+
 static int concat(uint8_t *out, size_t cap, size_t *outlen, const void *a, size_t alen,
                   const void *b, size_t blen, const void *c, size_t clen, const void *d,
                   size_t dlen)
@@ -302,6 +334,11 @@ static int concat(uint8_t *out, size_t cap, size_t *outlen, const void *a, size_
         memcpy(out + alen + blen + clen, d, dlen);
     *outlen = n;
     return 0;
+}
+
+size_t kl_wire_packed_size(const kl_frame_t *f)
+{
+    return kollega__relay__v1__frame__get_packed_size(f);
 }
 
 /* "kollega-auth-v1" || hh. 0, KL_EINVAL or KL_ETOOBIG (cap). */

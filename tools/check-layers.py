@@ -15,7 +15,13 @@ folder, then include/, the component's own search folders, then the top of
 the tree, as in "cmdline/json.h"; generated headers such as *.pb-c.h and
 kollega/version.h are skipped); the component of the header it finds must
 be one the including component may use. Angle-bracket includes of the
-libraries below are allowed only in the components listed for them."""
+libraries below are allowed only in the components listed for them.
+
+protobuf-c stays behind kl_wire_* (include/kollega/wire.h) and the client's
+request modules (client/rpc.h): no public header and no client command
+(client/cmd_*, cli, main) includes a generated *.pb-c.h or names a generated
+symbol (Kollega__..., KOLLEGA__..., kollega__...). A public header may
+declare a generated struct only opaquely (typedef struct Kollega__X kl_x_t;)."""
 import os
 import re
 import sys
@@ -65,6 +71,13 @@ SYSTEM = {
 }
 GENERATED = re.compile(r"(^|/)[a-z0-9_]+\.pb-c\.h$|^kollega/version\.h$")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+# Files that see no protobuf-c code (module docstring), and what they use instead.
+NO_PROTOBUF = [(re.compile(r"^include/"), "public headers keep it behind kl_wire_*"),
+               (re.compile(r"^client/(cmd_[^/]*|cli|main)\.[ch]$"),
+                "client commands talk to the relay through rpc.h")]
+PROTOBUF_HEADER = re.compile(r"(^|/)[a-z0-9_]+\.pb-c\.h$")
+PROTOBUF_NAME = re.compile(r"\b(Kollega__|KOLLEGA__|kollega__)\w*")
+OPAQUE_DECL = re.compile(r"^\s*typedef\s+struct\s+Kollega__\w+\s+kl_\w+_t\s*;\s*$")
 
 
 def component(rel):
@@ -78,6 +91,24 @@ def system_scope(rel):
     """The scope names a file belongs to for SYSTEM rules."""
     c = component(rel)
     return {c} if c else set()
+
+
+def no_protobuf_rule(rel):
+    for pattern, why in NO_PROTOBUF:
+        if pattern.search(rel):
+            return why
+    return None
+
+
+def check_protobuf(rel, lineno, line, why):
+    """A problem if line of rel (a file under NO_PROTOBUF) uses protobuf-c code."""
+    m = INCLUDE.match(line)
+    if m and PROTOBUF_HEADER.search(m.group(2)):
+        return "%s:%d: includes generated %s (%s)" % (rel, lineno, m.group(2), why)
+    m = PROTOBUF_NAME.search(line)
+    if m and not (rel.startswith("include/") and OPAQUE_DECL.match(line)):
+        return "%s:%d: names generated %s (%s)" % (rel, lineno, m.group(0), why)
+    return None
 
 
 def resolve(root, rel, name):
@@ -103,8 +134,13 @@ def check(root):
                 comp = component(rel)
                 if comp != top and comp in MAY_USE and top != comp:
                     continue  # a nested component is walked on its own
+                no_pb = no_protobuf_rule(rel)
                 with open(os.path.join(root, rel), errors="replace") as f:
                     for lineno, line in enumerate(f, 1):
+                        problem = no_pb and check_protobuf(rel, lineno, line, no_pb)
+                        if problem:
+                            problems.append(problem)
+                            continue
                         m = INCLUDE.match(line)
                         if not m:
                             continue
@@ -141,7 +177,7 @@ def main():
     for p in problems:
         print(p)
     if problems:
-        print("check-layers: %d include(s) against the layering" % len(problems), file=sys.stderr)
+        print("check-layers: %d line(s) against the layering" % len(problems), file=sys.stderr)
         return 1
     return 0
 

@@ -180,7 +180,7 @@ size_t kl_stream_pending(const kl_stream_t *s);
 int kl_stream_take(kl_stream_t *s, uint8_t *out, size_t cap, size_t *outlen);
 
 /* Seal frame f, whose packed size n the caller has computed
- * (kollega__relay__v1__frame__get_packed_size, to size out), as one L1
+ * (kl_wire_packed_size, to size out), as one L1
  * frame: KL_WIRE_SIZE(n) bytes to out. As kl_wire_seal_sized: KL_EINVAL
  * (a frame without body), KL_ETOOBIG (n or cap), KL_ELIMIT (nonces used
  * up); and KL_ESTATE before the handshake completes or while handshake

@@ -8,9 +8,28 @@
 #include <stdint.h>
 
 #include "kollega/noise.h"
-#include "relay.pb-c.h"
 
-typedef Kollega__Relay__V1__Frame kl_frame_t;
+/* A relay Frame (kollega.relay.v1.Frame, proto/relay.proto), opaque here:
+ * code that builds or reads frames field by field (the relay, the client's
+ * request modules) includes the generated "relay.pb-c.h" itself. */
+typedef struct Kollega__Relay__V1__Frame kl_frame_t;
+
+/* The relay's error codes (relay.proto ErrorCode), with the same numbers:
+ * what a client needs to tell one refusal from another. */
+typedef enum kl_wire_err {
+    KL_WIRE_ERR_NONE = 0,            /* no error (ERROR_CODE_UNSPECIFIED) */
+    KL_WIRE_ERR_BAD_REQUEST = 1,
+    KL_WIRE_ERR_UNAUTHENTICATED = 2,
+    KL_WIRE_ERR_FORBIDDEN = 3,
+    KL_WIRE_ERR_NOT_FOUND = 4,
+    KL_WIRE_ERR_CONFLICT = 5,
+    KL_WIRE_ERR_TOO_LARGE = 6,
+    KL_WIRE_ERR_RATE_LIMITED = 7,
+    KL_WIRE_ERR_QUOTA_EXCEEDED = 8,
+    KL_WIRE_ERR_INVITE_INVALID = 9,
+    KL_WIRE_ERR_UNAVAILABLE = 10,
+    KL_WIRE_ERR_INTERNAL = 11,
+} kl_wire_err_t;
 
 /* Largest packed Frame (the Noise plaintext limit). */
 #define KL_WIRE_MAX_FRAME KL_NOISE_MAX_PT
@@ -24,8 +43,11 @@ typedef Kollega__Relay__V1__Frame kl_frame_t;
  * KL_ETOOBIG if the packed frame exceeds KL_WIRE_MAX_FRAME or cap. */
 int kl_wire_seal(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t *out, size_t cap,
                  size_t *outlen);
+/* The packed size of f in bytes (what kl_wire_seal_sized and
+ * kl_stream_seal_frame take as n); it cannot fail. */
+size_t kl_wire_packed_size(const kl_frame_t *f);
 /* kl_wire_seal when the caller already has n, the packed size of f
- * (kollega__relay__v1__frame__get_packed_size). */
+ * (kl_wire_packed_size). */
 int kl_wire_seal_sized(kl_noise_transport_t *t, const kl_frame_t *f, size_t n, uint8_t *out,
                        size_t cap, size_t *outlen);
 /* One frame to many sessions: pack f once (kl_wire_pack_alloc: *out is
@@ -45,9 +67,19 @@ int kl_wire_seal_alloc(kl_noise_transport_t *t, const kl_frame_t *f, uint8_t **o
 int kl_wire_open(kl_noise_transport_t *t, const uint8_t *msg, size_t len, kl_frame_t **out);
 void kl_wire_free(kl_frame_t *f);
 
-/* Signed strings. out receives the message; cap must hold it.
+/* The code of an Error frame f (a kl_wire_err_t; a code newer than this
+ * list is returned as it is), or KL_WIRE_ERR_NONE when f is NULL or
+ * carries another body. */
+int kl_wire_error_code(const kl_frame_t *f);
+/* The protocol's name of an error code ("QUOTA_EXCEEDED"), or "UNKNOWN"
+ * for a number the protocol does not define. Static storage. */
+const char *kl_wire_error_name(int code);
+
+/* Signed strings. out receives the message (cap must hold it), *outlen its
+ * length; 0, KL_EINVAL (a NULL argument) or KL_ETOOBIG (cap).
  *   auth:     "kollega-auth-v1" || hh(64)
- *   register: "kollega-register-v1" || hh(64) || handle || invite_code */
+ *   register: "kollega-register-v1" || hh(64) || handle || invite_code
+ *             (no separators, no NUL) */
 int kl_wire_auth_msg(const uint8_t hh[64], uint8_t *out, size_t cap, size_t *outlen);
 int kl_wire_register_msg(const uint8_t hh[64], const char *handle, const char *code,
                          uint8_t *out, size_t cap, size_t *outlen);

@@ -37,6 +37,7 @@
 #include "jobs/jobs.h"
 #include "kollega/addr.h"
 #include "kollega/wire.h"
+#include "relay.pb-c.h"
 #include "storage/storage.h"
 
 /* Failed register/auth attempts after which a session is closed. */

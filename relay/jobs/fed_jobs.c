@@ -7,6 +7,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/wire.h"
+#include "relay.pb-c.h"
 #include "storage/storage_cmirror.h"
 #include "storage/storage_fed.h"
 

@@ -23,6 +23,7 @@
 
 #include "fuzz_stream.h"
 #include "kollega/err.h"
+#include "relay.pb-c.h"
 
 #define MAX_GENUINE 4096
 

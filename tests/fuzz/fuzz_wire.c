@@ -16,6 +16,7 @@
 #include "kollega/err.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
+#include "relay.pb-c.h"
 
 static uint8_t ct[KL_NOISE_MAX_MSG + KL_NOISE_TAG];
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "fuzz_stream.h"
+#include "relay.pb-c.h"
 
 static const char *out_dir;
 static uint8_t in[8192];

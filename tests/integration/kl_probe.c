@@ -62,6 +62,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/frame.h"
+#include "relay.pb-c.h"
 
 #define TIMEOUT_MS 5000
 

@@ -16,6 +16,7 @@
 #include "kollega/ratchet.h"
 #include "kollega/sealed.h"
 #include "kollega/x3dh.h"
+#include "relay.pb-c.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 

@@ -36,6 +36,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/senderkey.h"
+#include "relay.pb-c.h"
 #include "session.h"
 #include "store_group.h"
 #include "util.h"

@@ -16,6 +16,7 @@
 #include "kl_probe.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
+#include "relay.pb-c.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x

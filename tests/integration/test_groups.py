@@ -265,6 +265,9 @@ def test_removed_member_cannot_read(root, relays):
     warn = [x for x in lines if x.get("warning") == "undecryptable"]
     check(warn and "cannot be decrypted" in warn[0]["message"],
           "carol is told she cannot read them: %r" % lines)
+    # With --json too, a warning also goes to stderr, as every client warning does.
+    check("%s: " % GROUP in err and "cannot be decrypted" in err,
+          "and so is the person at the terminal: %r" % err)
     cdb = sqlite3.connect(c.home + "/kollega.db")
     pend = cdb.execute("SELECT count(*) FROM group_pending").fetchone()[0]
     keys = cdb.execute("SELECT count(*) FROM sender_keys").fetchone()[0]

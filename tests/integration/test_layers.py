@@ -1,6 +1,7 @@
 """The layering check (tools/check-layers.py): the tree passes it, and a
-deliberately wrong include in a copy of the tree fails it, naming the file,
-the line and the rule."""
+deliberately wrong include (or use of generated protobuf-c code where it
+does not belong) in a copy of the tree fails it, naming the file, the line
+and the rule."""
 import os
 import shutil
 import subprocess
@@ -57,6 +58,19 @@ def test_wrong_includes_fail(root, relays):
          "tests/unit/test_fed.c:1: relay/fed/fed_int.h is internal to relay/fed"),
         ("tests/unit/test_client_group.c", '#include "store_int.h"',
          "tests/unit/test_client_group.c:1: client/store_int.h is internal to client"),
+        # protobuf-c stays behind kl_wire_* and the client's rpc.h.
+        ("include/kollega/wire.h", '#include "relay.pb-c.h"',
+         "include/kollega/wire.h:1: includes generated relay.pb-c.h (public headers keep it "
+         "behind kl_wire_*)"),
+        ("include/kollega/group.h", "typedef Kollega__Group__V1__Op kl_group_op_t;",
+         "include/kollega/group.h:1: names generated Kollega__Group__V1__Op (public headers "
+         "keep it behind kl_wire_*)"),
+        ("client/cmd_send.c", "#define QUOTA KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED",
+         "client/cmd_send.c:1: names generated KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED "
+         "(client commands talk to the relay through rpc.h)"),
+        ("client/cli.c", '#include "relay.pb-c.h"',
+         "client/cli.c:1: includes generated relay.pb-c.h (client commands talk to the relay "
+         "through rpc.h)"),
     ]
     for path, line, _ in wrong:
         add_line(os.path.join(tree, path), line)

@@ -121,7 +121,7 @@ void share(const log_t *l, party_t *p)
         assert_int_equal(kl_store_group_put(p->cli.st, &row), 0);
     }
     for (size_t i = have; i < l->n; i++)
-        assert_int_equal(kl_store_group_op_put(p->cli.st, GRP, i, l->ops[i], l->len[i]), 0);
+        assert_int_equal(kl_store_slog_op_put(p->cli.st, GRP, i, l->ops[i], l->len[i]), 0);
     assert_int_equal(kl_store_commit(p->cli.st), 0);
 }
 

@@ -113,7 +113,7 @@ static void test_invalid_log_blocks_sending(void **state)
                                        &d, &forged, &flen),
                      0);
     assert_int_equal(kl_store_begin(P[1].cli.st), 0);
-    assert_int_equal(kl_store_group_op_put(P[1].cli.st, GRP, l.n, forged, flen), 0);
+    assert_int_equal(kl_store_slog_op_put(P[1].cli.st, GRP, l.n, forged, flen), 0);
     assert_int_equal(kl_store_commit(P[1].cli.st), 0);
     assert_int_equal(kl_grp_load(&P[1].cli, GRP, &x), 0);
     assert_true(x.invalid);

@@ -15,6 +15,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/stream.h"
+#include "relay.pb-c.h"
 
 #define MAXF 8
 

@@ -13,6 +13,7 @@
 #include "kollega/err.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
+#include "relay.pb-c.h"
 
 typedef struct pair {
     kl_noise_transport_t c; /* client (initiator) */
@@ -300,6 +301,26 @@ static void test_signed_strings(void **state)
     assert_int_equal(kl_wire_register_msg(hh, NULL, "c0de", out, sizeof out, &outlen), KL_EINVAL);
 }
 
+/* The error code of an Error frame, and its name, without generated code. */
+static void test_error_code_and_name(void **state)
+{
+    (void)state;
+    Kollega__Relay__V1__Frame f = KOLLEGA__RELAY__V1__FRAME__INIT;
+    Kollega__Relay__V1__Error e = KOLLEGA__RELAY__V1__ERROR__INIT;
+    Kollega__Relay__V1__Ok ok = KOLLEGA__RELAY__V1__OK__INIT;
+    e.code = KOLLEGA__RELAY__V1__ERROR_CODE__QUOTA_EXCEEDED;
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_ERROR;
+    f.error = &e;
+    assert_int_equal(kl_wire_error_code(&f), KL_WIRE_ERR_QUOTA_EXCEEDED);
+    f.body_case = KOLLEGA__RELAY__V1__FRAME__BODY_OK;
+    f.ok = &ok;
+    assert_int_equal(kl_wire_error_code(&f), KL_WIRE_ERR_NONE);
+    assert_int_equal(kl_wire_error_code(NULL), KL_WIRE_ERR_NONE);
+    assert_string_equal(kl_wire_error_name(KL_WIRE_ERR_QUOTA_EXCEEDED), "QUOTA_EXCEEDED");
+    assert_string_equal(kl_wire_error_name(KL_WIRE_ERR_INVITE_INVALID), "INVITE_INVALID");
+    assert_string_equal(kl_wire_error_name(99), "UNKNOWN");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_tampered_is_ecrypto),
         cmocka_unit_test(test_unpack_allocation_is_bounded),
         cmocka_unit_test(test_signed_strings),
+        cmocka_unit_test(test_error_code_and_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

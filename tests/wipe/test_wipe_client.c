@@ -178,7 +178,7 @@ static void test_client_group_path(void **state)
         party_t *p = i ? &lena : &kari;
         assert_int_equal(kl_store_begin(p->st), 0);
         for (int j = 0; j < 2; j++)
-            assert_int_equal(kl_store_group_op_put(p->st, grp, (uint64_t)j, ops[j], opl[j]), 0);
+            assert_int_equal(kl_store_slog_op_put(p->st, grp, (uint64_t)j, ops[j], opl[j]), 0);
         kl_store_group_t row; /* as kl_grp_sync_ops makes it: keys are kept for known groups */
         memset(&row, 0, sizeof row);
         snprintf(row.address, sizeof row.address, "%s", grp);

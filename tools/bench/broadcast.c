@@ -37,6 +37,7 @@
 #include "bench.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
+#include "relay.pb-c.h"
 #include "spawn.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x

@@ -24,6 +24,7 @@
 #include "bench.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
+#include "relay.pb-c.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define ACK_EVERY 64

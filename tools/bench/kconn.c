@@ -5,6 +5,7 @@
 
 #include "kconn.h"
 #include "kollega/err.h"
+#include "relay.pb-c.h"
 #include "report.h"
 
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
