@@ -7,7 +7,6 @@
 
 #include "cmdline/json.h"
 #include "group.h"
-#include "group.pb-c.h"
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
@@ -363,44 +362,11 @@ int kl_grp_submit(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, const kl_group_opd
  * against the whole log, and we validate the log once we are named in it. */
 static int build_request(const kl_cli_t *cli, const kl_grp_t *x, uint8_t **out, size_t *outlen)
 {
-    Kollega__Group__V1__Op op = KOLLEGA__GROUP__V1__OP__INIT;
-    Kollega__Group__V1__Request req = KOLLEGA__GROUP__V1__REQUEST__INIT;
-    Kollega__Group__V1__SignedOp so = KOLLEGA__GROUP__V1__SIGNED_OP__INIT;
-    const size_t ctx = sizeof KL_GROUP_OP_CONTEXT - 1;
-    uint8_t msg[sizeof KL_GROUP_OP_CONTEXT + KL_GROUP_MAX_OP];
-    uint8_t sig[KL_SIG];
-    uint8_t head[32];
-    *out = NULL;
-    memcpy(head, x->relay_head, 32);
-    op.group = (char *)x->address;
-    op.index = x->relay_next;
-    op.prev.data = head;
-    op.prev.len = 32;
-    op.actor.data = (uint8_t *)cli->me.pk;
-    op.actor.len = 32;
-    op.actor_address = (char *)cli->me.address;
-    op.ts = kl_now_ms();
-    op.body_case = KOLLEGA__GROUP__V1__OP__BODY_REQUEST;
-    op.request = &req;
-    size_t n = kollega__group__v1__op__get_packed_size(&op);
-    if (n > KL_GROUP_MAX_OP)
-        return KL_ETOOBIG;
-    memcpy(msg, KL_GROUP_OP_CONTEXT, ctx);
-    kollega__group__v1__op__pack(&op, msg + ctx);
-    if (kl_sign(cli->me.sk, msg, ctx + n, sig) != 0)
-        return KL_ECRYPTO;
-    so.op.data = msg + ctx;
-    so.op.len = n;
-    so.signature.data = sig;
-    so.signature.len = sizeof sig;
-    size_t sn = kollega__group__v1__signed_op__get_packed_size(&so);
-    uint8_t *b = malloc(sn);
-    if (b == NULL)
-        return KL_ENOMEM;
-    kollega__group__v1__signed_op__pack(&so, b);
-    *out = b;
-    *outlen = sn;
-    return 0;
+    kl_group_opdesc_t d;
+    memset(&d, 0, sizeof d);
+    d.kind = KL_GOP_REQUEST;
+    return kl_group_op_build_at(x->address, x->relay_next, x->relay_head, cli->me.sk, cli->me.pk,
+                                cli->me.address, kl_now_ms(), &d, out, outlen);
 }
 
 int kl_grp_request(kl_cli_t *cli, kl_net_t *conn, kl_grp_t *x, kl_group_event_t *ev)

@@ -49,15 +49,12 @@ const char *kl_group_verr_str(kl_group_verr_t why)
     return "unknown reason";
 }
 
-/* Build and sign the next op for g (contract in group.h): index, prev and
- * group come from g. 0 with *out malloc'd (free()); KL_EINVAL for a NULL
- * argument, an unknown kind, an invalid policy, role or address, or a
- * target_address that is not NUL-terminated within its 256 bytes;
- * KL_ETOOBIG if the op would exceed KL_GROUP_MAX_OP; KL_ECRYPTO, KL_ENOMEM.
- * Nothing is allocated on error. */
-int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uint8_t actor_pk[32],
-                      const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
-                      uint8_t **out, size_t *outlen)
+/* Build and sign op index of group (contract of kl_group_op_build_at in
+ * group.h): prev is the hash of op index - 1 (ignored for index 0). */
+static int build_at(const char *group, uint64_t index, const uint8_t prev[32],
+                    const uint8_t actor_sk[64], const uint8_t actor_pk[32],
+                    const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
+                    uint8_t **out, size_t *outlen)
 {
     Kollega__Group__V1__Op op = KOLLEGA__GROUP__V1__OP__INIT;
     Kollega__Group__V1__Create create = KOLLEGA__GROUP__V1__CREATE__INIT;
@@ -77,13 +74,14 @@ int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uin
         return KL_EINVAL;
     *out = NULL;
     *outlen = 0;
-    if (g == NULL || actor_sk == NULL || actor_pk == NULL || d == NULL ||
-        !user_addr(actor_address))
+    if (group == NULL || (index > 0 && prev == NULL) || actor_sk == NULL || actor_pk == NULL ||
+        d == NULL || !user_addr(actor_address))
         return KL_EINVAL;
     memcpy(target, d->target, 32);
-    kl_group_head(g, head);
-    op.group = (char *)kl_group_address(g);
-    op.index = kl_group_next_index(g);
+    if (index > 0)
+        memcpy(head, prev, 32);
+    op.group = (char *)group;
+    op.index = index;
     if (op.index > 0) {
         op.prev.data = head;
         op.prev.len = 32;
@@ -167,4 +165,31 @@ int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uin
     /* Addresses are at most 255 bytes each, so an op stays far below the
      * limit; kl_pb_sign_wrap refuses anything over it all the same. */
     return kl_pb_sign_wrap(&op.base, KL_GROUP_OP_CONTEXT, KL_GROUP_MAX_OP, actor_sk, out, outlen);
+}
+
+/* Build and sign the next op for g (contract in group.h): index, prev and
+ * group come from g. */
+int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uint8_t actor_pk[32],
+                      const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
+                      uint8_t **out, size_t *outlen)
+{
+    uint8_t head[32];
+    if (g == NULL) {
+        if (out && outlen) {
+            *out = NULL;
+            *outlen = 0;
+        }
+        return KL_EINVAL;
+    }
+    kl_group_head(g, head);
+    return build_at(kl_group_address(g), kl_group_next_index(g), head, actor_sk, actor_pk,
+                    actor_address, ts, d, out, outlen);
+}
+
+int kl_group_op_build_at(const char *group, uint64_t index, const uint8_t prev[32],
+                         const uint8_t actor_sk[64], const uint8_t actor_pk[32],
+                         const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
+                         uint8_t **out, size_t *outlen)
+{
+    return build_at(group, index, prev, actor_sk, actor_pk, actor_address, ts, d, out, outlen);
 }

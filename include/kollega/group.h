@@ -188,6 +188,15 @@ int kl_group_op_build(const kl_group_t *g, const uint8_t actor_sk[64], const uin
                       const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
                       uint8_t **out, size_t *outlen);
 
+/* kl_group_op_build for a log the caller cannot read (a join request: the
+ * relay tells the index of the next op and the hash of the last one, prev;
+ * the relay checks the op against the whole log). Same output and errors;
+ * KL_EINVAL also for a NULL group, or a NULL prev when index > 0. */
+int kl_group_op_build_at(const char *group, uint64_t index, const uint8_t prev[32],
+                         const uint8_t actor_sk[64], const uint8_t actor_pk[32],
+                         const char *actor_address, uint64_t ts, const kl_group_opdesc_t *d,
+                         uint8_t **out, size_t *outlen);
+
 /* Queries of the state; none fails. The group's address (owned by the
  * state, valid while it lives), the index of the next op, the hash of the
  * last op (zeros before create), 1 if the group is closed (its last member

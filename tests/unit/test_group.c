@@ -65,6 +65,36 @@ static void test_create(void **state)
     kl_group_free(g);
 }
 
+/* A request built from what the relay tells an outsider (index of the next
+ * op and hash of the last) is the same op kl_group_op_build makes from the
+ * state: same bytes, and it applies. Without prev past index 0: refused. */
+static void test_build_at_for_outsiders(void **state)
+{
+    (void)state;
+    kl_group_t *g = group_of(3, KL_POLICY_ALL);
+    kl_group_opdesc_t d = d_kind(KL_GOP_REQUEST);
+    uint8_t head[32], *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    kl_group_head(g, head);
+    assert_int_equal(kl_group_op_build(g, U[6].sk, U[6].pk, U[6].addr, TS, &d, &a, &alen), 0);
+    assert_int_equal(kl_group_op_build_at(GADDR, kl_group_next_index(g), head, U[6].sk, U[6].pk,
+                                          U[6].addr, TS, &d, &b, &blen),
+                     0);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(a, b, alen); /* Ed25519 signatures are deterministic */
+    opbuf_t o = {b, blen};
+    kl_group_event_t ev = apply_ok(g, &o);
+    assert_int_equal(ev.kind, KL_GOP_REQUEST);
+    free(a);
+    free(b);
+    b = (uint8_t *)"x";
+    assert_int_equal(kl_group_op_build_at(GADDR, 3, NULL, U[6].sk, U[6].pk, U[6].addr, TS, &d,
+                                          &b, &blen),
+                     KL_EINVAL);
+    assert_null(b);
+    kl_group_free(g);
+}
+
 /* ALL with 5 members: admitted exactly at the 5th approval, not before. */
 static void test_policy_all_five_members(void **state)
 {
@@ -699,6 +729,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_and_empty_state),
         cmocka_unit_test(test_create),
+        cmocka_unit_test(test_build_at_for_outsiders),
         cmocka_unit_test(test_policy_all_five_members),
         cmocka_unit_test(test_policy_majority),
         cmocka_unit_test(test_policy_facilitators),
