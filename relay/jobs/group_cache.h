@@ -1,17 +1,9 @@
 /* The validated state of recently used groups, kept on the storage thread
  * so that applying an op costs one kl_group_apply, not a replay of the
- * group's whole log (signature check and decode of every op).
- *
- * The cache hangs on the storage connection (kl_storage_set_aux), so it
- * lives exactly as long as the thread's kl_storage_t and is touched by
- * that thread alone. Entries are keyed by group row id and valid only
- * while the state's next index and head hash are those of the stored row:
- * the head is the SHA-256 of the last op, which names the hash of the one
- * before it, so equal heads mean equal logs. A job that applies an op to
- * a cached state and then fails (refused by storage, batch rolled back)
- * leaves a state whose head the row does not have; the next lookup misses
- * and the caller replays. At most KL_GCACHE_MAX groups, least recently
- * used first out. */
+ * group's whole log. A state_cache.h cache (its contract: validity by next
+ * index and head, at most KL_SCACHE_MAX groups, least recently used first
+ * out) on the storage connection's KL_STORAGE_AUX_GROUPS slot, beside the
+ * push lists of group sends below. */
 #ifndef KOLLEGA_RELAY_GROUP_CACHE_H
 #define KOLLEGA_RELAY_GROUP_CACHE_H
 
@@ -20,6 +12,7 @@
 #include "kollega/group.h"
 #include "storage/storage.h"
 
+/* Push lists kept (one per group). */
 #define KL_GCACHE_MAX 64
 
 /* The cached state of row g, or NULL (a miss). The state stays the cache's:

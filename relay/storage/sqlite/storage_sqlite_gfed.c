@@ -12,8 +12,6 @@
  * most the members and candidates before and after an op (2 x 320). */
 #define SHADOW_LOOKUP_MAX 1024
 
-
-
 int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t key[32],
                            int create, uint64_t *id)
 {
