@@ -227,14 +227,6 @@ int kl_dispatch_channel_remote(const kl_dispatch_cfg_t *cfg, const char *user,
 /* 1 if f is a channel request (channel body, or send/fetch/ack naming a
  * channel). */
 int kl_dispatch_is_channel(const kl_frame_t *f);
-/* Shared with dispatch_group.c and dispatch_channel.c. */
-void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
-                      int close);
-void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id);
-void kl_dispatch_storage_failed(kl_dispatch_out_t *out, uint32_t id, int err);
-int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e,
-                              size_t n, int more);
-
 /* 1 if the body is one the relay accepts from clients at all. */
 int kl_dispatch_is_request(int body_case);
 

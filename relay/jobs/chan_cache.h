@@ -9,16 +9,12 @@
 
 #include <stdint.h>
 
-#include "kollega/channel.h"
+#include "state_cache.h"
 #include "storage/storage.h"
 
-/* The cached state of row c, or NULL (a miss). The state stays the
- * cache's: the caller may apply ops to it, and must not free it or keep it
- * past the job. */
-kl_channel_t *kl_ccache_find(kl_storage_t *st, const kl_storage_channel_t *c);
-/* Hand ch, the state of row id, to the cache (it frees ch when it cannot
- * keep it). Returns ch, or NULL if it was freed. */
-kl_channel_t *kl_ccache_keep(kl_storage_t *st, uint64_t id, kl_channel_t *ch);
+/* st's cache of kl_channel_t states (jobs_channel.c fills and reads it),
+ * made on first use; NULL only when out of memory. */
+kl_scache_t *kl_ccache_states(kl_storage_t *st);
 /* Lookups that hit and that missed on st since it was opened. */
 void kl_ccache_stats(kl_storage_t *st, uint64_t *hits, uint64_t *misses);
 

@@ -4,7 +4,6 @@
 
 #include "group_cache.h"
 #include "kollega/err.h"
-#include "state_cache.h"
 
 /* A group's push list for sends (kl_gcache_members_get). */
 typedef struct mslot {
@@ -25,23 +24,6 @@ typedef struct gcache {
     uint64_t tick;       /* of the push lists */
 } gcache_t;
 
-static void state_free(void *p)
-{
-    kl_group_free(p);
-}
-
-static uint64_t state_next_index(const void *p)
-{
-    return kl_group_next_index(p);
-}
-
-static void state_head(const void *p, uint8_t out[32])
-{
-    kl_group_head(p, out);
-}
-
-static const kl_scache_kind_t KIND = {state_free, state_next_index, state_head};
-
 static void gcache_free(void *p)
 {
     gcache_t *c = p;
@@ -58,22 +40,13 @@ static void gcache_free(void *p)
 /* st's cache, created on first use; NULL only when out of memory. */
 static gcache_t *cache_of(kl_storage_t *st)
 {
-    gcache_t *c = kl_scache_aux(st, KL_STORAGE_AUX_GROUPS, sizeof *c, gcache_free);
-    if (c)
-        c->states.kind = &KIND;
-    return c;
+    return kl_scache_aux(st, KL_STORAGE_AUX_GROUPS, sizeof(gcache_t), gcache_free);
 }
 
-kl_group_t *kl_gcache_find(kl_storage_t *st, const kl_storage_group_t *g)
+kl_scache_t *kl_gcache_states(kl_storage_t *st)
 {
     gcache_t *c = cache_of(st);
-    return c ? kl_scache_find(&c->states, g->id, g->next_index, g->head) : NULL;
-}
-
-kl_group_t *kl_gcache_keep(kl_storage_t *st, uint64_t id, kl_group_t *grp)
-{
-    gcache_t *c = cache_of(st);
-    return kl_scache_keep(c ? &c->states : NULL, &KIND, id, grp);
+    return c ? &c->states : NULL;
 }
 
 void kl_gcache_stats(kl_storage_t *st, uint64_t *hits, uint64_t *misses)

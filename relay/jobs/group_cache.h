@@ -9,19 +9,15 @@
 
 #include <stdint.h>
 
-#include "kollega/group.h"
+#include "state_cache.h"
 #include "storage/storage.h"
 
 /* Push lists kept (one per group). */
 #define KL_GCACHE_MAX 64
 
-/* The cached state of row g, or NULL (a miss). The state stays the cache's:
- * the caller may apply ops to it, and must not free it or keep it past the
- * job. */
-kl_group_t *kl_gcache_find(kl_storage_t *st, const kl_storage_group_t *g);
-/* Hand grp, the state of row id, to the cache (it frees grp when it cannot
- * keep it). Returns grp, or NULL if it was freed. */
-kl_group_t *kl_gcache_keep(kl_storage_t *st, uint64_t id, kl_group_t *grp);
+/* st's cache of kl_group_t states (jobs_group.c fills and reads it), made
+ * on first use; NULL only when out of memory. */
+kl_scache_t *kl_gcache_states(kl_storage_t *st);
 /* The push list of a group send, cached next to the states: the user ids
  * of row g's current members (kl_storage_group_users without candidates)
  * and the remote addresses among them (kl_storage_shadow_addresses). The

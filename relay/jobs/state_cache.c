@@ -54,6 +54,7 @@ void *kl_scache_keep(kl_scache_t *c, const kl_scache_kind_t *kind, uint64_t id, 
     }
     if (victim->state != state)
         drop(c, victim);
+    c->kind = kind;
     victim->id = id;
     victim->state = state;
     victim->used = ++c->tick;

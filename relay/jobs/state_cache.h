@@ -36,9 +36,9 @@ typedef struct kl_scache_slot {
     void *state;
 } kl_scache_slot_t;
 
-/* Zeroed, then kind set: an empty cache. */
+/* Zeroed: an empty cache. */
 typedef struct kl_scache {
-    const kl_scache_kind_t *kind;
+    const kl_scache_kind_t *kind; /* of the states kept (kl_scache_keep) */
     kl_scache_slot_t slot[KL_SCACHE_MAX];
     uint64_t tick;
     uint64_t hits, misses;
@@ -48,8 +48,9 @@ typedef struct kl_scache {
  * NULL (a miss). The state stays the cache's: the caller may apply ops to
  * it, and must not free it or keep it past the job. */
 void *kl_scache_find(kl_scache_t *c, uint64_t id, uint64_t next_index, const uint8_t head[32]);
-/* Hand state, the state of row id, to the cache (it frees state when it
- * cannot keep it: c NULL or id 0). Returns state, or NULL if it was freed. */
+/* Hand state, the state of row id, of kind (the same for every state of
+ * c), to the cache (it frees state when it cannot keep it: c NULL or id
+ * 0). Returns state, or NULL if it was freed. */
 void *kl_scache_keep(kl_scache_t *c, const kl_scache_kind_t *kind, uint64_t id, void *state);
 /* Free every state (not c). */
 void kl_scache_clear(kl_scache_t *c);
