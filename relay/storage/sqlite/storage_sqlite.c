@@ -136,7 +136,6 @@ static const char *SQL[S_COUNT] = {
     [S_USER_INSERT] = "INSERT INTO users(handle, identity_key, inbox, created_ms)"
                       " VALUES(?1, ?2, ?3, ?4)",
     [S_LOG_INSERT] = "INSERT INTO logs(last_seq) VALUES(0)",
-    [S_CURSOR_INSERT] = "INSERT INTO cursors(log, reader, acked) VALUES(?1, ?2, 0)",
     [S_INVITE_INSERT] = "INSERT INTO invites(code_hash, uses_left, expires_ms, created_ms)"
                         " VALUES(?1, ?2, ?3, ?4)",
     [S_INVITE_VALID] = "SELECT 1 FROM invites WHERE code_hash = ?1 AND uses_left > 0"

@@ -16,7 +16,6 @@ enum {
     S_USER_COUNT,
     S_USER_INSERT,
     S_LOG_INSERT,
-    S_CURSOR_INSERT,
     S_INVITE_INSERT,
     S_INVITE_VALID,
     S_INVITE_CONSUME,
@@ -136,6 +135,23 @@ int kl_sq_row(sqlite3_stmt *s);
 /* Fill one element (zeroed) of an array from the current row of s: 0 keeps
  * it, 1 skips the row, a negative kl_err stops the reading with it. */
 typedef int (*kl_sq_fill_fn)(sqlite3_stmt *s, void *elem, void *ctx);
+/* Step s for a loop over its rows: 1 with a row there to read; 0 at the
+ * end (*r unchanged) or on an error (*r gets it). */
+int kl_sq_next(sqlite3_stmt *s, int *r);
+/* The row of statement `which` (prepared at open) for text key ?1, read
+ * by fill(s, out, NULL): KL_ENOTFOUND when there is none. */
+int kl_sq_get(kl_storage_t *st, int which, const char *key, kl_sq_fill_fn fill, void *out);
+/* NUL-separated names collected one by one (kl_sq_names_add), handed over
+ * as a malloc'd buffer by kl_sq_names_end. */
+typedef struct kl_sq_names {
+    char *buf;
+    size_t used, cap, n;
+} kl_sq_names_t;
+/* Append name[0..len) and its NUL: 0 or KL_ENOMEM. */
+int kl_sq_names_add(kl_sq_names_t *nm, const char *name, size_t len);
+/* With r 0 and names collected: *out (NUL-separated, *len bytes, *count
+ * names) takes the buffer; else it is freed and *out is NULL. Returns r. */
+int kl_sq_names_end(kl_sq_names_t *nm, int r, char **out, size_t *len, size_t *count);
 /* Step s to its end, one element of elem bytes per row (fill(s, elem,
  * ctx)); more than max rows (0: no bound) is KL_EIO. *outp (a T **) gets
  * the malloc'd array, NULL when *n is 0; on error nothing. s is reset. */

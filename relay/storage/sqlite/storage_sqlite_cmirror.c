@@ -3,7 +3,6 @@
  * user. A mirror's channel row is made as every channel's is
  * (storage_sqlite_oplog.c). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kollega/addr.h"
@@ -82,51 +81,19 @@ int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_
 }
 
 /* Collect column 0 of every row (text, sliced from position skip) as
- * NUL-separated names. */
+ * NUL-separated names, at most LIST_MAX. s is finalized. */
 static int collect(sqlite3_stmt *s, size_t skip, char **out, size_t *len, size_t *count)
 {
-    char *buf = NULL;
-    size_t used = 0, cap = 0, n = 0;
+    kl_sq_names_t nm = {0};
     int r = 0;
-    *out = NULL;
-    *len = *count = 0;
-    while (n < LIST_MAX) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
+    while (nm.n < LIST_MAX && r == 0 && kl_sq_next(s, &r)) {
         const char *t = (const char *)sqlite3_column_text(s, 0);
         size_t tl = t ? strlen(t) : 0;
-        if (tl <= skip)
-            continue;
-        t += skip;
-        tl -= skip;
-        if (used + tl + 1 > cap) {
-            size_t ncap = (used + tl + 1) * 2;
-            char *nb = realloc(buf, ncap);
-            if (nb == NULL) {
-                r = KL_ENOMEM;
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        memcpy(buf + used, t, tl + 1);
-        used += tl + 1;
-        n++;
+        if (tl > skip)
+            r = kl_sq_names_add(&nm, t + skip, tl - skip);
     }
     sqlite3_finalize(s);
-    if (r || n == 0) {
-        free(buf);
-        return r;
-    }
-    *out = buf;
-    *len = used;
-    *count = n;
-    return 0;
+    return kl_sq_names_end(&nm, r, out, len, count);
 }
 
 /* The active mirrors of channels of relay ?1: the address ends in

@@ -13,9 +13,11 @@
 
 /* A group row: the op-log columns 0-4 (kl_sq_oprow_fill), retention
  * days at 5 and rekey_next at 6. */
-static int fill_group(sqlite3_stmt *s, kl_storage_group_t *out)
+static int fill_group(sqlite3_stmt *s, void *e, void *ctx)
 {
+    kl_storage_group_t *out = e;
     kl_sq_oprow_t row;
+    (void)ctx;
     int r = kl_sq_oprow_fill(s, &row);
     if (r)
         return r;
@@ -40,7 +42,7 @@ int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user
     int r = kl_sq_row(s);
     if (r)
         return r;
-    r = fill_group(s, out);
+    r = fill_group(s, out, NULL);
     status->state = sqlite3_column_int(s, 7);
     status->join_seq = kl_sq_u64(sqlite3_column_int64(s, 8));
     status->exit_index = kl_sq_u64(sqlite3_column_int64(s, 9));
@@ -50,14 +52,7 @@ int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user
 
 int kl_storage_group_get(kl_storage_t *st, const char *address, kl_storage_group_t *out)
 {
-    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_GET);
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-    int r = kl_sq_row(s);
-    if (r)
-        return r;
-    r = fill_group(s, out);
-    sqlite3_reset(s);
-    return r;
+    return kl_sq_get(st, S_GROUP_GET, address, fill_group, out);
 }
 
 typedef struct current {

@@ -167,9 +167,9 @@ int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint6
      * b-trees for that, which costs more than the read.) */
     sqlite3_stmt *s = kl_sq_stmt(st, S_LOG_GET);
     sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = kl_sq_row(s);
+    if (r)
+        return r;
     uint64_t last = kl_sq_u64(sqlite3_column_int64(s, 0));
     uint64_t n_entries = kl_sq_u64(sqlite3_column_int64(s, 1));
     uint64_t n_bytes = kl_sq_u64(sqlite3_column_int64(s, 2));
@@ -182,7 +182,7 @@ int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint6
     sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
     sqlite3_bind_int64(s, 4, kl_sq_i64(expires_ms));
     sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
-    int r = kl_sq_exec_stmt(s);
+    r = kl_sq_exec_stmt(s);
     if (r == 0)
         *seq = last + 1;
     return r;
@@ -210,14 +210,7 @@ int kl_sq_read_entries(sqlite3_stmt *s, int with_ts, uint32_t limit, size_t max_
     if (e == NULL)
         return KL_ENOMEM;
     size_t count = 0, bytes = 0;
-    for (;;) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
+    while (kl_sq_next(s, &r)) {
         size_t len = (size_t)sqlite3_column_bytes(s, body);
         if (count == limit || (count > 0 && bytes + len + KL_STORAGE_ENTRY_OVERHEAD > max_bytes)) {
             *more = 1;

@@ -29,17 +29,16 @@ int kl_sq_oprow_fill(sqlite3_stmt *s, kl_sq_oprow_t *out)
     return 0;
 }
 
+static int fill_oprow(sqlite3_stmt *s, void *e, void *ctx)
+{
+    (void)ctx;
+    return kl_sq_oprow_fill(s, e);
+}
+
 int kl_sq_oprow_get(kl_storage_t *st, const kl_sq_oplog_t *k, const char *address,
                     kl_sq_oprow_t *out)
 {
-    sqlite3_stmt *s = kl_sq_stmt(st, k->get);
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-    int r = kl_sq_row(s);
-    if (r)
-        return r;
-    r = kl_sq_oprow_fill(s, out);
-    sqlite3_reset(s);
-    return r;
+    return kl_sq_get(st, k->get, address, fill_oprow, out);
 }
 
 int kl_sq_oprow_create(kl_storage_t *st, const kl_sq_oplog_t *k, const char *address,

@@ -16,6 +16,28 @@ int kl_sq_row(sqlite3_stmt *s)
     return rc == SQLITE_DONE ? KL_ENOTFOUND : kl_sq_map_rc(rc);
 }
 
+int kl_sq_next(sqlite3_stmt *s, int *r)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc != SQLITE_DONE)
+        *r = kl_sq_map_rc(rc);
+    return 0;
+}
+
+int kl_sq_get(kl_storage_t *st, int which, const char *key, kl_sq_fill_fn fill, void *out)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, which);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int r = kl_sq_row(s);
+    if (r)
+        return r;
+    r = fill(s, out, NULL);
+    sqlite3_reset(s);
+    return r;
+}
+
 int kl_sq_rows(sqlite3_stmt *s, size_t elem, size_t max, kl_sq_fill_fn fill, void *ctx,
                void *outp, size_t *n)
 {
@@ -24,14 +46,7 @@ int kl_sq_rows(sqlite3_stmt *s, size_t elem, size_t max, kl_sq_fill_fn fill, voi
     int r = 0;
     *n = 0;
     memset(outp, 0, sizeof v);
-    for (;;) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
+    while (kl_sq_next(s, &r)) {
         if (max != 0 && len == max) {
             r = KL_EIO; /* more than the schema's users allow: the tables were edited */
             break;
@@ -75,5 +90,36 @@ int kl_sq_text(sqlite3_stmt *s, int col, char *out, size_t cap)
         return KL_EIO;
     memcpy(out, t, len);
     out[len] = '\0';
+    return 0;
+}
+
+int kl_sq_names_add(kl_sq_names_t *nm, const char *name, size_t len)
+{
+    if (nm->used + len + 1 > nm->cap) {
+        size_t ncap = (nm->used + len + 1) * 2;
+        char *nb = realloc(nm->buf, ncap);
+        if (nb == NULL)
+            return KL_ENOMEM;
+        nm->buf = nb;
+        nm->cap = ncap;
+    }
+    memcpy(nm->buf + nm->used, name, len);
+    nm->buf[nm->used + len] = '\0';
+    nm->used += len + 1;
+    nm->n++;
+    return 0;
+}
+
+int kl_sq_names_end(kl_sq_names_t *nm, int r, char **out, size_t *len, size_t *count)
+{
+    *out = NULL;
+    *len = *count = 0;
+    if (r || nm->n == 0) {
+        free(nm->buf);
+        return r;
+    }
+    *out = nm->buf;
+    *len = nm->used;
+    *count = nm->n;
     return 0;
 }

@@ -139,9 +139,9 @@ int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, ui
     }
     sqlite3_stmt *s = kl_sq_stmt(st, S_USER_ROUTE);
     sqlite3_bind_text(s, 1, handle, (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = kl_sq_row(s);
+    if (r)
+        return r;
     *id = kl_sq_u64(sqlite3_column_int64(s, 0));
     *inbox = kl_sq_u64(sqlite3_column_int64(s, 1));
     sqlite3_reset(s);
