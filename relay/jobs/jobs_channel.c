@@ -315,11 +315,13 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
     case KL_JOB_CHAN_POST:
         return run_post(job, st);
     case KL_JOB_CHAN_READ:
+    case KL_JOB_CHAN_ACK:
         r = caller(job, st);
         if (r == 0 && !j->subscribed)
             r = KL_EREFUSED;
-        if (r == 0)
-            r = member_only_check(st, j);
+        if (r || job->kind == KL_JOB_CHAN_ACK)
+            return r ? r : kl_oplog_ack(st, j->chan.log, j->user, j->from);
+        r = member_only_check(st, j);
         /* A mirroring peer never gets again what it has acked. */
         if (r == 0 && j->remote[0] == '@' && j->from < j->cursor)
             j->from = j->cursor;
@@ -327,13 +329,6 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
             r = kl_storage_log_read(st, j->chan.log, j->from, job->now_ms, j->limit,
                                     j->max_bytes, &j->out.entries, &j->out.n, &j->out.more);
         return r;
-    case KL_JOB_CHAN_ACK:
-        r = caller(job, st);
-        if (r == 0 && !j->subscribed)
-            r = KL_EREFUSED;
-        if (r == 0)
-            r = kl_storage_log_ack(st, j->chan.log, j->user, j->from);
-        return r == KL_ENOTFOUND && j->chan.id != 0 ? KL_EREFUSED : r;
     default:
         return KL_EINVAL;
     }

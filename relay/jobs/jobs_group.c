@@ -293,13 +293,6 @@ static int caller(kl_job_t *job, kl_storage_t *st, kl_storage_gstatus_t *gs)
     return r;
 }
 
-/* caller(), for what only members may do (send, read, ack): KL_EREFUSED
- * for anyone else. */
-static int member(kl_job_t *job, kl_storage_t *st, kl_storage_gstatus_t *gs)
-{
-    int r = caller(job, st, gs);
-    return r == 0 && gs->state != KL_GSTATE_MEMBER ? KL_EREFUSED : r;
-}
 
 static int run_fetch(kl_job_t *job, kl_storage_t *st)
 {
@@ -352,10 +345,6 @@ static int notify_of(kl_job_t *job, kl_storage_t *st)
 
 static int run_send(kl_job_t *job, kl_storage_t *st)
 {
-    kl_storage_gstatus_t gs;
-    int r = member(job, st, &gs);
-    if (r)
-        return r;
     /* The sender encrypted under its view of the log (relay.proto
      * Send.group_index): a view that misses a leave or removal means a
      * sender key the departed member may still hold. */
@@ -363,9 +352,9 @@ static int run_send(kl_job_t *job, kl_storage_t *st)
         return KL_EPROTO;
     if (job->u.group.group.rekey_next > job->u.group.group_index)
         return KL_ESTATE;
-    r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
-                              job->u.group.data, job->u.group.len, &job->u.group.quota,
-                              &job->u.group.seq);
+    int r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
+                                  job->u.group.data, job->u.group.len, &job->u.group.quota,
+                                  &job->u.group.seq);
     if (r)
         return r;
     job->u.group.group.last_seq = job->u.group.seq;
@@ -385,28 +374,25 @@ static int run_send(kl_job_t *job, kl_storage_t *st)
     return r;
 }
 
-static int run_read(kl_job_t *job, kl_storage_t *st)
+/* What only members may do: send, read (entries after their admission
+ * only) and ack. KL_EREFUSED for anyone else. */
+static int run_member(kl_job_t *job, kl_storage_t *st)
 {
     kl_storage_gstatus_t gs;
-    int r = member(job, st, &gs);
+    int r = caller(job, st, &gs);
+    if (r == 0 && gs.state != KL_GSTATE_MEMBER)
+        r = KL_EREFUSED;
     if (r)
         return r;
-    /* Entries from before the caller's admission are not its to read. */
+    if (job->kind == KL_JOB_GROUP_SEND)
+        return run_send(job, st);
+    if (job->kind == KL_JOB_GROUP_ACK)
+        return kl_oplog_ack(st, job->u.group.group.log, job->u.group.user, job->u.group.from);
     uint64_t after = job->u.group.from > gs.join_seq ? job->u.group.from : gs.join_seq;
     return kl_storage_log_read(st, job->u.group.group.log, after, job->now_ms,
                                job->u.group.limit, job->u.group.max_bytes,
                                &job->u.group.out.entries, &job->u.group.out.n,
                                &job->u.group.out.more);
-}
-
-static int run_ack(kl_job_t *job, kl_storage_t *st)
-{
-    kl_storage_gstatus_t gs;
-    int r = member(job, st, &gs);
-    if (r)
-        return r;
-    r = kl_storage_log_ack(st, job->u.group.group.log, job->u.group.user, job->u.group.from);
-    return r == KL_ENOTFOUND ? KL_EREFUSED : r;
 }
 
 int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
@@ -433,11 +419,9 @@ int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
         return kl_storage_group_list(st, job->u.group.user, &job->u.group.infos,
                                      &job->u.group.n_infos);
     case KL_JOB_GROUP_SEND:
-        return run_send(job, st);
     case KL_JOB_GROUP_READ:
-        return run_read(job, st);
     case KL_JOB_GROUP_ACK:
-        return run_ack(job, st);
+        return run_member(job, st);
     default:
         return KL_EINVAL;
     }

@@ -93,3 +93,9 @@ void kl_oplog_keep(kl_storage_t *st, const kl_oplog_kind_t *k, uint64_t id, void
 {
     kl_scache_keep(k->cache(st), &k->state, id, state);
 }
+
+int kl_oplog_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t seq)
+{
+    int r = kl_storage_log_ack(st, log, reader, seq);
+    return r == KL_ENOTFOUND ? KL_EREFUSED : r;
+}

@@ -65,6 +65,9 @@ int kl_oplog_state(kl_storage_t *st, const kl_oplog_kind_t *k, const char *addre
 int kl_oplog_op_state(kl_storage_t *st, const kl_oplog_kind_t *k, const char *address,
                       int found, const kl_oplog_row_t *row, uint64_t index, uint64_t max_ops,
                       void **state, int *fresh);
+/* A reader's ack on a group's or channel's message log: KL_EREFUSED when
+ * it has no cursor there, else as kl_storage_log_ack. */
+int kl_oplog_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t seq);
 /* Hand a fresh state, now stored as row id, to the cache (or free it). */
 void kl_oplog_keep(kl_storage_t *st, const kl_oplog_kind_t *k, uint64_t id, void *state);
 
