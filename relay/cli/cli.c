@@ -31,6 +31,18 @@ void kl_cli_print_json(kl_json_t *j)
     kl_json_free(j);
 }
 
+void kl_cli_json_begin(kl_json_t *j)
+{
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+}
+
+void kl_cli_json_end(kl_json_t *j)
+{
+    kl_json_obj_end(j);
+    kl_cli_print_json(j);
+}
+
 int kl_cli_fail_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -496,14 +508,12 @@ void kl_cli_print_invite(const kl_cli_opts_t *o, const char *token, uint32_t use
     }
     kl_json_t j;
     kl_admin_time(expires_ms, when, sizeof when);
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
+    kl_cli_json_begin(&j);
     kl_json_str(&j, "token", token);
     if (handle)
         kl_json_str(&j, "handle", handle);
     else
         kl_json_uint(&j, "uses", uses);
     kl_json_str(&j, "expires_at", when);
-    kl_json_obj_end(&j);
-    kl_cli_print_json(&j);
+    kl_cli_json_end(&j);
 }
