@@ -626,11 +626,9 @@ static void complete_auth(kl_client_state_t *s, const kl_job_t *job, kl_dispatch
     out->event = "authenticated";
 }
 
-void kl_dispatch_lookup_result(kl_dispatch_out_t *out, uint32_t id, const char *address,
-                               int exists, const uint8_t key[32])
+void kl_dispatch_reply_lookup(kl_reply_t *r, uint32_t id, const char *address, int exists,
+                              const uint8_t key[32])
 {
-    out->has_reply = 1;
-    kl_reply_t *r = &out->reply;
     reply_init(r, id);
     Kollega__Relay__V1__LookupResult lr = KOLLEGA__RELAY__V1__LOOKUP_RESULT__INIT;
     r->body.lookup_result = lr;
@@ -644,11 +642,9 @@ void kl_dispatch_lookup_result(kl_dispatch_out_t *out, uint32_t id, const char *
     r->frame.lookup_result = &r->body.lookup_result;
 }
 
-void kl_dispatch_bundle(kl_dispatch_out_t *out, uint32_t id, const char *address,
-                        const kl_prekey_bundle_t *b)
+void kl_dispatch_reply_bundle(kl_reply_t *r, uint32_t id, const char *address,
+                              const kl_prekey_bundle_t *b)
 {
-    out->has_reply = 1;
-    kl_reply_t *r = &out->reply;
     reply_init(r, id);
     Kollega__Relay__V1__PrekeyBundle pb = KOLLEGA__RELAY__V1__PREKEY_BUNDLE__INIT;
     Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
@@ -687,7 +683,9 @@ static void complete_prekey_fetch(const kl_job_t *job, kl_dispatch_out_t *out)
         storage_failed(out, job->req_id, job->result);
         return;
     }
-    kl_dispatch_bundle(out, job->req_id, job->u.pfetch.address, &job->u.pfetch.bundle);
+    out->has_reply = 1;
+    kl_dispatch_reply_bundle(&out->reply, job->req_id, job->u.pfetch.address,
+                             &job->u.pfetch.bundle);
 }
 
 /* A deliver frame over n entries. The entry structs are allocated; their
@@ -837,8 +835,9 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, co
     }
     switch (job->kind) {
     case KL_JOB_LOOKUP:
-        kl_dispatch_lookup_result(out, job->req_id, job->u.lookup.address,
-                                  job->u.lookup.exists, job->u.lookup.identity_key);
+        out->has_reply = 1;
+        kl_dispatch_reply_lookup(&out->reply, job->req_id, job->u.lookup.address,
+                                 job->u.lookup.exists, job->u.lookup.identity_key);
         break;
     case KL_JOB_PREKEY_STATUS:
         out->has_reply = 1;

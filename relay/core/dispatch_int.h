@@ -27,14 +27,9 @@ void kl_dispatch_oom(kl_dispatch_out_t *out, uint32_t id);
  * bodies point into e): 0 or KL_ENOMEM. */
 int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e,
                               size_t n, int more);
-/* Replies in out: ok{}; sent{seq}; lookup_result{address, exists, key};
- * prekey_bundle (address, b). They point into the arguments. */
+/* Replies in out: ok{}; sent{seq}. */
 void kl_dispatch_ok(kl_dispatch_out_t *out, uint32_t id);
 void kl_dispatch_sent(kl_dispatch_out_t *out, uint32_t id, uint64_t seq);
-void kl_dispatch_lookup_result(kl_dispatch_out_t *out, uint32_t id, const char *address,
-                               int exists, const uint8_t key[32]);
-void kl_dispatch_bundle(kl_dispatch_out_t *out, uint32_t id, const char *address,
-                        const kl_prekey_bundle_t *b);
 /* sent{seq} to job's request, and in out->push deliver{entries: [the entry
  * seq of body, at the job's time]} (id 0): 1, or 0 when the push could not
  * be built (it is best effort: the entry is durable and will be fetched).

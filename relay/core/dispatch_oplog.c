@@ -220,6 +220,34 @@ void kl_dispatch_log_read(kl_dispatch_out_t *out, const kl_dispatch_kind_t *k, u
         deliver_of(&out->reply.body.deliver, k, address);
 }
 
+void kl_dispatch_announce(kl_reply_t *r, const char *address, int ops)
+{
+    Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
+    Kollega__Relay__V1__GroupLog gl = KOLLEGA__RELAY__V1__GROUP_LOG__INIT;
+    Kollega__Relay__V1__ChannelLog cl = KOLLEGA__RELAY__V1__CHANNEL_LOG__INIT;
+    const kl_dispatch_kind_t *k = address[0] == '!' ? &KL_DISPATCH_CHANNEL : &KL_DISPATCH_GROUP;
+    kl_dispatch_reply_init(r, 0);
+    if (ops && k->channel) {
+        r->body.channel_log = cl;
+        r->body.channel_log.channel = (char *)address;
+        r->body.channel_log.more = 1;
+        r->frame.body_case = BODY(CHANNEL_LOG);
+        r->frame.channel_log = &r->body.channel_log;
+    } else if (ops) {
+        r->body.group_log = gl;
+        r->body.group_log.group = (char *)address;
+        r->body.group_log.more = 1;
+        r->frame.body_case = BODY(GROUP_LOG);
+        r->frame.group_log = &r->body.group_log;
+    } else {
+        r->body.deliver = d;
+        deliver_of(&r->body.deliver, k, address);
+        r->body.deliver.more = 1;
+        r->frame.body_case = BODY(DELIVER);
+        r->frame.deliver = &r->body.deliver;
+    }
+}
+
 void kl_dispatch_log_failed(const kl_dispatch_kind_t *k, uint32_t id, int result,
                             const char *address, uint64_t next_index, kl_dispatch_out_t *out)
 {

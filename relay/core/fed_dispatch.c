@@ -99,7 +99,7 @@ void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out)
         return;
     }
     if (fj->op == KL_FED_OP_LOOKUP)
-        kl_dispatch_lookup_result(out, job->req_id, fj->address, fj->exists, fj->identity_key);
+        kl_dispatch_reply_lookup(r, job->req_id, fj->address, fj->exists, fj->identity_key);
     else
-        kl_dispatch_bundle(out, job->req_id, fj->address, &fj->bundle);
+        kl_dispatch_reply_bundle(r, job->req_id, fj->address, &fj->bundle);
 }

@@ -132,6 +132,9 @@ void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr);
 void kl_fedin_job_done(fed_link_t *l, kl_job_t *job);
 /* fed_in.c: an error answer on an inbound link; a storage job owned by it. */
 void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg);
+/* A job of op answering request id on link l (its link_req set), or NULL
+ * after answering UNAVAILABLE "out of memory: retry later". */
+kl_job_t *kl_fedin_job(fed_link_t *l, uint32_t id, kl_fed_op_t op);
 void kl_fedin_submit(fed_link_t *l, kl_job_t *job);
 /* fed_ident.c: derive every peer's hint key (kl_fed_new; 0 or KL_ENOMEM);
  * the first frame an initiator sends on p's link (hint || Noise message 1,
@@ -146,6 +149,11 @@ fed_peer_t *kl_fed_identify(kl_fed_t *f, const uint8_t *msg, size_t len, kl_nois
 /* fed_group.c (groups with members on several relays). Send a GROUP or
  * GROUP_LIST job's request as a GroupProxy with frame id. */
 void kl_fedgroup_send(fed_peer_t *p, kl_job_t *job, uint32_t id);
+/* Send request req to peer p as a GroupProxy (fed_group.c) with FedFrame
+ * id id: on behalf of user (its identity key key), or with user "" and key
+ * NULL of this relay itself (a channel mirror). */
+void kl_fed_proxy_send(fed_peer_t *p, uint32_t id, const char *user, const uint8_t *key,
+                       kl_frame_t *req);
 /* Take the answer fr (a group_reply) to a GROUP / GROUP_LIST job: 0, or
  * -1 if it is malformed or does not fit the request (fr may be robbed of
  * its body). */
