@@ -43,12 +43,18 @@ void kl_cli_json_end(kl_json_t *j)
     kl_cli_print_json(j);
 }
 
+/* "kollega-relay: " and the message on stderr, without a newline. */
+static void say(const char *fmt, va_list ap)
+{
+    fputs("kollega-relay: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
 int kl_cli_fail_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fputs("kollega-relay: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nrun 'kollega-relay %s%s--help' for usage\n", cmd ? cmd : "",
             cmd ? " " : "");
@@ -58,9 +64,8 @@ int kl_cli_fail_usage(const char *cmd, const char *fmt, ...)
 int kl_cli_fail_oper(const char *fmt, ...)
 {
     va_list ap;
-    fputs("kollega-relay: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     return KL_EXIT_OPER;

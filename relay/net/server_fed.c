@@ -80,11 +80,11 @@ int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
 
 void kl_server_reload_peers(kl_server_t *s)
 {
-    if (s->q == NULL || s->stopping)
-        return;
-    kl_job_t *job = kl_job_new(KL_JOB_PEER_LIST, 0, NULL);
+    int oom = 0;
+    kl_job_t *job = kl_server_job(s, KL_JOB_PEER_LIST, &oom);
     if (job == NULL) {
-        kl_log(KL_LOG_ERROR, "federation: out of memory: peers not reloaded");
+        if (oom)
+            kl_log(KL_LOG_ERROR, "federation: out of memory: peers not reloaded");
         return;
     }
     kl_storeq_submit(s->q, job);
