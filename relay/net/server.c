@@ -118,23 +118,27 @@ void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c)
     s->n_conns--;
 }
 
-kl_job_t *kl_server_job(kl_server_t *s, kl_job_kind_t kind, int *oom)
+kl_job_t *kl_server_job(kl_server_t *s, kl_job_kind_t kind, const char *oom_log, int *oom)
 {
     if (oom)
         *oom = 0;
     if (s->stopping || s->q == NULL)
         return NULL;
     kl_job_t *job = kl_job_new(kind, 0, NULL);
-    if (job == NULL && oom)
-        *oom = 1;
-    if (job)
+    if (job) {
         job->now_ms = kl_server_wall_ms();
-    return job;
+        return job;
+    }
+    if (oom)
+        *oom = 1;
+    if (oom_log)
+        kl_log(KL_LOG_ERROR, "%s", oom_log);
+    return NULL;
 }
 
 static void submit_expire(kl_server_t *s)
 {
-    kl_job_t *job = s->expire_running ? NULL : kl_server_job(s, KL_JOB_EXPIRE, NULL);
+    kl_job_t *job = s->expire_running ? NULL : kl_server_job(s, KL_JOB_EXPIRE, NULL, NULL);
     if (job == NULL)
         return; /* the next tick retries */
     job->u.expire.max = EXPIRE_BATCH;
@@ -256,13 +260,10 @@ int kl_server_reconfigure(kl_server_t *s, const kl_server_cfg_t *cfg)
 
 void kl_server_set_max_bytes(kl_server_t *s, uint64_t max_bytes)
 {
-    int oom = 0;
-    kl_job_t *job = kl_server_job(s, KL_JOB_MAX_BYTES, &oom);
-    if (job == NULL) {
-        if (oom)
-            kl_log(KL_LOG_ERROR, "config reload: out of memory: max-db-bytes not applied");
+    kl_job_t *job = kl_server_job(s, KL_JOB_MAX_BYTES,
+                                  "config reload: out of memory: max-db-bytes not applied", NULL);
+    if (job == NULL)
         return;
-    }
     /* No cap: the largest sqlite takes (it clamps to its own maximum). */
     job->u.max_bytes.max = max_bytes ? max_bytes : UINT64_MAX / 2;
     kl_storeq_submit(s->q, job);

@@ -159,7 +159,7 @@ static void do_remove(ctl_client_t *cl, const char *handle)
         return;
     }
     int oom = 0;
-    kl_job_t *job = kl_server_job(s, KL_JOB_USER_REMOVE, &oom);
+    kl_job_t *job = kl_server_job(s, KL_JOB_USER_REMOVE, NULL, &oom);
     if (job == NULL) {
         reply(cl, oom ? "error internal out of memory"
                       : "error stopping the relay is shutting down");

@@ -99,7 +99,7 @@ int kl_server_metrics_bind(kl_server_t *s)
 static void on_stats_timer(uv_timer_t *t)
 {
     kl_server_t *s = t->data;
-    kl_job_t *job = s->stats_running ? NULL : kl_server_job(s, KL_JOB_STATS, NULL);
+    kl_job_t *job = s->stats_running ? NULL : kl_server_job(s, KL_JOB_STATS, NULL, NULL);
     if (job == NULL)
         return; /* the next tick retries */
     s->stats_running = 1;
