@@ -44,6 +44,7 @@ void kl_cli_json_end(kl_json_t *j)
 }
 
 /* "kollega-relay: " and the message on stderr, without a newline. */
+static void say(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static void say(const char *fmt, va_list ap)
 {
     fputs("kollega-relay: ", stderr);
