@@ -170,11 +170,17 @@ static void put_label(text_t *t, const char *v)
     }
 }
 
+/* One sample of metric name with one label key="value" (escaped). */
+static void sample(text_t *t, const char *name, const char *key, const char *value, uint64_t v)
+{
+    put(t, "kollega_relay_%s{%s=\"", name, key);
+    put_label(t, value);
+    put(t, "\"} %llu\n", (unsigned long long)v);
+}
+
 static void peer_sample(text_t *t, const char *name, const kl_metrics_peer_t *p, uint64_t v)
 {
-    put(t, "kollega_relay_%s{peer=\"", name);
-    put_label(t, p->name);
-    put(t, "\"} %llu\n", (unsigned long long)v);
+    sample(t, name, "peer", p->name, v);
 }
 
 static void render_frames(text_t *t, const kl_metrics_t *m)
@@ -186,12 +192,9 @@ static void render_frames(text_t *t, const kl_metrics_t *m)
         const ProtobufCFieldDescriptor *fd = &d->fields[i];
         if (!(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || fd->id >= FRAME_SLOTS)
             continue;
-        put(t, "kollega_relay_frames_received_total{type=\"");
-        put_label(t, fd->name);
-        put(t, "\"} %llu\n", (unsigned long long)get(&m->frames[fd->id]));
+        sample(t, "frames_received_total", "type", fd->name, get(&m->frames[fd->id]));
     }
-    put(t, "kollega_relay_frames_received_total{type=\"other\"} %llu\n",
-        (unsigned long long)get(&m->frames[0]));
+    sample(t, "frames_received_total", "type", "other", get(&m->frames[0]));
 }
 
 static void render_errors(text_t *t, const kl_metrics_t *m)
@@ -203,12 +206,10 @@ static void render_errors(text_t *t, const kl_metrics_t *m)
         const ProtobufCEnumValue *v = &d->values[i];
         if (v->value <= 0 || v->value >= ERR_SLOTS) /* 0: ERROR_CODE_UNSPECIFIED, never sent */
             continue;
-        put(t, "kollega_relay_errors_sent_total{code=\"");
-        put_label(t, v->name);
-        put(t, "\"} %llu\n", (unsigned long long)get(&m->errors[v->value]));
+        sample(t, "errors_sent_total", "code", v->name, get(&m->errors[v->value]));
     }
-    put(t, "kollega_relay_errors_sent_total{code=\"other\"} %llu\n",
-        (unsigned long long)(get(&m->errors[ERR_OTHER]) + get(&m->errors[0])));
+    sample(t, "errors_sent_total", "code", "other",
+           get(&m->errors[ERR_OTHER]) + get(&m->errors[0]));
 }
 
 static void render_commits(text_t *t, const kl_metrics_t *m)

@@ -31,12 +31,31 @@ void kl_cli_print_json(kl_json_t *j)
     kl_json_free(j);
 }
 
+void kl_cli_json_begin(kl_json_t *j)
+{
+    kl_json_init(j);
+    kl_json_obj_begin(j, NULL);
+}
+
+void kl_cli_json_end(kl_json_t *j)
+{
+    kl_json_obj_end(j);
+    kl_cli_print_json(j);
+}
+
+/* "kollega-relay: " and the message on stderr, without a newline. */
+static void say(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void say(const char *fmt, va_list ap)
+{
+    fputs("kollega-relay: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
 int kl_cli_fail_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fputs("kollega-relay: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nrun 'kollega-relay %s%s--help' for usage\n", cmd ? cmd : "",
             cmd ? " " : "");
@@ -46,9 +65,8 @@ int kl_cli_fail_usage(const char *cmd, const char *fmt, ...)
 int kl_cli_fail_oper(const char *fmt, ...)
 {
     va_list ap;
-    fputs("kollega-relay: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
     return KL_EXIT_OPER;
@@ -496,14 +514,12 @@ void kl_cli_print_invite(const kl_cli_opts_t *o, const char *token, uint32_t use
     }
     kl_json_t j;
     kl_admin_time(expires_ms, when, sizeof when);
-    kl_json_init(&j);
-    kl_json_obj_begin(&j, NULL);
+    kl_cli_json_begin(&j);
     kl_json_str(&j, "token", token);
     if (handle)
         kl_json_str(&j, "handle", handle);
     else
         kl_json_uint(&j, "uses", uses);
     kl_json_str(&j, "expires_at", when);
-    kl_json_obj_end(&j);
-    kl_cli_print_json(&j);
+    kl_cli_json_end(&j);
 }

@@ -100,5 +100,9 @@ void kl_cli_print_invite(const kl_cli_opts_t *o, const char *token, uint32_t use
 
 /* Print j on one line of stdout and free it. */
 void kl_cli_print_json(kl_json_t *j);
+/* The one JSON object a command prints with --json: begin initialises j
+ * and opens it; end closes it and prints it (kl_cli_print_json). */
+void kl_cli_json_begin(kl_json_t *j);
+void kl_cli_json_end(kl_json_t *j);
 
 #endif

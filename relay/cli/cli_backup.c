@@ -82,14 +82,12 @@ static int cmd_backup(kl_cli_opts_t *o)
     long long bytes = stat(file, &sb) == 0 ? (long long)sb.st_size : 0;
     if (o->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "file", file);
         kl_json_uint(&j, "bytes", (unsigned long long)bytes);
         kl_json_str(&j, "name", name);
         kl_json_str(&j, "public_key", key);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("backed up relay %s to %s (%lld bytes)\n"
                "it holds users, invites (as hashes), prekeys and the messages waiting now, but "
@@ -212,15 +210,13 @@ static int cmd_restore(kl_cli_opts_t *o)
     }
     if (o->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "restored", file);
         kl_json_str(&j, "name", name);
         kl_json_str(&j, "public_key", key);
         kl_json_bool(&j, "key_present", has_key);
         kl_json_str(&j, "data", dir);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("restored relay %s (public key %s) into %s\n", name, key, dir);
         if (has_key)

@@ -46,13 +46,11 @@ static int cmd_config(kl_cli_opts_t *o)
     if (r) {
         if (o->json) {
             kl_json_t j;
-            kl_json_init(&j);
-            kl_json_obj_begin(&j, NULL);
+            kl_cli_json_begin(&j);
             kl_json_str(&j, "file", path);
             kl_json_bool(&j, "valid", 0);
             kl_json_str(&j, "error", err);
-            kl_json_obj_end(&j);
-            kl_cli_print_json(&j);
+            kl_cli_json_end(&j);
         }
         fprintf(stderr, "kollega-relay: %s\n", err);
         kl_cli_opts_release(o);
@@ -60,8 +58,7 @@ static int cmd_config(kl_cli_opts_t *o)
     }
     kl_json_t j;
     if (o->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "file", path);
         kl_json_bool(&j, "valid", 1);
         kl_json_obj_begin(&j, "settings");
@@ -94,8 +91,7 @@ static int cmd_config(kl_cli_opts_t *o)
     }
     if (o->json) {
         kl_json_obj_end(&j);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     }
     kl_cli_opts_release(o);
     return 0;

@@ -39,14 +39,12 @@ int kl_cli_init_dir(const kl_cli_opts_t *o, const char *dir, const char *name, i
     kl_storage_close(st);
     if (o->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "name", name);
         kl_json_str(&j, "public_key", key);
         kl_json_str(&j, "listen", listen);
         kl_json_str(&j, "data", dir);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("initialised relay %s in %s\npublic key: %s\nlisten: %s\n"
                "next: kollega-relay serve --data %s\n",

@@ -24,8 +24,7 @@ static int invite_list(kl_cli_opts_t *o, const char *dir)
         return kl_cli_fail_oper("cannot list invites: %s", kl_strerror(r));
     kl_json_t j;
     if (o->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_arr_begin(&j, "invites");
     } else if (n == 0) {
         printf("no active invites (create one with kollega-relay invite --data %s)\n", dir);
@@ -50,8 +49,7 @@ static int invite_list(kl_cli_opts_t *o, const char *dir)
     }
     if (o->json) {
         kl_json_arr_end(&j);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     }
     free(v);
     return 0;
@@ -78,11 +76,9 @@ static int invite_revoke(kl_cli_opts_t *o, const char *dir, const char *id)
         return kl_cli_fail_oper("cannot revoke the invite: %s", kl_strerror(r));
     if (o->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "revoked", id);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("revoked invite %s: it can no longer register anyone\n", id);
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "cli.h"
 #include "cli_peer.h"
 #include "cmdline/json.h"
 #include "kollega/crypto.h"
@@ -201,13 +202,12 @@ int kl_cli_peer_main(int argc, char **argv)
         if ((rc = open_db(data, KL_STORAGE_READONLY, &st)))
             return rc;
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         int r = kl_cli_peer_status(st, json ? &j : NULL);
-        kl_json_obj_end(&j);
         if (r == 0 && json)
-            printf("%s\n", kl_json_cstr(&j) ? kl_json_cstr(&j) : "{}");
-        kl_json_free(&j);
+            kl_cli_json_end(&j);
+        else
+            kl_json_free(&j);
         kl_storage_close(st);
         if (r) {
             fprintf(stderr, "kollega-relay: cannot list peers: %s\n", kl_strerror(r));
@@ -264,8 +264,7 @@ int kl_cli_peer_main(int argc, char **argv)
         mstats_t none = {0, 0, 0}; /* a new peer: nothing mirrored yet */
         kl_json_init(&j);
         peer_json(&j, &p, &none);
-        printf("%s\n", kl_json_cstr(&j) ? kl_json_cstr(&j) : "{}");
-        kl_json_free(&j);
+        kl_cli_print_json(&j);
     } else {
         printf("added peer %s at %s (send serve SIGHUP to apply)\n", p.name, p.addr);
     }

@@ -57,43 +57,37 @@ static void print_serve(const kl_cli_opts_t *o, const char *bound, const char *n
     char when[32];
     kl_json_t j;
     if (o->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "event", "listening");
         kl_json_str(&j, "address", bound);
         kl_json_str(&j, "name", name);
         kl_json_str(&j, "public_key", key);
         if (metrics[0])
             kl_json_str(&j, "metrics_address", metrics);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("listening on %s (relay %s, public key %s)\n", bound, name, key);
     }
     if (token[0]) {
         kl_admin_time(expires, when, sizeof when);
         if (o->json) {
-            kl_json_init(&j);
-            kl_json_obj_begin(&j, NULL);
+            kl_cli_json_begin(&j);
             kl_json_str(&j, "event", "invite");
             kl_json_str(&j, "token", token);
             kl_json_uint(&j, "uses", 1);
             kl_json_str(&j, "expires_at", when);
-            kl_json_obj_end(&j);
-            kl_cli_print_json(&j);
+            kl_cli_json_end(&j);
         } else {
             printf("invite (1 use, expires %s): %s\n", when, token);
         }
     }
     if (no_invite) {
         if (o->json) {
-            kl_json_init(&j);
-            kl_json_obj_begin(&j, NULL);
+            kl_cli_json_begin(&j);
             kl_json_str(&j, "event", "no_invite");
             kl_json_str(&j, "reason", "listening on every interface without advertise");
             kl_json_str(&j, "run", no_invite);
-            kl_json_obj_end(&j);
-            kl_cli_print_json(&j);
+            kl_cli_json_end(&j);
         } else {
             printf("no invite: this relay listens on every interface and does not know the "
                    "address clients reach it at; run: %s\n", no_invite);

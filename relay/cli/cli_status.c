@@ -108,8 +108,7 @@ static int cmd_status(kl_cli_opts_t *o)
     }
     if (o->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "name", name);
         live_json(&j, &live);
         kl_json_str(&j, "public_key", key);
@@ -122,8 +121,7 @@ static int cmd_status(kl_cli_opts_t *o)
         kl_json_uint(&j, "active_invites", s.active_invites);
         kl_json_str(&j, "data", dir);
         kl_cli_peer_status(st, &j);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("relay           %s\n", name);
         live_print(&live);

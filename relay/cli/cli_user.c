@@ -32,8 +32,7 @@ static int user_list(kl_cli_opts_t *o, const char *dir)
         return kl_cli_fail_oper("cannot list users: %s", kl_strerror(r));
     kl_json_t j;
     if (o->json) {
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_arr_begin(&j, "users");
     } else if (n == 0) {
         printf("no users yet (invite one with kollega-relay invite --data %s)\n", dir);
@@ -56,8 +55,7 @@ static int user_list(kl_cli_opts_t *o, const char *dir)
     }
     if (o->json) {
         kl_json_arr_end(&j);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     }
     free(v);
     return 0;
@@ -101,13 +99,11 @@ static int user_remove(kl_cli_opts_t *o, const char *dir, const char *handle)
         return kl_cli_fail_oper("cannot remove %s: %s", handle, kl_strerror(r));
     if (o->json) {
         kl_json_t j;
-        kl_json_init(&j);
-        kl_json_obj_begin(&j, NULL);
+        kl_cli_json_begin(&j);
         kl_json_str(&j, "removed", handle);
         kl_json_bool(&j, "relay_running", running);
         kl_json_uint(&j, "disconnected", dropped);
-        kl_json_obj_end(&j);
-        kl_cli_print_json(&j);
+        kl_cli_json_end(&j);
     } else {
         printf("removed %s: account, inbox, prekeys and delivery token deleted", handle);
         if (running)

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "dispatch_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/x3dh.h"
@@ -104,7 +104,7 @@ void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id)
     reply_init(r, id);
 }
 
-static void reply_ok(kl_dispatch_out_t *out, uint32_t id)
+void kl_dispatch_ok(kl_dispatch_out_t *out, uint32_t id)
 {
     out->has_reply = 1;
     reply_init(&out->reply, id);
@@ -112,6 +112,42 @@ static void reply_ok(kl_dispatch_out_t *out, uint32_t id)
     out->reply.body.ok = ok;
     out->reply.frame.body_case = BODY(OK);
     out->reply.frame.ok = &out->reply.body.ok;
+}
+
+void kl_dispatch_sent(kl_dispatch_out_t *out, uint32_t id, uint64_t seq)
+{
+    out->has_reply = 1;
+    reply_init(&out->reply, id);
+    Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
+    out->reply.body.sent = sent;
+    out->reply.body.sent.seq = seq;
+    out->reply.frame.body_case = BODY(SENT);
+    out->reply.frame.sent = &out->reply.body.sent;
+}
+
+int kl_dispatch_read_args(const kl_frame_t *f, uint64_t *from, uint32_t *limit,
+                          size_t *max_bytes)
+{
+    switch (f->body_case) {
+    case BODY(GROUP_FETCH):
+    case BODY(CHANNEL_FETCH):
+        *from = f->body_case == BODY(GROUP_FETCH) ? f->group_fetch->from_index
+                                                  : f->channel_fetch->from_index;
+        *max_bytes = KL_DELIVER_BUDGET;
+        return KL_DISPATCH_READ_OPS;
+    case BODY(FETCH):
+        *from = f->fetch->after;
+        *limit = f->fetch->limit == 0            ? KL_FETCH_DEFAULT
+                 : f->fetch->limit > KL_FETCH_MAX ? KL_FETCH_MAX
+                                                  : f->fetch->limit;
+        *max_bytes = KL_DELIVER_BUDGET;
+        return KL_DISPATCH_READ_ENTRIES;
+    case BODY(ACK):
+        *from = f->ack->seq;
+        return KL_DISPATCH_READ_ACK;
+    default:
+        return -1;
+    }
 }
 
 /* A register/auth attempt that failed without closing: the third one
@@ -366,13 +402,18 @@ static int on_send(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_
     return kl_dispatch_send_job(cfg, f, &a, now_ms, out);
 }
 
+uint64_t kl_dispatch_send_expiry(const kl_dispatch_cfg_t *cfg, uint32_t ttl_s, uint64_t now_ms)
+{
+    uint32_t ttl = ttl_s == 0 ? cfg->ttl_default_s : ttl_s;
+    if (ttl > cfg->ttl_max_s)
+        ttl = cfg->ttl_max_s;
+    return now_ms + (uint64_t)ttl * 1000;
+}
+
 int kl_dispatch_send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
                     uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
-    uint32_t ttl = sd->ttl_s == 0 ? cfg->ttl_default_s : sd->ttl_s;
-    if (ttl > cfg->ttl_max_s)
-        ttl = cfg->ttl_max_s;
     uint8_t *body = NULL;
     kl_job_t *job = kl_job_new(KL_JOB_SEND, sd->body.len, &body);
     if (job == NULL)
@@ -381,7 +422,7 @@ int kl_dispatch_send_job(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, cons
     memcpy(job->u.send.handle, a->handle, sizeof a->handle);
     job->u.send.body = body;
     job->u.send.len = sd->body.len;
-    job->u.send.expires_ms = now_ms + (uint64_t)ttl * 1000;
+    job->u.send.expires_ms = kl_dispatch_send_expiry(cfg, sd->ttl_s, now_ms);
     job->u.send.quota = cfg->quota;
     out->job = job;
     return 0;
@@ -428,6 +469,12 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl
         fail(out, f->id, CODE(UNAUTHENTICATED), "authenticate first (register or auth)", 1);
         return 0;
     }
+    /* A fetch or ack names a channel or a group, or else means the inbox. */
+    if ((bc == BODY(FETCH) || bc == BODY(ACK)) && kl_dispatch_is_channel(f))
+        return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
+    if ((bc == BODY(FETCH) && f->fetch->group[0] != '\0') ||
+        (bc == BODY(ACK) && f->ack->group[0] != '\0'))
+        return kl_dispatch_group_request(cfg, s, f, now_ms, out);
     kl_job_t *job = NULL;
     switch (bc) {
     case BODY(LOOKUP):
@@ -455,27 +502,15 @@ static int dispatch(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl
     case BODY(UNSUBSCRIBE):
     case BODY(CHANNEL_LIST):
         return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
-    case BODY(FETCH): {
-        if (kl_dispatch_is_channel(f))
-            return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
-        if (f->fetch->group[0] != '\0')
-            return kl_dispatch_group_request(cfg, s, f, now_ms, out);
-        uint32_t limit = f->fetch->limit;
-        limit = limit == 0 ? KL_FETCH_DEFAULT : limit > KL_FETCH_MAX ? KL_FETCH_MAX : limit;
+    case BODY(FETCH): /* of the inbox: with a group or channel it was routed above */
         job = kl_job_new(KL_JOB_FETCH, 0, NULL);
         if (job) {
             job->u.fetch.log = s->inbox;
-            job->u.fetch.after = f->fetch->after;
-            job->u.fetch.limit = limit;
-            job->u.fetch.max_bytes = KL_DELIVER_BUDGET;
+            kl_dispatch_read_args(f, &job->u.fetch.after, &job->u.fetch.limit,
+                                  &job->u.fetch.max_bytes);
         }
         break;
-    }
     case BODY(ACK):
-        if (kl_dispatch_is_channel(f))
-            return kl_dispatch_channel_request(cfg, s, f, now_ms, out);
-        if (f->ack->group[0] != '\0')
-            return kl_dispatch_group_request(cfg, s, f, now_ms, out);
         job = kl_job_new(KL_JOB_ACK, 0, NULL);
         if (job) {
             job->u.ack.log = s->inbox;
@@ -540,7 +575,7 @@ static void complete_register(kl_client_state_t *s, const kl_job_t *job, kl_disp
     switch (job->result) {
     case 0:
         become_user(s, job->u.reg.handle, &job->u.reg.user);
-        reply_ok(out, job->req_id);
+        kl_dispatch_ok(out, job->req_id);
         out->event = "registered";
         return;
     case KL_EEXIST:
@@ -587,50 +622,37 @@ static void complete_auth(kl_client_state_t *s, const kl_job_t *job, kl_dispatch
         return;
     }
     become_user(s, job->u.auth.handle, &job->u.auth.user);
-    reply_ok(out, job->req_id);
+    kl_dispatch_ok(out, job->req_id);
     out->event = "authenticated";
 }
 
-static void complete_lookup(const kl_job_t *job, kl_dispatch_out_t *out)
+void kl_dispatch_reply_lookup(kl_reply_t *r, uint32_t id, const char *address, int exists,
+                              const uint8_t key[32])
 {
-    out->has_reply = 1;
-    kl_reply_t *r = &out->reply;
-    reply_init(r, job->req_id);
+    reply_init(r, id);
     Kollega__Relay__V1__LookupResult lr = KOLLEGA__RELAY__V1__LOOKUP_RESULT__INIT;
     r->body.lookup_result = lr;
-    r->body.lookup_result.address = (char *)job->u.lookup.address;
-    r->body.lookup_result.exists = job->u.lookup.exists;
-    if (job->u.lookup.exists) {
-        r->body.lookup_result.identity_key.data = (uint8_t *)job->u.lookup.identity_key;
+    r->body.lookup_result.address = (char *)address;
+    r->body.lookup_result.exists = exists;
+    if (exists) {
+        r->body.lookup_result.identity_key.data = (uint8_t *)key;
         r->body.lookup_result.identity_key.len = 32;
     }
     r->frame.body_case = BODY(LOOKUP_RESULT);
     r->frame.lookup_result = &r->body.lookup_result;
 }
 
-static void complete_prekey_fetch(const kl_job_t *job, kl_dispatch_out_t *out)
+void kl_dispatch_reply_bundle(kl_reply_t *r, uint32_t id, const char *address,
+                              const kl_prekey_bundle_t *b)
 {
-    if (job->result == KL_ENOTFOUND) {
-        fail(out, job->req_id, CODE(NOT_FOUND),
-             "no prekey bundle: the user does not exist or has not published a signed prekey",
-             0);
-        return;
-    }
-    if (job->result != 0) {
-        storage_failed(out, job->req_id, job->result);
-        return;
-    }
-    const kl_prekey_bundle_t *b = &job->u.pfetch.bundle;
-    out->has_reply = 1;
-    kl_reply_t *r = &out->reply;
-    reply_init(r, job->req_id);
+    reply_init(r, id);
     Kollega__Relay__V1__PrekeyBundle pb = KOLLEGA__RELAY__V1__PREKEY_BUNDLE__INIT;
     Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
     Kollega__Relay__V1__OneTimePrekey opk = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
     r->body.prekey_bundle = pb;
     r->spk = spk;
     r->opk = opk;
-    r->body.prekey_bundle.address = (char *)job->u.pfetch.address;
+    r->body.prekey_bundle.address = (char *)address;
     r->body.prekey_bundle.identity_key.data = (uint8_t *)b->identity_key;
     r->body.prekey_bundle.identity_key.len = 32;
     r->spk.id = b->spk_id;
@@ -647,6 +669,23 @@ static void complete_prekey_fetch(const kl_job_t *job, kl_dispatch_out_t *out)
     }
     r->frame.body_case = BODY(PREKEY_BUNDLE);
     r->frame.prekey_bundle = &r->body.prekey_bundle;
+}
+
+static void complete_prekey_fetch(const kl_job_t *job, kl_dispatch_out_t *out)
+{
+    if (job->result == KL_ENOTFOUND) {
+        fail(out, job->req_id, CODE(NOT_FOUND),
+             "no prekey bundle: the user does not exist or has not published a signed prekey",
+             0);
+        return;
+    }
+    if (job->result != 0) {
+        storage_failed(out, job->req_id, job->result);
+        return;
+    }
+    out->has_reply = 1;
+    kl_dispatch_reply_bundle(&out->reply, job->req_id, job->u.pfetch.address,
+                             &job->u.pfetch.bundle);
 }
 
 /* A deliver frame over n entries. The entry structs are allocated; their
@@ -726,23 +765,29 @@ static void complete_send(const kl_dispatch_cfg_t *cfg, const kl_job_t *job,
     }
     if (job->u.send.has_token)
         kl_dispatch_unidentified_done(cfg, NULL, job);
-    out->has_reply = 1;
-    reply_init(&out->reply, job->req_id);
-    Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
-    out->reply.body.sent = sent;
-    out->reply.body.sent.seq = job->u.send.seq;
-    out->reply.frame.body_case = BODY(SENT);
-    out->reply.frame.sent = &out->reply.body.sent;
-    /* The push is best effort (the entry is durable and will be fetched),
-     * so failing to build it only loses the push. */
-    kl_storage_entry_t e = {job->u.send.seq, job->now_ms, (uint8_t *)job->u.send.body,
-                            job->u.send.len};
-    if (build_deliver(&out->push, 0, &e, 1, 0) == 0) {
+    if (kl_dispatch_sent_push(out, job, job->u.send.seq, job->u.send.body, job->u.send.len)) {
         out->has_push = 1;
         out->push_user = job->u.send.recipient;
-    } else {
-        reply_free(&out->push);
     }
+}
+
+int kl_dispatch_sent_push(kl_dispatch_out_t *out, const kl_job_t *job, uint64_t seq,
+                          const uint8_t *body, size_t len)
+{
+    kl_dispatch_sent(out, job->req_id, seq);
+    /* The push is best effort (the entry is durable and will be fetched),
+     * so failing to build it only loses the push. */
+    kl_storage_entry_t e = {seq, job->now_ms, (uint8_t *)body, len};
+    if (build_deliver(&out->push, 0, &e, 1, 0) == 0)
+        return 1;
+    reply_free(&out->push);
+    return 0;
+}
+
+void kl_dispatch_oom(kl_dispatch_out_t *out, uint32_t id)
+{
+    kl_dispatch_out_free(out);
+    fail(out, id, CODE(UNAVAILABLE), "the relay is out of memory: retry later", 0);
 }
 
 void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_job_t *job,
@@ -790,7 +835,9 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, co
     }
     switch (job->kind) {
     case KL_JOB_LOOKUP:
-        complete_lookup(job, out);
+        out->has_reply = 1;
+        kl_dispatch_reply_lookup(&out->reply, job->req_id, job->u.lookup.address,
+                                 job->u.lookup.exists, job->u.lookup.identity_key);
         break;
     case KL_JOB_PREKEY_STATUS:
         out->has_reply = 1;
@@ -806,16 +853,13 @@ void kl_dispatch_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, co
     case KL_JOB_FETCH:
         out->has_reply = 1;
         if (build_deliver(&out->reply, job->req_id, job->u.fetch.entries, job->u.fetch.n,
-                          job->u.fetch.more) != 0) {
-            reply_free(&out->reply);
-            fail(out, job->req_id, CODE(UNAVAILABLE), "the relay is out of memory: retry later",
-                 0);
-        }
+                          job->u.fetch.more) != 0)
+            kl_dispatch_oom(out, job->req_id);
         break;
     case KL_JOB_PREKEY_UPLOAD:
     case KL_JOB_ACK:
     case KL_JOB_TOKEN_SET:
-        reply_ok(out, job->req_id);
+        kl_dispatch_ok(out, job->req_id);
         break;
     default:
         fail(out, job->req_id, CODE(INTERNAL), "internal relay error", 0);

@@ -188,6 +188,13 @@ void kl_dispatch_auth_verify(const uint8_t hh[64], kl_job_t *job);
 
 /* An error reply for request id (for the server's own refusals). */
 void kl_dispatch_error(kl_reply_t *r, uint32_t id, int code, const char *message);
+/* lookup_result{address, exists, key} and prekey_bundle (address, b)
+ * replies for request id, as a local user's are answered (also inside a
+ * federation answer). They point into the arguments and r. */
+void kl_dispatch_reply_lookup(kl_reply_t *r, uint32_t id, const char *address, int exists,
+                              const uint8_t key[32]);
+void kl_dispatch_reply_bundle(kl_reply_t *r, uint32_t id, const char *address,
+                              const kl_prekey_bundle_t *b);
 
 /* Release what a reply allocated (not the job). */
 void kl_dispatch_out_free(kl_dispatch_out_t *out);
@@ -213,6 +220,11 @@ int kl_dispatch_group_answer_ok(int request_body, int answer_body);
  * relay: out->job, or TOO_LARGE in out; 0 or KL_ENOMEM. */
 int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer,
                           const char *target, const kl_frame_t *f, kl_dispatch_out_t *out);
+/* The announcement that tells a client to fetch group or channel address
+ * ("#name@relay" or "!name@relay") again: with ops, group_log or
+ * channel_log{address, more: true} without ops; else deliver{group or
+ * channel: address, more: true}. In r, id 0; it points at address. */
+void kl_dispatch_announce(kl_reply_t *r, const char *address, int ops);
 /* Broadcast channels (dispatch_channel.c), likewise. */
 int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
@@ -228,14 +240,6 @@ int kl_dispatch_channel_remote(const kl_dispatch_cfg_t *cfg, const char *user,
 /* 1 if f is a channel request (channel body, or send/fetch/ack naming a
  * channel). */
 int kl_dispatch_is_channel(const kl_frame_t *f);
-/* Shared with dispatch_group.c and dispatch_channel.c. */
-void kl_dispatch_fail(kl_dispatch_out_t *out, uint32_t id, int code, const char *message,
-                      int close);
-void kl_dispatch_reply_init(kl_reply_t *r, uint32_t id);
-void kl_dispatch_storage_failed(kl_dispatch_out_t *out, uint32_t id, int err);
-int kl_dispatch_build_deliver(kl_reply_t *r, uint32_t id, const kl_storage_entry_t *e,
-                              size_t n, int more);
-
 /* 1 if the body is one the relay accepts from clients at all. */
 int kl_dispatch_is_request(int body_case);
 

@@ -59,7 +59,7 @@
 #include <string.h>
 
 #include "channel.pb-c.h"
-#include "dispatch.h"
+#include "dispatch_int.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
 
@@ -69,44 +69,8 @@
 /* Largest backlog a subscribe may ask for. */
 #define BACKLOG_MAX 10000
 
-/* Who asks: a session of this relay, or (remote set) a federation peer's
- * user "handle@peer" or the peer relay itself "@peer". */
-typedef struct ccaller {
-    uint64_t user;           /* 0 for a remote caller (the job resolves it) */
-    const char *address;
-    const uint8_t *key;      /* identity key (the peer's static key for "@peer") */
-    int remote;
-} ccaller_t;
-
-/* Check a channel address. 0 for a channel of this relay; 1 for a channel
- * of a federation peer asked by a local caller (*peer set); else an error
- * reply and -1. */
-static int chan_addr(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const char *address,
-                     kl_dispatch_out_t *out, uint32_t id, const kl_storage_peer_t **peer)
-{
-    kl_addr_t a;
-    char m[KL_ADDR_MAX + 64];
-    if (strlen(address) > KL_ADDR_MAX || !kl_channel_addr_valid(address) ||
-        kl_addr_parse(address + 1, &a) != 0) {
-        kl_dispatch_fail(out, id, CODE(BAD_REQUEST),
-                         "malformed channel address: expected !name@relay", 0);
-        return -1;
-    }
-    if (strcmp(a.relay, cfg->relay_name) == 0)
-        return 0;
-    *peer = c->remote ? NULL : kl_dispatch_peer(cfg, a.relay);
-    if (*peer)
-        return 1;
-    snprintf(m, sizeof m, c->remote ? "%s is not a channel of this relay"
-                                    : "no federation peer for %s: this relay cannot reach "
-                                      "channels there",
-             c->remote ? address : a.relay);
-    kl_dispatch_fail(out, id, c->remote ? CODE(BAD_REQUEST) : CODE(UNAVAILABLE), m, 0);
-    return -1;
-}
-
-static kl_job_t *chan_job(kl_job_kind_t kind, const ccaller_t *c, const char *address,
-                          const uint8_t *data, size_t len)
+static kl_job_t *chan_job(kl_job_kind_t kind, const kl_dispatch_caller_t *c,
+                          const char *address, const uint8_t *data, size_t len)
 {
     uint8_t *extra = NULL;
     kl_job_t *job = kl_job_new(kind, len, &extra);
@@ -126,55 +90,41 @@ static kl_job_t *chan_job(kl_job_kind_t kind, const ccaller_t *c, const char *ad
     return job;
 }
 
-/* Decode a SignedOp, check its signature and who signed it, then route
- * it. The signature is checked here, statelessly (kl_channel_op_peek),
- * so an op with a bogus signature never reaches the storage thread (where
- * checking it would mean loading the channel's state); the chain and the
- * rules are checked against that state by the job. */
-static int on_op(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_frame_t *f,
-                 kl_dispatch_out_t *out)
+static void set_read(kl_job_t *job, uint64_t from, uint32_t limit, size_t max_bytes)
 {
-    const ProtobufCBinaryData *b = &f->channel_op->signed_op;
-    const kl_storage_peer_t *peer = NULL;
-    kl_channel_peek_t pk;
-    if (b->len == 0 || b->len > KL_CHANNEL_MAX_OP) {
-        kl_dispatch_fail(out, f->id, b->len ? CODE(TOO_LARGE) : CODE(BAD_REQUEST),
-                         b->len ? "channel op over 2048 bytes" : "channel_op needs a signed_op",
-                         0);
-        return 0;
-    }
-    int r = kl_channel_op_peek(b->data, b->len, &pk);
-    if (r != 0) {
-        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST),
-                         r == KL_ECRYPTO ? "invalid channel op: signature does not verify"
-                                         : "signed_op is not a channel op",
-                         0);
-        return 0;
-    }
-    int where = chan_addr(cfg, c, pk.channel, out, f->id, &peer);
-    if (where < 0)
-        return 0;
-    if (memcmp(pk.actor, c->key, 32) != 0 || strcmp(pk.actor_address, c->address) != 0) {
-        kl_dispatch_fail(out, f->id, CODE(FORBIDDEN),
-                         "a channel op must be made by the connected user (actor and "
-                         "actor_address)",
-                         0);
-        return 0;
-    }
-    if (where > 0)
-        return kl_dispatch_proxy_job(c->address, c->key, peer->id, pk.channel, f, out);
-    kl_job_t *job = chan_job(KL_JOB_CHAN_OP, c, pk.channel, b->data, b->len);
-    if (job == NULL)
-        return KL_ENOMEM;
-    job->u.chan.from = pk.index;
-    out->job = job;
-    return 0;
+    job->u.chan.from = from;
+    job->u.chan.limit = limit;
+    job->u.chan.max_bytes = max_bytes;
 }
+
+static int parse(const char *address, kl_addr_t *a)
+{
+    return strlen(address) > KL_ADDR_MAX || !kl_channel_addr_valid(address) ||
+           kl_addr_parse(address + 1, a) != 0;
+}
+
+static int peek(const uint8_t *op, size_t len, kl_dispatch_peek_t *out)
+{
+    kl_channel_peek_t pk;
+    int r = kl_channel_op_peek(op, len, &pk);
+    out->index = pk.index;
+    memcpy(out->actor, pk.actor, 32);
+    memcpy(out->actor_address, pk.actor_address, sizeof out->actor_address);
+    memcpy(out->target, pk.channel, sizeof out->target);
+    return r;
+}
+
+/* The chain and the rules of an op are checked against the channel's state
+ * by the job (kl_dispatch_op). */
+const kl_dispatch_kind_t KL_DISPATCH_CHANNEL = {
+    1, "channel", '!', KL_CHANNEL_MAX_OP, parse, peek, KL_JOB_CHAN_OP,
+    {KL_JOB_CHAN_FETCH, KL_JOB_CHAN_READ, KL_JOB_CHAN_ACK}, chan_job, set_read,
+};
 
 /* A post (send to a channel): decoded here to refuse the obvious early;
  * the signature and the publisher are checked against the stored log. */
-static int on_post(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_frame_t *f,
-                   uint64_t now_ms, kl_dispatch_out_t *out)
+static int on_post(const kl_dispatch_cfg_t *cfg, const kl_dispatch_caller_t *c,
+                   const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const Kollega__Relay__V1__Send *sd = f->send;
     Kollega__Channel__V1__SignedPost *sp = NULL;
@@ -182,7 +132,7 @@ static int on_post(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_fr
     const kl_storage_peer_t *peer = NULL;
     char m[200];
     int r = 0;
-    int where = chan_addr(cfg, c, sd->to, out, f->id, &peer);
+    int where = kl_dispatch_home(cfg, &KL_DISPATCH_CHANNEL, c, sd->to, out, f->id, &peer);
     if (where < 0)
         return 0;
     if (sd->body.len > KL_CHANNEL_MAX_POST) {
@@ -230,8 +180,8 @@ out:
 
 /* subscribe to a peer's channel: the relay subscribes itself there, then
  * mirrors it here (KL_FED_OP_CHAN_SUB, fed_channel.c). */
-static int mirror_sub(const ccaller_t *c, const kl_storage_peer_t *peer, const kl_frame_t *f,
-                      kl_dispatch_out_t *out)
+static int mirror_sub(const kl_dispatch_caller_t *c, const kl_storage_peer_t *peer,
+                      const kl_frame_t *f, kl_dispatch_out_t *out)
 {
     kl_job_t *job = kl_fed_job_new(KL_FED_OP_CHAN_SUB, 0, NULL);
     if (job == NULL)
@@ -246,32 +196,13 @@ static int mirror_sub(const ccaller_t *c, const kl_storage_peer_t *peer, const k
     return 0;
 }
 
-/* The channel a request other than channel_op/send/channel_list names. */
-static const char *request_channel(const kl_frame_t *f)
-{
-    switch (f->body_case) {
-    case BODY(CHANNEL_FETCH):
-        return f->channel_fetch->channel;
-    case BODY(SUBSCRIBE):
-        return f->subscribe->channel;
-    case BODY(UNSUBSCRIBE):
-        return f->unsubscribe->channel;
-    case BODY(FETCH):
-        return f->fetch->channel;
-    case BODY(ACK):
-        return f->ack->channel;
-    default:
-        return NULL;
-    }
-}
-
-static int channel_request(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, const kl_frame_t *f,
-                           uint64_t now_ms, kl_dispatch_out_t *out)
+static int channel_request(const kl_dispatch_cfg_t *cfg, const kl_dispatch_caller_t *c,
+                           const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     const kl_storage_peer_t *peer = NULL;
     kl_job_t *job = NULL;
     if (f->body_case == BODY(CHANNEL_OP))
-        return on_op(cfg, c, f, out);
+        return kl_dispatch_op(cfg, &KL_DISPATCH_CHANNEL, c, f, &f->channel_op->signed_op, out);
     if (f->body_case == BODY(SEND)) /* body size already checked by on_send */
         return on_post(cfg, c, f, now_ms, out);
     if (f->body_case == BODY(CHANNEL_LIST)) {
@@ -281,12 +212,12 @@ static int channel_request(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, con
         out->job = job;
         return 0;
     }
-    const char *address = request_channel(f);
+    const char *address = kl_dispatch_target(&KL_DISPATCH_CHANNEL, f);
     if (address == NULL) {
         kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "unsupported request", 1);
         return 0;
     }
-    int where = chan_addr(cfg, c, address, out, f->id, &peer);
+    int where = kl_dispatch_home(cfg, &KL_DISPATCH_CHANNEL, c, address, out, f->id, &peer);
     if (where < 0)
         return 0;
     /* A peer's channel: its publisher log is asked of its relay; a
@@ -296,45 +227,20 @@ static int channel_request(const kl_dispatch_cfg_t *cfg, const ccaller_t *c, con
         return kl_dispatch_proxy_job(c->address, c->key, peer->id, address, f, out);
     if (where > 0 && f->body_case == BODY(SUBSCRIBE))
         return mirror_sub(c, peer, f, out);
-    switch (f->body_case) {
-    case BODY(CHANNEL_FETCH):
-        job = chan_job(KL_JOB_CHAN_FETCH, c, address, NULL, 0);
-        if (job) {
-            job->u.chan.from = f->channel_fetch->from_index;
-            job->u.chan.max_bytes = KL_DELIVER_BUDGET;
-        }
-        break;
-    case BODY(SUBSCRIBE):
-        job = chan_job(KL_JOB_CHAN_SUB, c, address, NULL, 0);
-        if (job)
-            job->u.chan.backlog =
-                f->subscribe->backlog > BACKLOG_MAX ? BACKLOG_MAX : f->subscribe->backlog;
-        break;
-    case BODY(UNSUBSCRIBE):
-        job = chan_job(KL_JOB_CHAN_UNSUB, c, address, NULL, 0);
-        break;
-    case BODY(FETCH): {
-        uint32_t limit = f->fetch->limit;
-        limit = limit == 0 ? KL_FETCH_DEFAULT : limit > KL_FETCH_MAX ? KL_FETCH_MAX : limit;
-        job = chan_job(KL_JOB_CHAN_READ, c, address, NULL, 0);
-        if (job) {
-            job->u.chan.from = f->fetch->after;
-            job->u.chan.limit = limit;
-            job->u.chan.max_bytes = KL_DELIVER_BUDGET;
-        }
-        break;
-    }
-    case BODY(ACK):
-        job = chan_job(KL_JOB_CHAN_ACK, c, address, NULL, 0);
-        if (job)
-            job->u.chan.from = f->ack->seq;
-        break;
-    default:
+    int r = kl_dispatch_read_job(&KL_DISPATCH_CHANNEL, c, address, f, out);
+    if (r <= 0)
+        return r;
+    if (f->body_case != BODY(SUBSCRIBE) && f->body_case != BODY(UNSUBSCRIBE)) {
         kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "unsupported request", 1);
         return 0;
     }
+    int sub = f->body_case == BODY(SUBSCRIBE);
+    job = chan_job(sub ? KL_JOB_CHAN_SUB : KL_JOB_CHAN_UNSUB, c, address, NULL, 0);
     if (job == NULL)
         return KL_ENOMEM;
+    if (sub)
+        job->u.chan.backlog =
+            f->subscribe->backlog > BACKLOG_MAX ? BACKLOG_MAX : f->subscribe->backlog;
     out->job = job;
     return 0;
 }
@@ -343,8 +249,8 @@ int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t 
                                 const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
     char self[KL_ADDR_MAX + 1];
-    snprintf(self, sizeof self, "%s@%s", s->handle, cfg->relay_name);
-    ccaller_t c = {s->user_id, self, s->identity_key, 0};
+    kl_dispatch_caller_t c;
+    kl_dispatch_session_caller(cfg, s, self, &c);
     return channel_request(cfg, &c, f, now_ms, out);
 }
 
@@ -372,8 +278,7 @@ int kl_dispatch_channel_remote(const kl_dispatch_cfg_t *cfg, const char *user,
                                const uint8_t key[32], const kl_frame_t *f, uint64_t now_ms,
                                kl_dispatch_out_t *out)
 {
-    memset(out, 0, sizeof *out);
-    ccaller_t c = {0, user, key, 1};
+    kl_dispatch_caller_t c = {0, user, key, user};
     int relay = user[0] == '@';
     int ok;
     switch (f->body_case) {
@@ -387,29 +292,18 @@ int kl_dispatch_channel_remote(const kl_dispatch_cfg_t *cfg, const char *user,
         ok = relay; /* a peer's users subscribe through their relay's mirror */
         break;
     case BODY(CHANNEL_OP):
-        ok = !relay;
-        break;
     case BODY(SEND):
-        ok = !relay && f->send->body.len > 0 && f->send->body.len <= cfg->max_body;
+        ok = !relay;
         break;
     default:
         ok = 0;
         break;
     }
-    if (!ok || !kl_dispatch_is_channel(f)) {
-        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST),
-                         relay ? "not a request a relay makes for its mirror"
-                               : "not a channel request of a peer's user (subscriptions go "
-                                 "through the user's relay)",
-                         0);
-        return 0;
-    }
-    int r = channel_request(cfg, &c, f, now_ms, out);
-    if (r) {
-        kl_dispatch_out_free(out);
-        memset(out, 0, sizeof *out);
-    }
-    return r;
+    return kl_dispatch_remote(cfg, &c, f, now_ms, ok && kl_dispatch_is_channel(f),
+                              relay ? "not a request a relay makes for its mirror"
+                                    : "not a channel request of a peer's user (subscriptions "
+                                      "go through the user's relay)",
+                              channel_request, out);
 }
 
 /* ---- completion --------------------------------------------------------- */
@@ -422,19 +316,6 @@ static void chan_failed(const kl_job_t *job, kl_dispatch_out_t *out)
     const char *why = kl_channel_verr_str((kl_channel_verr_t)job->u.chan.verr);
     int code = CODE(FORBIDDEN);
     switch (job->result) {
-    case KL_ENOTFOUND:
-        code = CODE(NOT_FOUND);
-        snprintf(m, sizeof m, "no such channel %.96s", c);
-        break;
-    case KL_EEXIST:
-        code = CODE(CONFLICT);
-        snprintf(m, sizeof m, "%.96s already exists", c);
-        break;
-    case KL_ESTATE:
-        code = CODE(CONFLICT);
-        snprintf(m, sizeof m, "the op does not continue the log of %.64s (next index %llu): "
-                 "fetch and retry", c, (unsigned long long)job->u.chan.chan.next_index);
-        break;
     case KL_EPROTO:
         code = CODE(BAD_REQUEST);
         snprintf(m, sizeof m, "invalid channel %s: %s",
@@ -463,7 +344,8 @@ static void chan_failed(const kl_job_t *job, kl_dispatch_out_t *out)
             snprintf(m, sizeof m, "the post log of %.96s is full: retry later", c);
         break;
     default:
-        kl_dispatch_storage_failed(out, job->req_id, job->result);
+        kl_dispatch_log_failed(&KL_DISPATCH_CHANNEL, job->req_id, job->result, c,
+                               job->u.chan.chan.next_index, out);
         return;
     }
     kl_dispatch_fail(out, job->req_id, code, m, 0);
@@ -476,25 +358,14 @@ static int build_log(kl_reply_t *r, uint32_t id, const kl_job_t *job, uint64_t f
     kl_dispatch_reply_init(r, id);
     Kollega__Relay__V1__ChannelLog cl = KOLLEGA__RELAY__V1__CHANNEL_LOG__INIT;
     r->body.channel_log = cl;
-    size_t count = op ? 1 : n;
-    if (count > 0) {
-        r->ops = calloc(count, sizeof *r->ops);
-        if (r->ops == NULL)
-            return KL_ENOMEM;
-    }
-    if (op) {
-        r->ops[0].data = (uint8_t *)op;
-        r->ops[0].len = oplen;
-    }
-    for (size_t i = 0; !op && i < n; i++) {
-        r->ops[i].data = e[i].body;
-        r->ops[i].len = e[i].len;
-    }
+    long count = kl_dispatch_log_ops(r, e, n, op, oplen);
+    if (count < 0)
+        return KL_ENOMEM;
     r->body.channel_log.channel = (char *)job->u.chan.address;
     r->body.channel_log.from_index = from;
     r->body.channel_log.ops = r->ops;
-    r->body.channel_log.n_ops = count;
-    r->body.channel_log.more = !op && job->u.chan.more;
+    r->body.channel_log.n_ops = (size_t)count;
+    r->body.channel_log.more = !op && job->u.chan.out.more;
     r->body.channel_log.next_index = job->u.chan.chan.next_index;
     if (job->u.chan.chan.next_index > 0) {
         r->body.channel_log.head.data = (uint8_t *)job->u.chan.chan.head;
@@ -534,41 +405,6 @@ static int build_list(kl_reply_t *r, uint32_t id, const kl_job_t *job)
     return 0;
 }
 
-/* Hand the job's subscriber list to out (best effort: a push that cannot
- * be built is lost; the data is durable and will be fetched). */
-static void take_push(const kl_job_t *job, kl_dispatch_out_t *out, int built)
-{
-    if (!built || job->u.chan.n_push == 0)
-        return;
-    /* Peers mirroring the channel (fed_channel.c): one ChannelNotify each. */
-    out->notify = job->u.chan.relays;
-    out->n_notify = job->u.chan.n_relays;
-    out->notify_channel = 1;
-    uint64_t *u = malloc(job->u.chan.n_push * sizeof *u);
-    if (u == NULL)
-        return;
-    memcpy(u, job->u.chan.push, job->u.chan.n_push * sizeof *u);
-    out->has_push = 1;
-    out->push_users = u;
-    out->n_push_users = job->u.chan.n_push;
-    out->push_group = job->u.chan.address;
-}
-
-static void oom(kl_dispatch_out_t *out, uint32_t id)
-{
-    kl_dispatch_out_free(out);
-    kl_dispatch_fail(out, id, CODE(UNAVAILABLE), "the relay is out of memory: retry later", 0);
-}
-
-static void reply_simple(kl_reply_t *r, uint32_t id)
-{
-    kl_dispatch_reply_init(r, id);
-    Kollega__Relay__V1__Ok ok = KOLLEGA__RELAY__V1__OK__INIT;
-    r->body.ok = ok;
-    r->frame.body_case = BODY(OK);
-    r->frame.ok = &r->body.ok;
-}
-
 void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                   const kl_job_t *job, kl_dispatch_out_t *out)
 {
@@ -592,41 +428,29 @@ void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_
         r->body.channel_op_accepted.index = index;
         r->frame.body_case = BODY(CHANNEL_OP_ACCEPTED);
         r->frame.channel_op_accepted = &r->body.channel_op_accepted;
-        take_push(job, out, build_log(&out->push, 0, job, index, NULL, 0, j->data, j->len) == 0);
+        kl_dispatch_take_push(out, &KL_DISPATCH_CHANNEL, &j->out, j->address,
+                              build_log(&out->push, 0, job, index, NULL, 0, j->data, j->len) == 0);
         break;
     }
     case KL_JOB_CHAN_FETCH:
-        if (build_log(r, id, job, j->from, j->entries, j->n, NULL, 0) != 0)
-            oom(out, id);
+        if (build_log(r, id, job, j->from, j->out.entries, j->out.n, NULL, 0) != 0)
+            kl_dispatch_oom(out, id);
         break;
     case KL_JOB_CHAN_LIST:
         if (build_list(r, id, job) != 0)
-            oom(out, id);
+            kl_dispatch_oom(out, id);
         break;
-    case KL_JOB_CHAN_POST: {
-        kl_dispatch_reply_init(r, id);
-        Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
-        r->body.sent = sent;
-        r->body.sent.seq = j->seq;
-        r->frame.body_case = BODY(SENT);
-        r->frame.sent = &r->body.sent;
-        kl_storage_entry_t e = {j->seq, job->now_ms, (uint8_t *)j->data, j->len};
-        int built = kl_dispatch_build_deliver(&out->push, 0, &e, 1, 0) == 0;
-        if (built)
-            out->push.body.deliver.channel = (char *)j->address;
-        take_push(job, out, built);
+    case KL_JOB_CHAN_POST:
+        kl_dispatch_log_sent(out, &KL_DISPATCH_CHANNEL, job, j->seq, j->data, j->len, &j->out,
+                             j->address);
         break;
-    }
     case KL_JOB_CHAN_READ:
-        if (kl_dispatch_build_deliver(r, id, j->entries, j->n, j->more) != 0)
-            oom(out, id);
-        else
-            r->body.deliver.channel = (char *)j->address;
+        kl_dispatch_log_read(out, &KL_DISPATCH_CHANNEL, id, &j->out, j->address);
         break;
     case KL_JOB_CHAN_SUB:
     case KL_JOB_CHAN_UNSUB:
     case KL_JOB_CHAN_ACK:
-        reply_simple(r, id);
+        kl_dispatch_ok(out, id);
         break;
     default:
         kl_dispatch_fail(out, id, CODE(INTERNAL), "internal relay error", 0);

@@ -57,7 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "dispatch_int.h"
 #include "group.pb-c.h"
 #include "kollega/err.h"
 #include "kollega/group.h"
@@ -65,74 +65,8 @@
 #define BODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x
 
-/* Who asks: a session of this relay, or a peer's user (remote set). */
-typedef struct caller {
-    uint64_t user;           /* 0 for a remote caller (storage resolves it) */
-    const char *address;     /* handle@relay */
-    const uint8_t *key;      /* identity key, 32 bytes */
-    const char *remote;      /* the address again for a remote caller, else NULL */
-} caller_t;
-
-/* Parse a group address. 0 for a group of this relay; 1 for a group of a
- * federation peer when the caller is local (peer set: proxy it); else an
- * error reply and -1. */
-static int group_addr(const kl_dispatch_cfg_t *cfg, const caller_t *c, const char *address,
-                      kl_dispatch_out_t *out, uint32_t id, const kl_storage_peer_t **peer)
-{
-    kl_addr_t a;
-    char m[KL_RELAYNAME_MAX + 64];
-    if (strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, &a) != 0 || !a.is_group) {
-        kl_dispatch_fail(out, id, CODE(BAD_REQUEST), "malformed group address: expected #name@relay",
-                         0);
-        return -1;
-    }
-    if (strcmp(a.relay, cfg->relay_name) == 0)
-        return 0;
-    *peer = c->remote ? NULL : kl_dispatch_peer(cfg, a.relay);
-    if (*peer)
-        return 1;
-    snprintf(m, sizeof m, c->remote ? "%s is not a group of this relay" : "no federation peer for %s",
-             c->remote ? address : a.relay);
-    kl_dispatch_fail(out, id, c->remote ? CODE(BAD_REQUEST) : CODE(UNAVAILABLE), m, 0);
-    return -1;
-}
-
-int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer,
-                          const char *target, const kl_frame_t *f, kl_dispatch_out_t *out)
-{
-    size_t n = kollega__relay__v1__frame__get_packed_size(f);
-    uint8_t *data = NULL;
-    /* It travels inside a GroupProxy (user address, key) in a FedFrame. */
-    if (n + KL_ADDR_MAX + 128 > KL_WIRE_MAX_FRAME) {
-        kl_dispatch_fail(out, f->id, CODE(TOO_LARGE),
-                         "too large for a group or channel on another relay: make it smaller",
-                         0);
-        return 0;
-    }
-    kl_job_t *job = kl_fed_job_new(KL_FED_OP_GROUP, n, &data);
-    if (job == NULL)
-        return KL_ENOMEM;
-    kollega__relay__v1__frame__pack(f, data);
-    kl_fed_job_t *fj = job->u.fed;
-    fj->data = data;
-    fj->len = n;
-    fj->peer = peer;
-    snprintf(fj->address, sizeof fj->address, "%s", target);
-    snprintf(fj->user, sizeof fj->user, "%s", user);
-    memcpy(fj->identity_key, key, 32);
-    fj->req_body = f->body_case;
-    out->job = job;
-    return 0;
-}
-
-static int proxy_job(const caller_t *c, const kl_storage_peer_t *p, const char *group,
-                     const kl_frame_t *f, kl_dispatch_out_t *out)
-{
-    return kl_dispatch_proxy_job(c->address, c->key, p->id, group, f, out);
-}
-
-static kl_job_t *group_job(kl_job_kind_t kind, const caller_t *c, const char *address,
-                           const uint8_t *data, size_t len)
+static kl_job_t *group_job(kl_job_kind_t kind, const kl_dispatch_caller_t *c,
+                           const char *address, const uint8_t *data, size_t len)
 {
     uint8_t *extra = NULL;
     kl_job_t *job = kl_job_new(kind, len, &extra);
@@ -150,77 +84,53 @@ static kl_job_t *group_job(kl_job_kind_t kind, const caller_t *c, const char *ad
     return job;
 }
 
-/* Decode a SignedOp, check its signature and who signed it, then route
- * it. The signature is checked here, statelessly (kl_group_op_peek),
- * because the job must load the group's validated state to apply the op:
- * an op that cannot be genuine never reaches the storage thread. The rules
- * are checked against that state by the job. */
-static int on_group_op(const kl_dispatch_cfg_t *cfg, const caller_t *c, const kl_frame_t *f,
-                       kl_dispatch_out_t *out)
+static void set_read(kl_job_t *job, uint64_t from, uint32_t limit, size_t max_bytes)
 {
-    const ProtobufCBinaryData *b = &f->group_op->signed_op;
-    const kl_storage_peer_t *peer = NULL;
+    job->u.group.from = from;
+    job->u.group.limit = limit;
+    job->u.group.max_bytes = max_bytes;
+}
+
+static int parse(const char *address, kl_addr_t *a)
+{
+    return strlen(address) > KL_ADDR_MAX || kl_addr_parse(address, a) != 0 || !a->is_group;
+}
+
+static int peek(const uint8_t *op, size_t len, kl_dispatch_peek_t *out)
+{
     kl_group_peek_t pk;
-    int where;
-    if (b->len == 0 || b->len > KL_GROUP_MAX_OP) {
-        kl_dispatch_fail(out, f->id, b->len ? CODE(TOO_LARGE) : CODE(BAD_REQUEST),
-                         b->len ? "group op over 2048 bytes" : "group_op needs a signed_op", 0);
-        return 0;
-    }
-    int r = kl_group_op_peek(b->data, b->len, &pk);
-    if (r == KL_ENOMEM)
-        return r;
-    if (r != 0) {
-        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST),
-                         r == KL_ECRYPTO ? "invalid group op: signature does not verify"
-                                         : "signed_op is not a group op",
-                         0);
-        return 0;
-    }
-    where = group_addr(cfg, c, pk.group, out, f->id, &peer);
-    if (where < 0)
-        return 0;
-    if (memcmp(pk.actor, c->key, 32) != 0 || strcmp(pk.actor_address, c->address) != 0) {
-        kl_dispatch_fail(out, f->id, CODE(FORBIDDEN),
-                         "a group op must be made by the connected user (actor and "
-                         "actor_address)",
-                         0);
-        return 0;
-    }
-    if (where > 0)
-        return proxy_job(c, peer, pk.group, f, out);
-    kl_job_t *job = group_job(KL_JOB_GROUP_OP, c, pk.group, b->data, b->len);
-    if (job == NULL)
-        return KL_ENOMEM;
-    job->u.group.relay_name = cfg->relay_name;
-    job->u.group.from = pk.index;
-    job->u.group.max_ops = cfg->group_max_ops;         /* 0: the default */
-    job->u.group.max_created = cfg->groups_per_user;
-    out->job = job;
-    return 0;
+    int r = kl_group_op_peek(op, len, &pk);
+    out->index = pk.index;
+    memcpy(out->actor, pk.actor, 32);
+    memcpy(out->actor_address, pk.actor_address, sizeof out->actor_address);
+    memcpy(out->target, pk.group, sizeof out->target);
+    return r;
 }
 
-/* The group a request other than group_op/group_list is about. */
-static const char *request_group(const kl_frame_t *f)
+const kl_dispatch_kind_t KL_DISPATCH_GROUP = {
+    0, "group", '#', KL_GROUP_MAX_OP, parse, peek, KL_JOB_GROUP_OP,
+    {KL_JOB_GROUP_FETCH, KL_JOB_GROUP_READ, KL_JOB_GROUP_ACK}, group_job, set_read,
+};
+
+/* A group op: checked and routed by kl_dispatch_op; the rules are checked
+ * against the group's state by the job. */
+static int on_group_op(const kl_dispatch_cfg_t *cfg, const kl_dispatch_caller_t *c,
+                       const kl_frame_t *f, kl_dispatch_out_t *out)
 {
-    switch (f->body_case) {
-    case BODY(GROUP_FETCH):
-        return f->group_fetch->group;
-    case BODY(SEND):
-        return f->send->to;
-    case BODY(FETCH):
-        return f->fetch->group;
-    case BODY(ACK):
-        return f->ack->group;
-    default:
-        return NULL;
+    int r = kl_dispatch_op(cfg, &KL_DISPATCH_GROUP, c, f, &f->group_op->signed_op, out);
+    kl_job_t *job = out->job;
+    if (r == 0 && job && job->kind == KL_JOB_GROUP_OP) {
+        job->u.group.relay_name = cfg->relay_name;
+        job->u.group.max_ops = cfg->group_max_ops;         /* 0: the default */
+        job->u.group.max_created = cfg->groups_per_user;
     }
+    return r;
 }
 
-static int group_request(const kl_dispatch_cfg_t *cfg, const caller_t *c, const kl_frame_t *f,
-                         kl_dispatch_out_t *out)
+static int group_request(const kl_dispatch_cfg_t *cfg, const kl_dispatch_caller_t *c,
+                         const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
-    const char *address = request_group(f);
+    const char *address = kl_dispatch_target(&KL_DISPATCH_GROUP, f);
     const kl_storage_peer_t *peer = NULL;
     kl_job_t *job = NULL;
     if (f->body_case == BODY(GROUP_OP))
@@ -246,7 +156,8 @@ static int group_request(const kl_dispatch_cfg_t *cfg, const caller_t *c, const 
         kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "unsupported request", 1);
         return 0;
     }
-    int where = group_addr(cfg, c, address, out, f->id, &peer);
+    (void)now_ms;
+    int where = kl_dispatch_home(cfg, &KL_DISPATCH_GROUP, c, address, out, f->id, &peer);
     if (where < 0)
         return 0;
     /* A group message names the sender's view of the log (relay.proto
@@ -260,47 +171,23 @@ static int group_request(const kl_dispatch_cfg_t *cfg, const caller_t *c, const 
         return 0;
     }
     if (where > 0)
-        return proxy_job(c, peer, address, f, out);
-    switch (f->body_case) {
-    case BODY(GROUP_FETCH):
-        job = group_job(KL_JOB_GROUP_FETCH, c, address, NULL, 0);
-        if (job) {
-            job->u.group.from = f->group_fetch->from_index;
-            job->u.group.max_bytes = KL_DELIVER_BUDGET;
-        }
-        break;
-    case BODY(SEND): /* body size already checked by on_send (or the remote entry) */
-        job = group_job(KL_JOB_GROUP_SEND, c, address, f->send->body.data, f->send->body.len);
-        if (job) {
-            job->u.group.ttl_s = f->send->ttl_s;
-            job->u.group.ttl_default_s = cfg->ttl_default_s;
-            job->u.group.ttl_max_s = cfg->ttl_max_s;
-            job->u.group.quota = cfg->quota;
-            job->u.group.group_index = f->send->group_index;
-        }
-        break;
-    case BODY(FETCH): {
-        uint32_t limit = f->fetch->limit;
-        limit = limit == 0 ? KL_FETCH_DEFAULT : limit > KL_FETCH_MAX ? KL_FETCH_MAX : limit;
-        job = group_job(KL_JOB_GROUP_READ, c, address, NULL, 0);
-        if (job) {
-            job->u.group.from = f->fetch->after;
-            job->u.group.limit = limit;
-            job->u.group.max_bytes = KL_DELIVER_BUDGET;
-        }
-        break;
-    }
-    case BODY(ACK):
-        job = group_job(KL_JOB_GROUP_ACK, c, address, NULL, 0);
-        if (job)
-            job->u.group.from = f->ack->seq;
-        break;
-    default:
+        return kl_dispatch_proxy_job(c->address, c->key, peer->id, address, f, out);
+    int r = kl_dispatch_read_job(&KL_DISPATCH_GROUP, c, address, f, out);
+    if (r <= 0)
+        return r;
+    if (f->body_case != BODY(SEND)) {
         kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "unsupported request", 1);
         return 0;
     }
+    /* body size already checked by on_send (or kl_dispatch_remote) */
+    job = group_job(KL_JOB_GROUP_SEND, c, address, f->send->body.data, f->send->body.len);
     if (job == NULL)
         return KL_ENOMEM;
+    job->u.group.ttl_s = f->send->ttl_s;
+    job->u.group.ttl_default_s = cfg->ttl_default_s;
+    job->u.group.ttl_max_s = cfg->ttl_max_s;
+    job->u.group.quota = cfg->quota;
+    job->u.group.group_index = f->send->group_index;
     out->job = job;
     return 0;
 }
@@ -308,42 +195,20 @@ static int group_request(const kl_dispatch_cfg_t *cfg, const caller_t *c, const 
 int kl_dispatch_group_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                               const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out)
 {
-    (void)now_ms;
     char self[KL_ADDR_MAX + 1];
-    snprintf(self, sizeof self, "%s@%s", s->handle, cfg->relay_name);
-    caller_t c = {s->user_id, self, s->identity_key, NULL};
-    return group_request(cfg, &c, f, out);
+    kl_dispatch_caller_t c;
+    kl_dispatch_session_caller(cfg, s, self, &c);
+    return group_request(cfg, &c, f, now_ms, out);
 }
 
 int kl_dispatch_group_remote(const kl_dispatch_cfg_t *cfg, const char *user,
                              const uint8_t key[32], const kl_frame_t *f, kl_dispatch_out_t *out)
 {
-    memset(out, 0, sizeof *out);
-    caller_t c = {0, user, key, user};
-    switch (f->body_case) {
-    case BODY(SEND):
-        if (f->send->body.len == 0 || f->send->body.len > cfg->max_body) {
-            kl_dispatch_fail(out, f->id, f->send->body.len ? CODE(TOO_LARGE) : CODE(BAD_REQUEST),
-                             "send body empty or over this relay's limit", 0);
-            return 0;
-        }
-        break;
-    case BODY(GROUP_OP):
-    case BODY(GROUP_FETCH):
-    case BODY(GROUP_LIST):
-    case BODY(FETCH):
-    case BODY(ACK):
-        break;
-    default:
-        kl_dispatch_fail(out, f->id, CODE(BAD_REQUEST), "not a group request", 0);
-        return 0;
-    }
-    int r = group_request(cfg, &c, f, out);
-    if (r) {
-        kl_dispatch_out_free(out);
-        memset(out, 0, sizeof *out);
-    }
-    return r;
+    kl_dispatch_caller_t c = {0, user, key, user};
+    int ok = f->body_case == BODY(SEND) || f->body_case == BODY(GROUP_OP) ||
+             f->body_case == BODY(GROUP_FETCH) || f->body_case == BODY(GROUP_LIST) ||
+             f->body_case == BODY(FETCH) || f->body_case == BODY(ACK);
+    return kl_dispatch_remote(cfg, &c, f, 0, ok, "not a group request", group_request, out);
 }
 
 /* ---- completion --------------------------------------------------------- */
@@ -355,25 +220,16 @@ static void group_failed(const kl_job_t *job, kl_dispatch_out_t *out)
     const char *g = job->u.group.address;
     int code = CODE(FORBIDDEN);
     switch (job->result) {
-    case KL_ENOTFOUND:
-        code = CODE(NOT_FOUND);
-        snprintf(m, sizeof m, "no such group %.96s", g);
-        break;
-    case KL_EEXIST:
-        code = CODE(CONFLICT);
-        snprintf(m, sizeof m, "%.96s already exists", g);
-        break;
     case KL_ESTATE:
+        if (job->kind != KL_JOB_GROUP_SEND)
+            break;
         code = CODE(CONFLICT);
-        if (job->kind == KL_JOB_GROUP_SEND)
-            snprintf(m, sizeof m, "a member left %.64s at op %llu, after your group_index %llu: "
-                     "fetch its ops, renew your sender key and send again", g,
-                     (unsigned long long)(job->u.group.group.rekey_next - 1),
-                     (unsigned long long)job->u.group.group_index);
-        else
-            snprintf(m, sizeof m, "the op does not continue the log of %.64s (next index %llu): "
-                     "fetch and retry", g, (unsigned long long)job->u.group.group.next_index);
-        break;
+        snprintf(m, sizeof m, "a member left %.64s at op %llu, after your group_index %llu: "
+                 "fetch its ops, renew your sender key and send again", g,
+                 (unsigned long long)(job->u.group.group.rekey_next - 1),
+                 (unsigned long long)job->u.group.group_index);
+        kl_dispatch_fail(out, job->req_id, code, m, 0);
+        return;
     case KL_EPROTO:
         code = CODE(BAD_REQUEST);
         if (job->kind == KL_JOB_GROUP_SEND)
@@ -383,22 +239,25 @@ static void group_failed(const kl_job_t *job, kl_dispatch_out_t *out)
         else
             snprintf(m, sizeof m, "invalid group op: %s",
                      kl_group_verr_str((kl_group_verr_t)job->u.group.verr));
-        break;
+        kl_dispatch_fail(out, job->req_id, code, m, 0);
+        return;
     case KL_EREFUSED:
         if (job->kind == KL_JOB_GROUP_OP)
             snprintf(m, sizeof m, "%s", kl_group_verr_str((kl_group_verr_t)job->u.group.verr));
         else
             snprintf(m, sizeof m, "not a member of %.96s", g);
-        break;
+        kl_dispatch_fail(out, job->req_id, code, m, 0);
+        return;
     case KL_EKEYCHANGED:
-        code = CODE(FORBIDDEN);
-        snprintf(m, sizeof m, job->u.group.verr == 1
-                                  ? "the op names a user of this relay under an identity key "
-                                    "that is not the one they registered: look the user up "
-                                    "again and compare safety numbers with them"
-                                  : "the op names a user this relay does not have: check the "
-                                    "address");
-        break;
+        kl_dispatch_fail(out, job->req_id, code,
+                         job->u.group.verr == 1
+                             ? "the op names a user of this relay under an identity key "
+                               "that is not the one they registered: look the user up "
+                               "again and compare safety numbers with them"
+                             : "the op names a user this relay does not have: check the "
+                               "address",
+                         0);
+        return;
     case KL_ELIMIT:
         code = CODE(QUOTA_EXCEEDED);
         if (job->kind == KL_JOB_GROUP_OP && job->u.group.from == 0)
@@ -410,12 +269,13 @@ static void group_failed(const kl_job_t *job, kl_dispatch_out_t *out)
                      job->u.group.max_ops ? job->u.group.max_ops : KL_GROUP_MAX_OPS_DEFAULT);
         else
             snprintf(m, sizeof m, "the message log of %.96s is full: retry later", g);
-        break;
-    default:
-        kl_dispatch_storage_failed(out, job->req_id, job->result);
+        kl_dispatch_fail(out, job->req_id, code, m, 0);
         return;
+    default:
+        break;
     }
-    kl_dispatch_fail(out, job->req_id, code, m, 0);
+    kl_dispatch_log_failed(&KL_DISPATCH_GROUP, job->req_id, job->result, g,
+                           job->u.group.group.next_index, out);
 }
 
 /* group_log over ops (n of them, body bytes in the job). */
@@ -426,25 +286,14 @@ static int build_group_log(kl_reply_t *r, uint32_t id, const kl_job_t *job, uint
     kl_dispatch_reply_init(r, id);
     Kollega__Relay__V1__GroupLog gl = KOLLEGA__RELAY__V1__GROUP_LOG__INIT;
     r->body.group_log = gl;
-    size_t count = op ? 1 : n;
-    if (count > 0) {
-        r->ops = calloc(count, sizeof *r->ops);
-        if (r->ops == NULL)
-            return KL_ENOMEM;
-    }
-    if (op) {
-        r->ops[0].data = (uint8_t *)op;
-        r->ops[0].len = oplen;
-    }
-    for (size_t i = 0; !op && i < n; i++) {
-        r->ops[i].data = e[i].body;
-        r->ops[i].len = e[i].len;
-    }
+    long count = kl_dispatch_log_ops(r, e, n, op, oplen);
+    if (count < 0)
+        return KL_ENOMEM;
     r->body.group_log.group = (char *)job->u.group.address;
     r->body.group_log.from_index = from;
     r->body.group_log.ops = r->ops;
-    r->body.group_log.n_ops = count;
-    r->body.group_log.more = !op && job->u.group.more;
+    r->body.group_log.n_ops = (size_t)count;
+    r->body.group_log.more = !op && job->u.group.out.more;
     r->body.group_log.next_index = job->u.group.group.next_index;
     r->body.group_log.head.data = (uint8_t *)job->u.group.group.head;
     r->body.group_log.head.len = 32;
@@ -481,36 +330,14 @@ static int build_list(kl_reply_t *r, uint32_t id, const kl_storage_ginfo_t *info
     return 0;
 }
 
-/* Hand the job's push list to out (best effort: a push that cannot be
- * built is lost, the data is durable and will be fetched). */
-static void take_push(const kl_job_t *job, kl_dispatch_out_t *out, int built)
-{
-    if (!built || job->u.group.n_push == 0)
-        return;
-    uint64_t *u = malloc(job->u.group.n_push * sizeof *u);
-    if (u == NULL)
-        return;
-    memcpy(u, job->u.group.push, job->u.group.n_push * sizeof *u);
-    out->has_push = 1;
-    out->push_users = u;
-    out->n_push_users = job->u.group.n_push;
-    out->push_group = job->u.group.address;
-    out->notify = job->u.group.notify;
-    out->n_notify = job->u.group.n_notify;
-}
-
-static void oom(kl_dispatch_out_t *out, uint32_t id)
-{
-    kl_dispatch_out_free(out);
-    kl_dispatch_fail(out, id, CODE(UNAVAILABLE), "the relay is out of memory: retry later", 0);
-}
-
 void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_job_t *job, kl_dispatch_out_t *out)
 {
     (void)cfg;
     (void)s;
     uint32_t id = job->req_id;
+    const kl_oplog_out_t *o = &job->u.group.out;
+    const char *g = job->u.group.address;
     if (job->result != 0) {
         group_failed(job, out);
         return;
@@ -523,86 +350,37 @@ void kl_dispatch_group_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t 
         kl_dispatch_reply_init(r, id);
         Kollega__Relay__V1__GroupOpAccepted a = KOLLEGA__RELAY__V1__GROUP_OP_ACCEPTED__INIT;
         r->body.group_op_accepted = a;
-        r->body.group_op_accepted.group = (char *)job->u.group.address;
+        r->body.group_op_accepted.group = (char *)g;
         r->body.group_op_accepted.index = index;
         r->body.group_op_accepted.admitted = job->u.group.admitted > 0;
         r->frame.body_case = BODY(GROUP_OP_ACCEPTED);
         r->frame.group_op_accepted = &r->body.group_op_accepted;
-        take_push(job, out,
-                  build_group_log(&out->push, 0, job, index, NULL, 0, job->u.group.data,
-                                  job->u.group.len) == 0);
+        kl_dispatch_take_push(out, &KL_DISPATCH_GROUP, o, g,
+                              build_group_log(&out->push, 0, job, index, NULL, 0,
+                                              job->u.group.data, job->u.group.len) == 0);
         break;
     }
     case KL_JOB_GROUP_FETCH:
-        if (build_group_log(r, id, job, job->u.group.from, job->u.group.entries, job->u.group.n,
-                            NULL, 0) != 0)
-            oom(out, id);
+        if (build_group_log(r, id, job, job->u.group.from, o->entries, o->n, NULL, 0) != 0)
+            kl_dispatch_oom(out, id);
         break;
     case KL_JOB_GROUP_LIST:
         if (build_list(r, id, job->u.group.infos, job->u.group.n_infos) != 0)
-            oom(out, id);
+            kl_dispatch_oom(out, id);
         break;
-    case KL_JOB_GROUP_SEND: {
-        kl_dispatch_reply_init(r, id);
-        Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
-        r->body.sent = sent;
-        r->body.sent.seq = job->u.group.seq;
-        r->frame.body_case = BODY(SENT);
-        r->frame.sent = &r->body.sent;
-        kl_storage_entry_t e = {job->u.group.seq, job->now_ms, (uint8_t *)job->u.group.data,
-                                job->u.group.len};
-        int built = kl_dispatch_build_deliver(&out->push, 0, &e, 1, 0) == 0;
-        if (built)
-            out->push.body.deliver.group = (char *)job->u.group.address;
-        take_push(job, out, built);
+    case KL_JOB_GROUP_SEND:
+        kl_dispatch_log_sent(out, &KL_DISPATCH_GROUP, job, job->u.group.seq, job->u.group.data,
+                             job->u.group.len, o, g);
         break;
-    }
     case KL_JOB_GROUP_READ:
-        if (kl_dispatch_build_deliver(r, id, job->u.group.entries, job->u.group.n,
-                                      job->u.group.more) != 0)
-            oom(out, id);
-        else
-            r->body.deliver.group = (char *)job->u.group.address;
+        kl_dispatch_log_read(out, &KL_DISPATCH_GROUP, id, o, g);
         break;
-    case KL_JOB_GROUP_ACK: {
-        kl_dispatch_reply_init(r, id);
-        Kollega__Relay__V1__Ok ok = KOLLEGA__RELAY__V1__OK__INIT;
-        r->body.ok = ok;
-        r->frame.body_case = BODY(OK);
-        r->frame.ok = &r->body.ok;
+    case KL_JOB_GROUP_ACK:
+        kl_dispatch_ok(out, id);
         break;
-    }
     default:
         kl_dispatch_fail(out, id, CODE(INTERNAL), "internal relay error", 0);
         break;
-    }
-}
-
-/* Answers the group's (or channel's) relay may give to a proxied request
- * of this kind. */
-static int answer_fits(int req, int ans)
-{
-    if (ans == BODY(ERROR))
-        return 1;
-    switch (req) {
-    case BODY(GROUP_OP):
-        return ans == BODY(GROUP_OP_ACCEPTED);
-    case BODY(GROUP_FETCH):
-        return ans == BODY(GROUP_LOG);
-    case BODY(SEND):
-        return ans == BODY(SENT);
-    case BODY(FETCH):
-        return ans == BODY(DELIVER);
-    case BODY(ACK):
-    case BODY(SUBSCRIBE):
-    case BODY(UNSUBSCRIBE):
-        return ans == BODY(OK);
-    case BODY(CHANNEL_OP):
-        return ans == BODY(CHANNEL_OP_ACCEPTED);
-    case BODY(CHANNEL_FETCH):
-        return ans == BODY(CHANNEL_LOG);
-    default:
-        return 0;
     }
 }
 
@@ -617,7 +395,7 @@ void kl_dispatch_group_fed_complete(const kl_job_t *job, kl_dispatch_out_t *out)
         }
         out->has_reply = 1;
         if (build_list(&out->reply, id, fj->infos, fj->n_infos) != 0)
-            oom(out, id);
+            kl_dispatch_oom(out, id);
         return;
     }
     if (fj->err_code != 0 || fj->reply == NULL) {
@@ -633,9 +411,4 @@ void kl_dispatch_group_fed_complete(const kl_job_t *job, kl_dispatch_out_t *out)
     kl_dispatch_reply_init(&out->reply, id);
     out->reply.frame = *a;
     out->reply.frame.id = id;
-}
-
-int kl_dispatch_group_answer_ok(int request_body, int answer_body)
-{
-    return answer_fits(request_body, answer_body);
 }

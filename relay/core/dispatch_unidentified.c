@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "buckets.h"
-#include "dispatch.h"
+#include "dispatch_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "dispatch_int.h"
 #include "federation.pb-c.h"
 #include "kollega/err.h"
 
@@ -27,14 +27,11 @@ int kl_fed_dispatch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_
     if (f->body_case == BODY(SEND)) {
         const Kollega__Relay__V1__Send *sd = f->send;
         Kollega__Federation__V1__Forward fw = KOLLEGA__FEDERATION__V1__FORWARD__INIT;
-        uint32_t ttl = sd->ttl_s == 0 ? cfg->ttl_default_s : sd->ttl_s;
-        if (ttl > cfg->ttl_max_s)
-            ttl = cfg->ttl_max_s;
         fw.to = sd->to;
         fw.body = sd->body;
         if (sd->delivery_token.len == 32)
             fw.delivery_token = sd->delivery_token;
-        fw.expires_ms = now_ms + (uint64_t)ttl * 1000;
+        fw.expires_ms = kl_dispatch_send_expiry(cfg, sd->ttl_s, now_ms);
         size_t n = kollega__federation__v1__forward__get_packed_size(&fw);
         uint8_t *data = NULL;
         job = kl_fed_job_new(KL_FED_OP_SEND, n, &data);
@@ -85,12 +82,7 @@ void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out)
                               "the relay's storage is unavailable: retry later");
             return;
         }
-        kl_dispatch_error(r, job->req_id, 0, "");
-        Kollega__Relay__V1__Sent sent = KOLLEGA__RELAY__V1__SENT__INIT;
-        r->body.sent = sent;
-        r->body.sent.seq = fj->seq;
-        r->frame.body_case = BODY(SENT);
-        r->frame.sent = &r->body.sent;
+        kl_dispatch_sent(out, job->req_id, fj->seq);
         return;
     }
     if (fj->err_code != 0) {
@@ -103,49 +95,11 @@ void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out)
             kl_dispatch_storage_failed(out, job->req_id, job->result);
             return;
         }
-        kl_dispatch_error(r, job->req_id, 0, "");
-        Kollega__Relay__V1__Ok ok = KOLLEGA__RELAY__V1__OK__INIT;
-        r->body.ok = ok;
-        r->frame.body_case = BODY(OK);
-        r->frame.ok = &r->body.ok;
+        kl_dispatch_ok(out, job->req_id);
         return;
     }
-    kl_dispatch_error(r, job->req_id, 0, "");
-    if (fj->op == KL_FED_OP_LOOKUP) {
-        Kollega__Relay__V1__LookupResult lr = KOLLEGA__RELAY__V1__LOOKUP_RESULT__INIT;
-        r->body.lookup_result = lr;
-        r->body.lookup_result.address = (char *)fj->address;
-        r->body.lookup_result.exists = fj->exists;
-        if (fj->exists) {
-            r->body.lookup_result.identity_key.data = (uint8_t *)fj->identity_key;
-            r->body.lookup_result.identity_key.len = 32;
-        }
-        r->frame.body_case = BODY(LOOKUP_RESULT);
-        r->frame.lookup_result = &r->body.lookup_result;
-        return;
-    }
-    const kl_prekey_bundle_t *b = &fj->bundle;
-    Kollega__Relay__V1__PrekeyBundle pb = KOLLEGA__RELAY__V1__PREKEY_BUNDLE__INIT;
-    Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
-    Kollega__Relay__V1__OneTimePrekey opk = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
-    r->body.prekey_bundle = pb;
-    r->spk = spk;
-    r->opk = opk;
-    r->body.prekey_bundle.address = (char *)fj->address;
-    r->body.prekey_bundle.identity_key.data = (uint8_t *)b->identity_key;
-    r->body.prekey_bundle.identity_key.len = 32;
-    r->spk.id = b->spk_id;
-    r->spk.public_key.data = (uint8_t *)b->spk;
-    r->spk.public_key.len = 32;
-    r->spk.signature.data = (uint8_t *)b->spk_sig;
-    r->spk.signature.len = 64;
-    r->body.prekey_bundle.signed_prekey = &r->spk;
-    if (b->has_opk) {
-        r->opk.id = b->opk_id;
-        r->opk.public_key.data = (uint8_t *)b->opk;
-        r->opk.public_key.len = 32;
-        r->body.prekey_bundle.one_time_prekey = &r->opk;
-    }
-    r->frame.body_case = BODY(PREKEY_BUNDLE);
-    r->frame.prekey_bundle = &r->body.prekey_bundle;
+    if (fj->op == KL_FED_OP_LOOKUP)
+        kl_dispatch_reply_lookup(r, job->req_id, fj->address, fj->exists, fj->identity_key);
+    else
+        kl_dispatch_reply_bundle(r, job->req_id, fj->address, &fj->bundle);
 }

@@ -191,13 +191,9 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
         kl_log(KL_LOG_WARN, "channel %s from relay %s: %s (%zu post(s) refused this round)",
                fj->address, home, fj->err_msg, fj->m_refused);
     if (fj->n_names > 0 && f->cfg.push_list) {
-        kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
-        d.channel = fj->address;
-        d.more = 1;
-        fr.body_case = RBODY(DELIVER);
-        fr.deliver = &d;
-        f->cfg.push_list(f->cfg.ud, fj->ids, fj->n_names, &fr, fj->address);
+        kl_reply_t r;
+        kl_dispatch_announce(&r, fj->address, 0);
+        f->cfg.push_list(f->cfg.ud, fj->ids, fj->n_names, &r.frame, fj->address);
     }
     free(fj->ids);
     fj->ids = NULL;
@@ -305,8 +301,6 @@ void kl_fedchan_free(kl_fed_t *f)
 void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
 {
     kl_fed_job_t *fj = job->u.fed;
-    kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
-    Kollega__Federation__V1__GroupProxy gp = KOLLEGA__FEDERATION__V1__GROUP_PROXY__INIT;
     kl_frame_t req = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__Subscribe sub = KOLLEGA__RELAY__V1__SUBSCRIBE__INIT;
     Kollega__Relay__V1__Unsubscribe uns = KOLLEGA__RELAY__V1__UNSUBSCRIBE__INIT;
@@ -340,12 +334,7 @@ void kl_fedchan_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
         req.body_case = RBODY(ACK);
         req.ack = &ack;
     }
-    gp.user = ""; /* this relay itself */
-    gp.request = &req;
-    fr.id = id;
-    fr.body_case = FBODY(GROUP_PROXY);
-    fr.group_proxy = &gp;
-    kl_fedlink_send(p->out, &fr);
+    kl_fed_proxy_send(p, id, "", NULL, &req); /* this relay itself */
 }
 
 /* The answer's relay Frame (taken from fr), or NULL with *err set when it

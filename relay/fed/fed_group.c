@@ -34,8 +34,6 @@
 void kl_fedgroup_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
 {
     kl_fed_job_t *fj = job->u.fed;
-    kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
-    Kollega__Federation__V1__GroupProxy gp = KOLLEGA__FEDERATION__V1__GROUP_PROXY__INIT;
     kl_frame_t list = KOLLEGA__RELAY__V1__FRAME__INIT;
     Kollega__Relay__V1__GroupList gl = KOLLEGA__RELAY__V1__GROUP_LIST__INIT;
     kl_frame_t *req = NULL;
@@ -48,16 +46,26 @@ void kl_fedgroup_send(fed_peer_t *p, kl_job_t *job, uint32_t id)
         list.body_case = RBODY(GROUP_LIST);
         list.group_list = &gl;
     }
-    gp.user = fj->user;
-    gp.identity_key.data = fj->identity_key;
-    gp.identity_key.len = 32;
-    gp.request = req ? req : &list;
+    kl_fed_proxy_send(p, id, fj->user, fj->identity_key, req ? req : &list);
+    if (req)
+        kollega__relay__v1__frame__free_unpacked(req, NULL);
+}
+
+void kl_fed_proxy_send(fed_peer_t *p, uint32_t id, const char *user, const uint8_t *key,
+                       kl_frame_t *req)
+{
+    kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
+    Kollega__Federation__V1__GroupProxy gp = KOLLEGA__FEDERATION__V1__GROUP_PROXY__INIT;
+    gp.user = (char *)user;
+    if (key) {
+        gp.identity_key.data = (uint8_t *)key;
+        gp.identity_key.len = 32;
+    }
+    gp.request = req;
     fr.id = id;
     fr.body_case = FBODY(GROUP_PROXY);
     fr.group_proxy = &gp;
     kl_fedlink_send(p->out, &fr);
-    if (req)
-        kollega__relay__v1__frame__free_unpacked(req, NULL);
 }
 
 /* Keep the groups of peer p from a group_list_result. */
@@ -168,11 +176,9 @@ void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr)
         kl_fedin_send_error(l, fr->id, CODE(FORBIDDEN), "a relay speaks only for its own users");
         return;
     }
-    kl_job_t *job = kl_fed_job_new(KL_FED_OP_IN_GROUP, 0, NULL);
-    if (job == NULL) {
-        kl_fedin_send_error(l, fr->id, CODE(UNAVAILABLE), "out of memory: retry later");
+    kl_job_t *job = kl_fedin_job(l, fr->id, KL_FED_OP_IN_GROUP);
+    if (job == NULL)
         return;
-    }
     kl_fed_job_t *fj = job->u.fed;
     if (self) {
         snprintf(fj->user, sizeof fj->user, "@%s", l->peer->cfg.name);
@@ -181,7 +187,6 @@ void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr)
         snprintf(fj->user, sizeof fj->user, "%s", gp->user);
         memcpy(fj->identity_key, gp->identity_key.data, 32);
     }
-    fj->link_req = fr->id;
     kl_dispatch_out_t out;
     int r = chan ? kl_dispatch_channel_remote(cfg, fj->user, fj->identity_key, gp->request,
                                               kl_fed_now_ms(), &out)
@@ -251,23 +256,11 @@ void kl_fedgroup_in_notify(fed_link_t *l, const kl_fedframe_t *fr)
 static void notify_done(kl_fed_t *f, kl_job_t *job)
 {
     kl_fed_job_t *fj = job->u.fed;
-    kl_frame_t fr = KOLLEGA__RELAY__V1__FRAME__INIT;
-    Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
-    Kollega__Relay__V1__GroupLog gl = KOLLEGA__RELAY__V1__GROUP_LOG__INIT;
+    kl_reply_t r;
     if (job->result != 0 || f->stopping || f->cfg.push_list == NULL)
         return;
-    if (fj->ops) {
-        gl.group = fj->address;
-        gl.more = 1;
-        fr.body_case = RBODY(GROUP_LOG);
-        fr.group_log = &gl;
-    } else {
-        d.group = fj->address;
-        d.more = 1;
-        fr.body_case = RBODY(DELIVER);
-        fr.deliver = &d;
-    }
-    f->cfg.push_list(f->cfg.ud, fj->ids, fj->n_names, &fr, fj->address);
+    kl_dispatch_announce(&r, fj->address, fj->ops);
+    f->cfg.push_list(f->cfg.ud, fj->ids, fj->n_names, &r.frame, fj->address);
 }
 
 void kl_fedgroup_in_done(fed_link_t *l, kl_job_t *job)

@@ -71,6 +71,16 @@ void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg)
     send_error(l, id, code, msg);
 }
 
+kl_job_t *kl_fedin_job(fed_link_t *l, uint32_t id, kl_fed_op_t op)
+{
+    kl_job_t *job = kl_fed_job_new(op, 0, NULL);
+    if (job == NULL)
+        send_error(l, id, CODE(UNAVAILABLE), "out of memory: retry later");
+    else
+        job->u.fed->link_req = id;
+    return job;
+}
+
 void kl_fedin_submit(fed_link_t *l, kl_job_t *job)
 {
     submit_job(l, job);
@@ -188,12 +198,9 @@ static void on_request(fed_link_t *l, const kl_fedframe_t *fr, kl_fed_op_t op,
         send_error(l, fr->id, CODE(BAD_REQUEST), "not an address of this relay");
         return;
     }
-    kl_job_t *job = kl_fed_job_new(op, 0, NULL);
-    if (job == NULL) {
-        send_error(l, fr->id, CODE(UNAVAILABLE), "out of memory: retry later");
+    kl_job_t *job = kl_fedin_job(l, fr->id, op);
+    if (job == NULL)
         return;
-    }
-    job->u.fed->link_req = fr->id;
     snprintf(job->u.fed->address, sizeof job->u.fed->address, "%s", address);
     memcpy(job->u.fed->handle, h, strlen(h) + 1);
     if (op == KL_FED_OP_IN_PREKEY)
@@ -309,11 +316,7 @@ static void request_done(fed_link_t *l, kl_job_t *job)
 {
     kl_fed_job_t *fj = job->u.fed;
     kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
-    Kollega__Relay__V1__LookupResult lr = KOLLEGA__RELAY__V1__LOOKUP_RESULT__INIT;
-    Kollega__Relay__V1__PrekeyBundle pb = KOLLEGA__RELAY__V1__PREKEY_BUNDLE__INIT;
-    Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
-    Kollega__Relay__V1__OneTimePrekey opk = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
-    const kl_prekey_bundle_t *b = &fj->bundle;
+    kl_reply_t rep; /* the answer a local user would get, inside the FedFrame */
     fr.id = fj->link_req;
     if (job->result == KL_ECRYPTO) {
         send_error(l, fr.id, CODE(FORBIDDEN),
@@ -323,33 +326,14 @@ static void request_done(fed_link_t *l, kl_job_t *job)
     } else if (job->result != 0) {
         send_error(l, fr.id, CODE(UNAVAILABLE), "storage unavailable: retry later");
     } else if (fj->op == KL_FED_OP_IN_LOOKUP) {
-        lr.address = fj->address;
-        lr.exists = fj->exists;
-        if (fj->exists) {
-            lr.identity_key.data = fj->identity_key;
-            lr.identity_key.len = 32;
-        }
+        kl_dispatch_reply_lookup(&rep, 0, fj->address, fj->exists, fj->identity_key);
         fr.body_case = FBODY(LOOKUP_RESULT);
-        fr.lookup_result = &lr;
+        fr.lookup_result = &rep.body.lookup_result;
         kl_fedlink_send(l, &fr);
     } else {
-        pb.address = fj->address;
-        pb.identity_key.data = (uint8_t *)b->identity_key;
-        pb.identity_key.len = 32;
-        spk.id = b->spk_id;
-        spk.public_key.data = (uint8_t *)b->spk;
-        spk.public_key.len = 32;
-        spk.signature.data = (uint8_t *)b->spk_sig;
-        spk.signature.len = 64;
-        pb.signed_prekey = &spk;
-        if (b->has_opk) {
-            opk.id = b->opk_id;
-            opk.public_key.data = (uint8_t *)b->opk;
-            opk.public_key.len = 32;
-            pb.one_time_prekey = &opk;
-        }
+        kl_dispatch_reply_bundle(&rep, 0, fj->address, &fj->bundle);
         fr.body_case = FBODY(PREKEY_BUNDLE);
-        fr.prekey_bundle = &pb;
+        fr.prekey_bundle = &rep.body.prekey_bundle;
         kl_fedlink_send(l, &fr);
     }
     kl_job_free(job);

@@ -125,10 +125,18 @@ void kl_fedin_frame(fed_link_t *l, kl_fedframe_t *fr);
 void kl_fedin_job_done(fed_link_t *l, kl_job_t *job);
 /* fed_in.c: an error answer on an inbound link; a storage job owned by it. */
 void kl_fedin_send_error(fed_link_t *l, uint32_t id, int code, const char *msg);
+/* A job of op answering request id on link l (its link_req set), or NULL
+ * after answering UNAVAILABLE "out of memory: retry later". */
+kl_job_t *kl_fedin_job(fed_link_t *l, uint32_t id, kl_fed_op_t op);
 void kl_fedin_submit(fed_link_t *l, kl_job_t *job);
 /* fed_group.c (groups with members on several relays). Send a GROUP or
  * GROUP_LIST job's request as a GroupProxy with frame id. */
 void kl_fedgroup_send(fed_peer_t *p, kl_job_t *job, uint32_t id);
+/* Send request req to peer p as a GroupProxy (fed_group.c) with FedFrame
+ * id id: on behalf of user (its identity key key), or with user "" and key
+ * NULL of this relay itself (a channel mirror). */
+void kl_fed_proxy_send(fed_peer_t *p, uint32_t id, const char *user, const uint8_t *key,
+                       kl_frame_t *req);
 /* On an inbound link: a GroupProxy / GroupNotify of the peer, and the
  * completion of the storage job it became (freed there). */
 void kl_fedgroup_in_proxy(fed_link_t *l, const kl_fedframe_t *fr);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kollega/addr.h"
+#include "oplog_job.h"
 #include "storage/storage.h"
 
 typedef struct kl_chan_job {
@@ -33,15 +34,9 @@ typedef struct kl_chan_job {
     int subscribed;
     uint64_t cursor;               /* subscribe: where the cursor starts */
     uint64_t seq;                  /* post: the entry's seq */
-    kl_storage_entry_t *entries;   /* fetch: ops (seq = index); read: posts */
-    size_t n;
-    int more;
+    kl_oplog_out_t out;            /* entries; subscribers and mirroring peers (op, post) */
     kl_storage_cinfo_t *infos;     /* list */
     size_t n_infos;
-    uint64_t *push;                /* op, post: subscribers to push to */
-    size_t n_push;
-    char *relays;                  /* op, post: peers mirroring it (NUL-separated) */
-    size_t relays_len, n_relays;
 } kl_chan_job_t;
 
 #endif

@@ -1,34 +1,23 @@
 /* The validated state of recently used groups, kept on the storage thread
  * so that applying an op costs one kl_group_apply, not a replay of the
- * group's whole log (signature check and decode of every op).
- *
- * The cache hangs on the storage connection (kl_storage_set_aux), so it
- * lives exactly as long as the thread's kl_storage_t and is touched by
- * that thread alone. Entries are keyed by group row id and valid only
- * while the state's next index and head hash are those of the stored row:
- * the head is the SHA-256 of the last op, which names the hash of the one
- * before it, so equal heads mean equal logs. A job that applies an op to
- * a cached state and then fails (refused by storage, batch rolled back)
- * leaves a state whose head the row does not have; the next lookup misses
- * and the caller replays. At most KL_GCACHE_MAX groups, least recently
- * used first out. */
+ * group's whole log. A state_cache.h cache (its contract: validity by next
+ * index and head, at most KL_SCACHE_MAX groups, least recently used first
+ * out) on the storage connection's KL_STORAGE_AUX_GROUPS slot, beside the
+ * push lists of group sends below. */
 #ifndef KOLLEGA_RELAY_GROUP_CACHE_H
 #define KOLLEGA_RELAY_GROUP_CACHE_H
 
 #include <stdint.h>
 
-#include "kollega/group.h"
+#include "state_cache.h"
 #include "storage/storage.h"
 
+/* Push lists kept (one per group). */
 #define KL_GCACHE_MAX 64
 
-/* The cached state of row g, or NULL (a miss). The state stays the cache's:
- * the caller may apply ops to it, and must not free it or keep it past the
- * job. */
-kl_group_t *kl_gcache_find(kl_storage_t *st, const kl_storage_group_t *g);
-/* Hand grp, the state of row id, to the cache (it frees grp when it cannot
- * keep it). Returns grp, or NULL if it was freed. */
-kl_group_t *kl_gcache_keep(kl_storage_t *st, uint64_t id, kl_group_t *grp);
+/* st's cache of kl_group_t states (jobs_group.c fills and reads it), made
+ * on first use; NULL only when out of memory. */
+kl_scache_t *kl_gcache_states(kl_storage_t *st);
 /* The push list of a group send, cached next to the states: the user ids
  * of row g's current members (kl_storage_group_users without candidates)
  * and the remote addresses among them (kl_storage_shadow_addresses). The

@@ -61,28 +61,14 @@ static void drop_outputs(kl_job_t *job)
         job->u.expire.deleted = 0;
         job->u.expire.more = 0;
         break;
-    case KL_JOB_GROUP_OP:
-    case KL_JOB_GROUP_FETCH:
-    case KL_JOB_GROUP_LIST:
-    case KL_JOB_GROUP_SEND:
-    case KL_JOB_GROUP_READ:
-    case KL_JOB_GROUP_ACK:
-        kl_job_drop_group(job);
-        break;
     case KL_JOB_FED:
         kl_fed_job_drop(job);
         break;
-    case KL_JOB_CHAN_OP:
-    case KL_JOB_CHAN_FETCH:
-    case KL_JOB_CHAN_SUB:
-    case KL_JOB_CHAN_UNSUB:
-    case KL_JOB_CHAN_LIST:
-    case KL_JOB_CHAN_POST:
-    case KL_JOB_CHAN_READ:
-    case KL_JOB_CHAN_ACK:
-        kl_job_drop_channel(job);
-        break;
     default:
+        if (KL_JOB_IS_GROUP(job->kind))
+            kl_job_drop_group(job);
+        else if (KL_JOB_IS_CHAN(job->kind))
+            kl_job_drop_channel(job);
         break;
     }
 }
@@ -205,26 +191,14 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st)
         if (r == 0)
             r = kl_storage_fed_peer_list(st, &job->u.stats.peers, &job->u.stats.n_peers);
         break;
-    case KL_JOB_GROUP_OP:
-    case KL_JOB_GROUP_FETCH:
-    case KL_JOB_GROUP_LIST:
-    case KL_JOB_GROUP_SEND:
-    case KL_JOB_GROUP_READ:
-    case KL_JOB_GROUP_ACK:
-        r = kl_job_run_group(job, st);
-        break;
     case KL_JOB_FED:
         r = kl_fed_job_run(job, st);
         break;
-    case KL_JOB_CHAN_OP:
-    case KL_JOB_CHAN_FETCH:
-    case KL_JOB_CHAN_SUB:
-    case KL_JOB_CHAN_UNSUB:
-    case KL_JOB_CHAN_LIST:
-    case KL_JOB_CHAN_POST:
-    case KL_JOB_CHAN_READ:
-    case KL_JOB_CHAN_ACK:
-        r = kl_job_run_channel(job, st);
+    default:
+        if (KL_JOB_IS_GROUP(job->kind))
+            r = kl_job_run_group(job, st);
+        else if (KL_JOB_IS_CHAN(job->kind))
+            r = kl_job_run_channel(job, st);
         break;
     }
     if (r != 0)

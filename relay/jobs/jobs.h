@@ -13,6 +13,7 @@
 #include "kollega/x3dh.h"
 #include "chan_job.h"
 #include "fed_job.h"
+#include "oplog_job.h"
 #include "storage/storage.h"
 #include "storage/storage_fed.h"
 
@@ -189,16 +190,9 @@ typedef struct kl_job {
             int state;                     /* the caller's KL_GSTATE_* */
             kl_storage_group_t group;      /* the row after the job */
             uint64_t seq;                  /* send: the entry's seq */
-            kl_storage_entry_t *entries;   /* fetch: ops (seq = index); read: entries */
-            size_t n;
-            int more;
+            kl_oplog_out_t out;            /* entries, and whom to push to (op, send) */
             kl_storage_ginfo_t *infos;     /* list */
             size_t n_infos;
-            uint64_t *push;                /* op, send: users to push to */
-            size_t n_push;
-            char *notify;                  /* op, send: addresses of remote users among
-                                            * push, NUL-separated (storage_gfed.h) */
-            size_t notify_len, n_notify;
         } group;
         struct { /* out only: storage counts, every peer with its outbox depth */
             kl_storage_stats_t stats;
@@ -235,6 +229,15 @@ void kl_job_drop_channel(kl_job_t *job);
 struct kl_channel;
 int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
                          struct kl_channel **out);
+/* Validate op (index `index`) against stored channel c at address (found
+ * 0: no row yet) and store it, with what it changes (a removed member's
+ * subscription), as a channel_op does: 0 with *c the row after it;
+ * KL_ENOTFOUND / KL_EEXIST / KL_ESTATE / KL_ELIMIT as kl_oplog_op_state;
+ * a refusal by the rules as jobs_channel.c's results, with *verr the
+ * kl_channel_verr_t (nonzero only then); or a storage error. */
+int kl_job_channel_op(kl_storage_t *st, const char *address, int found,
+                      kl_storage_channel_t *c, uint64_t index, const uint8_t *op, size_t len,
+                      int *verr);
 /* After an op that removed key (address as the state had it) from the
  * members of members-only channel c: drop the subscription and cursor of
  * the local user with that handle and key, if any (a member of another

@@ -32,29 +32,19 @@
 
 void kl_job_drop_channel(kl_job_t *job)
 {
-    kl_chan_job_t *j = &job->u.chan;
-    kl_storage_entries_free(j->entries, j->n);
-    j->entries = NULL;
-    j->n = 0;
-    j->more = 0;
-    free(j->infos);
-    j->infos = NULL;
-    j->n_infos = 0;
-    free(j->push);
-    j->push = NULL;
-    j->n_push = 0;
-    free(j->relays);
-    j->relays = NULL;
-    j->relays_len = j->n_relays = 0;
+    kl_oplog_out_free(&job->u.chan.out);
+    free(job->u.chan.infos);
+    job->u.chan.infos = NULL;
+    job->u.chan.n_infos = 0;
 }
 
 /* Subscribers to push an op or post to, and the peers that mirror it. */
 static int audience(kl_storage_t *st, kl_chan_job_t *j)
 {
-    int r = kl_storage_channel_subscribers(st, j->chan.id, &j->push, &j->n_push);
-    if (r == 0 && j->n_push > 0)
-        r = kl_storage_channel_relays(st, j->chan.id, &j->relays, &j->relays_len,
-                                      &j->n_relays);
+    kl_oplog_out_t *o = &j->out;
+    int r = kl_storage_channel_subscribers(st, j->chan.id, &o->push, &o->n_push);
+    if (r == 0 && o->n_push > 0)
+        r = kl_storage_channel_relays(st, j->chan.id, &o->notify, &o->notify_len, &o->n_notify);
     return r;
 }
 
@@ -70,53 +60,50 @@ static int resolve(kl_job_t *job, kl_storage_t *st)
                                   &j->user);
 }
 
-/* Rebuild the validated state of a stored channel from its ops. Every
- * stored op was validated when it arrived, so one that fails now means the
- * database was edited: KL_EIO, and nothing is built on it. */
-static int replay(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
-                  kl_channel_t **out)
+static int state_new(void **state, const char *address)
 {
-    kl_channel_t *ch = NULL;
-    int r = kl_channel_new(&ch, address);
-    if (r == 0 && c->next_index > KL_STORAGE_CHANNEL_MAX_OPS)
-        r = KL_EIO;
-    kl_storage_entry_t *e = NULL;
-    size_t n = 0;
-    int more = 0;
-    if (r == 0 && c->next_index > 0)
-        r = kl_storage_channel_ops(st, c->id, 0, KL_STORAGE_CHANNEL_MAX_OPS, SIZE_MAX, &e, &n,
-                                   &more);
-    if (r == 0 && (n != c->next_index || more))
-        r = KL_EIO;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        kl_channel_verr_t why = KL_CV_OK;
-        if (e[i].seq != i || kl_channel_apply(ch, e[i].body, e[i].len, NULL, &why) != 0)
-            r = KL_EIO;
-    }
-    kl_storage_entries_free(e, n);
-    if (r) {
-        kl_channel_free(ch);
-        return r;
-    }
-    *out = ch;
-    return 0;
+    kl_channel_t *c = NULL;
+    int r = kl_channel_new(&c, address);
+    *state = c;
+    return r;
 }
 
-/* The validated state of stored channel c: the cached one (chan_cache.h),
- * or a replay of its log, which is then cached. The state is the cache's
- * (the caller must not free it); *out is NULL only on error. */
+static int replay_op(void *state, const uint8_t *op, size_t len)
+{
+    kl_channel_verr_t why = KL_CV_OK;
+    return kl_channel_apply(state, op, len, NULL, &why);
+}
+
+static void state_free(void *state)
+{
+    kl_channel_free(state);
+}
+
+static uint64_t state_next_index(const void *state)
+{
+    return kl_channel_next_index(state);
+}
+
+static void state_head(const void *state, uint8_t out[32])
+{
+    kl_channel_head(state, out);
+}
+
+static const kl_oplog_kind_t CHANNEL_LOG = {
+    {state_free, state_next_index, state_head}, state_new, replay_op, kl_storage_channel_ops,
+    kl_ccache_states,
+};
+
 int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
                          kl_channel_t **out)
 {
-    *out = kl_ccache_find(st, c);
-    if (*out != NULL)
-        return 0;
-    int r = replay(st, address, c, out);
-    if (r == 0) {
-        *out = kl_ccache_keep(st, c->id, *out);
-        if (*out == NULL)
-            r = KL_ENOMEM;
-    }
+    void *state = NULL;
+    kl_oplog_row_t row = {c->id, c->next_index, c->head};
+    *out = NULL;
+    if (c->next_index > KL_STORAGE_CHANNEL_MAX_OPS)
+        return KL_EIO; /* more than storage ever takes: the database was edited */
+    int r = kl_oplog_state(st, &CHANNEL_LOG, address, &row, &state);
+    *out = state;
     return r;
 }
 
@@ -206,54 +193,55 @@ static int refusal(kl_channel_verr_t why)
     }
 }
 
-static int run_op(kl_job_t *job, kl_storage_t *st)
+int kl_job_channel_op(kl_storage_t *st, const char *address, int found,
+                      kl_storage_channel_t *c, uint64_t index, const uint8_t *op, size_t len,
+                      int *verr)
 {
-    kl_chan_job_t *j = &job->u.chan;
-    kl_channel_t *ch = NULL, *fresh = NULL; /* fresh: a new channel's state, ours */
     kl_channel_event_t ev;
     kl_channel_verr_t why = KL_CV_OK;
+    kl_oplog_row_t row = {c->id, c->next_index, c->head};
     uint8_t head[32];
-    /* The cheap refusals first: no replay for an op that cannot continue
-     * the log (the client fetches and retries). */
-    int r = kl_storage_channel_get(st, j->address, &j->chan);
-    if (r == KL_ENOTFOUND) {
-        memset(&j->chan, 0, sizeof j->chan);
-        r = j->from != 0 ? KL_ENOTFOUND : kl_channel_new(&fresh, j->address);
-        ch = fresh;
-    } else if (r == 0) {
-        if (j->from == 0)
-            r = KL_EEXIST;
-        else if (j->from != j->chan.next_index)
-            r = KL_ESTATE;
-        else if (j->from >= KL_STORAGE_CHANNEL_MAX_OPS)
-            r = KL_ELIMIT;
-        else
-            r = kl_job_channel_state(st, j->address, &j->chan, &ch);
-    }
+    void *state = NULL;
+    int fresh = 0;
+    *verr = 0;
+    int r = kl_oplog_op_state(st, &CHANNEL_LOG, address, found, &row, index,
+                              KL_STORAGE_CHANNEL_MAX_OPS, &state, &fresh);
+    kl_channel_t *ch = state;
     if (r)
         goto out;
-    r = kl_channel_apply(ch, j->data, j->len, &ev, &why);
+    r = kl_channel_apply(ch, op, len, &ev, &why);
     if (r != 0) {
-        j->verr = (int)why;
+        *verr = (int)why;
         r = refusal(why);
         goto out;
     }
     kl_channel_head(ch, head);
-    r = kl_storage_channel_append_op(st, j->address, ev.index, j->data, j->len, head, &j->chan);
+    r = kl_storage_channel_append_op(st, address, ev.index, op, len, head, c);
     /* A removed member loses its subscription in the same step. */
     if (r == 0 && ev.members_only &&
         (ev.kind == KL_COP_REMOVE_MEMBER || ev.kind == KL_COP_REMOVE_PUBLISHER) &&
         !kl_channel_is_member(ch, ev.target))
-        r = kl_job_channel_drop_member(st, &j->chan, ev.target, ev.target_address);
-    if (r == 0 && fresh != NULL) {
-        kl_ccache_keep(st, j->chan.id, fresh); /* the cache's now (or freed) */
-        fresh = NULL;
+        r = kl_job_channel_drop_member(st, c, ev.target, ev.target_address);
+    if (r == 0 && fresh) {
+        kl_oplog_keep(st, &CHANNEL_LOG, c->id, ch); /* the cache's now (or freed) */
+        fresh = 0;
     }
-    if (r == 0)
-        r = audience(st, j);
 out:
-    kl_channel_free(fresh);
+    if (fresh)
+        kl_channel_free(ch);
     return r;
+}
+
+static int run_op(kl_job_t *job, kl_storage_t *st)
+{
+    kl_chan_job_t *j = &job->u.chan;
+    /* The cheap refusals first: no replay for an op that cannot continue
+     * the log (the client fetches and retries). */
+    int r = kl_storage_channel_get(st, j->address, &j->chan);
+    if (r == 0 || r == KL_ENOTFOUND)
+        r = kl_job_channel_op(st, j->address, r == 0, &j->chan, j->from, j->data, j->len,
+                              &j->verr);
+    return r ? r : audience(st, j);
 }
 
 static int caller(kl_job_t *job, kl_storage_t *st)
@@ -307,7 +295,7 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
             r = member_only_check(st, j);
         if (r == 0 && j->from < j->chan.next_index)
             r = kl_storage_channel_ops(st, j->chan.id, j->from, FETCH_OPS_MAX, j->max_bytes,
-                                       &j->entries, &j->n, &j->more);
+                                       &j->out.entries, &j->out.n, &j->out.more);
         return r;
     case KL_JOB_CHAN_SUB:
         r = caller(job, st);
@@ -327,25 +315,20 @@ int kl_job_run_channel(kl_job_t *job, kl_storage_t *st)
     case KL_JOB_CHAN_POST:
         return run_post(job, st);
     case KL_JOB_CHAN_READ:
+    case KL_JOB_CHAN_ACK:
         r = caller(job, st);
         if (r == 0 && !j->subscribed)
             r = KL_EREFUSED;
-        if (r == 0)
-            r = member_only_check(st, j);
+        if (r || job->kind == KL_JOB_CHAN_ACK)
+            return r ? r : kl_oplog_ack(st, j->chan.log, j->user, j->from);
+        r = member_only_check(st, j);
         /* A mirroring peer never gets again what it has acked. */
         if (r == 0 && j->remote[0] == '@' && j->from < j->cursor)
             j->from = j->cursor;
         if (r == 0)
             r = kl_storage_log_read(st, j->chan.log, j->from, job->now_ms, j->limit,
-                                    j->max_bytes, &j->entries, &j->n, &j->more);
+                                    j->max_bytes, &j->out.entries, &j->out.n, &j->out.more);
         return r;
-    case KL_JOB_CHAN_ACK:
-        r = caller(job, st);
-        if (r == 0 && !j->subscribed)
-            r = KL_EREFUSED;
-        if (r == 0)
-            r = kl_storage_log_ack(st, j->chan.log, j->user, j->from);
-        return r == KL_ENOTFOUND && j->chan.id != 0 ? KL_EREFUSED : r;
     default:
         return KL_EINVAL;
     }

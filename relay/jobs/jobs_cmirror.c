@@ -100,36 +100,16 @@ static int store_ops(kl_storage_t *st, kl_fed_job_t *fj, kl_storage_channel_t *c
             continue;
         if (index > c->next_index)
             break;
-        kl_channel_t *ch = NULL, *fresh = NULL;
-        kl_channel_event_t ev;
-        kl_channel_verr_t why = KL_CV_OK;
-        uint8_t head[32];
-        int r = c->next_index == 0 ? kl_channel_new(&fresh, fj->address)
-                                   : kl_job_channel_state(st, fj->address, c, &ch);
-        if (fresh)
-            ch = fresh;
-        if (r)
-            return r;
-        if (kl_channel_apply(ch, cl->ops[i].data, cl->ops[i].len, &ev, &why) != 0) {
-            kl_channel_free(fresh);
+        int verr = 0;
+        int r = kl_job_channel_op(st, fj->address, 1, c, index, cl->ops[i].data, cl->ops[i].len,
+                                  &verr);
+        if (r != 0 && verr != 0) {
             snprintf(fj->err_msg, sizeof fj->err_msg, "refused op %llu: %s",
-                     (unsigned long long)index, kl_channel_verr_str(why));
+                     (unsigned long long)index, kl_channel_verr_str((kl_channel_verr_t)verr));
             fj->m_stalled = 1;
             fj->m_progress = fj->m_progress || c->next_index > before;
             return 0;
         }
-        kl_channel_head(ch, head);
-        r = kl_storage_channel_append_op(st, fj->address, ev.index, cl->ops[i].data,
-                                         cl->ops[i].len, head, c);
-        /* A removed member of this relay loses its mirror subscription. */
-        if (r == 0 && ev.members_only &&
-            (ev.kind == KL_COP_REMOVE_MEMBER || ev.kind == KL_COP_REMOVE_PUBLISHER) &&
-            !kl_channel_is_member(ch, ev.target))
-            r = kl_job_channel_drop_member(st, c, ev.target, ev.target_address);
-        if (r == 0 && fresh)
-            kl_ccache_keep(st, c->id, fresh); /* the cache's now (or freed) */
-        else
-            kl_channel_free(fresh);
         if (r)
             return r;
     }

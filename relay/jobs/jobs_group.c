@@ -32,84 +32,52 @@
 #include "group_cache.h"
 #include "storage/storage_gfed.h"
 
-/* Ops read per step while replaying a log. */
-#define REPLAY_CHUNK 256
 /* Ops per group_log reply. */
 #define FETCH_OPS_MAX 500
 
 void kl_job_drop_group(kl_job_t *job)
 {
-    kl_storage_entries_free(job->u.group.entries, job->u.group.n);
-    job->u.group.entries = NULL;
-    job->u.group.n = 0;
-    job->u.group.more = 0;
+    kl_oplog_out_free(&job->u.group.out);
     free(job->u.group.infos);
     job->u.group.infos = NULL;
     job->u.group.n_infos = 0;
-    free(job->u.group.push);
-    job->u.group.push = NULL;
-    job->u.group.n_push = 0;
-    free(job->u.group.notify);
-    job->u.group.notify = NULL;
-    job->u.group.notify_len = 0;
-    job->u.group.n_notify = 0;
 }
 
-/* Rebuild the validated state of a stored group from its ops. Every
- * stored op was validated in full (signature included) when it arrived, so
- * the replay skips the signature checks, which are nearly all of its cost
- * (kl_group_apply_stored); an op that fails the remaining checks means the
- * database was edited: KL_EIO, and nothing is built on it. */
-static int replay(kl_storage_t *st, const char *address, const kl_storage_group_t *g,
-                  kl_group_t **out)
+static int state_new(void **state, const char *address)
 {
-    kl_group_t *grp = NULL;
-    int r = kl_group_new(&grp, address);
-    uint64_t from = 0;
-    while (r == 0 && from < g->next_index) {
-        kl_storage_entry_t *e = NULL;
-        size_t n = 0;
-        int more = 0;
-        r = kl_storage_group_ops(st, g->id, from, REPLAY_CHUNK, SIZE_MAX, &e, &n, &more);
-        if (r == 0 && n == 0)
-            r = KL_EIO;
-        for (size_t i = 0; i < n && r == 0; i++) {
-            kl_group_verr_t why = KL_GV_OK;
-            if (e[i].seq != from + i ||
-                kl_group_apply_stored(grp, e[i].body, e[i].len, NULL, &why) != 0)
-                r = KL_EIO;
-        }
-        from += n;
-        kl_storage_entries_free(e, n);
-    }
-    if (r == 0 && kl_group_next_index(grp) != g->next_index)
-        r = KL_EIO;
-    if (r) {
-        kl_group_free(grp);
-        return r;
-    }
-    *out = grp;
-    return 0;
-}
-
-/* The validated state of stored group g: the cached one (group_cache.h),
- * else a replay of the log, then cached. *cached tells whether the cache
- * owns it (else the caller frees it). */
-static int state_of(kl_storage_t *st, const char *address, const kl_storage_group_t *g,
-                    kl_group_t **out, int *cached)
-{
-    *out = kl_gcache_find(st, g);
-    *cached = *out != NULL;
-    if (*cached)
-        return 0;
-    int r = replay(st, address, g, out);
-    if (r == 0) {
-        *out = kl_gcache_keep(st, g->id, *out);
-        *cached = 1;
-        r = *out ? 0 : KL_ENOMEM;
-    }
+    kl_group_t *g = NULL;
+    int r = kl_group_new(&g, address);
+    *state = g;
     return r;
 }
+
+/* The replay skips the signature checks of ops validated in full when they
+ * were stored, which are nearly all of its cost (kl_group_apply_stored). */
+static int replay_op(void *state, const uint8_t *op, size_t len)
+{
+    kl_group_verr_t why = KL_GV_OK;
+    return kl_group_apply_stored(state, op, len, NULL, &why);
+}
+
+static void state_free(void *state)
+{
+    kl_group_free(state);
+}
+
+static uint64_t state_next_index(const void *state)
+{
+    return kl_group_next_index(state);
+}
+
+static void state_head(const void *state, uint8_t out[32])
+{
+    kl_group_head(state, out);
+}
+
+static const kl_oplog_kind_t GROUP_LOG = {
+    {state_free, state_next_index, state_head}, state_new, replay_op, kl_storage_group_ops,
+    kl_gcache_states,
+};
 
 /* The user of this relay behind address, when its key is key; else 0. An
  * address on another relay gets its shadow user (created, storage_gfed.h). */
@@ -230,22 +198,23 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
     kl_group_event_t ev;
     kl_group_verr_t why = KL_GV_OK;
     uint8_t head[32];
-    int exists = 1, cached = 0;
+    void *state = NULL;
+    int fresh = 0;
     uint64_t max_ops = job->u.group.max_ops ? job->u.group.max_ops : KL_GROUP_MAX_OPS_DEFAULT;
 
     /* The cheap refusals first: no state is loaded for an op that cannot
      * continue the log (the client fetches and retries) or that the log
      * has no room for. The op's signature was checked by dispatch. */
     int r = kl_storage_group_get(st, job->u.group.address, g);
-    if (r == KL_ENOTFOUND) {
-        exists = 0;
+    if (r == KL_ENOTFOUND)
         memset(g, 0, sizeof *g);
-        r = index != 0 ? KL_ENOTFOUND : kl_group_new(&grp, job->u.group.address);
-    } else if (r == 0) {
-        r = index == 0 ? KL_EEXIST : index != g->next_index ? KL_ESTATE
-                                   : index >= max_ops       ? KL_ELIMIT
-                                   : state_of(st, job->u.group.address, g, &grp, &cached);
+    if (r == 0 || r == KL_ENOTFOUND) {
+        kl_oplog_row_t row = {g->id, g->next_index, g->head};
+        r = kl_oplog_op_state(st, &GROUP_LOG, job->u.group.address, r == 0, &row, index,
+                              max_ops, &state, &fresh);
     }
+    grp = state;
+    int exists = !fresh;
     if (r)
         goto out;
     r = kl_group_apply(grp, job->u.group.data, job->u.group.len, &ev, &why);
@@ -297,15 +266,19 @@ static int run_op(kl_job_t *job, kl_storage_t *st)
     }
     if (r == 0) {
         job->u.group.admitted = ev.admitted;
-        job->u.group.push = after;
-        job->u.group.n_push = na;
+        job->u.group.out.push = after;
+        job->u.group.out.n_push = na;
         after = NULL;
+    }
+    if (r == 0 && fresh) {
+        kl_oplog_keep(st, &GROUP_LOG, g->id, grp); /* the cache's now (or freed) */
+        fresh = 0;
     }
 out:
     free(before);
     free(after);
     free(m);
-    if (!cached)
+    if (fresh)
         kl_group_free(grp);
     return r;
 }
@@ -319,6 +292,7 @@ static int caller(kl_job_t *job, kl_storage_t *st, kl_storage_gstatus_t *gs)
         job->u.group.state = gs->state;
     return r;
 }
+
 
 static int run_fetch(kl_job_t *job, kl_storage_t *st)
 {
@@ -338,11 +312,11 @@ static int run_fetch(kl_job_t *job, kl_storage_t *st)
             limit = (uint32_t)(gs.exit_index - job->u.group.from + 1);
     }
     r = kl_storage_group_ops(st, job->u.group.group.id, job->u.group.from, limit,
-                             job->u.group.max_bytes, &job->u.group.entries, &job->u.group.n,
-                             &job->u.group.more);
-    if (r == 0 && gs.state == KL_GSTATE_FORMER && job->u.group.n > 0 &&
-        job->u.group.entries[job->u.group.n - 1].seq >= gs.exit_index)
-        job->u.group.more = 0;
+                             job->u.group.max_bytes, &job->u.group.out.entries, &job->u.group.out.n,
+                             &job->u.group.out.more);
+    if (r == 0 && gs.state == KL_GSTATE_FORMER && job->u.group.out.n > 0 &&
+        job->u.group.out.entries[job->u.group.out.n - 1].seq >= gs.exit_index)
+        job->u.group.out.more = 0;
     return r;
 }
 
@@ -364,19 +338,13 @@ static uint64_t group_expiry(const kl_job_t *job)
 /* The remote users among the push list, for the federation notices. */
 static int notify_of(kl_job_t *job, kl_storage_t *st)
 {
-    return kl_storage_shadow_addresses(st, job->u.group.push, job->u.group.n_push,
-                                       &job->u.group.notify, &job->u.group.notify_len,
-                                       &job->u.group.n_notify);
+    return kl_storage_shadow_addresses(st, job->u.group.out.push, job->u.group.out.n_push,
+                                       &job->u.group.out.notify, &job->u.group.out.notify_len,
+                                       &job->u.group.out.n_notify);
 }
 
 static int run_send(kl_job_t *job, kl_storage_t *st)
 {
-    kl_storage_gstatus_t gs;
-    int r = caller(job, st, &gs);
-    if (r)
-        return r;
-    if (gs.state != KL_GSTATE_MEMBER)
-        return KL_EREFUSED;
     /* The sender encrypted under its view of the log (relay.proto
      * Send.group_index): a view that misses a leave or removal means a
      * sender key the departed member may still hold. */
@@ -384,55 +352,47 @@ static int run_send(kl_job_t *job, kl_storage_t *st)
         return KL_EPROTO;
     if (job->u.group.group.rekey_next > job->u.group.group_index)
         return KL_ESTATE;
-    r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
-                              job->u.group.data, job->u.group.len, &job->u.group.quota,
-                              &job->u.group.seq);
+    int r = kl_storage_log_append(st, job->u.group.group.log, job->now_ms, group_expiry(job),
+                                  job->u.group.data, job->u.group.len, &job->u.group.quota,
+                                  &job->u.group.seq);
     if (r)
         return r;
     job->u.group.group.last_seq = job->u.group.seq;
     /* The pushes: the current members, from the cache while no op (and no
      * rollback) changed them, else from storage, then cached. */
-    r = kl_gcache_members_get(st, &job->u.group.group, &job->u.group.push, &job->u.group.n_push,
-                              &job->u.group.notify, &job->u.group.notify_len,
-                              &job->u.group.n_notify);
+    kl_oplog_out_t *o = &job->u.group.out;
+    r = kl_gcache_members_get(st, &job->u.group.group, &o->push, &o->n_push, &o->notify,
+                              &o->notify_len, &o->n_notify);
     if (r != 0)
         return r < 0 ? r : 0;
-    r = kl_storage_group_users(st, job->u.group.group.id, 0, &job->u.group.push,
-                               &job->u.group.n_push);
+    r = kl_storage_group_users(st, job->u.group.group.id, 0, &o->push, &o->n_push);
     if (r == 0)
         r = notify_of(job, st);
     if (r == 0)
-        kl_gcache_members_put(st, &job->u.group.group, job->u.group.push, job->u.group.n_push,
-                              job->u.group.notify, job->u.group.notify_len,
-                              job->u.group.n_notify);
+        kl_gcache_members_put(st, &job->u.group.group, o->push, o->n_push, o->notify,
+                              o->notify_len, o->n_notify);
     return r;
 }
 
-static int run_read(kl_job_t *job, kl_storage_t *st)
+/* What only members may do: send, read (entries after their admission
+ * only) and ack. KL_EREFUSED for anyone else. */
+static int run_member(kl_job_t *job, kl_storage_t *st)
 {
     kl_storage_gstatus_t gs;
     int r = caller(job, st, &gs);
+    if (r == 0 && gs.state != KL_GSTATE_MEMBER)
+        r = KL_EREFUSED;
     if (r)
         return r;
-    if (gs.state != KL_GSTATE_MEMBER)
-        return KL_EREFUSED;
-    /* Entries from before the caller's admission are not its to read. */
+    if (job->kind == KL_JOB_GROUP_SEND)
+        return run_send(job, st);
+    if (job->kind == KL_JOB_GROUP_ACK)
+        return kl_oplog_ack(st, job->u.group.group.log, job->u.group.user, job->u.group.from);
     uint64_t after = job->u.group.from > gs.join_seq ? job->u.group.from : gs.join_seq;
     return kl_storage_log_read(st, job->u.group.group.log, after, job->now_ms,
-                               job->u.group.limit, job->u.group.max_bytes, &job->u.group.entries,
-                               &job->u.group.n, &job->u.group.more);
-}
-
-static int run_ack(kl_job_t *job, kl_storage_t *st)
-{
-    kl_storage_gstatus_t gs;
-    int r = caller(job, st, &gs);
-    if (r)
-        return r;
-    if (gs.state != KL_GSTATE_MEMBER)
-        return KL_EREFUSED;
-    r = kl_storage_log_ack(st, job->u.group.group.log, job->u.group.user, job->u.group.from);
-    return r == KL_ENOTFOUND ? KL_EREFUSED : r;
+                               job->u.group.limit, job->u.group.max_bytes,
+                               &job->u.group.out.entries, &job->u.group.out.n,
+                               &job->u.group.out.more);
 }
 
 int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
@@ -459,11 +419,9 @@ int kl_job_run_group(kl_job_t *job, kl_storage_t *st)
         return kl_storage_group_list(st, job->u.group.user, &job->u.group.infos,
                                      &job->u.group.n_infos);
     case KL_JOB_GROUP_SEND:
-        return run_send(job, st);
     case KL_JOB_GROUP_READ:
-        return run_read(job, st);
     case KL_JOB_GROUP_ACK:
-        return run_ack(job, st);
+        return run_member(job, st);
     default:
         return KL_EINVAL;
     }

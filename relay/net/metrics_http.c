@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dlist.h"
 #include "kollega/err.h"
 #include "base/log.h"
 #include "metrics_http.h"
@@ -51,12 +52,7 @@ static void on_conn_handle_closed(uv_handle_t *hd)
     if (--c->open_handles > 0)
         return;
     kl_metrics_http_t *h = c->h;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    KL_DLIST_UNLINK(h->conns, c);
     h->n_conns--;
     free(c->resp);
     free(c);
@@ -257,10 +253,7 @@ static void on_connection(uv_stream_t *l, int status)
     uv_timer_init(h->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
-    c->next = h->conns;
-    if (h->conns)
-        h->conns->prev = c;
-    h->conns = c;
+    KL_DLIST_PUSH(h->conns, c);
     h->n_conns++;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {

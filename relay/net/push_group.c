@@ -64,33 +64,10 @@ void kl_conn_announce_groups(kl_conn_t *c)
     c->missed_groups = NULL;
     while (m) {
         kl_missed_t *next = m->next;
-        kl_frame_t f = KOLLEGA__RELAY__V1__FRAME__INIT;
-        Kollega__Relay__V1__Deliver d = KOLLEGA__RELAY__V1__DELIVER__INIT;
-        Kollega__Relay__V1__GroupLog gl = KOLLEGA__RELAY__V1__GROUP_LOG__INIT;
-        Kollega__Relay__V1__ChannelLog cl = KOLLEGA__RELAY__V1__CHANNEL_LOG__INIT;
+        kl_reply_t r;
         /* Channels ("!name@relay", dispatch_channel.c) share this list. */
-        if (m->group[0] == '!' && m->ops) {
-            cl.channel = m->group;
-            cl.more = 1;
-            f.body_case = BODY(CHANNEL_LOG);
-            f.channel_log = &cl;
-        } else if (m->group[0] == '!') {
-            d.channel = m->group;
-            d.more = 1;
-            f.body_case = BODY(DELIVER);
-            f.deliver = &d;
-        } else if (m->ops) {
-            gl.group = m->group;
-            gl.more = 1;
-            f.body_case = BODY(GROUP_LOG);
-            f.group_log = &gl;
-        } else {
-            d.group = m->group;
-            d.more = 1;
-            f.body_case = BODY(DELIVER);
-            f.deliver = &d;
-        }
-        kl_conn_send(c, &f, 0);
+        kl_dispatch_announce(&r, m->group, m->ops);
+        kl_conn_send(c, &r.frame, 0);
         free(m);
         m = next;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kollega/crypto.h"
+#include "base/dlist.h"
 #include "kollega/err.h"
 #include "base/log.h"
 #include "server_int.h"
@@ -113,23 +114,33 @@ void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c)
 {
     if (!c->linked)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    KL_DLIST_UNLINK(s->conns, c);
     s->n_conns--;
+}
+
+kl_job_t *kl_server_job(kl_server_t *s, kl_job_kind_t kind, const char *oom_log, int *oom)
+{
+    if (oom)
+        *oom = 0;
+    if (s->stopping || s->q == NULL)
+        return NULL;
+    kl_job_t *job = kl_job_new(kind, 0, NULL);
+    if (job) {
+        job->now_ms = kl_server_wall_ms();
+        return job;
+    }
+    if (oom)
+        *oom = 1;
+    if (oom_log)
+        kl_log(KL_LOG_ERROR, "%s", oom_log);
+    return NULL;
 }
 
 static void submit_expire(kl_server_t *s)
 {
-    if (s->expire_running || s->stopping || s->q == NULL)
-        return;
-    kl_job_t *job = kl_job_new(KL_JOB_EXPIRE, 0, NULL);
+    kl_job_t *job = s->expire_running ? NULL : kl_server_job(s, KL_JOB_EXPIRE, NULL, NULL);
     if (job == NULL)
         return; /* the next tick retries */
-    job->now_ms = kl_server_wall_ms();
     job->u.expire.max = EXPIRE_BATCH;
     s->expire_running = 1;
     kl_storeq_submit(s->q, job);
@@ -249,13 +260,10 @@ int kl_server_reconfigure(kl_server_t *s, const kl_server_cfg_t *cfg)
 
 void kl_server_set_max_bytes(kl_server_t *s, uint64_t max_bytes)
 {
-    if (s->q == NULL || s->stopping)
+    kl_job_t *job = kl_server_job(s, KL_JOB_MAX_BYTES,
+                                  "config reload: out of memory: max-db-bytes not applied", NULL);
+    if (job == NULL)
         return;
-    kl_job_t *job = kl_job_new(KL_JOB_MAX_BYTES, 0, NULL);
-    if (job == NULL) {
-        kl_log(KL_LOG_ERROR, "config reload: out of memory: max-db-bytes not applied");
-        return;
-    }
     /* No cap: the largest sqlite takes (it clamps to its own maximum). */
     job->u.max_bytes.max = max_bytes ? max_bytes : UINT64_MAX / 2;
     kl_storeq_submit(s->q, job);

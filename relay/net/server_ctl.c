@@ -15,6 +15,7 @@
 
 #include "control.h"
 #include "kollega/addr.h"
+#include "base/dlist.h"
 #include "kollega/err.h"
 #include "kollega/version.h"
 #include "base/log.h"
@@ -63,12 +64,7 @@ static void client_maybe_free(ctl_client_t *cl)
     if (!cl->closed || cl->job)
         return;
     struct kl_ctl *ctl = cl->ctl;
-    if (cl->prev)
-        cl->prev->next = cl->next;
-    else
-        ctl->clients = cl->next;
-    if (cl->next)
-        cl->next->prev = cl->prev;
+    KL_DLIST_UNLINK(ctl->clients, cl);
     free(cl);
     ctl_release(ctl);
 }
@@ -162,18 +158,15 @@ static void do_remove(ctl_client_t *cl, const char *handle)
         reply(cl, "error usage not a valid handle");
         return;
     }
-    if (s->stopping || s->q == NULL) {
-        reply(cl, "error stopping the relay is shutting down");
-        return;
-    }
-    kl_job_t *job = kl_job_new(KL_JOB_USER_REMOVE, 0, NULL);
+    int oom = 0;
+    kl_job_t *job = kl_server_job(s, KL_JOB_USER_REMOVE, NULL, &oom);
     if (job == NULL) {
-        reply(cl, "error internal out of memory");
+        reply(cl, oom ? "error internal out of memory"
+                      : "error stopping the relay is shutting down");
         return;
     }
     snprintf(job->u.remove.handle, sizeof job->u.remove.handle, "%s", handle);
     job->u.remove.ctl = cl;
-    job->now_ms = kl_server_wall_ms();
     cl->job = 1;
     kl_storeq_submit(s->q, job);
 }
@@ -263,10 +256,7 @@ static void on_connection(uv_stream_t *l, int status)
     cl->ctl = ctl;
     uv_pipe_init(l->loop, &cl->pipe, 0);
     cl->pipe.data = cl;
-    cl->next = ctl->clients;
-    if (ctl->clients)
-        ctl->clients->prev = cl;
-    ctl->clients = cl;
+    KL_DLIST_PUSH(ctl->clients, cl);
     ctl->open++;
     if (uv_accept(l, (uv_stream_t *)&cl->pipe) != 0) {
         client_close(cl);

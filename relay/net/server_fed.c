@@ -80,14 +80,10 @@ int kl_server_fed_new(kl_server_t *s, kl_storage_t *st)
 
 void kl_server_reload_peers(kl_server_t *s)
 {
-    if (s->q == NULL || s->stopping)
-        return;
-    kl_job_t *job = kl_job_new(KL_JOB_PEER_LIST, 0, NULL);
-    if (job == NULL) {
-        kl_log(KL_LOG_ERROR, "federation: out of memory: peers not reloaded");
-        return;
-    }
-    kl_storeq_submit(s->q, job);
+    kl_job_t *job = kl_server_job(s, KL_JOB_PEER_LIST,
+                                  "federation: out of memory: peers not reloaded", NULL);
+    if (job)
+        kl_storeq_submit(s->q, job);
 }
 
 /* The peers as stored now: a relay that had none starts federation (its

@@ -142,6 +142,11 @@ void kl_server_push_list(kl_server_t *s, const uint64_t *users, size_t n, const 
 void kl_conn_announce_groups(kl_conn_t *c);
 void kl_conn_missed_free(kl_conn_t *c);
 void kl_server_submit(kl_server_t *s, kl_job_t *job);
+/* A storage job of kind for the server itself (no connection; now_ms set),
+ * or NULL: when the server is stopping or has no storage queue, or when out
+ * of memory (then *oom is set, if oom is not NULL, and oom_log, if not
+ * NULL, is logged as an error). Submit it with kl_storeq_submit(s->q, job). */
+kl_job_t *kl_server_job(kl_server_t *s, kl_job_kind_t kind, const char *oom_log, int *oom);
 /* The connection is fully closed and no job refers to it. */
 void kl_server_conn_freed(kl_server_t *s, kl_conn_t *c);
 

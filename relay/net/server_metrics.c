@@ -99,12 +99,9 @@ int kl_server_metrics_bind(kl_server_t *s)
 static void on_stats_timer(uv_timer_t *t)
 {
     kl_server_t *s = t->data;
-    if (s->stats_running || s->stopping || s->q == NULL)
-        return;
-    kl_job_t *job = kl_job_new(KL_JOB_STATS, 0, NULL);
+    kl_job_t *job = s->stats_running ? NULL : kl_server_job(s, KL_JOB_STATS, NULL, NULL);
     if (job == NULL)
         return; /* the next tick retries */
-    job->now_ms = kl_server_wall_ms();
     s->stats_running = 1;
     kl_storeq_submit(s->q, job);
 }

@@ -324,17 +324,18 @@ int kl_storage_groups_created(kl_storage_t *st, const uint8_t key[32], uint64_t 
  * becomes min(expiry, ts + days); days 0 changes nothing. */
 int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days);
 
-/* One pointer the storage thread's code may hang on its connection (the
- * group state cache of jobs_group.c), freed with free_fn by
- * kl_storage_close. Setting it again frees the previous one. */
-void kl_storage_set_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
-void *kl_storage_aux(const kl_storage_t *st);
+/* Pointers the storage thread's code may hang on its connection, one per
+ * slot (the state caches of jobs/: group_cache.h, chan_cache.h), each freed
+ * with its free_fn by kl_storage_close. Setting a slot again frees what it
+ * held. */
+#define KL_STORAGE_AUX_GROUPS 0
+#define KL_STORAGE_AUX_CHANNELS 1
+#define KL_STORAGE_AUX_COUNT 2
+void kl_storage_set_aux(kl_storage_t *st, int slot, void *p, void (*free_fn)(void *));
+void *kl_storage_aux(const kl_storage_t *st, int slot);
 /* How many times st rolled back a batch, a job or an operation: state
  * cached from inside a transaction is valid only while this is unchanged. */
 uint64_t kl_storage_undo_gen(const kl_storage_t *st);
-/* The same for the channel state cache of jobs_channel.c (chan_cache.h). */
-void kl_storage_set_chan_aux(kl_storage_t *st, void *p, void (*free_fn)(void *));
-void *kl_storage_chan_aux(const kl_storage_t *st);
 
 /* ---- Broadcast channels ------------------------------------------------
  * A channel is a row (address "!name@relay", its post log, next op index,

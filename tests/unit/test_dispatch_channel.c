@@ -583,6 +583,37 @@ static void test_peer_user_rules(void **state)
     expect_error(CODE(UNAVAILABLE), "no federation peer for riga.test");
 }
 
+/* A peer's user's post is held to this relay's body limit as a local
+ * user's is: over it TOO_LARGE, empty BAD_REQUEST (the two entries used to
+ * differ: a peer's oversize post was refused as BAD_REQUEST). */
+static void test_peer_post_body_limits(void **state)
+{
+    (void)state;
+    kl_frame_t fr;
+    user_t kari;
+    assert_int_equal(kl_sign_keypair(kari.pk, kari.sk), 0);
+    snprintf(kari.addr, sizeof kari.addr, "kari@stockholm.test");
+    make_channel();
+    size_t big = F->cfg.max_body + 1;
+    uint8_t *b = calloc(1, big);
+    assert_non_null(b);
+    Kollega__Relay__V1__Send sd = KOLLEGA__RELAY__V1__SEND__INIT;
+    sd.to = CH;
+    sd.body.data = b;
+    sd.body.len = big;
+    assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(SEND), &sd)),
+                     BODY(ERROR));
+    expect_error(CODE(TOO_LARGE), "over this relay's limit");
+    assert_null(F->out.job);
+    assert_int_equal(send_body(1, CH, b, big), BODY(ERROR)); /* a local user: the same */
+    expect_error(CODE(TOO_LARGE), "over this relay's limit");
+    sd.body.len = 0;
+    assert_int_equal(remote_req(kari.addr, kari.pk, channel_frame(&fr, BODY(SEND), &sd)),
+                     BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "non-empty body");
+    free(b);
+}
+
 /* A members-only channel and peers: a peer's user sees the log only as a
  * member by key AND address (a peer cannot invent a user with a member's
  * public key); a peer relay mirrors it only while a member lives there. */
@@ -665,6 +696,7 @@ int main(void)
                                         dfx_teardown),
         cmocka_unit_test_setup_teardown(test_peer_relay_mirrors, setup, dfx_teardown),
         cmocka_unit_test_setup_teardown(test_peer_user_rules, setup, dfx_teardown),
+        cmocka_unit_test_setup_teardown(test_peer_post_body_limits, setup, dfx_teardown),
         cmocka_unit_test_setup_teardown(test_members_only_peers, setup, dfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

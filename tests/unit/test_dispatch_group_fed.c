@@ -182,6 +182,16 @@ static void test_remote_rules(void **state)
     fs.send = &sd;
     assert_int_equal(remote_req(R[1].addr, R[1].pk, &fs), BODY(ERROR));
     expect_error(CODE(BAD_REQUEST), "not a group of this relay");
+    /* A proxied send is held to this relay's body limit, as a local one. */
+    uint8_t big[1001] = {0};
+    sd.to = GADDR;
+    sd.body.data = big;
+    sd.body.len = sizeof big;
+    assert_int_equal(remote_req(R[1].addr, R[1].pk, &fs), BODY(ERROR));
+    expect_error(CODE(TOO_LARGE), "over this relay's limit");
+    sd.body.len = 0;
+    assert_int_equal(remote_req(R[1].addr, R[1].pk, &fs), BODY(ERROR));
+    expect_error(CODE(BAD_REQUEST), "non-empty body");
     /* Nothing but group requests is served to peers. */
     Kollega__Relay__V1__Lookup lk = KOLLEGA__RELAY__V1__LOOKUP__INIT;
     kl_frame_t fl = KOLLEGA__RELAY__V1__FRAME__INIT;

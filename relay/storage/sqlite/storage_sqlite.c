@@ -136,7 +136,6 @@ static const char *SQL[S_COUNT] = {
     [S_USER_INSERT] = "INSERT INTO users(handle, identity_key, inbox, created_ms)"
                       " VALUES(?1, ?2, ?3, ?4)",
     [S_LOG_INSERT] = "INSERT INTO logs(last_seq) VALUES(0)",
-    [S_CURSOR_INSERT] = "INSERT INTO cursors(log, reader, acked) VALUES(?1, ?2, 0)",
     [S_INVITE_INSERT] = "INSERT INTO invites(code_hash, uses_left, expires_ms, created_ms)"
                         " VALUES(?1, ?2, ?3, ?4)",
     [S_INVITE_VALID] = "SELECT 1 FROM invites WHERE code_hash = ?1 AND uses_left > 0"
@@ -184,21 +183,24 @@ static const char *SQL[S_COUNT] = {
     [S_OP_SAVE] = "SAVEPOINT op",
     [S_OP_RELEASE] = "RELEASE op",
     [S_OP_UNDO] = "ROLLBACK TO op",
-    [S_GROUP_GET] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq,"
+    /* Group rows: the columns of a signed-op log first (kl_sq_oprow_fill),
+     * then the group's own. */
+    [S_GROUP_GET] = "SELECT g.id, g.log, g.next_index, g.head, l.last_seq, g.retention_days,"
                     " g.rekey_next FROM groups g JOIN logs l ON l.id = g.log"
                     " WHERE g.address = ?1",
-    [S_GROUP_CALLER] = "SELECT g.id, g.log, g.retention_days, g.next_index, g.head, l.last_seq,"
-                       " coalesce(m.state, 0), coalesce(m.join_seq, 0), g.rekey_next,"
-                       " coalesce(m.exit_index, 0) FROM groups g JOIN logs l ON l.id = g.log LEFT JOIN group_members m"
-                       " ON m.grp = g.id AND m.user = ?2 WHERE g.address = ?1"
+    [S_GROUP_CALLER] = "SELECT g.id, g.log, g.next_index, g.head, l.last_seq, g.retention_days,"
+                       " g.rekey_next, coalesce(m.state, 0), coalesce(m.join_seq, 0),"
+                       " coalesce(m.exit_index, 0) FROM groups g JOIN logs l ON l.id = g.log"
+                       " LEFT JOIN group_members m ON m.grp = g.id AND m.user = ?2"
+                       " WHERE g.address = ?1"
                        /* A peer's shadow user may hold several keys in one
                         * group (a refused candidate under a fake key and the
                         * real member): its best standing decides. */
                        " ORDER BY m.state IS NULL, m.state LIMIT 1",
     [S_GROUP_INSERT] = "INSERT INTO groups(address, log, retention_days, next_index, head)"
                        " VALUES(?1, ?2, 0, 0, zeroblob(32))",
-    [S_GROUP_UPDATE] = "UPDATE groups SET retention_days = ?2, next_index = ?3, head = ?4"
-                       " WHERE id = ?1",
+    [S_GROUP_HEAD] = "UPDATE groups SET next_index = ?2, head = ?3 WHERE id = ?1",
+    [S_GROUP_RETENTION] = "UPDATE groups SET retention_days = ?2 WHERE id = ?1",
     [S_GOP_INSERT] = "INSERT INTO group_ops(grp, idx, op) VALUES(?1, ?2, ?3)",
     [S_GOP_READ] = "SELECT idx, op FROM group_ops WHERE grp = ?1 AND idx >= ?2"
                    " ORDER BY idx LIMIT ?3",
@@ -227,6 +229,29 @@ static const char *SQL[S_COUNT] = {
     [S_USER_ROUTE] = "SELECT id, inbox FROM users WHERE handle = ?1",
     [S_USER_MAX] = "SELECT coalesce(max(id), 0) FROM users",
     [S_SHADOW_HANDLE] = "SELECT handle FROM users WHERE id = ?1 AND instr(handle, '@') > 0",
+    /* The channel named by ?1 (or, when ?1 is NULL, with id ?2), and the
+     * cursor of user ?3's subscription to it (NULL when none). */
+    [S_CHAN_CALLER] = "SELECT c.id, c.log, c.next_index, c.head, l.last_seq, k.acked"
+                      " FROM channels c JOIN logs l ON l.id = c.log"
+                      " LEFT JOIN channel_subs s ON s.chan = c.id AND s.user = ?3"
+                      " LEFT JOIN cursors k ON k.log = c.log AND k.reader = s.user"
+                      " WHERE (?1 IS NULL AND c.id = ?2) OR c.address = ?1",
+    [S_CHAN_INSERT] = "INSERT INTO channels(address, log, next_index, head)"
+                      " VALUES(?1, ?2, 0, zeroblob(32))",
+    [S_CHAN_HEAD] = "UPDATE channels SET next_index = ?2, head = ?3 WHERE id = ?1",
+    [S_COP_INSERT] = "INSERT INTO channel_ops(chan, idx, op) VALUES(?1, ?2, ?3)",
+    [S_COP_READ] = "SELECT idx, op FROM channel_ops WHERE chan = ?1 AND idx >= ?2"
+                   " ORDER BY idx LIMIT ?3",
+    [S_CSUB_INSERT] = "INSERT INTO channel_subs(user, chan) VALUES(?1, ?2)",
+    [S_CSUB_DELETE] = "DELETE FROM channel_subs WHERE user = ?1 AND chan = ?2",
+    [S_CSUB_USERS] = "SELECT user FROM channel_subs WHERE chan = ?1",
+    [S_CHAN_LIST] = "SELECT c.address, c.next_index, l.last_seq, coalesce(k.acked, 0)"
+                    " FROM channel_subs s JOIN channels c ON c.id = s.chan"
+                    " JOIN logs l ON l.id = c.log"
+                    " LEFT JOIN cursors k ON k.log = c.log AND k.reader = s.user"
+                    " WHERE s.user = ?1 ORDER BY c.address LIMIT ?2",
+    [S_CHAN_BACKLOG] = "SELECT seq FROM entries WHERE log = ?1 AND expires_ms > ?2"
+                       " ORDER BY seq DESC LIMIT 1 OFFSET ?3",
 };
 
 
@@ -538,10 +563,9 @@ void kl_storage_close(kl_storage_t *st)
 {
     if (st == NULL)
         return;
-    if (st->aux_free)
-        st->aux_free(st->aux);
-    if (st->chan_aux_free)
-        st->chan_aux_free(st->chan_aux);
+    for (int i = 0; i < KL_STORAGE_AUX_COUNT; i++)
+        if (st->aux_free[i])
+            st->aux_free[i](st->aux[i]);
     kl_sq_ucache_free(st);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
@@ -676,4 +700,22 @@ int kl_storage_stats(kl_storage_t *st, uint64_t now_ms, kl_storage_stats_t *out)
     s = kl_sq_stmt(st, S_STATS_INVITES);
     sqlite3_bind_int64(s, 1, kl_sq_i64(now_ms));
     return kl_sq_count_query(s, &out->active_invites);
+}
+
+void kl_storage_set_aux(kl_storage_t *st, int slot, void *p, void (*free_fn)(void *))
+{
+    if (st->aux_free[slot] && st->aux[slot] != p)
+        st->aux_free[slot](st->aux[slot]);
+    st->aux[slot] = p;
+    st->aux_free[slot] = free_fn;
+}
+
+void *kl_storage_aux(const kl_storage_t *st, int slot)
+{
+    return st->aux[slot];
+}
+
+uint64_t kl_storage_undo_gen(const kl_storage_t *st)
+{
+    return st->undo_gen;
 }

@@ -10,23 +10,22 @@
 #include "kollega/err.h"
 #include "storage_sqlite.h"
 
+static int fill_user(sqlite3_stmt *s, void *e, void *ctx)
+{
+    kl_storage_user_t *out = e;
+    (void)ctx;
+    if (sqlite3_column_bytes(s, 2) != 32)
+        return KL_EIO;
+    out->id = kl_sq_u64(sqlite3_column_int64(s, 0));
+    out->inbox = kl_sq_u64(sqlite3_column_int64(s, 1));
+    memcpy(out->identity_key, sqlite3_column_blob(s, 2), 32);
+    out->rekeyed = 0;
+    return 0;
+}
+
 int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out)
 {
-    sqlite3_stmt *s = kl_sq_stmt(st, S_USER_GET);
-    sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
-    int r = KL_EIO;
-    if (sqlite3_column_bytes(s, 2) == 32) {
-        out->id = kl_sq_u64(sqlite3_column_int64(s, 0));
-        out->inbox = kl_sq_u64(sqlite3_column_int64(s, 1));
-        memcpy(out->identity_key, sqlite3_column_blob(s, 2), 32);
-        out->rekeyed = 0;
-        r = 0;
-    }
-    sqlite3_reset(s);
-    return r;
+    return kl_sq_get(st, S_USER_GET, handle, fill_user, out);
 }
 
 int kl_storage_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out)
@@ -131,10 +130,9 @@ int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t iden
         r = KL_EEXIST;
     if (r)
         goto out;
-    r = kl_sq_run(st, S_LOG_INSERT);
+    r = kl_sq_log_new(st, &u.inbox);
     if (r)
         goto out;
-    u.inbox = (uint64_t)sqlite3_last_insert_rowid(st->db);
     sqlite3_stmt *s = kl_sq_stmt(st, S_USER_INSERT);
     sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 2, identity_key, 32, SQLITE_STATIC);
@@ -145,10 +143,7 @@ int kl_storage_register(kl_storage_t *st, const char *handle, const uint8_t iden
         goto out;
     u.id = (uint64_t)sqlite3_last_insert_rowid(st->db);
     memcpy(u.identity_key, identity_key, 32);
-    s = kl_sq_stmt(st, S_CURSOR_INSERT);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(u.inbox));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(u.id));
-    r = kl_sq_exec_stmt(s);
+    r = kl_sq_cursor_set(st, u.inbox, u.id, 0);
     if (r)
         goto out;
     r = invite_check(st, S_INVITE_CONSUME, h, now_ms);

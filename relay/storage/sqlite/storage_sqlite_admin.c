@@ -135,18 +135,27 @@ int kl_sq_user_rekey(kl_storage_t *st, const kl_storage_user_t *u, const uint8_t
     return r;
 }
 
-int kl_storage_user_remove(kl_storage_t *st, const char *handle, uint64_t now_ms, uint64_t *id)
+/* Open an operation's savepoint with the user named handle in *u:
+ * KL_ENOTFOUND (nothing left open) for a malformed handle or no such user. */
+static int begin_on_user(kl_storage_t *st, const char *handle, kl_storage_user_t *u)
 {
-    kl_storage_user_t u;
-    sqlite3_stmt *s = NULL;
     if (!kl_handle_valid(handle))
         return KL_ENOTFOUND;
     int r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = kl_sq_user_get(st, handle, &u);
-    if (r == 0)
-        r = drop_user_state(st, u.id, u.inbox);
+    r = kl_sq_user_get(st, handle, u);
+    return r ? kl_sq_op_end(st, r) : 0;
+}
+
+int kl_storage_user_remove(kl_storage_t *st, const char *handle, uint64_t now_ms, uint64_t *id)
+{
+    kl_storage_user_t u;
+    sqlite3_stmt *s = NULL;
+    int r = begin_on_user(st, handle, &u);
+    if (r)
+        return r;
+    r = drop_user_state(st, u.id, u.inbox);
     if (r == 0)
         r = exec2(st, "DELETE FROM cursors WHERE log = ?2", u.id, u.inbox);
     if (r == 0)
@@ -180,36 +189,43 @@ int kl_storage_user_remove(kl_storage_t *st, const char *handle, uint64_t now_ms
     return r;
 }
 
+static int fill_user_info(sqlite3_stmt *s, void *e, void *ctx)
+{
+    kl_storage_user_info_t *u = e;
+    (void)ctx;
+    snprintf(u->handle, sizeof u->handle, "%s", (const char *)sqlite3_column_text(s, 0));
+    u->created_ms = kl_sq_u64(sqlite3_column_int64(s, 1));
+    u->entries = kl_sq_u64(sqlite3_column_int64(s, 2));
+    u->bytes = kl_sq_u64(sqlite3_column_int64(s, 3));
+    return 0;
+}
+
 int kl_storage_user_list(kl_storage_t *st, kl_storage_user_info_t **out, size_t *n)
 {
     sqlite3_stmt *s = NULL;
-    kl_storage_user_info_t *v = NULL;
-    size_t len = 0, cap = 0;
     *out = NULL;
     *n = 0;
     int r = kl_sq_prep(st, "SELECT u.handle, u.created_ms, l.n_entries, l.n_bytes FROM users u"
                            " JOIN logs l ON l.id = u.inbox WHERE instr(u.handle, '@') = 0"
                            " ORDER BY u.handle", &s);
-    int rc;
-    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((r = kl_sq_grow(&v, &cap, len, sizeof *v)))
-            break;
-        kl_storage_user_info_t *u = &v[len++];
-        memset(u, 0, sizeof *u);
-        snprintf(u->handle, sizeof u->handle, "%s", (const char *)sqlite3_column_text(s, 0));
-        u->created_ms = kl_sq_u64(sqlite3_column_int64(s, 1));
-        u->entries = kl_sq_u64(sqlite3_column_int64(s, 2));
-        u->bytes = kl_sq_u64(sqlite3_column_int64(s, 3));
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = kl_sq_map_rc(rc);
+    if (r == 0)
+        r = kl_sq_rows(s, sizeof **out, 0, fill_user_info, NULL, out, n);
     sqlite3_finalize(s);
-    if (r) {
-        free(v);
-        return r;
-    }
-    *out = v;
-    *n = len;
+    return r;
+}
+
+static int fill_invite_info(sqlite3_stmt *s, void *e, void *ctx)
+{
+    kl_storage_invite_info_t *i = e;
+    (void)ctx;
+    if (sqlite3_column_bytes(s, 0) != 32)
+        return 1; /* not one this relay wrote: skipped */
+    kl_hex_encode(sqlite3_column_blob(s, 0), KL_INVITE_ID_LEN / 2, i->id, sizeof i->id);
+    i->uses_left = (uint32_t)sqlite3_column_int64(s, 1);
+    i->created_ms = kl_sq_u64(sqlite3_column_int64(s, 2));
+    i->expires_ms = kl_sq_u64(sqlite3_column_int64(s, 3));
+    if (sqlite3_column_type(s, 4) == SQLITE_TEXT)
+        snprintf(i->handle, sizeof i->handle, "%s", (const char *)sqlite3_column_text(s, 4));
     return 0;
 }
 
@@ -217,40 +233,17 @@ int kl_storage_invite_list(kl_storage_t *st, uint64_t now_ms, kl_storage_invite_
                            size_t *n)
 {
     sqlite3_stmt *s = NULL;
-    kl_storage_invite_info_t *v = NULL;
-    size_t len = 0, cap = 0;
     *out = NULL;
     *n = 0;
     int r = kl_sq_prep(st, "SELECT code_hash, uses_left, created_ms, expires_ms, handle"
                            " FROM invites WHERE uses_left > 0 AND expires_ms > ?1"
                            " ORDER BY created_ms, code_hash", &s);
-    int rc = SQLITE_DONE;
-    if (r == 0)
+    if (r == 0) {
         sqlite3_bind_int64(s, 1, kl_sq_i64(now_ms));
-    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(s, 0) != 32)
-            continue;
-        if ((r = kl_sq_grow(&v, &cap, len, sizeof *v)))
-            break;
-        kl_storage_invite_info_t *i = &v[len++];
-        memset(i, 0, sizeof *i);
-        kl_hex_encode(sqlite3_column_blob(s, 0), KL_INVITE_ID_LEN / 2, i->id, sizeof i->id);
-        i->uses_left = (uint32_t)sqlite3_column_int64(s, 1);
-        i->created_ms = kl_sq_u64(sqlite3_column_int64(s, 2));
-        i->expires_ms = kl_sq_u64(sqlite3_column_int64(s, 3));
-        if (sqlite3_column_type(s, 4) == SQLITE_TEXT)
-            snprintf(i->handle, sizeof i->handle, "%s", (const char *)sqlite3_column_text(s, 4));
+        r = kl_sq_rows(s, sizeof **out, 0, fill_invite_info, NULL, out, n);
     }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = kl_sq_map_rc(rc);
     sqlite3_finalize(s);
-    if (r) {
-        free(v);
-        return r;
-    }
-    *out = v;
-    *n = len;
-    return 0;
+    return r;
 }
 
 int kl_storage_invite_revoke(kl_storage_t *st, const char *prefix, uint64_t now_ms)
@@ -301,14 +294,10 @@ int kl_storage_invite_create_for(kl_storage_t *st, const char *code, uint32_t us
     kl_storage_user_t u;
     uint8_t h[32];
     sqlite3_stmt *s = NULL;
-    if (!kl_handle_valid(handle))
-        return KL_ENOTFOUND;
-    int r = kl_sq_op_begin(st);
+    int r = begin_on_user(st, handle, &u);
     if (r)
         return r;
-    r = kl_sq_user_get(st, handle, &u);
-    if (r == 0)
-        r = kl_storage_invite_create(st, code, uses, expires_ms, now_ms);
+    r = kl_storage_invite_create(st, code, uses, expires_ms, now_ms);
     if (r == 0)
         r = kl_sq_prep(st, "UPDATE invites SET handle = ?2 WHERE code_hash = ?1", &s);
     if (r == 0) {

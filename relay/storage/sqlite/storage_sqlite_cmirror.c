@@ -1,8 +1,8 @@
-/* relay/storage_cmirror.h on sqlite. Statements prepared per call, like the
- * other channel statements: mirrors change at a subscription or a sync
- * round, not per message of a local user. */
+/* relay/storage_cmirror.h on sqlite. Statements prepared per call: mirrors
+ * change at a subscription or a sync round, not per message of a local
+ * user. A mirror's channel row is made as every channel's is
+ * (storage_sqlite_oplog.c). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kollega/addr.h"
@@ -12,8 +12,6 @@
 
 /* Most names one list returns. */
 #define LIST_MAX 4096
-
-
 
 int kl_storage_cmirror_get(kl_storage_t *st, const char *address, kl_storage_cmirror_t *out)
 {
@@ -30,13 +28,11 @@ int kl_storage_cmirror_get(kl_storage_t *st, const char *address, kl_storage_cmi
     if (r)
         return r;
     sqlite3_bind_int64(s, 1, kl_sq_i64(out->chan.id));
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    r = kl_sq_row(s);
+    if (r == 0) {
         out->home_seq = kl_sq_u64(sqlite3_column_int64(s, 0));
         out->active = sqlite3_column_int(s, 1) != 0;
         out->n_subs = kl_sq_u64(sqlite3_column_int64(s, 2));
-    } else {
-        r = rc == SQLITE_DONE ? KL_ENOTFOUND : kl_sq_map_rc(rc);
     }
     sqlite3_finalize(s);
     return r;
@@ -58,6 +54,7 @@ int kl_storage_cmirror_set(kl_storage_t *st, uint64_t chan, uint64_t home_seq, i
 int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_channel_t *out)
 {
     kl_storage_cmirror_t m;
+    kl_sq_oprow_t row;
     sqlite3_stmt *s;
     int r = kl_sq_op_begin(st);
     if (r)
@@ -71,21 +68,11 @@ int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_
     if (r == KL_ENOTFOUND && m.chan.id != 0)
         return kl_sq_op_end(st, KL_EEXIST); /* a channel of ours */
     if (r == KL_ENOTFOUND)
-        r = kl_sq_run(st, S_LOG_INSERT);
-    uint64_t log = (uint64_t)sqlite3_last_insert_rowid(st->db);
-    if (r == 0)
-        r = kl_sq_prep(st, "INSERT INTO channels(address, log, next_index, head)"
-                     " VALUES(?1, ?2, 0, zeroblob(32))", &s);
-    if (r == 0) {
-        sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, kl_sq_i64(log));
-        r = kl_sq_exec_fin(s);
-    }
-    uint64_t chan = (uint64_t)sqlite3_last_insert_rowid(st->db);
+        r = kl_sq_oprow_create(st, &KL_SQ_CHANNEL_LOG, address, &row);
     if (r == 0)
         r = kl_sq_prep(st, "INSERT INTO channel_mirrors(chan, home_seq, active) VALUES(?1, 0, 1)", &s);
     if (r == 0) {
-        sqlite3_bind_int64(s, 1, kl_sq_i64(chan));
+        sqlite3_bind_int64(s, 1, kl_sq_i64(row.id));
         r = kl_sq_exec_fin(s);
     }
     if (r == 0)
@@ -94,51 +81,19 @@ int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_
 }
 
 /* Collect column 0 of every row (text, sliced from position skip) as
- * NUL-separated names. */
+ * NUL-separated names, at most LIST_MAX. s is finalized. */
 static int collect(sqlite3_stmt *s, size_t skip, char **out, size_t *len, size_t *count)
 {
-    char *buf = NULL;
-    size_t used = 0, cap = 0, n = 0;
+    kl_sq_names_t nm = {0};
     int r = 0;
-    *out = NULL;
-    *len = *count = 0;
-    while (n < LIST_MAX) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
+    while (nm.n < LIST_MAX && r == 0 && kl_sq_next(s, &r)) {
         const char *t = (const char *)sqlite3_column_text(s, 0);
         size_t tl = t ? strlen(t) : 0;
-        if (tl <= skip)
-            continue;
-        t += skip;
-        tl -= skip;
-        if (used + tl + 1 > cap) {
-            size_t ncap = (used + tl + 1) * 2;
-            char *nb = realloc(buf, ncap);
-            if (nb == NULL) {
-                r = KL_ENOMEM;
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        memcpy(buf + used, t, tl + 1);
-        used += tl + 1;
-        n++;
+        if (tl > skip)
+            r = kl_sq_names_add(&nm, t + skip, tl - skip);
     }
     sqlite3_finalize(s);
-    if (r || n == 0) {
-        free(buf);
-        return r;
-    }
-    *out = buf;
-    *len = used;
-    *count = n;
-    return 0;
+    return kl_sq_names_end(&nm, r, out, len, count);
 }
 
 /* The active mirrors of channels of relay ?1: the address ends in

@@ -34,8 +34,6 @@ int kl_sq_fed_migrate(kl_storage_t *st)
     return kl_sq_map_rc(sqlite3_exec(st->db, FED_SCHEMA, NULL, NULL, NULL));
 }
 
-
-
 int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
 {
     sqlite3_stmt *s = NULL;
@@ -59,14 +57,9 @@ int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
         }
     }
     if (r == 0)
-        r = kl_sq_run(st, S_LOG_INSERT);
-    if (r)
-        goto out;
-    p->outbox = (uint64_t)sqlite3_last_insert_rowid(st->db);
-    s = kl_sq_stmt(st, S_CURSOR_INSERT);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(p->outbox));
-    sqlite3_bind_int64(s, 2, 0); /* reader 0: the link */
-    r = kl_sq_exec_stmt(s);
+        r = kl_sq_log_new(st, &p->outbox);
+    if (r == 0)
+        r = kl_sq_cursor_set(st, p->outbox, 0, 0); /* reader 0: the link */
     if (r)
         goto out;
     kl_random(&p->epoch, sizeof p->epoch);

@@ -12,8 +12,6 @@
  * most the members and candidates before and after an op (2 x 320). */
 #define SHADOW_LOOKUP_MAX 1024
 
-
-
 int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t key[32],
                            int create, uint64_t *id)
 {
@@ -43,10 +41,8 @@ int kl_storage_shadow_user(kl_storage_t *st, const char *address, const uint8_t 
     r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = kl_sq_prep(st, "INSERT INTO logs(last_seq) VALUES(0)", &s);
-    if (r == 0)
-        r = kl_sq_exec_fin(s);
-    uint64_t inbox = (uint64_t)sqlite3_last_insert_rowid(st->db);
+    uint64_t inbox = 0;
+    r = kl_sq_log_new(st, &inbox);
     if (r == 0)
         r = kl_sq_prep(st,
                  "INSERT INTO users(handle, identity_key, inbox, created_ms)"
@@ -74,37 +70,19 @@ int kl_storage_shadow_addresses(kl_storage_t *st, const uint64_t *users, size_t 
     if (n > SHADOW_LOOKUP_MAX)
         return KL_EINVAL;
     sqlite3_stmt *s = kl_sq_stmt(st, S_SHADOW_HANDLE);
+    kl_sq_names_t nm = {0};
     int r = 0;
-    char *buf = malloc(n * (KL_ADDR_MAX + 1));
-    size_t used = 0, c = 0;
-    if (buf == NULL)
-        r = KL_ENOMEM;
     for (size_t i = 0; i < n && r == 0; i++) {
         sqlite3_reset(s);
         sqlite3_bind_int64(s, 1, kl_sq_i64(users[i]));
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            continue;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
+        if (!kl_sq_next(s, &r))
+            continue; /* not a shadow user (or r set) */
         const unsigned char *h = sqlite3_column_text(s, 0);
         size_t hl = (size_t)sqlite3_column_bytes(s, 0);
         if (h == NULL || hl > KL_ADDR_MAX)
             continue; /* not a shadow this relay wrote */
-        memcpy(buf + used, h, hl);
-        buf[used + hl] = '\0';
-        used += hl + 1;
-        c++;
+        r = kl_sq_names_add(&nm, (const char *)h, hl);
     }
     sqlite3_reset(s);
-    if (r || c == 0) {
-        free(buf);
-        return r;
-    }
-    *out = buf;
-    *len = used;
-    *count = c;
-    return 0;
+    return kl_sq_names_end(&nm, r, out, len, count);
 }

@@ -2,7 +2,6 @@
  * membership derived from them, and the members' cursors on the group's
  * message log). The ops arrive validated: this file only stores them and
  * keeps the membership and cursors in step, in the op's own transaction. */
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,20 +11,24 @@
 /* Members plus candidates a group can have at once (kl_group's bounds). */
 #define CURRENT_MAX (256 + 64)
 
-/* The group columns 0-5 of the current row (id, log, retention, next
- * index, head, last seq), and rekey_next from column rk. */
-static int fill_group(sqlite3_stmt *s, int rk, kl_storage_group_t *out)
+/* A group row: the op-log columns 0-4 (kl_sq_oprow_fill), retention
+ * days at 5 and rekey_next at 6. */
+static int fill_group(sqlite3_stmt *s, void *e, void *ctx)
 {
-    if (sqlite3_column_bytes(s, 4) != 32)
-        return KL_EIO;
-    out->id = kl_sq_u64(sqlite3_column_int64(s, 0));
-    out->log = kl_sq_u64(sqlite3_column_int64(s, 1));
-    sqlite3_int64 days = sqlite3_column_int64(s, 2);
+    kl_storage_group_t *out = e;
+    kl_sq_oprow_t row;
+    (void)ctx;
+    int r = kl_sq_oprow_fill(s, &row);
+    if (r)
+        return r;
+    out->id = row.id;
+    out->log = row.log;
+    out->next_index = row.next_index;
+    memcpy(out->head, row.head, 32);
+    out->last_seq = row.last_seq;
+    sqlite3_int64 days = sqlite3_column_int64(s, 5);
     out->retention_days = days < 0 ? 0 : days > UINT32_MAX ? UINT32_MAX : (uint32_t)days;
-    out->next_index = kl_sq_u64(sqlite3_column_int64(s, 3));
-    memcpy(out->head, sqlite3_column_blob(s, 4), 32);
-    out->last_seq = kl_sq_u64(sqlite3_column_int64(s, 5));
-    out->rekey_next = kl_sq_u64(sqlite3_column_int64(s, rk));
+    out->rekey_next = kl_sq_u64(sqlite3_column_int64(s, 6));
     return 0;
 }
 
@@ -36,12 +39,12 @@ int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user
     sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_CALLER);
     sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, user == 0 ? -1 : kl_sq_i64(user));
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
-    int r = fill_group(s, 8, out);
-    status->state = sqlite3_column_int(s, 6);
-    status->join_seq = kl_sq_u64(sqlite3_column_int64(s, 7));
+    int r = kl_sq_row(s);
+    if (r)
+        return r;
+    r = fill_group(s, out, NULL);
+    status->state = sqlite3_column_int(s, 7);
+    status->join_seq = kl_sq_u64(sqlite3_column_int64(s, 8));
     status->exit_index = kl_sq_u64(sqlite3_column_int64(s, 9));
     sqlite3_reset(s);
     return r;
@@ -49,14 +52,7 @@ int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user
 
 int kl_storage_group_get(kl_storage_t *st, const char *address, kl_storage_group_t *out)
 {
-    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_GET);
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
-    int r = fill_group(s, 6, out);
-    sqlite3_reset(s);
-    return r;
+    return kl_sq_get(st, S_GROUP_GET, address, fill_group, out);
 }
 
 typedef struct current {
@@ -94,23 +90,6 @@ static int load_current(kl_storage_t *st, uint64_t grp, current_t *cur, size_t *
     return 0;
 }
 
-static int cursor_set(kl_storage_t *st, uint64_t log, uint64_t user, uint64_t acked)
-{
-    sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_SET);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(user));
-    sqlite3_bind_int64(s, 3, kl_sq_i64(acked));
-    return kl_sq_exec_stmt(s);
-}
-
-static int cursor_delete(kl_storage_t *st, uint64_t log, uint64_t user)
-{
-    sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_DELETE);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(user));
-    return kl_sq_exec_stmt(s);
-}
-
 /* Rewrite the membership to members[0..n) and move cursors with it: a
  * local member keeps its cursor (and its join seq) while it stays a member
  * under the same user id, gets a new one at the log's last seq when it
@@ -139,9 +118,9 @@ static int sync_members(kl_storage_t *st, const kl_storage_group_t *g,
         int keep = had && needs && old->user == m[i].user;
         uint64_t join = keep ? old->join_seq : g->last_seq;
         if (had && !keep)
-            r = cursor_delete(st, g->log, old->user);
+            r = kl_sq_cursor_drop(st, g->log, old->user);
         if (r == 0 && needs && !keep)
-            r = cursor_set(st, g->log, m[i].user, g->last_seq);
+            r = kl_sq_cursor_set(st, g->log, m[i].user, g->last_seq);
         if (r)
             break;
         sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_UPSERT);
@@ -157,7 +136,7 @@ static int sync_members(kl_storage_t *st, const kl_storage_group_t *g,
         if (cur[j].seen)
             continue;
         if (cur[j].state == KL_GSTATE_MEMBER && cur[j].user != 0)
-            r = cursor_delete(st, g->log, cur[j].user);
+            r = kl_sq_cursor_drop(st, g->log, cur[j].user);
         if (r)
             break;
         sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_SET_STATE);
@@ -168,13 +147,31 @@ static int sync_members(kl_storage_t *st, const kl_storage_group_t *g,
         r = kl_sq_exec_stmt(s);
     }
     /* A member that left may have been the last one holding entries back. */
-    if (r == 0) {
-        sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_DELETE_ACKED);
-        sqlite3_bind_int64(s, 1, kl_sq_i64(g->log));
-        r = kl_sq_exec_stmt(s);
-    }
+    if (r == 0)
+        r = kl_sq_log_trim(st, g->log);
     free(cur);
     return r;
+}
+
+/* What a group op changes besides its log (kl_sq_oplog_then_fn). */
+typedef struct after_op {
+    const char *address;
+    uint32_t retention_days;
+    const kl_storage_gmember_t *members;
+    size_t n;
+    kl_storage_group_t *g;
+} after_op_t;
+
+static int after_op(kl_storage_t *st, const kl_sq_oprow_t *row, void *ctx)
+{
+    after_op_t *a = ctx;
+    sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_RETENTION);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(row->id));
+    sqlite3_bind_int64(s, 2, a->retention_days);
+    int r = kl_sq_exec_stmt(s);
+    if (r == 0)
+        r = kl_storage_group_get(st, a->address, a->g);
+    return r ? r : sync_members(st, a->g, a->members, a->n);
 }
 
 int kl_storage_group_append_op(kl_storage_t *st, const char *address, uint64_t index,
@@ -183,52 +180,11 @@ int kl_storage_group_append_op(kl_storage_t *st, const char *address, uint64_t i
                                size_t n, kl_storage_group_t *out)
 {
     kl_storage_group_t g;
-    if (address == NULL || op == NULL || len == 0 || len > INT_MAX || n > CURRENT_MAX ||
-        index >= (uint64_t)INT64_MAX)
+    after_op_t a = {address, retention_days, members, n, &g};
+    if (n > CURRENT_MAX)
         return KL_EINVAL;
-    int r = kl_sq_op_begin(st);
-    if (r)
-        return r;
-    r = kl_storage_group_get(st, address, &g);
-    if (index == 0) {
-        if (r == 0)
-            r = KL_EEXIST;
-        else if (r == KL_ENOTFOUND)
-            r = kl_sq_run(st, S_LOG_INSERT);
-        if (r)
-            goto out;
-        uint64_t log = (uint64_t)sqlite3_last_insert_rowid(st->db);
-        sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_INSERT);
-        sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, kl_sq_i64(log));
-        r = kl_sq_exec_stmt(s);
-        if (r == 0)
-            r = kl_storage_group_get(st, address, &g);
-    } else if (r == 0 && g.next_index != index) {
-        r = KL_ESTATE;
-    }
-    if (r)
-        goto out;
-    sqlite3_stmt *s = kl_sq_stmt(st, S_GOP_INSERT);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(g.id));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(index));
-    sqlite3_bind_blob(s, 3, op, (int)len, SQLITE_STATIC);
-    r = kl_sq_exec_stmt(s);
-    if (r)
-        goto out;
-    g.next_index = index + 1;
-    g.retention_days = retention_days;
-    memcpy(g.head, head, 32);
-    s = kl_sq_stmt(st, S_GROUP_UPDATE);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(g.id));
-    sqlite3_bind_int64(s, 2, retention_days);
-    sqlite3_bind_int64(s, 3, kl_sq_i64(g.next_index));
-    sqlite3_bind_blob(s, 4, head, 32, SQLITE_STATIC);
-    r = kl_sq_exec_stmt(s);
-    if (r == 0)
-        r = sync_members(st, &g, members, n);
-out:
-    r = kl_sq_op_end(st, r);
+    int r = kl_sq_oplog_append(st, &KL_SQ_GROUP_LOG, address, index, op, len, head, after_op,
+                               &a, NULL);
     if (r == 0 && out)
         *out = g;
     return r;
@@ -237,57 +193,7 @@ out:
 int kl_storage_group_ops(kl_storage_t *st, uint64_t group, uint64_t from, uint32_t limit,
                          size_t max_bytes, kl_storage_entry_t **out, size_t *n, int *more)
 {
-    int r = 0;
-    *out = NULL;
-    *n = 0;
-    *more = 0;
-    if (limit == 0)
-        return KL_EINVAL;
-    kl_storage_entry_t *e = calloc(limit, sizeof *e);
-    if (e == NULL)
-        return KL_ENOMEM;
-    size_t count = 0, bytes = 0;
-    sqlite3_stmt *s = kl_sq_stmt(st, S_GOP_READ);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(group));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(from));
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)limit + 1);
-    for (;;) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
-        size_t len = (size_t)sqlite3_column_bytes(s, 1);
-        if (count == limit || (count > 0 && bytes + len + KL_STORAGE_ENTRY_OVERHEAD > max_bytes)) {
-            *more = 1;
-            break;
-        }
-        const void *b = sqlite3_column_blob(s, 1);
-        e[count].body = malloc(len ? len : 1);
-        if (e[count].body == NULL || (len > 0 && b == NULL)) {
-            r = KL_ENOMEM;
-            free(e[count].body);
-            e[count].body = NULL;
-            break;
-        }
-        memcpy(e[count].body, b, len);
-        e[count].len = len;
-        e[count].seq = kl_sq_u64(sqlite3_column_int64(s, 0));
-        bytes += len + KL_STORAGE_ENTRY_OVERHEAD;
-        count++;
-    }
-    sqlite3_reset(s);
-    if (r || count == 0) {
-        kl_storage_entries_free(e, count);
-        if (r)
-            *more = 0;
-        return r;
-    }
-    *out = e;
-    *n = count;
-    return 0;
+    return kl_sq_oplog_read(st, &KL_SQ_GROUP_LOG, group, from, limit, max_bytes, out, n, more);
 }
 
 int kl_storage_group_status(kl_storage_t *st, uint64_t group, uint64_t user,
@@ -311,77 +217,29 @@ int kl_storage_group_status(kl_storage_t *st, uint64_t group, uint64_t user,
 int kl_storage_group_users(kl_storage_t *st, uint64_t group, int candidates, uint64_t **users,
                            size_t *n)
 {
-    *users = NULL;
-    *n = 0;
-    uint64_t *u = malloc(CURRENT_MAX * sizeof *u);
-    if (u == NULL)
-        return KL_ENOMEM;
-    size_t count = 0;
-    int r = 0;
     sqlite3_stmt *s = kl_sq_stmt(st, S_GMEM_USERS);
     sqlite3_bind_int64(s, 1, kl_sq_i64(group));
     sqlite3_bind_int(s, 2, candidates ? 1 : 0);
-    for (;;) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW || count == CURRENT_MAX) {
-            r = rc == SQLITE_ROW ? KL_EIO : kl_sq_map_rc(rc);
-            break;
-        }
-        u[count++] = kl_sq_u64(sqlite3_column_int64(s, 0));
-    }
-    sqlite3_reset(s);
-    if (r || count == 0) {
-        free(u);
-        return r;
-    }
-    *users = u;
-    *n = count;
-    return 0;
+    return kl_sq_ids(s, CURRENT_MAX, users, n);
+}
+
+static int fill_ginfo(sqlite3_stmt *s, void *e, void *ctx)
+{
+    kl_storage_ginfo_t *g = e;
+    (void)ctx;
+    int r = kl_sq_text(s, 0, g->address, sizeof g->address);
+    g->next_index = kl_sq_u64(sqlite3_column_int64(s, 1));
+    g->member = sqlite3_column_int(s, 2) == KL_GSTATE_MEMBER;
+    g->last_seq = kl_sq_u64(sqlite3_column_int64(s, 3));
+    return r;
 }
 
 int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
-    kl_storage_ginfo_t *g = NULL;
-    size_t count = 0, cap = 0;
-    int r = 0;
     sqlite3_stmt *s = kl_sq_stmt(st, S_GROUP_LIST);
     sqlite3_bind_int64(s, 1, kl_sq_i64(user));
     sqlite3_bind_int(s, 2, KL_STORAGE_MAX_GROUPS_LISTED);
-    for (;;) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
-        if ((r = kl_sq_grow(&g, &cap, count, sizeof *g)))
-            break;
-        const unsigned char *a = sqlite3_column_text(s, 0);
-        size_t alen = (size_t)sqlite3_column_bytes(s, 0);
-        if (a == NULL || alen > KL_STORAGE_GROUP_ADDR_MAX) {
-            r = KL_EIO;
-            break;
-        }
-        memcpy(g[count].address, a, alen);
-        g[count].address[alen] = '\0';
-        g[count].next_index = kl_sq_u64(sqlite3_column_int64(s, 1));
-        g[count].member = sqlite3_column_int(s, 2) == KL_GSTATE_MEMBER;
-        g[count].last_seq = kl_sq_u64(sqlite3_column_int64(s, 3));
-        count++;
-    }
-    sqlite3_reset(s);
-    if (r || count == 0) {
-        free(g);
-        return r;
-    }
-    *out = g;
-    *n = count;
-    return 0;
+    return kl_sq_rows(s, sizeof **out, 0, fill_ginfo, NULL, out, n);
 }
 
 int kl_storage_group_note_op(kl_storage_t *st, uint64_t group, uint64_t index,
@@ -413,24 +271,6 @@ int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days)
     sqlite3_bind_int64(s, 1, kl_sq_i64(log));
     sqlite3_bind_int64(s, 2, (sqlite3_int64)days * 86400000);
     return kl_sq_exec_stmt(s);
-}
-
-void kl_storage_set_aux(kl_storage_t *st, void *p, void (*free_fn)(void *))
-{
-    if (st->aux_free && st->aux != p)
-        st->aux_free(st->aux);
-    st->aux = p;
-    st->aux_free = free_fn;
-}
-
-void *kl_storage_aux(const kl_storage_t *st)
-{
-    return st->aux;
-}
-
-uint64_t kl_storage_undo_gen(const kl_storage_t *st)
-{
-    return st->undo_gen;
 }
 
 /* Columns added after the group tables first shipped: ALTER TABLE for a

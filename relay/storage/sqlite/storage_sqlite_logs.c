@@ -167,9 +167,9 @@ int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint6
      * b-trees for that, which costs more than the read.) */
     sqlite3_stmt *s = kl_sq_stmt(st, S_LOG_GET);
     sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = kl_sq_row(s);
+    if (r)
+        return r;
     uint64_t last = kl_sq_u64(sqlite3_column_int64(s, 0));
     uint64_t n_entries = kl_sq_u64(sqlite3_column_int64(s, 1));
     uint64_t n_bytes = kl_sq_u64(sqlite3_column_int64(s, 2));
@@ -182,7 +182,7 @@ int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint6
     sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
     sqlite3_bind_int64(s, 4, kl_sq_i64(expires_ms));
     sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
-    int r = kl_sq_exec_stmt(s);
+    r = kl_sq_exec_stmt(s);
     if (r == 0)
         *seq = last + 1;
     return r;
@@ -197,11 +197,10 @@ void kl_storage_entries_free(kl_storage_entry_t *e, size_t n)
     free(e);
 }
 
-int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t now_ms,
-                        uint32_t limit, size_t max_bytes, kl_storage_entry_t **out, size_t *n,
-                        int *more)
+int kl_sq_read_entries(sqlite3_stmt *s, int with_ts, uint32_t limit, size_t max_bytes,
+                       kl_storage_entry_t **out, size_t *n, int *more)
 {
-    int r = 0;
+    int r = 0, body = with_ts ? 2 : 1;
     *out = NULL;
     *n = 0;
     *more = 0;
@@ -211,26 +210,13 @@ int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t
     if (e == NULL)
         return KL_ENOMEM;
     size_t count = 0, bytes = 0;
-    /* One row more than asked tells whether more remain. */
-    sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_READ);
-    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-    sqlite3_bind_int64(s, 2, kl_sq_i64(after));
-    sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit + 1);
-    for (;;) {
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            r = kl_sq_map_rc(rc);
-            break;
-        }
-        size_t len = (size_t)sqlite3_column_bytes(s, 2);
+    while (kl_sq_next(s, &r)) {
+        size_t len = (size_t)sqlite3_column_bytes(s, body);
         if (count == limit || (count > 0 && bytes + len + KL_STORAGE_ENTRY_OVERHEAD > max_bytes)) {
             *more = 1;
             break;
         }
-        const void *b = sqlite3_column_blob(s, 2);
+        const void *b = sqlite3_column_blob(s, body);
         e[count].body = malloc(len ? len : 1);
         if (e[count].body == NULL || (len > 0 && b == NULL)) {
             r = KL_ENOMEM;
@@ -241,11 +227,10 @@ int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t
         memcpy(e[count].body, b, len);
         e[count].len = len;
         e[count].seq = kl_sq_u64(sqlite3_column_int64(s, 0));
-        e[count].ts_ms = kl_sq_u64(sqlite3_column_int64(s, 1));
+        e[count].ts_ms = with_ts ? kl_sq_u64(sqlite3_column_int64(s, 1)) : 0;
         bytes += len + KL_STORAGE_ENTRY_OVERHEAD;
         count++;
     }
-    sqlite3_reset(s);
     if (r || count == 0) {
         kl_storage_entries_free(e, count);
         if (r)
@@ -255,6 +240,53 @@ int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t
     *out = e;
     *n = count;
     return 0;
+}
+
+int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t now_ms,
+                        uint32_t limit, size_t max_bytes, kl_storage_entry_t **out, size_t *n,
+                        int *more)
+{
+    /* One row more than asked tells whether more remain. */
+    sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_READ);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(after));
+    sqlite3_bind_int64(s, 3, kl_sq_i64(now_ms));
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)limit + 1);
+    int r = kl_sq_read_entries(s, 1, limit, max_bytes, out, n, more);
+    sqlite3_reset(s);
+    return r;
+}
+
+int kl_sq_log_new(kl_storage_t *st, uint64_t *log)
+{
+    int r = kl_sq_run(st, S_LOG_INSERT);
+    if (r == 0)
+        *log = (uint64_t)sqlite3_last_insert_rowid(st->db);
+    return r;
+}
+
+int kl_sq_cursor_set(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t acked)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_SET);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(reader));
+    sqlite3_bind_int64(s, 3, kl_sq_i64(acked));
+    return kl_sq_exec_stmt(s);
+}
+
+int kl_sq_cursor_drop(kl_storage_t *st, uint64_t log, uint64_t reader)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_CURSOR_DELETE);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    sqlite3_bind_int64(s, 2, kl_sq_i64(reader));
+    return kl_sq_exec_stmt(s);
+}
+
+int kl_sq_log_trim(kl_storage_t *st, uint64_t log)
+{
+    sqlite3_stmt *s = kl_sq_stmt(st, S_ENTRY_DELETE_ACKED);
+    sqlite3_bind_int64(s, 1, kl_sq_i64(log));
+    return kl_sq_exec_stmt(s);
 }
 
 int kl_storage_log_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t seq)
@@ -269,11 +301,8 @@ int kl_storage_log_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t
     r = kl_sq_exec_stmt(s);
     if (r == 0 && sqlite3_changes(st->db) != 1)
         r = KL_ENOTFOUND;
-    if (r == 0) {
-        s = kl_sq_stmt(st, S_ENTRY_DELETE_ACKED);
-        sqlite3_bind_int64(s, 1, kl_sq_i64(log));
-        r = kl_sq_exec_stmt(s);
-    }
+    if (r == 0)
+        r = kl_sq_log_trim(st, log);
     return hot_op_end(st, r);
 }
 

@@ -139,9 +139,9 @@ int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, ui
     }
     sqlite3_stmt *s = kl_sq_stmt(st, S_USER_ROUTE);
     sqlite3_bind_text(s, 1, handle, (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? (sqlite3_reset(s), KL_ENOTFOUND) : kl_sq_done(s, rc);
+    int r = kl_sq_row(s);
+    if (r)
+        return r;
     *id = kl_sq_u64(sqlite3_column_int64(s, 0));
     *inbox = kl_sq_u64(sqlite3_column_int64(s, 1));
     sqlite3_reset(s);
@@ -175,13 +175,13 @@ int kl_storage_token_check(kl_storage_t *st, const char *handle, const uint8_t t
     if (r)
         return r;
     sqlite3_bind_text(s, 1, handle, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
+    r = kl_sq_row(s);
+    if (r == 0 && sqlite3_column_bytes(s, 0) == 32) {
         kl_sha256(token, 32, want);
         *ok = kl_memcmp(want, sqlite3_column_blob(s, 0), 32) == 0;
-    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        r = KL_EIO;
     }
+    if (r == KL_ENOTFOUND)
+        r = 0; /* no such user, or no token: not ok */
     sqlite3_finalize(s);
     kl_memzero(want, sizeof want);
     return r;
