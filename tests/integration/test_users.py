@@ -109,6 +109,14 @@ def test_user_remove_running(root, relays):
                                stderr=subprocess.DEVNULL)
     try:
         wait_clients(relay, 1)
+        # A connection counts as a client from its first byte; bob's is
+        # authenticated once it has fetched and acked the waiting message
+        # (removing bob before that would disconnect nobody).
+        for _ in range(300):
+            if users(relay)["bob"]["inbox_entries"] == 0:
+                break
+            time.sleep(0.1)
+        check(users(relay)["bob"]["inbox_entries"] == 0, "bob's receive acks 'venter'")
         r = relay_json("user", "remove", "bob", "--data", relay.data)
         check(r["removed"] == "bob" and r["relay_running"] is True and r["disconnected"] == 1,
               "removed in the running relay, its connection closed: %r" % r)
