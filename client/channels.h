@@ -134,10 +134,12 @@ int kl_chan_key_get(kl_cli_t *cli, const kl_chan_t *x, uint64_t epoch,
  * the current epoch, made (random) and committed when missing (its own
  * transaction). Store errors (key zeroed then). Wipe it after use. */
 int kl_chan_own_key(kl_cli_t *cli, const kl_chan_t *x, uint8_t key[KL_CHANNEL_KEY]);
-/* Owner only: give the current epoch's key to every member who does not
- * have it yet (publishers and added members; ourselves excepted); who
- * could not be reached is warned about and counted in *missing. Store and
- * connection errors only. */
+/* Owner only (KL_ESTATE otherwise, as kl_chan_own_key): give the current
+ * epoch's key to every member who does not have it yet (publishers and
+ * added members; ourselves excepted); who could not be reached or whose
+ * key conflicts with our pin is warned about and counted in *missing.
+ * Otherwise store and connection errors only (a RATE_LIMITED refusal
+ * among them: try again later). */
 int kl_chan_distribute(kl_cli_t *cli, kl_net_t *conn, const kl_chan_t *x, size_t *missing);
 
 /* The channel part of `receive`: for every channel the relay lists for us
@@ -157,7 +159,10 @@ void kl_chan_print_post(const kl_cli_t *cli, const kl_message_t *m);
 /* ---- the command (cmd_channel.c) ---- */
 /* `kollega channel ...`: pos[0] is "channel", npos counts pos; backlog is
  * the --backlog value or NULL; members_only is --members-only (create
- * only). Exit code. */
+ * only). Exit code: KL_EXIT_USAGE for an unknown subcommand, wrong
+ * arguments or options, or an invalid address or text; KL_EXIT_FAIL for a
+ * refusal (not a publisher, not the owner) or a store, relay or key
+ * failure (said on stderr). */
 int kl_cmd_channel(kl_cli_t *cli, int npos, const char *const *pos, const char *backlog,
                    int members_only);
 /* `kollega channel list` (cmd_channel_list.c): the relay's subscriptions
