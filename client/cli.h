@@ -42,31 +42,44 @@ void kl_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kl_cli_warn(const kl_cli_t *cli, const char *kind, const char *msg, kl_json_t *j);
 
 /* Resolve the home directory (--home, $KOLLEGA_HOME, $XDG_DATA_HOME/kollega,
- * ~/.local/share/kollega). Exit code. */
+ * ~/.local/share/kollega), made absolute, into cli->home and the store's
+ * path into cli->dbpath. Exit code, errors said: KL_EXIT_USAGE when none
+ * is set or the path is too long, KL_EXIT_FAIL when the current directory
+ * cannot be read for a relative one. */
 int kl_cli_resolve_home(kl_cli_t *cli);
-/* Read the passphrase: $KOLLEGA_PASSPHRASE, else a no-echo prompt on the
- * terminal (twice when confirm), else an error naming KOLLEGA_PASSPHRASE.
- * Returns 0 or a kl_err (KL_EINVAL: no way to ask; KL_EPASS: mismatch). */
+/* Read the passphrase into buf (cap bytes, NUL-terminated; a longer typed
+ * line is cut): $KOLLEGA_PASSPHRASE, else a no-echo prompt on /dev/tty when
+ * stdin is a terminal (twice when confirm). Prints nothing else. Returns 0
+ * or a kl_err: KL_EINVAL when there is no way to ask (the caller names
+ * KOLLEGA_PASSPHRASE), KL_EPASS when the two differ, KL_ETOOBIG when the
+ * variable does not fit buf, KL_EIO, KL_ENOMEM. */
 int kl_cli_passphrase(char *buf, size_t cap, int confirm);
 /* The new passphrase for `kollega passphrase`: $KOLLEGA_NEW_PASSPHRASE,
  * else asked twice without echo on the terminal. Like kl_cli_passphrase. */
 int kl_cli_new_passphrase(char *buf, size_t cap);
-/* Open the store (asking for the passphrase if it has one) and load the
- * identity. Says on stderr when opening strengthened the store's
- * passphrase wrap. Exit code; errors printed. */
+/* Open the store (asking for the passphrase if it has one) into cli->st
+ * and load the identity into cli->me and cli->relay. Says on stderr when
+ * opening strengthened the store's passphrase wrap. KL_EXIT_OK, or
+ * KL_EXIT_FAIL with the error said; kl_cli_close releases what was opened,
+ * also after a failure. */
 int kl_cli_open(kl_cli_t *cli);
-/* kl_cli_open with kl_store_open_flags flags. */
+/* kl_cli_open with kl_store_open_flags flags; same exit codes. */
 int kl_cli_open_flags(kl_cli_t *cli, unsigned flags);
-/* Connect to the relay and authenticate as our address. Exit code. */
+/* Connect to the relay and authenticate as our address, then publish our
+ * delivery token when due and run prekey upkeep (their failures are said
+ * on stderr, never returned). KL_EXIT_OK with *conn (close with
+ * kl_net_close), or KL_EXIT_FAIL with *conn NULL and the error said. */
 int kl_cli_connect(kl_cli_t *cli, kl_net_t **conn);
 /* Connect and run the Noise handshake with the pinned relay key, without
- * authenticating: for unidentified delivery (delivery.h). Exit code; the
- * error is printed. */
+ * authenticating: for unidentified delivery (delivery.h). KL_EXIT_OK with
+ * *conn (close with kl_net_close), or KL_EXIT_FAIL with *conn NULL and the
+ * error said. */
 int kl_cli_connect_anonymous(kl_cli_t *cli, kl_net_t **conn);
 /* Print a failed relay interaction (kl_net_call result r while doing
- * `what`) with advice; returns KL_EXIT_FAIL. */
+ * `what`; conn may be NULL) with advice; returns KL_EXIT_FAIL. */
 int kl_cli_relay_fail(kl_net_t *conn, int r, const char *what);
-/* Close store, wipe identity. */
+/* Wipe the identity's secret key and close the store (cli->st NULL after);
+ * safe to call twice. */
 void kl_cli_close(kl_cli_t *cli);
 
 /* Validate a user address typed by the user: exit code, and *out gets the
@@ -87,9 +100,11 @@ void kl_cli_json_line(kl_json_t *j);
 void kl_cli_json_message(kl_json_t *j, const kl_message_t *m);
 
 /* The text argument of a command that sends one (send, channel post):
- * arg itself, or for "-" all of stdin (at most KL_TEXT_MAX + 3 bytes read,
- * into *input, malloc'd: the caller frees it). 0 with *text and *len, or
- * KL_EXIT_FAIL when stdin cannot be read (said, naming what). */
+ * arg itself (*input NULL), or for "-" all of stdin (kl_read_text: at most
+ * KL_TEXT_MAX + 3 bytes read, into *input, malloc'd with KL_TEXT_MAX + 4
+ * bytes: the caller wipes and frees it; *text points into it). 0 with
+ * *text and *len, or KL_EXIT_FAIL when stdin cannot be read (said, naming
+ * what). The caller checks the length. */
 int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len);
 
 /* Print a stored message: a JSON line {"id","from","to","text","sent_at",

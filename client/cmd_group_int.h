@@ -23,11 +23,17 @@ typedef struct kl_cmdg {
 
 /* Open, resolve the group address into g->grp, connect and sync the
  * group's ops. need_log: the group must exist for us (we can read its
- * log). Exit code (errors said). Undo with kl_cmdg_finish, also after a
- * failure. */
+ * log); without, a group the relay does not know is fine (for create).
+ * Exit code, errors said: KL_EXIT_USAGE for an invalid group address,
+ * KL_EXIT_FAIL for the store, the relay, or (need_log) a log we cannot
+ * read. Undo with kl_cmdg_finish (closes g->conn, frees g->x), also after
+ * a failure. */
 int kl_cmdg_prepare(kl_cli_t *cli, const char *name, kl_cmdg_t *g, int need_log);
 void kl_cmdg_finish(kl_cmdg_t *g);
 
+/* The words for a policy ("all", "majority", "facilitators", else
+ * "unknown") and a role ("facilitator", "member", else "none"): static
+ * strings. */
 const char *kl_cmdg_policy_name(kl_group_policy_t p);
 const char *kl_cmdg_role_name(kl_group_role_t r);
 /* "2 more approvals needed (policy all: 3 of 5 members approved)" */

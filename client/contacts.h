@@ -9,7 +9,11 @@
  * until that message decrypted under a session bound to the claimed key
  * (proof of the key) AND the claimed address's relay vouches for that key
  * on lookup (proof that the key is that address's): Signal's rule. A claim
- * that fails either is counted and dropped, attributed to nobody. */
+ * that fails either is counted and dropped, attributed to nobody.
+ *
+ * Writes are transactions of their own (so not inside the caller's:
+ * KL_ESTATE then). Errors besides those named: store errors (store.h), and
+ * for lookups kl_rpc_lookup's. */
 #ifndef KOLLEGA_CLIENT_CONTACTS_H
 #define KOLLEGA_CLIENT_CONTACTS_H
 
@@ -21,7 +25,8 @@
 /* `contact add`: look address up and pin its key (unverified). *added = 0
  * if it was already a contact; if the relay's key differs from the pinned
  * one the contact is flagged and KL_EKEYCHANGED returned. KL_ENOTFOUND if
- * the relay has no such user. *c gets the contact as stored. */
+ * the relay has no such user and address is no contact yet (a contact
+ * the relay no longer knows is kept: 0). *c gets the contact as stored. */
 int kl_contacts_add(kl_store_t *st, kl_net_t *conn, const char *address, kl_contact_t *c,
                     int *added);
 
@@ -57,7 +62,8 @@ int kl_contacts_on_proven(kl_store_t *st, const char *sender, const uint8_t key[
 const uint8_t *kl_contacts_current_key(const kl_contact_t *c);
 
 /* `contact verify` showed the safety number of key: remember it, since
- * --confirm accepts only that key. Own transaction. */
+ * --confirm accepts only that key. KL_ENOTFOUND if address is no contact.
+ * Own transaction. */
 int kl_contacts_shown(kl_store_t *st, const char *address, const uint8_t key[32]);
 
 /* A key an owner-signed log (a group's or a channel's) names for address,
@@ -73,18 +79,18 @@ int kl_contacts_check_log_key(kl_store_t *st, const char *address, const uint8_t
 /* `contact verify --confirm`: accept expect, which must still be the
  * contact's current key (kl_contacts_current_key) — else KL_ESTATE and
  * nothing changes (a key that arrived after the user compared numbers is
- * never accepted). A pending key becomes the pinned key; the old session
- * and messages held from any other key are dropped; the contact is marked
- * verified. KL_ENOTFOUND if not a
- * contact. One transaction. */
+ * never accepted). A pending key becomes the pinned key; the old session,
+ * the contact's delivery token and messages held from any other key are
+ * dropped; the contact is marked verified and *c gets it. KL_ENOTFOUND if
+ * not a contact. One transaction. */
 int kl_contacts_confirm(kl_store_t *st, const char *address, const uint8_t expect[32],
                         kl_contact_t *c);
 
 /* `contact reject`: drop the pending key and every message held from a key
- * other than the pinned one;
- * the contact goes back to its pinned key (or is forgotten if it never had
- * one). *dropped = held messages deleted. KL_ESTATE when nothing is
- * pending. One transaction. */
+ * other than the pinned one; the contact goes back to its pinned key (or
+ * is forgotten if it never had one) and *c gets it. *dropped = held
+ * messages deleted. KL_ENOTFOUND if not a contact, KL_ESTATE when nothing
+ * is pending. One transaction. */
 int kl_contacts_reject(kl_store_t *st, const char *address, kl_contact_t *c, uint64_t *dropped);
 
 #endif

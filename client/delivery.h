@@ -25,12 +25,16 @@
 #include "net.h"
 #include "store.h"
 
-/* Our delivery token, made and committed at first use. */
+/* Our delivery token into token, made (random) and committed at first use
+ * in a transaction of its own (so outside the caller's: KL_ESTATE inside
+ * one then); another process's token made meanwhile is kept. Store
+ * errors. */
 int kl_delivery_own(kl_store_t *st, uint8_t token[32]);
 
 /* On an authenticated connection: unless the relay confirmed the current
  * token within the last day, send DeliveryToken{SHA-256(token)} and
- * remember when it did. Relay errors as kl_net_call. */
+ * remember (own transaction) when it did. Relay errors as kl_net_call;
+ * kl_delivery_own's and other store errors. */
 int kl_delivery_publish(kl_store_t *st, kl_net_t *conn);
 
 /* Sending with a token: rpc.h kl_rpc_send. */

@@ -31,9 +31,12 @@ typedef struct kl_prekey_batch {
     uint8_t pubs[KL_OPK_BATCH][32];
 } kl_prekey_batch_t;
 
-/* In one committed transaction: make a new signed prekey if new_spk or
- * none exists, and n_opk (<= KL_OPK_BATCH) one-time prekeys. b receives
- * the current signed prekey (signed) and the new one-time public keys. */
+/* In one committed transaction (so outside the caller's: KL_ESTATE inside
+ * one): make a new signed prekey if new_spk or none exists, and n_opk
+ * (<= KL_OPK_BATCH, else KL_EINVAL) one-time prekeys, under ids never used
+ * before (KL_ELIMIT when they run out). b receives the current signed
+ * prekey (signed) and the new one-time public keys. Store errors; on
+ * failure nothing is stored and b is zeroed. */
 int kl_prekeys_generate(kl_store_t *st, const kl_identity_t *me, size_t n_opk, int new_spk,
                         kl_prekey_batch_t *b);
 /* What one upkeep found and did. */
@@ -46,14 +49,18 @@ typedef struct kl_prekey_upkeep {
 /* Upkeep on an authenticated connection: prekey_status, then generate and
  * upload when fewer than KL_OPK_LOW one-time prekeys are left, when the
  * relay says they ran out since the last upload, or when the signed
- * prekey is older than KL_SPK_ROTATE_MS. *up (may be NULL) gets what the
- * relay reported and what was uploaded (ran_out is filled even when the
- * upload then fails). */
+ * prekey is older than KL_SPK_ROTATE_MS; after an upload, signed prekeys
+ * replaced more than KL_SPK_KEEP_MS ago are deleted. *up (may be NULL)
+ * gets what the relay reported and what was uploaded (ran_out is filled
+ * even when the upload then fails). Relay and connection errors as
+ * kl_net_call, kl_prekeys_generate's, KL_ENOMEM, store errors (a failed
+ * deletion too, after a successful upload). */
 int kl_prekeys_maintain(kl_store_t *st, const kl_identity_t *me, kl_net_t *c,
                         kl_prekey_upkeep_t *up);
 /* A bundle built from our own store, as a relay would serve it (tests and
  * diagnostics): the current signed prekey and, if opk_id != 0, that
- * one-time prekey. */
+ * one-time prekey. KL_ENOTFOUND when either is missing, KL_ECRYPTO, store
+ * errors. */
 int kl_prekeys_local_bundle(kl_store_t *st, const kl_identity_t *me, uint32_t opk_id,
                             kl_prekey_bundle_t *b);
 

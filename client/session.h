@@ -57,12 +57,14 @@ int kl_content_pack(const kl_content_t *c, uint8_t **out, size_t *cap, size_t *o
 int kl_content_unpack(const uint8_t *pt, size_t len, kl_content_t *c);
 void kl_content_free(kl_content_t *c);
 
-/* 1 in *has if a session with peer exists whose peer identity key is
- * peer_ik (a session with another key does not count). */
+/* *has = 1 if a session with peer exists whose peer identity key is
+ * peer_ik (a session with another key, or one that no longer opens or
+ * parses, does not count), else 0. Store errors. */
 int kl_session_has(kl_store_t *st, const char *peer, const uint8_t peer_ik[32], int *has);
 
 /* Encrypt one message to peer (pinned key peer_ik) and commit the advanced
- * session (own transaction). Without a session for peer_ik, bundle must be
+ * session (own transaction: KL_ESTATE inside the caller's; nothing is
+ * stored on failure). Without a session for peer_ik, bundle must be
  * given (its identity key must equal peer_ik, else KL_EKEYCHANGED) and a
  * new session is started with X3DH; with neither, KL_ENOTFOUND. *body (for
  * send.body, malloc'd) is the sealed-sender envelope; KL_ETOOBIG if it
@@ -117,7 +119,9 @@ int kl_session_decrypt(kl_store_t *st, const kl_identity_t *me, const kl_inbound
                        kl_decrypted_t *out);
 /* Write the new session state, delete a consumed one-time prekey and
  * record a new session start as used. Call inside the caller's
- * transaction. */
+ * transaction, which must roll back on an error: store errors (store.h).
+ * kl_decrypted_free wipes and frees d's content and session record and
+ * zeroes d (a zeroed one is fine). */
 int kl_session_apply(kl_store_t *st, const char *peer, const kl_decrypted_t *d);
 void kl_decrypted_free(kl_decrypted_t *d);
 

@@ -59,16 +59,18 @@ typedef struct kl_slog {
  * everything after it are ignored, with the warning "invalid_stored_op",
  * and *l->invalid is set. Store errors only. */
 int kl_slog_replay(kl_cli_t *cli, const kl_slog_t *l);
-/* In one transaction, apply ops[0..n) of a batch the relay delivered (the
- * first must have the log's next index) and store each: the first op that
- * does not validate stops it, with l->invalid_op's warning, and sets
- * *l->invalid (the ops before it are kept). *applied counts the stored
- * ops. Store errors only (nothing kept then). */
+/* In one transaction (KL_ESTATE inside the caller's), apply ops[0..n) of a
+ * batch the relay delivered (the first must have the log's next index) and
+ * store each: the first op that does not validate stops it, with
+ * l->invalid_op's warning, and sets *l->invalid (the ops before it are
+ * kept). *applied counts the stored ops. Store errors only: nothing is
+ * kept then and *applied is 0, but l's state has moved on (reload it). */
 int kl_slog_take(kl_cli_t *cli, const kl_slog_t *l, const kl_rpc_blob_t *ops, size_t n,
                  size_t *applied);
 /* Store op idx, already applied to l's state (an op we built and the relay
  * accepted), in one transaction with the kind's begin and stored hooks.
- * Store errors only. */
+ * Store errors only (KL_EEXIST if idx is stored already; KL_ESTATE inside
+ * the caller's transaction). */
 int kl_slog_store(kl_cli_t *cli, const kl_slog_t *l, uint64_t idx, const uint8_t *op, size_t len);
 
 /* Entries copied out of the store (those waiting for a key), so they can

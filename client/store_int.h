@@ -36,27 +36,39 @@ int kl_store_meta_put(kl_store_t *st, const char *k, const void *v, size_t len);
  * unknown part, KL_ELIMIT for limits beyond what we derive with. */
 int kl_store_wrap_read(kl_store_t *st, kl_store_wrap_t *w);
 /* Unwrap w into st->key with pass (NULL for a store without passphrase):
- * one derivation. KL_EPASS if pass is wrong or missing. */
+ * one derivation. KL_EPASS if pass is wrong or missing, KL_ENOMEM if the
+ * derivation could not get its memory, kl_pwhash_params_check's errors. */
 int kl_store_wrap_open(kl_store_t *st, const kl_store_wrap_t *w, const char *pass);
 /* A new wrap of st->key under pass with limits p (pass NULL: none, p
- * unused) and a fresh salt and nonce: one derivation. */
+ * unused) and a fresh salt and nonce, into *w only (nothing is written):
+ * one derivation. kl_pwhash's errors (KL_EPROTO, KL_ELIMIT for limits out
+ * of range, KL_ENOMEM), KL_ECRYPTO. */
 int kl_store_wrap_seal(const kl_store_t *st, const char *pass, const kl_pwhash_params_t *p,
                        kl_store_wrap_t *w);
-/* Write w's meta rows (inside the caller's transaction). */
+/* Write w's meta rows, inserting or replacing them (a wrap without
+ * passphrase deletes the kdf_* rows), inside the caller's transaction.
+ * KL_EIO. */
 int kl_store_wrap_write(kl_store_t *st, const kl_store_wrap_t *w);
 /* 1 if w is a passphrase wrap weaker than the default limits (or of the
  * legacy kind that does not record them): kl_store_open re-wraps it. */
 int kl_store_wrap_weak(const kl_store_wrap_t *w);
 
-/* Prepare sql; KL_EIO on failure. */
+/* Prepare sql: 0 with *stmt (the caller finalizes it), or KL_EIO with
+ * *stmt NULL. */
 int kl_store_prepare(kl_store_t *st, const char *sql, sqlite3_stmt **stmt);
-/* Step a statement that returns no rows; KL_EEXIST on a constraint
- * violation, KL_EIO on anything else. Finalizes it. */
+/* Step a statement that returns no rows (a row returned counts as done);
+ * KL_EEXIST on a constraint violation, KL_EIO on anything else. Finalizes
+ * it on every path. */
 int kl_store_exec_stmt(sqlite3_stmt *stmt);
-/* Seal pt and bind the box to parameter idx of stmt (transient copy). */
+/* Seal pt and bind the box to parameter idx of stmt (sqlite keeps its own
+ * copy). kl_store_seal's errors, KL_EIO if the bind fails; stmt is not
+ * finalized either way. */
 int kl_store_bind_sealed(kl_store_t *st, sqlite3_stmt *stmt, int idx, const char *label,
                          const uint8_t *pt, size_t len);
-/* Open the sealed blob in column col of the current row. */
+/* Open the sealed blob in column col of the current row: 0 with *pt
+ * malloc'd (free with kl_free_wipe(*pt, *len)). KL_ECRYPTO for an empty
+ * column (*pt untouched) or a box that does not open, KL_ENOMEM (*pt NULL
+ * then). */
 int kl_store_column_unseal(kl_store_t *st, sqlite3_stmt *stmt, int col, const char *label,
                            uint8_t **pt, size_t *len);
 /* The same for a value of exactly len bytes, into out: KL_EPROTO for
@@ -102,7 +114,8 @@ typedef struct kl_sql_arg {
     (const kl_sql_arg_t[]){__VA_ARGS__}, \
         sizeof((const kl_sql_arg_t[]){__VA_ARGS__}) / sizeof(kl_sql_arg_t)
 
-/* Prepare sql and bind args[0..n). KL_EIO (nothing to finalize then). */
+/* Prepare sql and bind args[0..n): 0 with *stmt (the caller finalizes it),
+ * or KL_EIO (nothing to finalize then). */
 int kl_store_query(kl_store_t *st, sqlite3_stmt **stmt, const char *sql, const kl_sql_arg_t *args,
                    size_t n);
 /* kl_store_query, then step to the first row: 0 with *stmt on it (the

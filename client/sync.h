@@ -44,20 +44,29 @@ typedef struct kl_sync {
 } kl_sync_t;
 
 /* Process one inbox entry. Entries at or below the cursor are skipped
- * (already processed). Returns 0 unless the store or the connection (for
- * the sender lookup; conn_error set) failed: then the entry must not be
- * acked. Undecryptable entries are counted, not errors. */
+ * (already processed). Returns 0 unless the store (or memory) or the
+ * connection (for the sender lookup; conn_error set) failed: then the
+ * entry must not be acked. Undecryptable entries are counted, not
+ * errors. */
 int kl_sync_entry(kl_sync_t *s, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len);
-/* fetch{after: cursor} until more is false, processing entries in seq
- * order, acking each batch after its commits. */
+/* fetch{after: cursor} until more is false (or three rounds brought
+ * nothing new), processing entries in seq order, acking each batch after
+ * its commits, then kl_sync_retry_held. Returns the first error: relay
+ * refusals and connection errors of fetch, ack and sender lookups (the
+ * latter set s->conn_error), store errors (s->store_error = the error). */
 int kl_sync_fetch_all(kl_sync_t *s);
-/* Judge again (at most 128 per call) the held entries that wait for
- * nobody's decision: those whose sender's relay could not be asked (now
- * pinned and shown, flagged and held for the user, or dropped), and those
- * whose key became the pinned one. kl_sync_fetch_all ends with it. */
+/* Judge again (at most 128 per call, from the oldest held entry on) the
+ * held entries that wait for nobody's decision: those whose sender's relay
+ * could not be asked (now pinned and shown, flagged and held for the user,
+ * or dropped), and those whose key became the pinned one. kl_sync_fetch_all
+ * ends with it. Store errors, KL_ENOMEM, sender lookup errors
+ * (s->conn_error set). */
 int kl_sync_retry_held(kl_sync_t *s);
 /* After `contact verify X --confirm`: decrypt and store the messages held
- * from sender whose key is now the pinned one; *released counts them. */
+ * from sender whose key is now the pinned one (one that cannot be read is
+ * dropped and counted as a failure); *released counts those stored. 0 with
+ * nothing done while the contact is flagged; KL_ENOTFOUND if sender is no
+ * contact; store errors, KL_ENOMEM. */
 int kl_sync_release_held(kl_sync_t *s, const char *sender, size_t *released);
 
 #endif

@@ -18,9 +18,9 @@ int kl_utf8_valid(const char *s, size_t len);
  * sequence and NUL replaced by U+FFFD. KL_ENOMEM / KL_ETOOBIG. */
 int kl_utf8_sanitize(const char *s, size_t len, char **out, size_t *outlen);
 /* Read all of f up to its end (at most max + 3 bytes); a final line ending
- * ("\n" or "\r\n") is dropped. *out is malloc'd and
- * NUL-terminated; *len > max means the text was too long. KL_ENOMEM,
- * KL_EIO on a read error. */
+ * ("\n" or "\r\n") is dropped. *out is malloc'd (max + 4 bytes; free()
+ * or kl_free_wipe) and NUL-terminated; *len > max means the text was too
+ * long. KL_ENOMEM, KL_EIO on a read error (*out NULL then). */
 int kl_read_text(FILE *f, size_t max, char **out, size_t *len);
 /* Write text for a human: control characters (including ESC, so no
  * terminal escape sequences) are shown as U+FFFD, a newline is followed by

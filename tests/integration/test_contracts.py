@@ -1,8 +1,9 @@
 """The contract-comment check (tools/check-contracts.py): every function of
-libkollega's headers (include/) and of the command lines' library
-(cmdline/) has a contract comment, and a copy of a header with a
-declaration left bare, or with a comment that names no error, fails it,
-naming the file, the line and the function."""
+libkollega's headers (include/), of the command lines' library (cmdline/),
+of the client (client/) and of kollega-bench (tools/bench/) has a contract
+comment, and a copy of a header with a declaration left bare, or with a
+comment that names no error, fails it, naming the file, the line and the
+function."""
 import os
 import shutil
 import subprocess
@@ -18,10 +19,11 @@ def run(cwd, *dirs):
 
 
 def test_headers_have_contracts(root, relays):
-    r = run(SRC, "include", "cmdline")
+    dirs = ["include", "cmdline", "client", "tools/bench"]
+    r = run(SRC, *dirs)
     check(r.returncode == 0,
-          "check-contracts on include/ and cmdline/: rc %d\n%s%s" % (r.returncode, r.stdout,
-                                                                     r.stderr))
+          "check-contracts on %s: rc %d\n%s%s" % (", ".join(dirs), r.returncode, r.stdout,
+                                                  r.stderr))
 
 
 def test_bare_declarations_fail(root, relays):

@@ -57,12 +57,13 @@ static inline uint64_t kb_open_conns(const kb_run_t *run)
 }
 
 /* Open connections for users[i % n_users], i = 0.. total-1 (or until
- * stop_after_s, if > 0), at most par at once. keep: conns has total
- * entries that stay open once ready, and the caller must give them its
- * own ops/ud (or KB_QUIET_OPS) before it runs the loop again; else each connection closes as soon as it is ready and its slot
- * opens the next. lat (optional) gets connect->ready times. Returns the
- * number of connections that became ready; failures are counted in
- * run->res. label names the phase in progress lines. */
+ * stop_after_s, if > 0), at most par at once. With conns (total entries,
+ * the caller's): they stay open once ready, and the caller must give them
+ * its own ops/ud (or KB_QUIET_OPS) before it runs the loop again; without,
+ * each connection closes as soon as it is ready and its slot opens the
+ * next. lat (optional) gets connect->ready times. Returns the number of
+ * connections that became ready; failures are counted in run->res. label
+ * names the phase in progress lines. */
 uint64_t kb_open_phase(kb_run_t *run, uint64_t total, int do_register, size_t par,
                        kb_conn_t *conns, double stop_after_s, kb_hist_t *lat,
                        const char *label);
@@ -82,10 +83,17 @@ typedef struct kb_meter {
     uint64_t t0_ns;
     double relay_cpu0, self_cpu0;
 } kb_meter_t;
+/* Take the start readings into m: the monotonic time, the relay's CPU time
+ * (when run->relay_pid > 0) and ours. */
 void kb_meter_start(kb_run_t *run, kb_meter_t *m);
 /* Fill elapsed_s, CPU percentages and RSS of run->res. */
 void kb_meter_stop(kb_run_t *run, const kb_meter_t *m);
 
+/* The workloads (usage() in main.c): each registers its users, sets up
+ * what it needs (groups, a channel), measures into run->res (errors
+ * counted there, not returned) and closes its connections. 0 once the
+ * measured phase ran; KL_EREFUSED when not every user registered or the
+ * setup did not complete; KL_ENOMEM. On the loop thread. */
 int kb_run_direct(kb_run_t *run);
 int kb_run_latency(kb_run_t *run);
 int kb_run_idle(kb_run_t *run);

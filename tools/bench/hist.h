@@ -20,6 +20,7 @@ typedef struct kb_hist {
     uint64_t counts[KB_HIST_BUCKETS];
 } kb_hist_t;
 
+/* Empty h (count 0, min UINT64_MAX). */
 void kb_hist_init(kb_hist_t *h);
 /* Record one value (ns). */
 void kb_hist_record(kb_hist_t *h, uint64_t v);

@@ -74,6 +74,10 @@ struct kb_conn {
     uint64_t started_ns;      /* kb_conn_open time */
 };
 
+/* Zero n, resolve host:port (the first address getaddrinfo gives) and init
+ * the flusher on loop. 0, or KL_EINVAL when host does not resolve (then n
+ * holds no handle: do not kb_net_close it). The caller fills relay_key,
+ * relay_name and code. */
 int kb_net_init(kb_net_t *n, uv_loop_t *loop, const char *host, uint16_t port);
 /* Close the flusher handle (call before the final uv_run that drains). */
 void kb_net_close(kb_net_t *n);
@@ -90,7 +94,9 @@ uint32_t kb_conn_ctl_id(kb_conn_t *c);
 /* Close (no callbacks but closed). Safe to call twice. */
 void kb_conn_close(kb_conn_t *c);
 
-/* Make n fresh users with handles "<prefix><index>" and new Ed25519 keys. */
+/* Make n fresh users with handles "<prefix><index>" and new Ed25519 keys
+ * (the secret keys in u: the caller wipes them). 0, KL_EINVAL when a
+ * handle would be too long or invalid, KL_ECRYPTO. */
 int kb_users_make(kb_user_t *u, size_t n, const char *prefix);
 
 #endif

@@ -59,9 +59,16 @@ typedef struct kb_result {
     double server_cpu_pct, bench_cpu_pct;
 } kb_result_t;
 
+/* Zero r and name it (tool and workload are borrowed: they must outlive
+ * r). */
 void kb_result_init(kb_result_t *r, const char *tool, const char *workload);
+/* Count one error of kind (a relay ErrorCode or kb_err_kind; another value
+ * counts as KB_ERR_PROTOCOL). */
 void kb_result_error(kb_result_t *r, int kind);
+/* The name of an error kind ("RATE_LIMITED", "connect", ...; "unknown"
+ * beyond them): a static string. */
 const char *kb_err_name(int kind);
+/* Print r to out: a few human lines, or one JSON line (then flushed). */
 void kb_report_human(FILE *out, const kb_result_t *r);
 void kb_report_json(FILE *out, const kb_result_t *r);
 

@@ -36,7 +36,10 @@ int kb_relay_spawn(kb_relay_t *r, const kb_spawn_cfg_t *cfg);
  * federation peer (no rate limit on the link), started and waited for
  * until both links are up. On failure both are stopped. 0 or a kl_err. */
 int kb_relay_pair_spawn(kb_relay_t *a, kb_relay_t *b, const kb_spawn_cfg_t *cfg);
-/* An invite admitting uses registrations; the code goes to code (cap). */
+/* An invite admitting uses registrations, valid one day (`kollega-relay
+ * invite` on r's data directory); the code goes to code (cap). 0, or
+ * KL_EIO (with a message on stderr) when the command fails or its code does
+ * not fit. */
 int kb_relay_invite(kb_relay_t *r, uint64_t uses, char *code, size_t cap);
 /* The relay's stored entries and their bytes, read with `kollega-relay
  * status --json` while it serves (a read-only look at its database). 0 or
