@@ -384,6 +384,12 @@ void kl_cli_json_message(kl_json_t *j, const kl_message_t *m)
     kl_cli_json_begin(j, "id", hex);
 }
 
+void kl_cli_text_free(char *input)
+{
+    if (input)
+        kl_free_wipe(input, KL_TEXT_MAX + 4); /* kl_read_text's whole buffer */
+}
+
 int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len)
 {
     *input = NULL;

@@ -106,6 +106,9 @@ void kl_cli_json_message(kl_json_t *j, const kl_message_t *m);
  * *text and *len, or KL_EXIT_FAIL when stdin cannot be read (said, naming
  * what). The caller checks the length. */
 int kl_cli_text(const char *arg, const char *what, char **input, const char **text, size_t *len);
+/* Wipe and free the *input of kl_cli_text (the text may be a secret
+ * message); NULL is fine. It cannot fail. */
+void kl_cli_text_free(char *input);
 
 /* Print a stored message: a JSON line {"id","from","to","text","sent_at",
  * "direction","seq","stored_at"} (plus "group" = to for group messages)

@@ -456,7 +456,7 @@ static int cmd_post(kl_cli_t *cli, const char *name, const char *arg)
     }
 out:
     free(body);
-    free(input);
+    kl_cli_text_free(input);
     kl_chan_free(&x);
     kl_net_close(conn);
     return rc;

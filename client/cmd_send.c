@@ -263,6 +263,6 @@ out:
     kl_net_close(conn);
     free(body);
     if (input)
-        kl_free_wipe(input, KL_TEXT_MAX + 3);
+        kl_cli_text_free(input);
     return rc;
 }

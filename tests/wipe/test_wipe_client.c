@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "cli.h"
 #include "group.h"
 #include "identity.h"
 #include "kollega/crypto.h"
@@ -218,6 +219,35 @@ static void test_client_group_path(void **state)
     assert_int_equal(wipe_scenario_end("client group"), 0);
 }
 
+/* A message or members-only post typed on stdin ("send ADDRESS -",
+ * "channel post CHANNEL -"): the buffer kl_cli_text read it into is wiped
+ * before it is freed. */
+static void test_client_stdin_text(void **state)
+{
+    (void)state;
+    const char *t = "Hemmelig innlegg fra stdin: bare for medlemmene";
+    char dir[64], path[128];
+    wipe_scenario_begin();
+    wipe_secret_add("text typed on stdin", t, strlen(t));
+    wipe_tmpdir(dir, sizeof dir, "stdin");
+    snprintf(path, sizeof path, "%s/in.txt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(t, f);
+    fclose(f);
+    assert_non_null(freopen(path, "r", stdin));
+    char *input = NULL;
+    const char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(kl_cli_text("-", "post", &input, &text, &len), 0);
+    assert_int_equal(len, strlen(t));
+    assert_memory_equal(text, t, len);
+    kl_cli_text_free(input);
+    unlink(path);
+    rmdir(dir);
+    assert_int_equal(wipe_scenario_end("text from stdin"), 0);
+}
+
 int main(void)
 {
     if (kl_crypto_init() != 0)
@@ -226,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_detector_fires_on_plain_free),
         cmocka_unit_test(test_client_session_path),
         cmocka_unit_test(test_client_group_path),
+        cmocka_unit_test(test_client_stdin_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
