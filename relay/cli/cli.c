@@ -85,33 +85,42 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* A numeric option and the field of kl_cli_opts_t it sets (a uint32_t, a
+ * size_t or a uint64_t): its flag, its config key and config check all set
+ * or read that field through set_num and get_num. */
 typedef struct num_opt {
     const char *flag;
     const char *cmds; /* commands that take it, space separated */
     uint64_t min, max;
+    size_t off, size;
 } num_opt_t;
 
+#define O(f) offsetof(kl_cli_opts_t, f), sizeof(((kl_cli_opts_t *)0)->f)
 static const num_opt_t NUMS[] = {
-    {"--uses", "invite", 1, 1000000},
-    {"--max-connections", "serve", 1, 1000000},
-    {"--rate", "serve", 1, 1000000},
-    {"--burst", "serve", 1, 1000000},
-    {"--idle-timeout", "serve", 1, 86400},
-    {"--handshake-timeout", "serve", 1, 3600},
-    {"--max-body", "serve", 1, KL_MAX_BODY_LIMIT},
-    {"--quota-entries", "serve", 1, 100000000},
-    {"--quota-bytes", "serve", 1, 1ull << 40},
-    {"--write-queue", "serve", 65536, 1u << 30},
-    {"--ttl-default", "serve", 60, 10u * 365 * 86400},
-    {"--max-db-bytes", "serve", 1u << 20, 1ull << 50},
-    {"--federation-retry-max", "serve", 1, 3600},
-    {"--opk-window", "serve", 1, KL_OPK_WINDOW_S_MAX},
-    {"--opk-per-pair", "serve", 1, KL_OPK_PER_MAX},
-    {"--opk-per-requester", "serve", 1, KL_OPK_PER_MAX},
-    {"--opk-per-target", "serve", 1, KL_OPK_PER_MAX},
-    {"--opk-per-peer", "serve", 1, KL_OPK_PER_MAX},
-    {"--unidentified-rate", "serve", 1, KL_UD_PER_MIN_MAX},
+    {"--uses", "invite", 1, 1000000, O(uses)},
+    {"--max-connections", "serve", 1, 1000000, O(cfg.max_connections)},
+    {"--rate", "serve", 1, 1000000, O(cfg.dispatch.rate)},
+    {"--burst", "serve", 1, 1000000, O(cfg.dispatch.burst)},
+    {"--idle-timeout", "serve", 1, 86400, O(cfg.idle_timeout_s)},
+    {"--handshake-timeout", "serve", 1, 3600, O(cfg.handshake_timeout_s)},
+    {"--max-body", "serve", 1, KL_MAX_BODY_LIMIT, O(cfg.dispatch.max_body)},
+    {"--quota-entries", "serve", 1, 100000000, O(cfg.dispatch.quota.max_entries)},
+    {"--quota-bytes", "serve", 1, 1ull << 40, O(cfg.dispatch.quota.max_bytes)},
+    {"--write-queue", "serve", 65536, 1u << 30, O(cfg.write_queue)},
+    /* also sets ttl_max_s (set_num) */
+    {"--ttl-default", "serve", 60, 10u * 365 * 86400, O(cfg.dispatch.ttl_default_s)},
+    {"--max-db-bytes", "serve", 1u << 20, 1ull << 50, O(max_db_bytes)},
+    {"--federation-retry-max", "serve", 1, 3600, O(cfg.fed_retry_max_s)},
+    {"--opk-window", "serve", 1, KL_OPK_WINDOW_S_MAX, O(cfg.opk.window_s)},
+    {"--opk-per-pair", "serve", 1, KL_OPK_PER_MAX, O(cfg.opk.per_pair)},
+    {"--opk-per-requester", "serve", 1, KL_OPK_PER_MAX, O(cfg.opk.per_requester)},
+    {"--opk-per-target", "serve", 1, KL_OPK_PER_MAX, O(cfg.opk.per_target)},
+    {"--opk-per-peer", "serve", 1, KL_OPK_PER_MAX, O(cfg.opk.per_peer)},
+    {"--unidentified-rate", "serve", 1, KL_UD_PER_MIN_MAX, O(cfg.ud_per_min)},
 };
+#undef O
+_Static_assert(sizeof(size_t) == sizeof(uint32_t) || sizeof(size_t) == sizeof(uint64_t),
+               "set_num and get_num read a size_t as a uint32_t or a uint64_t");
 
 static int takes(const char *cmds, const char *cmd)
 {
@@ -122,97 +131,33 @@ static int takes(const char *cmds, const char *cmd)
     return 0;
 }
 
-static void set_num(kl_cli_opts_t *o, const char *flag, uint64_t v)
+/* Set n's field to v (within n's range, so it fits the field: a size_t is
+ * as wide as a uint32_t or a uint64_t). */
+static void set_num(kl_cli_opts_t *o, const num_opt_t *n, uint64_t v)
 {
-    kl_server_cfg_t *c = &o->cfg;
-    if (strcmp(flag, "--uses") == 0)
-        o->uses = v;
-    else if (strcmp(flag, "--max-connections") == 0)
-        c->max_connections = (uint32_t)v;
-    else if (strcmp(flag, "--rate") == 0)
-        c->dispatch.rate = (uint32_t)v;
-    else if (strcmp(flag, "--burst") == 0)
-        c->dispatch.burst = (uint32_t)v;
-    else if (strcmp(flag, "--idle-timeout") == 0)
-        c->idle_timeout_s = (uint32_t)v;
-    else if (strcmp(flag, "--handshake-timeout") == 0)
-        c->handshake_timeout_s = (uint32_t)v;
-    else if (strcmp(flag, "--max-body") == 0)
-        c->dispatch.max_body = (size_t)v;
-    else if (strcmp(flag, "--quota-entries") == 0)
-        c->dispatch.quota.max_entries = v;
-    else if (strcmp(flag, "--quota-bytes") == 0)
-        c->dispatch.quota.max_bytes = v;
-    else if (strcmp(flag, "--write-queue") == 0)
-        c->write_queue = (size_t)v;
-    else if (strcmp(flag, "--ttl-default") == 0)
-        c->dispatch.ttl_default_s = c->dispatch.ttl_max_s = (uint32_t)v;
-    else if (strcmp(flag, "--max-db-bytes") == 0)
-        o->max_db_bytes = v;
-    else if (strcmp(flag, "--federation-retry-max") == 0)
-        c->fed_retry_max_s = (uint32_t)v;
-    else if (strcmp(flag, "--opk-window") == 0)
-        c->opk.window_s = (uint32_t)v;
-    else if (strcmp(flag, "--opk-per-pair") == 0)
-        c->opk.per_pair = (uint32_t)v;
-    else if (strcmp(flag, "--opk-per-requester") == 0)
-        c->opk.per_requester = (uint32_t)v;
-    else if (strcmp(flag, "--opk-per-target") == 0)
-        c->opk.per_target = (uint32_t)v;
-    else if (strcmp(flag, "--opk-per-peer") == 0)
-        c->opk.per_peer = (uint32_t)v;
-    else if (strcmp(flag, "--unidentified-rate") == 0)
-        c->ud_per_min = (uint32_t)v;
+    char *p = (char *)o + n->off;
+    uint32_t v32 = (uint32_t)v;
+    if (n->size == sizeof v32)
+        memcpy(p, &v32, sizeof v32);
+    else
+        memcpy(p, &v, sizeof v);
+    if (n->off == offsetof(kl_cli_opts_t, cfg.dispatch.ttl_default_s))
+        o->cfg.dispatch.ttl_max_s = v32;
 }
 
-/* The value set_num sets (the effective one: default, file or flag), for
- * config check and reload. A new numeric option needs its line here too:
- * test_config fails until config check shows its value. */
-static uint64_t get_num(const kl_cli_opts_t *o, const char *flag)
+/* The value of n's field (the effective one: default, file or flag), for
+ * config check and reload. */
+static uint64_t get_num(const kl_cli_opts_t *o, const num_opt_t *n)
 {
-    const kl_server_cfg_t *c = &o->cfg;
-#define M(f) offsetof(kl_server_cfg_t, f), sizeof(((kl_server_cfg_t *)0)->f)
-    static const struct {
-        const char *flag;
-        size_t off, size;
-    } F[] = {
-        {"--max-connections", M(max_connections)},
-        {"--rate", M(dispatch.rate)},
-        {"--burst", M(dispatch.burst)},
-        {"--idle-timeout", M(idle_timeout_s)},
-        {"--handshake-timeout", M(handshake_timeout_s)},
-        {"--max-body", M(dispatch.max_body)},
-        {"--quota-entries", M(dispatch.quota.max_entries)},
-        {"--quota-bytes", M(dispatch.quota.max_bytes)},
-        {"--write-queue", M(write_queue)},
-        {"--ttl-default", M(dispatch.ttl_default_s)},
-        {"--federation-retry-max", M(fed_retry_max_s)},
-        {"--opk-window", M(opk.window_s)},
-        {"--opk-per-pair", M(opk.per_pair)},
-        {"--opk-per-requester", M(opk.per_requester)},
-        {"--opk-per-target", M(opk.per_target)},
-        {"--opk-per-peer", M(opk.per_peer)},
-        {"--unidentified-rate", M(ud_per_min)},
-    };
-#undef M
-    if (strcmp(flag, "--uses") == 0)
-        return o->uses;
-    if (strcmp(flag, "--max-db-bytes") == 0)
-        return o->max_db_bytes;
-    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
-        if (strcmp(flag, F[i].flag) != 0)
-            continue;
-        const char *p = (const char *)c + F[i].off;
-        uint32_t v32;
-        uint64_t v64;
-        if (F[i].size == sizeof v32) {
-            memcpy(&v32, p, sizeof v32);
-            return v32;
-        }
-        memcpy(&v64, p, sizeof v64);
-        return v64;
+    const char *p = (const char *)o + n->off;
+    uint32_t v32;
+    uint64_t v64;
+    if (n->size == sizeof v32) {
+        memcpy(&v32, p, sizeof v32);
+        return v32;
     }
-    return 0;
+    memcpy(&v64, p, sizeof v64);
+    return v64;
 }
 
 typedef struct str_opt {
@@ -301,7 +246,7 @@ static int set_opt(kl_cli_opts_t *o, const char *flag, const char *val, int copy
                      (unsigned long long)NUMS[k].min, (unsigned long long)NUMS[k].max);
             return KL_EINVAL;
         }
-        set_num(o, flag, v);
+        set_num(o, &NUMS[k], v);
         return 0;
     }
     return KL_ENOTFOUND;
@@ -356,7 +301,7 @@ int kl_cli_key_get(const kl_cli_opts_t *o, const char *key, char *out, size_t ca
     for (size_t k = 0; k < NNUMS; k++) {
         if (strcmp(flag, NUMS[k].flag) != 0)
             continue;
-        uint64_t v = get_num(o, flag);
+        uint64_t v = get_num(o, &NUMS[k]);
         if (v == 0)
             return KL_ENOTFOUND; /* 0 is "not set" (--max-db-bytes: no cap) */
         snprintf(out, cap, "%llu", (unsigned long long)v);

@@ -301,29 +301,26 @@ int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer
 }
 
 /* Answers the group's (or channel's) relay may give to a proxied request
- * of this kind. */
+ * of this kind: an error, or the one answer a request of that body has. */
 int kl_dispatch_group_answer_ok(int req, int ans)
 {
+    static const struct {
+        int req, ans;
+    } ANSWER[] = {
+        {BODY(GROUP_OP), BODY(GROUP_OP_ACCEPTED)},
+        {BODY(GROUP_FETCH), BODY(GROUP_LOG)},
+        {BODY(SEND), BODY(SENT)},
+        {BODY(FETCH), BODY(DELIVER)},
+        {BODY(ACK), BODY(OK)},
+        {BODY(SUBSCRIBE), BODY(OK)},
+        {BODY(UNSUBSCRIBE), BODY(OK)},
+        {BODY(CHANNEL_OP), BODY(CHANNEL_OP_ACCEPTED)},
+        {BODY(CHANNEL_FETCH), BODY(CHANNEL_LOG)},
+    };
     if (ans == BODY(ERROR))
         return 1;
-    switch (req) {
-    case BODY(GROUP_OP):
-        return ans == BODY(GROUP_OP_ACCEPTED);
-    case BODY(GROUP_FETCH):
-        return ans == BODY(GROUP_LOG);
-    case BODY(SEND):
-        return ans == BODY(SENT);
-    case BODY(FETCH):
-        return ans == BODY(DELIVER);
-    case BODY(ACK):
-    case BODY(SUBSCRIBE):
-    case BODY(UNSUBSCRIBE):
-        return ans == BODY(OK);
-    case BODY(CHANNEL_OP):
-        return ans == BODY(CHANNEL_OP_ACCEPTED);
-    case BODY(CHANNEL_FETCH):
-        return ans == BODY(CHANNEL_LOG);
-    default:
-        return 0;
-    }
+    for (size_t i = 0; i < sizeof ANSWER / sizeof ANSWER[0]; i++)
+        if (ANSWER[i].req == req)
+            return ans == ANSWER[i].ans;
+    return 0;
 }

@@ -34,6 +34,23 @@ int kl_sq_fed_migrate(kl_storage_t *st)
     return kl_sq_map_rc(sqlite3_exec(st->db, FED_SCHEMA, NULL, NULL, NULL));
 }
 
+/* The outbox of the peer called name: 0, KL_ENOTFOUND when there is no
+ * such peer, or a storage error. */
+static int peer_outbox(kl_storage_t *st, const char *name, uint64_t *outbox)
+{
+    sqlite3_stmt *s = NULL;
+    int r = kl_sq_prep(st, "SELECT outbox FROM fed_peers WHERE name = ?1", &s);
+    if (r)
+        return r;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *outbox = kl_sq_u64(sqlite3_column_int64(s, 0));
+    r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KL_ENOTFOUND : kl_sq_map_rc(rc);
+    sqlite3_finalize(s);
+    return r;
+}
+
 int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
 {
     sqlite3_stmt *s = NULL;
@@ -48,13 +65,9 @@ int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p)
     if (r == 0 && n >= KL_FED_MAX_PEERS)
         r = KL_ELIMIT;
     if (r == 0) {
-        r = kl_sq_prep(st, "SELECT 1 FROM fed_peers WHERE name = ?1", &s);
-        if (r == 0) {
-            sqlite3_bind_text(s, 1, p->name, -1, SQLITE_STATIC);
-            int rc = sqlite3_step(s);
-            r = rc == SQLITE_ROW ? KL_EEXIST : kl_sq_map_rc(rc);
-            sqlite3_finalize(s);
-        }
+        uint64_t outbox;
+        r = peer_outbox(st, p->name, &outbox);
+        r = r == 0 ? KL_EEXIST : r == KL_ENOTFOUND ? 0 : r;
     }
     if (r == 0)
         r = kl_sq_log_new(st, &p->outbox);
@@ -91,15 +104,7 @@ int kl_storage_fed_peer_remove(kl_storage_t *st, const char *name)
     int r = kl_sq_op_begin(st);
     if (r)
         return r;
-    r = kl_sq_prep(st, "SELECT outbox FROM fed_peers WHERE name = ?1", &s);
-    if (r == 0) {
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            outbox = kl_sq_u64(sqlite3_column_int64(s, 0));
-        r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? KL_ENOTFOUND : kl_sq_map_rc(rc);
-        sqlite3_finalize(s);
-    }
+    r = peer_outbox(st, name, &outbox);
     static const char *const DEL[] = {
         "DELETE FROM fed_peers WHERE outbox = ?1",
         "DELETE FROM entries WHERE log = ?1",
