@@ -11,11 +11,6 @@
 #include "kollega/err.h"
 #include "pbcanon.h"
 
-/* protobuf-c allocates a struct per message and copies every string and
- * bytes field; two nested unpacks of at most KL_GROUP_MAX_OP bytes stay far
- * below this. */
-#define UNPACK_BUDGET (8u * KL_GROUP_MAX_OP)
-
 /* A valid address of the wanted kind that fits the public structs. */
 int kl_gop_addr_ok(const char *s, int group)
 {
@@ -120,20 +115,12 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
 kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t len, op_t *o,
                               int check_sig)
 {
-    kl_pb_budget_t budget;
-    Kollega__Group__V1__SignedOp *so = NULL;
-    Kollega__Group__V1__Op *p = NULL;
+    kl_pb_signed_t so;
     kl_group_verr_t why = KL_GV_MALFORMED;
 
     memset(o, 0, sizeof *o);
-    kl_pb_budget_init(&budget, UNPACK_BUDGET);
-    so = (Kollega__Group__V1__SignedOp *)kl_pb_unpack_canonical(
-        &kollega__group__v1__signed_op__descriptor, &budget, in, len, KL_GROUP_MAX_OP);
-    if (so == NULL || so->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Group__V1__Op *)kl_pb_unpack_canonical(&kollega__group__v1__op__descriptor,
-                                                         &budget, so->op.data, so->op.len,
-                                                         KL_GROUP_MAX_OP);
+    const Kollega__Group__V1__Op *p =
+        kl_pb_unpack_signed(&so, &kollega__group__v1__op__descriptor, in, len, KL_GROUP_MAX_OP);
     if (p == NULL)
         goto out;
     if (!kl_pb_key32(&p->actor, o->actor) || !kl_gop_addr_ok(p->actor_address, 0))
@@ -157,23 +144,16 @@ kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t l
     why = KL_GV_CLOSED;
     if (g->closed)
         goto out;
-    /* The log starts with create and only there; every later op names the
-     * hash of the one before it. */
     why = KL_GV_CHAIN;
-    if (p->index != g->next || (p->index == 0) != (o->kind == KL_GOP_CREATE))
-        goto out;
-    if (p->index == 0 ? p->prev.len != 0
-                      : p->prev.len != 32 || memcmp(p->prev.data, g->head, 32) != 0)
+    if (!kl_pb_chain_ok(p->index, &p->prev, o->kind == KL_GOP_CREATE, g->next, g->head))
         goto out;
 
 signature:
     why = KL_GV_SIGNATURE;
-    if (check_sig && kl_pb_verify_ctx(o->actor, KL_GROUP_OP_CONTEXT, so->op.data, so->op.len,
-                                      KL_GROUP_MAX_OP, &so->signature) != 0)
+    if (check_sig && kl_pb_signed_verify(&so, o->actor, KL_GROUP_OP_CONTEXT, KL_GROUP_MAX_OP) != 0)
         goto out;
     why = KL_GV_OK;
 out:
-    kl_pb_free((ProtobufCMessage *)p, &budget);
-    kl_pb_free((ProtobufCMessage *)so, &budget);
+    kl_pb_signed_free(&so);
     return why;
 }
