@@ -30,6 +30,16 @@ static int role_ok(int r)
     return r == KL_ROLE_MEMBER || r == KL_ROLE_FACILITATOR;
 }
 
+/* The member or candidate key an op names, as its target. */
+static kl_group_verr_t target_key(const ProtobufCBinaryData *key, op_t *o, kl_group_opkind_t kind)
+{
+    if (!kl_pb_key32(key, o->target))
+        return KL_GV_MALFORMED;
+    o->kind = kind;
+    o->has_target = 1;
+    return KL_GV_OK;
+}
+
 /* The body's fields into o. KL_GV_MALFORMED for a missing sub-message, a
  * key that is not 32 bytes, an invalid address, policy or role. */
 static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
@@ -62,27 +72,20 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
         o->kind = KL_GOP_REQUEST;
         return KL_GV_OK;
     case KOLLEGA__GROUP__V1__OP__BODY_APPROVE:
-        if (p->approve == NULL || !kl_pb_key32(&p->approve->candidate, o->target))
+        if (p->approve == NULL)
             return KL_GV_MALFORMED;
-        o->kind = KL_GOP_APPROVE;
-        o->has_target = 1;
-        return KL_GV_OK;
+        return target_key(&p->approve->candidate, o, KL_GOP_APPROVE);
     case KOLLEGA__GROUP__V1__OP__BODY_REMOVE:
-        if (p->remove == NULL || !kl_pb_key32(&p->remove->member, o->target))
+        if (p->remove == NULL)
             return KL_GV_MALFORMED;
-        o->kind = KL_GOP_REMOVE;
-        o->has_target = 1;
-        return KL_GV_OK;
+        return target_key(&p->remove->member, o, KL_GOP_REMOVE);
     case KOLLEGA__GROUP__V1__OP__BODY_LEAVE:
         if (p->leave == NULL)
             return KL_GV_MALFORMED;
         o->kind = KL_GOP_LEAVE;
         if (p->leave->successor.len == 0)
             return KL_GV_OK;
-        if (!kl_pb_key32(&p->leave->successor, o->target))
-            return KL_GV_MALFORMED;
-        o->has_target = 1;
-        return KL_GV_OK;
+        return target_key(&p->leave->successor, o, KL_GOP_LEAVE);
     case KOLLEGA__GROUP__V1__OP__BODY_SET_ROLE:
         if (p->set_role == NULL || !kl_pb_key32(&p->set_role->member, o->target) ||
             !role_ok((int)p->set_role->role))
