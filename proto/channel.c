@@ -14,7 +14,6 @@
 #include "pbcanon.h"
 
 #define ADDR_CAP KL_CH_ADDR_CAP
-#define UNPACK_BUDGET(max) KL_CH_UNPACK_BUDGET(max)
 
 typedef kl_ch_entry_t publisher_t;
 
@@ -143,19 +142,12 @@ static kl_channel_verr_t decode_body(const Kollega__Channel__V1__Op *p, cop_t *o
 static kl_channel_verr_t decode_verify(const kl_channel_t *c, const uint8_t *in, size_t len,
                                        cop_t *o)
 {
-    kl_pb_budget_t b;
-    Kollega__Channel__V1__SignedOp *so = NULL;
-    Kollega__Channel__V1__Op *p = NULL;
+    kl_pb_signed_t so;
     kl_channel_verr_t why = KL_CV_MALFORMED;
 
     memset(o, 0, sizeof *o);
-    kl_pb_budget_init(&b, UNPACK_BUDGET(KL_CHANNEL_MAX_OP));
-    so = (Kollega__Channel__V1__SignedOp *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__signed_op__descriptor, &b, in, len, KL_CHANNEL_MAX_OP);
-    if (so == NULL || so->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Channel__V1__Op *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__op__descriptor, &b, so->op.data, so->op.len, KL_CHANNEL_MAX_OP);
+    const Kollega__Channel__V1__Op *p =
+        kl_pb_unpack_signed(&so, &kollega__channel__v1__op__descriptor, in, len, KL_CHANNEL_MAX_OP);
     if (p == NULL || !kl_pb_key32(&p->actor, o->actor) || !kl_ch_user_addr_ok(p->actor_address) ||
         (p->prev.len != 0 && p->prev.len != 32))
         goto out;
@@ -167,19 +159,14 @@ static kl_channel_verr_t decode_verify(const kl_channel_t *c, const uint8_t *in,
     if (p->channel == NULL || strcmp(p->channel, c->address) != 0)
         goto out;
     why = KL_CV_CHAIN;
-    if (p->index != c->next || (p->index == 0) != (o->kind == KL_COP_CREATE))
-        goto out;
-    if (p->index == 0 ? p->prev.len != 0
-                      : p->prev.len != 32 || memcmp(p->prev.data, c->head, 32) != 0)
+    if (!kl_pb_chain_ok(p->index, &p->prev, o->kind == KL_COP_CREATE, c->next, c->head))
         goto out;
     why = KL_CV_SIGNATURE;
-    if (kl_pb_verify_ctx(o->actor, KL_CHANNEL_OP_CONTEXT, so->op.data, so->op.len,
-                         KL_CHANNEL_MAX_OP, &so->signature) != 0)
+    if (kl_pb_signed_verify(&so, o->actor, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP) != 0)
         goto out;
     why = KL_CV_OK;
 out:
-    kl_pb_free((ProtobufCMessage *)p, &b);
-    kl_pb_free((ProtobufCMessage *)so, &b);
+    kl_pb_signed_free(&so);
     return why;
 }
 

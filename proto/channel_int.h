@@ -10,8 +10,6 @@
 #include "kollega/channel.h"
 
 #define KL_CH_ADDR_CAP 256
-/* Two nested unpacks of at most max bytes each. */
-#define KL_CH_UNPACK_BUDGET(max) (8u * (max))
 
 typedef struct kl_ch_entry {
     uint8_t key[32];

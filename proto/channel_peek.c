@@ -17,9 +17,6 @@
 #include "kollega/err.h"
 #include "pbcanon.h"
 
-/* As proto/channel.c: two nested unpacks of at most KL_CHANNEL_MAX_OP bytes. */
-#define PEEK_BUDGET (8u * KL_CHANNEL_MAX_OP)
-
 /* s into out[cap] if it fits with its NUL; 0 otherwise. */
 static int copy_str(char *out, size_t cap, const char *s)
 {
@@ -32,9 +29,8 @@ static int copy_str(char *out, size_t cap, const char *s)
 
 int kl_channel_op_peek(const uint8_t *signed_op, size_t len, kl_channel_peek_t *out)
 {
-    kl_pb_budget_t budget;
-    Kollega__Channel__V1__SignedOp *so = NULL;
-    Kollega__Channel__V1__Op *p = NULL;
+    kl_pb_signed_t so;
+    const Kollega__Channel__V1__Op *p;
     int r = KL_EPROTO;
 
     if (out == NULL || signed_op == NULL)
@@ -42,15 +38,8 @@ int kl_channel_op_peek(const uint8_t *signed_op, size_t len, kl_channel_peek_t *
     memset(out, 0, sizeof *out);
     if (len == 0 || len > KL_CHANNEL_MAX_OP)
         return len ? KL_ETOOBIG : KL_EPROTO;
-    kl_pb_budget_init(&budget, PEEK_BUDGET);
-    so = (Kollega__Channel__V1__SignedOp *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__signed_op__descriptor, &budget, signed_op, len,
-        KL_CHANNEL_MAX_OP);
-    if (so == NULL || so->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Channel__V1__Op *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__op__descriptor, &budget, so->op.data, so->op.len,
-        KL_CHANNEL_MAX_OP);
+    p = kl_pb_unpack_signed(&so, &kollega__channel__v1__op__descriptor, signed_op, len,
+                            KL_CHANNEL_MAX_OP);
     if (p == NULL || p->body_case == KOLLEGA__CHANNEL__V1__OP__BODY__NOT_SET ||
         !kl_pb_key32(&p->actor, out->actor) ||
         !copy_str(out->channel, sizeof out->channel, p->channel) ||
@@ -59,13 +48,11 @@ int kl_channel_op_peek(const uint8_t *signed_op, size_t len, kl_channel_peek_t *
     out->index = p->index;
     out->kind = (kl_channel_opkind_t)p->body_case;
     r = KL_ECRYPTO;
-    if (kl_pb_verify_ctx(out->actor, KL_CHANNEL_OP_CONTEXT, so->op.data, so->op.len,
-                         KL_CHANNEL_MAX_OP, &so->signature) != 0)
+    if (kl_pb_signed_verify(&so, out->actor, KL_CHANNEL_OP_CONTEXT, KL_CHANNEL_MAX_OP) != 0)
         goto out;
     r = 0;
 out:
-    kl_pb_free((ProtobufCMessage *)p, &budget);
-    kl_pb_free((ProtobufCMessage *)so, &budget);
+    kl_pb_signed_free(&so);
     if (r)
         memset(out, 0, sizeof *out);
     return r;

@@ -202,9 +202,8 @@ static int fill(const Kollega__Channel__V1__Post *p, kl_channel_post_t *out)
 int kl_channel_post_open(const kl_channel_t *c, const uint8_t *in, size_t len,
                          kl_channel_post_t *out, kl_channel_verr_t *why)
 {
-    kl_pb_budget_t b;
-    Kollega__Channel__V1__SignedPost *sp = NULL;
-    Kollega__Channel__V1__Post *p = NULL;
+    kl_pb_signed_t sp;
+    const Kollega__Channel__V1__Post *p;
     kl_channel_verr_t w = KL_CV_MALFORMED;
     size_t i;
     int r = 0;
@@ -216,14 +215,8 @@ int kl_channel_post_open(const kl_channel_t *c, const uint8_t *in, size_t len,
             *why = w;
         return KL_EINVAL;
     }
-    kl_pb_budget_init(&b, KL_CH_UNPACK_BUDGET(KL_CHANNEL_MAX_POST));
-    sp = (Kollega__Channel__V1__SignedPost *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__signed_post__descriptor, &b, in, len, KL_CHANNEL_MAX_POST);
-    if (sp == NULL || sp->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Channel__V1__Post *)kl_pb_unpack_canonical(
-        &kollega__channel__v1__post__descriptor, &b, sp->post.data, sp->post.len,
-        KL_CHANNEL_MAX_POST);
+    p = kl_pb_unpack_signed(&sp, &kollega__channel__v1__post__descriptor, in, len,
+                            KL_CHANNEL_MAX_POST);
     if (p == NULL || !kl_pb_key32(&p->publisher, out->publisher) || p->id.len != 16 ||
         !kl_ch_user_addr_ok(p->publisher_address) || p->text == NULL)
         goto out;
@@ -238,14 +231,12 @@ int kl_channel_post_open(const kl_channel_t *c, const uint8_t *in, size_t len,
     if (i == SIZE_MAX || strcmp(c->pub[i].address, p->publisher_address) != 0)
         goto out;
     w = KL_CV_SIGNATURE;
-    if (kl_pb_verify_ctx(out->publisher, KL_CHANNEL_POST_CONTEXT, sp->post.data, sp->post.len,
-                         KL_CHANNEL_MAX_POST, &sp->signature) != 0)
+    if (kl_pb_signed_verify(&sp, out->publisher, KL_CHANNEL_POST_CONTEXT, KL_CHANNEL_MAX_POST) != 0)
         goto out;
     w = KL_CV_OK;
     r = fill(p, out);
 out:
-    kl_pb_free((ProtobufCMessage *)p, &b);
-    kl_pb_free((ProtobufCMessage *)sp, &b);
+    kl_pb_signed_free(&sp);
     if (w != KL_CV_OK || r != 0)
         kl_channel_post_clear(out);
     if (why != NULL)

@@ -248,6 +248,23 @@ static kl_group_verr_t check_vote(const kl_group_t *g, const op_t *o, plan_t *pl
     return KL_GV_OK;
 }
 
+/* Whether the user with key and address may become a candidate: neither a
+ * member nor a candidate yet, the address not held by another key, and
+ * room for one more. */
+static kl_group_verr_t newcomer_ok(const kl_group_t *g, const uint8_t key[32],
+                                   const char *address)
+{
+    if (find_member(g, key) != SIZE_MAX)
+        return KL_GV_ALREADY_MEMBER;
+    if (find_cand(g, key) != SIZE_MAX)
+        return KL_GV_ALREADY_CANDIDATE;
+    if (address_taken(g, address))
+        return KL_GV_ADDRESS_TAKEN;
+    if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
+        return KL_GV_LIMIT;
+    return KL_GV_OK;
+}
+
 /* The rules of group.h for a decoded, authenticated op. Reads g only. */
 static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *pl)
 {
@@ -256,16 +273,10 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
         return KL_GV_OK; /* index 0 on an empty state: checked by the chain */
     pl->actor_m = find_member(g, o->actor);
     if (o->kind == KL_GOP_REQUEST) {
-        if (pl->actor_m != SIZE_MAX)
-            return KL_GV_ALREADY_MEMBER;
-        if (find_cand(g, o->actor) != SIZE_MAX)
-            return KL_GV_ALREADY_CANDIDATE;
-        if (address_taken(g, o->actor_address))
-            return KL_GV_ADDRESS_TAKEN;
-        if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
-            return KL_GV_LIMIT;
-        pl->admit = admits_new(g, NO_SLOT);
-        return KL_GV_OK;
+        kl_group_verr_t why = newcomer_ok(g, o->actor, o->actor_address);
+        if (why == KL_GV_OK)
+            pl->admit = admits_new(g, NO_SLOT);
+        return why;
     }
     if (pl->actor_m == SIZE_MAX)
         return KL_GV_NOT_MEMBER;
@@ -273,17 +284,12 @@ static kl_group_verr_t check_rules(const kl_group_t *g, const op_t *o, plan_t *p
     int fac = actor->role == KL_ROLE_FACILITATOR;
 
     switch (o->kind) {
-    case KL_GOP_INVITE:
-        if (find_member(g, o->target) != SIZE_MAX)
-            return KL_GV_ALREADY_MEMBER;
-        if (find_cand(g, o->target) != SIZE_MAX)
-            return KL_GV_ALREADY_CANDIDATE;
-        if (address_taken(g, o->target_address))
-            return KL_GV_ADDRESS_TAKEN;
-        if (g->nc >= KL_GROUP_MAX_CANDIDATES || g->nm >= KL_GROUP_MAX_MEMBERS)
-            return KL_GV_LIMIT;
-        pl->admit = admits_new(g, actor->slot);
-        return KL_GV_OK;
+    case KL_GOP_INVITE: {
+        kl_group_verr_t why = newcomer_ok(g, o->target, o->target_address);
+        if (why == KL_GV_OK)
+            pl->admit = admits_new(g, actor->slot);
+        return why;
+    }
     case KL_GOP_APPROVE:
         pl->cand = find_cand(g, o->target);
         if (pl->cand == SIZE_MAX)

@@ -90,6 +90,7 @@ static int build_at(const char *group, uint64_t index, const uint8_t prev[32],
     op.actor.len = 32;
     op.actor_address = (char *)actor_address;
     op.ts = ts;
+    ProtobufCBinaryData tk = {32, target};
 
     switch (d->kind) {
     case KL_GOP_CREATE:
@@ -106,8 +107,7 @@ static int build_at(const char *group, uint64_t index, const uint8_t prev[32],
         memcpy(target_address, d->target_address, sizeof target_address);
         if (!user_addr(target_address))
             return KL_EINVAL;
-        cand.identity_key.data = target;
-        cand.identity_key.len = 32;
+        cand.identity_key = tk;
         cand.address = target_address;
         invite.candidate = &cand;
         op.body_case = KOLLEGA__GROUP__V1__OP__BODY_INVITE;
@@ -118,30 +118,25 @@ static int build_at(const char *group, uint64_t index, const uint8_t prev[32],
         op.request = &request;
         break;
     case KL_GOP_APPROVE:
-        approve.candidate.data = target;
-        approve.candidate.len = 32;
+        approve.candidate = tk;
         op.body_case = KOLLEGA__GROUP__V1__OP__BODY_APPROVE;
         op.approve = &approve;
         break;
     case KL_GOP_REMOVE:
-        remove.member.data = target;
-        remove.member.len = 32;
+        remove.member = tk;
         op.body_case = KOLLEGA__GROUP__V1__OP__BODY_REMOVE;
         op.remove = &remove;
         break;
     case KL_GOP_LEAVE:
-        if (d->has_target) {
-            leave.successor.data = target;
-            leave.successor.len = 32;
-        }
+        if (d->has_target)
+            leave.successor = tk;
         op.body_case = KOLLEGA__GROUP__V1__OP__BODY_LEAVE;
         op.leave = &leave;
         break;
     case KL_GOP_SET_ROLE:
         if (d->role != KL_ROLE_MEMBER && d->role != KL_ROLE_FACILITATOR)
             return KL_EINVAL;
-        set_role.member.data = target;
-        set_role.member.len = 32;
+        set_role.member = tk;
         set_role.role = (Kollega__Group__V1__Role)d->role;
         op.body_case = KOLLEGA__GROUP__V1__OP__BODY_SET_ROLE;
         op.set_role = &set_role;

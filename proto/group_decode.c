@@ -11,11 +11,6 @@
 #include "kollega/err.h"
 #include "pbcanon.h"
 
-/* protobuf-c allocates a struct per message and copies every string and
- * bytes field; two nested unpacks of at most KL_GROUP_MAX_OP bytes stay far
- * below this. */
-#define UNPACK_BUDGET (8u * KL_GROUP_MAX_OP)
-
 /* A valid address of the wanted kind that fits the public structs. */
 int kl_gop_addr_ok(const char *s, int group)
 {
@@ -33,6 +28,16 @@ static int policy_ok(int p)
 static int role_ok(int r)
 {
     return r == KL_ROLE_MEMBER || r == KL_ROLE_FACILITATOR;
+}
+
+/* The member or candidate key an op names, as its target. */
+static kl_group_verr_t target_key(const ProtobufCBinaryData *key, op_t *o, kl_group_opkind_t kind)
+{
+    if (!kl_pb_key32(key, o->target))
+        return KL_GV_MALFORMED;
+    o->kind = kind;
+    o->has_target = 1;
+    return KL_GV_OK;
 }
 
 /* The body's fields into o. KL_GV_MALFORMED for a missing sub-message, a
@@ -67,27 +72,20 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
         o->kind = KL_GOP_REQUEST;
         return KL_GV_OK;
     case KOLLEGA__GROUP__V1__OP__BODY_APPROVE:
-        if (p->approve == NULL || !kl_pb_key32(&p->approve->candidate, o->target))
+        if (p->approve == NULL)
             return KL_GV_MALFORMED;
-        o->kind = KL_GOP_APPROVE;
-        o->has_target = 1;
-        return KL_GV_OK;
+        return target_key(&p->approve->candidate, o, KL_GOP_APPROVE);
     case KOLLEGA__GROUP__V1__OP__BODY_REMOVE:
-        if (p->remove == NULL || !kl_pb_key32(&p->remove->member, o->target))
+        if (p->remove == NULL)
             return KL_GV_MALFORMED;
-        o->kind = KL_GOP_REMOVE;
-        o->has_target = 1;
-        return KL_GV_OK;
+        return target_key(&p->remove->member, o, KL_GOP_REMOVE);
     case KOLLEGA__GROUP__V1__OP__BODY_LEAVE:
         if (p->leave == NULL)
             return KL_GV_MALFORMED;
         o->kind = KL_GOP_LEAVE;
         if (p->leave->successor.len == 0)
             return KL_GV_OK;
-        if (!kl_pb_key32(&p->leave->successor, o->target))
-            return KL_GV_MALFORMED;
-        o->has_target = 1;
-        return KL_GV_OK;
+        return target_key(&p->leave->successor, o, KL_GOP_LEAVE);
     case KOLLEGA__GROUP__V1__OP__BODY_SET_ROLE:
         if (p->set_role == NULL || !kl_pb_key32(&p->set_role->member, o->target) ||
             !role_ok((int)p->set_role->role))
@@ -120,20 +118,12 @@ static kl_group_verr_t decode_body(const Kollega__Group__V1__Op *p, op_t *o)
 kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t len, op_t *o,
                               int check_sig)
 {
-    kl_pb_budget_t budget;
-    Kollega__Group__V1__SignedOp *so = NULL;
-    Kollega__Group__V1__Op *p = NULL;
+    kl_pb_signed_t so;
     kl_group_verr_t why = KL_GV_MALFORMED;
 
     memset(o, 0, sizeof *o);
-    kl_pb_budget_init(&budget, UNPACK_BUDGET);
-    so = (Kollega__Group__V1__SignedOp *)kl_pb_unpack_canonical(
-        &kollega__group__v1__signed_op__descriptor, &budget, in, len, KL_GROUP_MAX_OP);
-    if (so == NULL || so->signature.len != KL_SIG)
-        goto out;
-    p = (Kollega__Group__V1__Op *)kl_pb_unpack_canonical(&kollega__group__v1__op__descriptor,
-                                                         &budget, so->op.data, so->op.len,
-                                                         KL_GROUP_MAX_OP);
+    const Kollega__Group__V1__Op *p =
+        kl_pb_unpack_signed(&so, &kollega__group__v1__op__descriptor, in, len, KL_GROUP_MAX_OP);
     if (p == NULL)
         goto out;
     if (!kl_pb_key32(&p->actor, o->actor) || !kl_gop_addr_ok(p->actor_address, 0))
@@ -157,23 +147,16 @@ kl_group_verr_t kl_gop_decode(const kl_gop_ctx_t *g, const uint8_t *in, size_t l
     why = KL_GV_CLOSED;
     if (g->closed)
         goto out;
-    /* The log starts with create and only there; every later op names the
-     * hash of the one before it. */
     why = KL_GV_CHAIN;
-    if (p->index != g->next || (p->index == 0) != (o->kind == KL_GOP_CREATE))
-        goto out;
-    if (p->index == 0 ? p->prev.len != 0
-                      : p->prev.len != 32 || memcmp(p->prev.data, g->head, 32) != 0)
+    if (!kl_pb_chain_ok(p->index, &p->prev, o->kind == KL_GOP_CREATE, g->next, g->head))
         goto out;
 
 signature:
     why = KL_GV_SIGNATURE;
-    if (check_sig && kl_pb_verify_ctx(o->actor, KL_GROUP_OP_CONTEXT, so->op.data, so->op.len,
-                                      KL_GROUP_MAX_OP, &so->signature) != 0)
+    if (check_sig && kl_pb_signed_verify(&so, o->actor, KL_GROUP_OP_CONTEXT, KL_GROUP_MAX_OP) != 0)
         goto out;
     why = KL_GV_OK;
 out:
-    kl_pb_free((ProtobufCMessage *)p, &budget);
-    kl_pb_free((ProtobufCMessage *)so, &budget);
+    kl_pb_signed_free(&so);
     return why;
 }

@@ -66,6 +66,48 @@ void kl_pb_free(ProtobufCMessage *m, kl_pb_budget_t *b)
         protobuf_c_message_free_unpacked(m, &b->alloc);
 }
 
+void *kl_pb_unpack_signed(kl_pb_signed_t *s, const ProtobufCMessageDescriptor *d,
+                          const uint8_t *in, size_t len, size_t max)
+{
+    memset(s, 0, sizeof *s);
+    /* protobuf-c allocates a struct per message and copies every string
+     * and bytes field; two nested unpacks of at most max bytes each stay
+     * far below this. */
+    kl_pb_budget_init(&s->budget, 8u * max);
+    /* Every signed record has this layout (kl_pb_sign_wrap). */
+    Kollega__Channel__V1__SignedOp *so = (Kollega__Channel__V1__SignedOp *)kl_pb_unpack_canonical(
+        &kollega__channel__v1__signed_op__descriptor, &s->budget, in, len, max);
+    s->wrap = (ProtobufCMessage *)so;
+    if (so == NULL || so->signature.len != KL_SIG)
+        return NULL;
+    s->bytes = so->op;
+    s->sig = so->signature;
+    s->rec = kl_pb_unpack_canonical(d, &s->budget, so->op.data, so->op.len, max);
+    return s->rec;
+}
+
+void kl_pb_signed_free(kl_pb_signed_t *s)
+{
+    kl_pb_free(s->rec, &s->budget);
+    kl_pb_free(s->wrap, &s->budget);
+    s->rec = NULL;
+    s->wrap = NULL;
+}
+
+int kl_pb_signed_verify(const kl_pb_signed_t *s, const uint8_t pk[32], const char *ctx,
+                        size_t max)
+{
+    return kl_pb_verify_ctx(pk, ctx, s->bytes.data, s->bytes.len, max, &s->sig);
+}
+
+int kl_pb_chain_ok(uint64_t index, const ProtobufCBinaryData *prev, int is_create, uint64_t next,
+                   const uint8_t head[32])
+{
+    if (index != next || (index == 0) != (is_create != 0))
+        return 0;
+    return index == 0 ? prev->len == 0 : prev->len == 32 && memcmp(prev->data, head, 32) == 0;
+}
+
 int kl_pb_key32(const ProtobufCBinaryData *f, uint8_t out[32])
 {
     if (f->len != 32 || f->data == NULL)

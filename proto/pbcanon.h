@@ -35,6 +35,36 @@ void kl_pb_free(ProtobufCMessage *m, kl_pb_budget_t *b);
 /* 1 if msg is NULL or carries no unknown fields. */
 int kl_pb_known_only(const void *msg);
 
+/* A signed record (the layout kl_pb_sign_wrap writes: bytes 1 the record,
+ * bytes 2 its signature) and the record inside it, decoded on one budget
+ * of two nested unpacks of at most max bytes each. */
+typedef struct kl_pb_signed {
+    kl_pb_budget_t budget;
+    ProtobufCMessage *wrap;   /* the signed record */
+    ProtobufCMessage *rec;    /* the record inside it */
+    ProtobufCBinaryData bytes; /* the record's bytes (in wrap) */
+    ProtobufCBinaryData sig;   /* its signature, 64 bytes (in wrap) */
+} kl_pb_signed_t;
+
+/* Decode in (1..max bytes) into s: the signed record and the record
+ * inside it as message type d, both with kl_pb_unpack_canonical, and the
+ * signature must be 64 bytes (it is not verified). Returns s->rec, or NULL
+ * if anything fails. Either way free with kl_pb_signed_free. */
+void *kl_pb_unpack_signed(kl_pb_signed_t *s, const ProtobufCMessageDescriptor *d,
+                          const uint8_t *in, size_t len, size_t max);
+void kl_pb_signed_free(kl_pb_signed_t *s);
+
+/* kl_pb_verify_ctx of s's signature by pk over ctx || its record. */
+int kl_pb_signed_verify(const kl_pb_signed_t *s, const uint8_t pk[32], const char *ctx,
+                        size_t max);
+
+/* 1 if an op at index with prev (empty or 32 bytes) continues a log whose
+ * next index is next and head hash is head: the log starts with its
+ * create op (is_create) and only there, and every later op names the hash
+ * of the one before it. */
+int kl_pb_chain_ok(uint64_t index, const ProtobufCBinaryData *prev, int is_create, uint64_t next,
+                   const uint8_t head[32]);
+
 /* Copy a bytes field that must hold exactly 32 bytes; 0 otherwise. */
 int kl_pb_key32(const ProtobufCBinaryData *f, uint8_t out[32]);
 

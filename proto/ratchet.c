@@ -76,6 +76,21 @@ static int kdf_rk(uint8_t rk[32], const uint8_t dh_out[32], uint8_t ck[32])
     return r;
 }
 
+/* One step of the root chain: RK, chain = KDF_RK(RK, DH(our ratchet key,
+ * the peer's)), the sending or the receiving chain key; *has set once it
+ * holds. */
+static int root_step(core_t *c, uint8_t chain[32], uint8_t *has)
+{
+    uint8_t dh_out[32];
+    int rc = kl_dh(c->dhs_priv, c->dhr, dh_out);
+    if (rc == 0)
+        rc = kdf_rk(c->rk, dh_out, chain);
+    if (rc == 0)
+        *has = 1;
+    sodium_memzero(dh_out, sizeof dh_out);
+    return rc;
+}
+
 /* key 32 || nonce 24 = HKDF(salt = 32 zero bytes, ikm = MK, "kollega-msg-v1"). */
 static int message_keys(const uint8_t mk[32], uint8_t keys[KL_AEAD_KEY + KL_AEAD_NONCE])
 {
@@ -124,7 +139,6 @@ int kl_ratchet_init_initiator(kl_ratchet_t **out, const uint8_t sk[32],
                               const uint8_t peer_ratchet_pub[32], const uint8_t ad[64])
 {
     int rc = KL_ENOMEM;
-    uint8_t dh_out[32];
     kl_ratchet_t *r = ratchet_new(ad);
 
     *out = NULL;
@@ -134,17 +148,12 @@ int kl_ratchet_init_initiator(kl_ratchet_t **out, const uint8_t sk[32],
     memcpy(r->c.dhr, peer_ratchet_pub, 32);
     r->c.has_dhr = 1;
     memcpy(r->c.rk, sk, 32);
-    rc = kl_dh(r->c.dhs_priv, peer_ratchet_pub, dh_out);
+    rc = root_step(&r->c, r->c.cks, &r->c.has_cks);
     if (rc)
         goto out;
-    rc = kdf_rk(r->c.rk, dh_out, r->c.cks);
-    if (rc)
-        goto out;
-    r->c.has_cks = 1;
     *out = r;
     r = NULL;
 out:
-    sodium_memzero(dh_out, sizeof dh_out);
     kl_ratchet_free(r);
     return rc;
 }
@@ -234,32 +243,16 @@ static int skip_keys(core_t *c, uint32_t until, kl_skipped_stage_t *st)
  * sending chain from DH(new key, theirs). */
 static int dh_ratchet(core_t *c, const uint8_t dh[32])
 {
-    int rc;
-    uint8_t dh_out[32];
-
     c->pn = c->ns;
     c->ns = 0;
     c->nr = 0;
     memcpy(c->dhr, dh, 32);
     c->has_dhr = 1;
-    rc = kl_dh(c->dhs_priv, c->dhr, dh_out);
+    int rc = root_step(c, c->ckr, &c->has_ckr);
     if (rc)
-        goto out;
-    rc = kdf_rk(c->rk, dh_out, c->ckr);
-    if (rc)
-        goto out;
-    c->has_ckr = 1;
+        return rc;
     kl_x_keypair(c->dhs_pub, c->dhs_priv);
-    rc = kl_dh(c->dhs_priv, c->dhr, dh_out);
-    if (rc)
-        goto out;
-    rc = kdf_rk(c->rk, dh_out, c->cks);
-    if (rc)
-        goto out;
-    c->has_cks = 1;
-out:
-    sodium_memzero(dh_out, sizeof dh_out);
-    return rc;
+    return root_step(c, c->cks, &c->has_cks);
 }
 
 /* Decrypt msg = header || ciphertext into out (len - KL_RATCHET_OVERHEAD
