@@ -153,14 +153,15 @@ typedef struct kl_store_sealed_rows {
  * when the query fails. */
 int kl_store_sealed_each(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n,
                          const kl_store_sealed_rows_t *how, void *ctx);
-/* The ctx of the label kl_store_log_label: a row of an op log whose column
- * 0 is its idx (set by the label function), sealed under
- * "table|key|idx" (kl_store_row_label). */
+/* A row of an op log as kl_store_log_label reads it. */
 typedef struct kl_store_log_row {
     const char *table;
     const char *key;
-    uint64_t idx;
+    uint64_t idx; /* column 0 of the current row */
 } kl_store_log_row_t;
+/* A kl_store_sealed_rows_t label for op-log rows, ctx a kl_store_log_row_t:
+ * sets its idx from column 0 of s's row and writes "table|key|idx"
+ * (kl_store_row_label) to out[cap]; KL_ETOOBIG if it does not fit. */
 int kl_store_log_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap);
 /* An op log: rows (key, idx, box) of table, each box sealed under the label
  * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
