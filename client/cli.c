@@ -151,6 +151,33 @@ int kl_cli_new_passphrase(char *buf, size_t cap)
                       "Repeat the new passphrase: ", buf, cap);
 }
 
+int kl_cli_choose_passphrase(char *pass, int change)
+{
+    int r = change ? kl_cli_new_passphrase(pass, KL_STORE_PASS_MAX)
+                   : kl_cli_passphrase(pass, KL_STORE_PASS_MAX, 1);
+    if (r == KL_EINVAL)
+        kl_cli_err(change ? "no new passphrase: set KOLLEGA_NEW_PASSPHRASE (or run in a terminal "
+                            "to be asked), or use --no-passphrase to remove it; nothing was "
+                            "changed"
+                          : "no passphrase: set KOLLEGA_PASSPHRASE (or run in a terminal to be "
+                            "asked), or use --no-passphrase to keep your keys unprotected");
+    else if (r == KL_EPASS)
+        kl_cli_err(change ? "the two new passphrases did not match; nothing was changed, run "
+                            "`kollega passphrase` again"
+                          : "the two passphrases did not match; run init again");
+    else if (r)
+        kl_cli_err(change ? "cannot read the new passphrase (%s); nothing was changed"
+                          : "cannot read the passphrase (%s)", kl_strerror(r));
+    if (r)
+        return KL_EXIT_FAIL;
+    if (pass[0] == '\0') {
+        kl_cli_err("an empty passphrase protects nothing; choose one, or use --no-passphrase%s",
+                   change ? "; nothing was changed" : "");
+        return KL_EXIT_USAGE;
+    }
+    return KL_EXIT_OK;
+}
+
 static int pass_cb(void *ud, char *buf, size_t cap)
 {
     (void)ud;

@@ -57,6 +57,14 @@ int kl_cli_passphrase(char *buf, size_t cap, int confirm);
 /* The new passphrase for `kollega passphrase`: $KOLLEGA_NEW_PASSPHRASE,
  * else asked twice without echo on the terminal. Like kl_cli_passphrase. */
 int kl_cli_new_passphrase(char *buf, size_t cap);
+/* The passphrase a store is to be protected with, asked twice, into
+ * pass[KL_STORE_PASS_MAX]: for `kollega init` (change 0,
+ * kl_cli_passphrase) or for `kollega passphrase` (change 1,
+ * kl_cli_new_passphrase, whose refusals add that nothing was changed).
+ * KL_EXIT_OK, else a refusal explained on stderr: KL_EXIT_FAIL when there
+ * is none, the two differ or it cannot be read; KL_EXIT_USAGE when it is
+ * empty. */
+int kl_cli_choose_passphrase(char *pass, int change);
 /* Open the store (asking for the passphrase if it has one) into cli->st
  * and load the identity into cli->me and cli->relay. Says on stderr when
  * opening strengthened the store's passphrase wrap. KL_EXIT_OK, or

@@ -162,24 +162,8 @@ int kl_cmd_init(kl_cli_t *cli, const char *invite, const char *name, int no_pass
         pass = kl_secure_alloc(KL_STORE_PASS_MAX);
         if (pass == NULL)
             goto out;
-        r = kl_cli_passphrase(pass, KL_STORE_PASS_MAX, 1);
-        if (r == KL_EINVAL) {
-            kl_cli_err("no passphrase: set KOLLEGA_PASSPHRASE (or run in a terminal to be "
-                       "asked), or use --no-passphrase to keep your keys unprotected");
-            goto out;
-        }
-        if (r == KL_EPASS) {
-            kl_cli_err("the two passphrases did not match; run init again");
-            goto out;
-        }
-        if (r) {
-            kl_cli_err("cannot read the passphrase (%s)", kl_strerror(r));
-            goto out;
-        }
-        if (pass[0] == '\0') {
-            kl_cli_err("an empty passphrase protects nothing; choose one, or use "
-                       "--no-passphrase");
-            rc = KL_EXIT_USAGE;
+        if ((r = kl_cli_choose_passphrase(pass, 0))) {
+            rc = r;
             goto out;
         }
     }

@@ -37,32 +37,6 @@ static void print_result(const kl_cli_t *cli, int protected_, int changed)
     fflush(stdout);
 }
 
-/* Read the new passphrase into pass; exit code, errors printed. */
-static int read_new(char *pass)
-{
-    int r = kl_cli_new_passphrase(pass, KL_STORE_PASS_MAX);
-    if (r == KL_EINVAL) {
-        kl_cli_err("no new passphrase: set KOLLEGA_NEW_PASSPHRASE (or run in a terminal to be "
-                   "asked), or use --no-passphrase to remove it; nothing was changed");
-        return KL_EXIT_FAIL;
-    }
-    if (r == KL_EPASS) {
-        kl_cli_err("the two new passphrases did not match; nothing was changed, run `kollega "
-                   "passphrase` again");
-        return KL_EXIT_FAIL;
-    }
-    if (r) {
-        kl_cli_err("cannot read the new passphrase (%s); nothing was changed", kl_strerror(r));
-        return KL_EXIT_FAIL;
-    }
-    if (pass[0] == '\0') {
-        kl_cli_err("an empty passphrase protects nothing; choose one, or use --no-passphrase; "
-                   "nothing was changed");
-        return KL_EXIT_USAGE;
-    }
-    return KL_EXIT_OK;
-}
-
 int kl_cmd_passphrase(kl_cli_t *cli, int no_passphrase)
 {
     char *pass = NULL;
@@ -80,7 +54,7 @@ int kl_cmd_passphrase(kl_cli_t *cli, int no_passphrase)
             kl_cli_err("out of memory; nothing was changed");
             goto out;
         }
-        if ((rc = read_new(pass)))
+        if ((rc = kl_cli_choose_passphrase(pass, 1)))
             goto out;
     }
     r = kl_store_rekey(cli->st, pass);

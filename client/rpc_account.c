@@ -154,30 +154,10 @@ int kl_rpc_prekey_fetch(kl_net_t *conn, const char *address, kl_prekey_bundle_t 
     if (r)
         return r;
     const Kollega__Relay__V1__PrekeyBundle *pb = resp->prekey_bundle;
-    const Kollega__Relay__V1__SignedPrekey *spk = pb ? pb->signed_prekey : NULL;
-    const Kollega__Relay__V1__OneTimePrekey *opk = pb ? pb->one_time_prekey : NULL;
-    r = KL_EPROTO;
-    if (pb == NULL || pb->address == NULL || strcmp(pb->address, address) != 0 ||
-        pb->identity_key.len != 32)
-        goto out;
-    if (spk == NULL) {
-        r = KL_ENOTFOUND;
-        goto out;
-    }
-    if (spk->public_key.len != 32 || spk->signature.len != 64 ||
-        (opk && opk->public_key.len != 32))
-        goto out;
-    memcpy(b->identity_key, pb->identity_key.data, 32);
-    b->spk_id = spk->id;
-    memcpy(b->spk, spk->public_key.data, 32);
-    memcpy(b->spk_sig, spk->signature.data, 64);
-    if (opk) {
-        b->has_opk = 1;
-        b->opk_id = opk->id;
-        memcpy(b->opk, opk->public_key.data, 32);
-    }
-    r = 0;
-out:
+    if (pb == NULL || pb->address == NULL || strcmp(pb->address, address) != 0)
+        r = KL_EPROTO;
+    else
+        r = kl_wire_prekey_bundle_get(pb, b);
     kl_wire_free(resp);
     return r;
 }

@@ -289,27 +289,55 @@ int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const c
     return kl_store_exec_sealed(st, s, 3, label, op, len);
 }
 
-int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
-                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
+int kl_store_sealed_each(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n,
+                         const kl_store_sealed_rows_t *how, void *ctx)
 {
-    char label[KL_ADDR_MAX + 200];
+    char label[2 * KL_ADDR_MAX + 256];
     sqlite3_stmt *s;
-    int rc, r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)));
+    int rc, r = kl_store_query(st, &s, sql, args, n);
     if (r)
         return r;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
         uint8_t *pt = NULL;
-        size_t n = 0;
-        if ((r = kl_store_row_label(label, sizeof label, table, key, idx)) ||
-            (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
+        size_t len = 0;
+        if ((r = how->label(ctx, s, label, sizeof label)) ||
+            (r = kl_store_column_unseal(st, s, how->col, label, &pt, &len)))
             break;
-        r = cb(ud, idx, pt, n);
-        kl_free_wipe(pt, n);
+        r = how->row(ctx, s, pt, len);
+        kl_free_wipe(pt, len);
         if (r)
             break;
     }
     return kl_store_done(s, r, rc);
+}
+
+int kl_store_log_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap)
+{
+    kl_store_log_row_t *l = ctx;
+    l->idx = (uint64_t)sqlite3_column_int64(s, 0);
+    return kl_store_row_label(out, cap, l->table, l->key, l->idx);
+}
+
+/* kl_store_log_each's rows: the log's row and the caller's callback. */
+typedef struct log_each {
+    kl_store_log_row_t row;
+    int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len);
+    void *ud;
+} log_each_t;
+
+static int log_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *op, size_t len)
+{
+    log_each_t *e = ctx;
+    (void)s;
+    return e->cb(e->ud, e->row.idx, op, len);
+}
+
+int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
+                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
+{
+    static const kl_store_sealed_rows_t how = {1, kl_store_log_label, log_each_row};
+    log_each_t e = {{table, key, 0}, cb, ud};
+    return kl_store_sealed_each(st, sql, KL_ARGS(KL_TEXT(key)), &how, &e);
 }
 
 /* Per-connection settings: wait for other kollega processes, full fsync on

@@ -250,35 +250,41 @@ int kl_store_senderkey_is_own(kl_store_t *st, const char *grp, const uint8_t me[
                            KL_ARGS(KL_TEXT(grp), KL_BLOB(me, 32), KL_INT(key_id)));
 }
 
+/* kl_store_senderkey_each's rows: what the label needs, the owner it read
+ * and the caller's callback. */
+typedef struct sk_each {
+    const char *grp;
+    uint32_t key_id;
+    uint8_t owner[32];
+    int (*cb)(void *ud, const uint8_t owner[32], uint64_t epoch, const uint8_t *ser, size_t len);
+    void *ud;
+} sk_each_t;
+
+static int sk_each_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap)
+{
+    sk_each_t *e = ctx;
+    if (sqlite3_column_bytes(s, 0) != 32)
+        return KL_EPROTO;
+    memcpy(e->owner, sqlite3_column_blob(s, 0), 32);
+    return sk_label(out, cap, e->grp, e->owner, e->key_id);
+}
+
+static int sk_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *ser, size_t len)
+{
+    sk_each_t *e = ctx;
+    return e->cb(e->ud, e->owner, (uint64_t)sqlite3_column_int64(s, 2), ser, len);
+}
+
 int kl_store_senderkey_each(kl_store_t *st, const char *grp, uint32_t key_id,
                             int (*cb)(void *ud, const uint8_t owner[32], uint64_t epoch,
                                       const uint8_t *ser, size_t len),
                             void *ud)
 {
-    char label[KL_ADDR_MAX + 300];
-    sqlite3_stmt *s;
-    int rc, r = kl_store_query(st, &s, "SELECT owner, box, epoch FROM sender_keys WHERE"
-                                       " grp = ?1 AND key_id = ?2 AND own = 0 ORDER BY n",
-                               KL_ARGS(KL_TEXT(grp), KL_INT(key_id)));
-    if (r)
-        return r;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint8_t owner[32], *pt = NULL;
-        size_t n = 0;
-        if (sqlite3_column_bytes(s, 0) != 32) {
-            r = KL_EPROTO;
-            break;
-        }
-        memcpy(owner, sqlite3_column_blob(s, 0), 32);
-        if ((r = sk_label(label, sizeof label, grp, owner, key_id)) ||
-            (r = kl_store_column_unseal(st, s, 1, label, &pt, &n)))
-            break;
-        r = cb(ud, owner, (uint64_t)sqlite3_column_int64(s, 2), pt, n);
-        kl_free_wipe(pt, n);
-        if (r)
-            break;
-    }
-    return kl_store_done(s, r, rc);
+    static const kl_store_sealed_rows_t how = {1, sk_each_label, sk_each_row};
+    sk_each_t e = {grp, key_id, {0}, cb, ud};
+    return kl_store_sealed_each(st, "SELECT owner, box, epoch FROM sender_keys WHERE grp = ?1"
+                                    " AND key_id = ?2 AND own = 0 ORDER BY n",
+                                KL_ARGS(KL_TEXT(grp), KL_INT(key_id)), &how, &e);
 }
 
 int kl_store_senderkey_gone(kl_store_t *st, const char *grp, const uint8_t owner[32],
@@ -340,32 +346,30 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
                                 KL_ARGS(KL_TEXT(grp), KL_INT(KL_GPENDING_MAX)));
 }
 
+/* kl_store_gpending_each's rows: a log row (its seq) and the caller's
+ * callback. */
+typedef struct gpending_each {
+    kl_store_log_row_t row;
+    int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len);
+    void *ud;
+} gpending_each_t;
+
+static int gpending_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *body, size_t len)
+{
+    gpending_each_t *e = ctx;
+    return e->cb(e->ud, e->row.idx, (uint64_t)sqlite3_column_int64(s, 1), body, len);
+}
+
 int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
                            int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
                                      size_t len),
                            void *ud)
 {
-    char label[KL_ADDR_MAX + 200];
-    sqlite3_stmt *s;
-    int rc, r = kl_store_query(st, &s, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
-                                       " ORDER BY seq LIMIT ?2",
-                               KL_ARGS(KL_TEXT(grp), KL_INT(limit)));
-    if (r)
-        return r;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
-        uint64_t ts = (uint64_t)sqlite3_column_int64(s, 1);
-        uint8_t *pt = NULL;
-        size_t n = 0;
-        if ((r = kl_store_row_label(label, sizeof label, "group_pending", grp, seq)) ||
-            (r = kl_store_column_unseal(st, s, 2, label, &pt, &n)))
-            break;
-        r = cb(ud, seq, ts, pt, n);
-        kl_free_wipe(pt, n);
-        if (r)
-            break;
-    }
-    return kl_store_done(s, r, rc);
+    static const kl_store_sealed_rows_t how = {2, kl_store_log_label, gpending_each_row};
+    gpending_each_t e = {{"group_pending", grp, 0}, cb, ud};
+    return kl_store_sealed_each(st, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
+                                    " ORDER BY seq LIMIT ?2",
+                                KL_ARGS(KL_TEXT(grp), KL_INT(limit)), &how, &e);
 }
 
 int kl_store_gpending_delete(kl_store_t *st, const char *grp, uint64_t seq)

@@ -151,6 +151,31 @@ int kl_store_named_get(kl_store_t *st, const char *table, const char *key, const
                        uint8_t **pt, size_t *len);
 int kl_store_named_open(kl_store_t *st, const char *table, const char *key, const char *sql,
                         uint8_t *out, size_t len);
+/* Rows whose column col is a sealed box, read by kl_store_sealed_each: for
+ * each row, label reads what it needs of the row into ctx and writes the
+ * label the box is sealed under to out[cap]; row then gets the opened box
+ * (wiped after it returns). A non-zero result of either stops the loop. */
+typedef struct kl_store_sealed_rows {
+    int col;
+    int (*label)(void *ctx, sqlite3_stmt *s, char *out, size_t cap);
+    int (*row)(void *ctx, sqlite3_stmt *s, const uint8_t *pt, size_t len);
+} kl_store_sealed_rows_t;
+/* Run sql with args and hand each row's opened box to how->row. Returns
+ * the first non-zero result of how->label or how->row, else 0;
+ * kl_store_column_unseal's errors for a box that does not open; KL_EIO
+ * when the query fails. */
+int kl_store_sealed_each(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n,
+                         const kl_store_sealed_rows_t *how, void *ctx);
+/* A row of an op log as kl_store_log_label reads it. */
+typedef struct kl_store_log_row {
+    const char *table;
+    const char *key;
+    uint64_t idx; /* column 0 of the current row */
+} kl_store_log_row_t;
+/* A kl_store_sealed_rows_t label for op-log rows, ctx a kl_store_log_row_t:
+ * sets its idx from column 0 of s's row and writes "table|key|idx"
+ * (kl_store_row_label) to out[cap]; KL_ETOOBIG if it does not fit. */
+int kl_store_log_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap);
 /* An op log: rows (key, idx, box) of table, each box sealed under the label
  * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
  * ?3 box) for op[0..len) (the caller checks len); kl_store_log_each runs

@@ -80,63 +80,60 @@ out:
     return r;
 }
 
+/* kl_store_message_each's rows: the message read from the row and the
+ * caller's callback. */
+typedef struct message_each {
+    kl_message_t m;
+    int (*cb)(void *ud, const kl_message_t *m);
+    void *ud;
+} message_each_t;
+
+static int message_each_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap)
+{
+    kl_message_t *m = &((message_each_t *)ctx)->m;
+    memset(m, 0, sizeof *m);
+    if (kl_store_column_text(s, 0, m->peer, sizeof m->peer) ||
+        sqlite3_column_bytes(s, 2) != KL_MSG_ID)
+        return KL_EPROTO;
+    m->outgoing = sqlite3_column_int(s, 1) != 0;
+    memcpy(m->id, sqlite3_column_blob(s, 2), KL_MSG_ID);
+    m->sent_at = (uint64_t)sqlite3_column_int64(s, 3);
+    m->stored_at = (uint64_t)sqlite3_column_int64(s, 4);
+    m->seq = (uint64_t)sqlite3_column_int64(s, 5);
+    const unsigned char *snd = sqlite3_column_text(s, 7);
+    int slen = sqlite3_column_bytes(s, 7);
+    if (snd && slen > 0) {
+        if (slen > KL_ADDR_MAX)
+            return KL_EPROTO;
+        memcpy(m->sender, snd, (size_t)slen);
+    }
+    return message_label(out, cap, m->id, m->outgoing, m->peer, m->sent_at, m->seq, m->sender);
+}
+
+static int message_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *pt, size_t len)
+{
+    message_each_t *e = ctx;
+    size_t tlen = 0;
+    (void)s;
+    if (kl_unpad(pt, len, &tlen) != 0)
+        return KL_ECRYPTO;
+    e->m.text = (const char *)pt;
+    e->m.text_len = tlen;
+    return e->cb(e->ud, &e->m);
+}
+
 int kl_store_message_each(kl_store_t *st, const char *peer,
                           int (*cb)(void *ud, const kl_message_t *m), void *ud)
 {
-    char label[2 * KL_ADDR_MAX + 256];
-    sqlite3_stmt *s;
+    static const kl_store_sealed_rows_t how = {6, message_each_label, message_each_row};
+    message_each_t e = {.cb = cb, .ud = ud};
     const kl_sql_arg_t arg = KL_TEXT(peer);
-    int rc, r = kl_store_query(st, &s,
-                               peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
-                                      " sender FROM messages WHERE peer = ?1 ORDER BY n DESC"
-                                    : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
-                                      " sender FROM messages ORDER BY n DESC",
-                               &arg, peer ? 1 : 0);
-    if (r)
-        return r;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        kl_message_t m;
-        uint8_t *pt = NULL;
-        size_t n = 0, tlen = 0;
-        memset(&m, 0, sizeof m);
-        const unsigned char *p = sqlite3_column_text(s, 0);
-        int plen = sqlite3_column_bytes(s, 0);
-        if (p == NULL || plen <= 0 || plen > KL_ADDR_MAX ||
-            sqlite3_column_bytes(s, 2) != KL_MSG_ID) {
-            r = KL_EPROTO;
-            break;
-        }
-        memcpy(m.peer, p, (size_t)plen);
-        m.outgoing = sqlite3_column_int(s, 1) != 0;
-        memcpy(m.id, sqlite3_column_blob(s, 2), KL_MSG_ID);
-        m.sent_at = (uint64_t)sqlite3_column_int64(s, 3);
-        m.stored_at = (uint64_t)sqlite3_column_int64(s, 4);
-        m.seq = (uint64_t)sqlite3_column_int64(s, 5);
-        const unsigned char *snd = sqlite3_column_text(s, 7);
-        int slen = sqlite3_column_bytes(s, 7);
-        if (snd && slen > 0) {
-            if (slen > KL_ADDR_MAX) {
-                r = KL_EPROTO;
-                break;
-            }
-            memcpy(m.sender, snd, (size_t)slen);
-        }
-        if ((r = message_label(label, sizeof label, m.id, m.outgoing, m.peer, m.sent_at, m.seq,
-                               m.sender)))
-            break;
-        r = kl_store_column_unseal(st, s, 6, label, &pt, &n);
-        if (r == 0 && kl_unpad(pt, n, &tlen) != 0)
-            r = KL_ECRYPTO;
-        if (r == 0) {
-            m.text = (const char *)pt;
-            m.text_len = tlen;
-            r = cb(ud, &m);
-        }
-        kl_free_wipe(pt, n);
-        if (r)
-            break;
-    }
-    return kl_store_done(s, r, rc);
+    return kl_store_sealed_each(st,
+                                peer ? "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+                                       " sender FROM messages WHERE peer = ?1 ORDER BY n DESC"
+                                     : "SELECT peer, outgoing, msg_id, sent_at, stored_at, seq, box,"
+                                       " sender FROM messages ORDER BY n DESC",
+                                &arg, peer ? 1 : 0, &how, &e);
 }
 
 static int held_label(char *out, size_t cap, uint64_t seq, const char *sender)
@@ -159,43 +156,45 @@ int kl_store_held_add(kl_store_t *st, const kl_held_t *h)
     return kl_store_exec_sealed(st, s, 5, label, h->body, h->body_len);
 }
 
+/* kl_store_held_each's rows: the entry read from the row and the caller's
+ * callback. */
+typedef struct held_each {
+    kl_held_t h;
+    int (*cb)(void *ud, const kl_held_t *h);
+    void *ud;
+} held_each_t;
+
+static int held_each_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap)
+{
+    kl_held_t *h = &((held_each_t *)ctx)->h;
+    memset(h, 0, sizeof *h);
+    if (kl_store_column_text(s, 1, h->sender, sizeof h->sender) ||
+        sqlite3_column_bytes(s, 2) != 32)
+        return KL_EPROTO;
+    h->seq = (uint64_t)sqlite3_column_int64(s, 0);
+    memcpy(h->sender_key, sqlite3_column_blob(s, 2), 32);
+    h->received_at = (uint64_t)sqlite3_column_int64(s, 3);
+    return held_label(out, cap, h->seq, h->sender);
+}
+
+static int held_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *body, size_t len)
+{
+    held_each_t *e = ctx;
+    (void)s;
+    e->h.body = body;
+    e->h.body_len = len;
+    return e->cb(e->ud, &e->h);
+}
+
 int kl_store_held_each(kl_store_t *st, const char *sender, uint64_t after,
                        int (*cb)(void *ud, const kl_held_t *h), void *ud)
 {
-    char label[KL_ADDR_MAX + 96];
-    sqlite3_stmt *s;
-    int rc, r = kl_store_query(st, &s, "SELECT seq, sender, sender_key, received_at, box FROM held"
-                                       " WHERE (?1 IS NULL OR sender = ?1) AND seq > ?2"
-                                       " ORDER BY seq",
-                               KL_ARGS(KL_TEXT(sender), KL_INT(after)));
-    if (r)
-        return r;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        kl_held_t h;
-        uint8_t *pt = NULL;
-        size_t n = 0;
-        memset(&h, 0, sizeof h);
-        const unsigned char *p = sqlite3_column_text(s, 1);
-        int plen = sqlite3_column_bytes(s, 1);
-        if (p == NULL || plen <= 0 || plen > KL_ADDR_MAX || sqlite3_column_bytes(s, 2) != 32) {
-            r = KL_EPROTO;
-            break;
-        }
-        h.seq = (uint64_t)sqlite3_column_int64(s, 0);
-        memcpy(h.sender, p, (size_t)plen);
-        memcpy(h.sender_key, sqlite3_column_blob(s, 2), 32);
-        h.received_at = (uint64_t)sqlite3_column_int64(s, 3);
-        if ((r = held_label(label, sizeof label, h.seq, h.sender)) ||
-            (r = kl_store_column_unseal(st, s, 4, label, &pt, &n)))
-            break;
-        h.body = pt;
-        h.body_len = n;
-        r = cb(ud, &h);
-        kl_free_wipe(pt, n);
-        if (r)
-            break;
-    }
-    return kl_store_done(s, r, rc);
+    static const kl_store_sealed_rows_t how = {4, held_each_label, held_each_row};
+    held_each_t e = {.cb = cb, .ud = ud};
+    return kl_store_sealed_each(st, "SELECT seq, sender, sender_key, received_at, box FROM held"
+                                    " WHERE (?1 IS NULL OR sender = ?1) AND seq > ?2"
+                                    " ORDER BY seq",
+                                KL_ARGS(KL_TEXT(sender), KL_INT(after)), &how, &e);
 }
 
 int kl_store_held_delete(kl_store_t *st, uint64_t seq)

@@ -312,6 +312,30 @@ int kl_wire_error_code(const kl_frame_t *f)
     return (int)f->error->code;
 }
 
+int kl_wire_prekey_bundle_get(const kl_wire_prekey_bundle_t *pb, kl_prekey_bundle_t *b)
+{
+    const Kollega__Relay__V1__SignedPrekey *spk = pb->signed_prekey;
+    const Kollega__Relay__V1__OneTimePrekey *opk = pb->one_time_prekey;
+    memset(b, 0, sizeof *b);
+    if (pb->identity_key.len != 32)
+        return KL_EPROTO;
+    if (spk == NULL)
+        return KL_ENOTFOUND;
+    if (spk->public_key.len != 32 || spk->signature.len != 64 ||
+        (opk && opk->public_key.len != 32))
+        return KL_EPROTO;
+    memcpy(b->identity_key, pb->identity_key.data, 32);
+    b->spk_id = spk->id;
+    memcpy(b->spk, spk->public_key.data, 32);
+    memcpy(b->spk_sig, spk->signature.data, 64);
+    if (opk) {
+        b->has_opk = 1;
+        b->opk_id = opk->id;
+        memcpy(b->opk, opk->public_key.data, 32);
+    }
+    return 0;
+}
+
 const char *kl_wire_error_name(int code)
 {
     const ProtobufCEnumValue *v =

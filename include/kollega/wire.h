@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kollega/noise.h"
+#include "kollega/x3dh.h"
 
 /* A relay Frame (kollega.relay.v1.Frame, proto/relay.proto), opaque here:
  * code that builds or reads frames field by field (the relay, the client's
@@ -71,6 +72,19 @@ void kl_wire_free(kl_frame_t *f);
  * list is returned as it is), or KL_WIRE_ERR_NONE when f is NULL or
  * carries another body. */
 int kl_wire_error_code(const kl_frame_t *f);
+/* A relay PrekeyBundle (relay.proto), opaque here like kl_frame_t: the
+ * body of a Frame (the client's prekey fetch) or of a FedFrame (a peer
+ * relay's answer). */
+typedef struct Kollega__Relay__V1__PrekeyBundle kl_wire_prekey_bundle_t;
+
+/* Copy the keys of pb into *b, which is zeroed first (and stays zero on
+ * error). KL_EPROTO if the identity key is not 32 bytes, or a signed or
+ * one-time prekey or the signature has the wrong length; KL_ENOTFOUND if
+ * pb has no signed prekey (its owner has published none). Checks lengths
+ * only: pb's address is the caller's to compare, and kl_x3dh_initiate
+ * verifies the signature. */
+int kl_wire_prekey_bundle_get(const kl_wire_prekey_bundle_t *pb, kl_prekey_bundle_t *b);
+
 /* The protocol's name of an error code ("QUOTA_EXCEEDED"), or "UNKNOWN"
  * for a number the protocol does not define. Static storage. */
 const char *kl_wire_error_name(int code);

@@ -180,26 +180,6 @@ static kl_job_t *proxy_find(fed_peer_t *p, uint32_t id)
     return NULL;
 }
 
-static int copy_bundle(kl_prekey_bundle_t *b, const Kollega__Relay__V1__PrekeyBundle *pb)
-{
-    const Kollega__Relay__V1__SignedPrekey *spk = pb->signed_prekey;
-    const Kollega__Relay__V1__OneTimePrekey *opk = pb->one_time_prekey;
-    if (pb->identity_key.len != 32 || spk == NULL || spk->public_key.len != 32 ||
-        spk->signature.len != 64 || (opk && opk->public_key.len != 32))
-        return KL_EPROTO;
-    memset(b, 0, sizeof *b);
-    memcpy(b->identity_key, pb->identity_key.data, 32);
-    b->spk_id = spk->id;
-    memcpy(b->spk, spk->public_key.data, 32);
-    memcpy(b->spk_sig, spk->signature.data, 64);
-    if (opk) {
-        b->has_opk = 1;
-        b->opk_id = opk->id;
-        memcpy(b->opk, opk->public_key.data, 32);
-    }
-    return 0;
-}
-
 /* An answer to a proxied op on our outgoing link. */
 void kl_fedproxy_answer(fed_peer_t *p, kl_fedframe_t *fr)
 {
@@ -237,7 +217,7 @@ void kl_fedproxy_answer(fed_peer_t *p, kl_fedframe_t *fr)
         if (fj->exists)
             memcpy(fj->identity_key, lr->identity_key.data, 32);
     } else if (fr->body_case == FBODY(PREKEY_BUNDLE) && fj->op == KL_FED_OP_PREKEY) {
-        bad = copy_bundle(&fj->bundle, fr->prekey_bundle) != 0;
+        bad = kl_wire_prekey_bundle_get(fr->prekey_bundle, &fj->bundle) != 0;
     } else {
         bad = 1;
     }

@@ -321,6 +321,55 @@ static void test_error_code_and_name(void **state)
     assert_string_equal(kl_wire_error_name(99), "UNKNOWN");
 }
 
+/* A PrekeyBundle's keys, its missing signed prekey and its wrong lengths. */
+static void test_prekey_bundle_get(void **state)
+{
+    (void)state;
+    uint8_t ik[32], spk_pub[32], sig[64], opk_pub[32];
+    memset(ik, 1, sizeof ik);
+    memset(spk_pub, 2, sizeof spk_pub);
+    memset(sig, 3, sizeof sig);
+    memset(opk_pub, 4, sizeof opk_pub);
+    Kollega__Relay__V1__PrekeyBundle pb = KOLLEGA__RELAY__V1__PREKEY_BUNDLE__INIT;
+    Kollega__Relay__V1__SignedPrekey spk = KOLLEGA__RELAY__V1__SIGNED_PREKEY__INIT;
+    Kollega__Relay__V1__OneTimePrekey opk = KOLLEGA__RELAY__V1__ONE_TIME_PREKEY__INIT;
+    kl_prekey_bundle_t b;
+    pb.identity_key.data = ik;
+    pb.identity_key.len = 32;
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), KL_ENOTFOUND);
+    spk.id = 7;
+    spk.public_key.data = spk_pub;
+    spk.public_key.len = 32;
+    spk.signature.data = sig;
+    spk.signature.len = 64;
+    pb.signed_prekey = &spk;
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), 0);
+    assert_memory_equal(b.identity_key, ik, 32);
+    assert_int_equal(b.spk_id, 7);
+    assert_memory_equal(b.spk, spk_pub, 32);
+    assert_memory_equal(b.spk_sig, sig, 64);
+    assert_int_equal(b.has_opk, 0);
+    opk.id = 9;
+    opk.public_key.data = opk_pub;
+    opk.public_key.len = 32;
+    pb.one_time_prekey = &opk;
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), 0);
+    assert_int_equal(b.has_opk, 1);
+    assert_int_equal(b.opk_id, 9);
+    assert_memory_equal(b.opk, opk_pub, 32);
+    opk.public_key.len = 31;
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), KL_EPROTO);
+    assert_int_equal(b.has_opk, 0); /* zeroed on error */
+    opk.public_key.len = 32;
+    spk.signature.len = 63;
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), KL_EPROTO);
+    spk.signature.len = 64;
+    pb.identity_key.len = 33;
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), KL_EPROTO);
+    pb.signed_prekey = NULL; /* a bad identity key is KL_EPROTO even then */
+    assert_int_equal(kl_wire_prekey_bundle_get(&pb, &b), KL_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_unpack_allocation_is_bounded),
         cmocka_unit_test(test_signed_strings),
         cmocka_unit_test(test_error_code_and_name),
+        cmocka_unit_test(test_prekey_bundle_get),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
