@@ -340,7 +340,7 @@ int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_
                                 KL_ARGS(KL_TEXT(grp), KL_INT(KL_GPENDING_MAX)));
 }
 
-int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
+int kl_store_gpending_each(kl_store_t *st, const char *grp, uint64_t after, size_t limit,
                            int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
                                      size_t len),
                            void *ud)
@@ -348,8 +348,8 @@ int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
     char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
     int rc, r = kl_store_query(st, &s, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
-                                       " ORDER BY seq LIMIT ?2",
-                               KL_ARGS(KL_TEXT(grp), KL_INT(limit)));
+                                       " AND seq > ?3 ORDER BY seq LIMIT ?2",
+                               KL_ARGS(KL_TEXT(grp), KL_INT(limit), KL_INT(after)));
     if (r)
         return r;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
