@@ -292,11 +292,16 @@ int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const c
 int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
                       int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
 {
-    char label[KL_ADDR_MAX + 200];
     sqlite3_stmt *s;
-    int rc, r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)));
-    if (r)
-        return r;
+    int r = kl_store_query(st, &s, sql, KL_ARGS(KL_TEXT(key)));
+    return r ? r : kl_store_log_rows(st, s, table, key, cb, ud);
+}
+
+int kl_store_log_rows(kl_store_t *st, sqlite3_stmt *s, const char *table, const char *key,
+                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
+{
+    char label[KL_ADDR_MAX + 200];
+    int rc, r = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         uint64_t idx = (uint64_t)sqlite3_column_int64(s, 0);
         uint8_t *pt = NULL;

@@ -145,13 +145,16 @@ int kl_store_channel_pending_put(kl_store_t *st, const char *chan, uint64_t seq,
                                     "channel_pending", chan, seq, post, len);
 }
 
-int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
+int kl_store_channel_pending_each(kl_store_t *st, const char *chan, uint64_t after,
                                   int (*cb)(void *ud, uint64_t seq, const uint8_t *post,
                                             size_t len),
                                   void *ud)
 {
-    return kl_store_log_each(st, "SELECT idx, box FROM channel_pending WHERE chan = ?1"
-                                 " ORDER BY idx", "channel_pending", chan, cb, ud);
+    sqlite3_stmt *s;
+    int r = kl_store_query(st, &s, "SELECT idx, box FROM channel_pending WHERE chan = ?1"
+                                   " AND idx > ?2 ORDER BY idx",
+                           KL_ARGS(KL_TEXT(chan), KL_INT(after)));
+    return r ? r : kl_store_log_rows(st, s, "channel_pending", chan, cb, ud);
 }
 
 int kl_store_channel_pending_delete(kl_store_t *st, const char *chan, uint64_t seq)

@@ -155,10 +155,15 @@ int kl_store_named_open(kl_store_t *st, const char *table, const char *key, cons
  * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
  * ?3 box) for op[0..len) (the caller checks len); kl_store_log_each runs
  * sql (parameter ?1 key; columns idx, box) and calls cb with each opened
- * op, stopping at cb's first non-zero result, which it returns. */
+ * op, stopping at cb's first non-zero result, which it returns.
+ * kl_store_log_rows does the same for a statement s the caller prepared
+ * and bound (from kl_store_query, for more parameters than the key); it
+ * finalizes s. */
 int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const char *key,
                      uint64_t idx, const uint8_t *op, size_t len);
 int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
+                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud);
+int kl_store_log_rows(kl_store_t *st, sqlite3_stmt *s, const char *table, const char *key,
                       int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud);
 
 #endif
