@@ -346,9 +346,20 @@ static int take_posts(kl_cli_t *cli, kl_net_t *conn, kl_sync_t *s, kl_chan_t *x,
     return kl_rpc_ack(conn, x->address, x->row.cursor);
 }
 
+/* One page of waiting posts: the copies, and the seq of the last one taken
+ * (the next page starts after it). */
+typedef struct pending_page {
+    kl_slog_batch_t p;
+    uint64_t last;
+} pending_page_t;
+
 static int collect_pending(void *ud, uint64_t seq, const uint8_t *post, size_t len)
 {
-    return kl_slog_batch_add(ud, seq, 0, post, len);
+    pending_page_t *pg = ud;
+    int r = kl_slog_batch_add(&pg->p, seq, 0, post, len);
+    if (r == 0)
+        pg->last = seq;
+    return r;
 }
 
 /* One waiting post: shown (stored) once its key is here, dropped if it
@@ -401,18 +412,24 @@ static int retry_one(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x, uint64_t seq,
     return r;
 }
 
-/* Posts waiting for their key: retried at each receive, at most
- * KL_SLOG_BATCH at a time. */
+/* Posts waiting for their key: all retried at each receive, in seq order,
+ * KL_SLOG_BATCH at a time (posts whose key never comes do not keep later
+ * ones from being retried). */
 static int retry_pending(kl_cli_t *cli, kl_sync_t *s, kl_chan_t *x)
 {
-    kl_slog_batch_t p;
-    p.n = 0;
-    int r = kl_store_channel_pending_each(cli->st, x->address, collect_pending, &p);
-    if (r == 1)
-        r = 0;
-    for (size_t i = 0; r == 0 && i < p.n; i++)
-        r = retry_one(cli, s, x, p.seq[i], p.body[i], p.len[i]);
-    kl_slog_batch_clear(&p);
+    pending_page_t pg;
+    int full, r;
+    pg.last = 0;
+    do {
+        pg.p.n = 0;
+        r = kl_store_channel_pending_each(cli->st, x->address, pg.last, collect_pending, &pg);
+        full = r == 1;
+        if (full)
+            r = 0;
+        for (size_t i = 0; r == 0 && i < pg.p.n; i++)
+            r = retry_one(cli, s, x, pg.p.seq[i], pg.p.body[i], pg.p.len[i]);
+        kl_slog_batch_clear(&pg.p);
+    } while (r == 0 && full);
     return r;
 }
 

@@ -66,12 +66,12 @@ int kl_store_channel_key_get(kl_store_t *st, const char *chan, uint64_t epoch,
 /* Posts (SignedPost bytes, sealed) waiting for their epoch's key, by relay
  * seq. put: at most KL_STORE_CHANNEL_PENDING per channel (KL_ELIMIT), a
  * post already kept stays as it is, KL_EINVAL for an empty post or one over
- * KL_CHANNEL_MAX_POST. each: in seq order, post valid during cb, whose
- * first non-zero result stops and is returned. delete: no error if
- * missing. Store errors. */
+ * KL_CHANNEL_MAX_POST. each: those with a seq above after (0: all) in seq
+ * order, post valid during cb, whose first non-zero result stops and is
+ * returned. delete: no error if missing. Store errors. */
 int kl_store_channel_pending_put(kl_store_t *st, const char *chan, uint64_t seq,
                                  const uint8_t *post, size_t len);
-int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
+int kl_store_channel_pending_each(kl_store_t *st, const char *chan, uint64_t after,
                                   int (*cb)(void *ud, uint64_t seq, const uint8_t *post,
                                             size_t len),
                                   void *ud);

@@ -177,8 +177,9 @@ typedef struct kl_grp_rx {
  * failures, and the connection errors of fetching the ops a message refers
  * to (kl_grp_sync_ops; a refusal is none). */
 int kl_grp_entry(kl_grp_rx_t *c, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len);
-/* Retry the oldest pending entries (32 per call), each through the view
- * check like a fresh one; *left = how many stay pending. Errors as
+/* Retry all pending entries in seq order (read 32 at a time, so later ones
+ * are retried even behind entries whose key never comes), each through the
+ * view check like a fresh one; *left = how many stay pending. Errors as
  * kl_grp_entry's, KL_ENOMEM. */
 int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left);
 

@@ -14,7 +14,7 @@
 #include "store_group.h"
 #include "util.h"
 
-/* Pending entries retried per receive (at most KL_SLOG_BATCH). */
+/* Pending entries retried per page (at most KL_SLOG_BATCH). */
 #define PENDING_BATCH 32
 
 /* AD of a group message: the group address || the author's identity key. */
@@ -601,30 +601,49 @@ done:
     return kl_store_end(c->cli->st, r);
 }
 
+/* One page of pending entries: the copies, and the last seq and number of
+ * rows the store handed over (a page ends where the next one starts). */
+typedef struct pending_page {
+    kl_slog_batch_t l;
+    uint64_t last;
+    size_t rows;
+} pending_page_t;
+
 static int collect_pending(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body, size_t len)
 {
-    return kl_slog_batch_add(ud, seq, ts, body, len);
+    pending_page_t *p = ud;
+    p->last = seq;
+    p->rows++;
+    return kl_slog_batch_add(&p->l, seq, ts, body, len);
 }
 
-/* Retry kept entries (new keys may have arrived). Entries still without a
- * key stay; they are retried again on the next receive. */
+/* Retry kept entries (new keys may have arrived), all of them in seq
+ * order, one page at a time: entries whose key never comes do not keep
+ * later ones from being retried. Entries still without a key stay; they
+ * are retried again on the next receive. */
 int kl_grp_retry_pending(kl_grp_rx_t *c, size_t *left)
 {
-    kl_slog_batch_t l;
+    pending_page_t p;
     uint64_t n = 0;
-    l.n = 0;
+    int r;
     *left = 0;
-    int r = kl_store_gpending_each(c->cli->st, c->x->address, PENDING_BATCH, collect_pending, &l);
-    for (size_t i = 0; r == 0 && i < l.n; i++) {
-        attempt_t a;
-        if ((r = decrypt_entry(c, l.body[i], l.len[i], &a)))
-            break;
-        /* The same view check as for a message decrypted at once. */
-        if (a.found)
-            r = settle(c, &a, l.seq[i], l.ts[i], l.body[i], l.len[i], 1);
-        attempt_free(&a);
-    }
-    kl_slog_batch_clear(&l);
+    p.last = 0;
+    do {
+        p.l.n = 0;
+        p.rows = 0;
+        r = kl_store_gpending_each(c->cli->st, c->x->address, p.last, PENDING_BATCH,
+                                   collect_pending, &p);
+        for (size_t i = 0; r == 0 && i < p.l.n; i++) {
+            attempt_t a;
+            if ((r = decrypt_entry(c, p.l.body[i], p.l.len[i], &a)))
+                break;
+            /* The same view check as for a message decrypted at once. */
+            if (a.found)
+                r = settle(c, &a, p.l.seq[i], p.l.ts[i], p.l.body[i], p.l.len[i], 1);
+            attempt_free(&a);
+        }
+        kl_slog_batch_clear(&p.l);
+    } while (r == 0 && p.rows == PENDING_BATCH);
     if (r == 0 && (r = kl_store_gpending_count(c->cli->st, c->x->address, &n)) == 0)
         *left = (size_t)n;
     return r;

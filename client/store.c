@@ -332,12 +332,27 @@ static int log_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *op, size_t le
     return e->cb(e->ud, e->row.idx, op, len);
 }
 
-int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
-                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
+static int log_each(kl_store_t *st, const char *sql, const kl_sql_arg_t *args, size_t n,
+                    const char *table, const char *key,
+                    int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
 {
     static const kl_store_sealed_rows_t how = {1, kl_store_log_label, log_each_row};
     log_each_t e = {{table, key, 0}, cb, ud};
-    return kl_store_sealed_each(st, sql, KL_ARGS(KL_TEXT(key)), &how, &e);
+    return kl_store_sealed_each(st, sql, args, n, &how, &e);
+}
+
+int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
+                      int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud)
+{
+    return log_each(st, sql, KL_ARGS(KL_TEXT(key)), table, key, cb, ud);
+}
+
+int kl_store_log_each_after(kl_store_t *st, const char *sql, const char *table, const char *key,
+                            uint64_t after,
+                            int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
+                            void *ud)
+{
+    return log_each(st, sql, KL_ARGS(KL_TEXT(key), KL_INT(after)), table, key, cb, ud);
 }
 
 /* Per-connection settings: wait for other kollega processes, full fsync on

@@ -145,13 +145,14 @@ int kl_store_channel_pending_put(kl_store_t *st, const char *chan, uint64_t seq,
                                     "channel_pending", chan, seq, post, len);
 }
 
-int kl_store_channel_pending_each(kl_store_t *st, const char *chan,
+int kl_store_channel_pending_each(kl_store_t *st, const char *chan, uint64_t after,
                                   int (*cb)(void *ud, uint64_t seq, const uint8_t *post,
                                             size_t len),
                                   void *ud)
 {
-    return kl_store_log_each(st, "SELECT idx, box FROM channel_pending WHERE chan = ?1"
-                                 " ORDER BY idx", "channel_pending", chan, cb, ud);
+    return kl_store_log_each_after(st, "SELECT idx, box FROM channel_pending WHERE chan = ?1"
+                                       " AND idx > ?2 ORDER BY idx",
+                                   "channel_pending", chan, after, cb, ud);
 }
 
 int kl_store_channel_pending_delete(kl_store_t *st, const char *chan, uint64_t seq)

@@ -360,7 +360,7 @@ static int gpending_each_row(void *ctx, sqlite3_stmt *s, const uint8_t *body, si
     return e->cb(e->ud, e->row.idx, (uint64_t)sqlite3_column_int64(s, 1), body, len);
 }
 
-int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
+int kl_store_gpending_each(kl_store_t *st, const char *grp, uint64_t after, size_t limit,
                            int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
                                      size_t len),
                            void *ud)
@@ -368,8 +368,8 @@ int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
     static const kl_store_sealed_rows_t how = {2, kl_store_log_label, gpending_each_row};
     gpending_each_t e = {{"group_pending", grp, 0}, cb, ud};
     return kl_store_sealed_each(st, "SELECT seq, ts, box FROM group_pending WHERE grp = ?1"
-                                    " ORDER BY seq LIMIT ?2",
-                                KL_ARGS(KL_TEXT(grp), KL_INT(limit)), &how, &e);
+                                    " AND seq > ?3 ORDER BY seq LIMIT ?2",
+                                KL_ARGS(KL_TEXT(grp), KL_INT(limit), KL_INT(after)), &how, &e);
 }
 
 int kl_store_gpending_delete(kl_store_t *st, const char *grp, uint64_t seq)

@@ -91,10 +91,11 @@ int kl_store_senderkey_prune(kl_store_t *st, const char *grp, uint64_t before_ms
  * group the oldest are deleted; *dropped counts them. Store errors. */
 int kl_store_gpending_add(kl_store_t *st, const char *grp, uint64_t seq, uint64_t ts,
                           const uint8_t *body, size_t len, uint64_t *dropped);
-/* Pending entries of grp in seq order, at most limit (the oldest); body
- * valid during cb, whose first non-zero result stops and is returned;
- * store errors. */
-int kl_store_gpending_each(kl_store_t *st, const char *grp, size_t limit,
+/* Pending entries of grp with a seq above after, in seq order, at most
+ * limit (the oldest of them; after 0 starts at the first): one page, the
+ * next one starts after its last seq. body valid during cb, whose first
+ * non-zero result stops and is returned; store errors. */
+int kl_store_gpending_each(kl_store_t *st, const char *grp, uint64_t after, size_t limit,
                            int (*cb)(void *ud, uint64_t seq, uint64_t ts, const uint8_t *body,
                                      size_t len),
                            void *ud);

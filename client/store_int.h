@@ -180,10 +180,16 @@ int kl_store_log_label(void *ctx, sqlite3_stmt *s, char *out, size_t cap);
  * "table|key|idx". kl_store_log_put runs sql (parameters ?1 key, ?2 idx,
  * ?3 box) for op[0..len) (the caller checks len); kl_store_log_each runs
  * sql (parameter ?1 key; columns idx, box) and calls cb with each opened
- * op, stopping at cb's first non-zero result, which it returns. */
+ * op, stopping at cb's first non-zero result, which it returns.
+ * kl_store_log_each_after does the same for sql with a second parameter,
+ * ?2 after (the rows after a seq: one page of a longer walk). */
 int kl_store_log_put(kl_store_t *st, const char *sql, const char *table, const char *key,
                      uint64_t idx, const uint8_t *op, size_t len);
 int kl_store_log_each(kl_store_t *st, const char *sql, const char *table, const char *key,
                       int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len), void *ud);
+int kl_store_log_each_after(kl_store_t *st, const char *sql, const char *table, const char *key,
+                            uint64_t after,
+                            int (*cb)(void *ud, uint64_t idx, const uint8_t *op, size_t len),
+                            void *ud);
 
 #endif

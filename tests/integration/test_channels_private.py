@@ -4,7 +4,8 @@ members; members read the publisher's posts (the channel key travels over
 the 1:1 sessions); a non-member cannot subscribe; the relay's database holds
 no plaintext; an altered post is rejected; a removed member loses its
 subscription, never gets the new key's posts, and the relay refuses it
-reads even when its subscription is put back into the database."""
+reads even when its subscription is put back into the database; posts
+waiting for a key that never comes do not hide later ones."""
 import glob
 import sqlite3
 import time
@@ -209,6 +210,41 @@ def test_old_epoch_after_new_warned(root, relays):
           "warned, naming the publisher: %r" % err)
 
 
+def test_key_arrives_behind_posts_that_wait_forever(root, relays):
+    """More than a page of posts under an epoch whose key never comes (the
+    owner hands out only the current epoch's key; kari's old-key posts are
+    played by kl-probe) does not hide a later post whose key does arrive."""
+    relay, owner, kari, m1, m2, eve = setup(root, relays)
+    owner.json1("channel", "member", "remove", "!club", m2.address)
+    owner.receive(0)
+    kari.receive(0)  # kari gets the epoch-2 key
+    def hide(db):
+        uid = db.execute("SELECT id FROM users WHERE handle = 'eve'").fetchone()[0]
+        rows = db.execute("SELECT * FROM signed_prekeys WHERE user = ?", (uid,)).fetchall()
+        db.execute("DELETE FROM signed_prekeys WHERE user = ?", (uid,))
+        return rows
+    rows = edit_db(relay, hide)
+    rc, out, err = owner.run("channel", "member", "add", "!club", eve.address)
+    check(rc == 0 and '"key_missing":1' in out, "the key could not be sent: %r %r" % (out, err))
+    eve.ok("channel", "subscribe", CH)
+    for i in range(70):
+        r = probe_member(relay, kari, "chan-post", CH, 1, "gammel %d" % i)
+        check(r["ok"], "old-key post %d accepted by the relay: %r" % (i, r))
+    owner.ok("channel", "post", "!club", "welcome eve")
+    rc, out, err = eve.run("receive", "--timeout", "0")
+    check(rc == 0 and "welcome eve" not in out and "gammel" not in out,
+          "all posts wait for keys: %r %r" % (out, err))
+    def restore(db):
+        db.executemany("INSERT INTO signed_prekeys VALUES(%s)" % ",".join("?" * len(rows[0])),
+                       rows)
+    edit_db(relay, restore)
+    owner.receive(0)  # the owner's kollega hands out the epoch-2 key only
+    rc, out, err = eve.run("receive", "--timeout", "0")
+    check(rc == 0 and "welcome eve" in out and "gammel" not in out,
+          "shown once the key arrives, behind 70 waiting posts: %r %r" % (out, err))
+    check("welcome eve" not in eve.run("receive", "--timeout", "0")[1], "shown once")
+
+
 if __name__ == "__main__":
     main([test_members_read_outsiders_do_not, test_removed_member, test_key_arrives_later,
-          test_old_epoch_after_new_warned])
+          test_old_epoch_after_new_warned, test_key_arrives_behind_posts_that_wait_forever])

@@ -3,7 +3,8 @@
  * Covers the validated local log (a forged op stops it), sender keys
  * travelling over the 1:1 sessions (sync.c stores them), group messages
  * decrypted with the right author, entries kept pending until their key
- * arrives, rotation after a removal (the removed member cannot read what
+ * arrives (also behind more than a page of entries whose key never comes),
+ * rotation after a removal (the removed member cannot read what
  * follows), keys from non-members ignored, and retention. */
 #include "client_group_fixture.h"
 
@@ -105,6 +106,48 @@ static void test_messages_keys_and_pending(void **state)
     assert_int_equal(g.n, 0);
     free(b1);
     free(b2);
+    log_free(&l);
+}
+
+/* More than a page of entries whose key never comes (bob writes with a
+ * key he hands no one) must not hide later entries whose key did arrive:
+ * a retry walks all pending entries and shows those in seq order. */
+static void test_pending_beyond_a_page_is_retried(void **state)
+{
+    enum { HIDDEN = 70 };
+    log_t l;
+    got_t g;
+    uint8_t *b, *kc = NULL;
+    size_t bl, klc = 0;
+    char text[32];
+    (void)state;
+    make_group(&l);
+    for (int i = 0; i < 3; i++)
+        share(&l, &P[i]);
+    memset(&g, 0, sizeof g);
+    for (int i = 0; i < HIDDEN; i++) {
+        snprintf(text, sizeof text, "skjult %d", i);
+        seal(&P[1], text, &b, &bl);
+        assert_int_equal(deliver(&P[2], (uint64_t)i + 1, b, bl, &g).pending_new, 1);
+        free(b);
+    }
+    /* alice's key for carol arrives after alice's two messages. */
+    key_body(&P[0], &P[2], &kc, &klc);
+    seal(&P[0], "første", &b, &bl);
+    assert_int_equal(deliver(&P[2], HIDDEN + 1, b, bl, &g).pending_new, 1);
+    free(b);
+    seal(&P[0], "andre", &b, &bl);
+    assert_int_equal(deliver(&P[2], HIDDEN + 2, b, bl, &g).pending_new, 1);
+    free(b);
+    assert_int_equal(retry(&P[2], &g), HIDDEN + 2);
+    assert_int_equal(g.n, 0);
+    take_key(&P[2], kc, klc);
+    assert_int_equal(retry(&P[2], &g), HIDDEN);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.text, "andre"); /* shown last: seq order */
+    assert_string_equal(g.sender, P[0].cli.me.address);
+    assert_int_equal(retry(&P[2], &g), HIDDEN);
+    assert_int_equal(g.n, 2);
     log_free(&l);
 }
 
@@ -260,6 +303,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_address_and_validated_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_keys_and_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_beyond_a_page_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removal_rotates_and_excludes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_of_non_members_are_not_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_deletes_old_messages, setup, teardown),
