@@ -7,6 +7,7 @@
  * KEY its relay public key (base64url, as its `status` prints). A running
  * serve applies changes on SIGHUP (or at its next start). */
 #include <errno.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ static const char *USAGE =
     "Federation peers: relays this relay exchanges messages with (Noise_KK links).\n"
     "  NAME               the peer relay's name (its users are handle@NAME)\n"
     "  HOST:PORT          the peer's federation port (its serve --federation-listen)\n"
-    "  KEY                the peer relay's public key (its `kollega-relay status`)\n"
+    "  KEY                the peer relay's public key (its `kollega-relay status`);\n"
+    "                     a key that starts with - is taken as it is (or put -- before it)\n"
     "  --outbox-entries N messages queued for the peer at most (default 100000)\n"
     "  --outbox-bytes N   bytes queued for the peer at most (default 268435456)\n"
     "  --rate N           frames per second the peer may send us (default 2000)\n"
@@ -48,6 +50,20 @@ static int usage_err(const char *msg, const char *arg)
     fprintf(stderr, "kollega-relay: %s%s%s\nrun 'kollega-relay peer --help' for usage\n", msg,
             arg ? " " : "", arg ? arg : "");
     return EXIT_USAGE;
+}
+
+/* 1 if a is shaped like a relay public key (43 base64url characters): such
+ * an argument is a positional even when it starts with "--", since a key
+ * may (one in 4096) and no option is shaped like one. */
+static int key_shaped(const char *a)
+{
+    size_t n = strlen(a);
+    if (n != 43)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)a[i]) && a[i] != '-' && a[i] != '_')
+            return 0;
+    return 1;
 }
 
 static int num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -157,9 +173,20 @@ int kl_cli_peer_main(int argc, char **argv)
     p.quota.max_entries = 100000;
     p.quota.max_bytes = 256ull << 20;
     p.rate = 2000;
+    int options = 1; /* until "--": everything after it is a positional */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v = 0;
+        if (!options || a[0] != '-' || key_shaped(a)) {
+            if (npos >= 4)
+                return usage_err("unexpected argument", a);
+            pos[npos++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options = 0;
+            continue;
+        }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(USAGE, stdout);
             return 0;
@@ -184,7 +211,7 @@ int kl_cli_peer_main(int argc, char **argv)
         } else if (strncmp(a, "--", 2) == 0) {
             return usage_err("unknown option", a);
         } else if (npos < 4) {
-            pos[npos++] = a;
+            pos[npos++] = a; /* "-" alone, or a single-dash word */
         } else {
             return usage_err("unexpected argument", a);
         }

@@ -237,6 +237,17 @@ def test_peer_cli(root, relays):
     relay_cmd("peer", "remove", "--data", d, "oslo.test")
     lst = json.loads(relay_cmd("peer", "list", "--data", d, "--json"))
     check(lst["peers"] == [], "removed: %r" % lst)
+    # Keys are base64url: one in 64 starts with "-", one in 4096 with "--".
+    # Such a key is taken as the key, as it is or after "--".
+    for key, sep in (("--" + "A" * 41, []), ("-" + "B" * 41 + "A", []), ("--" + "C" * 40 + "A", ["--"])):
+        relay_cmd("peer", "add", "--data", d, "dash.test", "127.0.0.1:7448", *sep, key)
+        lst = json.loads(relay_cmd("peer", "list", "--data", d, "--json"))
+        check([p["key"] for p in lst["peers"]] == [key], "key %s: %r" % (key, lst))
+        relay_cmd("peer", "remove", "--data", d, "dash.test")
+    r = subprocess.run([RELAY, "peer", "add", "--data", d, "oslo.test", "127.0.0.1:7448", good,
+                        "--outbox-entreis", "5"], capture_output=True, timeout=TIMEOUT)
+    check(r.returncode == 2 and "unknown option --outbox-entreis" in r.stderr.decode(),
+          "a mistyped option is still an unknown option: %r" % r.stderr)
     check("peer add" in relay_cmd("peer", "--help"), "help")
 
 
