@@ -43,10 +43,17 @@ typedef enum kl_admin_state {
     KL_STATE_NO_KEY,    /* a named database without its key: refuse */
 } kl_admin_state_t;
 
+/* The state of data directory dir into *out (the database is opened
+ * read-only to look for its meta name). KL_ETOOBIG if a path is too long,
+ * else a kl_storage_open / kl_storage_meta_get error. */
 int kl_admin_state(const char *dir, kl_admin_state_t *out);
 
 /* Initialise dir (state NONE or PARTIAL): key, database, meta name,
- * listen and public_key. sync_normal selects KL_STORAGE_SYNC_NORMAL. */
+ * listen and public_key. sync_normal selects KL_STORAGE_SYNC_NORMAL.
+ * The meta rows are written in one batch, name last (it marks the state
+ * READY). KL_EINVAL for an invalid name or listen address, KL_ETOOBIG for
+ * a too long path, else the error of kl_admin_mkdir, the key file
+ * (KL_EREFUSED: an existing key readable by others) or storage. */
 int kl_admin_init(const char *dir, const char *name, const char *listen, int sync_normal);
 
 
@@ -73,7 +80,8 @@ int kl_admin_invite_reset(kl_storage_t *st, const char *handle, uint64_t ttl_s, 
 /* RFC 3339 UTC ("2025-03-01T12:00:00Z") of ms since the epoch. */
 void kl_admin_time(uint64_t ms, char *out, size_t cap);
 
-/* Parse a duration: N followed by s, m, h or d (plain N = seconds). */
+/* Parse a duration: N followed by s, m, h or d (plain N = seconds), N in
+ * 1..UINT32_MAX, into *seconds. KL_EINVAL otherwise (*seconds untouched). */
 int kl_admin_duration(const char *s, uint64_t *seconds);
 
 #endif

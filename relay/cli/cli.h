@@ -75,6 +75,9 @@ int kl_cli_key_range(const char *key, uint64_t *min, uint64_t *max);
 /* Free the strings a config file put into o. */
 void kl_cli_opts_release(kl_cli_opts_t *o);
 
+/* Print the printf-style message to stderr and return an exit code:
+ * usage adds "run 'kollega-relay CMD --help'" (cmd may be NULL) and returns
+ * KL_EXIT_USAGE; oper returns KL_EXIT_OPER. They cannot fail. */
 int kl_cli_fail_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int kl_cli_fail_oper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -83,10 +86,15 @@ int kl_cli_data_dir(const kl_cli_opts_t *o, char *dir, size_t cap);
 int kl_cli_state_error(const char *dir, int r);
 /* Usage error unless v (when set) is HOST:PORT. */
 int kl_cli_check_listen(const kl_cli_opts_t *o, const char *v, const char *flag);
-/* Open the database of a ready data directory (or explain what to do). */
+/* Open the database of a ready data directory (READY, or NO_KEY for any
+ * command but serve) with kl_storage_open flags into *st, which the caller
+ * closes with kl_storage_close. Returns 0, or prints what went wrong and
+ * what to do and returns KL_EXIT_OPER (*st then is not set). */
 int kl_cli_open_state(const kl_cli_opts_t *o, const char *dir, int flags, kl_storage_t **st);
-/* Initialise dir as relay `name` (init and a first serve); quiet prints
- * nothing on success. */
+/* Initialise dir as relay `name` (init and a first serve) with kl_admin_init,
+ * recording --advertise if set; quiet prints nothing on success, else the
+ * name, public key and listen address (JSON with --json). Returns 0, or
+ * prints the failure and returns KL_EXIT_OPER. */
 int kl_cli_init_dir(const kl_cli_opts_t *o, const char *dir, const char *name, int quiet);
 
 /* Explain why an invite (kl_admin_invite*) could not be made: KL_ESTATE

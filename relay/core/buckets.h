@@ -18,8 +18,9 @@
 typedef struct kl_buckets kl_buckets_t;
 typedef struct kl_bucket kl_bucket_t;
 
-/* A table of cap names (cap >= 1), per tokens per window_ms (both >= 1).
- * 0, KL_EINVAL or KL_ENOMEM. */
+/* A table of cap names (cap 1..2^30), per tokens per window_ms (both >= 1),
+ * hashed with a fresh random key, into *out (NULL on failure): the caller
+ * owns it and frees it with kl_buckets_free. 0, KL_EINVAL or KL_ENOMEM. */
 int kl_buckets_new(kl_buckets_t **out, uint32_t cap, uint32_t per, uint64_t window_ms);
 /* Wipes the hashing key; NULL is fine. */
 void kl_buckets_free(kl_buckets_t *t);

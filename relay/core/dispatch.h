@@ -164,6 +164,7 @@ typedef struct kl_dispatch_out {
     const char *event;      /* static text for the connection log, or NULL */
 } kl_dispatch_out_t;
 
+/* Zero s and fill its frame-rate bucket (cfg->burst frames) as of now_ms. */
 void kl_client_state_init(kl_client_state_t *s, const kl_dispatch_cfg_t *cfg, uint64_t now_ms);
 
 /* Handle one decoded frame from the peer at now_ms (wall clock, ms).
@@ -225,7 +226,9 @@ int kl_dispatch_proxy_job(const char *user, const uint8_t key[32], uint64_t peer
  * channel_log{address, more: true} without ops; else deliver{group or
  * channel: address, more: true}. In r, id 0; it points at address. */
 void kl_dispatch_announce(kl_reply_t *r, const char *address, int ops);
-/* Broadcast channels (dispatch_channel.c), likewise. */
+/* Broadcast channels (dispatch_channel.c), likewise: a channel request
+ * (kl_dispatch_is_channel) as kl_dispatch_frame, 0 or KL_ENOMEM; the
+ * completion of a channel job as kl_dispatch_complete. */
 int kl_dispatch_channel_request(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
                                 const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
 void kl_dispatch_channel_complete(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s,
@@ -265,7 +268,8 @@ int kl_dispatch_lookup_job(const kl_frame_t *f, const kl_addr_t *a, kl_dispatch_
 int kl_dispatch_unidentified(const kl_dispatch_cfg_t *cfg, const kl_client_state_t *s,
                              const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
 /* delivery_token of an authenticated session: the job setting (or, empty,
- * clearing) its token hash. */
+ * clearing) its token hash in out->job, or a BAD_REQUEST reply when the
+ * hash is neither empty nor 32 bytes. 0, or KL_ENOMEM (nothing done). */
 int kl_dispatch_delivery_token(const kl_client_state_t *s, const kl_frame_t *f,
                                kl_dispatch_out_t *out);
 /* The reply to a send or lookup whose token did not fit (or named no
@@ -280,7 +284,8 @@ void kl_dispatch_unidentified_done(const kl_dispatch_cfg_t *cfg, kl_client_state
 
 /* fed_dispatch.c: a lookup, prekey_fetch or send for address a of another
  * relay (a job for the peer, or UNAVAILABLE "no federation peer for R"),
- * and the reply to such a job. */
+ * and the reply to such a job. 0, or KL_ENOMEM when the job could not be
+ * made. */
 int kl_fed_dispatch(const kl_dispatch_cfg_t *cfg, const kl_frame_t *f, const kl_addr_t *a,
                     uint64_t now_ms, kl_dispatch_out_t *out);
 void kl_fed_dispatch_complete(const kl_job_t *job, kl_dispatch_out_t *out);

@@ -32,8 +32,8 @@ void kl_dispatch_ok(kl_dispatch_out_t *out, uint32_t id);
 void kl_dispatch_sent(kl_dispatch_out_t *out, uint32_t id, uint64_t seq);
 /* sent{seq} to job's request, and in out->push deliver{entries: [the entry
  * seq of body, at the job's time]} (id 0): 1, or 0 when the push could not
- * be built (it is best effort: the entry is durable and will be fetched).
- * The push points into body. */
+ * be built (it is best effort: the entry is durable and will be fetched);
+ * it never fails otherwise. The push points into body. */
 int kl_dispatch_sent_push(kl_dispatch_out_t *out, const kl_job_t *job, uint64_t seq,
                           const uint8_t *body, size_t len);
 
@@ -48,6 +48,7 @@ int kl_dispatch_sent_push(kl_dispatch_out_t *out, const kl_job_t *job, uint64_t 
 #define KL_DISPATCH_READ_OPS 0
 #define KL_DISPATCH_READ_ENTRIES 1
 #define KL_DISPATCH_READ_ACK 2
+/* Returns the KL_DISPATCH_READ_* kind, or -1 (nothing set); cannot fail. */
 int kl_dispatch_read_args(const kl_frame_t *f, uint64_t *from, uint32_t *limit,
                           size_t *max_bytes);
 /* The expiry of a 1:1 send asking ttl_s (0: the relay's default; capped

@@ -80,11 +80,12 @@ int kl_opk_limit_set(kl_opk_limit_t *l, const kl_opk_limit_cfg_t *cfg);
  * clock stepping back refills nothing)? peer names the federation peer that
  * proxied the fetch, NULL for a local requester. 1: yes, and a token was
  * taken from every bucket involved; 0: no (serve without OPK), nothing
- * taken. Strings are NUL-terminated; their length is not limited here (the
+ * taken, also when out of memory; it never fails otherwise. Strings are NUL-terminated; their length is not limited here (the
  * callers pass parsed addresses). */
 int kl_opk_limit_take(kl_opk_limit_t *l, const char *peer, const char *requester,
                       const char *target, uint64_t now_ms);
-/* The effective configuration (defaults filled in). */
+/* The effective configuration (defaults filled in): points into l, valid
+ * until kl_opk_limit_free (kl_opk_limit_set changes what it holds). */
 const kl_opk_limit_cfg_t *kl_opk_limit_cfg(const kl_opk_limit_t *l);
 
 #endif

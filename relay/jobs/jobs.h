@@ -218,15 +218,24 @@ void kl_job_run(kl_job_t *job, kl_storage_t *st);
 /* The batch this job ran in did not commit: drop the outputs and set
  * result to err, so nothing uncommitted is ever reported. */
 void kl_job_fail(kl_job_t *job, int err);
-/* The group kinds (jobs_group.c): run, and drop their outputs. */
+/* The group kinds (jobs_group.c): run (the storage thread, from kl_job_run,
+ * which stores the return in job->result and drops the outputs when it is
+ * nonzero): 0, a refusal (KL_EREFUSED, KL_ENOTFOUND, KL_ESTATE ... as
+ * jobs_group.c's results say) or a storage error; KL_EINVAL for a kind
+ * that is not a group kind. And drop their outputs. */
 int kl_job_run_group(kl_job_t *job, kl_storage_t *st);
 void kl_job_drop_group(kl_job_t *job);
-/* The channel kinds (jobs_channel.c): run, and drop their outputs. */
+/* The channel kinds (jobs_channel.c): run and drop outputs, likewise
+ * (kl_job_run_group): 0, a refusal as jobs_channel.c's results say, or a
+ * storage error. */
 int kl_job_run_channel(kl_job_t *job, kl_storage_t *st);
 void kl_job_drop_channel(kl_job_t *job);
-/* The validated state of stored channel c (the cache's, or a replay of its
- * ops then cached; the caller must not free it). *out NULL only on error. */
 struct kl_channel;
+/* The validated state of stored channel c (the cache's, or a replay of its
+ * ops then cached, as kl_oplog_state): owned by the cache on the storage
+ * thread, the caller must not free it. *out NULL only on error: KL_EIO for
+ * a log longer than storage takes or that no longer validates, else a
+ * storage error (KL_ENOMEM ...). */
 int kl_job_channel_state(kl_storage_t *st, const char *address, const kl_storage_channel_t *c,
                          struct kl_channel **out);
 /* Validate op (index `index`) against stored channel c at address (found
@@ -250,7 +259,10 @@ void kl_job_free(kl_job_t *job);
 /* fed_jobs.c: a KL_JOB_FED job with its u.fed part (zeroed, op set) and
  * extra bytes of room (*extra), or NULL. */
 kl_job_t *kl_fed_job_new(kl_fed_op_t op, size_t extra_len, uint8_t **extra);
-/* jobs.c hooks: run on the storage thread, drop outputs, free u.fed. */
+/* jobs.c hooks: run on the storage thread (0, a storage error, KL_ECRYPTO
+ * for an inbound lookup whose delivery token does not fit, KL_EINVAL for
+ * an unknown op; kl_job_run stores it in job->result), drop outputs, free
+ * u.fed. */
 int kl_fed_job_run(kl_job_t *job, kl_storage_t *st);
 void kl_fed_job_drop(kl_job_t *job);
 void kl_fed_job_free_part(kl_job_t *job);

@@ -55,6 +55,14 @@ typedef struct kl_server_cfg {
  * relay name and the key). */
 void kl_server_cfg_defaults(kl_server_cfg_t *cfg);
 
+/* A server on loop (which must outlive it) with cfg, into *out (NULL on
+ * failure): the caller frees it with kl_server_free after uv_run returns.
+ * cfg is copied, the relay name duplicated and the static key copied into
+ * guarded memory (the caller keeps and wipes its own copy). It initialises
+ * its timer, signal and flush handles on loop (signals handled only with
+ * cfg->handle_signals). KL_EINVAL without a relay name or key, with
+ * max_connections 0, max_body over KL_MAX_BODY_LIMIT or invalid OPK
+ * limits; KL_ENOMEM. */
 int kl_server_new(kl_server_t **out, uv_loop_t *loop, const kl_server_cfg_t *cfg);
 /* Bind host:port (port 0: ephemeral). bound gets "HOST:PORT" with the real
  * port ("[V6]:PORT" for IPv6). A libuv error (e.g. UV_EADDRINUSE) or

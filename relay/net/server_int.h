@@ -113,6 +113,9 @@ struct kl_conn {
 };
 
 /* conn.c */
+/* A connection is waiting on the listener (loop thread): accept it as a new
+ * Noise NK session linked into s->conns, or accept and close it at once
+ * (logged) when s is stopping, at max connections or out of memory. */
 void kl_conn_accept(kl_server_t *s);
 /* Close now (reason is a static string for the log). */
 void kl_conn_close(kl_conn_t *c, const char *reason);
@@ -162,7 +165,9 @@ void kl_server_ctl_job_done(kl_server_t *s, kl_job_t *job);
 unsigned kl_server_drop_user(kl_server_t *s, uint64_t user, const kl_conn_t *except,
                              const char *reason);
 
-/* server.c: resolve host (a literal or a name, once) with port. */
+/* server.c: resolve host (an IPv4 or IPv6 literal, else a name resolved
+ * synchronously on the loop, first IPv4/IPv6 answer) with port into *ss.
+ * 0, or KL_EINVAL when it does not resolve. */
 int kl_server_resolve(kl_server_t *s, const char *host, uint16_t port,
                       struct sockaddr_storage *ss);
 
@@ -176,7 +181,9 @@ void kl_server_metrics_stop(kl_server_t *s);
 void kl_server_metrics_free(kl_server_t *s);
 
 /* server_fed.c: create s->fed from the peers in st and cfg.fed_listen
- * (nothing when there are neither). */
+ * (nothing when there are neither), on the loop thread before st moves to
+ * the storage thread. 0, a kl_storage_fed_peer_list error, or a kl_fed_new
+ * error (s->fed then is left stopped, freed by kl_server_free). */
 int kl_server_fed_new(kl_server_t *s, kl_storage_t *st);
 /* A KL_JOB_PEER_LIST came back (the caller frees the job). */
 void kl_server_peers_loaded(kl_server_t *s, kl_job_t *job);

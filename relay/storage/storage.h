@@ -106,8 +106,10 @@ int kl_storage_set_max_bytes(kl_storage_t *st, uint64_t max_bytes, uint64_t *eff
 int kl_storage_batch_begin(kl_storage_t *st);
 int kl_storage_batch_commit(kl_storage_t *st);
 void kl_storage_batch_rollback(kl_storage_t *st);
-/* Bracket one job of a batch; end(st, 0) keeps its changes, end(st, err)
- * with err != 0 undoes them and leaves the batch usable. */
+/* Bracket one job of a batch (a savepoint); end(st, 0) keeps its changes,
+ * end(st, err) with err != 0 undoes them and leaves the batch usable. Both
+ * return 0 or a storage error (KL_EIO, KL_ENOMEM): end's is releasing the
+ * savepoint's, whatever err was. */
 int kl_storage_job_begin(kl_storage_t *st);
 int kl_storage_job_end(kl_storage_t *st, int err);
 /* 1 while the batch's transaction is still open: after some failures (an
@@ -122,8 +124,10 @@ int kl_storage_batch_open(const kl_storage_t *st);
  * storage/sqlite/sqlite_wal.h). Without it the backend does that work in
  * its commits, as it must.
  *   open:  start maintenance for st (from now on st leaves that work to
- *          it); KL_ENOTSUP if the backend has none, else 0, KL_EIO or
- *          KL_ENOMEM. Close it before st.
+ *          it); KL_ENOTSUP if the backend has none, else 0, KL_EIO
+ *          (sqlite: also for a read-only or in-memory database) or
+ *          KL_ENOMEM. *out (NULL on failure) is the caller's, freed by
+ *          close. Close it before st.
  *   due:   1 if st's last commit left work for maintenance (storage
  *          thread, after a batch).
  *   run:   do the work due (maintenance thread); 0, or KL_EIO when it
@@ -131,6 +135,7 @@ int kl_storage_batch_open(const kl_storage_t *st);
  *          tries again).
  *   close: stop; st does the work in its commits again. NULL is fine. */
 typedef struct kl_storage_maint kl_storage_maint_t;
+/* open, due, run, close: errors, threads and ownership as said above. */
 int kl_storage_maint_open(kl_storage_t *st, kl_storage_maint_t **out);
 int kl_storage_maint_due(const kl_storage_t *st);
 int kl_storage_maint_run(kl_storage_maint_t *m);
@@ -158,14 +163,17 @@ int kl_storage_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t 
 int kl_storage_user_route(kl_storage_t *st, const char *handle, uint64_t *id, uint64_t *inbox);
 int kl_storage_user_count(kl_storage_t *st, uint64_t *n);
 /* Unidentified delivery (relay.proto DeliveryToken): set user's token hash
- * (32 bytes), or clear it with hash NULL. */
+ * (32 bytes), or clear it with hash NULL (none is fine). 0 or a storage
+ * error. */
 int kl_storage_token_set(kl_storage_t *st, uint64_t user, const uint8_t *hash);
 /* *ok = 1 when handle is a user whose token hash is SHA-256(token),
- * compared in constant time; 0 for no such user or no token. */
+ * compared in constant time; 0 for no such user or no token (and on
+ * error). Returns 0 or a storage error, never KL_ENOTFOUND. */
 int kl_storage_token_check(kl_storage_t *st, const char *handle, const uint8_t token[32],
                            int *ok);
 
-/* Invites. Only SHA-256(code) is stored. uses >= 1. */
+/* Invites. Only SHA-256(code) is stored. uses >= 1. KL_EINVAL for uses 0,
+ * an empty code or a code already stored; else 0 or a storage error. */
 int kl_storage_invite_create(kl_storage_t *st, const char *code, uint32_t uses,
                              uint64_t expires_ms, uint64_t now_ms);
 
@@ -211,6 +219,8 @@ int kl_storage_log_append(kl_storage_t *st, uint64_t log, uint64_t now_ms, uint6
  * that the first entry is always returned. *more is 1 when further entries
  * remain. *out (NULL when *n is 0) is freed with kl_storage_entries_free. */
 #define KL_STORAGE_ENTRY_OVERHEAD 48
+/* Each entry's body is malloc'd. 0, KL_EINVAL for limit 0, KL_ENOMEM or a
+ * storage error (then *out NULL, *n 0, *more 0); free: NULL is fine. */
 int kl_storage_log_read(kl_storage_t *st, uint64_t log, uint64_t after, uint64_t now_ms,
                         uint32_t limit, size_t max_bytes, kl_storage_entry_t **out, size_t *n,
                         int *more);
@@ -225,6 +235,9 @@ int kl_storage_log_ack(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t
 int kl_storage_expire(kl_storage_t *st, uint64_t now_ms, uint32_t max, uint64_t *deleted,
                       int *more);
 
+/* Counts into *out (zeroed first): users, log entries and their body bytes
+ * (all logs, expired or not), invites with uses left unexpired at now_ms.
+ * 0 or a storage error. */
 int kl_storage_stats(kl_storage_t *st, uint64_t now_ms, kl_storage_stats_t *out);
 
 /* ---- ERFA groups -------------------------------------------------------
@@ -306,11 +319,14 @@ int kl_storage_group_caller(kl_storage_t *st, const char *address, uint64_t user
 int kl_storage_group_status(kl_storage_t *st, uint64_t group, uint64_t user,
                             kl_storage_gstatus_t *out);
 /* Users of this relay that are members (and with candidates 1, also
- * candidates) of the group: *users malloc'd (NULL when *n is 0), free(). */
+ * candidates) of the group: *users malloc'd (NULL when *n is 0), free().
+ * 0, KL_ENOMEM, or a storage error (KL_EIO past 320 rows: more than a
+ * group can hold). */
 int kl_storage_group_users(kl_storage_t *st, uint64_t group, int candidates, uint64_t **users,
                            size_t *n);
 /* The groups in which user is a member or candidate, at most
- * KL_STORAGE_MAX_GROUPS_LISTED: *out malloc'd (NULL when *n is 0), free(). */
+ * KL_STORAGE_MAX_GROUPS_LISTED: *out malloc'd (NULL when *n is 0), free().
+ * 0, KL_ENOMEM or a storage error. */
 int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **out, size_t *n);
 /* Facts of op `index` of group (just appended by kl_storage_group_append_op,
  * in the same job): creator, the actor of op 0 (NULL for other ops), whom
@@ -318,10 +334,12 @@ int kl_storage_group_list(kl_storage_t *st, uint64_t user, kl_storage_ginfo_t **
  * removed at it (sets rekey_next to index + 1). */
 int kl_storage_group_note_op(kl_storage_t *st, uint64_t group, uint64_t index,
                              const uint8_t *creator, int epoch_changed);
-/* How many groups of this relay were created (op 0) by identity key. */
+/* How many groups of this relay were created (op 0) by identity key, into
+ * *n. 0 or a storage error. */
 int kl_storage_groups_created(kl_storage_t *st, const uint8_t key[32], uint64_t *n);
 /* A group's retention applied to what its log holds: every entry's expiry
- * becomes min(expiry, ts + days); days 0 changes nothing. */
+ * becomes min(expiry, ts + days); days 0 changes nothing. 0 or a storage
+ * error. */
 int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days);
 
 /* Pointers the storage thread's code may hang on its connection, one per
@@ -331,6 +349,9 @@ int kl_storage_group_retain(kl_storage_t *st, uint64_t log, uint32_t days);
 #define KL_STORAGE_AUX_GROUPS 0
 #define KL_STORAGE_AUX_CHANNELS 1
 #define KL_STORAGE_AUX_COUNT 2
+/* Set slot's pointer p (owned by st from now on, freed with free_fn, which
+ * may be NULL for none), or get it (borrowed; NULL when unset). Neither can
+ * fail; slot must be below KL_STORAGE_AUX_COUNT (not checked). */
 void kl_storage_set_aux(kl_storage_t *st, int slot, void *p, void (*free_fn)(void *));
 void *kl_storage_aux(const kl_storage_t *st, int slot);
 /* How many times st rolled back a batch, a job or an operation: state
@@ -391,7 +412,8 @@ int kl_storage_channel_ops(kl_storage_t *st, uint64_t chan, uint64_t from, uint3
 /* Subscribe user to c: its cursor starts at c's last seq, or with backlog
  * > 0 just below the backlog latest entries not expired at now_ms. An
  * existing subscription is left as it is. *cursor (may be NULL) gets the
- * subscription's cursor. */
+ * subscription's cursor. One savepoint. KL_EINVAL for user 0, KL_ENOTFOUND
+ * when c is no longer stored, else 0 or a storage error. */
 int kl_storage_channel_subscribe(kl_storage_t *st, const kl_storage_channel_t *c, uint64_t user,
                                  uint32_t backlog, uint64_t now_ms, uint64_t *cursor);
 /* Drop the subscription and its cursor (and the entries only it held
@@ -399,10 +421,11 @@ int kl_storage_channel_subscribe(kl_storage_t *st, const kl_storage_channel_t *c
 int kl_storage_channel_unsubscribe(kl_storage_t *st, const kl_storage_channel_t *c,
                                    uint64_t user);
 /* The subscribers of channel id chan: *users malloc'd (NULL when *n is 0),
- * free(). */
+ * free(). 0, KL_ENOMEM or a storage error. */
 int kl_storage_channel_subscribers(kl_storage_t *st, uint64_t chan, uint64_t **users, size_t *n);
 /* The channels user subscribes to, by address, at most
- * KL_STORAGE_MAX_CHANNELS_LISTED: *out malloc'd (NULL when *n is 0), free(). */
+ * KL_STORAGE_MAX_CHANNELS_LISTED: *out malloc'd (NULL when *n is 0), free().
+ * 0, KL_ENOMEM or a storage error. */
 int kl_storage_channel_list(kl_storage_t *st, uint64_t user, kl_storage_cinfo_t **out,
                             size_t *n);
 

@@ -41,7 +41,8 @@ typedef struct kl_storage_user_info {
 } kl_storage_user_info_t;
 
 /* Invites with uses left and not expired at now_ms, oldest first: *out
- * malloc'd (NULL when *n is 0), free(). */
+ * malloc'd (NULL when *n is 0), free(). 0, KL_ENOMEM or a storage error
+ * (then *out NULL, *n 0). */
 int kl_storage_invite_list(kl_storage_t *st, uint64_t now_ms, kl_storage_invite_info_t **out,
                            size_t *n);
 /* Delete the active invite whose id starts with prefix (at least
@@ -55,7 +56,8 @@ int kl_storage_invite_create_for(kl_storage_t *st, const char *code, uint32_t us
                                  uint64_t expires_ms, uint64_t now_ms, const char *handle);
 
 /* The users of this relay (not federation's shadow users) by handle:
- * *out malloc'd (NULL when *n is 0), free(). */
+ * *out malloc'd (NULL when *n is 0), free(). 0, KL_ENOMEM or a storage
+ * error (then *out NULL, *n 0). */
 int kl_storage_user_list(kl_storage_t *st, kl_storage_user_info_t **out, size_t *n);
 /* Delete handle's account: the user, its inbox and what waits in it, its
  * prekeys, delivery token, channel subscriptions, group cursors and the
@@ -69,7 +71,10 @@ int kl_storage_user_remove(kl_storage_t *st, const char *handle, uint64_t now_ms
  * exist) with the backend's online backup, as of one moment: writers of
  * other connections go on meanwhile. The copy is one self-contained file
  * the backend can open (for sqlite an ordinary rollback-journal database),
- * not yet synced to disk: the caller fsyncs and renames it. */
+ * not yet synced to disk: the caller fsyncs and renames it. 0; KL_EEXIST
+ * when path cannot be created (sqlite's CANTOPEN: path exists, but also a
+ * missing or unwritable directory); else a storage error, and a partial
+ * file may be left at path (the caller removes it). */
 int kl_storage_backup(kl_storage_t *st, const char *path);
 /* Check that path holds an intact relay database: integrity check, then
  * its meta name and public_key into name/key. KL_EPROTO when it is not a

@@ -35,7 +35,8 @@ typedef struct kl_storage_cmirror {
 int kl_storage_cmirror_ensure(kl_storage_t *st, const char *address, kl_storage_channel_t *out);
 /* The mirror of address: KL_ENOTFOUND when there is none. */
 int kl_storage_cmirror_get(kl_storage_t *st, const char *address, kl_storage_cmirror_t *out);
-/* Set a mirror's watermark and active flag. */
+/* Set a mirror's watermark and active flag (no mirror row for chan: nothing
+ * changes, 0). 0 or a storage error. */
 int kl_storage_cmirror_set(kl_storage_t *st, uint64_t chan, uint64_t home_seq, int active);
 /* The active mirrors of channels of relay: *out malloc'd, NUL-separated
  * addresses (*count of them, *len bytes; NULL when none), at most 4096. */
@@ -44,7 +45,8 @@ int kl_storage_cmirror_list(kl_storage_t *st, const char *relay, char **out, siz
 /* For `status`, about federation peer relay: *mirrors, the active mirrors
  * here of its channels; *mirrored, our channels it mirrors; *lag, the
  * posts of those it has not taken yet. Zeros for a database without these
- * tables (read-only open of an older one). */
+ * tables (read-only open of an older one). It never fails: it returns 0,
+ * and a query that cannot be prepared or stepped leaves its zeros. */
 int kl_storage_cmirror_stats(kl_storage_t *st, const char *relay, uint64_t *mirrors,
                              uint64_t *mirrored, uint64_t *lag);
 /* Home relay: the peers (names, without the '@') subscribed to channel id

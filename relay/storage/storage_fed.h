@@ -42,13 +42,18 @@ typedef struct kl_storage_peer {
 int kl_storage_fed_peer_add(kl_storage_t *st, kl_storage_peer_t *p);
 /* Remove a peer and drop its outbox. KL_ENOTFOUND if unknown. */
 int kl_storage_fed_peer_remove(kl_storage_t *st, const char *name);
-/* Every peer by name (with outbox depth). *out is free()d by the caller;
- * a database without federation tables (read-only, older) has none. */
+/* Every peer by name (with outbox depth), at most KL_FED_MAX_PEERS. *out is
+ * malloc'd and free()d by the caller (also when *n is 0, unless NULL); a
+ * database without federation tables (read-only, older) has none (0, *out
+ * NULL). 0, KL_ENOMEM, KL_EIO for a malformed stored peer, or a storage
+ * error (then *out NULL). */
 int kl_storage_fed_peer_list(kl_storage_t *st, kl_storage_peer_t **out, size_t *n);
-/* Record a link state ("up", "down", "connecting", "stopped"). */
+/* Record a link state ("up", "down", "connecting", "stopped") at now_ms
+ * (an unknown peer id changes nothing). 0 or a storage error. */
 int kl_storage_fed_set_state(kl_storage_t *st, uint64_t peer, const char *state,
                              uint64_t now_ms);
-/* Inbound watermark of origin relay name: *epoch and *seq are 0 when none. */
+/* Inbound watermark of origin relay name: get (*epoch and *seq are 0 when
+ * none, and on error), set (insert or replace). 0 or a storage error. */
 int kl_storage_fed_in_get(kl_storage_t *st, const char *name, uint64_t *epoch, uint64_t *seq);
 int kl_storage_fed_in_set(kl_storage_t *st, const char *name, uint64_t epoch, uint64_t seq);
 

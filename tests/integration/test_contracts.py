@@ -1,7 +1,7 @@
 """The contract-comment check (tools/check-contracts.py): every function of
 libkollega's headers (include/), of the command lines' library (cmdline/),
-of the client (client/) and of kollega-bench (tools/bench/) has a contract
-comment, and a copy of a header with a declaration left bare, or with a
+of the client (client/), of kollega-bench (tools/bench/) and of the relay
+(relay/) has a contract comment, and a copy of a header with a declaration left bare, or with a
 comment that names no error, fails it, naming the file, the line and the
 function."""
 import os
@@ -19,7 +19,7 @@ def run(cwd, *dirs):
 
 
 def test_headers_have_contracts(root, relays):
-    dirs = ["include", "cmdline", "client", "tools/bench"]
+    dirs = ["include", "cmdline", "client", "tools/bench", "relay"]
     r = run(SRC, *dirs)
     check(r.returncode == 0,
           "check-contracts on %s: rc %d\n%s%s" % (", ".join(dirs), r.returncode, r.stdout,

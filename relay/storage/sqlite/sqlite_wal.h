@@ -13,7 +13,8 @@
 #define KL_SQLITE_WAL_SOFT 1000
 #define KL_SQLITE_WAL_HARD 8000
 
-/* Pages in the write-ahead log after st's last commit. */
+/* Pages in the write-ahead log after st's last commit (a count: cannot
+ * fail). */
 int kl_sqlite_wal_frames(const kl_storage_t *st);
 
 #endif

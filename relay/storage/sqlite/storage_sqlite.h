@@ -112,11 +112,16 @@ int kl_sq_grow(void *arrayp, size_t *cap, size_t len, size_t elem);
 int kl_sq_prep(kl_storage_t *st, const char *sql, sqlite3_stmt **s);
 /* Step a statement without rows (a row counts as done), finalize it. */
 int kl_sq_exec_fin(sqlite3_stmt *s);
-/* The statement, reset and unbound, ready for binding. */
+/* Statement `which` prepared at open, reset and unbound, ready for
+ * binding: owned by st (never finalize it), valid until kl_storage_close.
+ * Cannot fail. */
 sqlite3_stmt *kl_sq_stmt(kl_storage_t *st, int which);
-/* Reset s and map rc. */
+/* Reset s and return kl_sq_map_rc(rc): 0 or a storage error. */
 int kl_sq_done(sqlite3_stmt *s, int rc);
-/* Step a statement that returns no rows, then reset it. */
+/* Step a statement that returns no rows (a row counts as done), then
+ * reset it; run: the same for statement `which` (kl_sq_stmt), counting a
+ * rollback, job or op undo in st->undo_gen. 0 or a storage error as
+ * kl_sq_map_rc (KL_EINVAL for a constraint, KL_ENOMEM, else KL_EIO). */
 int kl_sq_exec_stmt(sqlite3_stmt *s);
 int kl_sq_run(kl_storage_t *st, int which);
 /* A savepoint around one multi-statement operation; kl_sq_op_end(st, r) undoes
@@ -125,7 +130,8 @@ int kl_sq_op_begin(kl_storage_t *st);
 int kl_sq_op_end(kl_storage_t *st, int r);
 int kl_sq_user_get(kl_storage_t *st, const char *handle, kl_storage_user_t *out);
 /* The route cache (storage_sqlite_users.c): note at the start of a write
- * transaction which user ids are committed (users_max), and free it. */
+ * transaction which user ids are committed (users_max: 0 or a storage
+ * error, kl_storage_batch_begin then rolls back with KL_EIO), and free it. */
 int kl_sq_users_mark(kl_storage_t *st);
 void kl_sq_ucache_free(kl_storage_t *st);
 /* Step s to its first row (storage_sqlite_rows.c): 0 with the row there
@@ -164,14 +170,16 @@ int kl_sq_ids(sqlite3_stmt *s, size_t max, uint64_t **ids, size_t *n);
 int kl_sq_text(sqlite3_stmt *s, int col, char *out, size_t cap);
 
 /* Logs and cursors (storage_sqlite_logs.c). */
-/* A new empty log: *log gets its id. */
+/* A new empty log: *log gets its id. 0 or a storage error (kl_sq_run). */
 int kl_sq_log_new(kl_storage_t *st, uint64_t *log);
-/* Set reader's cursor on log to acked (created if missing). */
+/* Set reader's cursor on log to acked (created if missing). 0 or a
+ * storage error, as the two below. */
 int kl_sq_cursor_set(kl_storage_t *st, uint64_t log, uint64_t reader, uint64_t acked);
-/* Drop reader's cursor on log (none is fine). */
+/* Drop reader's cursor on log (none is fine). 0 or a storage error. */
 int kl_sq_cursor_drop(kl_storage_t *st, uint64_t log, uint64_t reader);
 /* Delete the entries of log every cursor on it has acked (after a reader
- * left, it may have been the last one holding them back). */
+ * left, it may have been the last one holding them back). 0 or a storage
+ * error. */
 int kl_sq_log_trim(kl_storage_t *st, uint64_t log);
 /* Step s, whose rows are (seq, [ts_ms if with_ts,] body) in order, into
  * entries as kl_storage_log_read answers (limit, max_bytes, *more). s is
@@ -205,7 +213,8 @@ int kl_sq_oprow_fill(sqlite3_stmt *s, kl_sq_oprow_t *out);
 /* The row at address: KL_ENOTFOUND when there is none. */
 int kl_sq_oprow_get(kl_storage_t *st, const kl_sq_oplog_t *k, const char *address,
                     kl_sq_oprow_t *out);
-/* Create the row at address (next index 0) and its message log. */
+/* Create the row at address (next index 0) and its message log; *out gets
+ * it as stored. 0 or a storage error (KL_EINVAL: the address exists). */
 int kl_sq_oprow_create(kl_storage_t *st, const kl_sq_oplog_t *k, const char *address,
                        kl_sq_oprow_t *out);
 /* What the kind does in the same savepoint after its op is stored (row:
@@ -230,20 +239,27 @@ int kl_sq_oplog_read(kl_storage_t *st, const kl_sq_oplog_t *k, uint64_t id, uint
 
 /* Step a "SELECT count(*)"-like statement into *n. */
 int kl_sq_count_query(sqlite3_stmt *s, uint64_t *n);
-/* Create the federation tables if missing (storage_sqlite_fed.c). */
+/* Schema migrations, run by kl_storage_open on a writable database; each
+ * 0 or a storage error (KL_EIO ...). Create the federation tables if
+ * missing (storage_sqlite_fed.c). */
 int kl_sq_fed_migrate(kl_storage_t *st);
 /* Add the group columns of later versions if missing
- * (storage_sqlite_groups.c). */
+ * (storage_sqlite_groups.c), in one transaction (rolled back on error). */
 int kl_sq_groups_migrate(kl_storage_t *st);
 /* Operator tables and columns (storage_sqlite_admin.c): retired handles,
- * invites bound to a handle. */
+ * invites bound to a handle, in one transaction: 0 or a storage error. */
 int kl_sq_admin_migrate(kl_storage_t *st);
-/* The handle the invite with this code hash is bound to ("" if none). */
+/* The handle the invite with this code hash is bound to into handle (""
+ * if none, or no such invite). 0, KL_EIO if the stored handle does not fit
+ * cap, or a storage error. */
 int kl_sq_invite_bound(kl_storage_t *st, const uint8_t code_hash[32], char *handle, size_t cap);
-/* *retired = 1 when handle belonged to a removed user. */
+/* *retired = 1 when handle belonged to a removed user (0 also on error).
+ * 0 or a storage error. */
 int kl_sq_handle_retired(kl_storage_t *st, const char *handle, int *retired);
 /* Give user u a new identity key and drop what belonged to the old one
- * (prekeys, delivery token, inbox contents, group and channel places). */
+ * (prekeys, delivery token, inbox contents, group and channel places).
+ * Several statements and no savepoint of its own: the caller's (a
+ * registration's) undoes it. 0 or a storage error. */
 int kl_sq_user_rekey(kl_storage_t *st, const kl_storage_user_t *u, const uint8_t key[32]);
 
 #endif
