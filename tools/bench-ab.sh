@@ -10,7 +10,7 @@
 # RELAY_A and RELAY_B are kollega-relay binaries (e.g. one built from an
 # older commit in a git worktree, one from this tree). BENCH defaults to
 # build/kollega-bench. ROUNDS (default 3) runs of each workload per side.
-# Needs python3 for the table. Takes about ROUNDS x 2 x 40 s.
+# Needs python3 for the table. Takes about ROUNDS x 50 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3
@@ -37,10 +37,10 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # name|kollega-bench arguments|the JSON field that is the result|higher is better (1) or not (0)
 workloads=(
-    "direct (msg/s)|direct -P 100 -W 16 -B 256 -N 100000|throughput|1"
-    "latency p99 (us)|latency -R 10000 -T 5|ack_p99_us|0"
-    "group (deliv/s)|group -P 20 -G 10 -S 2 -N 100000|deliveries_per_s|1"
-    "broadcast (deliv/s)|broadcast -S 1000 -N 300|deliveries_per_s|1"
+    "direct (msg/s)|direct -P 100 -W 16 -B 256 -N 300000|throughput|1"
+    "latency p99 (us)|latency -R 10000 -T 8|ack_p99_us|0"
+    "group (deliv/s)|group -P 20 -G 10 -S 2 -N 200000|deliveries_per_s|1"
+    "broadcast (deliv/s)|broadcast -S 1000 -N 1000|deliveries_per_s|1"
     "connect (/s)|connect -C 100 -T 5|throughput|1"
 )
 echo "bench-ab: $(nproc) cores, $rounds rounds; A=$a B=$b" >&2
@@ -73,6 +73,17 @@ for i, row in enumerate(rows):
     ratio = mb / ma if ma else float("nan")
     runs = " ".join("%.0f" % v for v in vals["A"]) + " | " + " ".join("%.0f" % v for v in vals["B"])
     print("%-20s %14.0f %14.0f %7.3f  %s" % (name, ma, mb, ratio, runs))
+    # The relay's CPU time per message sent (from /proc, as kollega-bench
+    # reports it): steadier than throughput on a busy machine.
+    cpu = {}
+    for side in "AB":
+        with open("%s/%d.%s" % (out, i, side)) as f:
+            rows = [json.loads(l) for l in f if l.strip()]
+        cpu[side] = [r["server_cpu_pct"] / 100 * r["elapsed_s"] * 1e6 / r["sent_ok"]
+                     for r in rows if r.get("sent_ok") and r.get("server_cpu_pct")]
+    if cpu["A"] and cpu["B"]:
+        ca, cb = statistics.median(cpu["A"]), statistics.median(cpu["B"])
+        print("%-20s %14.1f %14.1f %7.3f" % ("  relay CPU us/send", ca, cb, cb / ca if ca else 0))
 print("(per second rows: higher is better; latency: send -> sent p99 at 10,000 msg/s"
-      " offered, in microseconds, lower is better)")
+      " offered, in microseconds, lower is better; relay CPU: lower is better)")
 EOF

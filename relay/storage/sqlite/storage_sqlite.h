@@ -251,7 +251,7 @@ int kl_sq_groups_migrate(kl_storage_t *st);
 int kl_sq_admin_migrate(kl_storage_t *st);
 /* The handle the invite with this code hash is bound to into handle (""
  * if none, or no such invite). 0, KL_EIO if the stored handle does not fit
- * cap, or a storage error. */
+ * cap, KL_ENOMEM if sqlite cannot give the text, or a storage error. */
 int kl_sq_invite_bound(kl_storage_t *st, const uint8_t code_hash[32], char *handle, size_t cap);
 /* *retired = 1 when handle belonged to a removed user (0 also on error).
  * 0 or a storage error. */

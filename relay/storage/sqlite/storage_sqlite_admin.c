@@ -50,11 +50,14 @@ int kl_sq_invite_bound(kl_storage_t *st, const uint8_t code_hash[32], char *hand
     sqlite3_bind_blob(s, 1, code_hash, 32, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT) {
+        const unsigned char *t = sqlite3_column_text(s, 0); /* NULL: out of memory */
         size_t n = (size_t)sqlite3_column_bytes(s, 0);
-        if (n + 1 > cap)
+        if (t == NULL)
+            r = KL_ENOMEM;
+        else if (n + 1 > cap)
             r = KL_EIO;
         else
-            memcpy(handle, sqlite3_column_text(s, 0), n + 1);
+            memcpy(handle, t, n + 1);
     } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         r = kl_sq_map_rc(rc);
     }
