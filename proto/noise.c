@@ -201,9 +201,10 @@ static void mix_key_and_hash(kl_noise_hs_t *hs, const uint8_t *ikm, size_t len)
     sodium_memzero(tk, sizeof tk);
 }
 
-/* EncryptAndHash: out gets len (+16 once a key exists) bytes. The handshake
- * never gets near the reserved nonce (at most a handful of messages). */
-static void encrypt_and_hash(kl_noise_hs_t *hs, const uint8_t *pt, size_t len, uint8_t *out)
+/* EncryptAndHash: out gets len (+16 once a key exists) bytes; returns that
+ * count. The handshake never gets near the reserved nonce (at most a handful
+ * of messages). */
+static size_t encrypt_and_hash(kl_noise_hs_t *hs, const uint8_t *pt, size_t len, uint8_t *out)
 {
     size_t olen = len;
     if (hs->has_k) {
@@ -214,6 +215,7 @@ static void encrypt_and_hash(kl_noise_hs_t *hs, const uint8_t *pt, size_t len, u
         memmove(out, pt, len);
     }
     mix_hash(hs, out, olen);
+    return olen;
 }
 
 /* DecryptAndHash of len ciphertext bytes. The next h (over the ciphertext)
@@ -437,12 +439,9 @@ int kl_noise_hs_write(kl_noise_hs_t *hs, const uint8_t *payload, size_t plen, ui
             off += DHLEN;
             mix_e(hs, hs->e_pub);
             break;
-        case T_S: {
-            size_t sl = DHLEN + (hs->has_k ? KL_NOISE_TAG : 0);
-            encrypt_and_hash(hs, hs->s_pub, DHLEN, out + off);
-            off += sl;
+        case T_S:
+            off += encrypt_and_hash(hs, hs->s_pub, DHLEN, out + off);
             break;
-        }
         default:
             r = hs_dh(hs, tok[i]);
             if (r)
@@ -450,8 +449,7 @@ int kl_noise_hs_write(kl_noise_hs_t *hs, const uint8_t *payload, size_t plen, ui
             break;
         }
     }
-    encrypt_and_hash(hs, payload, plen, out + off);
-    off += plen + (hs->has_k ? KL_NOISE_TAG : 0);
+    off += encrypt_and_hash(hs, payload, plen, out + off);
     hs->msg++;
     *outlen = off;
 out:

@@ -412,15 +412,20 @@ static int can_seal(const kl_stream_t *s)
     return s->ready && kl_stream_pending(s) == 0;
 }
 
+/* A seal's result r, with the send time noted when it succeeded. */
+static int sealed(kl_stream_t *s, int r, uint64_t now)
+{
+    if (r == 0)
+        s->last_tx = now;
+    return r;
+}
+
 int kl_stream_seal_frame(kl_stream_t *s, const kl_frame_t *f, size_t n, uint8_t *out, size_t cap,
                          size_t *outlen, uint64_t now)
 {
     if (!can_seal(s))
         return KL_ESTATE;
-    int r = kl_wire_seal_sized(&s->tr, f, n, out, cap, outlen);
-    if (r == 0)
-        s->last_tx = now;
-    return r;
+    return sealed(s, kl_wire_seal_sized(&s->tr, f, n, out, cap, outlen), now);
 }
 
 int kl_stream_seal(kl_stream_t *s, const uint8_t *pt, size_t n, uint8_t *out, size_t cap,
@@ -428,10 +433,7 @@ int kl_stream_seal(kl_stream_t *s, const uint8_t *pt, size_t n, uint8_t *out, si
 {
     if (!can_seal(s))
         return KL_ESTATE;
-    int r = kl_wire_seal_packed(&s->tr, pt, n, out, cap, outlen);
-    if (r == 0)
-        s->last_tx = now;
-    return r;
+    return sealed(s, kl_wire_seal_packed(&s->tr, pt, n, out, cap, outlen), now);
 }
 
 int kl_stream_ready(const kl_stream_t *s)
