@@ -46,7 +46,7 @@ for i, layer in enumerate(RELAY_LAYERS):
         below.discard("relay/storage/sqlite")  # the backend is reached through storage/
     MAY_USE[layer] = below | {"include"}
 # The command lines' library: the relay's operator commands, and its log
-# (base/log.c writes JSON log lines with the same JSON writer).
+# (base/diag.c writes JSON log lines with the same JSON writer).
 MAY_USE["relay/cli"].add("cmdline")
 MAY_USE["relay/base"].add("cmdline")
 # Tests use every component's headers (their own fixtures too), and no

@@ -6,46 +6,46 @@
 
 #include "cmdline/json.h"
 #include "kollega/err.h"
-#include "log.h"
+#include "diag.h"
 
 /* Read by the loop and the storage thread, written by a config reload. */
-static _Atomic int min_level = KL_LOG_INFO;
-static _Atomic int format = KL_LOG_TEXT;
+static _Atomic int min_level = KL_DIAG_INFO;
+static _Atomic int format = KL_DIAG_TEXT;
 static const char *NAMES[] = {"debug", "info", "warn", "error"};
 
-void kl_log_set_level(kl_log_level_t level)
+void kl_diag_set_level(kl_diag_level_t level)
 {
     atomic_store(&min_level, (int)level);
 }
 
-void kl_log_set_format(kl_log_format_t f)
+void kl_diag_set_format(kl_diag_format_t f)
 {
     atomic_store(&format, (int)f);
 }
 
-int kl_log_level_parse(const char *s, kl_log_level_t *out)
+int kl_diag_level_parse(const char *s, kl_diag_level_t *out)
 {
     for (int i = 0; i < 4; i++) {
         if (strcmp(s, NAMES[i]) == 0) {
-            *out = (kl_log_level_t)i;
+            *out = (kl_diag_level_t)i;
             return 0;
         }
     }
     return KL_EINVAL;
 }
 
-int kl_log_format_parse(const char *s, kl_log_format_t *out)
+int kl_diag_format_parse(const char *s, kl_diag_format_t *out)
 {
     if (strcmp(s, "text") == 0)
-        *out = KL_LOG_TEXT;
+        *out = KL_DIAG_TEXT;
     else if (strcmp(s, "json") == 0)
-        *out = KL_LOG_JSON;
+        *out = KL_DIAG_JSON;
     else
         return KL_EINVAL;
     return 0;
 }
 
-int kl_log_enabled(kl_log_level_t level)
+int kl_diag_enabled(kl_diag_level_t level)
 {
     return (int)level >= atomic_load(&min_level);
 }
@@ -74,9 +74,9 @@ static size_t put(char *b, size_t cap, size_t n, const char *fmt, ...)
 
 /* The whole line is built first and written with one fputs, so lines of
  * the storage thread and the loop never interleave mid-line. */
-static void emit(kl_log_level_t level, const fields_t *fl, const char *fmt, va_list ap)
+static void emit(kl_diag_level_t level, const fields_t *fl, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
-static void emit(kl_log_level_t level, const fields_t *fl, const char *fmt, va_list ap)
+static void emit(kl_diag_level_t level, const fields_t *fl, const char *fmt, va_list ap)
 {
     char msg[1024], ts[64];
     struct timespec now;
@@ -87,7 +87,7 @@ static void emit(kl_log_level_t level, const fields_t *fl, const char *fmt, va_l
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
     if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
         msg[0] = '\0';
-    if (atomic_load(&format) == KL_LOG_JSON) {
+    if (atomic_load(&format) == KL_DIAG_JSON) {
         kl_json_t j;
         kl_json_init(&j);
         kl_json_obj_begin(&j, NULL);
@@ -120,9 +120,9 @@ static void emit(kl_log_level_t level, const fields_t *fl, const char *fmt, va_l
     fputs(line, stderr);
 }
 
-void kl_log(kl_log_level_t level, const char *fmt, ...)
+void kl_diag(kl_diag_level_t level, const char *fmt, ...)
 {
-    if (!kl_log_enabled(level))
+    if (!kl_diag_enabled(level))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -130,23 +130,23 @@ void kl_log(kl_log_level_t level, const char *fmt, ...)
     va_end(ap);
 }
 
-void kl_log_conn(kl_log_level_t level, uint64_t conn, const char *peer, const char *fmt, ...)
+void kl_diag_conn(kl_diag_level_t level, uint64_t conn, const char *peer, const char *fmt, ...)
 {
-    if (!kl_log_enabled(level))
+    if (!kl_diag_enabled(level))
         return;
-    fields_t fl = {1, conn, kl_log_enabled(KL_LOG_DEBUG) ? (peer ? peer : "-") : NULL, NULL};
+    fields_t fl = {1, conn, kl_diag_enabled(KL_DIAG_DEBUG) ? (peer ? peer : "-") : NULL, NULL};
     va_list ap;
     va_start(ap, fmt);
     emit(level, &fl, fmt, ap);
     va_end(ap);
 }
 
-void kl_log_user(kl_log_level_t level, uint64_t conn, const char *peer, const char *user,
+void kl_diag_user(kl_diag_level_t level, uint64_t conn, const char *peer, const char *user,
                  const char *fmt, ...)
 {
-    if (!kl_log_enabled(level))
+    if (!kl_diag_enabled(level))
         return;
-    int dbg = kl_log_enabled(KL_LOG_DEBUG);
+    int dbg = kl_diag_enabled(KL_DIAG_DEBUG);
     fields_t fl = {1, conn, dbg ? (peer ? peer : "-") : NULL, dbg && user && user[0] ? user : NULL};
     va_list ap;
     va_start(ap, fmt);

@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "kollega/addr.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 static const char *USAGE_COMMON =
     "  --data DIR        data directory (default $KOLLEGA_RELAY_DATA, else\n"
@@ -189,15 +189,15 @@ static const char *check_str(const char *flag, const char *v)
 {
     char host[KL_HOST_MAX + 1];
     uint16_t port;
-    kl_log_level_t lv;
-    kl_log_format_t lf;
+    kl_diag_level_t lv;
+    kl_diag_format_t lf;
     if (v[0] == '\0')
         return "a value";
     if (strcmp(flag, "--sync") == 0 && strcmp(v, "full") != 0 && strcmp(v, "normal") != 0)
         return "full or normal";
-    if (strcmp(flag, "--log-level") == 0 && kl_log_level_parse(v, &lv) != 0)
+    if (strcmp(flag, "--log-level") == 0 && kl_diag_level_parse(v, &lv) != 0)
         return "debug, info, warn or error";
-    if (strcmp(flag, "--log-format") == 0 && kl_log_format_parse(v, &lf) != 0)
+    if (strcmp(flag, "--log-format") == 0 && kl_diag_format_parse(v, &lf) != 0)
         return "text or json";
     if ((strcmp(flag, "--listen") == 0 || strcmp(flag, "--advertise") == 0 ||
          strcmp(flag, "--federation-listen") == 0 || strcmp(flag, "--metrics-listen") == 0) &&

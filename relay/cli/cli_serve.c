@@ -17,7 +17,7 @@
 #include "kollega/addr.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 /* Host name, lower-cased, if it is a valid relay name; else "localhost". */
 static void default_name(char *out, size_t cap)
@@ -45,7 +45,7 @@ static void raise_fd_limit(uint32_t conns)
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < want)
-        kl_log(KL_LOG_WARN, "open file limit %llu is below --max-connections %u: raise it "
+        kl_diag(KL_DIAG_WARN, "open file limit %llu is below --max-connections %u: raise it "
                "(ulimit -n) or expect refused connections", (unsigned long long)rl.rlim_cur,
                conns);
 }
@@ -134,14 +134,14 @@ static int needs_restart(const char *key)
 
 static void apply_log(const kl_cli_opts_t *o)
 {
-    kl_log_level_t level = KL_LOG_INFO;
-    kl_log_format_t format = KL_LOG_TEXT;
+    kl_diag_level_t level = KL_DIAG_INFO;
+    kl_diag_format_t format = KL_DIAG_TEXT;
     if (o->log_level)
-        kl_log_level_parse(o->log_level, &level); /* checked when it was read */
+        kl_diag_level_parse(o->log_level, &level); /* checked when it was read */
     if (o->log_format)
-        kl_log_format_parse(o->log_format, &format);
-    kl_log_set_level(level);
-    kl_log_set_format(format);
+        kl_diag_format_parse(o->log_format, &format);
+    kl_diag_set_level(level);
+    kl_diag_set_format(format);
 }
 
 /* SIGHUP: re-read the file serve started with, flags over it again, and
@@ -155,13 +155,13 @@ static void on_reload(void *ud)
     /* Peers live in the database (peer add/remove), not in the file. */
     kl_server_reload_peers(x->srv);
     if (x->path == NULL) {
-        kl_log(KL_LOG_INFO, "config reload: serve started without a configuration file: no "
+        kl_diag(KL_DIAG_INFO, "config reload: serve started without a configuration file: no "
                "settings to re-read");
         return;
     }
     kl_cli_opts_t *n = calloc(1, sizeof *n);
     if (n == NULL) {
-        kl_log(KL_LOG_ERROR, "config reload: out of memory; keeping the running settings");
+        kl_diag(KL_DIAG_ERROR, "config reload: out of memory; keeping the running settings");
         return;
     }
     kl_server_cfg_defaults(&n->cfg);
@@ -169,7 +169,7 @@ static void on_reload(void *ud)
     n->argc = x->start->argc;
     n->argv = x->start->argv;
     if (kl_config_serve_opts(n, x->path, err, sizeof err) != 0) {
-        kl_log(KL_LOG_ERROR, "config reload failed, keeping the running settings: %s", err);
+        kl_diag(KL_DIAG_ERROR, "config reload failed, keeping the running settings: %s", err);
         kl_cli_opts_release(n);
         free(n);
         return;
@@ -183,17 +183,17 @@ static void on_reload(void *ud)
         if (ha == hb && (!ha || strcmp(a, b) == 0))
             continue;
         if (needs_restart(k)) {
-            kl_log(KL_LOG_WARN, "config reload: %s changed (%s -> %s) but needs a restart: "
+            kl_diag(KL_DIAG_WARN, "config reload: %s changed (%s -> %s) but needs a restart: "
                    "still %s until then", k, ha ? a : "unset", hb ? b : "unset", ha ? a : "unset");
             restart++;
             continue;
         }
-        kl_log(KL_LOG_INFO, "config reload: %s %s -> %s", k, ha ? a : "(default)",
+        kl_diag(KL_DIAG_INFO, "config reload: %s %s -> %s", k, ha ? a : "(default)",
                hb ? b : "(default)");
         changed++;
     }
     if (kl_server_reconfigure(x->srv, &n->cfg) != 0) {
-        kl_log(KL_LOG_ERROR, "config reload: the new limits are out of range; keeping the running "
+        kl_diag(KL_DIAG_ERROR, "config reload: the new limits are out of range; keeping the running "
                "settings");
         kl_cli_opts_release(n);
         free(n);
@@ -202,7 +202,7 @@ static void on_reload(void *ud)
     apply_log(n);
     if (n->max_db_bytes != cur->max_db_bytes)
         kl_server_set_max_bytes(x->srv, n->max_db_bytes);
-    kl_log(KL_LOG_INFO, "config reload from %s: %u setting(s) applied, %u need a restart", x->path,
+    kl_diag(KL_DIAG_INFO, "config reload from %s: %u setting(s) applied, %u need a restart", x->path,
            changed, restart);
     if (x->cur) {
         kl_cli_opts_release(x->cur);
@@ -222,7 +222,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
     kl_storage_t *st = NULL;
     kl_server_t *srv = NULL;
     kl_admin_state_t state;
-    kl_log_level_t level = KL_LOG_INFO;
+    kl_diag_level_t level = KL_DIAG_INFO;
     uv_loop_t loop;
     int r = kl_cli_data_dir(o, dir, sizeof dir), created = 0, rc = KL_EXIT_OPER;
     if (r)
@@ -230,7 +230,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
     int sync_normal = o->sync && strcmp(o->sync, "normal") == 0;
     if (o->sync && !sync_normal && strcmp(o->sync, "full") != 0)
         return kl_cli_fail_usage("serve", "--sync takes full or normal, got '%s'", o->sync);
-    if (o->log_level && kl_log_level_parse(o->log_level, &level) != 0)
+    if (o->log_level && kl_diag_level_parse(o->log_level, &level) != 0)
         return kl_cli_fail_usage("serve", "--log-level takes debug, info, warn or error");
     apply_log(o);
     if ((r = kl_cli_check_listen(o, o->listen, "--listen")) ||
@@ -254,7 +254,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
         if (r)
             return r;
         created = 1;
-        kl_log(KL_LOG_INFO, "initialised relay %s in %s", name, dir);
+        kl_diag(KL_DIAG_INFO, "initialised relay %s in %s", name, dir);
     }
     if (kl_admin_path(dir, KL_KEYFILE_NAME, path, sizeof path) != 0)
         return kl_cli_fail_oper("data directory path too long");
@@ -290,7 +290,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
             goto out;
         }
         if (cap > o->max_db_bytes)
-            kl_log(KL_LOG_WARN, "the database already holds %llu bytes, over --max-db-bytes: "
+            kl_diag(KL_DIAG_WARN, "the database already holds %llu bytes, over --max-db-bytes: "
                    "new messages are refused until acks and expiry free space",
                    (unsigned long long)cap);
     }
@@ -312,7 +312,7 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
     int no_adv = kl_admin_wildcard(host) && o->advertise == NULL &&
                  kl_storage_meta_get(st, "advertise", adv, sizeof adv) != 0;
     if (no_adv)
-        kl_log(KL_LOG_WARN, "listening on every interface (%s) without an advertised address: "
+        kl_diag(KL_DIAG_WARN, "listening on every interface (%s) without an advertised address: "
                "invites need the address clients reach this relay at; pass --advertise "
                "HOST:PORT (or set advertise in the config file)", listen);
     /* Federation port: given (and remembered), or the remembered one. */
@@ -363,15 +363,15 @@ static int serve(kl_cli_opts_t *o, serve_ctx_t *x)
     st = NULL; /* the storage thread owns it now */
     x->srv = srv;
     if (kl_server_fed_address(srv)[0])
-        kl_log(KL_LOG_INFO, "federation links accepted on %s", kl_server_fed_address(srv));
-    kl_log(KL_LOG_INFO, "relay %s listening on %s (max %u connections, body <= %zu bytes)", name,
+        kl_diag(KL_DIAG_INFO, "federation links accepted on %s", kl_server_fed_address(srv));
+    kl_diag(KL_DIAG_INFO, "relay %s listening on %s (max %u connections, body <= %zu bytes)", name,
            bound, o->cfg.max_connections, o->cfg.dispatch.max_body);
     print_serve(o, bound, name, key, token, expires, first && no_adv ? run : NULL,
                 kl_server_metrics_address(srv));
     kl_memzero(token, sizeof token);
     uv_run(&loop, UV_RUN_DEFAULT);
     x->srv = NULL;
-    kl_log(KL_LOG_INFO, "stopped");
+    kl_diag(KL_DIAG_INFO, "stopped");
     rc = 0;
 out_loop:
     kl_server_free(srv);

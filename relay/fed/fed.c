@@ -12,7 +12,7 @@
 #include "fed_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "base/tcpaddr.h"
 
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
@@ -108,8 +108,8 @@ void kl_fed_link_up(fed_link_t *l)
     fed_peer_t *p = l->peer;
     kl_fed_t *f = l->fed;
     if (!l->outgoing) {
-        kl_log(KL_LOG_INFO, "federation: inbound link from %s up", p->cfg.name);
-        kl_log(KL_LOG_DEBUG, "federation: inbound link from %s comes from %s", p->cfg.name,
+        kl_diag(KL_DIAG_INFO, "federation: inbound link from %s up", p->cfg.name);
+        kl_diag(KL_DIAG_DEBUG, "federation: inbound link from %s comes from %s", p->cfg.name,
                l->where);
         if (p->in && p->in != l)
             kl_fedlink_close(p->in, "replaced by a new link");
@@ -124,7 +124,7 @@ void kl_fed_link_up(fed_link_t *l)
         }
         return;
     }
-    kl_log(KL_LOG_INFO, "federation: link to %s (%s) up", p->cfg.name, p->cfg.addr);
+    kl_diag(KL_DIAG_INFO, "federation: link to %s (%s) up", p->cfg.name, p->cfg.addr);
     record_state(p, "up");
     kl_fedchan_link_up(p);
     p->backoff_ms = KL_FED_RETRY_MIN_MS;

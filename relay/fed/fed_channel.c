@@ -28,7 +28,7 @@
 #include "fed_int.h"
 #include "kollega/channel.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 #define RBODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
@@ -107,7 +107,7 @@ static void kick(kl_fed_t *f, fed_peer_t *p, const char *address)
     if (m == NULL) {
         if (f->n_mirrors >= MIRRORS_MAX) {
             if (!f->mirrors_warned++)
-                kl_log(KL_LOG_WARN, "federation: %zu channel mirrors syncing at once; more "
+                kl_diag(KL_DIAG_WARN, "federation: %zu channel mirrors syncing at once; more "
                        "wait for a later notice or link-up", f->n_mirrors);
             p->mirror_resync = 1;
             return;
@@ -177,7 +177,7 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
             ask(f, job, !fj->m_exists || fj->m_subs == 0 ? KL_MIRROR_UNSUB : KL_MIRROR_POSTS);
         return;
     case KL_MIRROR_DEACT:
-        kl_log(KL_LOG_INFO, "federation: no subscriber of %s here: unsubscribed at %s",
+        kl_diag(KL_DIAG_INFO, "federation: no subscriber of %s here: unsubscribed at %s",
                fj->address, home);
         finish(f, job, 0);
         return;
@@ -188,7 +188,7 @@ static void stored_round(kl_fed_t *f, kl_job_t *job)
         return;
     }
     if (fj->m_refused > 0 || fj->err_msg[0])
-        kl_log(KL_LOG_WARN, "channel %s from relay %s: %s (%zu post(s) refused this round)",
+        kl_diag(KL_DIAG_WARN, "channel %s from relay %s: %s (%zu post(s) refused this round)",
                fj->address, home, fj->err_msg, fj->m_refused);
     if (fj->n_names > 0 && f->cfg.push_list) {
         kl_reply_t r;
@@ -420,13 +420,13 @@ void kl_fedchan_answer(fed_peer_t *p, kl_job_t *job, kl_fedframe_t *fr)
         return;
     }
     if (a == NULL && code == CODE(NOT_FOUND) && fj->step != KL_MIRROR_UNSUB) {
-        kl_log(KL_LOG_WARN, "federation: %s no longer exists at %s: not syncing it", fj->address,
+        kl_diag(KL_DIAG_WARN, "federation: %s no longer exists at %s: not syncing it", fj->address,
                p->cfg.name);
         finish(f, job, 0);
         return;
     }
     if (a == NULL && !(fj->step == KL_MIRROR_UNSUB && code == CODE(NOT_FOUND))) {
-        kl_log(KL_LOG_WARN, "federation: syncing %s with %s: %s (retrying)", fj->address,
+        kl_diag(KL_DIAG_WARN, "federation: syncing %s with %s: %s (retrying)", fj->address,
                p->cfg.name, msg);
         finish(f, job, 1);
         return;

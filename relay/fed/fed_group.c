@@ -21,7 +21,7 @@
 #include "core/dispatch.h"
 #include "fed_int.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 #define RBODY(x) KOLLEGA__RELAY__V1__FRAME__BODY_##x
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x

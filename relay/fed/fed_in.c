@@ -15,7 +15,7 @@
 #include "fed_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "core/opk_limit.h"
 
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x

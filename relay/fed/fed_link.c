@@ -14,7 +14,7 @@
 #include "fed_int.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "base/tcpaddr.h"
 
 typedef struct fed_write {
@@ -54,9 +54,9 @@ void kl_fedlink_close(fed_link_t *l, const char *why)
     if (l->closing)
         return;
     l->closing = 1;
-    kl_log(KL_LOG_INFO, "federation: %s link %s %s closed (%s)",
+    kl_diag(KL_DIAG_INFO, "federation: %s link %s %s closed (%s)",
            l->outgoing ? "outgoing" : "inbound", l->outgoing ? "to" : "from",
-           l->peer ? l->peer->cfg.name : kl_log_enabled(KL_LOG_DEBUG) ? l->where : "an unidentified address",
+           l->peer ? l->peer->cfg.name : kl_diag_enabled(KL_DIAG_DEBUG) ? l->where : "an unidentified address",
            why);
     if (!l->outgoing && l->peer == NULL && l->fed->pending_in > 0)
         l->fed->pending_in--;
@@ -103,7 +103,7 @@ void kl_fedlink_send(fed_link_t *l, const kl_fedframe_t *fr)
         return;
     size_t n = kollega__federation__v1__fed_frame__get_packed_size(fr);
     if (n > KL_NOISE_MAX_PT) {
-        kl_log(KL_LOG_ERROR, "federation: frame of %zu bytes is too large", n);
+        kl_diag(KL_DIAG_ERROR, "federation: frame of %zu bytes is too large", n);
         return;
     }
     /* Packed right behind the length header and sealed in place, so no
@@ -174,9 +174,9 @@ static int identify(fed_link_t *l, const uint8_t *msg, size_t len)
     kl_noise_hs_t *hs = NULL;
     fed_peer_t *p = kl_fed_identify(l->fed, msg, len, &hs);
     if (p == NULL) {
-        kl_log(KL_LOG_WARN, "federation: refused a link from %s: not a configured peer, or "
+        kl_diag(KL_DIAG_WARN, "federation: refused a link from %s: not a configured peer, or "
                "a peer with a different key",
-               kl_log_enabled(KL_LOG_DEBUG) ? l->where : "an address (logged at debug)");
+               kl_diag_enabled(KL_DIAG_DEBUG) ? l->where : "an address (logged at debug)");
         kl_fedlink_close(l, "unknown peer");
         return 1;
     }
@@ -209,7 +209,7 @@ static int on_frame(fed_link_t *l, const uint8_t *pt, size_t len)
 static void stream_failed(fed_link_t *l, int err, const char *reason)
 {
     if (l->outgoing && !l->ready) {
-        kl_log(KL_LOG_WARN, "federation: handshake with %s failed: %s (is our key "
+        kl_diag(KL_DIAG_WARN, "federation: handshake with %s failed: %s (is our key "
                "configured there?)", l->peer->cfg.name, kl_strerror(err));
         kl_fedlink_close(l, "handshake failed");
         return;
@@ -298,7 +298,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (l->closing)
         return;
     if (status < 0) {
-        kl_log(KL_LOG_INFO, "federation: cannot connect to %s at %s: %s", l->peer->cfg.name,
+        kl_diag(KL_DIAG_INFO, "federation: cannot connect to %s at %s: %s", l->peer->cfg.name,
                l->peer->cfg.addr, uv_strerror(status));
         kl_fedlink_close(l, "connect failed");
         return;
@@ -341,7 +341,7 @@ static void dial_addr(fed_peer_t *p, const struct sockaddr *sa)
     l->creq.data = l;
     int r = uv_tcp_connect(&l->creq, &l->tcp, sa, on_connect);
     if (r != 0) {
-        kl_log(KL_LOG_INFO, "federation: cannot connect to %s: %s", p->cfg.name, uv_strerror(r));
+        kl_diag(KL_DIAG_INFO, "federation: cannot connect to %s: %s", p->cfg.name, uv_strerror(r));
         kl_fedlink_close(l, "connect failed");
     }
 }
@@ -358,7 +358,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     if (status < 0 || ai == NULL) {
-        kl_log(KL_LOG_WARN, "federation: cannot resolve %s for peer %s: %s", p->cfg.addr,
+        kl_diag(KL_DIAG_WARN, "federation: cannot resolve %s for peer %s: %s", p->cfg.addr,
                p->cfg.name, status < 0 ? uv_strerror(status) : "no address");
         uv_freeaddrinfo(res);
         kl_fed_redial_later(p);
@@ -374,7 +374,7 @@ void kl_fedlink_dial(fed_peer_t *p)
     uint16_t pn = 0;
     struct sockaddr_storage ss;
     if (kl_hostport_parse(p->cfg.addr, host, sizeof host, &pn) != 0) {
-        kl_log(KL_LOG_ERROR, "federation: peer %s has an invalid address %s", p->cfg.name,
+        kl_diag(KL_DIAG_ERROR, "federation: peer %s has an invalid address %s", p->cfg.name,
                p->cfg.addr);
         kl_fed_redial_later(p);
         return;

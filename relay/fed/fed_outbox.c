@@ -11,7 +11,7 @@
 
 #include "fed_int.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
 #define FSTATUS(x) KOLLEGA__FEDERATION__V1__FORWARD_RESULT__STATUS__##x
@@ -53,7 +53,7 @@ static void read_done(fed_peer_t *p, kl_job_t *job)
             kollega__federation__v1__forward__unpack(NULL, fj->entries[i].len,
                                                      fj->entries[i].body);
         if (fw == NULL) {
-            kl_log(KL_LOG_ERROR, "federation: outbox entry %llu for %s is unreadable; skipped",
+            kl_diag(KL_DIAG_ERROR, "federation: outbox entry %llu for %s is unreadable; skipped",
                    (unsigned long long)fj->entries[i].seq, p->cfg.name);
         } else {
             kl_fedframe_t fr = KOLLEGA__FEDERATION__V1__FED_FRAME__INIT;
@@ -103,7 +103,7 @@ void kl_fedout_forward_result(fed_peer_t *p, const kl_fedframe_t *fr)
     case FSTATUS(DUPLICATE):
     case FSTATUS(REJECTED):
         if (res->status == FSTATUS(REJECTED))
-            kl_log(KL_LOG_WARN, "federation: %s rejected outbox entry %llu: %s", p->cfg.name,
+            kl_diag(KL_DIAG_WARN, "federation: %s rejected outbox entry %llu: %s", p->cfg.name,
                    (unsigned long long)res->origin_seq, res->message ? res->message : "");
         if (res->origin_seq > p->ack_want)
             p->ack_want = res->origin_seq;
@@ -114,7 +114,7 @@ void kl_fedout_forward_result(fed_peer_t *p, const kl_fedframe_t *fr)
     default: {
         /* RETRY: resume from this entry after a backoff, with restart. */
         uint64_t cap = p->fed->cfg.retry_max_ms;
-        kl_log(KL_LOG_INFO, "federation: %s asks to retry from outbox entry %llu (%s)",
+        kl_diag(KL_DIAG_INFO, "federation: %s asks to retry from outbox entry %llu (%s)",
                p->cfg.name, (unsigned long long)res->origin_seq,
                res->message ? res->message : "");
         p->sent_upto = res->origin_seq > 0 ? res->origin_seq - 1 : 0;

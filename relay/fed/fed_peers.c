@@ -9,7 +9,7 @@
 
 #include "fed_int.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 
 static void on_closed_nothing(uv_handle_t *h)
@@ -105,7 +105,7 @@ static int same_peer(const kl_storage_peer_t *a, const kl_storage_peer_t *b)
  * close its links, and keep it among the retired (see fed_int.h). */
 static void retire(kl_fed_t *f, fed_peer_t *p)
 {
-    kl_log(KL_LOG_INFO, "federation: peer %s removed", p->cfg.name);
+    kl_diag(KL_DIAG_INFO, "federation: peer %s removed", p->cfg.name);
     p->removed = 1;
     while (p->waiting.head)
         kl_fed_proxy_fail(f, p, p->waiting.head, "is no longer a peer of this relay");
@@ -191,7 +191,7 @@ int kl_fed_set_peers(kl_fed_t *f, const kl_storage_peer_t *peers, size_t n, size
         p->removed = 0;
         kl_fed_peer_init(f, p);
         (*added)++;
-        kl_log(KL_LOG_INFO, "federation: peer %s added", p->cfg.name);
+        kl_diag(KL_DIAG_INFO, "federation: peer %s added", p->cfg.name);
         if (f->started)
             kl_fed_dial(p);
     }

@@ -9,7 +9,7 @@
 
 #include "fed_int.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 
 #define FBODY(x) KOLLEGA__FEDERATION__V1__FED_FRAME__BODY_##x
 #define CODE(x) KOLLEGA__RELAY__V1__ERROR_CODE__##x

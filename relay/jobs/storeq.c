@@ -1,7 +1,7 @@
 #include <stdlib.h>
 
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "base/metrics.h"
 #include "storeq.h"
 
@@ -96,7 +96,7 @@ static void log_failures(kl_storeq_t *q, size_t failed, const char *what)
     q->failed_unlogged += failed;
     if (q->failed_unlogged == 0 || (q->logged_ns != 0 && now - q->logged_ns < LOG_INTERVAL_NS))
         return;
-    kl_log(KL_LOG_ERROR, "storage: %zu jobs failed since the last report: %s; clients get "
+    kl_diag(KL_DIAG_ERROR, "storage: %zu jobs failed since the last report: %s; clients get "
            "UNAVAILABLE and retry", q->failed_unlogged, what);
     q->failed_unlogged = 0;
     q->logged_ns = now;
@@ -247,7 +247,7 @@ static void maint_start(kl_storeq_t *q)
         q->maint = NULL;
         kl_storage_maint_close(m);
     }
-    kl_log(KL_LOG_INFO, "storage: no background maintenance; commits do it themselves");
+    kl_diag(KL_DIAG_INFO, "storage: no background maintenance; commits do it themselves");
     uv_cond_destroy(&q->maint_cond);
 }
 

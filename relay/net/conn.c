@@ -23,7 +23,7 @@
 #include "kollega/crypto.h"
 #include "kollega/err.h"
 #include "kollega/wire.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "server_int.h"
 #include "base/tcpaddr.h"
 
@@ -142,9 +142,9 @@ void kl_conn_close(kl_conn_t *c, const char *reason)
     c->close_reason = reason;
     out_drop(c);
     if (c->sess.authed)
-        kl_log_user(KL_LOG_INFO, c->id, c->peer, c->sess.handle, "closed (%s)", reason);
+        kl_diag_user(KL_DIAG_INFO, c->id, c->peer, c->sess.handle, "closed (%s)", reason);
     else
-        kl_log_conn(KL_LOG_INFO, c->id, c->peer, "closed (%s)", reason);
+        kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "closed (%s)", reason);
     kl_server_map_remove(c->srv, c);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -264,7 +264,7 @@ static void send_sealed(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, si
     if (f != NULL)
         n = kollega__relay__v1__frame__get_packed_size(f);
     if (n > KL_WIRE_MAX_FRAME) {
-        kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s",
+        kl_diag_conn(KL_DIAG_ERROR, c->id, c->peer, "cannot seal a frame: %s",
                     kl_strerror(KL_ETOOBIG));
         kl_conn_close(c, "internal error");
         return;
@@ -279,7 +279,7 @@ static void send_sealed(kl_conn_t *c, const kl_frame_t *f, const uint8_t *pt, si
     int r = f != NULL ? kl_stream_seal_frame(&c->st, f, n, p, KL_WIRE_SIZE(n), &len, now)
                       : kl_stream_seal(&c->st, pt, n, p, KL_WIRE_SIZE(n), &len, now);
     if (r != 0) {
-        kl_log_conn(KL_LOG_ERROR, c->id, c->peer, "cannot seal a frame: %s", kl_strerror(r));
+        kl_diag_conn(KL_DIAG_ERROR, c->id, c->peer, "cannot seal a frame: %s", kl_strerror(r));
         kl_conn_close(c, "internal error");
         return;
     }
@@ -304,7 +304,7 @@ static void send_error_finish(kl_conn_t *c, uint32_t id, int code, const char *m
 {
     kl_reply_t r;
     kl_dispatch_error(&r, id, code, msg);
-    kl_log_conn(KL_LOG_INFO, c->id, c->peer, "refused: %s", msg);
+    kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "refused: %s", msg);
     kl_conn_send(c, &r.frame, 0);
     finish(c, reason);
 }
@@ -398,7 +398,7 @@ static int process(kl_conn_t *c, kl_frame_t *f)
     if (out.has_reply)
         kl_conn_send(c, &out.reply.frame, 0);
     if (out.close && out.has_reply && out.reply.frame.body_case == BODY(ERROR))
-        kl_log_conn(KL_LOG_INFO, c->id, c->peer, "refused: %s", out.reply.msg);
+        kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "refused: %s", out.reply.msg);
     int close = out.close;
     kl_dispatch_out_free(&out);
     if (close)
@@ -453,7 +453,7 @@ static void hs_done(uv_work_t *req, int status)
         return;
     }
     if (r != 0) {
-        kl_log_conn(KL_LOG_INFO, c->id, c->peer, "handshake failed: %s", kl_strerror(r));
+        kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "handshake failed: %s", kl_strerror(r));
         kl_conn_close(c, "handshake failed");
         return;
     }
@@ -465,7 +465,7 @@ static void hs_done(uv_work_t *req, int status)
     }
     memcpy(c->sess.hh, kl_stream_hh(&c->st), sizeof c->sess.hh);
     c->transport_ready = 1;
-    kl_log_conn(KL_LOG_INFO, c->id, c->peer, "handshake done");
+    kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "handshake done");
     out_commit(c, len); /* resumes reading */
 }
 
@@ -649,9 +649,9 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
         if (out.has_reply)
             kl_conn_send(c, &out.reply.frame, 0);
         if (out.event && c->sess.authed && !was_authed)
-            kl_log_user(KL_LOG_INFO, c->id, c->peer, c->sess.handle, "%s", out.event);
+            kl_diag_user(KL_DIAG_INFO, c->id, c->peer, c->sess.handle, "%s", out.event);
         else if (out.event)
-            kl_log_conn(KL_LOG_INFO, c->id, c->peer, "%s", out.event);
+            kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "%s", out.event);
         if (c->sess.authed && !was_authed) {
             kl_server_map_add(s, c);
             kl_stream_keepalive(&c->st, (uint64_t)s->cfg.idle_timeout_s * 1000, 0);
@@ -672,7 +672,7 @@ void kl_conn_job_done(kl_conn_t *c, kl_job_t *job)
     /* A reset invite gave this account a new key: the old key's
      * connections go. */
     if (job->kind == KL_JOB_REGISTER && job->result == 0 && job->u.reg.user.rekeyed)
-        kl_log(KL_LOG_INFO, "an account's identity key was replaced (%u old connections closed)",
+        kl_diag(KL_DIAG_INFO, "an account's identity key was replaced (%u old connections closed)",
                kl_server_drop_user(s, job->u.reg.user.id, c, "identity key replaced"));
     int close = out.close;
     kl_dispatch_out_free(&out);
@@ -705,7 +705,7 @@ static void refuse(kl_server_t *s, const char *why)
     uv_tcp_init(s->loop, tcp);
     tcp->data = tcp;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)tcp) == 0)
-        kl_log(KL_LOG_WARN, "refused a connection: %s", why);
+        kl_diag(KL_DIAG_WARN, "refused a connection: %s", why);
     uv_close((uv_handle_t *)tcp, free_handle);
 }
 
@@ -758,7 +758,7 @@ void kl_conn_accept(kl_server_t *s)
     s->n_conns++;
     c->linked = 1;
     kl_tcp_name(tcp, 0, c->peer, sizeof c->peer);
-    kl_log_conn(KL_LOG_INFO, c->id, c->peer, "accepted");
+    kl_diag_conn(KL_DIAG_INFO, c->id, c->peer, "accepted");
     uv_tcp_nodelay(tcp, 1);
     uv_timer_start(&c->timer, on_timer, (uint64_t)s->cfg.handshake_timeout_s * 1000, 0);
     update_reading(c);

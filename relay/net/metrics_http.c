@@ -6,7 +6,7 @@
 
 #include "base/dlist.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "metrics_http.h"
 #include "base/tcpaddr.h"
 
@@ -181,7 +181,7 @@ static void handle(mconn_t *c)
     size_t len = 0;
     int r = c->h->cb(c->h->ud, &body, &len);
     if (r != 0) {
-        kl_log(KL_LOG_WARN, "metrics: cannot render: %s", kl_strerror(r));
+        kl_diag(KL_DIAG_WARN, "metrics: cannot render: %s", kl_strerror(r));
         respond_text(c, "500 Internal Server Error", "", "cannot render the metrics\n");
         return;
     }
@@ -241,7 +241,7 @@ static void on_connection(uv_stream_t *l, int status)
         uv_tcp_init(h->loop, t);
         t->data = t;
         if (uv_accept(l, (uv_stream_t *)t) == 0)
-            kl_log(KL_LOG_DEBUG, "metrics: refused a connection: %u open already", h->n_conns);
+            kl_diag(KL_DIAG_DEBUG, "metrics: refused a connection: %u open already", h->n_conns);
         uv_close((uv_handle_t *)t, free_refused);
         return;
     }

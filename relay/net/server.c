@@ -9,7 +9,7 @@
 #include "kollega/crypto.h"
 #include "base/dlist.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "server_int.h"
 #include "base/tcpaddr.h"
 
@@ -100,7 +100,7 @@ void kl_server_submit(kl_server_t *s, kl_job_t *job)
      * closing connections dispatch nothing, so this cannot happen; if it
      * ever did, leaking one job at exit beats touching freed state. */
     if (s->q == NULL) {
-        kl_log(KL_LOG_ERROR, "storage job submitted after shutdown (dropped)");
+        kl_diag(KL_DIAG_ERROR, "storage job submitted after shutdown (dropped)");
         return;
     }
     if (s->fed && kl_fed_is_proxy(job)) { /* a proxied op goes to the peer, not storage */
@@ -132,7 +132,7 @@ kl_job_t *kl_server_job(kl_server_t *s, kl_job_kind_t kind, const char *oom_log,
     if (oom)
         *oom = 1;
     if (oom_log)
-        kl_log(KL_LOG_ERROR, "%s", oom_log);
+        kl_diag(KL_DIAG_ERROR, "%s", oom_log);
     return NULL;
 }
 
@@ -166,14 +166,14 @@ static void on_job_done(void *ud, kl_job_t *job)
     }
     if (job->kind == KL_JOB_MAX_BYTES) {
         if (job->result != 0)
-            kl_log(KL_LOG_ERROR, "config reload: cannot apply max-db-bytes: %s (the old cap stays)",
+            kl_diag(KL_DIAG_ERROR, "config reload: cannot apply max-db-bytes: %s (the old cap stays)",
                    kl_strerror(job->result));
         else if (job->u.max_bytes.effective > job->u.max_bytes.max)
-            kl_log(KL_LOG_WARN, "config reload: the database already holds %llu bytes, over "
+            kl_diag(KL_DIAG_WARN, "config reload: the database already holds %llu bytes, over "
                    "max-db-bytes: new messages are refused until acks and expiry free space",
                    (unsigned long long)job->u.max_bytes.effective);
         else
-            kl_log(KL_LOG_INFO, "config reload: database cap now %llu bytes",
+            kl_diag(KL_DIAG_INFO, "config reload: database cap now %llu bytes",
                    (unsigned long long)job->u.max_bytes.effective);
         kl_job_free(job);
         return;
@@ -186,9 +186,9 @@ static void on_job_done(void *ud, kl_job_t *job)
     s->expire_running = 0;
     int more = 0;
     if (job->result != 0)
-        kl_log(KL_LOG_WARN, "expiry sweep failed: %s", kl_strerror(job->result));
+        kl_diag(KL_DIAG_WARN, "expiry sweep failed: %s", kl_strerror(job->result));
     else if (job->u.expire.deleted > 0)
-        kl_log(KL_LOG_INFO, "expired %llu entries",
+        kl_diag(KL_DIAG_INFO, "expired %llu entries",
                (unsigned long long)job->u.expire.deleted);
     more = job->result == 0 && job->u.expire.more;
     kl_job_free(job);
@@ -205,7 +205,7 @@ static void on_connection(uv_stream_t *l, int status)
 {
     kl_server_t *s = l->data;
     if (status < 0) {
-        kl_log(KL_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        kl_diag(KL_DIAG_WARN, "accept failed: %s", uv_strerror(status));
         return;
     }
     kl_conn_accept(s);
@@ -213,7 +213,7 @@ static void on_connection(uv_stream_t *l, int status)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    kl_log(KL_LOG_INFO, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    kl_diag(KL_DIAG_INFO, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     kl_server_shutdown(h->data);
 }
 
@@ -221,7 +221,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 {
     kl_server_t *s = h->data;
     (void)signum;
-    kl_log(KL_LOG_INFO, "received SIGHUP: reloading the configuration");
+    kl_diag(KL_DIAG_INFO, "received SIGHUP: reloading the configuration");
     if (!s->stopping && s->cfg.on_reload)
         s->cfg.on_reload(s->cfg.reload_ud);
 }
@@ -446,7 +446,7 @@ int kl_server_start(kl_server_t *s, kl_storage_t *st)
     uv_timer_start(&s->expire_timer, on_expire_timer, every < 1000 ? every : 1000, every);
     s->started_ms = kl_server_wall_ms();
     if (s->cfg.control_path && (r = kl_server_ctl_start(s, s->cfg.control_path)) != 0)
-        kl_log(KL_LOG_WARN, "no control socket at %s: %s; status cannot see this relay and "
+        kl_diag(KL_DIAG_WARN, "no control socket at %s: %s; status cannot see this relay and "
                "user remove must wait until it stops", s->cfg.control_path, kl_strerror(r));
     return 0;
 }
@@ -464,7 +464,7 @@ void kl_server_shutdown(kl_server_t *s)
     unsigned open_conns = 0;
     for (kl_conn_t *c = s->conns; c; c = c->next)
         open_conns += !c->closing;
-    kl_log(KL_LOG_INFO, "shutting down: closing %u connections, draining storage", open_conns);
+    kl_diag(KL_DIAG_INFO, "shutting down: closing %u connections, draining storage", open_conns);
     if (s->listener_open)
         uv_close((uv_handle_t *)&s->listener, on_closed_nothing);
     if (s->handles_init) {

@@ -18,7 +18,7 @@
 #include "base/dlist.h"
 #include "kollega/err.h"
 #include "kollega/version.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "server_int.h"
 
 typedef struct ctl_client ctl_client_t;
@@ -177,7 +177,7 @@ void kl_server_ctl_job_done(kl_server_t *s, kl_job_t *job)
     unsigned dropped = 0;
     if (job->result == 0) {
         dropped = kl_server_drop_user(s, job->u.remove.user, NULL, "account removed");
-        kl_log(KL_LOG_INFO, "an account was removed by the operator (%u connections closed)",
+        kl_diag(KL_DIAG_INFO, "an account was removed by the operator (%u connections closed)",
                dropped);
     }
     if (job->result == 0)
@@ -263,7 +263,7 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     if (!same_user(&cl->pipe)) {
-        kl_log(KL_LOG_WARN, "control socket: refused a process of another user");
+        kl_diag(KL_DIAG_WARN, "control socket: refused a process of another user");
         reply(cl, "error denied not the relay's user");
         return;
     }

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "server_int.h"
 
 static void fed_submit(void *ud, kl_job_t *job)
@@ -60,7 +60,7 @@ static int fed_create(kl_server_t *s, const kl_storage_peer_t *peers, size_t n)
     }
     s->cfg.dispatch.peers = kl_fed_directory(s->fed);
     if (n > 0)
-        kl_log(KL_LOG_INFO, "federation: %zu peer(s)%s%s", n, s->fed_bound[0] ? ", links on " : "",
+        kl_diag(KL_DIAG_INFO, "federation: %zu peer(s)%s%s", n, s->fed_bound[0] ? ", links on " : "",
                s->fed_bound);
     return 0;
 }
@@ -109,8 +109,8 @@ void kl_server_peers_loaded(kl_server_t *s, kl_job_t *job)
         r = kl_fed_set_peers(s->fed, job->u.peers.list, job->u.peers.n, &added, &removed);
     }
     if (r)
-        kl_log(KL_LOG_ERROR, "federation: cannot reload the peers: %s (the running ones stay)",
+        kl_diag(KL_DIAG_ERROR, "federation: cannot reload the peers: %s (the running ones stay)",
                kl_strerror(r));
     else
-        kl_log(KL_LOG_INFO, "federation: %zu peer(s) added, %zu removed", added, removed);
+        kl_diag(KL_DIAG_INFO, "federation: %zu peer(s) added, %zu removed", added, removed);
 }

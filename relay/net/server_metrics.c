@@ -12,7 +12,7 @@
 
 #include "base/tcpaddr.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "server_int.h"
 
 #define STATS_INTERVAL_MS 5000
@@ -74,7 +74,7 @@ int kl_server_metrics_bind(kl_server_t *s)
         return 0;
     if (kl_listen_parse(listen, host, sizeof host, &port) != 0 ||
         kl_server_resolve(s, host, port, &ss) != 0) {
-        kl_log(KL_LOG_ERROR, "metrics: cannot use %s: give HOST:PORT, e.g. 127.0.0.1:9477",
+        kl_diag(KL_DIAG_ERROR, "metrics: cannot use %s: give HOST:PORT, e.g. 127.0.0.1:9477",
                listen);
         return KL_EINVAL;
     }
@@ -84,13 +84,13 @@ int kl_server_metrics_bind(kl_server_t *s)
     int r = kl_metrics_http_start(&s->metrics_http, s->loop, (const struct sockaddr *)&ss, render,
                                   s, s->metrics_bound, sizeof s->metrics_bound, &loopback);
     if (r) {
-        kl_log(KL_LOG_ERROR, "metrics: cannot listen on %s: %s (another process may hold the "
+        kl_diag(KL_DIAG_ERROR, "metrics: cannot listen on %s: %s (another process may hold the "
                "port: pick another --metrics-listen)", listen, kl_strerror(r));
         return r;
     }
-    kl_log(KL_LOG_INFO, "metrics served on http://%s/metrics", s->metrics_bound);
+    kl_diag(KL_DIAG_INFO, "metrics served on http://%s/metrics", s->metrics_bound);
     if (!loopback)
-        kl_log(KL_LOG_WARN, "metrics on %s are reachable from the network, without "
+        kl_diag(KL_DIAG_WARN, "metrics on %s are reachable from the network, without "
                "authentication: bind them to 127.0.0.1 or firewall the port",
                s->metrics_bound);
     return 0;
@@ -121,7 +121,7 @@ void kl_server_metrics_stats_done(kl_server_t *s, kl_job_t *job)
 {
     s->stats_running = 0;
     if (job->result != 0) {
-        kl_log(KL_LOG_DEBUG, "metrics: storage counts not refreshed: %s",
+        kl_diag(KL_DIAG_DEBUG, "metrics: storage counts not refreshed: %s",
                kl_strerror(job->result));
         kl_job_free(job);
         return;

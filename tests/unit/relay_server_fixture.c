@@ -20,7 +20,7 @@ relay_t *relay_start(uint32_t handshake_timeout_s, const char *const *invites,
     kl_storage_t *st = NULL;
     assert_non_null(r);
     assert_int_equal(kl_crypto_init(), 0);
-    kl_log_set_level(KL_LOG_WARN); /* keep the test output readable */
+    kl_diag_set_level(KL_DIAG_WARN); /* keep the test output readable */
     snprintf(r->dir, sizeof r->dir, "/tmp/kl-relay-XXXXXX");
     assert_non_null(mkdtemp(r->dir));
     snprintf(path, sizeof path, "%s/relay.db", r->dir);

@@ -30,7 +30,7 @@
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "net/server.h"
 #include "storage/storage.h"
 

@@ -15,7 +15,7 @@
 #include "jobs/jobs.h"
 #include "kollega/crypto.h"
 #include "kollega/err.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "storage/storage.h"
 #include "jobs/storeq.h"
 
@@ -47,7 +47,7 @@ static int setup(void **state)
     kl_storage_user_t u;
     if (f == NULL || kl_crypto_init() != 0)
         return -1;
-    kl_log_set_level(KL_LOG_ERROR);
+    kl_diag_set_level(KL_DIAG_ERROR);
     snprintf(f->dir, sizeof f->dir, "/tmp/kl-storeq-XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         return -1;

@@ -26,7 +26,7 @@
 #include "kollega/frame.h"
 #include "kollega/noise.h"
 #include "kollega/wire.h"
-#include "base/log.h"
+#include "base/diag.h"
 #include "net/server.h"
 #include "storage/storage.h"
 #include "wipe.h"
@@ -298,7 +298,7 @@ int main(void)
 {
     if (kl_crypto_init() != 0)
         return 1;
-    kl_log_set_level(KL_LOG_WARN);
+    kl_diag_set_level(KL_DIAG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detector_fires_on_plain_free),
         cmocka_unit_test(test_relay_register_path),
