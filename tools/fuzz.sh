@@ -49,7 +49,7 @@ max_len() {
 run=$dir/run
 rm -rf "$run"
 mkdir -p "$run/artifacts" "$run/tmp"
-export TMPDIR=$PWD/$run/tmp
+export TMPDIR=$(cd "$run/tmp" && pwd) # KL_FUZZ_DIR may be relative or absolute
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
