@@ -1,4 +1,4 @@
-/* Request and reply pieces shared by the files of core/ (dispatch.c,
+/* Request and reply pieces shared by the files of core/ (dispatch.c, dispatch_account.c,
  * dispatch_group.c, dispatch_channel.c, dispatch_oplog.c, fed_dispatch.c,
  * dispatch_unidentified.c); private to this folder. */
 #ifndef KOLLEGA_RELAY_DISPATCH_INT_H
@@ -164,5 +164,26 @@ void kl_dispatch_log_read(kl_dispatch_out_t *out, const kl_dispatch_kind_t *k, u
  * with next_index), else a storage failure. */
 void kl_dispatch_log_failed(const kl_dispatch_kind_t *k, uint32_t id, int result,
                             const char *address, uint64_t next_index, kl_dispatch_out_t *out);
+
+/* ---- account and keys (dispatch_account.c) ---------------------------- */
+
+/* Requests: register, auth, prekey upload and fetch (f carries that body,
+ * s the connection's state). Each returns 0 with out holding a reply or a
+ * storage job; a malformed or refused request is an error reply in out
+ * (register and auth count failed attempts in s and set out->close at the
+ * third). KL_ENOMEM when the job could not be allocated; a prekey fetch
+ * for a peer relay's user returns what kl_fed_dispatch returns. */
+int kl_dispatch_register(kl_client_state_t *s, const kl_frame_t *f, kl_dispatch_out_t *out);
+int kl_dispatch_auth(const kl_dispatch_cfg_t *cfg, kl_client_state_t *s, const kl_frame_t *f,
+                     kl_dispatch_out_t *out);
+int kl_dispatch_prekey_upload(kl_client_state_t *s, const kl_frame_t *f, kl_dispatch_out_t *out);
+int kl_dispatch_prekey_fetch(const kl_dispatch_cfg_t *cfg, const kl_client_state_t *s,
+                             const kl_frame_t *f, uint64_t now_ms, kl_dispatch_out_t *out);
+/* Completions of their storage jobs: the reply in out (and for register
+ * and auth the connection becomes that user in s); they cannot fail. */
+void kl_dispatch_complete_register(kl_client_state_t *s, const kl_job_t *job,
+                                   kl_dispatch_out_t *out);
+void kl_dispatch_complete_auth(kl_client_state_t *s, const kl_job_t *job, kl_dispatch_out_t *out);
+void kl_dispatch_complete_prekey_fetch(const kl_job_t *job, kl_dispatch_out_t *out);
 
 #endif
